@@ -1,0 +1,133 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#
+# make run     install missing packages, build, run caelumd on deploy/caelum.json
+# make test    install missing packages, build, run every test (root)
+# make test SAN=1   the same under AddressSanitizer + UndefinedBehaviorSanitizer
+# make bench   benchmarks (ratios against a baseline measured in the same process)
+
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= cc
+CLANG ?= clang
+BPFTOOL ?= bpftool
+PYTHON ?= python3
+CONFIG ?= deploy/caelum.json
+
+# Debian packages: build tools, libraries, and what the tests use.
+DEB_PKGS := gcc make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libjson-c-dev \
+	    libcmocka-dev pkg-config python3 iproute2
+
+ifeq ($(SAN),1)
+BUILD := build/san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD := build
+SANFLAGS :=
+endif
+GEN := build/gen
+
+# -Wno-format-truncation: paths are bounded by PATH_MAX and truncation is what we want;
+# gcc's heuristic cannot see that and flags every snprintf into a path buffer.
+CFLAGS ?= -O2 -g
+CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-format-truncation \
+	  -Iinclude -Iuser -I$(GEN) $(SANFLAGS)
+LDFLAGS += $(SANFLAGS)
+LDLIBS := $(shell pkg-config --libs libbpf json-c zlib 2>/dev/null || echo -lbpf -lelf -lz -ljson-c)
+
+BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -Wall -Werror \
+	      -Ivmlinux -Iinclude -Ibpf
+
+BPF_PROGS := ports
+BPF_OBJS := $(BPF_PROGS:%=$(GEN)/%.bpf.o)
+SKELS := $(BPF_PROGS:%=$(GEN)/%.skel.h)
+
+COMMON := log jsonv portrange config cgroup fsutil spec bpfinfo rpc_client
+DAEMON := caelumd loop services ports handlers status rpc registry registry_file journal \
+	  sockets bpfpin events $(COMMON)
+CTL := caelumctl ctl_registry ctl_events ctl_run ctl_bpf $(COMMON)
+
+DAEMON_OBJS := $(sort $(DAEMON:%=$(BUILD)/obj/%.o))
+CTL_OBJS := $(sort $(CTL:%=$(BUILD)/obj/%.o))
+LIB_OBJS := $(sort $(filter-out $(BUILD)/obj/caelumd.o $(BUILD)/obj/caelumctl.o, \
+			$(DAEMON_OBJS) $(CTL_OBJS)))
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+.SECONDARY: $(BPF_OBJS) $(SKELS)
+.PHONY: all deps vmlinux run test unit integration bench install clean format
+
+all: $(BUILD)/caelumd $(BUILD)/caelumctl
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' \
+			|| missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" != 0 ]; then echo "deps: missing:$$missing (run as root)" >&2; exit 1; fi; \
+		echo "deps: installing$$missing"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q --no-install-recommends $$missing \
+			|| { apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; } \
+			|| exit 1; \
+	fi
+
+vmlinux:
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h.tmp
+	mv vmlinux/vmlinux.h.tmp vmlinux/vmlinux.h
+
+$(GEN)/%.bpf.o: bpf/%.bpf.c bpf/common.bpf.h include/caelum/*.h vmlinux/vmlinux.h | $(GEN)
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(GEN)/%.skel.h: $(GEN)/%.bpf.o
+	$(BPFTOOL) gen skeleton $< name $*_bpf > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/%.o: user/%.c user/*.h include/caelum/*.h $(SKELS) | $(BUILD)/obj
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/caelumd: $(DAEMON_OBJS)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/caelumctl: $(CTL_OBJS)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(BUILD)/tests
+	$(CC) $(CFLAGS) -Itests/unit $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS) -lcmocka -o $@
+
+$(GEN) $(BUILD)/obj $(BUILD)/tests:
+	mkdir -p $@
+
+run: deps all
+	$(BUILD)/caelumd -c $(CONFIG)
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+integration: all
+	$(PYTHON) tests/integration/run.py --build $(BUILD)
+
+test: deps
+	$(MAKE) unit integration
+
+bench: deps all $(BUILD)/bench/bind_bench
+	$(BUILD)/bench/bind_bench
+
+$(BUILD)/bench/bind_bench: bench/bind_bench.c $(LIB_OBJS) | $(BUILD)/obj
+	mkdir -p $(BUILD)/bench
+	$(CC) $(CFLAGS) $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS) -o $@
+
+install: all
+	install -D -m 0755 $(BUILD)/caelumd $(DESTDIR)$(PREFIX)/sbin/caelumd
+	install -D -m 0755 $(BUILD)/caelumctl $(DESTDIR)$(PREFIX)/bin/caelumctl
+	install -D -m 0644 deploy/caelumd.service $(DESTDIR)/lib/systemd/system/caelumd.service
+	sed -i 's|@SBINDIR@|$(PREFIX)/sbin|' $(DESTDIR)/lib/systemd/system/caelumd.service
+	install -d -m 0755 $(DESTDIR)/etc/caelum/services.d
+	[ -e $(DESTDIR)/etc/caelum/caelum.json ] || \
+		install -m 0644 deploy/caelum.json $(DESTDIR)/etc/caelum/caelum.json
+
+format:
+	clang-format -i bpf/*.c bpf/*.h user/*.c user/*.h include/caelum/*.h tests/unit/*.c bench/*.c
+
+clean:
+	rm -rf build

@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * ABI shared by every Caelum BPF program and caelumd: the event record sent over the ring
+ * buffer, the loss counters, the per-component mode switch and the bounds of every map.
+ *
+ * Events
+ *   Every enforcement decision worth reporting becomes one struct caelum_event in cm_events.
+ *   The first occurrence is sent at once with count = 1. Identical ones (same cgroup, port,
+ *   proto) within the following CAELUM_AGG_WINDOW_NS are folded in the kernel and reported
+ *   by one follow-up event (flags & CAELUM_EVF_FOLLOWUP) whose count is the number folded.
+ *   Example: a process retries bind(8150) 50 times in 0.3 s -> one event count=1 at once,
+ *   one follow-up count=49 about a second later, then silence until it retries again.
+ *
+ * Identities
+ *   Services are cgroups: a service's identity in the kernel is the 64-bit id of its cgroup
+ *   (<cgroup_root>/caelum/<name>). CAELUM_CGID_NONE means "no service" (an unmanaged task,
+ *   or a port that no service owns), never "any".
+ *
+ * Loss accounting
+ *   Whatever the kernel side cannot report (ring buffer full, aggregation table full) is
+ *   counted in cm_stats (per-CPU array, CAELUM_STAT_*); caelumd sums and exports them.
+ */
+#ifndef CAELUM_COMMON_H
+#define CAELUM_COMMON_H
+
+#ifndef __VMLINUX_H__ /* BPF side: vmlinux.h already has these */
+#include <linux/types.h>
+#include <linux/bpf.h> /* struct bpf_timer */
+#endif
+
+#define CAELUM_CGID_NONE 0ULL
+
+/* Bounds. */
+#define CAELUM_MAX_SERVICES 4096
+#define CAELUM_MAX_AGG_KEYS 8192
+#define CAELUM_RINGBUF_BYTES (4U << 20)
+#define CAELUM_AGG_WINDOW_NS 1000000000ULL
+#define CAELUM_COMM_LEN 16
+
+/* Component indices into caelum_config.mode[]. */
+#define CAELUM_COMP_PORTS 0
+#define CAELUM_COMP_MAX 8
+
+/* Component modes. UNSET (a zeroed config) is treated as ENFORCE: fail closed. */
+#define CAELUM_MODE_UNSET 0
+#define CAELUM_MODE_OFF 1
+#define CAELUM_MODE_AUDIT 2
+#define CAELUM_MODE_ENFORCE 3
+
+/* Event types. */
+#define CAELUM_EV_BIND_DENIED 1
+
+/* Event actions. */
+#define CAELUM_ACT_DENIED 1
+#define CAELUM_ACT_AUDITED 2
+
+/* Event flags. */
+#define CAELUM_EVF_FOLLOWUP 0x01 /* count = identical events folded since the first */
+#define CAELUM_EVF_UNAGGREGATED 0x02 /* aggregation table full: reported one by one */
+
+/* Why a bind was refused. */
+#define CAELUM_REASON_RESERVED 1 /* the port is reserved by another service */
+#define CAELUM_REASON_MANAGED 2 /* the port lies in a managed range and nobody reserved it */
+
+struct caelum_event {
+	__u64 time_ns; /* bpf_ktime_get_ns() of the (first) occurrence */
+	__u64 cgroup_id; /* cgroup of the offending task */
+	__u64 svc_cgid; /* service cgroup of the offender or CAELUM_CGID_NONE */
+	__u64 owner_cgid; /* service cgroup owning the port or CAELUM_CGID_NONE */
+	__u32 type; /* CAELUM_EV_* */
+	__u32 action; /* CAELUM_ACT_* */
+	__u32 pid; /* tgid of the (last) offender */
+	__u32 count; /* occurrences this record stands for */
+	__u16 port; /* host byte order */
+	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 family; /* AF_INET or AF_INET6 */
+	__u8 flags; /* CAELUM_EVF_* */
+	__u8 reason; /* CAELUM_REASON_* */
+	__u8 pad[2];
+	__u8 addr[16]; /* bind address: IPv4 in the first 4 bytes, or IPv6 */
+	char comm[CAELUM_COMM_LEN];
+};
+
+/* Indices into cm_stats (per-CPU __u64 counters). */
+#define CAELUM_STAT_DENIED 0 /* binds refused */
+#define CAELUM_STAT_AUDITED 1 /* binds that would have been refused (audit mode) */
+#define CAELUM_STAT_FOLDED 2 /* events folded into a follow-up */
+#define CAELUM_STAT_RB_LOST_FIRST 3 /* ring buffer full: first event lost */
+#define CAELUM_STAT_RB_LOST_FOLLOWUP 4 /* ring buffer full: follow-up lost (count too) */
+#define CAELUM_STAT_AGG_FULL 5 /* aggregation table full: event sent unfolded */
+#define CAELUM_STAT_TIMER_FAIL 6 /* aggregation timer could not be armed */
+#define CAELUM_STAT_MAX 8
+
+/* Single entry of cm_config (ARRAY, key 0). Written by caelumd, read by every program. */
+struct caelum_config {
+	__u32 mode[CAELUM_COMP_MAX]; /* CAELUM_MODE_* per CAELUM_COMP_* */
+	__u32 svc_level; /* cgroup level of <cgroup_root>/caelum/<name> */
+	__u32 pad;
+};
+
+/* Value of cm_services (HASH, key: service cgroup id). Presence = the cgroup is a service. */
+struct caelum_service {
+	__u32 flags; /* CAELUM_SVC_F_* */
+	__u32 pad;
+};
+
+#define CAELUM_SVC_F_REGISTERED 0x01
+
+/* Key of cm_agg (HASH): what makes two events identical. */
+struct caelum_agg_key {
+	__u64 cgroup_id;
+	__u16 port;
+	__u8 proto;
+	__u8 type;
+	__u32 pad;
+};
+
+/* Value of cm_agg: one open aggregation window, flushed by its timer. */
+struct caelum_agg_val {
+	struct bpf_timer timer;
+	__u64 count; /* occurrences folded since the last report, | CAELUM_AGG_CLOSED */
+	struct caelum_event last; /* the latest folded occurrence: template of the follow-up */
+};
+
+/* Set in caelum_agg_val.count once the entry is being deleted by its timer. */
+#define CAELUM_AGG_CLOSED (1ULL << 63)
+
+#endif /* CAELUM_COMMON_H */

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Pinned objects under the configured bpffs directory:
+ *   <bpffs>/maps/<map name>     every map shared by the programs (pinned by name by libbpf)
+ *   <bpffs>/links/<prog name>   one cgroup link per program
+ * Links live as long as their pin: enforcement survives caelumd being killed. A new caelumd
+ * swaps its freshly loaded program into the pinned link (BPF_LINK_UPDATE): no gap, no
+ * second attachment.
+ */
+#ifndef CAELUM_BPFPIN_H
+#define CAELUM_BPFPIN_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct bpf_env {
+	char root[PATH_MAX]; /* <bpffs> */
+	char maps[PATH_MAX]; /* <bpffs>/maps */
+	char links[PATH_MAX]; /* <bpffs>/links */
+	int cg_fd; /* cgroup_root, where programs attach */
+	uint64_t cg_id;
+};
+
+/* Make sure dir is on a bpffs (mounting one if needed) and create maps/ and links/. */
+int bpf_env_open(struct bpf_env *env, const char *bpffs, const char *cgroup_root);
+void bpf_env_close(struct bpf_env *env);
+bool path_is_bpffs(const char *path);
+
+enum link_outcome { LINK_CREATED, LINK_UPDATED, LINK_MOVED };
+
+/*
+ * Attach prog_fd at env->cg_fd through the link pinned at links/<name>: update it in place
+ * when it is attached to this cgroup, otherwise attach a new link, re-pin, and detach the
+ * old one (cgroup_root changed, or the old link went defunct). Returns the link fd.
+ */
+int link_install(const struct bpf_env *env, const char *name, int prog_fd, int attach_type,
+		 enum link_outcome *outcome);
+const char *link_outcome_name(enum link_outcome o);
+
+#endif /* CAELUM_BPFPIN_H */

@@ -1,0 +1,548 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * caelumd: loads the enforcement programs, keeps their maps equal to the registry, and
+ * turns what the kernel reports into events. Startup is a mandatory check: any failure
+ * to validate, load or attach ends the process with the reason. It never enforces
+ * nothing silently. Killing it leaves enforcement in place (pinned links and maps).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "bpfinfo.h"
+#include "daemon.h"
+#include "fsutil.h"
+#include "handlers.h"
+#include "log.h"
+#include "rpc.h"
+#include "version.h"
+
+#define TICK_MS 1000
+
+static const char *const kstat_loss_reason[] = {
+	[CAELUM_STAT_RB_LOST_FIRST] = "ringbuf_full",
+	[CAELUM_STAT_RB_LOST_FOLLOWUP] = "ringbuf_full_followup",
+	[CAELUM_STAT_AGG_FULL] = "aggregation_table_full",
+	[CAELUM_STAT_TIMER_FAIL] = "aggregation_timer",
+};
+
+uint64_t daemon_kstat(const struct daemon *d, int idx)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	uint64_t *vals, sum = 0;
+	__u32 key = (__u32)idx;
+
+	if (ncpu <= 0)
+		return 0;
+	vals = calloc((size_t)ncpu, sizeof(*vals));
+	if (vals && !bpf_map_lookup_elem(ports_map_fd(d->ports, "cm_stats"), &key, vals))
+		for (int i = 0; i < ncpu; i++)
+			sum += vals[i];
+	free(vals);
+	return sum;
+}
+
+static int config_map_write(struct daemon *d)
+{
+	struct caelum_config c = { .svc_level = d->svcs.level };
+	__u32 zero = 0;
+
+	for (int i = 0; i < CAELUM_COMP_MAX; i++)
+		c.mode[i] = (__u32)d->cfg.comp_mode[i];
+	if (bpf_map_update_elem(ports_map_fd(d->ports, "cm_config"), &zero, &c, BPF_ANY)) {
+		p_err("failed to update cm_config: %s", strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static void emit_policy_applied(struct daemon *d, const char *why)
+{
+	struct json_object *e = event_new(d->ev, "policy_applied", "changed");
+
+	json_object_object_add(e, "reason", json_object_new_string(why));
+	json_object_object_add(e, "registry_revision",
+			       json_object_new_uint64(d->policy.registry_rev));
+	json_object_object_add(e, "entries", json_object_new_uint64(d->policy.entries));
+	json_object_object_add(e, "reserved", json_object_new_uint64(d->policy.reserved));
+	json_object_object_add(e, "managed", json_object_new_uint64(d->policy.managed));
+	json_object_object_add(e, "mode",
+			       json_object_new_string(mode_name(d->cfg.comp_mode[CAELUM_COMP_PORTS])));
+	json_object_object_add(e, "apply_ns", json_object_new_uint64(d->policy.apply_ns));
+	events_emit(d->ev, e);
+}
+
+int daemon_apply(struct daemon *d, const char *why)
+{
+	const struct reg_state *st = registry_state(d->reg);
+	uint64_t t0 = time_now_ns();
+	struct port_policy pol;
+	struct reg_claim *cl;
+	size_t n;
+	int err;
+
+	err = svcs_reconcile(&d->svcs, st);
+	if (err)
+		p_warn("some service cgroups could not be prepared; their ports deny everyone");
+	err = config_map_write(d);
+	if (err)
+		return err;
+	err = registry_claims(st, &cl, &n);
+	if (err)
+		return err;
+	err = port_policy_build(&pol, cl, n, d->cfg.managed, d->cfg.n_managed, svcs_ident,
+				&d->svcs);
+	free(cl);
+	if (!err)
+		err = ports_install(d->ports, &pol);
+	if (err) {
+		port_policy_free(&pol);
+		p_err("failed to apply the port policy: %s", strerror(-err));
+		return err;
+	}
+	d->policy = (struct policy_info){
+		.registry_rev = st->rev,
+		.entries = pol.n,
+		.reserved = pol.n_reserved,
+		.managed = pol.n_managed,
+		.applied_ns = time_now_ns(),
+	};
+	d->policy.apply_ns = d->policy.applied_ns - t0;
+	port_policy_free(&pol);
+	emit_policy_applied(d, why);
+	return 0;
+}
+
+/* What a reload cannot change: where things live. */
+static void check_immutable(const struct config *old, const struct config *nc, struct verr *e)
+{
+	static const struct {
+		const char *key;
+		size_t off;
+	} fields[] = {
+		{ "bpffs", offsetof(struct config, bpffs) },
+		{ "state_dir", offsetof(struct config, state_dir) },
+		{ "runtime_dir", offsetof(struct config, runtime_dir) },
+		{ "cgroup_root", offsetof(struct config, cgroup_root) },
+	};
+
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		const char *a = (const char *)old + fields[i].off;
+		const char *b = (const char *)nc + fields[i].off;
+
+		if (strcmp(a, b))
+			verr_add(e, nc->path, fields[i].key,
+				 "changed from \"%s\" to \"%s\": this needs a restart of caelumd", a, b);
+	}
+}
+
+static void emit_reload_rejected(struct daemon *d, const struct verr *e)
+{
+	struct json_object *ev = event_new(d->ev, "reload_rejected", "refused");
+
+	json_object_object_add(ev, "errors", verr_to_json(e));
+	events_emit(d->ev, ev);
+}
+
+int daemon_reload(struct daemon *d, struct verr *e)
+{
+	struct config *nc = calloc(1, sizeof(*nc));
+	struct service_spec *specs = NULL;
+	size_t n = 0;
+	int err;
+
+	if (!nc)
+		return -ENOMEM;
+	err = config_load(d->cfg.path, nc, e);
+	if (!err)
+		err = config_resolve(nc, e);
+	if (!err) {
+		check_immutable(&d->cfg, nc, e);
+		err = e->n ? -EINVAL : 0;
+	}
+	if (!err)
+		err = spec_load_dir(nc->services_dir, &specs, &n, e);
+	if (!err)
+		err = registry_sync_files(d->reg, specs, n, e);
+	specs_free(specs, n);
+	if (err) {
+		emit_reload_rejected(d, e);
+		p_warn("reload rejected; the previous policy stays in force");
+		free(nc);
+		return err;
+	}
+	d->cfg = *nc;
+	free(nc);
+	err = daemon_apply(d, "reload");
+	if (err)
+		verr_add(e, d->cfg.path, NULL, "kernel policy update failed: %s", strerror(-err));
+	return err;
+}
+
+static int on_record(void *ctx, void *data, size_t len)
+{
+	events_from_kernel(ctx, data, len);
+	return 0;
+}
+
+static void on_ringbuf(void *ctx, uint32_t events)
+{
+	struct daemon *d = ctx;
+
+	(void)events;
+	ring_buffer__consume(d->rb);
+}
+
+static void on_service_change(void *ctx, struct svc_rt *s, bool running)
+{
+	struct daemon *d = ctx;
+	struct json_object *e;
+
+	if (running)
+		return; /* caelumctl run reports starts itself, with the pid */
+	e = event_new(d->ev, "service_stopped", "changed");
+	json_object_object_add(e, "service", json_object_new_string(s->name));
+	json_object_object_add(e, "cgroup_id", json_object_new_uint64(s->cgid));
+	if (s->main_pid)
+		json_object_object_add(e, "pid", json_object_new_int(s->main_pid));
+	events_emit(d->ev, e);
+	s->main_pid = 0;
+}
+
+static void on_inotify(void *ctx, uint32_t events)
+{
+	struct daemon *d = ctx;
+
+	(void)events;
+	svcs_handle_inotify(&d->svcs, on_service_change, d);
+}
+
+static void on_signal(void *ctx, uint32_t events)
+{
+	struct daemon *d = ctx;
+	struct signalfd_siginfo si;
+
+	(void)events;
+	while (read(d->sig_fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			struct verr e = {};
+			char *msg;
+
+			p_info("SIGHUP: reloading %s", d->cfg.path);
+			if (daemon_reload(d, &e)) {
+				msg = verr_join(&e);
+				p_err("reload rejected:\n%s", msg ? msg : "unknown error");
+				free(msg);
+			}
+			verr_free(&e);
+		} else {
+			p_info("signal %d: stopping (enforcement stays in place)", si.ssi_signo);
+			loop_stop(d->loop);
+		}
+	}
+}
+
+/* Kernel-side losses become events, so that they are seen, not only counted. */
+static void report_losses(struct daemon *d)
+{
+	for (int i = CAELUM_STAT_RB_LOST_FIRST; i <= CAELUM_STAT_TIMER_FAIL; i++) {
+		uint64_t now = daemon_kstat(d, i);
+		struct json_object *e;
+
+		if (now <= d->kstats_reported[i])
+			continue;
+		e = event_new(d->ev, "events_lost", "counted");
+		json_object_object_add(e, "stage", json_object_new_string("kernel"));
+		json_object_object_add(e, "reason", json_object_new_string(kstat_loss_reason[i]));
+		json_object_object_add(e, "count",
+				       json_object_new_uint64(now - d->kstats_reported[i]));
+		d->kstats_reported[i] = now;
+		events_emit(d->ev, e);
+	}
+}
+
+static void on_tick(void *ctx)
+{
+	static uint64_t last;
+	struct daemon *d = ctx;
+	uint64_t now = time_now_ns();
+
+	if (now - last < (uint64_t)TICK_MS * 1000000ULL)
+		return;
+	last = now;
+	report_losses(d);
+}
+
+static int signals_open(struct daemon *d)
+{
+	sigset_t mask;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL))
+		return -errno;
+	signal(SIGPIPE, SIG_IGN);
+	d->sig_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	return d->sig_fd < 0 ? -errno : 0;
+}
+
+static int print_verr(struct verr *e, const char *what)
+{
+	char *msg = verr_join(e);
+
+	p_err("%s:\n%s", what, msg ? msg : "unknown error");
+	free(msg);
+	verr_free(e);
+	return EXIT_CONFIG;
+}
+
+static int setup_registry(struct daemon *d)
+{
+	struct registry_backend *b;
+	struct service_spec *specs = NULL;
+	struct verr e = {};
+	size_t n = 0;
+	int err;
+
+	err = registry_file_open(d->cfg.state_dir, &b);
+	if (err)
+		return EXIT_FAIL;
+	err = registry_open(b, &d->reg, &e);
+	if (err) {
+		b->ops->free(b);
+		return print_verr(&e, "registry is invalid");
+	}
+	err = spec_load_dir(d->cfg.services_dir, &specs, &n, &e);
+	if (!err)
+		err = registry_sync_files(d->reg, specs, n, &e);
+	specs_free(specs, n);
+	if (err)
+		return print_verr(&e, "services are invalid");
+	return 0;
+}
+
+static int setup_dirs(struct daemon *d)
+{
+	int err = mkdir_p(d->cfg.state_dir, 0700);
+
+	if (err) {
+		p_err("failed to create state_dir '%s': %s", d->cfg.state_dir, strerror(-err));
+		return EXIT_FAIL;
+	}
+	err = mkdir_p(d->cfg.runtime_dir, 0755);
+	if (err) {
+		p_err("failed to create runtime_dir '%s': %s", d->cfg.runtime_dir, strerror(-err));
+		return EXIT_FAIL;
+	}
+	return 0;
+}
+
+/* Every program must be attached at cgroup_root, asked of the kernel. */
+static int verify_attached(struct daemon *d)
+{
+	for (int i = 0; i < PORTS_NPROGS; i++) {
+		const char *name;
+		int type, fd = ports_prog_fd(d->ports, i, &name, &type);
+
+		if (!bpfinfo_attached(d->env.cg_fd, type, bpfinfo_prog_id(fd))) {
+			p_err("program '%s' is not attached at %s after attach", name,
+			      d->cfg.cgroup_root);
+			return EXIT_FAIL;
+		}
+		p_info("%s attached at %s (link %s)", name, d->cfg.cgroup_root,
+		       ports_link_outcome(d->ports, i));
+	}
+	return 0;
+}
+
+static int setup_bpf(struct daemon *d)
+{
+	int err;
+
+	if (bpf_env_open(&d->env, d->cfg.bpffs, d->cfg.cgroup_root))
+		return EXIT_FAIL;
+	if (ports_load(&d->env, &d->ports))
+		return EXIT_FAIL;
+	if (svcs_init(&d->svcs, d->cfg.cgroup_root, d->cfg.cg2_mount, d->cfg.root_level))
+		return EXIT_FAIL;
+	svcs_set_map(&d->svcs, ports_map_fd(d->ports, "cm_services"));
+	/* Fill the maps before attaching: the programs never see an empty policy. */
+	if (daemon_apply(d, "startup"))
+		return EXIT_FAIL;
+	err = ports_attach(d->ports, &d->env);
+	if (err)
+		return EXIT_FAIL;
+	return verify_attached(d);
+}
+
+static int setup_loop(struct daemon *d)
+{
+	char sock[PATH_MAX];
+
+	if (loop_new(&d->loop) || signals_open(d)) {
+		p_err("failed to set up the event loop: %s", strerror(errno));
+		return EXIT_FAIL;
+	}
+	d->rb = ring_buffer__new(ports_map_fd(d->ports, "cm_events"), on_record, d->ev, NULL);
+	if (!d->rb) {
+		p_err("failed to open ring buffer 'cm_events': %s", strerror(errno));
+		return EXIT_FAIL;
+	}
+	config_socket_path(&d->cfg, sock, sizeof(sock));
+	if (loop_add(d->loop, ring_buffer__epoll_fd(d->rb), EPOLLIN, on_ringbuf, d) ||
+	    loop_add(d->loop, d->sig_fd, EPOLLIN, on_signal, d) ||
+	    loop_add(d->loop, d->svcs.inotify_fd, EPOLLIN, on_inotify, d) ||
+	    rpc_server_open(&d->rpc, d, sock))
+		return EXIT_FAIL;
+	return 0;
+}
+
+static int setup_events(struct daemon *d)
+{
+	struct events_opts eo = {
+		.host = d->cfg.host,
+		.state_dir = d->cfg.state_dir,
+		.journal_max_bytes = d->cfg.journal_max_bytes,
+		.journal_keep = d->cfg.journal_keep,
+		.name_of = svcs_name_of,
+		.name_ctx = &d->svcs,
+	};
+
+	return events_open(&d->ev, &eo) ? EXIT_FAIL : 0;
+}
+
+static void warn_modes(const struct config *cfg)
+{
+	bool any = false;
+
+	for (int i = 0; i < component_count(); i++) {
+		any |= cfg->comp_mode[i] != CAELUM_MODE_OFF;
+		if (cfg->comp_mode[i] != CAELUM_MODE_ENFORCE)
+			p_warn("component '%s' is in %s mode: violations are %s", component_name(i),
+			       mode_name(cfg->comp_mode[i]),
+			       cfg->comp_mode[i] == CAELUM_MODE_AUDIT ? "reported, not denied"
+								       : "neither denied nor reported");
+	}
+	if (!any)
+		p_warn("every component is off: caelumd enforces nothing");
+}
+
+static void daemon_close(struct daemon *d)
+{
+	if (d->ev) {
+		struct json_object *e = event_new(d->ev, "daemon_stopped", "changed");
+
+		events_emit(d->ev, e);
+	}
+	rpc_server_close(d->rpc);
+	ring_buffer__free(d->rb);
+	if (d->sig_fd > 0)
+		close(d->sig_fd);
+	loop_free(d->loop);
+	svcs_fini(&d->svcs);
+	ports_close(d->ports);
+	bpf_env_close(&d->env);
+	events_close(d->ev);
+	registry_close(d->reg);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: caelumd [-c FILE] [-v]\n"
+		   "  -c, --config FILE  configuration (default: $CAELUM_CONFIG or %s)\n"
+		   "  -v, --verbose      debug messages, libbpf's included\n"
+		   "  -V, --version      print the version\n",
+		CONFIG_DEFAULT_PATH);
+}
+
+static int parse_args(int argc, char **argv, const char **cfg_path, bool *verbose)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' }, { "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },	    { "help", no_argument, NULL, 'h' },
+		{},
+	};
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "c:vVh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			*cfg_path = optarg;
+			break;
+		case 'v':
+			*verbose = true;
+			break;
+		case 'V':
+			printf("caelumd %s\n", CAELUM_VERSION);
+			exit(0);
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		p_err("unexpected argument '%s'", argv[optind]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct daemon d = { .sig_fd = -1 };
+	const char *cfg_path = NULL;
+	bool verbose = false;
+	struct verr e = {};
+	int rc;
+
+	log_init("caelumd", false, false);
+	rc = parse_args(argc, argv, &cfg_path, &verbose);
+	if (rc)
+		return rc;
+	log_init("caelumd", verbose, false);
+	log_libbpf_init();
+	if (geteuid() != 0) {
+		p_err("caelumd must run as root (it loads BPF programs and manages cgroups)");
+		return EXIT_NOPERM;
+	}
+	cfg_path = config_path(cfg_path);
+	if (config_load(cfg_path, &d.cfg, &e) || config_resolve(&d.cfg, &e))
+		return print_verr(&e, "invalid configuration");
+	d.started_ns = time_now_ns();
+	warn_modes(&d.cfg);
+	rc = setup_dirs(&d);
+	if (!rc)
+		rc = setup_registry(&d);
+	if (!rc)
+		rc = setup_events(&d);
+	if (!rc)
+		rc = setup_bpf(&d);
+	if (!rc)
+		rc = setup_loop(&d);
+	if (!rc) {
+		struct json_object *ev = event_new(d.ev, "daemon_started", "changed");
+
+		json_object_object_add(ev, "pid", json_object_new_int(getpid()));
+		events_emit(d.ev, ev);
+		p_info("caelumd %s ready: host %s, %zu services, %zu port entries, socket %s/caelumd.sock",
+		       CAELUM_VERSION, d.cfg.host, registry_state(d.reg)->n_svcs, d.policy.entries,
+		       d.cfg.runtime_dir);
+		rc = loop_run(d.loop, TICK_MS, on_tick, &d) ? EXIT_FAIL : 0;
+	}
+	daemon_close(&d);
+	return rc;
+}

@@ -1,0 +1,383 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "config.h"
+
+#define JOURNAL_DEFAULT_BYTES (16U << 20)
+#define JOURNAL_DEFAULT_KEEP 5
+
+static const char *const component_names[] = {
+	[CAELUM_COMP_PORTS] = "ports",
+};
+#define N_COMPONENTS ((int)(sizeof(component_names) / sizeof(component_names[0])))
+
+static const char *const config_keys[] = {
+	"host",	    "mode",	    "components",    "bpffs",	    "state_dir", "runtime_dir",
+	"services_dir", "managed_ports", "cgroup_root", "journal", NULL,
+};
+
+const char *config_path(const char *explicit_path)
+{
+	const char *env = getenv("CAELUM_CONFIG");
+
+	if (explicit_path)
+		return explicit_path;
+	if (env && *env)
+		return env;
+	return CONFIG_DEFAULT_PATH;
+}
+
+const char *mode_name(int mode)
+{
+	switch (mode) {
+	case CAELUM_MODE_OFF:
+		return "off";
+	case CAELUM_MODE_AUDIT:
+		return "audit";
+	case CAELUM_MODE_ENFORCE:
+		return "enforce";
+	}
+	return "unset";
+}
+
+int mode_parse(const char *s)
+{
+	if (!strcmp(s, "enforce"))
+		return CAELUM_MODE_ENFORCE;
+	if (!strcmp(s, "audit"))
+		return CAELUM_MODE_AUDIT;
+	if (!strcmp(s, "off"))
+		return CAELUM_MODE_OFF;
+	return -1;
+}
+
+const char *component_name(int comp)
+{
+	return comp >= 0 && comp < N_COMPONENTS ? component_names[comp] : "unknown";
+}
+
+int component_parse(const char *s)
+{
+	for (int i = 0; i < N_COMPONENTS; i++)
+		if (!strcmp(s, component_names[i]))
+			return i;
+	return -1;
+}
+
+int component_count(void)
+{
+	return N_COMPONENTS;
+}
+
+void config_socket_path(const struct config *cfg, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/caelumd.sock", cfg->runtime_dir);
+}
+
+static void config_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	if (gethostname(cfg->host, sizeof(cfg->host) - 1))
+		strcpy(cfg->host, "localhost");
+	cfg->mode = CAELUM_MODE_ENFORCE;
+	strcpy(cfg->bpffs, "/sys/fs/bpf/caelum");
+	strcpy(cfg->state_dir, "/var/lib/caelum");
+	strcpy(cfg->runtime_dir, "/run/caelum");
+	strcpy(cfg->services_dir, "/etc/caelum/services.d");
+	cfg->journal_max_bytes = JOURNAL_DEFAULT_BYTES;
+	cfg->journal_keep = JOURNAL_DEFAULT_KEEP;
+}
+
+/* RFC 1123 host name: labels of [A-Za-z0-9-], not starting or ending with '-'. */
+static bool hostname_valid(const char *s)
+{
+	size_t label = 0, len = strlen(s);
+
+	if (!len || len > 253)
+		return false;
+	for (size_t i = 0; i <= len; i++) {
+		char c = s[i];
+
+		if (c == '.' || c == '\0') {
+			if (!label || s[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!(c == '-' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+		      (c >= 'A' && c <= 'Z')))
+			return false;
+		if (c == '-' && label == 0)
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	return true;
+}
+
+static void get_string(struct json_object *v, const char *file, const char *key, char *dst,
+		       size_t len, struct verr *e)
+{
+	const char *s;
+
+	if (!jv_expect(v, json_type_string, file, key, e))
+		return;
+	s = json_object_get_string(v);
+	if (strlen(s) >= len) {
+		verr_add(e, file, key, "value too long (%zu bytes, at most %zu)", strlen(s),
+			 len - 1);
+		return;
+	}
+	strcpy(dst, s);
+}
+
+static bool path_has_dotdot(const char *p)
+{
+	for (const char *c = p; (c = strstr(c, "..")); c += 2)
+		if ((c == p || c[-1] == '/') && (c[2] == '/' || c[2] == '\0'))
+			return true;
+	return false;
+}
+
+/* Directory of the config file: relative paths in it are resolved against it. */
+static void config_dir(const char *file, char *buf, size_t len)
+{
+	char real[PATH_MAX];
+
+	if (!realpath(file, real)) {
+		/* Not a file (a label, in tests): resolve against the working directory. */
+		if (!getcwd(buf, len))
+			snprintf(buf, len, "/");
+		return;
+	}
+	*strrchr(real, '/') = '\0'; /* realpath is absolute: there is a '/' */
+	snprintf(buf, len, "%s", real[0] ? real : "/");
+}
+
+/* An absolute path, or one relative to the config file's directory; no "..". */
+static void get_path(struct json_object *v, const char *file, const char *key, char *dst,
+		     struct verr *e)
+{
+	char buf[PATH_MAX] = "", dir[PATH_MAX];
+	size_t n = e->n;
+
+	get_string(v, file, key, buf, sizeof(buf), e);
+	if (e->n != n)
+		return;
+	if (!buf[0] || path_has_dotdot(buf)) {
+		verr_add(e, file, key, "\"%s\" is not a path without '..'", buf);
+		return;
+	}
+	while (strlen(buf) > 1 && buf[strlen(buf) - 1] == '/')
+		buf[strlen(buf) - 1] = '\0';
+	if (buf[0] == '/') {
+		strcpy(dst, buf);
+		return;
+	}
+	config_dir(file, dir, sizeof(dir));
+	if (strlen(dir) + strlen(buf) + 2 > PATH_MAX) {
+		verr_add(e, file, key, "\"%s\": path too long", buf);
+		return;
+	}
+	snprintf(dst, PATH_MAX, "%s/%s", strcmp(dir, "/") ? dir : "", buf);
+}
+
+static void get_mode(struct json_object *v, const char *file, const char *path, bool allow_off,
+		     int *dst, struct verr *e)
+{
+	char buf[64];
+	int m;
+
+	if (!jv_expect(v, json_type_string, file, path, e))
+		return;
+	m = mode_parse(json_object_get_string(v));
+	if (m < 0 || (!allow_off && m == CAELUM_MODE_OFF)) {
+		verr_add(e, file, path, "invalid mode %s (expected %s)", jv_repr(v, buf, sizeof(buf)),
+			 allow_off ? "enforce, audit or off" : "enforce or audit");
+		return;
+	}
+	*dst = m;
+}
+
+static void parse_components(struct json_object *obj, const char *file, int *modes,
+			     struct verr *e)
+{
+	if (!jv_expect(obj, json_type_object, file, "components", e))
+		return;
+	json_object_object_foreach(obj, key, val)
+	{
+		char p[JV_PATH_MAX];
+		int comp = component_parse(key);
+
+		jv_path_key(p, "components", key);
+		if (comp < 0) {
+			verr_add(e, file, p, "unknown component (known: ports)");
+			continue;
+		}
+		get_mode(val, file, p, true, &modes[comp], e);
+	}
+}
+
+static void parse_managed(struct json_object *arr, const char *file, struct config *cfg,
+			  struct verr *e)
+{
+	size_t n;
+
+	if (!jv_expect(arr, json_type_array, file, "managed_ports", e))
+		return;
+	n = json_object_array_length(arr);
+	if (n > CONFIG_MAX_MANAGED) {
+		verr_add(e, file, "managed_ports", "%zu ranges, at most %d", n, CONFIG_MAX_MANAGED);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *v = json_object_array_get_idx(arr, i);
+		struct port_range *r = &cfg->managed[cfg->n_managed];
+		char p[JV_PATH_MAX], why[128];
+
+		jv_path_idx(p, "managed_ports", i);
+		if (!jv_expect(v, json_type_string, file, p, e))
+			continue;
+		if (port_range_parse(json_object_get_string(v), PROTO_BOTH, true, r, why,
+				     sizeof(why))) {
+			verr_add(e, file, p, "%s", why);
+			continue;
+		}
+		cfg->n_managed++;
+	}
+}
+
+static void parse_journal(struct json_object *obj, const char *file, struct config *cfg,
+			  struct verr *e)
+{
+	static const char *const keys[] = { "max_bytes", "keep", NULL };
+	struct json_object *v;
+	int64_t x;
+
+	if (!jv_expect(obj, json_type_object, file, "journal", e))
+		return;
+	jv_check_keys(obj, file, "journal", keys, e);
+	if (json_object_object_get_ex(obj, "max_bytes", &v) &&
+	    jv_get_int(v, 4096, 1LL << 34, file, "journal.max_bytes", &x, e))
+		cfg->journal_max_bytes = (size_t)x;
+	if (json_object_object_get_ex(obj, "keep", &v) &&
+	    jv_get_int(v, 1, 100, file, "journal.keep", &x, e))
+		cfg->journal_keep = (unsigned int)x;
+}
+
+static void parse_field(const char *key, struct json_object *v, const char *file,
+			struct config *cfg, struct verr *e)
+{
+	size_t n = e->n;
+
+	if (!strcmp(key, "host")) {
+		get_string(v, file, key, cfg->host, sizeof(cfg->host), e);
+		if (e->n == n && !hostname_valid(cfg->host))
+			verr_add(e, file, key, "invalid host name \"%s\"", cfg->host);
+	} else if (!strcmp(key, "mode")) {
+		get_mode(v, file, key, false, &cfg->mode, e);
+	} else if (!strcmp(key, "components")) {
+		parse_components(v, file, cfg->comp_mode, e);
+	} else if (!strcmp(key, "bpffs")) {
+		get_path(v, file, key, cfg->bpffs, e);
+	} else if (!strcmp(key, "state_dir")) {
+		get_path(v, file, key, cfg->state_dir, e);
+	} else if (!strcmp(key, "runtime_dir")) {
+		get_path(v, file, key, cfg->runtime_dir, e);
+	} else if (!strcmp(key, "services_dir")) {
+		get_path(v, file, key, cfg->services_dir, e);
+	} else if (!strcmp(key, "cgroup_root")) {
+		get_path(v, file, key, cfg->cgroup_root_cfg, e);
+	} else if (!strcmp(key, "managed_ports")) {
+		parse_managed(v, file, cfg, e);
+	} else if (!strcmp(key, "journal")) {
+		parse_journal(v, file, cfg, e);
+	}
+}
+
+/* Overlapping managed ranges are almost always a typo; say so rather than merge silently. */
+static void check_managed_overlap(const struct config *cfg, const char *file, struct verr *e)
+{
+	for (size_t i = 0; i < cfg->n_managed; i++) {
+		for (size_t j = 0; j < i; j++) {
+			char p[JV_PATH_MAX], a[32], b[32];
+
+			if (!port_range_overlap(&cfg->managed[i], &cfg->managed[j]))
+				continue;
+			jv_path_idx(p, "managed_ports", i);
+			port_range_fmt(&cfg->managed[i], a, sizeof(a));
+			port_range_fmt(&cfg->managed[j], b, sizeof(b));
+			verr_add(e, file, p, "%s overlaps managed_ports[%zu] %s", a, j, b);
+		}
+	}
+}
+
+int config_from_json(struct json_object *root, const char *file, struct config *cfg,
+		     struct verr *e)
+{
+	size_t n0 = e->n + e->dropped;
+
+	config_defaults(cfg);
+	snprintf(cfg->path, sizeof(cfg->path), "%s", file);
+	if (!jv_expect(root, json_type_object, file, NULL, e))
+		return -EINVAL;
+	jv_check_keys(root, file, NULL, config_keys, e);
+	json_object_object_foreach(root, key, val)
+		parse_field(key, val, file, cfg, e);
+	check_managed_overlap(cfg, file, e);
+	for (int c = 0; c < CAELUM_COMP_MAX; c++)
+		if (cfg->comp_mode[c] == CAELUM_MODE_UNSET)
+			cfg->comp_mode[c] = cfg->mode;
+	return e->n + e->dropped == n0 ? 0 : -EINVAL;
+}
+
+int config_load(const char *path, struct config *cfg, struct verr *e)
+{
+	struct json_object *root;
+	int err;
+
+	config_defaults(cfg);
+	err = jv_parse_file(path, &root, e);
+	if (err)
+		return err;
+	err = config_from_json(root, path, cfg, e);
+	json_object_put(root);
+	return err;
+}
+
+int config_resolve(struct config *cfg, struct verr *e)
+{
+	char real[PATH_MAX];
+	int level;
+
+	if (cgroup2_mount_find(cfg->cg2_mount, sizeof(cfg->cg2_mount))) {
+		verr_add(e, cfg->path, NULL,
+			 "no cgroup2 mount found in /proc/self/mountinfo (mount -t cgroup2 none /sys/fs/cgroup/unified)");
+		return -ENOENT;
+	}
+	if (!cfg->cgroup_root_cfg[0]) {
+		strcpy(cfg->cgroup_root, cfg->cg2_mount);
+		cfg->root_level = 0;
+		return 0;
+	}
+	if (!realpath(cfg->cgroup_root_cfg, real)) {
+		verr_add(e, cfg->path, "cgroup_root", "\"%s\": %s", cfg->cgroup_root_cfg,
+			 strerror(errno));
+		return -ENOENT;
+	}
+	level = cgroup_level(cfg->cg2_mount, real);
+	if (level < 0 || !cgroup_is_v2(real)) {
+		verr_add(e, cfg->path, "cgroup_root", "\"%s\" is not a directory on cgroup2 (mounted at %s)",
+			 cfg->cgroup_root_cfg, cfg->cg2_mount);
+		return -EINVAL;
+	}
+	strcpy(cfg->cgroup_root, real);
+	cfg->root_level = (unsigned int)level;
+	return 0;
+}

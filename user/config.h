@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* caelum.json: parsed, validated, and resolved against the running system. */
+#ifndef CAELUM_CONFIG_H
+#define CAELUM_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "caelum/common.h"
+#include "jsonv.h"
+#include "portrange.h"
+
+#define CONFIG_DEFAULT_PATH "/etc/caelum/caelum.json"
+#define CONFIG_MAX_MANAGED 1024
+
+struct config {
+	char path[PATH_MAX]; /* the file it came from */
+	char host[256];
+	int mode; /* CAELUM_MODE_AUDIT or CAELUM_MODE_ENFORCE */
+	int comp_mode[CAELUM_COMP_MAX]; /* resolved per component */
+	char bpffs[PATH_MAX];
+	char state_dir[PATH_MAX];
+	char runtime_dir[PATH_MAX];
+	char services_dir[PATH_MAX];
+	char cgroup_root_cfg[PATH_MAX]; /* as written; "" when absent */
+	struct port_range managed[CONFIG_MAX_MANAGED];
+	size_t n_managed;
+	size_t journal_max_bytes;
+	unsigned int journal_keep;
+
+	/* Resolved by config_resolve(). */
+	char cg2_mount[PATH_MAX]; /* the cgroup2 mount point */
+	char cgroup_root[PATH_MAX]; /* canonical path of the attach point */
+	unsigned int root_level; /* cgroup level of cgroup_root (mount = 0) */
+};
+
+/* The path to use: explicit (-c), else $CAELUM_CONFIG, else CONFIG_DEFAULT_PATH. */
+const char *config_path(const char *explicit_path);
+/* Parse and validate the file; every problem is added to e. 0 or -EINVAL/-errno. */
+int config_load(const char *path, struct config *cfg, struct verr *e);
+int config_from_json(struct json_object *root, const char *file, struct config *cfg,
+		     struct verr *e);
+/* Check against the system: cgroup2 mount and cgroup_root. */
+int config_resolve(struct config *cfg, struct verr *e);
+
+const char *mode_name(int mode);
+int mode_parse(const char *s);
+const char *component_name(int comp);
+int component_parse(const char *s);
+/* Number of components this build knows (ports, ...). */
+int component_count(void);
+
+/* <runtime_dir>/caelumd.sock */
+void config_socket_path(const struct config *cfg, char *buf, size_t len);
+
+#endif /* CAELUM_CONFIG_H */

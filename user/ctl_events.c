@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* caelumctl events, status, reload (through caelumd). */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "rpc.h"
+
+static void print_kv(struct json_object *e, const char *key)
+{
+	struct json_object *v;
+
+	if (!json_object_object_get_ex(e, key, &v) || !v)
+		return;
+	printf(" %s=%s", key, json_object_get_string(v));
+}
+
+static void print_event(struct json_object *e)
+{
+	static const char *const keys[] = { "service", "port", "proto", "owner", "reason",
+					    "pid", "comm", "count", NULL };
+
+	if (ctl.json) {
+		ctl_json_print(json_object_get(e));
+		fflush(stdout);
+		return;
+	}
+	printf("%s %-16s %-8s", jstr(e, "time"), jstr(e, "type"), jstr(e, "action"));
+	for (size_t i = 0; keys[i]; i++)
+		print_kv(e, keys[i]);
+	printf("\n");
+	fflush(stdout);
+}
+
+static int events_args(int argc, char **argv, struct json_object *p, bool *follow)
+{
+	for (; argc; NEXT_ARG()) {
+		if (is_prefix(argv[0], "follow")) {
+			*follow = true;
+			continue;
+		}
+		if (argc < 2)
+			return ctl_usage("'%s' needs a value", argv[0]);
+		if (is_prefix(argv[0], "service")) {
+			json_object_object_add(p, "service", json_object_new_string(argv[1]));
+		} else if (is_prefix(argv[0], "type")) {
+			json_object_object_add(p, "type", json_object_new_string(argv[1]));
+		} else if (is_prefix(argv[0], "limit")) {
+			char *end;
+			long n = strtol(argv[1], &end, 10);
+
+			if (*end || n < 1 || n > 16384)
+				return ctl_usage("limit: '%s' is not a number in 1-16384", argv[1]);
+			json_object_object_add(p, "limit", json_object_new_int((int)n));
+		} else {
+			return ctl_usage("unknown keyword '%s' (expected follow, service, type, limit)",
+					 argv[0]);
+		}
+		NEXT_ARG();
+	}
+	return 0;
+}
+
+static int events_follow(struct json_object *p)
+{
+	struct json_object *res = NULL, *ev;
+	struct rpc_client *c = NULL;
+	int rc;
+
+	rc = ctl_connect(&c);
+	if (!rc)
+		rc = ctl_call_on(c, "events.follow", p, &res);
+	if (rc) {
+		rpc_client_close(c);
+		return rc;
+	}
+	for (size_t i = 0; i < json_object_array_length(res); i++)
+		print_event(json_object_array_get_idx(res, i));
+	json_object_put(res);
+	while (!rpc_client_next(c, &ev)) {
+		print_event(ev);
+		json_object_put(ev);
+	}
+	rpc_client_close(c);
+	return ctl_error(EXIT_UNAVAILABLE, "caelumd closed the event stream");
+}
+
+int do_events(int argc, char **argv)
+{
+	struct json_object *p = json_object_new_object(), *res;
+	bool follow = false;
+	int rc;
+
+	rc = events_args(argc, argv, p, &follow);
+	if (!rc && follow)
+		rc = events_follow(p);
+	else if (!rc)
+		rc = ctl_call("events.list", p, &res);
+	json_object_put(p);
+	if (rc || follow)
+		return rc;
+	if (ctl.json) {
+		ctl_json_print(res);
+		return 0;
+	}
+	for (size_t i = 0; i < json_object_array_length(res); i++)
+		print_event(json_object_array_get_idx(res, i));
+	json_object_put(res);
+	return 0;
+}
+
+static void print_component(struct json_object *c)
+{
+	struct json_object *progs;
+
+	printf("  %-8s mode %-8s %s\n", jstr(c, "name"), jstr(c, "mode"),
+	       json_object_get_boolean(json_object_object_get(c, "attached"))
+		       ? "attached (kernel-verified)" : "NOT ATTACHED");
+	json_object_object_get_ex(c, "programs", &progs);
+	for (size_t i = 0; i < json_object_array_length(progs); i++) {
+		struct json_object *p = json_object_array_get_idx(progs, i);
+
+		printf("    %-10s id %-6lld %-20s %s run_cnt %lld run_time_ns %lld\n", jstr(p, "name"),
+		       (long long)jint(p, "id"), jstr(p, "attach_type"),
+		       json_object_get_boolean(json_object_object_get(p, "attached")) ? "attached"
+											: "detached",
+		       (long long)jint(p, "run_cnt"), (long long)jint(p, "run_time_ns"));
+	}
+}
+
+static void print_status(struct json_object *s)
+{
+	struct json_object *comps, *maps, *ev, *lost, *reg, *pol;
+
+	printf("caelumd %s on %s, pid %lld, up %llds\n", jstr(s, "version"), jstr(s, "host"),
+	       (long long)jint(s, "pid"), (long long)jint(s, "uptime_s"));
+	printf("config %s, cgroup_root %s, bpffs %s\n", jstr(s, "config"), jstr(s, "cgroup_root"),
+	       jstr(s, "bpffs"));
+	printf("components:\n");
+	json_object_object_get_ex(s, "components", &comps);
+	for (size_t i = 0; i < json_object_array_length(comps); i++)
+		print_component(json_object_array_get_idx(comps, i));
+	json_object_object_get_ex(s, "policy", &pol);
+	printf("policy: %lld entries (%lld reserved, %lld managed), registry revision %lld\n",
+	       (long long)jint(pol, "entries"), (long long)jint(pol, "reserved"),
+	       (long long)jint(pol, "managed"), (long long)jint(pol, "registry_revision"));
+	printf("maps:\n");
+	json_object_object_get_ex(s, "maps", &maps);
+	for (size_t i = 0; i < json_object_array_length(maps); i++) {
+		struct json_object *m = json_object_array_get_idx(maps, i);
+
+		printf("  %-14s %-14s %lld/%lld\n", jstr(m, "name"), jstr(m, "type"),
+		       (long long)jint(m, "entries"), (long long)jint(m, "max_entries"));
+	}
+	json_object_object_get_ex(s, "events", &ev);
+	json_object_object_get_ex(ev, "lost", &lost);
+	printf("events: %lld emitted, %lld denied, %lld audited, %lld folded; lost: ringbuf %lld+%lld, journal %lld, subscribers %lld\n",
+	       (long long)jint(ev, "emitted"), (long long)jint(ev, "denied"),
+	       (long long)jint(ev, "audited"), (long long)jint(ev, "folded"),
+	       (long long)jint(lost, "kernel_ringbuf_first"),
+	       (long long)jint(lost, "kernel_ringbuf_followup"), (long long)jint(lost, "journal"),
+	       (long long)jint(lost, "subscribers"));
+	json_object_object_get_ex(s, "registry", &reg);
+	printf("registry: %s backend, revision %lld, %lld services, %lld reservations\n",
+	       jstr(reg, "backend"), (long long)jint(reg, "revision"), (long long)jint(reg, "services"),
+	       (long long)jint(reg, "reservations"));
+}
+
+int do_status(int argc, char **argv)
+{
+	struct json_object *res;
+	int rc;
+
+	(void)argv;
+	if (argc)
+		return ctl_usage("status takes no arguments");
+	rc = ctl_call("status", NULL, &res);
+	if (rc)
+		return rc;
+	if (ctl.json) {
+		ctl_json_print(res);
+		return 0;
+	}
+	print_status(res);
+	json_object_put(res);
+	return 0;
+}
+
+int do_reload(int argc, char **argv)
+{
+	struct json_object *res;
+	int rc;
+
+	(void)argv;
+	if (argc)
+		return ctl_usage("reload takes no arguments");
+	rc = ctl_call("reload", NULL, &res);
+	if (rc)
+		return rc;
+	if (ctl.json) {
+		ctl_json_print(res);
+		return 0;
+	}
+	printf("reloaded: %lld services, %lld port entries, registry revision %lld\n",
+	       (long long)jint(res, "services"), (long long)jint(res, "port_entries"),
+	       (long long)jint(res, "registry_revision"));
+	json_object_put(res);
+	return 0;
+}

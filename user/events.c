@@ -1,0 +1,349 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "events.h"
+#include "journal.h"
+#include "log.h"
+#include "portrange.h"
+
+#define JOURNAL_NAME "events.jsonl"
+#define MAX_SUBS 256
+
+struct sub {
+	int id; /* 0 = free slot */
+	events_sub_fn fn;
+	void *ctx;
+};
+
+struct events {
+	char host[256];
+	char state_dir[4096];
+	unsigned int keep;
+	struct journal *journal;
+	events_name_fn name_of;
+	void *name_ctx;
+	struct json_object *window[EVENTS_WINDOW];
+	size_t head; /* index of the oldest */
+	size_t count;
+	struct sub subs[MAX_SUBS];
+	int next_sub;
+	struct events_counters c;
+};
+
+uint64_t time_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t time_mono_to_real(uint64_t mono_ns)
+{
+	struct timespec rt, mono;
+	uint64_t rt_ns, mono_now;
+
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	rt_ns = (uint64_t)rt.tv_sec * 1000000000ULL + (uint64_t)rt.tv_nsec;
+	mono_now = (uint64_t)mono.tv_sec * 1000000000ULL + (uint64_t)mono.tv_nsec;
+	return rt_ns - (mono_now - mono_ns);
+}
+
+void time_format_rfc3339(uint64_t ns, char *buf, size_t len)
+{
+	time_t sec = (time_t)(ns / 1000000000ULL);
+	struct tm tm;
+	char base[32];
+
+	gmtime_r(&sec, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%09lluZ", base, (unsigned long long)(ns % 1000000000ULL));
+}
+
+const char *event_type_name(uint32_t type)
+{
+	switch (type) {
+	case CAELUM_EV_BIND_DENIED:
+		return "bind_denied";
+	}
+	return "unknown";
+}
+
+static void window_push(struct events *ev, struct json_object *e)
+{
+	size_t idx;
+
+	if (ev->count == EVENTS_WINDOW) {
+		json_object_put(ev->window[ev->head]);
+		ev->window[ev->head] = NULL;
+		ev->head = (ev->head + 1) % EVENTS_WINDOW;
+		ev->count--;
+	}
+	idx = (ev->head + ev->count) % EVENTS_WINDOW;
+	ev->window[idx] = e;
+	ev->count++;
+}
+
+static uint64_t event_id(struct json_object *e)
+{
+	struct json_object *id;
+
+	return json_object_object_get_ex(e, "id", &id) ? (uint64_t)json_object_get_int64(id) : 0;
+}
+
+/* Reload the newest events so that queries and ids continue across restarts. */
+static int replay_line(const char *line, void *ctx)
+{
+	struct events *ev = ctx;
+	struct json_object *e = json_tokener_parse(line);
+	uint64_t id;
+
+	if (!e || !json_object_is_type(e, json_type_object)) {
+		json_object_put(e);
+		return 0;
+	}
+	id = event_id(e);
+	if (id > ev->c.last_id)
+		ev->c.last_id = id;
+	window_push(ev, e);
+	return 0;
+}
+
+int events_open(struct events **out, const struct events_opts *opts)
+{
+	struct journal_opts jo = {
+		.dir = opts->state_dir,
+		.name = JOURNAL_NAME,
+		.max_bytes = opts->journal_max_bytes,
+		.keep = opts->journal_keep,
+	};
+	struct events *ev = calloc(1, sizeof(*ev));
+	int err;
+
+	if (!ev)
+		return -ENOMEM;
+	snprintf(ev->host, sizeof(ev->host), "%s", opts->host);
+	snprintf(ev->state_dir, sizeof(ev->state_dir), "%s", opts->state_dir);
+	ev->keep = opts->journal_keep;
+	ev->name_of = opts->name_of;
+	ev->name_ctx = opts->name_ctx;
+	err = journal_read(opts->state_dir, JOURNAL_NAME, opts->journal_keep, replay_line, ev);
+	if (err && err != -ENOENT)
+		p_warn("failed to replay journal in '%s': %s; continuing with what was read",
+		       opts->state_dir, strerror(-err));
+	err = journal_open(&ev->journal, &jo);
+	if (err) {
+		p_err("failed to open event journal in '%s': %s", opts->state_dir, strerror(-err));
+		events_close(ev);
+		return err;
+	}
+	*out = ev;
+	return 0;
+}
+
+void events_close(struct events *ev)
+{
+	if (!ev)
+		return;
+	for (size_t i = 0; i < ev->count; i++)
+		json_object_put(ev->window[(ev->head + i) % EVENTS_WINDOW]);
+	journal_close(ev->journal);
+	free(ev);
+}
+
+struct json_object *event_new(struct events *ev, const char *type, const char *action)
+{
+	struct json_object *e = json_object_new_object();
+	char ts[64];
+
+	time_format_rfc3339(time_now_ns(), ts, sizeof(ts));
+	json_object_object_add(e, "time", json_object_new_string(ts));
+	json_object_object_add(e, "host", json_object_new_string(ev->host));
+	json_object_object_add(e, "type", json_object_new_string(type));
+	json_object_object_add(e, "action", json_object_new_string(action));
+	return e;
+}
+
+/* Every event carries every field of the documented shape, null when not applicable. */
+static void event_complete(struct json_object *e)
+{
+	static const char *const fields[] = { "service", "pid",	  "comm",  "cgroup_id", "port",
+					      "proto",	 "family", "owner", "count",	 NULL };
+	struct json_object *v;
+
+	for (size_t i = 0; fields[i]; i++)
+		if (!json_object_object_get_ex(e, fields[i], &v))
+			json_object_object_add(e, fields[i], NULL);
+	if (json_object_object_get_ex(e, "count", &v) && !v)
+		json_object_object_add(e, "count", json_object_new_int(1));
+}
+
+void events_emit(struct events *ev, struct json_object *e)
+{
+	const char *line;
+	int err;
+
+	json_object_object_add(e, "id", json_object_new_int64((int64_t)++ev->c.last_id));
+	event_complete(e);
+	line = json_object_to_json_string_ext(e, JSON_C_TO_STRING_PLAIN |
+							 JSON_C_TO_STRING_NOSLASHESCAPE);
+	err = journal_append(ev->journal, line);
+	if (err) {
+		ev->c.journal_errors++;
+		p_warn("failed to journal event %llu: %s", (unsigned long long)ev->c.last_id,
+		       strerror(-err));
+	}
+	ev->c.emitted++;
+	window_push(ev, e);
+	for (int i = 0; i < MAX_SUBS; i++)
+		if (ev->subs[i].id)
+			ev->subs[i].fn(ev->subs[i].ctx, e);
+}
+
+static const char *action_name(uint32_t action)
+{
+	return action == CAELUM_ACT_AUDITED ? "audited" : "denied";
+}
+
+static struct json_object *name_or_null(struct events *ev, uint64_t cgid)
+{
+	const char *name = cgid != CAELUM_CGID_NONE ? ev->name_of(ev->name_ctx, cgid) : NULL;
+
+	return name ? json_object_new_string(name) : NULL;
+}
+
+static void add_addr(struct json_object *e, const struct caelum_event *k)
+{
+	char buf[INET6_ADDRSTRLEN] = "";
+
+	inet_ntop(k->family == AF_INET6 ? AF_INET6 : AF_INET, k->addr, buf, sizeof(buf));
+	json_object_object_add(e, "addr", json_object_new_string(buf));
+}
+
+int events_from_kernel(struct events *ev, const void *data, size_t len)
+{
+	const struct caelum_event *k = data;
+	struct json_object *e;
+	char ts[64], comm[CAELUM_COMM_LEN + 1];
+
+	ev->c.kernel_records++;
+	if (len < sizeof(*k))
+		return -EINVAL;
+	e = event_new(ev, event_type_name(k->type), action_name(k->action));
+	time_format_rfc3339(time_mono_to_real(k->time_ns), ts, sizeof(ts));
+	json_object_object_add(e, "time", json_object_new_string(ts));
+	memcpy(comm, k->comm, CAELUM_COMM_LEN);
+	comm[CAELUM_COMM_LEN] = '\0';
+	json_object_object_add(e, "service", name_or_null(ev, k->svc_cgid));
+	json_object_object_add(e, "pid", json_object_new_int((int)k->pid));
+	json_object_object_add(e, "comm", json_object_new_string(comm));
+	json_object_object_add(e, "cgroup_id", json_object_new_uint64(k->cgroup_id));
+	json_object_object_add(e, "port", json_object_new_int(k->port));
+	json_object_object_add(e, "proto", json_object_new_string(proto_name(k->proto)));
+	json_object_object_add(e, "family",
+			       json_object_new_string(k->family == AF_INET6 ? "ipv6" : "ipv4"));
+	json_object_object_add(e, "owner", name_or_null(ev, k->owner_cgid));
+	json_object_object_add(e, "count", json_object_new_int64(k->count));
+	json_object_object_add(e, "reason",
+			       json_object_new_string(k->reason == CAELUM_REASON_RESERVED
+							      ? "reserved"
+							      : "managed_range"));
+	add_addr(e, k);
+	json_object_object_add(e, "followup",
+			       json_object_new_boolean(!!(k->flags & CAELUM_EVF_FOLLOWUP)));
+	if (k->flags & CAELUM_EVF_UNAGGREGATED)
+		json_object_object_add(e, "unaggregated", json_object_new_boolean(1));
+	events_emit(ev, e);
+	return 0;
+}
+
+static bool str_field_is(struct json_object *e, const char *key, const char *want)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(e, key, &v) && json_object_is_type(v, json_type_string) &&
+	       !strcmp(json_object_get_string(v), want);
+}
+
+bool event_matches(struct json_object *e, const struct event_filter *f)
+{
+	if (f->type && !str_field_is(e, "type", f->type))
+		return false;
+	if (f->service && !str_field_is(e, "service", f->service) &&
+	    !str_field_is(e, "owner", f->service))
+		return false;
+	return event_id(e) > f->since_id;
+}
+
+struct json_object *events_query(struct events *ev, const struct event_filter *f)
+{
+	struct json_object *arr = json_object_new_array();
+	size_t matched = 0, skip = 0;
+
+	for (size_t i = 0; i < ev->count; i++)
+		matched += event_matches(ev->window[(ev->head + i) % EVENTS_WINDOW], f);
+	if (f->limit && matched > f->limit)
+		skip = matched - f->limit;
+	for (size_t i = 0; i < ev->count; i++) {
+		struct json_object *e = ev->window[(ev->head + i) % EVENTS_WINDOW];
+
+		if (!event_matches(e, f))
+			continue;
+		if (skip) {
+			skip--;
+			continue;
+		}
+		json_object_array_add(arr, json_object_get(e));
+	}
+	return arr;
+}
+
+int events_subscribe(struct events *ev, events_sub_fn fn, void *ctx)
+{
+	for (int i = 0; i < MAX_SUBS; i++) {
+		if (ev->subs[i].id)
+			continue;
+		ev->subs[i] = (struct sub){ .id = ++ev->next_sub, .fn = fn, .ctx = ctx };
+		return ev->subs[i].id;
+	}
+	return -ENOSPC;
+}
+
+void events_unsubscribe(struct events *ev, int id)
+{
+	for (int i = 0; i < MAX_SUBS; i++)
+		if (ev->subs[i].id == id)
+			memset(&ev->subs[i], 0, sizeof(ev->subs[i]));
+}
+
+void events_count_drop(struct events *ev, uint64_t n)
+{
+	ev->c.subscriber_drops += n;
+}
+
+void events_get_counters(const struct events *ev, struct events_counters *c)
+{
+	*c = ev->c;
+}
+
+struct json_object *events_journal_stats(const struct events *ev)
+{
+	struct json_object *o = json_object_new_object();
+	struct journal_stats st;
+
+	journal_get_stats(ev->journal, &st);
+	json_object_object_add(o, "path", json_object_new_string(ev->state_dir));
+	json_object_object_add(o, "bytes", json_object_new_uint64(st.bytes));
+	json_object_object_add(o, "lines_written", json_object_new_uint64(st.lines_written));
+	json_object_object_add(o, "rotations", json_object_new_uint64(st.rotations));
+	json_object_object_add(o, "write_errors", json_object_new_uint64(st.write_errors));
+	return o;
+}

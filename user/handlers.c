@@ -1,0 +1,752 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "daemon.h"
+#include "handlers.h"
+#include "log.h"
+#include "sockets.h"
+
+#define P "params"
+
+struct call {
+	struct daemon *d;
+	struct json_object *params;
+	const struct caller *who;
+	struct json_object *result;
+	struct herr *err;
+	struct hstream *stream;
+};
+
+typedef int (*handler_fn)(struct call *c);
+
+static int fail(struct call *c, int exit_code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(struct call *c, int exit_code, const char *fmt, ...)
+{
+	va_list ap;
+
+	c->err->exit = exit_code;
+	va_start(ap, fmt);
+	vsnprintf(c->err->message, sizeof(c->err->message), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Refusal with every reason: message = first, errors = all. */
+static int fail_verr(struct call *c, int exit_code, struct verr *e)
+{
+	c->err->exit = exit_code;
+	snprintf(c->err->message, sizeof(c->err->message), "%s",
+		 e->n ? e->msgs[0] : "refused");
+	c->err->errors = verr_to_json(e);
+	verr_free(e);
+	return -1;
+}
+
+/* ---- parameters ---- */
+
+static int params_check(struct call *c, const char *const *allowed)
+{
+	struct verr e = {};
+
+	if (!c->params)
+		return 0;
+	if (!jv_expect(c->params, json_type_object, P, NULL, &e) ||
+	    !jv_check_keys(c->params, P, NULL, allowed, &e))
+		return fail_verr(c, EXIT_USAGE, &e);
+	return 0;
+}
+
+static struct json_object *param(struct call *c, const char *key)
+{
+	struct json_object *v = NULL;
+
+	if (c->params)
+		json_object_object_get_ex(c->params, key, &v);
+	return v;
+}
+
+static int param_str(struct call *c, const char *key, bool required, const char **out)
+{
+	struct json_object *v = param(c, key);
+
+	*out = NULL;
+	if (!v)
+		return required ? fail(c, EXIT_USAGE, "params: %s: missing required key", key) : 0;
+	if (!json_object_is_type(v, json_type_string))
+		return fail(c, EXIT_USAGE, "params: %s: expected string, got %s", key,
+			    jv_type_name(json_object_get_type(v)));
+	*out = json_object_get_string(v);
+	return 0;
+}
+
+static int param_service(struct call *c, const char *key, const char **out)
+{
+	if (param_str(c, key, true, out))
+		return -1;
+	if (!service_name_valid(*out))
+		return fail(c, EXIT_USAGE,
+			    "params: %s: invalid service name \"%s\" (expected [a-z0-9][a-z0-9-]{0,62})",
+			    key, *out);
+	return 0;
+}
+
+static int param_proto(struct call *c, uint8_t *proto)
+{
+	const char *s;
+	int p;
+
+	if (param_str(c, "proto", false, &s))
+		return -1;
+	*proto = IPPROTO_TCP;
+	if (!s)
+		return 0;
+	p = proto_parse(s);
+	if (p < 0)
+		return fail(c, EXIT_USAGE, "params: proto: unknown protocol '%s' (expected tcp or udp)",
+			    s);
+	*proto = (uint8_t)p;
+	return 0;
+}
+
+static int param_port(struct call *c, uint16_t *port)
+{
+	struct verr e = {};
+	struct json_object *v = param(c, "port");
+	int64_t x;
+
+	if (!v)
+		return fail(c, EXIT_USAGE, "params: port: missing required key");
+	if (!jv_get_int(v, 1, 65535, P, "port", &x, &e))
+		return fail_verr(c, EXIT_USAGE, &e);
+	*port = (uint16_t)x;
+	return 0;
+}
+
+/* ---- shared views ---- */
+
+static const char *state_name(const struct svc_rt *rt)
+{
+	return rt && rt->running ? "running" : "stopped";
+}
+
+static void fmt_port(char *buf, size_t len, uint16_t port, uint8_t proto)
+{
+	snprintf(buf, len, "%u/%s", port, proto_name(proto));
+}
+
+static struct json_object *service_json(struct daemon *d, const struct reg_service *s)
+{
+	struct json_object *o = spec_to_json(&s->spec), *ports, *rt_ports = json_object_new_array();
+	const struct reg_state *st = registry_state(d->reg);
+	struct svc_rt *rt = svcs_find(&d->svcs, s->spec.name);
+	char buf[32];
+
+	json_object_object_get_ex(o, "ports", &ports);
+	for (size_t i = 0; i < st->n_resv; i++) {
+		if (strcmp(st->resv[i].service, s->spec.name))
+			continue;
+		fmt_port(buf, sizeof(buf), st->resv[i].port, st->resv[i].proto);
+		json_object_array_add(ports, json_object_new_string(buf));
+		json_object_array_add(rt_ports, json_object_new_string(buf));
+	}
+	json_object_object_add(o, "runtime_ports", rt_ports);
+	json_object_object_add(o, "origin", json_object_new_string(origin_name(s->origin)));
+	json_object_object_add(o, "source",
+			       s->spec.source ? json_object_new_string(s->spec.source) : NULL);
+	json_object_object_add(o, "state", json_object_new_string(state_name(rt)));
+	json_object_object_add(o, "cgroup", rt ? json_object_new_string(rt->cgroup) : NULL);
+	json_object_object_add(o, "cgroup_id", rt ? json_object_new_uint64(rt->cgid) : NULL);
+	return o;
+}
+
+static bool port_managed(const struct config *cfg, uint16_t port, uint8_t proto)
+{
+	for (size_t i = 0; i < cfg->n_managed; i++) {
+		const struct port_range *r = &cfg->managed[i];
+
+		if (port >= r->lo && port <= r->hi && (r->proto == PROTO_BOTH || r->proto == proto))
+			return true;
+	}
+	return false;
+}
+
+/* Live holders of (port, proto) outside the service's cgroup (any holder if svc is NULL). */
+static int foreign_holders(struct daemon *d, const char *svc, uint16_t port, uint8_t proto,
+			   struct verr *e, const char *label)
+{
+	struct svc_rt *rt = svc ? svcs_find(&d->svcs, svc) : NULL;
+	struct sock_holder *h = NULL;
+	size_t n = 0, found = 0;
+	int err;
+
+	err = sockets_find(port, proto, &h, &n);
+	if (err) {
+		verr_add(e, label, NULL, "cannot list sockets: %s", strerror(-err));
+		return err;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (rt && h[i].pid && svcs_path_inside(&d->svcs, rt, h[i].cgroup))
+			continue;
+		if (h[i].pid)
+			verr_add(e, label, NULL, "%u/%s is bound by pid %d (%s) in cgroup %s", port,
+				 proto_name(proto), h[i].pid, h[i].comm, h[i].cgroup);
+		else
+			verr_add(e, label, NULL, "%u/%s is bound by a socket of an unknown process",
+				 port, proto_name(proto));
+		found++;
+	}
+	free(h);
+	return found ? -EBUSY : 0;
+}
+
+static void emit_port_event(struct daemon *d, const char *type, uint16_t port, uint8_t proto,
+			    const char *service)
+{
+	struct json_object *e = event_new(d->ev, type, "changed");
+
+	json_object_object_add(e, "service", json_object_new_string(service));
+	json_object_object_add(e, "owner", json_object_new_string(service));
+	json_object_object_add(e, "port", json_object_new_int(port));
+	json_object_object_add(e, "proto", json_object_new_string(proto_name(proto)));
+	events_emit(d->ev, e);
+}
+
+static void emit_service_event(struct daemon *d, const char *type, const char *name)
+{
+	struct json_object *e = event_new(d->ev, type, "changed");
+
+	json_object_object_add(e, "service", json_object_new_string(name));
+	events_emit(d->ev, e);
+}
+
+/* A registry change landed: push it to the kernel. */
+static int apply_or_fail(struct call *c, const char *why)
+{
+	int err = daemon_apply(c->d, why);
+
+	if (err)
+		return fail(c, EXIT_FAIL,
+			    "registry updated but the kernel policy could not be applied: %s",
+			    strerror(-err));
+	return 0;
+}
+
+/* ---- methods ---- */
+
+static int h_ping(struct call *c)
+{
+	c->result = json_object_new_object();
+	json_object_object_add(c->result, "pid", json_object_new_int(getpid()));
+	return 0;
+}
+
+static int h_service_list(struct call *c)
+{
+	const struct reg_state *st = registry_state(c->d->reg);
+
+	c->result = json_object_new_array();
+	for (size_t i = 0; i < st->n_svcs; i++)
+		json_object_array_add(c->result, service_json(c->d, &st->svcs[i]));
+	return 0;
+}
+
+static struct json_object *denial_counts(struct daemon *d, const char *name)
+{
+	struct event_filter f = { .type = "bind_denied", .service = name };
+	struct json_object *arr = events_query(d->ev, &f), *o = json_object_new_object();
+	int64_t as_offender = 0, as_owner = 0;
+
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		struct json_object *e = json_object_array_get_idx(arr, i), *v, *cnt;
+		int64_t n = json_object_object_get_ex(e, "count", &cnt) ? json_object_get_int64(cnt) : 1;
+
+		if (json_object_object_get_ex(e, "service", &v) && v &&
+		    !strcmp(json_object_get_string(v), name))
+			as_offender += n;
+		else
+			as_owner += n;
+	}
+	json_object_put(arr);
+	json_object_object_add(o, "by_service", json_object_new_int64(as_offender));
+	json_object_object_add(o, "against_service", json_object_new_int64(as_owner));
+	return o;
+}
+
+static int h_service_show(struct call *c)
+{
+	static const char *const keys[] = { "name", NULL };
+	const struct reg_service *s;
+	struct svc_rt *rt;
+	const char *name;
+	int procs;
+
+	if (params_check(c, keys) || param_service(c, "name", &name))
+		return -1;
+	s = registry_service(c->d->reg, name);
+	if (!s)
+		return fail(c, EXIT_FAIL, "service '%s' not found", name);
+	rt = svcs_find(&c->d->svcs, name);
+	procs = rt ? cgroup_nr_procs(rt->cgroup) : 0;
+	c->result = service_json(c->d, s);
+	json_object_object_add(c->result, "processes", json_object_new_int(procs > 0 ? procs : 0));
+	json_object_object_add(c->result, "main_pid",
+			       rt && rt->main_pid ? json_object_new_int(rt->main_pid) : NULL);
+	json_object_object_add(c->result, "recent_denials", denial_counts(c->d, name));
+	return 0;
+}
+
+static int h_service_apply(struct call *c)
+{
+	static const char *const keys[] = { "spec", "file", NULL };
+	struct json_object *spec_obj = param(c, "spec");
+	struct service_spec spec;
+	struct verr e = {};
+	const char *file;
+
+	if (params_check(c, keys) || param_str(c, "file", false, &file))
+		return -1;
+	if (!spec_obj)
+		return fail(c, EXIT_USAGE, "params: spec: missing required key");
+	if (spec_from_json(spec_obj, file ? file : "spec", &spec, &e))
+		return fail_verr(c, EXIT_CONFIG, &e);
+	if (registry_service_apply(c->d->reg, &spec, ORIGIN_API, &e)) {
+		spec_free(&spec);
+		return fail_verr(c, EXIT_CONFIG, &e);
+	}
+	emit_service_event(c->d, "service_applied", spec.name);
+	if (apply_or_fail(c, "service apply")) {
+		spec_free(&spec);
+		return -1;
+	}
+	c->result = service_json(c->d, registry_service(c->d->reg, spec.name));
+	spec_free(&spec);
+	return 0;
+}
+
+static int h_service_delete(struct call *c)
+{
+	static const char *const keys[] = { "name", NULL };
+	struct verr e = {};
+	struct svc_rt *rt;
+	const char *name;
+	int err, procs;
+
+	if (params_check(c, keys) || param_service(c, "name", &name))
+		return -1;
+	rt = svcs_find(&c->d->svcs, name);
+	procs = rt ? cgroup_nr_procs(rt->cgroup) : 0;
+	if (rt && rt->running)
+		return fail(c, EXIT_CONFIG,
+			    "service '%s' is running (%d processes in %s); stop it first", name,
+			    procs > 0 ? procs : 0, rt->cgroup);
+	err = registry_service_delete(c->d->reg, name, &e);
+	if (err)
+		return fail_verr(c, err == -ENOENT ? EXIT_FAIL : EXIT_CONFIG, &e);
+	emit_service_event(c->d, "service_deleted", name);
+	if (apply_or_fail(c, "service delete"))
+		return -1;
+	c->result = json_object_new_object();
+	json_object_object_add(c->result, "deleted", json_object_new_string(name));
+	return 0;
+}
+
+static struct json_object *claim_json(const struct config *cfg, const struct reg_claim *cl)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "port", json_object_new_int(cl->port));
+	json_object_object_add(o, "proto", json_object_new_string(proto_name(cl->proto)));
+	json_object_object_add(o, "service", json_object_new_string(cl->service));
+	json_object_object_add(o, "origin", json_object_new_string(cl->origin == ORIGIN_RUNTIME
+									   ? "runtime"
+									   : "spec"));
+	json_object_object_add(o, "managed",
+			       json_object_new_boolean(port_managed(cfg, cl->port, cl->proto)));
+	return o;
+}
+
+static int h_port_list(struct call *c)
+{
+	struct reg_claim *cl;
+	size_t n;
+	int err;
+
+	err = registry_claims(registry_state(c->d->reg), &cl, &n);
+	if (err)
+		return fail(c, EXIT_FAIL, "failed to list reservations: %s", strerror(-err));
+	c->result = json_object_new_array();
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(c->result, claim_json(&c->d->cfg, &cl[i]));
+	free(cl);
+	return 0;
+}
+
+static int reserve(struct call *c, uint16_t port, uint8_t proto, const char *svc)
+{
+	struct verr e = {};
+	char what[32];
+	int err;
+
+	fmt_port(what, sizeof(what), port, proto);
+	if (!registry_service(c->d->reg, svc))
+		return fail(c, EXIT_CONFIG, "%s: unknown service '%s'", what, svc);
+	if (foreign_holders(c->d, svc, port, proto, &e, what))
+		return fail_verr(c, EXIT_CONFIG, &e);
+	err = registry_reserve(c->d->reg, port, proto, svc, &e);
+	if (err)
+		return fail_verr(c, EXIT_CONFIG, &e);
+	emit_port_event(c->d, "port_reserved", port, proto, svc);
+	if (apply_or_fail(c, "port reserve"))
+		return -1;
+	c->result = json_object_new_object();
+	json_object_object_add(c->result, "port", json_object_new_int(port));
+	json_object_object_add(c->result, "proto", json_object_new_string(proto_name(proto)));
+	json_object_object_add(c->result, "service", json_object_new_string(svc));
+	return 0;
+}
+
+static int h_port_reserve(struct call *c)
+{
+	static const char *const keys[] = { "port", "proto", "service", NULL };
+	const char *svc;
+	uint16_t port;
+	uint8_t proto;
+
+	if (params_check(c, keys) || param_port(c, &port) || param_proto(c, &proto) ||
+	    param_service(c, "service", &svc))
+		return -1;
+	return reserve(c, port, proto, svc);
+}
+
+static int h_port_release(struct call *c)
+{
+	static const char *const keys[] = { "port", "proto", NULL };
+	struct verr e = {};
+	const char *owner;
+	char svc[SERVICE_NAME_MAX + 1] = "";
+	uint16_t port;
+	uint8_t proto;
+	int err;
+
+	if (params_check(c, keys) || param_port(c, &port) || param_proto(c, &proto))
+		return -1;
+	owner = registry_owner(c->d->reg, port, proto, NULL);
+	if (owner)
+		snprintf(svc, sizeof(svc), "%s", owner);
+	err = registry_release(c->d->reg, port, proto, &e);
+	if (err)
+		return fail_verr(c, err == -ENOENT ? EXIT_FAIL : EXIT_CONFIG, &e);
+	emit_port_event(c->d, "port_released", port, proto, svc);
+	if (apply_or_fail(c, "port release"))
+		return -1;
+	c->result = json_object_new_object();
+	json_object_object_add(c->result, "port", json_object_new_int(port));
+	json_object_object_add(c->result, "proto", json_object_new_string(proto_name(proto)));
+	json_object_object_add(c->result, "service", json_object_new_string(svc));
+	return 0;
+}
+
+static int h_port_alloc(struct call *c)
+{
+	static const char *const keys[] = { "service", "proto", NULL };
+	const struct config *cfg = &c->d->cfg;
+	const char *svc;
+	uint8_t proto;
+
+	if (params_check(c, keys) || param_service(c, "service", &svc) || param_proto(c, &proto))
+		return -1;
+	if (!registry_service(c->d->reg, svc))
+		return fail(c, EXIT_CONFIG, "unknown service '%s'", svc);
+	for (uint32_t port = 1; port <= 65535; port++) {
+		struct verr e = {};
+
+		if (!port_managed(cfg, (uint16_t)port, proto) ||
+		    registry_owner(c->d->reg, (uint16_t)port, proto, NULL))
+			continue;
+		/* Someone squatting from before Caelum started: not free. */
+		if (foreign_holders(c->d, NULL, (uint16_t)port, proto, &e, "alloc")) {
+			verr_free(&e);
+			continue;
+		}
+		return reserve(c, (uint16_t)port, proto, svc);
+	}
+	return fail(c, EXIT_CONFIG, "no free %s port left in the managed ranges",
+		    proto_name(proto));
+}
+
+static int h_port_who(struct call *c)
+{
+	static const char *const keys[] = { "port", "proto", NULL };
+	struct sock_holder *h = NULL;
+	struct json_object *arr;
+	enum reg_origin origin;
+	struct svc_rt *rt;
+	const char *owner;
+	size_t n = 0;
+	uint16_t port;
+	uint8_t proto;
+	int err;
+
+	if (params_check(c, keys) || param_port(c, &port) || param_proto(c, &proto))
+		return -1;
+	owner = registry_owner(c->d->reg, port, proto, &origin);
+	rt = owner ? svcs_find(&c->d->svcs, owner) : NULL;
+	err = sockets_find(port, proto, &h, &n);
+	if (err)
+		return fail(c, EXIT_FAIL, "failed to list sockets: %s", strerror(-err));
+	c->result = json_object_new_object();
+	json_object_object_add(c->result, "port", json_object_new_int(port));
+	json_object_object_add(c->result, "proto", json_object_new_string(proto_name(proto)));
+	json_object_object_add(c->result, "owner", owner ? json_object_new_string(owner) : NULL);
+	json_object_object_add(c->result, "origin",
+			       owner ? json_object_new_string(origin == ORIGIN_RUNTIME ? "runtime"
+										    : "spec")
+				     : NULL);
+	json_object_object_add(c->result, "managed",
+			       json_object_new_boolean(port_managed(&c->d->cfg, port, proto)));
+	arr = json_object_new_array();
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "pid", json_object_new_int(h[i].pid));
+		json_object_object_add(o, "comm", json_object_new_string(h[i].comm));
+		json_object_object_add(o, "cgroup", json_object_new_string(h[i].cgroup));
+		json_object_object_add(o, "addr", json_object_new_string(h[i].addr));
+		json_object_object_add(o, "family",
+				       json_object_new_string(h[i].family == AF_INET6 ? "ipv6" : "ipv4"));
+		json_object_object_add(o, "listening", json_object_new_boolean(h[i].listening));
+		json_object_object_add(o, "in_owner",
+				       json_object_new_boolean(rt && h[i].pid &&
+							       svcs_path_inside(&c->d->svcs, rt, h[i].cgroup)));
+		json_object_array_add(arr, o);
+	}
+	free(h);
+	json_object_object_add(c->result, "listeners", arr);
+	return 0;
+}
+
+static int parse_filter(struct call *c, struct hstream *s)
+{
+	struct json_object *v;
+	const char *type, *svc;
+	struct verr e = {};
+	int64_t x;
+
+	memset(s, 0, sizeof(*s));
+	if (param_str(c, "type", false, &type) || param_str(c, "service", false, &svc))
+		return -1;
+	if (type)
+		snprintf(s->type, sizeof(s->type), "%s", type);
+	if (svc)
+		snprintf(s->service, sizeof(s->service), "%s", svc);
+	s->filter.type = type ? s->type : NULL;
+	s->filter.service = svc ? s->service : NULL;
+	if ((v = param(c, "limit"))) {
+		if (!jv_get_int(v, 1, EVENTS_WINDOW, P, "limit", &x, &e))
+			return fail_verr(c, EXIT_USAGE, &e);
+		s->filter.limit = (size_t)x;
+	}
+	if ((v = param(c, "since"))) {
+		if (!jv_get_int(v, 0, INT64_MAX, P, "since", &x, &e))
+			return fail_verr(c, EXIT_USAGE, &e);
+		s->filter.since_id = (uint64_t)x;
+	}
+	return 0;
+}
+
+static int h_events_list(struct call *c)
+{
+	static const char *const keys[] = { "type", "service", "limit", "since", NULL };
+	struct hstream s;
+
+	if (params_check(c, keys) || parse_filter(c, &s))
+		return -1;
+	c->result = events_query(c->d->ev, &s.filter);
+	return 0;
+}
+
+static int h_events_follow(struct call *c)
+{
+	static const char *const keys[] = { "type", "service", "limit", "since", NULL };
+
+	if (!c->stream)
+		return fail(c, EXIT_USAGE, "events.follow needs a streaming transport");
+	if (params_check(c, keys) || parse_filter(c, c->stream))
+		return -1;
+	c->stream->follow = true;
+	/* The backlog first (limit/since select it), then live events. */
+	c->result = events_query(c->d->ev, &c->stream->filter);
+	c->stream->filter.limit = 0;
+	return 0;
+}
+
+static int h_reload(struct call *c)
+{
+	struct verr e = {};
+
+	if (params_check(c, (const char *const[]){ NULL }))
+		return -1;
+	if (daemon_reload(c->d, &e))
+		return fail_verr(c, EXIT_CONFIG, &e);
+	c->result = json_object_new_object();
+	json_object_object_add(c->result, "registry_revision",
+			       json_object_new_uint64(registry_state(c->d->reg)->rev));
+	json_object_object_add(c->result, "services",
+			       json_object_new_int64((int64_t)registry_state(c->d->reg)->n_svcs));
+	json_object_object_add(c->result, "port_entries",
+			       json_object_new_int64((int64_t)c->d->policy.entries));
+	return 0;
+}
+
+/* Mandatory checks before caelumctl run places itself into the service. */
+static int h_run_prepare(struct call *c)
+{
+	static const char *const keys[] = { "name", NULL };
+	const struct reg_service *s;
+	struct reg_claim *cl;
+	struct json_object *ports;
+	struct verr e = {};
+	struct svc_rt *rt;
+	const char *name;
+	size_t n;
+
+	if (params_check(c, keys) || param_service(c, "name", &name))
+		return -1;
+	s = registry_service(c->d->reg, name);
+	rt = svcs_find(&c->d->svcs, name);
+	if (!s || !rt || rt->cgid == CAELUM_CGID_NONE)
+		return fail(c, EXIT_CONFIG, "unknown service '%s' (caelumctl service list)", name);
+	if (registry_claims(registry_state(c->d->reg), &cl, &n))
+		return fail(c, EXIT_FAIL, "out of memory");
+	ports = json_object_new_array();
+	for (size_t i = 0; i < n; i++) {
+		char buf[32];
+
+		if (strcmp(cl[i].service, name))
+			continue;
+		fmt_port(buf, sizeof(buf), cl[i].port, cl[i].proto);
+		json_object_array_add(ports, json_object_new_string(buf));
+		foreign_holders(c->d, name, cl[i].port, cl[i].proto, &e, name);
+	}
+	free(cl);
+	if (e.n) {
+		json_object_put(ports);
+		return fail_verr(c, EXIT_CONFIG, &e);
+	}
+	c->result = json_object_new_object();
+	json_object_object_add(c->result, "name", json_object_new_string(name));
+	json_object_object_add(c->result, "cgroup", json_object_new_string(rt->cgroup));
+	json_object_object_add(c->result, "ports", ports);
+	return 0;
+}
+
+static void read_comm(pid_t pid, char *buf, size_t len)
+{
+	char path[64];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	buf[0] = '\0';
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	if (fgets(buf, (int)len, f))
+		buf[strcspn(buf, "\n")] = '\0';
+	fclose(f);
+}
+
+static int h_run_started(struct call *c)
+{
+	static const char *const keys[] = { "name", "pid", NULL };
+	struct json_object *e;
+	struct verr ve = {};
+	struct svc_rt *rt;
+	const char *name;
+	char comm[32];
+	int64_t pid;
+
+	if (params_check(c, keys) || param_service(c, "name", &name))
+		return -1;
+	if (!param(c, "pid") || !jv_get_int(param(c, "pid"), 1, INT32_MAX, P, "pid", &pid, &ve))
+		return ve.n ? fail_verr(c, EXIT_USAGE, &ve) : fail(c, EXIT_USAGE, "params: pid: missing required key");
+	rt = svcs_find(&c->d->svcs, name);
+	if (!rt)
+		return fail(c, EXIT_CONFIG, "unknown service '%s'", name);
+	rt->main_pid = (pid_t)pid;
+	rt->started_ns = time_now_ns();
+	rt->running = true;
+	read_comm((pid_t)pid, comm, sizeof(comm));
+	e = event_new(c->d->ev, "service_started", "changed");
+	json_object_object_add(e, "service", json_object_new_string(name));
+	json_object_object_add(e, "pid", json_object_new_int((int)pid));
+	json_object_object_add(e, "comm", json_object_new_string(comm));
+	json_object_object_add(e, "cgroup_id", json_object_new_uint64(rt->cgid));
+	events_emit(c->d->ev, e);
+	c->result = json_object_new_object();
+	json_object_object_add(c->result, "cgroup", json_object_new_string(rt->cgroup));
+	return 0;
+}
+
+static int h_status(struct call *c)
+{
+	if (params_check(c, (const char *const[]){ NULL }))
+		return -1;
+	if (status_collect(c->d, &c->result))
+		return fail(c, EXIT_FAIL, "failed to collect status");
+	return 0;
+}
+
+static const struct {
+	const char *name;
+	handler_fn fn;
+} methods[] = {
+	{ "ping", h_ping },
+	{ "status", h_status },
+	{ "service.list", h_service_list },
+	{ "service.show", h_service_show },
+	{ "service.apply", h_service_apply },
+	{ "service.delete", h_service_delete },
+	{ "port.list", h_port_list },
+	{ "port.reserve", h_port_reserve },
+	{ "port.release", h_port_release },
+	{ "port.alloc", h_port_alloc },
+	{ "port.who", h_port_who },
+	{ "events.list", h_events_list },
+	{ "events.follow", h_events_follow },
+	{ "reload", h_reload },
+	{ "run.prepare", h_run_prepare },
+	{ "run.started", h_run_started },
+};
+
+int handlers_call(struct daemon *d, const char *method, struct json_object *params,
+		  const struct caller *who, struct json_object **result, struct herr *err,
+		  struct hstream *stream)
+{
+	struct call c = { .d = d, .params = params, .who = who, .err = err, .stream = stream };
+
+	memset(err, 0, sizeof(*err));
+	*result = NULL;
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+		if (strcmp(methods[i].name, method))
+			continue;
+		if (methods[i].fn(&c)) {
+			json_object_put(c.result);
+			return -1;
+		}
+		*result = c.result ? c.result : json_object_new_object();
+		return 0;
+	}
+	err->exit = EXIT_USAGE;
+	err->unknown_method = true;
+	snprintf(err->message, sizeof(err->message), "unknown method '%s'", method);
+	return -1;
+}

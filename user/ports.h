@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Loader and policy sync for bpf/ports.bpf.c (ABI: include/caelum/ports.h). */
+#ifndef CAELUM_USER_PORTS_H
+#define CAELUM_USER_PORTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bpfpin.h"
+#include "caelum/ports.h"
+#include "portrange.h"
+#include "registry.h"
+
+struct ports;
+
+/* A complete port policy: what goes into one table. */
+struct port_policy {
+	struct caelum_port_key *keys;
+	struct caelum_port_rule *rules;
+	size_t n;
+	size_t n_reserved; /* entries with CAELUM_PORT_F_RESERVED */
+	size_t n_managed; /* entries with CAELUM_PORT_F_MANAGED */
+};
+
+/* Where a service lives in the cgroup tree; 0 and *cgid = CAELUM_CGID_NONE if unknown. */
+typedef int (*svc_ident_fn)(void *ctx, const char *service, uint64_t *cgid, uint16_t *level);
+
+/* Pure: claims + managed ranges -> table entries (no duplicates, sorted by port/proto). */
+int port_policy_build(struct port_policy *pol, const struct reg_claim *claims, size_t n_claims,
+		      const struct port_range *managed, size_t n_managed, svc_ident_fn ident,
+		      void *ctx);
+void port_policy_free(struct port_policy *pol);
+
+/* open -> load (shared maps pinned under env->maps, reused when present). */
+int ports_load(const struct bpf_env *env, struct ports **out);
+/* Build a fresh table with pol and swap it in atomically. */
+int ports_install(struct ports *p, const struct port_policy *pol);
+/* bind4 and bind6 links (created, or replaced in place). */
+int ports_attach(struct ports *p, const struct bpf_env *env);
+void ports_close(struct ports *p);
+
+/* For status: prog fd per attach point, the shared maps, and the table size. */
+int ports_prog_fd(const struct ports *p, int idx, const char **name, int *attach_type);
+int ports_link_fd(const struct ports *p, int idx);
+const char *ports_link_outcome(const struct ports *p, int idx);
+int ports_map_fd(const struct ports *p, const char *name);
+size_t ports_table_entries(const struct ports *p);
+#define PORTS_NPROGS 2
+
+#endif /* CAELUM_USER_PORTS_H */

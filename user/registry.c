@@ -1,0 +1,731 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "registry.h"
+
+#define SVC_PREFIX "services/"
+#define RESV_PREFIX "reservations/"
+#define MAX_WATCHERS 8
+#define PORT_SLOTS (65536 * 2)
+
+struct watcher {
+	registry_watch_cb cb;
+	void *ctx;
+};
+
+struct registry {
+	struct registry_backend *b;
+	struct reg_state st;
+	struct watcher watchers[MAX_WATCHERS];
+	size_t n_watchers;
+};
+
+const char *origin_name(enum reg_origin o)
+{
+	switch (o) {
+	case ORIGIN_FILE:
+		return "file";
+	case ORIGIN_API:
+		return "api";
+	case ORIGIN_RUNTIME:
+		return "runtime";
+	}
+	return "unknown";
+}
+
+static size_t slot(uint16_t port, uint8_t proto)
+{
+	return (size_t)port * 2 + (proto == IPPROTO_UDP);
+}
+
+/* ---- state ---- */
+
+static void state_free(struct reg_state *st)
+{
+	for (size_t i = 0; i < st->n_svcs; i++)
+		spec_free(&st->svcs[i].spec);
+	free(st->svcs);
+	free(st->resv);
+	memset(st, 0, sizeof(*st));
+}
+
+static int state_copy(struct reg_state *dst, const struct reg_state *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->svcs = calloc(src->n_svcs + 1, sizeof(*dst->svcs));
+	dst->resv = calloc(src->n_resv + 1, sizeof(*dst->resv));
+	if (!dst->svcs || !dst->resv)
+		goto nomem;
+	for (size_t i = 0; i < src->n_svcs; i++) {
+		dst->svcs[i] = src->svcs[i];
+		if (spec_copy(&dst->svcs[i].spec, &src->svcs[i].spec))
+			goto nomem;
+		dst->n_svcs++;
+	}
+	memcpy(dst->resv, src->resv, src->n_resv * sizeof(*dst->resv));
+	dst->n_resv = src->n_resv;
+	dst->rev = src->rev;
+	return 0;
+nomem:
+	state_free(dst);
+	return -ENOMEM;
+}
+
+static int svc_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct reg_service *)a)->spec.name,
+		      ((const struct reg_service *)b)->spec.name);
+}
+
+static int resv_cmp(const void *a, const void *b)
+{
+	const struct reg_resv *x = a, *y = b;
+
+	if (x->port != y->port)
+		return x->port < y->port ? -1 : 1;
+	return (int)x->proto - (int)y->proto;
+}
+
+static struct reg_service *state_service(const struct reg_state *st, const char *name)
+{
+	struct reg_service k;
+
+	snprintf(k.spec.name, sizeof(k.spec.name), "%s", name);
+	return st->n_svcs ? bsearch(&k, st->svcs, st->n_svcs, sizeof(k), svc_cmp) : NULL;
+}
+
+static struct reg_resv *state_resv(const struct reg_state *st, uint16_t port, uint8_t proto)
+{
+	struct reg_resv k = { .port = port, .proto = proto };
+
+	return st->n_resv ? bsearch(&k, st->resv, st->n_resv, sizeof(k), resv_cmp) : NULL;
+}
+
+/* Takes ownership of spec's buffers. */
+static int state_put_service(struct reg_state *st, struct service_spec *spec, enum reg_origin o)
+{
+	struct reg_service *cur = state_service(st, spec->name), *tmp;
+
+	if (cur) {
+		spec_free(&cur->spec);
+		cur->spec = *spec;
+		cur->origin = o;
+		return 0;
+	}
+	tmp = realloc(st->svcs, (st->n_svcs + 1) * sizeof(*tmp));
+	if (!tmp)
+		return -ENOMEM;
+	st->svcs = tmp;
+	st->svcs[st->n_svcs++] = (struct reg_service){ .spec = *spec, .origin = o };
+	qsort(st->svcs, st->n_svcs, sizeof(*st->svcs), svc_cmp);
+	return 0;
+}
+
+static void state_del_service(struct reg_state *st, const char *name)
+{
+	struct reg_service *cur = state_service(st, name);
+	size_t w = 0;
+
+	if (!cur)
+		return;
+	spec_free(&cur->spec);
+	*cur = st->svcs[--st->n_svcs];
+	qsort(st->svcs, st->n_svcs, sizeof(*st->svcs), svc_cmp);
+	/* A service's runtime reservations go with it. */
+	for (size_t i = 0; i < st->n_resv; i++)
+		if (strcmp(st->resv[i].service, name))
+			st->resv[w++] = st->resv[i];
+	st->n_resv = w;
+}
+
+static int state_put_resv(struct reg_state *st, uint16_t port, uint8_t proto, const char *svc)
+{
+	struct reg_resv *tmp;
+
+	tmp = realloc(st->resv, (st->n_resv + 1) * sizeof(*tmp));
+	if (!tmp)
+		return -ENOMEM;
+	st->resv = tmp;
+	st->resv[st->n_resv] = (struct reg_resv){ .port = port, .proto = proto };
+	snprintf(st->resv[st->n_resv].service, sizeof(st->resv[0].service), "%s", svc);
+	st->n_resv++;
+	qsort(st->resv, st->n_resv, sizeof(*st->resv), resv_cmp);
+	return 0;
+}
+
+/* ---- (de)serialisation ---- */
+
+static char *service_value(const struct reg_service *s)
+{
+	struct json_object *obj = spec_to_json(&s->spec);
+	char *text;
+
+	json_object_object_add(obj, "origin", json_object_new_string(origin_name(s->origin)));
+	json_object_object_add(obj, "source", s->spec.source ? json_object_new_string(s->spec.source)
+							      : NULL);
+	text = strdup(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
+								   JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(obj);
+	return text;
+}
+
+static char *resv_value(const struct reg_resv *r)
+{
+	struct json_object *obj = json_object_new_object();
+	char *text;
+
+	json_object_object_add(obj, "service", json_object_new_string(r->service));
+	json_object_object_add(obj, "origin", json_object_new_string("runtime"));
+	text = strdup(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN));
+	json_object_put(obj);
+	return text;
+}
+
+static void resv_key(char *buf, size_t len, uint16_t port, uint8_t proto)
+{
+	snprintf(buf, len, RESV_PREFIX "%u/%s", port, proto_name(proto));
+}
+
+/* Registry values were written by us; anything unexpected means corruption. */
+static int service_parse(const struct kv *kv, struct reg_service *out, struct verr *e)
+{
+	struct json_object *obj, *origin = NULL, *source = NULL;
+	int err;
+
+	err = jv_parse_string(kv->key, kv->value, strlen(kv->value), &obj, e);
+	if (err)
+		return err;
+	json_object_object_get_ex(obj, "origin", &origin);
+	json_object_object_get_ex(obj, "source", &source);
+	out->origin = origin && !strcmp(json_object_get_string(origin), "file") ? ORIGIN_FILE
+										   : ORIGIN_API;
+	json_object_object_del(obj, "origin");
+	json_object_object_del(obj, "source");
+	err = spec_from_json(obj, kv->key, &out->spec, e);
+	if (!err && source && json_object_is_type(source, json_type_string))
+		out->spec.source = strdup(json_object_get_string(source));
+	json_object_put(obj);
+	out->mod_rev = kv->mod_rev;
+	return err;
+}
+
+static int resv_parse(const struct kv *kv, struct reg_resv *out, struct verr *e)
+{
+	struct json_object *obj, *svc;
+	char proto[8];
+	unsigned int port;
+	int p;
+
+	if (sscanf(kv->key, RESV_PREFIX "%u/%7s", &port, proto) != 2 || port < 1 || port > 65535 ||
+	    (p = proto_parse(proto)) < 0) {
+		verr_add(e, kv->key, NULL, "malformed reservation key");
+		return -EINVAL;
+	}
+	if (jv_parse_string(kv->key, kv->value, strlen(kv->value), &obj, e))
+		return -EINVAL;
+	if (!json_object_object_get_ex(obj, "service", &svc) ||
+	    !service_name_valid(json_object_get_string(svc))) {
+		verr_add(e, kv->key, "service", "missing or invalid");
+		json_object_put(obj);
+		return -EINVAL;
+	}
+	*out = (struct reg_resv){ .port = (uint16_t)port, .proto = (uint8_t)p,
+				  .mod_rev = kv->mod_rev };
+	snprintf(out->service, sizeof(out->service), "%s", json_object_get_string(svc));
+	json_object_put(obj);
+	return 0;
+}
+
+static int state_load(struct registry_backend *b, struct reg_state *st, struct verr *e)
+{
+	struct kv *kvs = NULL;
+	size_t n = 0;
+	int err;
+
+	memset(st, 0, sizeof(*st));
+	err = b->ops->range(b, SVC_PREFIX, &kvs, &n, &st->rev);
+	if (err)
+		return err;
+	st->svcs = calloc(n + 1, sizeof(*st->svcs));
+	for (size_t i = 0; st->svcs && i < n && !err; i++)
+		if (!(err = service_parse(&kvs[i], &st->svcs[st->n_svcs], e)))
+			st->n_svcs++;
+	kvs_free(kvs, n);
+	if (!err)
+		err = b->ops->range(b, RESV_PREFIX, &kvs, &n, &st->rev);
+	if (err)
+		goto out;
+	st->resv = calloc(n + 1, sizeof(*st->resv));
+	for (size_t i = 0; st->resv && i < n && !err; i++)
+		if (!(err = resv_parse(&kvs[i], &st->resv[st->n_resv], e)))
+			st->n_resv++;
+	kvs_free(kvs, n);
+	if (!st->svcs || !st->resv)
+		err = -ENOMEM;
+	qsort(st->svcs, st->n_svcs, sizeof(*st->svcs), svc_cmp);
+	qsort(st->resv, st->n_resv, sizeof(*st->resv), resv_cmp);
+out:
+	if (err)
+		state_free(st);
+	return err;
+}
+
+/* ---- validation ---- */
+
+static int state_validate(const struct reg_state *st, struct verr *e)
+{
+	struct service_spec *specs = calloc(st->n_svcs + 1, sizeof(*specs));
+	size_t n0 = e->n + e->dropped;
+	const char **owner;
+
+	if (!specs)
+		return -ENOMEM;
+	for (size_t i = 0; i < st->n_svcs; i++)
+		specs[i] = st->svcs[i].spec; /* shallow: read only */
+	spec_check_conflicts(specs, st->n_svcs, e);
+	free(specs);
+	if (e->n + e->dropped != n0)
+		return -EINVAL;
+
+	owner = calloc(PORT_SLOTS, sizeof(*owner));
+	if (!owner)
+		return -ENOMEM;
+	for (size_t i = 0; i < st->n_svcs; i++) {
+		const struct service_spec *s = &st->svcs[i].spec;
+
+		for (size_t j = 0; j < s->n_ports; j++)
+			for (uint32_t p = s->ports[j].lo; p <= s->ports[j].hi; p++)
+				owner[slot((uint16_t)p, s->ports[j].proto)] = s->name;
+	}
+	for (size_t i = 0; i < st->n_resv; i++) {
+		const struct reg_resv *r = &st->resv[i];
+		const char *o = owner[slot(r->port, r->proto)];
+		const struct reg_service *svc = state_service(st, r->service);
+		char key[64];
+
+		resv_key(key, sizeof(key), r->port, r->proto);
+		if (!svc)
+			verr_add(e, "registry", key, "reserved for unknown service '%s'", r->service);
+		else if (o && strcmp(o, r->service))
+			verr_add(e, svc->spec.source ? svc->spec.source : "registry", NULL,
+				 "%u/%s is declared by service '%s' but reserved at runtime by service '%s' (release it first: caelumctl port release %u/%s)",
+				 r->port, proto_name(r->proto), o, r->service, r->port,
+				 proto_name(r->proto));
+	}
+	free(owner);
+	return e->n + e->dropped == n0 ? 0 : -EINVAL;
+}
+
+/* ---- commit ---- */
+
+struct op_list {
+	struct kv_op *ops;
+	char **bufs; /* keys and values we own */
+	size_t n, nb;
+};
+
+static int ops_add(struct op_list *l, enum kv_op_type t, char *key, char *value, uint64_t rev)
+{
+	struct kv_op *ops = realloc(l->ops, (l->n + 1) * sizeof(*ops));
+	char **bufs = realloc(l->bufs, (l->nb + 2) * sizeof(*bufs));
+
+	if (ops)
+		l->ops = ops;
+	if (bufs)
+		l->bufs = bufs;
+	if (!ops || !bufs || !key || (t == KV_PUT && !value)) {
+		free(key);
+		free(value);
+		return -ENOMEM;
+	}
+	l->bufs[l->nb++] = key;
+	if (value)
+		l->bufs[l->nb++] = value;
+	l->ops[l->n++] = (struct kv_op){ .type = t, .key = key, .value = value, .expect_rev = rev };
+	return 0;
+}
+
+static void ops_free(struct op_list *l)
+{
+	for (size_t i = 0; i < l->nb; i++)
+		free(l->bufs[i]);
+	free(l->bufs);
+	free(l->ops);
+}
+
+static char *svc_key(const char *name)
+{
+	char *k;
+
+	return asprintf(&k, SVC_PREFIX "%s", name) < 0 ? NULL : k;
+}
+
+static int diff_services(const struct reg_state *old, const struct reg_state *new,
+			 struct op_list *l)
+{
+	int err = 0;
+
+	for (size_t i = 0; i < new->n_svcs && !err; i++) {
+		const struct reg_service *n = &new->svcs[i];
+		const struct reg_service *o = state_service(old, n->spec.name);
+		char *nv = service_value(n), *ov = o ? service_value(o) : NULL;
+
+		if (!o || !ov || !nv || strcmp(nv, ov)) {
+			err = ops_add(l, KV_PUT, svc_key(n->spec.name), nv,
+				      o ? o->mod_rev : KV_REV_ABSENT);
+			nv = NULL;
+		}
+		free(nv);
+		free(ov);
+	}
+	for (size_t i = 0; i < old->n_svcs && !err; i++)
+		if (!state_service(new, old->svcs[i].spec.name))
+			err = ops_add(l, KV_DEL, svc_key(old->svcs[i].spec.name), NULL,
+				      old->svcs[i].mod_rev);
+	return err;
+}
+
+static int diff_resv(const struct reg_state *old, const struct reg_state *new, struct op_list *l)
+{
+	char key[64];
+	int err = 0;
+
+	for (size_t i = 0; i < new->n_resv && !err; i++) {
+		const struct reg_resv *n = &new->resv[i];
+		const struct reg_resv *o = state_resv(old, n->port, n->proto);
+
+		if (o && !strcmp(o->service, n->service))
+			continue;
+		resv_key(key, sizeof(key), n->port, n->proto);
+		err = ops_add(l, KV_PUT, strdup(key), resv_value(n), o ? o->mod_rev : KV_REV_ABSENT);
+	}
+	for (size_t i = 0; i < old->n_resv && !err; i++) {
+		const struct reg_resv *o = &old->resv[i];
+
+		if (state_resv(new, o->port, o->proto))
+			continue;
+		resv_key(key, sizeof(key), o->port, o->proto);
+		err = ops_add(l, KV_DEL, strdup(key), NULL, o->mod_rev);
+	}
+	return err;
+}
+
+static void notify(struct registry *r)
+{
+	for (size_t i = 0; i < r->n_watchers; i++)
+		r->watchers[i].cb(r->watchers[i].ctx, &r->st);
+}
+
+/* Validate new, write the difference from the current state, adopt new. Consumes new. */
+static int commit(struct registry *r, struct reg_state *new, struct verr *e)
+{
+	struct op_list l = {};
+	struct reg_state fresh;
+	size_t failed = 0;
+	uint64_t rev;
+	int err;
+
+	err = state_validate(new, e);
+	if (!err)
+		err = diff_services(&r->st, new, &l);
+	if (!err)
+		err = diff_resv(&r->st, new, &l);
+	state_free(new);
+	if (err || !l.n)
+		goto out;
+	err = r->b->ops->txn(r->b, l.ops, l.n, &rev, &failed);
+	if (err == -ECANCELED)
+		verr_add(e, "registry", l.ops[failed].key,
+			 "changed concurrently by another writer; try again");
+	else if (err)
+		verr_add(e, "registry", NULL, "write failed: %s", strerror(-err));
+	if (err)
+		goto out;
+	/* Re-read what the backend now holds: it is the truth, with its revisions. */
+	err = state_load(r->b, &fresh, e);
+	if (err)
+		goto out;
+	state_free(&r->st);
+	r->st = fresh;
+	notify(r);
+out:
+	ops_free(&l);
+	return err;
+}
+
+/* ---- public ---- */
+
+int registry_open(struct registry_backend *b, struct registry **out, struct verr *e)
+{
+	struct registry *r = calloc(1, sizeof(*r));
+	int err;
+
+	if (!r)
+		return -ENOMEM;
+	r->b = b;
+	err = state_load(b, &r->st, e);
+	if (!err)
+		err = state_validate(&r->st, e);
+	if (err) {
+		state_free(&r->st);
+		free(r);
+		return err;
+	}
+	*out = r;
+	return 0;
+}
+
+void registry_close(struct registry *r)
+{
+	if (!r)
+		return;
+	state_free(&r->st);
+	r->b->ops->free(r->b);
+	free(r);
+}
+
+const struct reg_state *registry_state(const struct registry *r)
+{
+	return &r->st;
+}
+
+const char *registry_backend_name(const struct registry *r)
+{
+	return r->b->ops->name;
+}
+
+void registry_watch(struct registry *r, registry_watch_cb cb, void *ctx)
+{
+	if (r->n_watchers < MAX_WATCHERS)
+		r->watchers[r->n_watchers++] = (struct watcher){ cb, ctx };
+}
+
+const struct reg_service *registry_service(const struct registry *r, const char *name)
+{
+	return state_service(&r->st, name);
+}
+
+static int claim_cmp(const void *a, const void *b)
+{
+	const struct reg_claim *x = a, *y = b;
+
+	if (x->port != y->port)
+		return x->port < y->port ? -1 : 1;
+	return (int)x->proto - (int)y->proto;
+}
+
+int registry_claims(const struct reg_state *st, struct reg_claim **out, size_t *n)
+{
+	size_t total = st->n_resv, k = 0;
+	struct reg_claim *c;
+
+	for (size_t i = 0; i < st->n_svcs; i++)
+		total += spec_port_count(&st->svcs[i].spec);
+	c = calloc(total + 1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	for (size_t i = 0; i < st->n_svcs; i++) {
+		const struct reg_service *s = &st->svcs[i];
+
+		for (size_t j = 0; j < s->spec.n_ports; j++)
+			for (uint32_t p = s->spec.ports[j].lo; p <= s->spec.ports[j].hi; p++)
+				c[k++] = (struct reg_claim){ (uint16_t)p, s->spec.ports[j].proto,
+							     s->origin, s->spec.name };
+	}
+	/* A runtime reservation of a port the spec already declares adds nothing. */
+	for (size_t i = 0; i < st->n_resv; i++) {
+		const struct reg_service *s = state_service(st, st->resv[i].service);
+		bool dup = false;
+
+		for (size_t j = 0; s && j < s->spec.n_ports && !dup; j++)
+			dup = s->spec.ports[j].proto == st->resv[i].proto &&
+			      s->spec.ports[j].lo <= st->resv[i].port &&
+			      st->resv[i].port <= s->spec.ports[j].hi;
+		if (!dup)
+			c[k++] = (struct reg_claim){ st->resv[i].port, st->resv[i].proto,
+						     ORIGIN_RUNTIME, st->resv[i].service };
+	}
+	qsort(c, k, sizeof(*c), claim_cmp);
+	*out = c;
+	*n = k;
+	return 0;
+}
+
+const char *registry_owner(const struct registry *r, uint16_t port, uint8_t proto,
+			   enum reg_origin *origin)
+{
+	const struct reg_resv *rv;
+
+	for (size_t i = 0; i < r->st.n_svcs; i++) {
+		const struct reg_service *s = &r->st.svcs[i];
+
+		for (size_t j = 0; j < s->spec.n_ports; j++) {
+			if (s->spec.ports[j].proto != proto || port < s->spec.ports[j].lo ||
+			    port > s->spec.ports[j].hi)
+				continue;
+			if (origin)
+				*origin = s->origin;
+			return s->spec.name;
+		}
+	}
+	rv = state_resv(&r->st, port, proto);
+	if (rv && origin)
+		*origin = ORIGIN_RUNTIME;
+	return rv ? rv->service : NULL;
+}
+
+int registry_service_apply(struct registry *r, const struct service_spec *s,
+			   enum reg_origin origin, struct verr *e)
+{
+	const struct reg_service *cur = registry_service(r, s->name);
+	struct service_spec copy;
+	struct reg_state new;
+	int err;
+
+	if (cur && cur->origin != origin) {
+		verr_add(e, s->source ? s->source : s->name, "name",
+			 "service '%s' is managed by %s; change it there",
+			 s->name, cur->origin == ORIGIN_FILE ? cur->spec.source : "the API (caelumctl service apply)");
+		return -EEXIST;
+	}
+	err = state_copy(&new, &r->st);
+	if (err)
+		return err;
+	err = spec_copy(&copy, s);
+	if (!err)
+		err = state_put_service(&new, &copy, origin);
+	if (err) {
+		state_free(&new);
+		return err;
+	}
+	return commit(r, &new, e);
+}
+
+int registry_service_delete(struct registry *r, const char *name, struct verr *e)
+{
+	const struct reg_service *cur = registry_service(r, name);
+	struct reg_state new;
+	int err;
+
+	if (!cur) {
+		verr_add(e, name, NULL, "no such service");
+		return -ENOENT;
+	}
+	if (cur->origin == ORIGIN_FILE) {
+		verr_add(e, name, NULL, "service is defined by %s; remove the file and reload",
+			 cur->spec.source);
+		return -EEXIST;
+	}
+	err = state_copy(&new, &r->st);
+	if (err)
+		return err;
+	state_del_service(&new, name);
+	return commit(r, &new, e);
+}
+
+int registry_sync_files(struct registry *r, const struct service_spec *specs, size_t n,
+			struct verr *e)
+{
+	struct reg_state new;
+	int err;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct reg_service *cur = registry_service(r, specs[i].name);
+
+		if (cur && cur->origin != ORIGIN_FILE)
+			verr_add(e, specs[i].source, "name",
+				 "service '%s' was applied through the API; delete it there first (caelumctl service delete %s)",
+				 specs[i].name, specs[i].name);
+	}
+	if (e->n)
+		return -EEXIST;
+	err = state_copy(&new, &r->st);
+	if (err)
+		return err;
+	for (size_t i = 0; i < r->st.n_svcs; i++) {
+		const struct reg_service *s = &r->st.svcs[i];
+		bool keep = s->origin != ORIGIN_FILE;
+
+		for (size_t j = 0; j < n && !keep; j++)
+			keep = !strcmp(specs[j].name, s->spec.name);
+		if (!keep)
+			state_del_service(&new, s->spec.name);
+	}
+	for (size_t i = 0; i < n && !err; i++) {
+		struct service_spec copy;
+
+		err = spec_copy(&copy, &specs[i]);
+		if (!err)
+			err = state_put_service(&new, &copy, ORIGIN_FILE);
+	}
+	if (err) {
+		state_free(&new);
+		return err;
+	}
+	return commit(r, &new, e);
+}
+
+int registry_reserve(struct registry *r, uint16_t port, uint8_t proto, const char *service,
+		     struct verr *e)
+{
+	enum reg_origin origin;
+	const char *owner = registry_owner(r, port, proto, &origin);
+	struct reg_state new;
+	char what[32];
+	int err;
+
+	snprintf(what, sizeof(what), "%u/%s", port, proto_name(proto));
+	if (!registry_service(r, service)) {
+		verr_add(e, what, NULL, "unknown service '%s'", service);
+		return -ENOENT;
+	}
+	if (owner && strcmp(owner, service)) {
+		verr_add(e, what, NULL, "already reserved by service '%s' (%s)", owner,
+			 origin == ORIGIN_RUNTIME ? "runtime reservation" : "declared in its spec");
+		return -EEXIST;
+	}
+	if (owner)
+		return 0; /* already ours: nothing to change */
+	err = state_copy(&new, &r->st);
+	if (!err)
+		err = state_put_resv(&new, port, proto, service);
+	if (err) {
+		state_free(&new);
+		return err;
+	}
+	return commit(r, &new, e);
+}
+
+int registry_release(struct registry *r, uint16_t port, uint8_t proto, struct verr *e)
+{
+	enum reg_origin origin;
+	const char *owner = registry_owner(r, port, proto, &origin);
+	struct reg_state new;
+	struct reg_resv *rv;
+	char what[32];
+	int err;
+
+	snprintf(what, sizeof(what), "%u/%s", port, proto_name(proto));
+	if (!owner) {
+		verr_add(e, what, NULL, "not reserved");
+		return -ENOENT;
+	}
+	if (origin != ORIGIN_RUNTIME) {
+		verr_add(e, what, NULL,
+			 "declared in the spec of service '%s'; remove it from the spec instead",
+			 owner);
+		return -EEXIST;
+	}
+	err = state_copy(&new, &r->st);
+	if (err)
+		return err;
+	rv = state_resv(&new, port, proto);
+	*rv = new.resv[--new.n_resv];
+	qsort(new.resv, new.n_resv, sizeof(*new.resv), resv_cmp);
+	return commit(r, &new, e);
+}

@@ -1,0 +1,411 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <json-c/json.h>
+
+#include "daemon.h"
+#include "handlers.h"
+#include "log.h"
+#include "rpc.h"
+
+#define OUT_MAX (16U << 20) /* a follower this far behind loses events (counted) */
+#define MAX_CONNS 256
+
+struct conn {
+	struct rpc_server *srv;
+	int fd;
+	uid_t uid;
+	pid_t pid;
+	char *in;
+	size_t in_len, in_cap;
+	char *out;
+	size_t out_len, out_off, out_cap;
+	int sub_id; /* events subscription, 0 when not following */
+	struct hstream stream;
+	struct conn *next;
+};
+
+struct rpc_server {
+	struct daemon *d;
+	int fd;
+	char path[108];
+	struct conn *conns;
+	size_t n_conns;
+};
+
+static void conn_close(struct conn *c);
+
+static int out_append(struct conn *c, const char *s, size_t len)
+{
+	if (c->out_len + len + 1 > c->out_cap) {
+		size_t cap = c->out_cap ? c->out_cap : 4096;
+		char *tmp;
+
+		while (cap < c->out_len + len + 1)
+			cap *= 2;
+		tmp = realloc(c->out, cap);
+		if (!tmp)
+			return -ENOMEM;
+		c->out = tmp;
+		c->out_cap = cap;
+	}
+	memcpy(c->out + c->out_len, s, len);
+	c->out_len += len;
+	c->out[c->out_len++] = '\n';
+	return 0;
+}
+
+/* Returns false when the connection was closed (and freed). */
+static bool conn_flush(struct conn *c)
+{
+	while (c->out_off < c->out_len) {
+		ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n < 0) {
+			conn_close(c);
+			return false;
+		}
+		c->out_off += (size_t)n;
+	}
+	if (c->out_off == c->out_len)
+		c->out_off = c->out_len = 0;
+	loop_mod(c->srv->d->loop, c->fd, EPOLLIN | (c->out_len ? EPOLLOUT : 0));
+	return true;
+}
+
+static void send_msg(struct conn *c, struct json_object *msg)
+{
+	const char *s = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN |
+							       JSON_C_TO_STRING_NOSLASHESCAPE);
+
+	if (out_append(c, s, strlen(s)))
+		p_warn("dropping reply to pid %d: out of memory", c->pid);
+}
+
+static struct json_object *rpc_error(struct json_object *id, int code, const char *msg,
+				     int exit_code, struct json_object *errors)
+{
+	struct json_object *r = json_object_new_object(), *e = json_object_new_object();
+	struct json_object *data = json_object_new_object();
+
+	json_object_object_add(r, "jsonrpc", json_object_new_string("2.0"));
+	json_object_object_add(r, "id", json_object_get(id));
+	json_object_object_add(e, "code", json_object_new_int(code));
+	json_object_object_add(e, "message", json_object_new_string(msg));
+	json_object_object_add(data, "exit", json_object_new_int(exit_code));
+	if (errors)
+		json_object_object_add(data, "errors", errors);
+	json_object_object_add(e, "data", data);
+	json_object_object_add(r, "error", e);
+	return r;
+}
+
+static void on_event(void *ctx, struct json_object *ev)
+{
+	struct conn *c = ctx;
+	struct json_object *n;
+
+	if (!event_matches(ev, &c->stream.filter))
+		return;
+	if (c->out_len > OUT_MAX) {
+		events_count_drop(c->srv->d->ev, 1);
+		return;
+	}
+	n = json_object_new_object();
+	json_object_object_add(n, "jsonrpc", json_object_new_string("2.0"));
+	json_object_object_add(n, "method", json_object_new_string("event"));
+	json_object_object_add(n, "params", json_object_get(ev));
+	send_msg(c, n);
+	json_object_put(n);
+	conn_flush(c);
+}
+
+/* Validate the envelope; on error return a ready reply. */
+static struct json_object *check_request(struct json_object *req, struct json_object **id,
+					 const char **method, struct json_object **params)
+{
+	struct json_object *v;
+
+	*id = NULL;
+	if (!json_object_is_type(req, json_type_object))
+		return rpc_error(NULL, -32600, "invalid request: not an object", EXIT_USAGE, NULL);
+	json_object_object_get_ex(req, "id", id);
+	if (!json_object_object_get_ex(req, "jsonrpc", &v) ||
+	    strcmp(json_object_get_string(v), "2.0"))
+		return rpc_error(*id, -32600, "invalid request: jsonrpc must be \"2.0\"", EXIT_USAGE,
+				 NULL);
+	if (!json_object_object_get_ex(req, "method", &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return rpc_error(*id, -32600, "invalid request: method must be a string", EXIT_USAGE,
+				 NULL);
+	*method = json_object_get_string(v);
+	*params = NULL;
+	if (json_object_object_get_ex(req, "params", params) && *params &&
+	    !json_object_is_type(*params, json_type_object))
+		return rpc_error(*id, -32602, "invalid params: must be an object", EXIT_USAGE, NULL);
+	return NULL;
+}
+
+static void dispatch(struct conn *c, struct json_object *req)
+{
+	struct caller who = { .uid = c->uid, .pid = c->pid, .transport = "socket" };
+	struct json_object *id, *params, *result, *reply;
+	struct hstream stream = {};
+	const char *method = NULL;
+	bool is_notification;
+	struct herr err;
+
+	reply = check_request(req, &id, &method, &params);
+	if (reply)
+		goto send;
+	is_notification = !json_object_object_get_ex(req, "id", NULL);
+	if (handlers_call(c->srv->d, method, params, &who, &result, &err,
+			  c->sub_id ? NULL : &stream)) {
+		reply = rpc_error(id, err.unknown_method ? -32601 : herr_rpc_code(err.exit),
+				  err.message, err.exit, err.errors);
+	} else {
+		reply = json_object_new_object();
+		json_object_object_add(reply, "jsonrpc", json_object_new_string("2.0"));
+		json_object_object_add(reply, "id", json_object_get(id));
+		json_object_object_add(reply, "result", result);
+	}
+	if (is_notification) {
+		json_object_put(reply);
+		return;
+	}
+send:
+	send_msg(c, reply);
+	json_object_put(reply);
+	if (stream.follow) {
+		c->stream = stream;
+		c->stream.filter.type = stream.filter.type ? c->stream.type : NULL;
+		c->stream.filter.service = stream.filter.service ? c->stream.service : NULL;
+		c->sub_id = events_subscribe(c->srv->d->ev, on_event, c);
+	}
+}
+
+static void handle_line(struct conn *c, const char *line, size_t len)
+{
+	struct json_tokener *tok = json_tokener_new();
+	struct json_object *req = json_tokener_parse_ex(tok, line, (int)len);
+
+	if (!req || json_tokener_get_error(tok) != json_tokener_success) {
+		struct json_object *r = rpc_error(NULL, -32700, "parse error", EXIT_USAGE, NULL);
+
+		send_msg(c, r);
+		json_object_put(r);
+	} else {
+		dispatch(c, req);
+	}
+	json_object_put(req);
+	json_tokener_free(tok);
+}
+
+static void conn_read(struct conn *c)
+{
+	for (;;) {
+		ssize_t n;
+
+		if (c->in_cap - c->in_len < 4096) {
+			size_t cap = c->in_cap ? c->in_cap * 2 : 8192;
+			char *tmp = cap > RPC_LINE_MAX * 2 ? NULL : realloc(c->in, cap);
+
+			if (!tmp) {
+				p_warn("closing control connection of pid %d: request too large", c->pid);
+				conn_close(c);
+				return;
+			}
+			c->in = tmp;
+			c->in_cap = cap;
+		}
+		n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0) {
+			conn_close(c);
+			return;
+		}
+		c->in_len += (size_t)n;
+	}
+	for (char *nl; c->in_len && (nl = memchr(c->in, '\n', c->in_len));) {
+		size_t len = (size_t)(nl - c->in);
+
+		handle_line(c, c->in, len);
+		memmove(c->in, nl + 1, c->in_len - len - 1);
+		c->in_len -= len + 1;
+	}
+	if (c->in_len > RPC_LINE_MAX) {
+		p_warn("closing control connection of pid %d: line too long", c->pid);
+		conn_close(c);
+		return;
+	}
+	conn_flush(c);
+}
+
+static void conn_io(void *ctx, uint32_t events)
+{
+	struct conn *c = ctx;
+
+	if (events & (EPOLLERR | EPOLLHUP)) {
+		conn_close(c);
+		return;
+	}
+	if ((events & EPOLLOUT) && !conn_flush(c))
+		return;
+	if (events & EPOLLIN)
+		conn_read(c);
+}
+
+static void conn_close(struct conn *c)
+{
+	struct rpc_server *s = c->srv;
+	struct conn **pp;
+
+	if (c->sub_id)
+		events_unsubscribe(s->d->ev, c->sub_id);
+	loop_del(s->d->loop, c->fd);
+	close(c->fd);
+	for (pp = &s->conns; *pp; pp = &(*pp)->next) {
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	}
+	s->n_conns--;
+	free(c->in);
+	free(c->out);
+	free(c);
+}
+
+static void refuse(int fd, int exit_code, const char *msg)
+{
+	struct json_object *r = rpc_error(NULL, herr_rpc_code(exit_code), msg, exit_code, NULL);
+	const char *s = json_object_to_json_string_ext(r, JSON_C_TO_STRING_PLAIN);
+	char buf[1024];
+
+	snprintf(buf, sizeof(buf), "%s\n", s);
+	if (send(fd, buf, strlen(buf), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		p_debug("failed to send refusal: %s", strerror(errno));
+	json_object_put(r);
+	close(fd);
+}
+
+static void on_accept(void *ctx, uint32_t events)
+{
+	struct rpc_server *s = ctx;
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	struct conn *c;
+	int fd;
+
+	(void)events;
+	fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || cred.uid != 0) {
+		p_warn("refused control connection from uid %d", len ? (int)cred.uid : -1);
+		refuse(fd, EXIT_NOPERM, "not permitted: the control socket is for root only");
+		return;
+	}
+	if (s->n_conns >= MAX_CONNS) {
+		refuse(fd, EXIT_UNAVAILABLE, "too many control connections");
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c || loop_add(s->d->loop, fd, EPOLLIN, conn_io, c)) {
+		free(c);
+		close(fd);
+		return;
+	}
+	c->srv = s;
+	c->fd = fd;
+	c->uid = cred.uid;
+	c->pid = cred.pid;
+	c->next = s->conns;
+	s->conns = c;
+	s->n_conns++;
+}
+
+/* A leftover socket file from a killed caelumd is removed; a live one is an error. */
+static int stale_check(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0), live;
+
+	if (fd < 0)
+		return -errno;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	live = !connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+	if (live) {
+		p_err("another caelumd is serving '%s'", path);
+		return -EADDRINUSE;
+	}
+	unlink(path);
+	return 0;
+}
+
+int rpc_server_open(struct rpc_server **out, struct daemon *d, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct rpc_server *s;
+	int err;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		p_err("control socket path '%s' is too long", path);
+		return -ENAMETOOLONG;
+	}
+	err = stale_check(path);
+	if (err)
+		return err;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	s->d = d;
+	snprintf(s->path, sizeof(s->path), "%s", path);
+	strcpy(sa.sun_path, path);
+	s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s->fd < 0 || bind(s->fd, (struct sockaddr *)&sa, sizeof(sa)) || chmod(path, 0600) ||
+	    listen(s->fd, 64) || loop_add(d->loop, s->fd, EPOLLIN, on_accept, s)) {
+		err = -errno;
+		p_err("failed to listen on '%s': %s", path, strerror(errno));
+		if (s->fd >= 0)
+			close(s->fd);
+		free(s);
+		return err;
+	}
+	*out = s;
+	return 0;
+}
+
+void rpc_server_close(struct rpc_server *s)
+{
+	if (!s)
+		return;
+	while (s->conns)
+		conn_close(s->conns);
+	loop_del(s->d->loop, s->fd);
+	close(s->fd);
+	unlink(s->path);
+	free(s);
+}
+
+size_t rpc_server_clients(const struct rpc_server *s)
+{
+	return s->n_conns;
+}

@@ -1,0 +1,215 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+
+#include "caelum/common.h"
+#include "cgroup.h"
+#include "log.h"
+#include "services.h"
+
+int svcs_init(struct svcs *s, const char *cgroup_root, const char *cg2_mount,
+	      unsigned int root_level)
+{
+	int err;
+
+	memset(s, 0, sizeof(*s));
+	s->map_fd = -1;
+	snprintf(s->base, sizeof(s->base), "%s/" SERVICES_SUBDIR, cgroup_root);
+	snprintf(s->cg2_mount, sizeof(s->cg2_mount), "%s", cg2_mount);
+	s->level = root_level + 2;
+	err = cgroup_mkdir(s->base);
+	if (err) {
+		p_err("failed to create cgroup '%s': %s", s->base, strerror(-err));
+		return err;
+	}
+	s->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (s->inotify_fd < 0) {
+		err = -errno;
+		p_err("failed to create inotify instance: %s", strerror(errno));
+	}
+	return err;
+}
+
+void svcs_fini(struct svcs *s)
+{
+	if (s->inotify_fd >= 0)
+		close(s->inotify_fd);
+	free(s->v);
+	memset(s, 0, sizeof(*s));
+	s->inotify_fd = -1;
+}
+
+void svcs_set_map(struct svcs *s, int map_fd)
+{
+	s->map_fd = map_fd;
+}
+
+struct svc_rt *svcs_find(const struct svcs *s, const char *name)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (!strcmp(s->v[i].name, name))
+			return &s->v[i];
+	return NULL;
+}
+
+const char *svcs_name_of(void *ctx, uint64_t cgid)
+{
+	const struct svcs *s = ctx;
+
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i].cgid == cgid && cgid != CAELUM_CGID_NONE)
+			return s->v[i].name;
+	return NULL;
+}
+
+int svcs_ident(void *ctx, const char *name, uint64_t *cgid, uint16_t *level)
+{
+	const struct svc_rt *rt = svcs_find(ctx, name);
+
+	*cgid = rt ? rt->cgid : CAELUM_CGID_NONE;
+	*level = rt ? rt->level : 0;
+	return 0;
+}
+
+/* Create (or find) the service's cgroup and start watching it. */
+static int svc_materialize(struct svcs *s, struct svc_rt *rt)
+{
+	char events[PATH_MAX + 16];
+	int err, pop;
+
+	snprintf(rt->cgroup, sizeof(rt->cgroup), "%s/%s", s->base, rt->name);
+	err = cgroup_mkdir(rt->cgroup);
+	if (!err)
+		err = cgroup_id(rt->cgroup, &rt->cgid);
+	if (err) {
+		p_err("failed to create cgroup '%s': %s", rt->cgroup, strerror(-err));
+		rt->cgid = CAELUM_CGID_NONE;
+		return err;
+	}
+	rt->level = (uint16_t)s->level;
+	if (rt->wd < 0) {
+		snprintf(events, sizeof(events), "%s/cgroup.events", rt->cgroup);
+		rt->wd = inotify_add_watch(s->inotify_fd, events, IN_MODIFY);
+		if (rt->wd < 0)
+			p_warn("failed to watch '%s': %s", events, strerror(errno));
+	}
+	pop = cgroup_populated(rt->cgroup);
+	rt->running = pop == 1;
+	return 0;
+}
+
+static int map_sync_add(struct svcs *s, const struct svc_rt *rt)
+{
+	struct caelum_service v = { .flags = CAELUM_SVC_F_REGISTERED };
+
+	if (s->map_fd < 0 || rt->cgid == CAELUM_CGID_NONE)
+		return 0;
+	if (bpf_map_update_elem(s->map_fd, &rt->cgid, &v, BPF_ANY)) {
+		p_err("failed to add service '%s' to cm_services: %s", rt->name, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+/* A service left the registry: forget it; its cgroup goes too when empty. */
+static void svc_retire(struct svcs *s, struct svc_rt *rt)
+{
+	if (s->map_fd >= 0 && rt->cgid != CAELUM_CGID_NONE)
+		bpf_map_delete_elem(s->map_fd, &rt->cgid);
+	if (rt->wd >= 0)
+		inotify_rm_watch(s->inotify_fd, rt->wd);
+	if (rmdir(rt->cgroup) && errno != ENOENT)
+		p_warn("cgroup '%s' of deleted service '%s' kept: %s", rt->cgroup, rt->name,
+		       strerror(errno));
+}
+
+/* Entries of cm_services that no service owns any more (left by an earlier run). */
+static void map_prune(struct svcs *s)
+{
+	__u64 key, next, *prev = NULL;
+
+	if (s->map_fd < 0)
+		return;
+	while (!bpf_map_get_next_key(s->map_fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (!svcs_name_of(s, key)) {
+			bpf_map_delete_elem(s->map_fd, &key);
+			prev = NULL; /* restart: deleting can reorder the walk */
+		}
+	}
+}
+
+int svcs_reconcile(struct svcs *s, const struct reg_state *st)
+{
+	struct svc_rt *v = calloc(st->n_svcs + 1, sizeof(*v));
+	int err = 0;
+
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < st->n_svcs; i++) {
+		struct svc_rt *old = svcs_find(s, st->svcs[i].spec.name);
+
+		if (old) {
+			v[i] = *old;
+			old->name[0] = '\0'; /* taken */
+		} else {
+			snprintf(v[i].name, sizeof(v[i].name), "%s", st->svcs[i].spec.name);
+			v[i].wd = -1;
+		}
+		if (svc_materialize(s, &v[i]) && !err)
+			err = -EIO;
+		if (map_sync_add(s, &v[i]) && !err)
+			err = -EIO;
+	}
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i].name[0])
+			svc_retire(s, &s->v[i]);
+	free(s->v);
+	s->v = v;
+	s->n = st->n_svcs;
+	map_prune(s);
+	return err;
+}
+
+void svcs_refresh(struct svcs *s, struct svc_rt *rt, svcs_change_fn fn, void *ctx)
+{
+	bool running = cgroup_populated(rt->cgroup) == 1;
+
+	(void)s;
+	if (running == rt->running)
+		return;
+	rt->running = running;
+	fn(ctx, rt, running);
+}
+
+void svcs_handle_inotify(struct svcs *s, svcs_change_fn fn, void *ctx)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t len;
+
+	while ((len = read(s->inotify_fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + len;) {
+			struct inotify_event *ie = (struct inotify_event *)p;
+
+			for (size_t i = 0; i < s->n; i++)
+				if (s->v[i].wd == ie->wd)
+					svcs_refresh(s, &s->v[i], fn, ctx);
+			p += sizeof(*ie) + ie->len;
+		}
+	}
+}
+
+bool svcs_path_inside(const struct svcs *s, const struct svc_rt *rt, const char *cg_rel)
+{
+	const char *rel = rt->cgroup + strlen(s->cg2_mount);
+	size_t len = strlen(rel);
+
+	/* cgroup_root may be the mount itself: then rel already starts with '/'. */
+	return !strncmp(cg_rel, rel, len) && (cg_rel[len] == '\0' || cg_rel[len] == '/');
+}

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Registered services at run time: each has a cgroup <cgroup_root>/caelum/<name>, created
+ * when the service is registered, whose id is the service's identity in the kernel
+ * (cm_services, port owners). cgroup.events is watched with inotify so that the moment a
+ * service's cgroup empties is seen (service_stopped).
+ */
+#ifndef CAELUM_SERVICES_H
+#define CAELUM_SERVICES_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "registry.h"
+
+#define SERVICES_SUBDIR "caelum"
+
+struct svc_rt {
+	char name[SERVICE_NAME_MAX + 1];
+	char cgroup[PATH_MAX]; /* absolute path */
+	uint64_t cgid; /* CAELUM_CGID_NONE until the cgroup exists */
+	uint16_t level;
+	bool running; /* cgroup populated */
+	int wd; /* inotify watch on cgroup.events, -1 when none */
+	pid_t main_pid; /* as reported by caelumctl run */
+	uint64_t started_ns; /* realtime */
+};
+
+struct svcs {
+	struct svc_rt *v;
+	size_t n;
+	char base[PATH_MAX]; /* <cgroup_root>/caelum */
+	char cg2_mount[PATH_MAX];
+	unsigned int level; /* cgroup level of a service cgroup */
+	int inotify_fd;
+	int map_fd; /* cm_services */
+};
+
+/* State change seen by svcs_handle_inotify(). */
+typedef void (*svcs_change_fn)(void *ctx, struct svc_rt *s, bool running);
+
+int svcs_init(struct svcs *s, const char *cgroup_root, const char *cg2_mount,
+	      unsigned int root_level);
+void svcs_fini(struct svcs *s);
+void svcs_set_map(struct svcs *s, int map_fd);
+/* Make the table match the registry: cgroups created, map entries added and removed. */
+int svcs_reconcile(struct svcs *s, const struct reg_state *st);
+struct svc_rt *svcs_find(const struct svcs *s, const char *name);
+const char *svcs_name_of(void *s, uint64_t cgid);
+int svcs_ident(void *s, const char *name, uint64_t *cgid, uint16_t *level);
+/* Drain inotify and report running <-> stopped transitions. */
+void svcs_handle_inotify(struct svcs *s, svcs_change_fn fn, void *ctx);
+/* Re-read populated for one service (after caelumctl run moved into it). */
+void svcs_refresh(struct svcs *s, struct svc_rt *rt, svcs_change_fn fn, void *ctx);
+/* Is the cgroup2 path (relative to the mount, as in /proc/PID/cgroup) inside the service? */
+bool svcs_path_inside(const struct svcs *s, const struct svc_rt *rt, const char *cg_rel);
+
+#endif /* CAELUM_SERVICES_H */

@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "bpfinfo.h"
+#include "daemon.h"
+#include "version.h"
+
+static const char *const shared_maps[] = { "cm_events", "cm_stats",	"cm_config",
+					   "cm_services", "cm_agg", "cm_port_outer", NULL };
+
+static struct json_object *program_json(struct daemon *d, int idx)
+{
+	const char *name;
+	int type, pfd = ports_prog_fd(d->ports, idx, &name, &type);
+	struct json_object *o = bpfinfo_prog(pfd), *link;
+	uint32_t id = bpfinfo_prog_id(pfd);
+
+	if (!o)
+		o = json_object_new_object();
+	json_object_object_add(o, "attach_type",
+			       json_object_new_string(libbpf_bpf_attach_type_str(type)));
+	/* Asked of the kernel, not remembered: is this very program attached there? */
+	json_object_object_add(o, "attached",
+			       json_object_new_boolean(bpfinfo_attached(d->env.cg_fd, type, id)));
+	link = bpfinfo_link(ports_link_fd(d->ports, idx));
+	json_object_object_add(o, "link", link);
+	json_object_object_add(o, "link_at_start",
+			       json_object_new_string(ports_link_outcome(d->ports, idx)));
+	return o;
+}
+
+static struct json_object *component_ports(struct daemon *d)
+{
+	struct json_object *o = json_object_new_object(), *progs = json_object_new_array();
+	int mode = d->cfg.comp_mode[CAELUM_COMP_PORTS];
+	bool all = true;
+
+	for (int i = 0; i < PORTS_NPROGS; i++) {
+		struct json_object *p = program_json(d, i), *a;
+
+		if (!json_object_object_get_ex(p, "attached", &a) || !json_object_get_boolean(a))
+			all = false;
+		json_object_array_add(progs, p);
+	}
+	json_object_object_add(o, "name", json_object_new_string("ports"));
+	json_object_object_add(o, "mode", json_object_new_string(mode_name(mode)));
+	json_object_object_add(o, "attached", json_object_new_boolean(all));
+	json_object_object_add(o, "enforcing",
+			       json_object_new_boolean(all && mode == CAELUM_MODE_ENFORCE));
+	json_object_object_add(o, "programs", progs);
+	return o;
+}
+
+static struct json_object *maps_json(struct daemon *d)
+{
+	struct json_object *arr = json_object_new_array(), *m;
+	int fd;
+
+	for (size_t i = 0; shared_maps[i]; i++) {
+		m = bpfinfo_map(ports_map_fd(d->ports, shared_maps[i]), true);
+		if (m)
+			json_object_array_add(arr, m);
+	}
+	fd = bpfinfo_inner_map_fd(ports_map_fd(d->ports, "cm_port_outer"));
+	if (fd >= 0) {
+		m = bpfinfo_map(fd, true);
+		if (m)
+			json_object_array_add(arr, m);
+		close(fd);
+	}
+	return arr;
+}
+
+static void add_u64(struct json_object *o, const char *k, uint64_t v)
+{
+	json_object_object_add(o, k, json_object_new_uint64(v));
+}
+
+static struct json_object *events_json(struct daemon *d)
+{
+	struct json_object *o = json_object_new_object(), *lost = json_object_new_object();
+	struct events_counters c;
+
+	events_get_counters(d->ev, &c);
+	add_u64(o, "emitted", c.emitted);
+	add_u64(o, "last_id", c.last_id);
+	add_u64(o, "kernel_records", c.kernel_records);
+	add_u64(o, "denied", daemon_kstat(d, CAELUM_STAT_DENIED));
+	add_u64(o, "audited", daemon_kstat(d, CAELUM_STAT_AUDITED));
+	add_u64(o, "folded", daemon_kstat(d, CAELUM_STAT_FOLDED));
+	add_u64(lost, "kernel_ringbuf_first", daemon_kstat(d, CAELUM_STAT_RB_LOST_FIRST));
+	add_u64(lost, "kernel_ringbuf_followup", daemon_kstat(d, CAELUM_STAT_RB_LOST_FOLLOWUP));
+	add_u64(lost, "kernel_unaggregated", daemon_kstat(d, CAELUM_STAT_AGG_FULL));
+	add_u64(lost, "kernel_timer", daemon_kstat(d, CAELUM_STAT_TIMER_FAIL));
+	add_u64(lost, "journal", c.journal_errors);
+	add_u64(lost, "subscribers", c.subscriber_drops);
+	json_object_object_add(o, "lost", lost);
+	json_object_object_add(o, "journal", events_journal_stats(d->ev));
+	return o;
+}
+
+static struct json_object *policy_json(struct daemon *d)
+{
+	struct json_object *o = json_object_new_object();
+	char ts[64];
+
+	add_u64(o, "registry_revision", d->policy.registry_rev);
+	add_u64(o, "entries", d->policy.entries);
+	add_u64(o, "reserved", d->policy.reserved);
+	add_u64(o, "managed", d->policy.managed);
+	time_format_rfc3339(d->policy.applied_ns, ts, sizeof(ts));
+	json_object_object_add(o, "applied", json_object_new_string(ts));
+	add_u64(o, "apply_ns", d->policy.apply_ns);
+	return o;
+}
+
+static struct json_object *registry_json(struct daemon *d)
+{
+	const struct reg_state *st = registry_state(d->reg);
+	struct json_object *o = json_object_new_object();
+	struct reg_claim *cl;
+	size_t n = 0;
+
+	if (!registry_claims(st, &cl, &n))
+		free(cl);
+	json_object_object_add(o, "backend", json_object_new_string(registry_backend_name(d->reg)));
+	add_u64(o, "revision", st->rev);
+	add_u64(o, "services", st->n_svcs);
+	add_u64(o, "reservations", n);
+	add_u64(o, "runtime_reservations", st->n_resv);
+	return o;
+}
+
+int status_collect(struct daemon *d, struct json_object **out)
+{
+	struct json_object *o = json_object_new_object(), *comps = json_object_new_array();
+	char ts[64];
+
+	json_object_object_add(o, "host", json_object_new_string(d->cfg.host));
+	json_object_object_add(o, "version", json_object_new_string(CAELUM_VERSION));
+	json_object_object_add(o, "pid", json_object_new_int(getpid()));
+	time_format_rfc3339(d->started_ns, ts, sizeof(ts));
+	json_object_object_add(o, "started", json_object_new_string(ts));
+	add_u64(o, "uptime_s", (time_now_ns() - d->started_ns) / 1000000000ULL);
+	json_object_object_add(o, "config", json_object_new_string(d->cfg.path));
+	json_object_object_add(o, "mode", json_object_new_string(mode_name(d->cfg.mode)));
+	json_object_object_add(o, "cgroup_root", json_object_new_string(d->cfg.cgroup_root));
+	json_object_object_add(o, "bpffs", json_object_new_string(d->cfg.bpffs));
+	json_object_array_add(comps, component_ports(d));
+	json_object_object_add(o, "components", comps);
+	json_object_object_add(o, "maps", maps_json(d));
+	json_object_object_add(o, "policy", policy_json(d));
+	json_object_object_add(o, "events", events_json(d));
+	json_object_object_add(o, "registry", registry_json(d));
+	json_object_object_add(o, "bpf_stats_enabled",
+			       json_object_new_boolean(bpfinfo_stats_enabled()));
+	*out = o;
+	return 0;
+}
