@@ -460,8 +460,10 @@ static int map_dump(int argc, char **argv)
 		print_or_json(res, dump_row);
 	else if (ctl.json)
 		ctl_json_print(res);
-	else
-		dump_row(res), json_object_put(res);
+	else {
+		dump_row(res);
+		json_object_put(res);
+	}
 	return 0;
 }
 

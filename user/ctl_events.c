@@ -30,6 +30,8 @@ static void print_event(struct json_object *e)
 	printf("%s %-16s %-8s", jstr(e, "time"), jstr(e, "type"), jstr(e, "action"));
 	for (size_t i = 0; keys[i]; i++)
 		print_kv(e, keys[i]);
+	if (json_object_get_boolean(json_object_object_get(e, "followup")))
+		printf(" (folded follow-up)");
 	printf("\n");
 	fflush(stdout);
 }

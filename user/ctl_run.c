@@ -30,19 +30,25 @@ static char *join_ports(struct json_object *ports)
 	return s;
 }
 
-static int run_place(struct rpc_client *c, const char *name, struct json_object *prep)
+static int run_place(struct rpc_client *c, const char *name, struct json_object *prep,
+		     char **cmd)
 {
 	struct json_object *p = json_object_new_object(), *res = NULL;
+	struct json_object *argv = json_object_new_array();
 	const char *cg = jstr(prep, "cgroup");
 	int err, rc;
 
 	err = cgroup_move(cg, 0);
 	if (err) {
 		json_object_put(p);
+		json_object_put(argv);
 		return ctl_error(EXIT_FAIL, "failed to move into cgroup '%s': %s", cg, strerror(-err));
 	}
 	json_object_object_add(p, "name", json_object_new_string(name));
 	json_object_object_add(p, "pid", json_object_new_int(getpid()));
+	for (; *cmd; cmd++)
+		json_object_array_add(argv, json_object_new_string(*cmd));
+	json_object_object_add(p, "command", argv);
 	rc = ctl_call_on(c, "run.started", p, &res);
 	json_object_put(p);
 	json_object_put(res);
@@ -76,7 +82,7 @@ int do_run(int argc, char **argv)
 	rc = ctl_call_on(c, "run.prepare", p, &prep);
 	json_object_put(p);
 	if (!rc)
-		rc = run_place(c, name, prep);
+		rc = run_place(c, name, prep, argv);
 	rpc_client_close(c);
 	if (rc) {
 		json_object_put(prep);

@@ -340,7 +340,10 @@ struct json_object *events_journal_stats(const struct events *ev)
 	struct journal_stats st;
 
 	journal_get_stats(ev->journal, &st);
-	json_object_object_add(o, "path", json_object_new_string(ev->state_dir));
+	char path[sizeof(ev->state_dir) + sizeof(JOURNAL_NAME) + 1];
+
+	snprintf(path, sizeof(path), "%s/%s", ev->state_dir, JOURNAL_NAME);
+	json_object_object_add(o, "path", json_object_new_string(path));
 	json_object_object_add(o, "bytes", json_object_new_uint64(st.bytes));
 	json_object_object_add(o, "lines_written", json_object_new_uint64(st.lines_written));
 	json_object_object_add(o, "rotations", json_object_new_uint64(st.rotations));

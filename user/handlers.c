@@ -664,32 +664,65 @@ static void read_comm(pid_t pid, char *buf, size_t len)
 	fclose(f);
 }
 
+/* The command caelumctl run is about to exec: its comm-to-be and its text. */
+static int param_command(struct call *c, char *comm, size_t clen, char *text, size_t tlen)
+{
+	struct json_object *v = param(c, "command");
+	size_t off = 0;
+
+	comm[0] = text[0] = '\0';
+	if (!v)
+		return 0;
+	if (!json_object_is_type(v, json_type_array) || !json_object_array_length(v))
+		return fail(c, EXIT_USAGE, "params: command: expected a non-empty array of strings");
+	for (size_t i = 0; i < json_object_array_length(v); i++) {
+		struct json_object *a = json_object_array_get_idx(v, i);
+		const char *s = json_object_get_string(a);
+
+		if (!json_object_is_type(a, json_type_string))
+			return fail(c, EXIT_USAGE, "params: command[%zu]: expected string", i);
+		if (i == 0) {
+			const char *base = strrchr(s, '/');
+
+			snprintf(comm, clen, "%.15s", base ? base + 1 : s);
+		}
+		off += (size_t)snprintf(text + off, off < tlen ? tlen - off : 0, "%s%s",
+					i ? " " : "", s);
+	}
+	return 0;
+}
+
 static int h_run_started(struct call *c)
 {
-	static const char *const keys[] = { "name", "pid", NULL };
+	static const char *const keys[] = { "name", "pid", "command", NULL };
 	struct json_object *e;
 	struct verr ve = {};
 	struct svc_rt *rt;
 	const char *name;
-	char comm[32];
+	char comm[32], command[1024];
 	int64_t pid;
 
 	if (params_check(c, keys) || param_service(c, "name", &name))
 		return -1;
 	if (!param(c, "pid") || !jv_get_int(param(c, "pid"), 1, INT32_MAX, P, "pid", &pid, &ve))
 		return ve.n ? fail_verr(c, EXIT_USAGE, &ve) : fail(c, EXIT_USAGE, "params: pid: missing required key");
+	if (param_command(c, comm, sizeof(comm), command, sizeof(command)))
+		return -1;
 	rt = svcs_find(&c->d->svcs, name);
 	if (!rt)
 		return fail(c, EXIT_CONFIG, "unknown service '%s'", name);
 	rt->main_pid = (pid_t)pid;
 	rt->started_ns = time_now_ns();
 	rt->running = true;
-	read_comm((pid_t)pid, comm, sizeof(comm));
+	if (!comm[0])
+		read_comm((pid_t)pid, comm, sizeof(comm));
 	e = event_new(c->d->ev, "service_started", "changed");
 	json_object_object_add(e, "service", json_object_new_string(name));
 	json_object_object_add(e, "pid", json_object_new_int((int)pid));
 	json_object_object_add(e, "comm", json_object_new_string(comm));
 	json_object_object_add(e, "cgroup_id", json_object_new_uint64(rt->cgid));
+	if (command[0])
+		json_object_object_add(e, "command", json_object_new_string(command));
 	events_emit(c->d->ev, e);
 	c->result = json_object_new_object();
 	json_object_object_add(c->result, "cgroup", json_object_new_string(rt->cgroup));
