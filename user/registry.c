@@ -204,11 +204,14 @@ static int service_parse(const struct kv *kv, struct reg_service *out, struct ve
 	json_object_object_get_ex(obj, "source", &source);
 	out->origin = origin && !strcmp(json_object_get_string(origin), "file") ? ORIGIN_FILE
 										   : ORIGIN_API;
+	/* Keep the source alive past its removal from obj (which frees it). */
+	source = json_object_is_type(source, json_type_string) ? json_object_get(source) : NULL;
 	json_object_object_del(obj, "origin");
 	json_object_object_del(obj, "source");
 	err = spec_from_json(obj, kv->key, &out->spec, e);
-	if (!err && source && json_object_is_type(source, json_type_string))
+	if (!err && source)
 		out->spec.source = strdup(json_object_get_string(source));
+	json_object_put(source);
 	json_object_put(obj);
 	out->mod_rev = kv->mod_rev;
 	return err;
