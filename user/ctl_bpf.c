@@ -611,25 +611,21 @@ static void teardown_pins(const char *sub, bool detach, struct json_object *done
 
 int do_teardown(int argc, char **argv)
 {
-	struct json_object *o = json_object_new_object(), *links = json_object_new_array();
-	struct json_object *maps = json_object_new_array(), *cg_rm = json_object_new_array();
-	struct json_object *cg_kept = json_object_new_array();
+	struct json_object *o, *links, *maps, *cg_rm, *cg_kept;
 	char dir[PATH_MAX];
 
 	(void)argv;
-	if (argc) {
-		json_object_put(o);
+	if (argc)
 		return ctl_usage("teardown takes no arguments");
-	}
 	ctl_config(true);
-	if (geteuid() != 0) {
-		json_object_put(o);
+	if (geteuid() != 0)
 		return ctl_error(EXIT_NOPERM, "teardown needs root");
-	}
-	if (daemon_alive()) {
-		json_object_put(o);
+	if (daemon_alive())
 		return ctl_error(EXIT_FAIL, "caelumd is running; stop it first (it would re-attach)");
-	}
+	links = json_object_new_array();
+	maps = json_object_new_array();
+	cg_rm = json_object_new_array();
+	cg_kept = json_object_new_array();
 	teardown_pins("links", true, links);
 	teardown_pins("maps", false, maps);
 	snprintf(dir, sizeof(dir), "%s/links", ctl.cfg.bpffs);
@@ -638,6 +634,7 @@ int do_teardown(int argc, char **argv)
 	rmdir(dir);
 	rmdir(ctl.cfg.bpffs);
 	teardown_cgroups(cg_rm, cg_kept);
+	o = json_object_new_object();
 	json_object_object_add(o, "links_detached", links);
 	json_object_object_add(o, "maps_unpinned", maps);
 	json_object_object_add(o, "cgroups_removed", cg_rm);

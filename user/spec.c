@@ -188,7 +188,8 @@ static int list_json(const char *dir, char ***names, size_t *n)
 		(*names)[(*n)++] = strdup(de->d_name);
 	}
 	closedir(d);
-	qsort(*names, *n, sizeof(**names), cmp_str);
+	if (*n)
+		qsort(*names, *n, sizeof(**names), cmp_str);
 	return 0;
 }
 

@@ -22,6 +22,14 @@ BUILD = os.path.abspath(os.environ.get("CAELUM_BUILD", "build"))
 CTL = os.path.join(BUILD, "caelumctl")
 DAEMON = os.path.join(BUILD, "caelumd")
 _seq = 0
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def check_sanitizers(text, what):
+    """Under make test SAN=1 a sanitizer report anywhere fails the test."""
+    for mark in SANITIZER_MARKS:
+        if mark in text:
+            raise AssertionError(f"sanitizer report from {what}:\n{text}")
 
 
 def cgroup2_mount():
@@ -173,6 +181,7 @@ class Env:
         cmd = [CTL, "-c", self.config_path] + (["-j"] if json_out else []) + list(args)
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env,
                            user=user)
+        check_sanitizers(p.stderr, "caelumctl " + " ".join(args))
         return Result(p.returncode, p.stdout, p.stderr)
 
     def ok(self, *args, **kw):
@@ -249,13 +258,19 @@ class Env:
             if p.poll() is None:
                 p.kill()
             p.wait()
-        self.stop(signal.SIGKILL)
+        # A graceful stop exits 0 and lets LeakSanitizer look at the daemon under SAN=1.
+        running = self.proc is not None and self.proc.poll() is None
+        rc = self.stop(signal.SIGTERM)
+        log = self.log()
         if os.path.isdir(self.bpffs) or os.path.isdir(self.root):
             self.ctl("teardown", timeout=30)
         self._kill_cgroup_procs(self.root)
         self._rmdir_tree(self.root)
         self._rmdir_tree(self.bpffs)
         shutil.rmtree(self.dir, ignore_errors=True)
+        check_sanitizers(log, "caelumd")
+        if running and rc != 0:
+            raise AssertionError(f"caelumd exited {rc} on SIGTERM:\n{log}")
 
     def _kill_cgroup_procs(self, path):
         for top, dirs, files in os.walk(path):
