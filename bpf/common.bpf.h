@@ -47,9 +47,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } cm_services SEC(".maps");
 
+/*
+ * Not preallocated: a preallocated element is recycled at once after its timer's callback
+ * deletes it, while the timer is still being freed asynchronously, and bpf_timer_init() on
+ * the recycled element then fails with -EBUSY (seen on 6.18 under bursts of denials).
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, CAELUM_MAX_AGG_KEYS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct caelum_agg_key);
 	__type(value, struct caelum_agg_val);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -108,89 +114,75 @@ static __always_inline void event_emit(const struct caelum_event *ev, __u32 lost
 		stat_inc(lost_stat);
 }
 
+/* Emit the follow-up for n folded occurrences, last being the latest of them. */
+static __always_inline void event_followup(struct caelum_event *last, __u64 n)
+{
+	last->count = n > 0xffffffffULL ? 0xffffffffU : (__u32)n;
+	last->flags |= CAELUM_EVF_FOLLOWUP;
+	event_emit(last, CAELUM_STAT_RB_LOST_FOLLOWUP);
+}
+
 /*
- * Runs once per window for every active aggregation entry: reports what was folded, and
- * deletes the entry after a quiet window so that the next occurrence is reported at once.
+ * An occurrence for an existing window: fold it while the window is open; otherwise close
+ * the window (its pending count goes out as a follow-up) and open a new one with ev.
+ * Returns true when ev was folded.
  */
-static int agg_flush(void *map, struct caelum_agg_key *key, struct caelum_agg_val *val)
+static __always_inline bool agg_fold_or_roll(struct caelum_agg_val *val, struct caelum_event *ev,
+					     struct caelum_event *prev, __u64 *pending)
 {
-	struct caelum_event ev;
-	__u64 n;
+	bool folded;
 
-	n = __sync_lock_test_and_set(&val->count, 0);
-	if (n) {
-		__builtin_memcpy(&ev, &val->last, sizeof(ev));
-		ev.count = n > 0xffffffffULL ? 0xffffffffU : (__u32)n;
-		ev.flags |= CAELUM_EVF_FOLLOWUP;
-		event_emit(&ev, CAELUM_STAT_RB_LOST_FOLLOWUP);
-		bpf_timer_start(&val->timer, CAELUM_AGG_WINDOW_NS, 0);
-		return 0;
+	bpf_spin_lock(&val->lock);
+	folded = ev->time_ns - val->start_ns < CAELUM_AGG_WINDOW_NS;
+	if (folded) {
+		val->count++;
+		__builtin_memcpy(&val->last, ev, sizeof(*ev));
+	} else {
+		*pending = val->count;
+		__builtin_memcpy(prev, &val->last, sizeof(*prev));
+		val->start_ns = ev->time_ns;
+		val->count = 0;
+		__builtin_memcpy(&val->last, ev, sizeof(*ev));
 	}
-	if (__sync_val_compare_and_swap(&val->count, 0, CAELUM_AGG_CLOSED) == 0)
-		bpf_map_delete_elem(map, key);
-	else
-		bpf_timer_start(&val->timer, CAELUM_AGG_WINDOW_NS, 0);
-	return 0;
-}
-
-/* Fold into a live entry; false when there is none (or it is closing). */
-static __always_inline bool agg_fold(const struct caelum_agg_key *key, const struct caelum_event *ev)
-{
-	struct caelum_agg_val *val = bpf_map_lookup_elem(&cm_agg, key);
-
-	if (!val)
-		return false;
-	if (__sync_fetch_and_add(&val->count, 1) & CAELUM_AGG_CLOSED)
-		return false;
-	__builtin_memcpy(&val->last, ev, sizeof(*ev));
-	stat_inc(CAELUM_STAT_FOLDED);
-	return true;
-}
-
-/* Open a window for key: 0, or the map update's error (-EEXIST: someone else did). */
-static __always_inline long agg_open(const struct caelum_agg_key *key, const struct caelum_event *ev)
-{
-	struct caelum_agg_val init = {};
-	struct caelum_agg_val *val;
-	long err;
-
-	__builtin_memcpy(&init.last, ev, sizeof(*ev));
-	err = bpf_map_update_elem(&cm_agg, key, &init, BPF_NOEXIST);
-	if (err)
-		return err;
-	val = bpf_map_lookup_elem(&cm_agg, key);
-	if (!val)
-		return 0;
-	if (bpf_timer_init(&val->timer, &cm_agg, CLOCK_MONOTONIC) ||
-	    bpf_timer_set_callback(&val->timer, agg_flush) ||
-	    bpf_timer_start(&val->timer, CAELUM_AGG_WINDOW_NS, 0)) {
-		/* Without a timer nothing would ever flush this entry: drop it. */
-		bpf_map_delete_elem(&cm_agg, key);
-		stat_inc(CAELUM_STAT_TIMER_FAIL);
-	}
-	return 0;
+	bpf_spin_unlock(&val->lock);
+	return folded;
 }
 
 /*
  * Report ev: the first occurrence goes out at once, identical ones within the window are
- * folded into the entry and reported by agg_flush().
+ * folded (see include/caelum/common.h).
  */
 static __always_inline void event_report(const struct caelum_agg_key *key, struct caelum_event *ev)
 {
+	struct caelum_event prev;
+	struct caelum_agg_val *val, init = {};
+	__u64 pending = 0;
 	long err;
 
-	if (agg_fold(key, ev))
-		return;
-	err = agg_open(key, ev);
-	if (err == -EEXIST) {
-		/* Lost the race to open the window: fold into the winner's entry, unless that
-		 * entry is closing, in which case this is a first occurrence again. */
-		if (agg_fold(key, ev))
-			return;
-	} else if (err) {
-		ev->flags |= CAELUM_EVF_UNAGGREGATED;
-		stat_inc(CAELUM_STAT_AGG_FULL);
+	val = bpf_map_lookup_elem(&cm_agg, key);
+	if (!val) {
+		init.start_ns = ev->time_ns;
+		__builtin_memcpy(&init.last, ev, sizeof(*ev));
+		err = bpf_map_update_elem(&cm_agg, key, &init, BPF_NOEXIST);
+		if (!err)
+			goto first;
+		if (err != -EEXIST) {
+			ev->flags |= CAELUM_EVF_UNAGGREGATED;
+			stat_inc(CAELUM_STAT_AGG_FULL);
+			goto first;
+		}
+		/* Lost the race to open the window: use the winner's. */
+		val = bpf_map_lookup_elem(&cm_agg, key);
+		if (!val)
+			goto first;
 	}
+	if (agg_fold_or_roll(val, ev, &prev, &pending)) {
+		stat_inc(CAELUM_STAT_FOLDED);
+		return;
+	}
+	if (pending)
+		event_followup(&prev, pending);
+first:
 	event_emit(ev, CAELUM_STAT_RB_LOST_FIRST);
 }
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <linux/magic.h>
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
 #include "bpfpin.h"
 #include "cgroup.h"
@@ -64,13 +65,15 @@ static int bpffs_mount_for(const char *dir)
 	return 0;
 }
 
-int bpf_env_open(struct bpf_env *env, const char *bpffs, const char *cgroup_root)
+int bpf_env_open(struct bpf_env *env, const char *bpffs, const char *cgroup_root,
+		 unsigned int ringbuf_bytes)
 {
 	char anc[PATH_MAX];
 	int err;
 
 	memset(env, 0, sizeof(*env));
 	env->cg_fd = -1;
+	env->ringbuf_bytes = ringbuf_bytes;
 	existing_ancestor(bpffs, anc, sizeof(anc));
 	if (!path_is_bpffs(anc) && (err = bpffs_mount_for(bpffs)))
 		return err;
@@ -95,6 +98,20 @@ int bpf_env_open(struct bpf_env *env, const char *bpffs, const char *cgroup_root
 	err = cgroup_id(cgroup_root, &env->cg_id);
 	if (err)
 		p_err("failed to get id of cgroup '%s': %s", cgroup_root, strerror(-err));
+	return err;
+}
+
+int bpf_env_size_shared(const struct bpf_env *env, struct bpf_object *obj)
+{
+	struct bpf_map *rb = bpf_object__find_map_by_name(obj, "cm_events");
+	int err;
+
+	if (!rb)
+		return -ENOENT;
+	err = bpf_map__set_max_entries(rb, env->ringbuf_bytes);
+	if (err)
+		p_err("failed to size ring buffer 'cm_events' to %u bytes: %s", env->ringbuf_bytes,
+		      strerror(-err));
 	return err;
 }
 

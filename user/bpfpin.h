@@ -20,10 +20,17 @@ struct bpf_env {
 	char links[PATH_MAX]; /* <bpffs>/links */
 	int cg_fd; /* cgroup_root, where programs attach */
 	uint64_t cg_id;
+	unsigned int ringbuf_bytes; /* size of the shared ring buffer cm_events */
 };
 
+struct bpf_object;
+/* Size the shared maps of obj as configured (call between open and load): every object
+ * declares them, and pinned maps are only reused when their parameters match. */
+int bpf_env_size_shared(const struct bpf_env *env, struct bpf_object *obj);
+
 /* Make sure dir is on a bpffs (mounting one if needed) and create maps/ and links/. */
-int bpf_env_open(struct bpf_env *env, const char *bpffs, const char *cgroup_root);
+int bpf_env_open(struct bpf_env *env, const char *bpffs, const char *cgroup_root,
+		 unsigned int ringbuf_bytes);
 void bpf_env_close(struct bpf_env *env);
 bool path_is_bpffs(const char *path);
 

@@ -13,10 +13,12 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "agg.h"
 #include "bpfinfo.h"
 #include "daemon.h"
 #include "fsutil.h"
@@ -25,14 +27,18 @@
 #include "rpc.h"
 #include "version.h"
 
-#define TICK_MS 1000
+#define TICK_MS 250 /* aggregation windows are flushed this often */
+#define LOSS_CHECK_NS 1000000000ULL
 
-static const char *const kstat_loss_reason[] = {
-	[CAELUM_STAT_RB_LOST_FIRST] = "ringbuf_full",
-	[CAELUM_STAT_RB_LOST_FOLLOWUP] = "ringbuf_full_followup",
-	[CAELUM_STAT_AGG_FULL] = "aggregation_table_full",
-	[CAELUM_STAT_TIMER_FAIL] = "aggregation_timer",
+/* Kernel counters of events that never reached the ring buffer. */
+static const struct {
+	int stat;
+	const char *reason;
+} kernel_losses[] = {
+	{ CAELUM_STAT_RB_LOST_FIRST, "ringbuf_full" },
+	{ CAELUM_STAT_RB_LOST_FOLLOWUP, "ringbuf_full_followup" },
 };
+#define N_LOSSES (sizeof(kernel_losses) / sizeof(kernel_losses[0]))
 
 uint64_t daemon_kstat(const struct daemon *d, int idx)
 {
@@ -133,6 +139,11 @@ static void check_immutable(const struct config *old, const struct config *nc, s
 		{ "runtime_dir", offsetof(struct config, runtime_dir) },
 		{ "cgroup_root", offsetof(struct config, cgroup_root) },
 	};
+
+	if (old->ringbuf_bytes != nc->ringbuf_bytes)
+		verr_add(e, nc->path, "ringbuf_bytes",
+			 "changed from %u to %u: this needs 'caelumctl teardown' and a restart",
+			 old->ringbuf_bytes, nc->ringbuf_bytes);
 
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		const char *a = (const char *)old + fields[i].off;
@@ -250,35 +261,101 @@ static void on_signal(void *ctx, uint32_t events)
 	}
 }
 
+#define LOSSES_FILE "kernel_losses.json"
+
+/*
+ * The kernel's loss counters outlive caelumd (pinned map), so what has already been
+ * reported as events_lost is remembered in <state_dir>/kernel_losses.json: a restart
+ * reports only what is new, including what was lost while caelumd was down.
+ */
+static void losses_load(struct daemon *d)
+{
+	char path[PATH_MAX];
+	struct json_object *o;
+
+	snprintf(path, sizeof(path), "%s/" LOSSES_FILE, d->cfg.state_dir);
+	o = json_object_from_file(path);
+	if (!o)
+		return;
+	for (size_t i = 0; i < N_LOSSES; i++) {
+		struct json_object *v;
+
+		if (json_object_object_get_ex(o, kernel_losses[i].reason, &v))
+			d->kstats_reported[i] = (uint64_t)json_object_get_int64(v);
+	}
+	json_object_put(o);
+}
+
+static void losses_store(struct daemon *d)
+{
+	struct json_object *o = json_object_new_object();
+	const char *text;
+	int err;
+
+	for (size_t i = 0; i < N_LOSSES; i++)
+		json_object_object_add(o, kernel_losses[i].reason,
+				       json_object_new_uint64(d->kstats_reported[i]));
+	text = json_object_to_json_string(o);
+	err = file_write_atomic(d->cfg.state_dir, LOSSES_FILE, text, strlen(text), 0600);
+	if (err)
+		p_warn("failed to write %s/%s: %s", d->cfg.state_dir, LOSSES_FILE, strerror(-err));
+	json_object_put(o);
+}
+
 /* Kernel-side losses become events, so that they are seen, not only counted. */
 static void report_losses(struct daemon *d)
 {
-	for (int i = CAELUM_STAT_RB_LOST_FIRST; i <= CAELUM_STAT_TIMER_FAIL; i++) {
-		uint64_t now = daemon_kstat(d, i);
+	bool changed = false;
+
+	for (size_t i = 0; i < N_LOSSES; i++) {
+		uint64_t now = daemon_kstat(d, kernel_losses[i].stat);
 		struct json_object *e;
 
-		if (now <= d->kstats_reported[i])
+		/* A smaller value means the maps were recreated (teardown): start over. */
+		if (now < d->kstats_reported[i])
+			d->kstats_reported[i] = 0;
+		if (now == d->kstats_reported[i])
 			continue;
 		e = event_new(d->ev, "events_lost", "counted");
 		json_object_object_add(e, "stage", json_object_new_string("kernel"));
-		json_object_object_add(e, "reason", json_object_new_string(kstat_loss_reason[i]));
+		json_object_object_add(e, "reason", json_object_new_string(kernel_losses[i].reason));
 		json_object_object_add(e, "count",
 				       json_object_new_uint64(now - d->kstats_reported[i]));
 		d->kstats_reported[i] = now;
 		events_emit(d->ev, e);
+		changed = true;
 	}
+	if (changed)
+		losses_store(d);
+}
+
+static void flush_windows(struct daemon *d)
+{
+	struct caelum_agg_flush_args res;
+	int err = agg_flush(d->agg, &res);
+
+	if (err) {
+		if (!d->flush_errors++)
+			p_warn("failed to flush aggregation windows: %s", strerror(-err));
+		return;
+	}
+	if (res.flushed)
+		ring_buffer__consume(d->rb); /* the follow-ups were just written */
 }
 
 static void on_tick(void *ctx)
 {
-	static uint64_t last;
 	struct daemon *d = ctx;
 	uint64_t now = time_now_ns();
 
-	if (now - last < (uint64_t)TICK_MS * 1000000ULL)
-		return;
-	last = now;
-	report_losses(d);
+	if (now - d->last_flush_ns >= (uint64_t)TICK_MS * 1000000ULL) {
+		d->last_flush_ns = now;
+		flush_windows(d);
+	}
+	if (now - d->last_loss_check_ns >= LOSS_CHECK_NS) {
+		d->last_loss_check_ns = now;
+		report_losses(d);
+	}
 }
 
 static int signals_open(struct daemon *d)
@@ -369,9 +446,11 @@ static int setup_bpf(struct daemon *d)
 {
 	int err;
 
-	if (bpf_env_open(&d->env, d->cfg.bpffs, d->cfg.cgroup_root))
+	if (bpf_env_open(&d->env, d->cfg.bpffs, d->cfg.cgroup_root, d->cfg.ringbuf_bytes))
 		return EXIT_FAIL;
 	if (ports_load(&d->env, &d->ports))
+		return EXIT_FAIL;
+	if (agg_load(&d->env, &d->agg))
 		return EXIT_FAIL;
 	if (svcs_init(&d->svcs, d->cfg.cgroup_root, d->cfg.cg2_mount, d->cfg.root_level))
 		return EXIT_FAIL;
@@ -418,6 +497,7 @@ static int setup_events(struct daemon *d)
 		.name_ctx = &d->svcs,
 	};
 
+	losses_load(d);
 	return events_open(&d->ev, &eo) ? EXIT_FAIL : 0;
 }
 
@@ -450,6 +530,7 @@ static void daemon_close(struct daemon *d)
 		close(d->sig_fd);
 	loop_free(d->loop);
 	svcs_fini(&d->svcs);
+	agg_close(d->agg);
 	ports_close(d->ports);
 	bpf_env_close(&d->env);
 	events_close(d->ev);
@@ -519,6 +600,8 @@ int main(int argc, char **argv)
 		p_err("caelumd must run as root (it loads BPF programs and manages cgroups)");
 		return EXIT_NOPERM;
 	}
+	/* Sockets and state files are created private (the socket's mode is set at bind). */
+	umask(077);
 	cfg_path = config_path(cfg_path);
 	if (config_load(cfg_path, &d.cfg, &e) || config_resolve(&d.cfg, &e))
 		return print_verr(&e, "invalid configuration");

@@ -19,7 +19,7 @@ static const char *const component_names[] = {
 
 static const char *const config_keys[] = {
 	"host",	    "mode",	    "components",    "bpffs",	    "state_dir", "runtime_dir",
-	"services_dir", "managed_ports", "cgroup_root", "journal", NULL,
+	"services_dir", "managed_ports", "cgroup_root", "journal", "ringbuf_bytes", NULL,
 };
 
 const char *config_path(const char *explicit_path)
@@ -92,6 +92,7 @@ static void config_defaults(struct config *cfg)
 	strcpy(cfg->services_dir, "/etc/caelum/services.d");
 	cfg->journal_max_bytes = JOURNAL_DEFAULT_BYTES;
 	cfg->journal_keep = JOURNAL_DEFAULT_KEEP;
+	cfg->ringbuf_bytes = CAELUM_RINGBUF_BYTES;
 }
 
 /* RFC 1123 host name: labels of [A-Za-z0-9-], not starting or ending with '-'. */
@@ -224,10 +225,31 @@ static void parse_components(struct json_object *obj, const char *file, int *mod
 	}
 }
 
+/*
+ * Overlapping managed ranges are almost always a typo; say so rather than merge silently.
+ * idx[i] is the position in the file of cfg->managed[i] (refused items leave gaps).
+ */
+static void check_managed_overlap(const struct config *cfg, const size_t *idx, const char *file,
+				  struct verr *e)
+{
+	for (size_t i = 0; i < cfg->n_managed; i++) {
+		for (size_t j = 0; j < i; j++) {
+			char p[JV_PATH_MAX], a[32], b[32];
+
+			if (!port_range_overlap(&cfg->managed[i], &cfg->managed[j]))
+				continue;
+			jv_path_idx(p, "managed_ports", idx[i]);
+			port_range_fmt(&cfg->managed[i], a, sizeof(a));
+			port_range_fmt(&cfg->managed[j], b, sizeof(b));
+			verr_add(e, file, p, "%s overlaps managed_ports[%zu] %s", a, idx[j], b);
+		}
+	}
+}
+
 static void parse_managed(struct json_object *arr, const char *file, struct config *cfg,
 			  struct verr *e)
 {
-	size_t n;
+	size_t n, idx[CONFIG_MAX_MANAGED];
 
 	if (!jv_expect(arr, json_type_array, file, "managed_ports", e))
 		return;
@@ -249,8 +271,9 @@ static void parse_managed(struct json_object *arr, const char *file, struct conf
 			verr_add(e, file, p, "%s", why);
 			continue;
 		}
-		cfg->n_managed++;
+		idx[cfg->n_managed++] = i;
 	}
+	check_managed_overlap(cfg, idx, file, e);
 }
 
 static void parse_journal(struct json_object *obj, const char *file, struct config *cfg,
@@ -269,6 +292,20 @@ static void parse_journal(struct json_object *obj, const char *file, struct conf
 	if (json_object_object_get_ex(obj, "keep", &v) &&
 	    jv_get_int(v, 1, 100, file, "journal.keep", &x, e))
 		cfg->journal_keep = (unsigned int)x;
+}
+
+static void parse_ringbuf(struct json_object *v, const char *file, struct config *cfg,
+			  struct verr *e)
+{
+	int64_t x;
+
+	if (!jv_get_int(v, 4096, 1LL << 28, file, "ringbuf_bytes", &x, e))
+		return;
+	if (x & (x - 1)) {
+		verr_add(e, file, "ringbuf_bytes", "%lld is not a power of two", (long long)x);
+		return;
+	}
+	cfg->ringbuf_bytes = (unsigned int)x;
 }
 
 static void parse_field(const char *key, struct json_object *v, const char *file,
@@ -298,23 +335,8 @@ static void parse_field(const char *key, struct json_object *v, const char *file
 		parse_managed(v, file, cfg, e);
 	} else if (!strcmp(key, "journal")) {
 		parse_journal(v, file, cfg, e);
-	}
-}
-
-/* Overlapping managed ranges are almost always a typo; say so rather than merge silently. */
-static void check_managed_overlap(const struct config *cfg, const char *file, struct verr *e)
-{
-	for (size_t i = 0; i < cfg->n_managed; i++) {
-		for (size_t j = 0; j < i; j++) {
-			char p[JV_PATH_MAX], a[32], b[32];
-
-			if (!port_range_overlap(&cfg->managed[i], &cfg->managed[j]))
-				continue;
-			jv_path_idx(p, "managed_ports", i);
-			port_range_fmt(&cfg->managed[i], a, sizeof(a));
-			port_range_fmt(&cfg->managed[j], b, sizeof(b));
-			verr_add(e, file, p, "%s overlaps managed_ports[%zu] %s", a, j, b);
-		}
+	} else if (!strcmp(key, "ringbuf_bytes")) {
+		parse_ringbuf(v, file, cfg, e);
 	}
 }
 
@@ -330,7 +352,6 @@ int config_from_json(struct json_object *root, const char *file, struct config *
 	jv_check_keys(root, file, NULL, config_keys, e);
 	json_object_object_foreach(root, key, val)
 		parse_field(key, val, file, cfg, e);
-	check_managed_overlap(cfg, file, e);
 	for (int c = 0; c < CAELUM_COMP_MAX; c++)
 		if (cfg->comp_mode[c] == CAELUM_MODE_UNSET)
 			cfg->comp_mode[c] = cfg->mode;

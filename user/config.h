@@ -28,6 +28,7 @@ struct config {
 	size_t n_managed;
 	size_t journal_max_bytes;
 	unsigned int journal_keep;
+	unsigned int ringbuf_bytes; /* size of cm_events: a power of two, >= 4096 */
 
 	/* Resolved by config_resolve(). */
 	char cg2_mount[PATH_MAX]; /* the cgroup2 mount point */

@@ -328,8 +328,8 @@ static struct json_object *dump_agg(const struct caelum_agg_key *k, const struct
 	json_object_object_add(o, "cgroup_id", json_object_new_uint64(k->cgroup_id));
 	json_object_object_add(o, "port", json_object_new_int(k->port));
 	json_object_object_add(o, "proto", json_object_new_string(proto_name(k->proto)));
-	json_object_object_add(o, "folded", json_object_new_uint64(v->count & ~CAELUM_AGG_CLOSED));
-	json_object_object_add(o, "closing", json_object_new_boolean(!!(v->count & CAELUM_AGG_CLOSED)));
+	json_object_object_add(o, "pending", json_object_new_uint64(v->count));
+	json_object_object_add(o, "window_start_ns", json_object_new_uint64(v->start_ns));
 	return o;
 }
 
@@ -379,7 +379,6 @@ static struct json_object *dump_stats(int fd)
 		[CAELUM_STAT_RB_LOST_FIRST] = "ringbuf_lost_first",
 		[CAELUM_STAT_RB_LOST_FOLLOWUP] = "ringbuf_lost_followup",
 		[CAELUM_STAT_AGG_FULL] = "unaggregated",
-		[CAELUM_STAT_TIMER_FAIL] = "timer_fail",
 	};
 	int ncpu = libbpf_num_possible_cpus();
 	struct json_object *o = json_object_new_object();

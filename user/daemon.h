@@ -14,6 +14,7 @@
 #include "registry.h"
 #include "services.h"
 
+struct agg;
 struct ring_buffer;
 struct rpc_server;
 
@@ -37,7 +38,11 @@ struct daemon {
 	int sig_fd;
 	uint64_t started_ns;
 	struct policy_info policy;
-	uint64_t kstats_reported[8]; /* kernel loss counters already turned into events */
+	uint64_t kstats_reported[4]; /* kernel loss counters already turned into events */
+	struct agg *agg;
+	uint64_t last_flush_ns;
+	uint64_t flush_errors; /* cm_agg_flush runs that failed */
+	uint64_t last_loss_check_ns;
 };
 
 /* Push registry + config to the kernel (cgroups, cm_services, port table, modes). */

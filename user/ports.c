@@ -114,6 +114,9 @@ int ports_load(const struct bpf_env *env, struct ports **out)
 		p_err("failed to open BPF object 'ports': %s", strerror(errno));
 		goto err;
 	}
+	err = bpf_env_size_shared(env, p->skel->obj);
+	if (err)
+		goto err;
 	err = ports_bpf__load(p->skel);
 	if (err) {
 		p_err("failed to load BPF object 'ports': %s (pinned maps under %s from another version? try 'caelumctl teardown')",

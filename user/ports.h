@@ -31,7 +31,8 @@ int port_policy_build(struct port_policy *pol, const struct reg_claim *claims, s
 		      void *ctx);
 void port_policy_free(struct port_policy *pol);
 
-/* open -> load (shared maps pinned under env->maps, reused when present). */
+/* open -> configure (shared map sizes) -> load (shared maps pinned under env->maps,
+ * reused when present). */
 int ports_load(const struct bpf_env *env, struct ports **out);
 /* Build a fresh table with pol and swap it in atomically. */
 int ports_install(struct ports *p, const struct port_policy *pol);

@@ -314,11 +314,15 @@ static int state_validate(const struct reg_state *st, struct verr *e)
 		resv_key(key, sizeof(key), r->port, r->proto);
 		if (!svc)
 			verr_add(e, "registry", key, "reserved for unknown service '%s'", r->service);
-		else if (o && strcmp(o, r->service))
-			verr_add(e, svc->spec.source ? svc->spec.source : "registry", NULL,
+		else if (o && strcmp(o, r->service)) {
+			/* Name the file that declares the port: that is the one to edit. */
+			const struct reg_service *decl = state_service(st, o);
+
+			verr_add(e, decl && decl->spec.source ? decl->spec.source : "registry", NULL,
 				 "%u/%s is declared by service '%s' but reserved at runtime by service '%s' (release it first: caelumctl port release %u/%s)",
 				 r->port, proto_name(r->proto), o, r->service, r->port,
 				 proto_name(r->proto));
+		}
 	}
 	free(owner);
 	return e->n + e->dropped == n0 ? 0 : -EINVAL;
@@ -634,6 +638,7 @@ int registry_service_delete(struct registry *r, const char *name, struct verr *e
 int registry_sync_files(struct registry *r, const struct service_spec *specs, size_t n,
 			struct verr *e)
 {
+	size_t n0 = e->n + e->dropped;
 	struct reg_state new;
 	int err;
 
@@ -645,7 +650,7 @@ int registry_sync_files(struct registry *r, const struct service_spec *specs, si
 				 "service '%s' was applied through the API; delete it there first (caelumctl service delete %s)",
 				 specs[i].name, specs[i].name);
 	}
-	if (e->n)
+	if (e->n + e->dropped != n0)
 		return -EEXIST;
 	err = state_copy(&new, &r->st);
 	if (err)

@@ -142,7 +142,8 @@ int spec_load_file(const char *path, struct service_spec *s, struct verr *e)
 		return err;
 	base = base ? base + 1 : path;
 	blen = strlen(base);
-	if (blen < 5 || strncmp(base, s->name, blen - 5) || strlen(s->name) != blen - 5) {
+	if (blen < 5 || strcmp(base + blen - 5, ".json") || strncmp(base, s->name, blen - 5) ||
+	    strlen(s->name) != blen - 5) {
 		verr_add(e, path, "name", "\"%s\" does not match the file name (expected %s.json)",
 			 s->name, s->name);
 		spec_free(s);

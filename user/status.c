@@ -92,10 +92,11 @@ static struct json_object *events_json(struct daemon *d)
 	add_u64(o, "denied", daemon_kstat(d, CAELUM_STAT_DENIED));
 	add_u64(o, "audited", daemon_kstat(d, CAELUM_STAT_AUDITED));
 	add_u64(o, "folded", daemon_kstat(d, CAELUM_STAT_FOLDED));
+	/* Not lost, but not folded either: the aggregation table was full. */
+	add_u64(o, "unaggregated", daemon_kstat(d, CAELUM_STAT_AGG_FULL));
+	add_u64(o, "flush_errors", d->flush_errors);
 	add_u64(lost, "kernel_ringbuf_first", daemon_kstat(d, CAELUM_STAT_RB_LOST_FIRST));
 	add_u64(lost, "kernel_ringbuf_followup", daemon_kstat(d, CAELUM_STAT_RB_LOST_FOLLOWUP));
-	add_u64(lost, "kernel_unaggregated", daemon_kstat(d, CAELUM_STAT_AGG_FULL));
-	add_u64(lost, "kernel_timer", daemon_kstat(d, CAELUM_STAT_TIMER_FAIL));
 	add_u64(lost, "journal", c.journal_errors);
 	add_u64(lost, "subscribers", c.subscriber_drops);
 	json_object_object_add(o, "lost", lost);

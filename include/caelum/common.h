@@ -5,11 +5,15 @@
  *
  * Events
  *   Every enforcement decision worth reporting becomes one struct caelum_event in cm_events.
- *   The first occurrence is sent at once with count = 1. Identical ones (same cgroup, port,
- *   proto) within the following CAELUM_AGG_WINDOW_NS are folded in the kernel and reported
- *   by one follow-up event (flags & CAELUM_EVF_FOLLOWUP) whose count is the number folded.
+ *   The first occurrence is sent at once with count = 1 and opens a window in cm_agg.
+ *   Identical ones (same cgroup, port, proto) within the following CAELUM_AGG_WINDOW_NS are
+ *   folded into that window in the kernel and reported by one follow-up event
+ *   (flags & CAELUM_EVF_FOLLOWUP) whose count is the number folded. The follow-up is written
+ *   by the kernel, either by cm_agg_flush (a syscall program caelumd runs every few hundred
+ *   milliseconds) once the window has expired, or by the next occurrence after it.
  *   Example: a process retries bind(8150) 50 times in 0.3 s -> one event count=1 at once,
  *   one follow-up count=49 about a second later, then silence until it retries again.
+ *   While caelumd is down nothing flushes: folded counts wait in cm_agg, never lost.
  *
  * Identities
  *   Services are cgroups: a service's identity in the kernel is the 64-bit id of its cgroup
@@ -25,7 +29,7 @@
 
 #ifndef __VMLINUX_H__ /* BPF side: vmlinux.h already has these */
 #include <linux/types.h>
-#include <linux/bpf.h> /* struct bpf_timer */
+#include <linux/bpf.h> /* struct bpf_spin_lock */
 #endif
 
 #define CAELUM_CGID_NONE 0ULL
@@ -88,7 +92,6 @@ struct caelum_event {
 #define CAELUM_STAT_RB_LOST_FIRST 3 /* ring buffer full: first event lost */
 #define CAELUM_STAT_RB_LOST_FOLLOWUP 4 /* ring buffer full: follow-up lost (count too) */
 #define CAELUM_STAT_AGG_FULL 5 /* aggregation table full: event sent unfolded */
-#define CAELUM_STAT_TIMER_FAIL 6 /* aggregation timer could not be armed */
 #define CAELUM_STAT_MAX 8
 
 /* Single entry of cm_config (ARRAY, key 0). Written by caelumd, read by every program. */
@@ -115,14 +118,25 @@ struct caelum_agg_key {
 	__u32 pad;
 };
 
-/* Value of cm_agg: one open aggregation window, flushed by its timer. */
+/*
+ * Value of cm_agg: one aggregation window, every field under lock. The window is open while
+ * now - start_ns < CAELUM_AGG_WINDOW_NS; count is what was folded and not yet reported.
+ */
 struct caelum_agg_val {
-	struct bpf_timer timer;
-	__u64 count; /* occurrences folded since the last report, | CAELUM_AGG_CLOSED */
+	struct bpf_spin_lock lock;
+	__u32 pad;
+	__u64 start_ns; /* bpf_ktime_get_ns() of the occurrence that opened the window */
+	__u64 count; /* folded since, not yet reported */
 	struct caelum_event last; /* the latest folded occurrence: template of the follow-up */
 };
 
-/* Set in caelum_agg_val.count once the entry is being deleted by its timer. */
-#define CAELUM_AGG_CLOSED (1ULL << 63)
+/* In/out argument of the cm_agg_flush syscall program (BPF_PROG_RUN ctx). */
+struct caelum_agg_flush_args {
+	__u32 flushed; /* follow-ups written */
+	__u32 removed; /* idle windows removed */
+};
+
+/* Windows idle this long with nothing pending are removed by cm_agg_flush. */
+#define CAELUM_AGG_IDLE_NS (60ULL * 1000000000ULL)
 
 #endif /* CAELUM_COMMON_H */

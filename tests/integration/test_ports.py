@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 """In-kernel port enforcement: real bind() calls from real cgroups."""
 import errno
+import signal
 import time
 
 from harness import CaelumTest
@@ -120,6 +121,23 @@ class PortEnforcement(CaelumTest):
         self.assertGreaterEqual(st["events"]["denied"], 1)
         for key in ("kernel_ringbuf_first", "kernel_ringbuf_followup", "journal", "subscribers"):
             self.assertEqual(st["events"]["lost"][key], 0)
+        self.assertEqual(st["events"]["flush_errors"], 0)
+        self.assertEqual(st["events"]["unaggregated"], 0)
+
+    def test_folding_while_daemon_down_is_kept(self):
+        self.e.stop(signal.SIGKILL)
+        for _ in range(5):
+            self.assertEqual(self.e.bind_in(self.other, 8110), errno.EPERM)
+        time.sleep(1.2)  # window over, nobody flushed: the next occurrence rolls it
+        self.assertEqual(self.e.bind_in(self.other, 8110), errno.EPERM)
+        self.e.start()
+        evs = self.e.wait_event(lambda ev: ev["port"] == 8110, type="bind_denied")
+        deadline = time.time() + 3
+        while len(evs) < 3 and time.time() < deadline:
+            time.sleep(0.1)
+            evs = self.e.wait_event(lambda ev: ev["port"] == 8110, type="bind_denied")
+        self.assertEqual(sorted((ev["count"], ev["followup"]) for ev in evs),
+                         [(1, False), (1, False), (4, True)])
 
 
 class AuditMode(CaelumTest):
@@ -151,3 +169,29 @@ class AuditMode(CaelumTest):
         e = self.env("ovr", mode="audit", components={"ports": "enforce"},
                      services={"alpha": ["8100/tcp"]})
         self.assertDenied(e, e.cgroup("other"), 8100)
+
+
+class Losses(CaelumTest):
+    def test_ringbuf_overflow_is_counted_and_reported_once(self):
+        e = self.env("loss", managed=("8100-8299",), extra={"ringbuf_bytes": 4096})
+        other = e.cgroup("other")
+        e.stop(signal.SIGKILL)  # nobody drains the ring buffer now
+        for port in range(8100, 8300):  # 200 distinct (cgroup, port): nothing folds
+            self.assertEqual(e.bind_in(other, port), errno.EPERM)
+        e.start()
+        lost_ev = e.wait_event(lambda ev: ev["reason"] == "ringbuf_full", timeout=5,
+                               type="events_lost")
+        self.assertEqual(len(lost_ev), 1, lost_ev)
+        lost = lost_ev[0]["count"]
+        got = [ev for ev in e.events(type="bind_denied")]
+        self.assertGreater(lost, 0)
+        self.assertGreater(len(got), 0)
+        self.assertEqual(len(got) + lost, 200, "every denial is either delivered or counted")
+        st = e.ok("status")
+        self.assertEqual(st["events"]["lost"]["kernel_ringbuf_first"], lost)
+        self.assertEqual(st["events"]["denied"], 200)
+        e.stop()
+        e.start()
+        time.sleep(1.5)
+        lost_all = e.events(type="events_lost")
+        self.assertEqual(len(lost_all), 1, lost_all)

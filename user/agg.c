@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "agg.h"
+#include "agg.skel.h"
+#include "log.h"
+
+struct agg {
+	struct agg_bpf *skel;
+};
+
+int agg_load(const struct bpf_env *env, struct agg **out)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = env->maps);
+	struct agg *a = calloc(1, sizeof(*a));
+	int err;
+
+	if (!a)
+		return -ENOMEM;
+	a->skel = agg_bpf__open_opts(&opts);
+	if (!a->skel) {
+		err = -errno;
+		p_err("failed to open BPF object 'agg': %s", strerror(errno));
+		goto err;
+	}
+	err = bpf_env_size_shared(env, a->skel->obj);
+	if (!err)
+		err = agg_bpf__load(a->skel);
+	if (err) {
+		p_err("failed to load BPF object 'agg': %s", strerror(-err));
+		goto err;
+	}
+	*out = a;
+	return 0;
+err:
+	agg_close(a);
+	return err;
+}
+
+int agg_flush(struct agg *a, struct caelum_agg_flush_args *out)
+{
+	struct caelum_agg_flush_args args = {};
+	/* Syscall programs write their results back into ctx_in (ctx_out is refused). */
+	LIBBPF_OPTS(bpf_test_run_opts, opts, .ctx_in = &args, .ctx_size_in = sizeof(args));
+	int err;
+
+	err = bpf_prog_test_run_opts(bpf_program__fd(a->skel->progs.cm_agg_flush), &opts);
+	if (err)
+		return err;
+	if (out)
+		*out = args;
+	return 0;
+}
+
+int agg_prog_fd(const struct agg *a)
+{
+	return bpf_program__fd(a->skel->progs.cm_agg_flush);
+}
+
+void agg_close(struct agg *a)
+{
+	if (!a)
+		return;
+	agg_bpf__destroy(a->skel);
+	free(a);
+}
