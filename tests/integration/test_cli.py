@@ -325,3 +325,38 @@ class Check(CaelumTest):
         r = e.ctl("check")
         self.assertEqual(r.rc, 78)
         self.assertRegex(r.json["error"], r"caelum\.json: line 3, column \d+: ")
+
+
+class Events(CaelumTest):
+    def test_follow_streams_new_denials(self):
+        e = self.env("follow", services={"alpha": ["8100/tcp"]})
+        p = subprocess.Popen([CTL, "-c", e.config_path, "-j", "events", "follow", "type",
+                              "bind_denied"], stdout=subprocess.PIPE, text=True)
+        self.addCleanup(p.wait)
+        self.addCleanup(p.kill)
+        time.sleep(0.3)
+        t0 = time.time()
+        self.assertDenied(e, e.cgroup("other"), 8100)
+        line = p.stdout.readline()
+        self.assertLess(time.time() - t0, 1.0)
+        ev = json.loads(line)
+        self.assertEqual((ev["type"], ev["port"], ev["owner"]), ("bind_denied", 8100, "alpha"))
+
+    def test_journal_rotates_and_compresses(self):
+        import gzip
+        e = self.env("journal", services={"alpha": ["8100/tcp"]},
+                     extra={"journal": {"max_bytes": 4096, "keep": 2}})
+        for _ in range(15):
+            e.ok("port", "reserve", "8150", "service", "alpha")
+            e.ok("port", "release", "8150")
+        files = sorted(os.listdir(e.state_dir))
+        self.assertIn("events.jsonl.1.gz", files)
+        self.assertIn("events.jsonl.2.gz", files)
+        self.assertNotIn("events.jsonl.3.gz", files)
+        with gzip.open(os.path.join(e.state_dir, "events.jsonl.1.gz"), "rt") as f:
+            rotated = [json.loads(l) for l in f]
+        with open(os.path.join(e.state_dir, "events.jsonl")) as f:
+            current = [json.loads(l) for l in f]
+        self.assertTrue(rotated)
+        self.assertEqual(rotated[-1]["id"] + 1, current[0]["id"], "rotation loses nothing")
+        self.assertLessEqual(os.path.getsize(os.path.join(e.state_dir, "events.jsonl")), 4096)
