@@ -92,8 +92,14 @@ $(BUILD)/caelumd: $(DAEMON_OBJS)
 $(BUILD)/caelumctl: $(CTL_OBJS)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(BUILD)/tests
-	$(CC) $(CFLAGS) -Itests/unit $< $(LIB_OBJS) $(LDFLAGS) $(LDLIBS) -lcmocka -o $@
+# Tests link through an archive: the linker takes only the objects a test needs, so that
+# objects calling into caelumd.c or caelumctl.c do not come along.
+$(BUILD)/libcaelum.a: $(LIB_OBJS)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/*.h $(BUILD)/libcaelum.a | $(BUILD)/tests
+	$(CC) $(CFLAGS) -Itests/unit $< $(BUILD)/libcaelum.a $(LDFLAGS) $(LDLIBS) -lcmocka -o $@
 
 $(GEN) $(BUILD)/obj $(BUILD)/tests:
 	mkdir -p $@

@@ -171,7 +171,11 @@ static void get_path(struct json_object *v, const char *file, const char *key, c
 	get_string(v, file, key, buf, sizeof(buf), e);
 	if (e->n != n)
 		return;
-	if (!buf[0] || path_has_dotdot(buf)) {
+	if (!buf[0]) {
+		verr_add(e, file, key, "empty path");
+		return;
+	}
+	if (path_has_dotdot(buf)) {
 		verr_add(e, file, key, "\"%s\" is not a path without '..'", buf);
 		return;
 	}

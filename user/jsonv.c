@@ -262,8 +262,11 @@ bool jv_expect(struct json_object *v, json_type t, const char *file, const char 
 
 	if (got == t)
 		return true;
-	verr_add(e, file, path, "expected %s, got %s %s", jv_type_name(t), jv_type_name(got),
-		 jv_repr(v, buf, sizeof(buf)));
+	if (got == json_type_null)
+		verr_add(e, file, path, "expected %s, got null", jv_type_name(t));
+	else
+		verr_add(e, file, path, "expected %s, got %s %s", jv_type_name(t),
+			 jv_type_name(got), jv_repr(v, buf, sizeof(buf)));
 	return false;
 }
 

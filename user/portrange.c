@@ -59,6 +59,10 @@ static int parse_one(const char *s, size_t len, uint16_t *port, char *why, size_
 {
 	unsigned long v;
 
+	if (!len) {
+		snprintf(why, whylen, "missing port number");
+		return -EINVAL;
+	}
 	if (parse_uint(s, len, &v)) {
 		snprintf(why, whylen, "invalid port '%.*s'", (int)len, s);
 		return -EINVAL;
@@ -85,6 +89,10 @@ int port_range_parse(const char *s, uint8_t dflt_proto, bool allow_range, struct
 			snprintf(why, whylen, "unknown protocol '%s' (expected tcp or udp)", slash + 1);
 			return -EINVAL;
 		}
+	}
+	if (!num_len || (dash && (dash == s || (size_t)(dash - s) + 1 == num_len))) {
+		snprintf(why, whylen, "'%s': missing port number", s);
+		return -EINVAL;
 	}
 	if (dash && !allow_range) {
 		snprintf(why, whylen, "'%s': a single port is expected here, not a range", s);

@@ -4,7 +4,9 @@
  * Other processes on the host may hold the same port number for another protocol or
  * family, so assertions look our sockets up by inode rather than trusting n alone.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* pipe2 */
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>

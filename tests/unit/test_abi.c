@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The kernel/userspace ABI (include/caelum/common.h and ports.h): every struct size and the
+ * offset of every field is pinned at compile time, so a change that moves a field fails the
+ * build instead of silently misreading ring-buffer records or map values. The same facts are
+ * checked at run time (so that the binary reports them), with the distinctness of constants.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <netinet/in.h>
+#include <cmocka.h>
+
+#include "caelum/common.h"
+#include "caelum/ports.h"
+
+#define ABI_SIZE(type, size) _Static_assert(sizeof(struct type) == (size), #type " size")
+#define ABI_OFF(type, field, off)                                                                  \
+	_Static_assert(offsetof(struct type, field) == (off), #type "." #field " offset")
+
+ABI_SIZE(caelum_event, 88);
+ABI_OFF(caelum_event, time_ns, 0);
+ABI_OFF(caelum_event, cgroup_id, 8);
+ABI_OFF(caelum_event, svc_cgid, 16);
+ABI_OFF(caelum_event, owner_cgid, 24);
+ABI_OFF(caelum_event, type, 32);
+ABI_OFF(caelum_event, action, 36);
+ABI_OFF(caelum_event, pid, 40);
+ABI_OFF(caelum_event, count, 44);
+ABI_OFF(caelum_event, port, 48);
+ABI_OFF(caelum_event, proto, 50);
+ABI_OFF(caelum_event, family, 51);
+ABI_OFF(caelum_event, flags, 52);
+ABI_OFF(caelum_event, reason, 53);
+ABI_OFF(caelum_event, pad, 54);
+ABI_OFF(caelum_event, addr, 56);
+ABI_OFF(caelum_event, comm, 72);
+
+ABI_SIZE(caelum_config, 40);
+ABI_OFF(caelum_config, mode, 0);
+ABI_OFF(caelum_config, svc_level, 32);
+ABI_OFF(caelum_config, pad, 36);
+
+ABI_SIZE(caelum_service, 8);
+ABI_OFF(caelum_service, flags, 0);
+ABI_OFF(caelum_service, pad, 4);
+
+ABI_SIZE(caelum_agg_key, 16);
+ABI_OFF(caelum_agg_key, cgroup_id, 0);
+ABI_OFF(caelum_agg_key, port, 8);
+ABI_OFF(caelum_agg_key, proto, 10);
+ABI_OFF(caelum_agg_key, type, 11);
+ABI_OFF(caelum_agg_key, pad, 12);
+
+ABI_SIZE(caelum_agg_val, 112);
+ABI_OFF(caelum_agg_val, lock, 0);
+ABI_OFF(caelum_agg_val, pad, 4);
+ABI_OFF(caelum_agg_val, start_ns, 8);
+ABI_OFF(caelum_agg_val, count, 16);
+ABI_OFF(caelum_agg_val, last, 24);
+
+ABI_SIZE(caelum_agg_flush_args, 8);
+ABI_OFF(caelum_agg_flush_args, flushed, 0);
+ABI_OFF(caelum_agg_flush_args, removed, 4);
+
+ABI_SIZE(caelum_port_key, 4);
+ABI_OFF(caelum_port_key, port, 0);
+ABI_OFF(caelum_port_key, proto, 2);
+ABI_OFF(caelum_port_key, pad, 3);
+
+ABI_SIZE(caelum_port_rule, 16);
+ABI_OFF(caelum_port_rule, owner_cgid, 0);
+ABI_OFF(caelum_port_rule, owner_level, 8);
+ABI_OFF(caelum_port_rule, flags, 10);
+ABI_OFF(caelum_port_rule, pad, 12);
+
+/* Field widths that the decoding in user/events.c and the BPF side rely on. */
+_Static_assert(sizeof(((struct caelum_event *)0)->addr) == 16, "addr holds an IPv6 address");
+_Static_assert(sizeof(((struct caelum_event *)0)->comm) == CAELUM_COMM_LEN, "comm");
+_Static_assert(sizeof(((struct caelum_config *)0)->mode) == CAELUM_COMP_MAX * 4, "modes");
+_Static_assert(CAELUM_CGID_NONE == 0, "no service is cgroup id 0");
+_Static_assert(CAELUM_MAX_PORT_RULES >= 65535 * 2, "every (port, proto) fits");
+
+struct abi_size {
+	const char *name;
+	size_t size, want;
+};
+
+struct abi_off {
+	const char *name;
+	size_t off, want;
+};
+
+/* clang-format off */
+#define SZ(type, want) { #type, sizeof(struct type), want }
+#define OFF(type, field, want) { #type "." #field, offsetof(struct type, field), want }
+/* clang-format on */
+
+static void test_sizes(void **state)
+{
+	static const struct abi_size sizes[] = {
+		SZ(caelum_event, 88),	SZ(caelum_config, 40),	  SZ(caelum_service, 8),
+		SZ(caelum_agg_key, 16), SZ(caelum_agg_val, 112),  SZ(caelum_agg_flush_args, 8),
+		SZ(caelum_port_key, 4), SZ(caelum_port_rule, 16),
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
+		if (sizes[i].size != sizes[i].want)
+			fail_msg("sizeof(struct %s) = %zu, ABI says %zu", sizes[i].name,
+				 sizes[i].size, sizes[i].want);
+	/* no implicit padding: the fields add up to the size */
+	assert_int_equal(8 * 4 + 4 * 4 + 2 + 1 + 1 + 1 + 1 + 2 + 16 + CAELUM_COMM_LEN,
+			 sizeof(struct caelum_event));
+	assert_int_equal(8 + 2 + 1 + 1 + 4, sizeof(struct caelum_agg_key));
+	assert_int_equal(8 + 2 + 2 + 4, sizeof(struct caelum_port_rule));
+	assert_int_equal(2 + 1 + 1, sizeof(struct caelum_port_key));
+	assert_int_equal(4 + 4 + 8 + 8 + sizeof(struct caelum_event),
+			 sizeof(struct caelum_agg_val));
+}
+
+static void test_offsets(void **state)
+{
+	static const struct abi_off offs[] = {
+		OFF(caelum_event, time_ns, 0),
+		OFF(caelum_event, cgroup_id, 8),
+		OFF(caelum_event, svc_cgid, 16),
+		OFF(caelum_event, owner_cgid, 24),
+		OFF(caelum_event, type, 32),
+		OFF(caelum_event, action, 36),
+		OFF(caelum_event, pid, 40),
+		OFF(caelum_event, count, 44),
+		OFF(caelum_event, port, 48),
+		OFF(caelum_event, proto, 50),
+		OFF(caelum_event, family, 51),
+		OFF(caelum_event, flags, 52),
+		OFF(caelum_event, reason, 53),
+		OFF(caelum_event, pad, 54),
+		OFF(caelum_event, addr, 56),
+		OFF(caelum_event, comm, 72),
+		OFF(caelum_config, mode, 0),
+		OFF(caelum_config, svc_level, 32),
+		OFF(caelum_config, pad, 36),
+		OFF(caelum_service, flags, 0),
+		OFF(caelum_service, pad, 4),
+		OFF(caelum_agg_key, cgroup_id, 0),
+		OFF(caelum_agg_key, port, 8),
+		OFF(caelum_agg_key, proto, 10),
+		OFF(caelum_agg_key, type, 11),
+		OFF(caelum_agg_key, pad, 12),
+		OFF(caelum_agg_val, lock, 0),
+		OFF(caelum_agg_val, pad, 4),
+		OFF(caelum_agg_val, start_ns, 8),
+		OFF(caelum_agg_val, count, 16),
+		OFF(caelum_agg_val, last, 24),
+		OFF(caelum_agg_flush_args, flushed, 0),
+		OFF(caelum_agg_flush_args, removed, 4),
+		OFF(caelum_port_key, port, 0),
+		OFF(caelum_port_key, proto, 2),
+		OFF(caelum_port_key, pad, 3),
+		OFF(caelum_port_rule, owner_cgid, 0),
+		OFF(caelum_port_rule, owner_level, 8),
+		OFF(caelum_port_rule, flags, 10),
+		OFF(caelum_port_rule, pad, 12),
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(offs) / sizeof(offs[0]); i++)
+		if (offs[i].off != offs[i].want)
+			fail_msg("offsetof(%s) = %zu, ABI says %zu", offs[i].name, offs[i].off,
+				 offs[i].want);
+}
+
+/* values[] are pairwise different */
+static void assert_distinct(const char *what, const unsigned long long *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < i; j++)
+			if (v[i] == v[j])
+				fail_msg("%s: entries %zu and %zu are both %llu", what, j, i, v[i]);
+}
+
+/* flags[] are single bits, none shared */
+static void assert_bits(const char *what, const unsigned long long *v, size_t n)
+{
+	unsigned long long seen = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!v[i] || (v[i] & (v[i] - 1)))
+			fail_msg("%s: entry %zu (0x%llx) is not a single bit", what, i, v[i]);
+		if (seen & v[i])
+			fail_msg("%s: entry %zu (0x%llx) reuses a bit", what, i, v[i]);
+		seen |= v[i];
+	}
+}
+
+#define N(a) (sizeof(a) / sizeof(a[0]))
+
+static void test_constants(void **state)
+{
+	static const unsigned long long modes[] = { CAELUM_MODE_UNSET, CAELUM_MODE_OFF,
+						    CAELUM_MODE_AUDIT, CAELUM_MODE_ENFORCE };
+	static const unsigned long long stats[] = {
+		CAELUM_STAT_DENIED,	   CAELUM_STAT_AUDITED,		 CAELUM_STAT_FOLDED,
+		CAELUM_STAT_RB_LOST_FIRST, CAELUM_STAT_RB_LOST_FOLLOWUP, CAELUM_STAT_AGG_FULL,
+	};
+	static const unsigned long long actions[] = { 0, CAELUM_ACT_DENIED, CAELUM_ACT_AUDITED };
+	static const unsigned long long reasons[] = { 0, CAELUM_REASON_RESERVED,
+						      CAELUM_REASON_MANAGED };
+	static const unsigned long long evflags[] = { CAELUM_EVF_FOLLOWUP,
+						      CAELUM_EVF_UNAGGREGATED };
+	static const unsigned long long portflags[] = { CAELUM_PORT_F_RESERVED,
+							CAELUM_PORT_F_MANAGED };
+
+	(void)state;
+	assert_distinct("modes", modes, N(modes));
+	/* a zeroed config must be UNSET, which the BPF side treats as enforce */
+	assert_int_equal(CAELUM_MODE_UNSET, 0);
+	assert_distinct("stats", stats, N(stats));
+	for (size_t i = 0; i < N(stats); i++)
+		assert_true(stats[i] < CAELUM_STAT_MAX);
+	/* actions and reasons are never 0: a zeroed record decodes as nothing known */
+	assert_distinct("actions", actions, N(actions));
+	assert_distinct("reasons", reasons, N(reasons));
+	assert_bits("event flags", evflags, N(evflags));
+	assert_bits("port flags", portflags, N(portflags));
+	assert_true((CAELUM_EVF_FOLLOWUP | CAELUM_EVF_UNAGGREGATED) <= 0xff); /* fits __u8 */
+	assert_true(CAELUM_EV_BIND_DENIED != 0);
+	assert_true(CAELUM_COMP_PORTS < CAELUM_COMP_MAX);
+	/* an idle window outlives the aggregation window by far */
+	assert_true(CAELUM_AGG_IDLE_NS > CAELUM_AGG_WINDOW_NS);
+	assert_int_equal(CAELUM_COMM_LEN, 16);
+	assert_int_equal(CAELUM_MAX_PORT_RULES, 131072);
+	assert_true(IPPROTO_TCP <= 0xff && IPPROTO_UDP <= 0xff);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_offsets),
+		cmocka_unit_test(test_constants),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

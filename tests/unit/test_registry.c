@@ -1,0 +1,955 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The registry over the file backend, in a fresh directory per test: what persists across
+ * close and reopen, what is refused (with both owners named) and that a refusal changes
+ * nothing, ownership by origin, watchers, claims, and the backend's compare-and-swap,
+ * lock and corruption handling.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "registry.h"
+#include "testutil.h"
+
+#define SRC(name) "/etc/caelum/services.d/" name ".json"
+
+struct fx {
+	char *dir;
+	struct registry *r;
+	int notified[2]; /* calls per watcher */
+	uint64_t seen_rev;
+	const struct reg_state *seen_st;
+};
+
+static void on_change(void *ctx, const struct reg_state *st)
+{
+	struct fx *f = ctx;
+
+	f->notified[0]++;
+	f->seen_rev = st->rev;
+	f->seen_st = st;
+}
+
+static void on_change2(void *ctx, const struct reg_state *st)
+{
+	struct fx *f = ctx;
+
+	(void)st;
+	f->notified[1]++;
+}
+
+static void fx_open(struct fx *f)
+{
+	struct registry_backend *b = NULL;
+	struct verr e = {};
+
+	assert_int_equal(registry_file_open(f->dir, &b), 0);
+	if (registry_open(b, &f->r, &e)) {
+		char *all = verr_join(&e);
+
+		fail_msg("registry_open: %s", all ? all : "(no message)");
+	}
+	registry_watch(f->r, on_change, f);
+}
+
+static void fx_reopen(struct fx *f)
+{
+	registry_close(f->r);
+	f->r = NULL;
+	fx_open(f);
+}
+
+static int fx_setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	f->dir = tmpdir_new("registry");
+	fx_open(f);
+	*state = f;
+	return 0;
+}
+
+static int fx_teardown(void **state)
+{
+	struct fx *f = *state;
+	int err;
+
+	registry_close(f->r);
+	err = tmpdir_remove(f->dir);
+	free(f);
+	return err;
+}
+
+static void mkspec(struct service_spec *s, const char *name, const char *ports, const char *source)
+{
+	struct json_object *obj;
+	struct verr e = {};
+	char json[1024];
+
+	snprintf(json, sizeof(json), "{\"name\": \"%s\", \"ports\": %s}", name, ports);
+	obj = json_tokener_parse(json);
+	assert_non_null(obj);
+	assert_int_equal(spec_from_json(obj, name, s, &e), 0);
+	json_object_put(obj);
+	s->source = source ? strdup(source) : NULL;
+}
+
+/* Apply name with ports through the API; 0 or the error, whose messages stay in e. */
+static int apply_api(struct fx *f, const char *name, const char *ports, struct verr *e)
+{
+	struct service_spec s;
+	int err;
+
+	mkspec(&s, name, ports, NULL);
+	err = registry_service_apply(f->r, &s, ORIGIN_API, e);
+	spec_free(&s);
+	return err;
+}
+
+static void apply_ok(struct fx *f, const char *name, const char *ports)
+{
+	struct verr e = {};
+
+	if (apply_api(f, name, ports, &e)) {
+		char *all = verr_join(&e);
+
+		fail_msg("apply %s %s: %s", name, ports, all ? all : "(no message)");
+	}
+}
+
+static void reserve_ok(struct fx *f, uint16_t port, uint8_t proto, const char *svc)
+{
+	struct verr e = {};
+
+	assert_int_equal(registry_reserve(f->r, port, proto, svc, &e), 0);
+	assert_int_equal(e.n, 0);
+}
+
+static void assert_svc(const struct reg_service *s, const char *name, enum reg_origin origin,
+		       const char *source, uint64_t mod_rev, size_t n_ports)
+{
+	assert_non_null(s);
+	assert_string_equal(s->spec.name, name);
+	assert_int_equal(s->origin, origin);
+	if (source)
+		assert_string_equal(s->spec.source, source);
+	else
+		assert_null(s->spec.source);
+	assert_int_equal(s->mod_rev, mod_rev);
+	assert_int_equal(s->spec.n_ports, n_ports);
+}
+
+static void assert_resv(const struct reg_resv *r, uint16_t port, uint8_t proto, const char *svc,
+			uint64_t mod_rev)
+{
+	assert_int_equal(r->port, port);
+	assert_int_equal(r->proto, proto);
+	assert_string_equal(r->service, svc);
+	assert_int_equal(r->mod_rev, mod_rev);
+}
+
+static void assert_owner(struct fx *f, uint16_t port, uint8_t proto, const char *want,
+			 enum reg_origin want_origin)
+{
+	enum reg_origin o = (enum reg_origin)99; /* not set */
+	const char *owner = registry_owner(f->r, port, proto, &o);
+
+	if (!want) {
+		assert_null(owner);
+		return;
+	}
+	assert_non_null(owner);
+	assert_string_equal(owner, want);
+	assert_int_equal(o, want_origin);
+}
+
+static char *registry_file(struct fx *f)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/registry.json", f->dir);
+	return read_text(path, NULL);
+}
+
+/* ---- services and reservations persist ---- */
+
+static void test_apply_persists(void **state)
+{
+	struct fx *f = *state;
+	const struct reg_state *st;
+
+	assert_string_equal(registry_backend_name(f->r), "file");
+	assert_int_equal(registry_state(f->r)->rev, 0);
+	apply_ok(f, "beta", "[\"9000-9001\"]");
+	apply_ok(f, "alpha", "[\"8100\", \"8101/udp\"]");
+	for (int round = 0; round < 2; round++) {
+		st = registry_state(f->r);
+		assert_int_equal(st->rev, 2);
+		assert_int_equal(st->n_svcs, 2);
+		assert_svc(&st->svcs[0], "alpha", ORIGIN_API, NULL, 2, 2);
+		assert_svc(&st->svcs[1], "beta", ORIGIN_API, NULL, 1, 1);
+		assert_int_equal(st->svcs[0].spec.ports[1].lo, 8101);
+		assert_int_equal(st->svcs[0].spec.ports[1].proto, IPPROTO_UDP);
+		assert_int_equal(st->svcs[1].spec.ports[0].hi, 9001);
+		assert_int_equal(st->n_resv, 0);
+		assert_owner(f, 8100, IPPROTO_TCP, "alpha", ORIGIN_API);
+		assert_owner(f, 8100, IPPROTO_UDP, NULL, 0);
+		assert_owner(f, 9001, IPPROTO_TCP, "beta", ORIGIN_API);
+		assert_owner(f, 9002, IPPROTO_TCP, NULL, 0);
+		assert_non_null(registry_service(f->r, "beta"));
+		assert_null(registry_service(f->r, "gamma"));
+		fx_reopen(f);
+	}
+
+	/* the same spec again writes nothing; a change bumps only that service */
+	apply_ok(f, "alpha", "[\"8100\", \"8101/udp\"]");
+	assert_int_equal(registry_state(f->r)->rev, 2);
+	apply_ok(f, "alpha", "[\"8100\"]");
+	st = registry_state(f->r);
+	assert_int_equal(st->rev, 3);
+	assert_svc(&st->svcs[0], "alpha", ORIGIN_API, NULL, 3, 1);
+	assert_svc(&st->svcs[1], "beta", ORIGIN_API, NULL, 1, 1);
+	assert_owner(f, 8101, IPPROTO_UDP, NULL, 0);
+}
+
+static void test_reserve_persists(void **state)
+{
+	struct fx *f = *state;
+	const struct reg_state *st;
+
+	apply_ok(f, "alpha", "[\"8100\"]");
+	reserve_ok(f, 7000, IPPROTO_TCP, "alpha");
+	reserve_ok(f, 6999, IPPROTO_UDP, "alpha");
+	for (int round = 0; round < 2; round++) {
+		st = registry_state(f->r);
+		assert_int_equal(st->rev, 3);
+		assert_int_equal(st->n_resv, 2);
+		assert_resv(&st->resv[0], 6999, IPPROTO_UDP, "alpha", 3);
+		assert_resv(&st->resv[1], 7000, IPPROTO_TCP, "alpha", 2);
+		assert_owner(f, 7000, IPPROTO_TCP, "alpha", ORIGIN_RUNTIME);
+		assert_owner(f, 7000, IPPROTO_UDP, NULL, 0);
+		fx_reopen(f);
+	}
+
+	/* reserving what the service already holds changes nothing */
+	f->notified[0] = 0;
+	reserve_ok(f, 8100, IPPROTO_TCP, "alpha");
+	reserve_ok(f, 7000, IPPROTO_TCP, "alpha");
+	assert_int_equal(registry_state(f->r)->rev, 3);
+	assert_int_equal(registry_state(f->r)->n_resv, 2);
+	assert_int_equal(f->notified[0], 0);
+}
+
+static void test_reserve_refused(void **state)
+{
+	struct fx *f = *state;
+	struct verr e = {};
+
+	apply_ok(f, "alpha", "[\"8100\"]");
+	apply_ok(f, "beta", "[]");
+	reserve_ok(f, 7000, IPPROTO_TCP, "alpha");
+	f->notified[0] = 0;
+
+	assert_int_equal(registry_reserve(f->r, 8100, IPPROTO_TCP, "beta", &e), -EEXIST);
+	assert_verr_one(&e, "8100/tcp: already reserved by service 'alpha' (declared in its spec)",
+			"spec port");
+	verr_free(&e);
+	assert_int_equal(registry_reserve(f->r, 7000, IPPROTO_TCP, "beta", &e), -EEXIST);
+	assert_verr_one(&e, "7000/tcp: already reserved by service 'alpha' (runtime reservation)",
+			"runtime port");
+	verr_free(&e);
+	assert_int_equal(registry_reserve(f->r, 7001, IPPROTO_UDP, "gamma", &e), -ENOENT);
+	assert_verr_one(&e, "7001/udp: unknown service 'gamma'", "unknown service");
+	verr_free(&e);
+
+	assert_int_equal(registry_state(f->r)->rev, 3);
+	assert_int_equal(registry_state(f->r)->n_resv, 1);
+	assert_int_equal(f->notified[0], 0);
+	assert_owner(f, 7001, IPPROTO_UDP, NULL, 0);
+}
+
+static void test_release(void **state)
+{
+	struct fx *f = *state;
+	struct verr e = {};
+
+	apply_ok(f, "alpha", "[\"8100\"]");
+	reserve_ok(f, 7000, IPPROTO_TCP, "alpha");
+	reserve_ok(f, 7000, IPPROTO_UDP, "alpha");
+
+	assert_int_equal(registry_release(f->r, 8100, IPPROTO_TCP, &e), -EEXIST);
+	assert_verr_one(&e,
+			"8100/tcp: declared in the spec of service 'alpha'; remove it from the "
+			"spec instead",
+			"release spec port");
+	verr_free(&e);
+	assert_int_equal(registry_release(f->r, 7001, IPPROTO_TCP, &e), -ENOENT);
+	assert_verr_one(&e, "7001/tcp: not reserved", "release free port");
+	verr_free(&e);
+	assert_int_equal(registry_state(f->r)->rev, 3);
+
+	assert_int_equal(registry_release(f->r, 7000, IPPROTO_TCP, &e), 0);
+	assert_int_equal(e.n, 0);
+	fx_reopen(f);
+	assert_int_equal(registry_state(f->r)->rev, 4);
+	assert_int_equal(registry_state(f->r)->n_resv, 1);
+	assert_resv(&registry_state(f->r)->resv[0], 7000, IPPROTO_UDP, "alpha", 3);
+	assert_owner(f, 7000, IPPROTO_TCP, NULL, 0);
+	assert_owner(f, 8100, IPPROTO_TCP, "alpha", ORIGIN_API);
+}
+
+/* ---- services_dir sync ---- */
+
+static void test_sync_files(void **state)
+{
+	struct fx *f = *state;
+	struct service_spec a[2], b[2];
+	const struct reg_state *st;
+	struct verr e = {};
+
+	apply_ok(f, "api1", "[\"9000\"]");
+	mkspec(&a[0], "alpha", "[\"8100\"]", SRC("alpha"));
+	mkspec(&a[1], "beta", "[\"8200-8201\"]", SRC("beta"));
+	assert_int_equal(registry_sync_files(f->r, a, 2, &e), 0);
+	st = registry_state(f->r);
+	assert_int_equal(st->rev, 2);
+	assert_int_equal(st->n_svcs, 3);
+	assert_svc(&st->svcs[0], "alpha", ORIGIN_FILE, SRC("alpha"), 2, 1);
+	assert_svc(&st->svcs[1], "api1", ORIGIN_API, NULL, 1, 1);
+	assert_svc(&st->svcs[2], "beta", ORIGIN_FILE, SRC("beta"), 2, 1);
+
+	/* B replaces A in one commit: alpha goes, beta changes, gamma comes; api1 stays */
+	mkspec(&b[0], "beta", "[\"8200\"]", SRC("beta"));
+	mkspec(&b[1], "gamma", "[\"8300/udp\"]", SRC("gamma"));
+	f->notified[0] = 0;
+	assert_int_equal(registry_sync_files(f->r, b, 2, &e), 0);
+	assert_int_equal(e.n, 0);
+	assert_int_equal(f->notified[0], 1);
+	for (int round = 0; round < 2; round++) {
+		st = registry_state(f->r);
+		assert_int_equal(st->rev, 3);
+		assert_int_equal(st->n_svcs, 3);
+		assert_svc(&st->svcs[0], "api1", ORIGIN_API, NULL, 1, 1);
+		assert_svc(&st->svcs[1], "beta", ORIGIN_FILE, SRC("beta"), 3, 1);
+		assert_svc(&st->svcs[2], "gamma", ORIGIN_FILE, SRC("gamma"), 3, 1);
+		assert_int_equal(st->svcs[1].spec.ports[0].hi, 8200);
+		assert_owner(f, 8100, IPPROTO_TCP, NULL, 0);
+		assert_owner(f, 8300, IPPROTO_UDP, "gamma", ORIGIN_FILE);
+		fx_reopen(f);
+	}
+
+	/* the same set again is no change */
+	f->notified[0] = 0;
+	assert_int_equal(registry_sync_files(f->r, b, 2, &e), 0);
+	assert_int_equal(registry_state(f->r)->rev, 3);
+	assert_int_equal(f->notified[0], 0);
+
+	/* an empty services_dir removes every file service, not the API's */
+	assert_int_equal(registry_sync_files(f->r, NULL, 0, &e), 0);
+	st = registry_state(f->r);
+	assert_int_equal(st->rev, 4);
+	assert_int_equal(st->n_svcs, 1);
+	assert_string_equal(st->svcs[0].spec.name, "api1");
+	for (int i = 0; i < 2; i++) {
+		spec_free(&a[i]);
+		spec_free(&b[i]);
+	}
+}
+
+/* A refused set changes nothing: not the state, not the revision, not the file. */
+static void test_sync_conflict_changes_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct service_spec a[2], c[3];
+	char *before, *after;
+	struct verr e = {};
+	static const char *const want[] = {
+		SRC("gamma") ": ports[0]: 8200/tcp conflicts with service 'beta' (" SRC(
+			"beta") ": ports[0])",
+		SRC("gamma") ": ports[1]: 9000/tcp conflicts with service 'api1' (api1: ports[0])",
+		NULL,
+	};
+
+	apply_ok(f, "api1", "[\"9000\"]");
+	mkspec(&a[0], "alpha", "[\"8100\"]", SRC("alpha"));
+	mkspec(&a[1], "beta", "[\"8200\"]", SRC("beta"));
+	assert_int_equal(registry_sync_files(f->r, a, 2, &e), 0);
+	before = registry_file(f);
+	assert_non_null(before);
+	f->notified[0] = 0;
+
+	mkspec(&c[0], "beta", "[\"8200\"]", SRC("beta"));
+	mkspec(&c[1], "gamma", "[\"8200\", \"9000\"]", SRC("gamma"));
+	mkspec(&c[2], "delta", "[\"8400\"]", SRC("delta"));
+	assert_int_equal(registry_sync_files(f->r, c, 3, &e), -EINVAL);
+	assert_verr_is(&e, want, "conflicting set");
+	verr_free(&e);
+
+	assert_int_equal(registry_state(f->r)->rev, 2);
+	assert_int_equal(registry_state(f->r)->n_svcs, 3);
+	assert_non_null(registry_service(f->r, "alpha"));
+	assert_null(registry_service(f->r, "gamma"));
+	assert_null(registry_service(f->r, "delta"));
+	assert_int_equal(f->notified[0], 0);
+	after = registry_file(f);
+	assert_non_null(after);
+	assert_string_equal(after, before);
+	free(after);
+
+	/* a file naming an API service is refused before anything is built */
+	spec_free(&c[2]);
+	mkspec(&c[2], "api1", "[\"9000\"]", SRC("api1"));
+	spec_free(&c[1]);
+	mkspec(&c[1], "gamma", "[]", SRC("gamma"));
+	assert_int_equal(registry_sync_files(f->r, c, 3, &e), -EEXIST);
+	assert_verr_one(&e,
+			SRC("api1") ": name: service 'api1' was applied through the API; delete it "
+				    "there first (caelumctl service delete api1)",
+			"file names API service");
+	verr_free(&e);
+	assert_int_equal(registry_state(f->r)->rev, 2);
+	after = registry_file(f);
+	assert_string_equal(after, before);
+	free(after);
+	free(before);
+	for (int i = 0; i < 3; i++)
+		spec_free(&c[i]);
+	for (int i = 0; i < 2; i++)
+		spec_free(&a[i]);
+}
+
+/* Messages already in e (from loading the files) do not turn a good sync into a refusal. */
+static void test_sync_with_prior_messages(void **state)
+{
+	struct fx *f = *state;
+	struct service_spec a;
+	struct verr e = {};
+
+	verr_add(&e, "caelum.json", NULL, "an earlier warning");
+	mkspec(&a, "alpha", "[\"8100\"]", SRC("alpha"));
+	assert_int_equal(registry_sync_files(f->r, &a, 1, &e), 0);
+	assert_int_equal(e.n, 1);
+	assert_int_equal(registry_state(f->r)->rev, 1);
+	verr_free(&e);
+	spec_free(&a);
+}
+
+/* ---- specs against runtime reservations ---- */
+
+static void test_spec_vs_runtime_reservation(void **state)
+{
+	struct fx *f = *state;
+	struct verr e = {};
+
+	apply_ok(f, "alpha", "[\"8100\"]");
+	apply_ok(f, "beta", "[]");
+	reserve_ok(f, 7000, IPPROTO_TCP, "alpha");
+	f->notified[0] = 0;
+
+	assert_int_equal(apply_api(f, "beta", "[\"6990-7010\"]", &e), -EINVAL);
+	assert_verr_one(&e,
+			"registry: 7000/tcp is declared by service 'beta' but reserved at runtime "
+			"by service 'alpha' (release it first: caelumctl port release 7000/tcp)",
+			"spec vs runtime");
+	verr_free(&e);
+	assert_int_equal(registry_state(f->r)->rev, 3);
+	assert_int_equal(registry_service(f->r, "beta")->spec.n_ports, 0);
+	assert_int_equal(f->notified[0], 0);
+
+	/* its own runtime reservation may become part of a service's spec */
+	apply_ok(f, "alpha", "[\"8100\", \"7000\"]");
+	assert_int_equal(registry_state(f->r)->n_resv, 1);
+	assert_owner(f, 7000, IPPROTO_TCP, "alpha", ORIGIN_API);
+}
+
+/* The refusal names the file that declares the port, not the reservation holder's. */
+static void test_file_spec_vs_runtime_reservation(void **state)
+{
+	struct fx *f = *state;
+	struct service_spec a[2];
+	struct verr e = {};
+
+	mkspec(&a[0], "alpha", "[\"8100\"]", SRC("alpha"));
+	assert_int_equal(registry_sync_files(f->r, a, 1, &e), 0);
+	reserve_ok(f, 7000, IPPROTO_UDP, "alpha");
+	mkspec(&a[1], "beta", "[\"7000/udp\"]", SRC("beta"));
+	assert_int_equal(registry_sync_files(f->r, a, 2, &e), -EINVAL);
+	assert_verr_one(&e,
+			SRC("beta") ": 7000/udp is declared by service 'beta' but reserved at "
+				    "runtime by service 'alpha' (release it first: caelumctl port "
+				    "release 7000/udp)",
+			"file spec vs runtime");
+	verr_free(&e);
+	assert_int_equal(registry_state(f->r)->rev, 2);
+	assert_null(registry_service(f->r, "beta"));
+	spec_free(&a[0]);
+	spec_free(&a[1]);
+}
+
+static void test_delete_drops_reservations(void **state)
+{
+	struct fx *f = *state;
+	const struct reg_state *st;
+	struct verr e = {};
+
+	apply_ok(f, "alpha", "[\"8100\"]");
+	apply_ok(f, "beta", "[\"8200\"]");
+	reserve_ok(f, 7000, IPPROTO_TCP, "alpha");
+	reserve_ok(f, 7001, IPPROTO_UDP, "alpha");
+	reserve_ok(f, 7002, IPPROTO_TCP, "beta");
+	assert_int_equal(registry_service_delete(f->r, "alpha", &e), 0);
+	for (int round = 0; round < 2; round++) {
+		st = registry_state(f->r);
+		assert_int_equal(st->rev, 6);
+		assert_int_equal(st->n_svcs, 1);
+		assert_string_equal(st->svcs[0].spec.name, "beta");
+		assert_int_equal(st->n_resv, 1);
+		assert_resv(&st->resv[0], 7002, IPPROTO_TCP, "beta", 5);
+		assert_owner(f, 7000, IPPROTO_TCP, NULL, 0);
+		assert_owner(f, 8100, IPPROTO_TCP, NULL, 0);
+		fx_reopen(f);
+	}
+	/* and the port is free for someone else */
+	reserve_ok(f, 7000, IPPROTO_TCP, "beta");
+
+	assert_int_equal(registry_service_delete(f->r, "ghost", &e), -ENOENT);
+	assert_verr_one(&e, "ghost: no such service", "delete unknown");
+	verr_free(&e);
+}
+
+/* ---- ownership by origin ---- */
+
+static void test_origin_ownership(void **state)
+{
+	struct fx *f = *state;
+	struct service_spec a, s;
+	struct verr e = {};
+
+	mkspec(&a, "alpha", "[\"8100\"]", SRC("alpha"));
+	assert_int_equal(registry_sync_files(f->r, &a, 1, &e), 0);
+	apply_ok(f, "beta", "[\"8200\"]");
+	f->notified[0] = 0;
+
+	assert_int_equal(apply_api(f, "alpha", "[\"8101\"]", &e), -EEXIST);
+	assert_verr_one(&e,
+			"alpha: name: service 'alpha' is managed by " SRC("alpha") "; change it "
+										   "there",
+			"API over file");
+	verr_free(&e);
+	assert_int_equal(registry_service_delete(f->r, "alpha", &e), -EEXIST);
+	assert_verr_one(&e,
+			"alpha: service is defined by " SRC("alpha") "; remove the file and reload",
+			"API delete of file service");
+	verr_free(&e);
+
+	mkspec(&s, "beta", "[\"8201\"]", SRC("beta"));
+	assert_int_equal(registry_service_apply(f->r, &s, ORIGIN_FILE, &e), -EEXIST);
+	assert_verr_one(
+		&e,
+		SRC("beta") ": name: service 'beta' is managed by the API (caelumctl service "
+			    "apply); change it there",
+		"file over API");
+	verr_free(&e);
+
+	assert_int_equal(registry_state(f->r)->rev, 2);
+	assert_int_equal(registry_service(f->r, "alpha")->spec.ports[0].lo, 8100);
+	assert_int_equal(registry_service(f->r, "beta")->spec.ports[0].lo, 8200);
+	assert_int_equal(f->notified[0], 0);
+	spec_free(&a);
+	spec_free(&s);
+}
+
+/* ---- watchers ---- */
+
+static void test_watchers(void **state)
+{
+	struct fx *f = *state;
+	struct verr e = {};
+
+	registry_watch(f->r, on_change2, f);
+	/* commits are numbered 1..5 below; everything else must not notify */
+	apply_ok(f, "alpha", "[\"8100\"]");
+	assert_int_equal(f->notified[0], 1);
+	assert_int_equal(f->notified[1], 1);
+	assert_int_equal(f->seen_rev, 1);
+	assert_ptr_equal(f->seen_st, registry_state(f->r));
+
+	reserve_ok(f, 7000, IPPROTO_TCP, "alpha");
+	assert_int_equal(registry_reserve(f->r, 7000, IPPROTO_TCP, "nobody", &e), -ENOENT);
+	verr_free(&e);
+	apply_ok(f, "alpha", "[\"8100\"]"); /* no change */
+	assert_int_equal(f->notified[0], 2);
+	assert_int_equal(f->seen_rev, 2);
+
+	apply_ok(f, "beta", "[]");
+	assert_int_equal(apply_api(f, "beta", "[\"8100\"]", &e), -EINVAL);
+	verr_free(&e);
+	assert_int_equal(registry_release(f->r, 7000, IPPROTO_TCP, &e), 0);
+	assert_int_equal(registry_service_delete(f->r, "beta", &e), 0);
+	assert_int_equal(registry_service_delete(f->r, "beta", &e), -ENOENT);
+	verr_free(&e);
+	assert_int_equal(f->notified[0], 5);
+	assert_int_equal(f->notified[1], 5);
+	assert_int_equal(f->seen_rev, 5);
+	assert_int_equal(registry_state(f->r)->rev, 5);
+}
+
+/* ---- claims ---- */
+
+static void test_claims(void **state)
+{
+	static const struct {
+		uint16_t port;
+		uint8_t proto;
+		enum reg_origin origin;
+		const char *service;
+	} want[] = {
+		{ 7000, IPPROTO_TCP, ORIGIN_API, "alpha" },
+		{ 7500, IPPROTO_UDP, ORIGIN_RUNTIME, "beta" },
+		{ 8000, IPPROTO_UDP, ORIGIN_FILE, "beta" },
+		{ 8100, IPPROTO_TCP, ORIGIN_API, "alpha" },
+		{ 8100, IPPROTO_UDP, ORIGIN_FILE, "beta" },
+		{ 8101, IPPROTO_UDP, ORIGIN_API, "alpha" },
+		{ 9000, IPPROTO_TCP, ORIGIN_API, "alpha" },
+		{ 9001, IPPROTO_TCP, ORIGIN_API, "alpha" },
+	};
+	struct fx *f = *state;
+	struct service_spec b;
+	struct reg_claim *c;
+	struct verr e = {};
+	size_t n;
+
+	mkspec(&b, "beta", "[\"8100/udp\", \"8000/udp\"]", SRC("beta"));
+	assert_int_equal(registry_sync_files(f->r, &b, 1, &e), 0);
+	apply_ok(f, "alpha", "[\"9000-9001\", \"8101/udp\"]");
+	reserve_ok(f, 7000, IPPROTO_TCP, "alpha");
+	reserve_ok(f, 7500, IPPROTO_UDP, "beta");
+	/* alpha's spec now also declares its runtime reservation: one claim, not two */
+	apply_ok(f, "alpha", "[\"9000-9001\", \"8101/udp\", \"7000\", \"8100\"]");
+	assert_int_equal(registry_state(f->r)->n_resv, 2);
+
+	assert_int_equal(registry_claims(registry_state(f->r), &c, &n), 0);
+	assert_int_equal(n, sizeof(want) / sizeof(want[0]));
+	for (size_t i = 0; i < n; i++) {
+		if (c[i].port != want[i].port || c[i].proto != want[i].proto ||
+		    c[i].origin != want[i].origin || strcmp(c[i].service, want[i].service))
+			fail_msg("claim %zu: %u/%u %s %s, want %u/%u %s %s", i, c[i].port,
+				 c[i].proto, origin_name(c[i].origin), c[i].service, want[i].port,
+				 want[i].proto, origin_name(want[i].origin), want[i].service);
+	}
+	free(c);
+	spec_free(&b);
+
+	assert_string_equal(origin_name(ORIGIN_FILE), "file");
+	assert_string_equal(origin_name(ORIGIN_API), "api");
+	assert_string_equal(origin_name(ORIGIN_RUNTIME), "runtime");
+}
+
+static void test_claims_empty(void **state)
+{
+	struct fx *f = *state;
+	struct reg_claim *c = NULL;
+	size_t n = 42;
+
+	assert_int_equal(registry_claims(registry_state(f->r), &c, &n), 0);
+	assert_int_equal(n, 0);
+	free(c);
+}
+
+/* ---- the backend ---- */
+
+static void test_backend_txn_cas(void **state)
+{
+	char *dir = *state, *before, *after, path[PATH_MAX];
+	struct registry_backend *b;
+	struct kv *kvs;
+	size_t n, failed = 99;
+	uint64_t rev = 0;
+
+	assert_int_equal(registry_file_open(dir, &b), 0);
+	{
+		struct kv_op ops[] = {
+			{ KV_PUT, "a/1", "{\"v\":1}", KV_REV_ABSENT },
+			{ KV_PUT, "b/1", "{\"v\":2}", KV_REV_ABSENT },
+		};
+
+		assert_int_equal(b->ops->txn(b, ops, 2, &rev, &failed), 0);
+		assert_int_equal(rev, 1);
+	}
+	{
+		struct kv_op ops[] = { { KV_PUT, "a/2", "[1,2]", KV_REV_ANY } };
+
+		assert_int_equal(b->ops->txn(b, ops, 1, &rev, &failed), 0);
+		assert_int_equal(rev, 2);
+	}
+	snprintf(path, sizeof(path), "%s/registry.json", dir);
+	before = read_text(path, NULL);
+	assert_non_null(before);
+
+	/* a stale expected revision: nothing applied, the failed op is named */
+	{
+		struct kv_op ops[] = {
+			{ KV_PUT, "c/1", "{}", KV_REV_ABSENT },
+			{ KV_DEL, "b/1", NULL, 1 },
+			{ KV_PUT, "a/2", "{}", 1 }, /* a/2 is at revision 2 */
+		};
+
+		rev = 77;
+		assert_int_equal(b->ops->txn(b, ops, 3, &rev, &failed), -ECANCELED);
+		assert_int_equal(failed, 2);
+		assert_int_equal(rev, 77);
+	}
+	/* KV_REV_ABSENT on an existing key */
+	{
+		struct kv_op ops[] = { { KV_PUT, "a/1", "{}", KV_REV_ABSENT } };
+
+		assert_int_equal(b->ops->txn(b, ops, 1, &rev, &failed), -ECANCELED);
+		assert_int_equal(failed, 0);
+	}
+	/* an expected revision on a missing key */
+	{
+		struct kv_op ops[] = { { KV_DEL, "zz", NULL, 2 } };
+
+		assert_int_equal(b->ops->txn(b, ops, 1, &rev, &failed), -ECANCELED);
+		assert_int_equal(failed, 0);
+	}
+	/* one key twice in a transaction */
+	{
+		struct kv_op ops[] = {
+			{ KV_PUT, "d", "{}", KV_REV_ANY },
+			{ KV_DEL, "d", NULL, KV_REV_ANY },
+		};
+
+		assert_int_equal(b->ops->txn(b, ops, 2, &rev, &failed), -EINVAL);
+	}
+	after = read_text(path, NULL);
+	assert_string_equal(after, before);
+	free(after);
+
+	assert_int_equal(b->ops->range(b, "", &kvs, &n, &rev), 0);
+	assert_int_equal(rev, 2);
+	assert_int_equal(n, 3);
+	assert_string_equal(kvs[0].key, "a/1");
+	assert_string_equal(kvs[0].value, "{\"v\":1}");
+	assert_int_equal(kvs[0].mod_rev, 1);
+	assert_string_equal(kvs[1].key, "a/2");
+	assert_string_equal(kvs[1].value, "[1,2]");
+	assert_int_equal(kvs[1].mod_rev, 2);
+	assert_string_equal(kvs[2].key, "b/1");
+	kvs_free(kvs, n);
+
+	/* the right revisions: applied together, one new store revision */
+	{
+		struct kv_op ops[] = {
+			{ KV_PUT, "a/1", "{\"v\":3}", 1 },
+			{ KV_DEL, "b/1", NULL, 1 },
+			{ KV_PUT, "c/1", "{}", KV_REV_ABSENT },
+		};
+
+		assert_int_equal(b->ops->txn(b, ops, 3, &rev, &failed), 0);
+		assert_int_equal(rev, 3);
+	}
+	assert_int_equal(b->ops->range(b, "a/", &kvs, &n, &rev), 0);
+	assert_int_equal(rev, 3);
+	assert_int_equal(n, 2);
+	assert_string_equal(kvs[0].value, "{\"v\":3}");
+	assert_int_equal(kvs[0].mod_rev, 3);
+	assert_int_equal(kvs[1].mod_rev, 2);
+	kvs_free(kvs, n);
+	assert_int_equal(b->ops->range(b, "b/", &kvs, &n, &rev), 0);
+	assert_int_equal(n, 0);
+	kvs_free(kvs, n);
+	assert_int_equal(b->ops->watch_fd(b), -1);
+	b->ops->free(b);
+
+	/* and all of it was on disk */
+	assert_int_equal(registry_file_open(dir, &b), 0);
+	assert_int_equal(b->ops->range(b, "", &kvs, &n, &rev), 0);
+	assert_int_equal(rev, 3);
+	assert_int_equal(n, 3);
+	assert_string_equal(kvs[2].key, "c/1");
+	assert_int_equal(kvs[2].mod_rev, 3);
+	kvs_free(kvs, n);
+	b->ops->free(b);
+	free(before);
+}
+
+/* Someone else wrote a key since we read it: the registry's commit is cancelled. */
+static void test_concurrent_change_refused(void **state)
+{
+	char *dir = *state;
+	struct registry_backend *b;
+	struct registry *r;
+	struct service_spec s;
+	struct verr e = {};
+	size_t failed;
+	uint64_t rev;
+	struct kv_op op = { KV_PUT, "services/alpha",
+			    "{\"name\":\"alpha\",\"ports\":[\"8102/tcp\"],\"origin\":\"api\","
+			    "\"source\":null}",
+			    KV_REV_ANY };
+
+	assert_int_equal(registry_file_open(dir, &b), 0);
+	assert_int_equal(registry_open(b, &r, &e), 0);
+	mkspec(&s, "alpha", "[\"8100\"]", NULL);
+	assert_int_equal(registry_service_apply(r, &s, ORIGIN_API, &e), 0);
+	spec_free(&s);
+	assert_int_equal(b->ops->txn(b, &op, 1, &rev, &failed), 0);
+	assert_int_equal(rev, 2);
+
+	mkspec(&s, "alpha", "[\"8101\"]", NULL);
+	assert_int_equal(registry_service_apply(r, &s, ORIGIN_API, &e), -ECANCELED);
+	assert_verr_one(&e,
+			"registry: services/alpha: changed concurrently by another writer; try "
+			"again",
+			"concurrent");
+	verr_free(&e);
+	spec_free(&s);
+	registry_close(r);
+
+	/* the other writer's value is what persisted */
+	assert_int_equal(registry_file_open(dir, &b), 0);
+	assert_int_equal(registry_open(b, &r, &e), 0);
+	assert_int_equal(registry_state(r)->rev, 2);
+	assert_int_equal(registry_service(r, "alpha")->spec.ports[0].lo, 8102);
+	registry_close(r);
+}
+
+static void test_lock(void **state)
+{
+	char *dir = *state;
+	struct registry_backend *b1, *b2 = NULL;
+
+	assert_int_equal(registry_file_open(dir, &b1), 0);
+	assert_int_equal(registry_file_open(dir, &b2), -EBUSY);
+	b1->ops->free(b1);
+	assert_int_equal(registry_file_open(dir, &b2), 0);
+	b2->ops->free(b2);
+}
+
+static void test_corrupt_file(void **state)
+{
+	static const char *const bad[] = {
+		"{\"format\": 1, \"revision\": 1, \"entries\": [",   /* truncated */
+		"{\"format\": 2, \"revision\": 1, \"entries\": []}", /* wrong format */
+		"{\"format\": 1, \"revision\": 1}",		     /* no entries */
+		"{\"format\": 1, \"revision\": 1, \"entries\": {}}", /* not an array */
+		"{\"format\": 1, \"revision\": 1, \"entries\": [{\"key\": \"a\"}]}", /* malformed */
+		"{\"format\": 1, \"revision\": 1, \"entries\": [{\"key\": 5, \"value\": {}, "
+		"\"mod_revision\": 1}]}",
+		"[]",
+		"",
+	};
+	char *dir = *state;
+	struct registry_backend *b;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		b = NULL;
+		write_text(dir, "registry.json", bad[i], NULL);
+		if (registry_file_open(dir, &b) != -EINVAL)
+			fail_msg("case %zu (%s) was not refused with -EINVAL", i, bad[i]);
+		assert_null(b);
+	}
+	/* the lock was released by every failed open */
+	write_text(dir, "registry.json", "{\"format\": 1, \"revision\": 0, \"entries\": []}", NULL);
+	assert_int_equal(registry_file_open(dir, &b), 0);
+	b->ops->free(b);
+}
+
+/* A well-formed file whose service value is not a valid spec: registry_open refuses it. */
+static void test_corrupt_value(void **state)
+{
+	char *dir = *state;
+	struct registry_backend *b;
+	struct registry *r = NULL;
+	struct verr e = {};
+
+	write_text(dir, "registry.json",
+		   "{\"format\": 1, \"revision\": 1, \"entries\": [{\"key\": \"services/bad\", "
+		   "\"mod_revision\": 1, \"value\": {\"name\": \"Bad\", \"ports\": [], "
+		   "\"origin\": \"api\", \"source\": null}}]}",
+		   NULL);
+	assert_int_equal(registry_file_open(dir, &b), 0);
+	assert_int_equal(registry_open(b, &r, &e), -EINVAL);
+	assert_null(r);
+	assert_verr_one(&e,
+			"services/bad: name: invalid service name \"Bad\" (expected "
+			"[a-z0-9][a-z0-9-]{0,62})",
+			"bad value");
+	verr_free(&e);
+	b->ops->free(b);
+
+	write_text(dir, "registry.json",
+		   "{\"format\": 1, \"revision\": 1, \"entries\": [{\"key\": "
+		   "\"reservations/70000/tcp\", \"mod_revision\": 1, \"value\": {\"service\": "
+		   "\"a\", \"origin\": \"runtime\"}}]}",
+		   NULL);
+	assert_int_equal(registry_file_open(dir, &b), 0);
+	assert_int_equal(registry_open(b, &r, &e), -EINVAL);
+	assert_verr_one(&e, "reservations/70000/tcp: malformed reservation key", "bad key");
+	verr_free(&e);
+	b->ops->free(b);
+}
+
+/* A temp file left by a crash mid-write is not the registry and does not stop a reopen. */
+static void test_leftover_temp_file(void **state)
+{
+	struct fx *f = *state;
+
+	apply_ok(f, "alpha", "[\"8100\"]");
+	reserve_ok(f, 7000, IPPROTO_TCP, "alpha");
+	registry_close(f->r);
+	f->r = NULL;
+	write_text(f->dir, ".registry.json.tmp.12345", "{\"format\": 1, \"revis", NULL);
+	write_text(f->dir, "registry.json.tmp", "garbage", NULL);
+	fx_open(f);
+	assert_int_equal(registry_state(f->r)->rev, 2);
+	assert_int_equal(registry_state(f->r)->n_svcs, 1);
+	assert_int_equal(registry_state(f->r)->n_resv, 1);
+	apply_ok(f, "beta", "[\"8200\"]");
+	fx_reopen(f);
+	assert_int_equal(registry_state(f->r)->rev, 3);
+	assert_int_equal(registry_state(f->r)->n_svcs, 2);
+}
+
+#define F(t) cmocka_unit_test_setup_teardown(t, fx_setup, fx_teardown)
+#define D(t) cmocka_unit_test_setup_teardown(t, tmpdir_setup, tmpdir_teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		F(test_apply_persists),
+		F(test_reserve_persists),
+		F(test_reserve_refused),
+		F(test_release),
+		F(test_sync_files),
+		F(test_sync_conflict_changes_nothing),
+		F(test_sync_with_prior_messages),
+		F(test_spec_vs_runtime_reservation),
+		F(test_file_spec_vs_runtime_reservation),
+		F(test_delete_drops_reservations),
+		F(test_origin_ownership),
+		F(test_watchers),
+		F(test_claims),
+		F(test_claims_empty),
+		D(test_backend_txn_cas),
+		D(test_concurrent_change_refused),
+		D(test_lock),
+		D(test_corrupt_file),
+		D(test_corrupt_value),
+		F(test_leftover_temp_file),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
