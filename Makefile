@@ -125,16 +125,11 @@ BENCH_SKELS := $(GEN)/allow.skel.h
 $(GEN)/allow.bpf.o: bench/allow.bpf.c vmlinux/vmlinux.h | $(GEN)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
-# Through an archive: the linker takes only the objects the bench needs, so that objects
-# which call into caelumd.o or caelumctl.o (handlers, ctl_*) leave no undefined symbols.
-$(BUILD)/bench/libcaelum.a: $(LIB_OBJS)
+# Linked through $(BUILD)/libcaelum.a like the unit tests.
+$(BUILD)/bench/bind_bench: bench/bind_bench.c $(BUILD)/libcaelum.a $(BENCH_SKELS) user/*.h \
+			   include/caelum/*.h
 	mkdir -p $(BUILD)/bench
-	rm -f $@
-	$(AR) rcs $@ $^
-
-$(BUILD)/bench/bind_bench: bench/bind_bench.c $(BUILD)/bench/libcaelum.a $(BENCH_SKELS) \
-			   user/*.h include/caelum/*.h
-	$(CC) $(CFLAGS) $< $(BUILD)/bench/libcaelum.a $(LDFLAGS) $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $< $(BUILD)/libcaelum.a $(LDFLAGS) $(LDLIBS) -o $@
 
 install: all
 	install -D -m 0755 $(BUILD)/caelumd $(DESTDIR)$(PREFIX)/sbin/caelumd
