@@ -104,7 +104,9 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/*.h $(BUILD)/libcaelum.a | $(BUILD)/
 $(GEN) $(BUILD)/obj $(BUILD)/tests:
 	mkdir -p $@
 
-run: deps all
+# deps first, then a sub-make: with -j the prerequisites of one rule run in parallel.
+run: deps
+	$(MAKE) all
 	$(BUILD)/caelumd -c $(CONFIG)
 
 unit: $(UNIT_BINS)
@@ -116,7 +118,8 @@ integration: all
 test: deps
 	$(MAKE) unit integration
 
-bench: deps all $(BUILD)/bench/bind_bench
+bench: deps
+	$(MAKE) all $(BUILD)/bench/bind_bench
 	$(BUILD)/bench/bind_bench
 
 # The allow-all baseline program: same flags and skeleton rule as bpf/*.bpf.c.

@@ -165,13 +165,16 @@ static void emit_reload_rejected(struct daemon *d, const struct verr *e)
 
 int daemon_reload(struct daemon *d, struct verr *e)
 {
-	struct config *nc = calloc(1, sizeof(*nc));
+	struct config *nc = calloc(1, sizeof(*nc)), *old = calloc(1, sizeof(*old));
 	struct service_spec *specs = NULL;
 	size_t n = 0;
 	int err;
 
-	if (!nc)
+	if (!nc || !old) {
+		free(nc);
+		free(old);
 		return -ENOMEM;
+	}
 	err = config_load(d->cfg.path, nc, e);
 	if (!err)
 		err = config_resolve(nc, e);
@@ -181,21 +184,39 @@ int daemon_reload(struct daemon *d, struct verr *e)
 	}
 	if (!err)
 		err = spec_load_dir(nc->services_dir, &specs, &n, e);
-	if (!err)
+	if (!err) {
+		/* Registry and config change together: apply once, after both. */
+		*old = d->cfg;
+		d->cfg = *nc;
+		d->defer_apply = true;
 		err = registry_sync_files(d->reg, specs, n, e);
+		d->defer_apply = false;
+		if (err)
+			d->cfg = *old;
+	}
 	specs_free(specs, n);
+	free(nc);
+	free(old);
 	if (err) {
 		emit_reload_rejected(d, e);
 		p_warn("reload rejected; the previous policy stays in force");
-		free(nc);
 		return err;
 	}
-	d->cfg = *nc;
-	free(nc);
 	err = daemon_apply(d, "reload");
 	if (err)
 		verr_add(e, d->cfg.path, NULL, "kernel policy update failed: %s", strerror(-err));
 	return err;
+}
+
+/* The registry changed (committed): push it to the kernel. */
+static void on_registry_change(void *ctx, const struct reg_state *st)
+{
+	struct daemon *d = ctx;
+
+	(void)st;
+	if (d->defer_apply)
+		return;
+	d->apply_err = daemon_apply(d, d->change_reason ? d->change_reason : "registry change");
 }
 
 static int on_record(void *ctx, void *data, size_t len)
@@ -461,6 +482,7 @@ static int setup_bpf(struct daemon *d)
 	err = ports_attach(d->ports, &d->env);
 	if (err)
 		return EXIT_FAIL;
+	registry_watch(d->reg, on_registry_change, d);
 	return verify_attached(d);
 }
 

@@ -228,11 +228,22 @@ static void emit_service_event(struct daemon *d, const char *type, const char *n
 	events_emit(d->ev, e);
 }
 
-/* A registry change landed: push it to the kernel. */
-static int apply_or_fail(struct call *c, const char *why)
+/*
+ * Registry operations are bracketed: the daemon's registry watcher pushes every committed
+ * change to the kernel (whoever made it) and records the outcome, reported here.
+ */
+static void change_begin(struct call *c, const char *why)
 {
-	int err = daemon_apply(c->d, why);
+	c->d->change_reason = why;
+	c->d->apply_err = 0;
+}
 
+static int change_end(struct call *c)
+{
+	int err = c->d->apply_err;
+
+	c->d->change_reason = NULL;
+	c->d->apply_err = 0;
 	if (err)
 		return fail(c, EXIT_FAIL,
 			    "registry updated but the kernel policy could not be applied: %s",
@@ -318,12 +329,14 @@ static int h_service_apply(struct call *c)
 		return fail(c, EXIT_USAGE, "params: spec: missing required key");
 	if (spec_from_json(spec_obj, file ? file : "spec", &spec, &e))
 		return fail_verr(c, EXIT_CONFIG, &e);
+	change_begin(c, "service apply");
 	if (registry_service_apply(c->d->reg, &spec, ORIGIN_API, &e)) {
+		change_end(c);
 		spec_free(&spec);
 		return fail_verr(c, EXIT_CONFIG, &e);
 	}
 	emit_service_event(c->d, "service_applied", spec.name);
-	if (apply_or_fail(c, "service apply")) {
+	if (change_end(c)) {
 		spec_free(&spec);
 		return -1;
 	}
@@ -348,11 +361,14 @@ static int h_service_delete(struct call *c)
 		return fail(c, EXIT_CONFIG,
 			    "service '%s' is running (%d processes in %s); stop it first", name,
 			    procs > 0 ? procs : 0, rt->cgroup);
+	change_begin(c, "service delete");
 	err = registry_service_delete(c->d->reg, name, &e);
-	if (err)
+	if (err) {
+		change_end(c);
 		return fail_verr(c, err == -ENOENT ? EXIT_FAIL : EXIT_CONFIG, &e);
+	}
 	emit_service_event(c->d, "service_deleted", name);
-	if (apply_or_fail(c, "service delete"))
+	if (change_end(c))
 		return -1;
 	c->result = json_object_new_object();
 	json_object_object_add(c->result, "deleted", json_object_new_string(name));
@@ -401,11 +417,14 @@ static int reserve(struct call *c, uint16_t port, uint8_t proto, const char *svc
 		return fail(c, EXIT_CONFIG, "%s: unknown service '%s'", what, svc);
 	if (foreign_holders(c->d, svc, port, proto, &e, what))
 		return fail_verr(c, EXIT_CONFIG, &e);
+	change_begin(c, "port reserve");
 	err = registry_reserve(c->d->reg, port, proto, svc, &e);
-	if (err)
+	if (err) {
+		change_end(c);
 		return fail_verr(c, EXIT_CONFIG, &e);
+	}
 	emit_port_event(c->d, "port_reserved", port, proto, svc);
-	if (apply_or_fail(c, "port reserve"))
+	if (change_end(c))
 		return -1;
 	c->result = json_object_new_object();
 	json_object_object_add(c->result, "port", json_object_new_int(port));
@@ -442,11 +461,14 @@ static int h_port_release(struct call *c)
 	owner = registry_owner(c->d->reg, port, proto, NULL);
 	if (owner)
 		snprintf(svc, sizeof(svc), "%s", owner);
+	change_begin(c, "port release");
 	err = registry_release(c->d->reg, port, proto, &e);
-	if (err)
+	if (err) {
+		change_end(c);
 		return fail_verr(c, err == -ENOENT ? EXIT_FAIL : EXIT_CONFIG, &e);
+	}
 	emit_port_event(c->d, "port_released", port, proto, svc);
-	if (apply_or_fail(c, "port release"))
+	if (change_end(c))
 		return -1;
 	c->result = json_object_new_object();
 	json_object_object_add(c->result, "port", json_object_new_int(port));
