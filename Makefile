@@ -32,19 +32,20 @@ CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-format-truncation \
 	  -Iinclude -Iuser -I$(GEN) $(SANFLAGS)
 LDFLAGS += $(SANFLAGS)
-LDLIBS := $(shell pkg-config --libs libbpf json-c zlib 2>/dev/null || echo -lbpf -lelf -lz -ljson-c)
+LDLIBS := $(shell pkg-config --libs libbpf json-c zlib 2>/dev/null || echo -lbpf -lelf -lz -ljson-c) -lm
 
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -Wall -Werror \
 	      -Ivmlinux -Iinclude -Ibpf
 
-BPF_PROGS := ports agg
+BPF_PROGS := ports agg devices tasks cpu
 BPF_OBJS := $(BPF_PROGS:%=$(GEN)/%.bpf.o)
 SKELS := $(BPF_PROGS:%=$(GEN)/%.skel.h)
 
-COMMON := log jsonv portrange config cgroup fsutil spec bpfinfo rpc_client
-DAEMON := caelumd loop services ports agg handlers status rpc registry registry_file journal \
+COMMON := log jsonv portrange config capacity cgroup fsutil spec bpfinfo rpc_client dbprobe
+DAEMON := caelumd loop services ports agg devices tasks cpu resources handlers status rpc registry registry_admit \
+	  registry_file journal \
 	  sockets bpfpin events $(COMMON)
-CTL := caelumctl ctl_registry ctl_events ctl_run ctl_bpf $(COMMON)
+CTL := caelumctl ctl_registry ctl_events ctl_run ctl_bpf events journal $(COMMON)
 
 DAEMON_OBJS := $(sort $(DAEMON:%=$(BUILD)/obj/%.o))
 CTL_OBJS := $(sort $(CTL:%=$(BUILD)/obj/%.o))
@@ -77,7 +78,7 @@ vmlinux:
 	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/vmlinux.h.tmp
 	mv vmlinux/vmlinux.h.tmp vmlinux/vmlinux.h
 
-$(GEN)/%.bpf.o: bpf/%.bpf.c bpf/common.bpf.h include/caelum/*.h vmlinux/vmlinux.h | $(GEN)
+$(GEN)/%.bpf.o: bpf/%.bpf.c bpf/*.bpf.h include/caelum/*.h vmlinux/vmlinux.h | $(GEN)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 $(GEN)/%.skel.h: $(GEN)/%.bpf.o

@@ -64,9 +64,9 @@ static __always_inline void bind_report(struct bpf_sock_addr *ctx, __u8 family, 
 	event_fill_task(&ev);
 	ev.type = CAELUM_EV_BIND_DENIED;
 	ev.action = action;
-	ev.port = port;
-	ev.proto = proto;
-	ev.family = family;
+	ev.bind.port = port;
+	ev.bind.proto = proto;
+	ev.bind.family = family;
 	if (rule->flags & CAELUM_PORT_F_RESERVED) {
 		ev.reason = CAELUM_REASON_RESERVED;
 		ev.owner_cgid = rule->owner_cgid;
@@ -77,7 +77,7 @@ static __always_inline void bind_report(struct bpf_sock_addr *ctx, __u8 family, 
 	if (family == AF_INET) {
 		__u32 ip4 = ctx->user_ip4;
 
-		__builtin_memcpy(ev.addr, &ip4, sizeof(ip4));
+		__builtin_memcpy(ev.bind.addr, &ip4, sizeof(ip4));
 	} else {
 		__u32 ip6[4];
 
@@ -85,12 +85,11 @@ static __always_inline void bind_report(struct bpf_sock_addr *ctx, __u8 family, 
 		ip6[1] = ctx->user_ip6[1];
 		ip6[2] = ctx->user_ip6[2];
 		ip6[3] = ctx->user_ip6[3];
-		__builtin_memcpy(ev.addr, ip6, sizeof(ip6));
+		__builtin_memcpy(ev.bind.addr, ip6, sizeof(ip6));
 	}
 
 	key.cgroup_id = ev.cgroup_id;
-	key.port = port;
-	key.proto = proto;
+	key.subject = port | (__u64)proto << 16;
 	key.type = CAELUM_EV_BIND_DENIED;
 	event_report(&key, &ev);
 }

@@ -98,7 +98,11 @@ struct json_object *bpfinfo_link(int fd)
 	struct bpf_link_info info = {};
 	__u32 len = sizeof(info);
 	struct json_object *o;
+	char tp[128] = "";
 
+	/* Raw tracepoint links hand back their tracepoint's name into our buffer. */
+	info.raw_tracepoint.tp_name = (__u64)(unsigned long)tp;
+	info.raw_tracepoint.tp_name_len = sizeof(tp);
 	if (bpf_obj_get_info_by_fd(fd, &info, &len))
 		return NULL;
 	o = json_object_new_object();
@@ -111,8 +115,19 @@ struct json_object *bpfinfo_link(int fd)
 				       str_or_null(libbpf_bpf_attach_type_str(info.cgroup.attach_type)));
 		/* A link whose cgroup went away is defunct: it enforces nothing. */
 		json_object_object_add(o, "defunct", json_object_new_boolean(!info.cgroup.cgroup_id));
+	} else if (info.type == BPF_LINK_TYPE_RAW_TRACEPOINT) {
+		json_object_object_add(o, "tracepoint", json_object_new_string(tp));
+		json_object_object_add(o, "defunct", json_object_new_boolean(!info.prog_id));
 	}
 	return o;
+}
+
+bool bpfinfo_link_alive(int fd)
+{
+	struct bpf_link_info info = {};
+	__u32 len = sizeof(info);
+
+	return fd >= 0 && !bpf_obj_get_info_by_fd(fd, &info, &len) && info.prog_id != 0;
 }
 
 bool bpfinfo_attached(int cg_fd, int attach_type, uint32_t prog_id)

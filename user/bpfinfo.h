@@ -14,6 +14,8 @@ struct json_object *bpfinfo_link(int fd);
 /* Is prog_id attached at the cgroup for attach_type, per BPF_PROG_QUERY? */
 bool bpfinfo_attached(int cg_fd, int attach_type, uint32_t prog_id);
 uint32_t bpfinfo_prog_id(int fd);
+/* Does the link still hold a program (not detached)? */
+bool bpfinfo_link_alive(int fd);
 /* The map in slot 0 of an array-of-maps, as a new fd (or -errno). */
 int bpfinfo_inner_map_fd(int outer_fd);
 /* Is kernel.bpf_stats_enabled on (run_time_ns/run_cnt are only counted then)? */

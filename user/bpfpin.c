@@ -147,6 +147,23 @@ static bool link_reusable(int fd, const struct bpf_env *env, int attach_type)
 	       info.cgroup.attach_type == (__u32)attach_type;
 }
 
+/* Pin under a temporary name, then rename over the old pin: never a moment without. */
+static int link_pin(int fd, const char *path)
+{
+	char tmp[PATH_MAX];
+	int err;
+
+	snprintf(tmp, sizeof(tmp), "%s_new", path); /* bpffs reserves names with a dot */
+	unlink(tmp);
+	if (bpf_obj_pin(fd, tmp) || rename(tmp, path)) {
+		err = -errno;
+		p_err("failed to pin link '%s': %s", path, strerror(errno));
+		unlink(tmp);
+		return err;
+	}
+	return 0;
+}
+
 static int link_pin_new(const struct bpf_env *env, const char *path, int prog_fd,
 			int attach_type)
 {
@@ -157,19 +174,39 @@ static int link_pin_new(const struct bpf_env *env, const char *path, int prog_fd
 		p_err("failed to attach program at cgroup: %s", strerror(-fd));
 		return fd;
 	}
-	/* Pin under a temporary name, then rename over the old pin: never a moment without. */
-	{
-		char tmp[PATH_MAX];
+	err = link_pin(fd, path);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	return fd;
+}
 
-		snprintf(tmp, sizeof(tmp), "%s_new", path); /* bpffs reserves names with a dot */
-		unlink(tmp);
-		if (bpf_obj_pin(fd, tmp) || rename(tmp, path)) {
-			err = -errno;
-			p_err("failed to pin link '%s': %s", path, strerror(errno));
-			unlink(tmp);
-			close(fd);
-			return err;
-		}
+int link_install_tracing(const struct bpf_env *env, const char *name, int prog_fd,
+			 enum link_outcome *outcome)
+{
+	char path[PATH_MAX];
+	int old, fd, err;
+
+	snprintf(path, sizeof(path), "%s/%s", env->links, name);
+	fd = bpf_raw_tracepoint_open(NULL, prog_fd);
+	if (fd < 0) {
+		p_err("failed to attach program '%s': %s", name, strerror(-fd));
+		return fd;
+	}
+	old = bpf_obj_get(path);
+	err = link_pin(fd, path);
+	if (err) {
+		close(fd);
+		if (old >= 0)
+			close(old);
+		return err;
+	}
+	*outcome = LINK_CREATED;
+	if (old >= 0) {
+		bpf_link_detach(old);
+		close(old);
+		*outcome = LINK_MOVED;
 	}
 	return fd;
 }

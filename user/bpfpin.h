@@ -44,5 +44,12 @@ enum link_outcome { LINK_CREATED, LINK_UPDATED, LINK_MOVED };
 int link_install(const struct bpf_env *env, const char *name, int prog_fd, int attach_type,
 		 enum link_outcome *outcome);
 const char *link_outcome_name(enum link_outcome o);
+/*
+ * Tracing links (tp_btf) cannot be updated in place: attach the new program, re-pin over
+ * links/<name>, then detach the old link. The programs are written so that running twice
+ * for a moment is harmless. Returns the link fd.
+ */
+int link_install_tracing(const struct bpf_env *env, const char *name, int prog_fd,
+			 enum link_outcome *outcome);
 
 #endif /* CAELUM_BPFPIN_H */

@@ -123,8 +123,11 @@ int daemon_apply(struct daemon *d, const char *why)
 	};
 	d->policy.apply_ns = d->policy.applied_ns - t0;
 	port_policy_free(&pol);
+	err = resources_apply(d);
+	if (err)
+		p_err("failed to apply resource rules: %s", strerror(-err));
 	emit_policy_applied(d, why);
-	return 0;
+	return err;
 }
 
 /* What a reload cannot change: where things live. */
@@ -377,6 +380,7 @@ static void on_tick(void *ctx)
 		d->last_loss_check_ns = now;
 		report_losses(d);
 	}
+	resources_tick(d, now);
 }
 
 static int signals_open(struct daemon *d)
@@ -404,6 +408,20 @@ static int print_verr(struct verr *e, const char *what)
 	return EXIT_CONFIG;
 }
 
+/* Capacity may have shrunk under registered services: they stay, caelumctl run refuses. */
+static void warn_overallocation(struct daemon *d)
+{
+	const struct reg_state *st = registry_state(d->reg);
+
+	for (size_t i = 0; i < st->n_svcs; i++) {
+		struct verr e = {};
+
+		if (registry_admit_service(d->reg, st->svcs[i].spec.name, &e) && e.n)
+			p_warn("over capacity: %s (caelumctl run will refuse it)", e.msgs[0]);
+		verr_free(&e);
+	}
+}
+
 static int setup_registry(struct daemon *d)
 {
 	struct registry_backend *b;
@@ -420,12 +438,14 @@ static int setup_registry(struct daemon *d)
 		b->ops->free(b);
 		return print_verr(&e, "registry is invalid");
 	}
+	registry_set_capacity(d->reg, &d->cfg.cap);
 	err = spec_load_dir(d->cfg.services_dir, &specs, &n, &e);
 	if (!err)
 		err = registry_sync_files(d->reg, specs, n, &e);
 	specs_free(specs, n);
 	if (err)
 		return print_verr(&e, "services are invalid");
+	warn_overallocation(d);
 	return 0;
 }
 
@@ -482,8 +502,13 @@ static int setup_bpf(struct daemon *d)
 	err = ports_attach(d->ports, &d->env);
 	if (err)
 		return EXIT_FAIL;
+	err = verify_attached(d);
+	if (err)
+		return err;
+	if (resources_setup(d))
+		p_warn("resource components could not be fully applied");
 	registry_watch(d->reg, on_registry_change, d);
-	return verify_attached(d);
+	return 0;
 }
 
 static int setup_loop(struct daemon *d)
@@ -508,6 +533,23 @@ static int setup_loop(struct daemon *d)
 	return 0;
 }
 
+static const char *event_service_name(void *ctx, uint64_t cgid)
+{
+	return svcs_name_of(&((struct daemon *)ctx)->svcs, cgid);
+}
+
+/* A configured GPU device path for major:minor. */
+static const char *event_device_path(void *ctx, uint32_t major, uint32_t minor)
+{
+	const struct capacity *cap = &((struct daemon *)ctx)->cfg.cap;
+
+	for (size_t g = 0; g < cap->n_gpus; g++)
+		for (size_t i = 0; i < cap->gpus[g].n_dev; i++)
+			if (cap->gpus[g].dev[i].major == major && cap->gpus[g].dev[i].minor == minor)
+				return cap->gpus[g].dev[i].path;
+	return NULL;
+}
+
 static int setup_events(struct daemon *d)
 {
 	struct events_opts eo = {
@@ -515,8 +557,9 @@ static int setup_events(struct daemon *d)
 		.state_dir = d->cfg.state_dir,
 		.journal_max_bytes = d->cfg.journal_max_bytes,
 		.journal_keep = d->cfg.journal_keep,
-		.name_of = svcs_name_of,
-		.name_ctx = &d->svcs,
+		.name_of = event_service_name,
+		.dev_name = event_device_path,
+		.name_ctx = d,
 	};
 
 	losses_load(d);
@@ -552,6 +595,7 @@ static void daemon_close(struct daemon *d)
 		close(d->sig_fd);
 	loop_free(d->loop);
 	svcs_fini(&d->svcs);
+	resources_close(d);
 	agg_close(d->agg);
 	ports_close(d->ports);
 	bpf_env_close(&d->env);

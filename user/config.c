@@ -14,12 +14,16 @@
 
 static const char *const component_names[] = {
 	[CAELUM_COMP_PORTS] = "ports",
+	[CAELUM_COMP_DEVICES] = "devices",
+	[CAELUM_COMP_TASKS] = "tasks",
+	[CAELUM_COMP_CPU] = "cpu",
 };
 #define N_COMPONENTS ((int)(sizeof(component_names) / sizeof(component_names[0])))
 
 static const char *const config_keys[] = {
 	"host",	    "mode",	    "components",    "bpffs",	    "state_dir", "runtime_dir",
-	"services_dir", "managed_ports", "cgroup_root", "journal", "ringbuf_bytes", NULL,
+	"services_dir", "managed_ports", "cgroup_root", "journal", "ringbuf_bytes", "capacity",
+	NULL,
 };
 
 const char *config_path(const char *explicit_path)
@@ -93,6 +97,7 @@ static void config_defaults(struct config *cfg)
 	cfg->journal_max_bytes = JOURNAL_DEFAULT_BYTES;
 	cfg->journal_keep = JOURNAL_DEFAULT_KEEP;
 	cfg->ringbuf_bytes = CAELUM_RINGBUF_BYTES;
+	capacity_defaults(&cfg->cap);
 }
 
 /* RFC 1123 host name: labels of [A-Za-z0-9-], not starting or ending with '-'. */
@@ -222,7 +227,7 @@ static void parse_components(struct json_object *obj, const char *file, int *mod
 
 		jv_path_key(p, "components", key);
 		if (comp < 0) {
-			verr_add(e, file, p, "unknown component (known: ports)");
+			verr_add(e, file, p, "unknown component (known: ports, devices, tasks, cpu)");
 			continue;
 		}
 		get_mode(val, file, p, true, &modes[comp], e);
@@ -341,6 +346,8 @@ static void parse_field(const char *key, struct json_object *v, const char *file
 		parse_journal(v, file, cfg, e);
 	} else if (!strcmp(key, "ringbuf_bytes")) {
 		parse_ringbuf(v, file, cfg, e);
+	} else if (!strcmp(key, "capacity")) {
+		capacity_parse(v, file, &cfg->cap, e);
 	}
 }
 
@@ -381,6 +388,8 @@ int config_resolve(struct config *cfg, struct verr *e)
 	char real[PATH_MAX];
 	int level;
 
+	if (capacity_resolve(&cfg->cap, cfg->path, e))
+		return -EINVAL;
 	if (cgroup2_mount_find(cfg->cg2_mount, sizeof(cfg->cg2_mount))) {
 		verr_add(e, cfg->path, NULL,
 			 "no cgroup2 mount found in /proc/self/mountinfo (mount -t cgroup2 none /sys/fs/cgroup/unified)");

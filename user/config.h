@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "caelum/common.h"
+#include "capacity.h"
 #include "jsonv.h"
 #include "portrange.h"
 
@@ -29,6 +30,7 @@ struct config {
 	size_t journal_max_bytes;
 	unsigned int journal_keep;
 	unsigned int ringbuf_bytes; /* size of cm_events: a power of two, >= 4096 */
+	struct capacity cap;
 
 	/* Resolved by config_resolve(). */
 	char cg2_mount[PATH_MAX]; /* the cgroup2 mount point */

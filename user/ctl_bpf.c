@@ -19,6 +19,7 @@
 #include "caelum/ports.h"
 #include "cgroup.h"
 #include "ctl.h"
+#include "events.h"
 #include "portrange.h"
 #include "rpc.h"
 #include "services.h"
@@ -86,33 +87,43 @@ static void print_or_json(struct json_object *arr, void (*row)(struct json_objec
 
 /* ---- prog ---- */
 
+/* The program behind a pinned link, with where and whether it is attached. */
 static struct json_object *prog_of_link(const struct pin *pin, int cg_fd)
 {
-	struct bpf_link_info info = {};
-	__u32 len = sizeof(info);
-	struct json_object *prog = NULL;
-	int lfd = bpf_obj_get(pin->path), pfd;
+	struct json_object *link = NULL, *prog = NULL;
+	int lfd = bpf_obj_get(pin->path), pfd = -1;
+	bool cgroup;
 
 	if (lfd < 0)
 		return NULL;
-	if (bpf_obj_get_info_by_fd(lfd, &info, &len) || info.type != BPF_LINK_TYPE_CGROUP)
-		goto out;
-	pfd = bpf_prog_get_fd_by_id(info.prog_id);
-	if (pfd < 0)
-		goto out;
-	prog = bpfinfo_prog(pfd);
-	close(pfd);
+	link = bpfinfo_link(lfd);
+	if (link)
+		pfd = bpf_prog_get_fd_by_id((__u32)jint(link, "prog_id"));
+	if (pfd >= 0)
+		prog = bpfinfo_prog(pfd);
 	if (!prog)
 		goto out;
-	json_object_object_add(prog, "attach_type", json_object_new_string(
-		libbpf_bpf_attach_type_str(info.cgroup.attach_type)));
-	json_object_object_add(prog, "link_id", json_object_new_int64(info.id));
-	json_object_object_add(prog, "cgroup_id", json_object_new_uint64(info.cgroup.cgroup_id));
+	cgroup = jstr(link, "attach_type") != NULL;
+	if (cgroup) {
+		struct bpf_link_info info = {};
+		__u32 len = sizeof(info);
+
+		bpf_obj_get_info_by_fd(lfd, &info, &len);
+		json_object_object_add(prog, "attach_type", json_object_new_string(jstr(link, "attach_type")));
+		json_object_object_add(prog, "cgroup_id", json_object_new_uint64((uint64_t)jint(link, "cgroup_id")));
+		json_object_object_add(prog, "attached",
+				       json_object_new_boolean(bpfinfo_attached(cg_fd, (int)info.cgroup.attach_type,
+										info.prog_id)));
+	} else {
+		json_object_object_add(prog, "tracepoint", json_object_new_string(jstr(link, "tracepoint") ?: ""));
+		json_object_object_add(prog, "attached", json_object_new_boolean(bpfinfo_link_alive(lfd)));
+	}
+	json_object_object_add(prog, "link_id", json_object_new_int64(jint(link, "id")));
 	json_object_object_add(prog, "pinned", json_object_new_string(pin->path));
-	json_object_object_add(prog, "attached",
-			       json_object_new_boolean(bpfinfo_attached(cg_fd, (int)info.cgroup.attach_type,
-									info.prog_id)));
 out:
+	if (pfd >= 0)
+		close(pfd);
+	json_object_put(link);
 	close(lfd);
 	return prog;
 }
@@ -121,7 +132,9 @@ static void prog_row(struct json_object *p)
 {
 	printf("%lld: %s  name %s  tag %s\n", (long long)jint(p, "id"), jstr(p, "type"),
 	       jstr(p, "name"), jstr(p, "tag"));
-	printf("\tattach_type %s  link %lld  %s  pinned %s\n", jstr(p, "attach_type"),
+	printf("\t%s %s  link %lld  %s  pinned %s\n",
+	       jstr(p, "attach_type") ? "attach_type" : "tracepoint",
+	       jstr(p, "attach_type") ? jstr(p, "attach_type") : jstr(p, "tracepoint"),
 	       (long long)jint(p, "link_id"),
 	       json_object_get_boolean(json_object_object_get(p, "attached")) ? "attached"
 									: "NOT attached",
@@ -326,8 +339,8 @@ static struct json_object *dump_agg(const struct caelum_agg_key *k, const struct
 	struct json_object *o = json_object_new_object();
 
 	json_object_object_add(o, "cgroup_id", json_object_new_uint64(k->cgroup_id));
-	json_object_object_add(o, "port", json_object_new_int(k->port));
-	json_object_object_add(o, "proto", json_object_new_string(proto_name(k->proto)));
+	json_object_object_add(o, "type", json_object_new_string(event_type_name(k->type)));
+	json_object_object_add(o, "subject", json_object_new_uint64(k->subject));
 	json_object_object_add(o, "pending", json_object_new_uint64(v->count));
 	json_object_object_add(o, "window_start_ns", json_object_new_uint64(v->start_ns));
 	return o;
@@ -491,9 +504,14 @@ int do_map(int argc, char **argv)
 
 static void link_row(struct json_object *l)
 {
-	printf("%lld: %s  prog %lld  attach_type %s  cgroup_id %lld%s\n\tpinned %s\n",
-	       (long long)jint(l, "id"), jstr(l, "type"), (long long)jint(l, "prog_id"),
-	       jstr(l, "attach_type"), (long long)jint(l, "cgroup_id"),
+	printf("%lld: %s  prog %lld", (long long)jint(l, "id"), jstr(l, "type"),
+	       (long long)jint(l, "prog_id"));
+	if (jstr(l, "attach_type"))
+		printf("  attach_type %s  cgroup_id %lld", jstr(l, "attach_type"),
+		       (long long)jint(l, "cgroup_id"));
+	if (jstr(l, "tracepoint"))
+		printf("  tracepoint %s", jstr(l, "tracepoint"));
+	printf("%s\n\tpinned %s\n",
 	       json_object_get_boolean(json_object_object_get(l, "defunct")) ? "  DEFUNCT" : "",
 	       jstr(l, "pinned"));
 }

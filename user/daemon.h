@@ -15,7 +15,10 @@
 #include "services.h"
 
 struct agg;
+struct cpu;
+struct devices;
 struct ring_buffer;
+struct tasks;
 struct rpc_server;
 
 struct policy_info {
@@ -30,6 +33,13 @@ struct daemon {
 	struct registry *reg;
 	struct bpf_env env;
 	struct ports *ports;
+	/* Optional components: NULL when unavailable on this kernel (comp_error says why). */
+	struct devices *devices;
+	struct tasks *tasks;
+	struct cpu *cpu;
+	char comp_error[CAELUM_COMP_MAX][256];
+	bool controller[3]; /* cgroup v2 cpu, memory, pids usable below <cgroup_root>/caelum */
+	uint64_t last_sample_ns, last_scan_ns;
 	struct svcs svcs;
 	struct events *ev;
 	struct ring_buffer *rb;
@@ -54,6 +64,15 @@ struct daemon {
 int daemon_apply(struct daemon *d, const char *why);
 /* Re-read config and services_dir, validate all, apply atomically or change nothing. */
 int daemon_reload(struct daemon *d, struct verr *e);
+/* Resource components (resources.c). */
+int resources_setup(struct daemon *d);
+int resources_apply(struct daemon *d);
+void resources_tick(struct daemon *d, uint64_t now);
+struct json_object *resources_json(struct daemon *d);
+struct json_object *resources_service_json(struct daemon *d, const struct reg_service *s);
+void resources_status(struct daemon *d, struct json_object *components);
+void resources_close(struct daemon *d);
+
 /* The status document (caelumctl status, later the API and MCP). */
 int status_collect(struct daemon *d, struct json_object **out);
 /* Sum of a per-CPU kernel counter (CAELUM_STAT_*). */

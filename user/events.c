@@ -28,6 +28,7 @@ struct events {
 	unsigned int keep;
 	struct journal *journal;
 	events_name_fn name_of;
+	events_dev_fn dev_name;
 	void *name_ctx;
 	struct json_object *window[EVENTS_WINDOW];
 	size_t head; /* index of the oldest */
@@ -73,6 +74,10 @@ const char *event_type_name(uint32_t type)
 	switch (type) {
 	case CAELUM_EV_BIND_DENIED:
 		return "bind_denied";
+	case CAELUM_EV_DEVICE_DENIED:
+		return "device_denied";
+	case CAELUM_EV_TASK_BUDGET:
+		return "task_budget_exceeded";
 	}
 	return "unknown";
 }
@@ -134,6 +139,7 @@ int events_open(struct events **out, const struct events_opts *opts)
 	snprintf(ev->state_dir, sizeof(ev->state_dir), "%s", opts->state_dir);
 	ev->keep = opts->journal_keep;
 	ev->name_of = opts->name_of;
+	ev->dev_name = opts->dev_name;
 	ev->name_ctx = opts->name_ctx;
 	err = journal_read(opts->state_dir, JOURNAL_NAME, opts->journal_keep, replay_line, ev);
 	if (err && err != -ENOENT)
@@ -210,7 +216,28 @@ void events_emit(struct events *ev, struct json_object *e)
 
 static const char *action_name(uint32_t action)
 {
-	return action == CAELUM_ACT_AUDITED ? "audited" : "denied";
+	switch (action) {
+	case CAELUM_ACT_DENIED:
+		return "denied";
+	case CAELUM_ACT_AUDITED:
+		return "audited";
+	}
+	return "unknown";
+}
+
+static const char *reason_name(uint8_t reason)
+{
+	switch (reason) {
+	case CAELUM_REASON_RESERVED:
+		return "reserved";
+	case CAELUM_REASON_MANAGED:
+		return "managed_range";
+	case CAELUM_REASON_ASSIGNED:
+		return "assigned_to_other";
+	case CAELUM_REASON_UNASSIGNED:
+		return "unassigned";
+	}
+	return NULL;
 }
 
 static struct json_object *name_or_null(struct events *ev, uint64_t cgid)
@@ -220,17 +247,46 @@ static struct json_object *name_or_null(struct events *ev, uint64_t cgid)
 	return name ? json_object_new_string(name) : NULL;
 }
 
-static void add_addr(struct json_object *e, const struct caelum_event *k)
+static void add_bind(struct json_object *e, const struct caelum_ev_bind *b)
 {
 	char buf[INET6_ADDRSTRLEN] = "";
 
-	inet_ntop(k->family == AF_INET6 ? AF_INET6 : AF_INET, k->addr, buf, sizeof(buf));
+	json_object_object_add(e, "port", json_object_new_int(b->port));
+	json_object_object_add(e, "proto", json_object_new_string(proto_name(b->proto)));
+	json_object_object_add(e, "family",
+			       json_object_new_string(b->family == AF_INET6 ? "ipv6" : "ipv4"));
+	inet_ntop(b->family == AF_INET6 ? AF_INET6 : AF_INET, b->addr, buf, sizeof(buf));
 	json_object_object_add(e, "addr", json_object_new_string(buf));
+}
+
+static void add_dev(struct events *ev, struct json_object *e, const struct caelum_ev_dev *d)
+{
+	char num[32], acc[4] = "", *a = acc;
+	const char *path = ev->dev_name ? ev->dev_name(ev->name_ctx, d->major, d->minor) : NULL;
+
+	snprintf(num, sizeof(num), "%u:%u", d->major, d->minor);
+	json_object_object_add(e, "device", json_object_new_string(num));
+	json_object_object_add(e, "device_path", path ? json_object_new_string(path) : NULL);
+	if (d->access & CAELUM_DEV_ACC_READ)
+		*a++ = 'r';
+	if (d->access & CAELUM_DEV_ACC_WRITE)
+		*a++ = 'w';
+	if (d->access & CAELUM_DEV_ACC_MKNOD)
+		*a++ = 'm';
+	json_object_object_add(e, "access", json_object_new_string(acc));
+}
+
+static void add_task(struct json_object *e, const struct caelum_ev_task *t)
+{
+	json_object_object_add(e, "live_tasks", json_object_new_uint64(t->live));
+	json_object_object_add(e, "budget", json_object_new_uint64(t->budget));
+	json_object_object_add(e, "killed", json_object_new_boolean(t->killed != 0));
 }
 
 int events_from_kernel(struct events *ev, const void *data, size_t len)
 {
 	const struct caelum_event *k = data;
+	const char *reason;
 	struct json_object *e;
 	char ts[64], comm[CAELUM_COMM_LEN + 1];
 
@@ -246,17 +302,17 @@ int events_from_kernel(struct events *ev, const void *data, size_t len)
 	json_object_object_add(e, "pid", json_object_new_int((int)k->pid));
 	json_object_object_add(e, "comm", json_object_new_string(comm));
 	json_object_object_add(e, "cgroup_id", json_object_new_uint64(k->cgroup_id));
-	json_object_object_add(e, "port", json_object_new_int(k->port));
-	json_object_object_add(e, "proto", json_object_new_string(proto_name(k->proto)));
-	json_object_object_add(e, "family",
-			       json_object_new_string(k->family == AF_INET6 ? "ipv6" : "ipv4"));
 	json_object_object_add(e, "owner", name_or_null(ev, k->owner_cgid));
 	json_object_object_add(e, "count", json_object_new_int64(k->count));
-	json_object_object_add(e, "reason",
-			       json_object_new_string(k->reason == CAELUM_REASON_RESERVED
-							      ? "reserved"
-							      : "managed_range"));
-	add_addr(e, k);
+	reason = reason_name(k->reason);
+	if (reason)
+		json_object_object_add(e, "reason", json_object_new_string(reason));
+	if (k->type == CAELUM_EV_BIND_DENIED)
+		add_bind(e, &k->bind);
+	else if (k->type == CAELUM_EV_DEVICE_DENIED)
+		add_dev(ev, e, &k->dev);
+	else if (k->type == CAELUM_EV_TASK_BUDGET)
+		add_task(e, &k->task);
 	json_object_object_add(e, "followup",
 			       json_object_new_boolean(!!(k->flags & CAELUM_EVF_FOLLOWUP)));
 	if (k->flags & CAELUM_EVF_UNAGGREGATED)

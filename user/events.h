@@ -30,6 +30,8 @@ struct event_filter {
 
 /* Names kernel cgroup ids for events: service name or NULL. */
 typedef const char *(*events_name_fn)(void *ctx, uint64_t cgid);
+/* Names a device major:minor (a configured GPU device path) or NULL. */
+typedef const char *(*events_dev_fn)(void *ctx, uint32_t major, uint32_t minor);
 /* Subscriber callback: ev is borrowed. */
 typedef void (*events_sub_fn)(void *ctx, struct json_object *ev);
 
@@ -39,7 +41,8 @@ struct events_opts {
 	size_t journal_max_bytes;
 	unsigned int journal_keep;
 	events_name_fn name_of;
-	void *name_ctx;
+	events_dev_fn dev_name; /* may be NULL */
+	void *name_ctx; /* passed to both */
 };
 
 struct events_counters {

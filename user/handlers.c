@@ -312,6 +312,7 @@ static int h_service_show(struct call *c)
 	json_object_object_add(c->result, "main_pid",
 			       rt && rt->main_pid ? json_object_new_int(rt->main_pid) : NULL);
 	json_object_object_add(c->result, "recent_denials", denial_counts(c->d, name));
+	json_object_object_add(c->result, "resources", resources_service_json(c->d, s));
 	return 0;
 }
 
@@ -647,6 +648,8 @@ static int h_run_prepare(struct call *c)
 	rt = svcs_find(&c->d->svcs, name);
 	if (!s || !rt || rt->cgid == CAELUM_CGID_NONE)
 		return fail(c, EXIT_CONFIG, "unknown service '%s' (caelumctl service list)", name);
+	/* Capacity may have shrunk since the service was admitted (a smaller host, a reload). */
+	registry_admit_service(c->d->reg, name, &e);
 	if (registry_claims(registry_state(c->d->reg), &cl, &n))
 		return fail(c, EXIT_FAIL, "out of memory");
 	ports = json_object_new_array();
@@ -751,6 +754,14 @@ static int h_run_started(struct call *c)
 	return 0;
 }
 
+static int h_resources(struct call *c)
+{
+	if (params_check(c, (const char *const[]){ NULL }))
+		return -1;
+	c->result = resources_json(c->d);
+	return 0;
+}
+
 static int h_status(struct call *c)
 {
 	if (params_check(c, (const char *const[]){ NULL }))
@@ -766,6 +777,7 @@ static const struct {
 } methods[] = {
 	{ "ping", h_ping },
 	{ "status", h_status },
+	{ "resources", h_resources },
 	{ "service.list", h_service_list },
 	{ "service.show", h_service_show },
 	{ "service.apply", h_service_apply },

@@ -10,6 +10,7 @@
 
 #define SVC_PREFIX "services/"
 #define RESV_PREFIX "reservations/"
+#define GPU_PREFIX "gpus/"
 #define MAX_WATCHERS 8
 #define PORT_SLOTS (65536 * 2)
 
@@ -20,6 +21,7 @@ struct watcher {
 
 struct registry {
 	struct registry_backend *b;
+	const struct capacity *cap;
 	struct reg_state st;
 	struct watcher watchers[MAX_WATCHERS];
 	size_t n_watchers;
@@ -51,6 +53,7 @@ static void state_free(struct reg_state *st)
 		spec_free(&st->svcs[i].spec);
 	free(st->svcs);
 	free(st->resv);
+	free(st->gpus);
 	memset(st, 0, sizeof(*st));
 }
 
@@ -59,8 +62,11 @@ static int state_copy(struct reg_state *dst, const struct reg_state *src)
 	memset(dst, 0, sizeof(*dst));
 	dst->svcs = calloc(src->n_svcs + 1, sizeof(*dst->svcs));
 	dst->resv = calloc(src->n_resv + 1, sizeof(*dst->resv));
-	if (!dst->svcs || !dst->resv)
+	dst->gpus = calloc(src->n_gpus + 1, sizeof(*dst->gpus));
+	if (!dst->svcs || !dst->resv || !dst->gpus)
 		goto nomem;
+	memcpy(dst->gpus, src->gpus, src->n_gpus * sizeof(*dst->gpus));
+	dst->n_gpus = src->n_gpus;
 	for (size_t i = 0; i < src->n_svcs; i++) {
 		dst->svcs[i] = src->svcs[i];
 		if (spec_copy(&dst->svcs[i].spec, &src->svcs[i].spec))
@@ -136,11 +142,16 @@ static void state_del_service(struct reg_state *st, const char *name)
 	spec_free(&cur->spec);
 	*cur = st->svcs[--st->n_svcs];
 	qsort(st->svcs, st->n_svcs, sizeof(*st->svcs), svc_cmp);
-	/* A service's runtime reservations go with it. */
+	/* A service's runtime reservations and GPUs go with it. */
 	for (size_t i = 0; i < st->n_resv; i++)
 		if (strcmp(st->resv[i].service, name))
 			st->resv[w++] = st->resv[i];
 	st->n_resv = w;
+	w = 0;
+	for (size_t i = 0; i < st->n_gpus; i++)
+		if (strcmp(st->gpus[i].service, name))
+			st->gpus[w++] = st->gpus[i];
+	st->n_gpus = w;
 }
 
 static int state_put_resv(struct reg_state *st, uint16_t port, uint8_t proto, const char *svc)
@@ -184,6 +195,42 @@ static char *resv_value(const struct reg_resv *r)
 	text = strdup(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN));
 	json_object_put(obj);
 	return text;
+}
+
+static char *gpu_value(const struct reg_gpu *g)
+{
+	struct json_object *obj = json_object_new_object();
+	char *text;
+
+	json_object_object_add(obj, "service", json_object_new_string(g->service));
+	text = strdup(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN));
+	json_object_put(obj);
+	return text;
+}
+
+static int gpu_parse(const struct kv *kv, struct reg_gpu *out, struct verr *e)
+{
+	const char *id = kv->key + strlen(GPU_PREFIX);
+	struct json_object *obj, *svc;
+
+	if (!gpu_id_valid(id)) {
+		verr_add(e, kv->key, NULL, "malformed GPU key");
+		return -EINVAL;
+	}
+	if (jv_parse_string(kv->key, kv->value, strlen(kv->value), &obj, e))
+		return -EINVAL;
+	if (!json_object_object_get_ex(obj, "service", &svc) ||
+	    !service_name_valid(json_object_get_string(svc))) {
+		verr_add(e, kv->key, "service", "missing or invalid");
+		json_object_put(obj);
+		return -EINVAL;
+	}
+	memset(out, 0, sizeof(*out));
+	snprintf(out->gpu, sizeof(out->gpu), "%s", id);
+	snprintf(out->service, sizeof(out->service), "%s", json_object_get_string(svc));
+	out->mod_rev = kv->mod_rev;
+	json_object_put(obj);
+	return 0;
 }
 
 static void resv_key(char *buf, size_t len, uint16_t port, uint8_t proto)
@@ -268,10 +315,20 @@ static int state_load(struct registry_backend *b, struct reg_state *st, struct v
 		if (!(err = resv_parse(&kvs[i], &st->resv[st->n_resv], e)))
 			st->n_resv++;
 	kvs_free(kvs, n);
-	if (!st->svcs || !st->resv)
+	if (!err)
+		err = b->ops->range(b, GPU_PREFIX, &kvs, &n, &st->rev);
+	if (err)
+		goto out;
+	st->gpus = calloc(n + 1, sizeof(*st->gpus));
+	for (size_t i = 0; st->gpus && i < n && !err; i++)
+		if (!(err = gpu_parse(&kvs[i], &st->gpus[st->n_gpus], e)))
+			st->n_gpus++;
+	kvs_free(kvs, n);
+	if (!st->svcs || !st->resv || !st->gpus)
 		err = -ENOMEM;
 	qsort(st->svcs, st->n_svcs, sizeof(*st->svcs), svc_cmp);
 	qsort(st->resv, st->n_resv, sizeof(*st->resv), resv_cmp);
+	qsort(st->gpus, st->n_gpus, sizeof(*st->gpus), reg_gpu_cmp);
 out:
 	if (err)
 		state_free(st);
@@ -422,6 +479,38 @@ static int diff_resv(const struct reg_state *old, const struct reg_state *new, s
 	return err;
 }
 
+static struct reg_gpu *state_gpu(const struct reg_state *st, const char *id)
+{
+	for (size_t i = 0; i < st->n_gpus; i++)
+		if (!strcmp(st->gpus[i].gpu, id))
+			return &st->gpus[i];
+	return NULL;
+}
+
+static char *gpu_key(const char *id)
+{
+	char *k;
+
+	return asprintf(&k, GPU_PREFIX "%s", id) < 0 ? NULL : k;
+}
+
+static int diff_gpus(const struct reg_state *old, const struct reg_state *new, struct op_list *l)
+{
+	int err = 0;
+
+	for (size_t i = 0; i < new->n_gpus && !err; i++) {
+		const struct reg_gpu *n = &new->gpus[i], *o = state_gpu(old, n->gpu);
+
+		if (o && !strcmp(o->service, n->service))
+			continue;
+		err = ops_add(l, KV_PUT, gpu_key(n->gpu), gpu_value(n), o ? o->mod_rev : KV_REV_ABSENT);
+	}
+	for (size_t i = 0; i < old->n_gpus && !err; i++)
+		if (!state_gpu(new, old->gpus[i].gpu))
+			err = ops_add(l, KV_DEL, gpu_key(old->gpus[i].gpu), NULL, old->gpus[i].mod_rev);
+	return err;
+}
+
 static void notify(struct registry *r)
 {
 	for (size_t i = 0; i < r->n_watchers; i++)
@@ -438,10 +527,14 @@ static int commit(struct registry *r, struct reg_state *new, struct verr *e)
 	int err;
 
 	err = state_validate(new, e);
+	if (!err && r->cap)
+		err = registry_admit(r->cap, &r->st, new, e);
 	if (!err)
 		err = diff_services(&r->st, new, &l);
 	if (!err)
 		err = diff_resv(&r->st, new, &l);
+	if (!err)
+		err = diff_gpus(&r->st, new, &l);
 	state_free(new);
 	if (err || !l.n)
 		goto out;
@@ -494,6 +587,29 @@ void registry_close(struct registry *r)
 	state_free(&r->st);
 	r->b->ops->free(r->b);
 	free(r);
+}
+
+void registry_set_capacity(struct registry *r, const struct capacity *cap)
+{
+	r->cap = cap;
+}
+
+int registry_admit_service(const struct registry *r, const char *name, struct verr *e)
+{
+	struct admit_svc *a;
+	int err;
+
+	if (!r->cap)
+		return 0;
+	a = calloc(r->st.n_svcs + 1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->st.n_svcs; i++)
+		a[i] = (struct admit_svc){ r->st.svcs[i].spec.name, &r->st.svcs[i].spec.res,
+					   !strcmp(r->st.svcs[i].spec.name, name) };
+	err = admission_check(r->cap, a, r->st.n_svcs, e);
+	free(a);
+	return err;
 }
 
 const struct reg_state *registry_state(const struct registry *r)

@@ -5,6 +5,7 @@
  * Model
  *   services/<name>            {"name", "ports", "origin": "file"|"api", "source"}
  *   reservations/<port>/<proto> {"service", "origin": "runtime"}
+ *   gpus/<id>                  {"service"}: which service a GPU is assigned to
  *   A service's ports come from its spec; runtime reservations (caelumctl port reserve,
  *   later the API and MCP) are separate keys so that a reload of services_dir never loses
  *   them. A (port, proto) has at most one owner across both.
@@ -92,11 +93,20 @@ struct reg_resv {
 	uint64_t mod_rev;
 };
 
+/* A GPU assigned to a service; stable across restarts (stored in the registry). */
+struct reg_gpu {
+	char gpu[GPU_ID_MAX + 1];
+	char service[SERVICE_NAME_MAX + 1];
+	uint64_t mod_rev;
+};
+
 struct reg_state {
 	struct reg_service *svcs; /* sorted by name */
 	size_t n_svcs;
 	struct reg_resv *resv; /* runtime reservations, sorted by (port, proto) */
 	size_t n_resv;
+	struct reg_gpu *gpus; /* GPU assignments, sorted by GPU id */
+	size_t n_gpus;
 	uint64_t rev;
 };
 
@@ -113,6 +123,12 @@ struct registry;
 typedef void (*registry_watch_cb)(void *ctx, const struct reg_state *st);
 
 int registry_open(struct registry_backend *b, struct registry **out, struct verr *e);
+/* Capacity for admission and GPU assignment (borrowed; NULL = no admission). */
+void registry_set_capacity(struct registry *r, const struct capacity *cap);
+/* The GPU's service, or NULL. */
+const char *registry_gpu_owner(const struct reg_state *st, const char *gpu);
+/* Would name fit next to every other registered service? (caelumctl run) */
+int registry_admit_service(const struct registry *r, const char *name, struct verr *e);
 void registry_close(struct registry *r);
 const struct reg_state *registry_state(const struct registry *r);
 const char *registry_backend_name(const struct registry *r);
@@ -136,5 +152,11 @@ int registry_sync_files(struct registry *r, const struct service_spec *specs, si
 int registry_reserve(struct registry *r, uint16_t port, uint8_t proto, const char *service,
 		     struct verr *e);
 int registry_release(struct registry *r, uint16_t port, uint8_t proto, struct verr *e);
+
+/* Internal (registry_admit.c): admission of new against capacity, and GPU assignment of
+ * new (stable: a service keeps the GPUs it had in old when they are still free). */
+int registry_admit(const struct capacity *cap, const struct reg_state *old,
+		   struct reg_state *new, struct verr *e);
+int reg_gpu_cmp(const void *a, const void *b);
 
 #endif /* CAELUM_REGISTRY_H */

@@ -16,6 +16,7 @@
 #include "registry.h"
 
 #define SERVICES_SUBDIR "caelum"
+#define CPU_SAMPLES 301 /* one per second: the longest window (300 s) plus one */
 
 struct svc_rt {
 	char name[SERVICE_NAME_MAX + 1];
@@ -26,6 +27,13 @@ struct svc_rt {
 	int wd; /* inotify watch on cgroup.events, -1 when none */
 	pid_t main_pid; /* as reported by caelumctl run */
 	uint64_t started_ns; /* realtime */
+	/* CPU usage window (resources.c): samples of (time, on-CPU ns), oldest at cpu_head. */
+	uint64_t cpu_t[CPU_SAMPLES], cpu_ns[CPU_SAMPLES];
+	unsigned int cpu_head, cpu_n;
+	uint64_t over_since_ns; /* usage above the reservation since, 0 = not above */
+	bool over_reported;
+	/* cgroup v2 limits written for cpus, memory_mb, tasks (resources.c) */
+	bool limit_written[3];
 };
 
 struct svcs {

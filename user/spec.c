@@ -11,7 +11,7 @@
 
 #define PORT_SLOTS (65536 * 2)
 
-static const char *const spec_keys[] = { "name", "ports", NULL };
+static const char *const spec_keys[] = { "name", "ports", "resources", NULL };
 
 bool service_name_valid(const char *s)
 {
@@ -112,6 +112,8 @@ int spec_from_json(struct json_object *obj, const char *file, struct service_spe
 		verr_add(e, file, "name", "missing required key");
 	if (json_object_object_get_ex(obj, "ports", &v))
 		parse_ports(v, file, s, e);
+	if (json_object_object_get_ex(obj, "resources", &v))
+		resources_parse(v, file, &s->res, e);
 	if (e->n + e->dropped == n0) {
 		/* Within one spec the file being parsed is the one to name. */
 		s->source = (char *)file;
@@ -298,6 +300,8 @@ struct json_object *spec_to_json(const struct service_spec *s)
 		json_object_array_add(ports, json_object_new_string(buf));
 	}
 	json_object_object_add(obj, "ports", ports);
+	if (spec_has_resources(s))
+		json_object_object_add(obj, "resources", resources_to_json(&s->res));
 	return obj;
 }
 
@@ -328,6 +332,13 @@ int spec_copy(struct service_spec *dst, const struct service_spec *src)
 	}
 	memcpy(dst->ports, src->ports, src->n_ports * sizeof(*dst->ports));
 	return 0;
+}
+
+bool spec_has_resources(const struct service_spec *s)
+{
+	static const struct spec_resources none;
+
+	return memcmp(&s->res, &none, sizeof(none)) != 0;
 }
 
 size_t spec_port_count(const struct service_spec *s)

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "capacity.h"
 #include "jsonv.h"
 #include "portrange.h"
 
@@ -21,6 +22,7 @@ struct service_spec {
 	struct port_range *ports; /* proto is IPPROTO_TCP or IPPROTO_UDP */
 	size_t n_ports;
 	char *source; /* the file it came from, NULL when applied through the API */
+	struct spec_resources res; /* all zero when the spec has no "resources" */
 };
 
 /* [a-z0-9][a-z0-9-]{0,62} */
@@ -39,6 +41,7 @@ struct json_object *spec_to_json(const struct service_spec *s);
 void spec_free(struct service_spec *s);
 void specs_free(struct service_spec *specs, size_t n);
 int spec_copy(struct service_spec *dst, const struct service_spec *src);
+bool spec_has_resources(const struct service_spec *s);
 /* Number of (port, proto) pairs the spec reserves. */
 size_t spec_port_count(const struct service_spec *s);
 

@@ -152,6 +152,7 @@ int status_collect(struct daemon *d, struct json_object **out)
 	json_object_object_add(o, "cgroup_root", json_object_new_string(d->cfg.cgroup_root));
 	json_object_object_add(o, "bpffs", json_object_new_string(d->cfg.bpffs));
 	json_object_array_add(comps, component_ports(d));
+	resources_status(d, comps);
 	json_object_object_add(o, "components", comps);
 	json_object_object_add(o, "maps", maps_json(d));
 	json_object_object_add(o, "policy", policy_json(d));

@@ -32,6 +32,10 @@
 #include <linux/bpf.h> /* struct bpf_spin_lock */
 #endif
 
+#ifndef __always_inline /* host builds of the shared decision predicates */
+#define __always_inline inline __attribute__((always_inline))
+#endif
+
 #define CAELUM_CGID_NONE 0ULL
 
 /* Bounds. */
@@ -43,6 +47,9 @@
 
 /* Component indices into caelum_config.mode[]. */
 #define CAELUM_COMP_PORTS 0
+#define CAELUM_COMP_DEVICES 1
+#define CAELUM_COMP_TASKS 2
+#define CAELUM_COMP_CPU 3
 #define CAELUM_COMP_MAX 8
 
 /* Component modes. UNSET (a zeroed config) is treated as ENFORCE: fail closed. */
@@ -53,6 +60,8 @@
 
 /* Event types. */
 #define CAELUM_EV_BIND_DENIED 1
+#define CAELUM_EV_DEVICE_DENIED 2
+#define CAELUM_EV_TASK_BUDGET 3
 
 /* Event actions. */
 #define CAELUM_ACT_DENIED 1
@@ -65,24 +74,56 @@
 /* Why a bind was refused. */
 #define CAELUM_REASON_RESERVED 1 /* the port is reserved by another service */
 #define CAELUM_REASON_MANAGED 2 /* the port lies in a managed range and nobody reserved it */
+#define CAELUM_REASON_ASSIGNED 3 /* the device is assigned to another service */
+#define CAELUM_REASON_UNASSIGNED 4 /* the device is listed but assigned to nobody */
+
+/* Device access bits as in the kernel's BPF_DEVCG_ACC_* (cgroup/dev programs). */
+#define CAELUM_DEV_ACC_MKNOD 1
+#define CAELUM_DEV_ACC_READ 2
+#define CAELUM_DEV_ACC_WRITE 4
+
+/* Per-type payloads of struct caelum_event. */
+struct caelum_ev_bind {
+	__u16 port; /* host byte order */
+	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 family; /* AF_INET or AF_INET6 */
+	__u8 addr[16]; /* bind address: IPv4 in the first 4 bytes, or IPv6 */
+	__u8 pad[4];
+};
+
+struct caelum_ev_dev {
+	__u32 major;
+	__u32 minor;
+	__u32 access; /* BPF_DEVCG_ACC_* bits */
+	__u32 dev_type; /* BPF_DEVCG_DEV_CHAR or BPF_DEVCG_DEV_BLOCK */
+	__u8 pad[8];
+};
+
+struct caelum_ev_task {
+	__u64 live; /* live tasks of the service after the fork */
+	__u64 budget; /* its budget */
+	__u32 killed; /* 1: the new task was sent SIGKILL */
+	__u32 pad;
+};
 
 struct caelum_event {
-	__u64 time_ns; /* bpf_ktime_get_ns() of the (first) occurrence */
+	__u64 time_ns; /* bpf_ktime_get_ns() of the (latest) occurrence */
 	__u64 cgroup_id; /* cgroup of the offending task */
 	__u64 svc_cgid; /* service cgroup of the offender or CAELUM_CGID_NONE */
-	__u64 owner_cgid; /* service cgroup owning the port or CAELUM_CGID_NONE */
+	__u64 owner_cgid; /* service cgroup owning the resource or CAELUM_CGID_NONE */
 	__u32 type; /* CAELUM_EV_* */
 	__u32 action; /* CAELUM_ACT_* */
 	__u32 pid; /* tgid of the (last) offender */
 	__u32 count; /* occurrences this record stands for */
-	__u16 port; /* host byte order */
-	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
-	__u8 family; /* AF_INET or AF_INET6 */
 	__u8 flags; /* CAELUM_EVF_* */
 	__u8 reason; /* CAELUM_REASON_* */
-	__u8 pad[2];
-	__u8 addr[16]; /* bind address: IPv4 in the first 4 bytes, or IPv6 */
+	__u8 pad[6];
 	char comm[CAELUM_COMM_LEN];
+	union {
+		struct caelum_ev_bind bind; /* CAELUM_EV_BIND_DENIED */
+		struct caelum_ev_dev dev; /* CAELUM_EV_DEVICE_DENIED */
+		struct caelum_ev_task task; /* CAELUM_EV_TASK_BUDGET */
+	};
 };
 
 /* Indices into cm_stats (per-CPU __u64 counters). */
@@ -92,6 +133,7 @@ struct caelum_event {
 #define CAELUM_STAT_RB_LOST_FIRST 3 /* ring buffer full: first event lost */
 #define CAELUM_STAT_RB_LOST_FOLLOWUP 4 /* ring buffer full: follow-up lost (count too) */
 #define CAELUM_STAT_AGG_FULL 5 /* aggregation table full: event sent unfolded */
+#define CAELUM_STAT_TASK_STORAGE 6 /* task storage could not be created: task uncounted */
 #define CAELUM_STAT_MAX 8
 
 /* Single entry of cm_config (ARRAY, key 0). Written by caelumd, read by every program. */
@@ -109,12 +151,14 @@ struct caelum_service {
 
 #define CAELUM_SVC_F_REGISTERED 0x01
 
-/* Key of cm_agg (HASH): what makes two events identical. */
+/*
+ * Key of cm_agg (HASH): what makes two events identical. subject is per type:
+ * bind: port | proto << 16; device: major << 32 | minor; task budget: 0.
+ */
 struct caelum_agg_key {
 	__u64 cgroup_id;
-	__u16 port;
-	__u8 proto;
-	__u8 type;
+	__u64 subject;
+	__u32 type;
 	__u32 pad;
 };
 

@@ -59,10 +59,6 @@ struct caelum_port_rule {
  * not that deep). An owner of CAELUM_CGID_NONE matches nobody, so a reservation whose owner
  * could not be resolved denies everyone instead of allowing shallow tasks.
  */
-#ifndef __always_inline
-#define __always_inline inline __attribute__((always_inline))
-#endif
-
 static __always_inline int caelum_port_owner_match(const struct caelum_port_rule *rule,
 						   __u64 ancestor)
 {

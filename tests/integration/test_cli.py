@@ -73,11 +73,15 @@ class Shapes(CaelumTest):
     def test_map_and_prog_show(self):
         maps = {m["name"]: m for m in self.e.ok("map", "show")}
         self.assertEqual(set(maps), {"cm_events", "cm_stats", "cm_config", "cm_services",
-                                     "cm_agg", "cm_port_outer", "cm_port_rules"})
+                                     "cm_agg", "cm_port_outer", "cm_port_rules", "cm_devices",
+                                     "cm_task_svc", "cm_task_live", "cm_task_budget",
+                                     "cm_cpu_time"})
         self.assertEqual(maps["cm_port_rules"]["max_entries"], 131072)
         progs = self.e.ok("prog", "show")
-        self.assertEqual({p["attach_type"] for p in progs},
-                         {"cgroup_inet4_bind", "cgroup_inet6_bind"})
+        self.assertEqual({p.get("attach_type") or p["tracepoint"] for p in progs},
+                         {"cgroup_inet4_bind", "cgroup_inet6_bind", "cgroup_device",
+                          "sched_process_fork", "sched_process_exit", "cgroup_attach_task",
+                          "sched_switch"})
         for p in progs:
             self.assertIn("run_time_ns", p)
             self.assertIn("run_cnt", p)

@@ -134,14 +134,17 @@ class Reload(CaelumTest):
 
 
 class Restart(CaelumTest):
+    CGROUP_LINKS = ("cm_bind4", "cm_bind6", "cm_dev")
+    TRACING_LINKS = ("cm_task_fork", "cm_task_exit", "cm_task_move", "cm_sched_switch")
+
     def links(self, e):
-        return {l["attach_type"]: l for l in e.ok("link", "show")}
+        return {os.path.basename(l["pinned"]): l for l in e.ok("link", "show")}
 
     def test_sigkill_keeps_enforcement_and_restart_reuses_links(self):
         e = self.env("restart", services={"alpha": ["8100/tcp"]})
         other = e.cgroup("other")
         before = self.links(e)
-        self.assertEqual(len(before), 2)
+        self.assertEqual(sorted(before), sorted(self.CGROUP_LINKS + self.TRACING_LINKS))
         e.stop(signal.SIGKILL)
         # Daemon gone: still enforced, and the denial is not lost.
         self.assertDenied(e, other, 8100)
@@ -149,18 +152,27 @@ class Restart(CaelumTest):
         self.assertEqual(e.ctl("status").rc, 69)
         e.start()
         after = self.links(e)
-        for t in before:
+        self.assertEqual(sorted(after), sorted(before))
+        for t in self.CGROUP_LINKS:
             self.assertEqual(after[t]["id"], before[t]["id"], "link replaced, not re-created")
             self.assertNotEqual(after[t]["prog_id"], before[t]["prog_id"], "program swapped in")
-        # Exactly one program per hook at the root: no duplicate attachment.
+        for t in self.TRACING_LINKS:  # tracing links cannot be updated: new link, old detached
+            self.assertNotEqual(after[t]["id"], before[t]["id"])
+            self.assertFalse(after[t]["defunct"])
+        # Exactly one program per hook: no duplicate attachment.
         progs = e.ok("prog", "show")
-        self.assertEqual(len(progs), 2)
+        self.assertEqual(len(progs), 7)
         self.assertTrue(all(p["attached"] for p in progs))
         out = subprocess.run(["bpftool", "-j", "cgroup", "show", e.root], capture_output=True,
                              text=True).stdout
         attached = json.loads(out) if out.strip() else []
         self.assertEqual(sorted(a["attach_type"] for a in attached),
-                         ["cgroup_inet4_bind", "cgroup_inet6_bind"])
+                         ["cgroup_device", "cgroup_inet4_bind", "cgroup_inet6_bind"])
+        raw = subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True,
+                             text=True).stdout
+        ours = {l["prog_id"] for l in after.values()}
+        live = [l for l in json.loads(raw) if l.get("prog_id") in ours]
+        self.assertEqual(len(live), 7, "the old tracing links are gone")
         self.assertDenied(e, other, 8100)
         evs = e.wait_event(lambda ev: ev["port"] == 8100, type="bind_denied")
         self.assertTrue(evs, "the denial made while caelumd was down is read after restart")
@@ -198,7 +210,7 @@ class Restart(CaelumTest):
         e.write_config(dict(e.config, cgroup_root=newroot))
         e.start()
         after = self.links(e)
-        for t in first:
+        for t in self.CGROUP_LINKS:
             self.assertNotEqual(after[t]["id"], first[t]["id"])
         out = subprocess.run(["bpftool", "-j", "cgroup", "show", e.root], capture_output=True,
                              text=True).stdout
@@ -216,8 +228,8 @@ class Teardown(CaelumTest):
         e.stop()
         self.assertDenied(e, other, 8100)
         r = e.ok("teardown")
-        self.assertEqual(len(r["links_detached"]), 2)
-        self.assertEqual(len(r["maps_unpinned"]), 6)
+        self.assertEqual(len(r["links_detached"]), 7)
+        self.assertEqual(len(r["maps_unpinned"]), 11)
         self.assertAllowed(e, other, 8100)
         self.assertFalse(os.path.exists(e.bpffs))
         self.assertEqual(e.ok("link", "show"), [])

@@ -14,13 +14,15 @@
 #include <cmocka.h>
 
 #include "caelum/common.h"
+#include "caelum/devices.h"
 #include "caelum/ports.h"
+#include "caelum/tasks.h"
 
 #define ABI_SIZE(type, size) _Static_assert(sizeof(struct type) == (size), #type " size")
 #define ABI_OFF(type, field, off)                                                                  \
 	_Static_assert(offsetof(struct type, field) == (off), #type "." #field " offset")
 
-ABI_SIZE(caelum_event, 88);
+ABI_SIZE(caelum_event, 96);
 ABI_OFF(caelum_event, time_ns, 0);
 ABI_OFF(caelum_event, cgroup_id, 8);
 ABI_OFF(caelum_event, svc_cgid, 16);
@@ -29,14 +31,33 @@ ABI_OFF(caelum_event, type, 32);
 ABI_OFF(caelum_event, action, 36);
 ABI_OFF(caelum_event, pid, 40);
 ABI_OFF(caelum_event, count, 44);
-ABI_OFF(caelum_event, port, 48);
-ABI_OFF(caelum_event, proto, 50);
-ABI_OFF(caelum_event, family, 51);
-ABI_OFF(caelum_event, flags, 52);
-ABI_OFF(caelum_event, reason, 53);
-ABI_OFF(caelum_event, pad, 54);
-ABI_OFF(caelum_event, addr, 56);
-ABI_OFF(caelum_event, comm, 72);
+ABI_OFF(caelum_event, flags, 48);
+ABI_OFF(caelum_event, reason, 49);
+ABI_OFF(caelum_event, pad, 50);
+ABI_OFF(caelum_event, comm, 56);
+ABI_OFF(caelum_event, bind, 72);
+ABI_OFF(caelum_event, dev, 72);
+ABI_OFF(caelum_event, task, 72);
+
+ABI_SIZE(caelum_ev_bind, 24);
+ABI_OFF(caelum_ev_bind, port, 0);
+ABI_OFF(caelum_ev_bind, proto, 2);
+ABI_OFF(caelum_ev_bind, family, 3);
+ABI_OFF(caelum_ev_bind, addr, 4);
+ABI_OFF(caelum_ev_bind, pad, 20);
+
+ABI_SIZE(caelum_ev_dev, 24);
+ABI_OFF(caelum_ev_dev, major, 0);
+ABI_OFF(caelum_ev_dev, minor, 4);
+ABI_OFF(caelum_ev_dev, access, 8);
+ABI_OFF(caelum_ev_dev, dev_type, 12);
+ABI_OFF(caelum_ev_dev, pad, 16);
+
+ABI_SIZE(caelum_ev_task, 24);
+ABI_OFF(caelum_ev_task, live, 0);
+ABI_OFF(caelum_ev_task, budget, 8);
+ABI_OFF(caelum_ev_task, killed, 16);
+ABI_OFF(caelum_ev_task, pad, 20);
 
 ABI_SIZE(caelum_config, 40);
 ABI_OFF(caelum_config, mode, 0);
@@ -47,14 +68,13 @@ ABI_SIZE(caelum_service, 8);
 ABI_OFF(caelum_service, flags, 0);
 ABI_OFF(caelum_service, pad, 4);
 
-ABI_SIZE(caelum_agg_key, 16);
+ABI_SIZE(caelum_agg_key, 24);
 ABI_OFF(caelum_agg_key, cgroup_id, 0);
-ABI_OFF(caelum_agg_key, port, 8);
-ABI_OFF(caelum_agg_key, proto, 10);
-ABI_OFF(caelum_agg_key, type, 11);
-ABI_OFF(caelum_agg_key, pad, 12);
+ABI_OFF(caelum_agg_key, subject, 8);
+ABI_OFF(caelum_agg_key, type, 16);
+ABI_OFF(caelum_agg_key, pad, 20);
 
-ABI_SIZE(caelum_agg_val, 112);
+ABI_SIZE(caelum_agg_val, 120);
 ABI_OFF(caelum_agg_val, lock, 0);
 ABI_OFF(caelum_agg_val, pad, 4);
 ABI_OFF(caelum_agg_val, start_ns, 8);
@@ -76,12 +96,31 @@ ABI_OFF(caelum_port_rule, owner_level, 8);
 ABI_OFF(caelum_port_rule, flags, 10);
 ABI_OFF(caelum_port_rule, pad, 12);
 
+ABI_SIZE(caelum_dev_key, 16);
+ABI_OFF(caelum_dev_key, major, 0);
+ABI_OFF(caelum_dev_key, minor, 4);
+ABI_OFF(caelum_dev_key, type, 8);
+ABI_OFF(caelum_dev_key, pad, 12);
+
+ABI_SIZE(caelum_dev_rule, 16);
+ABI_OFF(caelum_dev_rule, owner_cgid, 0);
+ABI_OFF(caelum_dev_rule, owner_level, 8);
+ABI_OFF(caelum_dev_rule, flags, 10);
+ABI_OFF(caelum_dev_rule, gpu_index, 12);
+
+ABI_SIZE(caelum_task, 8);
+ABI_SIZE(caelum_task_live, 8);
+ABI_SIZE(caelum_cpu_cur, 16);
+ABI_OFF(caelum_cpu_cur, start_ns, 0);
+ABI_OFF(caelum_cpu_cur, svc_cgid, 8);
+
 /* Field widths that the decoding in user/events.c and the BPF side rely on. */
-_Static_assert(sizeof(((struct caelum_event *)0)->addr) == 16, "addr holds an IPv6 address");
+_Static_assert(sizeof(((struct caelum_ev_bind *)0)->addr) == 16, "addr holds an IPv6 address");
 _Static_assert(sizeof(((struct caelum_event *)0)->comm) == CAELUM_COMM_LEN, "comm");
 _Static_assert(sizeof(((struct caelum_config *)0)->mode) == CAELUM_COMP_MAX * 4, "modes");
 _Static_assert(CAELUM_CGID_NONE == 0, "no service is cgroup id 0");
 _Static_assert(CAELUM_MAX_PORT_RULES >= 65535 * 2, "every (port, proto) fits");
+_Static_assert(CAELUM_DEV_CHAR == 2, "BPF_DEVCG_DEV_CHAR");
 
 struct abi_size {
 	const char *name;
@@ -101,9 +140,12 @@ struct abi_off {
 static void test_sizes(void **state)
 {
 	static const struct abi_size sizes[] = {
-		SZ(caelum_event, 88),	SZ(caelum_config, 40),	  SZ(caelum_service, 8),
-		SZ(caelum_agg_key, 16), SZ(caelum_agg_val, 112),  SZ(caelum_agg_flush_args, 8),
-		SZ(caelum_port_key, 4), SZ(caelum_port_rule, 16),
+		SZ(caelum_event, 96),	   SZ(caelum_ev_bind, 24),	 SZ(caelum_ev_dev, 24),
+		SZ(caelum_ev_task, 24),	   SZ(caelum_config, 40),	 SZ(caelum_service, 8),
+		SZ(caelum_agg_key, 24),	   SZ(caelum_agg_val, 120),	 SZ(caelum_agg_flush_args, 8),
+		SZ(caelum_port_key, 4),	   SZ(caelum_port_rule, 16),	 SZ(caelum_dev_key, 16),
+		SZ(caelum_dev_rule, 16),   SZ(caelum_task, 8),		 SZ(caelum_task_live, 8),
+		SZ(caelum_cpu_cur, 16),
 	};
 
 	(void)state;
@@ -112,9 +154,10 @@ static void test_sizes(void **state)
 			fail_msg("sizeof(struct %s) = %zu, ABI says %zu", sizes[i].name,
 				 sizes[i].size, sizes[i].want);
 	/* no implicit padding: the fields add up to the size */
-	assert_int_equal(8 * 4 + 4 * 4 + 2 + 1 + 1 + 1 + 1 + 2 + 16 + CAELUM_COMM_LEN,
+	assert_int_equal(8 * 4 + 4 * 4 + 1 + 1 + 6 + CAELUM_COMM_LEN + 24,
 			 sizeof(struct caelum_event));
-	assert_int_equal(8 + 2 + 1 + 1 + 4, sizeof(struct caelum_agg_key));
+	assert_int_equal(2 + 1 + 1 + 16 + 4, sizeof(struct caelum_ev_bind));
+	assert_int_equal(8 + 8 + 4 + 4, sizeof(struct caelum_agg_key));
 	assert_int_equal(8 + 2 + 2 + 4, sizeof(struct caelum_port_rule));
 	assert_int_equal(2 + 1 + 1, sizeof(struct caelum_port_key));
 	assert_int_equal(4 + 4 + 8 + 8 + sizeof(struct caelum_event),
@@ -124,46 +167,16 @@ static void test_sizes(void **state)
 static void test_offsets(void **state)
 {
 	static const struct abi_off offs[] = {
-		OFF(caelum_event, time_ns, 0),
-		OFF(caelum_event, cgroup_id, 8),
-		OFF(caelum_event, svc_cgid, 16),
-		OFF(caelum_event, owner_cgid, 24),
-		OFF(caelum_event, type, 32),
-		OFF(caelum_event, action, 36),
-		OFF(caelum_event, pid, 40),
-		OFF(caelum_event, count, 44),
-		OFF(caelum_event, port, 48),
-		OFF(caelum_event, proto, 50),
-		OFF(caelum_event, family, 51),
-		OFF(caelum_event, flags, 52),
-		OFF(caelum_event, reason, 53),
-		OFF(caelum_event, pad, 54),
-		OFF(caelum_event, addr, 56),
-		OFF(caelum_event, comm, 72),
-		OFF(caelum_config, mode, 0),
-		OFF(caelum_config, svc_level, 32),
-		OFF(caelum_config, pad, 36),
-		OFF(caelum_service, flags, 0),
-		OFF(caelum_service, pad, 4),
-		OFF(caelum_agg_key, cgroup_id, 0),
-		OFF(caelum_agg_key, port, 8),
-		OFF(caelum_agg_key, proto, 10),
-		OFF(caelum_agg_key, type, 11),
-		OFF(caelum_agg_key, pad, 12),
-		OFF(caelum_agg_val, lock, 0),
-		OFF(caelum_agg_val, pad, 4),
-		OFF(caelum_agg_val, start_ns, 8),
-		OFF(caelum_agg_val, count, 16),
-		OFF(caelum_agg_val, last, 24),
-		OFF(caelum_agg_flush_args, flushed, 0),
-		OFF(caelum_agg_flush_args, removed, 4),
-		OFF(caelum_port_key, port, 0),
-		OFF(caelum_port_key, proto, 2),
-		OFF(caelum_port_key, pad, 3),
-		OFF(caelum_port_rule, owner_cgid, 0),
-		OFF(caelum_port_rule, owner_level, 8),
-		OFF(caelum_port_rule, flags, 10),
-		OFF(caelum_port_rule, pad, 12),
+		OFF(caelum_event, time_ns, 0),	     OFF(caelum_event, cgroup_id, 8),
+		OFF(caelum_event, svc_cgid, 16),     OFF(caelum_event, owner_cgid, 24),
+		OFF(caelum_event, type, 32),	     OFF(caelum_event, action, 36),
+		OFF(caelum_event, pid, 40),	     OFF(caelum_event, count, 44),
+		OFF(caelum_event, flags, 48),	     OFF(caelum_event, reason, 49),
+		OFF(caelum_event, comm, 56),	     OFF(caelum_event, bind, 72),
+		OFF(caelum_ev_bind, addr, 4),	     OFF(caelum_ev_dev, access, 8),
+		OFF(caelum_ev_task, killed, 16),     OFF(caelum_agg_key, subject, 8),
+		OFF(caelum_agg_val, last, 24),	     OFF(caelum_port_rule, flags, 10),
+		OFF(caelum_dev_rule, gpu_index, 12), OFF(caelum_cpu_cur, svc_cgid, 8),
 	};
 
 	(void)state;
@@ -173,7 +186,6 @@ static void test_offsets(void **state)
 				 offs[i].want);
 }
 
-/* values[] are pairwise different */
 static void assert_distinct(const char *what, const unsigned long long *v, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -208,7 +220,8 @@ static void test_constants(void **state)
 	};
 	static const unsigned long long actions[] = { 0, CAELUM_ACT_DENIED, CAELUM_ACT_AUDITED };
 	static const unsigned long long reasons[] = { 0, CAELUM_REASON_RESERVED,
-						      CAELUM_REASON_MANAGED };
+						      CAELUM_REASON_MANAGED, CAELUM_REASON_ASSIGNED,
+						      CAELUM_REASON_UNASSIGNED };
 	static const unsigned long long evflags[] = { CAELUM_EVF_FOLLOWUP,
 						      CAELUM_EVF_UNAGGREGATED };
 	static const unsigned long long portflags[] = { CAELUM_PORT_F_RESERVED,

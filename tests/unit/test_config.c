@@ -108,7 +108,7 @@ static const struct bad_case bad_cases[] = {
 	{ "{\"components\": {\"ports\": \"loud\"}}",
 	  LABEL ": components.ports: invalid mode \"loud\" (expected enforce, audit or off)" },
 	{ "{\"components\": {\"files\": \"audit\"}}",
-	  LABEL ": components.files: unknown component (known: ports)" },
+	  LABEL ": components.files: unknown component (known: ports, devices, tasks, cpu)" },
 	/* host names */
 	{ "{\"host\": \"-node\"}", LABEL ": host: invalid host name \"-node\"" },
 	{ "{\"host\": \"node-\"}", LABEL ": host: invalid host name \"node-\"" },
@@ -521,7 +521,11 @@ static void test_names(void **state)
 	assert_string_equal(component_name(CAELUM_COMP_PORTS), "ports");
 	assert_string_equal(component_name(-1), "unknown");
 	assert_string_equal(component_name(component_count()), "unknown");
-	assert_int_equal(component_count(), 1);
+	assert_int_equal(component_parse("devices"), CAELUM_COMP_DEVICES);
+	assert_int_equal(component_parse("tasks"), CAELUM_COMP_TASKS);
+	assert_int_equal(component_parse("cpu"), CAELUM_COMP_CPU);
+	assert_string_equal(component_name(CAELUM_COMP_CPU), "cpu");
+	assert_int_equal(component_count(), 4);
 }
 
 static void test_config_path(void **state)

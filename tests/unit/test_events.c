@@ -222,11 +222,11 @@ static void test_kernel_v4_denied(void **state)
 		.action = CAELUM_ACT_DENIED,
 		.pid = 4242,
 		.count = 1,
-		.port = 8150,
-		.proto = IPPROTO_TCP,
-		.family = AF_INET,
+		.bind.port = 8150,
+		.bind.proto = IPPROTO_TCP,
+		.bind.family = AF_INET,
 		.reason = CAELUM_REASON_MANAGED,
-		.addr = { 127, 0, 0, 1 },
+		.bind.addr = { 127, 0, 0, 1 },
 		.comm = "nc",
 	};
 	uint64_t want_time = now_ns(CLOCK_REALTIME) - 2000000000ULL;
@@ -268,16 +268,16 @@ static void test_kernel_v6_audited_followup(void **state)
 		.action = CAELUM_ACT_AUDITED,
 		.pid = 7,
 		.count = 49,
-		.port = 9000,
-		.proto = IPPROTO_UDP,
-		.family = AF_INET6,
+		.bind.port = 9000,
+		.bind.proto = IPPROTO_UDP,
+		.bind.family = AF_INET6,
 		.flags = CAELUM_EVF_FOLLOWUP,
 		.reason = CAELUM_REASON_RESERVED,
 	};
 	uint64_t want_time = now_ns(CLOCK_REALTIME);
 	struct json_object *e;
 
-	assert_int_equal(inet_pton(AF_INET6, "2001:db8::1", k.addr), 1);
+	assert_int_equal(inet_pton(AF_INET6, "2001:db8::1", k.bind.addr), 1);
 	memcpy(k.comm, "abcdefghijklmnop", CAELUM_COMM_LEN); /* 16 bytes, no NUL */
 	assert_int_equal(events_from_kernel(f->ev, &k, sizeof(k)), 0);
 	e = last_event(f);
@@ -316,9 +316,9 @@ static void test_kernel_unaggregated_unknown_service(void **state)
 		.type = CAELUM_EV_BIND_DENIED,
 		.action = CAELUM_ACT_DENIED,
 		.count = 1,
-		.port = 1,
-		.proto = IPPROTO_TCP,
-		.family = AF_INET6,
+		.bind.port = 1,
+		.bind.proto = IPPROTO_TCP,
+		.bind.family = AF_INET6,
 		.flags = CAELUM_EVF_UNAGGREGATED,
 		.reason = CAELUM_REASON_RESERVED,
 	};
@@ -583,7 +583,7 @@ static void test_subscribers(void **state)
 	/* a kernel record reaches subscribers too */
 	idb = events_subscribe(f->ev, on_event, &b);
 	{
-		struct caelum_event k = { .type = CAELUM_EV_BIND_DENIED, .count = 1, .port = 5 };
+		struct caelum_event k = { .type = CAELUM_EV_BIND_DENIED, .count = 1, .bind.port = 5 };
 
 		assert_int_equal(events_from_kernel(f->ev, &k, sizeof(k)), 0);
 	}

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Loader and reader for bpf/cpu.bpf.c: on-CPU time per service. */
+#ifndef CAELUM_USER_CPU_H
+#define CAELUM_USER_CPU_H
+
+#include <stdint.h>
+
+#include "bpfpin.h"
+
+struct cpu;
+
+int cpu_load(const struct bpf_env *env, struct cpu **out);
+int cpu_attach(struct cpu *c, const struct bpf_env *env);
+/* Nanoseconds the service's tasks spent on CPU since counting began (all CPUs). */
+uint64_t cpu_time_ns(const struct cpu *c, uint64_t svc_cgid);
+int cpu_prog_fd(const struct cpu *c, const char **name);
+int cpu_link_fd(const struct cpu *c);
+const char *cpu_link_outcome(const struct cpu *c);
+void cpu_close(struct cpu *c);
+
+#endif /* CAELUM_USER_CPU_H */

@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "caelum/devices.h"
+#include "devices.h"
+#include "devices.skel.h"
+#include "log.h"
+
+struct devices {
+	struct devices_bpf *skel;
+	int link_fd;
+	enum link_outcome outcome;
+};
+
+int devices_load(const struct bpf_env *env, struct devices **out)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = env->maps);
+	struct devices *d = calloc(1, sizeof(*d));
+	int err;
+
+	if (!d)
+		return -ENOMEM;
+	d->link_fd = -1;
+	d->skel = devices_bpf__open_opts(&opts);
+	if (!d->skel) {
+		err = -errno;
+		p_err("failed to open BPF object 'devices': %s", strerror(errno));
+		goto err;
+	}
+	err = bpf_env_size_shared(env, d->skel->obj);
+	if (!err)
+		err = devices_bpf__load(d->skel);
+	if (err) {
+		p_err("failed to load BPF object 'devices': %s", strerror(-err));
+		goto err;
+	}
+	*out = d;
+	return 0;
+err:
+	devices_close(d);
+	return err;
+}
+
+int devices_attach(struct devices *d, const struct bpf_env *env)
+{
+	int fd;
+
+	fd = link_install(env, bpf_program__name(d->skel->progs.cm_dev),
+			  bpf_program__fd(d->skel->progs.cm_dev), BPF_CGROUP_DEVICE, &d->outcome);
+	if (fd < 0)
+		return fd;
+	if (d->link_fd >= 0)
+		close(d->link_fd);
+	d->link_fd = fd;
+	return 0;
+}
+
+/* The rule for one GPU: its owner if assigned (and resolvable), else listed only. */
+static void gpu_rule(const struct capacity *cap, size_t g, const struct reg_state *st,
+		     svc_ident_fn ident, void *ctx, struct caelum_dev_rule *r)
+{
+	const char *owner = registry_gpu_owner(st, cap->gpus[g].id);
+	uint64_t cgid = CAELUM_CGID_NONE;
+	uint16_t level = 0;
+
+	memset(r, 0, sizeof(*r));
+	r->gpu_index = (__u32)g;
+	if (owner)
+		ident(ctx, owner, &cgid, &level);
+	if (cgid == CAELUM_CGID_NONE)
+		return;
+	r->owner_cgid = cgid;
+	r->owner_level = level;
+	r->flags = CAELUM_DEV_F_ASSIGNED;
+}
+
+static bool key_listed(const struct capacity *cap, const struct caelum_dev_key *k)
+{
+	for (size_t g = 0; g < cap->n_gpus; g++)
+		for (size_t i = 0; i < cap->gpus[g].n_dev; i++)
+			if (cap->gpus[g].dev[i].major == k->major &&
+			    cap->gpus[g].dev[i].minor == k->minor && k->type == CAELUM_DEV_CHAR)
+				return true;
+	return false;
+}
+
+/* Entries for devices no longer configured. */
+static void prune(int fd, const struct capacity *cap)
+{
+	struct caelum_dev_key key, next, *prev = NULL;
+
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		key = next;
+		prev = &key;
+		if (!key_listed(cap, &key)) {
+			bpf_map_delete_elem(fd, &key);
+			prev = NULL;
+		}
+	}
+}
+
+int devices_sync(struct devices *d, const struct capacity *cap, const struct reg_state *st,
+		 svc_ident_fn ident, void *ctx)
+{
+	int fd = bpf_map__fd(d->skel->maps.cm_devices);
+
+	for (size_t g = 0; g < cap->n_gpus; g++) {
+		struct caelum_dev_rule rule;
+
+		gpu_rule(cap, g, st, ident, ctx, &rule);
+		for (size_t i = 0; i < cap->gpus[g].n_dev; i++) {
+			struct caelum_dev_key k = { .major = cap->gpus[g].dev[i].major,
+						    .minor = cap->gpus[g].dev[i].minor,
+						    .type = CAELUM_DEV_CHAR };
+
+			if (bpf_map_update_elem(fd, &k, &rule, BPF_ANY)) {
+				p_err("failed to update cm_devices for %s: %s",
+				      cap->gpus[g].dev[i].path, strerror(errno));
+				return -errno;
+			}
+		}
+	}
+	prune(fd, cap);
+	return 0;
+}
+
+int devices_prog_fd(const struct devices *d, const char **name, int *attach_type)
+{
+	*name = bpf_program__name(d->skel->progs.cm_dev);
+	*attach_type = BPF_CGROUP_DEVICE;
+	return bpf_program__fd(d->skel->progs.cm_dev);
+}
+
+int devices_link_fd(const struct devices *d)
+{
+	return d->link_fd;
+}
+
+const char *devices_link_outcome(const struct devices *d)
+{
+	return link_outcome_name(d->outcome);
+}
+
+int devices_map_fd(const struct devices *d)
+{
+	return bpf_map__fd(d->skel->maps.cm_devices);
+}
+
+void devices_close(struct devices *d)
+{
+	if (!d)
+		return;
+	if (d->link_fd >= 0)
+		close(d->link_fd);
+	devices_bpf__destroy(d->skel);
+	free(d);
+}

@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "caelum/tasks.h"
+#include "log.h"
+#include "tasks.h"
+#include "tasks.skel.h"
+
+struct tasks {
+	struct tasks_bpf *skel;
+	int link_fd[TASKS_NPROGS];
+	enum link_outcome outcome[TASKS_NPROGS];
+};
+
+static struct bpf_program *prog_at(const struct tasks *t, int idx)
+{
+	switch (idx) {
+	case 0:
+		return t->skel->progs.cm_task_fork;
+	case 1:
+		return t->skel->progs.cm_task_exit;
+	default:
+		return t->skel->progs.cm_task_move;
+	}
+}
+
+int tasks_load(const struct bpf_env *env, struct tasks **out)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = env->maps);
+	struct tasks *t = calloc(1, sizeof(*t));
+	int err;
+
+	if (!t)
+		return -ENOMEM;
+	for (int i = 0; i < TASKS_NPROGS; i++)
+		t->link_fd[i] = -1;
+	t->skel = tasks_bpf__open_opts(&opts);
+	if (!t->skel) {
+		err = -errno;
+		p_err("failed to open BPF object 'tasks': %s", strerror(errno));
+		goto err;
+	}
+	err = bpf_env_size_shared(env, t->skel->obj);
+	if (!err)
+		err = tasks_bpf__load(t->skel);
+	if (err) {
+		p_err("failed to load BPF object 'tasks': %s (needs tp_btf and the kfunc bpf_send_signal_task, Linux >= 6.13)",
+		      strerror(-err));
+		goto err;
+	}
+	*out = t;
+	return 0;
+err:
+	tasks_close(t);
+	return err;
+}
+
+int tasks_attach(struct tasks *t, const struct bpf_env *env)
+{
+	for (int i = 0; i < TASKS_NPROGS; i++) {
+		struct bpf_program *p = prog_at(t, i);
+		int fd = link_install_tracing(env, bpf_program__name(p), bpf_program__fd(p),
+					      &t->outcome[i]);
+
+		if (fd < 0)
+			return fd;
+		if (t->link_fd[i] >= 0)
+			close(t->link_fd[i]);
+		t->link_fd[i] = fd;
+	}
+	return 0;
+}
+
+int tasks_scan(struct tasks *t)
+{
+	struct bpf_link *link;
+	char buf[256];
+	int fd, err = 0;
+
+	link = bpf_program__attach_iter(t->skel->progs.cm_task_scan, NULL);
+	if (!link)
+		return -errno;
+	fd = bpf_iter_create(bpf_link__fd(link));
+	if (fd < 0) {
+		err = -errno;
+		goto out;
+	}
+	/* Reading drives the iterator over every task; it prints nothing. */
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	close(fd);
+out:
+	bpf_link__destroy(link);
+	return err;
+}
+
+/* Budgets of services that are gone: remove. */
+static void budgets_prune(int fd, const struct reg_state *st, svc_ident_fn ident, void *ctx)
+{
+	__u64 key, next, *prev = NULL;
+
+	while (!bpf_map_get_next_key(fd, prev, &next)) {
+		bool keep = false;
+
+		key = next;
+		prev = &key;
+		for (size_t i = 0; i < st->n_svcs && !keep; i++) {
+			uint64_t cgid;
+			uint16_t level;
+
+			ident(ctx, st->svcs[i].spec.name, &cgid, &level);
+			keep = cgid == key && st->svcs[i].spec.res.tasks;
+		}
+		if (!keep) {
+			bpf_map_delete_elem(fd, &key);
+			prev = NULL;
+		}
+	}
+}
+
+int tasks_sync_budgets(struct tasks *t, const struct reg_state *st, svc_ident_fn ident,
+		       void *ctx)
+{
+	int fd = bpf_map__fd(t->skel->maps.cm_task_budget);
+
+	for (size_t i = 0; i < st->n_svcs; i++) {
+		__u64 budget = (__u64)st->svcs[i].spec.res.tasks;
+		uint64_t cgid;
+		uint16_t level;
+
+		ident(ctx, st->svcs[i].spec.name, &cgid, &level);
+		if (!budget || cgid == CAELUM_CGID_NONE)
+			continue;
+		if (bpf_map_update_elem(fd, &cgid, &budget, BPF_ANY)) {
+			p_err("failed to set task budget of '%s': %s", st->svcs[i].spec.name,
+			      strerror(errno));
+			return -errno;
+		}
+	}
+	budgets_prune(fd, st, ident, ctx);
+	return 0;
+}
+
+int64_t tasks_live(const struct tasks *t, uint64_t svc_cgid)
+{
+	struct caelum_task_live v;
+
+	if (bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.cm_task_live), &svc_cgid, &v))
+		return 0;
+	return v.live > 0 ? v.live : 0;
+}
+
+int tasks_prog_fd(const struct tasks *t, int idx, const char **name)
+{
+	*name = bpf_program__name(prog_at(t, idx));
+	return bpf_program__fd(prog_at(t, idx));
+}
+
+int tasks_link_fd(const struct tasks *t, int idx)
+{
+	return t->link_fd[idx];
+}
+
+const char *tasks_link_outcome(const struct tasks *t, int idx)
+{
+	return link_outcome_name(t->outcome[idx]);
+}
+
+void tasks_close(struct tasks *t)
+{
+	if (!t)
+		return;
+	for (int i = 0; i < TASKS_NPROGS; i++)
+		if (t->link_fd[i] >= 0)
+			close(t->link_fd[i]);
+	tasks_bpf__destroy(t->skel);
+	free(t);
+}
