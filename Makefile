@@ -120,8 +120,9 @@ test: deps
 	$(MAKE) unit integration
 
 bench: deps
-	$(MAKE) all $(BUILD)/bench/bind_bench
+	$(MAKE) all $(BUILD)/bench/bind_bench $(BUILD)/bench/sched_bench
 	$(BUILD)/bench/bind_bench
+	$(BUILD)/bench/sched_bench
 
 # The allow-all baseline program: same flags and skeleton rule as bpf/*.bpf.c.
 BENCH_SKELS := $(GEN)/allow.skel.h
@@ -132,6 +133,10 @@ $(GEN)/allow.bpf.o: bench/allow.bpf.c vmlinux/vmlinux.h | $(GEN)
 # Linked through $(BUILD)/libcaelum.a like the unit tests.
 $(BUILD)/bench/bind_bench: bench/bind_bench.c $(BUILD)/libcaelum.a $(BENCH_SKELS) user/*.h \
 			   include/caelum/*.h
+	mkdir -p $(BUILD)/bench
+	$(CC) $(CFLAGS) $< $(BUILD)/libcaelum.a $(LDFLAGS) $(LDLIBS) -o $@
+
+$(BUILD)/bench/sched_bench: bench/sched_bench.c $(BUILD)/libcaelum.a user/*.h include/caelum/*.h
 	mkdir -p $(BUILD)/bench
 	$(CC) $(CFLAGS) $< $(BUILD)/libcaelum.a $(LDFLAGS) $(LDLIBS) -o $@
 

@@ -1,21 +1,15 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * CPU accounting: on every context switch, the time the outgoing task spent on this CPU is
- * added to its service's per-CPU counter. No locks on the hot path: per-CPU state only.
- * Which service a task belongs to comes from the task storage kept by bpf/tasks.bpf.c.
+ * CPU accounting: on every context switch, the time the outgoing task spent on the CPU is
+ * added to its service's per-CPU counter. No locks on the hot path: this CPU's slot of a
+ * per-CPU map. Which service a task belongs to comes from the task storage kept by
+ * bpf/tasks.bpf.c.
  */
 #include "common.bpf.h"
 #include <bpf/bpf_tracing.h>
 #include "tasks.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct caelum_cpu_cur);
-} cm_cpu_cur SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -38,20 +32,22 @@ static __always_inline void cpu_charge(__u64 svc, __u64 ns)
 	*acc += ns; /* this CPU's slot: nobody else writes it */
 }
 
+/*
+ * The outgoing task's service is charged what the scheduler itself counted for it since
+ * the last switch-out (se.sum_exec_runtime is brought up to date before this tracepoint).
+ * Tasks outside services cost one storage lookup.
+ */
 SEC("tp_btf/sched_switch")
 int BPF_PROG(cm_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
-	__u32 zero = 0;
-	struct caelum_cpu_cur *cur = bpf_map_lookup_elem(&cm_cpu_cur, &zero);
-	struct caelum_task *ts;
-	__u64 now = bpf_ktime_get_ns();
+	struct caelum_task *ts = bpf_task_storage_get(&cm_task_svc, prev, 0, 0);
+	__u64 runtime;
 
-	if (!cur)
+	if (!ts || ts->cpu_svc == CAELUM_CGID_NONE)
 		return 0;
-	if (cur->svc_cgid != CAELUM_CGID_NONE && cur->start_ns && now > cur->start_ns)
-		cpu_charge(cur->svc_cgid, now - cur->start_ns);
-	ts = bpf_task_storage_get(&cm_task_svc, next, 0, 0);
-	cur->svc_cgid = ts ? ts->svc_cgid : CAELUM_CGID_NONE;
-	cur->start_ns = now;
+	runtime = prev->se.sum_exec_runtime;
+	if (runtime > ts->last_runtime)
+		cpu_charge(ts->cpu_svc, runtime - ts->last_runtime);
+	ts->last_runtime = runtime;
 	return 0;
 }

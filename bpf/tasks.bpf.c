@@ -89,8 +89,12 @@ static __always_inline bool task_recount(struct task_struct *t, __u64 svc, bool 
 		return false;
 	if (old != CAELUM_CGID_NONE)
 		live_add(old, -1);
-	if (svc != CAELUM_CGID_NONE)
+	if (svc != CAELUM_CGID_NONE) {
 		live_add(svc, 1);
+		/* CPU time is charged to svc from now on (bpf/cpu.bpf.c). */
+		ts->last_runtime = BPF_CORE_READ(t, se.sum_exec_runtime);
+		ts->cpu_svc = svc;
+	}
 	return true;
 }
 

@@ -42,12 +42,17 @@ void capacity_defaults(struct capacity *c)
 
 void milli_fmt(int64_t milli, char *buf, size_t len)
 {
-	if (milli % 1000 == 0)
-		snprintf(buf, len, "%lld", (long long)(milli / 1000));
-	else if (milli % 100 == 0)
-		snprintf(buf, len, "%lld.%lld", (long long)(milli / 1000), (long long)(milli % 1000 / 100));
-	else
-		snprintf(buf, len, "%lld.%03lld", (long long)(milli / 1000), (long long)(milli % 1000));
+	uint64_t m = milli < 0 ? -(uint64_t)milli : (uint64_t)milli;
+	unsigned int frac = (unsigned int)(m % 1000), digits = 3;
+
+	if (!frac) {
+		snprintf(buf, len, "%s%llu", milli < 0 ? "-" : "", (unsigned long long)(m / 1000));
+		return;
+	}
+	for (; frac % 10 == 0; frac /= 10) /* "0.25", not "0.250" */
+		digits--;
+	snprintf(buf, len, "%s%llu.%0*u", milli < 0 ? "-" : "", (unsigned long long)(m / 1000),
+		 (int)digits, frac);
 }
 
 /* A CPU amount: integer or fraction, at most milli precision, within [min, max]. */
@@ -332,8 +337,13 @@ struct json_object *resources_to_json(const struct spec_resources *r)
 {
 	struct json_object *o = json_object_new_object();
 
-	if (r->cpus_milli)
-		json_object_object_add(o, "cpus", json_object_new_double(r->cpus_milli / 1000.0));
+	if (r->cpus_milli) {
+		char s[32];
+
+		/* rendered as written ("2.345", not "2.3450000000000002") */
+		milli_fmt(r->cpus_milli, s, sizeof(s));
+		json_object_object_add(o, "cpus", json_object_new_double_s(r->cpus_milli / 1000.0, s));
+	}
 	if (r->memory_mb)
 		json_object_object_add(o, "memory_mb", json_object_new_int64(r->memory_mb));
 	if (r->tasks)
@@ -435,40 +445,60 @@ static void refuse(const struct admit_svc *s, enum dim d, int64_t used, int64_t 
 		 list);
 }
 
-static void admit_dim(const struct capacity *cap, const struct admit_svc *svcs, size_t n,
-		      enum dim d, struct verr *e)
+/* Does s fit next to what is admitted, in every dimension? Each dimension that does not is
+ * reported. */
+static bool fits(const struct admit_svc *s, const int64_t *used, const int64_t *total,
+		 struct holder **h, const size_t *nh, struct verr *e)
 {
-	struct holder *h = calloc(n + 1, sizeof(*h));
-	int64_t total = allocatable(cap, d), used = 0;
-	size_t nh = 0;
+	bool ok = true;
 
-	if (!h)
-		return;
-	/* Unchanged services first: they hold what they have (even past a capacity that shrank
-	 * since); then the changed ones, each refused if it does not fit. */
-	for (int pass = 0; pass < 2; pass++) {
-		for (size_t i = 0; i < n; i++) {
-			int64_t a = ask(svcs[i].res, d);
+	for (int d = 0; d < DIM_MAX; d++) {
+		int64_t a = ask(s->res, (enum dim)d);
 
-			if (svcs[i].changed != (pass == 1) || !a)
-				continue;
-			if (pass == 1 && used + a > total) {
-				refuse(&svcs[i], d, used, total, h, nh, e);
-				continue;
-			}
-			used += a;
-			h[nh++] = (struct holder){ svcs[i].name, a };
+		if (a && used[d] + a > total[d]) {
+			refuse(s, (enum dim)d, used[d], total[d], h[d], nh[d], e);
+			ok = false;
 		}
 	}
-	free(h);
+	return ok;
 }
 
 int admission_check(const struct capacity *cap, const struct admit_svc *svcs, size_t n,
 		    struct verr *e)
 {
-	size_t n0 = e->n + e->dropped;
+	struct holder *h[DIM_MAX] = { 0 };
+	int64_t used[DIM_MAX] = { 0 }, total[DIM_MAX];
+	size_t nh[DIM_MAX] = { 0 }, n0 = e->n + e->dropped;
+	int err = 0;
 
+	for (int d = 0; d < DIM_MAX; d++) {
+		total[d] = allocatable(cap, (enum dim)d);
+		h[d] = calloc(n + 1, sizeof(*h[d]));
+		if (!h[d])
+			err = -ENOMEM;
+	}
+	/* Unchanged services first: they hold what they have (even past a capacity that shrank
+	 * since); then the changed ones, each admitted whole or refused whole (a refused one
+	 * takes nothing, in no dimension, from the ones after it). */
+	for (int pass = 0; pass < 2 && !err; pass++) {
+		for (size_t i = 0; i < n; i++) {
+			if (svcs[i].changed != (pass == 1))
+				continue;
+			if (pass == 1 && !fits(&svcs[i], used, total, h, nh, e))
+				continue;
+			for (int d = 0; d < DIM_MAX; d++) {
+				int64_t a = ask(svcs[i].res, (enum dim)d);
+
+				if (!a)
+					continue;
+				used[d] += a;
+				h[d][nh[d]++] = (struct holder){ svcs[i].name, a };
+			}
+		}
+	}
 	for (int d = 0; d < DIM_MAX; d++)
-		admit_dim(cap, svcs, n, (enum dim)d, e);
+		free(h[d]);
+	if (err)
+		return err;
 	return e->n + e->dropped == n0 ? 0 : -ENOSPC;
 }

@@ -75,52 +75,72 @@ static void unknown_gpu(const struct capacity *cap, const struct reg_service *s,
 		 cap->n_gpus ? known : "none");
 }
 
-/* Explicit ids: each must exist and be asked for by one service only. */
-static void take_explicit(const struct capacity *cap, const struct reg_state *new,
-			  const char **owner, struct verr *e)
+/* Explicit ids: each must exist and be asked for by one service only. Unchanged services
+ * first, so that a conflict is reported on the service being changed. */
+static void take_explicit(const struct capacity *cap, const struct reg_state *old,
+			  const struct reg_state *new, const char **owner, struct verr *e)
 {
-	for (size_t i = 0; i < new->n_svcs; i++) {
-		const struct reg_service *s = &new->svcs[i];
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < new->n_svcs; i++) {
+			const struct reg_service *s = &new->svcs[i];
 
-		for (size_t j = 0; j < s->spec.res.n_gpu_ids; j++) {
-			int g = cap_gpu_index(cap, s->spec.res.gpu_ids[j]);
-			char p[JV_PATH_MAX];
+			if (resources_changed(old, s) != (pass == 1))
+				continue;
+			for (size_t j = 0; j < s->spec.res.n_gpu_ids; j++) {
+				int g = cap_gpu_index(cap, s->spec.res.gpu_ids[j]);
+				char p[JV_PATH_MAX];
 
-			snprintf(p, sizeof(p), "resources.gpus[%zu]", j);
-			if (g < 0)
-				unknown_gpu(cap, s, j, e);
-			else if (owner[g])
-				verr_add(e, label(s), p, "GPU \"%s\" is also asked for by service '%s'",
-					 cap->gpus[g].id, owner[g]);
-			else
-				owner[g] = s->spec.name;
+				snprintf(p, sizeof(p), "resources.gpus[%zu]", j);
+				if (g < 0)
+					unknown_gpu(cap, s, j, e);
+				else if (owner[g])
+					verr_add(e, label(s), p,
+						 "GPU \"%s\" is also asked for by service '%s'",
+						 cap->gpus[g].id, owner[g]);
+				else
+					owner[g] = s->spec.name;
+			}
 		}
 	}
 }
 
-/* Counts: keep what the service had (if still free), then the lowest free ids. */
-static void take_counted(const struct capacity *cap, const struct reg_state *old,
-			 const struct reg_state *new, const char **owner)
+static int64_t gpus_counted(const struct reg_service *s)
 {
+	return s->spec.res.n_gpu_ids ? 0 : s->spec.res.gpu_count;
+}
+
+/* Counts: every service first keeps what it had (if still free), then the rest get the
+ * lowest free ids; in one loop a service sorted earlier would take a later one's GPU. */
+static int take_counted(const struct capacity *cap, const struct reg_state *old,
+			const struct reg_state *new, const char **owner)
+{
+	int64_t *want = calloc(new->n_svcs + 1, sizeof(*want));
+
+	if (!want)
+		return -ENOMEM;
 	for (size_t i = 0; i < new->n_svcs; i++) {
 		const struct reg_service *s = &new->svcs[i];
-		int64_t want = s->spec.res.n_gpu_ids ? 0 : s->spec.res.gpu_count;
 
-		for (size_t k = 0; want > 0 && k < old->n_gpus; k++) {
+		want[i] = gpus_counted(s);
+		for (size_t k = 0; want[i] > 0 && k < old->n_gpus; k++) {
 			int g = cap_gpu_index(cap, old->gpus[k].gpu);
 
 			if (g >= 0 && !owner[g] && !strcmp(old->gpus[k].service, s->spec.name)) {
 				owner[g] = s->spec.name;
-				want--;
-			}
-		}
-		for (size_t g = 0; want > 0 && g < cap->n_gpus; g++) {
-			if (!owner[g]) {
-				owner[g] = s->spec.name;
-				want--;
+				want[i]--;
 			}
 		}
 	}
+	for (size_t i = 0; i < new->n_svcs; i++) {
+		for (size_t g = 0; want[i] > 0 && g < cap->n_gpus; g++) {
+			if (!owner[g]) {
+				owner[g] = new->svcs[i].spec.name;
+				want[i]--;
+			}
+		}
+	}
+	free(want);
+	return 0;
 }
 
 static int assign(const struct capacity *cap, const struct reg_state *old,
@@ -130,10 +150,11 @@ static int assign(const struct capacity *cap, const struct reg_state *old,
 	size_t n0 = e->n + e->dropped, k = 0;
 	struct reg_gpu *gpus;
 
-	take_explicit(cap, new, owner, e);
+	take_explicit(cap, old, new, owner, e);
 	if (e->n + e->dropped != n0)
 		return -EINVAL;
-	take_counted(cap, old, new, owner);
+	if (take_counted(cap, old, new, owner))
+		return -ENOMEM;
 	gpus = calloc(cap->n_gpus + 1, sizeof(*gpus));
 	if (!gpus)
 		return -ENOMEM;

@@ -10,7 +10,9 @@
  *
  *   cm_task_live   (HASH, kernel-owned)   service cgroup id -> live tasks
  *   cm_task_budget (HASH, caelumd-owned)  service cgroup id -> budget; no entry = unlimited
- *   cm_cpu_time    (PERCPU_HASH)          service cgroup id -> on-CPU nanoseconds
+ *   cm_cpu_time    (PERCPU_HASH)          service cgroup id -> on-CPU nanoseconds, charged
+ *                                         at every switch-out from the scheduler's own
+ *                                         se.sum_exec_runtime (no clock read of ours)
  *
  * A fork that makes live > budget: event task_budget_exceeded; in enforce mode the new
  * task gets SIGKILL from the kernel before it runs. SIGKILL is process-wide: a thread over
@@ -24,19 +26,20 @@
 #endif
 #include "caelum/common.h"
 
-/* Local storage of a task: the service it is counted in (CAELUM_CGID_NONE: none). */
+/*
+ * Local storage of a task. svc_cgid: the service its live count is in (CAELUM_CGID_NONE:
+ * none; cleared at exit). cpu_svc: the service its CPU time is charged to (kept until the
+ * task is freed, so that its last slice, which ends after exit, is charged too).
+ * last_runtime: se.sum_exec_runtime already charged.
+ */
 struct caelum_task {
 	__u64 svc_cgid;
+	__u64 cpu_svc;
+	__u64 last_runtime;
 };
 
 struct caelum_task_live {
 	__s64 live;
-};
-
-/* Per-CPU state of the CPU accountant: who is on this CPU since when. */
-struct caelum_cpu_cur {
-	__u64 start_ns;
-	__u64 svc_cgid;
 };
 
 #endif /* CAELUM_TASKS_H */

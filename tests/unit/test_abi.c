@@ -108,11 +108,11 @@ ABI_OFF(caelum_dev_rule, owner_level, 8);
 ABI_OFF(caelum_dev_rule, flags, 10);
 ABI_OFF(caelum_dev_rule, gpu_index, 12);
 
-ABI_SIZE(caelum_task, 8);
+ABI_SIZE(caelum_task, 24);
+ABI_OFF(caelum_task, svc_cgid, 0);
+ABI_OFF(caelum_task, cpu_svc, 8);
+ABI_OFF(caelum_task, last_runtime, 16);
 ABI_SIZE(caelum_task_live, 8);
-ABI_SIZE(caelum_cpu_cur, 16);
-ABI_OFF(caelum_cpu_cur, start_ns, 0);
-ABI_OFF(caelum_cpu_cur, svc_cgid, 8);
 
 /* Field widths that the decoding in user/events.c and the BPF side rely on. */
 _Static_assert(sizeof(((struct caelum_ev_bind *)0)->addr) == 16, "addr holds an IPv6 address");
@@ -144,8 +144,7 @@ static void test_sizes(void **state)
 		SZ(caelum_ev_task, 24),	   SZ(caelum_config, 40),	 SZ(caelum_service, 8),
 		SZ(caelum_agg_key, 24),	   SZ(caelum_agg_val, 120),	 SZ(caelum_agg_flush_args, 8),
 		SZ(caelum_port_key, 4),	   SZ(caelum_port_rule, 16),	 SZ(caelum_dev_key, 16),
-		SZ(caelum_dev_rule, 16),   SZ(caelum_task, 8),		 SZ(caelum_task_live, 8),
-		SZ(caelum_cpu_cur, 16),
+		SZ(caelum_dev_rule, 16),   SZ(caelum_task, 24),		 SZ(caelum_task_live, 8),
 	};
 
 	(void)state;
@@ -176,7 +175,7 @@ static void test_offsets(void **state)
 		OFF(caelum_ev_bind, addr, 4),	     OFF(caelum_ev_dev, access, 8),
 		OFF(caelum_ev_task, killed, 16),     OFF(caelum_agg_key, subject, 8),
 		OFF(caelum_agg_val, last, 24),	     OFF(caelum_port_rule, flags, 10),
-		OFF(caelum_dev_rule, gpu_index, 12), OFF(caelum_cpu_cur, svc_cgid, 8),
+		OFF(caelum_dev_rule, gpu_index, 12), OFF(caelum_task, last_runtime, 16),
 	};
 
 	(void)state;
