@@ -168,6 +168,9 @@ static void print_status(struct json_object *s)
 	printf("registry: %s backend, revision %lld, %lld services, %lld reservations\n",
 	       jstr(reg, "backend"), (long long)jint(reg, "revision"), (long long)jint(reg, "services"),
 	       (long long)jint(reg, "reservations"));
+	json_object_object_get_ex(s, "resources", &reg);
+	printf("resources: cpus %s; memory_mb %s; tasks %s; gpus %s\n", jstr(reg, "cpus"),
+	       jstr(reg, "memory_mb"), jstr(reg, "tasks"), jstr(reg, "gpus"));
 }
 
 int do_status(int argc, char **argv)

@@ -71,6 +71,8 @@ void resources_tick(struct daemon *d, uint64_t now);
 struct json_object *resources_json(struct daemon *d);
 struct json_object *resources_service_json(struct daemon *d, const struct reg_service *s);
 void resources_status(struct daemon *d, struct json_object *components);
+/* Per dimension: how it is enforced on this host. */
+struct json_object *resources_enforcement_json(struct daemon *d);
 void resources_close(struct daemon *d);
 
 /* The status document (caelumctl status, later the API and MCP). */

@@ -514,6 +514,16 @@ void resources_status(struct daemon *d, struct json_object *components)
 	component_add(d, components, CAELUM_COMP_CPU, p);
 }
 
+struct json_object *resources_enforcement_json(struct daemon *d)
+{
+	static const char *const dims[] = { "cpus", "memory_mb", "tasks", "gpus" };
+	struct json_object *o = json_object_new_object();
+
+	for (size_t i = 0; i < sizeof(dims) / sizeof(dims[0]); i++)
+		json_object_object_add(o, dims[i], json_object_new_string(enforcement(d, dims[i])));
+	return o;
+}
+
 void resources_close(struct daemon *d)
 {
 	cpu_close(d->cpu);

@@ -158,6 +158,7 @@ int status_collect(struct daemon *d, struct json_object **out)
 	json_object_object_add(o, "policy", policy_json(d));
 	json_object_object_add(o, "events", events_json(d));
 	json_object_object_add(o, "registry", registry_json(d));
+	json_object_object_add(o, "resources", resources_enforcement_json(d));
 	json_object_object_add(o, "bpf_stats_enabled",
 			       json_object_new_boolean(bpfinfo_stats_enabled()));
 	*out = o;

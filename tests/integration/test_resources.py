@@ -143,6 +143,11 @@ class Admission(CaelumTest):
                           d["cpus"]["free"]), (4, 1, 2.5, 0.5))
         self.assertEqual((d["memory_mb"]["allocatable"], d["memory_mb"]["free"]), (3072, 1536))
         self.assertEqual(d["cpus"]["enforcement"], "not enforced: controller unavailable")
+        st = self.e.ok("status")
+        self.assertEqual(st["resources"]["memory_mb"], "not enforced: controller unavailable")
+        self.assertEqual(st["resources"]["tasks"], "kernel (BPF budget)")
+        comps = {c["name"]: c for c in st["components"]}
+        self.assertTrue(all(comps[n]["attached"] for n in ("ports", "devices", "tasks", "cpu")))
 
     def test_apply_over_allocation_refused_nothing_changes(self):
         e = self.e
