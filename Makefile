@@ -15,7 +15,8 @@ CONFIG ?= deploy/caelum.json
 
 # Debian packages: build tools, libraries, and what the tests use.
 DEB_PKGS := gcc make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libjson-c-dev \
-	    libcmocka-dev pkg-config python3 iproute2
+	    libcmocka-dev libcurl4-openssl-dev libwebsockets-dev libssl-dev pkg-config python3 iproute2 \
+	    postgresql redis-server mariadb-server
 
 ifeq ($(SAN),1)
 BUILD := build/san
@@ -32,20 +33,23 @@ CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-format-truncation \
 	  -Iinclude -Iuser -I$(GEN) $(SANFLAGS)
 LDFLAGS += $(SANFLAGS)
-LDLIBS := $(shell pkg-config --libs libbpf json-c zlib 2>/dev/null || echo -lbpf -lelf -lz -ljson-c) -lm
+LDLIBS := $(shell pkg-config --libs libbpf json-c zlib libcurl libwebsockets libcrypto 2>/dev/null || \
+		    echo -lbpf -lelf -lz -ljson-c -lcurl -lwebsockets -lcrypto) -lm
 
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -Wall -Werror \
 	      -Ivmlinux -Iinclude -Ibpf
 
-BPF_PROGS := ports agg devices tasks cpu
+BPF_PROGS := ports agg devices tasks cpu connect
 BPF_OBJS := $(BPF_PROGS:%=$(GEN)/%.bpf.o)
 SKELS := $(BPF_PROGS:%=$(GEN)/%.skel.h)
 
-COMMON := log jsonv portrange config capacity cgroup fsutil spec bpfinfo rpc_client dbprobe
-DAEMON := caelumd loop services ports agg devices tasks cpu resources handlers status rpc registry registry_admit \
+COMMON := log jsonv portrange config capacity cgroup fsutil spec bpfinfo rpc_client dbprobe spec_ext dbspec probe loop fingerprint
+DAEMON := caelumd loop services ports agg devices tasks cpu connect databases credentials \
+	  resources handlers handlers_run handlers_db status rpc registry registry_admit \
 	  registry_file journal \
 	  sockets bpfpin events $(COMMON)
-CTL := caelumctl ctl_registry ctl_events ctl_run ctl_bpf events journal $(COMMON)
+CTL := caelumctl ctl_registry ctl_events ctl_run ctl_validate ctl_db ctl_bpf events journal \
+	$(COMMON)
 
 DAEMON_OBJS := $(sort $(DAEMON:%=$(BUILD)/obj/%.o))
 CTL_OBJS := $(sort $(CTL:%=$(BUILD)/obj/%.o))
@@ -60,6 +64,8 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 all: $(BUILD)/caelumd $(BUILD)/caelumctl
 
+# The test suite starts its own PostgreSQL, Redis and MariaDB on loopback: their packages are
+# installed with a policy-rc.d that keeps the system services from starting.
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' \
@@ -68,10 +74,11 @@ deps:
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" != 0 ]; then echo "deps: missing:$$missing (run as root)" >&2; exit 1; fi; \
 		echo "deps: installing$$missing"; \
-		export DEBIAN_FRONTEND=noninteractive; \
+		export DEBIAN_FRONTEND=noninteractive; prc=/usr/sbin/policy-rc.d; made=; \
+		if [ ! -e $$prc ]; then printf '#!/bin/sh\nexit 101\n' > $$prc; chmod 755 $$prc; made=1; fi; \
 		apt-get install -y -q --no-install-recommends $$missing \
-			|| { apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; } \
-			|| exit 1; \
+			|| { apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; }; \
+		rc=$$?; [ -z "$$made" ] || rm -f $$prc; exit $$rc; \
 	fi
 
 vmlinux:

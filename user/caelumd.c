@@ -20,6 +20,9 @@
 
 #include "agg.h"
 #include "bpfinfo.h"
+#include "credentials.h"
+#include "databases.h"
+#include "probe.h"
 #include "daemon.h"
 #include "fsutil.h"
 #include "handlers.h"
@@ -29,6 +32,7 @@
 
 #define TICK_MS 250 /* aggregation windows are flushed this often */
 #define LOSS_CHECK_NS 1000000000ULL
+#define CRED_CHECK_NS (5ULL * 1000000000ULL)
 
 /* Kernel counters of events that never reached the ring buffer. */
 static const struct {
@@ -126,6 +130,9 @@ int daemon_apply(struct daemon *d, const char *why)
 	err = resources_apply(d);
 	if (err)
 		p_err("failed to apply resource rules: %s", strerror(-err));
+	/* A reload re-resolves every database's host; other changes only new addresses. */
+	if (!err && d->connect)
+		err = databases_apply(d, !strcmp(why, "reload"));
 	emit_policy_applied(d, why);
 	return err;
 }
@@ -170,7 +177,8 @@ int daemon_reload(struct daemon *d, struct verr *e)
 {
 	struct config *nc = calloc(1, sizeof(*nc)), *old = calloc(1, sizeof(*old));
 	struct service_spec *specs = NULL;
-	size_t n = 0;
+	struct db_spec *dbs = NULL;
+	size_t n = 0, n_dbs = 0;
 	int err;
 
 	if (!nc || !old) {
@@ -187,17 +195,20 @@ int daemon_reload(struct daemon *d, struct verr *e)
 	}
 	if (!err)
 		err = spec_load_dir(nc->services_dir, &specs, &n, e);
+	if (!err)
+		err = dbspec_load_dir(nc->databases_dir, &dbs, &n_dbs, e);
 	if (!err) {
 		/* Registry and config change together: apply once, after both. */
 		*old = d->cfg;
 		d->cfg = *nc;
 		d->defer_apply = true;
-		err = registry_sync_files(d->reg, specs, n, e);
+		err = registry_sync_all(d->reg, specs, n, dbs, n_dbs, e);
 		d->defer_apply = false;
 		if (err)
 			d->cfg = *old;
 	}
 	specs_free(specs, n);
+	dbspecs_free(dbs, n_dbs);
 	free(nc);
 	free(old);
 	if (err) {
@@ -381,6 +392,12 @@ static void on_tick(void *ctx)
 		report_losses(d);
 	}
 	resources_tick(d, now);
+	databases_tick(d, now);
+	if (now - d->last_cred_check_ns >= CRED_CHECK_NS) {
+		d->last_cred_check_ns = now;
+		credentials_watch(d);
+	}
+	probe_reap();
 }
 
 static int signals_open(struct daemon *d)
@@ -426,8 +443,9 @@ static int setup_registry(struct daemon *d)
 {
 	struct registry_backend *b;
 	struct service_spec *specs = NULL;
+	struct db_spec *dbs = NULL;
 	struct verr e = {};
-	size_t n = 0;
+	size_t n = 0, n_dbs = 0;
 	int err;
 
 	err = registry_file_open(d->cfg.state_dir, &b);
@@ -441,10 +459,13 @@ static int setup_registry(struct daemon *d)
 	registry_set_capacity(d->reg, &d->cfg.cap);
 	err = spec_load_dir(d->cfg.services_dir, &specs, &n, &e);
 	if (!err)
-		err = registry_sync_files(d->reg, specs, n, &e);
+		err = dbspec_load_dir(d->cfg.databases_dir, &dbs, &n_dbs, &e);
+	if (!err)
+		err = registry_sync_all(d->reg, specs, n, dbs, n_dbs, &e);
 	specs_free(specs, n);
+	dbspecs_free(dbs, n_dbs);
 	if (err)
-		return print_verr(&e, "services are invalid");
+		return print_verr(&e, "services or databases are invalid");
 	warn_overallocation(d);
 	return 0;
 }
@@ -507,6 +528,8 @@ static int setup_bpf(struct daemon *d)
 		return err;
 	if (resources_setup(d))
 		p_warn("resource components could not be fully applied");
+	if (databases_setup(d))
+		return EXIT_FAIL;
 	registry_watch(d->reg, on_registry_change, d);
 	return 0;
 }
@@ -538,6 +561,11 @@ static const char *event_service_name(void *ctx, uint64_t cgid)
 	return svcs_name_of(&((struct daemon *)ctx)->svcs, cgid);
 }
 
+static const char *event_db_name(void *ctx, uint32_t id)
+{
+	return databases_name_of(ctx, id);
+}
+
 /* A configured GPU device path for major:minor. */
 static const char *event_device_path(void *ctx, uint32_t major, uint32_t minor)
 {
@@ -559,6 +587,7 @@ static int setup_events(struct daemon *d)
 		.journal_keep = d->cfg.journal_keep,
 		.name_of = event_service_name,
 		.dev_name = event_device_path,
+		.db_name = event_db_name,
 		.name_ctx = d,
 	};
 
@@ -595,6 +624,8 @@ static void daemon_close(struct daemon *d)
 		close(d->sig_fd);
 	loop_free(d->loop);
 	svcs_fini(&d->svcs);
+	databases_close(d);
+	credentials_close(d);
 	resources_close(d);
 	agg_close(d->agg);
 	ports_close(d->ports);

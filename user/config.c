@@ -17,13 +17,14 @@ static const char *const component_names[] = {
 	[CAELUM_COMP_DEVICES] = "devices",
 	[CAELUM_COMP_TASKS] = "tasks",
 	[CAELUM_COMP_CPU] = "cpu",
+	[CAELUM_COMP_DATABASES] = "databases",
 };
 #define N_COMPONENTS ((int)(sizeof(component_names) / sizeof(component_names[0])))
 
 static const char *const config_keys[] = {
 	"host",	    "mode",	    "components",    "bpffs",	    "state_dir", "runtime_dir",
 	"services_dir", "managed_ports", "cgroup_root", "journal", "ringbuf_bytes", "capacity",
-	NULL,
+	"databases_dir", "verify", NULL,
 };
 
 const char *config_path(const char *explicit_path)
@@ -94,6 +95,9 @@ static void config_defaults(struct config *cfg)
 	strcpy(cfg->state_dir, "/var/lib/caelum");
 	strcpy(cfg->runtime_dir, "/run/caelum");
 	strcpy(cfg->services_dir, "/etc/caelum/services.d");
+	strcpy(cfg->databases_dir, "/etc/caelum/databases.d");
+	cfg->verify_interval_s = 60;
+	cfg->verify_port = 65001;
 	cfg->journal_max_bytes = JOURNAL_DEFAULT_BYTES;
 	cfg->journal_keep = JOURNAL_DEFAULT_KEEP;
 	cfg->ringbuf_bytes = CAELUM_RINGBUF_BYTES;
@@ -227,7 +231,8 @@ static void parse_components(struct json_object *obj, const char *file, int *mod
 
 		jv_path_key(p, "components", key);
 		if (comp < 0) {
-			verr_add(e, file, p, "unknown component (known: ports, devices, tasks, cpu)");
+			verr_add(e, file, p,
+				 "unknown component (known: ports, devices, tasks, cpu, databases)");
 			continue;
 		}
 		get_mode(val, file, p, true, &modes[comp], e);
@@ -303,6 +308,24 @@ static void parse_journal(struct json_object *obj, const char *file, struct conf
 		cfg->journal_keep = (unsigned int)x;
 }
 
+static void parse_verify(struct json_object *obj, const char *file, struct config *cfg,
+			 struct verr *e)
+{
+	static const char *const keys[] = { "interval_s", "port", NULL };
+	struct json_object *v;
+	int64_t x;
+
+	if (!jv_expect(obj, json_type_object, file, "verify", e))
+		return;
+	jv_check_keys(obj, file, "verify", keys, e);
+	if (json_object_object_get_ex(obj, "interval_s", &v) &&
+	    jv_get_int(v, 0, 86400, file, "verify.interval_s", &x, e))
+		cfg->verify_interval_s = (unsigned int)x;
+	if (json_object_object_get_ex(obj, "port", &v) &&
+	    jv_get_int(v, 1, 65535, file, "verify.port", &x, e))
+		cfg->verify_port = (uint16_t)x;
+}
+
 static void parse_ringbuf(struct json_object *v, const char *file, struct config *cfg,
 			  struct verr *e)
 {
@@ -338,6 +361,10 @@ static void parse_field(const char *key, struct json_object *v, const char *file
 		get_path(v, file, key, cfg->runtime_dir, e);
 	} else if (!strcmp(key, "services_dir")) {
 		get_path(v, file, key, cfg->services_dir, e);
+	} else if (!strcmp(key, "databases_dir")) {
+		get_path(v, file, key, cfg->databases_dir, e);
+	} else if (!strcmp(key, "verify")) {
+		parse_verify(v, file, cfg, e);
 	} else if (!strcmp(key, "cgroup_root")) {
 		get_path(v, file, key, cfg->cgroup_root_cfg, e);
 	} else if (!strcmp(key, "managed_ports")) {

@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "caelum/common.h"
 #include "capacity.h"
@@ -24,6 +25,9 @@ struct config {
 	char state_dir[PATH_MAX];
 	char runtime_dir[PATH_MAX];
 	char services_dir[PATH_MAX];
+	char databases_dir[PATH_MAX];
+	unsigned int verify_interval_s; /* self-verification period; 0 = only on request */
+	uint16_t verify_port; /* canary reserved port of the self-verification */
 	char cgroup_root_cfg[PATH_MAX]; /* as written; "" when absent */
 	struct port_range managed[CONFIG_MAX_MANAGED];
 	size_t n_managed;

@@ -283,7 +283,7 @@ static const char *svc_by_cgid(uint64_t cgid)
 		while (d && (de = readdir(d)) && n < 1024) {
 			char path[PATH_MAX];
 
-			if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 				continue;
 			snprintf(path, sizeof(path), "%s/%s", base, de->d_name);
 			if (cgroup_id(path, &cache[n].id))
@@ -330,6 +330,7 @@ static struct json_object *dump_service(const __u64 *k, const struct caelum_serv
 
 	json_object_object_add(o, "cgroup_id", json_object_new_uint64(*k));
 	json_object_object_add(o, "service", name_json(*k));
+	json_object_object_add(o, "internal", json_object_new_boolean(v->flags & CAELUM_SVC_F_INTERNAL));
 	json_object_object_add(o, "flags", json_object_new_int64(v->flags));
 	return o;
 }
@@ -592,7 +593,8 @@ static void teardown_cgroups(struct json_object *removed, struct json_object *ke
 	while (d && (de = readdir(d))) {
 		char path[PATH_MAX];
 
-		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+		/* Caelum's own cgroups (".probe", ...) go too; only "." and ".." are skipped. */
+		if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", base, de->d_name);
 		json_object_array_add(rmdir(path) ? kept : removed, json_object_new_string(path));

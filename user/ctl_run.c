@@ -12,7 +12,9 @@
 #include "cgroup.h"
 #include "ctl.h"
 #include "rpc.h"
+#include "dbspec.h"
 #include "spec.h"
+#include "validate.h"
 
 static char *join_ports(struct json_object *ports)
 {
@@ -30,12 +32,12 @@ static char *join_ports(struct json_object *ports)
 	return s;
 }
 
-static int run_place(struct rpc_client *c, const char *name, struct json_object *prep,
+static int run_place(struct rpc_client *c, const char *name, const struct validation *v,
 		     char **cmd)
 {
 	struct json_object *p = json_object_new_object(), *res = NULL;
 	struct json_object *argv = json_object_new_array();
-	const char *cg = jstr(prep, "cgroup");
+	const char *cg = jstr(v->check, "cgroup");
 	int err, rc;
 
 	err = cgroup_move(cg, 0);
@@ -49,27 +51,61 @@ static int run_place(struct rpc_client *c, const char *name, struct json_object 
 	for (; *cmd; cmd++)
 		json_object_array_add(argv, json_object_new_string(*cmd));
 	json_object_object_add(p, "command", argv);
+	json_object_object_add(p, "credentials", json_object_get(v->fingerprints));
 	rc = ctl_call_on(c, "run.started", p, &res);
 	json_object_put(p);
 	json_object_put(res);
 	return rc;
 }
 
-int do_run(int argc, char **argv)
+/* "--wait SECONDS" or "wait SECONDS" before the service name. */
+static int parse_wait(int *argc, char ***argv, unsigned int *wait_s)
 {
-	struct json_object *p, *prep = NULL, *ports;
-	struct rpc_client *c = NULL;
-	const char *name;
-	char *env_ports;
+	char *end;
+	long w;
+
+	*wait_s = 0;
+	if (*argc < 2 || (strcmp((*argv)[0], "--wait") && strcmp((*argv)[0], "wait")))
+		return 0;
+	w = strtol((*argv)[1], &end, 10);
+	if (*end || w < 0 || w > 3600)
+		return ctl_usage("--wait: '%s' is not a number of seconds in 0-3600", (*argv)[1]);
+	*wait_s = (unsigned int)w;
+	*argc -= 2;
+	*argv += 2;
+	return 0;
+}
+
+static void exec_service(const char *name, struct validation *v, char **argv)
+{
+	char *env_ports = join_ports(json_object_object_get(v->check, "ports"));
 	int rc;
 
-	if (argc >= 2 && !strcmp(argv[1], "--")) {
-		name = argv[0];
-		argc -= 2;
-		argv += 2;
-	} else {
-		return ctl_usage("usage: run SERVICE -- CMD [ARG...]");
-	}
+	setenv("CAELUM_SERVICE", name, 1);
+	setenv("CAELUM_PORTS", env_ports ? env_ports : "", 1);
+	free(env_ports);
+	validation_free(v);
+	execvp(argv[0], argv);
+	rc = errno == ENOENT ? 127 : 126;
+	ctl_error(rc, "failed to execute '%s': %s", argv[0], strerror(errno));
+	exit(rc);
+}
+
+int do_run(int argc, char **argv)
+{
+	struct rpc_client *c = NULL;
+	struct validation v;
+	unsigned int wait_s;
+	const char *name;
+	int rc;
+
+	if (parse_wait(&argc, &argv, &wait_s))
+		return EXIT_USAGE;
+	if (argc < 2 || strcmp(argv[1], "--"))
+		return ctl_usage("usage: run [--wait SECONDS] SERVICE -- CMD [ARG...]");
+	name = argv[0];
+	argc -= 2;
+	argv += 2;
 	if (argc < 1)
 		return ctl_usage("usage: run SERVICE -- CMD [ARG...]: no command given");
 	if (!service_name_valid(name))
@@ -77,27 +113,90 @@ int do_run(int argc, char **argv)
 	rc = ctl_connect(&c);
 	if (rc)
 		return rc;
-	p = json_object_new_object();
-	json_object_object_add(p, "name", json_object_new_string(name));
-	rc = ctl_call_on(c, "run.prepare", p, &prep);
-	json_object_put(p);
+	rc = validate_service(c, name, wait_s, &v);
+	if (!rc && v.fails.n)
+		rc = ctl_verr(EXIT_CONFIG, &v.fails);
 	if (!rc)
-		rc = run_place(c, name, prep, argv);
+		rc = run_place(c, name, &v, argv);
 	rpc_client_close(c);
 	if (rc) {
-		json_object_put(prep);
+		validation_free(&v);
 		return rc;
 	}
-	json_object_object_get_ex(prep, "ports", &ports);
-	env_ports = join_ports(ports);
-	setenv("CAELUM_SERVICE", name, 1);
-	setenv("CAELUM_PORTS", env_ports ? env_ports : "", 1);
-	free(env_ports);
-	json_object_put(prep);
-	execvp(argv[0], argv);
-	rc = errno == ENOENT ? 127 : 126;
-	ctl_error(rc, "failed to execute '%s': %s", argv[0], strerror(errno));
-	return rc;
+	exec_service(name, &v, argv);
+	return EXIT_FAIL;
+}
+
+/* caelumctl check service NAME [wait S]: the run validation, nothing started. */
+static int check_service(int argc, char **argv)
+{
+	struct json_object *o;
+	struct rpc_client *c = NULL;
+	struct validation v;
+	unsigned int wait_s = 0;
+	int rc;
+
+	if (argc == 3) {
+		int rest = 2;
+		char **wargv = argv + 1;
+
+		if (parse_wait(&rest, &wargv, &wait_s))
+			return EXIT_USAGE;
+		if (rest)
+			return ctl_usage("usage: check service NAME [wait SECONDS]");
+	} else if (argc != 1) {
+		return ctl_usage("usage: check service NAME [wait SECONDS]");
+	}
+	rc = ctl_connect(&c);
+	if (!rc)
+		rc = validate_service(c, argv[0], wait_s, &v);
+	rpc_client_close(c);
+	if (rc)
+		return rc;
+	if (v.fails.n) {
+		rc = ctl_verr(EXIT_CONFIG, &v.fails);
+		validation_free(&v);
+		return rc;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "service", json_object_new_string(argv[0]));
+	json_object_object_add(o, "ok", json_object_new_boolean(1));
+	json_object_object_add(o, "credentials", json_object_get(json_object_object_get(v.check, "credentials")));
+	json_object_object_add(o, "environment", json_object_get(v.fingerprints));
+	json_object_object_add(o, "databases", json_object_get(v.databases));
+	validation_free(&v);
+	if (ctl.json) {
+		ctl_json_print(o);
+		return 0;
+	}
+	printf("service %s: every startup check passed\n", argv[0]);
+	json_object_put(o);
+	return 0;
+}
+
+/* databases_dir parses, and every database a service declares is in it. */
+static int check_databases(const struct service_spec *specs, size_t n, struct verr *e)
+{
+	struct db_spec *dbs = NULL;
+	size_t n_dbs = 0;
+	int err = dbspec_load_dir(ctl.cfg.databases_dir, &dbs, &n_dbs, e);
+
+	for (size_t i = 0; !err && i < n; i++) {
+		for (size_t j = 0; j < specs[i].n_dbs; j++) {
+			bool found = false;
+			char p[64];
+
+			for (size_t k = 0; k < n_dbs && !found; k++)
+				found = !strcmp(dbs[k].name, specs[i].dbs[j].name);
+			if (found)
+				continue;
+			snprintf(p, sizeof(p), "databases[%zu].name", j);
+			verr_add(e, specs[i].source, p, "unknown database '%s'", specs[i].dbs[j].name);
+			err = -EINVAL;
+		}
+	}
+	dbspecs_free(dbs, n_dbs);
+	return err;
 }
 
 int do_check(int argc, char **argv)
@@ -108,13 +207,18 @@ int do_check(int argc, char **argv)
 	size_t n = 0, ports = 0;
 	int err;
 
-	(void)argv;
+	if (argc && is_prefix(argv[0], "service"))
+		return check_service(argc - 1, argv + 1);
 	if (argc)
-		return ctl_usage("check takes no arguments");
+		return ctl_usage("usage: check [service NAME [wait SECONDS]]");
 	ctl_config(true);
 	err = spec_load_dir(ctl.cfg.services_dir, &specs, &n, &e);
-	if (err)
+	if (!err)
+		err = check_databases(specs, n, &e);
+	if (err) {
+		specs_free(specs, n);
 		return ctl_verr(EXIT_CONFIG, &e);
+	}
 	for (size_t i = 0; i < n; i++)
 		ports += spec_port_count(&specs[i]);
 	o = json_object_new_object();

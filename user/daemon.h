@@ -15,7 +15,10 @@
 #include "services.h"
 
 struct agg;
+struct cred_watch;
+struct connect;
 struct cpu;
+struct db_rt;
 struct devices;
 struct ring_buffer;
 struct tasks;
@@ -37,9 +40,15 @@ struct daemon {
 	struct devices *devices;
 	struct tasks *tasks;
 	struct cpu *cpu;
+	struct connect *connect;
+	struct db_rt *dbs; /* runtime of every registered database (databases.c) */
+	size_t n_dbs;
+	struct cred_watch *cred_watch; /* credential files as last seen (credentials.c) */
+	uint64_t probe_cgid; /* internal cgroup the probes run in */
+	char probe_cgroup[4096];
 	char comp_error[CAELUM_COMP_MAX][256];
 	bool controller[3]; /* cgroup v2 cpu, memory, pids usable below <cgroup_root>/caelum */
-	uint64_t last_sample_ns, last_scan_ns;
+	uint64_t last_sample_ns, last_scan_ns, last_cred_check_ns;
 	struct svcs svcs;
 	struct events *ev;
 	struct ring_buffer *rb;

@@ -29,6 +29,7 @@ struct events {
 	struct journal *journal;
 	events_name_fn name_of;
 	events_dev_fn dev_name;
+	events_db_fn db_name;
 	void *name_ctx;
 	struct json_object *window[EVENTS_WINDOW];
 	size_t head; /* index of the oldest */
@@ -78,6 +79,10 @@ const char *event_type_name(uint32_t type)
 		return "device_denied";
 	case CAELUM_EV_TASK_BUDGET:
 		return "task_budget_exceeded";
+	case CAELUM_EV_DB_DENIED:
+		return "db_connect_denied";
+	case CAELUM_EV_DB_LIMIT:
+		return "db_conn_limit";
 	}
 	return "unknown";
 }
@@ -140,6 +145,7 @@ int events_open(struct events **out, const struct events_opts *opts)
 	ev->keep = opts->journal_keep;
 	ev->name_of = opts->name_of;
 	ev->dev_name = opts->dev_name;
+	ev->db_name = opts->db_name;
 	ev->name_ctx = opts->name_ctx;
 	err = journal_read(opts->state_dir, JOURNAL_NAME, opts->journal_keep, replay_line, ev);
 	if (err && err != -ENOENT)
@@ -236,6 +242,12 @@ static const char *reason_name(uint8_t reason)
 		return "assigned_to_other";
 	case CAELUM_REASON_UNASSIGNED:
 		return "unassigned";
+	case CAELUM_REASON_UNDECLARED:
+		return "undeclared";
+	case CAELUM_REASON_UNMANAGED:
+		return "unmanaged";
+	case CAELUM_REASON_CONN_LIMIT:
+		return "max_connections";
 	}
 	return NULL;
 }
@@ -276,6 +288,34 @@ static void add_dev(struct events *ev, struct json_object *e, const struct caelu
 	json_object_object_add(e, "access", json_object_new_string(acc));
 }
 
+static void add_conn(struct events *ev, struct json_object *e, const struct caelum_ev_conn *c)
+{
+	static const __u8 mapped[12] = { [10] = 0xff, [11] = 0xff };
+	const char *db = ev->db_name ? ev->db_name(ev->name_ctx, c->db_id) : NULL;
+	char ip[INET6_ADDRSTRLEN] = "", addr[INET6_ADDRSTRLEN + 8];
+
+	/* IPv4 targets are kept IPv4-mapped in the kernel key: show them as IPv4. */
+	if (!memcmp(c->addr, mapped, sizeof(mapped))) {
+		inet_ntop(AF_INET, c->addr + 12, ip, sizeof(ip));
+		snprintf(addr, sizeof(addr), "%s:%u", ip, c->port);
+	} else {
+		inet_ntop(AF_INET6, c->addr, ip, sizeof(ip));
+		snprintf(addr, sizeof(addr), "[%s]:%u", ip, c->port);
+	}
+	json_object_object_add(e, "database", db ? json_object_new_string(db) : NULL);
+	json_object_object_add(e, "address", json_object_new_string(addr));
+	json_object_object_add(e, "port", json_object_new_int(c->port));
+	json_object_object_add(e, "family",
+			       json_object_new_string(c->family == AF_INET6 ? "ipv6" : "ipv4"));
+	json_object_object_add(e, "operation",
+			       json_object_new_string(c->op == CAELUM_CONN_OP_SENDMSG ? "sendmsg"
+										: "connect"));
+	if (c->max) {
+		json_object_object_add(e, "connections", json_object_new_int64(c->count));
+		json_object_object_add(e, "max_connections", json_object_new_int64(c->max));
+	}
+}
+
 static void add_task(struct json_object *e, const struct caelum_ev_task *t)
 {
 	json_object_object_add(e, "live_tasks", json_object_new_uint64(t->live));
@@ -313,6 +353,8 @@ int events_from_kernel(struct events *ev, const void *data, size_t len)
 		add_dev(ev, e, &k->dev);
 	else if (k->type == CAELUM_EV_TASK_BUDGET)
 		add_task(e, &k->task);
+	else if (k->type == CAELUM_EV_DB_DENIED || k->type == CAELUM_EV_DB_LIMIT)
+		add_conn(ev, e, &k->conn);
 	json_object_object_add(e, "followup",
 			       json_object_new_boolean(!!(k->flags & CAELUM_EVF_FOLLOWUP)));
 	if (k->flags & CAELUM_EVF_UNAGGREGATED)

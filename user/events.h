@@ -32,6 +32,8 @@ struct event_filter {
 typedef const char *(*events_name_fn)(void *ctx, uint64_t cgid);
 /* Names a device major:minor (a configured GPU device path) or NULL. */
 typedef const char *(*events_dev_fn)(void *ctx, uint32_t major, uint32_t minor);
+/* Names a database id (db_id_of) or NULL. */
+typedef const char *(*events_db_fn)(void *ctx, uint32_t db_id);
 /* Subscriber callback: ev is borrowed. */
 typedef void (*events_sub_fn)(void *ctx, struct json_object *ev);
 
@@ -42,6 +44,7 @@ struct events_opts {
 	unsigned int journal_keep;
 	events_name_fn name_of;
 	events_dev_fn dev_name; /* may be NULL */
+	events_db_fn db_name; /* may be NULL */
 	void *name_ctx; /* passed to both */
 };
 

@@ -10,26 +10,12 @@
 #include "cgroup.h"
 #include "daemon.h"
 #include "handlers.h"
+#include "handlers_int.h"
 #include "log.h"
 #include "sockets.h"
 
-#define P "params"
 
-struct call {
-	struct daemon *d;
-	struct json_object *params;
-	const struct caller *who;
-	struct json_object *result;
-	struct herr *err;
-	struct hstream *stream;
-};
-
-typedef int (*handler_fn)(struct call *c);
-
-static int fail(struct call *c, int exit_code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(struct call *c, int exit_code, const char *fmt, ...)
+int hc_fail(struct call *c, int exit_code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -41,7 +27,7 @@ static int fail(struct call *c, int exit_code, const char *fmt, ...)
 }
 
 /* Refusal with every reason: message = first, errors = all. */
-static int fail_verr(struct call *c, int exit_code, struct verr *e)
+int hc_fail_verr(struct call *c, int exit_code, struct verr *e)
 {
 	c->err->exit = exit_code;
 	snprintf(c->err->message, sizeof(c->err->message), "%s",
@@ -53,7 +39,7 @@ static int fail_verr(struct call *c, int exit_code, struct verr *e)
 
 /* ---- parameters ---- */
 
-static int params_check(struct call *c, const char *const *allowed)
+int hc_params_check(struct call *c, const char *const *allowed)
 {
 	struct verr e = {};
 
@@ -61,11 +47,11 @@ static int params_check(struct call *c, const char *const *allowed)
 		return 0;
 	if (!jv_expect(c->params, json_type_object, P, NULL, &e) ||
 	    !jv_check_keys(c->params, P, NULL, allowed, &e))
-		return fail_verr(c, EXIT_USAGE, &e);
+		return hc_fail_verr(c, EXIT_USAGE, &e);
 	return 0;
 }
 
-static struct json_object *param(struct call *c, const char *key)
+struct json_object *hc_param(struct call *c, const char *key)
 {
 	struct json_object *v = NULL;
 
@@ -74,59 +60,59 @@ static struct json_object *param(struct call *c, const char *key)
 	return v;
 }
 
-static int param_str(struct call *c, const char *key, bool required, const char **out)
+int hc_param_str(struct call *c, const char *key, bool required, const char **out)
 {
-	struct json_object *v = param(c, key);
+	struct json_object *v = hc_param(c, key);
 
 	*out = NULL;
 	if (!v)
-		return required ? fail(c, EXIT_USAGE, "params: %s: missing required key", key) : 0;
+		return required ? hc_fail(c, EXIT_USAGE, "params: %s: missing required key", key) : 0;
 	if (!json_object_is_type(v, json_type_string))
-		return fail(c, EXIT_USAGE, "params: %s: expected string, got %s", key,
+		return hc_fail(c, EXIT_USAGE, "params: %s: expected string, got %s", key,
 			    jv_type_name(json_object_get_type(v)));
 	*out = json_object_get_string(v);
 	return 0;
 }
 
-static int param_service(struct call *c, const char *key, const char **out)
+int hc_param_service(struct call *c, const char *key, const char **out)
 {
-	if (param_str(c, key, true, out))
+	if (hc_param_str(c, key, true, out))
 		return -1;
 	if (!service_name_valid(*out))
-		return fail(c, EXIT_USAGE,
+		return hc_fail(c, EXIT_USAGE,
 			    "params: %s: invalid service name \"%s\" (expected [a-z0-9][a-z0-9-]{0,62})",
 			    key, *out);
 	return 0;
 }
 
-static int param_proto(struct call *c, uint8_t *proto)
+int hc_param_proto(struct call *c, uint8_t *proto)
 {
 	const char *s;
 	int p;
 
-	if (param_str(c, "proto", false, &s))
+	if (hc_param_str(c, "proto", false, &s))
 		return -1;
 	*proto = IPPROTO_TCP;
 	if (!s)
 		return 0;
 	p = proto_parse(s);
 	if (p < 0)
-		return fail(c, EXIT_USAGE, "params: proto: unknown protocol '%s' (expected tcp or udp)",
+		return hc_fail(c, EXIT_USAGE, "params: proto: unknown protocol '%s' (expected tcp or udp)",
 			    s);
 	*proto = (uint8_t)p;
 	return 0;
 }
 
-static int param_port(struct call *c, uint16_t *port)
+int hc_param_port(struct call *c, uint16_t *port)
 {
 	struct verr e = {};
-	struct json_object *v = param(c, "port");
+	struct json_object *v = hc_param(c, "port");
 	int64_t x;
 
 	if (!v)
-		return fail(c, EXIT_USAGE, "params: port: missing required key");
+		return hc_fail(c, EXIT_USAGE, "params: port: missing required key");
 	if (!jv_get_int(v, 1, 65535, P, "port", &x, &e))
-		return fail_verr(c, EXIT_USAGE, &e);
+		return hc_fail_verr(c, EXIT_USAGE, &e);
 	*port = (uint16_t)x;
 	return 0;
 }
@@ -138,7 +124,7 @@ static const char *state_name(const struct svc_rt *rt)
 	return rt && rt->running ? "running" : "stopped";
 }
 
-static void fmt_port(char *buf, size_t len, uint16_t port, uint8_t proto)
+void hc_fmt_port(char *buf, size_t len, uint16_t port, uint8_t proto)
 {
 	snprintf(buf, len, "%u/%s", port, proto_name(proto));
 }
@@ -154,7 +140,7 @@ static struct json_object *service_json(struct daemon *d, const struct reg_servi
 	for (size_t i = 0; i < st->n_resv; i++) {
 		if (strcmp(st->resv[i].service, s->spec.name))
 			continue;
-		fmt_port(buf, sizeof(buf), st->resv[i].port, st->resv[i].proto);
+		hc_fmt_port(buf, sizeof(buf), st->resv[i].port, st->resv[i].proto);
 		json_object_array_add(ports, json_object_new_string(buf));
 		json_object_array_add(rt_ports, json_object_new_string(buf));
 	}
@@ -180,7 +166,7 @@ static bool port_managed(const struct config *cfg, uint16_t port, uint8_t proto)
 }
 
 /* Live holders of (port, proto) outside the service's cgroup (any holder if svc is NULL). */
-static int foreign_holders(struct daemon *d, const char *svc, uint16_t port, uint8_t proto,
+int hc_foreign_holders(struct daemon *d, const char *svc, uint16_t port, uint8_t proto,
 			   struct verr *e, const char *label)
 {
 	struct svc_rt *rt = svc ? svcs_find(&d->svcs, svc) : NULL;
@@ -232,20 +218,20 @@ static void emit_service_event(struct daemon *d, const char *type, const char *n
  * Registry operations are bracketed: the daemon's registry watcher pushes every committed
  * change to the kernel (whoever made it) and records the outcome, reported here.
  */
-static void change_begin(struct call *c, const char *why)
+void hc_change_begin(struct call *c, const char *why)
 {
 	c->d->change_reason = why;
 	c->d->apply_err = 0;
 }
 
-static int change_end(struct call *c)
+int hc_change_end(struct call *c)
 {
 	int err = c->d->apply_err;
 
 	c->d->change_reason = NULL;
 	c->d->apply_err = 0;
 	if (err)
-		return fail(c, EXIT_FAIL,
+		return hc_fail(c, EXIT_FAIL,
 			    "registry updated but the kernel policy could not be applied: %s",
 			    strerror(-err));
 	return 0;
@@ -300,11 +286,11 @@ static int h_service_show(struct call *c)
 	const char *name;
 	int procs;
 
-	if (params_check(c, keys) || param_service(c, "name", &name))
+	if (hc_params_check(c, keys) || hc_param_service(c, "name", &name))
 		return -1;
 	s = registry_service(c->d->reg, name);
 	if (!s)
-		return fail(c, EXIT_FAIL, "service '%s' not found", name);
+		return hc_fail(c, EXIT_FAIL, "service '%s' not found", name);
 	rt = svcs_find(&c->d->svcs, name);
 	procs = rt ? cgroup_nr_procs(rt->cgroup) : 0;
 	c->result = service_json(c->d, s);
@@ -319,25 +305,25 @@ static int h_service_show(struct call *c)
 static int h_service_apply(struct call *c)
 {
 	static const char *const keys[] = { "spec", "file", NULL };
-	struct json_object *spec_obj = param(c, "spec");
+	struct json_object *spec_obj = hc_param(c, "spec");
 	struct service_spec spec;
 	struct verr e = {};
 	const char *file;
 
-	if (params_check(c, keys) || param_str(c, "file", false, &file))
+	if (hc_params_check(c, keys) || hc_param_str(c, "file", false, &file))
 		return -1;
 	if (!spec_obj)
-		return fail(c, EXIT_USAGE, "params: spec: missing required key");
+		return hc_fail(c, EXIT_USAGE, "params: spec: missing required key");
 	if (spec_from_json(spec_obj, file ? file : "spec", &spec, &e))
-		return fail_verr(c, EXIT_CONFIG, &e);
-	change_begin(c, "service apply");
+		return hc_fail_verr(c, EXIT_CONFIG, &e);
+	hc_change_begin(c, "service apply");
 	if (registry_service_apply(c->d->reg, &spec, ORIGIN_API, &e)) {
-		change_end(c);
+		hc_change_end(c);
 		spec_free(&spec);
-		return fail_verr(c, EXIT_CONFIG, &e);
+		return hc_fail_verr(c, EXIT_CONFIG, &e);
 	}
 	emit_service_event(c->d, "service_applied", spec.name);
-	if (change_end(c)) {
+	if (hc_change_end(c)) {
 		spec_free(&spec);
 		return -1;
 	}
@@ -354,22 +340,22 @@ static int h_service_delete(struct call *c)
 	const char *name;
 	int err, procs;
 
-	if (params_check(c, keys) || param_service(c, "name", &name))
+	if (hc_params_check(c, keys) || hc_param_service(c, "name", &name))
 		return -1;
 	rt = svcs_find(&c->d->svcs, name);
 	procs = rt ? cgroup_nr_procs(rt->cgroup) : 0;
 	if (rt && rt->running)
-		return fail(c, EXIT_CONFIG,
+		return hc_fail(c, EXIT_CONFIG,
 			    "service '%s' is running (%d processes in %s); stop it first", name,
 			    procs > 0 ? procs : 0, rt->cgroup);
-	change_begin(c, "service delete");
+	hc_change_begin(c, "service delete");
 	err = registry_service_delete(c->d->reg, name, &e);
 	if (err) {
-		change_end(c);
-		return fail_verr(c, err == -ENOENT ? EXIT_FAIL : EXIT_CONFIG, &e);
+		hc_change_end(c);
+		return hc_fail_verr(c, err == -ENOENT ? EXIT_FAIL : EXIT_CONFIG, &e);
 	}
 	emit_service_event(c->d, "service_deleted", name);
-	if (change_end(c))
+	if (hc_change_end(c))
 		return -1;
 	c->result = json_object_new_object();
 	json_object_object_add(c->result, "deleted", json_object_new_string(name));
@@ -399,7 +385,7 @@ static int h_port_list(struct call *c)
 
 	err = registry_claims(registry_state(c->d->reg), &cl, &n);
 	if (err)
-		return fail(c, EXIT_FAIL, "failed to list reservations: %s", strerror(-err));
+		return hc_fail(c, EXIT_FAIL, "failed to list reservations: %s", strerror(-err));
 	c->result = json_object_new_array();
 	for (size_t i = 0; i < n; i++)
 		json_object_array_add(c->result, claim_json(&c->d->cfg, &cl[i]));
@@ -413,19 +399,19 @@ static int reserve(struct call *c, uint16_t port, uint8_t proto, const char *svc
 	char what[32];
 	int err;
 
-	fmt_port(what, sizeof(what), port, proto);
+	hc_fmt_port(what, sizeof(what), port, proto);
 	if (!registry_service(c->d->reg, svc))
-		return fail(c, EXIT_CONFIG, "%s: unknown service '%s'", what, svc);
-	if (foreign_holders(c->d, svc, port, proto, &e, what))
-		return fail_verr(c, EXIT_CONFIG, &e);
-	change_begin(c, "port reserve");
+		return hc_fail(c, EXIT_CONFIG, "%s: unknown service '%s'", what, svc);
+	if (hc_foreign_holders(c->d, svc, port, proto, &e, what))
+		return hc_fail_verr(c, EXIT_CONFIG, &e);
+	hc_change_begin(c, "port reserve");
 	err = registry_reserve(c->d->reg, port, proto, svc, &e);
 	if (err) {
-		change_end(c);
-		return fail_verr(c, EXIT_CONFIG, &e);
+		hc_change_end(c);
+		return hc_fail_verr(c, EXIT_CONFIG, &e);
 	}
 	emit_port_event(c->d, "port_reserved", port, proto, svc);
-	if (change_end(c))
+	if (hc_change_end(c))
 		return -1;
 	c->result = json_object_new_object();
 	json_object_object_add(c->result, "port", json_object_new_int(port));
@@ -441,8 +427,8 @@ static int h_port_reserve(struct call *c)
 	uint16_t port;
 	uint8_t proto;
 
-	if (params_check(c, keys) || param_port(c, &port) || param_proto(c, &proto) ||
-	    param_service(c, "service", &svc))
+	if (hc_params_check(c, keys) || hc_param_port(c, &port) || hc_param_proto(c, &proto) ||
+	    hc_param_service(c, "service", &svc))
 		return -1;
 	return reserve(c, port, proto, svc);
 }
@@ -457,19 +443,19 @@ static int h_port_release(struct call *c)
 	uint8_t proto;
 	int err;
 
-	if (params_check(c, keys) || param_port(c, &port) || param_proto(c, &proto))
+	if (hc_params_check(c, keys) || hc_param_port(c, &port) || hc_param_proto(c, &proto))
 		return -1;
 	owner = registry_owner(c->d->reg, port, proto, NULL);
 	if (owner)
 		snprintf(svc, sizeof(svc), "%s", owner);
-	change_begin(c, "port release");
+	hc_change_begin(c, "port release");
 	err = registry_release(c->d->reg, port, proto, &e);
 	if (err) {
-		change_end(c);
-		return fail_verr(c, err == -ENOENT ? EXIT_FAIL : EXIT_CONFIG, &e);
+		hc_change_end(c);
+		return hc_fail_verr(c, err == -ENOENT ? EXIT_FAIL : EXIT_CONFIG, &e);
 	}
 	emit_port_event(c->d, "port_released", port, proto, svc);
-	if (change_end(c))
+	if (hc_change_end(c))
 		return -1;
 	c->result = json_object_new_object();
 	json_object_object_add(c->result, "port", json_object_new_int(port));
@@ -485,10 +471,10 @@ static int h_port_alloc(struct call *c)
 	const char *svc;
 	uint8_t proto;
 
-	if (params_check(c, keys) || param_service(c, "service", &svc) || param_proto(c, &proto))
+	if (hc_params_check(c, keys) || hc_param_service(c, "service", &svc) || hc_param_proto(c, &proto))
 		return -1;
 	if (!registry_service(c->d->reg, svc))
-		return fail(c, EXIT_CONFIG, "unknown service '%s'", svc);
+		return hc_fail(c, EXIT_CONFIG, "unknown service '%s'", svc);
 	for (uint32_t port = 1; port <= 65535; port++) {
 		struct verr e = {};
 
@@ -496,13 +482,13 @@ static int h_port_alloc(struct call *c)
 		    registry_owner(c->d->reg, (uint16_t)port, proto, NULL))
 			continue;
 		/* Someone squatting from before Caelum started: not free. */
-		if (foreign_holders(c->d, NULL, (uint16_t)port, proto, &e, "alloc")) {
+		if (hc_foreign_holders(c->d, NULL, (uint16_t)port, proto, &e, "alloc")) {
 			verr_free(&e);
 			continue;
 		}
 		return reserve(c, (uint16_t)port, proto, svc);
 	}
-	return fail(c, EXIT_CONFIG, "no free %s port left in the managed ranges",
+	return hc_fail(c, EXIT_CONFIG, "no free %s port left in the managed ranges",
 		    proto_name(proto));
 }
 
@@ -519,13 +505,13 @@ static int h_port_who(struct call *c)
 	uint8_t proto;
 	int err;
 
-	if (params_check(c, keys) || param_port(c, &port) || param_proto(c, &proto))
+	if (hc_params_check(c, keys) || hc_param_port(c, &port) || hc_param_proto(c, &proto))
 		return -1;
 	owner = registry_owner(c->d->reg, port, proto, &origin);
 	rt = owner ? svcs_find(&c->d->svcs, owner) : NULL;
 	err = sockets_find(port, proto, &h, &n);
 	if (err)
-		return fail(c, EXIT_FAIL, "failed to list sockets: %s", strerror(-err));
+		return hc_fail(c, EXIT_FAIL, "failed to list sockets: %s", strerror(-err));
 	c->result = json_object_new_object();
 	json_object_object_add(c->result, "port", json_object_new_int(port));
 	json_object_object_add(c->result, "proto", json_object_new_string(proto_name(proto)));
@@ -565,7 +551,7 @@ static int parse_filter(struct call *c, struct hstream *s)
 	int64_t x;
 
 	memset(s, 0, sizeof(*s));
-	if (param_str(c, "type", false, &type) || param_str(c, "service", false, &svc))
+	if (hc_param_str(c, "type", false, &type) || hc_param_str(c, "service", false, &svc))
 		return -1;
 	if (type)
 		snprintf(s->type, sizeof(s->type), "%s", type);
@@ -573,14 +559,14 @@ static int parse_filter(struct call *c, struct hstream *s)
 		snprintf(s->service, sizeof(s->service), "%s", svc);
 	s->filter.type = type ? s->type : NULL;
 	s->filter.service = svc ? s->service : NULL;
-	if ((v = param(c, "limit"))) {
+	if ((v = hc_param(c, "limit"))) {
 		if (!jv_get_int(v, 1, EVENTS_WINDOW, P, "limit", &x, &e))
-			return fail_verr(c, EXIT_USAGE, &e);
+			return hc_fail_verr(c, EXIT_USAGE, &e);
 		s->filter.limit = (size_t)x;
 	}
-	if ((v = param(c, "since"))) {
+	if ((v = hc_param(c, "since"))) {
 		if (!jv_get_int(v, 0, INT64_MAX, P, "since", &x, &e))
-			return fail_verr(c, EXIT_USAGE, &e);
+			return hc_fail_verr(c, EXIT_USAGE, &e);
 		s->filter.since_id = (uint64_t)x;
 	}
 	return 0;
@@ -591,7 +577,7 @@ static int h_events_list(struct call *c)
 	static const char *const keys[] = { "type", "service", "limit", "since", NULL };
 	struct hstream s;
 
-	if (params_check(c, keys) || parse_filter(c, &s))
+	if (hc_params_check(c, keys) || parse_filter(c, &s))
 		return -1;
 	c->result = events_query(c->d->ev, &s.filter);
 	return 0;
@@ -602,8 +588,8 @@ static int h_events_follow(struct call *c)
 	static const char *const keys[] = { "type", "service", "limit", "since", NULL };
 
 	if (!c->stream)
-		return fail(c, EXIT_USAGE, "events.follow needs a streaming transport");
-	if (params_check(c, keys) || parse_filter(c, c->stream))
+		return hc_fail(c, EXIT_USAGE, "events.follow needs a streaming transport");
+	if (hc_params_check(c, keys) || parse_filter(c, c->stream))
 		return -1;
 	c->stream->follow = true;
 	/* The backlog first (limit/since select it), then live events. */
@@ -616,10 +602,10 @@ static int h_reload(struct call *c)
 {
 	struct verr e = {};
 
-	if (params_check(c, (const char *const[]){ NULL }))
+	if (hc_params_check(c, (const char *const[]){ NULL }))
 		return -1;
 	if (daemon_reload(c->d, &e))
-		return fail_verr(c, EXIT_CONFIG, &e);
+		return hc_fail_verr(c, EXIT_CONFIG, &e);
 	c->result = json_object_new_object();
 	json_object_object_add(c->result, "registry_revision",
 			       json_object_new_uint64(registry_state(c->d->reg)->rev));
@@ -630,133 +616,9 @@ static int h_reload(struct call *c)
 	return 0;
 }
 
-/* Mandatory checks before caelumctl run places itself into the service. */
-static int h_run_prepare(struct call *c)
-{
-	static const char *const keys[] = { "name", NULL };
-	const struct reg_service *s;
-	struct reg_claim *cl;
-	struct json_object *ports;
-	struct verr e = {};
-	struct svc_rt *rt;
-	const char *name;
-	size_t n;
-
-	if (params_check(c, keys) || param_service(c, "name", &name))
-		return -1;
-	s = registry_service(c->d->reg, name);
-	rt = svcs_find(&c->d->svcs, name);
-	if (!s || !rt || rt->cgid == CAELUM_CGID_NONE)
-		return fail(c, EXIT_CONFIG, "unknown service '%s' (caelumctl service list)", name);
-	/* Capacity may have shrunk since the service was admitted (a smaller host, a reload). */
-	registry_admit_service(c->d->reg, name, &e);
-	if (registry_claims(registry_state(c->d->reg), &cl, &n))
-		return fail(c, EXIT_FAIL, "out of memory");
-	ports = json_object_new_array();
-	for (size_t i = 0; i < n; i++) {
-		char buf[32];
-
-		if (strcmp(cl[i].service, name))
-			continue;
-		fmt_port(buf, sizeof(buf), cl[i].port, cl[i].proto);
-		json_object_array_add(ports, json_object_new_string(buf));
-		foreign_holders(c->d, name, cl[i].port, cl[i].proto, &e, name);
-	}
-	free(cl);
-	if (e.n) {
-		json_object_put(ports);
-		return fail_verr(c, EXIT_CONFIG, &e);
-	}
-	c->result = json_object_new_object();
-	json_object_object_add(c->result, "name", json_object_new_string(name));
-	json_object_object_add(c->result, "cgroup", json_object_new_string(rt->cgroup));
-	json_object_object_add(c->result, "ports", ports);
-	return 0;
-}
-
-static void read_comm(pid_t pid, char *buf, size_t len)
-{
-	char path[64];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-	buf[0] = '\0';
-	f = fopen(path, "re");
-	if (!f)
-		return;
-	if (fgets(buf, (int)len, f))
-		buf[strcspn(buf, "\n")] = '\0';
-	fclose(f);
-}
-
-/* The command caelumctl run is about to exec: its comm-to-be and its text. */
-static int param_command(struct call *c, char *comm, size_t clen, char *text, size_t tlen)
-{
-	struct json_object *v = param(c, "command");
-	size_t off = 0;
-
-	comm[0] = text[0] = '\0';
-	if (!v)
-		return 0;
-	if (!json_object_is_type(v, json_type_array) || !json_object_array_length(v))
-		return fail(c, EXIT_USAGE, "params: command: expected a non-empty array of strings");
-	for (size_t i = 0; i < json_object_array_length(v); i++) {
-		struct json_object *a = json_object_array_get_idx(v, i);
-		const char *s = json_object_get_string(a);
-
-		if (!json_object_is_type(a, json_type_string))
-			return fail(c, EXIT_USAGE, "params: command[%zu]: expected string", i);
-		if (i == 0) {
-			const char *base = strrchr(s, '/');
-
-			snprintf(comm, clen, "%.15s", base ? base + 1 : s);
-		}
-		off += (size_t)snprintf(text + off, off < tlen ? tlen - off : 0, "%s%s",
-					i ? " " : "", s);
-	}
-	return 0;
-}
-
-static int h_run_started(struct call *c)
-{
-	static const char *const keys[] = { "name", "pid", "command", NULL };
-	struct json_object *e;
-	struct verr ve = {};
-	struct svc_rt *rt;
-	const char *name;
-	char comm[32], command[1024];
-	int64_t pid;
-
-	if (params_check(c, keys) || param_service(c, "name", &name))
-		return -1;
-	if (!param(c, "pid") || !jv_get_int(param(c, "pid"), 1, INT32_MAX, P, "pid", &pid, &ve))
-		return ve.n ? fail_verr(c, EXIT_USAGE, &ve) : fail(c, EXIT_USAGE, "params: pid: missing required key");
-	if (param_command(c, comm, sizeof(comm), command, sizeof(command)))
-		return -1;
-	rt = svcs_find(&c->d->svcs, name);
-	if (!rt)
-		return fail(c, EXIT_CONFIG, "unknown service '%s'", name);
-	rt->main_pid = (pid_t)pid;
-	rt->started_ns = time_now_ns();
-	rt->running = true;
-	if (!comm[0])
-		read_comm((pid_t)pid, comm, sizeof(comm));
-	e = event_new(c->d->ev, "service_started", "changed");
-	json_object_object_add(e, "service", json_object_new_string(name));
-	json_object_object_add(e, "pid", json_object_new_int((int)pid));
-	json_object_object_add(e, "comm", json_object_new_string(comm));
-	json_object_object_add(e, "cgroup_id", json_object_new_uint64(rt->cgid));
-	if (command[0])
-		json_object_object_add(e, "command", json_object_new_string(command));
-	events_emit(c->d->ev, e);
-	c->result = json_object_new_object();
-	json_object_object_add(c->result, "cgroup", json_object_new_string(rt->cgroup));
-	return 0;
-}
-
 static int h_resources(struct call *c)
 {
-	if (params_check(c, (const char *const[]){ NULL }))
+	if (hc_params_check(c, (const char *const[]){ NULL }))
 		return -1;
 	c->result = resources_json(c->d);
 	return 0;
@@ -764,10 +626,10 @@ static int h_resources(struct call *c)
 
 static int h_status(struct call *c)
 {
-	if (params_check(c, (const char *const[]){ NULL }))
+	if (hc_params_check(c, (const char *const[]){ NULL }))
 		return -1;
 	if (status_collect(c->d, &c->result))
-		return fail(c, EXIT_FAIL, "failed to collect status");
+		return hc_fail(c, EXIT_FAIL, "failed to collect status");
 	return 0;
 }
 
@@ -790,8 +652,12 @@ static const struct {
 	{ "events.list", h_events_list },
 	{ "events.follow", h_events_follow },
 	{ "reload", h_reload },
-	{ "run.prepare", h_run_prepare },
+	{ "run.check", h_run_check },
 	{ "run.started", h_run_started },
+	{ "db.list", h_db_list },
+	{ "db.show", h_db_show },
+	{ "db.apply", h_db_apply },
+	{ "db.delete", h_db_delete },
 };
 
 int handlers_call(struct daemon *d, const char *method, struct json_object *params,

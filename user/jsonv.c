@@ -37,6 +37,17 @@ void verr_add(struct verr *e, const char *file, const char *path, const char *fm
 	e->msgs[e->n++] = line;
 }
 
+void verr_add_raw(struct verr *e, const char *msg)
+{
+	char *line;
+
+	if (e->n >= VERR_MAX || !(line = strdup(msg))) {
+		e->dropped++;
+		return;
+	}
+	e->msgs[e->n++] = line;
+}
+
 void verr_free(struct verr *e)
 {
 	for (size_t i = 0; i < e->n; i++)

@@ -22,6 +22,8 @@ struct verr {
 
 void verr_add(struct verr *e, const char *file, const char *path, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+/* A message that already names its source. */
+void verr_add_raw(struct verr *e, const char *msg);
 void verr_free(struct verr *e);
 /* All messages joined by '\n' (malloc'd); NULL when there are none. */
 char *verr_join(const struct verr *e);

@@ -11,6 +11,7 @@
 #define SVC_PREFIX "services/"
 #define RESV_PREFIX "reservations/"
 #define GPU_PREFIX "gpus/"
+#define DB_PREFIX "databases/"
 #define MAX_WATCHERS 8
 #define PORT_SLOTS (65536 * 2)
 
@@ -51,6 +52,9 @@ static void state_free(struct reg_state *st)
 {
 	for (size_t i = 0; i < st->n_svcs; i++)
 		spec_free(&st->svcs[i].spec);
+	for (size_t i = 0; i < st->n_dbs; i++)
+		dbspec_free(&st->dbs[i].spec);
+	free(st->dbs);
 	free(st->svcs);
 	free(st->resv);
 	free(st->gpus);
@@ -75,6 +79,15 @@ static int state_copy(struct reg_state *dst, const struct reg_state *src)
 	}
 	memcpy(dst->resv, src->resv, src->n_resv * sizeof(*dst->resv));
 	dst->n_resv = src->n_resv;
+	dst->dbs = calloc(src->n_dbs + 1, sizeof(*dst->dbs));
+	if (!dst->dbs)
+		goto nomem;
+	for (size_t i = 0; i < src->n_dbs; i++) {
+		dst->dbs[i] = src->dbs[i];
+		if (dbspec_copy(&dst->dbs[i].spec, &src->dbs[i].spec))
+			goto nomem;
+		dst->n_dbs++;
+	}
 	dst->rev = src->rev;
 	return 0;
 nomem:
@@ -154,6 +167,50 @@ static void state_del_service(struct reg_state *st, const char *name)
 	st->n_gpus = w;
 }
 
+static int db_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct reg_db *)a)->spec.name, ((const struct reg_db *)b)->spec.name);
+}
+
+static struct reg_db *state_db(const struct reg_state *st, const char *name)
+{
+	struct reg_db k;
+
+	snprintf(k.spec.name, sizeof(k.spec.name), "%s", name);
+	return st->n_dbs ? bsearch(&k, st->dbs, st->n_dbs, sizeof(k), db_cmp) : NULL;
+}
+
+/* Takes ownership of d's buffers. */
+static int state_put_db(struct reg_state *st, struct db_spec *d, enum reg_origin o)
+{
+	struct reg_db *cur = state_db(st, d->name), *tmp;
+
+	if (cur) {
+		dbspec_free(&cur->spec);
+		cur->spec = *d;
+		cur->origin = o;
+		return 0;
+	}
+	tmp = realloc(st->dbs, (st->n_dbs + 1) * sizeof(*tmp));
+	if (!tmp)
+		return -ENOMEM;
+	st->dbs = tmp;
+	st->dbs[st->n_dbs++] = (struct reg_db){ .spec = *d, .origin = o };
+	qsort(st->dbs, st->n_dbs, sizeof(*st->dbs), db_cmp);
+	return 0;
+}
+
+static void state_del_db(struct reg_state *st, const char *name)
+{
+	struct reg_db *cur = state_db(st, name);
+
+	if (!cur)
+		return;
+	dbspec_free(&cur->spec);
+	*cur = st->dbs[--st->n_dbs];
+	qsort(st->dbs, st->n_dbs, sizeof(*st->dbs), db_cmp);
+}
+
 static int state_put_resv(struct reg_state *st, uint16_t port, uint8_t proto, const char *svc)
 {
 	struct reg_resv *tmp;
@@ -195,6 +252,44 @@ static char *resv_value(const struct reg_resv *r)
 	text = strdup(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN));
 	json_object_put(obj);
 	return text;
+}
+
+static char *db_value(const struct reg_db *d)
+{
+	struct json_object *obj = dbspec_to_json(&d->spec);
+	char *text;
+
+	json_object_object_add(obj, "origin", json_object_new_string(origin_name(d->origin)));
+	json_object_object_add(obj, "source",
+			       d->spec.source ? json_object_new_string(d->spec.source) : NULL);
+	text = strdup(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
+								   JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(obj);
+	return text;
+}
+
+static int db_parse(const struct kv *kv, struct reg_db *out, struct verr *e)
+{
+	struct json_object *obj, *origin = NULL, *source = NULL;
+	int err;
+
+	err = jv_parse_string(kv->key, kv->value, strlen(kv->value), &obj, e);
+	if (err)
+		return err;
+	json_object_object_get_ex(obj, "origin", &origin);
+	json_object_object_get_ex(obj, "source", &source);
+	out->origin = origin && !strcmp(json_object_get_string(origin), "file") ? ORIGIN_FILE
+										   : ORIGIN_API;
+	source = json_object_is_type(source, json_type_string) ? json_object_get(source) : NULL;
+	json_object_object_del(obj, "origin");
+	json_object_object_del(obj, "source");
+	err = dbspec_from_json(obj, kv->key, &out->spec, e);
+	if (!err && source)
+		out->spec.source = strdup(json_object_get_string(source));
+	json_object_put(source);
+	json_object_put(obj);
+	out->mod_rev = kv->mod_rev;
+	return err;
 }
 
 static char *gpu_value(const struct reg_gpu *g)
@@ -324,8 +419,18 @@ static int state_load(struct registry_backend *b, struct reg_state *st, struct v
 		if (!(err = gpu_parse(&kvs[i], &st->gpus[st->n_gpus], e)))
 			st->n_gpus++;
 	kvs_free(kvs, n);
-	if (!st->svcs || !st->resv || !st->gpus)
+	if (!err)
+		err = b->ops->range(b, DB_PREFIX, &kvs, &n, &st->rev);
+	if (err)
+		goto out;
+	st->dbs = calloc(n + 1, sizeof(*st->dbs));
+	for (size_t i = 0; st->dbs && i < n && !err; i++)
+		if (!(err = db_parse(&kvs[i], &st->dbs[st->n_dbs], e)))
+			st->n_dbs++;
+	kvs_free(kvs, n);
+	if (!st->svcs || !st->resv || !st->gpus || !st->dbs)
 		err = -ENOMEM;
+	qsort(st->dbs, st->n_dbs, sizeof(*st->dbs), db_cmp);
 	qsort(st->svcs, st->n_svcs, sizeof(*st->svcs), svc_cmp);
 	qsort(st->resv, st->n_resv, sizeof(*st->resv), resv_cmp);
 	qsort(st->gpus, st->n_gpus, sizeof(*st->gpus), reg_gpu_cmp);
@@ -352,6 +457,20 @@ static int state_validate(const struct reg_state *st, struct verr *e)
 	if (e->n + e->dropped != n0)
 		return -EINVAL;
 
+	for (size_t i = 0; i < st->n_svcs; i++) {
+		const struct service_spec *s = &st->svcs[i].spec;
+
+		for (size_t j = 0; j < s->n_dbs; j++) {
+			char p[JV_PATH_MAX];
+
+			if (state_db(st, s->dbs[j].name))
+				continue;
+			jv_path_idx(p, "databases", j);
+			strcat(p, ".name");
+			verr_add(e, s->source ? s->source : s->name, p, "unknown database '%s'",
+				 s->dbs[j].name);
+		}
+	}
 	owner = calloc(PORT_SLOTS, sizeof(*owner));
 	if (!owner)
 		return -ENOMEM;
@@ -511,6 +630,34 @@ static int diff_gpus(const struct reg_state *old, const struct reg_state *new, s
 	return err;
 }
 
+static char *db_key(const char *name)
+{
+	char *k;
+
+	return asprintf(&k, DB_PREFIX "%s", name) < 0 ? NULL : k;
+}
+
+static int diff_dbs(const struct reg_state *old, const struct reg_state *new, struct op_list *l)
+{
+	int err = 0;
+
+	for (size_t i = 0; i < new->n_dbs && !err; i++) {
+		const struct reg_db *n = &new->dbs[i], *o = state_db(old, n->spec.name);
+		char *nv = db_value(n), *ov = o ? db_value(o) : NULL;
+
+		if (!o || !ov || !nv || strcmp(nv, ov)) {
+			err = ops_add(l, KV_PUT, db_key(n->spec.name), nv, o ? o->mod_rev : KV_REV_ABSENT);
+			nv = NULL;
+		}
+		free(nv);
+		free(ov);
+	}
+	for (size_t i = 0; i < old->n_dbs && !err; i++)
+		if (!state_db(new, old->dbs[i].spec.name))
+			err = ops_add(l, KV_DEL, db_key(old->dbs[i].spec.name), NULL, old->dbs[i].mod_rev);
+	return err;
+}
+
 static void notify(struct registry *r)
 {
 	for (size_t i = 0; i < r->n_watchers; i++)
@@ -535,6 +682,8 @@ static int commit(struct registry *r, struct reg_state *new, struct verr *e)
 		err = diff_resv(&r->st, new, &l);
 	if (!err)
 		err = diff_gpus(&r->st, new, &l);
+	if (!err)
+		err = diff_dbs(&r->st, new, &l);
 	state_free(new);
 	if (err || !l.n)
 		goto out;
@@ -751,12 +900,10 @@ int registry_service_delete(struct registry *r, const char *name, struct verr *e
 	return commit(r, &new, e);
 }
 
-int registry_sync_files(struct registry *r, const struct service_spec *specs, size_t n,
-			struct verr *e)
+static int ownership_check(const struct registry *r, const struct service_spec *specs, size_t n,
+			   const struct db_spec *dbs, size_t n_dbs, struct verr *e)
 {
 	size_t n0 = e->n + e->dropped;
-	struct reg_state new;
-	int err;
 
 	for (size_t i = 0; i < n; i++) {
 		const struct reg_service *cur = registry_service(r, specs[i].name);
@@ -766,31 +913,151 @@ int registry_sync_files(struct registry *r, const struct service_spec *specs, si
 				 "service '%s' was applied through the API; delete it there first (caelumctl service delete %s)",
 				 specs[i].name, specs[i].name);
 	}
-	if (e->n + e->dropped != n0)
-		return -EEXIST;
-	err = state_copy(&new, &r->st);
-	if (err)
-		return err;
-	for (size_t i = 0; i < r->st.n_svcs; i++) {
+	for (size_t i = 0; i < n_dbs; i++) {
+		const struct reg_db *cur = registry_db(r, dbs[i].name);
+
+		if (cur && cur->origin != ORIGIN_FILE)
+			verr_add(e, dbs[i].source, "name",
+				 "database '%s' was applied through the API; delete it there first (caelumctl db delete %s)",
+				 dbs[i].name, dbs[i].name);
+	}
+	return e->n + e->dropped != n0 ? -EEXIST : 0;
+}
+
+/* new = current state with every file-origin object replaced by specs and dbs. */
+static int files_state(const struct registry *r, const struct service_spec *specs, size_t n,
+		       const struct db_spec *dbs, size_t n_dbs, struct reg_state *new)
+{
+	int err = state_copy(new, &r->st);
+
+	for (size_t i = 0; !err && i < r->st.n_svcs; i++) {
 		const struct reg_service *s = &r->st.svcs[i];
 		bool keep = s->origin != ORIGIN_FILE;
 
 		for (size_t j = 0; j < n && !keep; j++)
 			keep = !strcmp(specs[j].name, s->spec.name);
 		if (!keep)
-			state_del_service(&new, s->spec.name);
+			state_del_service(new, s->spec.name);
+	}
+	for (size_t i = 0; !err && i < r->st.n_dbs; i++) {
+		const struct reg_db *d = &r->st.dbs[i];
+		bool keep = d->origin != ORIGIN_FILE;
+
+		for (size_t j = 0; j < n_dbs && !keep; j++)
+			keep = !strcmp(dbs[j].name, d->spec.name);
+		if (!keep)
+			state_del_db(new, d->spec.name);
 	}
 	for (size_t i = 0; i < n && !err; i++) {
 		struct service_spec copy;
 
 		err = spec_copy(&copy, &specs[i]);
 		if (!err)
-			err = state_put_service(&new, &copy, ORIGIN_FILE);
+			err = state_put_service(new, &copy, ORIGIN_FILE);
 	}
+	for (size_t i = 0; i < n_dbs && !err; i++) {
+		struct db_spec copy;
+
+		err = dbspec_copy(&copy, &dbs[i]);
+		if (!err)
+			err = state_put_db(new, &copy, ORIGIN_FILE);
+	}
+	return err;
+}
+
+int registry_sync_all(struct registry *r, const struct service_spec *specs, size_t n,
+		      const struct db_spec *dbs, size_t n_dbs, struct verr *e)
+{
+	struct reg_state new = {};
+	int err;
+
+	err = ownership_check(r, specs, n, dbs, n_dbs, e);
+	if (err)
+		return err;
+	err = files_state(r, specs, n, dbs, n_dbs, &new);
 	if (err) {
 		state_free(&new);
 		return err;
 	}
+	return commit(r, &new, e);
+}
+
+int registry_sync_files(struct registry *r, const struct service_spec *specs, size_t n,
+			struct verr *e)
+{
+	struct db_spec *dbs = calloc(r->st.n_dbs + 1, sizeof(*dbs));
+	size_t k = 0;
+	int err;
+
+	if (!dbs)
+		return -ENOMEM;
+	for (size_t i = 0; i < r->st.n_dbs; i++)
+		if (r->st.dbs[i].origin == ORIGIN_FILE)
+			dbs[k++] = r->st.dbs[i].spec; /* shallow: sync copies what it keeps */
+	err = registry_sync_all(r, specs, n, dbs, k, e);
+	free(dbs);
+	return err;
+}
+
+const struct reg_db *registry_db(const struct registry *r, const char *name)
+{
+	return state_db(&r->st, name);
+}
+
+int registry_db_apply(struct registry *r, const struct db_spec *d, enum reg_origin origin,
+		      struct verr *e)
+{
+	const struct reg_db *cur = registry_db(r, d->name);
+	struct reg_state new;
+	struct db_spec copy;
+	int err;
+
+	if (cur && cur->origin != origin) {
+		verr_add(e, d->source ? d->source : d->name, "name",
+			 "database '%s' is managed by %s; change it there", d->name,
+			 cur->origin == ORIGIN_FILE ? cur->spec.source : "the API (caelumctl db apply)");
+		return -EEXIST;
+	}
+	err = state_copy(&new, &r->st);
+	if (!err)
+		err = dbspec_copy(&copy, d);
+	if (!err)
+		err = state_put_db(&new, &copy, origin);
+	if (err) {
+		state_free(&new);
+		return err;
+	}
+	return commit(r, &new, e);
+}
+
+int registry_db_delete(struct registry *r, const char *name, struct verr *e)
+{
+	const struct reg_db *cur = registry_db(r, name);
+	struct reg_state new;
+	int err = 0;
+
+	if (!cur) {
+		verr_add(e, name, NULL, "no such database");
+		return -ENOENT;
+	}
+	if (cur->origin == ORIGIN_FILE) {
+		verr_add(e, name, NULL, "database is defined by %s; remove the file and reload",
+			 cur->spec.source);
+		return -EEXIST;
+	}
+	for (size_t i = 0; i < r->st.n_svcs; i++)
+		for (size_t j = 0; j < r->st.svcs[i].spec.n_dbs; j++)
+			if (!strcmp(r->st.svcs[i].spec.dbs[j].name, name)) {
+				verr_add(e, name, NULL, "database is declared by service '%s'",
+					 r->st.svcs[i].spec.name);
+				err = -EEXIST;
+			}
+	if (err)
+		return err;
+	err = state_copy(&new, &r->st);
+	if (err)
+		return err;
+	state_del_db(&new, name);
 	return commit(r, &new, e);
 }
 

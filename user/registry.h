@@ -6,6 +6,7 @@
  *   services/<name>            {"name", "ports", "origin": "file"|"api", "source"}
  *   reservations/<port>/<proto> {"service", "origin": "runtime"}
  *   gpus/<id>                  {"service"}: which service a GPU is assigned to
+ *   databases/<name>           {"name", "kind", "address", "unmanaged", "origin", "source"}
  *   A service's ports come from its spec; runtime reservations (caelumctl port reserve,
  *   later the API and MCP) are separate keys so that a reload of services_dir never loses
  *   them. A (port, proto) has at most one owner across both.
@@ -28,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dbspec.h"
 #include "jsonv.h"
 #include "spec.h"
 
@@ -100,9 +102,17 @@ struct reg_gpu {
 	uint64_t mod_rev;
 };
 
+struct reg_db {
+	struct db_spec spec;
+	enum reg_origin origin; /* ORIGIN_FILE or ORIGIN_API */
+	uint64_t mod_rev;
+};
+
 struct reg_state {
 	struct reg_service *svcs; /* sorted by name */
 	size_t n_svcs;
+	struct reg_db *dbs; /* sorted by name */
+	size_t n_dbs;
 	struct reg_resv *resv; /* runtime reservations, sorted by (port, proto) */
 	size_t n_resv;
 	struct reg_gpu *gpus; /* GPU assignments, sorted by GPU id */
@@ -146,9 +156,16 @@ const char *origin_name(enum reg_origin o);
 int registry_service_apply(struct registry *r, const struct service_spec *s,
 			   enum reg_origin origin, struct verr *e);
 int registry_service_delete(struct registry *r, const char *name, struct verr *e);
-/* Replace every ORIGIN_FILE service with specs (services_dir reload), atomically. */
+/* Replace every ORIGIN_FILE service with specs, keeping file databases (tests). */
 int registry_sync_files(struct registry *r, const struct service_spec *specs, size_t n,
 			struct verr *e);
+/* Replace every ORIGIN_FILE service and database (a reload), atomically. */
+int registry_sync_all(struct registry *r, const struct service_spec *specs, size_t n,
+		      const struct db_spec *dbs, size_t n_dbs, struct verr *e);
+const struct reg_db *registry_db(const struct registry *r, const char *name);
+int registry_db_apply(struct registry *r, const struct db_spec *d, enum reg_origin origin,
+		      struct verr *e);
+int registry_db_delete(struct registry *r, const char *name, struct verr *e);
 int registry_reserve(struct registry *r, uint16_t port, uint8_t proto, const char *service,
 		     struct verr *e);
 int registry_release(struct registry *r, uint16_t port, uint8_t proto, struct verr *e);

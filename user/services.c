@@ -128,6 +128,45 @@ static void svc_retire(struct svcs *s, struct svc_rt *rt)
 		       strerror(errno));
 }
 
+static bool is_internal(const struct svcs *s, uint64_t cgid)
+{
+	for (size_t i = 0; i < s->n_internal; i++)
+		if (s->internal[i].cgid == cgid)
+			return true;
+	return false;
+}
+
+int svcs_internal(struct svcs *s, const char *name, uint64_t *cgid, const char **path)
+{
+	struct caelum_service v = { .flags = CAELUM_SVC_F_REGISTERED | CAELUM_SVC_F_INTERNAL };
+	struct svc_internal *in = NULL;
+	int err;
+
+	for (size_t i = 0; i < s->n_internal && !in; i++)
+		if (!strcmp(s->internal[i].name, name))
+			in = &s->internal[i];
+	if (!in) {
+		if (s->n_internal == SVCS_MAX_INTERNAL)
+			return -ENOSPC;
+		in = &s->internal[s->n_internal++];
+		snprintf(in->name, sizeof(in->name), "%s", name);
+		snprintf(in->cgroup, sizeof(in->cgroup), "%s/%s", s->base, name);
+	}
+	err = cgroup_mkdir(in->cgroup);
+	if (!err)
+		err = cgroup_id(in->cgroup, &in->cgid);
+	if (!err && s->map_fd >= 0 && bpf_map_update_elem(s->map_fd, &in->cgid, &v, BPF_ANY))
+		err = -errno;
+	if (err) {
+		p_err("failed to set up cgroup '%s': %s", in->cgroup, strerror(-err));
+		return err;
+	}
+	*cgid = in->cgid;
+	if (path)
+		*path = in->cgroup;
+	return 0;
+}
+
 /* Entries of cm_services that no service owns any more (left by an earlier run). */
 static void map_prune(struct svcs *s)
 {
@@ -138,7 +177,7 @@ static void map_prune(struct svcs *s)
 	while (!bpf_map_get_next_key(s->map_fd, prev, &next)) {
 		key = next;
 		prev = &key;
-		if (!svcs_name_of(s, key)) {
+		if (!svcs_name_of(s, key) && !is_internal(s, key)) {
 			bpf_map_delete_elem(s->map_fd, &key);
 			prev = NULL; /* restart: deleting can reorder the walk */
 		}

@@ -36,9 +36,22 @@ struct svc_rt {
 	bool limit_written[3];
 };
 
+#define SVCS_MAX_INTERNAL 8
+
+/* Caelum's own cgroups at service level (".probe", ".verify-..."): names no service can
+ * have (they start with a dot), registered in cm_services so the programs treat them as
+ * services, never shown as ones. */
+struct svc_internal {
+	char name[32];
+	char cgroup[PATH_MAX];
+	uint64_t cgid;
+};
+
 struct svcs {
 	struct svc_rt *v;
 	size_t n;
+	struct svc_internal internal[SVCS_MAX_INTERNAL];
+	size_t n_internal;
 	char base[PATH_MAX]; /* <cgroup_root>/caelum */
 	char cg2_mount[PATH_MAX];
 	unsigned int level; /* cgroup level of a service cgroup */
@@ -53,6 +66,8 @@ int svcs_init(struct svcs *s, const char *cgroup_root, const char *cg2_mount,
 	      unsigned int root_level);
 void svcs_fini(struct svcs *s);
 void svcs_set_map(struct svcs *s, int map_fd);
+/* Create (or find) an internal cgroup <base>/<name> and register it; its id in *cgid. */
+int svcs_internal(struct svcs *s, const char *name, uint64_t *cgid, const char **path);
 /* Make the table match the registry: cgroups created, map entries added and removed. */
 int svcs_reconcile(struct svcs *s, const struct reg_state *st);
 struct svc_rt *svcs_find(const struct svcs *s, const char *name);

@@ -11,7 +11,8 @@
 
 #define PORT_SLOTS (65536 * 2)
 
-static const char *const spec_keys[] = { "name", "ports", "resources", NULL };
+static const char *const spec_keys[] = { "name",	   "ports",	  "resources", "databases",
+					 "credentials", "health", NULL };
 
 bool service_name_valid(const char *s)
 {
@@ -114,6 +115,12 @@ int spec_from_json(struct json_object *obj, const char *file, struct service_spe
 		parse_ports(v, file, s, e);
 	if (json_object_object_get_ex(obj, "resources", &v))
 		resources_parse(v, file, &s->res, e);
+	if (json_object_object_get_ex(obj, "databases", &v))
+		spec_parse_databases(v, file, s, e);
+	if (json_object_object_get_ex(obj, "credentials", &v))
+		spec_parse_credentials(v, file, s, e);
+	if (json_object_object_get_ex(obj, "health", &v))
+		spec_parse_health(v, file, s, e);
 	if (e->n + e->dropped == n0) {
 		/* Within one spec the file being parsed is the one to name. */
 		s->source = (char *)file;
@@ -302,11 +309,13 @@ struct json_object *spec_to_json(const struct service_spec *s)
 	json_object_object_add(obj, "ports", ports);
 	if (spec_has_resources(s))
 		json_object_object_add(obj, "resources", resources_to_json(&s->res));
+	spec_ext_to_json(s, obj);
 	return obj;
 }
 
 void spec_free(struct service_spec *s)
 {
+	spec_ext_free(s);
 	free(s->ports);
 	free(s->source);
 	s->ports = NULL;
@@ -326,7 +335,7 @@ int spec_copy(struct service_spec *dst, const struct service_spec *src)
 	*dst = *src;
 	dst->ports = calloc(src->n_ports ? src->n_ports : 1, sizeof(*dst->ports));
 	dst->source = src->source ? strdup(src->source) : NULL;
-	if (!dst->ports || (src->source && !dst->source)) {
+	if (spec_ext_copy(dst, src) || !dst->ports || (src->source && !dst->source)) {
 		spec_free(dst);
 		return -ENOMEM;
 	}

@@ -16,6 +16,39 @@
 
 #define SERVICE_NAME_MAX 63
 #define SPEC_MAX_PORT_ITEMS 4096 /* entries in "ports" (each may be a range) */
+#define SPEC_MAX_DBS 64
+#define SPEC_MAX_CREDS 64
+#define SPEC_MAX_ARGV 64
+#define CRED_ENV_MAX 127
+#define CRED_PATH_MAX 1023
+
+/* "databases": [{"name": "analytics-db", "max_connections": 10}] */
+struct spec_db {
+	char name[SERVICE_NAME_MAX + 1];
+	int64_t max_connections; /* 0 = no cap */
+};
+
+enum cred_kind { CRED_ENV = 1, CRED_FILE };
+
+/* "credentials": [{"env": "TOKEN"}, {"file": "/etc/x.key", "mode": "0600", "owner": "root"}] */
+struct spec_cred {
+	enum cred_kind kind;
+	char env[CRED_ENV_MAX + 1];
+	char file[CRED_PATH_MAX + 1];
+	int mode; /* loosest mode allowed, -1 = any */
+	int64_t owner_uid; /* -1 = any */
+	char owner[64]; /* as written */
+};
+
+enum health_kind { HEALTH_NONE, HEALTH_TCP, HEALTH_HTTP, HEALTH_EXEC };
+
+/* "health": {"tcp": "127.0.0.1:8100"} | {"http": URL} | {"exec": [argv]}, + timing */
+struct spec_health {
+	enum health_kind kind;
+	char target[512]; /* TCP host:port or HTTP URL */
+	char *argv[SPEC_MAX_ARGV + 1]; /* EXEC, NULL-terminated */
+	int64_t interval_s, timeout_s, failures_before_critical;
+};
 
 struct service_spec {
 	char name[SERVICE_NAME_MAX + 1];
@@ -23,7 +56,25 @@ struct service_spec {
 	size_t n_ports;
 	char *source; /* the file it came from, NULL when applied through the API */
 	struct spec_resources res; /* all zero when the spec has no "resources" */
+	struct spec_db *dbs;
+	size_t n_dbs;
+	struct spec_cred *creds;
+	size_t n_creds;
+	struct spec_health health;
 };
+
+/* spec_ext.c: "databases", "credentials", "health". */
+void spec_parse_databases(struct json_object *v, const char *file, struct service_spec *s,
+			  struct verr *e);
+void spec_parse_credentials(struct json_object *v, const char *file, struct service_spec *s,
+			    struct verr *e);
+void spec_parse_health(struct json_object *v, const char *file, struct service_spec *s,
+		       struct verr *e);
+void spec_ext_to_json(const struct service_spec *s, struct json_object *obj);
+int spec_ext_copy(struct service_spec *dst, const struct service_spec *src);
+void spec_ext_free(struct service_spec *s);
+/* "0640" */
+void cred_mode_fmt(int mode, char *buf, size_t len);
 
 /* [a-z0-9][a-z0-9-]{0,62} */
 bool service_name_valid(const char *s);

@@ -7,6 +7,7 @@
 
 #include "bpfinfo.h"
 #include "daemon.h"
+#include "databases.h"
 #include "version.h"
 
 static const char *const shared_maps[] = { "cm_events", "cm_stats",	"cm_config",
@@ -153,6 +154,7 @@ int status_collect(struct daemon *d, struct json_object **out)
 	json_object_object_add(o, "bpffs", json_object_new_string(d->cfg.bpffs));
 	json_object_array_add(comps, component_ports(d));
 	resources_status(d, comps);
+	databases_status(d, comps);
 	json_object_object_add(o, "components", comps);
 	json_object_object_add(o, "maps", maps_json(d));
 	json_object_object_add(o, "policy", policy_json(d));

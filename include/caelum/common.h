@@ -50,6 +50,7 @@
 #define CAELUM_COMP_DEVICES 1
 #define CAELUM_COMP_TASKS 2
 #define CAELUM_COMP_CPU 3
+#define CAELUM_COMP_DATABASES 4
 #define CAELUM_COMP_MAX 8
 
 /* Component modes. UNSET (a zeroed config) is treated as ENFORCE: fail closed. */
@@ -62,6 +63,8 @@
 #define CAELUM_EV_BIND_DENIED 1
 #define CAELUM_EV_DEVICE_DENIED 2
 #define CAELUM_EV_TASK_BUDGET 3
+#define CAELUM_EV_DB_DENIED 4
+#define CAELUM_EV_DB_LIMIT 5
 
 /* Event actions. */
 #define CAELUM_ACT_DENIED 1
@@ -76,6 +79,9 @@
 #define CAELUM_REASON_MANAGED 2 /* the port lies in a managed range and nobody reserved it */
 #define CAELUM_REASON_ASSIGNED 3 /* the device is assigned to another service */
 #define CAELUM_REASON_UNASSIGNED 4 /* the device is listed but assigned to nobody */
+#define CAELUM_REASON_UNDECLARED 5 /* the service did not declare the database */
+#define CAELUM_REASON_UNMANAGED 6 /* not a service, and the database denies unmanaged */
+#define CAELUM_REASON_CONN_LIMIT 7 /* the service's connections to it are at max */
 
 /* Device access bits as in the kernel's BPF_DEVCG_ACC_* (cgroup/dev programs). */
 #define CAELUM_DEV_ACC_MKNOD 1
@@ -88,7 +94,7 @@ struct caelum_ev_bind {
 	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
 	__u8 family; /* AF_INET or AF_INET6 */
 	__u8 addr[16]; /* bind address: IPv4 in the first 4 bytes, or IPv6 */
-	__u8 pad[4];
+	__u8 pad[12];
 };
 
 struct caelum_ev_dev {
@@ -96,15 +102,28 @@ struct caelum_ev_dev {
 	__u32 minor;
 	__u32 access; /* BPF_DEVCG_ACC_* bits */
 	__u32 dev_type; /* BPF_DEVCG_DEV_CHAR or BPF_DEVCG_DEV_BLOCK */
-	__u8 pad[8];
+	__u8 pad[16];
 };
 
 struct caelum_ev_task {
 	__u64 live; /* live tasks of the service after the fork */
 	__u64 budget; /* its budget */
 	__u32 killed; /* 1: the new task was sent SIGKILL */
-	__u32 pad;
+	__u32 pad[3];
 };
+
+struct caelum_ev_conn {
+	__u32 db_id; /* db_id_of(name) */
+	__u16 port; /* host byte order */
+	__u8 family; /* AF_INET or AF_INET6 */
+	__u8 op; /* CAELUM_CONN_OP_* */
+	__u8 addr[16]; /* IPv6, or IPv4-mapped */
+	__u32 count; /* open connections of the service to it */
+	__u32 max; /* its max_connections (0 = none) */
+};
+
+#define CAELUM_CONN_OP_CONNECT 1
+#define CAELUM_CONN_OP_SENDMSG 2
 
 struct caelum_event {
 	__u64 time_ns; /* bpf_ktime_get_ns() of the (latest) occurrence */
@@ -123,6 +142,7 @@ struct caelum_event {
 		struct caelum_ev_bind bind; /* CAELUM_EV_BIND_DENIED */
 		struct caelum_ev_dev dev; /* CAELUM_EV_DEVICE_DENIED */
 		struct caelum_ev_task task; /* CAELUM_EV_TASK_BUDGET */
+		struct caelum_ev_conn conn; /* CAELUM_EV_DB_DENIED, CAELUM_EV_DB_LIMIT */
 	};
 };
 
@@ -150,6 +170,7 @@ struct caelum_service {
 };
 
 #define CAELUM_SVC_F_REGISTERED 0x01
+#define CAELUM_SVC_F_INTERNAL 0x02 /* Caelum's own probe/verification cgroup */
 
 /*
  * Key of cm_agg (HASH): what makes two events identical. subject is per type:

@@ -65,7 +65,8 @@ class Shapes(CaelumTest):
         cfg = self.e.ok("map", "dump", "cm_config")
         self.assertEqual(cfg["modes"]["ports"], "enforce")
         svcs = self.e.ok("map", "dump", "cm_services")
-        self.assertEqual(sorted(s["service"] for s in svcs), ["alpha", "beta"])
+        self.assertEqual(sorted(s["service"] for s in svcs if not s["internal"]), ["alpha", "beta"])
+        self.assertEqual([s["service"] for s in svcs if s["internal"]], [".probe"])
         r = self.e.ctl("map", "dump", "cm_events")
         self.assertEqual(r.rc, 1)
         self.assertIn("ring buffer", r.json["error"])
@@ -75,13 +76,16 @@ class Shapes(CaelumTest):
         self.assertEqual(set(maps), {"cm_events", "cm_stats", "cm_config", "cm_services",
                                      "cm_agg", "cm_port_outer", "cm_port_rules", "cm_devices",
                                      "cm_task_svc", "cm_task_live", "cm_task_budget",
-                                     "cm_cpu_time"})
+                                     "cm_cpu_time", "cm_db_addrs", "cm_db_decl", "cm_db_conns",
+                                     "cm_db_sk"})
         self.assertEqual(maps["cm_port_rules"]["max_entries"], 131072)
         progs = self.e.ok("prog", "show")
         self.assertEqual({p.get("attach_type") or p["tracepoint"] for p in progs},
                          {"cgroup_inet4_bind", "cgroup_inet6_bind", "cgroup_device",
                           "sched_process_fork", "sched_process_exit", "cgroup_attach_task",
-                          "sched_switch"})
+                          "sched_switch", "cgroup_inet4_connect", "cgroup_inet6_connect",
+                          "cgroup_udp4_sendmsg", "cgroup_udp6_sendmsg",
+                          "cgroup_inet_sock_release"})
         for p in progs:
             self.assertIn("run_time_ns", p)
             self.assertIn("run_cnt", p)

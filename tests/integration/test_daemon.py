@@ -61,7 +61,7 @@ class Startup(CaelumTest):
         self.assertTrue(all(p["attached"] for p in comp["programs"]))
         maps = {m["name"]: m for m in st["maps"]}
         self.assertEqual(maps["cm_port_rules"]["entries"], 200)  # 100 ports x tcp, udp
-        self.assertEqual(maps["cm_services"]["entries"], 1)
+        self.assertEqual(maps["cm_services"]["entries"], 2)  # alpha and Caelum's .probe
         self.assertEqual(st["policy"]["reserved"], 1)
         self.assertEqual(st["policy"]["managed"], 200)
         self.assertEqual(st["registry"]["backend"], "file")
@@ -134,7 +134,8 @@ class Reload(CaelumTest):
 
 
 class Restart(CaelumTest):
-    CGROUP_LINKS = ("cm_bind4", "cm_bind6", "cm_dev")
+    CGROUP_LINKS = ("cm_bind4", "cm_bind6", "cm_dev", "cm_db_conn4", "cm_db_conn6", "cm_db_send4",
+                    "cm_db_send6", "cm_db_release")
     TRACING_LINKS = ("cm_task_fork", "cm_task_exit", "cm_task_move", "cm_sched_switch")
 
     def links(self, e):
@@ -161,18 +162,20 @@ class Restart(CaelumTest):
             self.assertFalse(after[t]["defunct"])
         # Exactly one program per hook: no duplicate attachment.
         progs = e.ok("prog", "show")
-        self.assertEqual(len(progs), 7)
+        self.assertEqual(len(progs), 12)
         self.assertTrue(all(p["attached"] for p in progs))
         out = subprocess.run(["bpftool", "-j", "cgroup", "show", e.root], capture_output=True,
                              text=True).stdout
         attached = json.loads(out) if out.strip() else []
         self.assertEqual(sorted(a["attach_type"] for a in attached),
-                         ["cgroup_device", "cgroup_inet4_bind", "cgroup_inet6_bind"])
+                         ["cgroup_device", "cgroup_inet4_bind", "cgroup_inet4_connect",
+                          "cgroup_inet6_bind", "cgroup_inet6_connect", "cgroup_inet_sock_release",
+                          "cgroup_udp4_sendmsg", "cgroup_udp6_sendmsg"])
         raw = subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True,
                              text=True).stdout
         ours = {l["prog_id"] for l in after.values()}
         live = [l for l in json.loads(raw) if l.get("prog_id") in ours]
-        self.assertEqual(len(live), 7, "the old tracing links are gone")
+        self.assertEqual(len(live), 12, "the old tracing links are gone")
         self.assertDenied(e, other, 8100)
         evs = e.wait_event(lambda ev: ev["port"] == 8100, type="bind_denied")
         self.assertTrue(evs, "the denial made while caelumd was down is read after restart")
@@ -228,8 +231,8 @@ class Teardown(CaelumTest):
         e.stop()
         self.assertDenied(e, other, 8100)
         r = e.ok("teardown")
-        self.assertEqual(len(r["links_detached"]), 7)
-        self.assertEqual(len(r["maps_unpinned"]), 11)
+        self.assertEqual(len(r["links_detached"]), 12)
+        self.assertEqual(len(r["maps_unpinned"]), 15)
         self.assertAllowed(e, other, 8100)
         self.assertFalse(os.path.exists(e.bpffs))
         self.assertEqual(e.ok("link", "show"), [])

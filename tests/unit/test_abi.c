@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "caelum/common.h"
+#include "caelum/connect.h"
 #include "caelum/devices.h"
 #include "caelum/ports.h"
 #include "caelum/tasks.h"
@@ -22,7 +23,7 @@
 #define ABI_OFF(type, field, off)                                                                  \
 	_Static_assert(offsetof(struct type, field) == (off), #type "." #field " offset")
 
-ABI_SIZE(caelum_event, 96);
+ABI_SIZE(caelum_event, 104);
 ABI_OFF(caelum_event, time_ns, 0);
 ABI_OFF(caelum_event, cgroup_id, 8);
 ABI_OFF(caelum_event, svc_cgid, 16);
@@ -39,25 +40,44 @@ ABI_OFF(caelum_event, bind, 72);
 ABI_OFF(caelum_event, dev, 72);
 ABI_OFF(caelum_event, task, 72);
 
-ABI_SIZE(caelum_ev_bind, 24);
+ABI_SIZE(caelum_ev_bind, 32);
 ABI_OFF(caelum_ev_bind, port, 0);
 ABI_OFF(caelum_ev_bind, proto, 2);
 ABI_OFF(caelum_ev_bind, family, 3);
 ABI_OFF(caelum_ev_bind, addr, 4);
 ABI_OFF(caelum_ev_bind, pad, 20);
 
-ABI_SIZE(caelum_ev_dev, 24);
+ABI_SIZE(caelum_ev_dev, 32);
 ABI_OFF(caelum_ev_dev, major, 0);
 ABI_OFF(caelum_ev_dev, minor, 4);
 ABI_OFF(caelum_ev_dev, access, 8);
 ABI_OFF(caelum_ev_dev, dev_type, 12);
 ABI_OFF(caelum_ev_dev, pad, 16);
 
-ABI_SIZE(caelum_ev_task, 24);
+ABI_SIZE(caelum_ev_task, 32);
 ABI_OFF(caelum_ev_task, live, 0);
 ABI_OFF(caelum_ev_task, budget, 8);
 ABI_OFF(caelum_ev_task, killed, 16);
 ABI_OFF(caelum_ev_task, pad, 20);
+
+ABI_SIZE(caelum_ev_conn, 32);
+ABI_OFF(caelum_ev_conn, db_id, 0);
+ABI_OFF(caelum_ev_conn, port, 4);
+ABI_OFF(caelum_ev_conn, family, 6);
+ABI_OFF(caelum_ev_conn, op, 7);
+ABI_OFF(caelum_ev_conn, addr, 8);
+ABI_OFF(caelum_ev_conn, count, 24);
+ABI_OFF(caelum_ev_conn, max, 28);
+
+ABI_SIZE(caelum_db_addr_key, 20);
+ABI_OFF(caelum_db_addr_key, port, 16);
+ABI_SIZE(caelum_db_addr, 8);
+ABI_SIZE(caelum_db_decl_key, 16);
+ABI_OFF(caelum_db_decl_key, db_id, 8);
+ABI_SIZE(caelum_db_decl, 8);
+ABI_SIZE(caelum_db_conns, 8);
+ABI_SIZE(caelum_db_sk, 16);
+ABI_OFF(caelum_db_sk, counted, 12);
 
 ABI_SIZE(caelum_config, 40);
 ABI_OFF(caelum_config, mode, 0);
@@ -74,7 +94,7 @@ ABI_OFF(caelum_agg_key, subject, 8);
 ABI_OFF(caelum_agg_key, type, 16);
 ABI_OFF(caelum_agg_key, pad, 20);
 
-ABI_SIZE(caelum_agg_val, 120);
+ABI_SIZE(caelum_agg_val, 128);
 ABI_OFF(caelum_agg_val, lock, 0);
 ABI_OFF(caelum_agg_val, pad, 4);
 ABI_OFF(caelum_agg_val, start_ns, 8);
@@ -140,9 +160,10 @@ struct abi_off {
 static void test_sizes(void **state)
 {
 	static const struct abi_size sizes[] = {
-		SZ(caelum_event, 96),	   SZ(caelum_ev_bind, 24),	 SZ(caelum_ev_dev, 24),
-		SZ(caelum_ev_task, 24),	   SZ(caelum_config, 40),	 SZ(caelum_service, 8),
-		SZ(caelum_agg_key, 24),	   SZ(caelum_agg_val, 120),	 SZ(caelum_agg_flush_args, 8),
+		SZ(caelum_event, 104),	   SZ(caelum_ev_bind, 32),	 SZ(caelum_ev_dev, 32),
+		SZ(caelum_ev_task, 32),	   SZ(caelum_ev_conn, 32),	 SZ(caelum_db_addr_key, 20),
+		SZ(caelum_db_decl_key, 16), SZ(caelum_db_sk, 16),	   SZ(caelum_config, 40),	 SZ(caelum_service, 8),
+		SZ(caelum_agg_key, 24),	   SZ(caelum_agg_val, 128),	 SZ(caelum_agg_flush_args, 8),
 		SZ(caelum_port_key, 4),	   SZ(caelum_port_rule, 16),	 SZ(caelum_dev_key, 16),
 		SZ(caelum_dev_rule, 16),   SZ(caelum_task, 24),		 SZ(caelum_task_live, 8),
 	};
@@ -153,9 +174,10 @@ static void test_sizes(void **state)
 			fail_msg("sizeof(struct %s) = %zu, ABI says %zu", sizes[i].name,
 				 sizes[i].size, sizes[i].want);
 	/* no implicit padding: the fields add up to the size */
-	assert_int_equal(8 * 4 + 4 * 4 + 1 + 1 + 6 + CAELUM_COMM_LEN + 24,
+	assert_int_equal(8 * 4 + 4 * 4 + 1 + 1 + 6 + CAELUM_COMM_LEN + 32,
 			 sizeof(struct caelum_event));
-	assert_int_equal(2 + 1 + 1 + 16 + 4, sizeof(struct caelum_ev_bind));
+	assert_int_equal(2 + 1 + 1 + 16 + 12, sizeof(struct caelum_ev_bind));
+	assert_int_equal(4 + 2 + 1 + 1 + 16 + 4 + 4, sizeof(struct caelum_ev_conn));
 	assert_int_equal(8 + 8 + 4 + 4, sizeof(struct caelum_agg_key));
 	assert_int_equal(8 + 2 + 2 + 4, sizeof(struct caelum_port_rule));
 	assert_int_equal(2 + 1 + 1, sizeof(struct caelum_port_key));

@@ -1,0 +1,217 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Database connections: cgroup connect4/6 and sendmsg4/6 decide, sock_release keeps the
+ * per-(service, database) connection counts. See include/caelum/connect.h.
+ */
+#include "common.bpf.h"
+#include "caelum/connect.h"
+
+#define SOCK_ALLOW 1
+#define SOCK_DENY 0
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CAELUM_MAX_DB_ADDRS);
+	__type(key, struct caelum_db_addr_key);
+	__type(value, struct caelum_db_addr);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} cm_db_addrs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CAELUM_MAX_DB_DECLS);
+	__type(key, struct caelum_db_decl_key);
+	__type(value, struct caelum_db_decl);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} cm_db_decl SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CAELUM_MAX_DB_DECLS);
+	__type(key, struct caelum_db_decl_key);
+	__type(value, struct caelum_db_conns);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} cm_db_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct caelum_db_sk);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} cm_db_sk SEC(".maps");
+
+static __always_inline __s64 conns_add(__u64 svc, __u32 db_id, __s64 delta)
+{
+	struct caelum_db_decl_key k = { .svc_cgid = svc, .db_id = db_id };
+	struct caelum_db_conns *c = bpf_map_lookup_elem(&cm_db_conns, &k), init = {};
+
+	if (!c) {
+		bpf_map_update_elem(&cm_db_conns, &k, &init, BPF_NOEXIST);
+		c = bpf_map_lookup_elem(&cm_db_conns, &k);
+		if (!c)
+			return 0;
+	}
+	return __sync_fetch_and_add(&c->count, delta) + delta;
+}
+
+static __always_inline void key_from_ip4(struct caelum_db_addr_key *k, __u32 ip4)
+{
+	k->addr[10] = 0xff;
+	k->addr[11] = 0xff;
+	__builtin_memcpy(&k->addr[12], &ip4, sizeof(ip4));
+}
+
+static __always_inline void key_from_ctx(struct bpf_sock_addr *ctx, __u8 family,
+					 struct caelum_db_addr_key *k)
+{
+	if (family == AF_INET) {
+		key_from_ip4(k, ctx->user_ip4);
+	} else {
+		__u32 ip6[4];
+
+		ip6[0] = ctx->user_ip6[0];
+		ip6[1] = ctx->user_ip6[1];
+		ip6[2] = ctx->user_ip6[2];
+		ip6[3] = ctx->user_ip6[3];
+		__builtin_memcpy(k->addr, ip6, sizeof(ip6));
+	}
+	k->port = bpf_ntohs((__u16)ctx->user_port);
+}
+
+static __always_inline void conn_report(const struct caelum_db_addr_key *k, __u8 family,
+					__u32 db_id, __u32 type, __u8 reason, __u8 op, __u32 action,
+					__s64 count, __u64 max)
+{
+	struct caelum_event ev = {};
+	struct caelum_agg_key key = {};
+
+	event_fill_task(&ev);
+	ev.type = type;
+	ev.action = action;
+	ev.reason = reason;
+	ev.conn.db_id = db_id;
+	ev.conn.port = k->port;
+	ev.conn.family = family;
+	ev.conn.op = op;
+	__builtin_memcpy(ev.conn.addr, k->addr, sizeof(k->addr));
+	ev.conn.count = count > 0 ? (__u32)count : 0;
+	ev.conn.max = (__u32)max;
+	key.cgroup_id = ev.cgroup_id;
+	key.subject = (__u64)db_id << 32 | reason;
+	key.type = type;
+	event_report(&key, &ev);
+}
+
+/* A connect/send the rules refuse: EPERM in enforce mode, reported either way. */
+static __always_inline int refuse(const struct caelum_db_addr_key *k, __u8 family, __u32 db_id,
+				  __u32 type, __u8 reason, __u8 op, __u32 mode, __s64 count,
+				  __u64 max)
+{
+	bool audit = mode == CAELUM_MODE_AUDIT;
+
+	stat_inc(audit ? CAELUM_STAT_AUDITED : CAELUM_STAT_DENIED);
+	conn_report(k, family, db_id, type, reason, op, audit ? CAELUM_ACT_AUDITED : CAELUM_ACT_DENIED,
+		    count, max);
+	return audit ? SOCK_ALLOW : SOCK_DENY;
+}
+
+/* Place this socket in the (svc, db) count, or refuse it past max. */
+static __always_inline int conn_count(struct bpf_sock_addr *ctx, const struct caelum_db_addr_key *k,
+				      __u8 family, __u64 svc, __u32 db_id,
+				      const struct caelum_db_decl *decl, __u32 mode)
+{
+	struct caelum_db_sk *sks;
+	__s64 n;
+
+	sks = bpf_sk_storage_get(&cm_db_sk, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!sks)
+		return SOCK_ALLOW; /* cannot count: never fail a connect for our own lack */
+	if (sks->counted && sks->svc_cgid == svc && sks->db_id == db_id)
+		return SOCK_ALLOW; /* the same socket connecting again */
+	if (sks->counted && __sync_lock_test_and_set(&sks->counted, 0))
+		conns_add(sks->svc_cgid, sks->db_id, -1); /* a UDP socket re-connected elsewhere */
+	n = conns_add(svc, db_id, 1);
+	if (decl->max_conns && n > (__s64)decl->max_conns && mode != CAELUM_MODE_AUDIT) {
+		conns_add(svc, db_id, -1);
+		return refuse(k, family, db_id, CAELUM_EV_DB_LIMIT, CAELUM_REASON_CONN_LIMIT,
+			      CAELUM_CONN_OP_CONNECT, mode, n - 1, decl->max_conns);
+	}
+	if (decl->max_conns && n > (__s64)decl->max_conns)
+		refuse(k, family, db_id, CAELUM_EV_DB_LIMIT, CAELUM_REASON_CONN_LIMIT,
+		       CAELUM_CONN_OP_CONNECT, mode, n, decl->max_conns);
+	sks->svc_cgid = svc;
+	sks->db_id = db_id;
+	sks->counted = 1;
+	return SOCK_ALLOW;
+}
+
+static __always_inline int db_check(struct bpf_sock_addr *ctx, __u8 family, __u8 op)
+{
+	struct caelum_db_addr_key k = {};
+	struct caelum_db_decl_key dk = {};
+	const struct caelum_db_addr *rule;
+	const struct caelum_db_decl *decl;
+	__u32 mode;
+	__u64 svc;
+
+	key_from_ctx(ctx, family, &k);
+	rule = bpf_map_lookup_elem(&cm_db_addrs, &k);
+	if (!rule)
+		return SOCK_ALLOW;
+	mode = component_mode(CAELUM_COMP_DATABASES);
+	if (mode == CAELUM_MODE_OFF)
+		return SOCK_ALLOW;
+	svc = svc_of_current();
+	if (svc == CAELUM_CGID_NONE) {
+		if (rule->flags & CAELUM_DB_F_UNMANAGED_ALLOW)
+			return SOCK_ALLOW;
+		return refuse(&k, family, rule->db_id, CAELUM_EV_DB_DENIED, CAELUM_REASON_UNMANAGED,
+			      op, mode, 0, 0);
+	}
+	dk.svc_cgid = svc;
+	dk.db_id = rule->db_id;
+	decl = bpf_map_lookup_elem(&cm_db_decl, &dk);
+	if (!decl)
+		return refuse(&k, family, rule->db_id, CAELUM_EV_DB_DENIED, CAELUM_REASON_UNDECLARED,
+			      op, mode, 0, 0);
+	if (op != CAELUM_CONN_OP_CONNECT)
+		return SOCK_ALLOW; /* a datagram is not a connection: nothing to count */
+	return conn_count(ctx, &k, family, svc, rule->db_id, decl, mode);
+}
+
+SEC("cgroup/connect4")
+int cm_db_conn4(struct bpf_sock_addr *ctx)
+{
+	return db_check(ctx, AF_INET, CAELUM_CONN_OP_CONNECT);
+}
+
+SEC("cgroup/connect6")
+int cm_db_conn6(struct bpf_sock_addr *ctx)
+{
+	return db_check(ctx, AF_INET6, CAELUM_CONN_OP_CONNECT);
+}
+
+SEC("cgroup/sendmsg4")
+int cm_db_send4(struct bpf_sock_addr *ctx)
+{
+	return db_check(ctx, AF_INET, CAELUM_CONN_OP_SENDMSG);
+}
+
+SEC("cgroup/sendmsg6")
+int cm_db_send6(struct bpf_sock_addr *ctx)
+{
+	return db_check(ctx, AF_INET6, CAELUM_CONN_OP_SENDMSG);
+}
+
+SEC("cgroup/sock_release")
+int cm_db_release(struct bpf_sock *sk)
+{
+	struct caelum_db_sk *sks = bpf_sk_storage_get(&cm_db_sk, sk, 0, 0);
+
+	if (sks && __sync_lock_test_and_set(&sks->counted, 0))
+		conns_add(sks->svc_cgid, sks->db_id, -1);
+	return SOCK_ALLOW;
+}

@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "connect.h"
+#include "connect.skel.h"
+#include "log.h"
+
+struct connect {
+	struct connect_bpf *skel;
+	int link_fd[CONNECT_NPROGS];
+	enum link_outcome outcome[CONNECT_NPROGS];
+};
+
+static struct bpf_program *prog_at(const struct connect *c, int idx, int *type)
+{
+	static const int types[CONNECT_NPROGS] = { BPF_CGROUP_INET4_CONNECT, BPF_CGROUP_INET6_CONNECT,
+						   BPF_CGROUP_UDP4_SENDMSG, BPF_CGROUP_UDP6_SENDMSG,
+						   BPF_CGROUP_INET_SOCK_RELEASE };
+	struct bpf_program *p[CONNECT_NPROGS] = { c->skel->progs.cm_db_conn4, c->skel->progs.cm_db_conn6,
+						  c->skel->progs.cm_db_send4, c->skel->progs.cm_db_send6,
+						  c->skel->progs.cm_db_release };
+
+	*type = types[idx];
+	return p[idx];
+}
+
+int connect_load(const struct bpf_env *env, struct connect **out)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = env->maps);
+	struct connect *c = calloc(1, sizeof(*c));
+	int err;
+
+	if (!c)
+		return -ENOMEM;
+	for (int i = 0; i < CONNECT_NPROGS; i++)
+		c->link_fd[i] = -1;
+	c->skel = connect_bpf__open_opts(&opts);
+	if (!c->skel) {
+		err = -errno;
+		p_err("failed to open BPF object 'connect': %s", strerror(errno));
+		goto err;
+	}
+	err = bpf_env_size_shared(env, c->skel->obj);
+	if (!err)
+		err = connect_bpf__load(c->skel);
+	if (err) {
+		p_err("failed to load BPF object 'connect': %s", strerror(-err));
+		goto err;
+	}
+	*out = c;
+	return 0;
+err:
+	connect_close(c);
+	return err;
+}
+
+int connect_attach(struct connect *c, const struct bpf_env *env)
+{
+	for (int i = 0; i < CONNECT_NPROGS; i++) {
+		int type, fd;
+		struct bpf_program *p = prog_at(c, i, &type);
+
+		fd = link_install(env, bpf_program__name(p), bpf_program__fd(p), type, &c->outcome[i]);
+		if (fd < 0)
+			return fd;
+		if (c->link_fd[i] >= 0)
+			close(c->link_fd[i]);
+		c->link_fd[i] = fd;
+	}
+	return 0;
+}
+
+void connect_key(const struct db_addr *a, struct caelum_db_addr_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	if (a->sa.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)&a->sa;
+
+		memcpy(k->addr, &s6->sin6_addr, 16);
+		k->port = ntohs(s6->sin6_port);
+	} else {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)&a->sa;
+
+		k->addr[10] = k->addr[11] = 0xff;
+		memcpy(&k->addr[12], &s4->sin_addr, 4);
+		k->port = ntohs(s4->sin_port);
+	}
+}
+
+static bool addr_wanted(const struct conn_db *dbs, size_t n, const struct caelum_db_addr_key *k)
+{
+	for (size_t i = 0; i < n; i++)
+		for (size_t j = 0; j < dbs[i].n_addrs; j++) {
+			struct caelum_db_addr_key w;
+
+			connect_key(&dbs[i].addrs[j], &w);
+			if (!memcmp(&w, k, sizeof(w)))
+				return true;
+		}
+	return false;
+}
+
+static bool decl_wanted(const struct conn_decl *d, size_t n, const struct caelum_db_decl_key *k)
+{
+	for (size_t i = 0; i < n; i++)
+		if (d[i].svc_cgid == k->svc_cgid && d[i].db_id == k->db_id)
+			return true;
+	return false;
+}
+
+/* Remove keys of fd for which wanted() says no (restart the walk after each delete). */
+#define PRUNE(fd, keytype, wanted_expr)                                                          \
+	do {                                                                                     \
+		keytype key, next, *prev = NULL;                                                 \
+		while (!bpf_map_get_next_key(fd, prev, &next)) {                                 \
+			key = next;                                                              \
+			prev = &key;                                                             \
+			if (!(wanted_expr)) {                                                    \
+				bpf_map_delete_elem(fd, &key);                                   \
+				prev = NULL;                                                     \
+			}                                                                        \
+		}                                                                                \
+	} while (0)
+
+int connect_sync(struct connect *c, const struct conn_db *dbs, size_t n_dbs,
+		 const struct conn_decl *decls, size_t n_decls)
+{
+	int afd = bpf_map__fd(c->skel->maps.cm_db_addrs), dfd = bpf_map__fd(c->skel->maps.cm_db_decl);
+
+	for (size_t i = 0; i < n_dbs; i++) {
+		struct caelum_db_addr v = { .db_id = dbs[i].id,
+					    .flags = dbs[i].unmanaged_allow ? CAELUM_DB_F_UNMANAGED_ALLOW : 0 };
+
+		for (size_t j = 0; j < dbs[i].n_addrs; j++) {
+			struct caelum_db_addr_key k;
+
+			connect_key(&dbs[i].addrs[j], &k);
+			if (bpf_map_update_elem(afd, &k, &v, BPF_ANY))
+				return -errno;
+		}
+	}
+	for (size_t i = 0; i < n_decls; i++) {
+		struct caelum_db_decl_key k = { .svc_cgid = decls[i].svc_cgid, .db_id = decls[i].db_id };
+		struct caelum_db_decl v = { .max_conns = decls[i].max_conns };
+
+		if (bpf_map_update_elem(dfd, &k, &v, BPF_ANY))
+			return -errno;
+	}
+	PRUNE(afd, struct caelum_db_addr_key, addr_wanted(dbs, n_dbs, &key));
+	PRUNE(dfd, struct caelum_db_decl_key, decl_wanted(decls, n_decls, &key));
+	return 0;
+}
+
+int64_t connect_count(const struct connect *c, uint64_t svc_cgid, uint32_t db_id)
+{
+	struct caelum_db_decl_key k = { .svc_cgid = svc_cgid, .db_id = db_id };
+	struct caelum_db_conns v;
+
+	if (bpf_map_lookup_elem(bpf_map__fd(c->skel->maps.cm_db_conns), &k, &v))
+		return 0;
+	return v.count > 0 ? v.count : 0;
+}
+
+int connect_prog_fd(const struct connect *c, int idx, const char **name, int *attach_type)
+{
+	struct bpf_program *p = prog_at(c, idx, attach_type);
+
+	*name = bpf_program__name(p);
+	return bpf_program__fd(p);
+}
+
+int connect_link_fd(const struct connect *c, int idx)
+{
+	return c->link_fd[idx];
+}
+
+const char *connect_link_outcome(const struct connect *c, int idx)
+{
+	return link_outcome_name(c->outcome[idx]);
+}
+
+void connect_close(struct connect *c)
+{
+	if (!c)
+		return;
+	for (int i = 0; i < CONNECT_NPROGS; i++)
+		if (c->link_fd[i] >= 0)
+			close(c->link_fd[i]);
+	connect_bpf__destroy(c->skel);
+	free(c);
+}

@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* caelumctl db { list | show NAME | apply FILE | delete NAME } */
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl.h"
+#include "jsonv.h"
+
+static void db_row(struct json_object *d)
+{
+	struct json_object *addrs = json_object_object_get(d, "addresses"), *r;
+
+	printf("%-20s %-10s %-28s %-6s ", jstr(d, "name"), jstr(d, "kind"), jstr(d, "address"),
+	       jstr(d, "unmanaged"));
+	r = json_object_object_get(d, "reachable");
+	printf("%-11s ", !r ? "unknown" : json_object_get_boolean(r) ? "reachable" : "UNREACHABLE");
+	for (size_t i = 0; i < json_object_array_length(addrs); i++)
+		printf("%s%s", i ? "," : "", json_object_get_string(json_object_array_get_idx(addrs, i)));
+	printf("\n");
+}
+
+static int db_list(int argc, char **argv)
+{
+	struct json_object *res;
+	int rc;
+
+	(void)argv;
+	if (argc)
+		return ctl_usage("db list takes no arguments");
+	rc = ctl_call("db.list", NULL, &res);
+	if (rc)
+		return rc;
+	if (ctl.json) {
+		ctl_json_print(res);
+		return 0;
+	}
+	printf("%-20s %-10s %-28s %-6s %-11s %s\n", "NAME", "KIND", "ADDRESS", "UNMGD", "STATE",
+	       "RESOLVED");
+	for (size_t i = 0; i < json_object_array_length(res); i++)
+		db_row(json_object_array_get_idx(res, i));
+	json_object_put(res);
+	return 0;
+}
+
+static int db_named(const char *method, int argc, char **argv, const char *usage)
+{
+	struct json_object *p, *res;
+	int rc;
+
+	if (argc != 1)
+		return ctl_usage("usage: %s", usage);
+	p = json_object_new_object();
+	json_object_object_add(p, "name", json_object_new_string(argv[0]));
+	rc = ctl_call(method, p, &res);
+	json_object_put(p);
+	if (rc)
+		return rc;
+	if (ctl.json) {
+		ctl_json_print(res);
+		return 0;
+	}
+	if (!strcmp(method, "db.delete")) {
+		printf("deleted database %s\n", argv[0]);
+	} else {
+		struct json_object *users = json_object_object_get(res, "services");
+
+		db_row(res);
+		for (size_t i = 0; i < json_object_array_length(users); i++) {
+			struct json_object *u = json_object_array_get_idx(users, i);
+
+			printf("  service %-20s connections %lld, max %s\n", jstr(u, "service"),
+			       (long long)jint(u, "connections"),
+			       jstr(u, "max_connections") ? jstr(u, "max_connections") : "none");
+		}
+	}
+	json_object_put(res);
+	return 0;
+}
+
+static int db_show(int argc, char **argv)
+{
+	return db_named("db.show", argc, argv, "db show NAME");
+}
+
+static int db_delete(int argc, char **argv)
+{
+	return db_named("db.delete", argc, argv, "db delete NAME");
+}
+
+static int db_apply(int argc, char **argv)
+{
+	struct json_object *spec, *p, *res;
+	struct verr e = {};
+	int rc;
+
+	if (argc != 1)
+		return ctl_usage("usage: db apply FILE");
+	if (jv_parse_file(argv[0], &spec, &e))
+		return ctl_verr(EXIT_CONFIG, &e);
+	p = json_object_new_object();
+	json_object_object_add(p, "spec", spec);
+	json_object_object_add(p, "file", json_object_new_string(argv[0]));
+	rc = ctl_call("db.apply", p, &res);
+	json_object_put(p);
+	if (rc)
+		return rc;
+	if (ctl.json) {
+		ctl_json_print(res);
+		return 0;
+	}
+	printf("applied database %s\n", jstr(res, "name"));
+	json_object_put(res);
+	return 0;
+}
+
+static int db_help(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	fprintf(stderr, "Usage: caelumctl db { list | show NAME | apply FILE | delete NAME | help }\n");
+	return 0;
+}
+
+int do_db(int argc, char **argv)
+{
+	static const struct cmd cmds[] = {
+		{ "list", db_list },   { "show", db_show }, { "apply", db_apply },
+		{ "delete", db_delete }, { "help", db_help }, {},
+	};
+
+	if (!argc)
+		return db_list(0, argv);
+	return cmd_select(cmds, argc, argv, db_help);
+}

@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* db.list, db.show, db.apply, db.delete. */
+#include <errno.h>
+#include <string.h>
+
+#include "databases.h"
+#include "handlers_int.h"
+
+int h_db_list(struct call *c)
+{
+	if (hc_params_check(c, (const char *const[]){ NULL }))
+		return -1;
+	c->result = databases_json(c->d);
+	return 0;
+}
+
+int h_db_show(struct call *c)
+{
+	static const char *const keys[] = { "name", NULL };
+	const char *name;
+
+	if (hc_params_check(c, keys) || hc_param_service(c, "name", &name))
+		return -1;
+	c->result = database_json(c->d, name);
+	if (!c->result)
+		return hc_fail(c, EXIT_FAIL, "database '%s' not found", name);
+	return 0;
+}
+
+static void emit_db_event(struct daemon *d, const char *type, const char *name)
+{
+	struct json_object *e = event_new(d->ev, type, "changed");
+
+	json_object_object_add(e, "database", json_object_new_string(name));
+	events_emit(d->ev, e);
+}
+
+int h_db_apply(struct call *c)
+{
+	static const char *const keys[] = { "spec", "file", NULL };
+	struct json_object *obj = hc_param(c, "spec");
+	struct verr e = {};
+	struct db_spec spec;
+	const char *file;
+	int err;
+
+	if (hc_params_check(c, keys) || hc_param_str(c, "file", false, &file))
+		return -1;
+	if (!obj)
+		return hc_fail(c, EXIT_USAGE, "params: spec: missing required key");
+	if (dbspec_from_json(obj, file ? file : "spec", &spec, &e))
+		return hc_fail_verr(c, EXIT_CONFIG, &e);
+	hc_change_begin(c, "db apply");
+	err = registry_db_apply(c->d->reg, &spec, ORIGIN_API, &e);
+	if (err) {
+		hc_change_end(c);
+		return hc_fail_verr(c, EXIT_CONFIG, &e);
+	}
+	emit_db_event(c->d, "db_applied", spec.name);
+	if (hc_change_end(c))
+		return -1;
+	c->result = database_json(c->d, spec.name);
+	return 0;
+}
+
+int h_db_delete(struct call *c)
+{
+	static const char *const keys[] = { "name", NULL };
+	struct verr e = {};
+	const char *name;
+	int err;
+
+	if (hc_params_check(c, keys) || hc_param_service(c, "name", &name))
+		return -1;
+	hc_change_begin(c, "db delete");
+	err = registry_db_delete(c->d->reg, name, &e);
+	if (err) {
+		hc_change_end(c);
+		return hc_fail_verr(c, err == -ENOENT ? EXIT_FAIL : EXIT_CONFIG, &e);
+	}
+	emit_db_event(c->d, "db_deleted", name);
+	if (hc_change_end(c))
+		return -1;
+	c->result = json_object_new_object();
+	json_object_object_add(c->result, "deleted", json_object_new_string(name));
+	return 0;
+}

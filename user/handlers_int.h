@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* Shared by the handler files (handlers*.c): the call context and parameter helpers. */
+#ifndef CAELUM_HANDLERS_INT_H
+#define CAELUM_HANDLERS_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "daemon.h"
+#include "handlers.h"
+
+#define P "params"
+
+struct call {
+	struct daemon *d;
+	struct json_object *params;
+	const struct caller *who;
+	struct json_object *result;
+	struct herr *err;
+	struct hstream *stream;
+};
+
+typedef int (*handler_fn)(struct call *c);
+
+/* Fail the call: -1 with err filled. */
+int hc_fail(struct call *c, int exit_code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Refusal with every reason: message = first, errors = all (e is freed). */
+int hc_fail_verr(struct call *c, int exit_code, struct verr *e);
+int hc_params_check(struct call *c, const char *const *allowed);
+struct json_object *hc_param(struct call *c, const char *key);
+int hc_param_str(struct call *c, const char *key, bool required, const char **out);
+int hc_param_service(struct call *c, const char *key, const char **out);
+int hc_param_proto(struct call *c, uint8_t *proto);
+int hc_param_port(struct call *c, uint16_t *port);
+void hc_fmt_port(char *buf, size_t len, uint16_t port, uint8_t proto);
+/* Live holders of (port, proto) outside svc's cgroup (any holder if svc is NULL), into e. */
+int hc_foreign_holders(struct daemon *d, const char *svc, uint16_t port, uint8_t proto,
+		       struct verr *e, const char *label);
+/* Registry changes are bracketed so that the kernel apply's outcome is reported. */
+void hc_change_begin(struct call *c, const char *why);
+int hc_change_end(struct call *c);
+
+int h_run_check(struct call *c);
+int h_run_started(struct call *c);
+int h_db_list(struct call *c);
+int h_db_show(struct call *c);
+int h_db_apply(struct call *c);
+int h_db_delete(struct call *c);
+
+#endif /* CAELUM_HANDLERS_INT_H */
