@@ -68,3 +68,8 @@ void agg_close(struct agg *a)
 	agg_bpf__destroy(a->skel);
 	free(a);
 }
+
+struct bpf_object *agg_obj(const struct agg *a)
+{
+	return a->skel->obj;
+}

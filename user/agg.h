@@ -15,4 +15,8 @@ int agg_flush(struct agg *a, struct caelum_agg_flush_args *out);
 int agg_prog_fd(const struct agg *a);
 void agg_close(struct agg *a);
 
+struct bpf_object;
+/* The loaded object (its pinned maps are checked by the integrity check). */
+struct bpf_object *agg_obj(const struct agg *a);
+
 #endif /* CAELUM_AGG_H */

@@ -22,6 +22,8 @@
 #include "bpfinfo.h"
 #include "credentials.h"
 #include "databases.h"
+#include "health.h"
+#include "verify.h"
 #include "probe.h"
 #include "daemon.h"
 #include "fsutil.h"
@@ -90,6 +92,23 @@ static void emit_policy_applied(struct daemon *d, const char *why)
 	events_emit(d->ev, e);
 }
 
+/* The self-verification canary port, unless a real service holds it. */
+static struct reg_claim *add_canary_claim(struct daemon *d, struct reg_claim *cl, size_t *n)
+{
+	struct reg_claim canary, *tmp;
+
+	if (!verify_port_claim(d, &canary))
+		return cl;
+	for (size_t i = 0; i < *n; i++)
+		if (cl[i].port == canary.port && cl[i].proto == canary.proto)
+			return cl;
+	tmp = realloc(cl, (*n + 1) * sizeof(*cl));
+	if (!tmp)
+		return cl;
+	tmp[(*n)++] = canary;
+	return tmp;
+}
+
 int daemon_apply(struct daemon *d, const char *why)
 {
 	const struct reg_state *st = registry_state(d->reg);
@@ -108,6 +127,7 @@ int daemon_apply(struct daemon *d, const char *why)
 	err = registry_claims(st, &cl, &n);
 	if (err)
 		return err;
+	cl = add_canary_claim(d, cl, &n);
 	err = port_policy_build(&pol, cl, n, d->cfg.managed, d->cfg.n_managed, svcs_ident,
 				&d->svcs);
 	free(cl);
@@ -133,6 +153,8 @@ int daemon_apply(struct daemon *d, const char *why)
 	/* A reload re-resolves every database's host; other changes only new addresses. */
 	if (!err && d->connect)
 		err = databases_apply(d, !strcmp(why, "reload"));
+	if (!err)
+		err = verify_canaries(d);
 	emit_policy_applied(d, why);
 	return err;
 }
@@ -252,8 +274,13 @@ static void on_service_change(void *ctx, struct svc_rt *s, bool running)
 	struct daemon *d = ctx;
 	struct json_object *e;
 
-	if (running)
-		return; /* caelumctl run reports starts itself, with the pid */
+	if (running) {
+		/* caelumctl run reports starts itself, with the pid. The first health check
+		 * comes an interval from now, not before the service had a chance to listen. */
+		s->health_last_ns = time_now_ns();
+		return;
+	}
+	health_stop(s);
 	e = event_new(d->ev, "service_stopped", "changed");
 	json_object_object_add(e, "service", json_object_new_string(s->name));
 	json_object_object_add(e, "cgroup_id", json_object_new_uint64(s->cgid));
@@ -393,6 +420,8 @@ static void on_tick(void *ctx)
 	}
 	resources_tick(d, now);
 	databases_tick(d, now);
+	health_tick(d, now);
+	verify_tick(d, now);
 	if (now - d->last_cred_check_ns >= CRED_CHECK_NS) {
 		d->last_cred_check_ns = now;
 		credentials_watch(d);
@@ -528,7 +557,7 @@ static int setup_bpf(struct daemon *d)
 		return err;
 	if (resources_setup(d))
 		p_warn("resource components could not be fully applied");
-	if (databases_setup(d))
+	if (databases_setup(d) || verify_setup(d) || daemon_apply(d, "startup"))
 		return EXIT_FAIL;
 	registry_watch(d->reg, on_registry_change, d);
 	return 0;
@@ -624,6 +653,9 @@ static void daemon_close(struct daemon *d)
 		close(d->sig_fd);
 	loop_free(d->loop);
 	svcs_fini(&d->svcs);
+	for (size_t i = 0; i < d->svcs.n; i++)
+		health_stop(&d->svcs.v[i]);
+	verify_close(d);
 	databases_close(d);
 	credentials_close(d);
 	resources_close(d);

@@ -167,6 +167,11 @@ int64_t connect_count(const struct connect *c, uint64_t svc_cgid, uint32_t db_id
 	return v.count > 0 ? v.count : 0;
 }
 
+int connect_addrs_fd(const struct connect *c)
+{
+	return bpf_map__fd(c->skel->maps.cm_db_addrs);
+}
+
 int connect_prog_fd(const struct connect *c, int idx, const char **name, int *attach_type)
 {
 	struct bpf_program *p = prog_at(c, idx, attach_type);
@@ -194,4 +199,9 @@ void connect_close(struct connect *c)
 			close(c->link_fd[i]);
 	connect_bpf__destroy(c->skel);
 	free(c);
+}
+
+struct bpf_object *connect_obj(const struct connect *c)
+{
+	return c->skel->obj;
 }

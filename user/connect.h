@@ -35,11 +35,16 @@ int connect_sync(struct connect *c, const struct conn_db *dbs, size_t n_dbs,
 		 const struct conn_decl *decls, size_t n_decls);
 /* Open connections counted for (service, database). */
 int64_t connect_count(const struct connect *c, uint64_t svc_cgid, uint32_t db_id);
+int connect_addrs_fd(const struct connect *c);
 int connect_prog_fd(const struct connect *c, int idx, const char **name, int *attach_type);
 int connect_link_fd(const struct connect *c, int idx);
 const char *connect_link_outcome(const struct connect *c, int idx);
 void connect_close(struct connect *c);
 /* struct db_addr -> map key (IPv4 as IPv4-mapped IPv6). */
 void connect_key(const struct db_addr *a, struct caelum_db_addr_key *k);
+
+struct bpf_object;
+/* The loaded object (its pinned maps are checked by the integrity check). */
+struct bpf_object *connect_obj(const struct connect *c);
 
 #endif /* CAELUM_USER_CONNECT_H */

@@ -100,3 +100,8 @@ void cpu_close(struct cpu *c)
 	cpu_bpf__destroy(c->skel);
 	free(c);
 }
+
+struct bpf_object *cpu_obj(const struct cpu *c)
+{
+	return c->skel->obj;
+}

@@ -18,4 +18,8 @@ int cpu_link_fd(const struct cpu *c);
 const char *cpu_link_outcome(const struct cpu *c);
 void cpu_close(struct cpu *c);
 
+struct bpf_object;
+/* The loaded object (its pinned maps are checked by the integrity check). */
+struct bpf_object *cpu_obj(const struct cpu *c);
+
 #endif /* CAELUM_USER_CPU_H */

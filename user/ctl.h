@@ -64,6 +64,7 @@ int do_port(int argc, char **argv);
 int do_events(int argc, char **argv);
 int do_status(int argc, char **argv);
 int do_resources(int argc, char **argv);
+int do_verify(int argc, char **argv);
 int do_reload(int argc, char **argv);
 int do_run(int argc, char **argv);
 int do_check(int argc, char **argv);

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <json-c/json.h>
 
 #include "bpfpin.h"
 #include "config.h"
@@ -44,6 +45,11 @@ struct daemon {
 	struct db_rt *dbs; /* runtime of every registered database (databases.c) */
 	size_t n_dbs;
 	struct cred_watch *cred_watch; /* credential files as last seen (credentials.c) */
+	/* self-verification (verify.c) */
+	char verify_probe_cgroup[4096], verify_tasks_cgroup[4096];
+	uint64_t verify_probe_cgid, verify_tasks_cgid;
+	struct json_object *last_verify;
+	uint64_t last_verify_ns, last_integrity_ns;
 	uint64_t probe_cgid; /* internal cgroup the probes run in */
 	char probe_cgroup[4096];
 	char comp_error[CAELUM_COMP_MAX][256];

@@ -10,6 +10,7 @@
 #include "devices.h"
 #include "devices.skel.h"
 #include "log.h"
+#include "verify.h"
 
 struct devices {
 	struct devices_bpf *skel;
@@ -81,6 +82,8 @@ static void gpu_rule(const struct capacity *cap, size_t g, const struct reg_stat
 
 static bool key_listed(const struct capacity *cap, const struct caelum_dev_key *k)
 {
+	if (k->major == VERIFY_DEV_MAJOR && k->minor == VERIFY_DEV_MINOR)
+		return true; /* the self-verification canary (verify.c) */
 	for (size_t g = 0; g < cap->n_gpus; g++)
 		for (size_t i = 0; i < cap->gpus[g].n_dev; i++)
 			if (cap->gpus[g].dev[i].major == k->major &&
@@ -159,4 +162,9 @@ void devices_close(struct devices *d)
 		close(d->link_fd);
 	devices_bpf__destroy(d->skel);
 	free(d);
+}
+
+struct bpf_object *devices_obj(const struct devices *d)
+{
+	return d->skel->obj;
 }

@@ -21,4 +21,8 @@ const char *devices_link_outcome(const struct devices *d);
 int devices_map_fd(const struct devices *d);
 void devices_close(struct devices *d);
 
+struct bpf_object;
+/* The loaded object (its pinned maps are checked by the integrity check). */
+struct bpf_object *devices_obj(const struct devices *d);
+
 #endif /* CAELUM_USER_DEVICES_H */

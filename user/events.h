@@ -51,6 +51,7 @@ struct events_opts {
 struct events_counters {
 	uint64_t emitted; /* events that reached the journal/window */
 	uint64_t kernel_records; /* ring-buffer records read */
+	uint64_t verification_records; /* of them, self-verification probes (not emitted) */
 	uint64_t journal_errors; /* events that could not be written to the journal */
 	uint64_t subscriber_drops; /* events a slow subscriber did not get */
 	uint64_t last_id;
@@ -71,6 +72,8 @@ int events_from_kernel(struct events *ev, const void *data, size_t len);
 struct json_object *events_query(struct events *ev, const struct event_filter *f);
 bool event_matches(struct json_object *e, const struct event_filter *f);
 
+/* Records from these cgroups are self-verification probes: counted, not emitted. */
+void events_set_canaries(struct events *ev, uint64_t cgid1, uint64_t cgid2);
 int events_subscribe(struct events *ev, events_sub_fn fn, void *ctx);
 void events_unsubscribe(struct events *ev, int id);
 void events_count_drop(struct events *ev, uint64_t n);

@@ -10,6 +10,8 @@
 #include "cgroup.h"
 #include "daemon.h"
 #include "handlers.h"
+#include "health.h"
+#include "verify.h"
 #include "handlers_int.h"
 #include "log.h"
 #include "sockets.h"
@@ -299,6 +301,8 @@ static int h_service_show(struct call *c)
 			       rt && rt->main_pid ? json_object_new_int(rt->main_pid) : NULL);
 	json_object_object_add(c->result, "recent_denials", denial_counts(c->d, name));
 	json_object_object_add(c->result, "resources", resources_service_json(c->d, s));
+	if (rt)
+		json_object_object_add(c->result, "health", health_json(rt));
 	return 0;
 }
 
@@ -616,6 +620,14 @@ static int h_reload(struct call *c)
 	return 0;
 }
 
+static int h_verify(struct call *c)
+{
+	if (hc_params_check(c, (const char *const[]){ NULL }))
+		return -1;
+	c->result = verify_now(c->d);
+	return 0;
+}
+
 static int h_resources(struct call *c)
 {
 	if (hc_params_check(c, (const char *const[]){ NULL }))
@@ -640,6 +652,7 @@ static const struct {
 	{ "ping", h_ping },
 	{ "status", h_status },
 	{ "resources", h_resources },
+	{ "verify", h_verify },
 	{ "service.list", h_service_list },
 	{ "service.show", h_service_show },
 	{ "service.apply", h_service_apply },

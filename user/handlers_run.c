@@ -172,6 +172,8 @@ int h_run_started(struct call *c)
 	rt->main_pid = (pid_t)pid;
 	rt->started_ns = time_now_ns();
 	rt->running = true;
+	/* The first health check comes one interval after the start, not before it listens. */
+	rt->health_last_ns = time_now_ns();
 	if (!comm[0])
 		read_comm((pid_t)pid, comm, sizeof(comm));
 	e = event_new(c->d->ev, "service_started", "changed");

@@ -235,3 +235,8 @@ size_t ports_table_entries(const struct ports *p)
 {
 	return p->n_entries;
 }
+
+struct bpf_object *ports_obj(const struct ports *p)
+{
+	return p->skel->obj;
+}

@@ -48,4 +48,8 @@ int ports_map_fd(const struct ports *p, const char *name);
 size_t ports_table_entries(const struct ports *p);
 #define PORTS_NPROGS 2
 
+struct bpf_object;
+/* The loaded object (its pinned maps are checked by the integrity check). */
+struct bpf_object *ports_obj(const struct ports *p);
+
 #endif /* CAELUM_USER_PORTS_H */

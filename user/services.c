@@ -69,10 +69,18 @@ const char *svcs_name_of(void *ctx, uint64_t cgid)
 
 int svcs_ident(void *ctx, const char *name, uint64_t *cgid, uint16_t *level)
 {
-	const struct svc_rt *rt = svcs_find(ctx, name);
+	const struct svcs *s = ctx;
+	const struct svc_rt *rt = svcs_find(s, name);
 
 	*cgid = rt ? rt->cgid : CAELUM_CGID_NONE;
 	*level = rt ? rt->level : 0;
+	/* Caelum's own cgroups (names with a leading dot) own the verification canaries. */
+	for (size_t i = 0; !rt && i < s->n_internal; i++) {
+		if (strcmp(s->internal[i].name, name))
+			continue;
+		*cgid = s->internal[i].cgid;
+		*level = (uint16_t)s->level;
+	}
 	return 0;
 }
 

@@ -15,6 +15,8 @@
 
 #include "registry.h"
 
+struct probe;
+
 #define SERVICES_SUBDIR "caelum"
 #define CPU_SAMPLES 301 /* one per second: the longest window (300 s) plus one */
 
@@ -34,7 +36,16 @@ struct svc_rt {
 	bool over_reported;
 	/* cgroup v2 limits written for cpus, memory_mb, tasks (resources.c) */
 	bool limit_written[3];
+	/* health (health.c) */
+	int health; /* HEALTH_STATE_* */
+	int health_failures; /* consecutive */
+	char health_detail[256];
+	uint64_t health_last_ns, health_since_ns;
+	struct probe *health_probe;
 };
+
+enum health_state { HEALTH_STATE_UNKNOWN, HEALTH_STATE_PASSING, HEALTH_STATE_WARNING,
+		    HEALTH_STATE_CRITICAL };
 
 #define SVCS_MAX_INTERNAL 8
 

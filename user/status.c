@@ -90,6 +90,7 @@ static struct json_object *events_json(struct daemon *d)
 	add_u64(o, "emitted", c.emitted);
 	add_u64(o, "last_id", c.last_id);
 	add_u64(o, "kernel_records", c.kernel_records);
+	add_u64(o, "verification_records", c.verification_records);
 	add_u64(o, "denied", daemon_kstat(d, CAELUM_STAT_DENIED));
 	add_u64(o, "audited", daemon_kstat(d, CAELUM_STAT_AUDITED));
 	add_u64(o, "folded", daemon_kstat(d, CAELUM_STAT_FOLDED));
@@ -161,6 +162,7 @@ int status_collect(struct daemon *d, struct json_object **out)
 	json_object_object_add(o, "events", events_json(d));
 	json_object_object_add(o, "registry", registry_json(d));
 	json_object_object_add(o, "resources", resources_enforcement_json(d));
+	json_object_object_add(o, "verification", json_object_get(d->last_verify));
 	json_object_object_add(o, "bpf_stats_enabled",
 			       json_object_new_boolean(bpfinfo_stats_enabled()));
 	*out = o;

@@ -155,6 +155,11 @@ int64_t tasks_live(const struct tasks *t, uint64_t svc_cgid)
 	return v.live > 0 ? v.live : 0;
 }
 
+int tasks_budget_fd(const struct tasks *t)
+{
+	return bpf_map__fd(t->skel->maps.cm_task_budget);
+}
+
 int tasks_prog_fd(const struct tasks *t, int idx, const char **name)
 {
 	*name = bpf_program__name(prog_at(t, idx));
@@ -180,4 +185,9 @@ void tasks_close(struct tasks *t)
 			close(t->link_fd[i]);
 	tasks_bpf__destroy(t->skel);
 	free(t);
+}
+
+struct bpf_object *tasks_obj(const struct tasks *t)
+{
+	return t->skel->obj;
 }

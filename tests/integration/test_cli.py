@@ -66,7 +66,10 @@ class Shapes(CaelumTest):
         self.assertEqual(cfg["modes"]["ports"], "enforce")
         svcs = self.e.ok("map", "dump", "cm_services")
         self.assertEqual(sorted(s["service"] for s in svcs if not s["internal"]), ["alpha", "beta"])
-        self.assertEqual([s["service"] for s in svcs if s["internal"]], [".probe"])
+        self.assertEqual(sorted(s["service"] for s in svcs if s["internal"]),
+                         [".probe", ".verify-owner", ".verify-tasks"])
+        canary = by_key[(65001, "tcp")]  # the self-verification canary
+        self.assertEqual((canary["service"], canary["flags"]), (".verify-owner", ["reserved"]))
         r = self.e.ctl("map", "dump", "cm_events")
         self.assertEqual(r.rc, 1)
         self.assertIn("ring buffer", r.json["error"])

@@ -60,9 +60,11 @@ class Startup(CaelumTest):
         self.assertEqual(sorted(p["name"] for p in comp["programs"]), ["cm_bind4", "cm_bind6"])
         self.assertTrue(all(p["attached"] for p in comp["programs"]))
         maps = {m["name"]: m for m in st["maps"]}
-        self.assertEqual(maps["cm_port_rules"]["entries"], 200)  # 100 ports x tcp, udp
-        self.assertEqual(maps["cm_services"]["entries"], 2)  # alpha and Caelum's .probe
-        self.assertEqual(st["policy"]["reserved"], 1)
+        # 100 ports x tcp, udp, and the self-verification canary port
+        self.assertEqual(maps["cm_port_rules"]["entries"], 201)
+        # alpha, and Caelum's own .probe, .verify-owner, .verify-tasks
+        self.assertEqual(maps["cm_services"]["entries"], 4)
+        self.assertEqual(st["policy"]["reserved"], 2)  # 8100/tcp and the canary
         self.assertEqual(st["policy"]["managed"], 200)
         self.assertEqual(st["registry"]["backend"], "file")
         self.assertEqual(st["events"]["lost"]["kernel_ringbuf_first"], 0)

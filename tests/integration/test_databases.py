@@ -1,0 +1,354 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+"""Databases, credentials, startup validation, health, drift, integrity and self-verification,
+against real PostgreSQL, Redis and MariaDB servers started on loopback."""
+import errno
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from dbservers import MariaDB, Postgres, Redis
+from harness import CTL, CaelumTest
+
+
+def connect_in(env, cg, host, port, family=4, how="connect", hold=None):
+    """errno of connect()/sendto() from a child placed in cgroup cg (0 = allowed).
+
+    hold: a path; the child keeps the socket open until that file appears."""
+    code = f"""
+import os, socket, sys, time
+fam = socket.AF_INET6 if {family} == 6 else socket.AF_INET
+how = {how!r}
+try:
+    if how == "udp":
+        s = socket.socket(fam, socket.SOCK_DGRAM)
+        s.sendto(b"x", ({host!r}, {port}))
+    elif how == "tfo":
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        s.sendto(b"x", socket.MSG_FASTOPEN, ({host!r}, {port}))
+    else:
+        s = socket.socket(fam, socket.SOCK_STREAM)
+        s.settimeout(3)
+        s.connect(({host!r}, {port}))
+    print(0, flush=True)
+except OSError as e:
+    print(e.errno, flush=True)
+    sys.exit(0)
+hold = {hold!r}
+while hold and not os.path.exists(hold):
+    time.sleep(0.02)
+"""
+    p = env.spawn_in(cg, [sys.executable, "-c", code])
+    line = p.stdout.readline().strip()
+    if hold is None:
+        p.wait(timeout=10)
+    return int(line), p
+
+
+def db_file(env, name, kind, address, unmanaged="allow"):
+    d = os.path.join(env.dir, "databases.d")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, f"{name}.json"), "w") as f:
+        json.dump({"name": name, "kind": kind, "address": address, "unmanaged": unmanaged}, f)
+
+
+def svc_file(env, name, **spec):
+    env.write_service(name, json.dumps(dict({"name": name, "ports": []}, **spec)))
+
+
+class Enforcement(CaelumTest):
+    """Declared, undeclared, unmanaged, caps, IPv6, UDP and TCP Fast Open."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = Postgres()
+        cls.pg.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pg.stop()
+
+    def setUp(self):
+        self.e = self.env("dbenf", start=False,
+                          extra={"databases_dir": "databases.d"})
+        os.makedirs(os.path.join(self.e.dir, "databases.d"), exist_ok=True)
+        db_file(self.e, "pg", "postgresql", f"localhost:{self.pg.port}", unmanaged="deny")
+        # The same server by its IPv6 address.
+        db_file(self.e, "pg6", "postgresql", f"[::1]:{self.pg.port}", unmanaged="deny")
+        svc_file(self.e, "etl", databases=[{"name": "pg", "max_connections": 2}, {"name": "pg6"}])
+        svc_file(self.e, "web")
+        self.e.start()
+
+    def test_host_name_resolved(self):
+        # "localhost" is 127.0.0.1 only on this host (no ::1 line in /etc/hosts).
+        show = self.e.ok("db", "show", "pg")
+        self.assertEqual(show["addresses"], [f"127.0.0.1:{self.pg.port}"])
+        self.assertEqual(self.e.ok("db", "show", "pg6")["addresses"], [f"[::1]:{self.pg.port}"])
+        self.assertEqual(show["services"][0]["service"], "etl")
+
+    def test_undeclared_service_denied_on_both_families(self):
+        web = self.e.svc_cgroup("web")
+        self.assertEqual(connect_in(self.e, web, "127.0.0.1", self.pg.port)[0], errno.EPERM)
+        self.assertEqual(connect_in(self.e, web, "::1", self.pg.port, family=6)[0], errno.EPERM)
+        # An IPv6 socket reaching the IPv4 address through its mapped form is the same target.
+        self.assertEqual(connect_in(self.e, web, "::ffff:127.0.0.1", self.pg.port, family=6)[0],
+                         errno.EPERM)
+        self.assertEqual(connect_in(self.e, self.e.svc_cgroup("etl"), "::1", self.pg.port,
+                                    family=6)[0], 0)
+        evs = self.e.wait_event(lambda ev: ev["service"] == "web", type="db_connect_denied")
+        self.assertEqual((evs[0]["database"], evs[0]["reason"], evs[0]["action"]),
+                         ("pg", "undeclared", "denied"))
+        self.assertIn(str(self.pg.port), evs[0]["address"])
+
+    def test_udp_and_fast_open_cannot_bypass(self):
+        web = self.e.svc_cgroup("web")
+        self.assertEqual(connect_in(self.e, web, "127.0.0.1", self.pg.port, how="udp")[0],
+                         errno.EPERM)
+        self.assertEqual(connect_in(self.e, web, "127.0.0.1", self.pg.port, how="tfo")[0],
+                         errno.EPERM)
+
+    def test_unmanaged_deny_and_allow(self):
+        other = self.e.cgroup("other")
+        self.assertEqual(connect_in(self.e, other, "127.0.0.1", self.pg.port)[0], errno.EPERM)
+        ev = self.e.wait_event(lambda ev: ev["service"] is None, type="db_connect_denied")
+        self.assertEqual(ev[0]["reason"], "unmanaged")
+        db_file(self.e, "pg", "postgresql", f"localhost:{self.pg.port}", unmanaged="allow")
+        self.e.ok("reload")
+        self.assertEqual(connect_in(self.e, other, "127.0.0.1", self.pg.port)[0], 0)
+
+    def test_cap_reached_then_freed_by_close(self):
+        etl = self.e.svc_cgroup("etl")
+        flag = os.path.join(self.e.dir, "release")
+        rc1, p1 = connect_in(self.e, etl, "127.0.0.1", self.pg.port, hold=flag)
+        rc2, p2 = connect_in(self.e, etl, "::ffff:127.0.0.1", self.pg.port, family=6,
+                             hold=flag + "2")
+        self.assertEqual((rc1, rc2), (0, 0))
+        conns = self.e.ok("db", "show", "pg")["services"][0]["connections"]
+        self.assertEqual(conns, 2)
+        self.assertEqual(connect_in(self.e, etl, "127.0.0.1", self.pg.port)[0], errno.EPERM)
+        ev = self.e.wait_event(lambda ev: True, type="db_conn_limit")
+        self.assertEqual((ev[0]["service"], ev[0]["connections"], ev[0]["max_connections"]),
+                         ("etl", 2, 2))
+        open(flag, "w").close()  # the first holder closes its socket
+        p1.wait(timeout=10)
+        deadline = time.time() + 3
+        while time.time() < deadline and self.e.ok("db", "show", "pg")["services"][0]["connections"] != 1:
+            time.sleep(0.05)
+        self.assertEqual(self.e.ok("db", "show", "pg")["services"][0]["connections"], 1)
+        self.assertEqual(connect_in(self.e, etl, "127.0.0.1", self.pg.port)[0], 0)
+        open(flag + "2", "w").close()
+        p2.wait(timeout=10)
+
+    def test_counts_survive_restart(self):
+        etl = self.e.svc_cgroup("etl")
+        flag = os.path.join(self.e.dir, "hold")
+        rc, p = connect_in(self.e, etl, "127.0.0.1", self.pg.port, hold=flag)
+        self.assertEqual(rc, 0)
+        self.e.stop(signal.SIGKILL)
+        self.e.start()
+        self.assertEqual(self.e.ok("db", "show", "pg")["services"][0]["connections"], 1)
+        open(flag, "w").close()
+        p.wait(timeout=10)
+
+    def test_db_apply_delete_and_refusals(self):
+        path = os.path.join(self.e.dir, "cache.json")
+        with open(path, "w") as f:
+            json.dump({"name": "cache", "kind": "redis", "address": "127.0.0.1:1"}, f)
+        self.assertEqual(self.e.ok("db", "apply", path)["name"], "cache")
+        self.assertIn("cache", [d["name"] for d in self.e.ok("db", "list")])
+        r = self.e.ctl("db", "delete", "pg")
+        self.assertEqual(r.rc, 78)
+        self.assertIn("remove the file and reload", r.json["error"])
+        with open(path, "w") as f:
+            json.dump({"name": "cache", "kind": "mongo", "address": "nohost", "x": 1}, f)
+        r = self.e.ctl("db", "apply", path)
+        self.assertEqual(r.rc, 78)
+        errs = " | ".join(r.json["errors"])
+        self.assertIn('kind: unknown kind "mongo"', errs)
+        self.assertIn('address: "nohost": expected host:port', errs)
+        self.assertIn("x: unknown key", errs)
+        self.e.ok("db", "delete", "cache")
+        self.assertNotIn("cache", [d["name"] for d in self.e.ok("db", "list")])
+
+
+class StartupValidation(CaelumTest):
+    def make(self, tag, dbs, **svc):
+        e = self.env(tag, start=False, extra={"databases_dir": "databases.d"})
+        os.makedirs(os.path.join(e.dir, "databases.d"), exist_ok=True)
+        for name, (kind, addr) in dbs.items():
+            db_file(e, name, kind, addr)
+        svc_file(e, "app", **svc)
+        return e
+
+    def test_every_failure_reported_at_once(self):
+        down = Redis()
+        port = down.reserve_port()  # nothing listens there
+        e = self.make("valall", {"cache": ("redis", f"127.0.0.1:{port}")})
+        key = os.path.join(e.dir, "app.key")
+        with open(key, "w") as f:
+            f.write("s3cret-value")
+        os.chmod(key, 0o644)
+        svc_file(e, "app", databases=[{"name": "cache"}],
+                 credentials=[{"env": "APP_TOKEN"}, {"file": key, "mode": "0600", "owner": "root"}])
+        e.start()
+        env = dict(os.environ)
+        env.pop("APP_TOKEN", None)
+        marker = os.path.join(e.dir, "started")
+        r = e.ctl("run", "app", "--", "touch", marker, env=env)
+        self.assertEqual(r.rc, 78, r)
+        errs = r.json["errors"]
+        self.assertEqual(len(errs), 3, errs)
+        joined = " | ".join(errs)
+        self.assertIn("environment variable APP_TOKEN is not set or is empty", joined)
+        self.assertIn(f"{key} has mode 0644, looser than 0600", joined)
+        self.assertIn(f"cache (redis at 127.0.0.1:{port}) is not reachable", joined)
+        self.assertNotIn("s3cret", r.out + r.err)
+        self.assertFalse(os.path.exists(marker), "nothing was started")
+        r = e.ctl("check", "service", "app", env=env)
+        self.assertEqual((r.rc, len(r.json["errors"])), (78, 3))
+
+    def test_passing_checks_show_fingerprints_only(self):
+        with Postgres() as pg, MariaDB() as my, Redis() as rd:
+            e = self.make("valok", {"pg": ("postgresql", pg.address4),
+                                    "my": ("mysql", my.address6),
+                                    "rd": ("redis", rd.address4)})
+            key = os.path.join(e.dir, "app.key")
+            with open(key, "w") as f:
+                f.write("s3cret-value")
+            os.chmod(key, 0o600)
+            svc_file(e, "app", databases=[{"name": "pg"}, {"name": "my"}, {"name": "rd"}],
+                     credentials=[{"env": "APP_TOKEN"}, {"file": key, "mode": "0640"}])
+            e.start()
+            env = dict(os.environ, APP_TOKEN="tok-123")
+            r = e.ctl("check", "service", "app", env=env)
+            self.assertEqual(r.rc, 0, r)
+            self.assertEqual([d["ok"] for d in r.json["databases"]], [True, True, True])
+            details = " ".join(d["detail"] for d in r.json["databases"])
+            self.assertIn("PostgreSQL", details)
+            self.assertIn("MariaDB", details)
+            self.assertIn("PONG", details)
+            import hashlib
+            self.assertEqual(r.json["credentials"][1]["sha256"],
+                             hashlib.sha256(b"s3cret-value").hexdigest())
+            self.assertEqual(r.json["environment"][0]["sha256"],
+                             hashlib.sha256(b"tok-123").hexdigest())
+            self.assertNotIn("tok-123", r.out)
+            self.assertNotIn("s3cret", r.out)
+
+    def test_wait_for_late_database(self):
+        late = MariaDB()
+        port = late.reserve_port()
+        try:
+            e = self.make("valwait", {"my": ("mysql", f"127.0.0.1:{port}")},
+                          databases=[{"name": "my"}])
+            e.start()
+            timer = threading.Timer(1.5, late.start)
+            timer.start()
+            t0 = time.time()
+            r = e.ctl("run", "--wait", "20", "app", "--", "true", timeout=60)
+            timer.join()
+            self.assertEqual(r.rc, 0, r)
+            self.assertGreater(time.time() - t0, 1.5)
+        finally:
+            late.stop()
+        r = e.ctl("run", "app", "--", "true")  # down again, no wait: refused
+        self.assertEqual(r.rc, 78)
+
+
+class Monitoring(CaelumTest):
+    def test_health_transitions(self):
+        e = self.env("health", start=False)
+        port = Redis().reserve_port()
+        svc_file(e, "app", health={"tcp": f"127.0.0.1:{port}", "interval_s": 1, "timeout_s": 1,
+                                   "failures_before_critical": 2})
+        e.start()
+        code = (f"import socket,time,os\ns=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n"
+                f"s.bind(('127.0.0.1',{port}));s.listen()\nprint('up',flush=True)\n"
+                f"while not os.path.exists('{e.dir}/down'): time.sleep(0.05)\ns.close()\ntime.sleep(30)\n")
+        p = subprocess.Popen([CTL, "-c", e.config_path, "run", "app", "--", sys.executable, "-c", code],
+                             stdout=subprocess.PIPE, text=True)
+        self.addCleanup(p.kill)
+        self.assertEqual(p.stdout.readline().strip(), "up")
+        passing = e.wait_event(lambda ev: ev["to"] == "passing", timeout=5, type="health_changed")
+        self.assertTrue(passing)
+        self.assertEqual(e.ok("service", "show", "app")["health"]["state"], "passing")
+        open(os.path.join(e.dir, "down"), "w").close()
+        crit = e.wait_event(lambda ev: ev["to"] == "critical", timeout=8, type="health_changed")
+        self.assertTrue(crit)
+        seq = [(ev["from"], ev["to"]) for ev in e.events(type="health_changed")]
+        self.assertEqual(seq, [("unknown", "passing"), ("passing", "warning"),
+                               ("warning", "critical")])
+
+    def test_credential_drift_after_chmod(self):
+        e = self.env("drift", start=False)
+        key = os.path.join(e.dir, "k")
+        with open(key, "w") as f:
+            f.write("x")
+        os.chmod(key, 0o600)
+        svc_file(e, "app", credentials=[{"file": key, "mode": "0600"}])
+        e.start()
+        time.sleep(0.3)
+        os.chmod(key, 0o644)
+        ev = e.wait_event(lambda ev: True, timeout=8, type="credential_drift")
+        self.assertEqual((ev[0]["service"], ev[0]["file"], ev[0]["change"]),
+                         ("app", key, "mode 0600 -> 0644"))
+        with open(key, "w") as f:
+            f.write("y")
+        ev = e.wait_event(lambda ev: ev["change"] == "content changed", timeout=8,
+                          type="credential_drift")
+        self.assertTrue(ev)
+
+    def test_db_reachability_events(self):
+        rd = Redis()
+        rd.start()
+        try:
+            e = self.env("reach", start=False, extra={"databases_dir": "databases.d"})
+            db_file(e, "rd", "redis", rd.address4)
+            e.start()
+            deadline = time.time() + 15
+            while time.time() < deadline and e.ok("db", "show", "rd")["reachable"] is not True:
+                time.sleep(0.2)
+            self.assertTrue(e.ok("db", "show", "rd")["reachable"])
+            rd.stop()
+            ev = e.wait_event(lambda ev: True, timeout=15, type="db_unreachable")
+            self.assertEqual(ev[0]["database"], "rd")
+            rd.start()
+            ev = e.wait_event(lambda ev: True, timeout=15, type="db_recovered")
+            self.assertEqual(ev[0]["database"], "rd")
+        finally:
+            rd.stop()
+
+
+class SelfVerification(CaelumTest):
+    def test_verify_passes_and_is_in_status(self):
+        e = self.env("verify", services={"alpha": ["8100/tcp"]})
+        r = e.ctl("verify")
+        self.assertEqual(r.rc, 0, r)
+        for comp in ("ports", "databases", "devices", "tasks", "cpu"):
+            self.assertTrue(r.json["components"][comp]["ok"], (comp, r.json))
+        st = e.ok("status")
+        self.assertTrue(st["verification"]["ok"])
+        # The probes' denials reached caelumd but are not events about the host.
+        self.assertGreaterEqual(st["events"]["verification_records"], 4)
+        self.assertEqual([ev for ev in e.events() if ev.get("port") == 65001], [])
+
+    def test_detached_link_fails_verification_then_repaired(self):
+        e = self.env("verifyfail", services={"alpha": ["8100/tcp"]},
+                     extra={"verify": {"interval_s": 0}})
+        pin = os.path.join(e.bpffs, "links", "cm_bind4")
+        out = subprocess.run(["bpftool", "-j", "link", "show", "pinned", pin],
+                             capture_output=True, text=True).stdout
+        link_id = json.loads(out)["id"]
+        subprocess.run(["bpftool", "link", "detach", "id", str(link_id)], check=True)
+        r = e.ctl("verify")
+        self.assertEqual(r.rc, 1, r)
+        self.assertFalse(r.json["components"]["ports"]["ok"])
+        self.assertIn("NOT refused", r.json["components"]["ports"]["detail"])
+        ev = e.wait_event(lambda ev: True, timeout=10, type="integrity_repaired")
+        self.assertEqual(ev[0]["object"], "cm_bind4")
+        self.assertEqual(e.ctl("verify").rc, 0)
+        self.assertDenied(e, e.cgroup("x"), 8100)

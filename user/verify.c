@@ -1,0 +1,488 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Caelum checks itself.
+ *
+ * Integrity (every few seconds): each expected link is pinned, holds the program caelumd
+ * loaded, and (cgroup links) the kernel lists that program at cgroup_root; each pinned map
+ * is still pinned. What is missing is put back and reported (integrity_repaired).
+ *
+ * Self-verification (every verify.interval_s, and on caelumctl verify): each enabled
+ * enforcement path is exercised for real, from throwaway processes, against canary rules
+ * that no service can collide with (owners are Caelum's internal cgroups, whose names
+ * start with a dot):
+ *   ports      bind 127.0.0.1:<verify.port>/tcp, reserved to ".verify-owner"  -> EPERM
+ *   databases  connect 127.0.0.1:<verify.port>, a database nobody declared     -> EPERM
+ *   devices    mknod of char <1:250>, assigned to ".verify-owner"             -> EPERM
+ *   tasks      a fork in ".verify-tasks" (budget 1)                           -> SIGKILL
+ *   cpu        30 ms of spinning in ".verify-tasks"                           -> counted
+ * The unmanaged probes run in <cgroup_root>/.caelum-verify. The kernel records their
+ * denials like any other; caelumd counts them (verification_records) instead of emitting
+ * them: the result of the verification is the event.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "agg.h"
+#include "bpfinfo.h"
+#include "caelum/connect.h"
+#include "caelum/devices.h"
+#include "cgroup.h"
+#include "connect.h"
+#include "cpu.h"
+#include "daemon.h"
+#include "databases.h"
+#include "devices.h"
+#include "log.h"
+#include "tasks.h"
+#include "verify.h"
+
+#define VERIFY_OWNER ".verify-owner"
+#define VERIFY_TASKS ".verify-tasks"
+#define VERIFY_PROBE ".caelum-verify"
+#define VERIFY_DB_NAME ".verify"
+#define SPIN_NS 30000000ULL
+#define CHILD_TIMEOUT_MS 3000
+
+/* ---- integrity ---- */
+
+struct expected_link {
+	int comp;
+	const char *name;
+	int prog_fd;
+	int attach_type; /* cgroup links; 0 for tracing links */
+};
+
+static size_t expected_links(struct daemon *d, struct expected_link *out)
+{
+	const char *name;
+	size_t n = 0;
+	int type, fd;
+
+	for (int i = 0; i < PORTS_NPROGS; i++) {
+		fd = ports_prog_fd(d->ports, i, &name, &type);
+		out[n++] = (struct expected_link){ CAELUM_COMP_PORTS, name, fd, type };
+	}
+	if (d->devices) {
+		fd = devices_prog_fd(d->devices, &name, &type);
+		out[n++] = (struct expected_link){ CAELUM_COMP_DEVICES, name, fd, type };
+	}
+	for (int i = 0; d->tasks && i < TASKS_NPROGS; i++) {
+		fd = tasks_prog_fd(d->tasks, i, &name);
+		out[n++] = (struct expected_link){ CAELUM_COMP_TASKS, name, fd, 0 };
+	}
+	if (d->cpu) {
+		fd = cpu_prog_fd(d->cpu, &name);
+		out[n++] = (struct expected_link){ CAELUM_COMP_CPU, name, fd, 0 };
+	}
+	for (int i = 0; d->connect && i < CONNECT_NPROGS; i++) {
+		fd = connect_prog_fd(d->connect, i, &name, &type);
+		out[n++] = (struct expected_link){ CAELUM_COMP_DATABASES, name, fd, type };
+	}
+	return n;
+}
+
+/* "" when fine, else what is wrong. */
+static void link_problem(struct daemon *d, const struct expected_link *l, char *buf, size_t len)
+{
+	struct bpf_link_info info = {};
+	__u32 ilen = sizeof(info);
+	uint32_t id = bpfinfo_prog_id(l->prog_fd);
+	char path[PATH_MAX];
+	int fd;
+
+	buf[0] = '\0';
+	snprintf(path, sizeof(path), "%s/%s", d->env.links, l->name);
+	fd = bpf_obj_get(path);
+	if (fd < 0) {
+		snprintf(buf, len, "pin %s missing", path);
+		return;
+	}
+	if (bpf_obj_get_info_by_fd(fd, &info, &ilen) || info.prog_id != id)
+		snprintf(buf, len, "link %s does not hold program %u (holds %u)", path, id,
+			 info.prog_id);
+	else if (l->attach_type && !bpfinfo_attached(d->env.cg_fd, l->attach_type, id))
+		snprintf(buf, len, "program %u is not attached at %s", id, d->cfg.cgroup_root);
+	close(fd);
+}
+
+static int component_attach(struct daemon *d, int comp)
+{
+	switch (comp) {
+	case CAELUM_COMP_PORTS:
+		return ports_attach(d->ports, &d->env);
+	case CAELUM_COMP_DEVICES:
+		return devices_attach(d->devices, &d->env);
+	case CAELUM_COMP_TASKS:
+		return tasks_attach(d->tasks, &d->env);
+	case CAELUM_COMP_CPU:
+		return cpu_attach(d->cpu, &d->env);
+	default:
+		return connect_attach(d->connect, &d->env);
+	}
+}
+
+static void emit_repaired(struct daemon *d, const char *what, const char *problem, int err)
+{
+	struct json_object *e = event_new(d->ev, "integrity_repaired", err ? "failed" : "repaired");
+
+	json_object_object_add(e, "object", json_object_new_string(what));
+	json_object_object_add(e, "problem", json_object_new_string(problem));
+	if (err)
+		json_object_object_add(e, "error", json_object_new_string(strerror(-err)));
+	events_emit(d->ev, e);
+	if (err)
+		p_err("integrity: %s: %s; repair failed: %s", what, problem, strerror(-err));
+	else
+		p_warn("integrity: %s: %s; repaired", what, problem);
+}
+
+static void check_links(struct daemon *d)
+{
+	struct expected_link links[32];
+	size_t n = expected_links(d, links);
+	bool redone[CAELUM_COMP_MAX] = { 0 };
+
+	for (size_t i = 0; i < n; i++) {
+		char problem[PATH_MAX + 64];
+		int err;
+
+		link_problem(d, &links[i], problem, sizeof(problem));
+		if (!problem[0] || redone[links[i].comp])
+			continue;
+		/* Re-attaching the component puts back every link of it. */
+		redone[links[i].comp] = true;
+		err = component_attach(d, links[i].comp);
+		emit_repaired(d, links[i].name, problem, err);
+	}
+}
+
+static void check_obj_maps(struct daemon *d, struct bpf_object *obj)
+{
+	struct bpf_map *m;
+
+	bpf_object__for_each_map(m, obj) {
+		const char *path = bpf_map__pin_path(m);
+		char problem[PATH_MAX + 32];
+		int err = 0;
+
+		if (!path || !access(path, F_OK))
+			continue;
+		snprintf(problem, sizeof(problem), "pin %s missing", path);
+		if (bpf_obj_pin(bpf_map__fd(m), path))
+			err = -errno;
+		emit_repaired(d, bpf_map__name(m), problem, err);
+	}
+}
+
+void integrity_check(struct daemon *d)
+{
+	check_links(d);
+	check_obj_maps(d, ports_obj(d->ports));
+	check_obj_maps(d, agg_obj(d->agg));
+	if (d->devices)
+		check_obj_maps(d, devices_obj(d->devices));
+	if (d->tasks)
+		check_obj_maps(d, tasks_obj(d->tasks));
+	if (d->cpu)
+		check_obj_maps(d, cpu_obj(d->cpu));
+	if (d->connect)
+		check_obj_maps(d, connect_obj(d->connect));
+}
+
+/* ---- canaries ---- */
+
+int verify_setup(struct daemon *d)
+{
+	const char *path;
+	uint64_t cgid;
+	int err;
+
+	snprintf(d->verify_probe_cgroup, sizeof(d->verify_probe_cgroup), "%s/%s",
+		 d->cfg.cgroup_root, VERIFY_PROBE);
+	err = cgroup_mkdir(d->verify_probe_cgroup);
+	if (!err)
+		err = cgroup_id(d->verify_probe_cgroup, &d->verify_probe_cgid);
+	if (!err)
+		err = svcs_internal(&d->svcs, VERIFY_OWNER, &cgid, &path);
+	if (!err)
+		err = svcs_internal(&d->svcs, VERIFY_TASKS, &d->verify_tasks_cgid, &path);
+	if (err) {
+		p_err("failed to set up self-verification cgroups: %s", strerror(-err));
+		return err;
+	}
+	snprintf(d->verify_tasks_cgroup, sizeof(d->verify_tasks_cgroup), "%s", path);
+	events_set_canaries(d->ev, d->verify_probe_cgid, d->verify_tasks_cgid);
+	return verify_canaries(d);
+}
+
+bool verify_port_claim(struct daemon *d, struct reg_claim *claim)
+{
+	if (!d->verify_probe_cgid)
+		return false;
+	*claim = (struct reg_claim){ .port = d->cfg.verify_port, .proto = IPPROTO_TCP,
+				     .origin = ORIGIN_RUNTIME, .service = VERIFY_OWNER };
+	return true;
+}
+
+int verify_canaries(struct daemon *d)
+{
+	struct caelum_dev_key dk = { VERIFY_DEV_MAJOR, VERIFY_DEV_MINOR, CAELUM_DEV_CHAR, 0 };
+	struct caelum_dev_rule dr = { .flags = CAELUM_DEV_F_ASSIGNED };
+	struct caelum_db_addr_key ak = { .port = d->cfg.verify_port };
+	struct caelum_db_addr av = { .db_id = db_id_of(VERIFY_DB_NAME) };
+	uint64_t budget = 1, owner;
+	uint16_t level;
+
+	if (!d->verify_probe_cgid)
+		return 0;
+	svcs_ident(&d->svcs, VERIFY_OWNER, &owner, &level);
+	dr.owner_cgid = owner;
+	dr.owner_level = level;
+	ak.addr[10] = ak.addr[11] = 0xff;
+	ak.addr[12] = 127;
+	ak.addr[15] = 1;
+	if (d->devices && bpf_map_update_elem(devices_map_fd(d->devices), &dk, &dr, BPF_ANY))
+		return -errno;
+	if (d->tasks && bpf_map_update_elem(tasks_budget_fd(d->tasks), &d->verify_tasks_cgid, &budget,
+					    BPF_ANY))
+		return -errno;
+	if (d->connect && bpf_map_update_elem(connect_addrs_fd(d->connect), &ak, &av, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+/* ---- self-verification ---- */
+
+/* A probe child: join cg, run fn, exit 0 when the expected refusal happened. */
+static int run_child(const char *cg, int (*fn)(struct daemon *d), struct daemon *d,
+		     char *detail, size_t len)
+{
+	int status = 0;
+	pid_t pid;
+
+	pid = fork();
+	if (pid < 0) {
+		snprintf(detail, len, "fork: %s", strerror(errno));
+		return -errno;
+	}
+	if (pid == 0) {
+		if (cgroup_move(cg, 0))
+			_exit(90);
+		_exit(fn(d));
+	}
+	for (int i = 0; i < CHILD_TIMEOUT_MS / 10; i++) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : 99;
+		usleep(10000);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	snprintf(detail, len, "probe did not finish within %d ms", CHILD_TIMEOUT_MS);
+	return 98;
+}
+
+static int probe_bind(struct daemon *d)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(d->cfg.verify_port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM, 0), rc;
+
+	rc = bind(fd, (struct sockaddr *)&a, sizeof(a)) ? errno : 0;
+	return rc == EPERM ? 0 : rc ? 2 : 1;
+}
+
+static int probe_connect(struct daemon *d)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(d->cfg.verify_port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), rc;
+
+	rc = connect(fd, (struct sockaddr *)&a, sizeof(a)) ? errno : 0;
+	return rc == EPERM ? 0 : 1;
+}
+
+static int probe_mknod(struct daemon *d)
+{
+	char path[] = "/tmp/caelum-verify-XXXXXX";
+	char node[sizeof(path) + 8];
+	int rc;
+
+	(void)d;
+	if (!mkdtemp(path))
+		return 3;
+	snprintf(node, sizeof(node), "%s/dev", path);
+	rc = mknod(node, S_IFCHR | 0600, makedev(VERIFY_DEV_MAJOR, VERIFY_DEV_MINOR)) ? errno : 0;
+	unlink(node);
+	rmdir(path);
+	return rc == EPERM ? 0 : 1;
+}
+
+/* Spin (for the CPU accountant), then fork past the budget of 1: the new task must die. */
+static int probe_fork(struct daemon *d)
+{
+	struct timespec t0, t;
+	int status;
+	pid_t pid;
+
+	(void)d;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	do
+		clock_gettime(CLOCK_MONOTONIC, &t);
+	while ((uint64_t)(t.tv_sec - t0.tv_sec) * 1000000000ULL + (uint64_t)t.tv_nsec -
+		       (uint64_t)t0.tv_nsec < SPIN_NS);
+	pid = fork();
+	if (pid == 0) {
+		sleep(2);
+		_exit(0);
+	}
+	if (pid < 0 || waitpid(pid, &status, 0) != pid)
+		return 3;
+	return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? 0 : 1;
+}
+
+struct vstep {
+	int comp;
+	bool loaded;
+	const char *cg;
+	int (*fn)(struct daemon *d);
+	const char *ok_text;
+	const char *fail_text;
+};
+
+static void record(struct json_object *comps, const char *name, bool ok, const char *detail,
+		   bool *all)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "ok", json_object_new_boolean(ok));
+	json_object_object_add(o, "detail", json_object_new_string(detail));
+	json_object_object_add(comps, name, o);
+	if (!ok)
+		*all = false;
+}
+
+static void step(struct daemon *d, const struct vstep *s, struct json_object *comps, bool *all)
+{
+	char detail[256] = "";
+	int mode = d->cfg.comp_mode[s->comp], rc;
+
+	if (mode != CAELUM_MODE_ENFORCE) {
+		snprintf(detail, sizeof(detail), "skipped: component is in %s mode", mode_name(mode));
+		json_object_object_add(comps, component_name(s->comp),
+				       json_object_new_string(detail));
+		return;
+	}
+	if (!s->loaded) {
+		record(comps, component_name(s->comp), false, d->comp_error[s->comp], all);
+		return;
+	}
+	rc = run_child(s->cg, s->fn, d, detail, sizeof(detail));
+	if (!detail[0])
+		snprintf(detail, sizeof(detail), "%s", rc ? s->fail_text : s->ok_text);
+	record(comps, component_name(s->comp), rc == 0, detail, all);
+}
+
+static void step_cpu(struct daemon *d, uint64_t before, struct json_object *comps, bool *all)
+{
+	char detail[160];
+	uint64_t got;
+
+	if (d->cfg.comp_mode[CAELUM_COMP_CPU] == CAELUM_MODE_OFF || !d->cpu) {
+		json_object_object_add(comps, "cpu",
+				       json_object_new_string(d->cpu ? "skipped: component is off"
+								     : d->comp_error[CAELUM_COMP_CPU]));
+		return;
+	}
+	got = cpu_time_ns(d->cpu, d->verify_tasks_cgid) - before;
+	snprintf(detail, sizeof(detail), "%llu ns of a %llu ns spin were accounted",
+		 (unsigned long long)got, (unsigned long long)SPIN_NS);
+	record(comps, "cpu", got >= SPIN_NS / 2, detail, all);
+}
+
+struct json_object *verify_run(struct daemon *d)
+{
+	const struct vstep steps[] = {
+		{ CAELUM_COMP_PORTS, true, d->verify_probe_cgroup, probe_bind,
+		  "bind to the canary port from an unmanaged cgroup: EPERM",
+		  "bind to the canary port was NOT refused" },
+		{ CAELUM_COMP_DATABASES, d->connect != NULL, d->verify_probe_cgroup, probe_connect,
+		  "connect to the canary database from an unmanaged cgroup: EPERM",
+		  "connect to the canary database was NOT refused" },
+		{ CAELUM_COMP_DEVICES, d->devices != NULL, d->verify_probe_cgroup, probe_mknod,
+		  "mknod of the canary device by another cgroup: EPERM",
+		  "mknod of the canary device was NOT refused" },
+		{ CAELUM_COMP_TASKS, d->tasks != NULL, d->verify_tasks_cgroup, probe_fork,
+		  "a fork past the canary budget was killed", "a fork past the canary budget survived" },
+	};
+	struct json_object *o = json_object_new_object(), *comps = json_object_new_object();
+	uint64_t cpu_before = d->cpu ? cpu_time_ns(d->cpu, d->verify_tasks_cgid) : 0;
+	bool all = true;
+	char ts[64];
+
+	verify_canaries(d);
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
+		step(d, &steps[i], comps, &all);
+	step_cpu(d, cpu_before, comps, &all);
+	time_format_rfc3339(time_now_ns(), ts, sizeof(ts));
+	json_object_object_add(o, "time", json_object_new_string(ts));
+	json_object_object_add(o, "ok", json_object_new_boolean(all));
+	json_object_object_add(o, "components", comps);
+	return o;
+}
+
+static void emit_result(struct daemon *d, struct json_object *res, bool was_ok)
+{
+	bool ok = json_object_get_boolean(json_object_object_get(res, "ok"));
+	struct json_object *e;
+
+	if (ok && was_ok)
+		return; /* all fine, as before: nothing to say */
+	e = event_new(d->ev, ok ? "verification_passed" : "verification_failed", "verified");
+	json_object_object_add(e, "components", json_object_get(json_object_object_get(res, "components")));
+	events_emit(d->ev, e);
+}
+
+struct json_object *verify_now(struct daemon *d)
+{
+	struct json_object *res = verify_run(d);
+	bool was_ok = !d->last_verify ||
+		      json_object_get_boolean(json_object_object_get(d->last_verify, "ok"));
+
+	emit_result(d, res, was_ok);
+	json_object_put(d->last_verify);
+	d->last_verify = json_object_get(res);
+	d->last_verify_ns = time_now_ns();
+	return res;
+}
+
+void verify_tick(struct daemon *d, uint64_t now)
+{
+	if (now - d->last_integrity_ns >= INTEGRITY_INTERVAL_NS) {
+		d->last_integrity_ns = now;
+		integrity_check(d);
+	}
+	if (!d->cfg.verify_interval_s ||
+	    now - d->last_verify_ns < (uint64_t)d->cfg.verify_interval_s * 1000000000ULL)
+		return;
+	json_object_put(verify_now(d));
+}
+
+void verify_close(struct daemon *d)
+{
+	json_object_put(d->last_verify);
+	d->last_verify = NULL;
+	rmdir(d->verify_probe_cgroup);
+}
