@@ -324,6 +324,15 @@ static void add_task(struct json_object *e, const struct caelum_ev_task *t)
 	json_object_object_add(e, "killed", json_object_new_boolean(t->killed != 0));
 }
 
+static bool is_canary(const struct events *ev, const struct caelum_event *k)
+{
+	for (int i = 0; i < 2; i++)
+		if (ev->canary[i] != CAELUM_CGID_NONE &&
+		    (k->cgroup_id == ev->canary[i] || k->svc_cgid == ev->canary[i]))
+			return true;
+	return false;
+}
+
 int events_from_kernel(struct events *ev, const void *data, size_t len)
 {
 	const struct caelum_event *k = data;
@@ -336,8 +345,7 @@ int events_from_kernel(struct events *ev, const void *data, size_t len)
 		return -EINVAL;
 	/* caelumd's own self-verification probes: their outcome is the verification result,
 	 * not an event about the host. Counted, not emitted. */
-	if (k->cgroup_id && (k->cgroup_id == ev->canary[0] || k->cgroup_id == ev->canary[1] ||
-			     k->svc_cgid == ev->canary[1])) {
+	if (is_canary(ev, k)) {
 		ev->c.verification_records++;
 		return 0;
 	}
