@@ -127,10 +127,11 @@ integration: all
 test: deps
 	$(MAKE) unit integration
 
+BENCHES := bind_bench sched_bench connect_bench
+
 bench: deps
-	$(MAKE) all $(BUILD)/bench/bind_bench $(BUILD)/bench/sched_bench
-	$(BUILD)/bench/bind_bench
-	$(BUILD)/bench/sched_bench
+	$(MAKE) all $(BENCHES:%=$(BUILD)/bench/%)
+	@set -e; for b in $(BENCHES); do $(BUILD)/bench/$$b; done
 
 # The allow-all baseline program: same flags and skeleton rule as bpf/*.bpf.c.
 BENCH_SKELS := $(GEN)/allow.skel.h
@@ -144,7 +145,8 @@ $(BUILD)/bench/bind_bench: bench/bind_bench.c $(BUILD)/libcaelum.a $(BENCH_SKELS
 	mkdir -p $(BUILD)/bench
 	$(CC) $(CFLAGS) $< $(BUILD)/libcaelum.a $(LDFLAGS) $(LDLIBS) -o $@
 
-$(BUILD)/bench/sched_bench: bench/sched_bench.c $(BUILD)/libcaelum.a user/*.h include/caelum/*.h
+$(BUILD)/bench/sched_bench $(BUILD)/bench/connect_bench: $(BUILD)/bench/%: bench/%.c \
+		$(BUILD)/libcaelum.a user/*.h include/caelum/*.h
 	mkdir -p $(BUILD)/bench
 	$(CC) $(CFLAGS) $< $(BUILD)/libcaelum.a $(LDFLAGS) $(LDLIBS) -o $@
 

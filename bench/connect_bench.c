@@ -1,0 +1,284 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * Cost of database connection enforcement: connect()+close() of a TCP socket to a listener
+ * on 127.0.0.1, from a service cgroup,
+ *   none     no program attached
+ *   caelum   bpf/connect.bpf.c with 1,000 database rules; the listener is one of them, the
+ *            service declares it (max_connections 1,000,000): every connect is looked up,
+ *            checked and counted, every close uncounted (sock_release)
+ * Rounds alternate the two, in the same process; medians and the ratio are printed, then
+ * one JSON line. The bench's own cgroup subtree and bpffs directory are removed at the end.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <json-c/json.h>
+
+#include "bpfpin.h"
+#include "caelum/common.h"
+#include "cgroup.h"
+#include "connect.h"
+#include "log.h"
+
+#define ROUNDS 7
+#define CONNECTS 20000
+#define RULES 1000
+#define CPU_PIN 1
+
+struct cbench {
+	char root[PATH_MAX], svc[PATH_MAX], home[PATH_MAX], bpffs[PATH_MAX];
+	struct bpf_env env;
+	struct connect *conn;
+	uint64_t svc_id;
+	int listen_fd;
+	uint16_t port;
+	bool away, attached;
+	double ns[2][ROUNDS];
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+static int cmp_dbl(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double median(const double *v)
+{
+	double s[ROUNDS];
+
+	memcpy(s, v, sizeof(s));
+	qsort(s, ROUNDS, sizeof(s[0]), cmp_dbl);
+	return s[ROUNDS / 2];
+}
+
+static int listener(struct cbench *b)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+
+	b->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (b->listen_fd < 0 || bind(b->listen_fd, (struct sockaddr *)&a, sizeof(a)) ||
+	    listen(b->listen_fd, 4096) || getsockname(b->listen_fd, (struct sockaddr *)&a, &len))
+		return -errno;
+	b->port = ntohs(a.sin_port);
+	return 0;
+}
+
+/* connect+close; accepted connections are drained in batches so the backlog never fills. */
+static double connect_loop(struct cbench *b)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(b->port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	uint64_t spent = 0;
+
+	for (int i = 0; i < CONNECTS; i++) {
+		uint64_t t0 = now_ns();
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), afd;
+
+		if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)))
+			return -1;
+		close(fd);
+		spent += now_ns() - t0;
+		afd = accept4(b->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (afd >= 0)
+			close(afd);
+	}
+	return (double)spent / CONNECTS;
+}
+
+static void addr_of(int i, struct db_addr *out, uint16_t port)
+{
+	struct sockaddr_in *s = (struct sockaddr_in *)&out->sa;
+
+	memset(out, 0, sizeof(*out));
+	s->sin_family = AF_INET;
+	s->sin_port = htons(port);
+	/* 10.x.y.z: the other 999 rules, never reached */
+	s->sin_addr.s_addr = htonl(0x0a000000u | (uint32_t)(i + 1));
+	out->len = sizeof(*s);
+}
+
+/* 1,000 databases, the listener one of them, declared by the service. */
+static int rules(struct cbench *b)
+{
+	static struct db_addr addrs[RULES];
+	static struct conn_db dbs[RULES];
+	struct conn_decl decl;
+
+	for (int i = 0; i < RULES; i++) {
+		addr_of(i, &addrs[i], 5432);
+		dbs[i] = (struct conn_db){ (uint32_t)i + 1, false, &addrs[i], 1 };
+	}
+	((struct sockaddr_in *)&addrs[0].sa)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	((struct sockaddr_in *)&addrs[0].sa)->sin_port = htons(b->port);
+	decl = (struct conn_decl){ b->svc_id, 1, 1000000 };
+	return connect_sync(b->conn, dbs, RULES, &decl, 1);
+}
+
+static int config_write(struct cbench *b, unsigned int svc_level)
+{
+	struct caelum_config c = { .svc_level = svc_level };
+	struct caelum_service s = { .flags = CAELUM_SVC_F_REGISTERED };
+	char path[PATH_MAX];
+	__u32 zero = 0;
+	int fd, err = 0;
+
+	for (int i = 0; i < CAELUM_COMP_MAX; i++)
+		c.mode[i] = CAELUM_MODE_ENFORCE;
+	snprintf(path, sizeof(path), "%s/cm_config", b->env.maps);
+	fd = bpf_obj_get(path);
+	if (fd < 0 || bpf_map_update_elem(fd, &zero, &c, BPF_ANY))
+		err = -errno;
+	if (fd >= 0)
+		close(fd);
+	snprintf(path, sizeof(path), "%s/cm_services", b->env.maps);
+	fd = bpf_obj_get(path);
+	if (!err && (fd < 0 || bpf_map_update_elem(fd, &b->svc_id, &s, BPF_ANY)))
+		err = -errno;
+	if (fd >= 0)
+		close(fd);
+	return err;
+}
+
+static int setup(struct cbench *b)
+{
+	char mount[PATH_MAX], rel[PATH_MAX];
+	int err;
+
+	if ((err = cgroup2_mount_find(mount, sizeof(mount))) ||
+	    (err = cgroup_of_pid(0, rel, sizeof(rel))))
+		return err;
+	snprintf(b->home, sizeof(b->home), "%s%s", mount, strcmp(rel, "/") ? rel : "");
+	snprintf(b->root, sizeof(b->root), "%s/caelum-cbench-%d", mount, getpid());
+	snprintf(b->svc, sizeof(b->svc), "%s/caelum/svc", b->root);
+	snprintf(b->bpffs, sizeof(b->bpffs), "/sys/fs/bpf/caelum-cbench-%d", getpid());
+	if ((err = cgroup_mkdir(b->svc)) || (err = cgroup_id(b->svc, &b->svc_id)))
+		return err;
+	err = bpf_env_open(&b->env, b->bpffs, b->root, CAELUM_RINGBUF_BYTES);
+	if (!err)
+		err = connect_load(&b->env, &b->conn);
+	if (!err)
+		err = config_write(b, (unsigned int)cgroup_level(mount, b->svc));
+	if (!err)
+		err = listener(b);
+	if (!err)
+		err = rules(b);
+	if (!err && !(err = cgroup_move(b->svc, 0)))
+		b->away = true;
+	return err;
+}
+
+/* Attach all five programs, or detach them (as caelumctl teardown does). */
+static int attach(struct cbench *b, bool on)
+{
+	char path[PATH_MAX];
+
+	if (on) {
+		b->attached = true;
+		return connect_attach(b->conn, &b->env);
+	}
+	for (int i = 0; b->attached && i < CONNECT_NPROGS; i++) {
+		const char *name;
+		int type, fd;
+
+		connect_prog_fd(b->conn, i, &name, &type);
+		snprintf(path, sizeof(path), "%s/%s", b->env.links, name);
+		fd = bpf_obj_get(path);
+		if (fd >= 0) {
+			bpf_link_detach(fd);
+			close(fd);
+		}
+		unlink(path);
+	}
+	b->attached = false;
+	return 0;
+}
+
+static void teardown(struct cbench *b)
+{
+	char cmd[PATH_MAX + 16], path[PATH_MAX];
+
+	attach(b, true); /* so that the detach below finds every pin */
+	attach(b, false);
+	if (b->away && cgroup_move(b->home, 0))
+		p_warn("failed to move back to '%s'", b->home);
+	if (b->listen_fd > 0)
+		close(b->listen_fd);
+	connect_close(b->conn);
+	bpf_env_close(&b->env);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", b->bpffs);
+	if (b->bpffs[0] && system(cmd))
+		p_warn("failed to remove '%s'", b->bpffs);
+	rmdir(b->svc);
+	snprintf(path, sizeof(path), "%s/caelum", b->root);
+	rmdir(path);
+	rmdir(b->root);
+}
+
+static int run(struct cbench *b)
+{
+	for (int r = 0; r < ROUNDS; r++) {
+		for (int k = 0; k < 2; k++) {
+			int m = (r + k) % 2, err = attach(b, m == 1);
+
+			if (err)
+				return err;
+			b->ns[m][r] = connect_loop(b);
+			if (b->ns[m][r] < 0)
+				return -errno;
+		}
+		fprintf(stderr, "connect_bench: round %d/%d done\n", r + 1, ROUNDS);
+	}
+	return 0;
+}
+
+int main(void)
+{
+	static struct cbench b = { .listen_fd = -1 };
+	cpu_set_t set;
+	double off, on;
+	int err;
+
+	log_init("connect_bench", false, false);
+	log_libbpf_init();
+	if (geteuid()) {
+		p_err("needs root");
+		return 77;
+	}
+	CPU_ZERO(&set);
+	CPU_SET(CPU_PIN, &set);
+	sched_setaffinity(0, sizeof(set), &set);
+	err = setup(&b);
+	if (!err)
+		err = run(&b);
+	if (!err) {
+		off = median(b.ns[0]);
+		on = median(b.ns[1]);
+		printf("connect()+close() to 127.0.0.1, %d per round, %d rounds, CPU %d: median ns/op\n",
+		       CONNECTS, ROUNDS, CPU_PIN);
+		printf("  none %.1f  caelum (%d database rules, counting) %.1f  ratio %.4f\n", off,
+		       RULES, on, on / off);
+		printf("{\"connect_none_ns\":%.1f,\"connect_caelum_ns\":%.1f,\"ratio\":%.4f,\"rules\":%d}\n",
+		       off, on, on / off, RULES);
+	} else {
+		p_err("benchmark failed: %s", strerror(-err));
+	}
+	teardown(&b);
+	return err ? 1 : 0;
+}
