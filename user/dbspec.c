@@ -108,8 +108,11 @@ static int load_file(const char *path, const char *fname, struct db_spec *d, str
 {
 	struct json_object *obj;
 	size_t blen = strlen(fname);
-	int err = jv_parse_file(path, &obj, e);
+	int err;
 
+	/* The caller frees d on failure, also when the file cannot be parsed at all. */
+	memset(d, 0, sizeof(*d));
+	err = jv_parse_file(path, &obj, e);
 	if (err)
 		return err;
 	err = dbspec_from_json(obj, path, d, e);

@@ -339,7 +339,8 @@ int spec_copy(struct service_spec *dst, const struct service_spec *src)
 		spec_free(dst);
 		return -ENOMEM;
 	}
-	memcpy(dst->ports, src->ports, src->n_ports * sizeof(*dst->ports));
+	if (src->n_ports)
+		memcpy(dst->ports, src->ports, src->n_ports * sizeof(*dst->ports));
 	return 0;
 }
 

@@ -38,10 +38,8 @@ static void parse_db_item(struct json_object *o, const char *file, const char *p
 			verr_add(e, file, p, "database '%s' is already listed in databases[%zu]",
 				 d->name, i);
 	jv_path_key(p, path, "max_connections");
-	if (json_object_object_get_ex(o, "max_connections", &v) &&
-	    !jv_get_int(v, 1, MAX_CONNECTIONS_MAX, file, p, &d->max_connections, e))
-		return;
-	s->n_dbs++;
+	if (json_object_object_get_ex(o, "max_connections", &v))
+		jv_get_int(v, 1, MAX_CONNECTIONS_MAX, file, p, &d->max_connections, e);
 }
 
 void spec_parse_databases(struct json_object *v, const char *file, struct service_spec *s,
@@ -66,6 +64,9 @@ void spec_parse_databases(struct json_object *v, const char *file, struct servic
 
 		jv_path_idx(p, "databases", i);
 		parse_db_item(json_object_array_get_idx(v, i), file, p, s, e);
+		/* Every item takes its slot, refused or not, so that dbs[i] is databases[i] in
+		 * "already listed" messages; a refused spec is freed whole. */
+		s->n_dbs++;
 	}
 }
 
