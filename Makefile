@@ -16,7 +16,7 @@ CONFIG ?= deploy/caelum.json
 # Debian packages: build tools, libraries, and what the tests use.
 DEB_PKGS := gcc make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libjson-c-dev \
 	    libcmocka-dev libcurl4-openssl-dev libwebsockets-dev libssl-dev pkg-config python3 iproute2 \
-	    postgresql redis-server mariadb-server
+	    postgresql redis-server mariadb-server openssl chromium
 
 ifeq ($(SAN),1)
 BUILD := build/san
@@ -45,7 +45,7 @@ SKELS := $(BPF_PROGS:%=$(GEN)/%.skel.h)
 
 COMMON := log jsonv portrange config capacity cgroup fsutil spec bpfinfo rpc_client dbprobe spec_ext dbspec probe loop fingerprint
 DAEMON := caelumd loop services ports agg devices tasks cpu connect databases credentials health \
-	  verify \
+	  verify api http http_auth metrics token assets assets_data handlers_view \
 	  resources handlers handlers_run handlers_db status rpc registry registry_admit \
 	  registry_file journal \
 	  sockets bpfpin events $(COMMON)
@@ -79,7 +79,12 @@ deps:
 		if [ ! -e $$prc ]; then printf '#!/bin/sh\nexit 101\n' > $$prc; chmod 755 $$prc; made=1; fi; \
 		apt-get install -y -q --no-install-recommends $$missing \
 			|| { apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; }; \
-		rc=$$?; [ -z "$$made" ] || rm -f $$prc; exit $$rc; \
+		rc=$$?; [ -z "$$made" ] || rm -f $$prc; [ $$rc = 0 ] || exit $$rc; \
+	fi; \
+	if ! command -v npm >/dev/null; then \
+		if [ "$$(id -u)" != 0 ]; then echo "deps: npm missing (run as root)" >&2; exit 1; fi; \
+		echo "deps: installing nodejs npm"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm; \
 	fi
 
 vmlinux:
@@ -93,6 +98,23 @@ $(GEN)/%.skel.h: $(GEN)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name $*_bpf > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/obj/%.o: user/%.c user/*.h include/caelum/*.h $(SKELS) | $(BUILD)/obj
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# The dashboard: web/ plus uPlot from npm (pinned in web/package-lock.json), embedded.
+WEB_FILES := web/index.html web/app.js web/app.css
+UPLOT := web/node_modules/uplot/dist
+ASSETS := /=web/index.html /app.js=web/app.js /app.css=web/app.css \
+	  /vendor/uPlot.iife.min.js=$(UPLOT)/uPlot.iife.min.js \
+	  /vendor/uPlot.min.css=$(UPLOT)/uPlot.min.css
+
+$(UPLOT)/uPlot.iife.min.js $(UPLOT)/uPlot.min.css: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --loglevel=error
+	touch $(UPLOT)/uPlot.iife.min.js $(UPLOT)/uPlot.min.css
+
+$(GEN)/assets_data.c: tools/embed.py $(WEB_FILES) $(UPLOT)/uPlot.iife.min.js $(UPLOT)/uPlot.min.css | $(GEN)
+	$(PYTHON) tools/embed.py $@ $(ASSETS)
+
+$(BUILD)/obj/assets_data.o: $(GEN)/assets_data.c user/assets.h | $(BUILD)/obj
 	$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/caelumd: $(DAEMON_OBJS)

@@ -19,6 +19,7 @@
 #include <bpf/libbpf.h>
 
 #include "agg.h"
+#include "api.h"
 #include "bpfinfo.h"
 #include "credentials.h"
 #include "databases.h"
@@ -170,7 +171,13 @@ static void check_immutable(const struct config *old, const struct config *nc, s
 		{ "state_dir", offsetof(struct config, state_dir) },
 		{ "runtime_dir", offsetof(struct config, runtime_dir) },
 		{ "cgroup_root", offsetof(struct config, cgroup_root) },
+		{ "http.listen", offsetof(struct config, http.spec) },
+		{ "http.cert", offsetof(struct config, http.cert) },
+		{ "http.key", offsetof(struct config, http.key) },
 	};
+
+	if (memcmp(old->http.origins, nc->http.origins, sizeof(old->http.origins)))
+		verr_add(e, nc->path, "http.origins", "changed: this needs a restart of caelumd");
 
 	if (old->ringbuf_bytes != nc->ringbuf_bytes)
 		verr_add(e, nc->path, "ringbuf_bytes",
@@ -426,6 +433,7 @@ static void on_tick(void *ctx)
 		d->last_cred_check_ns = now;
 		credentials_watch(d);
 	}
+	api_tick(d, now);
 	probe_reap();
 }
 
@@ -533,6 +541,17 @@ static int verify_attached(struct daemon *d)
 	return 0;
 }
 
+/* Run time and count of every BPF program, while the fd is held (kernel >= 5.8). */
+static void stats_setup(struct daemon *d)
+{
+	if (!d->cfg.bpf_stats)
+		return;
+	d->stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+	if (d->stats_fd < 0)
+		p_warn("bpf_stats: BPF_ENABLE_STATS failed (%s): program run time is not measured",
+		       strerror(errno));
+}
+
 static int setup_bpf(struct daemon *d)
 {
 	int err;
@@ -560,6 +579,7 @@ static int setup_bpf(struct daemon *d)
 	if (databases_setup(d) || verify_setup(d) || daemon_apply(d, "startup"))
 		return EXIT_FAIL;
 	registry_watch(d->reg, on_registry_change, d);
+	stats_setup(d);
 	return 0;
 }
 
@@ -647,10 +667,13 @@ static void daemon_close(struct daemon *d)
 
 		events_emit(d->ev, e);
 	}
+	api_stop(d);
 	rpc_server_close(d->rpc);
 	ring_buffer__free(d->rb);
 	if (d->sig_fd > 0)
 		close(d->sig_fd);
+	if (d->stats_fd >= 0)
+		close(d->stats_fd);
 	loop_free(d->loop);
 	svcs_fini(&d->svcs);
 	for (size_t i = 0; i < d->svcs.n; i++)
@@ -713,7 +736,7 @@ static int parse_args(int argc, char **argv, const char **cfg_path, bool *verbos
 
 int main(int argc, char **argv)
 {
-	static struct daemon d = { .sig_fd = -1 };
+	static struct daemon d = { .sig_fd = -1, .stats_fd = -1 };
 	const char *cfg_path = NULL;
 	bool verbose = false;
 	struct verr e = {};
@@ -745,6 +768,8 @@ int main(int argc, char **argv)
 		rc = setup_bpf(&d);
 	if (!rc)
 		rc = setup_loop(&d);
+	if (!rc)
+		rc = api_start(&d);
 	if (!rc) {
 		struct json_object *ev = event_new(d.ev, "daemon_started", "changed");
 

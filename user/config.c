@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,7 @@ static const char *const component_names[] = {
 static const char *const config_keys[] = {
 	"host",	    "mode",	    "components",    "bpffs",	    "state_dir", "runtime_dir",
 	"services_dir", "managed_ports", "cgroup_root", "journal", "ringbuf_bytes", "capacity",
-	"databases_dir", "verify", NULL,
+	"databases_dir", "verify", "http", "bpf_stats", NULL,
 };
 
 const char *config_path(const char *explicit_path)
@@ -102,6 +103,7 @@ static void config_defaults(struct config *cfg)
 	cfg->journal_keep = JOURNAL_DEFAULT_KEEP;
 	cfg->ringbuf_bytes = CAELUM_RINGBUF_BYTES;
 	capacity_defaults(&cfg->cap);
+	listen_parse("127.0.0.1:8090", &cfg->http, NULL, 0);
 }
 
 /* RFC 1123 host name: labels of [A-Za-z0-9-], not starting or ending with '-'. */
@@ -326,6 +328,155 @@ static void parse_verify(struct json_object *obj, const char *file, struct confi
 		cfg->verify_port = (uint16_t)x;
 }
 
+int listen_parse(const char *spec, struct listen_cfg *l, char *why, size_t why_len)
+{
+	char host[64], tmp[64];
+	bool bracketed;
+	const char *colon;
+	struct in6_addr a6;
+	struct in_addr a4;
+	char *end;
+	long port;
+	size_t hl;
+
+	if (!why) {
+		why = tmp;
+		why_len = sizeof(tmp);
+	}
+	if (strlen(spec) >= sizeof(l->spec)) {
+		snprintf(why, why_len, "too long");
+		return -EINVAL;
+	}
+	snprintf(l->spec, sizeof(l->spec), "%s", spec);
+	if (!strcmp(spec, "off")) {
+		l->enabled = false;
+		return 0;
+	}
+	bracketed = spec[0] == '[';
+	if (bracketed) {
+		const char *rb = strchr(spec, ']');
+
+		if (!rb || rb[1] != ':') {
+			snprintf(why, why_len, "expected \"[ADDRESS]:PORT\"");
+			return -EINVAL;
+		}
+		hl = (size_t)(rb - spec - 1);
+		colon = rb + 1;
+		spec++;
+	} else {
+		colon = strrchr(spec, ':');
+		if (!colon) {
+			snprintf(why, why_len, "expected \"ADDRESS:PORT\" or \"off\"");
+			return -EINVAL;
+		}
+		hl = (size_t)(colon - spec);
+	}
+	if (!hl || hl >= sizeof(host)) {
+		snprintf(why, why_len, "missing or too long address");
+		return -EINVAL;
+	}
+	memcpy(host, spec, hl);
+	host[hl] = '\0';
+	if (!bracketed && strchr(host, ':')) {
+		snprintf(why, why_len, "an IPv6 address goes in brackets: \"[ADDRESS]:PORT\"");
+		return -EINVAL;
+	}
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (!colon[1] || *end || errno || port < 0 || port > 65535) {
+		snprintf(why, why_len, "port \"%s\" is not a number in 0-65535", colon + 1);
+		return -EINVAL;
+	}
+	if (!strcmp(host, "localhost"))
+		snprintf(host, sizeof(host), "127.0.0.1");
+	if (inet_pton(AF_INET, host, &a4) == 1) {
+		l->loopback = (ntohl(a4.s_addr) >> 24) == 127;
+	} else if (inet_pton(AF_INET6, host, &a6) == 1) {
+		l->loopback = IN6_IS_ADDR_LOOPBACK(&a6);
+	} else {
+		snprintf(why, why_len, "\"%s\" is not an IP address", host);
+		return -EINVAL;
+	}
+	snprintf(l->addr, sizeof(l->addr), "%s", host);
+	l->port = (uint16_t)port;
+	l->enabled = true;
+	return 0;
+}
+
+static void get_file(struct json_object *v, const char *file, const char *key, char *dst,
+		     struct verr *e)
+{
+	size_t n = e->n;
+
+	get_path(v, file, key, dst, e);
+	if (e->n == n && access(dst, R_OK))
+		verr_add(e, file, key, "\"%s\": %s", dst, strerror(errno));
+}
+
+/* "http" / "mcp": {"listen": "127.0.0.1:8090", "cert": F, "key": F, "origins": [...]} */
+void config_parse_listener(struct json_object *obj, const char *file, const char *name,
+			   struct listen_cfg *l, const char *const *extra_keys, struct verr *e)
+{
+	static const char *const base[] = { "listen", "cert", "key", "origins" };
+	const char *keys[16];
+	char path[JV_PATH_MAX], why[128];
+	struct json_object *v;
+	size_t nk = 0, n0 = e->n;
+
+	for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++)
+		keys[nk++] = base[i];
+	for (size_t i = 0; extra_keys && extra_keys[i] && nk < 15; i++)
+		keys[nk++] = extra_keys[i];
+	keys[nk] = NULL;
+	if (!jv_expect(obj, json_type_object, file, name, e))
+		return;
+	jv_check_keys(obj, file, name, keys, e);
+	if (json_object_object_get_ex(obj, "listen", &v)) {
+		jv_path_key(path, name, "listen");
+		if (jv_expect(v, json_type_string, file, path, e) &&
+		    listen_parse(json_object_get_string(v), l, why, sizeof(why)))
+			verr_add(e, file, path, "\"%s\": %s", json_object_get_string(v), why);
+	}
+	if (json_object_object_get_ex(obj, "cert", &v)) {
+		jv_path_key(path, name, "cert");
+		get_file(v, file, path, l->cert, e);
+	}
+	if (json_object_object_get_ex(obj, "key", &v)) {
+		jv_path_key(path, name, "key");
+		get_file(v, file, path, l->key, e);
+	}
+	if (e->n == n0 && !l->cert[0] != !l->key[0])
+		verr_add(e, file, name, "\"cert\" and \"key\" go together: give both or neither");
+	if (json_object_object_get_ex(obj, "origins", &v)) {
+		jv_path_key(path, name, "origins");
+		if (!jv_expect(v, json_type_array, file, path, e))
+			return;
+		if (json_object_array_length(v) > CONFIG_MAX_ORIGINS) {
+			verr_add(e, file, path, "%zu origins, at most %d",
+				 json_object_array_length(v), CONFIG_MAX_ORIGINS);
+			return;
+		}
+		l->n_origins = 0;
+		for (size_t i = 0; i < json_object_array_length(v); i++) {
+			struct json_object *o = json_object_array_get_idx(v, i);
+			char ip[JV_PATH_MAX];
+			const char *s;
+
+			jv_path_idx(ip, path, i);
+			if (!jv_expect(o, json_type_string, file, ip, e))
+				continue;
+			s = json_object_get_string(o);
+			if ((strncmp(s, "http://", 7) && strncmp(s, "https://", 8)) ||
+			    strlen(s) >= sizeof(l->origins[0]) || strchr(s + 8, '/')) {
+				verr_add(e, file, ip,
+					 "\"%s\" is not an origin (scheme://host[:port], no path)", s);
+				continue;
+			}
+			snprintf(l->origins[l->n_origins++], sizeof(l->origins[0]), "%s", s);
+		}
+	}
+}
+
 static void parse_ringbuf(struct json_object *v, const char *file, struct config *cfg,
 			  struct verr *e)
 {
@@ -373,6 +524,11 @@ static void parse_field(const char *key, struct json_object *v, const char *file
 		parse_journal(v, file, cfg, e);
 	} else if (!strcmp(key, "ringbuf_bytes")) {
 		parse_ringbuf(v, file, cfg, e);
+	} else if (!strcmp(key, "bpf_stats")) {
+		if (jv_expect(v, json_type_boolean, file, key, e))
+			cfg->bpf_stats = json_object_get_boolean(v);
+	} else if (!strcmp(key, "http")) {
+		config_parse_listener(v, file, "http", &cfg->http, NULL, e);
 	} else if (!strcmp(key, "capacity")) {
 		capacity_parse(v, file, &cfg->cap, e);
 	}

@@ -15,6 +15,19 @@
 
 #define CONFIG_DEFAULT_PATH "/etc/caelum/caelum.json"
 #define CONFIG_MAX_MANAGED 1024
+#define CONFIG_MAX_ORIGINS 16
+
+/* A listening socket of the embedded HTTP server ("http", "mcp"). */
+struct listen_cfg {
+	bool enabled;
+	char spec[128]; /* as written: "127.0.0.1:8090", "[::1]:8090", "off" */
+	char addr[64]; /* numeric address to bind */
+	uint16_t port; /* 0 = the kernel picks (tests) */
+	bool loopback; /* the address is a loopback address */
+	char cert[PATH_MAX], key[PATH_MAX]; /* TLS when both are set */
+	char origins[CONFIG_MAX_ORIGINS][128]; /* extra allowed Origin values */
+	size_t n_origins;
+};
 
 struct config {
 	char path[PATH_MAX]; /* the file it came from */
@@ -35,6 +48,8 @@ struct config {
 	unsigned int journal_keep;
 	unsigned int ringbuf_bytes; /* size of cm_events: a power of two, >= 4096 */
 	struct capacity cap;
+	struct listen_cfg http; /* dashboard, REST API, /metrics */
+	bool bpf_stats; /* hold BPF_ENABLE_STATS: programs' run time and count are measured */
 
 	/* Resolved by config_resolve(). */
 	char cg2_mount[PATH_MAX]; /* the cgroup2 mount point */
@@ -57,6 +72,15 @@ const char *component_name(int comp);
 int component_parse(const char *s);
 /* Number of components this build knows (ports, ...). */
 int component_count(void);
+
+/* Parse "HOST:PORT" / "[V6]:PORT" / "off" into l (addr, port, loopback). */
+int listen_parse(const char *spec, struct listen_cfg *l, char *why, size_t why_len);
+
+struct json_object;
+/* Parse a listener object into l (keys: listen, cert, key, origins, plus extra_keys, which
+ * the caller handles). */
+void config_parse_listener(struct json_object *obj, const char *file, const char *name,
+			   struct listen_cfg *l, const char *const *extra_keys, struct verr *e);
 
 /* <runtime_dir>/caelumd.sock */
 void config_socket_path(const struct config *cfg, char *buf, size_t len);

@@ -24,6 +24,8 @@ struct devices;
 struct ring_buffer;
 struct tasks;
 struct rpc_server;
+struct http;
+struct api;
 
 struct policy_info {
 	uint64_t registry_rev; /* revision last pushed to the kernel */
@@ -59,6 +61,10 @@ struct daemon {
 	struct events *ev;
 	struct ring_buffer *rb;
 	struct rpc_server *rpc;
+	struct http *http; /* dashboard/API and MCP listeners (http.c) */
+	struct api *api; /* HTTP API state: SSE streams (api.c) */
+	char token[65]; /* the API token (token.c) */
+	int stats_fd; /* BPF_ENABLE_STATS while open ("bpf_stats": true), else -1 */
 	struct loop *loop;
 	int sig_fd;
 	uint64_t started_ns;

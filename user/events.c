@@ -15,6 +15,19 @@
 
 #define JOURNAL_NAME "events.jsonl"
 #define MAX_SUBS 256
+#define TIMELINE_MINUTES 60
+
+/* Kernel violation types, in the order of the timeline's series. */
+static const char *const violation_types[] = {
+	"bind_denied", "device_denied", "task_budget_exceeded", "db_connect_denied",
+	"db_conn_limit",
+};
+#define N_VIOLATION_TYPES (sizeof(violation_types) / sizeof(violation_types[0]))
+
+struct minute {
+	uint64_t minute; /* realtime minutes since the epoch */
+	uint64_t n[N_VIOLATION_TYPES]; /* occurrences (the events' counts) */
+};
 
 struct sub {
 	int id; /* 0 = free slot */
@@ -38,6 +51,9 @@ struct events {
 	int next_sub;
 	uint64_t canary[2];
 	struct events_counters c;
+	struct events_typecount types[EVENTS_MAX_TYPES];
+	size_t n_types;
+	struct minute minutes[TIMELINE_MINUTES];
 };
 
 uint64_t time_now_ns(void)
@@ -199,6 +215,92 @@ static void event_complete(struct json_object *e)
 		json_object_object_add(e, "count", json_object_new_int(1));
 }
 
+static const char *str_field(struct json_object *e, const char *key)
+{
+	struct json_object *v;
+
+	return json_object_object_get_ex(e, key, &v) && json_object_is_type(v, json_type_string) ?
+		       json_object_get_string(v) :
+		       NULL;
+}
+
+/* Per (type, action) totals and the per-minute violation series. */
+static void count_event(struct events *ev, struct json_object *e)
+{
+	const char *type = str_field(e, "type"), *action = str_field(e, "action");
+	struct json_object *v;
+	uint64_t n = 1, minute;
+	size_t i;
+
+	if (!type || !action)
+		return;
+	if (json_object_object_get_ex(e, "count", &v) && json_object_get_int64(v) > 0)
+		n = (uint64_t)json_object_get_int64(v);
+	for (i = 0; i < ev->n_types; i++)
+		if (!strcmp(ev->types[i].type, type) && !strcmp(ev->types[i].action, action))
+			break;
+	if (i == ev->n_types && ev->n_types < EVENTS_MAX_TYPES) {
+		snprintf(ev->types[i].type, sizeof(ev->types[i].type), "%s", type);
+		snprintf(ev->types[i].action, sizeof(ev->types[i].action), "%s", action);
+		ev->n_types++;
+	}
+	if (i < ev->n_types) {
+		ev->types[i].events++;
+		ev->types[i].occurrences += n;
+	}
+	if (strcmp(action, "denied") && strcmp(action, "audited"))
+		return;
+	for (i = 0; i < N_VIOLATION_TYPES; i++) {
+		struct minute *m;
+
+		if (strcmp(type, violation_types[i]))
+			continue;
+		minute = time_now_ns() / 60000000000ULL;
+		m = &ev->minutes[minute % TIMELINE_MINUTES];
+		if (m->minute != minute) {
+			memset(m, 0, sizeof(*m));
+			m->minute = minute;
+		}
+		m->n[i] += n;
+	}
+}
+
+size_t events_type_counts(const struct events *ev, const struct events_typecount **out)
+{
+	*out = ev->types;
+	return ev->n_types;
+}
+
+struct json_object *events_timeline(const struct events *ev, unsigned int minutes)
+{
+	uint64_t now = time_now_ns() / 60000000000ULL, first;
+	struct json_object *o = json_object_new_object(), *series = json_object_new_object();
+	struct json_object *t = json_object_new_array();
+	char ts[40];
+
+	if (minutes < 1 || minutes > TIMELINE_MINUTES)
+		minutes = TIMELINE_MINUTES;
+	first = now - minutes + 1;
+	for (uint64_t m = first; m <= now; m++) {
+		time_format_rfc3339(m * 60000000000ULL, ts, sizeof(ts));
+		json_object_array_add(t, json_object_new_string(ts));
+	}
+	for (size_t i = 0; i < N_VIOLATION_TYPES; i++) {
+		struct json_object *a = json_object_new_array();
+
+		for (uint64_t m = first; m <= now; m++) {
+			const struct minute *b = &ev->minutes[m % TIMELINE_MINUTES];
+
+			json_object_array_add(a, json_object_new_uint64(b->minute == m ? b->n[i] : 0));
+		}
+		json_object_object_add(series, violation_types[i], a);
+	}
+	json_object_object_add(o, "step_s", json_object_new_int(60));
+	json_object_object_add(o, "minutes", t);
+	json_object_object_add(o, "series", series);
+	return o;
+}
+
 void events_emit(struct events *ev, struct json_object *e)
 {
 	const char *line;
@@ -215,6 +317,7 @@ void events_emit(struct events *ev, struct json_object *e)
 		       strerror(-err));
 	}
 	ev->c.emitted++;
+	count_event(ev, e);
 	window_push(ev, e);
 	for (int i = 0; i < MAX_SUBS; i++)
 		if (ev->subs[i].id)

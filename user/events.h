@@ -57,6 +57,14 @@ struct events_counters {
 	uint64_t last_id;
 };
 
+#define EVENTS_MAX_TYPES 64 /* distinct (type, action) pairs counted */
+struct events_typecount {
+	char type[40];
+	char action[16];
+	uint64_t events; /* events emitted */
+	uint64_t occurrences; /* sum of their counts (aggregated kernel records) */
+};
+
 int events_open(struct events **out, const struct events_opts *opts);
 void events_close(struct events *ev);
 
@@ -74,6 +82,11 @@ bool event_matches(struct json_object *e, const struct event_filter *f);
 
 /* Records from these cgroups are self-verification probes: counted, not emitted. */
 void events_set_canaries(struct events *ev, uint64_t cgid1, uint64_t cgid2);
+/* Totals per (type, action) since start. */
+size_t events_type_counts(const struct events *ev, const struct events_typecount **out);
+/* Violations (kernel denials, audited included) per minute and type, the last N minutes:
+ * {"step_s":60,"minutes":[...],"series":{"bind_denied":[...],...}} */
+struct json_object *events_timeline(const struct events *ev, unsigned int minutes);
 int events_subscribe(struct events *ev, events_sub_fn fn, void *ctx);
 void events_unsubscribe(struct events *ev, int id);
 void events_count_drop(struct events *ev, uint64_t n);

@@ -28,6 +28,18 @@ int hc_fail(struct call *c, int exit_code, const char *fmt, ...)
 	return -1;
 }
 
+int hc_not_found(struct call *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	c->err->exit = EXIT_FAIL;
+	c->err->not_found = true;
+	va_start(ap, fmt);
+	vsnprintf(c->err->message, sizeof(c->err->message), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
 /* Refusal with every reason: message = first, errors = all. */
 int hc_fail_verr(struct call *c, int exit_code, struct verr *e)
 {
@@ -156,7 +168,7 @@ static struct json_object *service_json(struct daemon *d, const struct reg_servi
 	return o;
 }
 
-static bool port_managed(const struct config *cfg, uint16_t port, uint8_t proto)
+bool hc_port_managed(const struct config *cfg, uint16_t port, uint8_t proto)
 {
 	for (size_t i = 0; i < cfg->n_managed; i++) {
 		const struct port_range *r = &cfg->managed[i];
@@ -292,7 +304,7 @@ static int h_service_show(struct call *c)
 		return -1;
 	s = registry_service(c->d->reg, name);
 	if (!s)
-		return hc_fail(c, EXIT_FAIL, "service '%s' not found", name);
+		return hc_not_found(c, "service '%s' not found", name);
 	rt = svcs_find(&c->d->svcs, name);
 	procs = rt ? cgroup_nr_procs(rt->cgroup) : 0;
 	c->result = service_json(c->d, s);
@@ -356,6 +368,7 @@ static int h_service_delete(struct call *c)
 	err = registry_service_delete(c->d->reg, name, &e);
 	if (err) {
 		hc_change_end(c);
+		c->err->not_found = err == -ENOENT;
 		return hc_fail_verr(c, err == -ENOENT ? EXIT_FAIL : EXIT_CONFIG, &e);
 	}
 	emit_service_event(c->d, "service_deleted", name);
@@ -377,7 +390,7 @@ static struct json_object *claim_json(const struct config *cfg, const struct reg
 									   ? "runtime"
 									   : "spec"));
 	json_object_object_add(o, "managed",
-			       json_object_new_boolean(port_managed(cfg, cl->port, cl->proto)));
+			       json_object_new_boolean(hc_port_managed(cfg, cl->port, cl->proto)));
 	return o;
 }
 
@@ -456,6 +469,7 @@ static int h_port_release(struct call *c)
 	err = registry_release(c->d->reg, port, proto, &e);
 	if (err) {
 		hc_change_end(c);
+		c->err->not_found = err == -ENOENT;
 		return hc_fail_verr(c, err == -ENOENT ? EXIT_FAIL : EXIT_CONFIG, &e);
 	}
 	emit_port_event(c->d, "port_released", port, proto, svc);
@@ -482,7 +496,7 @@ static int h_port_alloc(struct call *c)
 	for (uint32_t port = 1; port <= 65535; port++) {
 		struct verr e = {};
 
-		if (!port_managed(cfg, (uint16_t)port, proto) ||
+		if (!hc_port_managed(cfg, (uint16_t)port, proto) ||
 		    registry_owner(c->d->reg, (uint16_t)port, proto, NULL))
 			continue;
 		/* Someone squatting from before Caelum started: not free. */
@@ -525,7 +539,7 @@ static int h_port_who(struct call *c)
 										    : "spec")
 				     : NULL);
 	json_object_object_add(c->result, "managed",
-			       json_object_new_boolean(port_managed(&c->d->cfg, port, proto)));
+			       json_object_new_boolean(hc_port_managed(&c->d->cfg, port, proto)));
 	arr = json_object_new_array();
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *o = json_object_new_object();
@@ -645,10 +659,7 @@ static int h_status(struct call *c)
 	return 0;
 }
 
-static const struct {
-	const char *name;
-	handler_fn fn;
-} methods[] = {
+static const struct handler_entry methods[] = {
 	{ "ping", h_ping },
 	{ "status", h_status },
 	{ "resources", h_resources },
@@ -671,7 +682,10 @@ static const struct {
 	{ "db.show", h_db_show },
 	{ "db.apply", h_db_apply },
 	{ "db.delete", h_db_delete },
+	{ NULL, NULL },
 };
+
+static const struct handler_entry *const tables[] = { methods, handlers_view };
 
 int handlers_call(struct daemon *d, const char *method, struct json_object *params,
 		  const struct caller *who, struct json_object **result, struct herr *err,
@@ -681,16 +695,17 @@ int handlers_call(struct daemon *d, const char *method, struct json_object *para
 
 	memset(err, 0, sizeof(*err));
 	*result = NULL;
-	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
-		if (strcmp(methods[i].name, method))
-			continue;
-		if (methods[i].fn(&c)) {
-			json_object_put(c.result);
-			return -1;
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+		for (const struct handler_entry *m = tables[t]; m->name; m++) {
+			if (strcmp(m->name, method))
+				continue;
+			if (m->fn(&c)) {
+				json_object_put(c.result);
+				return -1;
+			}
+			*result = c.result ? c.result : json_object_new_object();
+			return 0;
 		}
-		*result = c.result ? c.result : json_object_new_object();
-		return 0;
-	}
 	err->exit = EXIT_USAGE;
 	err->unknown_method = true;
 	snprintf(err->message, sizeof(err->message), "unknown method '%s'", method);

@@ -28,6 +28,7 @@ struct herr {
 	char message[512];
 	struct json_object *errors; /* array of strings, or NULL */
 	bool unknown_method; /* JSON-RPC -32601 */
+	bool not_found; /* the named object does not exist (HTTP 404) */
 };
 
 /* What a streaming method (events.follow) asks the transport to deliver after the reply. */

@@ -23,7 +23,7 @@ int h_db_show(struct call *c)
 		return -1;
 	c->result = database_json(c->d, name);
 	if (!c->result)
-		return hc_fail(c, EXIT_FAIL, "database '%s' not found", name);
+		return hc_not_found(c, "database '%s' not found", name);
 	return 0;
 }
 
@@ -76,6 +76,7 @@ int h_db_delete(struct call *c)
 	err = registry_db_delete(c->d->reg, name, &e);
 	if (err) {
 		hc_change_end(c);
+		c->err->not_found = err == -ENOENT;
 		return hc_fail_verr(c, err == -ENOENT ? EXIT_FAIL : EXIT_CONFIG, &e);
 	}
 	emit_db_event(c->d, "db_deleted", name);

@@ -22,9 +22,20 @@ struct call {
 
 typedef int (*handler_fn)(struct call *c);
 
+struct handler_entry {
+	const char *name;
+	handler_fn fn;
+};
+/* Method tables, NULL-terminated: handlers.c's own and these. */
+extern const struct handler_entry handlers_view[];
+
+bool hc_port_managed(const struct config *cfg, uint16_t port, uint8_t proto);
+
 /* Fail the call: -1 with err filled. */
 int hc_fail(struct call *c, int exit_code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* The named object does not exist: EXIT_FAIL, not_found set. */
+int hc_not_found(struct call *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Refusal with every reason: message = first, errors = all (e is freed). */
 int hc_fail_verr(struct call *c, int exit_code, struct verr *e);
 int hc_params_check(struct call *c, const char *const *allowed);

@@ -5,6 +5,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "api.h"
 #include "bpfinfo.h"
 #include "daemon.h"
 #include "databases.h"
@@ -163,8 +164,9 @@ int status_collect(struct daemon *d, struct json_object **out)
 	json_object_object_add(o, "registry", registry_json(d));
 	json_object_object_add(o, "resources", resources_enforcement_json(d));
 	json_object_object_add(o, "verification", json_object_get(d->last_verify));
+	json_object_object_add(o, "http", api_status_json(d));
 	json_object_object_add(o, "bpf_stats_enabled",
-			       json_object_new_boolean(bpfinfo_stats_enabled()));
+			       json_object_new_boolean(d->stats_fd >= 0 || bpfinfo_stats_enabled()));
 	*out = o;
 	return 0;
 }

@@ -117,6 +117,8 @@ class Env:
             "state_dir": self.state_dir, "runtime_dir": self.runtime_dir,
             "services_dir": self.services_dir, "managed_ports": list(managed),
             "cgroup_root": self.root,
+            # The kernel picks the ports: tests run side by side (api_url() reads them).
+            "http": {"listen": "127.0.0.1:0"},
         }
         if components:
             self.config["components"] = components
@@ -175,6 +177,15 @@ class Env:
                 return f.read()
         except OSError:
             return ""
+
+    # ---- HTTP ----
+    def api_url(self, path="", listener="dashboard"):
+        port = self.ok("status")["http"][listener]["port"]
+        return f"http://127.0.0.1:{port}{path}"
+
+    def token(self):
+        with open(os.path.join(self.state_dir, "api.token")) as f:
+            return f.read().strip()
 
     # ---- CLI ----
     def ctl(self, *args, json_out=True, env=None, timeout=30, user=None):

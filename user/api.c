@@ -1,0 +1,624 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "api.h"
+#include "daemon.h"
+#include "handlers.h"
+#include "http.h"
+#include "jsonv.h"
+#include "log.h"
+#include "metrics.h"
+#include "token.h"
+
+#define KEEPALIVE_NS (15ULL * 1000000000ULL)
+#define MAX_STREAMS 512
+
+struct sse {
+	uint64_t conn;
+	struct hstream hs; /* its filter */
+	bool live;
+};
+
+struct api {
+	struct daemon *d;
+	struct sse streams[MAX_STREAMS];
+	size_t n_streams;
+	int sub_id; /* one events subscription feeds every stream */
+	uint64_t drops;
+	uint64_t last_keepalive_ns;
+};
+
+static const struct http_header no_store[] = { { "Cache-Control", "no-store" } };
+
+/* ---- errors ---- */
+
+static int status_of(const struct herr *e)
+{
+	if (e->not_found || e->unknown_method)
+		return 404;
+	switch (e->exit) {
+	case EXIT_USAGE:
+		return 400;
+	case EXIT_NOPERM:
+		return 403;
+	case EXIT_CONFIG:
+		return 422;
+	case EXIT_UNAVAILABLE:
+		return 503;
+	}
+	return 500;
+}
+
+static void reply_error(struct daemon *d, uint64_t conn, int status, int code, const char *msg,
+			struct json_object *errors)
+{
+	struct json_object *o = json_object_new_object(), *e = json_object_new_object();
+
+	json_object_object_add(e, "status", json_object_new_int(status));
+	json_object_object_add(e, "code", json_object_new_int(code));
+	json_object_object_add(e, "message", json_object_new_string(msg));
+	if (errors)
+		json_object_object_add(e, "errors", json_object_get(errors));
+	json_object_object_add(o, "error", e);
+	http_reply_json(d->http, conn, status, o, no_store, 1);
+	json_object_put(o);
+}
+
+static void reply_fmt(struct daemon *d, uint64_t conn, int status, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void reply_fmt(struct daemon *d, uint64_t conn, int status, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	reply_error(d, conn, status, status == 404 ? EXIT_FAIL : EXIT_USAGE, msg, NULL);
+}
+
+/* Call a handler and answer with its result or its error. */
+static void call_reply(struct daemon *d, const struct http_request *r, const char *method,
+		       struct json_object *params, int ok_status)
+{
+	struct caller who = { .uid = (uid_t)-1, .pid = 0, .transport = "http" };
+	struct json_object *res;
+	struct herr err;
+
+	if (handlers_call(d, method, params, &who, &res, &err, NULL)) {
+		reply_error(d, r->conn, status_of(&err), err.exit, err.message, err.errors);
+		json_object_put(err.errors);
+	} else {
+		http_reply_json(d->http, r->conn, ok_status, res, no_store, 1);
+		json_object_put(res);
+	}
+	json_object_put(params);
+}
+
+/* ---- query strings ---- */
+
+/* lws hands the arguments decoded, joined by '&'. Each allowed key at most once; integer
+ * keys are converted. 0, or -1 after answering 400. */
+static int query_params(struct daemon *d, const struct http_request *r,
+			const char *const *str_keys, const char *const *int_keys,
+			struct json_object **out)
+{
+	struct json_object *p = json_object_new_object();
+	char q[sizeof(r->query)], *save = NULL, *kv;
+
+	snprintf(q, sizeof(q), "%s", r->query);
+	for (kv = strtok_r(q, "&", &save); kv; kv = strtok_r(NULL, "&", &save)) {
+		char *val = strchr(kv, '=');
+		bool known = false;
+
+		if (val)
+			*val++ = '\0';
+		else
+			val = "";
+		if (json_object_object_get_ex(p, kv, NULL)) {
+			reply_fmt(d, r->conn, 400, "query: %s: given twice", kv);
+			goto fail;
+		}
+		for (size_t i = 0; str_keys && str_keys[i]; i++)
+			if (!strcmp(kv, str_keys[i])) {
+				json_object_object_add(p, kv, json_object_new_string(val));
+				known = true;
+			}
+		for (size_t i = 0; int_keys && int_keys[i] && !known; i++) {
+			char *end;
+			long long x;
+
+			if (strcmp(kv, int_keys[i]))
+				continue;
+			errno = 0;
+			x = strtoll(val, &end, 10);
+			if (!*val || *end || errno) {
+				reply_fmt(d, r->conn, 400, "query: %s: \"%.64s\" is not an integer", kv,
+					  val);
+				goto fail;
+			}
+			json_object_object_add(p, kv, json_object_new_int64(x));
+			known = true;
+		}
+		if (!known) {
+			reply_fmt(d, r->conn, 400, "query: unknown parameter \"%.64s\"", kv);
+			goto fail;
+		}
+	}
+	*out = p;
+	return 0;
+fail:
+	json_object_put(p);
+	return -1;
+}
+
+static int no_query(struct daemon *d, const struct http_request *r)
+{
+	if (!r->query[0])
+		return 0;
+	reply_fmt(d, r->conn, 400, "query: %s takes no parameters", r->path);
+	return -1;
+}
+
+/* The JSON body as an object. 0, or -1 after answering 400/415. */
+static int body_object(struct daemon *d, const struct http_request *r, struct json_object **out)
+{
+	struct verr e = {};
+	char *msg;
+
+	if (r->content_type[0] && strncasecmp(r->content_type, "application/json", 16)) {
+		reply_fmt(d, r->conn, 415, "body: Content-Type must be application/json, not %s",
+			  r->content_type);
+		return -1;
+	}
+	if (!r->body_len) {
+		reply_fmt(d, r->conn, 400, "body: expected a JSON object");
+		return -1;
+	}
+	if (jv_parse_string("body", r->body, r->body_len, out, &e) ||
+	    !jv_expect(*out, json_type_object, "body", NULL, &e)) {
+		msg = verr_join(&e);
+		reply_error(d, r->conn, 400, EXIT_USAGE, msg ? msg : "body: invalid JSON", NULL);
+		free(msg);
+		verr_free(&e);
+		if (*out)
+			json_object_put(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- Server-Sent Events ---- */
+
+static void sse_remove(struct api *a, size_t i)
+{
+	a->streams[i] = a->streams[--a->n_streams];
+	if (!a->n_streams && a->sub_id) {
+		events_unsubscribe(a->d->ev, a->sub_id);
+		a->sub_id = 0;
+	}
+}
+
+static int sse_frame(char **buf, size_t *cap, struct json_object *e, size_t *len)
+{
+	struct json_object *id;
+	size_t jl;
+	const char *j = json_object_to_json_string_length(e, JSON_C_TO_STRING_PLAIN |
+								     JSON_C_TO_STRING_NOSLASHESCAPE,
+							  &jl);
+
+	if (jl + 64 > *cap) {
+		char *nb = realloc(*buf, jl + 64);
+
+		if (!nb)
+			return -ENOMEM;
+		*buf = nb;
+		*cap = jl + 64;
+	}
+	json_object_object_get_ex(e, "id", &id);
+	*len = (size_t)snprintf(*buf, *cap, "id: %lld\ndata: %s\n\n",
+				(long long)json_object_get_int64(id), j);
+	return 0;
+}
+
+static void on_event(void *ctx, struct json_object *e)
+{
+	struct api *a = ctx;
+	char *buf = NULL;
+	size_t cap = 0, len = 0;
+	bool framed = false;
+
+	for (size_t i = 0; i < a->n_streams; i++) {
+		struct sse *s = &a->streams[i];
+		int err;
+
+		if (!s->live || !event_matches(e, &s->hs.filter))
+			continue;
+		if (!framed) {
+			if (sse_frame(&buf, &cap, e, &len))
+				break;
+			framed = true;
+		}
+		err = http_send(a->d->http, s->conn, buf, len);
+		if (err == -ENOBUFS)
+			a->drops++;
+		else if (err)
+			s->live = false; /* gone: removed when the close reaches the loop */
+	}
+	free(buf);
+}
+
+static void sse_open(struct daemon *d, struct api *a, const struct http_request *r)
+{
+	static const char *const skeys[] = { "type", "service", NULL };
+	static const char *const ikeys[] = { "since", "limit", NULL };
+	struct caller who = { .uid = (uid_t)-1, .transport = "http" };
+	struct json_object *params, *backlog;
+	struct events_counters ec;
+	struct hstream hs = {};
+	char *buf = NULL;
+	size_t cap = 0, len;
+	struct herr err;
+	struct sse *s;
+
+	if (query_params(d, r, skeys, ikeys, &params))
+		return;
+	if (a->n_streams == MAX_STREAMS) {
+		json_object_put(params);
+		reply_fmt(d, r->conn, 503, "too many event streams (%d)", MAX_STREAMS);
+		return;
+	}
+	/* Resume after Last-Event-ID; with neither it nor since/limit, live events only. */
+	if (r->last_event_id[0]) {
+		char *end;
+		unsigned long long id = strtoull(r->last_event_id, &end, 10);
+
+		if (*end) {
+			json_object_put(params);
+			reply_fmt(d, r->conn, 400, "Last-Event-ID: \"%s\" is not an event id",
+				  r->last_event_id);
+			return;
+		}
+		json_object_object_add(params, "since", json_object_new_uint64(id));
+	} else if (!json_object_object_get_ex(params, "since", NULL) &&
+		   !json_object_object_get_ex(params, "limit", NULL)) {
+		events_get_counters(d->ev, &ec);
+		json_object_object_add(params, "since", json_object_new_uint64(ec.last_id));
+	}
+	if (handlers_call(d, "events.follow", params, &who, &backlog, &err, &hs)) {
+		json_object_put(params);
+		reply_error(d, r->conn, status_of(&err), err.exit, err.message, err.errors);
+		json_object_put(err.errors);
+		return;
+	}
+	json_object_put(params);
+	if (http_stream_begin(d->http, r->conn, NULL, 0)) {
+		json_object_put(backlog);
+		return;
+	}
+	http_send(d->http, r->conn, "retry: 2000\n\n", 13);
+	for (size_t i = 0; i < json_object_array_length(backlog); i++)
+		if (!sse_frame(&buf, &cap, json_object_array_get_idx(backlog, i), &len) &&
+		    http_send(d->http, r->conn, buf, len) == -ENOBUFS)
+			a->drops++;
+	free(buf);
+	json_object_put(backlog);
+	s = &a->streams[a->n_streams++];
+	s->conn = r->conn;
+	s->hs = hs;
+	/* The filter points into hs: re-point it at this copy. */
+	s->hs.filter.type = hs.filter.type ? s->hs.type : NULL;
+	s->hs.filter.service = hs.filter.service ? s->hs.service : NULL;
+	s->hs.filter.since_id = 0;
+	s->live = true;
+	if (!a->sub_id) {
+		a->sub_id = events_subscribe(d->ev, on_event, a);
+		if (a->sub_id <= 0) {
+			a->sub_id = 0;
+			http_end(d->http, r->conn);
+			sse_remove(a, a->n_streams - 1);
+		}
+	}
+}
+
+/* ---- routes ---- */
+
+static bool is(const struct http_request *r, const char *method)
+{
+	return !strcmp(r->method, method);
+}
+
+/* "/api/v1/ports/8100/udp" with prefix "/api/v1/ports/" -> "8100/udp" */
+static const char *tail(const char *path, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	return !strncmp(path, prefix, n) && path[n] ? path + n : NULL;
+}
+
+static struct json_object *name_param(const char *key, const char *value)
+{
+	struct json_object *p = json_object_new_object();
+
+	json_object_object_add(p, key, json_object_new_string(value));
+	return p;
+}
+
+static void route_ports(struct daemon *d, const struct http_request *r)
+{
+	const char *t = tail(r->path, "/api/v1/ports/");
+	struct json_object *p;
+
+	if (!strcmp(r->path, "/api/v1/ports")) {
+		if (is(r, "GET") && !no_query(d, r))
+			call_reply(d, r, "port.list", NULL, 200);
+		else if (is(r, "POST") && !no_query(d, r) && !body_object(d, r, &p))
+			call_reply(d, r, json_object_object_get_ex(p, "port", NULL) ? "port.reserve" :
+										    "port.alloc",
+				   p, 201);
+		else if (!is(r, "GET") && !is(r, "POST"))
+			reply_fmt(d, r->conn, 405, "%s: use GET or POST", r->path);
+		return;
+	}
+	if (!strcmp(r->path, "/api/v1/ports/map")) {
+		if (!is(r, "GET"))
+			reply_fmt(d, r->conn, 405, "%s: use GET", r->path);
+		else if (!no_query(d, r))
+			call_reply(d, r, "port.map", NULL, 200);
+		return;
+	}
+	if (t) {
+		char buf[32], *slash;
+		char *end;
+		long port;
+
+		snprintf(buf, sizeof(buf), "%s", t);
+		slash = strchr(buf, '/');
+		if (slash)
+			*slash++ = '\0';
+		port = strtol(buf, &end, 10);
+		if (!buf[0] || *end || port < 1 || port > 65535) {
+			reply_fmt(d, r->conn, 400, "path: \"%.32s\" is not a port (1-65535)", buf);
+			return;
+		}
+		if (!is(r, "DELETE")) {
+			reply_fmt(d, r->conn, 405, "%s: use DELETE", r->path);
+			return;
+		}
+		if (no_query(d, r))
+			return;
+		p = json_object_new_object();
+		json_object_object_add(p, "port", json_object_new_int((int)port));
+		if (slash)
+			json_object_object_add(p, "proto", json_object_new_string(slash));
+		call_reply(d, r, "port.release", p, 200);
+		return;
+	}
+	reply_fmt(d, r->conn, 404, "no such resource: %s", r->path);
+}
+
+/* /api/v1/services[/NAME], /api/v1/databases[/NAME] */
+static void route_collection(struct daemon *d, const struct http_request *r, const char *base,
+			     const char *prefix)
+{
+	const char *name = tail(r->path, prefix);
+	struct json_object *p;
+	char m[32];
+
+	if (!strcmp(r->path, base)) {
+		if (is(r, "GET") && !no_query(d, r)) {
+			snprintf(m, sizeof(m), "%s.list", !strcmp(base, "/api/v1/services") ? "service" : "db");
+			call_reply(d, r, m, NULL, 200);
+		} else if (is(r, "POST") && !no_query(d, r) && !body_object(d, r, &p)) {
+			struct json_object *params = json_object_new_object();
+
+			json_object_object_add(params, "spec", p);
+			snprintf(m, sizeof(m), "%s.apply", !strcmp(base, "/api/v1/services") ? "service" : "db");
+			call_reply(d, r, m, params, 201);
+		} else if (!is(r, "GET") && !is(r, "POST")) {
+			reply_fmt(d, r->conn, 405, "%s: use GET or POST", r->path);
+		}
+		return;
+	}
+	if (!name || strchr(name, '/')) {
+		reply_fmt(d, r->conn, 404, "no such resource: %s", r->path);
+		return;
+	}
+	if (no_query(d, r))
+		return;
+	snprintf(m, sizeof(m), "%s.%s", !strcmp(base, "/api/v1/services") ? "service" : "db",
+		 is(r, "GET") ? "show" : "delete");
+	if (is(r, "GET") || is(r, "DELETE"))
+		call_reply(d, r, m, name_param("name", name), 200);
+	else
+		reply_fmt(d, r->conn, 405, "%s: use GET or DELETE", r->path);
+}
+
+static void route_metrics(struct daemon *d, const struct http_request *r)
+{
+	static const struct http_header h[] = { { "Cache-Control", "no-store" } };
+	char *text = NULL;
+	size_t len = 0;
+
+	if (!is(r, "GET")) {
+		reply_fmt(d, r->conn, 405, "%s: use GET", r->path);
+		return;
+	}
+	if (no_query(d, r))
+		return;
+	if (metrics_render(d, &text, &len)) {
+		reply_fmt(d, r->conn, 500, "failed to render metrics");
+		return;
+	}
+	http_reply(d->http, r->conn, 200, "text/plain; version=0.0.4; charset=utf-8", h, 1, text,
+		   len);
+	free(text);
+}
+
+static void route(struct daemon *d, struct api *a, const struct http_request *r)
+{
+	static const struct {
+		const char *path, *method, *handler;
+	} simple[] = {
+		{ "/api/v1/status", "GET", "status" },
+		{ "/api/v1/resources", "GET", "resources" },
+		{ "/api/v1/reload", "POST", "reload" },
+		{ "/api/v1/verify", "POST", "verify" },
+	};
+	static const char *const ev_str[] = { "type", "service", NULL };
+	static const char *const ev_int[] = { "since", "limit", NULL };
+	static const char *const tl_int[] = { "minutes", NULL };
+	struct json_object *p;
+
+	if (!strcmp(r->path, "/metrics"))
+		return route_metrics(d, r);
+	for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++) {
+		if (strcmp(r->path, simple[i].path))
+			continue;
+		if (!is(r, simple[i].method))
+			reply_fmt(d, r->conn, 405, "%s: use %s", r->path, simple[i].method);
+		else if (!no_query(d, r))
+			call_reply(d, r, simple[i].handler, NULL, 200);
+		return;
+	}
+	if (!strcmp(r->path, "/api/v1/events") || !strcmp(r->path, "/api/v1/events/stream") ||
+	    !strcmp(r->path, "/api/v1/events/timeline")) {
+		if (!is(r, "GET"))
+			reply_fmt(d, r->conn, 405, "%s: use GET", r->path);
+		else if (!strcmp(r->path, "/api/v1/events/stream"))
+			sse_open(d, a, r);
+		else if (!strcmp(r->path, "/api/v1/events/timeline")) {
+			if (!query_params(d, r, NULL, tl_int, &p))
+				call_reply(d, r, "events.timeline", p, 200);
+		} else if (!query_params(d, r, ev_str, ev_int, &p)) {
+			call_reply(d, r, "events.list", p, 200);
+		}
+		return;
+	}
+	if (!strncmp(r->path, "/api/v1/ports", 13) && (!r->path[13] || r->path[13] == '/'))
+		return route_ports(d, r);
+	if (!strncmp(r->path, "/api/v1/services", 16) && (!r->path[16] || r->path[16] == '/'))
+		return route_collection(d, r, "/api/v1/services", "/api/v1/services/");
+	if (!strncmp(r->path, "/api/v1/databases", 17) && (!r->path[17] || r->path[17] == '/'))
+		return route_collection(d, r, "/api/v1/databases", "/api/v1/databases/");
+	reply_fmt(d, r->conn, 404, "no such resource: %s", r->path);
+}
+
+static void on_request(void *ctx, struct http_request *r)
+{
+	struct daemon *d = ctx;
+	struct api *a = d->api;
+
+	switch (r->kind) {
+	case HTTP_REQUEST:
+		if (r->listener == HTTP_DASH)
+			route(d, a, r);
+		else
+			reply_fmt(d, r->conn, 404, "no such resource: %s", r->path);
+		break;
+	case HTTP_CLOSED:
+		for (size_t i = 0; i < a->n_streams; i++)
+			if (a->streams[i].conn == r->conn) {
+				sse_remove(a, i);
+				break;
+			}
+		break;
+	case HTTP_WS_OPEN:
+	case HTTP_WS_MESSAGE:
+		http_end(d->http, r->conn);
+		break;
+	}
+	http_request_free(r);
+}
+
+int api_start(struct daemon *d)
+{
+	struct http_opts o = {};
+	int err;
+
+	if (!d->cfg.http.enabled)
+		return 0;
+	err = token_load(d->cfg.state_dir, d->token);
+	if (err) {
+		p_err("%s/%s: %s", d->cfg.state_dir, TOKEN_FILE,
+		      err == -EINVAL ? "not a token (64 hex characters); remove it to make a new one" :
+				       strerror(-err));
+		return EXIT_CONFIG;
+	}
+	d->api = calloc(1, sizeof(*d->api));
+	if (!d->api)
+		return EXIT_FAIL;
+	d->api->d = d;
+	o.listen[HTTP_DASH] = &d->cfg.http;
+	o.token = d->token;
+	o.on_request = on_request;
+	o.ctx = d;
+	err = http_start(&d->http, d->loop, &o);
+	if (err)
+		return EXIT_UNAVAILABLE;
+	p_info("dashboard and API on http%s://%s%s%s:%u/", d->cfg.http.cert[0] ? "s" : "",
+	       strchr(d->cfg.http.addr, ':') ? "[" : "", d->cfg.http.addr,
+	       strchr(d->cfg.http.addr, ':') ? "]" : "", http_port(d->http, HTTP_DASH));
+	return 0;
+}
+
+void api_stop(struct daemon *d)
+{
+	http_stop(d->http);
+	d->http = NULL;
+	if (d->api && d->api->sub_id)
+		events_unsubscribe(d->ev, d->api->sub_id);
+	free(d->api);
+	d->api = NULL;
+}
+
+void api_tick(struct daemon *d, uint64_t now)
+{
+	struct api *a = d->api;
+
+	if (!a || now - a->last_keepalive_ns < KEEPALIVE_NS)
+		return;
+	a->last_keepalive_ns = now;
+	for (size_t i = 0; i < a->n_streams; i++)
+		if (a->streams[i].live)
+			http_send(d->http, a->streams[i].conn, ":\n\n", 3);
+}
+
+uint64_t api_sse_drops(const struct daemon *d)
+{
+	return d->api ? d->api->drops : 0;
+}
+
+struct json_object *api_status_json(struct daemon *d)
+{
+	struct json_object *o = json_object_new_object(), *h;
+	struct http_stats st;
+
+	if (!d->http) {
+		json_object_object_add(o, "enabled", json_object_new_boolean(false));
+		return o;
+	}
+	http_get_stats(d->http, &st);
+	json_object_object_add(o, "enabled", json_object_new_boolean(true));
+	h = json_object_new_object();
+	json_object_object_add(h, "listen", json_object_new_string(d->cfg.http.spec));
+	json_object_object_add(h, "port", json_object_new_int(http_port(d->http, HTTP_DASH)));
+	json_object_object_add(h, "tls", json_object_new_boolean(d->cfg.http.cert[0] != '\0'));
+	json_object_object_add(o, "dashboard", h);
+	json_object_object_add(o, "connections", json_object_new_int((int)st.connections));
+	json_object_object_add(o, "event_streams",
+			       json_object_new_int((int)(d->api ? d->api->n_streams : 0)));
+	json_object_object_add(o, "websockets", json_object_new_int((int)st.websockets));
+	json_object_object_add(o, "requests",
+			       json_object_new_uint64(st.requests[HTTP_DASH] + st.requests[HTTP_MCP]));
+	json_object_object_add(o, "stream_drops", json_object_new_uint64(api_sse_drops(d)));
+	return o;
+}
