@@ -149,7 +149,7 @@ integration: all
 test: deps
 	$(MAKE) unit integration
 
-BENCHES := bind_bench sched_bench connect_bench
+BENCHES := bind_bench sched_bench connect_bench sse_bench
 
 bench: deps
 	$(MAKE) all $(BENCHES:%=$(BUILD)/bench/%)
@@ -167,7 +167,7 @@ $(BUILD)/bench/bind_bench: bench/bind_bench.c $(BUILD)/libcaelum.a $(BENCH_SKELS
 	mkdir -p $(BUILD)/bench
 	$(CC) $(CFLAGS) $< $(BUILD)/libcaelum.a $(LDFLAGS) $(LDLIBS) -o $@
 
-$(BUILD)/bench/sched_bench $(BUILD)/bench/connect_bench: $(BUILD)/bench/%: bench/%.c \
+$(BUILD)/bench/sched_bench $(BUILD)/bench/connect_bench $(BUILD)/bench/sse_bench: $(BUILD)/bench/%: bench/%.c \
 		$(BUILD)/libcaelum.a user/*.h include/caelum/*.h
 	mkdir -p $(BUILD)/bench
 	$(CC) $(CFLAGS) $< $(BUILD)/libcaelum.a $(LDFLAGS) $(LDLIBS) -o $@

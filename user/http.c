@@ -752,14 +752,33 @@ static int on_writable(struct http *h, struct lws *wsi, struct pss *p)
 				return -1;
 			goto more;
 		}
-		memcpy(h->wbuf + LWS_PRE, src + c->off, n);
-		c->off += n;
-		s->queued -= n;
-		if (c->off == c->len) {
+		if (ws) {
+			memcpy(h->wbuf + LWS_PRE, src + c->off, n);
+			s->queued -= n;
 			s->head = c->next;
 			if (!s->head)
 				s->tail = NULL;
 			free(c);
+		} else {
+			n = 0;
+			/* HTTP: as many queued chunks as fit, in one write. */
+			while ((c = s->head) && n < WRITE_PIECE) {
+				size_t k = c->len - c->off;
+
+				src = c->borrowed ? c->borrowed : c->data;
+				if (k > WRITE_PIECE - n)
+					k = WRITE_PIECE - n;
+				memcpy(h->wbuf + LWS_PRE + n, src + c->off, k);
+				n += k;
+				c->off += k;
+				s->queued -= k;
+				if (c->off < c->len)
+					break;
+				s->head = c->next;
+				if (!s->head)
+					s->tail = NULL;
+				free(c);
+			}
 		}
 	}
 	last = !s->head && s->end;
