@@ -45,11 +45,11 @@ SKELS := $(BPF_PROGS:%=$(GEN)/%.skel.h)
 
 COMMON := log jsonv portrange config capacity cgroup fsutil spec bpfinfo rpc_client dbprobe spec_ext dbspec probe loop fingerprint
 DAEMON := caelumd loop services ports agg devices tasks cpu connect databases credentials health \
-	  verify api http http_auth metrics token assets assets_data handlers_view \
+	  verify api http http_auth metrics token assets assets_data handlers_view mcp mcp_http schema \
 	  resources handlers handlers_run handlers_db status rpc registry registry_admit \
 	  registry_file journal \
 	  sockets bpfpin events $(COMMON)
-CTL := caelumctl ctl_registry ctl_events ctl_run ctl_validate ctl_db ctl_bpf events journal \
+CTL := caelumctl ctl_registry ctl_events ctl_run ctl_validate ctl_db ctl_bpf ctl_mcp events journal \
 	$(COMMON)
 
 DAEMON_OBJS := $(sort $(DAEMON:%=$(BUILD)/obj/%.o))

@@ -14,6 +14,8 @@
 #include "http.h"
 #include "jsonv.h"
 #include "log.h"
+#include "mcp.h"
+#include "mcp_http.h"
 #include "metrics.h"
 #include "token.h"
 
@@ -258,7 +260,7 @@ static void on_event(void *ctx, struct json_object *e)
 
 static void sse_open(struct daemon *d, struct api *a, const struct http_request *r)
 {
-	static const char *const skeys[] = { "type", "service", NULL };
+	static const char *const skeys[] = { "type", "service", "host", NULL };
 	static const char *const ikeys[] = { "since", "limit", NULL };
 	struct caller who = { .uid = (uid_t)-1, .transport = "http" };
 	struct json_object *params, *backlog;
@@ -317,6 +319,7 @@ static void sse_open(struct daemon *d, struct api *a, const struct http_request 
 	/* The filter points into hs: re-point it at this copy. */
 	s->hs.filter.type = hs.filter.type ? s->hs.type : NULL;
 	s->hs.filter.service = hs.filter.service ? s->hs.service : NULL;
+	s->hs.filter.host = hs.filter.host ? s->hs.host : NULL;
 	s->hs.filter.since_id = 0;
 	s->live = true;
 	if (!a->sub_id) {
@@ -473,7 +476,7 @@ static void route(struct daemon *d, struct api *a, const struct http_request *r)
 		{ "/api/v1/reload", "POST", "reload" },
 		{ "/api/v1/verify", "POST", "verify" },
 	};
-	static const char *const ev_str[] = { "type", "service", NULL };
+	static const char *const ev_str[] = { "type", "service", "host", NULL };
 	static const char *const ev_int[] = { "since", "limit", NULL };
 	static const char *const tl_int[] = { "minutes", NULL };
 	struct json_object *p;
@@ -517,24 +520,16 @@ static void on_request(void *ctx, struct http_request *r)
 	struct daemon *d = ctx;
 	struct api *a = d->api;
 
-	switch (r->kind) {
-	case HTTP_REQUEST:
-		if (r->listener == HTTP_DASH)
-			route(d, a, r);
-		else
-			reply_fmt(d, r->conn, 404, "no such resource: %s", r->path);
-		break;
-	case HTTP_CLOSED:
+	if (r->listener == HTTP_MCP) {
+		mcp_http_request(d->mcp_http, r);
+	} else if (r->kind == HTTP_REQUEST) {
+		route(d, a, r);
+	} else if (r->kind == HTTP_CLOSED) {
 		for (size_t i = 0; i < a->n_streams; i++)
 			if (a->streams[i].conn == r->conn) {
 				sse_remove(a, i);
 				break;
 			}
-		break;
-	case HTTP_WS_OPEN:
-	case HTTP_WS_MESSAGE:
-		http_end(d->http, r->conn);
-		break;
 	}
 	http_request_free(r);
 }
@@ -544,7 +539,12 @@ int api_start(struct daemon *d)
 	struct http_opts o = {};
 	int err;
 
-	if (!d->cfg.http.enabled)
+	err = mcp_open(&d->mcp, d);
+	if (err) {
+		p_err("mcp: failed to start: %s", strerror(-err));
+		return EXIT_FAIL;
+	}
+	if (!d->cfg.http.enabled && !d->cfg.mcp.enabled)
 		return 0;
 	err = token_load(d->cfg.state_dir, d->token);
 	if (err) {
@@ -557,16 +557,27 @@ int api_start(struct daemon *d)
 	if (!d->api)
 		return EXIT_FAIL;
 	d->api->d = d;
+	if (mcp_http_open(&d->mcp_http, d))
+		return EXIT_FAIL;
 	o.listen[HTTP_DASH] = &d->cfg.http;
+	o.listen[HTTP_MCP] = &d->cfg.mcp;
+	o.mcp_auth_none = d->cfg.mcp_auth_none;
 	o.token = d->token;
 	o.on_request = on_request;
 	o.ctx = d;
 	err = http_start(&d->http, d->loop, &o);
 	if (err)
 		return EXIT_UNAVAILABLE;
-	p_info("dashboard and API on http%s://%s%s%s:%u/", d->cfg.http.cert[0] ? "s" : "",
-	       strchr(d->cfg.http.addr, ':') ? "[" : "", d->cfg.http.addr,
-	       strchr(d->cfg.http.addr, ':') ? "]" : "", http_port(d->http, HTTP_DASH));
+	if (d->cfg.http.enabled)
+		p_info("dashboard and API on http%s://%s%s%s:%u/", d->cfg.http.cert[0] ? "s" : "",
+		       strchr(d->cfg.http.addr, ':') ? "[" : "", d->cfg.http.addr,
+		       strchr(d->cfg.http.addr, ':') ? "]" : "", http_port(d->http, HTTP_DASH));
+	if (d->cfg.mcp.enabled)
+		p_info("MCP on http%s://%s%s%s:%u/mcp (Streamable HTTP, WebSocket \"mcp\")%s",
+		       d->cfg.mcp.cert[0] ? "s" : "", strchr(d->cfg.mcp.addr, ':') ? "[" : "",
+		       d->cfg.mcp.addr, strchr(d->cfg.mcp.addr, ':') ? "]" : "",
+		       http_port(d->http, HTTP_MCP),
+		       d->cfg.mcp_auth_none ? ", without a token (auth none)" : "");
 	return 0;
 }
 
@@ -574,6 +585,10 @@ void api_stop(struct daemon *d)
 {
 	http_stop(d->http);
 	d->http = NULL;
+	mcp_http_close(d->mcp_http);
+	d->mcp_http = NULL;
+	mcp_close(d->mcp);
+	d->mcp = NULL;
 	if (d->api && d->api->sub_id)
 		events_unsubscribe(d->ev, d->api->sub_id);
 	free(d->api);
@@ -584,9 +599,12 @@ void api_tick(struct daemon *d, uint64_t now)
 {
 	struct api *a = d->api;
 
+	if (d->mcp)
+		mcp_tick(d->mcp, now);
 	if (!a || now - a->last_keepalive_ns < KEEPALIVE_NS)
 		return;
 	a->last_keepalive_ns = now;
+	mcp_http_keepalive(d->mcp_http);
 	for (size_t i = 0; i < a->n_streams; i++)
 		if (a->streams[i].live)
 			http_send(d->http, a->streams[i].conn, ":\n\n", 3);
@@ -613,6 +631,20 @@ struct json_object *api_status_json(struct daemon *d)
 	json_object_object_add(h, "port", json_object_new_int(http_port(d->http, HTTP_DASH)));
 	json_object_object_add(h, "tls", json_object_new_boolean(d->cfg.http.cert[0] != '\0'));
 	json_object_object_add(o, "dashboard", h);
+	h = json_object_new_object();
+	json_object_object_add(h, "listen", json_object_new_string(d->cfg.mcp.spec));
+	json_object_object_add(h, "port", json_object_new_int(http_port(d->http, HTTP_MCP)));
+	json_object_object_add(h, "tls", json_object_new_boolean(d->cfg.mcp.cert[0] != '\0'));
+	json_object_object_add(h, "auth",
+			       json_object_new_string(d->cfg.mcp_auth_none ? "none" : "token"));
+	if (d->mcp) {
+		struct json_object *ms = mcp_status_json(d->mcp);
+
+		json_object_object_foreach(ms, k, v)
+			json_object_object_add(h, k, json_object_get(v));
+		json_object_put(ms);
+	}
+	json_object_object_add(o, "mcp", h);
 	json_object_object_add(o, "connections", json_object_new_int((int)st.connections));
 	json_object_object_add(o, "event_streams",
 			       json_object_new_int((int)(d->api ? d->api->n_streams : 0)));

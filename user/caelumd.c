@@ -174,10 +174,18 @@ static void check_immutable(const struct config *old, const struct config *nc, s
 		{ "http.listen", offsetof(struct config, http.spec) },
 		{ "http.cert", offsetof(struct config, http.cert) },
 		{ "http.key", offsetof(struct config, http.key) },
+		{ "mcp.listen", offsetof(struct config, mcp.spec) },
+		{ "mcp.cert", offsetof(struct config, mcp.cert) },
+		{ "mcp.key", offsetof(struct config, mcp.key) },
 	};
 
 	if (memcmp(old->http.origins, nc->http.origins, sizeof(old->http.origins)))
 		verr_add(e, nc->path, "http.origins", "changed: this needs a restart of caelumd");
+	if (memcmp(old->mcp.origins, nc->mcp.origins, sizeof(old->mcp.origins)) ||
+	    old->mcp_auth_none != nc->mcp_auth_none)
+		verr_add(e, nc->path, "mcp", "origins or auth changed: this needs a restart of caelumd");
+	if (old->n_peers != nc->n_peers || memcmp(old->peers, nc->peers, sizeof(old->peers)))
+		verr_add(e, nc->path, "mcp.peers", "changed: this needs a restart of caelumd");
 
 	if (old->ringbuf_bytes != nc->ringbuf_bytes)
 		verr_add(e, nc->path, "ringbuf_bytes",

@@ -25,7 +25,7 @@ static const char *const component_names[] = {
 static const char *const config_keys[] = {
 	"host",	    "mode",	    "components",    "bpffs",	    "state_dir", "runtime_dir",
 	"services_dir", "managed_ports", "cgroup_root", "journal", "ringbuf_bytes", "capacity",
-	"databases_dir", "verify", "http", "bpf_stats", NULL,
+	"databases_dir", "verify", "http", "bpf_stats", "mcp", NULL,
 };
 
 const char *config_path(const char *explicit_path)
@@ -104,6 +104,7 @@ static void config_defaults(struct config *cfg)
 	cfg->ringbuf_bytes = CAELUM_RINGBUF_BYTES;
 	capacity_defaults(&cfg->cap);
 	listen_parse("127.0.0.1:8090", &cfg->http, NULL, 0);
+	listen_parse("127.0.0.1:8080", &cfg->mcp, NULL, 0);
 }
 
 /* RFC 1123 host name: labels of [A-Za-z0-9-], not starting or ending with '-'. */
@@ -477,6 +478,152 @@ void config_parse_listener(struct json_object *obj, const char *file, const char
 	}
 }
 
+int peer_url_parse(const char *url, struct peer_url *u, char *why, size_t why_len)
+{
+	static const struct {
+		const char *scheme;
+		uint16_t port;
+		bool tls, ws;
+	} schemes[] = {
+		{ "ws", 80, false, true },
+		{ "wss", 443, true, true },
+		{ "http", 80, false, false },
+		{ "https", 443, true, false },
+	};
+	const char *p = strstr(url, "://"), *host, *end, *slash;
+	size_t i, hl;
+
+	memset(u, 0, sizeof(*u));
+	for (i = 0; p && i < sizeof(schemes) / sizeof(schemes[0]); i++)
+		if ((size_t)(p - url) == strlen(schemes[i].scheme) &&
+		    !strncmp(url, schemes[i].scheme, (size_t)(p - url)))
+			break;
+	if (!p || i == sizeof(schemes) / sizeof(schemes[0])) {
+		snprintf(why, why_len, "the scheme must be ws, wss, http or https");
+		return -EINVAL;
+	}
+	snprintf(u->scheme, sizeof(u->scheme), "%s", schemes[i].scheme);
+	u->port = schemes[i].port;
+	u->tls = schemes[i].tls;
+	u->ws = schemes[i].ws;
+	host = p + 3;
+	slash = strchr(host, '/');
+	end = slash ? slash : host + strlen(host);
+	if (*host == '[') {
+		const char *rb = memchr(host, ']', (size_t)(end - host));
+
+		if (!rb) {
+			snprintf(why, why_len, "unterminated IPv6 address");
+			return -EINVAL;
+		}
+		hl = (size_t)(rb - host - 1);
+		memcpy(u->host, host + 1, hl < sizeof(u->host) ? hl : 0);
+		p = rb + 1;
+	} else {
+		p = memchr(host, ':', (size_t)(end - host));
+		hl = (size_t)((p ? p : end) - host);
+		if (hl >= sizeof(u->host))
+			hl = 0;
+		memcpy(u->host, host, hl);
+	}
+	if (!hl || !u->host[0] || strspn(u->host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					   "0123456789.-:") != strlen(u->host)) {
+		snprintf(why, why_len, "missing or invalid host");
+		return -EINVAL;
+	}
+	if (p && p < end && *p == ':') {
+		char *e;
+		long port = strtol(p + 1, &e, 10);
+
+		if (e != end || port < 1 || port > 65535) {
+			snprintf(why, why_len, "invalid port");
+			return -EINVAL;
+		}
+		u->port = (uint16_t)port;
+	} else if (p && p < end) {
+		snprintf(why, why_len, "invalid host");
+		return -EINVAL;
+	}
+	snprintf(u->path, sizeof(u->path), "%s", slash ? slash : "/");
+	if (strlen(slash ? slash : "/") >= sizeof(u->path) || strpbrk(u->path, " \t\r\n#")) {
+		snprintf(why, why_len, "invalid path");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void parse_peers(struct json_object *v, const char *file, struct config *cfg,
+			struct verr *e)
+{
+	static const char *const keys[] = { "url", "token_file", NULL };
+	char path[JV_PATH_MAX], kp[JV_PATH_MAX], why[128];
+
+	if (!jv_expect(v, json_type_array, file, "mcp.peers", e))
+		return;
+	if (json_object_array_length(v) > CONFIG_MAX_PEERS) {
+		verr_add(e, file, "mcp.peers", "%zu peers, at most %d", json_object_array_length(v),
+			 CONFIG_MAX_PEERS);
+		return;
+	}
+	for (size_t i = 0; i < json_object_array_length(v); i++) {
+		struct json_object *p = json_object_array_get_idx(v, i), *x;
+		struct peer_cfg *pc = &cfg->peers[cfg->n_peers];
+		struct peer_url u;
+
+		jv_path_idx(path, "mcp.peers", i);
+		if (!jv_expect(p, json_type_object, file, path, e))
+			continue;
+		jv_check_keys(p, file, path, keys, e);
+		jv_path_key(kp, path, "url");
+		if (!json_object_object_get_ex(p, "url", &x)) {
+			verr_add(e, file, kp, "missing required key");
+			continue;
+		}
+		if (!jv_expect(x, json_type_string, file, kp, e))
+			continue;
+		if (json_object_get_string_len(x) >= (int)sizeof(pc->url) ||
+		    peer_url_parse(json_object_get_string(x), &u, why, sizeof(why))) {
+			verr_add(e, file, kp, "\"%.200s\": %s", json_object_get_string(x),
+				 json_object_get_string_len(x) >= (int)sizeof(pc->url) ? "too long" :
+											  why);
+			continue;
+		}
+		snprintf(pc->url, sizeof(pc->url), "%s", json_object_get_string(x));
+		pc->token_file[0] = '\0';
+		if (json_object_object_get_ex(p, "token_file", &x)) {
+			jv_path_key(kp, path, "token_file");
+			get_file(x, file, kp, pc->token_file, e);
+		}
+		cfg->n_peers++;
+	}
+}
+
+static void parse_mcp(struct json_object *v, const char *file, struct config *cfg,
+		      struct verr *e)
+{
+	static const char *const extra[] = { "auth", "peers", NULL };
+	struct json_object *x;
+	size_t n0 = e->n;
+
+	config_parse_listener(v, file, "mcp", &cfg->mcp, extra, e);
+	if (!json_object_is_type(v, json_type_object))
+		return;
+	if (json_object_object_get_ex(v, "auth", &x) &&
+	    jv_expect(x, json_type_string, file, "mcp.auth", e)) {
+		const char *a = json_object_get_string(x);
+
+		if (!strcmp(a, "none"))
+			cfg->mcp_auth_none = true;
+		else if (strcmp(a, "token"))
+			verr_add(e, file, "mcp.auth", "\"%s\": expected \"token\" or \"none\"", a);
+	}
+	if (e->n == n0 && cfg->mcp_auth_none && cfg->mcp.enabled && !cfg->mcp.loopback)
+		verr_add(e, file, "mcp.auth",
+			 "\"none\" is only allowed on a loopback listener, not on %s", cfg->mcp.spec);
+	if (json_object_object_get_ex(v, "peers", &x))
+		parse_peers(x, file, cfg, e);
+}
+
 static void parse_ringbuf(struct json_object *v, const char *file, struct config *cfg,
 			  struct verr *e)
 {
@@ -527,6 +674,8 @@ static void parse_field(const char *key, struct json_object *v, const char *file
 	} else if (!strcmp(key, "bpf_stats")) {
 		if (jv_expect(v, json_type_boolean, file, key, e))
 			cfg->bpf_stats = json_object_get_boolean(v);
+	} else if (!strcmp(key, "mcp")) {
+		parse_mcp(v, file, cfg, e);
 	} else if (!strcmp(key, "http")) {
 		config_parse_listener(v, file, "http", &cfg->http, NULL, e);
 	} else if (!strcmp(key, "capacity")) {

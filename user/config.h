@@ -16,6 +16,13 @@
 #define CONFIG_DEFAULT_PATH "/etc/caelum/caelum.json"
 #define CONFIG_MAX_MANAGED 1024
 #define CONFIG_MAX_ORIGINS 16
+#define CONFIG_MAX_PEERS 16
+
+/* An MCP peer caelumd pushes its events to. */
+struct peer_cfg {
+	char url[512]; /* ws://, wss://, http:// or https://HOST[:PORT]/PATH */
+	char token_file[PATH_MAX]; /* "" = no token */
+};
 
 /* A listening socket of the embedded HTTP server ("http", "mcp"). */
 struct listen_cfg {
@@ -50,6 +57,10 @@ struct config {
 	struct capacity cap;
 	struct listen_cfg http; /* dashboard, REST API, /metrics */
 	bool bpf_stats; /* hold BPF_ENABLE_STATS: programs' run time and count are measured */
+	struct listen_cfg mcp; /* MCP: Streamable HTTP and WebSocket at /mcp */
+	bool mcp_auth_none; /* "auth": "none" (loopback listener only) */
+	struct peer_cfg peers[CONFIG_MAX_PEERS];
+	size_t n_peers;
 
 	/* Resolved by config_resolve(). */
 	char cg2_mount[PATH_MAX]; /* the cgroup2 mount point */
@@ -81,6 +92,16 @@ struct json_object;
  * the caller handles). */
 void config_parse_listener(struct json_object *obj, const char *file, const char *name,
 			   struct listen_cfg *l, const char *const *extra_keys, struct verr *e);
+
+/* A peer URL: scheme (ws, wss, http, https), host, port (default by scheme), path. */
+struct peer_url {
+	char scheme[8];
+	char host[256];
+	uint16_t port;
+	char path[256];
+	bool tls, ws;
+};
+int peer_url_parse(const char *url, struct peer_url *u, char *why, size_t why_len);
 
 /* <runtime_dir>/caelumd.sock */
 void config_socket_path(const struct config *cfg, char *buf, size_t len);

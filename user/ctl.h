@@ -73,5 +73,6 @@ int do_map(int argc, char **argv);
 int do_link(int argc, char **argv);
 int do_teardown(int argc, char **argv);
 int do_token(int argc, char **argv);
+int do_mcp(int argc, char **argv);
 
 #endif /* CAELUM_CTL_H */

@@ -47,6 +47,8 @@ static int events_args(int argc, char **argv, struct json_object *p, bool *follo
 			return ctl_usage("'%s' needs a value", argv[0]);
 		if (is_prefix(argv[0], "service")) {
 			json_object_object_add(p, "service", json_object_new_string(argv[1]));
+		} else if (is_prefix(argv[0], "host")) {
+			json_object_object_add(p, "host", json_object_new_string(argv[1]));
 		} else if (is_prefix(argv[0], "type")) {
 			json_object_object_add(p, "type", json_object_new_string(argv[1]));
 		} else if (is_prefix(argv[0], "limit")) {
@@ -57,7 +59,7 @@ static int events_args(int argc, char **argv, struct json_object *p, bool *follo
 				return ctl_usage("limit: '%s' is not a number in 1-16384", argv[1]);
 			json_object_object_add(p, "limit", json_object_new_int((int)n));
 		} else {
-			return ctl_usage("unknown keyword '%s' (expected follow, service, type, limit)",
+			return ctl_usage("unknown keyword '%s' (expected follow, service, host, type, limit)",
 					 argv[0]);
 		}
 		NEXT_ARG();

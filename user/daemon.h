@@ -26,6 +26,8 @@ struct tasks;
 struct rpc_server;
 struct http;
 struct api;
+struct mcp;
+struct mcp_http;
 
 struct policy_info {
 	uint64_t registry_rev; /* revision last pushed to the kernel */
@@ -63,6 +65,8 @@ struct daemon {
 	struct rpc_server *rpc;
 	struct http *http; /* dashboard/API and MCP listeners (http.c) */
 	struct api *api; /* HTTP API state: SSE streams (api.c) */
+	struct mcp *mcp; /* the MCP dispatcher and its sessions (mcp.c) */
+	struct mcp_http *mcp_http; /* MCP over Streamable HTTP and WebSocket (mcp_http.c) */
 	char token[65]; /* the API token (token.c) */
 	int stats_fd; /* BPF_ENABLE_STATS while open ("bpf_stats": true), else -1 */
 	struct loop *loop;

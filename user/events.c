@@ -16,6 +16,7 @@
 #define JOURNAL_NAME "events.jsonl"
 #define MAX_SUBS 256
 #define TIMELINE_MINUTES 60
+#define EVENTS_MAX_PEER_HOSTS 64
 
 /* Kernel violation types, in the order of the timeline's series. */
 static const char *const violation_types[] = {
@@ -54,6 +55,11 @@ struct events {
 	struct events_typecount types[EVENTS_MAX_TYPES];
 	size_t n_types;
 	struct minute minutes[TIMELINE_MINUTES];
+	struct {
+		char host[256];
+		uint64_t last_origin_id;
+	} peers[EVENTS_MAX_PEER_HOSTS];
+	size_t n_peers;
 };
 
 uint64_t time_now_ns(void)
@@ -497,6 +503,8 @@ bool event_matches(struct json_object *e, const struct event_filter *f)
 	if (f->service && !str_field_is(e, "service", f->service) &&
 	    !str_field_is(e, "owner", f->service))
 		return false;
+	if (f->host && !str_field_is(e, "host", f->host))
+		return false;
 	return event_id(e) > f->since_id;
 }
 
@@ -572,4 +580,54 @@ struct json_object *events_journal_stats(const struct events *ev)
 	json_object_object_add(o, "rotations", json_object_new_uint64(st.rotations));
 	json_object_object_add(o, "write_errors", json_object_new_uint64(st.write_errors));
 	return o;
+}
+
+const char *events_host(const struct events *ev)
+{
+	return ev->host;
+}
+
+size_t events_ingest(struct events *ev, const char *host, struct json_object *arr,
+		     size_t *skipped)
+{
+	uint64_t *last = NULL;
+	size_t stored = 0;
+
+	*skipped = 0;
+	for (size_t i = 0; i < ev->n_peers; i++)
+		if (!strcmp(ev->peers[i].host, host))
+			last = &ev->peers[i].last_origin_id;
+	if (!last) {
+		size_t i = ev->n_peers < EVENTS_MAX_PEER_HOSTS ? ev->n_peers++ : 0;
+
+		/* Past the table's size the first slot is reused: dedup is best effort then. */
+		snprintf(ev->peers[i].host, sizeof(ev->peers[i].host), "%s", host);
+		ev->peers[i].last_origin_id = 0;
+		last = &ev->peers[i].last_origin_id;
+	}
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		struct json_object *in = json_object_array_get_idx(arr, i), *e, *v;
+		uint64_t origin = 0;
+
+		if (json_object_object_get_ex(in, "id", &v) && v)
+			origin = (uint64_t)json_object_get_int64(v);
+		if (origin && origin <= *last) {
+			(*skipped)++;
+			continue;
+		}
+		e = json_object_new_object();
+		json_object_object_foreach(in, key, val)
+		{
+			if (!strcmp(key, "id") || !strcmp(key, "host"))
+				continue;
+			json_object_object_add(e, key, json_object_get(val));
+		}
+		json_object_object_add(e, "host", json_object_new_string(host));
+		json_object_object_add(e, "origin_id", origin ? json_object_new_uint64(origin) : NULL);
+		if (origin)
+			*last = origin;
+		events_emit(ev, e);
+		stored++;
+	}
+	return stored;
 }

@@ -24,6 +24,7 @@ struct events;
 struct event_filter {
 	const char *type; /* NULL = any */
 	const char *service; /* matches "service" or "owner"; NULL = any */
+	const char *host; /* events of this host (peers' events carry theirs); NULL = any */
 	uint64_t since_id; /* only ids > since_id */
 	size_t limit; /* newest N (0 = no limit) */
 };
@@ -82,6 +83,14 @@ bool event_matches(struct json_object *e, const struct event_filter *f);
 
 /* Records from these cgroups are self-verification probes: counted, not emitted. */
 void events_set_canaries(struct events *ev, uint64_t cgid1, uint64_t cgid2);
+/* Events a peer sent (MCP ingest_events): each keeps its fields, gets a local id, host set
+ * to host and origin_id to its id there. Events whose origin_id is not above the last one
+ * taken from that host are skipped (a batch re-sent after a lost reply). Returns how many
+ * were stored; *skipped counts the duplicates. */
+size_t events_ingest(struct events *ev, const char *host, struct json_object *arr,
+		     size_t *skipped);
+/* The local host name (events from here carry it). */
+const char *events_host(const struct events *ev);
 /* Totals per (type, action) since start. */
 size_t events_type_counts(const struct events *ev, const struct events_typecount **out);
 /* Violations (kernel denials, audited included) per minute and type, the last N minutes:

@@ -564,13 +564,17 @@ static int h_port_who(struct call *c)
 static int parse_filter(struct call *c, struct hstream *s)
 {
 	struct json_object *v;
-	const char *type, *svc;
+	const char *type, *svc, *host;
 	struct verr e = {};
 	int64_t x;
 
 	memset(s, 0, sizeof(*s));
-	if (hc_param_str(c, "type", false, &type) || hc_param_str(c, "service", false, &svc))
+	if (hc_param_str(c, "type", false, &type) || hc_param_str(c, "service", false, &svc) ||
+	    hc_param_str(c, "host", false, &host))
 		return -1;
+	if (host)
+		snprintf(s->host, sizeof(s->host), "%s", host);
+	s->filter.host = host ? s->host : NULL;
 	if (type)
 		snprintf(s->type, sizeof(s->type), "%s", type);
 	if (svc)
@@ -592,7 +596,7 @@ static int parse_filter(struct call *c, struct hstream *s)
 
 static int h_events_list(struct call *c)
 {
-	static const char *const keys[] = { "type", "service", "limit", "since", NULL };
+	static const char *const keys[] = { "type", "service", "host", "limit", "since", NULL };
 	struct hstream s;
 
 	if (hc_params_check(c, keys) || parse_filter(c, &s))
@@ -603,7 +607,7 @@ static int h_events_list(struct call *c)
 
 static int h_events_follow(struct call *c)
 {
-	static const char *const keys[] = { "type", "service", "limit", "since", NULL };
+	static const char *const keys[] = { "type", "service", "host", "limit", "since", NULL };
 
 	if (!c->stream)
 		return hc_fail(c, EXIT_USAGE, "events.follow needs a streaming transport");

@@ -36,6 +36,7 @@ struct hstream {
 	bool follow;
 	char type[64];
 	char service[64];
+	char host[256];
 	struct event_filter filter; /* points into type/service above */
 };
 

@@ -195,7 +195,89 @@ static int h_token_rotate(struct call *c)
 	return token_result(c, tok);
 }
 
+#define INGEST_MAX 1000
+
+static bool host_name_ok(const char *h)
+{
+	size_t n = strlen(h);
+
+	return n && n <= 253 && strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					  "0123456789.-") == n && h[0] != '-' && h[0] != '.';
+}
+
+/* One peer event: an object with string type and action (what every event has). */
+static int ingest_check(struct json_object *ev, size_t i, struct verr *e)
+{
+	static const char *const strs[] = { "type", "action", "time" };
+	char path[64];
+	struct json_object *v;
+
+	snprintf(path, sizeof(path), "events[%zu]", i);
+	if (!jv_expect(ev, json_type_object, P, path, e))
+		return -1;
+	for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++) {
+		char kp[96];
+
+		snprintf(kp, sizeof(kp), "%s.%s", path, strs[k]);
+		if (!json_object_object_get_ex(ev, strs[k], &v)) {
+			verr_add(e, P, kp, "missing required key");
+			return -1;
+		}
+		if (!jv_expect(v, json_type_string, P, kp, e))
+			return -1;
+		if (json_object_get_string_len(v) > 64) {
+			verr_add(e, P, kp, "longer than 64 characters");
+			return -1;
+		}
+	}
+	if (json_object_object_get_ex(ev, "id", &v)) {
+		int64_t x;
+
+		snprintf(path, sizeof(path), "events[%zu].id", i);
+		if (!jv_get_int(v, 1, INT64_MAX, P, path, &x, e))
+			return -1;
+	}
+	return 0;
+}
+
+/* Events a peer sends (MCP tool ingest_events): stored with the peer's host. */
+static int h_events_ingest(struct call *c)
+{
+	static const char *const keys[] = { "host", "events", NULL };
+	struct json_object *evs = hc_param(c, "events");
+	struct verr e = {};
+	const char *host;
+	size_t stored, skipped, n;
+
+	if (hc_params_check(c, keys) || hc_param_str(c, "host", true, &host))
+		return -1;
+	if (!host_name_ok(host))
+		return hc_fail(c, EXIT_USAGE, "params: host: \"%.64s\" is not a host name", host);
+	if (!strcmp(host, c->d->cfg.host))
+		return hc_fail(c, EXIT_USAGE,
+			       "params: host: \"%s\" is this host: a peer sends its own events",
+			       host);
+	if (!evs)
+		return hc_fail(c, EXIT_USAGE, "params: events: missing required key");
+	if (!jv_expect(evs, json_type_array, P, "events", &e))
+		return hc_fail_verr(c, EXIT_USAGE, &e);
+	n = json_object_array_length(evs);
+	if (n > INGEST_MAX)
+		return hc_fail(c, EXIT_USAGE, "params: events: %zu events, at most %d per call", n,
+			       INGEST_MAX);
+	for (size_t i = 0; i < n; i++)
+		if (ingest_check(json_object_array_get_idx(evs, i), i, &e))
+			return hc_fail_verr(c, EXIT_USAGE, &e);
+	stored = events_ingest(c->d->ev, host, evs, &skipped);
+	c->result = json_object_new_object();
+	json_object_object_add(c->result, "host", json_object_new_string(host));
+	json_object_object_add(c->result, "stored", json_object_new_uint64(stored));
+	json_object_object_add(c->result, "duplicates", json_object_new_uint64(skipped));
+	return 0;
+}
+
 const struct handler_entry handlers_view[] = {
+	{ "events.ingest", h_events_ingest },
 	{ "port.map", h_port_map },
 	{ "events.timeline", h_events_timeline },
 	{ "token.show", h_token_show },

@@ -216,7 +216,8 @@ int http_reply_json(struct http *h, uint64_t conn, int status, struct json_objec
 		    const struct http_header *hdrs, size_t n_hdrs)
 {
 	size_t len;
-	const char *txt = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
+	const char *txt = json_object_to_json_string_length(
+		o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	char *body = malloc(len + 1);
 	int err;
 
@@ -828,7 +829,7 @@ static void on_wake(struct http *h)
 	pthread_mutex_unlock(&h->mu);
 }
 
-static int confirm_upgrade(struct http *h, struct lws *wsi, const char *proto);
+static int confirm_upgrade(struct http *h, struct lws *wsi, const char *upgrade);
 
 static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		   size_t len)
@@ -894,7 +895,19 @@ static int refuse_now(struct http *h, struct lws *wsi, int status, const char *r
 
 /* WebSocket (subprotocol "mcp"): the same rules as any request, decided before the
  * upgrade so that a refusal is a proper 401/403/404 answer. */
-static int confirm_upgrade(struct http *h, struct lws *wsi, const char *proto)
+/* Does Sec-WebSocket-Protocol offer "mcp"? */
+static bool subprotocol_mcp(struct lws *wsi)
+{
+	char list[256], *save = NULL;
+
+	hdr_copy(wsi, WSI_TOKEN_PROTOCOL, list, sizeof(list));
+	for (char *t = strtok_r(list, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save))
+		if (!strcmp(t, "mcp"))
+			return true;
+	return false;
+}
+
+static int confirm_upgrade(struct http *h, struct lws *wsi, const char *upgrade)
 {
 	struct http_request r = {};
 	char reason[160];
@@ -905,14 +918,15 @@ static int confirm_upgrade(struct http *h, struct lws *wsi, const char *proto)
 	if (!status && (r.listener != HTTP_MCP || strcmp(r.path, "/mcp"))) {
 		status = 404;
 		snprintf(reason, sizeof(reason), "no WebSocket endpoint at %s", r.path);
-	} else if (!status && (!proto || strcmp(proto, "mcp"))) {
+	} else if (!status && !subprotocol_mcp(wsi)) {
 		status = 400;
 		snprintf(reason, sizeof(reason), "WebSocket subprotocol must be \"mcp\"");
 	}
 	pthread_mutex_unlock(&h->mu);
 	if (!status)
 		return 0;
-	p_debug("http: WebSocket upgrade from %s refused (%d): %s", r.peer, status, reason);
+	p_debug("http: %s upgrade from %s refused (%d): %s", upgrade ? upgrade : "?", r.peer,
+		status, reason);
 	return refuse_now(h, wsi, status, reason);
 }
 

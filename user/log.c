@@ -9,6 +9,12 @@
 static const char *log_prog = "caelum";
 static bool log_is_verbose;
 static bool log_no_info;
+static log_sink_fn log_sink;
+
+void log_set_sink(log_sink_fn fn)
+{
+	log_sink = fn;
+}
 
 void log_init(const char *prog, bool verbose, bool quiet_info)
 {
@@ -31,7 +37,17 @@ static void log_vmsg(enum log_level lvl, const char *fmt, va_list ap)
 		[LOG_LVL_DEBUG] = "debug: ",
 	};
 	size_t len = strlen(fmt);
+	va_list copy;
 
+	if (log_sink && lvl != LOG_LVL_DEBUG) {
+		char text[1024];
+
+		va_copy(copy, ap);
+		vsnprintf(text, sizeof(text), fmt, copy);
+		va_end(copy);
+		text[strcspn(text, "\n")] = '\0';
+		log_sink(lvl, text);
+	}
 	if (lvl == LOG_LVL_DEBUG && !log_is_verbose)
 		return;
 	if (lvl == LOG_LVL_INFO && log_no_info)

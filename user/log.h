@@ -10,6 +10,9 @@ enum log_level { LOG_LVL_ERR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 void log_init(const char *prog, bool verbose, bool quiet_info);
 bool log_verbose(void);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Also hand every message but debug ones to fn (caelumd forwards them to MCP clients). */
+typedef void (*log_sink_fn)(enum log_level lvl, const char *text);
+void log_set_sink(log_sink_fn fn);
 /* Route libbpf's own messages through log_msg (its debug output only with -v). */
 void log_libbpf_init(void);
 

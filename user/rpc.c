@@ -15,6 +15,7 @@
 #include "daemon.h"
 #include "handlers.h"
 #include "log.h"
+#include "mcp.h"
 #include "rpc.h"
 
 #define OUT_MAX (16U << 20) /* a follower this far behind loses events (counted) */
@@ -31,6 +32,8 @@ struct conn {
 	size_t out_len, out_off, out_cap;
 	int sub_id; /* events subscription, 0 when not following */
 	struct hstream stream;
+	struct mcp_session *mcp; /* after mcp.connect: every line is an MCP message */
+	bool closing; /* close once the output is flushed (peer shut down its side) */
 	struct conn *next;
 };
 
@@ -82,7 +85,12 @@ static bool conn_flush(struct conn *c)
 	}
 	if (c->out_off == c->out_len)
 		c->out_off = c->out_len = 0;
-	loop_mod(c->srv->d->loop, c->fd, EPOLLIN | (c->out_len ? EPOLLOUT : 0));
+	if (c->closing && !c->out_len) {
+		conn_close(c);
+		return false;
+	}
+	loop_mod(c->srv->d->loop, c->fd,
+		 (c->closing ? 0 : EPOLLIN) | (c->out_len ? EPOLLOUT : 0));
 	return true;
 }
 
@@ -159,6 +167,37 @@ static struct json_object *check_request(struct json_object *req, struct json_ob
 	return NULL;
 }
 
+/* MCP messages to a stdio bridge: queued here, written by the loop (never flushed from
+ * inside a broadcast, which must not see the connection go away under it). */
+static bool mcp_send(void *ctx, struct json_object *msg)
+{
+	struct conn *c = ctx;
+
+	if (c->out_len > OUT_MAX)
+		return false;
+	send_msg(c, msg);
+	loop_mod(c->srv->d->loop, c->fd, (c->closing ? 0 : EPOLLIN) | EPOLLOUT);
+	return true;
+}
+
+static struct json_object *mcp_connect(struct conn *c, struct json_object *id)
+{
+	struct json_object *r;
+
+	if (!c->srv->d->mcp || c->sub_id)
+		return rpc_error(id, -32600, "mcp.connect: not available on this connection",
+				 EXIT_USAGE, NULL);
+	c->mcp = mcp_session_new(c->srv->d->mcp, "stdio", mcp_send, c);
+	if (!c->mcp)
+		return rpc_error(id, herr_rpc_code(EXIT_UNAVAILABLE), "too many MCP sessions",
+				 EXIT_UNAVAILABLE, NULL);
+	r = json_object_new_object();
+	json_object_object_add(r, "jsonrpc", json_object_new_string("2.0"));
+	json_object_object_add(r, "id", json_object_get(id));
+	json_object_object_add(r, "result", json_object_new_object());
+	return r;
+}
+
 static void dispatch(struct conn *c, struct json_object *req)
 {
 	struct caller who = { .uid = c->uid, .pid = c->pid, .transport = "socket" };
@@ -172,6 +211,10 @@ static void dispatch(struct conn *c, struct json_object *req)
 	if (reply)
 		goto send;
 	is_notification = !json_object_object_get_ex(req, "id", NULL);
+	if (!strcmp(method, "mcp.connect")) {
+		reply = mcp_connect(c, id);
+		goto send;
+	}
 	if (handlers_call(c->srv->d, method, params, &who, &result, &err,
 			  c->sub_id ? NULL : &stream)) {
 		reply = rpc_error(id, err.unknown_method ? -32601 : herr_rpc_code(err.exit),
@@ -193,6 +236,7 @@ send:
 		c->stream = stream;
 		c->stream.filter.type = stream.filter.type ? c->stream.type : NULL;
 		c->stream.filter.service = stream.filter.service ? c->stream.service : NULL;
+		c->stream.filter.host = stream.filter.host ? c->stream.host : NULL;
 		c->sub_id = events_subscribe(c->srv->d->ev, on_event, c);
 	}
 }
@@ -202,7 +246,18 @@ static void handle_line(struct conn *c, const char *line, size_t len)
 	struct json_tokener *tok = json_tokener_new();
 	struct json_object *req = json_tokener_parse_ex(tok, line, (int)len);
 
-	if (!req || json_tokener_get_error(tok) != json_tokener_success) {
+	if (c->mcp) {
+		struct json_object *r;
+
+		if (!req || json_tokener_get_error(tok) != json_tokener_success)
+			r = mcp_error(NULL, -32700, "Parse error");
+		else
+			r = mcp_handle(c->srv->d->mcp, c->mcp, req);
+		if (r) {
+			send_msg(c, r);
+			json_object_put(r);
+		}
+	} else if (!req || json_tokener_get_error(tok) != json_tokener_success) {
 		struct json_object *r = rpc_error(NULL, -32700, "parse error", EXIT_USAGE, NULL);
 
 		send_msg(c, r);
@@ -216,6 +271,8 @@ static void handle_line(struct conn *c, const char *line, size_t len)
 
 static void conn_read(struct conn *c)
 {
+	bool eof = false;
+
 	for (;;) {
 		ssize_t n;
 
@@ -236,9 +293,14 @@ static void conn_read(struct conn *c)
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			break;
-		if (n <= 0) {
+		if (n < 0) {
 			conn_close(c);
 			return;
+		}
+		if (n == 0) {
+			/* The peer shut its side: answer what it sent, then close. */
+			eof = true;
+			break;
 		}
 		c->in_len += (size_t)n;
 	}
@@ -253,6 +315,13 @@ static void conn_read(struct conn *c)
 		p_warn("closing control connection of pid %d: line too long", c->pid);
 		conn_close(c);
 		return;
+	}
+	if (eof) {
+		if (c->sub_id) {
+			events_unsubscribe(c->srv->d->ev, c->sub_id);
+			c->sub_id = 0;
+		}
+		c->closing = true;
 	}
 	conn_flush(c);
 }
@@ -278,6 +347,8 @@ static void conn_close(struct conn *c)
 
 	if (c->sub_id)
 		events_unsubscribe(s->d->ev, c->sub_id);
+	if (c->mcp && s->d->mcp)
+		mcp_session_free(s->d->mcp, c->mcp);
 	loop_del(s->d->loop, c->fd);
 	close(c->fd);
 	for (pp = &s->conns; *pp; pp = &(*pp)->next) {

@@ -119,6 +119,7 @@ class Env:
             "cgroup_root": self.root,
             # The kernel picks the ports: tests run side by side (api_url() reads them).
             "http": {"listen": "127.0.0.1:0"},
+            "mcp": {"listen": "127.0.0.1:0"},
         }
         if components:
             self.config["components"] = components

@@ -1,0 +1,813 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "daemon.h"
+#include "handlers.h"
+#include "log.h"
+#include "mcp.h"
+#include "schema.h"
+#include "version.h"
+
+#define MAX_SESSIONS 256
+#define SESSION_IDLE_NS (3600ULL * 1000000000ULL) /* HTTP sessions without traffic expire */
+#define STATUS_NOTE_NS (100ULL * 1000000ULL) /* status updates at most every 100 ms */
+
+static const char *const versions[] = { "2025-11-25", "2025-06-18", "2025-03-26" };
+
+/* MCP log levels, RFC 5424 order. */
+static const char *const levels[] = { "debug",	  "info",  "notice", "warning",
+				      "error",	  "critical", "alert", "emergency" };
+#define LEVEL_DEFAULT 3 /* warning */
+
+enum { R_STATUS, R_SERVICES, R_PORTS, R_EVENTS, N_RESOURCES };
+
+static const struct resource {
+	const char *uri, *name, *title, *description, *method, *params;
+} resources[N_RESOURCES] = {
+	[R_STATUS] = { "caelum://status", "status", "Host status",
+		       "caelumd's status: components (attached, mode), verification, policy, "
+		       "event counters, registry.",
+		       "status", NULL },
+	[R_SERVICES] = { "caelum://registry/services", "services", "Registered services",
+			 "Every service of the registry with its ports, state and declarations.",
+			 "service.list", NULL },
+	[R_PORTS] = { "caelum://registry/ports", "ports", "Port reservations",
+		      "Every port reservation: port, protocol, owner, origin, managed.",
+		      "port.list", NULL },
+	[R_EVENTS] = { "caelum://events/recent", "recent-events", "Recent events",
+		       "The last 100 events (denials, registry changes, health, verification).",
+		       "events.list", "{\"limit\": 100}" },
+};
+
+#define OBJ_OUT(props, req) \
+	"{\"type\":\"object\",\"properties\":{" props "},\"required\":[" req "]}"
+#define STR "{\"type\":\"string\"}"
+#define ARR "{\"type\":\"array\",\"items\":{\"type\":\"object\"}}"
+#define NAME_IN                                                                              \
+	"{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"minLength\":1," \
+	"\"maxLength\":64}},\"required\":[\"name\"],\"additionalProperties\":false}"
+#define NONE_IN "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}"
+#define PORT_P "\"port\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":65535}"
+#define PROTO_P "\"proto\":{\"type\":\"string\",\"enum\":[\"tcp\",\"udp\"]}"
+#define SVC_P "\"service\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":64}"
+#define PORT_OUT OBJ_OUT("\"port\":{\"type\":\"integer\"},\"proto\":" STR ",\"service\":" STR, \
+			 "\"port\",\"proto\"")
+
+static const struct tool {
+	const char *name, *title, *description, *input, *output, *method, *wrap;
+	bool read_only, destructive;
+} tools[] = {
+	{ "list_services", "List services", "Every registered service: ports, state, databases.",
+	  NONE_IN, OBJ_OUT("\"services\":" ARR, "\"services\""), "service.list", "services",
+	  true, false },
+	{ "get_service", "Get a service",
+	  "One service: ports, state, health, resources, recent denials, processes.", NAME_IN,
+	  OBJ_OUT("\"name\":" STR ",\"state\":" STR, "\"name\""), "service.show", NULL, true,
+	  false },
+	{ "list_ports", "List port reservations",
+	  "Every reservation: port, protocol, owning service, origin, managed range.", NONE_IN,
+	  OBJ_OUT("\"ports\":" ARR, "\"ports\""), "port.list", "ports", true, false },
+	{ "reserve_port", "Reserve a port",
+	  "Reserve PORT/PROTO for SERVICE; from then on the kernel denies its bind() to every "
+	  "other cgroup. Refused when another service owns it or a foreign process holds it.",
+	  "{\"type\":\"object\",\"properties\":{" PORT_P "," PROTO_P "," SVC_P "},"
+	  "\"required\":[\"port\",\"service\"],\"additionalProperties\":false}",
+	  PORT_OUT, "port.reserve", NULL, false, false },
+	{ "release_port", "Release a port", "Release a runtime reservation of PORT/PROTO.",
+	  "{\"type\":\"object\",\"properties\":{" PORT_P "," PROTO_P "},"
+	  "\"required\":[\"port\"],\"additionalProperties\":false}",
+	  PORT_OUT, "port.release", NULL, false, true },
+	{ "allocate_port", "Allocate a port",
+	  "Reserve the first free port of the managed ranges for SERVICE.",
+	  "{\"type\":\"object\",\"properties\":{" SVC_P "," PROTO_P "},"
+	  "\"required\":[\"service\"],\"additionalProperties\":false}",
+	  PORT_OUT, "port.alloc", NULL, false, false },
+	{ "check_service", "Validate a service",
+	  "The mandatory startup validation of caelumctl run, without starting anything: "
+	  "ports free, credentials, environment, databases. failures lists what would stop it.",
+	  NAME_IN, OBJ_OUT("\"name\":" STR ",\"failures\":{\"type\":\"array\"}",
+			   "\"name\",\"failures\""),
+	  "run.check", NULL, true, false },
+	{ "list_databases", "List databases",
+	  "Every registered database: address, engine, reachability, connection counts.",
+	  NONE_IN, OBJ_OUT("\"databases\":" ARR, "\"databases\""), "db.list", "databases", true,
+	  false },
+	{ "get_resources", "Get resources",
+	  "Host capacity, allocation and use per dimension (cpus, memory_mb, gpus, tasks) and per "
+	  "service.",
+	  NONE_IN,
+	  OBJ_OUT("\"dimensions\":{\"type\":\"object\"},\"services\":" ARR,
+		  "\"dimensions\",\"services\""),
+	  "resources", NULL, true, false },
+	{ "recent_events", "Recent events",
+	  "Events, oldest first: denials (bind_denied, db_connect_denied, device_denied, "
+	  "task_budget_exceeded, ...), registry changes, health, verification; peers' events "
+	  "carry their host.",
+	  "{\"type\":\"object\",\"properties\":{"
+	  "\"type\":{\"type\":\"string\",\"maxLength\":63},"
+	  "\"service\":{\"type\":\"string\",\"maxLength\":63},"
+	  "\"host\":{\"type\":\"string\",\"maxLength\":253},"
+	  "\"since\":{\"type\":\"integer\",\"minimum\":0},"
+	  "\"limit\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":16384}},"
+	  "\"additionalProperties\":false}",
+	  OBJ_OUT("\"events\":" ARR, "\"events\""), "events.list", "events", true, false },
+	{ "get_status", "Get status",
+	  "Components (mode, kernel-verified attachment), last self-verification, policy, "
+	  "event counters, registry.",
+	  NONE_IN,
+	  OBJ_OUT("\"host\":" STR ",\"components\":" ARR, "\"host\",\"components\""), "status",
+	  NULL, true, false },
+	{ "verify_enforcement", "Verify enforcement",
+	  "Prove every enabled component in the kernel now: canary binds, connects, device "
+	  "opens and forks that must be denied.",
+	  NONE_IN,
+	  OBJ_OUT("\"ok\":{\"type\":\"boolean\"},\"components\":{\"type\":\"object\"}",
+		  "\"ok\",\"components\""),
+	  "verify", NULL, true, false },
+	{ "ingest_events", "Ingest a peer's events",
+	  "For Caelum peers: store events from HOST (at most 1,000 per call); re-sent events "
+	  "(origin id already seen) are skipped.",
+	  "{\"type\":\"object\",\"properties\":{"
+	  "\"host\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":253},"
+	  "\"events\":{\"type\":\"array\",\"maxItems\":1000,\"items\":{\"type\":\"object\"}}},"
+	  "\"required\":[\"host\",\"events\"],\"additionalProperties\":false}",
+	  OBJ_OUT("\"host\":" STR ",\"stored\":{\"type\":\"integer\"},"
+		  "\"duplicates\":{\"type\":\"integer\"}",
+		  "\"host\",\"stored\",\"duplicates\""),
+	  "events.ingest", NULL, false, false },
+};
+#define N_TOOLS (sizeof(tools) / sizeof(tools[0]))
+
+struct mcp_session {
+	struct mcp_session *next;
+	char id[33];
+	char transport[8];
+	char version[16];
+	bool initialized;
+	int level;
+	unsigned int subs; /* bit per resource */
+	bool status_pending;
+	uint64_t last_status_ns, last_active_ns;
+	mcp_send_fn send;
+	void *ctx;
+	char client[128];
+};
+
+struct mcp {
+	struct daemon *d;
+	struct json_object *in_schema[N_TOOLS], *out_schema[N_TOOLS];
+	struct mcp_session *sessions;
+	size_t n_sessions;
+	int sub_id;
+	bool in_log; /* a log message being forwarded: do not forward its own logs */
+	pthread_t loop_thread;
+	uint64_t notes_sent, notes_dropped;
+	uint64_t calls, tool_errors;
+};
+
+static struct mcp *log_target; /* the instance that receives caelumd's log messages */
+
+/* ---- messages ---- */
+
+static struct json_object *envelope(struct json_object *id)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "jsonrpc", json_object_new_string("2.0"));
+	json_object_object_add(o, "id", json_object_get(id));
+	return o;
+}
+
+struct json_object *mcp_error(struct json_object *id, int code, const char *message)
+{
+	struct json_object *o = envelope(id), *e = json_object_new_object();
+
+	json_object_object_add(e, "code", json_object_new_int(code));
+	json_object_object_add(e, "message", json_object_new_string(message));
+	json_object_object_add(o, "error", e);
+	return o;
+}
+
+static struct json_object *result(struct json_object *id, struct json_object *res)
+{
+	struct json_object *o = envelope(id);
+
+	json_object_object_add(o, "result", res ? res : json_object_new_object());
+	return o;
+}
+
+static void notify(struct mcp *m, struct mcp_session *s, const char *method,
+		   struct json_object *params)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "jsonrpc", json_object_new_string("2.0"));
+	json_object_object_add(o, "method", json_object_new_string(method));
+	json_object_object_add(o, "params", params);
+	if (s->send && s->send(s->ctx, o))
+		m->notes_sent++;
+	else
+		m->notes_dropped++;
+	json_object_put(o);
+}
+
+bool mcp_version_supported(const char *v)
+{
+	for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++)
+		if (!strcmp(v, versions[i]))
+			return true;
+	return false;
+}
+
+static const char *str_of(struct json_object *o, const char *key)
+{
+	struct json_object *v;
+
+	return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string) ?
+		       json_object_get_string(v) :
+		       NULL;
+}
+
+bool mcp_is_initialize(struct json_object *msg)
+{
+	const char *m = str_of(msg, "method");
+
+	return m && !strcmp(m, "initialize") && json_object_object_get_ex(msg, "id", NULL);
+}
+
+/* ---- sessions ---- */
+
+struct mcp_session *mcp_session_new(struct mcp *m, const char *transport, mcp_send_fn send,
+				    void *ctx)
+{
+	static const char hex[] = "0123456789abcdef";
+	struct mcp_session *s;
+	unsigned char raw[16];
+
+	if (m->n_sessions >= MAX_SESSIONS)
+		return NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+		free(s);
+		return NULL;
+	}
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		s->id[2 * i] = hex[raw[i] >> 4];
+		s->id[2 * i + 1] = hex[raw[i] & 15];
+	}
+	snprintf(s->transport, sizeof(s->transport), "%s", transport);
+	s->level = LEVEL_DEFAULT;
+	s->send = send;
+	s->ctx = ctx;
+	s->last_active_ns = time_now_ns();
+	s->next = m->sessions;
+	m->sessions = s;
+	m->n_sessions++;
+	return s;
+}
+
+void mcp_session_free(struct mcp *m, struct mcp_session *s)
+{
+	for (struct mcp_session **pp = &m->sessions; *pp; pp = &(*pp)->next)
+		if (*pp == s) {
+			*pp = s->next;
+			m->n_sessions--;
+			free(s);
+			return;
+		}
+}
+
+struct mcp_session *mcp_session_find(struct mcp *m, const char *id)
+{
+	for (struct mcp_session *s = m->sessions; s; s = s->next)
+		if (!strcmp(s->id, id))
+			return s;
+	return NULL;
+}
+
+const char *mcp_session_id(const struct mcp_session *s)
+{
+	return s->id;
+}
+
+const char *mcp_session_version(const struct mcp_session *s)
+{
+	return s->version;
+}
+
+void mcp_session_set_sender(struct mcp_session *s, mcp_send_fn send, void *ctx)
+{
+	s->send = send;
+	s->ctx = ctx;
+}
+
+void *mcp_session_sender_ctx(const struct mcp_session *s)
+{
+	return s->ctx;
+}
+
+/* ---- methods ---- */
+
+static struct json_object *do_initialize(struct mcp_session *s, struct json_object *id,
+					 struct json_object *params)
+{
+	const char *want = str_of(params, "protocolVersion");
+	struct json_object *res, *caps, *o, *info, *ci;
+
+	if (!want)
+		return mcp_error(id, -32602, "initialize: params.protocolVersion must be a string");
+	snprintf(s->version, sizeof(s->version), "%s",
+		 mcp_version_supported(want) ? want : MCP_LATEST_VERSION);
+	if (json_object_object_get_ex(params, "clientInfo", &ci) && str_of(ci, "name"))
+		snprintf(s->client, sizeof(s->client), "%s", str_of(ci, "name"));
+	s->initialized = true;
+	res = json_object_new_object();
+	json_object_object_add(res, "protocolVersion", json_object_new_string(s->version));
+	caps = json_object_new_object();
+	o = json_object_new_object();
+	json_object_object_add(o, "listChanged", json_object_new_boolean(false));
+	json_object_object_add(caps, "tools", o);
+	o = json_object_new_object();
+	json_object_object_add(o, "subscribe", json_object_new_boolean(true));
+	json_object_object_add(o, "listChanged", json_object_new_boolean(false));
+	json_object_object_add(caps, "resources", o);
+	json_object_object_add(caps, "logging", json_object_new_object());
+	json_object_object_add(res, "capabilities", caps);
+	info = json_object_new_object();
+	json_object_object_add(info, "name", json_object_new_string("caelumd"));
+	json_object_object_add(info, "title", json_object_new_string("Caelum"));
+	json_object_object_add(info, "version", json_object_new_string(CAELUM_VERSION));
+	json_object_object_add(res, "serverInfo", info);
+	json_object_object_add(
+		res, "instructions",
+		json_object_new_string(
+			"Caelum enforces this host's infrastructure registry in the kernel: port "
+			"reservations, database access, GPU devices and task budgets. Read with "
+			"get_status, list_services, list_ports, recent_events; change reservations "
+			"with reserve_port, allocate_port, release_port; validate a service with "
+			"check_service before starting it. Denials are events (recent_events, or "
+			"subscribe to caelum://events/recent)."));
+	return result(id, res);
+}
+
+static struct json_object *do_tools_list(struct mcp *m, struct json_object *id)
+{
+	struct json_object *arr = json_object_new_array(), *res = json_object_new_object();
+
+	for (size_t i = 0; i < N_TOOLS; i++) {
+		struct json_object *t = json_object_new_object(), *ann = json_object_new_object();
+
+		json_object_object_add(t, "name", json_object_new_string(tools[i].name));
+		json_object_object_add(t, "title", json_object_new_string(tools[i].title));
+		json_object_object_add(t, "description",
+				       json_object_new_string(tools[i].description));
+		json_object_object_add(t, "inputSchema", json_object_get(m->in_schema[i]));
+		json_object_object_add(t, "outputSchema", json_object_get(m->out_schema[i]));
+		json_object_object_add(ann, "readOnlyHint",
+				       json_object_new_boolean(tools[i].read_only));
+		json_object_object_add(ann, "destructiveHint",
+				       json_object_new_boolean(tools[i].destructive));
+		json_object_object_add(ann, "openWorldHint", json_object_new_boolean(false));
+		json_object_object_add(t, "annotations", ann);
+		json_object_array_add(arr, t);
+	}
+	json_object_object_add(res, "tools", arr);
+	return result(id, res);
+}
+
+static struct json_object *tool_result(struct json_object *structured, const char *text,
+				       bool is_error)
+{
+	struct json_object *res = json_object_new_object(), *content = json_object_new_array();
+	struct json_object *t = json_object_new_object();
+
+	json_object_object_add(t, "type", json_object_new_string("text"));
+	json_object_object_add(t, "text",
+			       json_object_new_string(
+				       text ? text :
+					      json_object_to_json_string_ext(
+						      structured, JSON_C_TO_STRING_PLAIN |
+									  JSON_C_TO_STRING_NOSLASHESCAPE)));
+	json_object_array_add(content, t);
+	json_object_object_add(res, "content", content);
+	if (structured)
+		json_object_object_add(res, "structuredContent", structured);
+	json_object_object_add(res, "isError", json_object_new_boolean(is_error));
+	return res;
+}
+
+static struct json_object *tool_error(struct mcp *m, const char *msg, struct json_object *errors)
+{
+	char buf[2048];
+	size_t off;
+
+	m->tool_errors++;
+	off = (size_t)snprintf(buf, sizeof(buf), "%s", msg);
+	for (size_t i = 0; errors && i < json_object_array_length(errors) && off < sizeof(buf);
+	     i++) {
+		const char *e = json_object_get_string(json_object_array_get_idx(errors, i));
+
+		if (i == 0 && !strcmp(e, msg))
+			continue;
+		off += (size_t)snprintf(buf + off, sizeof(buf) - off, "\n%s", e);
+	}
+	return tool_result(NULL, buf, true);
+}
+
+static struct json_object *do_tools_call(struct mcp *m, struct mcp_session *s,
+					 struct json_object *id, struct json_object *params)
+{
+	struct caller who = { .uid = (uid_t)-1, .transport = "mcp" };
+	const char *name = str_of(params, "name");
+	struct json_object *args = NULL, *res = NULL;
+	char why[512], msg[640];
+	struct herr err;
+	size_t i;
+
+	(void)s;
+	if (!name)
+		return mcp_error(id, -32602, "tools/call: params.name must be a string");
+	for (i = 0; i < N_TOOLS && strcmp(tools[i].name, name); i++)
+		;
+	if (i == N_TOOLS) {
+		snprintf(msg, sizeof(msg), "Unknown tool: %.64s", name);
+		return mcp_error(id, -32602, msg);
+	}
+	m->calls++;
+	json_object_object_get_ex(params, "arguments", &args);
+	if (!args) {
+		args = json_object_new_object();
+	} else {
+		json_object_get(args);
+	}
+	/* Input errors are the tool's: isError, so that the caller can correct itself. */
+	if (!schema_check(m->in_schema[i], args, "", why, sizeof(why))) {
+		snprintf(msg, sizeof(msg), "invalid arguments: %s", why);
+		json_object_put(args);
+		return result(id, tool_error(m, msg, NULL));
+	}
+	if (handlers_call(m->d, tools[i].method, args, &who, &res, &err, NULL)) {
+		struct json_object *r = tool_error(m, err.message, err.errors);
+
+		json_object_put(err.errors);
+		json_object_put(args);
+		return result(id, r);
+	}
+	json_object_put(args);
+	if (tools[i].wrap) {
+		struct json_object *w = json_object_new_object();
+
+		json_object_object_add(w, tools[i].wrap, res);
+		res = w;
+	}
+	if (!schema_check(m->out_schema[i], res, "", why, sizeof(why))) {
+		p_warn("mcp: %s: result does not match its outputSchema: %s", name, why);
+		json_object_put(res);
+		return mcp_error(id, -32603, "internal error: result does not match outputSchema");
+	}
+	return result(id, tool_result(res, NULL, false));
+}
+
+static struct json_object *read_resource(struct mcp *m, int r)
+{
+	struct caller who = { .uid = (uid_t)-1, .transport = "mcp" };
+	struct json_object *params = resources[r].params ?
+					     json_tokener_parse(resources[r].params) :
+					     NULL;
+	struct json_object *res = NULL;
+	struct herr err;
+
+	if (handlers_call(m->d, resources[r].method, params, &who, &res, &err, NULL)) {
+		json_object_put(err.errors);
+		res = NULL;
+	}
+	json_object_put(params);
+	return res;
+}
+
+static int resource_index(const char *uri)
+{
+	for (int i = 0; uri && i < N_RESOURCES; i++)
+		if (!strcmp(uri, resources[i].uri))
+			return i;
+	return -1;
+}
+
+static struct json_object *do_resources_list(struct json_object *id)
+{
+	struct json_object *arr = json_object_new_array(), *res = json_object_new_object();
+
+	for (int i = 0; i < N_RESOURCES; i++) {
+		struct json_object *o = json_object_new_object();
+
+		json_object_object_add(o, "uri", json_object_new_string(resources[i].uri));
+		json_object_object_add(o, "name", json_object_new_string(resources[i].name));
+		json_object_object_add(o, "title", json_object_new_string(resources[i].title));
+		json_object_object_add(o, "description",
+				       json_object_new_string(resources[i].description));
+		json_object_object_add(o, "mimeType", json_object_new_string("application/json"));
+		json_object_array_add(arr, o);
+	}
+	json_object_object_add(res, "resources", arr);
+	return result(id, res);
+}
+
+static struct json_object *unknown_resource(struct json_object *id, const char *uri)
+{
+	struct json_object *o = mcp_error(id, -32002, "Resource not found"), *e, *data;
+
+	json_object_object_get_ex(o, "error", &e);
+	data = json_object_new_object();
+	json_object_object_add(data, "uri", uri ? json_object_new_string(uri) : NULL);
+	json_object_object_add(e, "data", data);
+	return o;
+}
+
+static struct json_object *do_resources_read(struct mcp *m, struct json_object *id,
+					     struct json_object *params)
+{
+	const char *uri = str_of(params, "uri");
+	int r = resource_index(uri);
+	struct json_object *doc, *res, *contents, *c;
+
+	if (!uri)
+		return mcp_error(id, -32602, "resources/read: params.uri must be a string");
+	if (r < 0)
+		return unknown_resource(id, uri);
+	doc = read_resource(m, r);
+	if (!doc)
+		return mcp_error(id, -32603, "internal error: the resource could not be read");
+	c = json_object_new_object();
+	json_object_object_add(c, "uri", json_object_new_string(uri));
+	json_object_object_add(c, "mimeType", json_object_new_string("application/json"));
+	json_object_object_add(c, "text",
+			       json_object_new_string(json_object_to_json_string_ext(
+				       doc, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)));
+	json_object_put(doc);
+	contents = json_object_new_array();
+	json_object_array_add(contents, c);
+	res = json_object_new_object();
+	json_object_object_add(res, "contents", contents);
+	return result(id, res);
+}
+
+static struct json_object *do_subscribe(struct mcp_session *s, struct json_object *id,
+					struct json_object *params, bool on)
+{
+	const char *uri = str_of(params, "uri");
+	int r = resource_index(uri);
+
+	if (!uri)
+		return mcp_error(id, -32602, "params.uri must be a string");
+	/* A URI this server does not (yet) have is accepted and never updated. */
+	if (r < 0)
+		return result(id, NULL);
+	if (on)
+		s->subs |= 1U << r;
+	else
+		s->subs &= ~(1U << r);
+	return result(id, NULL);
+}
+
+static struct json_object *do_set_level(struct mcp_session *s, struct json_object *id,
+					struct json_object *params)
+{
+	const char *lvl = str_of(params, "level");
+
+	for (int i = 0; lvl && i < (int)(sizeof(levels) / sizeof(levels[0])); i++)
+		if (!strcmp(lvl, levels[i])) {
+			s->level = i;
+			return result(id, NULL);
+		}
+	return mcp_error(id, -32602,
+			 "logging/setLevel: params.level must be one of debug, info, notice, "
+			 "warning, error, critical, alert, emergency");
+}
+
+struct json_object *mcp_handle(struct mcp *m, struct mcp_session *s, struct json_object *msg)
+{
+	struct json_object *id = NULL, *params = NULL, *v;
+	const char *method;
+	bool request;
+
+	s->last_active_ns = time_now_ns();
+	if (!json_object_is_type(msg, json_type_object))
+		return mcp_error(NULL, -32600, "Invalid Request: not a JSON-RPC object");
+	request = json_object_object_get_ex(msg, "id", &id);
+	if (!json_object_object_get_ex(msg, "jsonrpc", &v) || !json_object_is_type(v, json_type_string) ||
+	    strcmp(json_object_get_string(v), "2.0"))
+		return mcp_error(id, -32600, "Invalid Request: jsonrpc must be \"2.0\"");
+	method = str_of(msg, "method");
+	if (!method) {
+		/* A response to a request of ours: the server sends none, so nothing waits. */
+		if (json_object_object_get_ex(msg, "result", NULL) ||
+		    json_object_object_get_ex(msg, "error", NULL))
+			return NULL;
+		return mcp_error(id, -32600, "Invalid Request: method must be a string");
+	}
+	if (request && !(json_object_is_type(id, json_type_string) ||
+			 json_object_is_type(id, json_type_int)))
+		return mcp_error(NULL, -32600, "Invalid Request: id must be a string or an integer");
+	if (json_object_object_get_ex(msg, "params", &params) && params &&
+	    !json_object_is_type(params, json_type_object))
+		return request ? mcp_error(id, -32602, "Invalid params: must be an object") : NULL;
+	if (!request)
+		return NULL; /* notifications/initialized, cancelled, roots/list_changed */
+	if (!strcmp(method, "initialize"))
+		return do_initialize(s, id, params);
+	if (!strcmp(method, "ping"))
+		return result(id, NULL);
+	if (!s->initialized)
+		return mcp_error(id, -32600, "Invalid Request: initialize first");
+	if (!strcmp(method, "tools/list"))
+		return do_tools_list(m, id);
+	if (!strcmp(method, "tools/call"))
+		return do_tools_call(m, s, id, params);
+	if (!strcmp(method, "resources/list"))
+		return do_resources_list(id);
+	if (!strcmp(method, "resources/templates/list")) {
+		struct json_object *res = json_object_new_object();
+
+		json_object_object_add(res, "resourceTemplates", json_object_new_array());
+		return result(id, res);
+	}
+	if (!strcmp(method, "resources/read"))
+		return do_resources_read(m, id, params);
+	if (!strcmp(method, "resources/subscribe"))
+		return do_subscribe(s, id, params, true);
+	if (!strcmp(method, "resources/unsubscribe"))
+		return do_subscribe(s, id, params, false);
+	if (!strcmp(method, "logging/setLevel"))
+		return do_set_level(s, id, params);
+	if (!strcmp(method, "prompts/list")) {
+		/* No prompts (and no prompts capability); an empty list, not an error. */
+		struct json_object *res = json_object_new_object();
+
+		json_object_object_add(res, "prompts", json_object_new_array());
+		return result(id, res);
+	}
+	return mcp_error(id, -32601, "Method not found");
+}
+
+/* ---- server-initiated messages ---- */
+
+static void updated(struct mcp *m, struct mcp_session *s, int r)
+{
+	struct json_object *p = json_object_new_object();
+
+	json_object_object_add(p, "uri", json_object_new_string(resources[r].uri));
+	notify(m, s, "notifications/resources/updated", p);
+}
+
+static bool registry_event(const char *type)
+{
+	static const char *const types[] = { "port_reserved", "port_released", "service_applied",
+					     "service_deleted", "policy_applied", "service_started",
+					     "service_stopped", "db_applied", "db_deleted" };
+
+	for (size_t i = 0; type && i < sizeof(types) / sizeof(types[0]); i++)
+		if (!strcmp(type, types[i]))
+			return true;
+	return false;
+}
+
+static void on_event(void *ctx, struct json_object *ev)
+{
+	struct mcp *m = ctx;
+	const char *type = str_of(ev, "type");
+	uint64_t now = time_now_ns();
+
+	for (struct mcp_session *s = m->sessions; s; s = s->next) {
+		if (!s->subs)
+			continue;
+		if (s->subs & (1U << R_EVENTS))
+			updated(m, s, R_EVENTS);
+		if ((s->subs & (1U << R_PORTS)) && registry_event(type))
+			updated(m, s, R_PORTS);
+		if ((s->subs & (1U << R_SERVICES)) && registry_event(type))
+			updated(m, s, R_SERVICES);
+		if (s->subs & (1U << R_STATUS)) {
+			if (now - s->last_status_ns >= STATUS_NOTE_NS) {
+				s->last_status_ns = now;
+				s->status_pending = false;
+				updated(m, s, R_STATUS);
+			} else {
+				s->status_pending = true;
+			}
+		}
+	}
+}
+
+/* caelumd's own log messages, as notifications/message, on the loop thread only. */
+static void on_log(enum log_level lvl, const char *text)
+{
+	static const int map[] = { [LOG_LVL_ERR] = 4, [LOG_LVL_WARN] = 3, [LOG_LVL_INFO] = 1,
+				   [LOG_LVL_DEBUG] = 0 };
+	struct mcp *m = log_target;
+
+	if (!m || m->in_log || !pthread_equal(pthread_self(), m->loop_thread))
+		return;
+	m->in_log = true;
+	for (struct mcp_session *s = m->sessions; s; s = s->next) {
+		struct json_object *p;
+
+		if (!s->initialized || map[lvl] < s->level)
+			continue;
+		p = json_object_new_object();
+		json_object_object_add(p, "level", json_object_new_string(levels[map[lvl]]));
+		json_object_object_add(p, "logger", json_object_new_string("caelumd"));
+		json_object_object_add(p, "data", json_object_new_string(text));
+		notify(m, s, "notifications/message", p);
+	}
+	m->in_log = false;
+}
+
+void mcp_tick(struct mcp *m, uint64_t now)
+{
+	struct mcp_session *s, *next;
+
+	for (s = m->sessions; s; s = next) {
+		next = s->next;
+		if (s->status_pending && now - s->last_status_ns >= STATUS_NOTE_NS) {
+			s->status_pending = false;
+			s->last_status_ns = now;
+			updated(m, s, R_STATUS);
+		}
+		/* Only HTTP sessions outlive their connection; they expire when idle. */
+		if (!strcmp(s->transport, "http") && !s->send &&
+		    now - s->last_active_ns > SESSION_IDLE_NS)
+			mcp_session_free(m, s);
+	}
+}
+
+struct json_object *mcp_status_json(struct mcp *m)
+{
+	struct json_object *o = json_object_new_object();
+	size_t by[3] = {};
+
+	for (struct mcp_session *s = m->sessions; s; s = s->next)
+		by[!strcmp(s->transport, "ws") ? 1 : !strcmp(s->transport, "stdio") ? 2 : 0]++;
+	json_object_object_add(o, "sessions_http", json_object_new_uint64(by[0]));
+	json_object_object_add(o, "sessions_websocket", json_object_new_uint64(by[1]));
+	json_object_object_add(o, "sessions_stdio", json_object_new_uint64(by[2]));
+	json_object_object_add(o, "tool_calls", json_object_new_uint64(m->calls));
+	json_object_object_add(o, "tool_errors", json_object_new_uint64(m->tool_errors));
+	json_object_object_add(o, "notifications_sent", json_object_new_uint64(m->notes_sent));
+	json_object_object_add(o, "notifications_dropped",
+			       json_object_new_uint64(m->notes_dropped));
+	return o;
+}
+
+int mcp_open(struct mcp **out, struct daemon *d)
+{
+	struct mcp *m = calloc(1, sizeof(*m));
+
+	if (!m)
+		return -ENOMEM;
+	m->d = d;
+	m->loop_thread = pthread_self();
+	for (size_t i = 0; i < N_TOOLS; i++) {
+		m->in_schema[i] = json_tokener_parse(tools[i].input);
+		m->out_schema[i] = json_tokener_parse(tools[i].output);
+		if (!m->in_schema[i] || !m->out_schema[i]) {
+			p_err("mcp: the schema of tool %s does not parse", tools[i].name);
+			mcp_close(m);
+			return -EINVAL;
+		}
+	}
+	m->sub_id = events_subscribe(d->ev, on_event, m);
+	if (m->sub_id <= 0) {
+		mcp_close(m);
+		return -ENOSPC;
+	}
+	log_target = m;
+	log_set_sink(on_log);
+	*out = m;
+	return 0;
+}
+
+void mcp_close(struct mcp *m)
+{
+	if (!m)
+		return;
+	if (log_target == m) {
+		log_set_sink(NULL);
+		log_target = NULL;
+	}
+	if (m->sub_id > 0)
+		events_unsubscribe(m->d->ev, m->sub_id);
+	while (m->sessions)
+		mcp_session_free(m, m->sessions);
+	for (size_t i = 0; i < N_TOOLS; i++) {
+		json_object_put(m->in_schema[i]);
+		json_object_put(m->out_schema[i]);
+	}
+	free(m);
+}
