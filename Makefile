@@ -45,7 +45,7 @@ SKELS := $(BPF_PROGS:%=$(GEN)/%.skel.h)
 
 COMMON := log jsonv portrange config capacity cgroup fsutil spec bpfinfo rpc_client dbprobe spec_ext dbspec probe loop fingerprint
 DAEMON := caelumd loop services ports agg devices tasks cpu connect databases credentials health \
-	  verify api http http_auth metrics token assets assets_data handlers_view mcp mcp_http schema \
+	  verify api http http_auth metrics token assets assets_data handlers_view mcp mcp_http schema peers \
 	  resources handlers handlers_run handlers_db status rpc registry registry_admit \
 	  registry_file journal \
 	  sockets bpfpin events $(COMMON)
@@ -143,7 +143,15 @@ run: deps
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
-integration: all
+# npm packages of the tests (the MCP SDK, its conformance suite, Node 22, playwright-core),
+# pinned by their package-lock.json files.
+NPM_TESTS := tests/mcp tests/browser
+NPM_STAMPS := $(NPM_TESTS:%=%/node_modules/.package-lock.json)
+
+%/node_modules/.package-lock.json: %/package-lock.json
+	cd $* && npm ci --no-audit --no-fund --loglevel=error
+
+integration: all $(NPM_STAMPS)
 	$(PYTHON) tests/integration/run.py --build $(BUILD)
 
 test: deps

@@ -17,6 +17,7 @@
 #include "mcp.h"
 #include "mcp_http.h"
 #include "metrics.h"
+#include "peers.h"
 #include "token.h"
 
 #define KEEPALIVE_NS (15ULL * 1000000000ULL)
@@ -520,7 +521,9 @@ static void on_request(void *ctx, struct http_request *r)
 	struct daemon *d = ctx;
 	struct api *a = d->api;
 
-	if (r->listener == HTTP_MCP) {
+	if (r->listener == HTTP_PEER) {
+		peers_ws_event(d->peers, r);
+	} else if (r->listener == HTTP_MCP) {
 		mcp_http_request(d->mcp_http, r);
 	} else if (r->kind == HTTP_REQUEST) {
 		route(d, a, r);
@@ -544,7 +547,7 @@ int api_start(struct daemon *d)
 		p_err("mcp: failed to start: %s", strerror(-err));
 		return EXIT_FAIL;
 	}
-	if (!d->cfg.http.enabled && !d->cfg.mcp.enabled)
+	if (!d->cfg.http.enabled && !d->cfg.mcp.enabled && !d->cfg.n_peers)
 		return 0;
 	err = token_load(d->cfg.state_dir, d->token);
 	if (err) {
@@ -562,12 +565,20 @@ int api_start(struct daemon *d)
 	o.listen[HTTP_DASH] = &d->cfg.http;
 	o.listen[HTTP_MCP] = &d->cfg.mcp;
 	o.mcp_auth_none = d->cfg.mcp_auth_none;
+	for (size_t i = 0; i < d->cfg.n_peers; i++)
+		if (!strncmp(d->cfg.peers[i].url, "ws", 2))
+			o.client = true;
 	o.token = d->token;
 	o.on_request = on_request;
 	o.ctx = d;
 	err = http_start(&d->http, d->loop, &o);
 	if (err)
 		return EXIT_UNAVAILABLE;
+	err = peers_open(&d->peers, d);
+	if (err) {
+		p_err("mcp.peers: failed to start: %s", strerror(-err));
+		return EXIT_FAIL;
+	}
 	if (d->cfg.http.enabled)
 		p_info("dashboard and API on http%s://%s%s%s:%u/", d->cfg.http.cert[0] ? "s" : "",
 		       strchr(d->cfg.http.addr, ':') ? "[" : "", d->cfg.http.addr,
@@ -583,6 +594,8 @@ int api_start(struct daemon *d)
 
 void api_stop(struct daemon *d)
 {
+	peers_close(d->peers);
+	d->peers = NULL;
 	http_stop(d->http);
 	d->http = NULL;
 	mcp_http_close(d->mcp_http);
@@ -601,6 +614,7 @@ void api_tick(struct daemon *d, uint64_t now)
 
 	if (d->mcp)
 		mcp_tick(d->mcp, now);
+	peers_tick(d->peers, now);
 	if (!a || now - a->last_keepalive_ns < KEEPALIVE_NS)
 		return;
 	a->last_keepalive_ns = now;
@@ -644,6 +658,7 @@ struct json_object *api_status_json(struct daemon *d)
 			json_object_object_add(h, k, json_object_get(v));
 		json_object_put(ms);
 	}
+	json_object_object_add(h, "peers", peers_status_json(d->peers));
 	json_object_object_add(o, "mcp", h);
 	json_object_object_add(o, "connections", json_object_new_int((int)st.connections));
 	json_object_object_add(o, "event_streams",

@@ -555,7 +555,7 @@ int peer_url_parse(const char *url, struct peer_url *u, char *why, size_t why_le
 static void parse_peers(struct json_object *v, const char *file, struct config *cfg,
 			struct verr *e)
 {
-	static const char *const keys[] = { "url", "token_file", NULL };
+	static const char *const keys[] = { "url", "token_file", "queue_max", NULL };
 	char path[JV_PATH_MAX], kp[JV_PATH_MAX], why[128];
 
 	if (!jv_expect(v, json_type_array, file, "mcp.peers", e))
@@ -590,6 +590,14 @@ static void parse_peers(struct json_object *v, const char *file, struct config *
 		}
 		snprintf(pc->url, sizeof(pc->url), "%s", json_object_get_string(x));
 		pc->token_file[0] = '\0';
+		pc->queue_max = 10000;
+		if (json_object_object_get_ex(p, "queue_max", &x)) {
+			int64_t q;
+
+			jv_path_key(kp, path, "queue_max");
+			if (jv_get_int(x, 10, 1000000, file, kp, &q, e))
+				pc->queue_max = (unsigned int)q;
+		}
 		if (json_object_object_get_ex(p, "token_file", &x)) {
 			jv_path_key(kp, path, "token_file");
 			get_file(x, file, kp, pc->token_file, e);

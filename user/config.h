@@ -22,6 +22,7 @@
 struct peer_cfg {
 	char url[512]; /* ws://, wss://, http:// or https://HOST[:PORT]/PATH */
 	char token_file[PATH_MAX]; /* "" = no token */
+	unsigned int queue_max; /* events held while the peer is away */
 };
 
 /* A listening socket of the embedded HTTP server ("http", "mcp"). */

@@ -28,6 +28,7 @@ struct http;
 struct api;
 struct mcp;
 struct mcp_http;
+struct peers;
 
 struct policy_info {
 	uint64_t registry_rev; /* revision last pushed to the kernel */
@@ -67,6 +68,7 @@ struct daemon {
 	struct api *api; /* HTTP API state: SSE streams (api.c) */
 	struct mcp *mcp; /* the MCP dispatcher and its sessions (mcp.c) */
 	struct mcp_http *mcp_http; /* MCP over Streamable HTTP and WebSocket (mcp_http.c) */
+	struct peers *peers; /* MCP peers this host pushes its events to (peers.c) */
 	char token[65]; /* the API token (token.c) */
 	int stats_fd; /* BPF_ENABLE_STATS while open ("bpf_stats": true), else -1 */
 	struct loop *loop;

@@ -59,6 +59,15 @@ struct slot {
 	/* Request being read (server thread only). */
 	struct http_request *req;
 	size_t body_cap;
+	/* A client connection not made yet (http_ws_connect). */
+	struct client_req *connect;
+	char *token; /* its Authorization, for the handshake */
+};
+
+struct client_req {
+	char host[256], path[256];
+	uint16_t port;
+	bool tls;
 };
 
 struct http {
@@ -74,6 +83,8 @@ struct http {
 	uint16_t port[HTTP_LISTENERS];
 	struct lws_context *ctx;
 	struct lws_vhost *vh[HTTP_LISTENERS];
+	struct lws_vhost *client_vh; /* connections to peers */
+	bool connects_pending;
 	pthread_t thread;
 	bool thread_started;
 	volatile bool stop;
@@ -328,7 +339,7 @@ static int slot_alloc(struct http *h, struct lws *wsi, enum slot_kind kind, int 
 }
 
 /* The connection is gone: free its slot, tell the loop if it knew of it. Under mu. */
-static void slot_release(struct http *h, int i)
+static void slot_release_why(struct http *h, int i, const char *why)
 {
 	struct slot *s = &h->slots[i];
 	bool known = s->busy || s->kind == SLOT_STREAM || s->kind == SLOT_WS;
@@ -340,8 +351,14 @@ static void slot_release(struct http *h, int i)
 		r->kind = HTTP_CLOSED;
 		r->conn = handle_of(h, i);
 		r->listener = s->listener;
+		if (why && (r->body = strdup(why)))
+			r->body_len = strlen(why);
 		post_locked(h, r);
 	}
+	free(s->connect);
+	s->connect = NULL;
+	free(s->token);
+	s->token = NULL;
 	h->st.connections--;
 	if (s->kind == SLOT_STREAM)
 		h->st.streams--;
@@ -354,6 +371,11 @@ static void slot_release(struct http *h, int i)
 	s->gen++;
 	s->wsi = NULL;
 	s->busy = false;
+}
+
+static void slot_release(struct http *h, int i)
+{
+	slot_release_why(h, i, NULL);
 }
 
 static int listener_of(struct http *h, struct lws *wsi)
@@ -814,8 +836,12 @@ more:
 	return 0;
 }
 
+static void start_connects(struct http *h);
+
 static void on_wake(struct http *h)
 {
+	if (h->connects_pending)
+		start_connects(h);
 	pthread_mutex_lock(&h->mu);
 	h->lws_wake_pending = false;
 	for (int i = 0; i < MAX_SLOTS; i++) {
@@ -1030,6 +1056,152 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
 	}
 }
 
+/* ---- client connections to peers ---- */
+
+int http_ws_connect(struct http *h, const char *host, uint16_t port, const char *path, bool tls,
+		    const char *token, uint64_t *conn)
+{
+	struct client_req *c = calloc(1, sizeof(*c));
+	int i;
+
+	if (!c)
+		return -ENOMEM;
+	snprintf(c->host, sizeof(c->host), "%s", host);
+	snprintf(c->path, sizeof(c->path), "%s", path);
+	c->port = port;
+	c->tls = tls;
+	pthread_mutex_lock(&h->mu);
+	i = h->client_vh ? slot_alloc(h, NULL, SLOT_WS, HTTP_PEER) : -1;
+	if (i < 0) {
+		pthread_mutex_unlock(&h->mu);
+		free(c);
+		return h->client_vh ? -EMFILE : -ENOTSUP;
+	}
+	h->slots[i].connect = c;
+	h->slots[i].token = token && *token ? strdup(token) : NULL;
+	*conn = handle_of(h, i);
+	h->connects_pending = true;
+	if (!h->lws_wake_pending) {
+		h->lws_wake_pending = true;
+		lws_cancel_service(h->ctx);
+	}
+	pthread_mutex_unlock(&h->mu);
+	return 0;
+}
+
+/* Server thread: make the connections asked for. lws may call back (an error) from inside
+ * lws_client_connect_via_info(), so mu is not held then. */
+static void start_connects(struct http *h)
+{
+	for (int i = 0; i < MAX_SLOTS; i++) {
+		struct lws_client_connect_info ci = {};
+		struct client_req *c;
+		char host_hdr[300];
+
+		pthread_mutex_lock(&h->mu);
+		c = h->slots[i].kind == SLOT_WS ? h->slots[i].connect : NULL;
+		h->slots[i].connect = c ? NULL : h->slots[i].connect;
+		pthread_mutex_unlock(&h->mu);
+		if (!c)
+			continue;
+		snprintf(host_hdr, sizeof(host_hdr), "%s%s%s:%u", strchr(c->host, ':') ? "[" : "",
+			 c->host, strchr(c->host, ':') ? "]" : "", c->port);
+		ci.context = h->ctx;
+		ci.vhost = h->client_vh;
+		ci.address = c->host;
+		ci.port = c->port;
+		ci.path = c->path;
+		ci.host = host_hdr;
+		ci.origin = NULL;
+		ci.protocol = "mcp";
+		ci.local_protocol_name = "mcp-client";
+		ci.ssl_connection = c->tls ? LCCSCF_USE_SSL : 0;
+		ci.opaque_user_data = (void *)(intptr_t)(i + 1);
+		ci.ietf_version_or_minus_one = -1;
+		if (!lws_client_connect_via_info(&ci)) {
+			pthread_mutex_lock(&h->mu);
+			/* Unless the error callback already released it. */
+			if (h->slots[i].kind == SLOT_WS && !h->slots[i].wsi)
+				slot_release_why(h, i, "connection could not be started");
+			pthread_mutex_unlock(&h->mu);
+		}
+		free(c);
+	}
+	pthread_mutex_lock(&h->mu);
+	h->connects_pending = false;
+	for (int i = 0; i < MAX_SLOTS; i++)
+		if (h->slots[i].connect)
+			h->connects_pending = true;
+	pthread_mutex_unlock(&h->mu);
+}
+
+static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		     size_t len)
+{
+	struct http *h = lws_context_user(lws_get_context(wsi));
+	intptr_t tag = (intptr_t)lws_get_opaque_user_data(wsi);
+	struct pss p = { .slot = (int)tag };
+	struct http_request *r;
+	char why[160];
+	struct slot *s;
+
+	(void)user;
+	if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
+		on_wake(h);
+		return 0;
+	}
+	if (tag <= 0 || tag > MAX_SLOTS)
+		return 0;
+	s = &h->slots[tag - 1];
+	switch (reason) {
+	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
+		unsigned char **pp = (unsigned char **)in, *end = *pp + len;
+		char auth[TOKEN_LEN + 16];
+		int rc = 0;
+
+		pthread_mutex_lock(&h->mu);
+		if (s->token) {
+			snprintf(auth, sizeof(auth), "Bearer %s", s->token);
+			rc = lws_add_http_header_by_name(wsi, (const unsigned char *)"authorization:",
+							 (const unsigned char *)auth,
+							 (int)strlen(auth), pp, end);
+		}
+		pthread_mutex_unlock(&h->mu);
+		return rc ? -1 : 0;
+	}
+	case LWS_CALLBACK_CLIENT_ESTABLISHED:
+		if (!(r = calloc(1, sizeof(*r))))
+			return -1;
+		pthread_mutex_lock(&h->mu);
+		s->wsi = wsi;
+		r->kind = HTTP_WS_OPEN;
+		r->conn = handle_of(h, (int)tag - 1);
+		r->listener = HTTP_PEER;
+		post_locked(h, r);
+		pthread_mutex_unlock(&h->mu);
+		return 0;
+	case LWS_CALLBACK_CLIENT_RECEIVE:
+		return ws_received(h, wsi, &p, in, len);
+	case LWS_CALLBACK_CLIENT_WRITEABLE:
+		return on_writable(h, wsi, &p);
+	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+		snprintf(why, sizeof(why), "%.*s", in ? (int)len : 0, in ? (const char *)in : "");
+		pthread_mutex_lock(&h->mu);
+		slot_release_why(h, (int)tag - 1, why[0] ? why : "connection failed");
+		pthread_mutex_unlock(&h->mu);
+		lws_set_opaque_user_data(wsi, NULL);
+		return 0;
+	case LWS_CALLBACK_CLIENT_CLOSED:
+		pthread_mutex_lock(&h->mu);
+		slot_release_why(h, (int)tag - 1, "connection closed");
+		pthread_mutex_unlock(&h->mu);
+		lws_set_opaque_user_data(wsi, NULL);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
 /* The loop thread took messages from a WebSocket: let more in. Under mu. */
 static void ws_consumed_locked(struct http *h, const struct http_request *r)
 {
@@ -1092,6 +1264,11 @@ static const struct lws_protocols protocols_dash[] = {
 static const struct lws_protocols protocols_mcp[] = {
 	{ "http", cb_http, sizeof(struct pss), 0, 0, NULL, 0 },
 	{ "mcp", cb_ws, sizeof(struct pss), 0, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 },
+};
+
+static const struct lws_protocols protocols_client[] = {
+	{ "mcp-client", cb_client, 0, 0, 0, NULL, 0 },
 	{ NULL, NULL, 0, 0, 0, NULL, 0 },
 };
 
@@ -1163,6 +1340,20 @@ int http_start(struct http **out, struct loop *l, const struct http_opts *o)
 	for (int i = 0; i < HTTP_LISTENERS; i++)
 		if (h->listen[i].enabled && (err = vhost_create(h, i)))
 			goto fail;
+	if (o->client) {
+		struct lws_context_creation_info vi = {};
+
+		vi.vhost_name = "peers";
+		vi.port = CONTEXT_PORT_NO_LISTEN;
+		vi.protocols = protocols_client;
+		vi.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		h->client_vh = lws_create_vhost(h->ctx, &vi);
+		if (!h->client_vh) {
+			p_err("http: failed to set up the client side (peers)");
+			err = -ENOMEM;
+			goto fail;
+		}
+	}
 	h->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (h->efd < 0 || loop_add(l, h->efd, EPOLLIN, on_efd, h)) {
 		err = -errno;

@@ -20,7 +20,7 @@
 #include "config.h"
 #include "loop.h"
 
-enum http_listener { HTTP_DASH, HTTP_MCP, HTTP_LISTENERS };
+enum http_listener { HTTP_DASH, HTTP_MCP, HTTP_LISTENERS, HTTP_PEER = HTTP_LISTENERS };
 enum http_kind { HTTP_REQUEST, HTTP_WS_OPEN, HTTP_WS_MESSAGE, HTTP_CLOSED };
 
 #define HTTP_BODY_MAX (1U << 20) /* request bodies and WebSocket messages */
@@ -41,7 +41,7 @@ struct http_request {
 	char peer[64];
 	bool authenticated; /* presented the API token */
 	bool loopback_peer;
-	char *body; /* NUL-terminated; NULL when empty */
+	char *body; /* NUL-terminated; NULL when empty (HTTP_CLOSED of a peer: why) */
 	size_t body_len;
 	struct http_request *next;
 };
@@ -54,6 +54,7 @@ struct http_header {
 struct http_opts {
 	const struct listen_cfg *listen[HTTP_LISTENERS]; /* NULL or !enabled: not served */
 	bool mcp_auth_none; /* MCP without a token (loopback listener only) */
+	bool client; /* connections to peers (http_ws_connect) */
 	const char *token;
 	void (*on_request)(void *ctx, struct http_request *r); /* takes ownership of r */
 	void *ctx;
@@ -95,5 +96,11 @@ int http_stream_begin(struct http *h, uint64_t conn, const struct http_header *h
 int http_send(struct http *h, uint64_t conn, const void *data, size_t len);
 /* End a stream or close a WebSocket once what is queued has been sent. */
 void http_end(struct http *h, uint64_t conn);
+
+/* A WebSocket client connection (subprotocol "mcp") to a peer, made by the server thread.
+ * Its opening, messages and close come back like a server WebSocket's, with listener
+ * HTTP_PEER; a failed connection comes back as HTTP_CLOSED with the reason in body. */
+int http_ws_connect(struct http *h, const char *host, uint16_t port, const char *path, bool tls,
+		    const char *token, uint64_t *conn);
 
 #endif /* CAELUM_HTTP_H */

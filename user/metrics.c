@@ -12,6 +12,7 @@
 #include "handlers.h"
 #include "http.h"
 #include "metrics.h"
+#include "peers.h"
 #include "version.h"
 
 struct out {
@@ -148,6 +149,15 @@ static void events_metrics(struct out *o, struct daemon *d, struct json_object *
 	       "reason", "slow_consumer", NULL);
 	sample(o, "caelum_events_lost_total", (double)api_sse_drops(d), "stage", "sse", "reason",
 	       "slow_consumer", NULL);
+	{
+		uint64_t sent, dropped, refused;
+
+		peers_totals(d->peers, &sent, &dropped, &refused);
+		sample(o, "caelum_events_lost_total", (double)dropped, "stage", "peer", "reason",
+		       "queue_full", NULL);
+		sample(o, "caelum_events_lost_total", (double)refused, "stage", "peer", "reason",
+		       "refused", NULL);
+	}
 	family(o, "caelum_kernel_records_total", "counter", "Ring-buffer records read.");
 	sample(o, "caelum_kernel_records_total", num(ev, "kernel_records"), NULL);
 	family(o, "caelum_events_folded_total", "counter",
@@ -292,6 +302,35 @@ static void resource_metrics(struct out *o, struct json_object *res)
 	}
 }
 
+static void peer_metrics(struct out *o, struct json_object *peers)
+{
+	static const char *const outcomes[] = { "sent", "dropped", "refused" };
+
+	family(o, "caelum_peer_events_total", "counter",
+	       "Events for an MCP peer: delivered, dropped (queue full), refused by the peer.");
+	for (size_t i = 0; i < json_object_array_length(peers); i++) {
+		struct json_object *p = json_object_array_get_idx(peers, i);
+
+		for (size_t k = 0; k < 3; k++)
+			sample(o, "caelum_peer_events_total", num(p, outcomes[k]), "peer",
+			       str(p, "url"), "outcome", outcomes[k], NULL);
+	}
+	family(o, "caelum_peer_queue", "gauge", "Events waiting for an MCP peer.");
+	for (size_t i = 0; i < json_object_array_length(peers); i++) {
+		struct json_object *p = json_object_array_get_idx(peers, i);
+
+		sample(o, "caelum_peer_queue", num(p, "queued"), "peer", str(p, "url"), NULL);
+	}
+	family(o, "caelum_peer_up", "gauge", "1 when the MCP peer's session is ready.");
+	for (size_t i = 0; i < json_object_array_length(peers); i++) {
+		struct json_object *p = json_object_array_get_idx(peers, i);
+		const char *st = str(p, "state");
+
+		sample(o, "caelum_peer_up", st && !strcmp(st, "ready") ? 1 : 0, "peer",
+		       str(p, "url"), NULL);
+	}
+}
+
 static void http_metrics(struct out *o, struct daemon *d)
 {
 	static const char *const classes[] = { "", "1xx", "2xx", "3xx", "4xx", "5xx" };
@@ -350,6 +389,12 @@ int metrics_render(struct daemon *d, char **out, size_t *len)
 	if (res)
 		resource_metrics(&o, res);
 	http_metrics(&o, d);
+	if (d->peers) {
+		struct json_object *peers = peers_status_json(d->peers);
+
+		peer_metrics(&o, peers);
+		json_object_put(peers);
+	}
 out:
 	if (o.f && fclose(o.f))
 		err = -errno;

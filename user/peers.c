@@ -1,0 +1,747 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <curl/curl.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "daemon.h"
+#include "fsutil.h"
+#include "http.h"
+#include "log.h"
+#include "mcp.h"
+#include "peers.h"
+#include "version.h"
+
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 30000
+#define STEP_TIMEOUT_NS (10ULL * 1000000000ULL)
+#define HTTP_REPLY_MAX (4U << 20)
+
+enum pstate { P_IDLE, P_CONNECTING, P_INITIALIZING, P_READY, P_BACKOFF };
+
+static const char *const state_names[] = { "idle", "connecting", "initializing", "ready",
+					   "backoff" };
+
+struct peer {
+	struct peers *ps;
+	struct peer_cfg cfg;
+	struct peer_url u;
+	pthread_mutex_t mu; /* everything below: the HTTP worker shares it */
+	pthread_cond_t cv;
+	char **q; /* serialized events, a ring */
+	size_t head, count, inflight;
+	uint64_t sent, dropped, refused, connects, failures, batches;
+	char last_error[256];
+	uint64_t last_ok_ns, connected_ns;
+	enum pstate state;
+	unsigned int backoff_ms;
+	uint64_t next_try_ns, deadline_ns;
+	/* WebSocket (loop thread) */
+	uint64_t conn;
+	int64_t next_id, init_id, batch_id;
+	/* Streamable HTTP (worker thread) */
+	pthread_t thread;
+	bool thread_started, stop;
+	char session[128];
+};
+
+struct peers {
+	struct daemon *d;
+	struct peer *v;
+	size_t n;
+	int sub_id;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- the queue (under p->mu) ---- */
+
+static void q_push(struct peer *p, const char *ev)
+{
+	char *dup;
+
+	if (p->count == p->cfg.queue_max || !(dup = strdup(ev))) {
+		p->dropped++;
+		return;
+	}
+	p->q[(p->head + p->count) % p->cfg.queue_max] = dup;
+	p->count++;
+}
+
+/* The first PEER_BATCH_MAX queued events as one tools/call ingest_events (malloc'd). */
+static char *q_batch(struct peer *p, const char *host, int64_t id)
+{
+	size_t n = p->count < PEER_BATCH_MAX ? p->count : PEER_BATCH_MAX, len = 256 + strlen(host);
+	struct json_object *h = json_object_new_string(host);
+	char *buf, *w;
+
+	for (size_t i = 0; i < n; i++)
+		len += strlen(p->q[(p->head + i) % p->cfg.queue_max]) + 1;
+	buf = malloc(len);
+	if (!buf) {
+		json_object_put(h);
+		return NULL;
+	}
+	w = buf + sprintf(buf,
+			  "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"method\":\"tools/call\",\"params\":"
+			  "{\"name\":\"ingest_events\",\"arguments\":{\"host\":%s,\"events\":[",
+			  (long long)id, json_object_to_json_string(h));
+	for (size_t i = 0; i < n; i++)
+		w += sprintf(w, "%s%s", i ? "," : "", p->q[(p->head + i) % p->cfg.queue_max]);
+	strcpy(w, "]}}}");
+	json_object_put(h);
+	p->inflight = n;
+	return buf;
+}
+
+/* The batch was answered: done with it (sent, or refused by the peer). */
+static void q_done(struct peer *p, bool refused)
+{
+	for (size_t i = 0; i < p->inflight; i++) {
+		free(p->q[p->head]);
+		p->head = (p->head + 1) % p->cfg.queue_max;
+	}
+	p->count -= p->inflight;
+	if (refused)
+		p->refused += p->inflight;
+	else
+		p->sent += p->inflight;
+	p->batches++;
+	p->inflight = 0;
+	p->last_ok_ns = time_now_ns();
+}
+
+static void set_error(struct peer *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_error(struct peer *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(p->last_error, sizeof(p->last_error), fmt, ap);
+	va_end(ap);
+}
+
+/* Connection lost or refused: try again later. Under p->mu. */
+static void backoff(struct peer *p)
+{
+	p->failures++;
+	p->inflight = 0; /* sent again after reconnecting */
+	p->state = P_BACKOFF;
+	p->session[0] = '\0';
+	p->next_try_ns = mono_ns() + (uint64_t)p->backoff_ms * 1000000ULL;
+	p->backoff_ms = p->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : p->backoff_ms * 2;
+}
+
+static void connected(struct peer *p)
+{
+	p->state = P_READY;
+	p->connects++;
+	p->connected_ns = time_now_ns();
+	p->backoff_ms = BACKOFF_MIN_MS;
+	p->last_error[0] = '\0';
+}
+
+static int read_token(struct peer *p, char *tok, size_t len)
+{
+	char *buf = NULL;
+	size_t n;
+	int err;
+
+	tok[0] = '\0';
+	if (!p->cfg.token_file[0])
+		return 0;
+	err = file_read_all(p->cfg.token_file, 4096, &buf, &n);
+	if (err) {
+		set_error(p, "token_file %s: %s", p->cfg.token_file, strerror(-err));
+		return err;
+	}
+	buf[strcspn(buf, "\r\n")] = '\0';
+	snprintf(tok, len, "%s", buf);
+	free(buf);
+	return 0;
+}
+
+static const char *initialize_msg(int64_t id, char *buf, size_t len)
+{
+	snprintf(buf, len,
+		 "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"method\":\"initialize\",\"params\":"
+		 "{\"protocolVersion\":\"%s\",\"capabilities\":{},\"clientInfo\":"
+		 "{\"name\":\"caelumd\",\"version\":\"%s\"}}}",
+		 (long long)id, MCP_LATEST_VERSION, CAELUM_VERSION);
+	return buf;
+}
+
+static const char initialized_msg[] =
+	"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}";
+
+/* Is this JSON-RPC reply a success? Else why (into why). A tool's isError counts as a
+ * refusal: the peer saw the events and will not take them. */
+static bool reply_ok(struct json_object *reply, char *why, size_t len, bool *refused)
+{
+	struct json_object *e, *res, *is_err, *content;
+
+	*refused = false;
+	if (json_object_object_get_ex(reply, "error", &e)) {
+		snprintf(why, len, "peer error %d: %s",
+			 json_object_get_int(json_object_object_get(e, "code")),
+			 json_object_get_string(json_object_object_get(e, "message")));
+		*refused = true;
+		return false;
+	}
+	if (!json_object_object_get_ex(reply, "result", &res)) {
+		snprintf(why, len, "malformed reply");
+		return false;
+	}
+	if (json_object_object_get_ex(res, "isError", &is_err) && json_object_get_boolean(is_err)) {
+		json_object_object_get_ex(res, "content", &content);
+		snprintf(why, len, "peer refused the events: %s",
+			 json_object_get_string(json_object_object_get(
+				 json_object_array_get_idx(content, 0), "text")));
+		*refused = true;
+		return false;
+	}
+	return true;
+}
+
+/* ---- WebSocket peers (loop thread) ---- */
+
+static void ws_pump(struct peers *ps, struct peer *p)
+{
+	char *msg;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->state != P_READY || p->inflight || !p->count) {
+		pthread_mutex_unlock(&p->mu);
+		return;
+	}
+	p->batch_id = ++p->next_id;
+	msg = q_batch(p, ps->d->cfg.host, p->batch_id);
+	p->deadline_ns = mono_ns() + STEP_TIMEOUT_NS;
+	pthread_mutex_unlock(&p->mu);
+	if (msg && http_send(ps->d->http, p->conn, msg, strlen(msg)))
+		http_end(ps->d->http, p->conn); /* its close brings the backoff */
+	free(msg);
+}
+
+static void ws_connect(struct peers *ps, struct peer *p)
+{
+	char tok[512];
+	int err;
+
+	if (read_token(p, tok, sizeof(tok))) {
+		pthread_mutex_lock(&p->mu);
+		backoff(p);
+		pthread_mutex_unlock(&p->mu);
+		return;
+	}
+	err = http_ws_connect(ps->d->http, p->u.host, p->u.port, p->u.path, p->u.tls, tok,
+			      &p->conn);
+	pthread_mutex_lock(&p->mu);
+	if (err) {
+		set_error(p, "cannot connect: %s", strerror(-err));
+		backoff(p);
+	} else {
+		p->state = P_CONNECTING;
+		p->deadline_ns = mono_ns() + STEP_TIMEOUT_NS;
+	}
+	pthread_mutex_unlock(&p->mu);
+}
+
+static struct peer *peer_of_conn(struct peers *ps, uint64_t conn)
+{
+	for (size_t i = 0; i < ps->n; i++)
+		if (ps->v[i].u.ws && ps->v[i].conn == conn &&
+		    ps->v[i].state != P_BACKOFF && ps->v[i].state != P_IDLE)
+			return &ps->v[i];
+	return NULL;
+}
+
+static void ws_message(struct peers *ps, struct peer *p, const struct http_request *r)
+{
+	struct json_object *msg = r->body ? json_tokener_parse(r->body) : NULL, *id;
+	char why[256];
+	bool refused;
+	int64_t n;
+
+	if (!msg || !json_object_object_get_ex(msg, "id", &id) ||
+	    !json_object_is_type(id, json_type_int)) {
+		json_object_put(msg); /* a notification from the peer: nothing to do */
+		return;
+	}
+	n = json_object_get_int64(id);
+	pthread_mutex_lock(&p->mu);
+	if (n == p->init_id && p->state == P_INITIALIZING) {
+		if (reply_ok(msg, why, sizeof(why), &refused)) {
+			connected(p);
+			pthread_mutex_unlock(&p->mu);
+			http_send(ps->d->http, p->conn, initialized_msg, sizeof(initialized_msg) - 1);
+			p_info("peer %s: connected", p->cfg.url);
+			ws_pump(ps, p);
+		} else {
+			set_error(p, "initialize: %s", why);
+			pthread_mutex_unlock(&p->mu);
+			http_end(ps->d->http, p->conn);
+		}
+	} else if (n == p->batch_id && p->inflight) {
+		bool ok = reply_ok(msg, why, sizeof(why), &refused);
+
+		if (ok || refused) {
+			if (!ok)
+				set_error(p, "%s", why);
+			q_done(p, !ok);
+		}
+		pthread_mutex_unlock(&p->mu);
+		ws_pump(ps, p);
+	} else {
+		pthread_mutex_unlock(&p->mu);
+	}
+	json_object_put(msg);
+}
+
+void peers_ws_event(struct peers *ps, struct http_request *r)
+{
+	struct peer *p = ps ? peer_of_conn(ps, r->conn) : NULL;
+	char buf[512];
+
+	if (!p)
+		return;
+	switch (r->kind) {
+	case HTTP_WS_OPEN:
+		pthread_mutex_lock(&p->mu);
+		p->state = P_INITIALIZING;
+		p->init_id = ++p->next_id;
+		p->deadline_ns = mono_ns() + STEP_TIMEOUT_NS;
+		pthread_mutex_unlock(&p->mu);
+		initialize_msg(p->init_id, buf, sizeof(buf));
+		http_send(ps->d->http, p->conn, buf, strlen(buf));
+		break;
+	case HTTP_WS_MESSAGE:
+		ws_message(ps, p, r);
+		break;
+	case HTTP_CLOSED:
+		pthread_mutex_lock(&p->mu);
+		if (p->state == P_READY)
+			p_warn("peer %s: disconnected (%s); %zu events queued", p->cfg.url,
+			       r->body ? r->body : "closed", p->count);
+		if (!p->last_error[0] || p->state == P_READY || p->state == P_CONNECTING)
+			set_error(p, "%s", r->body ? r->body : "connection closed");
+		backoff(p);
+		pthread_mutex_unlock(&p->mu);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- Streamable HTTP peers (one worker thread each) ---- */
+
+struct reply {
+	char *body;
+	size_t len;
+	char session[128];
+	char ctype[128];
+};
+
+static size_t on_body(char *data, size_t size, size_t n, void *ctx)
+{
+	struct reply *r = ctx;
+	size_t k = size * n;
+	char *b;
+
+	if (r->len + k > HTTP_REPLY_MAX || !(b = realloc(r->body, r->len + k + 1)))
+		return 0;
+	r->body = b;
+	memcpy(r->body + r->len, data, k);
+	r->len += k;
+	r->body[r->len] = '\0';
+	return k;
+}
+
+static void header_value(const char *line, size_t len, const char *name, char *dst, size_t dl)
+{
+	size_t nl = strlen(name);
+
+	if (len > nl && !strncasecmp(line, name, nl)) {
+		const char *v = line + nl;
+		size_t vl = len - nl;
+
+		while (vl && (*v == ' ' || *v == '\t'))
+			v++, vl--;
+		while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+			vl--;
+		snprintf(dst, dl, "%.*s", (int)vl, v);
+	}
+}
+
+static size_t on_header(char *line, size_t size, size_t n, void *ctx)
+{
+	struct reply *r = ctx;
+
+	header_value(line, size * n, "mcp-session-id:", r->session, sizeof(r->session));
+	header_value(line, size * n, "content-type:", r->ctype, sizeof(r->ctype));
+	return size * n;
+}
+
+/* The JSON-RPC message with this id in the reply (a JSON body, or an SSE stream). */
+static struct json_object *reply_message(struct reply *r, int64_t id)
+{
+	struct json_object *m, *v;
+	char *save = NULL;
+
+	if (!r->body)
+		return NULL;
+	if (strncasecmp(r->ctype, "text/event-stream", 17))
+		return json_tokener_parse(r->body);
+	for (char *line = strtok_r(r->body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		if (strncmp(line, "data:", 5))
+			continue;
+		m = json_tokener_parse(line + 5);
+		if (m && json_object_object_get_ex(m, "id", &v) && json_object_get_int64(v) == id)
+			return m;
+		json_object_put(m);
+	}
+	return NULL;
+}
+
+/* POST one message. The HTTP status, or -1 (transport error, in p->last_error). */
+static long http_post(struct peer *p, const char *body, const char *token, struct reply *r)
+{
+	char auth[600], sess[200];
+	struct curl_slist *h = NULL;
+	CURL *c = curl_easy_init();
+	long status = -1;
+	CURLcode rc;
+
+	memset(r, 0, sizeof(*r));
+	if (!c) {
+		set_error(p, "libcurl: out of memory");
+		return -1;
+	}
+	h = curl_slist_append(h, "Content-Type: application/json");
+	h = curl_slist_append(h, "Accept: application/json, text/event-stream");
+	h = curl_slist_append(h, "MCP-Protocol-Version: " MCP_LATEST_VERSION);
+	if (token[0]) {
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+		h = curl_slist_append(h, auth);
+	}
+	if (p->session[0]) {
+		snprintf(sess, sizeof(sess), "Mcp-Session-Id: %s", p->session);
+		h = curl_slist_append(h, sess);
+	}
+	curl_easy_setopt(c, CURLOPT_URL, p->cfg.url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 5L);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	rc = curl_easy_perform(c);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	else
+		set_error(p, "%s", curl_easy_strerror(rc));
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	return status;
+}
+
+static bool http_initialize(struct peer *p, const char *token)
+{
+	char buf[512], why[256];
+	struct json_object *m;
+	struct reply r;
+	bool ok = false, refused;
+	long st;
+
+	p->session[0] = '\0';
+	st = http_post(p, initialize_msg(1, buf, sizeof(buf)), token, &r);
+	if (st == 200 && (m = reply_message(&r, 1))) {
+		ok = reply_ok(m, why, sizeof(why), &refused);
+		if (!ok)
+			set_error(p, "initialize: %s", why);
+		json_object_put(m);
+	} else if (st >= 0) {
+		set_error(p, "initialize: HTTP %ld", st);
+	}
+	if (ok) {
+		snprintf(p->session, sizeof(p->session), "%s", r.session);
+		free(r.body);
+		st = http_post(p, initialized_msg, token, &r);
+		if (st < 200 || st > 299) {
+			set_error(p, "notifications/initialized: HTTP %ld", st);
+			ok = false;
+		}
+	}
+	free(r.body);
+	return ok;
+}
+
+static void *http_worker(void *arg)
+{
+	struct peer *p = arg;
+	char token[512] = "";
+	bool ready = false;
+
+	pthread_mutex_lock(&p->mu);
+	while (!p->stop) {
+		uint64_t now = mono_ns();
+
+		if (!ready && now < p->next_try_ns) {
+			struct timespec ts;
+			uint64_t wait = p->next_try_ns - now;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			ts.tv_sec += (time_t)(wait / 1000000000ULL);
+			ts.tv_nsec += (long)(wait % 1000000000ULL);
+			if (ts.tv_nsec >= 1000000000L)
+				ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+			pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+			continue;
+		}
+		if (ready && !p->count) {
+			pthread_cond_wait(&p->cv, &p->mu);
+			continue;
+		}
+		if (!ready) {
+			p->state = P_CONNECTING;
+			pthread_mutex_unlock(&p->mu);
+			ready = !read_token(p, token, sizeof(token)) && http_initialize(p, token);
+			pthread_mutex_lock(&p->mu);
+			if (ready) {
+				connected(p);
+				p_info("peer %s: connected", p->cfg.url);
+			} else {
+				backoff(p);
+			}
+			continue;
+		} else {
+			int64_t id = ++p->next_id;
+			char *msg = q_batch(p, p->ps->d->cfg.host, id), why[256];
+			struct json_object *m = NULL;
+			struct reply r;
+			bool refused;
+			long st;
+
+			pthread_mutex_unlock(&p->mu);
+			st = msg ? http_post(p, msg, token, &r) : -1;
+			free(msg);
+			if (st == 200)
+				m = reply_message(&r, id);
+			free(r.body);
+			pthread_mutex_lock(&p->mu);
+			if (m && reply_ok(m, why, sizeof(why), &refused)) {
+				q_done(p, false);
+			} else if (m && refused) {
+				set_error(p, "%s", why);
+				q_done(p, true);
+			} else {
+				if (st == 404)
+					set_error(p, "session ended by the peer");
+				else if (st >= 0)
+					set_error(p, "ingest_events: HTTP %ld", st);
+				if (p->state == P_READY)
+					p_warn("peer %s: %s; %zu events queued", p->cfg.url,
+					       p->last_error, p->count);
+				backoff(p);
+				ready = false;
+			}
+			json_object_put(m);
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+/* ---- common ---- */
+
+static void on_event(void *ctx, struct json_object *ev)
+{
+	struct peers *ps = ctx;
+	struct json_object *host;
+	const char *txt;
+
+	/* Only this host's events: what came from peers stays here. */
+	if (!json_object_object_get_ex(ev, "host", &host) ||
+	    strcmp(json_object_get_string(host), ps->d->cfg.host))
+		return;
+	txt = json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN |
+							 JSON_C_TO_STRING_NOSLASHESCAPE);
+	for (size_t i = 0; i < ps->n; i++) {
+		struct peer *p = &ps->v[i];
+
+		pthread_mutex_lock(&p->mu);
+		q_push(p, txt);
+		if (!p->u.ws)
+			pthread_cond_signal(&p->cv);
+		pthread_mutex_unlock(&p->mu);
+		if (p->u.ws)
+			ws_pump(ps, p);
+	}
+}
+
+void peers_tick(struct peers *ps, uint64_t now_ns)
+{
+	uint64_t now = mono_ns();
+
+	(void)now_ns;
+	for (size_t i = 0; ps && i < ps->n; i++) {
+		struct peer *p = &ps->v[i];
+		bool connect, stuck;
+
+		if (!p->u.ws)
+			continue;
+		pthread_mutex_lock(&p->mu);
+		connect = (p->state == P_IDLE || p->state == P_BACKOFF) && now >= p->next_try_ns;
+		stuck = ((p->state == P_CONNECTING || p->state == P_INITIALIZING) ||
+			 (p->state == P_READY && p->inflight)) &&
+			now > p->deadline_ns;
+		if (stuck)
+			set_error(p, "no answer from the peer in %llu s",
+				  STEP_TIMEOUT_NS / 1000000000ULL);
+		pthread_mutex_unlock(&p->mu);
+		if (connect)
+			ws_connect(ps, p);
+		else if (stuck)
+			http_end(ps->d->http, p->conn); /* the close brings the backoff */
+	}
+}
+
+struct json_object *peers_status_json(struct peers *ps)
+{
+	struct json_object *arr = json_object_new_array();
+	char ts[64];
+
+	for (size_t i = 0; ps && i < ps->n; i++) {
+		struct peer *p = &ps->v[i];
+		struct json_object *o = json_object_new_object();
+
+		pthread_mutex_lock(&p->mu);
+		json_object_object_add(o, "url", json_object_new_string(p->cfg.url));
+		json_object_object_add(o, "transport",
+				       json_object_new_string(p->u.ws ? "websocket" : "http"));
+		json_object_object_add(o, "state", json_object_new_string(state_names[p->state]));
+		json_object_object_add(o, "queued", json_object_new_uint64(p->count));
+		json_object_object_add(o, "in_flight", json_object_new_uint64(p->inflight));
+		json_object_object_add(o, "sent", json_object_new_uint64(p->sent));
+		json_object_object_add(o, "dropped", json_object_new_uint64(p->dropped));
+		json_object_object_add(o, "refused", json_object_new_uint64(p->refused));
+		json_object_object_add(o, "batches", json_object_new_uint64(p->batches));
+		json_object_object_add(o, "connects", json_object_new_uint64(p->connects));
+		json_object_object_add(o, "failures", json_object_new_uint64(p->failures));
+		json_object_object_add(o, "last_error", p->last_error[0] ?
+							  json_object_new_string(p->last_error) :
+							  NULL);
+		if (p->last_ok_ns)
+			time_format_rfc3339(p->last_ok_ns, ts, sizeof(ts));
+		json_object_object_add(o, "last_delivery",
+				       p->last_ok_ns ? json_object_new_string(ts) : NULL);
+		pthread_mutex_unlock(&p->mu);
+		json_object_array_add(arr, o);
+	}
+	return arr;
+}
+
+void peers_totals(struct peers *ps, uint64_t *sent, uint64_t *dropped, uint64_t *refused)
+{
+	*sent = *dropped = *refused = 0;
+	for (size_t i = 0; ps && i < ps->n; i++) {
+		pthread_mutex_lock(&ps->v[i].mu);
+		*sent += ps->v[i].sent;
+		*dropped += ps->v[i].dropped;
+		*refused += ps->v[i].refused;
+		pthread_mutex_unlock(&ps->v[i].mu);
+	}
+}
+
+int peers_open(struct peers **out, struct daemon *d)
+{
+	struct peers *ps;
+	char why[128];
+
+	*out = NULL;
+	if (!d->cfg.n_peers)
+		return 0;
+	ps = calloc(1, sizeof(*ps));
+	if (!ps || !(ps->v = calloc(d->cfg.n_peers, sizeof(*ps->v)))) {
+		free(ps);
+		return -ENOMEM;
+	}
+	ps->d = d;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	for (size_t i = 0; i < d->cfg.n_peers; i++) {
+		struct peer *p = &ps->v[i];
+
+		p->ps = ps;
+		p->cfg = d->cfg.peers[i];
+		peer_url_parse(p->cfg.url, &p->u, why, sizeof(why)); /* validated by config */
+		pthread_mutex_init(&p->mu, NULL);
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&p->cv, &ca);
+		pthread_condattr_destroy(&ca);
+		p->q = calloc(p->cfg.queue_max, sizeof(*p->q));
+		p->backoff_ms = BACKOFF_MIN_MS;
+		ps->n++;
+		if (!p->q) {
+			peers_close(ps);
+			return -ENOMEM;
+		}
+		if (!p->u.ws) {
+			if (pthread_create(&p->thread, NULL, http_worker, p)) {
+				peers_close(ps);
+				return -EAGAIN;
+			}
+			p->thread_started = true;
+		}
+	}
+	ps->sub_id = events_subscribe(d->ev, on_event, ps);
+	if (ps->sub_id <= 0) {
+		peers_close(ps);
+		return -ENOSPC;
+	}
+	*out = ps;
+	return 0;
+}
+
+void peers_close(struct peers *ps)
+{
+	if (!ps)
+		return;
+	if (ps->sub_id > 0)
+		events_unsubscribe(ps->d->ev, ps->sub_id);
+	for (size_t i = 0; i < ps->n; i++) {
+		struct peer *p = &ps->v[i];
+
+		if (p->thread_started) {
+			pthread_mutex_lock(&p->mu);
+			p->stop = true;
+			pthread_cond_signal(&p->cv);
+			pthread_mutex_unlock(&p->mu);
+			pthread_join(p->thread, NULL);
+		}
+		for (size_t k = 0; p->q && k < p->count; k++)
+			free(p->q[(p->head + k) % p->cfg.queue_max]);
+		free(p->q);
+		pthread_mutex_destroy(&p->mu);
+		pthread_cond_destroy(&p->cv);
+	}
+	free(ps->v);
+	free(ps);
+}

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * MCP peers: for each configured peer caelumd is an MCP client that initializes, then
+ * calls ingest_events with batches of this host's events (registry changes, denials,
+ * health, verification; not the events it got from peers). A bounded queue per peer holds
+ * what is not sent yet; when it is full new events are dropped and counted. Connections
+ * are retried with exponential backoff; a batch whose answer was lost is sent again (the
+ * receiver skips the events it already has by their origin id).
+ *   ws:// wss://     a WebSocket (subprotocol "mcp") made by the HTTP server's thread
+ *   http:// https:// Streamable HTTP with libcurl, in a thread of the peer's own
+ */
+#ifndef CAELUM_PEERS_H
+#define CAELUM_PEERS_H
+
+#include <stdint.h>
+#include <json-c/json.h>
+
+struct daemon;
+struct http_request;
+struct peers;
+
+#define PEER_BATCH_MAX 100
+
+int peers_open(struct peers **out, struct daemon *d);
+void peers_close(struct peers *p);
+/* A WebSocket open, message or close of a peer connection (listener HTTP_PEER). */
+void peers_ws_event(struct peers *p, struct http_request *r);
+/* Reconnects and timeouts. */
+void peers_tick(struct peers *p, uint64_t now_ns);
+struct json_object *peers_status_json(struct peers *p);
+/* Totals over the peers, for the loss counters. */
+void peers_totals(struct peers *p, uint64_t *sent, uint64_t *dropped, uint64_t *refused);
+
+#endif /* CAELUM_PEERS_H */
