@@ -327,7 +327,11 @@ class ApiListeners(CaelumTest):
 
     def test_listener_off_and_port_in_use(self):
         e = self.env("off", extra={"http": {"listen": "off"}})
-        self.assertFalse(e.ok("status")["http"]["enabled"])
+        st = e.ok("status")["http"]
+        self.assertEqual(st["dashboard"]["port"], 0)
+        self.assertNotEqual(st["mcp"]["port"], 0)
+        e0 = self.env("off2", extra={"http": {"listen": "off"}, "mcp": {"listen": "off"}})
+        self.assertFalse(e0.ok("status")["http"]["enabled"])
         e2 = self.env("busy")
         port = e2.ok("status")["http"]["dashboard"]["port"]
         e3 = self.env("busy2", start=False, extra={"http": {"listen": f"127.0.0.1:{port}"}})
