@@ -132,6 +132,8 @@ static uint64_t event_id(struct json_object *e)
 	return json_object_object_get_ex(e, "id", &id) ? (uint64_t)json_object_get_int64(id) : 0;
 }
 
+static void count_event(struct events *ev, struct json_object *e, bool replay);
+
 /* Reload the newest events so that queries and ids continue across restarts. */
 static int replay_line(const char *line, void *ctx)
 {
@@ -146,6 +148,7 @@ static int replay_line(const char *line, void *ctx)
 	id = event_id(e);
 	if (id > ev->c.last_id)
 		ev->c.last_id = id;
+	count_event(ev, e, true);
 	window_push(ev, e);
 	return 0;
 }
@@ -230,18 +233,53 @@ static const char *str_field(struct json_object *e, const char *key)
 		       NULL;
 }
 
-/* Per (type, action) totals and the per-minute violation series. */
-static void count_event(struct events *ev, struct json_object *e)
+/* The minute (since the epoch) of an event's RFC 3339 "time"; 0 when it has none. */
+static uint64_t event_minute(struct json_object *e)
+{
+	const char *t = str_field(e, "time");
+	struct tm tm = {};
+	const char *end;
+
+	if (!t || !(end = strptime(t, "%Y-%m-%dT%H:%M:%S", &tm)))
+		return 0;
+	return (uint64_t)timegm(&tm) / 60;
+}
+
+/* A violation into its minute's bucket (by the event's own time). */
+static void count_minute(struct events *ev, const char *type, uint64_t minute, uint64_t n)
+{
+	for (size_t i = 0; minute && i < N_VIOLATION_TYPES; i++) {
+		struct minute *m = &ev->minutes[minute % TIMELINE_MINUTES];
+
+		if (strcmp(type, violation_types[i]))
+			continue;
+		if (m->minute > minute)
+			return; /* older than what the slot holds now */
+		if (m->minute != minute) {
+			memset(m, 0, sizeof(*m));
+			m->minute = minute;
+		}
+		m->n[i] += n;
+	}
+}
+
+/* Per (type, action) totals (since start) and the per-minute violation series (from the
+ * journal too: replay=true counts only the series). */
+static void count_event(struct events *ev, struct json_object *e, bool replay)
 {
 	const char *type = str_field(e, "type"), *action = str_field(e, "action");
 	struct json_object *v;
-	uint64_t n = 1, minute;
+	uint64_t n = 1;
 	size_t i;
 
 	if (!type || !action)
 		return;
 	if (json_object_object_get_ex(e, "count", &v) && json_object_get_int64(v) > 0)
 		n = (uint64_t)json_object_get_int64(v);
+	if (!strcmp(action, "denied") || !strcmp(action, "audited"))
+		count_minute(ev, type, event_minute(e), n);
+	if (replay)
+		return;
 	for (i = 0; i < ev->n_types; i++)
 		if (!strcmp(ev->types[i].type, type) && !strcmp(ev->types[i].action, action))
 			break;
@@ -253,21 +291,6 @@ static void count_event(struct events *ev, struct json_object *e)
 	if (i < ev->n_types) {
 		ev->types[i].events++;
 		ev->types[i].occurrences += n;
-	}
-	if (strcmp(action, "denied") && strcmp(action, "audited"))
-		return;
-	for (i = 0; i < N_VIOLATION_TYPES; i++) {
-		struct minute *m;
-
-		if (strcmp(type, violation_types[i]))
-			continue;
-		minute = time_now_ns() / 60000000000ULL;
-		m = &ev->minutes[minute % TIMELINE_MINUTES];
-		if (m->minute != minute) {
-			memset(m, 0, sizeof(*m));
-			m->minute = minute;
-		}
-		m->n[i] += n;
 	}
 }
 
@@ -323,7 +346,7 @@ void events_emit(struct events *ev, struct json_object *e)
 		       strerror(-err));
 	}
 	ev->c.emitted++;
-	count_event(ev, e);
+	count_event(ev, e, false);
 	window_push(ev, e);
 	for (int i = 0; i < MAX_SUBS; i++)
 		if (ev->subs[i].id)

@@ -260,13 +260,24 @@ static int h_ping(struct call *c)
 	return 0;
 }
 
+static struct json_object *denial_counts(struct daemon *d, const char *name);
+
 static int h_service_list(struct call *c)
 {
 	const struct reg_state *st = registry_state(c->d->reg);
 
+	if (hc_params_check(c, (const char *const[]){ NULL }))
+		return -1;
 	c->result = json_object_new_array();
-	for (size_t i = 0; i < st->n_svcs; i++)
-		json_object_array_add(c->result, service_json(c->d, &st->svcs[i]));
+	for (size_t i = 0; i < st->n_svcs; i++) {
+		struct json_object *o = service_json(c->d, &st->svcs[i]);
+		struct svc_rt *rt = svcs_find(&c->d->svcs, st->svcs[i].spec.name);
+
+		/* What the dashboard shows per row, without a call per service. */
+		json_object_object_add(o, "health", rt ? health_json(rt) : NULL);
+		json_object_object_add(o, "recent_denials", denial_counts(c->d, st->svcs[i].spec.name));
+		json_object_array_add(c->result, o);
+	}
 	return 0;
 }
 

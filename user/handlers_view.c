@@ -16,7 +16,7 @@ struct port_stat {
 	uint16_t port;
 	uint8_t proto;
 	uint64_t denials;
-	const char *last_offender; /* borrowed from the window's events */
+	const char *last_service, *last_comm; /* the last offender, borrowed from the window */
 };
 
 static int port_stat_cmp(const void *a, const void *b)
@@ -54,10 +54,13 @@ static struct port_stat *denials_by_port(struct json_object *evs, size_t *n_out)
 		v[j].denials += json_object_object_get_ex(e, "count", &x) && x ?
 					(uint64_t)json_object_get_int64(x) :
 					1;
-		/* The offender: its service, or its command outside any service. */
-		if ((json_object_object_get_ex(e, "service", &x) && x) ||
-		    (json_object_object_get_ex(e, "comm", &x) && x))
-			v[j].last_offender = json_object_get_string(x);
+		/* The last offender: its service, or (outside any service) its command. */
+		v[j].last_service = json_object_object_get_ex(e, "service", &x) && x ?
+					    json_object_get_string(x) :
+					    NULL;
+		v[j].last_comm = json_object_object_get_ex(e, "comm", &x) && x ?
+					 json_object_get_string(x) :
+					 NULL;
 	}
 	qsort(v, k, sizeof(*v), port_stat_cmp);
 	*n_out = k;
@@ -116,10 +119,13 @@ static int h_port_map(struct call *c)
 				       json_object_new_boolean(hc_port_managed(cfg, port, proto)));
 		json_object_object_add(o, "denials",
 				       json_object_new_uint64(cmp >= 0 ? b->denials : 0));
-		json_object_object_add(o, "last_offender",
-				       cmp >= 0 && b->last_offender ?
-					       json_object_new_string(b->last_offender) :
+		json_object_object_add(o, "last_offender_service",
+				       cmp >= 0 && b->last_service ?
+					       json_object_new_string(b->last_service) :
 					       NULL);
+		json_object_object_add(o, "last_offender_comm",
+				       cmp >= 0 && b->last_comm ? json_object_new_string(b->last_comm) :
+								  NULL);
 		json_object_array_add(ports, o);
 		if (cmp <= 0)
 			i++;

@@ -518,6 +518,10 @@ static struct json_object *error_json(int status, const char *reason)
 	struct json_object *o = json_object_new_object(), *err = json_object_new_object();
 
 	json_object_object_add(err, "status", json_object_new_int(status));
+	/* The sysexits code, as the API's own errors carry: not permitted, usage. */
+	json_object_object_add(err, "code", json_object_new_int(status == 401 || status == 403 ?
+									77 :
+									2));
 	json_object_object_add(err, "message", json_object_new_string(reason));
 	json_object_object_add(o, "error", err);
 	return o;
@@ -1250,7 +1254,9 @@ static void lws_log(int level, const char *line)
 
 	while (n && line[n - 1] == '\n')
 		n--;
-	if (level & LLL_ERR)
+	/* lws_http_mark_sse() on HTTP/1.1 warns that the stream is not an h2 one: it is not
+	 * meant to be, the call only takes the stream off lws's timeouts. */
+	if ((level & LLL_ERR) && !strstr(line, "not h2 substream"))
 		p_warn("libwebsockets: %.*s", (int)n, line);
 	else
 		p_debug("libwebsockets: %.*s", (int)n, line);

@@ -55,7 +55,8 @@ class Api(CaelumTest):
                                          "proto": "both"}])
         self.assertEqual(pm["managed_ports"], 200)
         self.assertIn({"port": 8100, "proto": "tcp", "service": "web", "managed": True,
-                       "denials": 0, "last_offender": None}, pm["ports"])
+                       "denials": 0, "last_offender_service": None,
+                       "last_offender_comm": None}, pm["ports"])
 
     def test_other_reads_shape(self):
         self.assertEqual(request(self.url("/api/v1/databases")).json, [])
