@@ -755,8 +755,6 @@ static int on_writable(struct http *h, struct lws *wsi, struct pss *p)
 		const unsigned char *src = c->borrowed ? c->borrowed : c->data;
 
 		n = c->len - c->off;
-		if (!ws && n > WRITE_PIECE)
-			n = WRITE_PIECE;
 		if (ws && n > WRITE_PIECE) {
 			/* A long WebSocket message: lws keeps what the socket did not take. */
 			unsigned char *buf = malloc(LWS_PRE + n);

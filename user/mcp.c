@@ -421,8 +421,8 @@ static struct json_object *tool_error(struct mcp *m, const char *msg, struct jso
 	return tool_result(NULL, buf, true);
 }
 
-static struct json_object *do_tools_call(struct mcp *m, struct mcp_session *s,
-					 struct json_object *id, struct json_object *params)
+static struct json_object *do_tools_call(struct mcp *m, struct json_object *id,
+					 struct json_object *params)
 {
 	struct caller who = { .uid = (uid_t)-1, .transport = "mcp" };
 	const char *name = str_of(params, "name");
@@ -431,7 +431,6 @@ static struct json_object *do_tools_call(struct mcp *m, struct mcp_session *s,
 	struct herr err;
 	size_t i;
 
-	(void)s;
 	if (!name)
 		return mcp_error(id, -32602, "tools/call: params.name must be a string");
 	for (i = 0; i < N_TOOLS && strcmp(tools[i].name, name); i++)
@@ -629,7 +628,7 @@ struct json_object *mcp_handle(struct mcp *m, struct mcp_session *s, struct json
 	if (!strcmp(method, "tools/list"))
 		return do_tools_list(m, id);
 	if (!strcmp(method, "tools/call"))
-		return do_tools_call(m, s, id, params);
+		return do_tools_call(m, id, params);
 	if (!strcmp(method, "resources/list"))
 		return do_resources_list(id);
 	if (!strcmp(method, "resources/templates/list")) {

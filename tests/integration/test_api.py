@@ -42,6 +42,9 @@ class Api(CaelumTest):
     def test_services_and_ports_shape(self):
         svcs = request(self.url("/api/v1/services")).json
         self.assertEqual(sorted(s["name"] for s in svcs), ["db", "web"])
+        for s in svcs:  # what a dashboard row needs, without a call per service
+            self.assertIn("health", s)
+            self.assertEqual(s["recent_denials"], {"by_service": 0, "against_service": 0})
         web = request(self.url("/api/v1/services/web")).json
         self.assertEqual(web["name"], "web")
         self.assertEqual(web["ports"], ["8100/tcp"])
@@ -138,7 +141,8 @@ class Api(CaelumTest):
             for method, path, body in calls:
                 r = request(self.url(path), method, body, token=token)
                 self.assertEqual(r.status, 401, f"{method} {path} token={token}: {r}")
-                self.assertTrue(r.header("WWW-Authenticate", ).startswith("Bearer"))
+                self.assertTrue(r.header("WWW-Authenticate").startswith("Bearer"))
+                self.assertEqual(r.json["error"]["code"], 77)
         self.assertEqual(self.registry(), before)
         self.assertEqual(self.e.ok("status")["registry"]["revision"], rev)
 
@@ -222,6 +226,30 @@ class Api(CaelumTest):
             self.assertGreater(int(nid), int(ev_id))
         finally:
             sse.close()
+
+    def test_denials_in_port_map_services_and_timeline_survive_restart(self):
+        self.assertEqual(self.e.bind_in(self.e.cgroup("squat"), 8100), errno.EPERM)
+        self.assertEqual(self.e.bind_in(self.e.svc_cgroup("db"), 8100), errno.EPERM)
+        self.e.wait_event(lambda e: e["port"] == 8100 and e["service"] == "db",
+                          type="bind_denied")
+        pm = request(self.url("/api/v1/ports/map")).json
+        p = next(x for x in pm["ports"] if x["port"] == 8100)
+        self.assertEqual(p["denials"], 2)
+        self.assertEqual(p["last_offender_service"], "db")  # the last one came from db
+        self.assertEqual(p["last_offender_comm"], "python3")
+        svcs = {s["name"]: s for s in request(self.url("/api/v1/services")).json}
+        self.assertEqual(svcs["web"]["recent_denials"]["against_service"], 2)
+        self.assertEqual(svcs["db"]["recent_denials"]["by_service"], 1)
+
+        def last_minutes():
+            tl = request(self.e.api_url("/api/v1/events/timeline?minutes=2")).json
+            return sum(tl["series"]["bind_denied"])
+
+        self.assertEqual(last_minutes(), 2)
+        # Rebuilt from the journal, by the events' own time.
+        self.e.stop()
+        self.e.start()
+        self.assertEqual(last_minutes(), 2)
 
     def test_sse_filters_by_service(self):
         sse = SSE(self.url("/api/v1/events/stream?service=db"))

@@ -71,6 +71,24 @@ class McpSdk(CaelumTest):
         # Nothing was reserved by the refused clients.
         self.assertEqual(len(self.e.ok("port", "list")), 2)
 
+    def test_stdio_answers_after_stdin_closes(self):
+        # A client that writes its requests and closes stdin still gets every answer.
+        msgs = [{"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                 "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                            "clientInfo": {"name": "t", "version": "1"}}},
+                {"jsonrpc": "2.0", "method": "notifications/initialized"},
+                {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                 "params": {"name": "list_ports", "arguments": {}}}]
+        text = "".join(json.dumps(m) + "\n" for m in msgs) + "not json\n"
+        r = subprocess.run([CTL, "-c", self.e.config_path, "mcp"], input=text,
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        out = [json.loads(line) for line in r.stdout.splitlines()]
+        self.assertEqual([m.get("id") for m in out], [1, 2, None])
+        self.assertEqual(out[0]["result"]["protocolVersion"], "2025-06-18")
+        self.assertEqual(len(out[1]["result"]["structuredContent"]["ports"]), 2)
+        self.assertEqual(out[2]["error"]["code"], -32700)
+
     def test_stdio_needs_root(self):
         r = self.e.ctl("mcp", json_out=False, user="nobody")
         self.assertIn(r.rc, (77, 78), r)
