@@ -47,7 +47,7 @@ COMMON := log jsonv portrange config capacity cgroup fsutil spec bpfinfo rpc_cli
 DAEMON := caelumd loop services ports agg devices tasks cpu connect databases credentials health \
 	  verify api http http_auth metrics token assets assets_data handlers_view mcp mcp_http schema peers \
 	  resources handlers handlers_run handlers_db status rpc registry registry_admit \
-	  registry_file journal \
+	  registry_file journal applylog \
 	  sockets bpfpin events $(COMMON)
 CTL := caelumctl ctl_registry ctl_events ctl_run ctl_validate ctl_db ctl_bpf ctl_mcp events journal \
 	$(COMMON)
@@ -157,7 +157,7 @@ integration: all $(NPM_STAMPS)
 test: deps
 	$(MAKE) unit integration
 
-BENCHES := bind_bench sched_bench connect_bench sse_bench
+BENCHES := bind_bench change_bench sched_bench connect_bench sse_bench
 
 bench: deps
 	$(MAKE) all $(BENCHES:%=$(BUILD)/bench/%)
@@ -175,7 +175,8 @@ $(BUILD)/bench/bind_bench: bench/bind_bench.c $(BUILD)/libcaelum.a $(BENCH_SKELS
 	mkdir -p $(BUILD)/bench
 	$(CC) $(CFLAGS) $< $(BUILD)/libcaelum.a $(LDFLAGS) $(LDLIBS) -o $@
 
-$(BUILD)/bench/sched_bench $(BUILD)/bench/connect_bench $(BUILD)/bench/sse_bench: $(BUILD)/bench/%: bench/%.c \
+$(BUILD)/bench/sched_bench $(BUILD)/bench/connect_bench $(BUILD)/bench/sse_bench \
+		$(BUILD)/bench/change_bench: $(BUILD)/bench/%: bench/%.c \
 		$(BUILD)/libcaelum.a user/*.h include/caelum/*.h
 	mkdir -p $(BUILD)/bench
 	$(CC) $(CFLAGS) $< $(BUILD)/libcaelum.a $(LDFLAGS) $(LDLIBS) -o $@

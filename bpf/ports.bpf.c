@@ -23,7 +23,20 @@ struct cm_port_rules_t {
 	__uint(value_size, sizeof(struct caelum_port_rule));
 };
 
-/* Slot 0 holds the current policy table; caelumd swaps in a new table per change. */
+/* The two policy tables, kept equal by caelumd (user/ports.c tables_update): changes go to
+ * the one not in slot 0 first, then slot 0 flips to it, then the other one follows. */
+struct cm_port_table_t {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CAELUM_MAX_PORT_RULES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct caelum_port_key);
+	__type(value, struct caelum_port_rule);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+};
+struct cm_port_table_t cm_port_a SEC(".maps");
+struct cm_port_table_t cm_port_b SEC(".maps");
+
+/* Slot 0 holds the current policy table: cm_port_a or cm_port_b. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
 	__uint(max_entries, 1);

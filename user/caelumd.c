@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,6 +111,22 @@ static struct reg_claim *add_canary_claim(struct daemon *d, struct reg_claim *cl
 	return tmp;
 }
 
+static void policy_note(struct daemon *d, uint64_t rev, uint64_t t0)
+{
+	size_t reserved, managed;
+
+	ports_table_counts(d->ports, &reserved, &managed);
+	d->policy = (struct policy_info){
+		.registry_rev = rev,
+		.entries = ports_table_entries(d->ports),
+		.reserved = reserved,
+		.managed = managed,
+		.applied_ns = time_now_ns(),
+	};
+	d->policy.apply_ns = d->policy.applied_ns - t0;
+}
+
+/* Everything from the model: startup, reload, a change of services, databases or GPUs. */
 int daemon_apply(struct daemon *d, const char *why)
 {
 	const struct reg_state *st = registry_state(d->reg);
@@ -134,20 +151,12 @@ int daemon_apply(struct daemon *d, const char *why)
 	free(cl);
 	if (!err)
 		err = ports_install(d->ports, &pol);
+	port_policy_free(&pol);
 	if (err) {
-		port_policy_free(&pol);
 		p_err("failed to apply the port policy: %s", strerror(-err));
 		return err;
 	}
-	d->policy = (struct policy_info){
-		.registry_rev = st->rev,
-		.entries = pol.n,
-		.reserved = pol.n_reserved,
-		.managed = pol.n_managed,
-		.applied_ns = time_now_ns(),
-	};
-	d->policy.apply_ns = d->policy.applied_ns - t0;
-	port_policy_free(&pol);
+	policy_note(d, st->rev, t0);
 	err = resources_apply(d);
 	if (err)
 		p_err("failed to apply resource rules: %s", strerror(-err));
@@ -158,6 +167,37 @@ int daemon_apply(struct daemon *d, const char *why)
 		err = verify_canaries(d);
 	emit_policy_applied(d, why);
 	return err;
+}
+
+/* Only reservations changed: the slots they name, nothing else. O(slots). */
+static int apply_slots(struct daemon *d, const struct reg_state *st, const struct reg_delta *dl)
+{
+	struct caelum_port_rule *rules = calloc(dl->n_slots + 1, sizeof(*rules));
+	struct reg_claim canary = {};
+	bool has_canary = verify_port_claim(d, &canary);
+	uint64_t t0 = time_now_ns();
+	int err;
+
+	if (!rules)
+		return -ENOMEM;
+	for (size_t i = 0; i < dl->n_slots; i++) {
+		uint32_t slot = dl->slots[i];
+		const char *owner = registry_slot_owner(st, slot);
+
+		if (!owner && has_canary && slot == REG_SLOT(canary.port, canary.proto))
+			owner = canary.service;
+		port_rule_compute(REG_SLOT_PORT(slot), REG_SLOT_PROTO(slot), owner, d->cfg.managed,
+				  d->cfg.n_managed, svcs_ident, &d->svcs, &rules[i]);
+	}
+	err = ports_update(d->ports, dl->slots, rules, dl->n_slots);
+	free(rules);
+	if (err) {
+		p_err("failed to update the port policy: %s", strerror(-err));
+		return err;
+	}
+	policy_note(d, st->rev, t0);
+	emit_policy_applied(d, "registry change");
+	return 0;
 }
 
 /* What a reload cannot change: where things live. */
@@ -254,20 +294,38 @@ int daemon_reload(struct daemon *d, struct verr *e)
 		return err;
 	}
 	err = daemon_apply(d, "reload");
+	apply_log_record(&d->applied, registry_state(d->reg)->rev, err);
 	if (err)
 		verr_add(e, d->cfg.path, NULL, "kernel policy update failed: %s", strerror(-err));
 	return err;
 }
 
-/* The registry changed (committed): push it to the kernel. */
-static void on_registry_change(void *ctx, const struct reg_state *st)
+/*
+ * The one change path: the registry applied a batch of watch events (whoever committed
+ * them: a handler, a reload, later another host) and tells what changed. Reservations
+ * alone touch only their slots; services, databases and GPUs take the full apply.
+ * The outcome is recorded for the revision, where the committing handler finds it.
+ */
+static void on_registry_change(void *ctx, const struct reg_state *st, const struct reg_delta *dl)
+{
+	struct daemon *d = ctx;
+	int err;
+
+	if (d->defer_apply)
+		return;
+	if (dl->services || dl->dbs || dl->gpus)
+		err = daemon_apply(d, "registry change");
+	else
+		err = apply_slots(d, st, dl);
+	apply_log_record(&d->applied, dl->rev, err);
+}
+
+static void on_registry_watch(void *ctx, uint32_t events)
 {
 	struct daemon *d = ctx;
 
-	(void)st;
-	if (d->defer_apply)
-		return;
-	d->apply_err = daemon_apply(d, d->change_reason ? d->change_reason : "registry change");
+	(void)events;
+	registry_poll(d->reg);
 }
 
 static int on_record(void *ctx, void *data, size_t len)
@@ -586,6 +644,7 @@ static int setup_bpf(struct daemon *d)
 		p_warn("resource components could not be fully applied");
 	if (databases_setup(d) || verify_setup(d) || daemon_apply(d, "startup"))
 		return EXIT_FAIL;
+	apply_log_record(&d->applied, registry_state(d->reg)->rev, 0);
 	registry_watch(d->reg, on_registry_change, d);
 	stats_setup(d);
 	return 0;
@@ -608,6 +667,7 @@ static int setup_loop(struct daemon *d)
 	if (loop_add(d->loop, ring_buffer__epoll_fd(d->rb), EPOLLIN, on_ringbuf, d) ||
 	    loop_add(d->loop, d->sig_fd, EPOLLIN, on_signal, d) ||
 	    loop_add(d->loop, d->svcs.inotify_fd, EPOLLIN, on_inotify, d) ||
+	    loop_add(d->loop, registry_watch_fd(d->reg), EPOLLIN, on_registry_watch, d) ||
 	    rpc_server_open(&d->rpc, d, sock))
 		return EXIT_FAIL;
 	return 0;
@@ -786,6 +846,9 @@ int main(int argc, char **argv)
 		p_info("caelumd %s ready: host %s, %zu services, %zu port entries, socket %s/caelumd.sock",
 		       CAELUM_VERSION, d.cfg.host, registry_state(d.reg)->n_svcs, d.policy.entries,
 		       d.cfg.runtime_dir);
+		/* Loading a large registry parses it whole (json-c trees, copies): give the
+		 * freed heap back before settling down. */
+		malloc_trim(0);
 		rc = loop_run(d.loop, TICK_MS, on_tick, &d) ? EXIT_FAIL : 0;
 	}
 	daemon_close(&d);

@@ -218,7 +218,9 @@ static void map_row(struct json_object *m)
 	       (long long)jint(m, "value_size"), (long long)jint(m, "max_entries"));
 	if (json_object_object_get_ex(m, "entries", NULL))
 		printf("  entries %lld", (long long)jint(m, "entries"));
-	printf("\n\tpinned %s\n", jstr(m, "pinned") ? jstr(m, "pinned") : "(in cm_port_outer[0])");
+	printf("\n\tpinned %s%s\n", jstr(m, "pinned"),
+	       json_object_get_boolean(json_object_object_get(m, "active")) ? "  (active: in cm_port_outer[0])"
+									    : "");
 }
 
 static int outer_fd(void)
@@ -233,6 +235,7 @@ static int map_show(int argc, char **argv)
 {
 	struct json_object *arr = json_object_new_array(), *m;
 	struct pin pins[MAX_PINS];
+	long long active_id;
 	size_t n;
 	int rc, ofd, ifd;
 
@@ -246,18 +249,24 @@ static int map_show(int argc, char **argv)
 		json_object_put(arr);
 		return rc;
 	}
-	for (size_t i = 0; i < n; i++)
-		if ((m = map_of_pin(&pins[i])))
-			json_object_array_add(arr, m);
-	/* The current port table is not pinned: it hangs in slot 0 of cm_port_outer. */
+	/* The port table in slot 0 of cm_port_outer is the one the programs use: "active". */
 	ofd = outer_fd();
 	ifd = ofd >= 0 ? bpfinfo_inner_map_fd(ofd) : -1;
-	if (ifd >= 0 && (m = bpfinfo_map(ifd, true)))
-		json_object_array_add(arr, m);
+	m = ifd >= 0 ? bpfinfo_map(ifd, false) : NULL;
+	active_id = m ? jint(m, "id") : -1;
+	json_object_put(m);
 	if (ifd >= 0)
 		close(ifd);
 	if (ofd >= 0)
 		close(ofd);
+	for (size_t i = 0; i < n; i++) {
+		if (!(m = map_of_pin(&pins[i])))
+			continue;
+		if (!strncmp(jstr(m, "name"), "cm_port_", 8) && strcmp(jstr(m, "name"), "cm_port_outer"))
+			json_object_object_add(m, "active",
+					       json_object_new_boolean(jint(m, "id") == active_id));
+		json_object_array_add(arr, m);
+	}
 	print_or_json(arr, map_row);
 	return 0;
 }
@@ -414,7 +423,7 @@ static struct json_object *dump_stats(int fd)
 static struct json_object *map_dump_fd(const char *name, int fd, int *rc)
 {
 	*rc = 0;
-	if (!strcmp(name, "cm_port_rules"))
+	if (!strcmp(name, "cm_port_rules") || !strcmp(name, "cm_port_a") || !strcmp(name, "cm_port_b"))
 		return dump_hash(fd, sizeof(struct caelum_port_key), sizeof(struct caelum_port_rule),
 				 (dump_fn)dump_rule);
 	if (!strcmp(name, "cm_services"))
@@ -485,7 +494,7 @@ static int map_help(int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	fprintf(stderr, "Usage: caelumctl map { show | list | dump NAME | help }\n"
-			"NAME := { cm_port_rules | cm_services | cm_config | cm_stats | cm_agg }\n");
+			"NAME := { cm_port_rules | cm_port_a | cm_port_b | cm_services | cm_config | cm_stats | cm_agg }\n");
 	return 0;
 }
 

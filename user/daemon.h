@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <json-c/json.h>
 
+#include "applylog.h"
 #include "bpfpin.h"
 #include "config.h"
 #include "events.h"
@@ -75,11 +76,11 @@ struct daemon {
 	int sig_fd;
 	uint64_t started_ns;
 	struct policy_info policy;
-	/* Registry changes reach the kernel through the registry's watcher (on_registry_change):
-	 * whoever made them, the handlers included. A reload defers it to apply once. */
-	const char *change_reason;
+	/* Registry changes reach the kernel through the registry's watch (on_registry_change):
+	 * whoever made them, the handlers included; the outcome per revision is in applied.
+	 * A reload defers it to apply once, after the config changed too. */
+	struct apply_log applied;
 	bool defer_apply;
-	int apply_err;
 	uint64_t kstats_reported[4]; /* kernel loss counters already turned into events */
 	struct agg *agg;
 	uint64_t last_flush_ns;

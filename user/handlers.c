@@ -229,25 +229,30 @@ static void emit_service_event(struct daemon *d, const char *type, const char *n
 }
 
 /*
- * Registry operations are bracketed: the daemon's registry watcher pushes every committed
- * change to the kernel (whoever made it) and records the outcome, reported here.
+ * Registry operations are bracketed. The mutation commits and returns once the model is at
+ * its revision; the kernel side of that revision ran in the registry's watchers (the same
+ * path as every other change), and its outcome is looked up here by revision.
  */
-void hc_change_begin(struct call *c, const char *why)
+void hc_change_begin(struct call *c)
 {
-	c->d->change_reason = why;
-	c->d->apply_err = 0;
+	c->commit_before = registry_last_commit(c->d->reg);
 }
 
 int hc_change_end(struct call *c)
 {
-	int err = c->d->apply_err;
+	uint64_t rev = registry_last_commit(c->d->reg);
+	int err;
 
-	c->d->change_reason = NULL;
-	c->d->apply_err = 0;
+	if (rev == c->commit_before)
+		return 0; /* nothing was committed (a no-op, or refused) */
+	err = apply_log_result(&c->d->applied, rev);
+	if (err == -EAGAIN)
+		return hc_fail(c, EXIT_FAIL, "registry updated at revision %llu but not yet applied",
+			       (unsigned long long)rev);
 	if (err)
 		return hc_fail(c, EXIT_FAIL,
-			    "registry updated but the kernel policy could not be applied: %s",
-			    strerror(-err));
+			       "registry updated at revision %llu but the kernel policy could not be applied: %s",
+			       (unsigned long long)rev, strerror(-err));
 	return 0;
 }
 
@@ -343,7 +348,7 @@ static int h_service_apply(struct call *c)
 		return hc_fail(c, EXIT_USAGE, "params: spec: missing required key");
 	if (spec_from_json(spec_obj, file ? file : "spec", &spec, &e))
 		return hc_fail_verr(c, EXIT_CONFIG, &e);
-	hc_change_begin(c, "service apply");
+	hc_change_begin(c);
 	if (registry_service_apply(c->d->reg, &spec, ORIGIN_API, &e)) {
 		hc_change_end(c);
 		spec_free(&spec);
@@ -375,7 +380,7 @@ static int h_service_delete(struct call *c)
 		return hc_fail(c, EXIT_CONFIG,
 			    "service '%s' is running (%d processes in %s); stop it first", name,
 			    procs > 0 ? procs : 0, rt->cgroup);
-	hc_change_begin(c, "service delete");
+	hc_change_begin(c);
 	err = registry_service_delete(c->d->reg, name, &e);
 	if (err) {
 		hc_change_end(c);
@@ -432,7 +437,7 @@ static int reserve(struct call *c, uint16_t port, uint8_t proto, const char *svc
 		return hc_fail(c, EXIT_CONFIG, "%s: unknown service '%s'", what, svc);
 	if (hc_foreign_holders(c->d, svc, port, proto, &e, what))
 		return hc_fail_verr(c, EXIT_CONFIG, &e);
-	hc_change_begin(c, "port reserve");
+	hc_change_begin(c);
 	err = registry_reserve(c->d->reg, port, proto, svc, &e);
 	if (err) {
 		hc_change_end(c);
@@ -476,7 +481,7 @@ static int h_port_release(struct call *c)
 	owner = registry_owner(c->d->reg, port, proto, NULL);
 	if (owner)
 		snprintf(svc, sizeof(svc), "%s", owner);
-	hc_change_begin(c, "port release");
+	hc_change_begin(c);
 	err = registry_release(c->d->reg, port, proto, &e);
 	if (err) {
 		hc_change_end(c);

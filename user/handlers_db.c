@@ -50,7 +50,7 @@ int h_db_apply(struct call *c)
 		return hc_fail(c, EXIT_USAGE, "params: spec: missing required key");
 	if (dbspec_from_json(obj, file ? file : "spec", &spec, &e))
 		return hc_fail_verr(c, EXIT_CONFIG, &e);
-	hc_change_begin(c, "db apply");
+	hc_change_begin(c);
 	err = registry_db_apply(c->d->reg, &spec, ORIGIN_API, &e);
 	if (err) {
 		hc_change_end(c);
@@ -72,7 +72,7 @@ int h_db_delete(struct call *c)
 
 	if (hc_params_check(c, keys) || hc_param_service(c, "name", &name))
 		return -1;
-	hc_change_begin(c, "db delete");
+	hc_change_begin(c);
 	err = registry_db_delete(c->d->reg, name, &e);
 	if (err) {
 		hc_change_end(c);

@@ -18,6 +18,7 @@ struct call {
 	struct json_object *result;
 	struct herr *err;
 	struct hstream *stream;
+	uint64_t commit_before; /* registry_last_commit() at hc_change_begin */
 };
 
 typedef int (*handler_fn)(struct call *c);
@@ -49,7 +50,9 @@ void hc_fmt_port(char *buf, size_t len, uint16_t port, uint8_t proto);
 int hc_foreign_holders(struct daemon *d, const char *svc, uint16_t port, uint8_t proto,
 		       struct verr *e, const char *label);
 /* Registry changes are bracketed so that the kernel apply's outcome is reported. */
-void hc_change_begin(struct call *c, const char *why);
+/* Bracket a registry mutation: hc_change_end reports how the revision the call committed
+ * (if any) was applied to the kernel, and adds "revision" to an object result later. */
+void hc_change_begin(struct call *c);
 int hc_change_end(struct call *c);
 
 int h_run_check(struct call *c);

@@ -30,12 +30,33 @@ int port_policy_build(struct port_policy *pol, const struct reg_claim *claims, s
 		      const struct port_range *managed, size_t n_managed, svc_ident_fn ident,
 		      void *ctx);
 void port_policy_free(struct port_policy *pol);
+/* Pure: the entry for one (port, proto) owned by owner (NULL: nobody), as port_policy_build
+ * would make it; flags 0 means no entry. */
+void port_rule_compute(uint16_t port, uint8_t proto, const char *owner,
+		       const struct port_range *managed, size_t n_managed, svc_ident_fn ident,
+		       void *ctx, struct caelum_port_rule *out);
 
 /* open -> configure (shared map sizes) -> load (shared maps pinned under env->maps,
  * reused when present). */
 int ports_load(const struct bpf_env *env, struct ports **out);
-/* Build a fresh table with pol and swap it in atomically. */
+/*
+ * Make the kernel's policy equal pol (a full sync: startup, reload). The first call reads
+ * both pinned tables back from the kernel (a restart, a crash mid-update) and rewrites what
+ * differs; later calls diff against the in-memory mirror and change only what differs, all
+ * seen by the programs at once (see tables_update in ports.c). 0 or -errno.
+ */
 int ports_install(struct ports *p, const struct port_policy *pol);
+/*
+ * Incremental sync: slots[i] (REG_SLOT numbering) should hold rules[i] (flags 0: no entry).
+ * Only entries that differ from the tables are written: O(n) map operations, no flip for a
+ * single entry. 0, -ESTALE before the first ports_install, or -errno.
+ */
+int ports_update(struct ports *p, const uint32_t *slots, const struct caelum_port_rule *rules,
+		 size_t n);
+/* What the tables hold, dense by slot (REG_SLOTS entries). */
+const struct caelum_port_rule *ports_mirror(const struct ports *p);
+/* How many table flips and entry writes were made (status, bench). */
+void ports_counters(const struct ports *p, uint64_t *flips, uint64_t *updates);
 /* bind4 and bind6 links (created, or replaced in place). */
 int ports_attach(struct ports *p, const struct bpf_env *env);
 void ports_close(struct ports *p);
@@ -46,6 +67,8 @@ int ports_link_fd(const struct ports *p, int idx);
 const char *ports_link_outcome(const struct ports *p, int idx);
 int ports_map_fd(const struct ports *p, const char *name);
 size_t ports_table_entries(const struct ports *p);
+/* Entries with CAELUM_PORT_F_RESERVED and with CAELUM_PORT_F_MANAGED in the tables. */
+void ports_table_counts(const struct ports *p, size_t *reserved, size_t *managed);
 #define PORTS_NPROGS 2
 
 struct bpf_object;

@@ -7,13 +7,13 @@
 
 #include "log.h"
 #include "registry.h"
+#include "sorted.h"
 
 #define SVC_PREFIX "services/"
 #define RESV_PREFIX "reservations/"
 #define GPU_PREFIX "gpus/"
 #define DB_PREFIX "databases/"
 #define MAX_WATCHERS 8
-#define PORT_SLOTS (65536 * 2)
 
 struct watcher {
 	registry_watch_cb cb;
@@ -26,6 +26,7 @@ struct registry {
 	struct reg_state st;
 	struct watcher watchers[MAX_WATCHERS];
 	size_t n_watchers;
+	uint64_t last_commit; /* revision of this registry's last transaction */
 };
 
 const char *origin_name(enum reg_origin o)
@@ -41,10 +42,6 @@ const char *origin_name(enum reg_origin o)
 	return "unknown";
 }
 
-static size_t slot(uint16_t port, uint8_t proto)
-{
-	return (size_t)port * 2 + (proto == IPPROTO_UDP);
-}
 
 /* ---- state ---- */
 
@@ -58,6 +55,7 @@ static void state_free(struct reg_state *st)
 	free(st->svcs);
 	free(st->resv);
 	free(st->gpus);
+	free(st->spec_owner);
 	memset(st, 0, sizeof(*st));
 }
 
@@ -79,6 +77,7 @@ static int state_copy(struct reg_state *dst, const struct reg_state *src)
 	}
 	memcpy(dst->resv, src->resv, src->n_resv * sizeof(*dst->resv));
 	dst->n_resv = src->n_resv;
+	dst->cap_resv = src->n_resv + 1;
 	dst->dbs = calloc(src->n_dbs + 1, sizeof(*dst->dbs));
 	if (!dst->dbs)
 		goto nomem;
@@ -110,6 +109,33 @@ static int resv_cmp(const void *a, const void *b)
 	return (int)x->proto - (int)y->proto;
 }
 
+/* Insert elem into the sorted array *base[*n] (grown by one): O(log n) + one memmove. */
+static int sorted_insert(void **base, size_t *n, size_t size, const void *elem,
+			 int (*cmp)(const void *, const void *))
+{
+	char *tmp = realloc(*base, (*n + 1) * size);
+	bool found;
+	size_t i;
+
+	if (!tmp)
+		return -ENOMEM;
+	*base = tmp;
+	i = sorted_find(tmp, *n, size, elem, cmp, &found);
+	memmove(tmp + (i + 1) * size, tmp + i * size, (*n - i) * size);
+	memcpy(tmp + i * size, elem, size);
+	(*n)++;
+	return 0;
+}
+
+/* Remove the element at elem (inside base[*n]), keeping the order. */
+static void sorted_remove(void *base, size_t *n, size_t size, void *elem)
+{
+	char *end = (char *)base + *n * size;
+
+	memmove(elem, (char *)elem + size, (size_t)(end - (char *)elem) - size);
+	(*n)--;
+}
+
 static struct reg_service *state_service(const struct reg_state *st, const char *name)
 {
 	struct reg_service k;
@@ -136,13 +162,8 @@ static int state_put_service(struct reg_state *st, struct service_spec *spec, en
 		cur->origin = o;
 		return 0;
 	}
-	tmp = realloc(st->svcs, (st->n_svcs + 1) * sizeof(*tmp));
-	if (!tmp)
-		return -ENOMEM;
-	st->svcs = tmp;
-	st->svcs[st->n_svcs++] = (struct reg_service){ .spec = *spec, .origin = o };
-	qsort(st->svcs, st->n_svcs, sizeof(*st->svcs), svc_cmp);
-	return 0;
+	tmp = &(struct reg_service){ .spec = *spec, .origin = o };
+	return sorted_insert((void **)&st->svcs, &st->n_svcs, sizeof(*tmp), tmp, svc_cmp);
 }
 
 static void state_del_service(struct reg_state *st, const char *name)
@@ -153,8 +174,7 @@ static void state_del_service(struct reg_state *st, const char *name)
 	if (!cur)
 		return;
 	spec_free(&cur->spec);
-	*cur = st->svcs[--st->n_svcs];
-	qsort(st->svcs, st->n_svcs, sizeof(*st->svcs), svc_cmp);
+	sorted_remove(st->svcs, &st->n_svcs, sizeof(*cur), cur);
 	/* A service's runtime reservations and GPUs go with it. */
 	for (size_t i = 0; i < st->n_resv; i++)
 		if (strcmp(st->resv[i].service, name))
@@ -191,13 +211,8 @@ static int state_put_db(struct reg_state *st, struct db_spec *d, enum reg_origin
 		cur->origin = o;
 		return 0;
 	}
-	tmp = realloc(st->dbs, (st->n_dbs + 1) * sizeof(*tmp));
-	if (!tmp)
-		return -ENOMEM;
-	st->dbs = tmp;
-	st->dbs[st->n_dbs++] = (struct reg_db){ .spec = *d, .origin = o };
-	qsort(st->dbs, st->n_dbs, sizeof(*st->dbs), db_cmp);
-	return 0;
+	tmp = &(struct reg_db){ .spec = *d, .origin = o };
+	return sorted_insert((void **)&st->dbs, &st->n_dbs, sizeof(*tmp), tmp, db_cmp);
 }
 
 static void state_del_db(struct reg_state *st, const char *name)
@@ -207,23 +222,60 @@ static void state_del_db(struct reg_state *st, const char *name)
 	if (!cur)
 		return;
 	dbspec_free(&cur->spec);
-	*cur = st->dbs[--st->n_dbs];
-	qsort(st->dbs, st->n_dbs, sizeof(*st->dbs), db_cmp);
+	sorted_remove(st->dbs, &st->n_dbs, sizeof(*cur), cur);
 }
 
-static int state_put_resv(struct reg_state *st, uint16_t port, uint8_t proto, const char *svc)
+/* Index of (port, proto) in st->resv, or where it would go (*found = false). */
+static size_t resv_pos(const struct reg_state *st, uint16_t port, uint8_t proto, bool *found)
 {
-	struct reg_resv *tmp;
+	struct reg_resv k = { .port = port, .proto = proto };
 
-	tmp = realloc(st->resv, (st->n_resv + 1) * sizeof(*tmp));
-	if (!tmp)
-		return -ENOMEM;
-	st->resv = tmp;
-	st->resv[st->n_resv] = (struct reg_resv){ .port = port, .proto = proto };
-	snprintf(st->resv[st->n_resv].service, sizeof(st->resv[0].service), "%s", svc);
-	st->n_resv++;
-	qsort(st->resv, st->n_resv, sizeof(*st->resv), resv_cmp);
+	return sorted_find(st->resv, st->n_resv, sizeof(k), &k, resv_cmp, found);
+}
+
+/* Insert or replace, keeping the array sorted: O(log n) search, one memmove. */
+static int state_put_resv(struct reg_state *st, uint16_t port, uint8_t proto, const char *svc,
+			  uint64_t mod_rev)
+{
+	bool found;
+	size_t i = resv_pos(st, port, proto, &found);
+
+	if (!found) {
+		if (st->n_resv + 1 > st->cap_resv) {
+			size_t cap = st->cap_resv ? st->cap_resv * 2 : 64;
+			struct reg_resv *tmp = realloc(st->resv, cap * sizeof(*tmp));
+
+			if (!tmp)
+				return -ENOMEM;
+			st->resv = tmp;
+			st->cap_resv = cap;
+		}
+		memmove(&st->resv[i + 1], &st->resv[i], (st->n_resv - i) * sizeof(*st->resv));
+		st->n_resv++;
+	}
+	st->resv[i] = (struct reg_resv){ .port = port, .proto = proto, .mod_rev = mod_rev };
+	snprintf(st->resv[i].service, sizeof(st->resv[i].service), "%s", svc);
 	return 0;
+}
+
+static void state_del_resv(struct reg_state *st, uint16_t port, uint8_t proto)
+{
+	bool found;
+	size_t i = resv_pos(st, port, proto, &found);
+
+	if (!found)
+		return;
+	memmove(&st->resv[i], &st->resv[i + 1], (st->n_resv - i - 1) * sizeof(*st->resv));
+	st->n_resv--;
+	/* Give memory back when most reservations are released. */
+	if (st->cap_resv > 256 && st->n_resv < st->cap_resv / 4) {
+		struct reg_resv *tmp = realloc(st->resv, (st->cap_resv / 2) * sizeof(*tmp));
+
+		if (tmp) {
+			st->resv = tmp;
+			st->cap_resv /= 2;
+		}
+	}
 }
 
 /* ---- (de)serialisation ---- */
@@ -359,18 +411,30 @@ static int service_parse(const struct kv *kv, struct reg_service *out, struct ve
 	return err;
 }
 
-static int resv_parse(const struct kv *kv, struct reg_resv *out, struct verr *e)
+/* reservations/<port>/<proto> -> out's port and proto. */
+static int resv_key_parse(const char *key, struct reg_resv *out, struct verr *e)
 {
-	struct json_object *obj, *svc;
 	char proto[8];
 	unsigned int port;
 	int p;
 
-	if (sscanf(kv->key, RESV_PREFIX "%u/%7s", &port, proto) != 2 || port < 1 || port > 65535 ||
+	if (sscanf(key, RESV_PREFIX "%u/%7s", &port, proto) != 2 || port < 1 || port > 65535 ||
 	    (p = proto_parse(proto)) < 0) {
-		verr_add(e, kv->key, NULL, "malformed reservation key");
+		verr_add(e, key, NULL, "malformed reservation key");
 		return -EINVAL;
 	}
+	out->port = (uint16_t)port;
+	out->proto = (uint8_t)p;
+	return 0;
+}
+
+static int resv_parse(const struct kv *kv, struct reg_resv *out, struct verr *e)
+{
+	struct json_object *obj, *svc;
+	struct reg_resv k = {};
+
+	if (resv_key_parse(kv->key, &k, e))
+		return -EINVAL;
 	if (jv_parse_string(kv->key, kv->value, strlen(kv->value), &obj, e))
 		return -EINVAL;
 	if (!json_object_object_get_ex(obj, "service", &svc) ||
@@ -379,65 +443,243 @@ static int resv_parse(const struct kv *kv, struct reg_resv *out, struct verr *e)
 		json_object_put(obj);
 		return -EINVAL;
 	}
-	*out = (struct reg_resv){ .port = (uint16_t)port, .proto = (uint8_t)p,
-				  .mod_rev = kv->mod_rev };
+	*out = (struct reg_resv){ .port = k.port, .proto = k.proto, .mod_rev = kv->mod_rev };
 	snprintf(out->service, sizeof(out->service), "%s", json_object_get_string(svc));
 	json_object_put(obj);
 	return 0;
 }
 
+/* Rebuild st->spec_owner from the services' specs. */
+static int owner_index(struct reg_state *st)
+{
+	if (!st->spec_owner)
+		st->spec_owner = malloc(REG_SLOTS * sizeof(*st->spec_owner));
+	if (!st->spec_owner)
+		return -ENOMEM;
+	memset(st->spec_owner, 0, REG_SLOTS * sizeof(*st->spec_owner));
+	for (size_t i = 0; i < st->n_svcs; i++) {
+		const struct service_spec *s = &st->svcs[i].spec;
+
+		for (size_t j = 0; j < s->n_ports; j++)
+			for (uint32_t p = s->ports[j].lo; p <= s->ports[j].hi; p++)
+				st->spec_owner[REG_SLOT(p, s->ports[j].proto)] = (uint32_t)i + 1;
+	}
+	return 0;
+}
+
+static bool has_prefix(const char *key, const char *prefix)
+{
+	return !strncmp(key, prefix, strlen(prefix));
+}
+
+/* One kv of a range into the state (arrays sized by the caller, sorted after). */
+static int state_add_kv(struct reg_state *st, const struct kv *kv, struct verr *e)
+{
+	int err = 0;
+
+	if (has_prefix(kv->key, SVC_PREFIX)) {
+		if (!(err = service_parse(kv, &st->svcs[st->n_svcs], e)))
+			st->n_svcs++;
+	} else if (has_prefix(kv->key, RESV_PREFIX)) {
+		if (!(err = resv_parse(kv, &st->resv[st->n_resv], e)))
+			st->n_resv++;
+	} else if (has_prefix(kv->key, GPU_PREFIX)) {
+		if (!(err = gpu_parse(kv, &st->gpus[st->n_gpus], e)))
+			st->n_gpus++;
+	} else if (has_prefix(kv->key, DB_PREFIX)) {
+		if (!(err = db_parse(kv, &st->dbs[st->n_dbs], e)))
+			st->n_dbs++;
+	} else {
+		p_debug("registry: ignoring unknown key '%s'", kv->key);
+	}
+	return err;
+}
+
+/* The whole model from one range: every object at the same revision. */
 static int state_load(struct registry_backend *b, struct reg_state *st, struct verr *e)
 {
+	size_t n = 0, n_svc = 0, n_resv = 0, n_gpu = 0, n_db = 0;
 	struct kv *kvs = NULL;
-	size_t n = 0;
 	int err;
 
 	memset(st, 0, sizeof(*st));
-	err = b->ops->range(b, SVC_PREFIX, &kvs, &n, &st->rev);
+	err = b->ops->range(b, "", &kvs, &n, &st->rev);
 	if (err)
 		return err;
-	st->svcs = calloc(n + 1, sizeof(*st->svcs));
-	for (size_t i = 0; st->svcs && i < n && !err; i++)
-		if (!(err = service_parse(&kvs[i], &st->svcs[st->n_svcs], e)))
-			st->n_svcs++;
-	kvs_free(kvs, n);
-	if (!err)
-		err = b->ops->range(b, RESV_PREFIX, &kvs, &n, &st->rev);
-	if (err)
-		goto out;
-	st->resv = calloc(n + 1, sizeof(*st->resv));
-	for (size_t i = 0; st->resv && i < n && !err; i++)
-		if (!(err = resv_parse(&kvs[i], &st->resv[st->n_resv], e)))
-			st->n_resv++;
-	kvs_free(kvs, n);
-	if (!err)
-		err = b->ops->range(b, GPU_PREFIX, &kvs, &n, &st->rev);
-	if (err)
-		goto out;
-	st->gpus = calloc(n + 1, sizeof(*st->gpus));
-	for (size_t i = 0; st->gpus && i < n && !err; i++)
-		if (!(err = gpu_parse(&kvs[i], &st->gpus[st->n_gpus], e)))
-			st->n_gpus++;
-	kvs_free(kvs, n);
-	if (!err)
-		err = b->ops->range(b, DB_PREFIX, &kvs, &n, &st->rev);
-	if (err)
-		goto out;
-	st->dbs = calloc(n + 1, sizeof(*st->dbs));
-	for (size_t i = 0; st->dbs && i < n && !err; i++)
-		if (!(err = db_parse(&kvs[i], &st->dbs[st->n_dbs], e)))
-			st->n_dbs++;
-	kvs_free(kvs, n);
+	/* Each array sized for its own kind: a service is 1.7 KB, a reservation 80 bytes. */
+	for (size_t i = 0; i < n; i++) {
+		n_svc += has_prefix(kvs[i].key, SVC_PREFIX);
+		n_resv += has_prefix(kvs[i].key, RESV_PREFIX);
+		n_gpu += has_prefix(kvs[i].key, GPU_PREFIX);
+		n_db += has_prefix(kvs[i].key, DB_PREFIX);
+	}
+	st->svcs = calloc(n_svc + 1, sizeof(*st->svcs));
+	st->resv = calloc(n_resv + 1, sizeof(*st->resv));
+	st->gpus = calloc(n_gpu + 1, sizeof(*st->gpus));
+	st->dbs = calloc(n_db + 1, sizeof(*st->dbs));
+	st->cap_resv = n_resv + 1;
 	if (!st->svcs || !st->resv || !st->gpus || !st->dbs)
 		err = -ENOMEM;
+	for (size_t i = 0; i < n && !err; i++)
+		err = state_add_kv(st, &kvs[i], e);
+	kvs_free(kvs, n);
+	if (err)
+		goto out;
 	qsort(st->dbs, st->n_dbs, sizeof(*st->dbs), db_cmp);
 	qsort(st->svcs, st->n_svcs, sizeof(*st->svcs), svc_cmp);
 	qsort(st->resv, st->n_resv, sizeof(*st->resv), resv_cmp);
 	qsort(st->gpus, st->n_gpus, sizeof(*st->gpus), reg_gpu_cmp);
+	err = owner_index(st);
 out:
 	if (err)
 		state_free(st);
 	return err;
+}
+
+/* ---- watch events -> model ---- */
+
+static int delta_add_slot(struct reg_delta *d, uint32_t slot)
+{
+	if (d->n_slots == d->cap_slots) {
+		size_t cap = d->cap_slots ? d->cap_slots * 2 : 16;
+		uint32_t *tmp = realloc(d->slots, cap * sizeof(*tmp));
+
+		if (!tmp)
+			return -ENOMEM;
+		d->slots = tmp;
+		d->cap_slots = cap;
+	}
+	d->slots[d->n_slots++] = slot;
+	return 0;
+}
+
+static int delta_add_spec(struct reg_delta *d, const struct service_spec *s)
+{
+	int err = 0;
+
+	for (size_t j = 0; j < s->n_ports && !err; j++)
+		for (uint32_t p = s->ports[j].lo; p <= s->ports[j].hi && !err; p++)
+			err = delta_add_slot(d, REG_SLOT(p, s->ports[j].proto));
+	return err;
+}
+
+static int event_service(struct reg_state *st, const struct kv_event *ev, struct reg_delta *d,
+			 struct verr *e)
+{
+	struct reg_service *cur = state_service(st, ev->key + strlen(SVC_PREFIX)), nsvc;
+	struct kv kv = { .key = ev->key, .value = ev->value, .mod_rev = ev->mod_rev };
+	int err = 0;
+
+	d->services = true;
+	if (cur)
+		err = delta_add_spec(d, &cur->spec);
+	if (err)
+		return err;
+	if (ev->type == KV_DEL) {
+		if (cur) {
+			spec_free(&cur->spec);
+			sorted_remove(st->svcs, &st->n_svcs, sizeof(*cur), cur);
+		}
+		return 0;
+	}
+	memset(&nsvc, 0, sizeof(nsvc));
+	err = service_parse(&kv, &nsvc, e);
+	if (!err)
+		err = delta_add_spec(d, &nsvc.spec);
+	if (!err)
+		err = state_put_service(st, &nsvc.spec, nsvc.origin);
+	if (err) {
+		spec_free(&nsvc.spec);
+		return err;
+	}
+	state_service(st, nsvc.spec.name)->mod_rev = ev->mod_rev;
+	return 0;
+}
+
+static int event_resv(struct reg_state *st, const struct kv_event *ev, struct reg_delta *d,
+		      struct verr *e)
+{
+	struct kv kv = { .key = ev->key, .value = ev->value, .mod_rev = ev->mod_rev };
+	struct reg_resv r = {};
+	int err = ev->type == KV_DEL ? resv_key_parse(ev->key, &r, e) : resv_parse(&kv, &r, e);
+
+	if (!err)
+		err = delta_add_slot(d, REG_SLOT(r.port, r.proto));
+	if (err)
+		return err;
+	if (ev->type == KV_DEL) {
+		state_del_resv(st, r.port, r.proto);
+		return 0;
+	}
+	return state_put_resv(st, r.port, r.proto, r.service, ev->mod_rev);
+}
+
+static int event_gpu(struct reg_state *st, const struct kv_event *ev, struct reg_delta *d,
+		     struct verr *e)
+{
+	struct kv kv = { .key = ev->key, .value = ev->value, .mod_rev = ev->mod_rev };
+	struct reg_gpu g = {}, *tmp;
+	size_t w = 0;
+	int err = 0;
+
+	if (ev->type == KV_PUT)
+		err = gpu_parse(&kv, &g, e);
+	else
+		snprintf(g.gpu, sizeof(g.gpu), "%s", ev->key + strlen(GPU_PREFIX));
+	if (err)
+		return err;
+	d->gpus = true;
+	for (size_t i = 0; i < st->n_gpus; i++)
+		if (strcmp(st->gpus[i].gpu, g.gpu))
+			st->gpus[w++] = st->gpus[i];
+	st->n_gpus = w;
+	if (ev->type == KV_DEL)
+		return 0;
+	tmp = realloc(st->gpus, (st->n_gpus + 1) * sizeof(*tmp));
+	if (!tmp)
+		return -ENOMEM;
+	st->gpus = tmp;
+	st->gpus[st->n_gpus++] = g;
+	qsort(st->gpus, st->n_gpus, sizeof(*st->gpus), reg_gpu_cmp);
+	return 0;
+}
+
+static int event_db(struct reg_state *st, const struct kv_event *ev, struct reg_delta *d,
+		    struct verr *e)
+{
+	struct kv kv = { .key = ev->key, .value = ev->value, .mod_rev = ev->mod_rev };
+	struct reg_db db;
+	int err;
+
+	d->dbs = true;
+	if (ev->type == KV_DEL) {
+		state_del_db(st, ev->key + strlen(DB_PREFIX));
+		return 0;
+	}
+	memset(&db, 0, sizeof(db));
+	err = db_parse(&kv, &db, e);
+	if (!err)
+		err = state_put_db(st, &db.spec, db.origin);
+	if (err) {
+		dbspec_free(&db.spec);
+		return err;
+	}
+	state_db(st, db.spec.name)->mod_rev = ev->mod_rev;
+	return 0;
+}
+
+static int model_apply(struct reg_state *st, const struct kv_event *ev, struct reg_delta *d,
+		       struct verr *e)
+{
+	if (has_prefix(ev->key, SVC_PREFIX))
+		return event_service(st, ev, d, e);
+	if (has_prefix(ev->key, RESV_PREFIX))
+		return event_resv(st, ev, d, e);
+	if (has_prefix(ev->key, GPU_PREFIX))
+		return event_gpu(st, ev, d, e);
+	if (has_prefix(ev->key, DB_PREFIX))
+		return event_db(st, ev, d, e);
+	return 0;
 }
 
 /* ---- validation ---- */
@@ -471,7 +713,7 @@ static int state_validate(const struct reg_state *st, struct verr *e)
 				 s->dbs[j].name);
 		}
 	}
-	owner = calloc(PORT_SLOTS, sizeof(*owner));
+	owner = calloc(REG_SLOTS, sizeof(*owner));
 	if (!owner)
 		return -ENOMEM;
 	for (size_t i = 0; i < st->n_svcs; i++) {
@@ -479,11 +721,11 @@ static int state_validate(const struct reg_state *st, struct verr *e)
 
 		for (size_t j = 0; j < s->n_ports; j++)
 			for (uint32_t p = s->ports[j].lo; p <= s->ports[j].hi; p++)
-				owner[slot((uint16_t)p, s->ports[j].proto)] = s->name;
+				owner[REG_SLOT(p, s->ports[j].proto)] = s->name;
 	}
 	for (size_t i = 0; i < st->n_resv; i++) {
 		const struct reg_resv *r = &st->resv[i];
-		const char *o = owner[slot(r->port, r->proto)];
+		const char *o = owner[REG_SLOT(r->port, r->proto)];
 		const struct reg_service *svc = state_service(st, r->service);
 		char key[64];
 
@@ -658,19 +900,34 @@ static int diff_dbs(const struct reg_state *old, const struct reg_state *new, st
 	return err;
 }
 
-static void notify(struct registry *r)
+/* Write ops in one transaction, then bring the model to its revision (registry_poll). */
+static int txn_commit(struct registry *r, const struct op_list *l, struct verr *e)
 {
-	for (size_t i = 0; i < r->n_watchers; i++)
-		r->watchers[i].cb(r->watchers[i].ctx, &r->st);
+	size_t failed = 0;
+	uint64_t rev;
+	int err;
+
+	err = r->b->ops->txn(r->b, l->ops, l->n, &rev, &failed);
+	if (err == -ECANCELED)
+		verr_add(e, "registry", l->ops[failed].key,
+			 "changed concurrently by another writer; try again");
+	else if (err)
+		verr_add(e, "registry", NULL, "write failed: %s", strerror(-err));
+	if (err)
+		return err;
+	r->last_commit = rev;
+	err = registry_poll(r);
+	if (err)
+		verr_add(e, "registry", NULL, "committed at revision %llu but not yet applied: %s",
+			 (unsigned long long)rev, strerror(-err));
+	return err;
 }
 
-/* Validate new, write the difference from the current state, adopt new. Consumes new. */
+/* Validate new, write the difference from the current state. Consumes new; the model
+ * changes only through the watch (txn_commit). */
 static int commit(struct registry *r, struct reg_state *new, struct verr *e)
 {
 	struct op_list l = {};
-	struct reg_state fresh;
-	size_t failed = 0;
-	uint64_t rev;
 	int err;
 
 	err = state_validate(new, e);
@@ -685,26 +942,67 @@ static int commit(struct registry *r, struct reg_state *new, struct verr *e)
 	if (!err)
 		err = diff_dbs(&r->st, new, &l);
 	state_free(new);
-	if (err || !l.n)
-		goto out;
-	err = r->b->ops->txn(r->b, l.ops, l.n, &rev, &failed);
-	if (err == -ECANCELED)
-		verr_add(e, "registry", l.ops[failed].key,
-			 "changed concurrently by another writer; try again");
-	else if (err)
-		verr_add(e, "registry", NULL, "write failed: %s", strerror(-err));
-	if (err)
-		goto out;
-	/* Re-read what the backend now holds: it is the truth, with its revisions. */
-	err = state_load(r->b, &fresh, e);
-	if (err)
-		goto out;
-	state_free(&r->st);
-	r->st = fresh;
-	notify(r);
-out:
+	if (!err && l.n)
+		err = txn_commit(r, &l, e);
 	ops_free(&l);
 	return err;
+}
+
+int registry_poll(struct registry *r)
+{
+	struct reg_delta d = { .from_rev = r->st.rev };
+	struct kv_event *ev = NULL;
+	struct verr e = {};
+	size_t n = 0;
+	int err;
+
+	err = r->b->ops->watch_read(r->b, &ev, &n);
+	if (err || !n) {
+		kv_events_free(ev, n);
+		return err;
+	}
+	for (size_t i = 0; i < n && !err; i++) {
+		err = model_apply(&r->st, &ev[i], &d, &e);
+		if (!err && ev[i].mod_rev > r->st.rev)
+			r->st.rev = ev[i].mod_rev;
+	}
+	if (!err && d.services)
+		err = owner_index(&r->st);
+	if (err) {
+		char *msg = verr_join(&e);
+
+		p_err("failed to apply registry change at revision %llu: %s",
+		      (unsigned long long)r->st.rev, msg ? msg : strerror(-err));
+		free(msg);
+	}
+	verr_free(&e);
+	kv_events_free(ev, n);
+	d.rev = r->st.rev;
+	for (size_t i = 0; i < r->n_watchers; i++)
+		r->watchers[i].cb(r->watchers[i].ctx, &r->st, &d);
+	free(d.slots);
+	return err;
+}
+
+int registry_watch_fd(const struct registry *r)
+{
+	return r->b->ops->watch_fd(r->b);
+}
+
+uint64_t registry_last_commit(const struct registry *r)
+{
+	return r->last_commit;
+}
+
+const char *registry_slot_owner(const struct reg_state *st, uint32_t slot)
+{
+	uint32_t i = st->spec_owner ? st->spec_owner[slot] : 0;
+	const struct reg_resv *rv;
+
+	if (i)
+		return st->svcs[i - 1].spec.name;
+	rv = state_resv(st, REG_SLOT_PORT(slot), REG_SLOT_PROTO(slot));
+	return rv ? rv->service : NULL;
 }
 
 /* ---- public ---- */
@@ -720,6 +1018,12 @@ int registry_open(struct registry_backend *b, struct registry **out, struct verr
 	err = state_load(b, &r->st, e);
 	if (!err)
 		err = state_validate(&r->st, e);
+	if (!err) {
+		err = b->ops->watch(b, r->st.rev);
+		if (err)
+			verr_add(e, "registry", NULL, "failed to watch from revision %llu: %s",
+				 (unsigned long long)r->st.rev, strerror(-err));
+	}
 	if (err) {
 		state_free(&r->st);
 		free(r);
@@ -831,19 +1135,13 @@ int registry_claims(const struct reg_state *st, struct reg_claim **out, size_t *
 const char *registry_owner(const struct registry *r, uint16_t port, uint8_t proto,
 			   enum reg_origin *origin)
 {
+	uint32_t i = r->st.spec_owner[REG_SLOT(port, proto)];
 	const struct reg_resv *rv;
 
-	for (size_t i = 0; i < r->st.n_svcs; i++) {
-		const struct reg_service *s = &r->st.svcs[i];
-
-		for (size_t j = 0; j < s->spec.n_ports; j++) {
-			if (s->spec.ports[j].proto != proto || port < s->spec.ports[j].lo ||
-			    port > s->spec.ports[j].hi)
-				continue;
-			if (origin)
-				*origin = s->origin;
-			return s->spec.name;
-		}
+	if (i) {
+		if (origin)
+			*origin = r->st.svcs[i - 1].origin;
+		return r->st.svcs[i - 1].spec.name;
 	}
 	rv = state_resv(&r->st, port, proto);
 	if (rv && origin)
@@ -1061,14 +1359,36 @@ int registry_db_delete(struct registry *r, const char *name, struct verr *e)
 	return commit(r, &new, e);
 }
 
+/* Put (service) or delete (NULL) one reservation key, guarded by its revision. */
+static int resv_commit(struct registry *r, uint16_t port, uint8_t proto, const char *service,
+		       struct verr *e)
+{
+	const struct reg_resv *cur = state_resv(&r->st, port, proto);
+	struct reg_resv rv = { .port = port, .proto = proto };
+	struct op_list l = {};
+	char key[64];
+	int err;
+
+	resv_key(key, sizeof(key), port, proto);
+	if (service) {
+		snprintf(rv.service, sizeof(rv.service), "%s", service);
+		err = ops_add(&l, KV_PUT, strdup(key), resv_value(&rv),
+			      cur ? cur->mod_rev : KV_REV_ABSENT);
+	} else {
+		err = ops_add(&l, KV_DEL, strdup(key), NULL, cur ? cur->mod_rev : KV_REV_ANY);
+	}
+	if (!err)
+		err = txn_commit(r, &l, e);
+	ops_free(&l);
+	return err;
+}
+
 int registry_reserve(struct registry *r, uint16_t port, uint8_t proto, const char *service,
 		     struct verr *e)
 {
 	enum reg_origin origin;
 	const char *owner = registry_owner(r, port, proto, &origin);
-	struct reg_state new;
 	char what[32];
-	int err;
 
 	snprintf(what, sizeof(what), "%u/%s", port, proto_name(proto));
 	if (!registry_service(r, service)) {
@@ -1081,25 +1401,16 @@ int registry_reserve(struct registry *r, uint16_t port, uint8_t proto, const cha
 		return -EEXIST;
 	}
 	if (owner)
-		return 0; /* already ours: nothing to change */
-	err = state_copy(&new, &r->st);
-	if (!err)
-		err = state_put_resv(&new, port, proto, service);
-	if (err) {
-		state_free(&new);
-		return err;
-	}
-	return commit(r, &new, e);
+		return 0; /* already ours: a retried call succeeds, nothing changes */
+	/* One key, created only if absent: O(1) validation, O(1) write. */
+	return resv_commit(r, port, proto, service, e);
 }
 
 int registry_release(struct registry *r, uint16_t port, uint8_t proto, struct verr *e)
 {
 	enum reg_origin origin;
 	const char *owner = registry_owner(r, port, proto, &origin);
-	struct reg_state new;
-	struct reg_resv *rv;
 	char what[32];
-	int err;
 
 	snprintf(what, sizeof(what), "%u/%s", port, proto_name(proto));
 	if (!owner) {
@@ -1112,11 +1423,5 @@ int registry_release(struct registry *r, uint16_t port, uint8_t proto, struct ve
 			 owner);
 		return -EEXIST;
 	}
-	err = state_copy(&new, &r->st);
-	if (err)
-		return err;
-	rv = state_resv(&new, port, proto);
-	*rv = new.resv[--new.n_resv];
-	qsort(new.resv, new.n_resv, sizeof(*new.resv), resv_cmp);
-	return commit(r, &new, e);
+	return resv_commit(r, port, proto, NULL, e);
 }

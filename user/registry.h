@@ -53,19 +53,41 @@ struct kv_op {
 	uint64_t expect_rev; /* KV_REV_ANY, KV_REV_ABSENT or the key's mod_revision */
 };
 
+/* A committed change, as an etcd watch reports it (mvccpb.Event): value NULL for KV_DEL;
+ * mod_rev is the revision of the transaction that made it. */
+struct kv_event {
+	enum kv_op_type type;
+	char *key;
+	char *value;
+	uint64_t mod_rev;
+};
+
 struct registry_backend;
 
+/*
+ * What a registry backend implements: etcd's KV and Watch services, reduced to what the
+ * registry needs (etcd api/etcdserverpb/rpc.proto: Range, Txn with compares, Watch). The
+ * file backend is registry_file.c; an etcd backend implements the same table. Calls return
+ * 0 or -errno and never block for long: txn is the only call that waits for durability.
+ */
 struct registry_backend_ops {
 	const char *name;
-	/* All keys under prefix (sorted), and the store revision. */
+	/* All keys under prefix (sorted) at one revision, returned in *rev. */
 	int (*range)(struct registry_backend *b, const char *prefix, struct kv **out, size_t *n,
 		     uint64_t *rev);
 	/* All compares hold -> all ops applied atomically, 0 and *rev = new revision.
 	 * A compare fails -> nothing applied, -ECANCELED and *failed = op index. */
 	int (*txn)(struct registry_backend *b, const struct kv_op *ops, size_t n, uint64_t *rev,
 		   size_t *failed);
-	/* Something to poll for changes made by others (-1: nobody else writes). */
+	/* Report every change with revision > from_rev through watch_read (-ESTALE: that
+	 * history is gone, range again). */
+	int (*watch)(struct registry_backend *b, uint64_t from_rev);
+	/* Readable when watch_read has events. */
 	int (*watch_fd)(struct registry_backend *b);
+	/* The events queued so far, in revision order; *ev malloc'd (kv_events_free). */
+	int (*watch_read)(struct registry_backend *b, struct kv_event **ev, size_t *n);
+	/* The store's current revision. */
+	uint64_t (*revision)(struct registry_backend *b);
 	void (*free)(struct registry_backend *b);
 };
 
@@ -74,9 +96,14 @@ struct registry_backend {
 };
 
 void kvs_free(struct kv *kvs, size_t n);
+void kv_events_free(struct kv_event *ev, size_t n);
 
-/* File backend: <dir>/registry.json, exclusive lock on <dir>/registry.lock. */
+/* File backend: <dir>/registry.json (snapshot) + <dir>/registry.wal (log), exclusive lock on
+ * <dir>/registry.lock. -EBUSY when another process holds it. */
 int registry_file_open(const char *dir, struct registry_backend **out);
+/* Fold the log into a new snapshot once it is larger than min_bytes and than the snapshot
+ * (default 4 MiB; tests and benchmarks set it lower). b must be a file backend. */
+void registry_file_set_compaction(struct registry_backend *b, size_t min_bytes);
 
 /* ---- model ---- */
 
@@ -114,10 +141,30 @@ struct reg_state {
 	struct reg_db *dbs; /* sorted by name */
 	size_t n_dbs;
 	struct reg_resv *resv; /* runtime reservations, sorted by (port, proto) */
-	size_t n_resv;
+	size_t n_resv, cap_resv;
 	struct reg_gpu *gpus; /* GPU assignments, sorted by GPU id */
 	size_t n_gpus;
 	uint64_t rev;
+	/* (port, proto) slot -> 1 + index in svcs of the service whose spec declares it, 0 for
+	 * none; rebuilt when services change (REG_SLOT() names a slot). NULL in copies. */
+	uint32_t *spec_owner;
+};
+
+/* Dense index of a (port, proto) pair: 0..REG_SLOTS-1. */
+#define REG_SLOTS (65536 * 2)
+#define REG_SLOT(port, proto) ((uint32_t)(port) * 2 + ((proto) == 17 /* IPPROTO_UDP */))
+#define REG_SLOT_PORT(slot) ((uint16_t)((slot) / 2))
+#define REG_SLOT_PROTO(slot) ((uint8_t)(((slot) & 1) ? 17 : 6))
+
+/*
+ * What one batch of watch events changed, for the components: the (port, proto) slots whose
+ * owner may differ (REG_SLOT), and which other object kinds changed. A slot may repeat.
+ */
+struct reg_delta {
+	uint64_t from_rev, rev; /* the model went from from_rev to rev */
+	uint32_t *slots;
+	size_t n_slots, cap_slots;
+	bool services, dbs, gpus;
 };
 
 /* One effective reservation: from a spec or made at runtime. */
@@ -130,7 +177,9 @@ struct reg_claim {
 
 struct registry;
 
-typedef void (*registry_watch_cb)(void *ctx, const struct reg_state *st);
+/* Called after the model applied a batch of watch events: st is at delta->rev. */
+typedef void (*registry_watch_cb)(void *ctx, const struct reg_state *st,
+				  const struct reg_delta *delta);
 
 int registry_open(struct registry_backend *b, struct registry **out, struct verr *e);
 /* Capacity for admission and GPU assignment (borrowed; NULL = no admission). */
@@ -143,6 +192,18 @@ void registry_close(struct registry *r);
 const struct reg_state *registry_state(const struct registry *r);
 const char *registry_backend_name(const struct registry *r);
 void registry_watch(struct registry *r, registry_watch_cb cb, void *ctx);
+/*
+ * The one way changes reach the model: read the backend's watch events, apply them to the
+ * model (O(events)) and call every watcher with the delta. Every mutation below ends with
+ * it (so the caller reads its own write), and the daemon calls it when registry_watch_fd()
+ * is readable (changes made by another writer). 0 or -errno.
+ */
+int registry_poll(struct registry *r);
+int registry_watch_fd(const struct registry *r);
+/* Revision of the last transaction this registry committed (0: none yet). */
+uint64_t registry_last_commit(const struct registry *r);
+/* Slot's owner by spec or runtime reservation: O(1) + O(log reservations). */
+const char *registry_slot_owner(const struct reg_state *st, uint32_t slot);
 
 const struct reg_service *registry_service(const struct registry *r, const char *name);
 /* Every (port, proto) reserved, sorted; *out malloc'd, names point into the state. */

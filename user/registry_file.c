@@ -1,34 +1,64 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * File backend of the registry: the whole key space in <dir>/registry.json, rewritten
- * atomically (fsutil) by every transaction. One writer at a time, enforced with an
- * exclusive flock on <dir>/registry.lock held for the backend's lifetime.
+ * File backend of the registry, stored the way etcd stores its own keys: a snapshot plus an
+ * append-only log of transactions since it (etcd's snap/ + wal/).
+ *
+ *   <dir>/registry.json  snapshot: {"format": 1, "revision": R, "entries": [...]}, one entry a
+ *                        line; replaced atomically (temp, fsync, rename, fsync dir)
+ *   <dir>/registry.wal   one JSON line per committed transaction after the snapshot:
+ *                        {"rev": N, "ops": [{"put": KEY, "value": V} | {"del": KEY}, ...]}
+ *                        written with one write() and made durable with fdatasync() before
+ *                        the transaction is acknowledged
+ *   <dir>/registry.lock  exclusive flock held for the backend's lifetime: one writer
+ *
+ * A commit costs O(change) on disk: one appended line. When the log outgrows the snapshot
+ * (and at least WAL_COMPACT_MIN_BYTES), the whole key space is written as a new snapshot and
+ * the log is truncated. Recovery: load the snapshot, replay log lines with rev > R in order.
+ * A kill during an append leaves a torn last line (no newline, or not JSON): it was never
+ * acknowledged, so it is cut off. A kill during compaction leaves either the old snapshot
+ * with the whole log or the new snapshot with log lines it already holds (skipped by rev).
+ * Temporary files of interrupted snapshot writes are removed at open.
+ *
+ * Watch: every committed transaction is queued as one batch of events and the eventfd
+ * becomes readable, whoever committed: the registry applies changes only from here.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fsutil.h"
 #include "log.h"
 #include "registry.h"
+#include "sorted.h"
 
 #define REG_FILE "registry.json"
+#define REG_WAL "registry.wal"
 #define REG_LOCK "registry.lock"
 #define REG_FORMAT 1
-#define REG_FILE_MAX (256U << 20)
+#define REG_FILE_MAX (1U << 30)
+#define WAL_COMPACT_MIN_BYTES (4U << 20)
 
 struct file_backend {
 	struct registry_backend base;
 	char dir[PATH_MAX];
-	int lock_fd;
+	int lock_fd, wal_fd, event_fd;
 	struct kv *kvs; /* sorted by key */
-	size_t n;
+	size_t n, cap;
 	uint64_t rev;
+	size_t wal_bytes, snap_bytes;
+	size_t compact_min_bytes; /* the log is folded into a snapshot past this and the snapshot */
+	/* Events of committed transactions not yet read by the watcher. */
+	struct kv_event *ev;
+	size_t n_ev, cap_ev;
+	uint64_t watch_from; /* deliver revisions > watch_from; UINT64_MAX = not watching */
 };
 
 void kvs_free(struct kv *kvs, size_t n)
@@ -40,80 +70,146 @@ void kvs_free(struct kv *kvs, size_t n)
 	free(kvs);
 }
 
-static int kv_cmp(const void *a, const void *b)
+void kv_events_free(struct kv_event *ev, size_t n)
 {
-	return strcmp(((const struct kv *)a)->key, ((const struct kv *)b)->key);
-}
-
-static struct kv *kv_find(struct kv *kvs, size_t n, const char *key)
-{
-	struct kv k = { .key = (char *)key };
-
-	return n ? bsearch(&k, kvs, n, sizeof(*kvs), kv_cmp) : NULL;
-}
-
-static int kv_dup(struct kv *dst, const char *key, const char *value, uint64_t rev)
-{
-	dst->key = strdup(key);
-	dst->value = strdup(value);
-	dst->mod_rev = rev;
-	if (!dst->key || !dst->value) {
-		free(dst->key);
-		free(dst->value);
-		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		free(ev[i].key);
+		free(ev[i].value);
 	}
+	free(ev);
+}
+
+static int kv_key_cmp(const void *elem, const void *key)
+{
+	return strcmp(((const struct kv *)elem)->key, key);
+}
+
+/* Index of key, or of where it would be inserted (*found = false). */
+static size_t kv_pos(const struct file_backend *fb, const char *key, bool *found)
+{
+	return sorted_find(fb->kvs, fb->n, sizeof(*fb->kvs), key, kv_key_cmp, found);
+}
+
+static struct kv *kv_find(const struct file_backend *fb, const char *key)
+{
+	bool found;
+	size_t i = kv_pos(fb, key, &found);
+
+	return found ? &fb->kvs[i] : NULL;
+}
+
+/* Put (takes ownership of key and value) or, with value NULL, delete. */
+static int kv_set(struct file_backend *fb, char *key, char *value, uint64_t rev)
+{
+	bool found;
+	size_t i = kv_pos(fb, key, &found);
+
+	if (found) {
+		free(fb->kvs[i].value);
+		if (value) {
+			free(key);
+			fb->kvs[i].value = value;
+			fb->kvs[i].mod_rev = rev;
+			return 0;
+		}
+		free(fb->kvs[i].key);
+		free(key);
+		memmove(&fb->kvs[i], &fb->kvs[i + 1], (fb->n - i - 1) * sizeof(*fb->kvs));
+		fb->n--;
+		return 0;
+	}
+	if (!value) {
+		free(key);
+		return 0;
+	}
+	if (fb->n == fb->cap) {
+		size_t cap = fb->cap ? fb->cap * 2 : 64;
+		struct kv *tmp = realloc(fb->kvs, cap * sizeof(*tmp));
+
+		if (!tmp)
+			return -ENOMEM;
+		fb->kvs = tmp;
+		fb->cap = cap;
+	}
+	memmove(&fb->kvs[i + 1], &fb->kvs[i], (fb->n - i) * sizeof(*fb->kvs));
+	fb->kvs[i] = (struct kv){ .key = key, .value = value, .mod_rev = rev };
+	fb->n++;
 	return 0;
 }
 
-static int entry_parse(struct json_object *ent, struct kv *out)
+static char *json_text(struct json_object *v)
+{
+	return strdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
+								JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+/* ---- snapshot ---- */
+
+static int snap_entry(struct file_backend *fb, struct json_object *ent)
 {
 	struct json_object *k, *v, *r;
+	char *key, *value;
 
 	if (!json_object_is_type(ent, json_type_object) ||
 	    !json_object_object_get_ex(ent, "key", &k) || !json_object_is_type(k, json_type_string) ||
 	    !json_object_object_get_ex(ent, "value", &v) ||
-	    !json_object_object_get_ex(ent, "mod_revision", &r) || !json_object_is_type(r, json_type_int))
+	    !json_object_object_get_ex(ent, "mod_revision", &r) ||
+	    !json_object_is_type(r, json_type_int) || json_object_get_int64(r) < 1)
 		return -EINVAL;
-	return kv_dup(out, json_object_get_string(k),
-		      json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
-							       JSON_C_TO_STRING_NOSLASHESCAPE),
-		      (uint64_t)json_object_get_int64(r));
+	key = strdup(json_object_get_string(k));
+	value = json_text(v);
+	if (!key || !value) {
+		free(key);
+		free(value);
+		return -ENOMEM;
+	}
+	return kv_set(fb, key, value, (uint64_t)json_object_get_int64(r));
 }
 
-static int file_parse(struct file_backend *fb, const char *path, struct json_object *root)
+static int snap_parse(struct file_backend *fb, const char *path, struct json_object *root)
 {
 	struct json_object *fmt, *rev, *ents;
-	size_t n;
+	int err;
 
 	if (!json_object_object_get_ex(root, "format", &fmt) || json_object_get_int(fmt) != REG_FORMAT ||
 	    !json_object_object_get_ex(root, "revision", &rev) ||
+	    !json_object_is_type(rev, json_type_int) ||
 	    !json_object_object_get_ex(root, "entries", &ents) ||
 	    !json_object_is_type(ents, json_type_array)) {
 		p_err("registry '%s' is not a format %d registry", path, REG_FORMAT);
 		return -EINVAL;
 	}
-	n = json_object_array_length(ents);
-	fb->kvs = calloc(n ? n : 1, sizeof(*fb->kvs));
-	if (!fb->kvs)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		if (entry_parse(json_object_array_get_idx(ents, i), &fb->kvs[fb->n])) {
+	for (size_t i = 0; i < json_object_array_length(ents); i++) {
+		err = snap_entry(fb, json_object_array_get_idx(ents, i));
+		if (err) {
 			p_err("registry '%s': entries[%zu] is malformed", path, i);
-			return -EINVAL;
+			return err;
 		}
-		fb->n++;
 	}
 	fb->rev = (uint64_t)json_object_get_int64(rev);
-	qsort(fb->kvs, fb->n, sizeof(*fb->kvs), kv_cmp);
 	return 0;
 }
 
-static int file_load(struct file_backend *fb)
+static int parse_text(const char *label, const char *text, size_t len, struct json_object **out)
+{
+	struct verr e = {};
+	char *msg;
+	int err = jv_parse_string(label, text, len, out, &e);
+
+	if (err) {
+		msg = verr_join(&e);
+		p_err("registry is corrupt: %s", msg ? msg : label);
+		free(msg);
+		verr_free(&e);
+	}
+	return err;
+}
+
+static int snap_load(struct file_backend *fb)
 {
 	char path[PATH_MAX];
 	struct json_object *root;
-	struct verr e = {};
-	char *text, *msg;
+	char *text;
 	size_t len;
 	int err;
 
@@ -125,46 +221,271 @@ static int file_load(struct file_backend *fb)
 		p_err("failed to read registry '%s': %s", path, strerror(-err));
 		return err;
 	}
-	err = jv_parse_string(path, text, len, &root, &e);
+	fb->snap_bytes = len;
+	err = parse_text(path, text, len, &root);
 	free(text);
-	if (err) {
-		msg = verr_join(&e);
-		p_err("registry is corrupt: %s", msg ? msg : path);
-		free(msg);
-		verr_free(&e);
+	if (err)
 		return err;
-	}
-	err = file_parse(fb, path, root);
+	err = snap_parse(fb, path, root);
 	json_object_put(root);
 	return err;
 }
 
-static int file_store(struct file_backend *fb, const struct kv *kvs, size_t n, uint64_t rev)
+/* One entry a line, so that the snapshot stays readable and diffable. */
+static int snap_write(struct file_backend *fb)
 {
-	struct json_object *root = json_object_new_object();
-	struct json_object *ents = json_object_new_array();
-	const char *text;
+	size_t cap = 128, len = 0;
+	char *buf = malloc(cap);
 	int err;
 
-	json_object_object_add(root, "format", json_object_new_int(REG_FORMAT));
-	json_object_object_add(root, "revision", json_object_new_int64((int64_t)rev));
-	for (size_t i = 0; i < n; i++) {
-		struct json_object *ent = json_object_new_object();
+	for (size_t i = 0; buf && i <= fb->n; i++) {
+		struct json_object *k = i < fb->n ? json_object_new_string(fb->kvs[i].key) : NULL;
+		const char *ks = k ? json_object_to_json_string(k) : "";
+		size_t need = strlen(ks) + (i < fb->n ? strlen(fb->kvs[i].value) : 0) + 128;
+		int w;
 
-		json_object_object_add(ent, "key", json_object_new_string(kvs[i].key));
-		json_object_object_add(ent, "mod_revision", json_object_new_int64((int64_t)kvs[i].mod_rev));
-		json_object_object_add(ent, "value", json_tokener_parse(kvs[i].value));
-		json_object_array_add(ents, ent);
+		if (len + need > cap) {
+			char *tmp;
+
+			while (len + need > cap)
+				cap *= 2;
+			tmp = realloc(buf, cap);
+			if (!tmp) {
+				free(buf);
+				buf = NULL;
+				json_object_put(k);
+				break;
+			}
+			buf = tmp;
+		}
+		if (!i)
+			len += (size_t)snprintf(buf + len, cap - len,
+						"{\"format\":%d,\"revision\":%llu,\"entries\":[",
+						REG_FORMAT, (unsigned long long)fb->rev);
+		if (i < fb->n)
+			w = snprintf(buf + len, cap - len, "%s\n{\"key\":%s,\"mod_revision\":%llu,\"value\":%s}",
+				     i ? "," : "", ks, (unsigned long long)fb->kvs[i].mod_rev,
+				     fb->kvs[i].value);
+		else
+			w = snprintf(buf + len, cap - len, "\n]}\n");
+		len += (size_t)w;
+		json_object_put(k);
 	}
-	json_object_object_add(root, "entries", ents);
-	text = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY |
-							    JSON_C_TO_STRING_NOSLASHESCAPE);
-	err = file_write_atomic(fb->dir, REG_FILE, text, strlen(text), 0600);
+	if (!buf)
+		return -ENOMEM;
+	err = file_write_atomic(fb->dir, REG_FILE, buf, len, 0600);
+	free(buf);
 	if (err)
-		p_err("failed to write registry '%s/%s': %s", fb->dir, REG_FILE, strerror(-err));
-	json_object_put(root);
+		p_err("failed to write registry snapshot '%s/%s': %s", fb->dir, REG_FILE,
+		      strerror(-err));
+	else
+		fb->snap_bytes = len;
 	return err;
 }
+
+/* ---- write-ahead log ---- */
+
+static int wal_apply(struct file_backend *fb, struct json_object *ops, uint64_t rev)
+{
+	for (size_t i = 0; i < json_object_array_length(ops); i++) {
+		struct json_object *op = json_object_array_get_idx(ops, i), *k, *v = NULL;
+		bool put = json_object_object_get_ex(op, "put", &k);
+		char *key, *value = NULL;
+
+		if (!put && !json_object_object_get_ex(op, "del", &k))
+			return -EINVAL;
+		if (!json_object_is_type(k, json_type_string) ||
+		    (put && !json_object_object_get_ex(op, "value", &v)))
+			return -EINVAL;
+		key = strdup(json_object_get_string(k));
+		if (put)
+			value = json_text(v);
+		if (!key || (put && !value)) {
+			free(key);
+			free(value);
+			return -ENOMEM;
+		}
+		if (kv_set(fb, key, value, rev))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+/* One log line: 1 applied, 0 already in the snapshot, -errno malformed. */
+static int wal_line(struct file_backend *fb, const char *line, size_t len)
+{
+	struct json_object *o, *r, *ops;
+	uint64_t rev;
+	int err;
+
+	o = json_tokener_parse(line);
+	(void)len;
+	if (!o || !json_object_object_get_ex(o, "rev", &r) || !json_object_is_type(r, json_type_int) ||
+	    !json_object_object_get_ex(o, "ops", &ops) || !json_object_is_type(ops, json_type_array)) {
+		json_object_put(o);
+		return -EINVAL;
+	}
+	rev = (uint64_t)json_object_get_int64(r);
+	if (rev <= fb->rev) {
+		json_object_put(o);
+		return 0;
+	}
+	if (rev != fb->rev + 1) {
+		json_object_put(o);
+		return -ERANGE;
+	}
+	err = wal_apply(fb, ops, rev);
+	json_object_put(o);
+	if (err)
+		return err;
+	fb->rev = rev;
+	return 1;
+}
+
+/* Replay the log; cut a torn last line (a write that was never acknowledged). */
+static int wal_replay(struct file_backend *fb, const char *path)
+{
+	size_t len, off = 0;
+	char *text;
+	int err = file_read_all(path, REG_FILE_MAX, &text, &len);
+
+	if (err == -ENOENT)
+		return 0;
+	if (err) {
+		p_err("failed to read registry log '%s': %s", path, strerror(-err));
+		return err;
+	}
+	while (off < len) {
+		char *nl = memchr(text + off, '\n', len - off);
+		size_t end = nl ? (size_t)(nl - text) : len;
+
+		if (nl)
+			*nl = '\0';
+		err = nl ? wal_line(fb, text + off, end - off) : -EINVAL;
+		if (err < 0 && (!nl || end + 1 == len) && err != -ENOMEM && err != -ERANGE) {
+			p_warn("registry log '%s': cutting a torn last transaction at byte %zu (never acknowledged)",
+			       path, off);
+			if (truncate(path, (off_t)off))
+				err = -errno;
+			else
+				err = 0;
+			len = off;
+			break;
+		}
+		if (err < 0) {
+			p_err("registry log '%s' is corrupt at byte %zu: %s", path, off,
+			      err == -ERANGE ? "revision out of order" : strerror(-err));
+			free(text);
+			return err == -ERANGE ? -EINVAL : err;
+		}
+		off = end + 1;
+	}
+	free(text);
+	fb->wal_bytes = len;
+	return err < 0 ? err : 0;
+}
+
+static int wal_open(struct file_backend *fb)
+{
+	char path[PATH_MAX];
+	int err;
+
+	snprintf(path, sizeof(path), "%s/%s", fb->dir, REG_WAL);
+	err = wal_replay(fb, path);
+	if (err)
+		return err;
+	fb->wal_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fb->wal_fd < 0) {
+		p_err("failed to open registry log '%s': %s", path, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static char *wal_record(const struct kv_op *ops, size_t n, uint64_t rev)
+{
+	struct json_object *o = json_object_new_object(), *arr = json_object_new_array();
+	char *text = NULL;
+	int err = 0;
+
+	json_object_object_add(o, "rev", json_object_new_int64((int64_t)rev));
+	json_object_object_add(o, "ops", arr);
+	for (size_t i = 0; i < n && !err; i++) {
+		struct json_object *op = json_object_new_object(), *v = NULL;
+
+		json_object_object_add(op, ops[i].type == KV_PUT ? "put" : "del",
+				       json_object_new_string(ops[i].key));
+		if (ops[i].type == KV_PUT) {
+			v = json_tokener_parse(ops[i].value);
+			err = v ? 0 : -EINVAL;
+			json_object_object_add(op, "value", v);
+		}
+		json_object_array_add(arr, op);
+	}
+	if (!err && asprintf(&text, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)) < 0)
+		text = NULL;
+	json_object_put(o);
+	return text;
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+	while (len) {
+		ssize_t w = write(fd, buf, len);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		buf += w;
+		len -= (size_t)w;
+	}
+	return 0;
+}
+
+/* The log grew past the snapshot: fold it in. A failure leaves both as they were. */
+static void wal_compact(struct file_backend *fb)
+{
+	if (fb->wal_bytes < fb->compact_min_bytes || fb->wal_bytes < fb->snap_bytes)
+		return;
+	if (snap_write(fb))
+		return;
+	if (ftruncate(fb->wal_fd, 0)) {
+		p_warn("failed to truncate registry log: %s", strerror(errno));
+		return;
+	}
+	fb->wal_bytes = 0;
+}
+
+/* ---- watch queue ---- */
+
+static int queue_event(struct file_backend *fb, const struct kv_op *op, uint64_t rev)
+{
+	struct kv_event *e;
+
+	if (fb->n_ev == fb->cap_ev) {
+		size_t cap = fb->cap_ev ? fb->cap_ev * 2 : 16;
+		struct kv_event *tmp = realloc(fb->ev, cap * sizeof(*tmp));
+
+		if (!tmp)
+			return -ENOMEM;
+		fb->ev = tmp;
+		fb->cap_ev = cap;
+	}
+	e = &fb->ev[fb->n_ev];
+	*e = (struct kv_event){ .type = op->type, .mod_rev = rev };
+	e->key = strdup(op->key);
+	e->value = op->type == KV_PUT ? strdup(op->value) : NULL;
+	if (!e->key || (op->type == KV_PUT && !e->value)) {
+		free(e->key);
+		free(e->value);
+		return -ENOMEM;
+	}
+	fb->n_ev++;
+	return 0;
+}
+
+/* ---- ops ---- */
 
 static int file_range(struct registry_backend *b, const char *prefix, struct kv **out, size_t *n,
 		      uint64_t *rev)
@@ -176,14 +497,19 @@ static int file_range(struct registry_backend *b, const char *prefix, struct kv 
 	if (!*out)
 		return -ENOMEM;
 	for (size_t i = 0; i < fb->n; i++) {
+		struct kv *d = &(*out)[cnt];
+
 		if (strncmp(fb->kvs[i].key, prefix, plen))
 			continue;
-		if (kv_dup(&(*out)[cnt], fb->kvs[i].key, fb->kvs[i].value, fb->kvs[i].mod_rev)) {
+		d->key = strdup(fb->kvs[i].key);
+		d->value = strdup(fb->kvs[i].value);
+		d->mod_rev = fb->kvs[i].mod_rev;
+		cnt++;
+		if (!d->key || !d->value) {
 			kvs_free(*out, cnt);
 			*out = NULL;
 			return -ENOMEM;
 		}
-		cnt++;
 	}
 	*n = cnt;
 	*rev = fb->rev;
@@ -192,7 +518,7 @@ static int file_range(struct registry_backend *b, const char *prefix, struct kv 
 
 static bool compare_holds(struct file_backend *fb, const struct kv_op *op)
 {
-	struct kv *cur = kv_find(fb->kvs, fb->n, op->key);
+	struct kv *cur = kv_find(fb, op->key);
 
 	if (op->expect_rev == KV_REV_ANY)
 		return true;
@@ -201,78 +527,13 @@ static bool compare_holds(struct file_backend *fb, const struct kv_op *op)
 	return cur && cur->mod_rev == op->expect_rev;
 }
 
-static int op_ptr_cmp(const void *a, const void *b)
-{
-	return strcmp((*(const struct kv_op *const *)a)->key, (*(const struct kv_op *const *)b)->key);
-}
-
-static const struct kv_op *op_find(const struct kv_op **sorted, size_t n, const char *key)
-{
-	struct kv_op k = { .key = key };
-	const struct kv_op *kp = &k, **hit;
-
-	hit = bsearch(&kp, sorted, n, sizeof(*sorted), op_ptr_cmp);
-	return hit ? *hit : NULL;
-}
-
-/*
- * New sorted key space = old one with ops applied, built as a copy so that the old one
- * stays valid when the write fails. ops must not name a key twice (as in etcd).
- */
-static int apply_ops(struct file_backend *fb, const struct kv_op **sorted, size_t n, uint64_t rev,
-		     struct kv **out, size_t *out_n)
-{
-	struct kv *kvs = calloc(fb->n + n + 1, sizeof(*kvs));
-	size_t cnt = 0;
-
-	if (!kvs)
-		return -ENOMEM;
-	for (size_t i = 0; i < fb->n; i++) {
-		if (op_find(sorted, n, fb->kvs[i].key))
-			continue;
-		if (kv_dup(&kvs[cnt++], fb->kvs[i].key, fb->kvs[i].value, fb->kvs[i].mod_rev))
-			goto nomem;
-	}
-	for (size_t i = 0; i < n; i++)
-		if (sorted[i]->type == KV_PUT &&
-		    kv_dup(&kvs[cnt++], sorted[i]->key, sorted[i]->value, rev))
-			goto nomem;
-	qsort(kvs, cnt, sizeof(*kvs), kv_cmp);
-	*out = kvs;
-	*out_n = cnt;
-	return 0;
-nomem:
-	kvs_free(kvs, cnt);
-	return -ENOMEM;
-}
-
-/* Sorted view of ops; -EINVAL when a key appears twice. */
-static int ops_sort(const struct kv_op *ops, size_t n, const struct kv_op ***out)
-{
-	const struct kv_op **sorted = calloc(n ? n : 1, sizeof(*sorted));
-
-	if (!sorted)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++)
-		sorted[i] = &ops[i];
-	qsort(sorted, n, sizeof(*sorted), op_ptr_cmp);
-	for (size_t i = 1; i < n; i++) {
-		if (!strcmp(sorted[i - 1]->key, sorted[i]->key)) {
-			free(sorted);
-			return -EINVAL;
-		}
-	}
-	*out = sorted;
-	return 0;
-}
-
 static int file_txn(struct registry_backend *b, const struct kv_op *ops, size_t n, uint64_t *rev,
 		    size_t *failed)
 {
 	struct file_backend *fb = (struct file_backend *)b;
-	const struct kv_op **sorted;
-	struct kv *kvs;
-	size_t cnt;
+	uint64_t next = fb->rev + 1, one = 1;
+	size_t queued = fb->n_ev;
+	char *rec;
 	int err;
 
 	for (size_t i = 0; i < n; i++) {
@@ -280,30 +541,87 @@ static int file_txn(struct registry_backend *b, const struct kv_op *ops, size_t 
 			*failed = i;
 			return -ECANCELED;
 		}
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(ops[i].key, ops[j].key))
+				return -EINVAL; /* as in etcd: one op per key */
 	}
-	err = ops_sort(ops, n, &sorted);
-	if (err)
-		return err;
-	err = apply_ops(fb, sorted, n, fb->rev + 1, &kvs, &cnt);
-	free(sorted);
-	if (err)
-		return err;
-	err = file_store(fb, kvs, cnt, fb->rev + 1);
+	rec = wal_record(ops, n, next);
+	if (!rec)
+		return -ENOMEM;
+	/* The events first: once the record is durable nothing may fail. */
+	for (size_t i = 0; i < n && fb->watch_from != UINT64_MAX; i++) {
+		err = queue_event(fb, &ops[i], next);
+		if (err)
+			goto undo;
+	}
+	err = write_all(fb->wal_fd, rec, strlen(rec));
+	if (!err && fdatasync(fb->wal_fd))
+		err = -errno;
 	if (err) {
-		kvs_free(kvs, cnt);
-		return err;
+		p_err("failed to append to registry log '%s/%s': %s", fb->dir, REG_WAL,
+		      strerror(-err));
+		/* A partial line must not be followed by the next one. */
+		if (ftruncate(fb->wal_fd, (off_t)fb->wal_bytes))
+			p_warn("failed to cut a partial registry log record: %s", strerror(errno));
+		goto undo;
 	}
-	kvs_free(fb->kvs, fb->n);
-	fb->kvs = kvs;
-	fb->n = cnt;
-	*rev = ++fb->rev;
+	fb->wal_bytes += strlen(rec);
+	free(rec);
+	for (size_t i = 0; i < n; i++) {
+		char *key = strdup(ops[i].key);
+		char *value = ops[i].type == KV_PUT ? strdup(ops[i].value) : NULL;
+
+		if (!key || (ops[i].type == KV_PUT && !value) || kv_set(fb, key, value, next)) {
+			/* Durable but not in memory: the process cannot go on truthfully. */
+			p_err("out of memory after a registry commit; exiting (the log has it)");
+			abort();
+		}
+	}
+	fb->rev = next;
+	*rev = next;
+	if (fb->n_ev > queued && write(fb->event_fd, &one, sizeof(one)) < 0)
+		p_debug("registry watch eventfd: %s", strerror(errno));
+	wal_compact(fb);
+	return 0;
+undo:
+	kv_events_free(fb->ev + queued, fb->n_ev - queued);
+	fb->n_ev = queued;
+	free(rec);
+	return err;
+}
+
+static int file_watch(struct registry_backend *b, uint64_t from_rev)
+{
+	struct file_backend *fb = (struct file_backend *)b;
+
+	if (from_rev != fb->rev)
+		return -ESTALE; /* no history kept in memory: range again */
+	fb->watch_from = from_rev;
 	return 0;
 }
 
 static int file_watch_fd(struct registry_backend *b)
 {
-	(void)b;
-	return -1; /* the lock makes this process the only writer */
+	return ((struct file_backend *)b)->event_fd;
+}
+
+static int file_watch_read(struct registry_backend *b, struct kv_event **ev, size_t *n)
+{
+	struct file_backend *fb = (struct file_backend *)b;
+	uint64_t cnt;
+
+	if (read(fb->event_fd, &cnt, sizeof(cnt)) < 0 && errno != EAGAIN)
+		return -errno;
+	*ev = fb->ev;
+	*n = fb->n_ev;
+	fb->ev = NULL;
+	fb->n_ev = fb->cap_ev = 0;
+	return 0;
+}
+
+static uint64_t file_revision(struct registry_backend *b)
+{
+	return ((struct file_backend *)b)->rev;
 }
 
 static void file_free(struct registry_backend *b)
@@ -313,6 +631,11 @@ static void file_free(struct registry_backend *b)
 	if (!fb)
 		return;
 	kvs_free(fb->kvs, fb->n);
+	kv_events_free(fb->ev, fb->n_ev);
+	if (fb->wal_fd >= 0)
+		close(fb->wal_fd);
+	if (fb->event_fd >= 0)
+		close(fb->event_fd);
 	if (fb->lock_fd >= 0)
 		close(fb->lock_fd);
 	free(fb);
@@ -322,35 +645,83 @@ static const struct registry_backend_ops file_ops = {
 	.name = "file",
 	.range = file_range,
 	.txn = file_txn,
+	.watch = file_watch,
 	.watch_fd = file_watch_fd,
+	.watch_read = file_watch_read,
+	.revision = file_revision,
 	.free = file_free,
 };
+
+void registry_file_set_compaction(struct registry_backend *b, size_t min_bytes)
+{
+	((struct file_backend *)b)->compact_min_bytes = min_bytes;
+}
+
+/* Snapshot writes interrupted by a kill leave .registry.json.tmp.PID (fsutil): we hold the
+ * lock, so nobody else is writing one. */
+static void remove_leftovers(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, "." REG_FILE ".tmp.", strlen("." REG_FILE ".tmp.")))
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0))
+			p_warn("failed to remove leftover '%s/%s': %s", dir, de->d_name,
+			       strerror(errno));
+		else
+			p_info("removed leftover '%s/%s' of an interrupted write", dir, de->d_name);
+	}
+	closedir(d);
+}
+
+static int lock_dir(struct file_backend *fb)
+{
+	char lock[PATH_MAX];
+
+	snprintf(lock, sizeof(lock), "%s/%s", fb->dir, REG_LOCK);
+	fb->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fb->lock_fd < 0) {
+		p_err("failed to open registry lock '%s': %s", lock, strerror(errno));
+		return -errno;
+	}
+	if (flock(fb->lock_fd, LOCK_EX | LOCK_NB)) {
+		int err = errno == EWOULDBLOCK ? -EBUSY : -errno;
+
+		p_err("failed to lock registry '%s': %s (is another caelumd running?)", lock,
+		      err == -EBUSY ? "held by another process" : strerror(errno));
+		return err;
+	}
+	return 0;
+}
 
 int registry_file_open(const char *dir, struct registry_backend **out)
 {
 	struct file_backend *fb = calloc(1, sizeof(*fb));
-	char lock[PATH_MAX];
 	int err;
 
 	if (!fb)
 		return -ENOMEM;
 	fb->base.ops = &file_ops;
-	fb->lock_fd = -1;
+	fb->lock_fd = fb->wal_fd = -1;
+	fb->watch_from = UINT64_MAX;
+	fb->compact_min_bytes = WAL_COMPACT_MIN_BYTES;
 	snprintf(fb->dir, sizeof(fb->dir), "%s", dir);
-	snprintf(lock, sizeof(lock), "%s/%s", dir, REG_LOCK);
-	fb->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fb->lock_fd < 0) {
+	fb->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (fb->event_fd < 0) {
 		err = -errno;
-		p_err("failed to open registry lock '%s': %s", lock, strerror(errno));
 		goto err;
 	}
-	if (flock(fb->lock_fd, LOCK_EX | LOCK_NB)) {
-		err = errno == EWOULDBLOCK ? -EBUSY : -errno;
-		p_err("failed to lock registry '%s': %s (is another caelumd running?)", lock,
-		      err == -EBUSY ? "held by another process" : strerror(errno));
+	err = lock_dir(fb);
+	if (err)
 		goto err;
-	}
-	err = file_load(fb);
+	remove_leftovers(dir);
+	err = snap_load(fb);
+	if (!err)
+		err = wal_open(fb);
 	if (err)
 		goto err;
 	*out = &fb->base;

@@ -11,6 +11,7 @@
 #include "cgroup.h"
 #include "log.h"
 #include "services.h"
+#include "sorted.h"
 
 int svcs_init(struct svcs *s, const char *cgroup_root, const char *cg2_mount,
 	      unsigned int root_level)
@@ -49,12 +50,25 @@ void svcs_set_map(struct svcs *s, int map_fd)
 	s->map_fd = map_fd;
 }
 
+static int rt_name_cmp(const void *elem, const void *key)
+{
+	return strcmp(((const struct svc_rt *)elem)->name, key);
+}
+
+/* s->v is in the registry's order (sorted by name): a binary search, -1 if absent. */
+static ssize_t svcs_index(const struct svcs *s, const char *name)
+{
+	bool found;
+	size_t i = sorted_find(s->v, s->n, sizeof(*s->v), name, rt_name_cmp, &found);
+
+	return found ? (ssize_t)i : -1;
+}
+
 struct svc_rt *svcs_find(const struct svcs *s, const char *name)
 {
-	for (size_t i = 0; i < s->n; i++)
-		if (!strcmp(s->v[i].name, name))
-			return &s->v[i];
-	return NULL;
+	ssize_t i = svcs_index(s, name);
+
+	return i < 0 ? NULL : &s->v[i];
 }
 
 const char *svcs_name_of(void *ctx, uint64_t cgid)
@@ -195,16 +209,20 @@ static void map_prune(struct svcs *s)
 int svcs_reconcile(struct svcs *s, const struct reg_state *st)
 {
 	struct svc_rt *v = calloc(st->n_svcs + 1, sizeof(*v));
+	bool *taken = calloc(s->n + 1, sizeof(*taken));
 	int err = 0;
 
-	if (!v)
+	if (!v || !taken) {
+		free(v);
+		free(taken);
 		return -ENOMEM;
+	}
 	for (size_t i = 0; i < st->n_svcs; i++) {
-		struct svc_rt *old = svcs_find(s, st->svcs[i].spec.name);
+		ssize_t old = svcs_index(s, st->svcs[i].spec.name);
 
-		if (old) {
-			v[i] = *old;
-			old->name[0] = '\0'; /* taken */
+		if (old >= 0) {
+			v[i] = s->v[old];
+			taken[old] = true;
 		} else {
 			snprintf(v[i].name, sizeof(v[i].name), "%s", st->svcs[i].spec.name);
 			v[i].wd = -1;
@@ -215,8 +233,9 @@ int svcs_reconcile(struct svcs *s, const struct reg_state *st)
 			err = -EIO;
 	}
 	for (size_t i = 0; i < s->n; i++)
-		if (s->v[i].name[0])
+		if (!taken[i])
 			svc_retire(s, &s->v[i]);
+	free(taken);
 	free(s->v);
 	s->v = v;
 	s->n = st->n_svcs;

@@ -67,11 +67,15 @@ static struct json_object *maps_json(struct daemon *d)
 		if (m)
 			json_object_array_add(arr, m);
 	}
+	/* The policy table the programs use now (cm_port_a or cm_port_b, kept equal). */
 	fd = bpfinfo_inner_map_fd(ports_map_fd(d->ports, "cm_port_outer"));
 	if (fd >= 0) {
 		m = bpfinfo_map(fd, true);
-		if (m)
+		if (m) {
+			json_object_object_add(m, "table", json_object_get(json_object_object_get(m, "name")));
+			json_object_object_add(m, "name", json_object_new_string("cm_port_rules"));
 			json_object_array_add(arr, m);
+		}
 		close(fd);
 	}
 	return arr;
@@ -116,6 +120,14 @@ static struct json_object *policy_json(struct daemon *d)
 	add_u64(o, "entries", d->policy.entries);
 	add_u64(o, "reserved", d->policy.reserved);
 	add_u64(o, "managed", d->policy.managed);
+	add_u64(o, "applied_revision", d->applied.applied_rev);
+	{
+		uint64_t flips, writes;
+
+		ports_counters(d->ports, &flips, &writes);
+		add_u64(o, "table_flips", flips);
+		add_u64(o, "entry_writes", writes);
+	}
 	time_format_rfc3339(d->policy.applied_ns, ts, sizeof(ts));
 	json_object_object_add(o, "applied", json_object_new_string(ts));
 	add_u64(o, "apply_ns", d->policy.apply_ns);

@@ -3,9 +3,13 @@
  * Port enforcement ABI (bpf/ports.bpf.c <-> user/ports.c).
  *
  * The whole port policy is one hash table keyed by (port, proto), reached through the
- * one-slot array-of-maps cm_port_outer. caelumd builds a complete new table for every change
- * and swaps it in with a single update of slot 0, so the kernel always sees either the old
- * policy or the new one, never a mix.
+ * one-slot array-of-maps cm_port_outer. There are two such tables, cm_port_a and cm_port_b,
+ * both pinned and kept equal by caelumd (user/ports.c tables_update); slot 0 holds one of
+ * them. A change of one entry is written to the other table, then to the one in slot 0: a
+ * hash update replaces one element atomically. A change of several entries is written to
+ * the table not in slot 0, slot 0 is flipped to it (the syscall returns once no program can
+ * still be reading the old one), and the old one is brought level. Either way a program's
+ * lookup sees the policy before the change or after it, never a mix of the two.
  *
  * Key:   struct caelum_port_key   { port (host order), proto (IPPROTO_TCP/IPPROTO_UDP) }
  * Value: struct caelum_port_rule  { flags, owner }

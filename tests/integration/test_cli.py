@@ -14,6 +14,18 @@ class Shapes(CaelumTest):
         self.e = self.env("shapes", services={"alpha": ["8100/tcp", "8101/udp", "9000"],
                                               "beta": ["8110-8111/tcp"]})
 
+    def test_status_text_names_every_hook_in_columns(self):
+        """Plain status: every program says where it hooks in (no "(null)" for dev and
+        tracing programs), and the id column lines up whatever the names' lengths."""
+        out = self.e.ok("status", json_out=False)
+        self.assertNotIn("(null)", out)
+        progs = [ln for ln in out.splitlines() if ln.startswith("    ") and " id " in ln]
+        self.assertGreaterEqual(len(progs), 10, out)
+        self.assertEqual(len({ln.index(" id ") for ln in progs}), 1, out)
+        hooks = {ln.split()[3] for ln in progs}
+        self.assertTrue({"cgroup_inet4_bind", "cgroup_device", "sched_switch"} <= hooks, hooks)
+        self.assertIn("registry revision", out)
+
     def test_port_list_shape(self):
         ports = self.e.ok("port", "list")
         self.assertEqual([(p["port"], p["proto"], p["service"]) for p in ports],
@@ -77,11 +89,16 @@ class Shapes(CaelumTest):
     def test_map_and_prog_show(self):
         maps = {m["name"]: m for m in self.e.ok("map", "show")}
         self.assertEqual(set(maps), {"cm_events", "cm_stats", "cm_config", "cm_services",
-                                     "cm_agg", "cm_port_outer", "cm_port_rules", "cm_devices",
+                                     "cm_agg", "cm_port_outer", "cm_port_a", "cm_port_b",
+                                     "cm_devices",
                                      "cm_task_svc", "cm_task_live", "cm_task_budget",
                                      "cm_cpu_time", "cm_db_addrs", "cm_db_decl", "cm_db_conns",
                                      "cm_db_sk"})
-        self.assertEqual(maps["cm_port_rules"]["max_entries"], 131072)
+        self.assertEqual(maps["cm_port_a"]["max_entries"], 131072)
+        # exactly one table is in cm_port_outer[0]; both hold the same entries
+        self.assertEqual(sorted([maps["cm_port_a"]["active"], maps["cm_port_b"]["active"]]),
+                         [False, True])
+        self.assertEqual(maps["cm_port_a"]["entries"], maps["cm_port_b"]["entries"])
         progs = self.e.ok("prog", "show")
         self.assertEqual({p.get("attach_type") or p["tracepoint"] for p in progs},
                          {"cgroup_inet4_bind", "cgroup_inet6_bind", "cgroup_device",

@@ -1066,7 +1066,7 @@ static void test_gpu_over_asked(void **state)
 
 	gapply_ok(f, "alpha", "{\"gpus\": 2}");
 	assert_gpus(f, held);
-	snprintf(path, sizeof(path), "%s/registry.json", f->dir);
+	snprintf(path, sizeof(path), "%s/registry.wal", f->dir);
 	before = read_text(path, NULL);
 	assert_non_null(before);
 

@@ -30,20 +30,22 @@ struct fx {
 	const struct reg_state *seen_st;
 };
 
-static void on_change(void *ctx, const struct reg_state *st)
+static void on_change(void *ctx, const struct reg_state *st, const struct reg_delta *d)
 {
 	struct fx *f = ctx;
 
+	assert_int_equal(d->rev, st->rev);
 	f->notified[0]++;
 	f->seen_rev = st->rev;
 	f->seen_st = st;
 }
 
-static void on_change2(void *ctx, const struct reg_state *st)
+static void on_change2(void *ctx, const struct reg_state *st, const struct reg_delta *d)
 {
 	struct fx *f = ctx;
 
 	(void)st;
+	(void)d;
 	f->notified[1]++;
 }
 
@@ -174,12 +176,20 @@ static void assert_owner(struct fx *f, uint16_t port, uint8_t proto, const char 
 	assert_int_equal(o, want_origin);
 }
 
+/* What is on disk: the snapshot (if any) and the log, one after the other. */
 static char *registry_file(struct fx *f)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], *snap, *wal, *all;
 
 	snprintf(path, sizeof(path), "%s/registry.json", f->dir);
-	return read_text(path, NULL);
+	snap = read_text(path, NULL);
+	snprintf(path, sizeof(path), "%s/registry.wal", f->dir);
+	wal = read_text(path, NULL);
+	if (asprintf(&all, "%s\n--\n%s", snap ? snap : "", wal ? wal : "") < 0)
+		all = NULL;
+	free(snap);
+	free(wal);
+	return all;
 }
 
 /* ---- services and reservations persist ---- */
@@ -693,7 +703,7 @@ static void test_backend_txn_cas(void **state)
 		assert_int_equal(b->ops->txn(b, ops, 1, &rev, &failed), 0);
 		assert_int_equal(rev, 2);
 	}
-	snprintf(path, sizeof(path), "%s/registry.json", dir);
+	snprintf(path, sizeof(path), "%s/registry.wal", dir);
 	before = read_text(path, NULL);
 	assert_non_null(before);
 
@@ -770,7 +780,7 @@ static void test_backend_txn_cas(void **state)
 	assert_int_equal(b->ops->range(b, "b/", &kvs, &n, &rev), 0);
 	assert_int_equal(n, 0);
 	kvs_free(kvs, n);
-	assert_int_equal(b->ops->watch_fd(b), -1);
+	assert_true(b->ops->watch_fd(b) >= 0);
 	b->ops->free(b);
 
 	/* and all of it was on disk */
@@ -914,6 +924,12 @@ static void test_leftover_temp_file(void **state)
 	write_text(f->dir, ".registry.json.tmp.12345", "{\"format\": 1, \"revis", NULL);
 	write_text(f->dir, "registry.json.tmp", "garbage", NULL);
 	fx_open(f);
+	{
+		char p[PATH_MAX];
+
+		snprintf(p, sizeof(p), "%s/.registry.json.tmp.12345", f->dir);
+		assert_int_equal(access(p, F_OK), -1); /* removed: nobody else writes here */
+	}
 	assert_int_equal(registry_state(f->r)->rev, 2);
 	assert_int_equal(registry_state(f->r)->n_svcs, 1);
 	assert_int_equal(registry_state(f->r)->n_resv, 1);
@@ -921,6 +937,155 @@ static void test_leftover_temp_file(void **state)
 	fx_reopen(f);
 	assert_int_equal(registry_state(f->r)->rev, 3);
 	assert_int_equal(registry_state(f->r)->n_svcs, 2);
+}
+
+
+/* ---- the log: torn tails, compaction, crash between snapshot and truncation ---- */
+
+static void append_text(const char *dir, const char *name, const char *text)
+{
+	char path[PATH_MAX];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "a");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static size_t file_size(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return stat(path, &sb) ? 0 : (size_t)sb.st_size;
+}
+
+/* A kill during an append leaves part of a line: it was never acknowledged and is cut off. */
+static void test_wal_torn_tail(void **state)
+{
+	struct fx *f = *state;
+	size_t good;
+
+	apply_ok(f, "alpha", "[\"8100\"]");
+	reserve_ok(f, 7000, IPPROTO_TCP, "alpha");
+	registry_close(f->r);
+	f->r = NULL;
+	good = file_size(f->dir, "registry.wal");
+	append_text(f->dir, "registry.wal", "{\"rev\":3,\"ops\":[{\"put\":\"reservations/7001/tcp\",\"val");
+	fx_open(f);
+	assert_int_equal(registry_state(f->r)->rev, 2);
+	assert_int_equal(registry_state(f->r)->n_resv, 1);
+	assert_int_equal(file_size(f->dir, "registry.wal"), good);
+	/* the next transaction is revision 3, and it survives a reopen */
+	reserve_ok(f, 7002, IPPROTO_TCP, "alpha");
+	assert_int_equal(registry_state(f->r)->rev, 3);
+	fx_reopen(f);
+	assert_int_equal(registry_state(f->r)->rev, 3);
+	assert_int_equal(registry_state(f->r)->n_resv, 2);
+	assert_non_null(registry_owner(f->r, 7002, IPPROTO_TCP, NULL));
+	assert_null(registry_owner(f->r, 7001, IPPROTO_TCP, NULL));
+}
+
+/* A line in the middle that is not a transaction, or a revision out of order: corrupt. */
+static void test_wal_corrupt(void **state)
+{
+	static const char *const bad[] = {
+		"{\"rev\":1,\"ops\":[]}\nnot json\n{\"rev\":2,\"ops\":[]}\n",
+		"{\"rev\":1,\"ops\":[]}\n{\"rev\":3,\"ops\":[]}\n{\"rev\":4,\"ops\":[]}\n",
+		"{\"rev\":1,\"ops\":[{\"put\":5,\"value\":{}}]}\n{\"rev\":2,\"ops\":[]}\n",
+	};
+	char *dir = *state;
+	struct registry_backend *b;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		b = NULL;
+		write_text(dir, "registry.wal", bad[i], NULL);
+		if (registry_file_open(dir, &b) != -EINVAL)
+			fail_msg("case %zu was not refused with -EINVAL", i);
+		assert_null(b);
+	}
+}
+
+static void reserve_many(struct fx *f, uint16_t from, int n)
+{
+	for (int i = 0; i < n; i++)
+		reserve_ok(f, (uint16_t)(from + i), IPPROTO_TCP, "alpha");
+}
+
+/* The log is folded into the snapshot once it outgrows it; nothing is lost either way. */
+static void test_wal_compaction(void **state)
+{
+	struct fx *f = *state;
+	struct registry_backend *b = NULL;
+	struct verr e = {};
+
+	registry_close(f->r);
+	assert_int_equal(registry_file_open(f->dir, &b), 0);
+	registry_file_set_compaction(b, 2048);
+	assert_int_equal(registry_open(b, &f->r, &e), 0);
+	apply_ok(f, "alpha", "[\"8100\"]");
+	reserve_many(f, 7000, 200);
+	assert_int_equal(registry_state(f->r)->rev, 201);
+	/* compacted at least once: a snapshot exists and the log is shorter than 200 lines */
+	assert_true(file_size(f->dir, "registry.json") > 0);
+	assert_true(file_size(f->dir, "registry.wal") < 200 * 60);
+	fx_reopen(f);
+	assert_int_equal(registry_state(f->r)->rev, 201);
+	assert_int_equal(registry_state(f->r)->n_resv, 200);
+	assert_int_equal(registry_state(f->r)->resv[199].port, 7199);
+	assert_int_equal(registry_state(f->r)->resv[199].mod_rev, 201);
+}
+
+/* Killed after the new snapshot was renamed in, before the log was cut: the log's lines up
+ * to the snapshot's revision are skipped, the later ones replayed. */
+static void test_wal_replay_after_snapshot(void **state)
+{
+	struct fx *f = *state;
+	struct registry_backend *b = NULL;
+	struct verr e = {};
+	char path[PATH_MAX], *old_log;
+
+	apply_ok(f, "alpha", "[\"8100\"]");
+	reserve_many(f, 7000, 3);
+	snprintf(path, sizeof(path), "%s/registry.wal", f->dir);
+	old_log = read_text(path, NULL);
+	assert_non_null(old_log);
+	registry_close(f->r);
+	/* force a snapshot at revision 5 */
+	assert_int_equal(registry_file_open(f->dir, &b), 0);
+	registry_file_set_compaction(b, 1);
+	assert_int_equal(registry_open(b, &f->r, &e), 0);
+	reserve_many(f, 7003, 1);
+	assert_int_equal(file_size(f->dir, "registry.wal"), 0);
+	registry_close(f->r);
+	f->r = NULL;
+	/* the old log comes back (revisions 1..4, all in the snapshot), plus revision 6 */
+	write_text(f->dir, "registry.wal", old_log, NULL);
+	append_text(f->dir, "registry.wal",
+		    "{\"rev\":6,\"ops\":[{\"put\":\"reservations/7100/tcp\",\"value\":{\"service\":\"alpha\",\"origin\":\"runtime\"}}]}\n");
+	fx_open(f);
+	assert_int_equal(registry_state(f->r)->rev, 6);
+	assert_int_equal(registry_state(f->r)->n_resv, 5);
+	assert_non_null(registry_owner(f->r, 7100, IPPROTO_TCP, NULL));
+	free(old_log);
+}
+
+/* A retried reservation of a port the service already holds is a no-op success. */
+static void test_reserve_retry_noop(void **state)
+{
+	struct fx *f = *state;
+	size_t log;
+
+	apply_ok(f, "alpha", "[\"8100\"]");
+	reserve_ok(f, 7000, IPPROTO_TCP, "alpha");
+	log = file_size(f->dir, "registry.wal");
+	reserve_ok(f, 7000, IPPROTO_TCP, "alpha");
+	reserve_ok(f, 8100, IPPROTO_TCP, "alpha"); /* declared by its spec */
+	assert_int_equal(registry_state(f->r)->rev, 2);
+	assert_int_equal(file_size(f->dir, "registry.wal"), log);
 }
 
 #define F(t) cmocka_unit_test_setup_teardown(t, fx_setup, fx_teardown)
@@ -949,6 +1114,11 @@ int main(void)
 		D(test_corrupt_file),
 		D(test_corrupt_value),
 		F(test_leftover_temp_file),
+		F(test_wal_torn_tail),
+		D(test_wal_corrupt),
+		F(test_wal_compaction),
+		F(test_wal_replay_after_snapshot),
+		F(test_reserve_retry_noop),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
