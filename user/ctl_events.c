@@ -115,7 +115,41 @@ int do_events(int argc, char **argv)
 	return 0;
 }
 
-static void print_component(struct json_object *c)
+/* Where a program hooks in: its cgroup attach type, else its tracepoint (from its link),
+ * else its program type. */
+static const char *prog_hook(struct json_object *p)
+{
+	struct json_object *link;
+
+	if (jstr(p, "attach_type"))
+		return jstr(p, "attach_type");
+	if (json_object_object_get_ex(p, "link", &link) && jstr(link, "tracepoint"))
+		return jstr(link, "tracepoint");
+	return jstr(p, "type") ? jstr(p, "type") : "-";
+}
+
+/* Column widths from the data, so that no name breaks the table. */
+static void prog_widths(struct json_object *comps, int *w_name, int *w_hook)
+{
+	*w_name = 10;
+	*w_hook = 20;
+	for (size_t i = 0; i < json_object_array_length(comps); i++) {
+		struct json_object *progs;
+
+		if (!json_object_object_get_ex(json_object_array_get_idx(comps, i), "programs", &progs))
+			continue;
+		for (size_t j = 0; j < json_object_array_length(progs); j++) {
+			struct json_object *p = json_object_array_get_idx(progs, j);
+			int n = (int)strlen(jstr(p, "name") ? jstr(p, "name") : "-");
+			int h = (int)strlen(prog_hook(p));
+
+			*w_name = n > *w_name ? n : *w_name;
+			*w_hook = h > *w_hook ? h : *w_hook;
+		}
+	}
+}
+
+static void print_component(struct json_object *c, int w_name, int w_hook)
 {
 	struct json_object *progs;
 
@@ -126,8 +160,9 @@ static void print_component(struct json_object *c)
 	for (size_t i = 0; i < json_object_array_length(progs); i++) {
 		struct json_object *p = json_object_array_get_idx(progs, i);
 
-		printf("    %-10s id %-6lld %-20s %s run_cnt %lld run_time_ns %lld\n", jstr(p, "name"),
-		       (long long)jint(p, "id"), jstr(p, "attach_type"),
+		printf("    %-*s id %-6lld %-*s %s run_cnt %lld run_time_ns %lld\n", w_name,
+		       jstr(p, "name") ? jstr(p, "name") : "-", (long long)jint(p, "id"), w_hook,
+		       prog_hook(p),
 		       json_object_get_boolean(json_object_object_get(p, "attached")) ? "attached"
 											: "detached",
 		       (long long)jint(p, "run_cnt"), (long long)jint(p, "run_time_ns"));
@@ -137,6 +172,7 @@ static void print_component(struct json_object *c)
 static void print_status(struct json_object *s)
 {
 	struct json_object *comps, *maps, *ev, *lost, *reg, *pol;
+	int w_name, w_hook;
 
 	printf("caelumd %s on %s, pid %lld, up %llds\n", jstr(s, "version"), jstr(s, "host"),
 	       (long long)jint(s, "pid"), (long long)jint(s, "uptime_s"));
@@ -144,12 +180,14 @@ static void print_status(struct json_object *s)
 	       jstr(s, "bpffs"));
 	printf("components:\n");
 	json_object_object_get_ex(s, "components", &comps);
+	prog_widths(comps, &w_name, &w_hook);
 	for (size_t i = 0; i < json_object_array_length(comps); i++)
-		print_component(json_object_array_get_idx(comps, i));
+		print_component(json_object_array_get_idx(comps, i), w_name, w_hook);
 	json_object_object_get_ex(s, "policy", &pol);
-	printf("policy: %lld entries (%lld reserved, %lld managed), registry revision %lld\n",
+	printf("policy: %lld entries (%lld reserved, %lld managed), registry revision %lld applied, %lld table flips, %lld entry writes\n",
 	       (long long)jint(pol, "entries"), (long long)jint(pol, "reserved"),
-	       (long long)jint(pol, "managed"), (long long)jint(pol, "registry_revision"));
+	       (long long)jint(pol, "managed"), (long long)jint(pol, "applied_revision"),
+	       (long long)jint(pol, "table_flips"), (long long)jint(pol, "entry_writes"));
 	printf("maps:\n");
 	json_object_object_get_ex(s, "maps", &maps);
 	for (size_t i = 0; i < json_object_array_length(maps); i++) {
