@@ -692,6 +692,13 @@ static int state_validate(const struct reg_state *st, struct verr *e)
 
 	if (!specs)
 		return -ENOMEM;
+	/* The kernel's service maps have room for this many, with Caelum's own cgroups. */
+	if (st->n_svcs > REG_MAX_SERVICES) {
+		free(specs);
+		verr_add(e, "registry", "services", "%zu services: at most %d fit the kernel's maps",
+			 st->n_svcs, REG_MAX_SERVICES);
+		return -EINVAL;
+	}
 	for (size_t i = 0; i < st->n_svcs; i++)
 		specs[i] = st->svcs[i].spec; /* shallow: read only */
 	spec_check_conflicts(specs, st->n_svcs, e);

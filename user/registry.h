@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "caelum/common.h"
 #include "dbspec.h"
 #include "jsonv.h"
 #include "spec.h"
@@ -149,6 +150,10 @@ struct reg_state {
 	 * none; rebuilt when services change (REG_SLOT() names a slot). NULL in copies. */
 	uint32_t *spec_owner;
 };
+
+/* Services a registry may hold: the kernel's maps (CAELUM_MAX_SERVICES) less room for
+ * Caelum's own cgroups (.probe, .verify-*). */
+#define REG_MAX_SERVICES (CAELUM_MAX_SERVICES - 64)
 
 /* Dense index of a (port, proto) pair: 0..REG_SLOTS-1. */
 #define REG_SLOTS (65536 * 2)

@@ -205,16 +205,30 @@ int resources_apply(struct daemon *d)
 
 static void cpu_sample(struct svc_rt *rt, uint64_t now, uint64_t ns)
 {
+	struct cpu_window *w = rt->cpu;
 	unsigned int idx;
 
-	if (rt->cpu_n == CPU_SAMPLES) {
-		rt->cpu_head = (rt->cpu_head + 1) % CPU_SAMPLES;
-		rt->cpu_n--;
+	if (!w) {
+		if (!ns) {
+			rt->cpu_zero_at_ns = now; /* never ran: no history to keep */
+			return;
+		}
+		w = rt->cpu = calloc(1, sizeof(*w));
+		if (!w)
+			return;
+		if (rt->cpu_zero_at_ns) { /* the last sample, which found nothing yet */
+			w->t[0] = rt->cpu_zero_at_ns;
+			w->n = 1;
+		}
 	}
-	idx = (rt->cpu_head + rt->cpu_n) % CPU_SAMPLES;
-	rt->cpu_t[idx] = now;
-	rt->cpu_ns[idx] = ns;
-	rt->cpu_n++;
+	if (w->n == CPU_SAMPLES) {
+		w->head = (w->head + 1) % CPU_SAMPLES;
+		w->n--;
+	}
+	idx = (w->head + w->n) % CPU_SAMPLES;
+	w->t[idx] = now;
+	w->ns[idx] = ns;
+	w->n++;
 }
 
 /*
@@ -224,20 +238,21 @@ static void cpu_sample(struct svc_rt *rt, uint64_t now, uint64_t ns)
 static int64_t cpu_usage_milli(const struct svc_rt *rt, int64_t window_s)
 {
 	uint64_t window = (uint64_t)window_s * 1000000000ULL, dt, dns;
+	const struct cpu_window *w = rt->cpu;
 	unsigned int last, first;
 
-	if (rt->cpu_n < 2)
+	if (!w || w->n < 2)
 		return -1;
-	last = (rt->cpu_head + rt->cpu_n - 1) % CPU_SAMPLES;
-	first = rt->cpu_head;
-	for (unsigned int i = 0; i + 1 < rt->cpu_n; i++) {
-		unsigned int k = (rt->cpu_head + i) % CPU_SAMPLES;
+	last = (w->head + w->n - 1) % CPU_SAMPLES;
+	first = w->head;
+	for (unsigned int i = 0; i + 1 < w->n; i++) {
+		unsigned int k = (w->head + i) % CPU_SAMPLES;
 
-		if (rt->cpu_t[last] - rt->cpu_t[k] >= window)
+		if (w->t[last] - w->t[k] >= window)
 			first = k;
 	}
-	dt = rt->cpu_t[last] - rt->cpu_t[first];
-	dns = rt->cpu_ns[last] >= rt->cpu_ns[first] ? rt->cpu_ns[last] - rt->cpu_ns[first] : 0;
+	dt = w->t[last] - w->t[first];
+	dns = w->ns[last] >= w->ns[first] ? w->ns[last] - w->ns[first] : 0;
 	return dt ? (int64_t)(dns * 1000 / dt) : -1;
 }
 

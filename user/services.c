@@ -36,10 +36,20 @@ int svcs_init(struct svcs *s, const char *cgroup_root, const char *cg2_mount,
 	return err;
 }
 
+static void rt_free(struct svc_rt *rt)
+{
+	free(rt->cgroup);
+	free(rt->cpu);
+	rt->cgroup = NULL;
+	rt->cpu = NULL;
+}
+
 void svcs_fini(struct svcs *s)
 {
 	if (s->inotify_fd >= 0)
 		close(s->inotify_fd);
+	for (size_t i = 0; i < s->n; i++)
+		rt_free(&s->v[i]);
 	free(s->v);
 	memset(s, 0, sizeof(*s));
 	s->inotify_fd = -1;
@@ -104,7 +114,11 @@ static int svc_materialize(struct svcs *s, struct svc_rt *rt)
 	char events[PATH_MAX + 16];
 	int err, pop;
 
-	snprintf(rt->cgroup, sizeof(rt->cgroup), "%s/%s", s->base, rt->name);
+	if (!rt->cgroup && asprintf(&rt->cgroup, "%s/%s", s->base, rt->name) < 0) {
+		rt->cgroup = NULL;
+		rt->cgid = CAELUM_CGID_NONE;
+		return -ENOMEM;
+	}
 	err = cgroup_mkdir(rt->cgroup);
 	if (!err)
 		err = cgroup_id(rt->cgroup, &rt->cgid);
@@ -145,9 +159,10 @@ static void svc_retire(struct svcs *s, struct svc_rt *rt)
 		bpf_map_delete_elem(s->map_fd, &rt->cgid);
 	if (rt->wd >= 0)
 		inotify_rm_watch(s->inotify_fd, rt->wd);
-	if (rmdir(rt->cgroup) && errno != ENOENT)
+	if (rt->cgroup && rmdir(rt->cgroup) && errno != ENOENT)
 		p_warn("cgroup '%s' of deleted service '%s' kept: %s", rt->cgroup, rt->name,
 		       strerror(errno));
+	rt_free(rt);
 }
 
 static bool is_internal(const struct svcs *s, uint64_t cgid)

@@ -20,18 +20,26 @@ struct probe;
 #define SERVICES_SUBDIR "caelum"
 #define CPU_SAMPLES 301 /* one per second: the longest window (300 s) plus one */
 
+/* Samples of (time, on-CPU ns), one per second, oldest at head. */
+struct cpu_window {
+	uint64_t t[CPU_SAMPLES], ns[CPU_SAMPLES];
+	unsigned int head, n;
+};
+
+
 struct svc_rt {
 	char name[SERVICE_NAME_MAX + 1];
-	char cgroup[PATH_MAX]; /* absolute path */
+	char *cgroup; /* absolute path (malloc'd); NULL until materialized */
 	uint64_t cgid; /* CAELUM_CGID_NONE until the cgroup exists */
 	uint16_t level;
 	bool running; /* cgroup populated */
 	int wd; /* inotify watch on cgroup.events, -1 when none */
 	pid_t main_pid; /* as reported by caelumctl run */
 	uint64_t started_ns; /* realtime */
-	/* CPU usage window (resources.c): samples of (time, on-CPU ns), oldest at cpu_head. */
-	uint64_t cpu_t[CPU_SAMPLES], cpu_ns[CPU_SAMPLES];
-	unsigned int cpu_head, cpu_n;
+	/* CPU usage window (resources.c), allocated once the service has used a CPU: a
+	 * service that never ran costs no history (10,000 idle services stay small). */
+	struct cpu_window *cpu;
+	uint64_t cpu_zero_at_ns; /* last sample that found no CPU time yet (no window kept) */
 	uint64_t over_since_ns; /* usage above the reservation since, 0 = not above */
 	bool over_reported;
 	/* cgroup v2 limits written for cpus, memory_mb, tasks (resources.c) */

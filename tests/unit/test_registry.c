@@ -1088,6 +1088,33 @@ static void test_reserve_retry_noop(void **state)
 	assert_int_equal(file_size(f->dir, "registry.wal"), log);
 }
 
+/* More services than the kernel's maps hold: refused with the numbers, nothing written. */
+static void test_too_many_services(void **state)
+{
+	struct fx *f = *state;
+	size_t n = REG_MAX_SERVICES + 1;
+	struct service_spec *specs = calloc(n, sizeof(*specs));
+	struct verr e = {};
+	char name[32], want[128];
+
+	assert_non_null(specs);
+	for (size_t i = 0; i < n; i++) {
+		snprintf(name, sizeof(name), "s%05zu", i);
+		mkspec(&specs[i], name, "[]", SRC("x"));
+	}
+	assert_int_equal(registry_sync_files(f->r, specs, n, &e), -EINVAL);
+	snprintf(want, sizeof(want), "registry: services: %zu services: at most %d fit the kernel's maps",
+		 n, REG_MAX_SERVICES);
+	assert_verr_one(&e, want, "one too many");
+	verr_free(&e);
+	assert_int_equal(registry_state(f->r)->rev, 0);
+	assert_int_equal(registry_state(f->r)->n_svcs, 0);
+	/* exactly the limit fits */
+	assert_int_equal(registry_sync_files(f->r, specs, n - 1, &e), 0);
+	assert_int_equal(registry_state(f->r)->n_svcs, n - 1);
+	specs_free(specs, n);
+}
+
 #define F(t) cmocka_unit_test_setup_teardown(t, fx_setup, fx_teardown)
 #define D(t) cmocka_unit_test_setup_teardown(t, tmpdir_setup, tmpdir_teardown)
 
@@ -1119,6 +1146,7 @@ int main(void)
 		F(test_wal_compaction),
 		F(test_wal_replay_after_snapshot),
 		F(test_reserve_retry_noop),
+		F(test_too_many_services),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
