@@ -10,7 +10,6 @@
  * leads a group of its own for the same reason.
  */
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +34,7 @@
 #include "dbprobe.h"
 #include "log.h"
 #include "probe.h"
+#include "probe_int.h"
 #include "version.h"
 
 #ifndef CLOSE_RANGE_CLOEXEC
@@ -72,20 +72,14 @@ static uint64_t now_ms(void)
 }
 
 /* Milliseconds until deadline, 0 once it has passed. */
-static unsigned int ms_left(uint64_t deadline)
+unsigned int probe_ms_left(uint64_t deadline)
 {
 	uint64_t now = now_ms();
 
 	return now >= deadline ? 0 : (unsigned int)(deadline - now);
 }
 
-static int verdict(struct probe_result *r, int ok, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static int failed(struct probe_result *r, int err, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-/* The probe ran: its verdict and why. Returns 0, so that a probe can return verdict(...). */
-static int verdict(struct probe_result *r, int ok, const char *fmt, ...)
+int probe_verdict(struct probe_result *r, int ok, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -96,8 +90,7 @@ static int verdict(struct probe_result *r, int ok, const char *fmt, ...)
 	return 0;
 }
 
-/* A local failure (or, -EINVAL, a spec that cannot be probed): err, and why in the detail. */
-static int failed(struct probe_result *r, int err, const char *fmt, ...)
+int probe_failed(struct probe_result *r, int err, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -329,90 +322,6 @@ static int probe_addrs(enum db_kind kind, const struct probe_spec *s, uint64_t d
 	if (dr.ok || tried < 2)
 		return verdict(r, dr.ok, "%s", dr.detail);
 	return verdict(r, 0, "%s (%u addresses tried)", dr.detail, tried);
-}
-
-/* ---- HTTP ---- */
-
-/*
- * The body begins, so the status line and headers are in: stop reading. A large or endless
- * body costs nothing then; curl returns CURLE_WRITE_ERROR, which http_verdict() expects.
- */
-static size_t http_body(char *data, size_t size, size_t n, void *ud)
-{
-	(void)data;
-	(void)size;
-	(void)n;
-	(void)ud;
-	return 0;
-}
-
-/* A URL with user info ("https://user:secret@host/") */
-static bool has_userinfo(const char *url)
-{
-	const char *auth = strstr(url, "://") + 3;
-
-	return memchr(auth, '@', strcspn(auth, "/?#")) != NULL;
-}
-
-static int http_verdict(CURL *c, CURLcode rc, const char *url, const char *errbuf,
-			unsigned int timeout_ms, struct probe_result *r)
-{
-	long code = 0;
-
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-	if ((rc == CURLE_OK || rc == CURLE_WRITE_ERROR) && code > 0)
-		return verdict(r, code >= 200 && code < 400, "HTTP %ld", code);
-	if (rc == CURLE_OPERATION_TIMEDOUT)
-		return verdict(r, 0, "timed out after %u ms", timeout_ms);
-	/* curl's own words are the clearest, unless they might quote the credentials */
-	if (errbuf[0] && !has_userinfo(url))
-		return verdict(r, 0, "%.*s", (int)strcspn(errbuf, "\r\n"), errbuf);
-	return verdict(r, 0, "%s", curl_easy_strerror(rc));
-}
-
-static CURLcode http_setup(CURL *c, const char *url, unsigned int ms, char *errbuf)
-{
-	CURLcode rc = curl_easy_setopt(c, CURLOPT_URL, url);
-
-#if LIBCURL_VERSION_NUM >= 0x075500
-	rc = rc ? rc : curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-#else
-	rc = rc ? rc : curl_easy_setopt(c, CURLOPT_PROTOCOLS, CURLPROTO_HTTP | CURLPROTO_HTTPS);
-#endif
-	rc = rc ? rc : curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)ms);
-	/* no alarm() for the resolver: not in caelumctl, and P may run curl's threads */
-	rc = rc ? rc : curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	/* the service itself, not whatever http_proxy says in the daemon's environment */
-	rc = rc ? rc : curl_easy_setopt(c, CURLOPT_PROXY, "");
-	rc = rc ? rc : curl_easy_setopt(c, CURLOPT_USERAGENT, "caelum-probe/" CAELUM_VERSION);
-	rc = rc ? rc : curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, http_body);
-	rc = rc ? rc : curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-	return rc;
-}
-
-static int probe_http(const char *url, unsigned int timeout_ms, uint64_t deadline,
-		      struct probe_result *r)
-{
-	char errbuf[CURL_ERROR_SIZE] = "";
-	unsigned int left = ms_left(deadline);
-	CURLcode rc;
-	CURL *c;
-
-	if (!left)
-		return verdict(r, 0, "timed out after %u ms", timeout_ms);
-	rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (rc)
-		return failed(r, -ENOMEM, "failed to initialize libcurl: %s",
-			      curl_easy_strerror(rc));
-	c = curl_easy_init();
-	if (!c)
-		return failed(r, -ENOMEM, "failed to create a curl handle: %s", strerror(ENOMEM));
-	rc = http_setup(c, url, left, errbuf);
-	if (!rc)
-		rc = curl_easy_perform(c);
-	http_verdict(c, rc, url, errbuf, timeout_ms, r);
-	curl_easy_cleanup(c);
-	return 0;
 }
 
 /* ---- EXEC ---- */
@@ -700,7 +609,10 @@ static int run_spec(const struct probe_spec *s, struct probe_result *r, bool in_
 		err = probe_addrs((enum db_kind)s->db_kind, s, deadline, r);
 		break;
 	case PROBE_HTTP:
-		err = probe_http(s->target, s->timeout_ms, deadline, r);
+		/* Linked into caelumd only (probe_http.c): libcurl's library tree costs every
+		 * caelumctl call ~5 ms of dynamic loading, and caelumctl probes databases only. */
+		err = probe_http ? probe_http(s->target, s->timeout_ms, deadline, r)
+				 : failed(r, -ENOTSUP, "HTTP probes are run by caelumd, not by this program");
 		break;
 	case PROBE_EXEC:
 		err = probe_exec(s, deadline, !in_child, r);

@@ -26,6 +26,13 @@ class Shapes(CaelumTest):
         self.assertTrue({"cgroup_inet4_bind", "cgroup_device", "sched_switch"} <= hooks, hooks)
         self.assertIn("registry revision", out)
 
+    def test_ctl_does_not_load_libcurl(self):
+        """libcurl's library tree costs every caelumctl call ~5 ms of dynamic loading;
+        caelumctl probes databases only, HTTP probes are caelumd's (user/probe_http.c)."""
+        libs = subprocess.run(["ldd", CTL], capture_output=True, text=True, check=True).stdout
+        self.assertNotIn("libcurl", libs)
+        self.assertIn("libbpf", libs)
+
     def test_port_list_shape(self):
         ports = self.e.ok("port", "list")
         self.assertEqual([(p["port"], p["proto"], p["service"]) for p in ports],
