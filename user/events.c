@@ -45,7 +45,12 @@ struct events {
 	events_dev_fn dev_name;
 	events_db_fn db_name;
 	void *name_ctx;
-	struct json_object *window[EVENTS_WINDOW];
+	/* The newest events, oldest at head, kept serialized: a json-c tree of an event takes
+	 * ~3 KB, its text ~400 bytes, and 16,384 of them stay in memory. */
+	struct {
+		uint64_t id;
+		char *text;
+	} window[EVENTS_WINDOW];
 	size_t head; /* index of the oldest */
 	size_t count;
 	struct sub subs[MAX_SUBS];
@@ -110,26 +115,31 @@ const char *event_type_name(uint32_t type)
 	return "unknown";
 }
 
-static void window_push(struct events *ev, struct json_object *e)
-{
-	size_t idx;
-
-	if (ev->count == EVENTS_WINDOW) {
-		json_object_put(ev->window[ev->head]);
-		ev->window[ev->head] = NULL;
-		ev->head = (ev->head + 1) % EVENTS_WINDOW;
-		ev->count--;
-	}
-	idx = (ev->head + ev->count) % EVENTS_WINDOW;
-	ev->window[idx] = e;
-	ev->count++;
-}
-
 static uint64_t event_id(struct json_object *e)
 {
 	struct json_object *id;
 
 	return json_object_object_get_ex(e, "id", &id) ? (uint64_t)json_object_get_int64(id) : 0;
+}
+
+/* Keep event e, serialized as text (its JSON, as journaled). */
+static void window_push(struct events *ev, struct json_object *e, const char *text)
+{
+	size_t idx;
+	char *copy = strdup(text);
+
+	if (!copy)
+		return; /* the journal has it; queries will miss it */
+	if (ev->count == EVENTS_WINDOW) {
+		free(ev->window[ev->head].text);
+		ev->window[ev->head].text = NULL;
+		ev->head = (ev->head + 1) % EVENTS_WINDOW;
+		ev->count--;
+	}
+	idx = (ev->head + ev->count) % EVENTS_WINDOW;
+	ev->window[idx].id = event_id(e);
+	ev->window[idx].text = copy;
+	ev->count++;
 }
 
 static void count_event(struct events *ev, struct json_object *e, bool replay);
@@ -149,7 +159,8 @@ static int replay_line(const char *line, void *ctx)
 	if (id > ev->c.last_id)
 		ev->c.last_id = id;
 	count_event(ev, e, true);
-	window_push(ev, e);
+	window_push(ev, e, line);
+	json_object_put(e);
 	return 0;
 }
 
@@ -192,7 +203,7 @@ void events_close(struct events *ev)
 	if (!ev)
 		return;
 	for (size_t i = 0; i < ev->count; i++)
-		json_object_put(ev->window[(ev->head + i) % EVENTS_WINDOW]);
+		free(ev->window[(ev->head + i) % EVENTS_WINDOW].text);
 	journal_close(ev->journal);
 	free(ev);
 }
@@ -347,10 +358,11 @@ void events_emit(struct events *ev, struct json_object *e)
 	}
 	ev->c.emitted++;
 	count_event(ev, e, false);
-	window_push(ev, e);
+	window_push(ev, e, line);
 	for (int i = 0; i < MAX_SUBS; i++)
 		if (ev->subs[i].id)
 			ev->subs[i].fn(ev->subs[i].ctx, e);
+	json_object_put(e);
 }
 
 static const char *action_name(uint32_t action)
@@ -531,26 +543,47 @@ bool event_matches(struct json_object *e, const struct event_filter *f)
 	return event_id(e) > f->since_id;
 }
 
+/* A necessary condition for text to match f, without parsing it: the serialized event
+ * holds "key":"value" for each string the filter names (json-c's plain form, no spaces). */
+static bool text_may_match(const char *text, const char *key, const char *want)
+{
+	char needle[320];
+
+	if (!want)
+		return true;
+	snprintf(needle, sizeof(needle), "\"%s\":\"%s\"", key, want);
+	return strstr(text, needle) != NULL;
+}
+
 struct json_object *events_query(struct events *ev, const struct event_filter *f)
 {
-	struct json_object *arr = json_object_new_array();
-	size_t matched = 0, skip = 0;
+	struct json_object *arr = json_object_new_array(), **hits;
+	size_t n = 0;
 
-	for (size_t i = 0; i < ev->count; i++)
-		matched += event_matches(ev->window[(ev->head + i) % EVENTS_WINDOW], f);
-	if (f->limit && matched > f->limit)
-		skip = matched - f->limit;
-	for (size_t i = 0; i < ev->count; i++) {
-		struct json_object *e = ev->window[(ev->head + i) % EVENTS_WINDOW];
+	hits = calloc(ev->count + 1, sizeof(*hits));
+	if (!hits)
+		return arr;
+	/* Newest first, so that a limit stops early; ids grow along the window. */
+	for (size_t i = ev->count; i-- > 0 && (!f->limit || n < f->limit);) {
+		size_t idx = (ev->head + i) % EVENTS_WINDOW;
+		const char *text = ev->window[idx].text;
+		struct json_object *e;
 
-		if (!event_matches(e, f))
+		if (ev->window[idx].id <= f->since_id)
+			break;
+		if (!text_may_match(text, "type", f->type) || !text_may_match(text, "host", f->host) ||
+		    (f->service && !text_may_match(text, "service", f->service) &&
+		     !text_may_match(text, "owner", f->service)))
 			continue;
-		if (skip) {
-			skip--;
-			continue;
-		}
-		json_object_array_add(arr, json_object_get(e));
+		e = json_tokener_parse(text);
+		if (e && event_matches(e, f))
+			hits[n++] = e;
+		else
+			json_object_put(e);
 	}
+	while (n)
+		json_object_array_add(arr, hits[--n]);
+	free(hits);
 	return arr;
 }
 
