@@ -280,79 +280,105 @@ static void state_del_resv(struct reg_state *st, uint16_t port, uint8_t proto)
 
 /* ---- (de)serialisation ---- */
 
-static char *service_value(const struct reg_service *s)
+/* A value's text: obj serialized (consumed). */
+static char *value_text(struct json_object *obj)
 {
-	struct json_object *obj = spec_to_json(&s->spec);
-	char *text;
+	char *text = strdup(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
+									JSON_C_TO_STRING_NOSLASHESCAPE));
 
-	json_object_object_add(obj, "origin", json_object_new_string(origin_name(s->origin)));
-	json_object_object_add(obj, "source", s->spec.source ? json_object_new_string(s->spec.source)
-							      : NULL);
-	text = strdup(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
-								   JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(obj);
 	return text;
 }
 
-static char *resv_value(const struct reg_resv *r)
+/* Services and databases: the object's own fields, with "origin" and "source" beside them. */
+static char *owned_value(struct json_object *obj, enum reg_origin origin, const char *source)
 {
-	struct json_object *obj = json_object_new_object();
-	char *text;
+	json_object_object_add(obj, "origin", json_object_new_string(origin_name(origin)));
+	json_object_object_add(obj, "source", source ? json_object_new_string(source) : NULL);
+	return value_text(obj);
+}
 
-	json_object_object_add(obj, "service", json_object_new_string(r->service));
-	json_object_object_add(obj, "origin", json_object_new_string("runtime"));
-	text = strdup(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN));
-	json_object_put(obj);
-	return text;
+static char *service_value(const struct reg_service *s)
+{
+	return owned_value(spec_to_json(&s->spec), s->origin, s->spec.source);
 }
 
 static char *db_value(const struct reg_db *d)
 {
-	struct json_object *obj = dbspec_to_json(&d->spec);
-	char *text;
-
-	json_object_object_add(obj, "origin", json_object_new_string(origin_name(d->origin)));
-	json_object_object_add(obj, "source",
-			       d->spec.source ? json_object_new_string(d->spec.source) : NULL);
-	text = strdup(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
-								   JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(obj);
-	return text;
+	return owned_value(dbspec_to_json(&d->spec), d->origin, d->spec.source);
 }
 
-static int db_parse(const struct kv *kv, struct reg_db *out, struct verr *e)
+/* Reservations and GPU assignments: {"service": ..., "origin": "runtime"?}. */
+static char *assignment_value(const char *service, bool runtime)
+{
+	struct json_object *obj = json_object_new_object();
+
+	json_object_object_add(obj, "service", json_object_new_string(service));
+	if (runtime)
+		json_object_object_add(obj, "origin", json_object_new_string("runtime"));
+	return value_text(obj);
+}
+
+static char *resv_value(const struct reg_resv *r)
+{
+	return assignment_value(r->service, true);
+}
+
+typedef int (*spec_parse_fn)(struct json_object *obj, const char *label, void *out,
+			     struct verr *e);
+
+/*
+ * The inverse of owned_value(): "origin" and "source" taken out, the rest parsed by parse
+ * into spec; the source (or NULL) in *source, malloc'd. Registry values were written by us:
+ * anything unexpected means corruption.
+ */
+static int owned_parse(const struct kv *kv, spec_parse_fn parse, void *spec,
+		       enum reg_origin *origin_out, char **source_out, struct verr *e)
 {
 	struct json_object *obj, *origin = NULL, *source = NULL;
 	int err;
 
+	*source_out = NULL;
 	err = jv_parse_string(kv->key, kv->value, strlen(kv->value), &obj, e);
 	if (err)
 		return err;
 	json_object_object_get_ex(obj, "origin", &origin);
 	json_object_object_get_ex(obj, "source", &source);
-	out->origin = origin && !strcmp(json_object_get_string(origin), "file") ? ORIGIN_FILE
-										   : ORIGIN_API;
+	*origin_out = origin && !strcmp(json_object_get_string(origin), "file") ? ORIGIN_FILE
+										       : ORIGIN_API;
+	/* Keep the source alive past its removal from obj (which frees it). */
 	source = json_object_is_type(source, json_type_string) ? json_object_get(source) : NULL;
 	json_object_object_del(obj, "origin");
 	json_object_object_del(obj, "source");
-	err = dbspec_from_json(obj, kv->key, &out->spec, e);
+	err = parse(obj, kv->key, spec, e);
 	if (!err && source)
-		out->spec.source = strdup(json_object_get_string(source));
+		*source_out = strdup(json_object_get_string(source));
 	json_object_put(source);
 	json_object_put(obj);
+	return err;
+}
+
+static int db_spec_parse(struct json_object *obj, const char *label, void *out, struct verr *e)
+{
+	return dbspec_from_json(obj, label, out, e);
+}
+
+static int svc_spec_parse(struct json_object *obj, const char *label, void *out, struct verr *e)
+{
+	return spec_from_json(obj, label, out, e);
+}
+
+static int db_parse(const struct kv *kv, struct reg_db *out, struct verr *e)
+{
+	int err = owned_parse(kv, db_spec_parse, &out->spec, &out->origin, &out->spec.source, e);
+
 	out->mod_rev = kv->mod_rev;
 	return err;
 }
 
 static char *gpu_value(const struct reg_gpu *g)
 {
-	struct json_object *obj = json_object_new_object();
-	char *text;
-
-	json_object_object_add(obj, "service", json_object_new_string(g->service));
-	text = strdup(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN));
-	json_object_put(obj);
-	return text;
+	return assignment_value(g->service, false);
 }
 
 static int gpu_parse(const struct kv *kv, struct reg_gpu *out, struct verr *e)
@@ -385,28 +411,10 @@ static void resv_key(char *buf, size_t len, uint16_t port, uint8_t proto)
 	snprintf(buf, len, RESV_PREFIX "%u/%s", port, proto_name(proto));
 }
 
-/* Registry values were written by us; anything unexpected means corruption. */
 static int service_parse(const struct kv *kv, struct reg_service *out, struct verr *e)
 {
-	struct json_object *obj, *origin = NULL, *source = NULL;
-	int err;
+	int err = owned_parse(kv, svc_spec_parse, &out->spec, &out->origin, &out->spec.source, e);
 
-	err = jv_parse_string(kv->key, kv->value, strlen(kv->value), &obj, e);
-	if (err)
-		return err;
-	json_object_object_get_ex(obj, "origin", &origin);
-	json_object_object_get_ex(obj, "source", &source);
-	out->origin = origin && !strcmp(json_object_get_string(origin), "file") ? ORIGIN_FILE
-										   : ORIGIN_API;
-	/* Keep the source alive past its removal from obj (which frees it). */
-	source = json_object_is_type(source, json_type_string) ? json_object_get(source) : NULL;
-	json_object_object_del(obj, "origin");
-	json_object_object_del(obj, "source");
-	err = spec_from_json(obj, kv->key, &out->spec, e);
-	if (!err && source)
-		out->spec.source = strdup(json_object_get_string(source));
-	json_object_put(source);
-	json_object_put(obj);
 	out->mod_rev = kv->mod_rev;
 	return err;
 }
