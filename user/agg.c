@@ -15,25 +15,14 @@ struct agg {
 
 int agg_load(const struct bpf_env *env, struct agg **out)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = env->maps);
 	struct agg *a = calloc(1, sizeof(*a));
 	int err;
 
 	if (!a)
 		return -ENOMEM;
-	a->skel = agg_bpf__open_opts(&opts);
-	if (!a->skel) {
-		err = -errno;
-		p_err("failed to open BPF object 'agg': %s", strerror(errno));
+	err = BPF_SKEL_OPEN_LOAD(env, agg, &a->skel);
+	if (err)
 		goto err;
-	}
-	err = bpf_env_size_shared(env, a->skel->obj);
-	if (!err)
-		err = agg_bpf__load(a->skel);
-	if (err) {
-		p_err("failed to load BPF object 'agg': %s", strerror(-err));
-		goto err;
-	}
 	*out = a;
 	return 0;
 err:

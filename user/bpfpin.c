@@ -101,6 +101,15 @@ int bpf_env_open(struct bpf_env *env, const char *bpffs, const char *cgroup_root
 	return err;
 }
 
+void bpf_skel_load_failed(const char *stem, bool opened, int err, const struct bpf_env *env)
+{
+	if (!opened)
+		p_err("failed to open BPF object '%s': %s", stem, strerror(-err));
+	else
+		p_err("failed to load BPF object '%s': %s (pinned maps under %s from another version? try 'caelumctl teardown')",
+		      stem, strerror(-err), env->maps);
+}
+
 int bpf_env_size_shared(const struct bpf_env *env, struct bpf_object *obj)
 {
 	struct bpf_map *rb = bpf_object__find_map_by_name(obj, "cm_events");

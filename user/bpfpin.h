@@ -28,6 +28,28 @@ struct bpf_object;
  * declares them, and pinned maps are only reused when their parameters match. */
 int bpf_env_size_shared(const struct bpf_env *env, struct bpf_object *obj);
 
+/*
+ * The lifecycle's first half for a bpftool skeleton <stem>_bpf (ports, agg, cpu, ...):
+ * open with the shared maps pinned under env->maps (reused when present), size them as
+ * configured, load. *skelp is set (NULL if open failed); 0 or -errno, reason logged.
+ * A macro because every skeleton has its own types.
+ */
+#define BPF_SKEL_OPEN_LOAD(env, stem, skelp)                                                 \
+	({                                                                                   \
+		LIBBPF_OPTS(bpf_object_open_opts, _opts, .pin_root_path = (env)->maps);      \
+		int _err;                                                                    \
+                                                                                             \
+		*(skelp) = stem##_bpf__open_opts(&_opts);                                    \
+		_err = *(skelp) ? bpf_env_size_shared(env, (*(skelp))->obj) : -errno;        \
+		if (*(skelp) && !_err)                                                       \
+			_err = stem##_bpf__load(*(skelp));                                   \
+		if (_err)                                                                    \
+			bpf_skel_load_failed(#stem, *(skelp) != NULL, _err, env);            \
+		_err;                                                                        \
+	})
+/* The message of BPF_SKEL_OPEN_LOAD's failures. */
+void bpf_skel_load_failed(const char *stem, bool opened, int err, const struct bpf_env *env);
+
 /* Make sure dir is on a bpffs (mounting one if needed) and create maps/ and links/. */
 int bpf_env_open(struct bpf_env *env, const char *bpffs, const char *cgroup_root,
 		 unsigned int ringbuf_bytes);

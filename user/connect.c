@@ -32,7 +32,6 @@ static struct bpf_program *prog_at(const struct connect *c, int idx, int *type)
 
 int connect_load(const struct bpf_env *env, struct connect **out)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = env->maps);
 	struct connect *c = calloc(1, sizeof(*c));
 	int err;
 
@@ -40,19 +39,9 @@ int connect_load(const struct bpf_env *env, struct connect **out)
 		return -ENOMEM;
 	for (int i = 0; i < CONNECT_NPROGS; i++)
 		c->link_fd[i] = -1;
-	c->skel = connect_bpf__open_opts(&opts);
-	if (!c->skel) {
-		err = -errno;
-		p_err("failed to open BPF object 'connect': %s", strerror(errno));
+	err = BPF_SKEL_OPEN_LOAD(env, connect, &c->skel);
+	if (err)
 		goto err;
-	}
-	err = bpf_env_size_shared(env, c->skel->obj);
-	if (!err)
-		err = connect_bpf__load(c->skel);
-	if (err) {
-		p_err("failed to load BPF object 'connect': %s", strerror(-err));
-		goto err;
-	}
 	*out = c;
 	return 0;
 err:

@@ -19,7 +19,6 @@ struct cpu {
 
 int cpu_load(const struct bpf_env *env, struct cpu **out)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = env->maps);
 	struct cpu *c = calloc(1, sizeof(*c));
 	int err;
 
@@ -27,19 +26,9 @@ int cpu_load(const struct bpf_env *env, struct cpu **out)
 		return -ENOMEM;
 	c->link_fd = -1;
 	c->ncpu = libbpf_num_possible_cpus();
-	c->skel = cpu_bpf__open_opts(&opts);
-	if (!c->skel) {
-		err = -errno;
-		p_err("failed to open BPF object 'cpu': %s", strerror(errno));
+	err = BPF_SKEL_OPEN_LOAD(env, cpu, &c->skel);
+	if (err)
 		goto err;
-	}
-	err = bpf_env_size_shared(env, c->skel->obj);
-	if (!err)
-		err = cpu_bpf__load(c->skel);
-	if (err) {
-		p_err("failed to load BPF object 'cpu': %s", strerror(-err));
-		goto err;
-	}
 	*out = c;
 	return 0;
 err:

@@ -20,26 +20,15 @@ struct devices {
 
 int devices_load(const struct bpf_env *env, struct devices **out)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = env->maps);
 	struct devices *d = calloc(1, sizeof(*d));
 	int err;
 
 	if (!d)
 		return -ENOMEM;
 	d->link_fd = -1;
-	d->skel = devices_bpf__open_opts(&opts);
-	if (!d->skel) {
-		err = -errno;
-		p_err("failed to open BPF object 'devices': %s", strerror(errno));
+	err = BPF_SKEL_OPEN_LOAD(env, devices, &d->skel);
+	if (err)
 		goto err;
-	}
-	err = bpf_env_size_shared(env, d->skel->obj);
-	if (!err)
-		err = devices_bpf__load(d->skel);
-	if (err) {
-		p_err("failed to load BPF object 'devices': %s", strerror(-err));
-		goto err;
-	}
 	*out = d;
 	return 0;
 err:

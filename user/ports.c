@@ -135,7 +135,6 @@ void port_policy_free(struct port_policy *pol)
 
 int ports_load(const struct bpf_env *env, struct ports **out)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = env->maps);
 	struct ports *p = calloc(1, sizeof(*p));
 	int err;
 
@@ -143,21 +142,9 @@ int ports_load(const struct bpf_env *env, struct ports **out)
 		return -ENOMEM;
 	for (int i = 0; i < PORTS_NPROGS; i++)
 		p->link_fd[i] = -1;
-	p->skel = ports_bpf__open_opts(&opts);
-	if (!p->skel) {
-		err = -errno;
-		p_err("failed to open BPF object 'ports': %s", strerror(errno));
-		goto err;
-	}
-	err = bpf_env_size_shared(env, p->skel->obj);
+	err = BPF_SKEL_OPEN_LOAD(env, ports, &p->skel);
 	if (err)
 		goto err;
-	err = ports_bpf__load(p->skel);
-	if (err) {
-		p_err("failed to load BPF object 'ports': %s (pinned maps under %s from another version? try 'caelumctl teardown')",
-		      strerror(-err), env->maps);
-		goto err;
-	}
 	p->table_fd[0] = bpf_map__fd(p->skel->maps.cm_port_a);
 	p->table_fd[1] = bpf_map__fd(p->skel->maps.cm_port_b);
 	p->mirror = calloc(PORT_SLOTS, sizeof(*p->mirror));

@@ -31,7 +31,6 @@ static struct bpf_program *prog_at(const struct tasks *t, int idx)
 
 int tasks_load(const struct bpf_env *env, struct tasks **out)
 {
-	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = env->maps);
 	struct tasks *t = calloc(1, sizeof(*t));
 	int err;
 
@@ -39,18 +38,9 @@ int tasks_load(const struct bpf_env *env, struct tasks **out)
 		return -ENOMEM;
 	for (int i = 0; i < TASKS_NPROGS; i++)
 		t->link_fd[i] = -1;
-	t->skel = tasks_bpf__open_opts(&opts);
-	if (!t->skel) {
-		err = -errno;
-		p_err("failed to open BPF object 'tasks': %s", strerror(errno));
-		goto err;
-	}
-	err = bpf_env_size_shared(env, t->skel->obj);
-	if (!err)
-		err = tasks_bpf__load(t->skel);
+	err = BPF_SKEL_OPEN_LOAD(env, tasks, &t->skel);
 	if (err) {
-		p_err("failed to load BPF object 'tasks': %s (needs tp_btf and the kfunc bpf_send_signal_task, Linux >= 6.13)",
-		      strerror(-err));
+		p_err("'tasks' needs tp_btf and the kfunc bpf_send_signal_task (Linux >= 6.13)");
 		goto err;
 	}
 	*out = t;
