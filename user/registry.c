@@ -985,10 +985,20 @@ int registry_poll(struct registry *r)
 		err = owner_index(&r->st);
 	if (err) {
 		char *msg = verr_join(&e);
+		struct reg_state fresh;
 
-		p_err("failed to apply registry change at revision %llu: %s",
+		p_err("failed to apply registry change at revision %llu: %s; listing the registry again",
 		      (unsigned long long)r->st.rev, msg ? msg : strerror(-err));
 		free(msg);
+		verr_free(&e);
+		/* The model may be half changed: list it again at one revision (as a watcher
+		 * does after losing its watch) and let the watchers take everything. */
+		if (!state_load(r->b, &fresh, &e)) {
+			state_free(&r->st);
+			r->st = fresh;
+			d.services = d.dbs = d.gpus = true;
+			err = 0;
+		}
 	}
 	verr_free(&e);
 	kv_events_free(ev, n);

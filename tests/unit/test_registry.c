@@ -25,6 +25,9 @@
 struct fx {
 	char *dir;
 	struct registry *r;
+	struct registry_backend *b; /* r's backend, for writes by "another writer" */
+	uint32_t last_slots[8];
+	size_t n_last_slots;
 	int notified[2]; /* calls per watcher */
 	uint64_t seen_rev;
 	const struct reg_state *seen_st;
@@ -38,6 +41,8 @@ static void on_change(void *ctx, const struct reg_state *st, const struct reg_de
 	f->notified[0]++;
 	f->seen_rev = st->rev;
 	f->seen_st = st;
+	f->n_last_slots = d->n_slots < 8 ? d->n_slots : 8;
+	memcpy(f->last_slots, d->slots, f->n_last_slots * sizeof(*d->slots));
 }
 
 static void on_change2(void *ctx, const struct reg_state *st, const struct reg_delta *d)
@@ -55,6 +60,7 @@ static void fx_open(struct fx *f)
 	struct verr e = {};
 
 	assert_int_equal(registry_file_open(f->dir, &b), 0);
+	f->b = b;
 	if (registry_open(b, &f->r, &e)) {
 		char *all = verr_join(&e);
 
@@ -1088,6 +1094,33 @@ static void test_reserve_retry_noop(void **state)
 	assert_int_equal(file_size(f->dir, "registry.wal"), log);
 }
 
+/* A change committed by someone else reaches the model and the watchers the same way. */
+static void test_foreign_change_reaches_model(void **state)
+{
+	struct fx *f = *state;
+	struct kv_op op = { KV_PUT, "reservations/7000/udp",
+			    "{\"service\":\"alpha\",\"origin\":\"runtime\"}", KV_REV_ABSENT };
+	size_t failed;
+	uint64_t rev;
+
+	apply_ok(f, "alpha", "[\"8100\"]");
+	f->notified[0] = 0;
+	assert_int_equal(f->b->ops->txn(f->b, &op, 1, &rev, &failed), 0);
+	assert_int_equal(rev, 2);
+	/* nothing changes until the watch is read */
+	assert_null(registry_owner(f->r, 7000, IPPROTO_UDP, NULL));
+	assert_int_equal(registry_poll(f->r), 0);
+	assert_int_equal(f->notified[0], 1);
+	assert_int_equal(registry_state(f->r)->rev, 2);
+	assert_string_equal(registry_owner(f->r, 7000, IPPROTO_UDP, NULL), "alpha");
+	assert_int_equal(f->n_last_slots, 1);
+	assert_int_equal(f->last_slots[0], REG_SLOT(7000, IPPROTO_UDP));
+	/* a commit of ours after it sees it: the owner is known */
+	assert_int_equal(registry_state(f->r)->resv[0].mod_rev, 2);
+	assert_int_equal(registry_poll(f->r), 0); /* nothing new: no call */
+	assert_int_equal(f->notified[0], 1);
+}
+
 /* More services than the kernel's maps hold: refused with the numbers, nothing written. */
 static void test_too_many_services(void **state)
 {
@@ -1147,6 +1180,7 @@ int main(void)
 		F(test_wal_replay_after_snapshot),
 		F(test_reserve_retry_noop),
 		F(test_too_many_services),
+		F(test_foreign_change_reaches_model),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
