@@ -14,27 +14,23 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-struct cm_port_rules_t {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, CAELUM_MAX_PORT_RULES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	/* Sizes, not types: caelumd creates the tables itself, without BTF. */
-	__uint(key_size, sizeof(struct caelum_port_key));
-	__uint(value_size, sizeof(struct caelum_port_rule));
+/* The policy tables: one 8-byte entry per (port, proto) slot, read and written whole; the
+ * two are kept equal by caelumd (user/ports.c), which writes them through mmap. */
+#define PORT_TABLE_DEF                                        \
+	__uint(type, BPF_MAP_TYPE_ARRAY);                     \
+	__uint(max_entries, CAELUM_PORT_SLOTS);               \
+	__uint(map_flags, BPF_F_MMAPABLE);                    \
+	__type(key, __u32);                                   \
+	__type(value, struct caelum_port_entry)
+
+struct cm_port_table_t {
+	PORT_TABLE_DEF;
 };
 
-/* The two policy tables, kept equal by caelumd (user/ports.c tables_update): changes go to
- * the one not in slot 0 first, then slot 0 flips to it, then the other one follows. */
-struct cm_port_table_t {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, CAELUM_MAX_PORT_RULES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct caelum_port_key);
-	__type(value, struct caelum_port_rule);
+struct {
+	PORT_TABLE_DEF;
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-};
-struct cm_port_table_t cm_port_a SEC(".maps");
-struct cm_port_table_t cm_port_b SEC(".maps");
+} cm_port_a SEC(".maps"), cm_port_b SEC(".maps");
 
 /* Slot 0 holds the current policy table: cm_port_a or cm_port_b. */
 struct {
@@ -42,19 +38,44 @@ struct {
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-	__array(values, struct cm_port_rules_t);
+	__array(values, struct cm_port_table_t);
 } cm_port_outer SEC(".maps");
 
-static __always_inline const struct caelum_port_rule *port_rule(__u16 port, __u8 proto)
-{
-	struct caelum_port_key key = { .port = port, .proto = proto };
-	__u32 zero = 0;
-	void *rules;
+/* Owner index -> owner's cgroup id (one table for both policy tables). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, CAELUM_MAX_PORT_OWNERS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} cm_port_owners SEC(".maps");
 
-	rules = bpf_map_lookup_elem(&cm_port_outer, &zero);
-	if (!rules)
-		return NULL;
-	return bpf_map_lookup_elem(rules, &key);
+/* The rule for (port, proto) into *rule; false when the port is not Caelum's business. Each
+ * word is loaded once: an entry is seen as it was before a write or after it, never torn. */
+static __always_inline bool port_rule(__u16 port, __u8 proto, struct caelum_port_rule *rule)
+{
+	__u32 zero = 0, slot = CAELUM_PORT_SLOT(port, proto), owner;
+	struct caelum_port_entry ent;
+	__u64 *cgid, raw;
+	void *table, *e;
+
+	table = bpf_map_lookup_elem(&cm_port_outer, &zero);
+	if (!table)
+		return false;
+	e = bpf_map_lookup_elem(table, &slot);
+	if (!e)
+		return false;
+	raw = *(volatile __u64 *)e;
+	__builtin_memcpy(&ent, &raw, sizeof(ent));
+	if (!ent.flags)
+		return false;
+	owner = ent.owner;
+	cgid = bpf_map_lookup_elem(&cm_port_owners, &owner);
+	rule->owner_cgid = cgid ? *(volatile __u64 *)cgid : CAELUM_CGID_NONE;
+	rule->owner_level = ent.level;
+	rule->flags = ent.flags;
+	return true;
 }
 
 /* Is the current task in the owner's cgroup or one of its descendants? */
@@ -109,15 +130,15 @@ static __always_inline void bind_report(struct bpf_sock_addr *ctx, __u8 family, 
 
 static __always_inline int bind_check(struct bpf_sock_addr *ctx, __u8 family)
 {
-	const struct caelum_port_rule *rule;
+	struct caelum_port_rule r = {}, *rule = &r;
 	__u8 proto = ctx->protocol;
 	__u16 port = bpf_ntohs((__u16)ctx->user_port);
 	__u32 mode;
 
 	if (port == 0 || (proto != IPPROTO_TCP && proto != IPPROTO_UDP))
 		return BIND_ALLOW;
-	rule = port_rule(port, proto);
-	if (!rule || !caelum_port_restricted(rule) || owner_is_current(rule))
+	if (!port_rule(port, proto, rule) || !caelum_port_restricted(rule) ||
+	    owner_is_current(rule))
 		return BIND_ALLOW;
 
 	mode = component_mode(CAELUM_COMP_PORTS);

@@ -262,7 +262,7 @@ static int map_show(int argc, char **argv)
 	for (size_t i = 0; i < n; i++) {
 		if (!(m = map_of_pin(&pins[i])))
 			continue;
-		if (!strncmp(jstr(m, "name"), "cm_port_", 8) && strcmp(jstr(m, "name"), "cm_port_outer"))
+		if (!strcmp(jstr(m, "name"), "cm_port_a") || !strcmp(jstr(m, "name"), "cm_port_b"))
 			json_object_object_add(m, "active",
 					       json_object_new_boolean(jint(m, "id") == active_id));
 		json_object_array_add(arr, m);
@@ -331,6 +331,42 @@ static struct json_object *dump_rule(const struct caelum_port_key *k, const stru
 	json_object_object_add(o, "owner_level", json_object_new_int(r->owner_level));
 	json_object_object_add(o, "service", name_json(r->owner_cgid));
 	return o;
+}
+
+/* A port table (cm_port_a/b, or the one in cm_port_outer[0]): the slots with a rule, their
+ * owner index resolved through cm_port_owners. */
+static struct json_object *dump_port_table(int fd)
+{
+	struct json_object *arr = json_object_new_array();
+	struct caelum_port_entry *ents = calloc(CAELUM_PORT_SLOTS, sizeof(*ents));
+	__u32 *keys = calloc(CAELUM_PORT_SLOTS, sizeof(*keys));
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	char path[PATH_MAX];
+	__u32 count = CAELUM_PORT_SLOTS, out;
+	int ofd;
+
+	snprintf(path, sizeof(path), "%s/maps/cm_port_owners", ctl.cfg.bpffs);
+	ofd = bpf_obj_get(path);
+	if (ents && keys && ofd >= 0 &&
+	    (!bpf_map_lookup_batch(fd, NULL, &out, keys, ents, &count, &opts) || errno == ENOENT)) {
+		for (__u32 i = 0; i < count; i++) {
+			struct caelum_port_key k = { .port = (__u16)(keys[i] / 2),
+						     .proto = keys[i] & 1 ? 17 : 6 };
+			struct caelum_port_rule r = { .flags = ents[i].flags,
+						      .owner_level = ents[i].level };
+
+			if (!ents[i].flags)
+				continue;
+			if (ents[i].owner)
+				bpf_map_lookup_elem(ofd, &ents[i].owner, &r.owner_cgid);
+			json_object_array_add(arr, dump_rule(&k, &r));
+		}
+	}
+	if (ofd >= 0)
+		close(ofd);
+	free(ents);
+	free(keys);
+	return arr;
 }
 
 static struct json_object *dump_service(const __u64 *k, const struct caelum_service *v)
@@ -424,8 +460,7 @@ static struct json_object *map_dump_fd(const char *name, int fd, int *rc)
 {
 	*rc = 0;
 	if (!strcmp(name, "cm_port_rules") || !strcmp(name, "cm_port_a") || !strcmp(name, "cm_port_b"))
-		return dump_hash(fd, sizeof(struct caelum_port_key), sizeof(struct caelum_port_rule),
-				 (dump_fn)dump_rule);
+		return dump_port_table(fd);
 	if (!strcmp(name, "cm_services"))
 		return dump_hash(fd, sizeof(__u64), sizeof(struct caelum_service), (dump_fn)dump_service);
 	if (!strcmp(name, "cm_agg"))

@@ -12,7 +12,7 @@
 #include "version.h"
 
 static const char *const shared_maps[] = { "cm_events", "cm_stats",	"cm_config",
-					   "cm_services", "cm_agg", "cm_port_outer", NULL };
+					   "cm_services", "cm_agg", "cm_port_outer", "cm_port_owners", NULL };
 
 static struct json_object *program_json(struct daemon *d, int idx)
 {
@@ -74,6 +74,9 @@ static struct json_object *maps_json(struct daemon *d)
 		if (m) {
 			json_object_object_add(m, "table", json_object_get(json_object_object_get(m, "name")));
 			json_object_object_add(m, "name", json_object_new_string("cm_port_rules"));
+			/* An array has every slot: the rules are the slots with flags. */
+			json_object_object_add(m, "entries",
+					       json_object_new_uint64(ports_table_entries(d->ports)));
 			json_object_array_add(arr, m);
 		}
 		close(fd);

@@ -2,17 +2,24 @@
 /*
  * Port enforcement ABI (bpf/ports.bpf.c <-> user/ports.c).
  *
- * The whole port policy is one hash table keyed by (port, proto), reached through the
- * one-slot array-of-maps cm_port_outer. There are two such tables, cm_port_a and cm_port_b,
- * both pinned and kept equal by caelumd (user/ports.c tables_update); slot 0 holds one of
- * them. A change of one entry is written to the other table, then to the one in slot 0: a
- * hash update replaces one element atomically. A change of several entries is written to
- * the table not in slot 0, slot 0 is flipped to it (the syscall returns once no program can
- * still be reading the old one), and the old one is brought level. Either way a program's
- * lookup sees the policy before the change or after it, never a mix of the two.
+ * The whole port policy is one array indexed by (port, proto) slot, CAELUM_PORT_SLOT():
+ * port * 2, + 1 for UDP. Each element is one 8-byte word, struct caelum_port_entry
+ * { owner index, owner level, flags }, and the owner index names a cgroup id in
+ * cm_port_owners. Words are written and read whole, so an entry is never seen torn.
  *
- * Key:   struct caelum_port_key   { port (host order), proto (IPPROTO_TCP/IPPROTO_UDP) }
- * Value: struct caelum_port_rule  { flags, owner }
+ * The array is reached through the one-slot array-of-maps cm_port_outer. There are two
+ * arrays, cm_port_a and cm_port_b, both pinned, mmap'd by caelumd and kept equal
+ * (user/ports.c tables_update); slot 0 holds one of them. A change of one entry is written
+ * to the other array, then to the one in slot 0: one word store, atomic. A change of several
+ * entries is written to the array not in slot 0, slot 0 is flipped to it (the syscall
+ * returns once no program can still be reading the old one), and the old one is brought
+ * level. Either way a program sees the policy before the change or after it, never a mix.
+ * Owner indexes: written before the first entry naming them; an index whose cgroup id
+ * changes (the owner's cgroup was made anew) moves all its entries at once; a freed index
+ * is reused only after a flip (an RCU grace period) so that no program still holds it.
+ *
+ * The rule the decision reads, struct caelum_port_rule { owner cgroup id, level, flags }, is
+ * an entry with its owner index resolved.
  *
  * Meaning of an entry:
  *   CAELUM_PORT_F_RESERVED  only tasks in the owner's cgroup (owner_cgid at owner_level) or
@@ -40,6 +47,12 @@
 
 /* Every (port, proto) pair fits: 65535 ports x {tcp, udp}. */
 #define CAELUM_MAX_PORT_RULES 131072
+#define CAELUM_PORT_SLOTS 131072
+#define CAELUM_PORT_SLOT(port, proto) ((__u32)(port) * 2 + ((proto) == 17 /* UDP */))
+/* Owner indexes: every service and Caelum's own cgroups, twice (a service whose cgroup was
+ * made anew holds a second index until its entries moved). Index 0 is nobody. */
+#define CAELUM_MAX_PORT_OWNERS (2 * CAELUM_MAX_SERVICES)
+#define CAELUM_PORT_OWNER_NONE 0
 
 #define CAELUM_PORT_F_RESERVED 0x0001
 #define CAELUM_PORT_F_MANAGED 0x0002
@@ -55,6 +68,14 @@ struct caelum_port_rule {
 	__u16 owner_level; /* cgroup level of owner_cgid */
 	__u16 flags; /* CAELUM_PORT_F_* */
 	__u32 pad;
+};
+
+/* One element of cm_port_a/cm_port_b: 8 bytes, read and written as one word. flags 0: no
+ * rule (the port is not Caelum's business). */
+struct caelum_port_entry {
+	__u32 owner; /* index in cm_port_owners; CAELUM_PORT_OWNER_NONE: nobody */
+	__u16 level; /* cgroup level of the owner */
+	__u16 flags; /* CAELUM_PORT_F_* */
 };
 
 /*

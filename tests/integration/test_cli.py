@@ -97,15 +97,18 @@ class Shapes(CaelumTest):
         maps = {m["name"]: m for m in self.e.ok("map", "show")}
         self.assertEqual(set(maps), {"cm_events", "cm_stats", "cm_config", "cm_services",
                                      "cm_agg", "cm_port_outer", "cm_port_a", "cm_port_b",
-                                     "cm_devices",
+                                     "cm_port_owners", "cm_devices",
                                      "cm_task_svc", "cm_task_live", "cm_task_budget",
                                      "cm_cpu_time", "cm_db_addrs", "cm_db_decl", "cm_db_conns",
                                      "cm_db_sk"})
         self.assertEqual(maps["cm_port_a"]["max_entries"], 131072)
-        # exactly one table is in cm_port_outer[0]; both hold the same entries
+        # exactly one table is in cm_port_outer[0]; both hold the same rules
         self.assertEqual(sorted([maps["cm_port_a"]["active"], maps["cm_port_b"]["active"]]),
                          [False, True])
-        self.assertEqual(maps["cm_port_a"]["entries"], maps["cm_port_b"]["entries"])
+        a, b = self.e.ok("map", "dump", "cm_port_a"), self.e.ok("map", "dump", "cm_port_b")
+        self.assertGreater(len(a), 100)
+        self.assertEqual(a, b)
+        self.assertEqual(a, self.e.ok("map", "dump", "cm_port_rules"))
         progs = self.e.ok("prog", "show")
         self.assertEqual({p.get("attach_type") or p["tracepoint"] for p in progs},
                          {"cgroup_inet4_bind", "cgroup_inet6_bind", "cgroup_device",

@@ -115,6 +115,11 @@ ABI_OFF(caelum_port_rule, owner_cgid, 0);
 ABI_OFF(caelum_port_rule, owner_level, 8);
 ABI_OFF(caelum_port_rule, flags, 10);
 ABI_OFF(caelum_port_rule, pad, 12);
+/* One word: written and read whole (include/caelum/ports.h). */
+ABI_SIZE(caelum_port_entry, 8);
+ABI_OFF(caelum_port_entry, owner, 0);
+ABI_OFF(caelum_port_entry, level, 4);
+ABI_OFF(caelum_port_entry, flags, 6);
 
 ABI_SIZE(caelum_dev_key, 16);
 ABI_OFF(caelum_dev_key, major, 0);
@@ -164,7 +169,7 @@ static void test_sizes(void **state)
 		SZ(caelum_ev_task, 32),	   SZ(caelum_ev_conn, 32),	 SZ(caelum_db_addr_key, 20),
 		SZ(caelum_db_decl_key, 16), SZ(caelum_db_sk, 16),	   SZ(caelum_config, 40),	 SZ(caelum_service, 8),
 		SZ(caelum_agg_key, 24),	   SZ(caelum_agg_val, 128),	 SZ(caelum_agg_flush_args, 8),
-		SZ(caelum_port_key, 4),	   SZ(caelum_port_rule, 16),	 SZ(caelum_dev_key, 16),
+		SZ(caelum_port_key, 4),	   SZ(caelum_port_rule, 16), SZ(caelum_port_entry, 8),	 SZ(caelum_dev_key, 16),
 		SZ(caelum_dev_rule, 16),   SZ(caelum_task, 24),		 SZ(caelum_task_live, 8),
 	};
 
