@@ -32,7 +32,9 @@ GEN := build/gen
 CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-format-truncation \
 	  -Iinclude -Iuser -I$(GEN) $(SANFLAGS)
-LDFLAGS += $(SANFLAGS)
+# --as-needed: each program loads only the libraries it calls (caelumctl goes without
+# libcurl's tree); explicit because the sanitizer flags turn it off.
+LDFLAGS += $(SANFLAGS) -Wl,--as-needed
 LDLIBS := $(shell pkg-config --libs libbpf json-c zlib libcurl libwebsockets libcrypto 2>/dev/null || \
 		    echo -lbpf -lelf -lz -ljson-c -lcurl -lwebsockets -lcrypto) -lm
 

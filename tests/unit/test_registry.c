@@ -42,7 +42,8 @@ static void on_change(void *ctx, const struct reg_state *st, const struct reg_de
 	f->seen_rev = st->rev;
 	f->seen_st = st;
 	f->n_last_slots = d->n_slots < 8 ? d->n_slots : 8;
-	memcpy(f->last_slots, d->slots, f->n_last_slots * sizeof(*d->slots));
+	if (f->n_last_slots)
+		memcpy(f->last_slots, d->slots, f->n_last_slots * sizeof(*d->slots));
 }
 
 static void on_change2(void *ctx, const struct reg_state *st, const struct reg_delta *d)
