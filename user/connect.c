@@ -76,7 +76,7 @@ int connect_attach(struct connect *c, const struct bpf_env *env)
 	return 0;
 }
 
-void connect_key(const struct db_addr *a, struct caelum_db_addr_key *k)
+void connect_key_exact(const struct db_addr *a, struct caelum_db_addr_key *k)
 {
 	memset(k, 0, sizeof(*k));
 	if (a->sa.ss_family == AF_INET6) {
@@ -93,16 +93,43 @@ void connect_key(const struct db_addr *a, struct caelum_db_addr_key *k)
 	}
 }
 
-static bool addr_wanted(const struct conn_db *dbs, size_t n, const struct caelum_db_addr_key *k)
+void connect_local_key(uint16_t port, struct caelum_db_addr_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->port = port;
+	k->scope = CAELUM_DB_SCOPE_LOCAL;
+}
+
+/* The same normalisation as key_normalise() in bpf/connect.bpf.c, against cm_db_host. */
+void connect_key(const struct connect *c, const struct db_addr *a, struct caelum_db_addr_key *k)
+{
+	struct caelum_host_addr h;
+
+	connect_key_exact(a, k);
+	if (caelum_addr_always_local(k->addr) ||
+	    (c && !bpf_map_lookup_elem(bpf_map__fd(c->skel->maps.cm_db_host), k->addr, &h)))
+		connect_local_key(k->port, k);
+}
+
+static bool addr_wanted(const struct connect *c, const struct conn_db *dbs, size_t n,
+			const struct caelum_db_addr_key *k)
 {
 	for (size_t i = 0; i < n; i++)
 		for (size_t j = 0; j < dbs[i].n_addrs; j++) {
 			struct caelum_db_addr_key w;
 
-			connect_key(&dbs[i].addrs[j], &w);
+			connect_key(c, &dbs[i].addrs[j], &w);
 			if (!memcmp(&w, k, sizeof(w)))
 				return true;
 		}
+	return false;
+}
+
+static bool host_wanted(const struct host_addr *h, size_t n, const __u8 *addr)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!memcmp(h[i].addr, addr, 16))
+			return true;
 	return false;
 }
 
@@ -140,7 +167,7 @@ int connect_sync(struct connect *c, const struct conn_db *dbs, size_t n_dbs,
 		for (size_t j = 0; j < dbs[i].n_addrs; j++) {
 			struct caelum_db_addr_key k;
 
-			connect_key(&dbs[i].addrs[j], &k);
+			connect_key(c, &dbs[i].addrs[j], &k);
 			if (bpf_map_update_elem(afd, &k, &v, BPF_ANY))
 				return -errno;
 		}
@@ -152,9 +179,25 @@ int connect_sync(struct connect *c, const struct conn_db *dbs, size_t n_dbs,
 		if (bpf_map_update_elem(dfd, &k, &v, BPF_ANY))
 			return -errno;
 	}
-	PRUNE(afd, struct caelum_db_addr_key, addr_wanted(dbs, n_dbs, &key));
+	/* New entries are in before stale ones go: a moved database is never uncovered. */
+	PRUNE(afd, struct caelum_db_addr_key, addr_wanted(c, dbs, n_dbs, &key));
 	PRUNE(dfd, struct caelum_db_decl_key, decl_wanted(decls, n_decls, &key));
 	return 0;
+}
+
+int connect_host_sync(struct connect *c, const struct host_addr *addrs, size_t n)
+{
+	int fd = bpf_map__fd(c->skel->maps.cm_db_host);
+	int err = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		struct caelum_host_addr v = { .ifindex = addrs[i].ifindex };
+
+		if (bpf_map_update_elem(fd, addrs[i].addr, &v, BPF_ANY) && !err)
+			err = -errno; /* -E2BIG past CAELUM_MAX_HOST_ADDRS: keep the others */
+	}
+	PRUNE(fd, struct caelum_host_key, host_wanted(addrs, n, key.addr));
+	return err;
 }
 
 int64_t connect_count(const struct connect *c, uint64_t svc_cgid, uint32_t db_id)
