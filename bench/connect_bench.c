@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * Cost of database connection enforcement: connect()+close() of a TCP socket to a listener
- * on 127.0.0.1, from a service cgroup,
+ * on the wildcard address, from a service cgroup, through the costliest alias: the host's
+ * first non-loopback IPv4 interface address (else 127.0.0.2),
  *   none     no program attached
- *   caelum   bpf/connect.bpf.c with 1,000 database rules; the listener is one of them, the
- *            service declares it (max_connections 1,000,000): every connect is looked up,
+ *   caelum   bpf/connect.bpf.c with 1,000 database rules; the listener is one of them,
+ *            registered as 127.0.0.1 (LOCAL), the service declares it (max_connections
+ *            1,000,000); cm_db_host holds the host's addresses as caelumd keeps them: every
+ *            connect misses the loopback test, hits cm_db_host, is looked up as LOCAL,
  *            checked and counted, every close uncounted (sock_release)
  * Rounds alternate the two, in the same process; medians and the ratio are printed, then
  * one JSON line. The bench's own cgroup subtree and bpffs directory are removed at the end.
@@ -25,6 +28,7 @@
 #include "caelum/common.h"
 #include "cgroup.h"
 #include "connect.h"
+#include "hostaddr.h"
 #include "log.h"
 
 #define ROUNDS 7
@@ -39,6 +43,7 @@ struct cbench {
 	uint64_t svc_id;
 	int listen_fd;
 	uint16_t port;
+	struct in_addr target;
 	bool away, attached;
 	double ns[2][ROUNDS];
 };
@@ -69,7 +74,7 @@ static double median(const double *v)
 
 static int listener(struct cbench *b)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_ANY) };
 	socklen_t len = sizeof(a);
 
 	b->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -84,7 +89,7 @@ static int listener(struct cbench *b)
 static double connect_loop(struct cbench *b)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(b->port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+				 .sin_addr = b->target };
 	uint64_t spent = 0;
 
 	for (int i = 0; i < CONNECTS; i++) {
@@ -114,12 +119,33 @@ static void addr_of(int i, struct db_addr *out, uint16_t port)
 	out->len = sizeof(*s);
 }
 
+/* cm_db_host as caelumd fills it; the target is its first IPv4 address off loopback. */
+static int host_addrs(struct cbench *b)
+{
+	static struct host_addr h[CAELUM_MAX_HOST_ADDRS];
+	bool truncated;
+	size_t n;
+	int err = hostaddr_list(h, CAELUM_MAX_HOST_ADDRS, &n, &truncated);
+
+	b->target.s_addr = htonl(0x7f000002); /* 127.0.0.2 */
+	for (size_t i = 0; !err && i < n; i++)
+		if (h[i].addr[10] == 0xff && h[i].addr[12] != 127) {
+			memcpy(&b->target, &h[i].addr[12], 4);
+			break;
+		}
+	return err ? err : connect_host_sync(b->conn, h, n);
+}
+
 /* 1,000 databases, the listener one of them, declared by the service. */
 static int rules(struct cbench *b)
 {
 	static struct db_addr addrs[RULES];
 	static struct conn_db dbs[RULES];
 	struct conn_decl decl;
+	int err = host_addrs(b);
+
+	if (err)
+		return err;
 
 	for (int i = 0; i < RULES; i++) {
 		addr_of(i, &addrs[i], 5432);
@@ -270,8 +296,8 @@ int main(void)
 	if (!err) {
 		off = median(b.ns[0]);
 		on = median(b.ns[1]);
-		printf("connect()+close() to 127.0.0.1, %d per round, %d rounds, CPU %d: median ns/op\n",
-		       CONNECTS, ROUNDS, CPU_PIN);
+		printf("connect()+close() to %s, %d per round, %d rounds, CPU %d: median ns/op\n",
+		       inet_ntoa(b.target), CONNECTS, ROUNDS, CPU_PIN);
 		printf("  none %.1f  caelum (%d database rules, counting) %.1f  ratio %.4f\n", off,
 		       RULES, on, on / off);
 		printf("{\"connect_none_ns\":%.1f,\"connect_caelum_ns\":%.1f,\"ratio\":%.4f,\"rules\":%d}\n",

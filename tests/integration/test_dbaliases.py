@@ -5,13 +5,15 @@ aliases of a local destination, host addresses added and removed later, and name
 Real connects from real cgroups, asserting errno. Host addresses are added only to a veth
 pair this test creates (its peer in a network namespace it creates), and removed with it."""
 import errno
+import json
 import os
 import socket
 import subprocess
 import threading
 import time
 
-from harness import CaelumTest
+from harness import CTL, CaelumTest
+from httpc import request
 from test_databases import connect_in, db_file, svc_file
 
 TAG = os.getpid() % 10000
@@ -232,7 +234,7 @@ class NameMoves(CaelumTest):
         self.port = free_port()
         d = os.path.join(self.e.dir, "databases.d")
         os.makedirs(d, exist_ok=True)
-        far_every = 3600 if self._testMethodName == "test_on_demand_resolve" else 1
+        far_every = 3600 if "on_demand" in self._testMethodName else 1
         for name, host, every in (("near", "pg.caelum.test", 1),
                                   ("far", "far.caelum.test", far_every)):
             with open(os.path.join(d, f"{name}.json"), "w") as f:
@@ -310,3 +312,43 @@ class NameMoves(CaelumTest):
         time.sleep(0.5)
         self.assertEqual(self.e.ok("db", "show", "far")["addresses"], [f"{NET}.2:{self.port}"])
         self.assertEqual(connect_in(self.e, web, f"{NET}.2", self.port, how="udp")[0], errno.EPERM)
+
+    def test_on_demand_resolve_through_api_and_mcp(self):
+        url, tok = self.e.api_url, self.e.token()
+        self.write_hosts(f"127.0.0.1 localhost\n127.0.0.2 pg.caelum.test\n{NET}.3 far.caelum.test\n")
+        r = request(url("/api/v1/databases/far/resolve"), "POST", token=tok)
+        self.assertEqual(r.status, 202, r)
+        self.assertEqual(r.json["name"], "far")
+        self.assertTrue(self.moved("far", f"{NET}.3"), self.e.log())
+        r = request(url("/api/v1/databases/far"), token=tok)
+        self.assertEqual((r.json["addresses"], r.json["previous_addresses"]),
+                         ([f"{NET}.3:{self.port}"], [f"{NET}.2:{self.port}"]))
+        self.assertIsNotNone(r.json["addresses_changed_at"])
+        self.assertEqual(request(url("/api/v1/databases/far/resolve"), token=tok).status, 405)
+        self.assertEqual(request(url("/api/v1/databases/nope/resolve"), "POST",
+                                 token=tok).status, 404)
+        # MCP: the tool asks, recent_events shows the change.
+        self.write_hosts(f"127.0.0.1 localhost\n127.0.0.2 pg.caelum.test\n{NET}.2 far.caelum.test\n")
+        call = lambda i, name, args: {"jsonrpc": "2.0", "id": i, "method": "tools/call",
+                                      "params": {"name": name, "arguments": args}}
+        msgs = [{"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                 "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                            "clientInfo": {"name": "t", "version": "1"}}},
+                {"jsonrpc": "2.0", "method": "notifications/initialized"},
+                call(2, "resolve_database", {"name": "far"})]
+        out = self.mcp(msgs)
+        self.assertFalse(out[1]["result"].get("isError"), out[1])
+        self.assertEqual(out[1]["result"]["structuredContent"]["name"], "far")
+        self.assertTrue(self.moved("far", f"{NET}.2"), self.e.log())
+        out = self.mcp(msgs[:2] + [call(3, "recent_events", {"type": "db_address_changed"})])
+        evs = out[1]["result"]["structuredContent"]["events"]
+        self.assertEqual([(ev["trigger"], ev["to"]) for ev in evs],
+                         [("request", [f"{NET}.3:{self.port}"]),
+                          ("request", [f"{NET}.2:{self.port}"])])
+
+    def mcp(self, msgs):
+        text = "".join(json.dumps(m) + "\n" for m in msgs)
+        r = subprocess.run([CTL, "-c", self.e.config_path, "mcp"], input=text,
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return [json.loads(line) for line in r.stdout.splitlines()]
