@@ -108,6 +108,8 @@ static void resolve_start(struct daemon *d, struct db_rt *rt, uint32_t trigger, 
 	int err;
 
 	rt->last_resolve_ns = now;
+	if (!d->db_watch)
+		return;
 	err = dbresolve_start(d->db_watch->res, rt->name, rt->host, rt->port, trigger);
 	if (err && err != -EALREADY)
 		p_warn("failed to start resolving database '%s' host '%s': %s", rt->name, rt->host,
@@ -151,37 +153,29 @@ static int table_update(struct daemon *d, bool force)
 
 /* ---- kernel maps ---- */
 
-static bool rt_has_key(const struct daemon *d, const struct db_rt *rt,
-		       const struct caelum_db_addr_key *k)
-{
-	for (size_t j = 0; j < rt->n_addrs; j++) {
-		struct caelum_db_addr_key w;
-
-		connect_key(d->connect, &rt->addrs[j], &w);
-		if (!memcmp(&w, k, sizeof(w)))
-			return true;
-	}
-	return false;
-}
-
 /*
- * The addresses of dbs[i] the kernel gets: one whose key (LOCAL, port) another database
- * holds too is one destination; the first name keeps it, the other is shadowed.
+ * The addresses of dbs[i] the kernel gets (into out): one whose key another database with a
+ * smaller name holds too (two databases on one local port) is that database's; this one is
+ * then shadowed by it. keys[i * DB_MAX_ADDRS + j] is the key of d->dbs[i].addrs[j].
  */
-static size_t addrs_owned(struct daemon *d, struct db_rt *rt, struct db_addr *out)
+static size_t addrs_owned(struct daemon *d, size_t i, const struct caelum_db_addr_key *keys,
+			  struct db_addr *out)
 {
+	struct db_rt *rt = &d->dbs[i];
 	size_t n = 0;
 
 	rt->shadowed_by[0] = '\0';
 	for (size_t j = 0; j < rt->n_addrs; j++) {
-		struct caelum_db_addr_key k;
+		const struct caelum_db_addr_key *k = &keys[i * DB_MAX_ADDRS + j];
 		const struct db_rt *owner = NULL;
 
-		connect_key(d->connect, &rt->addrs[j], &k);
-		for (size_t m = 0; m < d->n_dbs && !owner; m++)
-			if (&d->dbs[m] != rt && strcmp(d->dbs[m].name, rt->name) < 0 &&
-			    rt_has_key(d, &d->dbs[m], &k))
-				owner = &d->dbs[m];
+		for (size_t m = 0; m < d->n_dbs && !owner; m++) {
+			if (m == i || strcmp(d->dbs[m].name, rt->name) >= 0)
+				continue;
+			for (size_t x = 0; x < d->dbs[m].n_addrs && !owner; x++)
+				if (!memcmp(&keys[m * DB_MAX_ADDRS + x], k, sizeof(*k)))
+					owner = &d->dbs[m];
+		}
 		if (owner)
 			snprintf(rt->shadowed_by, sizeof(rt->shadowed_by), "%s", owner->name);
 		else
@@ -212,6 +206,7 @@ static int maps_sync(struct daemon *d)
 	const struct reg_state *st = registry_state(d->reg);
 	struct conn_db *dbs = calloc(d->n_dbs + 1, sizeof(*dbs));
 	struct db_addr *owned = calloc(d->n_dbs * DB_MAX_ADDRS + 1, sizeof(*owned));
+	struct caelum_db_addr_key *keys = calloc(d->n_dbs * DB_MAX_ADDRS + 1, sizeof(*keys));
 	struct conn_decl *decls;
 	size_t n = d->n_dbs, k = 0;
 	int err = -ENOMEM;
@@ -219,14 +214,17 @@ static int maps_sync(struct daemon *d)
 	for (size_t i = 0; i < st->n_svcs; i++)
 		n += st->svcs[i].spec.n_dbs;
 	decls = calloc(n + 1, sizeof(*decls));
-	if (!dbs || !decls || !owned)
+	if (!dbs || !decls || !owned || !keys)
 		goto out;
+	for (size_t i = 0; i < d->n_dbs; i++)
+		for (size_t j = 0; j < d->dbs[i].n_addrs; j++)
+			connect_key(d->connect, &d->dbs[i].addrs[j], &keys[i * DB_MAX_ADDRS + j]);
 	for (size_t i = 0; i < d->n_dbs; i++) {
 		const struct reg_db *rd = registry_db(d->reg, d->dbs[i].name);
 		struct db_addr *mine = &owned[i * DB_MAX_ADDRS];
 
 		dbs[i] = (struct conn_db){ d->dbs[i].id, rd && rd->spec.unmanaged_allow, mine,
-					   addrs_owned(d, &d->dbs[i], mine) };
+					   addrs_owned(d, i, keys, mine) };
 		/* Caelum's own probes may reach every database. */
 		decls[k++] = (struct conn_decl){ d->probe_cgid, d->dbs[i].id, 0 };
 	}
@@ -236,6 +234,7 @@ static int maps_sync(struct daemon *d)
 	if (!err)
 		err = verify_canaries(d);
 out:
+	free(keys);
 	free(owned);
 	free(dbs);
 	free(decls);
@@ -326,6 +325,8 @@ int databases_resolve(struct daemon *d, const char *name, uint64_t *resolutions)
 
 	if (!rt)
 		return -ENOENT;
+	if (!d->db_watch)
+		return -ENODEV;
 	*resolutions = rt->resolutions;
 	if (!host_is_name(rt)) {
 		rt->resolutions++; /* a literal or localhost: nothing to look up */
@@ -369,6 +370,8 @@ static void watch_tick(struct daemon *d, uint64_t now)
 {
 	struct db_watch *w = d->db_watch;
 
+	if (!w)
+		return;
 	if (w->host && hostaddr_changed(w->host)) {
 		host_sync(d);
 		if (d->connect && maps_sync(d))
