@@ -131,6 +131,8 @@ static int host_addrs(struct cbench *b)
 	size_t n;
 	int err = hostaddr_list(h, CAELUM_MAX_HOST_ADDRS, &n, &truncated);
 
+	if (b->target.s_addr) /* given on the command line */
+		return err ? err : connect_host_sync(b->conn, h, n);
 	b->target.s_addr = htonl(0x7f000002); /* 127.0.0.2 */
 	for (size_t i = 0; !err && i < n; i++)
 		if (h[i].addr[10] == 0xff && h[i].addr[12] != 127) {
@@ -278,7 +280,7 @@ static int run(struct cbench *b)
 	return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	static struct cbench b = { .listen_fd = -1 };
 	cpu_set_t set;
@@ -290,6 +292,10 @@ int main(void)
 	if (geteuid()) {
 		p_err("needs root");
 		return 77;
+	}
+	if (argc > 2 || (argc == 2 && inet_pton(AF_INET, argv[1], &b.target) != 1)) {
+		p_err("usage: connect_bench [IPV4_TARGET] (default: the first host address)");
+		return 64;
 	}
 	CPU_ZERO(&set);
 	CPU_SET(CPU_PIN, &set);

@@ -20,6 +20,24 @@ static void db_row(struct json_object *d)
 	printf("\n");
 }
 
+/* What db show adds to the row: past addresses, shadowing, a failing lookup. */
+static void db_extra(struct json_object *d)
+{
+	struct json_object *prev = json_object_object_get(d, "previous_addresses");
+
+	if (prev && json_object_array_length(prev)) {
+		printf("  previous addresses ");
+		for (size_t i = 0; i < json_object_array_length(prev); i++)
+			printf("%s%s", i ? "," : "",
+			       json_object_get_string(json_object_array_get_idx(prev, i)));
+		printf(" (changed %s)\n", jstr(d, "addresses_changed_at"));
+	}
+	if (jstr(d, "shadowed_by"))
+		printf("  same local destination as %s, whose rules apply\n", jstr(d, "shadowed_by"));
+	if (jstr(d, "resolve_error"))
+		printf("  %s (keeping the last known addresses)\n", jstr(d, "resolve_error"));
+}
+
 static int db_list(int argc, char **argv)
 {
 	struct json_object *res;
@@ -66,6 +84,7 @@ static int db_named(const char *method, int argc, char **argv, const char *usage
 		struct json_object *users = json_object_object_get(res, "services");
 
 		db_row(res);
+		db_extra(res);
 		for (size_t i = 0; i < json_object_array_length(users); i++) {
 			struct json_object *u = json_object_array_get_idx(users, i);
 
@@ -161,8 +180,7 @@ static int db_resolve(int argc, char **argv)
 		return 0;
 	}
 	db_row(show);
-	if (jstr(show, "resolve_error"))
-		printf("  %s (keeping the last known addresses)\n", jstr(show, "resolve_error"));
+	db_extra(show);
 	json_object_put(show);
 	return 0;
 }

@@ -288,6 +288,8 @@ class NameMoves(CaelumTest):
         self.assertEqual(show["addresses"], [f"{NET}.3:{self.port}"])
         ev = self.moved("far", f"{NET}.3", timeout=1)
         self.assertEqual(ev[-1]["trigger"], "request")
+        out = self.e.ok("db", "show", "far", json_out=False)
+        self.assertIn(f"previous addresses {NET}.2:{self.port} (changed 20", out)
         self.assertEqual(connect_in(self.e, self.e.svc_cgroup("web"), f"{NET}.3", self.port,
                                     how="udp")[0], errno.EPERM)
         r = self.e.ctl("db", "resolve", "nope")
