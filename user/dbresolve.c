@@ -61,7 +61,9 @@ int dbresolve_start(struct dbresolve *r, const char *name, const char *host, uin
 	snprintf(l->name, sizeof(l->name), "%s", name);
 	l->trigger = trigger;
 	l->hints = (struct addrinfo){ .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
-	l->cb = (struct gaicb){ .ar_name = l->host, .ar_service = l->port, .ar_request = &l->hints };
+	l->cb = (struct gaicb){ .ar_name = l->host,
+				.ar_service = l->port,
+				.ar_request = &l->hints };
 	list[0] = &l->cb;
 	rc = getaddrinfo_a(GAI_NOWAIT, list, 1, &sev);
 	if (rc) {
@@ -90,7 +92,8 @@ static void result_fill(struct lookup *l, int rc, struct dbresolve_result *res)
 	db_addrs_from_ai(l->cb.ar_result, res->addrs, DB_MAX_ADDRS, &res->n);
 	if (!res->n) {
 		res->err = -EHOSTUNREACH;
-		snprintf(res->why, sizeof(res->why), "cannot resolve \"%s\": no addresses", l->host);
+		snprintf(res->why, sizeof(res->why), "cannot resolve \"%s\": no addresses",
+			 l->host);
 	}
 }
 

@@ -39,12 +39,24 @@ static void test_always_local(void **state)
 		const char *addr;
 		int local;
 	} cases[] = {
-		{ "127.0.0.1", 1 },	   { "127.0.0.2", 1 },	     { "127.255.255.254", 1 },
-		{ "0.0.0.0", 1 },	   { "::1", 1 },	     { "::", 1 },
-		{ "::ffff:127.9.9.9", 1 }, { "::ffff:0.0.0.0", 1 },  { "128.0.0.1", 0 },
-		{ "126.255.255.255", 0 },  { "10.0.0.5", 0 },	     { "0.0.0.1", 0 },
-		{ "::2", 0 },		   { "::127.0.0.1", 0 },     { "fe80::1", 0 },
-		{ "::fffe:127.0.0.1", 0 }, { "1::1", 0 },	     { "fd00::2", 0 },
+		{ "127.0.0.1", 1 },
+		{ "127.0.0.2", 1 },
+		{ "127.255.255.254", 1 },
+		{ "0.0.0.0", 1 },
+		{ "::1", 1 },
+		{ "::", 1 },
+		{ "::ffff:127.9.9.9", 1 },
+		{ "::ffff:0.0.0.0", 1 },
+		{ "128.0.0.1", 0 },
+		{ "126.255.255.255", 0 },
+		{ "10.0.0.5", 0 },
+		{ "0.0.0.1", 0 },
+		{ "::2", 0 },
+		{ "::127.0.0.1", 0 },
+		{ "fe80::1", 0 },
+		{ "::fffe:127.0.0.1", 0 },
+		{ "1::1", 0 },
+		{ "fd00::2", 0 },
 	};
 
 	(void)state;
@@ -53,7 +65,8 @@ static void test_always_local(void **state)
 
 		addr16(cases[i].addr, a);
 		if (caelum_addr_always_local(a) != cases[i].local)
-			fail_msg("%s: expected %s", cases[i].addr, cases[i].local ? "LOCAL" : "EXACT");
+			fail_msg("%s: expected %s", cases[i].addr,
+				 cases[i].local ? "LOCAL" : "EXACT");
 	}
 }
 
@@ -73,8 +86,9 @@ static void test_key_normalised(void **state)
 	(void)state;
 	connect_local_key(5432, &local);
 	assert_int_equal(local.scope, CAELUM_DB_SCOPE_LOCAL);
-	for (const char *const *ip = (const char *const[]){ "127.0.0.1", "127.3.2.1", "::1", "0.0.0.0",
-							      "::", "::ffff:127.0.0.1", NULL };
+	for (const char *const *ip =
+		     (const char *const[]){ "127.0.0.1", "127.3.2.1", "::1", "0.0.0.0",
+					    "::", "::ffff:127.0.0.1", NULL };
 	     *ip; ip++) {
 		db_addr_of(*ip, 5432, &a);
 		connect_key(NULL, &a, &k);
@@ -148,7 +162,8 @@ static void test_resolve_interval_field(void **state)
 	char json[256];
 
 	(void)state;
-	assert_int_equal(parse("{\"name\":\"pg\",\"kind\":\"tcp\",\"address\":\"db:1\"}", &d, &e), 0);
+	assert_int_equal(parse("{\"name\":\"pg\",\"kind\":\"tcp\",\"address\":\"db:1\"}", &d, &e),
+			 0);
 	assert_int_equal(d.resolve_interval_s, 10);
 	assert_int_equal(parse("{\"name\":\"pg\",\"kind\":\"tcp\",\"address\":\"db:1\","
 			       "\"resolve_interval_s\":2}",
@@ -159,7 +174,8 @@ static void test_resolve_interval_field(void **state)
 		struct verr e2 = {};
 
 		snprintf(json, sizeof(json),
-			 "{\"name\":\"pg\",\"kind\":\"tcp\",\"address\":\"db:1\",\"resolve_interval_s\":%s}",
+			 "{\"name\":\"pg\",\"kind\":\"tcp\",\"address\":\"db:1\",\"resolve_"
+			 "interval_s\":%s}",
 			 bad[i]);
 		assert_int_equal(parse(json, &d, &e2), -EINVAL);
 		assert_int_equal(e2.n, 1);
