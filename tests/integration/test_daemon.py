@@ -234,7 +234,7 @@ class Teardown(CaelumTest):
         self.assertDenied(e, other, 8100)
         r = e.ok("teardown")
         self.assertEqual(len(r["links_detached"]), 12)
-        self.assertEqual(len(r["maps_unpinned"]), 15)
+        self.assertEqual(len(r["maps_unpinned"]), 16)
         self.assertAllowed(e, other, 8100)
         self.assertFalse(os.path.exists(e.bpffs))
         self.assertEqual(e.ok("link", "show"), [])
