@@ -21,6 +21,14 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CAELUM_MAX_HOST_ADDRS);
+	__type(key, struct caelum_host_key);
+	__type(value, struct caelum_host_addr);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} cm_db_host SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, CAELUM_MAX_DB_DECLS);
 	__type(key, struct caelum_db_decl_key);
 	__type(value, struct caelum_db_decl);
@@ -79,6 +87,18 @@ static __always_inline void key_from_ctx(struct bpf_sock_addr *ctx, __u8 family,
 		__builtin_memcpy(k->addr, ip6, sizeof(ip6));
 	}
 	k->port = bpf_ntohs((__u16)ctx->user_port);
+}
+
+/*
+ * The destination as cm_db_addrs knows it: every address that always reaches this host, or
+ * is one of its interface addresses, is the one class LOCAL (include/caelum/connect.h).
+ */
+static __always_inline void key_normalise(struct caelum_db_addr_key *k)
+{
+	if (!caelum_addr_always_local(k->addr) && !bpf_map_lookup_elem(&cm_db_host, k->addr))
+		return;
+	__builtin_memset(k->addr, 0, sizeof(k->addr));
+	k->scope = CAELUM_DB_SCOPE_LOCAL;
 }
 
 static __always_inline void conn_report(const struct caelum_db_addr_key *k, __u8 family,
@@ -150,7 +170,7 @@ static __always_inline int conn_count(struct bpf_sock_addr *ctx, const struct ca
 
 static __always_inline int db_check(struct bpf_sock_addr *ctx, __u8 family, __u8 op)
 {
-	struct caelum_db_addr_key k = {};
+	struct caelum_db_addr_key k = {}, dst;
 	struct caelum_db_decl_key dk = {};
 	const struct caelum_db_addr *rule;
 	const struct caelum_db_decl *decl;
@@ -158,6 +178,8 @@ static __always_inline int db_check(struct bpf_sock_addr *ctx, __u8 family, __u8
 	__u64 svc;
 
 	key_from_ctx(ctx, family, &k);
+	dst = k; /* events name the address actually used */
+	key_normalise(&k);
 	rule = bpf_map_lookup_elem(&cm_db_addrs, &k);
 	if (!rule)
 		return SOCK_ALLOW;
@@ -168,18 +190,18 @@ static __always_inline int db_check(struct bpf_sock_addr *ctx, __u8 family, __u8
 	if (svc == CAELUM_CGID_NONE) {
 		if (rule->flags & CAELUM_DB_F_UNMANAGED_ALLOW)
 			return SOCK_ALLOW;
-		return refuse(&k, family, rule->db_id, CAELUM_EV_DB_DENIED, CAELUM_REASON_UNMANAGED,
+		return refuse(&dst, family, rule->db_id, CAELUM_EV_DB_DENIED, CAELUM_REASON_UNMANAGED,
 			      op, mode, 0, 0);
 	}
 	dk.svc_cgid = svc;
 	dk.db_id = rule->db_id;
 	decl = bpf_map_lookup_elem(&cm_db_decl, &dk);
 	if (!decl)
-		return refuse(&k, family, rule->db_id, CAELUM_EV_DB_DENIED, CAELUM_REASON_UNDECLARED,
+		return refuse(&dst, family, rule->db_id, CAELUM_EV_DB_DENIED, CAELUM_REASON_UNDECLARED,
 			      op, mode, 0, 0);
 	if (op != CAELUM_CONN_OP_CONNECT)
 		return SOCK_ALLOW; /* a datagram is not a connection: nothing to count */
-	return conn_count(ctx, &k, family, svc, rule->db_id, decl, mode);
+	return conn_count(ctx, &dst, family, svc, rule->db_id, decl, mode);
 }
 
 SEC("cgroup/connect4")

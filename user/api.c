@@ -9,6 +9,7 @@
 #include <json-c/json.h>
 
 #include "api.h"
+#include "dbspec.h"
 #include "daemon.h"
 #include "handlers.h"
 #include "http.h"
@@ -409,7 +410,26 @@ static void route_ports(struct daemon *d, const struct http_request *r)
 	reply_fmt(d, r->conn, 404, "no such resource: %s", r->path);
 }
 
-/* /api/v1/services[/NAME], /api/v1/databases[/NAME] */
+/* POST /api/v1/databases/NAME/resolve: look the name up again now (db.resolve). */
+static bool route_db_resolve(struct daemon *d, const struct http_request *r, const char *name)
+{
+	const char *slash = strchr(name, '/');
+	char db[DB_NAME_MAX + 2];
+
+	if (!slash || strcmp(slash, "/resolve") || (size_t)(slash - name) >= sizeof(db))
+		return false;
+	if (!is(r, "POST")) {
+		reply_fmt(d, r->conn, 405, "%s: use POST", r->path);
+		return true;
+	}
+	if (no_query(d, r))
+		return true;
+	snprintf(db, sizeof(db), "%.*s", (int)(slash - name), name);
+	call_reply(d, r, "db.resolve", name_param("name", db), 202);
+	return true;
+}
+
+/* /api/v1/services[/NAME], /api/v1/databases[/NAME][/resolve] */
 static void route_collection(struct daemon *d, const struct http_request *r, const char *base,
 			     const char *prefix)
 {
@@ -432,6 +452,8 @@ static void route_collection(struct daemon *d, const struct http_request *r, con
 		}
 		return;
 	}
+	if (name && !strcmp(base, "/api/v1/databases") && route_db_resolve(d, r, name))
+		return;
 	if (!name || strchr(name, '/')) {
 		reply_fmt(d, r->conn, 404, "no such resource: %s", r->path);
 		return;

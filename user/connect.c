@@ -13,6 +13,8 @@
 
 struct connect {
 	struct connect_bpf *skel;
+	struct host_addr *host; /* what cm_db_host holds, for connect_key() without syscalls */
+	size_t n_host;
 	int link_fd[CONNECT_NPROGS];
 	enum link_outcome outcome[CONNECT_NPROGS];
 };
@@ -65,7 +67,7 @@ int connect_attach(struct connect *c, const struct bpf_env *env)
 	return 0;
 }
 
-void connect_key(const struct db_addr *a, struct caelum_db_addr_key *k)
+void connect_key_exact(const struct db_addr *a, struct caelum_db_addr_key *k)
 {
 	memset(k, 0, sizeof(*k));
 	if (a->sa.ss_family == AF_INET6) {
@@ -82,17 +84,32 @@ void connect_key(const struct db_addr *a, struct caelum_db_addr_key *k)
 	}
 }
 
-static bool addr_wanted(const struct conn_db *dbs, size_t n, const struct caelum_db_addr_key *k)
+void connect_local_key(uint16_t port, struct caelum_db_addr_key *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->port = port;
+	k->scope = CAELUM_DB_SCOPE_LOCAL;
+}
+
+static bool host_wanted(const struct host_addr *h, size_t n, const __u8 *addr)
 {
 	for (size_t i = 0; i < n; i++)
-		for (size_t j = 0; j < dbs[i].n_addrs; j++) {
-			struct caelum_db_addr_key w;
-
-			connect_key(&dbs[i].addrs[j], &w);
-			if (!memcmp(&w, k, sizeof(w)))
-				return true;
-		}
+		if (!memcmp(h[i].addr, addr, 16))
+			return true;
 	return false;
+}
+
+/* The same normalisation as key_normalise() in bpf/connect.bpf.c, against cm_db_host. */
+void connect_key(const struct connect *c, const struct db_addr *a, struct caelum_db_addr_key *k)
+{
+	connect_key_exact(a, k);
+	if (caelum_addr_always_local(k->addr) || (c && host_wanted(c->host, c->n_host, k->addr)))
+		connect_local_key(k->port, k);
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct caelum_db_addr_key));
 }
 
 static bool decl_wanted(const struct conn_decl *d, size_t n, const struct caelum_db_decl_key *k)
@@ -121,29 +138,68 @@ int connect_sync(struct connect *c, const struct conn_db *dbs, size_t n_dbs,
 		 const struct conn_decl *decls, size_t n_decls)
 {
 	int afd = bpf_map__fd(c->skel->maps.cm_db_addrs), dfd = bpf_map__fd(c->skel->maps.cm_db_decl);
+	struct caelum_db_addr_key *keys;
+	size_t n_keys = 0;
+	int err = 0;
 
-	for (size_t i = 0; i < n_dbs; i++) {
+	for (size_t i = 0; i < n_dbs; i++)
+		n_keys += dbs[i].n_addrs;
+	keys = calloc(n_keys + 1, sizeof(*keys));
+	if (!keys)
+		return -ENOMEM;
+	n_keys = 0;
+	for (size_t i = 0; i < n_dbs && !err; i++) {
 		struct caelum_db_addr v = { .db_id = dbs[i].id,
 					    .flags = dbs[i].unmanaged_allow ? CAELUM_DB_F_UNMANAGED_ALLOW : 0 };
 
-		for (size_t j = 0; j < dbs[i].n_addrs; j++) {
-			struct caelum_db_addr_key k;
-
-			connect_key(&dbs[i].addrs[j], &k);
-			if (bpf_map_update_elem(afd, &k, &v, BPF_ANY))
-				return -errno;
+		for (size_t j = 0; j < dbs[i].n_addrs && !err; j++) {
+			connect_key(c, &dbs[i].addrs[j], &keys[n_keys]);
+			if (bpf_map_update_elem(afd, &keys[n_keys++], &v, BPF_ANY))
+				err = -errno;
 		}
 	}
-	for (size_t i = 0; i < n_decls; i++) {
+	for (size_t i = 0; i < n_decls && !err; i++) {
 		struct caelum_db_decl_key k = { .svc_cgid = decls[i].svc_cgid, .db_id = decls[i].db_id };
 		struct caelum_db_decl v = { .max_conns = decls[i].max_conns };
 
 		if (bpf_map_update_elem(dfd, &k, &v, BPF_ANY))
-			return -errno;
+			err = -errno;
 	}
-	PRUNE(afd, struct caelum_db_addr_key, addr_wanted(dbs, n_dbs, &key));
-	PRUNE(dfd, struct caelum_db_decl_key, decl_wanted(decls, n_decls, &key));
-	return 0;
+	if (!err) {
+		/* New entries are in before stale ones go: a moved database is never uncovered. */
+		qsort(keys, n_keys, sizeof(*keys), key_cmp);
+		PRUNE(afd, struct caelum_db_addr_key,
+		      bsearch(&key, keys, n_keys, sizeof(*keys), key_cmp));
+		PRUNE(dfd, struct caelum_db_decl_key, decl_wanted(decls, n_decls, &key));
+	}
+	free(keys);
+	return err;
+}
+
+int connect_host_sync(struct connect *c, const struct host_addr *addrs, size_t n)
+{
+	int fd = bpf_map__fd(c->skel->maps.cm_db_host);
+	struct host_addr *kept = calloc(n + 1, sizeof(*kept));
+	size_t n_kept = 0;
+	int err = 0;
+
+	if (!kept)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		struct caelum_host_addr v = { .ifindex = addrs[i].ifindex };
+
+		/* -E2BIG past CAELUM_MAX_HOST_ADDRS: keep the others, report the first failure */
+		if (!bpf_map_update_elem(fd, addrs[i].addr, &v, BPF_ANY))
+			kept[n_kept++] = addrs[i];
+		else if (!err)
+			err = -errno;
+	}
+	PRUNE(fd, struct caelum_host_key, host_wanted(kept, n_kept, key.addr));
+	/* connect_key() classes exactly what the programs will find in cm_db_host */
+	free(c->host);
+	c->host = kept;
+	c->n_host = n_kept;
+	return err;
 }
 
 int64_t connect_count(const struct connect *c, uint64_t svc_cgid, uint32_t db_id)
@@ -187,6 +243,7 @@ void connect_close(struct connect *c)
 		if (c->link_fd[i] >= 0)
 			close(c->link_fd[i]);
 	connect_bpf__destroy(c->skel);
+	free(c->host);
 	free(c);
 }
 

@@ -33,6 +33,14 @@ int connect_attach(struct connect *c, const struct bpf_env *env);
 /* Make cm_db_addrs and cm_db_decl exactly these. */
 int connect_sync(struct connect *c, const struct conn_db *dbs, size_t n_dbs,
 		 const struct conn_decl *decls, size_t n_decls);
+/* One address of the host's interfaces (network order, IPv4 as ::ffff:a.b.c.d). */
+struct host_addr {
+	uint8_t addr[16];
+	uint32_t ifindex;
+};
+/* Make cm_db_host exactly these; 0 or -errno (the first failure; the others are written).
+ * Call connect_sync() after it: the database keys depend on it. */
+int connect_host_sync(struct connect *c, const struct host_addr *addrs, size_t n);
 /* Open connections counted for (service, database). */
 int64_t connect_count(const struct connect *c, uint64_t svc_cgid, uint32_t db_id);
 int connect_addrs_fd(const struct connect *c);
@@ -40,8 +48,13 @@ int connect_prog_fd(const struct connect *c, int idx, const char **name, int *at
 int connect_link_fd(const struct connect *c, int idx);
 const char *connect_link_outcome(const struct connect *c, int idx);
 void connect_close(struct connect *c);
-/* struct db_addr -> map key (IPv4 as IPv4-mapped IPv6). */
-void connect_key(const struct db_addr *a, struct caelum_db_addr_key *k);
+/* struct db_addr -> the exact map key (IPv4 as IPv4-mapped IPv6, scope EXACT). */
+void connect_key_exact(const struct db_addr *a, struct caelum_db_addr_key *k);
+/* The LOCAL key of a port (include/caelum/connect.h). */
+void connect_local_key(uint16_t port, struct caelum_db_addr_key *k);
+/* struct db_addr -> the key the programs look up: LOCAL for loopback, unspecified and the
+ * host addresses in cm_db_host (c may be NULL: then only the first two). */
+void connect_key(const struct connect *c, const struct db_addr *a, struct caelum_db_addr_key *k);
 
 struct bpf_object;
 /* The loaded object (its pinned maps are checked by the integrity check). */

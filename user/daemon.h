@@ -50,6 +50,7 @@ struct daemon {
 	struct connect *connect;
 	struct db_rt *dbs; /* runtime of every registered database (databases.c) */
 	size_t n_dbs;
+	struct db_watch *db_watch; /* name re-resolution, host addresses (databases.c) */
 	struct cred_watch *cred_watch; /* credential files as last seen (credentials.c) */
 	/* self-verification (verify.c) */
 	char verify_probe_cgroup[4096], verify_tasks_cgroup[4096];

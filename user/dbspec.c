@@ -7,13 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dbprobe.h"
 #include "dbspec.h"
 #include "portrange.h"
 #include "spec.h"
 
-static const char *const db_keys[] = { "name", "kind", "address", "unmanaged", NULL };
+static const char *const db_keys[] = { "name",	   "kind", "address", "unmanaged",
+				       "resolve_interval_s", NULL };
 
 int db_address_parse(const char *s, char *host, size_t hlen, uint16_t *port, char *why,
 		     size_t whylen)
@@ -66,6 +68,23 @@ static void parse_str_field(struct json_object *obj, const char *key, const char
 		*out = json_object_get_string(v);
 }
 
+static void parse_interval(struct json_object *obj, const char *file, struct db_spec *d,
+			   struct verr *e)
+{
+	struct json_object *v;
+	int64_t x;
+
+	if (!json_object_object_get_ex(obj, "resolve_interval_s", &v) ||
+	    !jv_expect(v, json_type_int, file, "resolve_interval_s", e))
+		return;
+	x = json_object_get_int64(v);
+	if (x < 1 || x > DB_RESOLVE_INTERVAL_MAX_S)
+		verr_add(e, file, "resolve_interval_s", "invalid value %lld (expected 1-%d seconds)",
+			 (long long)x, DB_RESOLVE_INTERVAL_MAX_S);
+	else
+		d->resolve_interval_s = (uint32_t)x;
+}
+
 int dbspec_from_json(struct json_object *obj, const char *file, struct db_spec *d,
 		     struct verr *e)
 {
@@ -76,6 +95,7 @@ int dbspec_from_json(struct json_object *obj, const char *file, struct db_spec *
 
 	memset(d, 0, sizeof(*d));
 	d->unmanaged_allow = true;
+	d->resolve_interval_s = DB_RESOLVE_INTERVAL_DEFAULT_S;
 	if (!jv_expect(obj, json_type_object, file, NULL, e))
 		return -EINVAL;
 	jv_check_keys(obj, file, NULL, db_keys, e);
@@ -101,6 +121,7 @@ int dbspec_from_json(struct json_object *obj, const char *file, struct db_spec *
 		else
 			d->unmanaged_allow = !strcmp(unmanaged, "allow");
 	}
+	parse_interval(obj, file, d, e);
 	return e->n + e->dropped == n0 ? 0 : -EINVAL;
 }
 
@@ -188,6 +209,7 @@ struct json_object *dbspec_to_json(const struct db_spec *d)
 	json_object_object_add(o, "address", json_object_new_string(addr));
 	json_object_object_add(o, "unmanaged",
 			       json_object_new_string(d->unmanaged_allow ? "allow" : "deny"));
+	json_object_object_add(o, "resolve_interval_s", json_object_new_int64(d->resolve_interval_s));
 	return o;
 }
 
@@ -211,33 +233,99 @@ void dbspecs_free(struct db_spec *d, size_t n)
 	free(d);
 }
 
+static void addr_add(struct db_addr *out, size_t max, size_t *n, const struct sockaddr *sa,
+		     socklen_t len)
+{
+	for (size_t i = 0; i < *n; i++)
+		if (out[i].len == len && !memcmp(&out[i].sa, sa, len))
+			return;
+	if (*n == max || len > sizeof(out[0].sa))
+		return;
+	memset(&out[*n], 0, sizeof(out[*n]));
+	memcpy(&out[*n].sa, sa, len);
+	out[*n].len = len;
+	(*n)++;
+}
+
+void db_addrs_from_ai(const struct addrinfo *ai, struct db_addr *out, size_t max, size_t *n)
+{
+	*n = 0;
+	for (; ai; ai = ai->ai_next)
+		addr_add(out, max, n, ai->ai_addr, ai->ai_addrlen);
+}
+
+bool db_host_is_localhost(const char *host)
+{
+	size_t len = strlen(host);
+
+	if (len && host[len - 1] == '.')
+		len--;
+	return (len == 9 && !strncasecmp(host, "localhost", 9)) ||
+	       (len > 10 && !strncasecmp(host + len - 10, ".localhost", 10));
+}
+
+bool db_resolve_static(const char *host, uint16_t port, struct db_addr *out, size_t max,
+		       size_t *n)
+{
+	struct sockaddr_in s4 = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
+
+	*n = 0;
+	if (db_host_is_localhost(host)) {
+		s4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		s6.sin6_addr = in6addr_loopback;
+		addr_add(out, max, n, (struct sockaddr *)&s4, sizeof(s4));
+		addr_add(out, max, n, (struct sockaddr *)&s6, sizeof(s6));
+		return true;
+	}
+	if (inet_pton(AF_INET, host, &s4.sin_addr) == 1) {
+		addr_add(out, max, n, (struct sockaddr *)&s4, sizeof(s4));
+		return true;
+	}
+	if (inet_pton(AF_INET6, host, &s6.sin6_addr) == 1) {
+		addr_add(out, max, n, (struct sockaddr *)&s6, sizeof(s6));
+		return true;
+	}
+	return false;
+}
+
 int db_resolve(const struct db_spec *d, struct db_addr *out, size_t max, size_t *n,
 	       char *why, size_t whylen)
 {
-	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res, *ai;
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res;
 	char port[8];
 	int rc;
 
-	*n = 0;
+	if (db_resolve_static(d->host, d->port, out, max, n))
+		return 0;
 	snprintf(port, sizeof(port), "%u", d->port);
 	rc = getaddrinfo(d->host, port, &hints, &res);
 	if (rc) {
 		snprintf(why, whylen, "cannot resolve \"%s\": %s", d->host, gai_strerror(rc));
 		return -EHOSTUNREACH;
 	}
-	for (ai = res; ai && *n < max; ai = ai->ai_next) {
-		bool dup = false;
-
-		for (size_t i = 0; i < *n && !dup; i++)
-			dup = out[i].len == ai->ai_addrlen && !memcmp(&out[i].sa, ai->ai_addr, ai->ai_addrlen);
-		if (dup)
-			continue;
-		memcpy(&out[*n].sa, ai->ai_addr, ai->ai_addrlen);
-		out[*n].len = ai->ai_addrlen;
-		(*n)++;
-	}
+	db_addrs_from_ai(res, out, max, n);
 	freeaddrinfo(res);
+	if (!*n) {
+		snprintf(why, whylen, "cannot resolve \"%s\": no addresses", d->host);
+		return -EHOSTUNREACH;
+	}
 	return 0;
+}
+
+bool db_addrs_same(const struct db_addr *a, size_t na, const struct db_addr *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++) {
+		bool found = false;
+
+		for (size_t j = 0; j < nb && !found; j++)
+			found = a[i].len == b[j].len && !memcmp(&a[i].sa, &b[j].sa, a[i].len);
+		if (!found)
+			return false;
+	}
+	return true;
 }
 
 void db_addr_fmt(const struct db_addr *a, char *buf, size_t len)

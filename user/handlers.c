@@ -702,6 +702,7 @@ static const struct handler_entry methods[] = {
 	{ "db.show", h_db_show },
 	{ "db.apply", h_db_apply },
 	{ "db.delete", h_db_delete },
+	{ "db.resolve", h_db_resolve },
 	{ NULL, NULL },
 };
 

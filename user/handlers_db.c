@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* db.list, db.show, db.apply, db.delete. */
+/* db.list, db.show, db.apply, db.delete, db.resolve. */
 #include <errno.h>
 #include <string.h>
 
@@ -84,5 +84,30 @@ int h_db_delete(struct call *c)
 		return -1;
 	c->result = json_object_new_object();
 	json_object_object_add(c->result, "deleted", json_object_new_string(name));
+	return 0;
+}
+
+/*
+ * Look NAME up again now. The lookup runs off the loop: the result carries "resolutions",
+ * and db.show's "resolutions" passes it once the answer is in (caelumctl db resolve waits).
+ */
+int h_db_resolve(struct call *c)
+{
+	static const char *const keys[] = { "name", NULL };
+	const char *name;
+	uint64_t before;
+	int err;
+
+	if (hc_params_check(c, keys) || hc_param_service(c, "name", &name))
+		return -1;
+	err = databases_resolve(c->d, name, &before);
+	if (err == -ENOENT)
+		return hc_not_found(c, "database '%s' not found", name);
+	if (err)
+		return hc_fail(c, EXIT_FAIL, "failed to start resolving database '%s': %s", name,
+			       strerror(-err));
+	c->result = json_object_new_object();
+	json_object_object_add(c->result, "name", json_object_new_string(name));
+	json_object_object_add(c->result, "resolutions", json_object_new_int64((int64_t)before));
 	return 0;
 }

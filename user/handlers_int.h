@@ -61,5 +61,6 @@ int h_db_list(struct call *c);
 int h_db_show(struct call *c);
 int h_db_apply(struct call *c);
 int h_db_delete(struct call *c);
+int h_db_resolve(struct call *c);
 
 #endif /* CAELUM_HANDLERS_INT_H */

@@ -97,6 +97,14 @@ static const struct tool {
 	  "Every registered database: address, engine, reachability, connection counts.",
 	  NONE_IN, OBJ_OUT("\"databases\":" ARR, "\"databases\""), "db.list", "databases", true,
 	  false },
+	{ "resolve_database", "Resolve a database's name",
+	  "Look the database's host name up again now instead of at its next resolve_interval_s; "
+	  "a different answer swaps its kernel rules and emits db_address_changed. The answer "
+	  "arrives after the call: list_databases shows it once resolutions passes the one "
+	  "returned.",
+	  NAME_IN, OBJ_OUT("\"name\":" STR ",\"resolutions\":{\"type\":\"integer\"}",
+			   "\"name\",\"resolutions\""),
+	  "db.resolve", NULL, false, false },
 	{ "get_resources", "Get resources",
 	  "Host capacity, allocation and use per dimension (cpus, memory_mb, gpus, tasks) and per "
 	  "service.",

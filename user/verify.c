@@ -241,7 +241,7 @@ int verify_canaries(struct daemon *d)
 {
 	struct caelum_dev_key dk = { VERIFY_DEV_MAJOR, VERIFY_DEV_MINOR, CAELUM_DEV_CHAR, 0 };
 	struct caelum_dev_rule dr = { .flags = CAELUM_DEV_F_ASSIGNED };
-	struct caelum_db_addr_key ak = { .port = d->cfg.verify_port };
+	struct caelum_db_addr_key ak;
 	struct caelum_db_addr av = { .db_id = db_id_of(VERIFY_DB_NAME) };
 	uint64_t budget = 1, owner;
 	uint16_t level;
@@ -251,9 +251,7 @@ int verify_canaries(struct daemon *d)
 	svcs_ident(&d->svcs, VERIFY_OWNER, &owner, &level);
 	dr.owner_cgid = owner;
 	dr.owner_level = level;
-	ak.addr[10] = ak.addr[11] = 0xff;
-	ak.addr[12] = 127;
-	ak.addr[15] = 1;
+	connect_local_key(d->cfg.verify_port, &ak); /* 127.0.0.1 is LOCAL (caelum/connect.h) */
 	if (d->devices && bpf_map_update_elem(devices_map_fd(d->devices), &dk, &dr, BPF_ANY))
 		return -errno;
 	if (d->tasks && bpf_map_update_elem(tasks_budget_fd(d->tasks), &d->verify_tasks_cgid, &budget,

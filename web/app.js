@@ -39,6 +39,8 @@
 		'credential_drift',
 		'db_unreachable',
 		'db_recovered',
+		'db_address_changed',
+		'db_resolve_failed',
 		'integrity_repaired',
 		'verification_failed',
 	]);
@@ -1558,11 +1560,18 @@
 		return q.split(/\s+/).every((w) => hay.includes(w));
 	}
 
+	// A db_address_changed event's from/to are address lists.
+	function listOf(v) {
+		return Array.isArray(v) ? v.join(', ') || 'none' : String(v);
+	}
+
 	function detailOf(ev) {
 		const parts = [];
 		if (ev.reason) parts.push(ev.reason);
 		if (ev.from !== undefined && ev.to !== undefined)
-			parts.push(`${ev.from} → ${ev.to}`);
+			parts.push(`${listOf(ev.from)} → ${listOf(ev.to)}`);
+		if (ev.type === 'db_resolve_failed' && ev.addresses)
+			parts.push(`keeping ${listOf(ev.addresses)}`);
 		if (ev.device_path)
 			parts.push(`${ev.device_path}${ev.access ? ` (${ev.access})` : ''}`);
 		if (ev.budget !== undefined && ev.budget !== null)

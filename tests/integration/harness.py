@@ -147,9 +147,10 @@ class Env:
         os.unlink(os.path.join(self.services_dir, f"{name}.json"))
 
     # ---- daemon ----
-    def start(self, wait=True, args=()):
+    def start(self, wait=True, args=(), prefix=()):
+        """prefix: argv the daemon runs under (e.g. a private mount namespace)."""
         log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([DAEMON, "-c", self.config_path, *args],
+        self.proc = subprocess.Popen([*prefix, DAEMON, "-c", self.config_path, *args],
                                      stdout=log, stderr=log)
         log.close()
         if not wait:

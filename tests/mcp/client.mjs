@@ -18,7 +18,7 @@ import { ResourceUpdatedNotificationSchema, LoggingMessageNotificationSchema } f
 
 const EXPECTED_TOOLS = ['allocate_port', 'check_service', 'get_resources', 'get_service', 'get_status',
   'ingest_events', 'list_databases', 'list_ports', 'list_services', 'recent_events', 'release_port',
-  'reserve_port', 'verify_enforcement'];
+  'reserve_port', 'resolve_database', 'verify_enforcement'];
 
 function fail(msg) {
   console.log(`FAIL ${msg}`);

@@ -71,6 +71,9 @@ ABI_OFF(caelum_ev_conn, max, 28);
 
 ABI_SIZE(caelum_db_addr_key, 20);
 ABI_OFF(caelum_db_addr_key, port, 16);
+ABI_OFF(caelum_db_addr_key, scope, 18);
+ABI_SIZE(caelum_host_key, 16);
+ABI_SIZE(caelum_host_addr, 8);
 ABI_SIZE(caelum_db_addr, 8);
 ABI_SIZE(caelum_db_decl_key, 16);
 ABI_OFF(caelum_db_decl_key, db_id, 8);

@@ -844,28 +844,28 @@ static void test_db_objects_good(void **state)
 		{ DB("db.local:5432"), "db.local",
 		  "{\"name\":\"analytics-db\",\"kind\":\"postgresql\",\"address\":\"db.local:"
 		  "5432\","
-		  "\"unmanaged\":\"allow\"}",
+		  "\"unmanaged\":\"allow\",\"resolve_interval_s\":10}",
 		  5432, DB_POSTGRESQL, true },
 		{ "{\"name\": \"v6\", \"kind\": \"redis\", \"address\": \"[::1]:6379\", "
 		  "\"unmanaged\": \"deny\"}",
 		  "::1",
 		  "{\"name\":\"v6\",\"kind\":\"redis\",\"address\":\"[::1]:6379\","
-		  "\"unmanaged\":\"deny\"}",
+		  "\"unmanaged\":\"deny\",\"resolve_interval_s\":10}",
 		  6379, DB_REDIS, false },
 		{ "{\"unmanaged\": \"allow\", \"address\": \"127.0.0.1:6379\", \"kind\": "
 		  "\"mysql\", "
 		  "\"name\": \"cache-1\"}",
 		  "127.0.0.1",
 		  "{\"name\":\"cache-1\",\"kind\":\"mysql\",\"address\":\"127.0.0.1:6379\","
-		  "\"unmanaged\":\"allow\"}",
+		  "\"unmanaged\":\"allow\",\"resolve_interval_s\":10}",
 		  6379, DB_MYSQL, true },
 		{ "{\"name\": \"t\", \"kind\": \"tcp\", \"address\": \"[2001:db8::5]:65535\"}",
 		  "2001:db8::5",
 		  "{\"name\":\"t\",\"kind\":\"tcp\",\"address\":\"[2001:db8::5]:65535\","
-		  "\"unmanaged\":\"allow\"}",
+		  "\"unmanaged\":\"allow\",\"resolve_interval_s\":10}",
 		  65535, DB_TCP, true },
 		{ "{\"name\": \"t\", \"kind\": \"tcp\", \"address\": \"h:1\"}", "h",
-		  "{\"name\":\"t\",\"kind\":\"tcp\",\"address\":\"h:1\",\"unmanaged\":\"allow\"}",
+		  "{\"name\":\"t\",\"kind\":\"tcp\",\"address\":\"h:1\",\"unmanaged\":\"allow\",\"resolve_interval_s\":10}",
 		  1, DB_TCP, true },
 	};
 
