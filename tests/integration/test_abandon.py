@@ -143,7 +143,7 @@ class Abandon(CaelumTest):
             b"GET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
             b"GET /api/v1/events?limit=500 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: gzip\r\n\r\n",
-            b"GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"GET /api/v1/events/stream?limit=100 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Accept: text/event-stream\r\n\r\n",
             b"POST /api/v1/ports/reserve HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Authorization: Bearer " + tok.encode() + b"\r\nContent-Type: application/json\r\n"
