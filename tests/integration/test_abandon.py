@@ -145,7 +145,7 @@ class Abandon(CaelumTest):
             b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept-Encoding: gzip\r\n\r\n",
             b"GET /api/v1/events/stream?limit=100 HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Accept: text/event-stream\r\n\r\n",
-            b"POST /api/v1/ports/reserve HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"POST /api/v1/ports HTTP/1.1\r\nHost: 127.0.0.1\r\n"
             b"Authorization: Bearer " + tok.encode() + b"\r\nContent-Type: application/json\r\n"
             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body,
         ]
