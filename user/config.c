@@ -546,14 +546,18 @@ void config_parse_listener(struct json_object *obj, const char *file, const char
 		for (size_t i = 0; i < json_object_array_length(v); i++) {
 			struct json_object *o = json_object_array_get_idx(v, i);
 			char ip[JV_PATH_MAX];
-			const char *s;
+			const char *s, *auth;
 
 			jv_path_idx(ip, path, i);
 			if (!jv_expect(o, json_type_string, file, ip, e))
 				continue;
 			s = json_object_get_string(o);
-			if ((strncmp(s, "http://", 7) && strncmp(s, "https://", 8)) ||
-			    strlen(s) >= sizeof(l->origins[0]) || strchr(s + 8, '/')) {
+			/* The authority after the scheme: non-empty, no path. */
+			auth = !strncmp(s, "http://", 7)  ? s + 7 :
+			       !strncmp(s, "https://", 8) ? s + 8 :
+							    NULL;
+			if (!auth || !*auth || strlen(s) >= sizeof(l->origins[0]) ||
+			    strchr(auth, '/')) {
 				verr_add(e, file, ip,
 					 "\"%s\" is not an origin (scheme://host[:port], no path)", s);
 				continue;

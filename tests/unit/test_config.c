@@ -189,6 +189,13 @@ static const struct bad_case bad_cases[] = {
 	  LABEL ": mcp.hosts[1]: expected string, got integer 7" },
 	{ "{\"http\": {\"hosts\": \"dash.example.com\"}}",
 	  LABEL ": http.hosts: expected array, got string \"dash.example.com\"" },
+	/* Found by fuzz_config: the scheme alone was read past its end. */
+	{ "{\"http\": {\"origins\": [\"http://\"]}}",
+	  LABEL ": http.origins[0]: \"http://\" is not an origin (scheme://host[:port], no path)" },
+	{ "{\"http\": {\"origins\": [\"https://\"]}}",
+	  LABEL ": http.origins[0]: \"https://\" is not an origin (scheme://host[:port], no path)" },
+	{ "{\"http\": {\"origins\": [\"http://a/\"]}}",
+	  LABEL ": http.origins[0]: \"http://a/\" is not an origin (scheme://host[:port], no path)" },
 	{ "{\"bpf_stats\": 1}", LABEL ": bpf_stats: expected boolean, got integer 1" },
 	{ "{\"mcp\": {\"auth\": \"maybe\"}}",
 	  LABEL ": mcp.auth: \"maybe\": expected \"token\" or \"none\"" },
