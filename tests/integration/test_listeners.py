@@ -35,6 +35,26 @@ def status_of(s, timeout=5):
     return int(m.group(1)) if m else None
 
 
+def response_of(s, timeout=5):
+    """Status of one whole response (headers and Content-Length body) read from s."""
+    s.settimeout(timeout)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            return None
+        buf += chunk
+    head, _, body = buf.partition(b"\r\n\r\n")
+    m = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+    want = int(m.group(1)) if m else 0
+    while len(body) < want:
+        chunk = s.recv(65536)
+        if not chunk:
+            return None
+        body += chunk
+    return int(head.split()[1])
+
+
 def closed_by_peer(s):
     """True when the server has closed s (EOF or reset), without blocking."""
     s.setblocking(False)
@@ -231,6 +251,31 @@ class Exhaustion(CaelumTest):
         for s in socks:
             s.close()
         self.assertEqual(left, 0)
+
+    def test_authenticated_clients_beyond_unauth_limits(self):
+        """Clients with the token are not held to the unauthenticated limits: 950 of them from
+        one address, keep-alive, caelumd's descriptor numbers past 1024."""
+        e = self.start_env("authed", nofile=(4096, 4096))
+        port = e.ok("status")["http"]["dashboard"]["port"]
+        tok = e.token()
+        req = (f"GET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               f"Authorization: Bearer {tok}\r\n\r\n").encode()
+        socks = []
+        for i in range(950):
+            s = raw(port, req)
+            self.assertEqual(response_of(s), 200, i)
+            socks.append(s)
+        self.assertGreater(max(int(x) for x in os.listdir(f"/proc/{e.proc.pid}/fd")), 1024)
+        # Every one of them still works, and so does a new unauthenticated reader.
+        for i, s in enumerate(socks[::50]):
+            s.sendall(req)
+            self.assertEqual(response_of(s), 200, (i * 50, e.log()[-3000:]))
+        self.assertEqual(request(e.api_url("/api/v1/status")).status, 200)
+        for s in socks:
+            s.close()
+        m = metrics(e)
+        self.assertEqual(metric(m, "caelum_http_connections_refused_total",
+                                limit="per_address"), 0)
 
     def test_flood_from_many_addresses(self):
         e = self.start_env("flood2")
