@@ -18,14 +18,14 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#define CONNLIMIT_RESERVE_FDS 256 /* descriptors the listeners never take */
-#define CONNLIMIT_UNAUTH_MAX 512
+#define CONNLIMIT_RESERVE_FDS  256 /* descriptors the listeners never take */
+#define CONNLIMIT_UNAUTH_MAX   512
 #define CONNLIMIT_PER_ADDR_MAX 128
 
 enum connlimit_reason { CL_FULL, CL_UNAUTH, CL_PER_ADDR, CL_REASONS };
 
 struct cl_entry {
-	const void *key; /* the connection (struct lws *); NULL while pending */
+	const void *key;  /* the connection (struct lws *); NULL while pending */
 	uint8_t addr[16]; /* IPv4 as v4-mapped IPv6 */
 	bool used, authed;
 };

@@ -83,7 +83,8 @@ static bool name_matches(const char *name, size_t len, const char *pat)
 	size_t n = strlen(pat);
 
 	if (pat[0] == '*' && pat[1] == '.')
-		return len > n - 1 && name[0] != '.' && !strncasecmp(name + len - (n - 1), pat + 1, n - 1);
+		return len > n - 1 && name[0] != '.' &&
+		       !strncasecmp(name + len - (n - 1), pat + 1, n - 1);
 	return name_is(name, len, pat);
 }
 

@@ -17,7 +17,7 @@
 #include "connlimit.h"
 #include "http_auth.h"
 
-#define TOK "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define TOK	 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 #define N_FIELDS 10
 
 static const char *field(const char **p, const char *end)
