@@ -4,6 +4,7 @@
 # make test    install missing packages, build, run every test (root)
 # make test SAN=1   the same under AddressSanitizer + UndefinedBehaviorSanitizer
 # make bench   benchmarks (ratios against a baseline measured in the same process)
+# make fuzz    every libFuzzer harness (tests/fuzz) for FUZZ_SECONDS each (default 60)
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -16,7 +17,7 @@ CONFIG ?= deploy/caelum.json
 # Debian packages: build tools, libraries, and what the tests use.
 DEB_PKGS := gcc make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libjson-c-dev \
 	    libcmocka-dev libcurl4-openssl-dev libwebsockets-dev libssl-dev pkg-config python3 iproute2 \
-	    postgresql redis-server mariadb-server openssl chromium
+	    postgresql redis-server mariadb-server openssl chromium libclang-rt-14-dev
 
 ifeq ($(SAN),1)
 BUILD := build/san
@@ -48,7 +49,8 @@ SKELS := $(BPF_PROGS:%=$(GEN)/%.skel.h)
 COMMON := log jsonv portrange config capacity cgroup fsutil spec bpfinfo rpc_client dbprobe spec_ext dbspec probe loop fingerprint
 DAEMON := caelumd loop services ports port_tables agg devices tasks cpu connect databases dbresolve \
 	  hostaddr credentials health \
-	  verify api http http_auth metrics token assets assets_data handlers_view mcp mcp_http schema peers \
+	  verify api http http_auth connlimit metrics token assets assets_data handlers_view mcp mcp_http \
+	  schema peers \
 	  resources handlers handlers_run handlers_db status rpc registry registry_admit \
 	  registry_file journal applylog \
 	  sockets bpfpin events probe_http $(COMMON)
@@ -64,7 +66,8 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .SECONDARY: $(BPF_OBJS) $(SKELS)
-.PHONY: all deps vmlinux run test unit integration bench install clean format
+.PHONY: all deps vmlinux run test unit integration bench install clean format fuzz fuzz-build \
+	fuzz-smoke
 
 all: $(BUILD)/caelumd $(BUILD)/caelumctl
 
@@ -161,7 +164,47 @@ integration: all $(NPM_STAMPS)
 	$(PYTHON) tests/integration/run.py --build $(BUILD)
 
 test: deps
-	$(MAKE) unit integration
+	$(MAKE) unit fuzz-smoke integration
+
+# libFuzzer harnesses (tests/fuzz/fuzz_*.c), built with clang, ASan and UBSan whatever SAN
+# says. Each runs on its committed corpus (tests/fuzz/corpus/NAME, read only: what it
+# finds goes to build/fuzz/corpus/NAME) with its dictionary (tests/fuzz/NAME.dict).
+FUZZERS := config spec rpc http
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 3
+FUZZ := build/fuzz
+FUZZ_SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+		 -fno-omit-frame-pointer
+FUZZ_CFLAGS := -O1 -g -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Iuser -I$(GEN) \
+	       -fsanitize=fuzzer-no-link $(FUZZ_SANFLAGS)
+FUZZ_LIB := log jsonv portrange config capacity cgroup fsutil spec spec_ext dbspec dbprobe \
+	    resources http_auth token connlimit loop rpc_client
+FUZZ_BINS := $(FUZZERS:%=$(FUZZ)/fuzz_%)
+
+$(FUZZ)/obj/%.o: user/%.c user/*.h include/caelum/*.h $(SKELS) | $(FUZZ)/obj
+	$(CLANG) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ)/libfuzz.a: $(FUZZ_LIB:%=$(FUZZ)/obj/%.o)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+# fuzz_rpc links rpc.c with its own stand-ins for the handlers, events and MCP.
+$(FUZZ)/fuzz_rpc: $(FUZZ)/obj/rpc.o
+$(FUZZ)/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ)/libfuzz.a user/*.h | $(FUZZ)/obj
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(filter %.o,$^) $(FUZZ)/libfuzz.a $(LDLIBS) -o $@
+
+$(FUZZ)/obj:
+	mkdir -p $@
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: deps
+	$(MAKE) fuzz-build
+	tests/fuzz/run.sh $(FUZZ) $(FUZZ_SECONDS) $(FUZZERS)
+
+# A few seconds each on the committed corpus: a regression fails make test.
+fuzz-smoke: fuzz-build
+	tests/fuzz/run.sh $(FUZZ) $(FUZZ_SMOKE_SECONDS) $(FUZZERS)
 
 BENCHES := bind_bench change_bench sched_bench connect_bench sse_bench
 

@@ -21,6 +21,7 @@
 
 #include "agg.h"
 #include "api.h"
+#include "connlimit.h"
 #include "bpfinfo.h"
 #include "credentials.h"
 #include "databases.h"
@@ -822,6 +823,8 @@ int main(int argc, char **argv)
 	}
 	/* Sockets and state files are created private (the socket's mode is set at bind). */
 	umask(077);
+	/* A unit's default soft limit (1024) is not enough for the listeners plus a reserve. */
+	fd_limit_raise();
 	cfg_path = config_path(cfg_path);
 	if (config_load(cfg_path, &d.cfg, &e) || config_resolve(&d.cfg, &e))
 		return print_verr(&e, "invalid configuration");

@@ -414,11 +414,92 @@ static void get_file(struct json_object *v, const char *file, const char *key, c
 		verr_add(e, file, key, "\"%s\": %s", dst, strerror(errno));
 }
 
-/* "http" / "mcp": {"listen": "127.0.0.1:8090", "cert": F, "key": F, "origins": [...]} */
+int host_name_check(const char *s, char *why, size_t why_len)
+{
+	const char *name = s;
+	struct in6_addr a6;
+	size_t n = strlen(s);
+	char buf[64];
+
+	if (!n || n >= 254) {
+		snprintf(why, why_len, "empty or longer than 253 characters");
+		return -EINVAL;
+	}
+	if (s[0] == '[') {
+		if (n < 3 || s[n - 1] != ']' || n - 2 >= sizeof(buf)) {
+			snprintf(why, why_len, "an IPv6 address is written \"[ADDRESS]\"");
+			return -EINVAL;
+		}
+		memcpy(buf, s + 1, n - 2);
+		buf[n - 2] = '\0';
+		if (inet_pton(AF_INET6, buf, &a6) != 1) {
+			snprintf(why, why_len, "\"%s\" is not an IPv6 address", buf);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (!strncmp(s, "*.", 2)) {
+		name = s + 2;
+		if (!strchr(name, '.')) {
+			snprintf(why, why_len, "a wildcard covers a domain with a dot: \"*.example.com\"");
+			return -EINVAL;
+		}
+	}
+	for (const char *label = name; *label;) {
+		size_t ll = strcspn(label, ".");
+
+		if (!ll || ll > 63 || label[0] == '-' || label[ll - 1] == '-' ||
+		    strspn(label, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") < ll) {
+			snprintf(why, why_len,
+				 "not a host name (letters, digits, '-' in dot-separated labels; no "
+				 "scheme, port or path)");
+			return -EINVAL;
+		}
+		label += ll;
+		if (*label == '.' && !*++label) {
+			snprintf(why, why_len, "a host name does not end with '.'");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static void parse_hosts(struct json_object *v, const char *file, const char *path,
+			struct listen_cfg *l, struct verr *e)
+{
+	char why[128];
+
+	if (!jv_expect(v, json_type_array, file, path, e))
+		return;
+	if (json_object_array_length(v) > CONFIG_MAX_HOSTS) {
+		verr_add(e, file, path, "%zu hosts, at most %d", json_object_array_length(v),
+			 CONFIG_MAX_HOSTS);
+		return;
+	}
+	l->n_hosts = 0;
+	for (size_t i = 0; i < json_object_array_length(v); i++) {
+		struct json_object *o = json_object_array_get_idx(v, i);
+		char ip[JV_PATH_MAX];
+		const char *s;
+
+		jv_path_idx(ip, path, i);
+		if (!jv_expect(o, json_type_string, file, ip, e))
+			continue;
+		s = json_object_get_string(o);
+		if (host_name_check(s, why, sizeof(why))) {
+			verr_add(e, file, ip, "\"%.200s\": %s", s, why);
+			continue;
+		}
+		snprintf(l->hosts[l->n_hosts++], sizeof(l->hosts[0]), "%s", s);
+	}
+}
+
+/* "http" / "mcp": {"listen": "127.0.0.1:8090", "cert": F, "key": F, "origins": [...],
+ * "hosts": [...]} */
 void config_parse_listener(struct json_object *obj, const char *file, const char *name,
 			   struct listen_cfg *l, const char *const *extra_keys, struct verr *e)
 {
-	static const char *const base[] = { "listen", "cert", "key", "origins" };
+	static const char *const base[] = { "listen", "cert", "key", "origins", "hosts" };
 	const char *keys[16];
 	char path[JV_PATH_MAX], why[128];
 	struct json_object *v;
@@ -448,6 +529,10 @@ void config_parse_listener(struct json_object *obj, const char *file, const char
 	}
 	if (e->n == n0 && !l->cert[0] != !l->key[0])
 		verr_add(e, file, name, "\"cert\" and \"key\" go together: give both or neither");
+	if (json_object_object_get_ex(obj, "hosts", &v)) {
+		jv_path_key(path, name, "hosts");
+		parse_hosts(v, file, path, l, e);
+	}
 	if (json_object_object_get_ex(obj, "origins", &v)) {
 		jv_path_key(path, name, "origins");
 		if (!jv_expect(v, json_type_array, file, path, e))
@@ -461,14 +546,18 @@ void config_parse_listener(struct json_object *obj, const char *file, const char
 		for (size_t i = 0; i < json_object_array_length(v); i++) {
 			struct json_object *o = json_object_array_get_idx(v, i);
 			char ip[JV_PATH_MAX];
-			const char *s;
+			const char *s, *auth;
 
 			jv_path_idx(ip, path, i);
 			if (!jv_expect(o, json_type_string, file, ip, e))
 				continue;
 			s = json_object_get_string(o);
-			if ((strncmp(s, "http://", 7) && strncmp(s, "https://", 8)) ||
-			    strlen(s) >= sizeof(l->origins[0]) || strchr(s + 8, '/')) {
+			/* The authority after the scheme: non-empty, no path. */
+			auth = !strncmp(s, "http://", 7)  ? s + 7 :
+			       !strncmp(s, "https://", 8) ? s + 8 :
+							    NULL;
+			if (!auth || !*auth || strlen(s) >= sizeof(l->origins[0]) ||
+			    strchr(auth, '/')) {
 				verr_add(e, file, ip,
 					 "\"%s\" is not an origin (scheme://host[:port], no path)", s);
 				continue;

@@ -16,6 +16,7 @@
 #define CONFIG_DEFAULT_PATH "/etc/caelum/caelum.json"
 #define CONFIG_MAX_MANAGED 1024
 #define CONFIG_MAX_ORIGINS 16
+#define CONFIG_MAX_HOSTS 16
 #define CONFIG_MAX_PEERS 16
 
 /* An MCP peer caelumd pushes its events to. */
@@ -35,6 +36,10 @@ struct listen_cfg {
 	char cert[PATH_MAX], key[PATH_MAX]; /* TLS when both are set */
 	char origins[CONFIG_MAX_ORIGINS][128]; /* extra allowed Origin values */
 	size_t n_origins;
+	/* extra names the Host header may carry ("dash.example.com", "*.example.com"), besides
+	 * the loopback, the listener's own addresses and the machine's name (http_auth.h) */
+	char hosts[CONFIG_MAX_HOSTS][256];
+	size_t n_hosts;
 };
 
 struct config {
@@ -89,10 +94,14 @@ int component_count(void);
 int listen_parse(const char *spec, struct listen_cfg *l, char *why, size_t why_len);
 
 struct json_object;
-/* Parse a listener object into l (keys: listen, cert, key, origins, plus extra_keys, which
+/* Parse a listener object into l (keys: listen, cert, key, origins, hosts, plus extra_keys, which
  * the caller handles). */
 void config_parse_listener(struct json_object *obj, const char *file, const char *name,
 			   struct listen_cfg *l, const char *const *extra_keys, struct verr *e);
+
+/* A "hosts" entry: a DNS name ("dash.example.com"), "*." and a name with a dot in it, an
+ * IPv4 address, or a bracketed IPv6 address; no port, no scheme. 0 or -EINVAL and why. */
+int host_name_check(const char *s, char *why, size_t why_len);
 
 /* A peer URL: scheme (ws, wss, http, https), host, port (default by scheme), path. */
 struct peer_url {

@@ -14,11 +14,13 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
 
 #include "assets.h"
+#include "connlimit.h"
 #include "http.h"
 #include "http_auth.h"
 #include "log.h"
@@ -56,6 +58,7 @@ struct slot {
 	bool wake; /* needs lws_callback_on_writable */
 	bool gzip;
 	unsigned int ws_pending;
+	uint64_t body_deadline_ns; /* a request body must be in by then */
 	/* Request being read (server thread only). */
 	struct http_request *req;
 	size_t body_cap;
@@ -77,6 +80,7 @@ struct http {
 	bool lws_wake_pending;
 	struct http_stats st;
 	char token[TOKEN_LEN + 1];
+	char hostname[256]; /* gethostname(): a Host the listeners answer to */
 	struct http_opts opts;
 	struct listen_cfg listen[HTTP_LISTENERS];
 	bool serving[HTTP_LISTENERS];
@@ -85,6 +89,7 @@ struct http {
 	struct lws_vhost *vh[HTTP_LISTENERS];
 	struct lws_vhost *client_vh; /* connections to peers */
 	bool connects_pending;
+	struct connlimit cl; /* server thread only */
 	pthread_t thread;
 	bool thread_started;
 	volatile bool stop;
@@ -96,6 +101,14 @@ struct http {
 struct pss {
 	int slot; /* index + 1; 0 = none */
 };
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
 
 static uint64_t handle_of(const struct http *h, int i)
 {
@@ -365,6 +378,8 @@ static void slot_release_why(struct http *h, int i, const char *why)
 	if (s->kind == SLOT_WS)
 		h->st.websockets--;
 	response_reset(s);
+	if (s->req && s->kind == SLOT_HTTP)
+		h->st.body_incomplete++;
 	http_request_free(s->req);
 	s->req = NULL;
 	s->kind = SLOT_FREE;
@@ -435,6 +450,28 @@ static bool peer_is_loopback(const char *ip)
 	return false;
 }
 
+/* The address the connection was accepted on, numeric ("10.0.0.5", "fe80::1"). */
+static void local_addr_of(struct lws *wsi, char *dst, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd = lws_get_socket_fd(wsi);
+
+	dst[0] = '\0';
+	if (fd < 0 || getsockname(fd, (struct sockaddr *)&ss, &sl))
+		return;
+	if (ss.ss_family == AF_INET) {
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, dst, (socklen_t)len);
+	} else if (ss.ss_family == AF_INET6) {
+		const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+
+		if (IN6_IS_ADDR_V4MAPPED(a))
+			inet_ntop(AF_INET, &a->s6_addr[12], dst, (socklen_t)len);
+		else
+			inet_ntop(AF_INET6, a, dst, (socklen_t)len);
+	}
+}
+
 static const char *method_of(struct lws *wsi, char *uri, size_t len)
 {
 	static const struct {
@@ -459,7 +496,7 @@ static const char *method_of(struct lws *wsi, char *uri, size_t len)
 static int request_read(struct http *h, struct lws *wsi, int listener, struct http_request *r,
 			char *reason, size_t reason_len)
 {
-	char uri[1024], host[256], origin[256], authz[512];
+	char uri[1024], host[256], origin[256], authz[512], local[INET6_ADDRSTRLEN];
 	const struct listen_cfg *l = &h->listen[listener];
 	struct http_access a = {};
 	struct http_verdict v;
@@ -496,6 +533,11 @@ static int request_read(struct http *h, struct lws *wsi, int listener, struct ht
 	a.method = r->method;
 	a.path = r->path;
 	a.host = host[0] ? host : NULL;
+	local_addr_of(wsi, local, sizeof(local));
+	a.local_addr = local;
+	a.hostname = h->hostname[0] ? h->hostname : NULL;
+	a.hosts = (const char(*)[256])l->hosts;
+	a.n_hosts = l->n_hosts;
 	a.origin = origin[0] ? origin : NULL;
 	a.authorization = authz[0] ? authz : NULL;
 	a.peer_loopback = r->loopback_peer;
@@ -605,6 +647,8 @@ static int on_http(struct http *h, struct lws *wsi, struct pss *p)
 	s->gen++; /* a new transaction on this connection */
 	h->st.requests[listener]++;
 	status = request_read(h, wsi, listener, r, reason, sizeof(reason));
+	if (r->authenticated)
+		connlimit_authenticated(&h->cl, wsi);
 	r->conn = handle_of(h, i);
 	r->kind = HTTP_REQUEST;
 	if (!status) {
@@ -629,12 +673,16 @@ static int on_http(struct http *h, struct lws *wsi, struct pss *p)
 		pthread_mutex_unlock(&h->mu);
 		return 0;
 	}
-	/* The loop answers; it may take longer than lws's header timeout. */
-	lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
 	if (method_has_body(wsi)) {
+		/* The body must follow: lws re-arms this after every piece, on_body() bounds
+		 * the whole. A client that stalls is closed (slowloris). */
+		lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, HTTP_HEADER_TIMEOUT_S);
+		s->body_deadline_ns = mono_ns() + HTTP_BODY_TIMEOUT_S * 1000000000ULL;
 		s->req = r; /* completed by the body callbacks */
 		s->body_cap = 0;
 	} else {
+		/* The loop answers; it may take longer than lws's timeouts. */
+		lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
 		s->busy = true;
 		post_locked(h, r);
 	}
@@ -655,6 +703,8 @@ static int on_body(struct http *h, struct pss *p, const void *in, size_t len)
 	r = s->req;
 	if (r && r->body_len + len > HTTP_BODY_MAX) {
 		rc = -1; /* a body longer than its Content-Length said */
+	} else if (r && mono_ns() > s->body_deadline_ns) {
+		rc = -1; /* trickled in too slowly */
 	} else if (r) {
 		if (r->body_len + len + 1 > s->body_cap) {
 			size_t cap = (r->body_len + len + 1) * 2;
@@ -859,6 +909,25 @@ static void on_wake(struct http *h)
 
 static int confirm_upgrade(struct http *h, struct lws *wsi, const char *upgrade);
 
+/* A connection was accepted (nothing read yet): within the limits (connlimit.h)? */
+static int on_accept(struct http *h, void *user)
+{
+	const struct lws_filter_network_conn_args *f = user;
+	int rc = connlimit_admit(&h->cl, (const struct sockaddr *)&f->cli_addr, f->clilen);
+
+	if (!rc)
+		return 0;
+	pthread_mutex_lock(&h->mu);
+	h->st.refused[-rc - 1]++;
+	pthread_mutex_unlock(&h->mu);
+	/* Said once per 1000 refusals: a flood must not flood the log too. */
+	if (h->cl.refused[-rc - 1] % 1000 == 1)
+		p_warn("http: refusing connections (%s limit reached; %llu so far)",
+		       connlimit_reason_name(-rc - 1),
+		       (unsigned long long)h->cl.refused[-rc - 1]);
+	return -1;
+}
+
 static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		   size_t len)
 {
@@ -866,6 +935,14 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
 	struct pss *p = user;
 
 	switch (reason) {
+	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+		return on_accept(h, user);
+	case LWS_CALLBACK_WSI_CREATE:
+		connlimit_bind(&h->cl, wsi);
+		return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		connlimit_release(&h->cl, wsi);
+		return 0;
 	case LWS_CALLBACK_HTTP:
 		return on_http(h, wsi, p);
 	case LWS_CALLBACK_HTTP_BODY:
@@ -943,6 +1020,8 @@ static int confirm_upgrade(struct http *h, struct lws *wsi, const char *upgrade)
 
 	pthread_mutex_lock(&h->mu);
 	status = request_read(h, wsi, listener_of(h, wsi), &r, reason, sizeof(reason));
+	if (r.authenticated)
+		connlimit_authenticated(&h->cl, wsi);
 	if (!status && (r.listener != HTTP_MCP || strcmp(r.path, "/mcp"))) {
 		status = 404;
 		snprintf(reason, sizeof(reason), "no WebSocket endpoint at %s", r.path);
@@ -1311,6 +1390,26 @@ static int vhost_create(struct http *h, int i)
 	return 0;
 }
 
+/* How many connections the listeners may hold: what the descriptor limit leaves after the
+ * reserve, at most the slot table (less room for peers). */
+static int limits_init(struct http *h)
+{
+	unsigned long fds = fd_limit_get();
+	size_t slots = fds > CONNLIMIT_RESERVE_FDS + 64 ? fds - CONNLIMIT_RESERVE_FDS : 64;
+	size_t unauth;
+
+	if (slots > MAX_SLOTS - 64)
+		slots = MAX_SLOTS - 64;
+	unauth = slots < CONNLIMIT_UNAUTH_MAX ? slots : CONNLIMIT_UNAUTH_MAX;
+	h->st.fd_limit = fds;
+	h->st.conn_slots = (unsigned int)slots;
+	h->st.conn_unauth_max = (unsigned int)unauth;
+	h->st.conn_per_addr_max = (unsigned int)(unauth < CONNLIMIT_PER_ADDR_MAX ?
+							 unauth :
+							 CONNLIMIT_PER_ADDR_MAX);
+	return connlimit_init(&h->cl, slots, unauth, h->st.conn_per_addr_max);
+}
+
 int http_start(struct http **out, struct loop *l, const struct http_opts *o)
 {
 	struct lws_context_creation_info ci = {};
@@ -1325,6 +1424,8 @@ int http_start(struct http **out, struct loop *l, const struct http_opts *o)
 	h->loop = l;
 	h->efd = -1;
 	snprintf(h->token, sizeof(h->token), "%s", o->token);
+	if (gethostname(h->hostname, sizeof(h->hostname) - 1))
+		h->hostname[0] = '\0';
 	for (int i = 0; i < HTTP_LISTENERS; i++)
 		if (o->listen[i])
 			h->listen[i] = *o->listen[i];
@@ -1332,9 +1433,14 @@ int http_start(struct http **out, struct loop *l, const struct http_opts *o)
 	if (err)
 		goto fail;
 	lws_set_log_level(LLL_ERR | LLL_WARN | (log_verbose() ? LLL_NOTICE : 0), lws_log);
+	err = limits_init(h);
+	if (err)
+		goto fail;
 	ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	ci.user = h;
-	ci.fd_limit_per_thread = MAX_SLOTS + 64;
+	/* Listeners, peers and lws's own pipes come on top of the clients' connections. */
+	ci.fd_limit_per_thread = (unsigned int)h->cl.slots + 64;
+	ci.timeout_secs = HTTP_HEADER_TIMEOUT_S;
 	h->ctx = lws_create_context(&ci);
 	if (!h->ctx) {
 		p_err("http: failed to create the libwebsockets context");
@@ -1400,6 +1506,7 @@ void http_stop(struct http *h)
 		http_request_free(r);
 	}
 	assets_free();
+	connlimit_free(&h->cl);
 	pthread_mutex_destroy(&h->mu);
 	free(h);
 }

@@ -25,6 +25,11 @@ enum http_kind { HTTP_REQUEST, HTTP_WS_OPEN, HTTP_WS_MESSAGE, HTTP_CLOSED };
 
 #define HTTP_BODY_MAX (1U << 20) /* request bodies and WebSocket messages */
 #define HTTP_STREAM_QUEUE_MAX (1U << 20) /* unsent bytes per stream before dropping */
+/* A connection must complete its request headers within HTTP_HEADER_TIMEOUT_S of being
+ * accepted (or of its previous request), and a request's body within HTTP_BODY_TIMEOUT_S
+ * of its headers (with no gap of more than HTTP_HEADER_TIMEOUT_S), or it is closed. */
+#define HTTP_HEADER_TIMEOUT_S 10
+#define HTTP_BODY_TIMEOUT_S 20
 
 struct http_request {
 	enum http_kind kind;
@@ -66,7 +71,12 @@ struct http_stats {
 	uint64_t denied_auth, denied_origin; /* 401s and 403s given by the access rules */
 	uint64_t stream_drops; /* messages not queued because a stream was too far behind */
 	uint64_t bytes_out;
+	uint64_t refused[3]; /* connections closed at accept, by enum connlimit_reason */
+	uint64_t body_incomplete; /* connections closed before a request's body was in (a
+				   * timeout, too slow a body, or the peer went away) */
 	unsigned int connections, streams, websockets;
+	unsigned int conn_slots, conn_unauth_max, conn_per_addr_max; /* the limits in force */
+	unsigned long fd_limit; /* soft RLIMIT_NOFILE */
 };
 
 struct http;

@@ -11,6 +11,7 @@
 #include "daemon.h"
 #include "handlers.h"
 #include "http.h"
+#include "connlimit.h"
 #include "metrics.h"
 #include "peers.h"
 #include "version.h"
@@ -354,6 +355,24 @@ static void http_metrics(struct out *o, struct daemon *d)
 	       NULL);
 	sample(o, "caelum_http_refused_total", (double)st.denied_origin, "reason",
 	       "forbidden_origin_or_host", NULL);
+	family(o, "caelum_http_connections_refused_total", "counter",
+	       "Connections closed as soon as accepted, by the limit they would have passed.");
+	for (int i = 0; i < CL_REASONS; i++)
+		sample(o, "caelum_http_connections_refused_total", (double)st.refused[i], "limit",
+		       connlimit_reason_name(i), NULL);
+	family(o, "caelum_http_body_incomplete_total", "counter",
+	       "Connections closed before a request's body was in (timeout, slow or gone).");
+	sample(o, "caelum_http_body_incomplete_total", (double)st.body_incomplete, NULL);
+	family(o, "caelum_http_connection_limit", "gauge",
+	       "Connection limits in force: all clients, unauthenticated, per address.");
+	sample(o, "caelum_http_connection_limit", (double)st.conn_slots, "limit", "connections",
+	       NULL);
+	sample(o, "caelum_http_connection_limit", (double)st.conn_unauth_max, "limit",
+	       "unauthenticated", NULL);
+	sample(o, "caelum_http_connection_limit", (double)st.conn_per_addr_max, "limit",
+	       "per_address", NULL);
+	family(o, "caelum_process_fd_limit", "gauge", "The soft RLIMIT_NOFILE of caelumd.");
+	sample(o, "caelum_process_fd_limit", (double)st.fd_limit, NULL);
 	family(o, "caelum_http_connections", "gauge", "Open HTTP connections, by kind.");
 	sample(o, "caelum_http_connections", (double)st.connections, "kind", "all", NULL);
 	sample(o, "caelum_http_connections", (double)st.streams, "kind", "event_stream", NULL);

@@ -34,6 +34,9 @@ struct conn {
 	struct hstream stream;
 	struct mcp_session *mcp; /* after mcp.connect: every line is an MCP message */
 	bool closing; /* close once the output is flushed (peer shut down its side) */
+	/* Freed only from its own I/O callback: while a line of it is being handled (which can
+	 * broadcast events, to it too) a close only marks it, and conn_io closes it after. */
+	bool in_io, dead;
 	struct conn *next;
 };
 
@@ -41,11 +44,14 @@ struct rpc_server {
 	struct daemon *d;
 	int fd;
 	char path[108];
+	int spare; /* a descriptor kept for answering when the process has none left */
+	uint64_t fd_refusals;
 	struct conn *conns;
 	size_t n_conns;
 };
 
 static void conn_close(struct conn *c);
+static void conn_free(struct conn *c);
 
 static int out_append(struct conn *c, const char *s, size_t len)
 {
@@ -67,7 +73,13 @@ static int out_append(struct conn *c, const char *s, size_t len)
 	return 0;
 }
 
-/* Returns false when the connection was closed (and freed). */
+static void conn_want_write(struct conn *c)
+{
+	if (!c->dead)
+		loop_mod(c->srv->d->loop, c->fd, (c->closing ? 0 : EPOLLIN) | EPOLLOUT);
+}
+
+/* Returns false when the connection was closed (freed unless in its own I/O callback). */
 static bool conn_flush(struct conn *c)
 {
 	while (c->out_off < c->out_len) {
@@ -126,7 +138,7 @@ static void on_event(void *ctx, struct json_object *ev)
 	struct conn *c = ctx;
 	struct json_object *n;
 
-	if (!event_matches(ev, &c->stream.filter))
+	if (c->dead || !event_matches(ev, &c->stream.filter))
 		return;
 	if (c->out_len > OUT_MAX) {
 		events_count_drop(c->srv->d->ev, 1);
@@ -138,7 +150,9 @@ static void on_event(void *ctx, struct json_object *ev)
 	json_object_object_add(n, "params", json_object_get(ev));
 	send_msg(c, n);
 	json_object_put(n);
-	conn_flush(c);
+	/* Never written from here: a failed write would free c under the broadcast and under
+	 * whatever request emitted the event. The loop writes it (EPOLLOUT). */
+	conn_want_write(c);
 }
 
 /* Validate the envelope; on error return a ready reply. */
@@ -173,10 +187,10 @@ static bool mcp_send(void *ctx, struct json_object *msg)
 {
 	struct conn *c = ctx;
 
-	if (c->out_len > OUT_MAX)
+	if (c->dead || c->out_len > OUT_MAX)
 		return false;
 	send_msg(c, msg);
-	loop_mod(c->srv->d->loop, c->fd, (c->closing ? 0 : EPOLLIN) | EPOLLOUT);
+	conn_want_write(c);
 	return true;
 }
 
@@ -233,11 +247,21 @@ send:
 	send_msg(c, reply);
 	json_object_put(reply);
 	if (stream.follow) {
+		int id = events_subscribe(c->srv->d->ev, on_event, c);
+
+		if (id < 0) {
+			reply = rpc_error(NULL, herr_rpc_code(EXIT_UNAVAILABLE),
+					  "too many event followers", EXIT_UNAVAILABLE, NULL);
+			send_msg(c, reply);
+			json_object_put(reply);
+			c->closing = true;
+			return;
+		}
 		c->stream = stream;
 		c->stream.filter.type = stream.filter.type ? c->stream.type : NULL;
 		c->stream.filter.service = stream.filter.service ? c->stream.service : NULL;
 		c->stream.filter.host = stream.filter.host ? c->stream.host : NULL;
-		c->sub_id = events_subscribe(c->srv->d->ev, on_event, c);
+		c->sub_id = id;
 	}
 }
 
@@ -308,6 +332,8 @@ static void conn_read(struct conn *c)
 		size_t len = (size_t)(nl - c->in);
 
 		handle_line(c, c->in, len);
+		if (c->dead)
+			return;
 		memmove(c->in, nl + 1, c->in_len - len - 1);
 		c->in_len -= len + 1;
 	}
@@ -317,10 +343,9 @@ static void conn_read(struct conn *c)
 		return;
 	}
 	if (eof) {
-		if (c->sub_id) {
+		if (c->sub_id > 0)
 			events_unsubscribe(c->srv->d->ev, c->sub_id);
-			c->sub_id = 0;
-		}
+		c->sub_id = 0;
 		c->closing = true;
 	}
 	conn_flush(c);
@@ -330,28 +355,47 @@ static void conn_io(void *ctx, uint32_t events)
 {
 	struct conn *c = ctx;
 
-	if (events & (EPOLLERR | EPOLLHUP)) {
+	c->in_io = true;
+	if (events & EPOLLERR)
 		conn_close(c);
-		return;
-	}
-	if ((events & EPOLLOUT) && !conn_flush(c))
-		return;
-	if (events & EPOLLIN)
+	/* EPOLLHUP with data waiting: a client that wrote its requests and closed. They are
+	 * read and handled; the replies then fail to send and close the connection. */
+	if (!c->dead && (events & EPOLLOUT))
+		conn_flush(c);
+	if (!c->dead && (events & (EPOLLIN | EPOLLHUP)))
 		conn_read(c);
+	c->in_io = false;
+	if (c->dead)
+		conn_free(c);
 }
 
+/* Stop everything that could reach c (events, MCP notifications, the loop) at once; free
+ * it now, or after its own I/O callback returns when it is inside one. */
 static void conn_close(struct conn *c)
 {
 	struct rpc_server *s = c->srv;
-	struct conn **pp;
 
-	if (c->sub_id)
+	if (c->dead)
+		return;
+	c->dead = true;
+	if (c->sub_id > 0)
 		events_unsubscribe(s->d->ev, c->sub_id);
+	c->sub_id = 0;
 	if (c->mcp && s->d->mcp)
 		mcp_session_free(s->d->mcp, c->mcp);
+	c->mcp = NULL;
 	loop_del(s->d->loop, c->fd);
 	close(c->fd);
-	for (pp = &s->conns; *pp; pp = &(*pp)->next) {
+	c->fd = -1;
+	if (!c->in_io)
+		conn_free(c);
+}
+
+static void conn_free(struct conn *c)
+{
+	struct rpc_server *s = c->srv;
+
+	for (struct conn **pp = &s->conns; *pp; pp = &(*pp)->next) {
 		if (*pp == c) {
 			*pp = c->next;
 			break;
@@ -386,6 +430,17 @@ static void on_accept(void *ctx, uint32_t events)
 
 	(void)events;
 	fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE) && s->spare >= 0) {
+		/* Out of descriptors: the one kept in reserve takes the connection so that root
+		 * hears why instead of hanging (and the listener does not stay readable). */
+		close(s->spare);
+		fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd >= 0)
+			refuse(fd, EXIT_UNAVAILABLE, "caelumd is out of file descriptors");
+		s->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		s->fd_refusals++;
+		return;
+	}
 	if (fd < 0)
 		return;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) || cred.uid != 0) {
@@ -448,6 +503,7 @@ int rpc_server_open(struct rpc_server **out, struct daemon *d, const char *path)
 	if (!s)
 		return -ENOMEM;
 	s->d = d;
+	s->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	snprintf(s->path, sizeof(s->path), "%s", path);
 	strcpy(sa.sun_path, path);
 	s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -457,6 +513,8 @@ int rpc_server_open(struct rpc_server **out, struct daemon *d, const char *path)
 		p_err("failed to listen on '%s': %s", path, strerror(errno));
 		if (s->fd >= 0)
 			close(s->fd);
+		if (s->spare >= 0)
+			close(s->spare);
 		free(s);
 		return err;
 	}
@@ -472,6 +530,8 @@ void rpc_server_close(struct rpc_server *s)
 		conn_close(s->conns);
 	loop_del(s->d->loop, s->fd);
 	close(s->fd);
+	if (s->spare >= 0)
+		close(s->spare);
 	unlink(s->path);
 	free(s);
 }

@@ -9,6 +9,7 @@ hierarchies: only cgroup2 paths below the test's own subtree are written.
 import errno
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -147,11 +148,13 @@ class Env:
         os.unlink(os.path.join(self.services_dir, f"{name}.json"))
 
     # ---- daemon ----
-    def start(self, wait=True, args=(), prefix=()):
-        """prefix: argv the daemon runs under (e.g. a private mount namespace)."""
+    def start(self, wait=True, args=(), prefix=(), nofile=None):
+        """prefix: argv the daemon runs under (e.g. a private mount namespace);
+        nofile=(soft, hard): start caelumd under that RLIMIT_NOFILE."""
         log = open(self.log_path, "a")
+        limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, nofile)) if nofile else None
         self.proc = subprocess.Popen([*prefix, DAEMON, "-c", self.config_path, *args],
-                                     stdout=log, stderr=log)
+                                     stdout=log, stderr=log, preexec_fn=limit)
         log.close()
         if not wait:
             return self.proc

@@ -182,6 +182,20 @@ static const struct bad_case bad_cases[] = {
 	  LABEL ": http.origins[0]: \"evil.com\" is not an origin (scheme://host[:port], no path)" },
 	{ "{\"http\": {\"origins\": [\"https://a.example/x\"]}}",
 	  LABEL ": http.origins[0]: \"https://a.example/x\" is not an origin (scheme://host[:port], no path)" },
+	{ "{\"http\": {\"hosts\": [\"dash.example.com:8090\"]}}",
+	  LABEL ": http.hosts[0]: \"dash.example.com:8090\": not a host name (letters, digits, "
+		"'-' in dot-separated labels; no scheme, port or path)" },
+	{ "{\"mcp\": {\"hosts\": [\"ok.example\", 7]}}",
+	  LABEL ": mcp.hosts[1]: expected string, got integer 7" },
+	{ "{\"http\": {\"hosts\": \"dash.example.com\"}}",
+	  LABEL ": http.hosts: expected array, got string \"dash.example.com\"" },
+	/* Found by fuzz_config: the scheme alone was read past its end. */
+	{ "{\"http\": {\"origins\": [\"http://\"]}}",
+	  LABEL ": http.origins[0]: \"http://\" is not an origin (scheme://host[:port], no path)" },
+	{ "{\"http\": {\"origins\": [\"https://\"]}}",
+	  LABEL ": http.origins[0]: \"https://\" is not an origin (scheme://host[:port], no path)" },
+	{ "{\"http\": {\"origins\": [\"http://a/\"]}}",
+	  LABEL ": http.origins[0]: \"http://a/\" is not an origin (scheme://host[:port], no path)" },
 	{ "{\"bpf_stats\": 1}", LABEL ": bpf_stats: expected boolean, got integer 1" },
 	{ "{\"mcp\": {\"auth\": \"maybe\"}}",
 	  LABEL ": mcp.auth: \"maybe\": expected \"token\" or \"none\"" },
@@ -426,6 +440,14 @@ static void test_values_accepted(void **state)
 	assert_int_equal(e.n, 0);
 	assert_int_equal(cfg->journal_max_bytes, 1ULL << 34);
 	assert_int_equal(cfg->journal_keep, 1);
+
+	assert_int_equal(parse_cfg("{\"http\": {\"hosts\": [\"dash.example.com\", \"*.corp.example\", "
+				   "\"[fe80::1]\"]}}",
+				   cfg, &e),
+			 0);
+	assert_int_equal(cfg->http.n_hosts, 3);
+	assert_string_equal(cfg->http.hosts[1], "*.corp.example");
+	assert_int_equal(cfg->mcp.n_hosts, 0);
 
 	assert_int_equal(parse_cfg("{\"ringbuf_bytes\": 4096}", cfg, &e), 0);
 	assert_int_equal(cfg->ringbuf_bytes, 4096);

@@ -103,6 +103,8 @@ static void test_bad_tokens(void **state)
 	}
 }
 
+static const char hosts[2][256];
+
 static void test_host_and_origin(void **state)
 {
 	static const struct {
@@ -136,15 +138,111 @@ static void test_host_and_origin(void **state)
 			fail_msg("Host %s Origin %s: expected %d", cases[i].host ?: "(none)",
 				 cases[i].origin ?: "(none)", cases[i].status);
 	}
-	/* On a public listener any Host goes; the Origin must be its own. */
+	/* On a public listener too the Host must name this server (DNS rebinding). */
 	a.listener_loopback = false;
+	a.local_addr = "10.1.2.3";
+	a.hostname = "node-a";
 	a.host = "node-a.example.com:8090";
 	a.origin = NULL;
+	assert_int_equal(check(&a, NULL), 403);
+	a.hosts = hosts;
+	a.n_hosts = 2;
 	assert_int_equal(check(&a, NULL), 0);
 	a.origin = "http://node-a.example.com:8090";
 	assert_int_equal(check(&a, NULL), 0);
 	a.origin = "http://localhost:8090";
 	assert_int_equal(check(&a, NULL), 403);
+}
+
+static const char hosts[2][256] = { "node-a.example.com", "*.corp.example" };
+
+/* The rebinding attack of issue 13: a public listener, a loopback peer, Host evil.example. */
+static void test_host_public_listener(void **state)
+{
+	static const struct {
+		const char *host;
+		int status;
+	} cases[] = {
+		{ "evil.example:8090", 403 },
+		{ "evil.example", 403 },
+		{ "127.0.0.1:8090", 0 },
+		{ "127.9.9.9", 0 },
+		{ "localhost", 0 },
+		{ "app.localhost:8090", 0 },
+		{ "localhost.evil.com", 403 },
+		{ "10.1.2.3:8090", 0 }, /* the address it was reached on */
+		{ "10.1.2.4:8090", 403 },
+		{ "node-a", 0 }, /* the machine's name */
+		{ "NODE-A:8090", 0 },
+		{ "node-ab", 403 },
+		{ "node-a.example.com", 0 }, /* configured */
+		{ "x.node-a.example.com", 403 },
+		{ "db.corp.example:443", 0 },
+		{ "a.b.corp.example", 0 },
+		{ "corp.example", 403 },
+		{ "xcorp.example", 403 },
+		{ "evil.com.corp.example.evil.com", 403 },
+		{ "10.1.2.3:", 403 },
+		{ "10.1.2.3:123456", 403 },
+		{ "10.1.2.3:80a", 403 },
+		{ "[::1]:8090", 0 },
+		{ "[::1", 403 },
+		{ "[::1]x", 403 },
+		{ "", 403 },
+		{ NULL, 403 },
+	};
+	struct http_access a = base();
+
+	(void)state;
+	a.listener_loopback = false;
+	a.local_addr = "10.1.2.3";
+	a.hostname = "node-a";
+	a.hosts = hosts;
+	a.n_hosts = 2;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		a.host = cases[i].host;
+		if (check(&a, NULL) != cases[i].status)
+			fail_msg("Host %s: expected %d", cases[i].host ?: "(none)", cases[i].status);
+	}
+	/* Refused before anything else: with the token, for MCP, for the page. */
+	a.host = "evil.example";
+	a.authorization = "Bearer " TOK;
+	assert_int_equal(check(&a, NULL), 403);
+	a.mcp = true;
+	a.path = "/mcp";
+	assert_int_equal(check(&a, NULL), 403);
+	a.mcp = false;
+	a.authorization = NULL;
+	a.path = "/";
+	assert_int_equal(check(&a, NULL), 403);
+	/* An IPv6 listener address is written in brackets. */
+	a.local_addr = "fe80::1";
+	a.host = "[FE80::1]:8090";
+	assert_int_equal(check(&a, NULL), 0);
+	a.host = "fe80::1";
+	assert_int_equal(check(&a, NULL), 403);
+}
+
+static void test_host_name_check(void **state)
+{
+	static const char *const good[] = { "dash.example.com", "node-a", "*.corp.example",
+					    "10.0.0.5", "[fe80::1]", "x1.y-2.z" };
+	static const char *const bad[] = { "", "http://dash.example.com", "dash.example.com:8090",
+					   "dash.example.com/", "*.com", "*", "a..b", "-a.b",
+					   "a-.b", "a.b.", "[zz]", "[::1", "a b",
+					   "*.*.example.com" };
+	char why[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		if (host_name_check(good[i], why, sizeof(why)))
+			fail_msg("\"%s\" refused: %s", good[i], why);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why[0] = '\0';
+		if (!host_name_check(bad[i], why, sizeof(why)))
+			fail_msg("\"%s\" accepted", bad[i]);
+		assert_true(why[0] != '\0');
+	}
 }
 
 static void test_mcp(void **state)
@@ -256,6 +354,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dashboard_reads), cmocka_unit_test(test_mutations_need_token),
 		cmocka_unit_test(test_bad_tokens),	cmocka_unit_test(test_host_and_origin),
+		cmocka_unit_test(test_host_public_listener), cmocka_unit_test(test_host_name_check),
 		cmocka_unit_test(test_mcp),		cmocka_unit_test(test_token_file),
 		cmocka_unit_test(test_listen_parse),
 	};
