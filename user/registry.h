@@ -15,12 +15,14 @@
  *   The model is stored in a key-value backend with etcd's semantics: every key has a
  *   mod_revision, writes are transactions guarded by per-key revision compares
  *   (compare-and-swap), and the store has one global revision. The file backend keeps it
- *   in <state_dir>/registry.json; an etcd backend implements the same ops.
+ *   in <state_dir>/registry.json + registry.wal; an etcd backend implements the same ops.
  *
  * Changes
- *   Every operation builds the complete prospective state, validates it (conflicts name
- *   both owners), and commits the difference in one transaction. Watchers are told after
- *   each successful commit, whoever made it.
+ *   An operation validates against the model (a reservation: one owner lookup; a service or
+ *   database: the complete prospective state, conflicts naming both owners), and commits the
+ *   difference in one transaction guarded by the keys' revisions. The model itself changes
+ *   only through the backend's watch (registry_poll): the same path for our own commits and
+ *   for anybody else's. Watchers are told what each batch of events changed (reg_delta).
  */
 #ifndef CAELUM_REGISTRY_H
 #define CAELUM_REGISTRY_H
