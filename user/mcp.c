@@ -737,6 +737,7 @@ static struct json_object *do_listen(struct mcp *m, struct mcp_session *s, struc
 {
 	struct json_object *f = NULL, *honored, *p, *res;
 	unsigned int subs;
+	bool open;
 
 	json_object_object_get_ex(params, "notifications", &f);
 	honored = listen_filter(f, &subs);
@@ -748,11 +749,12 @@ static struct json_object *do_listen(struct mcp *m, struct mcp_session *s, struc
 		json_object_put(honored);
 		return mcp_error(id, -32603, "Subscription limit reached");
 	}
+	open = json_object_object_length(honored) > 0;
 	p = json_object_new_object();
-	json_object_object_add(p, "notifications", honored);
+	json_object_object_add(p, "notifications", honored); /* p owns it */
 	json_object_object_add(p, "_meta", subscription_meta(id));
 	notify(m, s, "notifications/subscriptions/acknowledged", p);
-	if (json_object_object_length(honored)) {
+	if (open) {
 		s->listens[s->n_listens].id = json_object_get(id);
 		s->listens[s->n_listens++].subs = subs;
 		m->st.listens_opened++;

@@ -3,7 +3,8 @@
 // speaks protocol revision 2026-07-28 and falls back to the 2025 era.
 //
 //   node client2.mjs scenario TRANSPORT TARGET PORT SERVICE
-//     TRANSPORT: http | stdio;  TARGET: the /mcp URL, or "CAELUMCTL CONFIG" for stdio.
+//     TRANSPORT: http | stdio | ws;  TARGET: the /mcp URL, or "CAELUMCTL CONFIG" for stdio.
+//     (ws: the same exchange by hand, the SDK has no WebSocket transport.)
 //     Token: $CAELUM_TOKEN (http). Connects with version negotiation ('auto': server/discover
 //     first, initialize only as the fallback), checks that it landed on 2026-07-28, lists
 //     tools, reserves PORT for SERVICE, opens subscriptions/listen for
@@ -66,10 +67,10 @@ async function scenario(kind, target, port, service) {
   if (!sub.honoredFilter.resourceSubscriptions?.includes(EVENTS))
     fail(`listen honored ${JSON.stringify(sub.honoredFilter)}`);
   const next = lines();
+  const before = arrivals.length;
   console.log('READY');
   const line = await next();
   const bound = Number(line.split(' ')[1]);
-  const before = arrivals.length;
   const deadline = Date.now() + 5000;
   let denied = null;
   while (!denied && Date.now() < deadline) {
@@ -86,6 +87,65 @@ async function scenario(kind, target, port, service) {
   await client.close();
   console.log(`RESULT ${JSON.stringify({ version, owner, updates: arrivals.length - before,
     latency_ms: arrivals[before] - bound, tools: tools.length })}`);
+  process.exit(0);
+}
+
+// 2026-07-28 over WebSocket, by hand: the v2 SDK has no WebSocket transport. Same checks.
+async function wsScenario(url, port, service) {
+  const ws = new WebSocket(url, { protocols: ['mcp'],
+    headers: { Authorization: `Bearer ${process.env.CAELUM_TOKEN}` } });
+  await new Promise((resolve, reject) => { ws.onopen = resolve; ws.onerror = reject; });
+  const waiting = new Map();
+  const notes = [];
+  let wake = null;
+  ws.onmessage = (ev) => {
+    const m = JSON.parse(ev.data);
+    if (m.id !== undefined && waiting.has(m.id)) {
+      waiting.get(m.id)(m);
+      waiting.delete(m.id);
+    } else if (m.method) {
+      notes.push({ at: Date.now(), m });
+      wake?.();
+    }
+  };
+  const envelope = { 'io.modelcontextprotocol/protocolVersion': MODERN,
+    'io.modelcontextprotocol/clientCapabilities': {},
+    'io.modelcontextprotocol/clientInfo': { name: 'caelum-test-ws', version: '1' } };
+  let nextId = 1;
+  const req = (method, params = {}, id = nextId++) => new Promise((resolve) => {
+    waiting.set(id, resolve);
+    ws.send(JSON.stringify({ jsonrpc: '2.0', id, method, params: { ...params, _meta: envelope } }));
+  });
+  const waitNote = async (pred, ms) => {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const n = notes.find(pred);
+      if (n || Date.now() > deadline) return n;
+      await new Promise((resolve) => { wake = resolve; setTimeout(resolve, 100); });
+    }
+  };
+  const d = await req('server/discover');
+  if (!d.result?.supportedVersions?.includes(MODERN)) fail(`discover: ${JSON.stringify(d)}`);
+  const tl = await req('tools/list');
+  if (tl.result?.resultType !== 'complete') fail(`tools/list: ${JSON.stringify(tl).slice(0, 300)}`);
+  const r = await req('tools/call', { name: 'reserve_port', arguments: { port, proto: 'tcp', service } });
+  if (r.result?.isError !== false) fail(`reserve_port: ${JSON.stringify(r)}`);
+  // The listen is answered only when it ends: do not wait for its response.
+  req('subscriptions/listen', { notifications: { resourceSubscriptions: [EVENTS] } }, 'listen-1');
+  const ack = await waitNote((n) => n.m.method === 'notifications/subscriptions/acknowledged', 5000);
+  if (ack?.m.params._meta['io.modelcontextprotocol/subscriptionId'] !== 'listen-1') fail('no listen ack');
+  const next = lines();
+  const before = notes.length;
+  console.log('READY');
+  const bound = Number((await next()).split(' ')[1]);
+  const upd = await waitNote((n, i) => i >= before && n.m.method === 'notifications/resources/updated' &&
+    n.m.params.uri === EVENTS && n.m.params._meta?.['io.modelcontextprotocol/subscriptionId'] === 'listen-1', 5000);
+  if (!upd) fail('no notifications/resources/updated for the listen');
+  ws.send(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled',
+    params: { requestId: 'listen-1', _meta: envelope } }));
+  ws.close();
+  console.log(`RESULT ${JSON.stringify({ version: MODERN, owner: r.result.structuredContent.service,
+    updates: notes.length - before, latency_ms: upd.at - bound })}`);
   process.exit(0);
 }
 
@@ -108,6 +168,7 @@ async function legacy(target) {
 }
 
 const [cmd, ...args] = process.argv.slice(2);
-const run = cmd === 'scenario' ? scenario(args[0], args[1], Number(args[2]), args[3])
+const run = cmd === 'scenario' && args[0] === 'ws' ? wsScenario(args[1], Number(args[2]), args[3])
+  : cmd === 'scenario' ? scenario(args[0], args[1], Number(args[2]), args[3])
   : cmd === 'legacy' ? legacy(args[0]) : Promise.reject(new Error(`unknown command ${cmd}`));
 run.catch((e) => fail(`${e?.constructor?.name}: ${e?.message} ${JSON.stringify(e?.data ?? '')}`));
