@@ -406,9 +406,16 @@ static struct json_object *capabilities(bool legacy)
 	json_object_object_add(o, "subscribe", json_object_new_boolean(true));
 	json_object_object_add(o, "listChanged", json_object_new_boolean(false));
 	json_object_object_add(caps, "resources", o);
-	/* Logging is deprecated on 2026-07-28: offered to the legacy era only. */
-	if (legacy)
+	/* Logging is deprecated on 2026-07-28: offered to the legacy era only. There the
+	 * (empty) prompts list is served without the capability, as it always was; 2026-07-28
+	 * requires the capability of what is served. */
+	if (legacy) {
 		json_object_object_add(caps, "logging", json_object_new_object());
+	} else {
+		o = json_object_new_object();
+		json_object_object_add(o, "listChanged", json_object_new_boolean(false));
+		json_object_object_add(caps, "prompts", o);
+	}
 	return caps;
 }
 
@@ -786,8 +793,6 @@ static void listen_cancel(struct mcp_session *s, struct json_object *params)
 static struct json_object *common(struct mcp *m, const char *method, struct json_object *id,
 				  struct json_object *params)
 {
-	if (!strcmp(method, "ping"))
-		return result(id, NULL);
 	if (!strcmp(method, "tools/list"))
 		return do_tools_list(m, id);
 	if (!strcmp(method, "tools/call"))
@@ -904,8 +909,15 @@ static struct json_object *dispatch(struct mcp *m, struct mcp_session *s, struct
 			listen_cancel(s, params);
 		return NULL;
 	}
-	if (era == MCP_ERA_MODERN)
-		return modern(m, s, method, id, params);
+	if (era == MCP_ERA_MODERN) {
+		struct json_object *r = modern(m, s, method, id, params), *e, *c;
+
+		/* A method this revision does not have is a 404 on Streamable HTTP. */
+		if (r && json_object_object_get_ex(r, "error", &e) &&
+		    json_object_object_get_ex(e, "code", &c) && json_object_get_int(c) == -32601)
+			*status = 404;
+		return r;
+	}
 	return legacy(m, s, method, id, params);
 }
 

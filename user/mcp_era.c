@@ -203,8 +203,41 @@ static int modern(struct json_object *msg, const struct mcp_edge *e, const char 
 	return e ? http_headers(e, method, params, id, err, status) : 0;
 }
 
+/* A header's value without the optional whitespace around it (RFC 9110 5.5). */
+static const char *ows_strip(const char *v, char *buf, size_t sz)
+{
+	size_t n;
+
+	if (!v)
+		return NULL;
+	while (*v == ' ' || *v == '\t')
+		v++;
+	n = strlen(v);
+	while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	snprintf(buf, sz, "%.*s", (int)n, v);
+	return buf;
+}
+
+static int classify(struct json_object *msg, const struct mcp_edge *e, enum mcp_era *era,
+		    struct json_object **err, int *status);
+
 int mcp_era_classify(struct json_object *msg, const struct mcp_edge *e, enum mcp_era *era,
 		     struct json_object **err, int *status)
+{
+	char v[64], m[128], n[512];
+	struct mcp_edge clean;
+
+	if (!e)
+		return classify(msg, NULL, era, err, status);
+	clean.version = ows_strip(e->version, v, sizeof(v));
+	clean.method = ows_strip(e->method, m, sizeof(m));
+	clean.name = ows_strip(e->name, n, sizeof(n));
+	return classify(msg, &clean, era, err, status);
+}
+
+static int classify(struct json_object *msg, const struct mcp_edge *e, enum mcp_era *era,
+		    struct json_object **err, int *status)
 {
 	struct json_object *params = member(msg, "params"), *meta = member(params, "_meta");
 	const char *method = str_member(msg, "method"), *hv = e ? e->version : NULL;

@@ -339,9 +339,11 @@ class McpModernHttp(CaelumTest):
               "params": {"protocolVersion": "2025-11-25", "capabilities": {},
                          "clientInfo": {"name": "t", "version": "1"}}},
              {"MCP-Protocol-Version": MODERN, "Mcp-Method": "initialize"}, 400, -32020),
-            (modern_msg("initialize"), {}, 200, -32601),
-            (modern_msg("resources/subscribe", {"uri": "caelum://status"}), {}, 200, -32601),
-            (modern_msg("logging/setLevel", {"level": "info"}), {}, 200, -32601),
+            # methods 2026-07-28 removed are not found (404 on Streamable HTTP)
+            (modern_msg("initialize"), {}, 404, -32601),
+            (modern_msg("ping"), {}, 404, -32601),
+            (modern_msg("resources/subscribe", {"uri": "caelum://status"}), {}, 404, -32601),
+            (modern_msg("logging/setLevel", {"level": "info"}), {}, 404, -32601),
             (modern_msg("resources/read", {"uri": "caelum://nope"}), {}, 200, -32602),
         ]
         for msg, hdrs, status, code in cases:
@@ -488,3 +490,37 @@ class McpConformance(CaelumTest):
                          "resources-subscribe", "resources-unsubscribe", "logging-set-level",
                          "dns-rebinding-protection", "server-sse-multiple-streams"):
             self.assertRegex(p.stdout, rf"✓ {scenario}\b", scenario)
+
+    def test_conformance_newest_per_era(self):
+        # The newest suite (0.2.0-alpha.12), each era by its own frozen requirement set.
+        need_node(self)
+        import glob
+        import tempfile
+        e = self.env("conf2", services=SERVICES,
+                     extra={"mcp": {"listen": "127.0.0.1:0", "auth": "none"}})
+        url = e.api_url("/mcp", listener="mcp")
+        cli = os.path.join(MCP_DIR, "node_modules", "conformance-next", "dist", "index.js")
+        for rev in ("2026-07-28", "2025-11-25"):
+            out = tempfile.mkdtemp(prefix=f"caelum-conf-{rev}-")
+            self.addCleanup(subprocess.run, ["rm", "-rf", out])
+            p = subprocess.run([NODE, cli, "server", "--url", url, "--requirements", rev,
+                                "--expected-failures",
+                                os.path.join(MCP_DIR, f"conformance-baseline-{rev}.yml"),
+                                "-o", out], cwd=MCP_DIR, capture_output=True, text=True,
+                               timeout=600)
+            self.assertEqual(p.returncode, 0, rev + p.stdout[-6000:] + p.stderr[-3000:])
+            self.assertIn("Baseline check passed", p.stdout)
+            if rev != "2026-07-28":
+                self.assertRegex(p.stdout, r"✓ resources-subscribe\b")
+                continue
+            for scenario in ("tools-list", "resources-list", "prompts-list", "caching",
+                             "sep-2164-resource-not-found", "dns-rebinding-protection",
+                             "http-header-validation"):
+                self.assertRegex(p.stdout, rf"✓ {scenario}\b", scenario)
+            # server-stateless: every check but the four that need the suite's own tools.
+            [path] = glob.glob(os.path.join(out, "server-server-stateless-*", "checks.json"))
+            with open(path) as f:
+                bad = {c["id"]: c.get("errorMessage", "") for c in json.load(f)
+                       if c["status"] not in ("SUCCESS", "INFO", "SKIPPED")}
+            self.assertTrue(all(m.startswith("Not testable") for m in bad.values()), bad)
+            self.assertEqual(len(bad), 4, bad)
