@@ -194,3 +194,32 @@ format:
 
 clean:
 	rm -rf build
+
+# ---- fuzzing: the MCP dispatcher, both eras (libFuzzer; self-contained, see tests/fuzz/) ----
+# make fuzz-mcp [FUZZ_TIME=60]: fuzz from the committed corpus for FUZZ_TIME seconds, new
+# inputs in build/fuzz/mcp-corpus; make fuzz-mcp-check: every committed input once (make test).
+FUZZ_TIME ?= 60
+FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror \
+	       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	       -Iinclude -Iuser -I$(GEN)
+FUZZ_MCP_SRCS := tests/fuzz/fuzz_mcp.c user/mcp.c user/mcp_era.c user/schema.c user/jsonv.c \
+		 user/log.c
+
+build/fuzz/fuzz_mcp: $(FUZZ_MCP_SRCS) user/*.h include/caelum/*.h | $(SKELS)
+	mkdir -p build/fuzz
+	$(CLANG) $(FUZZ_CFLAGS) $(FUZZ_MCP_SRCS) -ljson-c -lcrypto -lbpf -o $@
+
+.PHONY: fuzz fuzz-mcp fuzz-mcp-check
+fuzz-mcp: build/fuzz/fuzz_mcp
+	mkdir -p build/fuzz/mcp-corpus
+	build/fuzz/fuzz_mcp -max_total_time=$(FUZZ_TIME) -dict=tests/fuzz/mcp.dict \
+		-print_final_stats=1 build/fuzz/mcp-corpus tests/fuzz/corpus/mcp
+
+fuzz-mcp-check: build/fuzz/fuzz_mcp
+	build/fuzz/fuzz_mcp -runs=0 tests/fuzz/corpus/mcp
+	mkdir -p build/fuzz/mcp-check
+	build/fuzz/fuzz_mcp -max_total_time=5 -dict=tests/fuzz/mcp.dict \
+		-artifact_prefix=build/fuzz/ build/fuzz/mcp-check tests/fuzz/corpus/mcp
+
+fuzz: fuzz-mcp
+unit: fuzz-mcp-check
