@@ -45,7 +45,7 @@ SKELS := $(BPF_PROGS:%=$(GEN)/%.skel.h)
 
 COMMON := log jsonv portrange config capacity cgroup fsutil spec bpfinfo rpc_client dbprobe spec_ext dbspec probe loop fingerprint
 DAEMON := caelumd loop services ports agg devices tasks cpu connect databases credentials health \
-	  verify api http http_auth metrics token assets assets_data handlers_view mcp mcp_era mcp_http schema peers \
+	  verify api http http_auth metrics token assets assets_data handlers_view mcp mcp_era mcp_tools mcp_http schema peers \
 	  resources handlers handlers_run handlers_db status rpc registry registry_admit \
 	  registry_file journal \
 	  sockets bpfpin events $(COMMON)
@@ -202,8 +202,8 @@ FUZZ_TIME ?= 60
 FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror \
 	       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	       -Iinclude -Iuser -I$(GEN)
-FUZZ_MCP_SRCS := tests/fuzz/fuzz_mcp.c user/mcp.c user/mcp_era.c user/schema.c user/jsonv.c \
-		 user/log.c
+FUZZ_MCP_SRCS := tests/fuzz/fuzz_mcp.c user/mcp.c user/mcp_era.c user/mcp_tools.c user/schema.c \
+		 user/jsonv.c user/log.c
 
 build/fuzz/fuzz_mcp: $(FUZZ_MCP_SRCS) user/*.h include/caelum/*.h | $(SKELS)
 	mkdir -p build/fuzz

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "mcp.h"
 #include "mcp_era.h"
+#include "mcp_tools.h"
 #include "schema.h"
 #include "version.h"
 
@@ -48,104 +49,6 @@ static const struct resource {
 		       "events.list", "{\"limit\": 100}" },
 };
 
-#define OBJ_OUT(props, req) \
-	"{\"type\":\"object\",\"properties\":{" props "},\"required\":[" req "]}"
-#define STR "{\"type\":\"string\"}"
-#define ARR "{\"type\":\"array\",\"items\":{\"type\":\"object\"}}"
-#define NAME_IN                                                                              \
-	"{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"minLength\":1," \
-	"\"maxLength\":64}},\"required\":[\"name\"],\"additionalProperties\":false}"
-#define NONE_IN "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}"
-#define PORT_P "\"port\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":65535}"
-#define PROTO_P "\"proto\":{\"type\":\"string\",\"enum\":[\"tcp\",\"udp\"]}"
-#define SVC_P "\"service\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":64}"
-#define PORT_OUT OBJ_OUT("\"port\":{\"type\":\"integer\"},\"proto\":" STR ",\"service\":" STR, \
-			 "\"port\",\"proto\"")
-
-static const struct tool {
-	const char *name, *title, *description, *input, *output, *method, *wrap;
-	bool read_only, destructive;
-} tools[] = {
-	{ "list_services", "List services", "Every registered service: ports, state, databases.",
-	  NONE_IN, OBJ_OUT("\"services\":" ARR, "\"services\""), "service.list", "services",
-	  true, false },
-	{ "get_service", "Get a service",
-	  "One service: ports, state, health, resources, recent denials, processes.", NAME_IN,
-	  OBJ_OUT("\"name\":" STR ",\"state\":" STR, "\"name\""), "service.show", NULL, true,
-	  false },
-	{ "list_ports", "List port reservations",
-	  "Every reservation: port, protocol, owning service, origin, managed range.", NONE_IN,
-	  OBJ_OUT("\"ports\":" ARR, "\"ports\""), "port.list", "ports", true, false },
-	{ "reserve_port", "Reserve a port",
-	  "Reserve PORT/PROTO for SERVICE; from then on the kernel denies its bind() to every "
-	  "other cgroup. Refused when another service owns it or a foreign process holds it.",
-	  "{\"type\":\"object\",\"properties\":{" PORT_P "," PROTO_P "," SVC_P "},"
-	  "\"required\":[\"port\",\"service\"],\"additionalProperties\":false}",
-	  PORT_OUT, "port.reserve", NULL, false, false },
-	{ "release_port", "Release a port", "Release a runtime reservation of PORT/PROTO.",
-	  "{\"type\":\"object\",\"properties\":{" PORT_P "," PROTO_P "},"
-	  "\"required\":[\"port\"],\"additionalProperties\":false}",
-	  PORT_OUT, "port.release", NULL, false, true },
-	{ "allocate_port", "Allocate a port",
-	  "Reserve the first free port of the managed ranges for SERVICE.",
-	  "{\"type\":\"object\",\"properties\":{" SVC_P "," PROTO_P "},"
-	  "\"required\":[\"service\"],\"additionalProperties\":false}",
-	  PORT_OUT, "port.alloc", NULL, false, false },
-	{ "check_service", "Validate a service",
-	  "The mandatory startup validation of caelumctl run, without starting anything: "
-	  "ports free, credentials, environment, databases. failures lists what would stop it.",
-	  NAME_IN, OBJ_OUT("\"name\":" STR ",\"failures\":{\"type\":\"array\"}",
-			   "\"name\",\"failures\""),
-	  "run.check", NULL, true, false },
-	{ "list_databases", "List databases",
-	  "Every registered database: address, engine, reachability, connection counts.",
-	  NONE_IN, OBJ_OUT("\"databases\":" ARR, "\"databases\""), "db.list", "databases", true,
-	  false },
-	{ "get_resources", "Get resources",
-	  "Host capacity, allocation and use per dimension (cpus, memory_mb, gpus, tasks) and per "
-	  "service.",
-	  NONE_IN,
-	  OBJ_OUT("\"dimensions\":{\"type\":\"object\"},\"services\":" ARR,
-		  "\"dimensions\",\"services\""),
-	  "resources", NULL, true, false },
-	{ "recent_events", "Recent events",
-	  "Events, oldest first: denials (bind_denied, db_connect_denied, device_denied, "
-	  "task_budget_exceeded, ...), registry changes, health, verification; peers' events "
-	  "carry their host.",
-	  "{\"type\":\"object\",\"properties\":{"
-	  "\"type\":{\"type\":\"string\",\"maxLength\":63},"
-	  "\"service\":{\"type\":\"string\",\"maxLength\":63},"
-	  "\"host\":{\"type\":\"string\",\"maxLength\":253},"
-	  "\"since\":{\"type\":\"integer\",\"minimum\":0},"
-	  "\"limit\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":16384}},"
-	  "\"additionalProperties\":false}",
-	  OBJ_OUT("\"events\":" ARR, "\"events\""), "events.list", "events", true, false },
-	{ "get_status", "Get status",
-	  "Components (mode, kernel-verified attachment), last self-verification, policy, "
-	  "event counters, registry.",
-	  NONE_IN,
-	  OBJ_OUT("\"host\":" STR ",\"components\":" ARR, "\"host\",\"components\""), "status",
-	  NULL, true, false },
-	{ "verify_enforcement", "Verify enforcement",
-	  "Prove every enabled component in the kernel now: canary binds, connects, device "
-	  "opens and forks that must be denied.",
-	  NONE_IN,
-	  OBJ_OUT("\"ok\":{\"type\":\"boolean\"},\"components\":{\"type\":\"object\"}",
-		  "\"ok\",\"components\""),
-	  "verify", NULL, true, false },
-	{ "ingest_events", "Ingest a peer's events",
-	  "For Caelum peers: store events from HOST (at most 1,000 per call); re-sent events "
-	  "(origin id already seen) are skipped.",
-	  "{\"type\":\"object\",\"properties\":{"
-	  "\"host\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":253},"
-	  "\"events\":{\"type\":\"array\",\"maxItems\":1000,\"items\":{\"type\":\"object\"}}},"
-	  "\"required\":[\"host\",\"events\"],\"additionalProperties\":false}",
-	  OBJ_OUT("\"host\":" STR ",\"stored\":{\"type\":\"integer\"},"
-		  "\"duplicates\":{\"type\":\"integer\"}",
-		  "\"host\",\"stored\",\"duplicates\""),
-	  "events.ingest", NULL, false, false },
-};
-#define N_TOOLS (sizeof(tools) / sizeof(tools[0]))
 
 struct listen {
 	struct json_object *id; /* the listen request's id: the subscription id */
@@ -172,14 +75,13 @@ struct mcp_session {
 
 struct mcp {
 	struct daemon *d;
-	struct json_object *in_schema[N_TOOLS], *out_schema[N_TOOLS];
+	struct mcp_tools *tools;
 	struct mcp_session *sessions;
 	size_t n_sessions;
 	int sub_id;
 	bool in_log; /* a log message being forwarded: do not forward its own logs */
 	pthread_t loop_thread;
 	uint64_t notes_sent, notes_dropped;
-	uint64_t calls, tool_errors;
 	struct mcp_stats st;
 };
 
@@ -446,119 +348,17 @@ static struct json_object *do_initialize(struct mcp_session *s, struct json_obje
 
 static struct json_object *do_tools_list(struct mcp *m, struct json_object *id)
 {
-	struct json_object *arr = json_object_new_array(), *res = json_object_new_object();
-
-	for (size_t i = 0; i < N_TOOLS; i++) {
-		struct json_object *t = json_object_new_object(), *ann = json_object_new_object();
-
-		json_object_object_add(t, "name", json_object_new_string(tools[i].name));
-		json_object_object_add(t, "title", json_object_new_string(tools[i].title));
-		json_object_object_add(t, "description",
-				       json_object_new_string(tools[i].description));
-		json_object_object_add(t, "inputSchema", json_object_get(m->in_schema[i]));
-		json_object_object_add(t, "outputSchema", json_object_get(m->out_schema[i]));
-		json_object_object_add(ann, "readOnlyHint",
-				       json_object_new_boolean(tools[i].read_only));
-		json_object_object_add(ann, "destructiveHint",
-				       json_object_new_boolean(tools[i].destructive));
-		json_object_object_add(ann, "openWorldHint", json_object_new_boolean(false));
-		json_object_object_add(t, "annotations", ann);
-		json_object_array_add(arr, t);
-	}
-	json_object_object_add(res, "tools", arr);
-	return result(id, res);
-}
-
-static struct json_object *tool_result(struct json_object *structured, const char *text,
-				       bool is_error)
-{
-	struct json_object *res = json_object_new_object(), *content = json_object_new_array();
-	struct json_object *t = json_object_new_object();
-
-	json_object_object_add(t, "type", json_object_new_string("text"));
-	json_object_object_add(t, "text",
-			       json_object_new_string(
-				       text ? text :
-					      json_object_to_json_string_ext(
-						      structured, JSON_C_TO_STRING_PLAIN |
-									  JSON_C_TO_STRING_NOSLASHESCAPE)));
-	json_object_array_add(content, t);
-	json_object_object_add(res, "content", content);
-	if (structured)
-		json_object_object_add(res, "structuredContent", structured);
-	json_object_object_add(res, "isError", json_object_new_boolean(is_error));
-	return res;
-}
-
-static struct json_object *tool_error(struct mcp *m, const char *msg, struct json_object *errors)
-{
-	char buf[2048];
-	size_t off;
-
-	m->tool_errors++;
-	off = (size_t)snprintf(buf, sizeof(buf), "%s", msg);
-	for (size_t i = 0; errors && i < json_object_array_length(errors) && off < sizeof(buf);
-	     i++) {
-		const char *e = json_object_get_string(json_object_array_get_idx(errors, i));
-
-		if (i == 0 && !strcmp(e, msg))
-			continue;
-		off += (size_t)snprintf(buf + off, sizeof(buf) - off, "\n%s", e);
-	}
-	return tool_result(NULL, buf, true);
+	return result(id, mcp_tools_list(m->tools));
 }
 
 static struct json_object *do_tools_call(struct mcp *m, struct json_object *id,
 					 struct json_object *params)
 {
-	struct caller who = { .uid = (uid_t)-1, .transport = "mcp" };
-	const char *name = str_of(params, "name");
-	struct json_object *args = NULL, *res = NULL;
-	char why[512], msg[640];
-	struct herr err;
-	size_t i;
+	struct json_object *res = NULL;
+	char msg[160];
+	int code = mcp_tools_call(m->tools, params, &res, msg, sizeof(msg));
 
-	if (!name)
-		return mcp_error(id, -32602, "tools/call: params.name must be a string");
-	for (i = 0; i < N_TOOLS && strcmp(tools[i].name, name); i++)
-		;
-	if (i == N_TOOLS) {
-		snprintf(msg, sizeof(msg), "Unknown tool: %.64s", name);
-		return mcp_error(id, -32602, msg);
-	}
-	m->calls++;
-	json_object_object_get_ex(params, "arguments", &args);
-	if (!args) {
-		args = json_object_new_object();
-	} else {
-		json_object_get(args);
-	}
-	/* Input errors are the tool's: isError, so that the caller can correct itself. */
-	if (!schema_check(m->in_schema[i], args, "", why, sizeof(why))) {
-		snprintf(msg, sizeof(msg), "invalid arguments: %s", why);
-		json_object_put(args);
-		return result(id, tool_error(m, msg, NULL));
-	}
-	if (handlers_call(m->d, tools[i].method, args, &who, &res, &err, NULL)) {
-		struct json_object *r = tool_error(m, err.message, err.errors);
-
-		json_object_put(err.errors);
-		json_object_put(args);
-		return result(id, r);
-	}
-	json_object_put(args);
-	if (tools[i].wrap) {
-		struct json_object *w = json_object_new_object();
-
-		json_object_object_add(w, tools[i].wrap, res);
-		res = w;
-	}
-	if (!schema_check(m->out_schema[i], res, "", why, sizeof(why))) {
-		p_warn("mcp: %s: result does not match its outputSchema: %s", name, why);
-		json_object_put(res);
-		return mcp_error(id, -32603, "internal error: result does not match outputSchema");
-	}
-	return result(id, tool_result(res, NULL, false));
+	return code ? mcp_error(id, code, msg) : result(id, res);
 }
 
 static struct json_object *read_resource(struct mcp *m, int r)
@@ -1056,6 +856,7 @@ void mcp_tick(struct mcp *m, uint64_t now)
 struct json_object *mcp_status_json(struct mcp *m)
 {
 	struct json_object *o = json_object_new_object();
+	uint64_t calls, errors;
 	size_t by[3] = {};
 
 	for (struct mcp_session *s = m->sessions; s; s = s->next)
@@ -1063,8 +864,9 @@ struct json_object *mcp_status_json(struct mcp *m)
 	json_object_object_add(o, "sessions_http", json_object_new_uint64(by[0]));
 	json_object_object_add(o, "sessions_websocket", json_object_new_uint64(by[1]));
 	json_object_object_add(o, "sessions_stdio", json_object_new_uint64(by[2]));
-	json_object_object_add(o, "tool_calls", json_object_new_uint64(m->calls));
-	json_object_object_add(o, "tool_errors", json_object_new_uint64(m->tool_errors));
+	mcp_tools_counts(m->tools, &calls, &errors);
+	json_object_object_add(o, "tool_calls", json_object_new_uint64(calls));
+	json_object_object_add(o, "tool_errors", json_object_new_uint64(errors));
 	json_object_object_add(o, "notifications_sent", json_object_new_uint64(m->notes_sent));
 	json_object_object_add(o, "notifications_dropped",
 			       json_object_new_uint64(m->notes_dropped));
@@ -1088,19 +890,16 @@ void mcp_get_stats(struct mcp *m, struct mcp_stats *st)
 int mcp_open(struct mcp **out, struct daemon *d)
 {
 	struct mcp *m = calloc(1, sizeof(*m));
+	int err;
 
 	if (!m)
 		return -ENOMEM;
 	m->d = d;
 	m->loop_thread = pthread_self();
-	for (size_t i = 0; i < N_TOOLS; i++) {
-		m->in_schema[i] = json_tokener_parse(tools[i].input);
-		m->out_schema[i] = json_tokener_parse(tools[i].output);
-		if (!m->in_schema[i] || !m->out_schema[i]) {
-			p_err("mcp: the schema of tool %s does not parse", tools[i].name);
-			mcp_close(m);
-			return -EINVAL;
-		}
+	err = mcp_tools_open(&m->tools, d);
+	if (err) {
+		mcp_close(m);
+		return err;
 	}
 	m->sub_id = events_subscribe(d->ev, on_event, m);
 	if (m->sub_id <= 0) {
@@ -1125,9 +924,6 @@ void mcp_close(struct mcp *m)
 		events_unsubscribe(m->d->ev, m->sub_id);
 	while (m->sessions)
 		mcp_session_free(m, m->sessions);
-	for (size_t i = 0; i < N_TOOLS; i++) {
-		json_object_put(m->in_schema[i]);
-		json_object_put(m->out_schema[i]);
-	}
+	mcp_tools_close(m->tools);
 	free(m);
 }
