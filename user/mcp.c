@@ -106,15 +106,6 @@ static struct json_object *envelope(struct json_object *id)
 	return o;
 }
 
-struct json_object *mcp_error(struct json_object *id, int code, const char *message)
-{
-	struct json_object *o = envelope(id), *e = json_object_new_object();
-
-	json_object_object_add(e, "code", json_object_new_int(code));
-	json_object_object_add(e, "message", json_object_new_string(message));
-	json_object_object_add(o, "error", e);
-	return o;
-}
 
 static struct json_object *result(struct json_object *id, struct json_object *res)
 {

@@ -13,6 +13,19 @@
 static const char *const log_levels[] = { "debug", "info",     "notice", "warning",
 					  "error", "critical", "alert",	 "emergency" };
 
+/* Here rather than in mcp.c so that the edge stands alone (unit tests, the fuzzer). */
+struct json_object *mcp_error(struct json_object *id, int code, const char *message)
+{
+	struct json_object *o = json_object_new_object(), *e = json_object_new_object();
+
+	json_object_object_add(o, "jsonrpc", json_object_new_string("2.0"));
+	json_object_object_add(o, "id", json_object_get(id));
+	json_object_object_add(e, "code", json_object_new_int(code));
+	json_object_object_add(e, "message", json_object_new_string(message));
+	json_object_object_add(o, "error", e);
+	return o;
+}
+
 bool mcp_era_is_modern(const char *v)
 {
 	/* Revision identifiers are ISO dates: string order is date order. */
