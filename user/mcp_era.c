@@ -63,8 +63,7 @@ static int fail(struct json_object **err, int *status, struct json_object *id, i
 	return -1;
 }
 
-static int mismatch(struct json_object **err, int *status, struct json_object *id,
-		    const char *why)
+static int mismatch(struct json_object **err, int *status, struct json_object *id, const char *why)
 {
 	char msg[320];
 
@@ -92,9 +91,9 @@ static void envelope_problem(struct json_object *meta, bool request, char *buf, 
 		snprintf(buf, sz, "%s: expected an object with string name and version",
 			 MCP_KEY_CLIENT);
 	else if (lvl) {
-		const char *l = json_object_is_type(lvl, json_type_string) ?
-					json_object_get_string(lvl) :
-					"";
+		const char *l = json_object_is_type(lvl, json_type_string)
+					? json_object_get_string(lvl)
+					: "";
 
 		for (size_t i = 0; i < sizeof(log_levels) / sizeof(log_levels[0]); i++)
 			if (!strcmp(l, log_levels[i]))
@@ -121,8 +120,7 @@ static bool name_matches(const char *hdr, const char *value)
 	unsigned char out[512];
 	int len;
 
-	if (n < sizeof(pre) + 1 || strncmp(hdr, pre, sizeof(pre) - 1) ||
-	    strcmp(hdr + n - 2, suf))
+	if (n < sizeof(pre) + 1 || strncmp(hdr, pre, sizeof(pre) - 1) || strcmp(hdr + n - 2, suf))
 		return !strcmp(hdr, value);
 	n -= sizeof(pre) - 1 + 2;
 	if (n > 4 * (sizeof(out) / 3) || n % 4)
@@ -138,15 +136,15 @@ static bool name_matches(const char *hdr, const char *value)
 	return (size_t)len == strlen(value) && !memcmp(out, value, (size_t)len);
 }
 
-static int http_headers(const struct mcp_edge *e, const char *method,
-			struct json_object *params, struct json_object *id,
-			struct json_object **err, int *status)
+static int http_headers(const struct mcp_edge *e, const char *method, struct json_object *params,
+			struct json_object *id, struct json_object **err, int *status)
 {
 	const char *want = name_source(method, params);
 	char why[384];
 
 	if (!e->version || !e->version[0])
-		return mismatch(err, status, id, "the required MCP-Protocol-Version header is absent");
+		return mismatch(err, status, id,
+				"the required MCP-Protocol-Version header is absent");
 	if (!e->method || !e->method[0])
 		return mismatch(err, status, id, "the required Mcp-Method header is absent");
 	if (!want)
@@ -187,7 +185,8 @@ static int modern(struct json_object *msg, const struct mcp_edge *e, const char 
 	envelope_problem(meta, request, why, sizeof(why));
 	if (why[0]) {
 		char m[384];
-		struct json_object *data = json_object_new_object(), *env = json_object_new_object();
+		struct json_object *data = json_object_new_object(),
+				   *env = json_object_new_object();
 
 		snprintf(m, sizeof(m), "Invalid _meta envelope for protocol revision %s: %s",
 			 MCP_MODERN_VERSION, why);
@@ -299,8 +298,8 @@ struct json_object *mcp_era_server_info(void)
 
 void mcp_era_result(struct json_object *res, const char *method)
 {
-	static const char *const cached[] = { "tools/list",    "resources/list",
-					      "prompts/list",  "resources/templates/list",
+	static const char *const cached[] = { "tools/list",	"resources/list",
+					      "prompts/list",	"resources/templates/list",
 					      "resources/read", "server/discover" };
 	struct json_object *meta;
 
@@ -311,7 +310,8 @@ void mcp_era_result(struct json_object *res, const char *method)
 			int ttl = strcmp(method, "resources/read") ? LIST_TTL_MS : 0;
 
 			json_object_object_add(res, "ttlMs", json_object_new_int(ttl));
-			json_object_object_add(res, "cacheScope", json_object_new_string("private"));
+			json_object_object_add(res, "cacheScope",
+					       json_object_new_string("private"));
 		}
 	if (!json_object_object_get_ex(res, "_meta", &meta) ||
 	    !json_object_is_type(meta, json_type_object)) {

@@ -26,15 +26,15 @@
 #include <stdbool.h>
 #include <json-c/json.h>
 
-#define MCP_MODERN_VERSION "2026-07-28"
-#define MCP_KEY_VERSION "io.modelcontextprotocol/protocolVersion"
-#define MCP_KEY_CAPS "io.modelcontextprotocol/clientCapabilities"
-#define MCP_KEY_CLIENT "io.modelcontextprotocol/clientInfo"
-#define MCP_KEY_SERVER "io.modelcontextprotocol/serverInfo"
+#define MCP_MODERN_VERSION   "2026-07-28"
+#define MCP_KEY_VERSION	     "io.modelcontextprotocol/protocolVersion"
+#define MCP_KEY_CAPS	     "io.modelcontextprotocol/clientCapabilities"
+#define MCP_KEY_CLIENT	     "io.modelcontextprotocol/clientInfo"
+#define MCP_KEY_SERVER	     "io.modelcontextprotocol/serverInfo"
 #define MCP_KEY_SUBSCRIPTION "io.modelcontextprotocol/subscriptionId"
-#define MCP_KEY_LOG_LEVEL "io.modelcontextprotocol/logLevel"
+#define MCP_KEY_LOG_LEVEL    "io.modelcontextprotocol/logLevel"
 
-#define MCP_ERR_HEADER_MISMATCH -32020
+#define MCP_ERR_HEADER_MISMATCH	    -32020
 #define MCP_ERR_UNSUPPORTED_VERSION -32022
 
 enum mcp_era { MCP_ERA_LEGACY, MCP_ERA_MODERN };
@@ -42,8 +42,8 @@ enum mcp_era { MCP_ERA_LEGACY, MCP_ERA_MODERN };
 /* The Streamable HTTP headers of one POST (NULL or "" when absent); all NULL elsewhere. */
 struct mcp_edge {
 	const char *version; /* MCP-Protocol-Version */
-	const char *method; /* Mcp-Method */
-	const char *name; /* Mcp-Name */
+	const char *method;  /* Mcp-Method */
+	const char *name;    /* Mcp-Name */
 };
 
 /* Which era msg (a JSON-RPC object) belongs to. 0 with *era set, or -1 with *err set to a

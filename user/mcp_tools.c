@@ -11,27 +11,28 @@
 #include "mcp_tools.h"
 #include "schema.h"
 
-#define OBJ_OUT(props, req) \
+#define OBJ_OUT(props, req)                                                                        \
 	"{\"type\":\"object\",\"properties\":{" props "},\"required\":[" req "]}"
 #define STR "{\"type\":\"string\"}"
 #define ARR "{\"type\":\"array\",\"items\":{\"type\":\"object\"}}"
-#define NAME_IN                                                                              \
-	"{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"minLength\":1," \
+#define NAME_IN                                                                                    \
+	"{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"minLength\":1,"      \
 	"\"maxLength\":64}},\"required\":[\"name\"],\"additionalProperties\":false}"
 #define NONE_IN "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}"
-#define PORT_P "\"port\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":65535}"
+#define PORT_P	"\"port\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":65535}"
 #define PROTO_P "\"proto\":{\"type\":\"string\",\"enum\":[\"tcp\",\"udp\"]}"
-#define SVC_P "\"service\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":64}"
-#define PORT_OUT OBJ_OUT("\"port\":{\"type\":\"integer\"},\"proto\":" STR ",\"service\":" STR, \
-			 "\"port\",\"proto\"")
+#define SVC_P	"\"service\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":64}"
+#define PORT_OUT                                                                                   \
+	OBJ_OUT("\"port\":{\"type\":\"integer\"},\"proto\":" STR ",\"service\":" STR,              \
+		"\"port\",\"proto\"")
 
 static const struct tool {
 	const char *name, *title, *description, *input, *output, *method, *wrap;
 	bool read_only, destructive;
 } tools[] = {
 	{ "list_services", "List services", "Every registered service: ports, state, databases.",
-	  NONE_IN, OBJ_OUT("\"services\":" ARR, "\"services\""), "service.list", "services",
-	  true, false },
+	  NONE_IN, OBJ_OUT("\"services\":" ARR, "\"services\""), "service.list", "services", true,
+	  false },
 	{ "get_service", "Get a service",
 	  "One service: ports, state, health, resources, recent denials, processes.", NAME_IN,
 	  OBJ_OUT("\"name\":" STR ",\"state\":" STR, "\"name\""), "service.show", NULL, true,
@@ -57,13 +58,12 @@ static const struct tool {
 	{ "check_service", "Validate a service",
 	  "The mandatory startup validation of caelumctl run, without starting anything: "
 	  "ports free, credentials, environment, databases. failures lists what would stop it.",
-	  NAME_IN, OBJ_OUT("\"name\":" STR ",\"failures\":{\"type\":\"array\"}",
-			   "\"name\",\"failures\""),
+	  NAME_IN,
+	  OBJ_OUT("\"name\":" STR ",\"failures\":{\"type\":\"array\"}", "\"name\",\"failures\""),
 	  "run.check", NULL, true, false },
 	{ "list_databases", "List databases",
-	  "Every registered database: address, engine, reachability, connection counts.",
-	  NONE_IN, OBJ_OUT("\"databases\":" ARR, "\"databases\""), "db.list", "databases", true,
-	  false },
+	  "Every registered database: address, engine, reachability, connection counts.", NONE_IN,
+	  OBJ_OUT("\"databases\":" ARR, "\"databases\""), "db.list", "databases", true, false },
 	{ "get_resources", "Get resources",
 	  "Host capacity, allocation and use per dimension (cpus, memory_mb, gpus, tasks) and per "
 	  "service.",
@@ -86,9 +86,8 @@ static const struct tool {
 	{ "get_status", "Get status",
 	  "Components (mode, kernel-verified attachment), last self-verification, policy, "
 	  "event counters, registry.",
-	  NONE_IN,
-	  OBJ_OUT("\"host\":" STR ",\"components\":" ARR, "\"host\",\"components\""), "status",
-	  NULL, true, false },
+	  NONE_IN, OBJ_OUT("\"host\":" STR ",\"components\":" ARR, "\"host\",\"components\""),
+	  "status", NULL, true, false },
 	{ "verify_enforcement", "Verify enforcement",
 	  "Prove every enabled component in the kernel now: canary binds, connects, device "
 	  "opens and forks that must be denied.",
@@ -120,9 +119,10 @@ static const char *str_of(struct json_object *o, const char *key)
 {
 	struct json_object *v;
 
-	return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string) ?
-		       json_object_get_string(v) :
-		       NULL;
+	return o && json_object_object_get_ex(o, key, &v) &&
+			       json_object_is_type(v, json_type_string)
+		       ? json_object_get_string(v)
+		       : NULL;
 }
 
 struct json_object *mcp_tools_list(const struct mcp_tools *m)
@@ -157,12 +157,13 @@ static struct json_object *tool_result(struct json_object *structured, const cha
 	struct json_object *t = json_object_new_object();
 
 	json_object_object_add(t, "type", json_object_new_string("text"));
-	json_object_object_add(t, "text",
-			       json_object_new_string(
-				       text ? text :
-					      json_object_to_json_string_ext(
-						      structured, JSON_C_TO_STRING_PLAIN |
-									  JSON_C_TO_STRING_NOSLASHESCAPE)));
+	json_object_object_add(
+		t, "text",
+		json_object_new_string(
+			text ? text
+			     : json_object_to_json_string_ext(
+				       structured,
+				       JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)));
 	json_object_array_add(content, t);
 	json_object_object_add(res, "content", content);
 	if (structured)
@@ -171,7 +172,8 @@ static struct json_object *tool_result(struct json_object *structured, const cha
 	return res;
 }
 
-static struct json_object *tool_error(struct mcp_tools *m, const char *msg, struct json_object *errors)
+static struct json_object *tool_error(struct mcp_tools *m, const char *msg,
+				      struct json_object *errors)
 {
 	char buf[2048];
 	size_t off;

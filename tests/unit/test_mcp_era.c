@@ -19,7 +19,7 @@ static void test_classify(void **state)
 	static const struct {
 		const char *msg;
 		const struct mcp_edge *edge;
-		int era, code; /* code 0: accepted */
+		int era, code;	     /* code 0: accepted */
 		const char *message; /* the start of the error message */
 	} cases[] = {
 		/* legacy: no claim, no modern header */
@@ -38,13 +38,14 @@ static void test_classify(void **state)
 			  "2099-01-01") "}}",
 		  NULL, MCP_ERA_MODERN, MCP_ERR_UNSUPPORTED_VERSION,
 		  "Unsupported protocol version: 2099-01-01" },
-		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{\"_meta\":{\"" MCP_KEY_VERSION
-		  "\":\"2026-07-28\"}}}",
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/"
+		  "list\",\"params\":{\"_meta\":{\"" MCP_KEY_VERSION "\":\"2026-07-28\"}}}",
 		  NULL, MCP_ERA_MODERN, -32602,
 		  "Invalid _meta envelope for protocol revision 2026-07-28: "
 		  "io.modelcontextprotocol/clientCapabilities: missing" },
-		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{\"_meta\":{\"" MCP_KEY_VERSION
-		  "\":7,\"" MCP_KEY_CAPS "\":{}}}}",
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/"
+		  "list\",\"params\":{\"_meta\":{\"" MCP_KEY_VERSION "\":7,\"" MCP_KEY_CAPS
+		  "\":{}}}}",
 		  NULL, MCP_ERA_MODERN, -32602,
 		  "Invalid _meta envelope for protocol revision 2026-07-28: "
 		  "io.modelcontextprotocol/protocolVersion: expected a protocol version string" },
@@ -53,11 +54,11 @@ static void test_classify(void **state)
 		  "\"get_status\"," ENV("2026-07-28") "}}",
 		  &http_ok, MCP_ERA_MODERN, MCP_ERR_HEADER_MISMATCH,
 		  "Bad Request: header mismatch: Mcp-Name names \"list_ports\" but the body" },
-		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{}}", &http_ok,
-		  MCP_ERA_MODERN, -32602,
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\",\"params\":{}}",
+		  &http_ok, MCP_ERA_MODERN, -32602,
 		  "Invalid params: MCP-Protocol-Version names protocol revision 2026-07-28" },
-		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{}}", &http_ok,
-		  MCP_ERA_LEGACY, MCP_ERR_HEADER_MISMATCH,
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{}}",
+		  &http_ok, MCP_ERA_LEGACY, MCP_ERR_HEADER_MISMATCH,
 		  "Bad Request: header mismatch: an initialize request" },
 		/* a notification is never refused for its version */
 		{ "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/cancelled\",\"params\":{" ENV(
@@ -75,7 +76,8 @@ static void test_classify(void **state)
 		rc = mcp_era_classify(msg, cases[i].edge, &era, &err, &status);
 		if (!cases[i].code) {
 			if (rc)
-				fail_msg("case %zu refused: %s", i, json_object_to_json_string(err));
+				fail_msg("case %zu refused: %s", i,
+					 json_object_to_json_string(err));
 			assert_int_equal(era, cases[i].era);
 		} else {
 			if (!rc)
@@ -116,8 +118,9 @@ static void test_unsupported_data(void **state)
 
 static void test_headers_whitespace_and_base64(void **state)
 {
-	static const char body[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\","
-				   "\"params\":{\"uri\":\"caelum://status\"," ENV("2026-07-28") "}}";
+	static const char body[] =
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"resources/read\","
+		"\"params\":{\"uri\":\"caelum://status\"," ENV("2026-07-28") "}}";
 	const struct mcp_edge ows = { " 2026-07-28\t", "resources/read ", " caelum://status " };
 	const struct mcp_edge b64 = { "2026-07-28", "resources/read",
 				      "=?base64?Y2FlbHVtOi8vc3RhdHVz?=" };
