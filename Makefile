@@ -49,8 +49,8 @@ SKELS := $(BPF_PROGS:%=$(GEN)/%.skel.h)
 COMMON := log jsonv portrange config capacity cgroup fsutil spec bpfinfo rpc_client dbprobe spec_ext dbspec probe loop fingerprint
 DAEMON := caelumd loop services ports port_tables agg devices tasks cpu connect databases dbresolve \
 	  hostaddr credentials health \
-	  verify api http http_auth connlimit metrics token assets assets_data handlers_view mcp mcp_http \
-	  schema peers \
+	  verify api http http_auth connlimit metrics token assets assets_data handlers_view mcp mcp_era \
+	  mcp_tools mcp_http schema peers \
 	  resources handlers handlers_run handlers_db status rpc registry registry_admit \
 	  registry_file journal applylog \
 	  sockets bpfpin events probe_http $(COMMON)
@@ -244,3 +244,28 @@ format:
 
 clean:
 	rm -rf build
+
+# ---- fuzzing: the MCP dispatcher, both eras (tests/fuzz/fuzz_mcp.c) ----
+# It links the dispatcher's own sources with a stand-in handlers_call, so it is built apart
+# from FUZZ_LIB. make fuzz-mcp [FUZZ_SECONDS=60]: fuzz from the committed corpus, new inputs in
+# build/fuzz/mcp-corpus; make fuzz-mcp-check: every committed input once, then 5 s (make test).
+FUZZ_MCP_SRCS := tests/fuzz/fuzz_mcp.c user/mcp.c user/mcp_era.c user/mcp_tools.c user/schema.c \
+		 user/jsonv.c user/log.c
+
+$(FUZZ)/fuzz_mcp: $(FUZZ_MCP_SRCS) user/*.h include/caelum/*.h | $(SKELS) $(FUZZ)/obj
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(FUZZ_MCP_SRCS) -ljson-c -lcrypto -lbpf -o $@
+
+.PHONY: fuzz fuzz-mcp fuzz-mcp-check fuzz-build fuzz-smoke
+fuzz-mcp: $(FUZZ)/fuzz_mcp
+	mkdir -p $(FUZZ)/mcp-corpus
+	$(FUZZ)/fuzz_mcp -max_total_time=$(FUZZ_SECONDS) -dict=tests/fuzz/mcp.dict \
+		-print_final_stats=1 $(FUZZ)/mcp-corpus tests/fuzz/corpus/mcp
+
+fuzz-mcp-check: $(FUZZ)/fuzz_mcp
+	$(FUZZ)/fuzz_mcp -runs=0 tests/fuzz/corpus/mcp
+	mkdir -p $(FUZZ)/mcp-check
+	$(FUZZ)/fuzz_mcp -max_total_time=5 -dict=tests/fuzz/mcp.dict \
+		-artifact_prefix=$(FUZZ)/ $(FUZZ)/mcp-check tests/fuzz/corpus/mcp
+
+fuzz: fuzz-mcp
+fuzz-smoke: fuzz-mcp-check

@@ -518,6 +518,8 @@ static int request_read(struct http *h, struct lws *wsi, int listener, struct ht
 	custom_copy(wsi, "mcp-session-id:", r->session, sizeof(r->session));
 	custom_copy(wsi, "mcp-protocol-version:", r->protocol_version,
 		    sizeof(r->protocol_version));
+	custom_copy(wsi, "mcp-method:", r->mcp_method, sizeof(r->mcp_method));
+	custom_copy(wsi, "mcp-name:", r->mcp_name, sizeof(r->mcp_name));
 	hdr_copy(wsi, WSI_TOKEN_HOST, host, sizeof(host));
 	hdr_copy(wsi, WSI_TOKEN_ORIGIN, origin, sizeof(origin));
 	hdr_copy(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, authz, sizeof(authz));

@@ -42,6 +42,8 @@ struct http_request {
 	char last_event_id[32];
 	char session[128]; /* Mcp-Session-Id */
 	char protocol_version[32]; /* MCP-Protocol-Version */
+	char mcp_method[64]; /* Mcp-Method (MCP 2026-07-28) */
+	char mcp_name[384]; /* Mcp-Name (MCP 2026-07-28) */
 	char content_type[128];
 	char peer[64];
 	bool authenticated; /* presented the API token */

@@ -10,10 +10,15 @@
 #include "handlers.h"
 #include "log.h"
 #include "mcp.h"
+#include "mcp_era.h"
+#include "mcp_tools.h"
 #include "schema.h"
 #include "version.h"
 
-#define MAX_SESSIONS 256
+#define MAX_SESSIONS 1024 /* every kind: HTTP, WebSocket, stdio, listen streams */
+#define MAX_HTTP_SESSIONS 256 /* legacy Streamable HTTP sessions; idle ones are evicted */
+#define MAX_HTTP_PER_CLIENT 64 /* ... of one client address: it evicts only its own */
+#define MAX_LISTENS 8 /* subscriptions/listen per session (WebSocket, stdio) */
 #define SESSION_IDLE_NS (3600ULL * 1000000000ULL) /* HTTP sessions without traffic expire */
 #define STATUS_NOTE_NS (100ULL * 1000000ULL) /* status updates at most every 100 ms */
 
@@ -44,115 +49,17 @@ static const struct resource {
 		       "events.list", "{\"limit\": 100}" },
 };
 
-#define OBJ_OUT(props, req) \
-	"{\"type\":\"object\",\"properties\":{" props "},\"required\":[" req "]}"
-#define STR "{\"type\":\"string\"}"
-#define ARR "{\"type\":\"array\",\"items\":{\"type\":\"object\"}}"
-#define NAME_IN                                                                              \
-	"{\"type\":\"object\",\"properties\":{\"name\":{\"type\":\"string\",\"minLength\":1," \
-	"\"maxLength\":64}},\"required\":[\"name\"],\"additionalProperties\":false}"
-#define NONE_IN "{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false}"
-#define PORT_P "\"port\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":65535}"
-#define PROTO_P "\"proto\":{\"type\":\"string\",\"enum\":[\"tcp\",\"udp\"]}"
-#define SVC_P "\"service\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":64}"
-#define PORT_OUT OBJ_OUT("\"port\":{\"type\":\"integer\"},\"proto\":" STR ",\"service\":" STR, \
-			 "\"port\",\"proto\"")
 
-static const struct tool {
-	const char *name, *title, *description, *input, *output, *method, *wrap;
-	bool read_only, destructive;
-} tools[] = {
-	{ "list_services", "List services", "Every registered service: ports, state, databases.",
-	  NONE_IN, OBJ_OUT("\"services\":" ARR, "\"services\""), "service.list", "services",
-	  true, false },
-	{ "get_service", "Get a service",
-	  "One service: ports, state, health, resources, recent denials, processes.", NAME_IN,
-	  OBJ_OUT("\"name\":" STR ",\"state\":" STR, "\"name\""), "service.show", NULL, true,
-	  false },
-	{ "list_ports", "List port reservations",
-	  "Every reservation: port, protocol, owning service, origin, managed range.", NONE_IN,
-	  OBJ_OUT("\"ports\":" ARR, "\"ports\""), "port.list", "ports", true, false },
-	{ "reserve_port", "Reserve a port",
-	  "Reserve PORT/PROTO for SERVICE; from then on the kernel denies its bind() to every "
-	  "other cgroup. Refused when another service owns it or a foreign process holds it.",
-	  "{\"type\":\"object\",\"properties\":{" PORT_P "," PROTO_P "," SVC_P "},"
-	  "\"required\":[\"port\",\"service\"],\"additionalProperties\":false}",
-	  PORT_OUT, "port.reserve", NULL, false, false },
-	{ "release_port", "Release a port", "Release a runtime reservation of PORT/PROTO.",
-	  "{\"type\":\"object\",\"properties\":{" PORT_P "," PROTO_P "},"
-	  "\"required\":[\"port\"],\"additionalProperties\":false}",
-	  PORT_OUT, "port.release", NULL, false, true },
-	{ "allocate_port", "Allocate a port",
-	  "Reserve the first free port of the managed ranges for SERVICE.",
-	  "{\"type\":\"object\",\"properties\":{" SVC_P "," PROTO_P "},"
-	  "\"required\":[\"service\"],\"additionalProperties\":false}",
-	  PORT_OUT, "port.alloc", NULL, false, false },
-	{ "check_service", "Validate a service",
-	  "The mandatory startup validation of caelumctl run, without starting anything: "
-	  "ports free, credentials, environment, databases. failures lists what would stop it.",
-	  NAME_IN, OBJ_OUT("\"name\":" STR ",\"failures\":{\"type\":\"array\"}",
-			   "\"name\",\"failures\""),
-	  "run.check", NULL, true, false },
-	{ "list_databases", "List databases",
-	  "Every registered database: address, engine, reachability, connection counts.",
-	  NONE_IN, OBJ_OUT("\"databases\":" ARR, "\"databases\""), "db.list", "databases", true,
-	  false },
-	{ "resolve_database", "Resolve a database's name",
-	  "Look the database's host name up again now instead of at its next resolve_interval_s; "
-	  "a different answer swaps its kernel rules and emits db_address_changed. The answer "
-	  "arrives after the call: list_databases shows it once resolutions passes the one "
-	  "returned.",
-	  NAME_IN, OBJ_OUT("\"name\":" STR ",\"resolutions\":{\"type\":\"integer\"}",
-			   "\"name\",\"resolutions\""),
-	  "db.resolve", NULL, false, false },
-	{ "get_resources", "Get resources",
-	  "Host capacity, allocation and use per dimension (cpus, memory_mb, gpus, tasks) and per "
-	  "service.",
-	  NONE_IN,
-	  OBJ_OUT("\"dimensions\":{\"type\":\"object\"},\"services\":" ARR,
-		  "\"dimensions\",\"services\""),
-	  "resources", NULL, true, false },
-	{ "recent_events", "Recent events",
-	  "Events, oldest first: denials (bind_denied, db_connect_denied, device_denied, "
-	  "task_budget_exceeded, ...), registry changes, health, verification; peers' events "
-	  "carry their host.",
-	  "{\"type\":\"object\",\"properties\":{"
-	  "\"type\":{\"type\":\"string\",\"maxLength\":63},"
-	  "\"service\":{\"type\":\"string\",\"maxLength\":63},"
-	  "\"host\":{\"type\":\"string\",\"maxLength\":253},"
-	  "\"since\":{\"type\":\"integer\",\"minimum\":0},"
-	  "\"limit\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":16384}},"
-	  "\"additionalProperties\":false}",
-	  OBJ_OUT("\"events\":" ARR, "\"events\""), "events.list", "events", true, false },
-	{ "get_status", "Get status",
-	  "Components (mode, kernel-verified attachment), last self-verification, policy, "
-	  "event counters, registry.",
-	  NONE_IN,
-	  OBJ_OUT("\"host\":" STR ",\"components\":" ARR, "\"host\",\"components\""), "status",
-	  NULL, true, false },
-	{ "verify_enforcement", "Verify enforcement",
-	  "Prove every enabled component in the kernel now: canary binds, connects, device "
-	  "opens and forks that must be denied.",
-	  NONE_IN,
-	  OBJ_OUT("\"ok\":{\"type\":\"boolean\"},\"components\":{\"type\":\"object\"}",
-		  "\"ok\",\"components\""),
-	  "verify", NULL, true, false },
-	{ "ingest_events", "Ingest a peer's events",
-	  "For Caelum peers: store events from HOST (at most 1,000 per call); re-sent events "
-	  "(origin id already seen) are skipped.",
-	  "{\"type\":\"object\",\"properties\":{"
-	  "\"host\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":253},"
-	  "\"events\":{\"type\":\"array\",\"maxItems\":1000,\"items\":{\"type\":\"object\"}}},"
-	  "\"required\":[\"host\",\"events\"],\"additionalProperties\":false}",
-	  OBJ_OUT("\"host\":" STR ",\"stored\":{\"type\":\"integer\"},"
-		  "\"duplicates\":{\"type\":\"integer\"}",
-		  "\"host\",\"stored\",\"duplicates\""),
-	  "events.ingest", NULL, false, false },
+struct listen {
+	struct json_object *id; /* the listen request's id: the subscription id */
+	unsigned int subs; /* bit per resource */
 };
-#define N_TOOLS (sizeof(tools) / sizeof(tools[0]))
 
 struct mcp_session {
 	struct mcp_session *next;
+	struct listen listens[MAX_LISTENS];
+	size_t n_listens;
+	char peer[64]; /* the client's address (HTTP) */
 	char id[33];
 	char transport[8];
 	char version[16];
@@ -168,15 +75,23 @@ struct mcp_session {
 
 struct mcp {
 	struct daemon *d;
-	struct json_object *in_schema[N_TOOLS], *out_schema[N_TOOLS];
+	struct mcp_tools *tools;
 	struct mcp_session *sessions;
 	size_t n_sessions;
 	int sub_id;
 	bool in_log; /* a log message being forwarded: do not forward its own logs */
 	pthread_t loop_thread;
 	uint64_t notes_sent, notes_dropped;
-	uint64_t calls, tool_errors;
+	struct mcp_stats st;
 };
+
+#define INSTRUCTIONS                                                                         \
+	"Caelum enforces this host's infrastructure registry in the kernel: port "          \
+	"reservations, database access, GPU devices and task budgets. Read with "           \
+	"get_status, list_services, list_ports, recent_events; change reservations with "   \
+	"reserve_port, allocate_port, release_port; validate a service with check_service " \
+	"before starting it. Denials are events (recent_events, or subscribe to "           \
+	"caelum://events/recent)."
 
 static struct mcp *log_target; /* the instance that receives caelumd's log messages */
 
@@ -191,15 +106,6 @@ static struct json_object *envelope(struct json_object *id)
 	return o;
 }
 
-struct json_object *mcp_error(struct json_object *id, int code, const char *message)
-{
-	struct json_object *o = envelope(id), *e = json_object_new_object();
-
-	json_object_object_add(e, "code", json_object_new_int(code));
-	json_object_object_add(e, "message", json_object_new_string(message));
-	json_object_object_add(o, "error", e);
-	return o;
-}
 
 static struct json_object *result(struct json_object *id, struct json_object *res)
 {
@@ -281,15 +187,75 @@ struct mcp_session *mcp_session_new(struct mcp *m, const char *transport, mcp_se
 	return s;
 }
 
+static void listens_clear(struct mcp_session *s)
+{
+	for (size_t i = 0; i < s->n_listens; i++)
+		json_object_put(s->listens[i].id);
+	s->n_listens = 0;
+}
+
 void mcp_session_free(struct mcp *m, struct mcp_session *s)
 {
 	for (struct mcp_session **pp = &m->sessions; *pp; pp = &(*pp)->next)
 		if (*pp == s) {
 			*pp = s->next;
 			m->n_sessions--;
+			listens_clear(s);
 			free(s);
 			return;
 		}
+}
+
+/* A legacy HTTP session no stream serves: nothing is lost but the session when it goes. */
+static bool evictable(const struct mcp_session *s, const char *peer)
+{
+	return !strcmp(s->transport, "http") && !s->send && (!peer || !strcmp(s->peer, peer));
+}
+
+/* The least recently used evictable session (of peer, when not NULL), or NULL. */
+static struct mcp_session *lru(struct mcp *m, const char *peer)
+{
+	struct mcp_session *best = NULL;
+
+	for (struct mcp_session *s = m->sessions; s; s = s->next)
+		if (evictable(s, peer) && (!best || s->last_active_ns < best->last_active_ns))
+			best = s;
+	return best;
+}
+
+struct mcp_session *mcp_session_new_http(struct mcp *m, const char *peer)
+{
+	size_t total = 0, mine = 0;
+	struct mcp_session *s, *victim = NULL;
+
+	for (s = m->sessions; s; s = s->next)
+		if (!strcmp(s->transport, "http")) {
+			total++;
+			mine += !strcmp(s->peer, peer);
+		}
+	/* A client at its limit makes room among its own sessions only. */
+	if (mine >= MAX_HTTP_PER_CLIENT) {
+		victim = lru(m, peer);
+		if (victim)
+			m->st.evicted_per_client++;
+	} else if (total >= MAX_HTTP_SESSIONS || m->n_sessions >= MAX_SESSIONS) {
+		victim = lru(m, NULL);
+		if (victim)
+			m->st.evicted_lru++;
+	}
+	if (victim)
+		mcp_session_free(m, victim);
+	if ((mine >= MAX_HTTP_PER_CLIENT || total >= MAX_HTTP_SESSIONS) && !victim) {
+		m->st.refused++;
+		return NULL;
+	}
+	s = mcp_session_new(m, "http", NULL, NULL);
+	if (!s) {
+		m->st.refused++;
+		return NULL;
+	}
+	snprintf(s->peer, sizeof(s->peer), "%s", peer);
+	return s;
 }
 
 struct mcp_session *mcp_session_find(struct mcp *m, const char *id)
@@ -323,11 +289,34 @@ void *mcp_session_sender_ctx(const struct mcp_session *s)
 
 /* ---- methods ---- */
 
+static struct json_object *capabilities(bool legacy)
+{
+	struct json_object *caps = json_object_new_object(), *o = json_object_new_object();
+
+	json_object_object_add(o, "listChanged", json_object_new_boolean(false));
+	json_object_object_add(caps, "tools", o);
+	o = json_object_new_object();
+	json_object_object_add(o, "subscribe", json_object_new_boolean(true));
+	json_object_object_add(o, "listChanged", json_object_new_boolean(false));
+	json_object_object_add(caps, "resources", o);
+	/* Logging is deprecated on 2026-07-28: offered to the legacy era only. There the
+	 * (empty) prompts list is served without the capability, as it always was; 2026-07-28
+	 * requires the capability of what is served. */
+	if (legacy) {
+		json_object_object_add(caps, "logging", json_object_new_object());
+	} else {
+		o = json_object_new_object();
+		json_object_object_add(o, "listChanged", json_object_new_boolean(false));
+		json_object_object_add(caps, "prompts", o);
+	}
+	return caps;
+}
+
 static struct json_object *do_initialize(struct mcp_session *s, struct json_object *id,
 					 struct json_object *params)
 {
 	const char *want = str_of(params, "protocolVersion");
-	struct json_object *res, *caps, *o, *info, *ci;
+	struct json_object *res, *info, *ci;
 
 	if (!want)
 		return mcp_error(id, -32602, "initialize: params.protocolVersion must be a string");
@@ -338,148 +327,29 @@ static struct json_object *do_initialize(struct mcp_session *s, struct json_obje
 	s->initialized = true;
 	res = json_object_new_object();
 	json_object_object_add(res, "protocolVersion", json_object_new_string(s->version));
-	caps = json_object_new_object();
-	o = json_object_new_object();
-	json_object_object_add(o, "listChanged", json_object_new_boolean(false));
-	json_object_object_add(caps, "tools", o);
-	o = json_object_new_object();
-	json_object_object_add(o, "subscribe", json_object_new_boolean(true));
-	json_object_object_add(o, "listChanged", json_object_new_boolean(false));
-	json_object_object_add(caps, "resources", o);
-	json_object_object_add(caps, "logging", json_object_new_object());
-	json_object_object_add(res, "capabilities", caps);
+	json_object_object_add(res, "capabilities", capabilities(true));
 	info = json_object_new_object();
 	json_object_object_add(info, "name", json_object_new_string("caelumd"));
 	json_object_object_add(info, "title", json_object_new_string("Caelum"));
 	json_object_object_add(info, "version", json_object_new_string(CAELUM_VERSION));
 	json_object_object_add(res, "serverInfo", info);
-	json_object_object_add(
-		res, "instructions",
-		json_object_new_string(
-			"Caelum enforces this host's infrastructure registry in the kernel: port "
-			"reservations, database access, GPU devices and task budgets. Read with "
-			"get_status, list_services, list_ports, recent_events; change reservations "
-			"with reserve_port, allocate_port, release_port; validate a service with "
-			"check_service before starting it. Denials are events (recent_events, or "
-			"subscribe to caelum://events/recent)."));
+	json_object_object_add(res, "instructions", json_object_new_string(INSTRUCTIONS));
 	return result(id, res);
 }
 
 static struct json_object *do_tools_list(struct mcp *m, struct json_object *id)
 {
-	struct json_object *arr = json_object_new_array(), *res = json_object_new_object();
-
-	for (size_t i = 0; i < N_TOOLS; i++) {
-		struct json_object *t = json_object_new_object(), *ann = json_object_new_object();
-
-		json_object_object_add(t, "name", json_object_new_string(tools[i].name));
-		json_object_object_add(t, "title", json_object_new_string(tools[i].title));
-		json_object_object_add(t, "description",
-				       json_object_new_string(tools[i].description));
-		json_object_object_add(t, "inputSchema", json_object_get(m->in_schema[i]));
-		json_object_object_add(t, "outputSchema", json_object_get(m->out_schema[i]));
-		json_object_object_add(ann, "readOnlyHint",
-				       json_object_new_boolean(tools[i].read_only));
-		json_object_object_add(ann, "destructiveHint",
-				       json_object_new_boolean(tools[i].destructive));
-		json_object_object_add(ann, "openWorldHint", json_object_new_boolean(false));
-		json_object_object_add(t, "annotations", ann);
-		json_object_array_add(arr, t);
-	}
-	json_object_object_add(res, "tools", arr);
-	return result(id, res);
-}
-
-static struct json_object *tool_result(struct json_object *structured, const char *text,
-				       bool is_error)
-{
-	struct json_object *res = json_object_new_object(), *content = json_object_new_array();
-	struct json_object *t = json_object_new_object();
-
-	json_object_object_add(t, "type", json_object_new_string("text"));
-	json_object_object_add(t, "text",
-			       json_object_new_string(
-				       text ? text :
-					      json_object_to_json_string_ext(
-						      structured, JSON_C_TO_STRING_PLAIN |
-									  JSON_C_TO_STRING_NOSLASHESCAPE)));
-	json_object_array_add(content, t);
-	json_object_object_add(res, "content", content);
-	if (structured)
-		json_object_object_add(res, "structuredContent", structured);
-	json_object_object_add(res, "isError", json_object_new_boolean(is_error));
-	return res;
-}
-
-static struct json_object *tool_error(struct mcp *m, const char *msg, struct json_object *errors)
-{
-	char buf[2048];
-	size_t off;
-
-	m->tool_errors++;
-	off = (size_t)snprintf(buf, sizeof(buf), "%s", msg);
-	for (size_t i = 0; errors && i < json_object_array_length(errors) && off < sizeof(buf);
-	     i++) {
-		const char *e = json_object_get_string(json_object_array_get_idx(errors, i));
-
-		if (i == 0 && !strcmp(e, msg))
-			continue;
-		off += (size_t)snprintf(buf + off, sizeof(buf) - off, "\n%s", e);
-	}
-	return tool_result(NULL, buf, true);
+	return result(id, mcp_tools_list(m->tools));
 }
 
 static struct json_object *do_tools_call(struct mcp *m, struct json_object *id,
 					 struct json_object *params)
 {
-	struct caller who = { .uid = (uid_t)-1, .transport = "mcp" };
-	const char *name = str_of(params, "name");
-	struct json_object *args = NULL, *res = NULL;
-	char why[512], msg[640];
-	struct herr err;
-	size_t i;
+	struct json_object *res = NULL;
+	char msg[160];
+	int code = mcp_tools_call(m->tools, params, &res, msg, sizeof(msg));
 
-	if (!name)
-		return mcp_error(id, -32602, "tools/call: params.name must be a string");
-	for (i = 0; i < N_TOOLS && strcmp(tools[i].name, name); i++)
-		;
-	if (i == N_TOOLS) {
-		snprintf(msg, sizeof(msg), "Unknown tool: %.64s", name);
-		return mcp_error(id, -32602, msg);
-	}
-	m->calls++;
-	json_object_object_get_ex(params, "arguments", &args);
-	if (!args) {
-		args = json_object_new_object();
-	} else {
-		json_object_get(args);
-	}
-	/* Input errors are the tool's: isError, so that the caller can correct itself. */
-	if (!schema_check(m->in_schema[i], args, "", why, sizeof(why))) {
-		snprintf(msg, sizeof(msg), "invalid arguments: %s", why);
-		json_object_put(args);
-		return result(id, tool_error(m, msg, NULL));
-	}
-	if (handlers_call(m->d, tools[i].method, args, &who, &res, &err, NULL)) {
-		struct json_object *r = tool_error(m, err.message, err.errors);
-
-		json_object_put(err.errors);
-		json_object_put(args);
-		return result(id, r);
-	}
-	json_object_put(args);
-	if (tools[i].wrap) {
-		struct json_object *w = json_object_new_object();
-
-		json_object_object_add(w, tools[i].wrap, res);
-		res = w;
-	}
-	if (!schema_check(m->out_schema[i], res, "", why, sizeof(why))) {
-		p_warn("mcp: %s: result does not match its outputSchema: %s", name, why);
-		json_object_put(res);
-		return mcp_error(id, -32603, "internal error: result does not match outputSchema");
-	}
-	return result(id, tool_result(res, NULL, false));
+	return code ? mcp_error(id, code, msg) : result(id, res);
 }
 
 static struct json_object *read_resource(struct mcp *m, int r)
@@ -598,12 +468,203 @@ static struct json_object *do_set_level(struct mcp_session *s, struct json_objec
 			 "warning, error, critical, alert, emergency");
 }
 
-struct json_object *mcp_handle(struct mcp *m, struct mcp_session *s, struct json_object *msg)
+/* ---- 2026-07-28: discover and listen ---- */
+
+static struct json_object *do_discover(struct json_object *id)
 {
-	struct json_object *id = NULL, *params = NULL, *v;
+	struct json_object *res = json_object_new_object(), *v = json_object_new_array();
+
+	json_object_array_add(v, json_object_new_string(MCP_MODERN_VERSION));
+	json_object_object_add(res, "supportedVersions", v);
+	json_object_object_add(res, "capabilities", capabilities(false));
+	json_object_object_add(res, "instructions", json_object_new_string(INSTRUCTIONS));
+	return result(id, res);
+}
+
+/* The honored part of a SubscriptionFilter: resource URIs (this server offers no list
+ * changes); *subs the bits of the resources among them. NULL: the filter is invalid. */
+static struct json_object *listen_filter(struct json_object *f, unsigned int *subs)
+{
+	static const char *const flags[] = { "toolsListChanged", "promptsListChanged",
+					     "resourcesListChanged" };
+	struct json_object *uris = NULL, *honored;
+
+	*subs = 0;
+	if (!f || !json_object_is_type(f, json_type_object))
+		return NULL;
+	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
+		struct json_object *b;
+
+		if (json_object_object_get_ex(f, flags[i], &b) &&
+		    !json_object_is_type(b, json_type_boolean))
+			return NULL;
+	}
+	if (json_object_object_get_ex(f, "resourceSubscriptions", &uris)) {
+		if (!json_object_is_type(uris, json_type_array))
+			return NULL;
+		for (size_t i = 0; i < json_object_array_length(uris); i++) {
+			struct json_object *u = json_object_array_get_idx(uris, i);
+			int r;
+
+			if (!json_object_is_type(u, json_type_string))
+				return NULL;
+			r = resource_index(json_object_get_string(u));
+			if (r >= 0)
+				*subs |= 1U << r;
+		}
+	}
+	honored = json_object_new_object();
+	if (uris && json_object_array_length(uris))
+		json_object_object_add(honored, "resourceSubscriptions", json_object_get(uris));
+	return honored;
+}
+
+static struct json_object *subscription_meta(struct json_object *id)
+{
+	struct json_object *meta = json_object_new_object();
+
+	json_object_object_add(meta, MCP_KEY_SUBSCRIPTION, json_object_get(id));
+	return meta;
+}
+
+/* subscriptions/listen: the acknowledgement goes out now through the session's sender, the
+ * changes later; no response until the subscription ends (NULL), or at once (the graceful
+ * end) when nothing of the filter can be delivered. */
+static struct json_object *do_listen(struct mcp *m, struct mcp_session *s, struct json_object *id,
+				     struct json_object *params)
+{
+	struct json_object *f = NULL, *honored, *p, *res;
+	unsigned int subs;
+	bool open;
+
+	json_object_object_get_ex(params, "notifications", &f);
+	honored = listen_filter(f, &subs);
+	if (!honored)
+		return mcp_error(id, -32602,
+				 "Invalid params: 'notifications' is required and must be a valid "
+				 "SubscriptionFilter");
+	if (s->n_listens == MAX_LISTENS) {
+		json_object_put(honored);
+		return mcp_error(id, -32603, "Subscription limit reached");
+	}
+	open = json_object_object_length(honored) > 0;
+	p = json_object_new_object();
+	json_object_object_add(p, "notifications", honored); /* p owns it */
+	json_object_object_add(p, "_meta", subscription_meta(id));
+	notify(m, s, "notifications/subscriptions/acknowledged", p);
+	if (open) {
+		s->listens[s->n_listens].id = json_object_get(id);
+		s->listens[s->n_listens++].subs = subs;
+		m->st.listens_opened++;
+		return NULL;
+	}
+	res = json_object_new_object();
+	json_object_object_add(res, "_meta", subscription_meta(id));
+	return result(id, res);
+}
+
+/* notifications/cancelled of a listen: nothing more is delivered for it. */
+static void listen_cancel(struct mcp_session *s, struct json_object *params)
+{
+	struct json_object *rid;
+
+	if (!json_object_object_get_ex(params, "requestId", &rid))
+		return;
+	for (size_t i = 0; i < s->n_listens; i++)
+		if (json_object_equal(s->listens[i].id, rid)) {
+			json_object_put(s->listens[i].id);
+			s->listens[i] = s->listens[--s->n_listens];
+			return;
+		}
+}
+
+/* ---- dispatch ---- */
+
+/* What both eras share: the tools and resources. NULL when method is not one of them. */
+static struct json_object *common(struct mcp *m, const char *method, struct json_object *id,
+				  struct json_object *params)
+{
+	if (!strcmp(method, "tools/list"))
+		return do_tools_list(m, id);
+	if (!strcmp(method, "tools/call"))
+		return do_tools_call(m, id, params);
+	if (!strcmp(method, "resources/list"))
+		return do_resources_list(id);
+	if (!strcmp(method, "resources/templates/list")) {
+		struct json_object *res = json_object_new_object();
+
+		json_object_object_add(res, "resourceTemplates", json_object_new_array());
+		return result(id, res);
+	}
+	if (!strcmp(method, "resources/read"))
+		return do_resources_read(m, id, params);
+	if (!strcmp(method, "prompts/list")) {
+		/* No prompts (and no prompts capability); an empty list, not an error. */
+		struct json_object *res = json_object_new_object();
+
+		json_object_object_add(res, "prompts", json_object_new_array());
+		return result(id, res);
+	}
+	return NULL;
+}
+
+static struct json_object *legacy(struct mcp *m, struct mcp_session *s, const char *method,
+				  struct json_object *id, struct json_object *params)
+{
+	struct json_object *r;
+
+	if (!strcmp(method, "initialize"))
+		return do_initialize(s, id, params);
+	if (!strcmp(method, "ping"))
+		return result(id, NULL);
+	if (!s->initialized)
+		return mcp_error(id, -32600, "Invalid Request: initialize first");
+	if ((r = common(m, method, id, params)))
+		return r;
+	if (!strcmp(method, "resources/subscribe"))
+		return do_subscribe(s, id, params, true);
+	if (!strcmp(method, "resources/unsubscribe"))
+		return do_subscribe(s, id, params, false);
+	if (!strcmp(method, "logging/setLevel"))
+		return do_set_level(s, id, params);
+	return mcp_error(id, -32601, "Method not found");
+}
+
+/* 2026-07-28: no session state but listens; results carry resultType and serverInfo. */
+static struct json_object *modern(struct mcp *m, struct mcp_session *s, const char *method,
+				  struct json_object *id, struct json_object *params)
+{
+	struct json_object *r = NULL, *v;
+
+	m->st.modern_requests++;
+	if (!strcmp(method, "subscriptions/listen")) {
+		if (!(r = do_listen(m, s, id, params)))
+			return NULL; /* open: the response comes when it ends */
+	} else if (!strcmp(method, "server/discover")) {
+		r = do_discover(id);
+	} else if (!(r = common(m, method, id, params))) {
+		r = mcp_error(id, -32601, "Method not found");
+	}
+	if (json_object_object_get_ex(r, "result", &v)) {
+		mcp_era_result(v, method);
+	} else if (json_object_object_get_ex(r, "error", &v)) {
+		struct json_object *c;
+
+		if (json_object_object_get_ex(v, "code", &c))
+			json_object_set_int(c, mcp_era_error_code(json_object_get_int(c)));
+	}
+	return r;
+}
+
+static struct json_object *dispatch(struct mcp *m, struct mcp_session *s, struct json_object *msg,
+				    const struct mcp_edge *edge, int *status)
+{
+	struct json_object *id = NULL, *params = NULL, *v, *err = NULL;
+	enum mcp_era era;
 	const char *method;
 	bool request;
 
+	*status = 200;
 	s->last_active_ns = time_now_ns();
 	if (!json_object_is_type(msg, json_type_object))
 		return mcp_error(NULL, -32600, "Invalid Request: not a JSON-RPC object");
@@ -625,52 +686,79 @@ struct json_object *mcp_handle(struct mcp *m, struct mcp_session *s, struct json
 	if (json_object_object_get_ex(msg, "params", &params) && params &&
 	    !json_object_is_type(params, json_type_object))
 		return request ? mcp_error(id, -32602, "Invalid params: must be an object") : NULL;
-	if (!request)
-		return NULL; /* notifications/initialized, cancelled, roots/list_changed */
-	if (!strcmp(method, "initialize"))
-		return do_initialize(s, id, params);
-	if (!strcmp(method, "ping"))
-		return result(id, NULL);
-	if (!s->initialized)
-		return mcp_error(id, -32600, "Invalid Request: initialize first");
-	if (!strcmp(method, "tools/list"))
-		return do_tools_list(m, id);
-	if (!strcmp(method, "tools/call"))
-		return do_tools_call(m, id, params);
-	if (!strcmp(method, "resources/list"))
-		return do_resources_list(id);
-	if (!strcmp(method, "resources/templates/list")) {
-		struct json_object *res = json_object_new_object();
-
-		json_object_object_add(res, "resourceTemplates", json_object_new_array());
-		return result(id, res);
+	if (mcp_era_classify(msg, edge, &era, &err, status)) {
+		m->st.era_refused++;
+		if (request)
+			return err;
+		json_object_put(err);
+		*status = 202;
+		return NULL;
 	}
-	if (!strcmp(method, "resources/read"))
-		return do_resources_read(m, id, params);
-	if (!strcmp(method, "resources/subscribe"))
-		return do_subscribe(s, id, params, true);
-	if (!strcmp(method, "resources/unsubscribe"))
-		return do_subscribe(s, id, params, false);
-	if (!strcmp(method, "logging/setLevel"))
-		return do_set_level(s, id, params);
-	if (!strcmp(method, "prompts/list")) {
-		/* No prompts (and no prompts capability); an empty list, not an error. */
-		struct json_object *res = json_object_new_object();
-
-		json_object_object_add(res, "prompts", json_object_new_array());
-		return result(id, res);
+	if (!request) {
+		/* notifications/initialized, cancelled, roots/list_changed */
+		if (era == MCP_ERA_MODERN && !strcmp(method, "notifications/cancelled"))
+			listen_cancel(s, params);
+		return NULL;
 	}
-	return mcp_error(id, -32601, "Method not found");
+	if (era == MCP_ERA_MODERN) {
+		struct json_object *r = modern(m, s, method, id, params), *e, *c;
+
+		/* A method this revision does not have is a 404 on Streamable HTTP. */
+		if (r && json_object_object_get_ex(r, "error", &e) &&
+		    json_object_object_get_ex(e, "code", &c) && json_object_get_int(c) == -32601)
+			*status = 404;
+		return r;
+	}
+	return legacy(m, s, method, id, params);
+}
+
+struct json_object *mcp_handle(struct mcp *m, struct mcp_session *s, struct json_object *msg)
+{
+	int status;
+
+	return dispatch(m, s, msg, NULL, &status);
+}
+
+struct json_object *mcp_handle_edge(struct mcp *m, struct mcp_session *s, struct json_object *msg,
+				    const struct mcp_edge *edge, int *http_status)
+{
+	struct mcp_session tmp = { .transport = "http", .level = LEVEL_DEFAULT };
+	struct json_object *r = dispatch(m, s ? s : &tmp, msg, edge, http_status);
+
+	listens_clear(&tmp);
+	return r;
 }
 
 /* ---- server-initiated messages ---- */
 
+/* notifications/resources/updated for resource r: once for a legacy subscription, once per
+ * listen that asked for it (stamped with its subscription id). */
 static void updated(struct mcp *m, struct mcp_session *s, int r)
 {
-	struct json_object *p = json_object_new_object();
+	struct json_object *p;
 
-	json_object_object_add(p, "uri", json_object_new_string(resources[r].uri));
-	notify(m, s, "notifications/resources/updated", p);
+	if (s->subs & (1U << r)) {
+		p = json_object_new_object();
+		json_object_object_add(p, "uri", json_object_new_string(resources[r].uri));
+		notify(m, s, "notifications/resources/updated", p);
+	}
+	for (size_t i = 0; i < s->n_listens; i++) {
+		if (!(s->listens[i].subs & (1U << r)))
+			continue;
+		p = json_object_new_object();
+		json_object_object_add(p, "uri", json_object_new_string(resources[r].uri));
+		json_object_object_add(p, "_meta", subscription_meta(s->listens[i].id));
+		notify(m, s, "notifications/resources/updated", p);
+	}
+}
+
+static unsigned int wanted(const struct mcp_session *s)
+{
+	unsigned int w = s->subs;
+
+	for (size_t i = 0; i < s->n_listens; i++)
+		w |= s->listens[i].subs;
+	return w;
 }
 
 static bool registry_event(const char *type)
@@ -692,15 +780,17 @@ static void on_event(void *ctx, struct json_object *ev)
 	uint64_t now = time_now_ns();
 
 	for (struct mcp_session *s = m->sessions; s; s = s->next) {
-		if (!s->subs)
+		unsigned int w = wanted(s);
+
+		if (!w)
 			continue;
-		if (s->subs & (1U << R_EVENTS))
+		if (w & (1U << R_EVENTS))
 			updated(m, s, R_EVENTS);
-		if ((s->subs & (1U << R_PORTS)) && registry_event(type))
+		if ((w & (1U << R_PORTS)) && registry_event(type))
 			updated(m, s, R_PORTS);
-		if ((s->subs & (1U << R_SERVICES)) && registry_event(type))
+		if ((w & (1U << R_SERVICES)) && registry_event(type))
 			updated(m, s, R_SERVICES);
-		if (s->subs & (1U << R_STATUS)) {
+		if (w & (1U << R_STATUS)) {
 			if (now - s->last_status_ns >= STATUS_NOTE_NS) {
 				s->last_status_ns = now;
 				s->status_pending = false;
@@ -757,6 +847,7 @@ void mcp_tick(struct mcp *m, uint64_t now)
 struct json_object *mcp_status_json(struct mcp *m)
 {
 	struct json_object *o = json_object_new_object();
+	uint64_t calls, errors;
 	size_t by[3] = {};
 
 	for (struct mcp_session *s = m->sessions; s; s = s->next)
@@ -764,30 +855,42 @@ struct json_object *mcp_status_json(struct mcp *m)
 	json_object_object_add(o, "sessions_http", json_object_new_uint64(by[0]));
 	json_object_object_add(o, "sessions_websocket", json_object_new_uint64(by[1]));
 	json_object_object_add(o, "sessions_stdio", json_object_new_uint64(by[2]));
-	json_object_object_add(o, "tool_calls", json_object_new_uint64(m->calls));
-	json_object_object_add(o, "tool_errors", json_object_new_uint64(m->tool_errors));
+	mcp_tools_counts(m->tools, &calls, &errors);
+	json_object_object_add(o, "tool_calls", json_object_new_uint64(calls));
+	json_object_object_add(o, "tool_errors", json_object_new_uint64(errors));
 	json_object_object_add(o, "notifications_sent", json_object_new_uint64(m->notes_sent));
 	json_object_object_add(o, "notifications_dropped",
 			       json_object_new_uint64(m->notes_dropped));
+	json_object_object_add(o, "sessions_evicted_lru", json_object_new_uint64(m->st.evicted_lru));
+	json_object_object_add(o, "sessions_evicted_per_client",
+			       json_object_new_uint64(m->st.evicted_per_client));
+	json_object_object_add(o, "sessions_refused", json_object_new_uint64(m->st.refused));
+	json_object_object_add(o, "modern_requests", json_object_new_uint64(m->st.modern_requests));
+	json_object_object_add(o, "listens_opened", json_object_new_uint64(m->st.listens_opened));
 	return o;
+}
+
+void mcp_get_stats(struct mcp *m, struct mcp_stats *st)
+{
+	*st = m->st;
+	st->sessions = m->n_sessions;
+	st->notes_sent = m->notes_sent;
+	st->notes_dropped = m->notes_dropped;
 }
 
 int mcp_open(struct mcp **out, struct daemon *d)
 {
 	struct mcp *m = calloc(1, sizeof(*m));
+	int err;
 
 	if (!m)
 		return -ENOMEM;
 	m->d = d;
 	m->loop_thread = pthread_self();
-	for (size_t i = 0; i < N_TOOLS; i++) {
-		m->in_schema[i] = json_tokener_parse(tools[i].input);
-		m->out_schema[i] = json_tokener_parse(tools[i].output);
-		if (!m->in_schema[i] || !m->out_schema[i]) {
-			p_err("mcp: the schema of tool %s does not parse", tools[i].name);
-			mcp_close(m);
-			return -EINVAL;
-		}
+	err = mcp_tools_open(&m->tools, d);
+	if (err) {
+		mcp_close(m);
+		return err;
 	}
 	m->sub_id = events_subscribe(d->ev, on_event, m);
 	if (m->sub_id <= 0) {
@@ -812,9 +915,6 @@ void mcp_close(struct mcp *m)
 		events_unsubscribe(m->d->ev, m->sub_id);
 	while (m->sessions)
 		mcp_session_free(m, m->sessions);
-	for (size_t i = 0; i < N_TOOLS; i++) {
-		json_object_put(m->in_schema[i]);
-		json_object_put(m->out_schema[i]);
-	}
+	mcp_tools_close(m->tools);
 	free(m);
 }

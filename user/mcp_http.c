@@ -1,7 +1,12 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * MCP's network transports on the MCP listener, both at /mcp:
- *  - Streamable HTTP: POST carries one JSON-RPC message (a request is answered with
+ * MCP's network transports on the MCP listener, both at /mcp, for both eras (mcp_era.h):
+ *  - Streamable HTTP, 2026-07-28: a POST whose message carries the per-request envelope is
+ *    stateless: answered with application/json (no session); subscriptions/listen is
+ *    answered with a text/event-stream that stays open (the acknowledgement first, then the
+ *    changes the filter asked for) until the client closes it. The era's refusals (envelope,
+ *    version, headers) are HTTP 400 with the JSON-RPC error.
+ *  - Streamable HTTP, legacy: POST carries one JSON-RPC message (a request is answered with
  *    application/json, a notification or response with 202); initialize creates a session
  *    named by the Mcp-Session-Id response header, which every later request must carry
  *    (400 without, 404 when unknown or ended); GET opens a text/event-stream on which the
@@ -22,15 +27,18 @@
 #include "jsonv.h"
 #include "log.h"
 #include "mcp.h"
+#include "mcp_era.h"
 #include "mcp_http.h"
 
 #define MAX_LINKS 512
 
-/* A GET stream or a WebSocket, and the session it serves. */
+/* A GET stream, a listen stream or a WebSocket, and the session it serves. */
 struct link {
 	uint64_t conn;
 	struct mcp_session *s;
 	bool ws;
+	bool listen; /* a subscriptions/listen stream: its session ends with it */
+	struct json_object *pending; /* messages before the stream began (listen) */
 	uint64_t next_id; /* SSE event ids of a GET stream */
 	struct mcp_http *t;
 };
@@ -71,12 +79,15 @@ static bool link_send(void *ctx, struct json_object *msg)
 	char *buf;
 	int n, err;
 
+	if (l->pending)
+		return json_object_array_add(l->pending, json_object_get(msg)) == 0;
 	if (l->ws)
 		return http_send(l->t->d->http, l->conn, txt, len) == 0;
-	buf = malloc(len + 48);
+	buf = malloc(len + 64);
 	if (!buf)
 		return false;
-	n = snprintf(buf, len + 48, "id: %llu\ndata: %s\n\n", (unsigned long long)++l->next_id, txt);
+	n = snprintf(buf, len + 64, "event: message\nid: %llu\ndata: %s\n\n",
+		     (unsigned long long)++l->next_id, txt);
 	err = http_send(l->t->d->http, l->conn, buf, (size_t)n);
 	free(buf);
 	return err == 0;
@@ -116,8 +127,9 @@ static void link_closed(struct mcp_http *t, uint64_t conn)
 
 	if (!(l = link_find(t, conn, &i)))
 		return;
+	json_object_put(l->pending);
 	t->links[i] = t->links[--t->n_links];
-	if (l->ws) {
+	if (l->ws || l->listen) {
 		mcp_session_free(t->d->mcp, l->s);
 	} else if (mcp_session_sender_ctx(l->s) == l) {
 		struct link *next = NULL;
@@ -142,6 +154,7 @@ static void session_end(struct mcp_http *t, struct mcp_session *s)
 		}
 		http_end(t->d->http, l->conn);
 		t->links[i] = t->links[--t->n_links];
+		json_object_put(l->pending);
 		free(l);
 	}
 	mcp_session_free(t->d->mcp, s);
@@ -168,11 +181,81 @@ static struct mcp_session *session_of(struct mcp_http *t, const struct http_requ
 	return s;
 }
 
+/* subscriptions/listen: a stream of its own session, begun once the request is accepted
+ * (the acknowledgement waits in the link until then); a refusal is a plain JSON reply. */
+static void on_listen(struct mcp_http *t, const struct http_request *r, struct json_object *msg,
+		      const struct mcp_edge *edge)
+{
+	struct mcp_session *s = mcp_session_new(t->d->mcp, "listen", NULL, NULL);
+	struct link *l = s ? link_add(t, r->conn, s, false) : NULL;
+	struct json_object *reply, *pending;
+	int status;
+
+	if (!l) {
+		if (s)
+			mcp_session_free(t->d->mcp, s);
+		refuse(t, r->conn, 503, -32603, "too many MCP streams");
+		return;
+	}
+	l->listen = true;
+	l->pending = json_object_new_array();
+	mcp_session_set_sender(s, link_send, l);
+	reply = mcp_handle_edge(t->d->mcp, s, msg, edge, &status);
+	if (reply && json_object_object_get_ex(reply, "error", NULL)) {
+		reply_msg(t, r->conn, status, reply, NULL);
+		json_object_put(reply);
+		link_closed(t, r->conn);
+		return;
+	}
+	pending = l->pending;
+	l->pending = NULL;
+	if (http_stream_begin(t->d->http, r->conn, NULL, 0)) {
+		json_object_put(pending);
+		json_object_put(reply);
+		link_closed(t, r->conn);
+		return;
+	}
+	for (size_t i = 0; i < json_object_array_length(pending); i++)
+		link_send(l, json_object_array_get_idx(pending, i));
+	json_object_put(pending);
+	/* Nothing of the filter can be delivered: the graceful end, at once. */
+	if (reply) {
+		link_send(l, reply);
+		json_object_put(reply);
+		http_end(t->d->http, r->conn);
+	}
+}
+
+/* A 2026-07-28 request: no session; its own answer. */
+static void on_modern(struct mcp_http *t, const struct http_request *r, struct json_object *msg,
+		      const struct mcp_edge *edge)
+{
+	struct json_object *m, *reply;
+	int status;
+
+	if (json_object_object_get_ex(msg, "id", NULL) &&
+	    json_object_object_get_ex(msg, "method", &m) &&
+	    !strcmp(json_object_get_string(m), "subscriptions/listen")) {
+		on_listen(t, r, msg, edge);
+		return;
+	}
+	reply = mcp_handle_edge(t->d->mcp, NULL, msg, edge, &status);
+	if (!reply) {
+		http_reply(t->d->http, r->conn, 202, NULL, json_hdr, 1, NULL, 0);
+		return;
+	}
+	reply_msg(t, r->conn, status, reply, NULL);
+	json_object_put(reply);
+}
+
 static void on_post(struct mcp_http *t, const struct http_request *r)
 {
+	const struct mcp_edge edge = { r->protocol_version, r->mcp_method, r->mcp_name };
 	struct json_object *msg = NULL, *reply;
 	struct mcp_session *s;
 	struct verr e = {};
+	enum mcp_era era;
+	int status;
 
 	if (!accepts(r->accept, "application/json")) {
 		refuse(t, r->conn, 406, -32600,
@@ -194,8 +277,20 @@ static void on_post(struct mcp_http *t, const struct http_request *r)
 		refuse(t, r->conn, 400, -32600, "Invalid Request: batches are not supported");
 		return;
 	}
+	if (json_object_is_type(msg, json_type_object) &&
+	    mcp_era_classify(msg, &edge, &era, &reply, &status)) {
+		reply_msg(t, r->conn, status, reply, NULL);
+		json_object_put(reply);
+		json_object_put(msg);
+		return;
+	}
+	if (json_object_is_type(msg, json_type_object) && era == MCP_ERA_MODERN) {
+		on_modern(t, r, msg, &edge);
+		json_object_put(msg);
+		return;
+	}
 	if (mcp_is_initialize(msg)) {
-		s = mcp_session_new(t->d->mcp, "http", NULL, NULL);
+		s = mcp_session_new_http(t->d->mcp, r->peer);
 		if (!s) {
 			json_object_put(msg);
 			refuse(t, r->conn, 503, -32603, "too many MCP sessions");
@@ -358,8 +453,10 @@ void mcp_http_close(struct mcp_http *t)
 {
 	if (!t)
 		return;
-	for (size_t i = 0; i < t->n_links; i++)
+	for (size_t i = 0; i < t->n_links; i++) {
+		json_object_put(t->links[i]->pending);
 		free(t->links[i]);
+	}
 	free(t);
 }
 

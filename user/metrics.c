@@ -12,6 +12,7 @@
 #include "handlers.h"
 #include "http.h"
 #include "connlimit.h"
+#include "mcp.h"
 #include "metrics.h"
 #include "peers.h"
 #include "version.h"
@@ -379,6 +380,39 @@ static void http_metrics(struct out *o, struct daemon *d)
 	sample(o, "caelum_http_connections", (double)st.websockets, "kind", "websocket", NULL);
 }
 
+static void mcp_metrics(struct out *o, struct daemon *d)
+{
+	struct mcp_stats st;
+
+	if (!d->mcp)
+		return;
+	mcp_get_stats(d->mcp, &st);
+	family(o, "caelum_mcp_sessions", "gauge", "Open MCP sessions (every transport and era).");
+	sample(o, "caelum_mcp_sessions", (double)st.sessions, NULL);
+	family(o, "caelum_mcp_sessions_evicted_total", "counter",
+	       "Idle legacy Streamable HTTP sessions evicted to make room, by reason.");
+	sample(o, "caelum_mcp_sessions_evicted_total", (double)st.evicted_lru, "reason", "lru",
+	       NULL);
+	sample(o, "caelum_mcp_sessions_evicted_total", (double)st.evicted_per_client, "reason",
+	       "per_client", NULL);
+	family(o, "caelum_mcp_sessions_refused_total", "counter",
+	       "New MCP sessions refused: every session was in use.");
+	sample(o, "caelum_mcp_sessions_refused_total", (double)st.refused, NULL);
+	family(o, "caelum_mcp_requests_total", "counter", "MCP requests by protocol era.");
+	sample(o, "caelum_mcp_requests_total", (double)st.modern_requests, "era", "2026-07-28",
+	       NULL);
+	family(o, "caelum_mcp_era_refused_total", "counter",
+	       "MCP messages refused by their era's rules (envelope, version, headers).");
+	sample(o, "caelum_mcp_era_refused_total", (double)st.era_refused, NULL);
+	family(o, "caelum_mcp_listens_total", "counter", "subscriptions/listen streams opened.");
+	sample(o, "caelum_mcp_listens_total", (double)st.listens_opened, NULL);
+	family(o, "caelum_mcp_notifications_total", "counter",
+	       "Server notifications, delivered or dropped.");
+	sample(o, "caelum_mcp_notifications_total", (double)st.notes_sent, "outcome", "sent", NULL);
+	sample(o, "caelum_mcp_notifications_total", (double)st.notes_dropped, "outcome", "dropped",
+	       NULL);
+}
+
 int metrics_render(struct daemon *d, char **out, size_t *len)
 {
 	struct json_object *status = call(d, "status"), *res = call(d, "resources");
@@ -408,6 +442,7 @@ int metrics_render(struct daemon *d, char **out, size_t *len)
 	if (res)
 		resource_metrics(&o, res);
 	http_metrics(&o, d);
+	mcp_metrics(&o, d);
 	if (d->peers) {
 		struct json_object *peers = peers_status_json(d->peers);
 

@@ -14,6 +14,7 @@
 #include "http.h"
 #include "log.h"
 #include "mcp.h"
+#include "mcp_era.h"
 #include "peers.h"
 #include "version.h"
 
@@ -41,6 +42,9 @@ struct peer {
 	enum pstate state;
 	unsigned int backoff_ms;
 	uint64_t next_try_ns, deadline_ns;
+	/* The era the peer speaks: 2026-07-28 when its server/discover offers it (every
+	 * request then carries the envelope, no session), else the legacy handshake. */
+	bool modern, probing;
 	/* WebSocket (loop thread) */
 	uint64_t conn;
 	int64_t next_id, init_id, batch_id;
@@ -79,10 +83,16 @@ static void q_push(struct peer *p, const char *ev)
 	p->count++;
 }
 
+/* The per-request envelope of 2026-07-28 (a "_meta" member, for params). */
+#define ENVELOPE                                                                            \
+	"\"_meta\":{\"" MCP_KEY_VERSION "\":\"" MCP_MODERN_VERSION "\",\"" MCP_KEY_CAPS        \
+	"\":{},\"" MCP_KEY_CLIENT "\":{\"name\":\"caelumd\",\"version\":\"" CAELUM_VERSION "\"}}"
+
 /* The first PEER_BATCH_MAX queued events as one tools/call ingest_events (malloc'd). */
 static char *q_batch(struct peer *p, const char *host, int64_t id)
 {
-	size_t n = p->count < PEER_BATCH_MAX ? p->count : PEER_BATCH_MAX, len = 256 + strlen(host);
+	size_t n = p->count < PEER_BATCH_MAX ? p->count : PEER_BATCH_MAX,
+	       len = 256 + sizeof(ENVELOPE) + strlen(host);
 	struct json_object *h = json_object_new_string(host);
 	char *buf, *w;
 
@@ -95,8 +105,8 @@ static char *q_batch(struct peer *p, const char *host, int64_t id)
 	}
 	w = buf + sprintf(buf,
 			  "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"method\":\"tools/call\",\"params\":"
-			  "{\"name\":\"ingest_events\",\"arguments\":{\"host\":%s,\"events\":[",
-			  (long long)id, json_object_to_json_string(h));
+			  "{%s\"name\":\"ingest_events\",\"arguments\":{\"host\":%s,\"events\":[",
+			  (long long)id, p->modern ? ENVELOPE "," : "", json_object_to_json_string(h));
 	for (size_t i = 0; i < n; i++)
 		w += sprintf(w, "%s%s", i ? "," : "", p->q[(p->head + i) % p->cfg.queue_max]);
 	strcpy(w, "]}}}");
@@ -180,6 +190,32 @@ static const char *initialize_msg(int64_t id, char *buf, size_t len)
 		 "{\"name\":\"caelumd\",\"version\":\"%s\"}}}",
 		 (long long)id, MCP_LATEST_VERSION, CAELUM_VERSION);
 	return buf;
+}
+
+static const char *discover_msg(int64_t id, char *buf, size_t len)
+{
+	snprintf(buf, len,
+		 "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"method\":\"server/discover\",\"params\":"
+		 "{" ENVELOPE "}}",
+		 (long long)id);
+	return buf;
+}
+
+/* Does a server/discover reply offer 2026-07-28? Anything else (an error, a legacy server's
+ * refusal, a list without it) means the legacy handshake. */
+static bool discover_modern(struct json_object *reply)
+{
+	struct json_object *res, *v;
+
+	if (!reply || !json_object_object_get_ex(reply, "result", &res) ||
+	    !json_object_object_get_ex(res, "supportedVersions", &v) ||
+	    !json_object_is_type(v, json_type_array))
+		return false;
+	for (size_t i = 0; i < json_object_array_length(v); i++)
+		if (!strcmp(json_object_get_string(json_object_array_get_idx(v, i)),
+			    MCP_MODERN_VERSION))
+			return true;
+	return false;
 }
 
 static const char initialized_msg[] =
@@ -281,7 +317,23 @@ static void ws_message(struct peers *ps, struct peer *p, const struct http_reque
 	}
 	n = json_object_get_int64(id);
 	pthread_mutex_lock(&p->mu);
-	if (n == p->init_id && p->state == P_INITIALIZING) {
+	if (n == p->init_id && p->state == P_INITIALIZING && p->probing) {
+		char buf[512];
+
+		p->probing = false;
+		p->modern = discover_modern(msg);
+		if (p->modern) {
+			connected(p);
+			pthread_mutex_unlock(&p->mu);
+			p_info("peer %s: connected (MCP %s)", p->cfg.url, MCP_MODERN_VERSION);
+			ws_pump(ps, p);
+		} else {
+			p->init_id = ++p->next_id;
+			pthread_mutex_unlock(&p->mu);
+			initialize_msg(p->init_id, buf, sizeof(buf));
+			http_send(ps->d->http, p->conn, buf, strlen(buf));
+		}
+	} else if (n == p->init_id && p->state == P_INITIALIZING) {
 		if (reply_ok(msg, why, sizeof(why), &refused)) {
 			connected(p);
 			pthread_mutex_unlock(&p->mu);
@@ -321,9 +373,11 @@ void peers_ws_event(struct peers *ps, struct http_request *r)
 		pthread_mutex_lock(&p->mu);
 		p->state = P_INITIALIZING;
 		p->init_id = ++p->next_id;
+		p->probing = true;
+		p->modern = false;
 		p->deadline_ns = mono_ns() + STEP_TIMEOUT_NS;
 		pthread_mutex_unlock(&p->mu);
-		initialize_msg(p->init_id, buf, sizeof(buf));
+		discover_msg(p->init_id, buf, sizeof(buf));
 		http_send(ps->d->http, p->conn, buf, strlen(buf));
 		break;
 	case HTTP_WS_MESSAGE:
@@ -414,10 +468,12 @@ static struct json_object *reply_message(struct reply *r, int64_t id)
 	return NULL;
 }
 
-/* POST one message. The HTTP status, or -1 (transport error, in p->last_error). */
-static long http_post(struct peer *p, const char *body, const char *token, struct reply *r)
+/* POST one message; method names a 2026-07-28 request (its headers are sent: SEP-2243),
+ * NULL a legacy one. The HTTP status, or -1 (transport error, in p->last_error). */
+static long http_post(struct peer *p, const char *body, const char *token, struct reply *r,
+		      const char *method)
 {
-	char auth[600], sess[200];
+	char auth[600], sess[200], mh[96];
 	struct curl_slist *h = NULL;
 	CURL *c = curl_easy_init();
 	long status = -1;
@@ -430,7 +486,15 @@ static long http_post(struct peer *p, const char *body, const char *token, struc
 	}
 	h = curl_slist_append(h, "Content-Type: application/json");
 	h = curl_slist_append(h, "Accept: application/json, text/event-stream");
-	h = curl_slist_append(h, "MCP-Protocol-Version: " MCP_LATEST_VERSION);
+	if (method) {
+		h = curl_slist_append(h, "MCP-Protocol-Version: " MCP_MODERN_VERSION);
+		snprintf(mh, sizeof(mh), "Mcp-Method: %s", method);
+		h = curl_slist_append(h, mh);
+		if (!strcmp(method, "tools/call"))
+			h = curl_slist_append(h, "Mcp-Name: ingest_events");
+	} else {
+		h = curl_slist_append(h, "MCP-Protocol-Version: " MCP_LATEST_VERSION);
+	}
 	if (token[0]) {
 		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
 		h = curl_slist_append(h, auth);
@@ -469,7 +533,15 @@ static bool http_initialize(struct peer *p, const char *token)
 	long st;
 
 	p->session[0] = '\0';
-	st = http_post(p, initialize_msg(1, buf, sizeof(buf)), token, &r);
+	p->modern = false;
+	st = http_post(p, discover_msg(1, buf, sizeof(buf)), token, &r, "server/discover");
+	m = st == 200 ? reply_message(&r, 1) : NULL;
+	free(r.body);
+	p->modern = discover_modern(m);
+	json_object_put(m);
+	if (p->modern)
+		return true;
+	st = http_post(p, initialize_msg(1, buf, sizeof(buf)), token, &r, NULL);
 	if (st == 200 && (m = reply_message(&r, 1))) {
 		ok = reply_ok(m, why, sizeof(why), &refused);
 		if (!ok)
@@ -481,7 +553,7 @@ static bool http_initialize(struct peer *p, const char *token)
 	if (ok) {
 		snprintf(p->session, sizeof(p->session), "%s", r.session);
 		free(r.body);
-		st = http_post(p, initialized_msg, token, &r);
+		st = http_post(p, initialized_msg, token, &r, NULL);
 		if (st < 200 || st > 299) {
 			set_error(p, "notifications/initialized: HTTP %ld", st);
 			ok = false;
@@ -524,7 +596,8 @@ static void *http_worker(void *arg)
 			pthread_mutex_lock(&p->mu);
 			if (ready) {
 				connected(p);
-				p_info("peer %s: connected", p->cfg.url);
+				p_info("peer %s: connected (MCP %s)", p->cfg.url,
+				       p->modern ? MCP_MODERN_VERSION : MCP_LATEST_VERSION);
 			} else {
 				backoff(p);
 			}
@@ -538,7 +611,7 @@ static void *http_worker(void *arg)
 			long st;
 
 			pthread_mutex_unlock(&p->mu);
-			st = msg ? http_post(p, msg, token, &r) : -1;
+			st = msg ? http_post(p, msg, token, &r, p->modern ? "tools/call" : NULL) : -1;
 			free(msg);
 			if (st == 200)
 				m = reply_message(&r, id);
@@ -635,6 +708,10 @@ struct json_object *peers_status_json(struct peers *ps)
 		json_object_object_add(o, "transport",
 				       json_object_new_string(p->u.ws ? "websocket" : "http"));
 		json_object_object_add(o, "state", json_object_new_string(state_names[p->state]));
+		json_object_object_add(o, "protocol_version",
+				       p->state != P_READY ? NULL :
+				       json_object_new_string(p->modern ? MCP_MODERN_VERSION :
+									  MCP_LATEST_VERSION));
 		json_object_object_add(o, "queued", json_object_new_uint64(p->count));
 		json_object_object_add(o, "in_flight", json_object_new_uint64(p->inflight));
 		json_object_object_add(o, "sent", json_object_new_uint64(p->sent));

@@ -60,14 +60,17 @@ def request(url, method="GET", body=None, headers=None, token=None, timeout=10):
 class SSE:
     """A Server-Sent Events stream read line by line."""
 
-    def __init__(self, url, headers=None, timeout=10):
+    def __init__(self, url, headers=None, timeout=10, method="GET", body=None):
         u = urllib.parse.urlsplit(url)
         self.sock = socket.create_connection((u.hostname, u.port), timeout=timeout)
         path = u.path + (f"?{u.query}" if u.query else "")
-        lines = [f"GET {path} HTTP/1.1", f"Host: {u.hostname}:{u.port}",
-                 "Accept: text/event-stream"]
-        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        hdrs = dict({"Accept": "text/event-stream"}, **(headers or {}))
+        if body is not None:
+            body = body.encode() if isinstance(body, str) else body
+            hdrs["Content-Length"] = str(len(body))
+        lines = [f"{method} {path} HTTP/1.1", f"Host: {u.hostname}:{u.port}"]
+        lines += [f"{k}: {v}" for k, v in hdrs.items()]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + (body or b""))
         self.buf = b""
         status = self._line()
         self.status = int(status.split()[1])

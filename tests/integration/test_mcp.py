@@ -201,6 +201,276 @@ class McpHttp(CaelumTest):
             sse.close()
 
 
+CLIENT2 = os.path.join(MCP_DIR, "client2.mjs")
+MODERN = "2026-07-28"
+ENVELOPE = {"io.modelcontextprotocol/protocolVersion": MODERN,
+            "io.modelcontextprotocol/clientCapabilities": {},
+            "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "1"}}
+
+
+def modern_msg(method, params=None, id=1, meta=ENVELOPE):
+    p = dict(params or {})
+    if meta is not None:
+        p["_meta"] = meta
+    return {"jsonrpc": "2.0", "id": id, "method": method, "params": p}
+
+
+class McpModernSdk(CaelumTest):
+    """MCP 2026-07-28 with the official v2 SDK (@modelcontextprotocol/client 2.4.0)."""
+
+    def setUp(self):
+        need_node(self)
+        self.e = self.env("mcp2", services=SERVICES)
+        self.url = self.e.api_url("/mcp", listener="mcp")
+
+    def run_scenario(self, kind, target, port):
+        env = dict(os.environ, CAELUM_TOKEN=self.e.token())
+        p = subprocess.Popen([NODE, CLIENT2, "scenario", kind, target, str(port), "web"],
+                             cwd=MCP_DIR, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        try:
+            line = p.stdout.readline().strip()
+            self.assertEqual(line, "READY", f"{line} {p.stderr.read() if p.poll() else ''}")
+            self.assertEqual(self.e.bind_in(self.e.cgroup("squatter"), port), errno.EPERM)
+            p.stdin.write(f"BOUND {int(time.time() * 1000)}\n")
+            p.stdin.flush()
+            out, err = p.communicate(timeout=30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+        self.assertEqual(p.returncode, 0, f"{out}\n{err}")
+        res = json.loads(out.strip().split("RESULT ", 1)[1])
+        self.assertEqual(res["version"], MODERN)
+        self.assertEqual(res["owner"], "web")
+        self.assertGreaterEqual(res["updates"], 1)
+        self.assertLess(res["latency_ms"], 100, res)
+        return res
+
+    def test_streamable_http(self):
+        self.run_scenario("http", self.url, 8170)
+
+    def test_stdio(self):
+        self.run_scenario("stdio", f"{CTL} {self.e.config_path}", 8171)
+
+    def test_websocket(self):
+        # The v2 SDK has no WebSocket transport: the same exchange by hand (Node's WebSocket).
+        self.run_scenario("ws", self.url.replace("http://", "ws://"), 8172)
+
+    def test_legacy_mode_client(self):
+        # The v2 client in its default (legacy) mode still gets the 2025 era on the same endpoint.
+        p = subprocess.run([NODE, CLIENT2, "legacy", self.url], cwd=MCP_DIR,
+                           env=dict(os.environ, CAELUM_TOKEN=self.e.token()),
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertEqual(json.loads(p.stdout.split("RESULT ", 1)[1])["tools"], 14)  # as many as the legacy era lists
+
+
+class McpModernHttp(CaelumTest):
+    """The 2026-07-28 Streamable HTTP rules, request by request."""
+
+    def setUp(self):
+        self.e = self.env("mcpm", services=SERVICES)
+        self.url = self.e.api_url("/mcp", listener="mcp")
+        self.tok = self.e.token()
+
+    def post(self, msg, headers=None, std=True):
+        h = {"Accept": "application/json, text/event-stream"}
+        if std and isinstance(msg, dict) and "method" in msg:
+            h["MCP-Protocol-Version"] = MODERN
+            h["Mcp-Method"] = msg["method"]
+            p = msg.get("params", {})
+            if msg["method"] == "tools/call":
+                h["Mcp-Name"] = p.get("name", "")
+            elif msg["method"] == "resources/read":
+                h["Mcp-Name"] = p.get("uri", "")
+        h.update(headers or {})
+        h = {k: v for k, v in h.items() if v is not None}
+        return request(self.url, "POST", msg, token=self.tok, headers=h)
+
+    def test_stateless_without_handshake(self):
+        r = self.post(modern_msg("tools/list"))
+        self.assertEqual(r.status, 200, r)
+        self.assertIsNone(r.header("Mcp-Session-Id"))
+        res = r.json["result"]
+        self.assertEqual(res["resultType"], "complete")
+        self.assertEqual(res["cacheScope"], "private")
+        self.assertEqual(res["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "caelumd")
+        self.assertEqual(len(res["tools"]), 14)
+        r = self.post(modern_msg("tools/call", {"name": "reserve_port",
+                                                "arguments": {"port": 8173, "service": "web"}}))
+        self.assertEqual(r.status, 200, r)
+        self.assertFalse(r.json["result"]["isError"], r)
+        self.assertEqual(self.e.bind_in(self.e.cgroup("squatter"), 8173), errno.EPERM)
+        d = self.post(modern_msg("server/discover")).json["result"]
+        self.assertEqual(d["supportedVersions"], [MODERN])
+        self.assertTrue(d["capabilities"]["resources"]["subscribe"])
+        self.assertNotIn("logging", d["capabilities"])
+        # No session was made for any of it.
+        self.assertEqual(self.e.ok("status")["http"]["mcp"]["sessions_http"], 0)
+
+    def test_unsupported_version(self):
+        meta = dict(ENVELOPE, **{"io.modelcontextprotocol/protocolVersion": "2099-01-01"})
+        r = self.post(modern_msg("tools/list", meta=meta),
+                      headers={"MCP-Protocol-Version": "2099-01-01"})
+        self.assertEqual(r.status, 400, r)
+        err = r.json["error"]
+        self.assertEqual(err["code"], -32022)
+        self.assertEqual(err["data"], {"supported": [MODERN], "requested": "2099-01-01"})
+        # A legacy initialize asking for an unknown version is answered with the latest legacy one.
+        r = self.post({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                       "params": {"protocolVersion": "2099-01-01", "capabilities": {},
+                                  "clientInfo": {"name": "t", "version": "1"}}}, std=False)
+        self.assertEqual(r.json["result"]["protocolVersion"], "2025-11-25")
+
+    def test_era_refusals(self):
+        cases = [
+            # header and body disagree
+            (modern_msg("tools/list"), {"MCP-Protocol-Version": "2025-11-25"}, 400, -32020),
+            (modern_msg("tools/list"), {"Mcp-Method": "tools/call"}, 400, -32020),
+            (modern_msg("tools/list"), {"Mcp-Method": None}, 400, -32020),
+            (modern_msg("tools/call", {"name": "list_ports"}), {"Mcp-Name": "get_status"}, 400,
+             -32020),
+            # a modern header without the envelope; an envelope without capabilities
+            (modern_msg("tools/list", meta=None), {}, 400, -32602),
+            (modern_msg("tools/list", meta={"io.modelcontextprotocol/protocolVersion": MODERN}),
+             {}, 400, -32602),
+            # the handshake is not part of 2026-07-28
+            ({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+              "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                         "clientInfo": {"name": "t", "version": "1"}}},
+             {"MCP-Protocol-Version": MODERN, "Mcp-Method": "initialize"}, 400, -32020),
+            # methods 2026-07-28 removed are not found (404 on Streamable HTTP)
+            (modern_msg("initialize"), {}, 404, -32601),
+            (modern_msg("ping"), {}, 404, -32601),
+            (modern_msg("resources/subscribe", {"uri": "caelum://status"}), {}, 404, -32601),
+            (modern_msg("logging/setLevel", {"level": "info"}), {}, 404, -32601),
+            (modern_msg("resources/read", {"uri": "caelum://nope"}), {}, 200, -32602),
+        ]
+        for msg, hdrs, status, code in cases:
+            r = self.post(msg, headers=hdrs)
+            self.assertEqual((r.status, r.json["error"]["code"]), (status, code), (msg, hdrs, r))
+        self.assertEqual(len(self.e.ok("port", "list")), 2)
+
+    def test_listen_stream(self):
+        from httpc import SSE
+        port = self.e.ok("status")["http"]["mcp"]["port"]
+        body = json.dumps(modern_msg("subscriptions/listen", {"notifications": {
+            "resourceSubscriptions": ["caelum://registry/ports"], "toolsListChanged": True}},
+            id="L1"))
+        sse = SSE(f"http://127.0.0.1:{port}/mcp", method="POST", body=body, headers={
+            "Authorization": f"Bearer {self.tok}", "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream", "MCP-Protocol-Version": MODERN,
+            "Mcp-Method": "subscriptions/listen"})
+        try:
+            self.assertEqual(sse.status, 200)
+            _, ack = sse.next()
+            self.assertEqual(ack["method"], "notifications/subscriptions/acknowledged")
+            # Only what the server can deliver is honored: no list changes here.
+            self.assertEqual(ack["params"]["notifications"],
+                             {"resourceSubscriptions": ["caelum://registry/ports"]})
+            self.assertEqual(ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+                             "L1")
+            t0 = time.time()
+            self.e.ok("port", "reserve", "8174", "service", "web")
+            _, note = sse.until(lambda m: m.get("method") == "notifications/resources/updated")
+            self.assertLess(time.time() - t0, 0.5)
+            self.assertEqual(note["params"]["uri"], "caelum://registry/ports")
+            self.assertEqual(note["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+                             "L1")
+            self.assertEqual(self.e.ok("status")["http"]["mcp"]["sessions_http"], 1)
+        finally:
+            sse.close()
+        deadline = time.time() + 5
+        while self.e.ok("status")["http"]["mcp"]["sessions_http"] and time.time() < deadline:
+            time.sleep(0.05)
+        self.assertEqual(self.e.ok("status")["http"]["mcp"]["sessions_http"], 0)
+
+    def test_listen_nothing_to_deliver_ends(self):
+        from httpc import SSE
+        port = self.e.ok("status")["http"]["mcp"]["port"]
+        body = json.dumps(modern_msg("subscriptions/listen",
+                                     {"notifications": {"toolsListChanged": True}}, id=7))
+        sse = SSE(f"http://127.0.0.1:{port}/mcp", method="POST", body=body, headers={
+            "Authorization": f"Bearer {self.tok}", "Content-Type": "application/json",
+            "Accept": "application/json, text/event-stream", "MCP-Protocol-Version": MODERN,
+            "Mcp-Method": "subscriptions/listen"})
+        try:
+            _, ack = sse.next()
+            self.assertEqual(ack["params"]["notifications"], {})
+            _, end = sse.next()
+            self.assertEqual(end["id"], 7)
+            self.assertEqual(end["result"]["resultType"], "complete")
+            self.assertEqual(end["result"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 7)
+        finally:
+            sse.close()
+        r = self.post(modern_msg("subscriptions/listen", {"notifications": 5}))
+        self.assertEqual((r.status, r.json["error"]["code"]), (200, -32602), r)
+
+
+class McpSessionLimits(CaelumTest):
+    """Legacy sessions of clients that vanish without DELETE make room for new clients."""
+
+    def setUp(self):
+        self.e = self.env("mcps", services=SERVICES)
+        self.port = self.e.ok("status")["http"]["mcp"]["port"]
+        self.tok = self.e.token()
+
+    def post(self, src, msg, session=None):
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10,
+                                       source_address=(src, 0))
+        h = {"Authorization": f"Bearer {self.tok}", "Content-Type": "application/json",
+             "Accept": "application/json, text/event-stream"}
+        if session:
+            h["Mcp-Session-Id"] = session
+        try:
+            c.request("POST", "/mcp", json.dumps(msg), h)
+            r = c.getresponse()
+            return r.status, r.getheader("Mcp-Session-Id"), r.read()
+        finally:
+            c.close()
+
+    def init(self, src):
+        st, sid, body = self.post(src, {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                                        "params": {"protocolVersion": "2025-11-25",
+                                                   "capabilities": {},
+                                                   "clientInfo": {"name": "t", "version": "1"}}})
+        self.assertEqual(st, 200, body)
+        return sid
+
+    def alive(self, src, sid):
+        return self.post(src, {"jsonrpc": "2.0", "id": 2, "method": "ping"}, sid)[0] == 200
+
+    def evicted(self):
+        from httpc import parse_prometheus
+        m = parse_prometheus(request(self.e.api_url("/metrics")).body.decode())
+        return {dict(k[1])["reason"]: v for k, v in m.items()
+                if k[0] == "caelum_mcp_sessions_evicted_total"}
+
+    def test_abandoned_sessions_never_lock_out(self):
+        other = self.init("127.0.0.2")
+        mine = [self.init("127.0.0.1") for _ in range(300)]
+        # Every new client got a session; the flooder evicted only its own oldest ones.
+        self.assertTrue(self.alive("127.0.0.2", other))
+        self.assertTrue(self.alive("127.0.0.1", mine[-1]))
+        self.assertFalse(self.alive("127.0.0.1", mine[0]))
+        self.assertEqual(sum(self.alive("127.0.0.1", s) for s in mine), 64)
+        self.assertEqual(self.evicted(), {"lru": 0, "per_client": 300 - 64})
+
+    def test_full_table_evicts_least_recently_used(self):
+        first = {}
+        for n in range(2, 6):
+            src = f"127.0.0.{n}"
+            first[src] = [self.init(src) for _ in range(64)]
+        # 256 sessions: the table is full. The oldest one is used again, so it is not the LRU.
+        self.assertTrue(self.alive("127.0.0.2", first["127.0.0.2"][0]))
+        new = self.init("127.0.0.6")
+        self.assertTrue(self.alive("127.0.0.6", new))
+        self.assertTrue(self.alive("127.0.0.2", first["127.0.0.2"][0]))
+        self.assertFalse(self.alive("127.0.0.2", first["127.0.0.2"][1]))
+        self.assertEqual(self.evicted(), {"lru": 1, "per_client": 0})
+
+
 class McpConformance(CaelumTest):
     """The official conformance suite, every scenario that does not need its test fixtures
     (those are listed, with the reason, in tests/mcp/conformance-baseline.yml)."""
@@ -220,3 +490,37 @@ class McpConformance(CaelumTest):
                          "resources-subscribe", "resources-unsubscribe", "logging-set-level",
                          "dns-rebinding-protection", "server-sse-multiple-streams"):
             self.assertRegex(p.stdout, rf"✓ {scenario}\b", scenario)
+
+    def test_conformance_newest_per_era(self):
+        # The newest suite (0.2.0-alpha.12), each era by its own frozen requirement set.
+        need_node(self)
+        import glob
+        import tempfile
+        e = self.env("conf2", services=SERVICES,
+                     extra={"mcp": {"listen": "127.0.0.1:0", "auth": "none"}})
+        url = e.api_url("/mcp", listener="mcp")
+        cli = os.path.join(MCP_DIR, "node_modules", "conformance-next", "dist", "index.js")
+        for rev in ("2026-07-28", "2025-11-25"):
+            out = tempfile.mkdtemp(prefix=f"caelum-conf-{rev}-")
+            self.addCleanup(subprocess.run, ["rm", "-rf", out])
+            p = subprocess.run([NODE, cli, "server", "--url", url, "--requirements", rev,
+                                "--expected-failures",
+                                os.path.join(MCP_DIR, f"conformance-baseline-{rev}.yml"),
+                                "-o", out], cwd=MCP_DIR, capture_output=True, text=True,
+                               timeout=600)
+            self.assertEqual(p.returncode, 0, rev + p.stdout[-6000:] + p.stderr[-3000:])
+            self.assertIn("Baseline check passed", p.stdout)
+            if rev != "2026-07-28":
+                self.assertRegex(p.stdout, r"✓ resources-subscribe\b")
+                continue
+            for scenario in ("tools-list", "resources-list", "prompts-list", "caching",
+                             "sep-2164-resource-not-found", "dns-rebinding-protection",
+                             "http-header-validation"):
+                self.assertRegex(p.stdout, rf"✓ {scenario}\b", scenario)
+            # server-stateless: every check but the four that need the suite's own tools.
+            [path] = glob.glob(os.path.join(out, "server-server-stateless-*", "checks.json"))
+            with open(path) as f:
+                bad = {c["id"]: c.get("errorMessage", "") for c in json.load(f)
+                       if c["status"] not in ("SUCCESS", "INFO", "SKIPPED")}
+            self.assertTrue(all(m.startswith("Not testable") for m in bad.values()), bad)
+            self.assertEqual(len(bad), 4, bad)

