@@ -4,6 +4,7 @@
 # make test    install missing packages, build, run every test (root)
 # make test SAN=1   the same under AddressSanitizer + UndefinedBehaviorSanitizer
 # make bench   benchmarks (ratios against a baseline measured in the same process)
+# make deb     the Debian package, build/caelum_VERSION_ARCH.deb
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -15,8 +16,9 @@ CONFIG ?= deploy/caelum.json
 
 # Debian packages: build tools, libraries, and what the tests use.
 DEB_PKGS := gcc make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libjson-c-dev \
-	    libcmocka-dev libcurl4-openssl-dev libwebsockets-dev libssl-dev pkg-config python3 iproute2 \
-	    postgresql redis-server mariadb-server openssl chromium
+	    libcmocka-dev libcurl4-openssl-dev libwebsockets-dev libssl-dev libsystemd-dev pkg-config python3 iproute2 \
+	    postgresql redis-server mariadb-server openssl chromium \
+	    debhelper lintian scdoc man-db systemd bash-completion fakeroot dpkg-dev strace
 
 ifeq ($(SAN),1)
 BUILD := build/san
@@ -33,8 +35,8 @@ CFLAGS ?= -O2 -g
 CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-format-truncation \
 	  -Iinclude -Iuser -I$(GEN) $(SANFLAGS)
 LDFLAGS += $(SANFLAGS)
-LDLIBS := $(shell pkg-config --libs libbpf json-c zlib libcurl libwebsockets libcrypto 2>/dev/null || \
-		    echo -lbpf -lelf -lz -ljson-c -lcurl -lwebsockets -lcrypto) -lm
+LDLIBS := $(shell pkg-config --libs libbpf json-c zlib libcurl libwebsockets libcrypto libsystemd \
+		    2>/dev/null || echo -lbpf -lelf -lz -ljson-c -lcurl -lwebsockets -lcrypto -lsystemd) -lm
 
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -Wall -Werror \
 	      -Ivmlinux -Iinclude -Ibpf
@@ -48,7 +50,7 @@ DAEMON := caelumd loop services ports agg devices tasks cpu connect databases cr
 	  verify api http http_auth metrics token assets assets_data handlers_view mcp mcp_http schema peers \
 	  resources handlers handlers_run handlers_db status rpc registry registry_admit \
 	  registry_file journal \
-	  sockets bpfpin events $(COMMON)
+	  sockets bpfpin events notify $(COMMON)
 CTL := caelumctl ctl_registry ctl_events ctl_run ctl_validate ctl_db ctl_bpf ctl_mcp events journal \
 	$(COMMON)
 
@@ -61,7 +63,8 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .SECONDARY: $(BPF_OBJS) $(SKELS)
-.PHONY: all deps vmlinux run test unit integration bench install clean format
+.PHONY: all deps vmlinux run test unit integration bench install install-files man deb \
+	test-package clean format
 
 all: $(BUILD)/caelumd $(BUILD)/caelumctl
 
@@ -155,7 +158,7 @@ integration: all $(NPM_STAMPS)
 	$(PYTHON) tests/integration/run.py --build $(BUILD)
 
 test: deps
-	$(MAKE) unit integration
+	$(MAKE) unit integration test-package
 
 BENCHES := bind_bench sched_bench connect_bench sse_bench
 
@@ -180,14 +183,61 @@ $(BUILD)/bench/sched_bench $(BUILD)/bench/connect_bench $(BUILD)/bench/sse_bench
 	mkdir -p $(BUILD)/bench
 	$(CC) $(CFLAGS) $< $(BUILD)/libcaelum.a $(LDFLAGS) $(LDLIBS) -o $@
 
-install: all
+# Man pages: scdoc sources in man/, troff in build/man.
+MAN_SRCS := $(wildcard man/*.scd)
+MANS := $(MAN_SRCS:man/%.scd=build/man/%)
+
+build/man/%: man/%.scd
+	@mkdir -p build/man
+	scdoc < $< > $@.tmp && mv $@.tmp $@
+
+man: $(MANS)
+
+# Everything `make install` and the package install, into DESTDIR. CONF is the default
+# configuration (the package ships debian/caelum.json: no managed range until one is set).
+CONF ?= deploy/caelum.json
+install-files: all man
 	install -D -m 0755 $(BUILD)/caelumd $(DESTDIR)$(PREFIX)/sbin/caelumd
 	install -D -m 0755 $(BUILD)/caelumctl $(DESTDIR)$(PREFIX)/bin/caelumctl
 	install -D -m 0644 deploy/caelumd.service $(DESTDIR)/lib/systemd/system/caelumd.service
-	sed -i 's|@SBINDIR@|$(PREFIX)/sbin|' $(DESTDIR)/lib/systemd/system/caelumd.service
-	install -d -m 0755 $(DESTDIR)/etc/caelum/services.d
+	sed -i 's|@SBINDIR@|$(PREFIX)/sbin|; s|/usr/share/doc/caelum|$(PREFIX)/share/doc/caelum|' \
+		$(DESTDIR)/lib/systemd/system/caelumd.service
+	install -d -m 0755 $(DESTDIR)/etc/caelum/services.d $(DESTDIR)/etc/caelum/databases.d
 	[ -e $(DESTDIR)/etc/caelum/caelum.json ] || \
-		install -m 0644 deploy/caelum.json $(DESTDIR)/etc/caelum/caelum.json
+		install -m 0644 $(CONF) $(DESTDIR)/etc/caelum/caelum.json
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man8 build/man/*.8
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man5 build/man/*.5
+	install -D -m 0644 completion/caelumctl.bash \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/caelumctl
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/doc/caelum/examples/services.d \
+		deploy/services.d/*.json
+
+install: install-files
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/doc/caelum README.md docs/ARCHITECTURE.md
+
+# The Debian package: binaries and man pages built here, staged with install-files, then
+# assembled by debhelper (debian/rules) in build/deb; the .deb lands in build/.
+VERSION := $(shell sed -n 's/^\#define CAELUM_VERSION "\(.*\)"/\1/p' user/version.h)
+DEB_VERSION := $(shell dpkg-parsechangelog -l debian/changelog -S Version 2>/dev/null)
+DEB_ARCH := $(shell dpkg --print-architecture)
+DEB := build/caelum_$(DEB_VERSION)_$(DEB_ARCH).deb
+PKG := build/deb/caelum-$(VERSION)
+
+deb: all man
+	rm -rf build/deb && mkdir -p $(PKG)/docs
+	cp -r debian $(PKG)/debian
+	cp README.md $(PKG)/ && cp docs/ARCHITECTURE.md $(PKG)/docs/
+	$(MAKE) --no-print-directory install-files DESTDIR=$(CURDIR)/$(PKG)/stage PREFIX=/usr \
+		CONF=debian/caelum.json
+	cd $(PKG) && dpkg-buildpackage -b -us -uc --no-sign >../build.log 2>&1 \
+		|| { cat ../build.log; exit 1; }
+	mv build/deb/caelum_$(DEB_VERSION)_$(DEB_ARCH).deb $(DEB)
+	@echo "deb: $(DEB)"
+
+# Package, unit and man-page checks, and caelumd under the unit's capability set passing
+# the port-enforcement tests (tests/package/run.py says what each check is).
+test-package: deb
+	$(PYTHON) tests/package/run.py --build $(BUILD) --deb $(DEB)
 
 format:
 	clang-format -i bpf/*.c bpf/*.h user/*.c user/*.h include/caelum/*.h tests/unit/*.c bench/*.c

@@ -30,6 +30,7 @@
 #include "fsutil.h"
 #include "handlers.h"
 #include "log.h"
+#include "notify.h"
 #include "rpc.h"
 #include "version.h"
 
@@ -325,14 +326,20 @@ static void on_signal(void *ctx, uint32_t events)
 			char *msg;
 
 			p_info("SIGHUP: reloading %s", d->cfg.path);
+			notify_reloading();
 			if (daemon_reload(d, &e)) {
 				msg = verr_join(&e);
 				p_err("reload rejected:\n%s", msg ? msg : "unknown error");
 				free(msg);
 			}
+			notify_ready(d->policy.registry_rev, registry_state(d->reg)->n_svcs);
+			if (e.n)
+				notify_status("reload rejected (%s); revision %llu stays in force",
+					      e.msgs[0], (unsigned long long)d->policy.registry_rev);
 			verr_free(&e);
 		} else {
 			p_info("signal %d: stopping (enforcement stays in place)", si.ssi_signo);
+			notify_stopping();
 			loop_stop(d->loop);
 		}
 	}
@@ -443,6 +450,7 @@ static void on_tick(void *ctx)
 	}
 	api_tick(d, now);
 	probe_reap();
+	notify_tick(now, d->policy.registry_rev, registry_state(d->reg)->n_svcs);
 }
 
 static int signals_open(struct daemon *d)
@@ -786,6 +794,7 @@ int main(int argc, char **argv)
 		p_info("caelumd %s ready: host %s, %zu services, %zu port entries, socket %s/caelumd.sock",
 		       CAELUM_VERSION, d.cfg.host, registry_state(d.reg)->n_svcs, d.policy.entries,
 		       d.cfg.runtime_dir);
+		notify_ready(d.policy.registry_rev, registry_state(d.reg)->n_svcs);
 		rc = loop_run(d.loop, TICK_MS, on_tick, &d) ? EXIT_FAIL : 0;
 	}
 	daemon_close(&d);

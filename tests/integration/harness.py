@@ -9,6 +9,7 @@ hierarchies: only cgroup2 paths below the test's own subtree are written.
 import errno
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -21,6 +22,10 @@ import unittest
 BUILD = os.path.abspath(os.environ.get("CAELUM_BUILD", "build"))
 CTL = os.path.join(BUILD, "caelumctl")
 DAEMON = os.path.join(BUILD, "caelumd")
+# A command every caelumd of the tests is started under, e.g. the packaged unit's capability
+# bounding set applied with setpriv (tests/package/daemon-wrapper.sh): a fault of the unit's
+# restrictions then fails the same tests that a fault of caelumd would.
+DAEMON_WRAPPER = shlex.split(os.environ.get("CAELUM_DAEMON_WRAPPER", ""))
 _seq = 0
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
@@ -147,10 +152,10 @@ class Env:
         os.unlink(os.path.join(self.services_dir, f"{name}.json"))
 
     # ---- daemon ----
-    def start(self, wait=True, args=()):
+    def start(self, wait=True, args=(), env=None):
         log = open(self.log_path, "a")
-        self.proc = subprocess.Popen([DAEMON, "-c", self.config_path, *args],
-                                     stdout=log, stderr=log)
+        self.proc = subprocess.Popen([*DAEMON_WRAPPER, DAEMON, "-c", self.config_path, *args],
+                                     stdout=log, stderr=log, env=env)
         log.close()
         if not wait:
             return self.proc

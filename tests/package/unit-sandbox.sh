@@ -1,0 +1,19 @@
+#!/bin/sh
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# unit-sandbox.sh UNIT CMD [ARG...]: run CMD as root with what of UNIT's [Service] restrictions
+# can be applied without systemd as PID 1: its CapabilityBoundingSet= (root's permitted and
+# effective sets become the bounding set at exec), NoNewPrivileges=, UMask=. The integration
+# tests run every caelumd under it with CAELUM_DAEMON_WRAPPER (make test-package).
+set -eu
+unit=$1
+shift
+caps=$(sed -n 's/^CapabilityBoundingSet=//p' "$unit")
+[ -n "$caps" ] || { echo "unit-sandbox: no CapabilityBoundingSet= in $unit" >&2; exit 78; }
+set_=-all
+for c in $caps; do
+	set_="$set_,+$(echo "${c#CAP_}" | tr 'A-Z' 'a-z')"
+done
+nnp=
+grep -qx 'NoNewPrivileges=yes' "$unit" && nnp=--no-new-privs
+umask "$(sed -n 's/^UMask=//p' "$unit")"
+exec setpriv --bounding-set "$set_" --inh-caps -all $nnp -- "$@"
