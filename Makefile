@@ -18,7 +18,7 @@ CONFIG ?= deploy/caelum.json
 DEB_PKGS := gcc make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libjson-c-dev \
 	    libcmocka-dev libcurl4-openssl-dev libwebsockets-dev libssl-dev libsystemd-dev pkg-config python3 iproute2 \
 	    postgresql redis-server mariadb-server openssl chromium \
-	    debhelper lintian scdoc man-db systemd bash-completion fakeroot dpkg-dev strace
+	    debhelper lintian scdoc man-db systemd bash-completion fakeroot dpkg-dev python3-seccomp
 
 ifeq ($(SAN),1)
 BUILD := build/san
