@@ -71,7 +71,8 @@ static void watchdog_check(void)
 	nt.wd_checked = true;
 	r = sd_watchdog_enabled(0, &usec);
 	if (r < 0)
-		p_warn("invalid $WATCHDOG_USEC or $WATCHDOG_PID: %s; no watchdog pings", strerror(-r));
+		p_warn("invalid $WATCHDOG_USEC or $WATCHDOG_PID: %s; no watchdog pings",
+		       strerror(-r));
 	if (r > 0)
 		nt.wd_interval_ns = usec * 1000;
 }
