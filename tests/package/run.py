@@ -6,7 +6,7 @@ scripts, and caelumd under the unit's capability set passing the port-enforcemen
     python3 tests/package/run.py --build build --deb build/caelum_VERSION_ARCH.deb
 """
 import argparse
-import gzip
+import errno
 import os
 import re
 import shutil
@@ -128,6 +128,69 @@ class MaintainerScripts(unittest.TestCase):
         purge = s[s.index("purge)"):]
         self.assertIn('"$kit/caelumctl" -c "$kit/caelum.json" teardown', purge)
         self.assertIn("rm -rf /var/lib/caelum", purge)
+
+
+def harness_with_packaged_binaries(test):
+    """The integration harness, its caelumd and caelumctl being the package's."""
+    bindir = tempfile.mkdtemp(prefix="caelum-pkgbin-")
+    test.addCleanup(shutil.rmtree, bindir)
+    for b in ("/usr/sbin/caelumd", "/usr/bin/caelumctl"):
+        os.symlink(rel(b), os.path.join(bindir, os.path.basename(b)))
+    os.environ["CAELUM_BUILD"] = bindir
+    sys.path.insert(0, f"{TOP}/tests/integration")
+    import harness
+    harness.BUILD, harness.CTL = bindir, f"{bindir}/caelumctl"
+    harness.DAEMON = f"{bindir}/caelumd"
+    return harness, bindir
+
+
+# remove then purge as dpkg runs them, in a private mount namespace where /etc, /var/lib and
+# /usr/bin are overlays on a tmpfs: the host's stay untouched. $1: the extracted package,
+# $2: a caelum.json, $3: scratch dir.
+PURGE_SH = r"""
+set -eu
+pkg=$1 conf=$2 t=$3
+mount --make-rprivate /
+mount -t tmpfs tmpfs "$t"
+for d in /etc /var/lib /usr/bin; do
+	n=$(echo "$d" | tr / _)
+	mkdir -p "$t/$n.up" "$t/$n.work"
+	lower=$d
+	[ "$d" = /usr/bin ] && lower="$pkg/usr/bin:/usr/bin"
+	mount -t overlay overlay -o "lowerdir=$lower,upperdir=$t/$n.up,workdir=$t/$n.work" "$d"
+done
+mkdir -p /etc/caelum /var/lib/caelum
+cp "$conf" /etc/caelum/caelum.json
+echo "state" > /var/lib/caelum/registry.json
+sh "$pkg/DEBIAN/prerm" remove
+rm /usr/bin/caelumctl                   # dpkg removes the package's files
+sh "$pkg/DEBIAN/postrm" remove
+test -e /var/lib/caelum/registry.json && echo "state kept on remove"
+rm /etc/caelum/caelum.json              # purge: dpkg removes the conffiles
+sh "$pkg/DEBIAN/postrm" purge
+test -e /var/lib/caelum || echo "state removed on purge"
+"""
+
+
+class MaintainerScriptsRun(unittest.TestCase):
+    def test_remove_keeps_enforcement_purge_ends_it(self):
+        harness, _ = harness_with_packaged_binaries(self)
+        e = harness.Env("purge", services={"alpha": ["8100/tcp"]})
+        self.addCleanup(e.cleanup)
+        e.start()
+        other = e.cgroup("unmanaged/app")
+        self.assertEqual(e.bind_in(other, 8100), errno.EPERM, "EPERM while caelumd runs")
+        self.assertEqual(e.stop(), 0)  # what prerm's systemctl stop does
+        self.assertEqual(e.bind_in(other, 8100), errno.EPERM, "enforcement stays after the stop")
+        scratch = tempfile.mkdtemp(prefix="caelum-purge-")
+        self.addCleanup(shutil.rmtree, scratch, True)
+        p = sh("unshare", "-m", "sh", "-c", PURGE_SH, "purge", ROOT, e.config_path, scratch)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("state kept on remove", p.stdout)
+        self.assertRegex(p.stdout, r"detached \d+ links, unpinned \d+ maps")
+        self.assertIn("state removed on purge", p.stdout)
+        self.assertFalse(os.path.exists(e.bpffs), "pins left after purge")
+        self.assertEqual(e.bind_in(other, 8100), 0, "enforcement ended by the purge")
 
 
 class ManPages(unittest.TestCase):
@@ -275,10 +338,7 @@ class Sandboxed(unittest.TestCase):
         """The integration tests' caelumd, the packaged binary, started under the unit's
         capability bounding set and NoNewPrivileges (tests/package/unit-sandbox.sh); the
         Capabilities test checks it really had exactly that set."""
-        bindir = tempfile.mkdtemp(prefix="caelum-pkgbin-")
-        self.addCleanup(shutil.rmtree, bindir)
-        for b in ("/usr/sbin/caelumd", "/usr/bin/caelumctl"):
-            os.symlink(rel(b), os.path.join(bindir, os.path.basename(b)))
+        _, bindir = harness_with_packaged_binaries(self)
         env = dict(os.environ,
                    CAELUM_DAEMON_WRAPPER=f"{HERE}/unit-sandbox.sh {unit_path()}",
                    CAELUM_EXPECT_CAPS=f"{cap_mask(unit_caps()):x}")
