@@ -350,6 +350,35 @@ class Sandboxed(unittest.TestCase):
         self.assertRegex(p.stderr, r"Ran (1[0-9]|[2-9][0-9]) tests")
 
 
+class CapabilitiesMinimal(unittest.TestCase):
+    # Each capability of the unit, and a test that fails without it (the unit says why).
+    NEEDS = {
+        "CAP_SYS_ADMIN": "test_tcp4_owner_allowed_others_denied",  # bpf(2): nothing loads
+        "CAP_SYS_PTRACE": "test_who",  # /proc/PID/fd of the port's holder
+        "CAP_MKNOD": "test_verify_passes_and_is_in_status",  # the devices canary
+    }
+
+    def test_every_capability_is_needed(self):
+        """Without any one of the unit's capabilities a test fails: the set is minimal (the
+        converse, that the set suffices, is Sandboxed's)."""
+        self.assertEqual(set(unit_caps()), set(self.NEEDS))
+        _, bindir = harness_with_packaged_binaries(self)
+        for cap, test in self.NEEDS.items():
+            fd, unit = tempfile.mkstemp(suffix=".service")
+            self.addCleanup(os.unlink, unit)
+            with open(unit_path()) as f, os.fdopen(fd, "w") as out:
+                for line in f:
+                    if line.startswith("CapabilityBoundingSet="):
+                        caps = [c for c in line.split("=", 1)[1].split() if c != cap]
+                        line = f"CapabilityBoundingSet={' '.join(caps)}\n"
+                    out.write(line)
+            env = dict(os.environ, CAELUM_DAEMON_WRAPPER=f"{HERE}/unit-sandbox.sh {unit}")
+            p = subprocess.run([sys.executable, f"{TOP}/tests/integration/run.py", "--build",
+                                bindir, "-k", test], env=env, capture_output=True, text=True)
+            self.assertNotEqual(p.returncode, 0, f"{test} passes without {cap}:\n{p.stderr}")
+            self.assertRegex(p.stderr, rf"(?m)^{test} .*\.\.\. (FAIL|ERROR)$")
+
+
 def main():
     global ARGS, ROOT
     ap = argparse.ArgumentParser()
