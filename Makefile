@@ -5,6 +5,7 @@
 # make test SAN=1   the same under AddressSanitizer + UndefinedBehaviorSanitizer
 # make bench   benchmarks (ratios against a baseline measured in the same process)
 # make fuzz    every libFuzzer harness (tests/fuzz) for FUZZ_SECONDS each (default 60)
+# make deb     the Debian package, build/caelum_VERSION_ARCH.deb
 
 PREFIX ?= /usr/local
 DESTDIR ?=
@@ -16,8 +17,9 @@ CONFIG ?= deploy/caelum.json
 
 # Debian packages: build tools, libraries, and what the tests use.
 DEB_PKGS := gcc make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libjson-c-dev \
-	    libcmocka-dev libcurl4-openssl-dev libwebsockets-dev libssl-dev pkg-config python3 iproute2 \
-	    postgresql redis-server mariadb-server openssl chromium libclang-rt-14-dev
+	    libcmocka-dev libcurl4-openssl-dev libwebsockets-dev libssl-dev libsystemd-dev pkg-config \
+	    python3 iproute2 postgresql redis-server mariadb-server openssl chromium libclang-rt-14-dev \
+	    debhelper lintian scdoc man-db systemd bash-completion fakeroot dpkg-dev python3-seccomp
 
 ifeq ($(SAN),1)
 BUILD := build/san
@@ -36,8 +38,8 @@ CFLAGS += -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wno-format-truncation 
 # --as-needed: each program loads only the libraries it calls (caelumctl goes without
 # libcurl's tree); explicit because the sanitizer flags turn it off.
 LDFLAGS += $(SANFLAGS) -Wl,--as-needed
-LDLIBS := $(shell pkg-config --libs libbpf json-c zlib libcurl libwebsockets libcrypto 2>/dev/null || \
-		    echo -lbpf -lelf -lz -ljson-c -lcurl -lwebsockets -lcrypto) -lm
+LDLIBS := $(shell pkg-config --libs libbpf json-c zlib libcurl libwebsockets libcrypto libsystemd \
+		    2>/dev/null || echo -lbpf -lelf -lz -ljson-c -lcurl -lwebsockets -lcrypto -lsystemd) -lm
 
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -Wall -Werror \
 	      -Ivmlinux -Iinclude -Ibpf
@@ -53,7 +55,7 @@ DAEMON := caelumd loop services ports port_tables agg devices tasks cpu connect 
 	  mcp_tools mcp_http schema peers \
 	  resources handlers handlers_run handlers_db status rpc registry registry_admit \
 	  registry_file journal applylog \
-	  sockets bpfpin events probe_http $(COMMON)
+	  sockets bpfpin events probe_http notify $(COMMON)
 CTL := caelumctl ctl_registry ctl_events ctl_run ctl_validate ctl_db ctl_bpf ctl_mcp events journal \
 	$(COMMON)
 
@@ -66,8 +68,8 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .SECONDARY: $(BPF_OBJS) $(SKELS)
-.PHONY: all deps vmlinux run test unit integration bench install clean format fuzz fuzz-build \
-	fuzz-smoke
+.PHONY: all deps vmlinux run test unit integration bench install install-files man deb \
+	test-package clean format fuzz fuzz-build fuzz-smoke
 
 all: $(BUILD)/caelumd $(BUILD)/caelumctl
 
@@ -163,8 +165,11 @@ NPM_STAMPS := $(NPM_TESTS:%=%/node_modules/.package-lock.json)
 integration: all $(NPM_STAMPS)
 	$(PYTHON) tests/integration/run.py --build $(BUILD)
 
+# test-package checks the release build (build/) also under SAN=1: the package ships it, and
+# the sanitizers' runtime needs ptrace(2) and setrlimit(2), which the unit's filter forbids.
 test: deps
 	$(MAKE) unit fuzz-smoke integration
+	$(MAKE) test-package SAN=
 
 # libFuzzer harnesses (tests/fuzz/fuzz_*.c), built with clang, ASan and UBSan whatever SAN
 # says. Each runs on its committed corpus (tests/fuzz/corpus/NAME, read only: what it
@@ -230,14 +235,61 @@ $(BUILD)/bench/sched_bench $(BUILD)/bench/connect_bench $(BUILD)/bench/sse_bench
 	mkdir -p $(BUILD)/bench
 	$(CC) $(CFLAGS) $< $(BUILD)/libcaelum.a $(LDFLAGS) $(LDLIBS) -o $@
 
-install: all
+# Man pages: scdoc sources in man/, troff in build/man.
+MAN_SRCS := $(wildcard man/*.scd)
+MANS := $(MAN_SRCS:man/%.scd=build/man/%)
+
+build/man/%: man/%.scd
+	@mkdir -p build/man
+	scdoc < $< > $@.tmp && mv $@.tmp $@
+
+man: $(MANS)
+
+# Everything `make install` and the package install, into DESTDIR. CONF is the default
+# configuration (the package ships debian/caelum.json: no managed range until one is set).
+CONF ?= deploy/caelum.json
+install-files: all man
 	install -D -m 0755 $(BUILD)/caelumd $(DESTDIR)$(PREFIX)/sbin/caelumd
 	install -D -m 0755 $(BUILD)/caelumctl $(DESTDIR)$(PREFIX)/bin/caelumctl
 	install -D -m 0644 deploy/caelumd.service $(DESTDIR)/lib/systemd/system/caelumd.service
-	sed -i 's|@SBINDIR@|$(PREFIX)/sbin|' $(DESTDIR)/lib/systemd/system/caelumd.service
-	install -d -m 0755 $(DESTDIR)/etc/caelum/services.d
+	sed -i 's|@SBINDIR@|$(PREFIX)/sbin|; s|/usr/share/doc/caelum|$(PREFIX)/share/doc/caelum|' \
+		$(DESTDIR)/lib/systemd/system/caelumd.service
+	install -d -m 0755 $(DESTDIR)/etc/caelum/services.d $(DESTDIR)/etc/caelum/databases.d
 	[ -e $(DESTDIR)/etc/caelum/caelum.json ] || \
-		install -m 0644 deploy/caelum.json $(DESTDIR)/etc/caelum/caelum.json
+		install -m 0644 $(CONF) $(DESTDIR)/etc/caelum/caelum.json
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man8 build/man/*.8
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/man/man5 build/man/*.5
+	install -D -m 0644 completion/caelumctl.bash \
+		$(DESTDIR)$(PREFIX)/share/bash-completion/completions/caelumctl
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/doc/caelum/examples/services.d \
+		deploy/services.d/*.json
+
+install: install-files
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/doc/caelum README.md docs/ARCHITECTURE.md
+
+# The Debian package: binaries and man pages built here, staged with install-files, then
+# assembled by debhelper (debian/rules) in build/deb; the .deb lands in build/.
+VERSION := $(shell sed -n 's/^\#define CAELUM_VERSION "\(.*\)"/\1/p' user/version.h)
+DEB_VERSION := $(shell dpkg-parsechangelog -l debian/changelog -S Version 2>/dev/null)
+DEB_ARCH := $(shell dpkg --print-architecture)
+DEB := build/caelum_$(DEB_VERSION)_$(DEB_ARCH).deb
+PKG := build/deb/caelum-$(VERSION)
+
+deb: all man
+	rm -rf build/deb && mkdir -p $(PKG)/docs
+	cp -r debian $(PKG)/debian
+	cp README.md $(PKG)/ && cp docs/ARCHITECTURE.md $(PKG)/docs/
+	$(MAKE) --no-print-directory install-files DESTDIR=$(CURDIR)/$(PKG)/stage PREFIX=/usr \
+		CONF=debian/caelum.json
+	cd $(PKG) && dpkg-buildpackage -b -us -uc --no-sign >../build.log 2>&1 \
+		|| { cat ../build.log; exit 1; }
+	mv build/deb/caelum_$(DEB_VERSION)_$(DEB_ARCH).deb $(DEB)
+	@echo "deb: $(DEB)"
+
+# Package, unit and man-page checks, and caelumd under the unit's capability set passing
+# the port-enforcement tests (tests/package/run.py says what each check is).
+test-package: deb
+	$(PYTHON) tests/package/run.py --build $(BUILD) --deb $(DEB)
 
 format:
 	clang-format -i bpf/*.c bpf/*.h user/*.c user/*.h include/caelum/*.h tests/unit/*.c bench/*.c

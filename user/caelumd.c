@@ -32,6 +32,7 @@
 #include "fsutil.h"
 #include "handlers.h"
 #include "log.h"
+#include "notify.h"
 #include "rpc.h"
 #include "version.h"
 
@@ -384,14 +385,20 @@ static void on_signal(void *ctx, uint32_t events)
 			char *msg;
 
 			p_info("SIGHUP: reloading %s", d->cfg.path);
+			notify_reloading();
 			if (daemon_reload(d, &e)) {
 				msg = verr_join(&e);
 				p_err("reload rejected:\n%s", msg ? msg : "unknown error");
 				free(msg);
 			}
+			notify_ready(d->policy.registry_rev, registry_state(d->reg)->n_svcs);
+			if (e.n)
+				notify_status("reload rejected (%s); revision %llu stays in force",
+					      e.msgs[0], (unsigned long long)d->policy.registry_rev);
 			verr_free(&e);
 		} else {
 			p_info("signal %d: stopping (enforcement stays in place)", si.ssi_signo);
+			notify_stopping();
 			loop_stop(d->loop);
 		}
 	}
@@ -502,6 +509,7 @@ static void on_tick(void *ctx)
 	}
 	api_tick(d, now);
 	probe_reap();
+	notify_tick(now, d->policy.registry_rev, registry_state(d->reg)->n_svcs);
 }
 
 static int signals_open(struct daemon *d)
@@ -852,6 +860,7 @@ int main(int argc, char **argv)
 		/* Loading a large registry parses it whole (json-c trees, copies): give the
 		 * freed heap back before settling down. */
 		malloc_trim(0);
+		notify_ready(d.policy.registry_rev, registry_state(d.reg)->n_svcs);
 		rc = loop_run(d.loop, TICK_MS, on_tick, &d) ? EXIT_FAIL : 0;
 	}
 	daemon_close(&d);

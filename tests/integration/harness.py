@@ -10,6 +10,7 @@ import errno
 import json
 import os
 import resource
+import shlex
 import shutil
 import signal
 import socket
@@ -22,6 +23,10 @@ import unittest
 BUILD = os.path.abspath(os.environ.get("CAELUM_BUILD", "build"))
 CTL = os.path.join(BUILD, "caelumctl")
 DAEMON = os.path.join(BUILD, "caelumd")
+# A command every caelumd of the tests is started under, e.g. the packaged unit's capability
+# bounding set applied with setpriv (tests/package/daemon-wrapper.sh): a fault of the unit's
+# restrictions then fails the same tests that a fault of caelumd would.
+DAEMON_WRAPPER = shlex.split(os.environ.get("CAELUM_DAEMON_WRAPPER", ""))
 _seq = 0
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 
@@ -148,13 +153,13 @@ class Env:
         os.unlink(os.path.join(self.services_dir, f"{name}.json"))
 
     # ---- daemon ----
-    def start(self, wait=True, args=(), prefix=(), nofile=None):
-        """prefix: argv the daemon runs under (e.g. a private mount namespace);
-        nofile=(soft, hard): start caelumd under that RLIMIT_NOFILE."""
+    def start(self, wait=True, args=(), prefix=(), nofile=None, env=None):
+        """prefix: argv the daemon runs under (e.g. a private mount namespace), inside
+        CAELUM_DAEMON_WRAPPER; nofile=(soft, hard): start caelumd under that RLIMIT_NOFILE."""
         log = open(self.log_path, "a")
         limit = (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, nofile)) if nofile else None
-        self.proc = subprocess.Popen([*prefix, DAEMON, "-c", self.config_path, *args],
-                                     stdout=log, stderr=log, preexec_fn=limit)
+        self.proc = subprocess.Popen([*DAEMON_WRAPPER, *prefix, DAEMON, "-c", self.config_path,
+                                      *args], stdout=log, stderr=log, preexec_fn=limit, env=env)
         log.close()
         if not wait:
             return self.proc

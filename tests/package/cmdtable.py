@@ -1,0 +1,65 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+"""What the C sources say caelumctl's commands and caelum.json's keys are, so that the man
+pages and the bash completion are checked against them rather than against a copy."""
+import os
+import re
+
+SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "user")
+
+_ENTRY = re.compile(r'\{\s*"([a-z_-]+)"\s*,\s*(\w+)\s*\}')
+_FUNC = re.compile(r'^int (do_\w+)\(int argc, char \*\*argv\)\n\{(.*?)^\}', re.M | re.S)
+_TABLE = re.compile(r'static const struct cmd \w+\[\] = \{(.*?)\};', re.S)
+
+
+def _read(name):
+    with open(os.path.join(SRC, name)) as f:
+        return f.read()
+
+
+def _sources():
+    return [n for n in sorted(os.listdir(SRC))
+            if n == "caelumctl.c" or (n.startswith("ctl_") and n.endswith(".c"))]
+
+
+def objects():
+    """{object: handler} from the objects[] table of caelumctl.c."""
+    m = re.search(r'static const struct cmd objects\[\] = \{(.*?)\};', _read("caelumctl.c"), re.S)
+    if not m:
+        raise AssertionError("no objects[] table in user/caelumctl.c")
+    return dict(_ENTRY.findall(m.group(1)))
+
+
+def commands():
+    """{object: [command, ...]} for each object whose handler has a struct cmd table."""
+    bodies = {}
+    for name in _sources():
+        for fn, body in _FUNC.findall(_read(name)):
+            bodies[fn] = body
+    out = {}
+    for obj, fn in objects().items():
+        if obj == "help":
+            continue
+        body = bodies.get(fn)
+        if body is None:
+            raise AssertionError(f"handler {fn} of object '{obj}' not found in user/ctl*.c")
+        t = _TABLE.search(body)
+        out[obj] = [c for c, _ in _ENTRY.findall(t.group(1))] if t else []
+    return out
+
+
+def _key_list(text, anchor):
+    m = re.search(re.escape(anchor) + r'\s*=\s*\{(.*?)\};', text, re.S)
+    if not m:
+        raise AssertionError(f"no {anchor} in the sources")
+    return re.findall(r'"([a-z_]+)"', m.group(1))
+
+
+def config_keys():
+    """Top-level caelum.json keys (config.c config_keys[])."""
+    return _key_list(_read("config.c"), "static const char *const config_keys[]")
+
+
+def spec_keys():
+    """Top-level keys of a service spec (spec.c) and of a database spec (dbspec.c)."""
+    return (_key_list(_read("spec.c"), "static const char *const spec_keys[]"),
+            _key_list(_read("dbspec.c"), "static const char *const db_keys[]"))
