@@ -286,5 +286,8 @@ class Cpu(CaelumTest):
         evs = e.wait_event(lambda ev: True, timeout=3, type="cpu_over_allocation")
         self.assertEqual(len(evs), 1, evs)
         self.assertEqual(evs[0]["service"], "hog")
-        self.assertGreater(evs[0]["cpu_usage"], 0.5)
+        # Above what it reserved, which is what the event says; a spinner uses up to one CPU,
+        # less on a busy host, so no higher bound than that is asserted.
+        self.assertGreater(evs[0]["cpu_usage"], 0.2)
+        self.assertLessEqual(evs[0]["cpu_usage"], 1.1)
         self.assertEqual(evs[0]["cpu_reserved"], 0.2)
