@@ -48,7 +48,7 @@ DAEMON := caelumd loop services ports agg devices tasks cpu connect databases cr
 	  verify api http http_auth metrics token assets assets_data handlers_view mcp mcp_http schema peers \
 	  resources handlers handlers_run handlers_db status rpc registry registry_admit \
 	  registry_file journal \
-	  sockets bpfpin events $(COMMON)
+	  sockets bpfpin events pinlock policyguard $(COMMON)
 CTL := caelumctl ctl_registry ctl_events ctl_run ctl_validate ctl_db ctl_bpf ctl_mcp events journal \
 	$(COMMON)
 

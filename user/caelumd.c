@@ -30,6 +30,7 @@
 #include "fsutil.h"
 #include "handlers.h"
 #include "log.h"
+#include "pinlock.h"
 #include "rpc.h"
 #include "version.h"
 
@@ -148,6 +149,7 @@ int daemon_apply(struct daemon *d, const char *why)
 	};
 	d->policy.apply_ns = d->policy.applied_ns - t0;
 	port_policy_free(&pol);
+	policyguard_record(d);
 	err = resources_apply(d);
 	if (err)
 		p_err("failed to apply resource rules: %s", strerror(-err));
@@ -566,6 +568,9 @@ static int setup_bpf(struct daemon *d)
 
 	if (bpf_env_open(&d->env, d->cfg.bpffs, d->cfg.cgroup_root, d->cfg.ringbuf_bytes))
 		return EXIT_FAIL;
+	/* Before any map, link or policy is touched: one caelumd per pin set. */
+	if (pinlock_take(&d->pinlock, d->env.root, d->cfg.cgroup_root))
+		return EXIT_FAIL;
 	if (ports_load(&d->env, &d->ports))
 		return EXIT_FAIL;
 	if (agg_load(&d->env, &d->agg))
@@ -693,6 +698,7 @@ static void daemon_close(struct daemon *d)
 	agg_close(d->agg);
 	ports_close(d->ports);
 	bpf_env_close(&d->env);
+	pinlock_release(&d->pinlock);
 	events_close(d->ev);
 	registry_close(d->reg);
 }
@@ -744,7 +750,9 @@ static int parse_args(int argc, char **argv, const char **cfg_path, bool *verbos
 
 int main(int argc, char **argv)
 {
-	static struct daemon d = { .sig_fd = -1, .stats_fd = -1 };
+	static struct daemon d = {
+		.sig_fd = -1, .stats_fd = -1, .pinlock = { .bpffs_fd = -1, .cgroup_fd = -1 }
+	};
 	const char *cfg_path = NULL;
 	bool verbose = false;
 	struct verr e = {};

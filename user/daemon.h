@@ -11,6 +11,8 @@
 #include "config.h"
 #include "events.h"
 #include "loop.h"
+#include "pinlock.h"
+#include "policyguard.h"
 #include "ports.h"
 #include "registry.h"
 #include "services.h"
@@ -41,6 +43,7 @@ struct daemon {
 	struct config cfg;
 	struct registry *reg;
 	struct bpf_env env;
+	struct pinlock pinlock; /* bpffs and cgroup_root, held for the daemon's life (pinlock.c) */
 	struct ports *ports;
 	/* Optional components: NULL when unavailable on this kernel (comp_error says why). */
 	struct devices *devices;
@@ -75,6 +78,7 @@ struct daemon {
 	int sig_fd;
 	uint64_t started_ns;
 	struct policy_info policy;
+	struct policy_guard guard; /* what the last apply left in the kernel (policyguard.c) */
 	/* Registry changes reach the kernel through the registry's watcher (on_registry_change):
 	 * whoever made them, the handlers included. A reload defers it to apply once. */
 	const char *change_reason;
