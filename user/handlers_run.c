@@ -32,7 +32,7 @@ static struct json_object *check_ports(struct call *c, const char *name, struct 
 			continue;
 		hc_fmt_port(buf, sizeof(buf), cl[i].port, cl[i].proto);
 		json_object_array_add(ports, json_object_new_string(buf));
-		hc_foreign_holders(c->d, name, cl[i].port, cl[i].proto, e, name);
+		hc_foreign_holders(c->d, name, cl[i].port, cl[i].proto, false, e, name);
 	}
 	free(cl);
 	return ports;

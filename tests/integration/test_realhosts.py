@@ -1,12 +1,17 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 """Real hosts (issue 11): one daemon per pin set, foreign writers, restarts, network
 namespaces, the ephemeral range. Real syscalls, asserting errno."""
+import errno
 import json
 import os
+import signal
+import socket
 import subprocess
+import sys
 import tempfile
+import time
 
-from harness import DAEMON, CaelumTest
+from harness import CTL, DAEMON, CaelumTest
 
 SERVICES = {"alpha": ["8100/tcp"]}
 
@@ -104,3 +109,81 @@ class ForeignWriter(CaelumTest):
         self.assertRegex(ev["problem"], r"cm_port_outer\[0\] holds map id \d+, caelumd applied \d+")
         self.assertDenied(self.e, self.other, 8100)
         self.assertAllowed(self.e, self.e.svc_cgroup("alpha"), 8100)
+
+
+SERVER = """
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 8100))
+s.listen()
+print("listening", flush=True)
+c, _ = s.accept()
+print("accepted", flush=True)
+time.sleep(120)
+"""
+
+
+def tcp_states(e, port):
+    return [(l["state"], l["pid"]) for l in e.ok("port", "who", f"{port}/tcp")["listeners"]]
+
+
+def wait_state(e, port, state, timeout=5):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if any(s == state for s, _ in tcp_states(e, port)):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no {state} socket on {port}: {tcp_states(e, port)}")
+
+
+class Restarts(CaelumTest):
+    def test_restart_with_client_holding_old_connection(self):
+        e = self.env("restart", services={"web": ["8100/tcp"]})
+        old = subprocess.Popen([CTL, "-c", e.config_path, "run", "web", "--", sys.executable,
+                                "-c", SERVER], stdout=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: old.poll() is None and old.kill())
+        self.assertEqual(old.stdout.readline().strip(), "listening")
+        client = socket.create_connection(("127.0.0.1", 8100))
+        self.addCleanup(client.close)
+        self.assertEqual(old.stdout.readline().strip(), "accepted")
+        old.send_signal(signal.SIGKILL)  # the old instance dies; the client keeps its end
+        old.wait()
+        wait_state(e, 8100, "fin_wait2")
+        self.assertEqual(tcp_states(e, 8100), [("fin_wait2", 0)])
+        r = e.ctl("check", "service", "web")
+        self.assertEqual(r.rc, 0, r)
+        code = ("import socket;s=socket.socket();"
+                "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);"
+                "s.bind(('127.0.0.1',8100));s.listen();print('restarted')")
+        r = e.ctl("run", "web", "--", sys.executable, "-c", code, json_out=False)
+        self.assertEqual((r.rc, r.out.strip()), (0, "restarted"), r)
+
+    def test_foreign_listener_still_blocks_run(self):
+        e = self.env("restartneg", start=False, services={"web": ["9410/tcp"]})
+        l = e.listen_in(e.cgroup("other"), 9410)
+        e.start()
+        r = e.ctl("run", "web", "--", "true")
+        self.assertEqual(r.rc, 78, r)
+        self.assertIn(f"9410/tcp is bound by pid {l.pid}", r.json["errors"][0])
+
+    def test_alloc_skips_time_wait(self):
+        e = self.env("alloctw", services={"web": ["8100/tcp"]})
+        # This test runs outside cgroup_root: the programs do not see its binds.
+        srv = socket.socket()
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("127.0.0.1", 8101))
+        srv.listen()
+        client = socket.create_connection(("127.0.0.1", 8101))
+        conn, _ = srv.accept()
+        conn.close()  # the server side closes first: it is the one left in TIME_WAIT
+        srv.close()
+        client.close()
+        wait_state(e, 8101, "time_wait")
+        plain = socket.socket()
+        with self.assertRaises(OSError) as cm:
+            plain.bind(("127.0.0.1", 8101))
+        plain.close()
+        self.assertEqual(cm.exception.errno, errno.EADDRINUSE)
+        got = e.ok("port", "alloc", "service", "web")
+        self.assertEqual(got["port"], 8102, got)
