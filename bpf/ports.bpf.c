@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * Port enforcement: cgroup/bind4 and cgroup/bind6 attached at cgroup_root. The decision is
- * one lookup in the current policy table (see include/caelum/ports.h for the semantics).
+ * one lookup in the current policy table (see include/caelum/ports.h for the semantics);
+ * only a bind the table restricts also asks whether its network namespace is the host's
+ * (include/caelum/netns.h).
  */
 #include "common.bpf.h"
+#include "netns.bpf.h"
 #include "caelum/ports.h"
 
 #define IPPROTO_TCP 6
@@ -105,6 +108,9 @@ static __always_inline int bind_check(struct bpf_sock_addr *ctx, __u8 family)
 		return BIND_ALLOW;
 	rule = port_rule(port, proto);
 	if (!rule || !caelum_port_restricted(rule) || owner_is_current(rule))
+		return BIND_ALLOW;
+	/* Another network namespace's port of that number is not the host's. */
+	if (!netns_enforced(ctx))
 		return BIND_ALLOW;
 
 	mode = component_mode(CAELUM_COMP_PORTS);

@@ -30,6 +30,7 @@
 #include "fsutil.h"
 #include "handlers.h"
 #include "log.h"
+#include "netns.h"
 #include "pinlock.h"
 #include "rpc.h"
 #include "version.h"
@@ -124,6 +125,9 @@ int daemon_apply(struct daemon *d, const char *why)
 	if (err)
 		p_warn("some service cgroups could not be prepared; their ports deny everyone");
 	err = config_map_write(d);
+	if (!err)
+		err = netns_apply(ports_map_fd(d->ports, "cm_netns"), d->cfg.netns_cookie,
+				  d->cfg.n_netns);
 	if (err)
 		return err;
 	err = registry_claims(st, &cl, &n);

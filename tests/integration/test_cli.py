@@ -80,7 +80,7 @@ class Shapes(CaelumTest):
                                      "cm_agg", "cm_port_outer", "cm_port_rules", "cm_devices",
                                      "cm_task_svc", "cm_task_live", "cm_task_budget",
                                      "cm_cpu_time", "cm_db_addrs", "cm_db_decl", "cm_db_conns",
-                                     "cm_db_sk"})
+                                     "cm_db_sk", "cm_netns"})
         self.assertEqual(maps["cm_port_rules"]["max_entries"], 131072)
         progs = self.e.ok("prog", "show")
         self.assertEqual({p.get("attach_type") or p["tracepoint"] for p in progs},

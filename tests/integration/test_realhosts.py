@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 """Real hosts (issue 11): one daemon per pin set, foreign writers, restarts, network
 namespaces, the ephemeral range. Real syscalls, asserting errno."""
+import ctypes
 import errno
 import json
 import os
@@ -11,7 +12,10 @@ import sys
 import tempfile
 import time
 
-from harness import CTL, DAEMON, CaelumTest
+from harness import CTL, DAEMON, CaelumTest, move_self
+
+CLONE_NEWNET = 0x40000000
+LIBC = ctypes.CDLL(None, use_errno=True)
 
 SERVICES = {"alpha": ["8100/tcp"]}
 
@@ -187,3 +191,128 @@ class Restarts(CaelumTest):
         self.assertEqual(cm.exception.errno, errno.EADDRINUSE)
         got = e.ok("port", "alloc", "service", "web")
         self.assertEqual(got["port"], 8102, got)
+
+
+def _enter_netns(netns):
+    """In a child: a fresh namespace ("new") or the one at a path; its lo up."""
+    if netns == "new":
+        if LIBC.unshare(CLONE_NEWNET):
+            raise OSError(ctypes.get_errno(), "unshare")
+    else:
+        fd = os.open(netns, os.O_RDONLY)
+        if LIBC.setns(fd, CLONE_NEWNET):
+            raise OSError(ctypes.get_errno(), "setns")
+        os.close(fd)
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+
+
+def sock_op(cg, op, port, proto="tcp", netns=None, family=4):
+    """errno of bind() or connect() to 127.0.0.1/::1 from a child in cgroup cg, in the host's
+    network namespace (netns None), a new one ("new") or the one at a path."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            os.close(r)
+            move_self(cg)
+            if netns:
+                _enter_netns(netns)
+            fam = socket.AF_INET6 if family == 6 else socket.AF_INET
+            s = socket.socket(fam, socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            addr = ("::1" if family == 6 else "127.0.0.1", port)
+            s.bind(addr) if op == "bind" else s.connect(addr)
+            s.close()
+        except OSError as e:
+            code = e.errno
+        except Exception:
+            code = 255
+        os.write(w, str(code).encode())
+        os._exit(0)
+    os.close(w)
+    data = os.read(r, 64)
+    os.close(r)
+    os.waitpid(pid, 0)
+    return int(data or b"255")
+
+
+class NetworkNamespaces(CaelumTest):
+    def make_netns(self):
+        name = f"caelum-t{os.getpid()}"
+        subprocess.run(["ip", "netns", "add", name], check=True)
+        self.addCleanup(subprocess.run, ["ip", "netns", "del", name])
+        return f"/run/netns/{name}"
+
+    def test_other_namespace_allowed_host_denied(self):
+        e = self.env("netns", services={"alpha": ["8100/tcp", "8101/udp"]})
+        other = e.cgroup("other")
+        for port, proto in ((8100, "tcp"), (8150, "tcp"), (8101, "udp"), (8160, "udp")):
+            for family in (4, 6):
+                self.assertEqual(sock_op(other, "bind", port, proto, family=family),
+                                 errno.EPERM, f"host {port}/{proto} v{family}")
+                self.assertEqual(sock_op(other, "bind", port, proto, "new", family=family), 0,
+                                 f"unshare -n {port}/{proto} v{family}")
+        # The owner may bind in either; the denial still holds on the host afterwards.
+        self.assertEqual(sock_op(e.svc_cgroup("alpha"), "bind", 8100, netns="new"), 0)
+        self.assertEqual(sock_op(e.svc_cgroup("alpha"), "bind", 8100), 0)
+        self.assertEqual(sock_op(other, "bind", 8100), errno.EPERM)
+        self.assertEqual(e.ok("status")["network_namespaces"]["opted_in"], [])
+
+    def test_database_in_other_namespace_is_not_the_hosts(self):
+        e = self.env("netnsdb", services={"alpha": ["8100/tcp"]})
+        path = os.path.join(e.dir, "pg.json")
+        with open(path, "w") as f:
+            json.dump({"name": "pg", "kind": "tcp", "address": "127.0.0.1:5999",
+                       "unmanaged": "deny"}, f)
+        e.ok("db", "apply", path)
+        other = e.cgroup("other")
+        self.assertEqual(sock_op(other, "connect", 5999), errno.EPERM)
+        # Inside a container, 127.0.0.1:5999 is its own loopback: nobody listens there.
+        self.assertEqual(sock_op(other, "connect", 5999, netns="new"), errno.ECONNREFUSED)
+        self.assertEqual(sock_op(other, "connect", 5999), errno.EPERM)
+
+    def test_opted_in_namespace_enforced(self):
+        ns = self.make_netns()
+        e = self.env("netnsin", services={"alpha": ["8100/tcp"]},
+                     extra={"network_namespaces": [ns]})
+        other = e.cgroup("other")
+        self.assertEqual(sock_op(other, "bind", 8100, netns=ns), errno.EPERM)
+        self.assertEqual(sock_op(other, "bind", 8100, netns="new"), 0)
+        self.assertEqual(sock_op(e.svc_cgroup("alpha"), "bind", 8100, netns=ns), 0)
+        opted = e.ok("status")["network_namespaces"]["opted_in"]
+        self.assertEqual([o["path"] for o in opted], [ns])
+        self.assertGreater(opted[0]["cookie"], 0)
+        # Opting it out again on reload: allowed there from then on.
+        e.config.pop("network_namespaces")
+        e.write_config()
+        e.ok("reload")
+        self.assertEqual(sock_op(other, "bind", 8100, netns=ns), 0)
+        self.assertEqual(sock_op(other, "bind", 8100), errno.EPERM)
+
+    def test_bad_namespace_refused_with_field(self):
+        e = self.env("netnsbad", start=False, services={"alpha": ["8100/tcp"]},
+                     extra={"network_namespaces": ["/nonexistent/ns"]})
+        p = e.start(wait=False)
+        self.assertEqual(p.wait(timeout=15), 78)
+        self.assertIn('network_namespaces[0]: "/nonexistent/ns": No such file or directory',
+                      e.log())
+        self.assertFalse(os.path.exists(os.path.join(e.bpffs, "links")))
+        e.config["network_namespaces"] = ["/etc/hostname", "", "/etc/hostname"]
+        e.write_config()
+        r = e.ctl("check")
+        self.assertEqual(r.rc, 78, r)
+        self.assertEqual(r.json["errors"], [
+            f"{e.config_path}: network_namespaces[1]: empty path",
+            f'{e.config_path}: network_namespaces[2]: "/etc/hostname" is listed twice'])
+
+    def test_bad_namespace_on_reload_changes_nothing(self):
+        e = self.env("netnsrel", services={"alpha": ["8100/tcp"]})
+        e.config["network_namespaces"] = ["/etc/hostname"]
+        e.write_config()
+        r = e.ctl("reload")
+        self.assertEqual(r.rc, 78, r)
+        self.assertEqual(r.json["errors"], [f'{e.config_path}: network_namespaces[0]: '
+                                            '"/etc/hostname": is not a network namespace'])
+        self.assertEqual(e.ok("status")["network_namespaces"]["opted_in"], [])
+        self.assertEqual(sock_op(e.cgroup("other"), "bind", 8100), errno.EPERM)

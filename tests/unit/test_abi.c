@@ -16,6 +16,7 @@
 #include "caelum/common.h"
 #include "caelum/connect.h"
 #include "caelum/devices.h"
+#include "caelum/netns.h"
 #include "caelum/ports.h"
 #include "caelum/tasks.h"
 
@@ -85,6 +86,8 @@ ABI_OFF(caelum_config, svc_level, 32);
 ABI_OFF(caelum_config, pad, 36);
 
 ABI_SIZE(caelum_service, 8);
+ABI_SIZE(caelum_netns, 8);
+ABI_OFF(caelum_netns, flags, 0);
 ABI_OFF(caelum_service, flags, 0);
 ABI_OFF(caelum_service, pad, 4);
 
@@ -231,6 +234,21 @@ static void assert_bits(const char *what, const unsigned long long *v, size_t n)
 
 #define N(a) (sizeof(a) / sizeof(a[0]))
 
+/* Where the rules apply (include/caelum/netns.h): fail closed until the table is written. */
+static void test_netns_enforced(void **state)
+{
+	struct caelum_netns marker = { .flags = CAELUM_NETNS_F_CONFIGURED };
+	struct caelum_netns host = { .flags = CAELUM_NETNS_F_HOST };
+
+	(void)state;
+	assert_int_equal(caelum_netns_enforced(NULL, NULL), 1);
+	assert_int_equal(caelum_netns_enforced(NULL, &host), 1);
+	assert_int_equal(caelum_netns_enforced(&marker, &host), 1);
+	assert_int_equal(caelum_netns_enforced(&marker, NULL), 0);
+	assert_int_equal(CAELUM_NETNS_KEY_CONFIGURED, 0);
+	assert_true(CAELUM_MAX_NETNS >= 2);
+}
+
 static void test_constants(void **state)
 {
 	static const unsigned long long modes[] = { CAELUM_MODE_UNSET, CAELUM_MODE_OFF,
@@ -276,6 +294,7 @@ int main(void)
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_offsets),
 		cmocka_unit_test(test_constants),
+		cmocka_unit_test(test_netns_enforced),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

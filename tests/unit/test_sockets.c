@@ -465,7 +465,13 @@ static void assert_closing(uint16_t port, int st)
 		free(f.v);
 		usleep(10000);
 	}
-	assert_int_equal(hits, 1);
+	if (hits != 1) {
+		for (i = 0; i < f.n; i++)
+			print_message("port %u: %s pid %d inode %llu\n", port,
+				      sock_state_name(&f.v[i]), f.v[i].pid,
+				      (unsigned long long)f.v[i].inode);
+		fail_msg("%zu sockets in state %d on port %u, expected 1", hits, st, port);
+	}
 	for (i = 0; i < f.n; i++) {
 		if (f.v[i].state != st)
 			continue;
@@ -474,8 +480,9 @@ static void assert_closing(uint16_t port, int st)
 		assert_true(sock_blocks_bind(&f.v[i], false));
 	}
 	free(f.v);
-	assert_int_equal(try_bind(port, true), 0);
-	assert_int_equal(try_bind(port, false), EADDRINUSE);
+	if (try_bind(port, true) || try_bind(port, false) != EADDRINUSE)
+		fail_msg("port %u state %d: bind with SO_REUSEADDR %d, plain %d", port, st,
+			 try_bind(port, true), try_bind(port, false));
 }
 
 /* A server that exits while its client holds the connection: FIN_WAIT2, then TIME_WAIT. */
