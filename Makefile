@@ -43,7 +43,7 @@ BPF_PROGS := ports agg devices tasks cpu connect
 BPF_OBJS := $(BPF_PROGS:%=$(GEN)/%.bpf.o)
 SKELS := $(BPF_PROGS:%=$(GEN)/%.skel.h)
 
-COMMON := log jsonv portrange config netns capacity cgroup fsutil spec bpfinfo rpc_client dbprobe spec_ext dbspec probe loop fingerprint
+COMMON := log jsonv portrange config netns reserved_ports capacity cgroup fsutil spec bpfinfo rpc_client dbprobe spec_ext dbspec probe loop fingerprint
 DAEMON := caelumd loop services ports agg devices tasks cpu connect databases credentials health \
 	  verify api http http_auth metrics token assets assets_data handlers_view mcp mcp_http schema peers \
 	  resources handlers handlers_run handlers_db status rpc registry registry_admit \

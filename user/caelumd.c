@@ -136,6 +136,8 @@ int daemon_apply(struct daemon *d, const char *why)
 	cl = add_canary_claim(d, cl, &n);
 	err = port_policy_build(&pol, cl, n, d->cfg.managed, d->cfg.n_managed, svcs_ident,
 				&d->svcs);
+	if (!err) /* keep autobinds off reservations in the ephemeral range (not fatal) */
+		reserved_ports_apply(d->cfg.state_dir, cl, n, &d->resv);
 	free(cl);
 	if (!err)
 		err = ports_install(d->ports, &pol);

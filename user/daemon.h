@@ -14,6 +14,7 @@
 #include "pinlock.h"
 #include "policyguard.h"
 #include "ports.h"
+#include "reserved_ports.h"
 #include "registry.h"
 #include "services.h"
 
@@ -78,6 +79,7 @@ struct daemon {
 	int sig_fd;
 	uint64_t started_ns;
 	struct policy_info policy;
+	struct reserved_ports_info resv; /* ip_local_reserved_ports after the last apply */
 	struct policy_guard guard; /* what the last apply left in the kernel (policyguard.c) */
 	/* Registry changes reach the kernel through the registry's watcher (on_registry_change):
 	 * whoever made them, the handlers included. A reload defers it to apply once. */

@@ -176,6 +176,7 @@ int status_collect(struct daemon *d, struct json_object **out)
 	json_object_object_add(o, "cgroup_root", json_object_new_string(d->cfg.cgroup_root));
 	json_object_object_add(o, "bpffs", json_object_new_string(d->cfg.bpffs));
 	json_object_object_add(o, "network_namespaces", netns_json(d));
+	json_object_object_add(o, "reserved_ports", reserved_ports_json(&d->resv));
 	json_object_array_add(comps, component_ports(d));
 	resources_status(d, comps);
 	databases_status(d, comps);

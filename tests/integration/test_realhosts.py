@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 
+import harness
 from harness import CTL, DAEMON, CaelumTest, move_self
 
 CLONE_NEWNET = 0x40000000
@@ -316,3 +317,124 @@ class NetworkNamespaces(CaelumTest):
                                             '"/etc/hostname": is not a network namespace'])
         self.assertEqual(e.ok("status")["network_namespaces"]["opted_in"], [])
         self.assertEqual(sock_op(e.cgroup("other"), "bind", 8100), errno.EPERM)
+
+
+def connect_many(cg, netns, port, n):
+    """From a child in cg and netns: n connects to 127.0.0.1:port kept open; their local
+    ports, then the errno that stopped them (0 if none did)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        out = {"ports": [], "errno": 0}
+        try:
+            os.close(r)
+            move_self(cg)
+            fd = os.open(netns, os.O_RDONLY)
+            if LIBC.setns(fd, CLONE_NEWNET):
+                raise OSError(ctypes.get_errno(), "setns")
+            keep = []
+            for _ in range(n):
+                c = socket.socket()
+                c.connect(("127.0.0.1", port))
+                keep.append(c)
+                out["ports"].append(c.getsockname()[1])
+        except OSError as e:
+            out["errno"] = e.errno
+        os.write(w, json.dumps(out).encode())
+        os._exit(0)
+    os.close(w)
+    data = b""
+    while True:
+        chunk = os.read(r, 65536)
+        if not chunk:
+            break
+        data += chunk
+    os.close(r)
+    os.waitpid(pid, 0)
+    return json.loads(data)
+
+
+class EphemeralRange(CaelumTest):
+    """caelumd in a network namespace of the test's own, whose ephemeral range is narrowed
+    to 20 ports: the host's sysctls are never touched. caelumd's own listeners are off, so
+    that they take none of the 20."""
+
+    NO_LISTENERS = {"http": {"listen": "off"}, "mcp": {"listen": "off"}}
+
+    def setUp(self):
+        self.ns_name = f"caelum-eph{os.getpid()}"
+        subprocess.run(["ip", "netns", "add", self.ns_name], check=True)
+        self.addCleanup(subprocess.run, ["ip", "netns", "del", self.ns_name])
+        self.ns = f"/run/netns/{self.ns_name}"
+        self.nsexec("ip", "link", "set", "lo", "up")
+        self.nsexec("sysctl", "-qw", "net.ipv4.ip_local_port_range=40000 40019")
+        self.nsexec("sysctl", "-qw", "net.ipv4.ip_local_reserved_ports=40010")
+
+    def nsexec(self, *argv, check=True):
+        # nsenter --net only: ip netns exec would also remount /sys (bpffs, cgroup2 gone).
+        return subprocess.run(["nsenter", f"--net={self.ns}", *argv], check=check,
+                              capture_output=True, text=True)
+
+    def sysctl_reserved(self):
+        return self.nsexec("cat", "/proc/sys/net/ipv4/ip_local_reserved_ports").stdout.strip()
+
+    def start_in_ns(self, e):
+        wrapper = os.path.join(e.dir, "caelumd-in-ns")
+        with open(wrapper, "w") as f:
+            f.write(f"#!/bin/sh\nexec nsenter --net={self.ns} {DAEMON} \"$@\"\n")
+        os.chmod(wrapper, 0o755)
+        saved, harness.DAEMON = harness.DAEMON, wrapper
+        try:
+            e.start()
+        finally:
+            harness.DAEMON = saved
+
+    def test_reservation_never_autobound(self):
+        e = self.env("ephem", start=False, managed=(), services={"alpha": ["40005/tcp"]},
+                     extra=self.NO_LISTENERS)
+        self.start_in_ns(e)
+        self.assertEqual(self.sysctl_reserved(), "40005,40010")
+        st = e.ok("status")["reserved_ports"]
+        self.assertEqual((st["ephemeral_range"], st["protected"], st["unprotected"], st["error"]),
+                         ("40000-40019", "40005", "", None))
+        # A listener in the namespace, outside cgroup_root; many connects from below it.
+        lst = subprocess.Popen(["nsenter", f"--net={self.ns}", sys.executable, "-c",
+                                "import socket,time\ns=socket.socket()\n"
+                                "s.bind(('127.0.0.1',9999))\ns.listen(100)\n"
+                                "print('ok',flush=True)\ntime.sleep(60)"],
+                               stdout=subprocess.PIPE, text=True)
+        self.addCleanup(lst.kill)
+        self.assertEqual(lst.stdout.readline().strip(), "ok")
+        got = connect_many(e.cgroup("other"), self.ns, 9999, 40)
+        # 20 ports, 40005 (ours) and 40010 (the admin's) kept out: 18 connects, then none left.
+        self.assertEqual(len(got["ports"]), 18, got)
+        self.assertNotIn(40005, got["ports"])
+        self.assertNotIn(40010, got["ports"])
+        self.assertEqual(got["errno"], errno.EADDRNOTAVAIL)
+
+    def test_release_and_teardown_restore_admin_list(self):
+        e = self.env("ephrel", start=False, managed=(), services={"alpha": ["8100/tcp"]},
+                     extra=self.NO_LISTENERS)
+        self.start_in_ns(e)
+        self.assertEqual(self.sysctl_reserved(), "40010")  # 8100 is outside the range
+        e.ok("port", "reserve", "40003/udp", "service", "alpha")
+        self.assertEqual(self.sysctl_reserved(), "40003,40010")
+        self.assertEqual(e.ok("status")["reserved_ports"]["protected"], "40003")
+        e.ok("port", "release", "40003/udp")
+        self.assertEqual(self.sysctl_reserved(), "40010")
+        e.ok("port", "reserve", "40001/tcp", "service", "alpha")
+        e.ok("port", "reserve", "40010/tcp", "service", "alpha")  # the admin's too
+        self.assertEqual(self.sysctl_reserved(), "40001,40010")
+        # The admin adds one meanwhile: it stays theirs.
+        self.nsexec("sysctl", "-qw", "net.ipv4.ip_local_reserved_ports=40001,40010,40015")
+        e.stop()
+        self.assertEqual(self.sysctl_reserved(), "40001,40010,40015")  # outlives caelumd
+        r = e.ctl("teardown")
+        self.assertEqual(r.rc, 0, r)
+        self.assertFalse(r.json["reserved_ports_restored"])  # wrong namespace: refused
+        self.assertIn("run teardown in caelumd's network namespace", r.err)
+        self.assertEqual(self.sysctl_reserved(), "40001,40010,40015")
+        p = self.nsexec(CTL, "-c", e.config_path, "-j", "teardown", check=False)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertTrue(json.loads(p.stdout)["reserved_ports_restored"])
+        self.assertEqual(self.sysctl_reserved(), "40010,40015")
