@@ -39,7 +39,7 @@ LDLIBS := $(shell pkg-config --libs libbpf json-c zlib libcurl libwebsockets lib
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -Wall -Werror \
 	      -Ivmlinux -Iinclude -Ibpf
 
-BPF_PROGS := ports agg devices tasks cpu connect
+BPF_PROGS := ports agg devices tasks cpu connect cgfollow
 BPF_OBJS := $(BPF_PROGS:%=$(GEN)/%.bpf.o)
 SKELS := $(BPF_PROGS:%=$(GEN)/%.skel.h)
 
@@ -48,7 +48,7 @@ DAEMON := caelumd loop services ports agg devices tasks cpu connect databases cr
 	  verify api http http_auth metrics token assets assets_data handlers_view mcp mcp_http schema peers \
 	  resources handlers handlers_run handlers_db status rpc registry registry_admit \
 	  registry_file journal \
-	  sockets bpfpin events pinlock policyguard $(COMMON)
+	  sockets bpfpin events pinlock policyguard cgfollow $(COMMON)
 CTL := caelumctl ctl_registry ctl_events ctl_run ctl_validate ctl_db ctl_bpf ctl_mcp events journal \
 	$(COMMON)
 

@@ -7,6 +7,7 @@
  */
 #include "common.bpf.h"
 #include "netns.bpf.h"
+#include "cgfollow.bpf.h"
 #include "caelum/ports.h"
 
 #define IPPROTO_TCP 6
@@ -52,8 +53,9 @@ static __always_inline bool owner_is_current(const struct caelum_port_rule *rule
 {
 	__u64 ancestor = 0;
 
+	/* A followed cgroup (spec key "cgroup") is named by its anchor: include/caelum/cgfollow.h */
 	if (rule->flags & CAELUM_PORT_F_RESERVED)
-		ancestor = bpf_get_current_ancestor_cgroup_id(rule->owner_level);
+		ancestor = cg_identity(bpf_get_current_ancestor_cgroup_id(rule->owner_level));
 	return caelum_port_owner_match(rule, ancestor);
 }
 

@@ -29,6 +29,7 @@
 #include "daemon.h"
 #include "fsutil.h"
 #include "handlers.h"
+#include "cgfollow.h"
 #include "log.h"
 #include "netns.h"
 #include "pinlock.h"
@@ -122,6 +123,8 @@ int daemon_apply(struct daemon *d, const char *why)
 	int err;
 
 	err = svcs_reconcile(&d->svcs, st);
+	if (!err && d->cgfollow)
+		err = cgfollow_sync(d->cgfollow, &d->svcs);
 	if (err)
 		p_warn("some service cgroups could not be prepared; their ports deny everyone");
 	err = config_map_write(d);
@@ -581,6 +584,8 @@ static int setup_bpf(struct daemon *d)
 		return EXIT_FAIL;
 	if (agg_load(&d->env, &d->agg))
 		return EXIT_FAIL;
+	if (cgfollow_setup(&d->env, &d->cgfollow))
+		return EXIT_FAIL;
 	if (svcs_init(&d->svcs, d->cfg.cgroup_root, d->cfg.cg2_mount, d->cfg.root_level))
 		return EXIT_FAIL;
 	svcs_set_map(&d->svcs, ports_map_fd(d->ports, "cm_services"));
@@ -702,6 +707,7 @@ static void daemon_close(struct daemon *d)
 	credentials_close(d);
 	resources_close(d);
 	agg_close(d->agg);
+	cgfollow_close(d->cgfollow);
 	ports_close(d->ports);
 	bpf_env_close(&d->env);
 	pinlock_release(&d->pinlock);

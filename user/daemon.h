@@ -19,6 +19,7 @@
 #include "services.h"
 
 struct agg;
+struct cgfollow;
 struct cred_watch;
 struct connect;
 struct cpu;
@@ -46,6 +47,7 @@ struct daemon {
 	struct bpf_env env;
 	struct pinlock pinlock; /* bpffs and cgroup_root, held for the daemon's life (pinlock.c) */
 	struct ports *ports;
+	struct cgfollow *cgfollow; /* services identified by an existing cgroup (cgfollow.c) */
 	/* Optional components: NULL when unavailable on this kernel (comp_error says why). */
 	struct devices *devices;
 	struct tasks *tasks;

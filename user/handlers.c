@@ -165,6 +165,8 @@ static struct json_object *service_json(struct daemon *d, const struct reg_servi
 	json_object_object_add(o, "state", json_object_new_string(state_name(rt)));
 	json_object_object_add(o, "cgroup", rt ? json_object_new_string(rt->cgroup) : NULL);
 	json_object_object_add(o, "cgroup_id", rt ? json_object_new_uint64(rt->cgid) : NULL);
+	/* true: an existing cgroup (spec key "cgroup") followed, never made by caelumd */
+	json_object_object_add(o, "cgroup_followed", json_object_new_boolean(rt && rt->followed));
 	return o;
 }
 

@@ -80,7 +80,7 @@ class Shapes(CaelumTest):
                                      "cm_agg", "cm_port_outer", "cm_port_rules", "cm_devices",
                                      "cm_task_svc", "cm_task_live", "cm_task_budget",
                                      "cm_cpu_time", "cm_db_addrs", "cm_db_decl", "cm_db_conns",
-                                     "cm_db_sk", "cm_netns"})
+                                     "cm_db_sk", "cm_netns", "cm_cg_follow", "cm_cg_alias"})
         self.assertEqual(maps["cm_port_rules"]["max_entries"], 131072)
         progs = self.e.ok("prog", "show")
         self.assertEqual({p.get("attach_type") or p["tracepoint"] for p in progs},
@@ -88,7 +88,7 @@ class Shapes(CaelumTest):
                           "sched_process_fork", "sched_process_exit", "cgroup_attach_task",
                           "sched_switch", "cgroup_inet4_connect", "cgroup_inet6_connect",
                           "cgroup_udp4_sendmsg", "cgroup_udp6_sendmsg",
-                          "cgroup_inet_sock_release"})
+                          "cgroup_inet_sock_release", "cgroup_mkdir", "cgroup_rmdir"})
         for p in progs:
             self.assertIn("run_time_ns", p)
             self.assertIn("run_cnt", p)

@@ -438,3 +438,77 @@ class EphemeralRange(CaelumTest):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertTrue(json.loads(p.stdout)["reserved_ports_restored"])
         self.assertEqual(self.sysctl_reserved(), "40010,40015")
+
+
+class FollowedCgroup(CaelumTest):
+    """A service identified by an existing cgroup (spec key "cgroup"), as systemd makes
+    them: removed and made again with a new id on every restart."""
+
+    UNIT = "system.slice/web.service"
+
+    def setUp(self):
+        self.e = self.env("follow", start=False, services={})
+        self.e.write_service("web", json.dumps({"name": "web", "ports": ["8100/tcp", "9500/tcp"],
+                                                "cgroup": self.UNIT}))
+        self.unit = os.path.join(self.e.root, self.UNIT)
+        self.other = self.e.cgroup("system.slice/other.service")
+        self.e.start()
+
+    def remove_unit(self):
+        self.e._kill_cgroup_procs(self.unit)
+        os.rmdir(self.unit)
+
+    def test_owns_its_port_across_20_recreations(self):
+        show = self.e.ok("service", "show", "web")
+        self.assertEqual((show["cgroup"], show["cgroup_followed"], show["cgroup_id"]),
+                         (self.unit, True, 0))
+        self.assertDenied(self.e, self.other, 9500)
+        ids = set()
+        for i in range(20):
+            os.mkdir(self.unit)  # what systemd does on (re)start
+            self.assertEqual(self.e.bind_in(self.unit, 9500), 0, f"cycle {i}: owner refused")
+            self.assertEqual(self.e.bind_in(self.unit, 8100), 0, f"cycle {i}: owner refused")
+            self.assertEqual(self.e.bind_in(self.other, 9500), errno.EPERM, f"cycle {i}")
+            ids.add(os.stat(self.unit).st_ino)
+            self.remove_unit()
+            self.assertEqual(self.e.bind_in(self.other, 9500), errno.EPERM, f"cycle {i}")
+        self.assertEqual(len(ids), 20, "every recreation has a new cgroup id")
+        # caelumd never made nor kept it; its own caelum/ has no web.
+        self.assertFalse(os.path.exists(self.e.svc_cgroup("web")))
+        self.assertEqual(self.e.ok("service", "show", "web")["cgroup_followed"], True)
+
+    def test_existing_cgroup_and_daemon_restart(self):
+        os.mkdir(self.unit)
+        self.e.stop()
+        self.e.start()  # resolved from the cgroup that exists
+        self.assertEqual(self.e.ok("service", "show", "web")["cgroup_id"],
+                         os.stat(self.unit).st_ino)
+        self.assertAllowed(self.e, self.unit, 9500)
+        self.assertDenied(self.e, self.other, 9500)
+        self.e.ok("reload")
+        self.assertAllowed(self.e, self.unit, 9500)
+
+    def test_run_refused_changes_nothing(self):
+        os.mkdir(self.unit)
+        r = self.e.ctl("run", "web", "--", "true")
+        self.assertEqual(r.rc, 78, r)
+        self.assertIn(f"service 'web' is identified by the existing cgroup '{self.unit}'",
+                      r.json["error"])
+        with open(os.path.join(self.unit, "cgroup.procs")) as f:
+            self.assertEqual(f.read(), "")
+        self.assertEqual(self.e.ctl("check", "service", "web").rc, 0)
+
+    def test_bad_cgroup_values_refused(self):
+        for bad, why in (("/system.slice/x", "is not a path relative to cgroup_root"),
+                         ("a/../b", "is not a path relative to cgroup_root"),
+                         ("caelum/web", "is below Caelum's own"),
+                         ("a b", "character ' ' is not allowed"),
+                         ("", "must be 1-95 characters")):
+            path = os.path.join(self.e.dir, "bad.json")
+            with open(path, "w") as f:
+                json.dump({"name": "bad", "ports": ["8150/tcp"], "cgroup": bad}, f)
+            r = self.e.ctl("service", "apply", path)
+            self.assertEqual(r.rc, 78, r)
+            self.assertIn(f"cgroup: \"{bad}\"", r.json["error"])
+            self.assertIn(why, r.json["error"])
+        self.assertEqual([s["name"] for s in self.e.ok("service", "list")], ["web"])

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <cmocka.h>
 
+#include "caelum/cgfollow.h"
 #include "caelum/common.h"
 #include "caelum/connect.h"
 #include "caelum/devices.h"
@@ -87,6 +88,7 @@ ABI_OFF(caelum_config, pad, 36);
 
 ABI_SIZE(caelum_service, 8);
 ABI_SIZE(caelum_netns, 8);
+ABI_SIZE(caelum_cg_path, CAELUM_CG_PATH_MAX);
 ABI_OFF(caelum_netns, flags, 0);
 ABI_OFF(caelum_service, flags, 0);
 ABI_OFF(caelum_service, pad, 4);
@@ -249,6 +251,17 @@ static void test_netns_enforced(void **state)
 	assert_true(CAELUM_MAX_NETNS >= 2);
 }
 
+/* A followed cgroup's identity (include/caelum/cgfollow.h). */
+static void test_cg_identity(void **state)
+{
+	__u64 anchor = CAELUM_CG_ANCHOR_BIT | 42;
+
+	(void)state;
+	assert_true(caelum_cg_identity(977, &anchor) == anchor);
+	assert_true(caelum_cg_identity(950, NULL) == 950);
+	assert_true(caelum_cg_identity(0, NULL) == CAELUM_CGID_NONE);
+}
+
 static void test_constants(void **state)
 {
 	static const unsigned long long modes[] = { CAELUM_MODE_UNSET, CAELUM_MODE_OFF,
@@ -295,6 +308,7 @@ int main(void)
 		cmocka_unit_test(test_offsets),
 		cmocka_unit_test(test_constants),
 		cmocka_unit_test(test_netns_enforced),
+		cmocka_unit_test(test_cg_identity),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
