@@ -304,6 +304,13 @@ static void on_service_change(void *ctx, struct svc_rt *s, bool running)
 		/* caelumctl run reports starts itself, with the pid. The first health check
 		 * comes an interval from now, not before the service had a chance to listen. */
 		s->health_last_ns = time_now_ns();
+		if (s->followed) { /* started by its manager: only its cgroup tells */
+			e = event_new(d->ev, "service_started", "changed");
+			json_object_object_add(e, "service", json_object_new_string(s->name));
+			json_object_object_add(e, "cgroup", json_object_new_string(s->cgroup));
+			json_object_object_add(e, "cgroup_id", json_object_new_uint64(s->cgid));
+			events_emit(d->ev, e);
+		}
 		return;
 	}
 	health_stop(s);
@@ -444,6 +451,7 @@ static void on_tick(void *ctx)
 		d->last_loss_check_ns = now;
 		report_losses(d);
 	}
+	svcs_poll_followed(&d->svcs, on_service_change, d);
 	resources_tick(d, now);
 	databases_tick(d, now);
 	health_tick(d, now);

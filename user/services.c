@@ -296,3 +296,23 @@ bool svcs_path_inside(const struct svcs *s, const struct svc_rt *rt, const char 
 	/* cgroup_root may be the mount itself: then rel already starts with '/'. */
 	return !strncmp(cg_rel, rel, len) && (cg_rel[len] == '\0' || cg_rel[len] == '/');
 }
+
+void svcs_poll_followed(struct svcs *s, svcs_change_fn fn, void *ctx)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		struct svc_rt *rt = &s->v[i];
+		uint64_t id = CAELUM_CGID_NONE;
+		bool running;
+
+		if (!rt->followed)
+			continue;
+		if (cgroup_id(rt->cgroup, &id))
+			id = CAELUM_CGID_NONE;
+		rt->cgid = id; /* events name it; the kernel already follows it (cm_cg_alias) */
+		running = id != CAELUM_CGID_NONE && cgroup_populated(rt->cgroup) == 1;
+		if (running == rt->running)
+			continue;
+		rt->running = running;
+		fn(ctx, rt, running);
+	}
+}

@@ -91,6 +91,10 @@ const char *svcs_name_of(void *s, uint64_t cgid);
 int svcs_ident(void *s, const char *name, uint64_t *cgid, uint16_t *level);
 /* The anchor of a followed service: CAELUM_CG_ANCHOR_BIT | FNV-1a 64 of its name. */
 uint64_t svcs_anchor(const char *name);
+/* Followed cgroups (spec key "cgroup") come and go under their manager: re-resolve each one's
+ * id and population (cgroup.events) and report running <-> stopped transitions. Cheap
+ * (one stat and one small read per followed service); called every loop tick. */
+void svcs_poll_followed(struct svcs *s, svcs_change_fn fn, void *ctx);
 /* Drain inotify and report running <-> stopped transitions. */
 void svcs_handle_inotify(struct svcs *s, svcs_change_fn fn, void *ctx);
 /* Re-read populated for one service (after caelumctl run moved into it). */

@@ -512,3 +512,23 @@ class FollowedCgroup(CaelumTest):
             self.assertIn(f"cgroup: \"{bad}\"", r.json["error"])
             self.assertIn(why, r.json["error"])
         self.assertEqual([s["name"] for s in self.e.ok("service", "list")], ["web"])
+
+    def test_started_stopped_follow_population(self):
+        os.mkdir(self.unit)
+        p = self.e.spawn_in(self.unit, ["sleep", "60"])
+        started = self.e.wait_event(lambda ev: ev["service"] == "web", type="service_started")
+        self.assertEqual(len(started), 1, started)
+        self.assertEqual((started[0]["cgroup"], started[0]["cgroup_id"]),
+                         (self.unit, os.stat(self.unit).st_ino))
+        self.assertEqual(self.e.ok("service", "show", "web")["state"], "running")
+        p.kill()
+        p.wait()
+        stopped = self.e.wait_event(lambda ev: ev["service"] == "web", type="service_stopped")
+        self.assertEqual(len(stopped), 1, stopped)
+        self.remove_unit()
+        os.mkdir(self.unit)  # a restart: a new cgroup, started again
+        self.e.spawn_in(self.unit, ["sleep", "60"])
+        started = self.e.wait_event(lambda ev: ev["service"] == "web" and
+                                    ev["cgroup_id"] == os.stat(self.unit).st_ino,
+                                    type="service_started")
+        self.assertEqual(len(started), 1, started)
