@@ -126,6 +126,11 @@ int do_run(int argc, char **argv)
 	rc = validate_service(c, name, wait_s, &v);
 	if (!rc && v.fails.n)
 		rc = ctl_verr(EXIT_CONFIG, &v.fails);
+	/* Say it before it happens: on hosts without a delegated pids controller the budget is
+	 * only the kernel's SIGKILL, and a thread past it takes the whole process down. */
+	if (!rc && json_object_get_boolean(json_object_object_get(v.check, "tasks_budget_kills")))
+		fprintf(stderr, "caelumctl: note: tasks of '%s': %s\n", name,
+			jstr(v.check, "tasks_budget"));
 	if (!rc)
 		rc = run_place(c, name, &v, argv);
 	rpc_client_close(c);

@@ -108,6 +108,8 @@ struct json_object *resources_service_json(struct daemon *d, const struct reg_se
 void resources_status(struct daemon *d, struct json_object *components);
 /* Per dimension: how it is enforced on this host. */
 struct json_object *resources_enforcement_json(struct daemon *d);
+/* How a task budget is enforced here, for run's output; *kills: a whole process dies. */
+const char *resources_tasks_note(struct daemon *d, bool *kills);
 void resources_close(struct daemon *d);
 
 /* The status document (caelumctl status, later the API and MCP). */

@@ -103,6 +103,13 @@ int h_run_check(struct call *c)
 	json_object_object_add(c->result, "ports", ports);
 	json_object_object_add(c->result, "credentials", creds);
 	json_object_object_add(c->result, "databases", db_targets(c, &s->spec));
+	if (s->spec.res.tasks) {
+		bool kills;
+		const char *note = resources_tasks_note(c->d, &kills);
+
+		json_object_object_add(c->result, "tasks_budget", json_object_new_string(note));
+		json_object_object_add(c->result, "tasks_budget_kills", json_object_new_boolean(kills));
+	}
 	json_object_object_add(c->result, "failures", verr_to_json(&e));
 	verr_free(&e);
 	return 0;

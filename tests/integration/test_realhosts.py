@@ -532,3 +532,22 @@ class FollowedCgroup(CaelumTest):
                                     ev["cgroup_id"] == os.stat(self.unit).st_ino,
                                     type="service_started")
         self.assertEqual(len(started), 1, started)
+
+
+class TaskBudgetNote(CaelumTest):
+    def test_run_says_the_budget_kills_the_process(self):
+        e = self.env("tasknote", services={})
+        e.write_service("worker", json.dumps({"name": "worker", "resources": {"tasks": 8}}))
+        e.ok("reload")
+        self.assertEqual(e.ok("status")["resources"]["tasks"], "kernel (BPF budget)",
+                         "this test expects a host without a delegated pids controller")
+        r = e.ctl("run", "worker", "--", "true", json_out=False)
+        self.assertEqual(r.rc, 0, r)
+        self.assertIn("caelumctl: note: tasks of 'worker': BPF budget only (no delegated cgroup "
+                      "v2 pids controller): a task past the budget is sent SIGKILL, which kills "
+                      "its whole process", r.err)
+        # No budget, no note.
+        e.write_service("plain", json.dumps({"name": "plain", "ports": []}))
+        e.ok("reload")
+        r = e.ctl("run", "plain", "--", "true", json_out=False)
+        self.assertEqual((r.rc, r.err), (0, ""), r)
