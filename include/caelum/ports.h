@@ -25,6 +25,12 @@
  *   anyone binds 8150/tcp -> EPERM (managed, unreserved)
  *   anyone binds 8080/tcp -> allowed (no entry)
  *   alpha binds 9000/udp  -> EPERM (owner beta)
+ *
+ * Two things refine "the current task" before the table decides (the table is unchanged):
+ *   - where: only sockets in the host's network namespace, or an opted-in one, are subject
+ *     to the rules (include/caelum/netns.h); a container's own port 8100 is not the host's.
+ *   - who: an owner_cgid with CAELUM_CG_ANCHOR_BIT names a service identified by an existing
+ *     cgroup (spec key "cgroup"), whose live id is mapped to it (include/caelum/cgfollow.h).
  */
 #ifndef CAELUM_PORTS_H
 #define CAELUM_PORTS_H
