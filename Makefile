@@ -44,18 +44,19 @@ LDLIBS := $(shell pkg-config --libs libbpf json-c zlib libcurl libwebsockets lib
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -Wall -Werror \
 	      -Ivmlinux -Iinclude -Ibpf
 
-BPF_PROGS := ports agg devices tasks cpu connect
+BPF_PROGS := ports agg devices tasks cpu connect cgfollow
 BPF_OBJS := $(BPF_PROGS:%=$(GEN)/%.bpf.o)
 SKELS := $(BPF_PROGS:%=$(GEN)/%.skel.h)
 
-COMMON := log jsonv portrange config capacity cgroup fsutil spec bpfinfo rpc_client dbprobe spec_ext dbspec probe loop fingerprint
+COMMON := log jsonv portrange config netns reserved_ports capacity cgroup fsutil spec bpfinfo \
+	  rpc_client dbprobe spec_ext dbspec probe loop fingerprint
 DAEMON := caelumd loop services ports port_tables agg devices tasks cpu connect databases dbresolve \
 	  hostaddr credentials health \
 	  verify api http http_auth connlimit metrics token assets assets_data handlers_view mcp mcp_era \
 	  mcp_tools mcp_http schema peers \
 	  resources handlers handlers_run handlers_db status rpc registry registry_admit \
 	  registry_file journal applylog \
-	  sockets bpfpin events probe_http notify $(COMMON)
+	  sockets bpfpin events probe_http notify pinlock policyguard cgfollow $(COMMON)
 CTL := caelumctl ctl_registry ctl_events ctl_run ctl_validate ctl_db ctl_bpf ctl_mcp events journal \
 	$(COMMON)
 
@@ -182,7 +183,7 @@ FUZZ_SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 		 -fno-omit-frame-pointer
 FUZZ_CFLAGS := -O1 -g -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Iuser -I$(GEN) \
 	       -fsanitize=fuzzer-no-link $(FUZZ_SANFLAGS)
-FUZZ_LIB := log jsonv portrange config capacity cgroup fsutil spec spec_ext dbspec dbprobe \
+FUZZ_LIB := log jsonv portrange config netns capacity cgroup fsutil spec spec_ext dbspec dbprobe \
 	    resources http_auth token connlimit loop rpc_client
 FUZZ_BINS := $(FUZZERS:%=$(FUZZ)/fuzz_%)
 

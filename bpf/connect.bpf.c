@@ -4,6 +4,7 @@
  * per-(service, database) connection counts. See include/caelum/connect.h.
  */
 #include "common.bpf.h"
+#include "netns.bpf.h"
 #include "caelum/connect.h"
 
 #define SOCK_ALLOW 1
@@ -182,6 +183,9 @@ static __always_inline int db_check(struct bpf_sock_addr *ctx, __u8 family, __u8
 	key_normalise(&k);
 	rule = bpf_map_lookup_elem(&cm_db_addrs, &k);
 	if (!rule)
+		return SOCK_ALLOW;
+	/* A container's 127.0.0.1 is not the host's loopback (include/caelum/netns.h). */
+	if (!netns_enforced(ctx))
 		return SOCK_ALLOW;
 	mode = component_mode(CAELUM_COMP_DATABASES);
 	if (mode == CAELUM_MODE_OFF)

@@ -1,9 +1,13 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * Port enforcement: cgroup/bind4 and cgroup/bind6 attached at cgroup_root. The decision is
- * one lookup in the current policy table (see include/caelum/ports.h for the semantics).
+ * one lookup in the current policy table (see include/caelum/ports.h for the semantics);
+ * only a bind the table restricts also asks whether its network namespace is the host's
+ * (include/caelum/netns.h).
  */
 #include "common.bpf.h"
+#include "netns.bpf.h"
+#include "cgfollow.bpf.h"
 #include "caelum/ports.h"
 
 #define IPPROTO_TCP 6
@@ -83,8 +87,9 @@ static __always_inline bool owner_is_current(const struct caelum_port_rule *rule
 {
 	__u64 ancestor = 0;
 
+	/* A followed cgroup (spec key "cgroup") is named by its anchor: include/caelum/cgfollow.h */
 	if (rule->flags & CAELUM_PORT_F_RESERVED)
-		ancestor = bpf_get_current_ancestor_cgroup_id(rule->owner_level);
+		ancestor = cg_identity(bpf_get_current_ancestor_cgroup_id(rule->owner_level));
 	return caelum_port_owner_match(rule, ancestor);
 }
 
@@ -139,6 +144,9 @@ static __always_inline int bind_check(struct bpf_sock_addr *ctx, __u8 family)
 		return BIND_ALLOW;
 	if (!port_rule(port, proto, rule) || !caelum_port_restricted(rule) ||
 	    owner_is_current(rule))
+		return BIND_ALLOW;
+	/* Another network namespace's port of that number is not the host's. */
+	if (!netns_enforced(ctx))
 		return BIND_ALLOW;
 
 	mode = component_mode(CAELUM_COMP_PORTS);

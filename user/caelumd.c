@@ -31,8 +31,11 @@
 #include "daemon.h"
 #include "fsutil.h"
 #include "handlers.h"
+#include "cgfollow.h"
 #include "log.h"
 #include "notify.h"
+#include "netns.h"
+#include "pinlock.h"
 #include "rpc.h"
 #include "version.h"
 
@@ -139,9 +142,14 @@ int daemon_apply(struct daemon *d, const char *why)
 	int err;
 
 	err = svcs_reconcile(&d->svcs, st);
+	if (!err && d->cgfollow)
+		err = cgfollow_sync(d->cgfollow, &d->svcs);
 	if (err)
 		p_warn("some service cgroups could not be prepared; their ports deny everyone");
 	err = config_map_write(d);
+	if (!err)
+		err = netns_apply(ports_map_fd(d->ports, "cm_netns"), d->cfg.netns_cookie,
+				  d->cfg.n_netns);
 	if (err)
 		return err;
 	err = registry_claims(st, &cl, &n);
@@ -150,6 +158,8 @@ int daemon_apply(struct daemon *d, const char *why)
 	cl = add_canary_claim(d, cl, &n);
 	err = port_policy_build(&pol, cl, n, d->cfg.managed, d->cfg.n_managed, svcs_ident,
 				&d->svcs);
+	if (!err) /* keep autobinds off reservations in the ephemeral range (not fatal) */
+		reserved_ports_apply(d->cfg.state_dir, cl, n, &d->resv);
 	free(cl);
 	if (!err)
 		err = ports_install(d->ports, &pol);
@@ -159,6 +169,7 @@ int daemon_apply(struct daemon *d, const char *why)
 		return err;
 	}
 	policy_note(d, st->rev, t0);
+	policyguard_record(d);
 	err = resources_apply(d);
 	if (err)
 		p_err("failed to apply resource rules: %s", strerror(-err));
@@ -169,6 +180,32 @@ int daemon_apply(struct daemon *d, const char *why)
 		err = verify_canaries(d);
 	emit_policy_applied(d, why);
 	return err;
+}
+
+/* Does any changed slot lie in ip_local_port_range (as last read)? */
+static bool slots_in_ephemeral_range(const struct daemon *d, const struct reg_delta *dl)
+{
+	for (size_t i = 0; i < dl->n_slots; i++) {
+		uint16_t port = REG_SLOT_PORT(dl->slots[i]);
+
+		if (port >= d->resv.range_lo && port <= d->resv.range_hi)
+			return true;
+	}
+	return false;
+}
+
+/* ip_local_reserved_ports again from every claim: O(claims), only for changes in the
+ * ephemeral range (reserved_ports.c). */
+static void reserved_ports_sync(struct daemon *d, const struct reg_state *st)
+{
+	struct reg_claim *cl;
+	size_t n;
+
+	if (registry_claims(st, &cl, &n))
+		return;
+	cl = add_canary_claim(d, cl, &n);
+	reserved_ports_apply(d->cfg.state_dir, cl, n, &d->resv);
+	free(cl);
 }
 
 /* Only reservations changed: the slots they name, nothing else. O(slots). */
@@ -198,6 +235,9 @@ static int apply_slots(struct daemon *d, const struct reg_state *st, const struc
 		return err;
 	}
 	policy_note(d, st->rev, t0);
+	policyguard_record(d);
+	if (slots_in_ephemeral_range(d, dl))
+		reserved_ports_sync(d, st);
 	emit_policy_applied(d, "registry change");
 	return 0;
 }
@@ -353,6 +393,13 @@ static void on_service_change(void *ctx, struct svc_rt *s, bool running)
 		/* caelumctl run reports starts itself, with the pid. The first health check
 		 * comes an interval from now, not before the service had a chance to listen. */
 		s->health_last_ns = time_now_ns();
+		if (s->followed) { /* started by its manager: only its cgroup tells */
+			e = event_new(d->ev, "service_started", "changed");
+			json_object_object_add(e, "service", json_object_new_string(s->name));
+			json_object_object_add(e, "cgroup", json_object_new_string(s->cgroup));
+			json_object_object_add(e, "cgroup_id", json_object_new_uint64(s->cgid));
+			events_emit(d->ev, e);
+		}
 		return;
 	}
 	health_stop(s);
@@ -499,6 +546,7 @@ static void on_tick(void *ctx)
 		d->last_loss_check_ns = now;
 		report_losses(d);
 	}
+	svcs_poll_followed(&d->svcs, on_service_change, d);
 	resources_tick(d, now);
 	databases_tick(d, now);
 	health_tick(d, now);
@@ -633,9 +681,14 @@ static int setup_bpf(struct daemon *d)
 
 	if (bpf_env_open(&d->env, d->cfg.bpffs, d->cfg.cgroup_root, d->cfg.ringbuf_bytes))
 		return EXIT_FAIL;
+	/* Before any map, link or policy is touched: one caelumd per pin set. */
+	if (pinlock_take(&d->pinlock, d->env.root, d->cfg.cgroup_root))
+		return EXIT_FAIL;
 	if (ports_load(&d->env, &d->ports))
 		return EXIT_FAIL;
 	if (agg_load(&d->env, &d->agg))
+		return EXIT_FAIL;
+	if (cgfollow_setup(&d->env, &d->cgfollow))
 		return EXIT_FAIL;
 	if (svcs_init(&d->svcs, d->cfg.cgroup_root, d->cfg.cg2_mount, d->cfg.root_level))
 		return EXIT_FAIL;
@@ -760,8 +813,10 @@ static void daemon_close(struct daemon *d)
 	credentials_close(d);
 	resources_close(d);
 	agg_close(d->agg);
+	cgfollow_close(d->cgfollow);
 	ports_close(d->ports);
 	bpf_env_close(&d->env);
+	pinlock_release(&d->pinlock);
 	events_close(d->ev);
 	registry_close(d->reg);
 }
@@ -813,7 +868,9 @@ static int parse_args(int argc, char **argv, const char **cfg_path, bool *verbos
 
 int main(int argc, char **argv)
 {
-	static struct daemon d = { .sig_fd = -1, .stats_fd = -1 };
+	static struct daemon d = {
+		.sig_fd = -1, .stats_fd = -1, .pinlock = { .bpffs_fd = -1, .cgroup_fd = -1 }
+	};
 	const char *cfg_path = NULL;
 	bool verbose = false;
 	struct verr e = {};

@@ -9,6 +9,7 @@
 
 #include "cgroup.h"
 #include "config.h"
+#include "netns.h"
 
 #define JOURNAL_DEFAULT_BYTES (16U << 20)
 #define JOURNAL_DEFAULT_KEEP 5
@@ -25,7 +26,7 @@ static const char *const component_names[] = {
 static const char *const config_keys[] = {
 	"host",	    "mode",	    "components",    "bpffs",	    "state_dir", "runtime_dir",
 	"services_dir", "managed_ports", "cgroup_root", "journal", "ringbuf_bytes", "capacity",
-	"databases_dir", "verify", "http", "bpf_stats", "mcp", NULL,
+	"databases_dir", "verify", "http", "bpf_stats", "mcp", "network_namespaces", NULL,
 };
 
 const char *config_path(const char *explicit_path)
@@ -735,6 +736,36 @@ static void parse_ringbuf(struct json_object *v, const char *file, struct config
 	cfg->ringbuf_bytes = (unsigned int)x;
 }
 
+/* "network_namespaces": ["/run/netns/blue", ...], each once (relative paths are taken from
+ * the config file's directory, like every path here). */
+static void parse_netns(struct json_object *v, const char *file, struct config *cfg,
+			struct verr *e)
+{
+	char p[64];
+	size_t n;
+
+	if (!jv_expect(v, json_type_array, file, "network_namespaces", e))
+		return;
+	n = json_object_array_length(v);
+	if (n > CONFIG_MAX_NETNS) {
+		verr_add(e, file, "network_namespaces", "%zu namespaces, at most %d", n,
+			 CONFIG_MAX_NETNS);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t before = e->n;
+
+		jv_path_idx(p, "network_namespaces", i);
+		get_path(json_object_array_get_idx(v, i), file, p, cfg->netns[i], e);
+		if (e->n != before)
+			continue;
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(cfg->netns[i], cfg->netns[j]))
+				verr_add(e, file, p, "\"%s\" is listed twice", cfg->netns[i]);
+	}
+	cfg->n_netns = n;
+}
+
 static void parse_field(const char *key, struct json_object *v, const char *file,
 			struct config *cfg, struct verr *e)
 {
@@ -777,6 +808,8 @@ static void parse_field(const char *key, struct json_object *v, const char *file
 		config_parse_listener(v, file, "http", &cfg->http, NULL, e);
 	} else if (!strcmp(key, "capacity")) {
 		capacity_parse(v, file, &cfg->cap, e);
+	} else if (!strcmp(key, "network_namespaces")) {
+		parse_netns(v, file, cfg, e);
 	}
 }
 
@@ -812,12 +845,27 @@ int config_load(const char *path, struct config *cfg, struct verr *e)
 	return err;
 }
 
+/* Each opted-in namespace must exist and be a network namespace; its cookie is kept. */
+static int resolve_netns(struct config *cfg, struct verr *e)
+{
+	size_t n = e->n;
+
+	for (size_t i = 0; i < cfg->n_netns; i++) {
+		char p[64], why[128];
+
+		jv_path_idx(p, "network_namespaces", i);
+		if (netns_cookie_of(cfg->netns[i], &cfg->netns_cookie[i], why, sizeof(why)))
+			verr_add(e, cfg->path, p, "\"%s\": %s", cfg->netns[i], why);
+	}
+	return e->n == n ? 0 : -EINVAL;
+}
+
 int config_resolve(struct config *cfg, struct verr *e)
 {
 	char real[PATH_MAX];
 	int level;
 
-	if (capacity_resolve(&cfg->cap, cfg->path, e))
+	if (capacity_resolve(&cfg->cap, cfg->path, e) || resolve_netns(cfg, e))
 		return -EINVAL;
 	if (cgroup2_mount_find(cfg->cg2_mount, sizeof(cfg->cg2_mount))) {
 		verr_add(e, cfg->path, NULL,

@@ -18,6 +18,7 @@
 #define CONFIG_MAX_ORIGINS 16
 #define CONFIG_MAX_HOSTS 16
 #define CONFIG_MAX_PEERS 16
+#define CONFIG_MAX_NETNS 15 /* opted-in network namespaces (CAELUM_MAX_NETNS - 2) */
 
 /* An MCP peer caelumd pushes its events to. */
 struct peer_cfg {
@@ -67,8 +68,12 @@ struct config {
 	bool mcp_auth_none; /* "auth": "none" (loopback listener only) */
 	struct peer_cfg peers[CONFIG_MAX_PEERS];
 	size_t n_peers;
+	/* "network_namespaces": namespace files whose binds and connects are the host's too */
+	char netns[CONFIG_MAX_NETNS][PATH_MAX];
+	size_t n_netns;
 
 	/* Resolved by config_resolve(). */
+	uint64_t netns_cookie[CONFIG_MAX_NETNS]; /* of netns[i] (user/netns.c) */
 	char cg2_mount[PATH_MAX]; /* the cgroup2 mount point */
 	char cgroup_root[PATH_MAX]; /* canonical path of the attach point */
 	unsigned int root_level; /* cgroup level of cgroup_root (mount = 0) */

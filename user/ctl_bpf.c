@@ -20,7 +20,9 @@
 #include "cgroup.h"
 #include "ctl.h"
 #include "events.h"
+#include "log.h"
 #include "portrange.h"
+#include "reserved_ports.h"
 #include "rpc.h"
 #include "services.h"
 
@@ -676,6 +678,7 @@ int do_teardown(int argc, char **argv)
 {
 	struct json_object *o, *links, *maps, *cg_rm, *cg_kept;
 	char dir[PATH_MAX];
+	int resv_err;
 
 	(void)argv;
 	if (argc)
@@ -697,7 +700,12 @@ int do_teardown(int argc, char **argv)
 	rmdir(dir);
 	rmdir(ctl.cfg.bpffs);
 	teardown_cgroups(cg_rm, cg_kept);
+	resv_err = reserved_ports_restore(ctl.cfg.state_dir);
+	if (resv_err)
+		p_warn("failed to restore ip_local_reserved_ports: %s%s", strerror(-resv_err),
+		       resv_err == -EXDEV ? " (run teardown in caelumd's network namespace)" : "");
 	o = json_object_new_object();
+	json_object_object_add(o, "reserved_ports_restored", json_object_new_boolean(!resv_err));
 	json_object_object_add(o, "links_detached", links);
 	json_object_object_add(o, "maps_unpinned", maps);
 	json_object_object_add(o, "cgroups_removed", cg_rm);

@@ -305,8 +305,8 @@ static int port_who(int argc, char **argv)
 	for (size_t i = 0; i < json_object_array_length(ls); i++) {
 		struct json_object *l = json_object_array_get_idx(ls, i);
 
-		printf("  pid %-7lld %-16s %-22s %s%s\n", (long long)jint(l, "pid"), jstr(l, "comm"),
-		       jstr(l, "addr"), jstr(l, "cgroup"),
+		printf("  pid %-7lld %-16s %-22s %-11s %s%s\n", (long long)jint(l, "pid"),
+		       jstr(l, "comm"), jstr(l, "addr"), jstr(l, "state"), jstr(l, "cgroup"),
 		       json_object_get_boolean(json_object_object_get(l, "in_owner")) ? " (owner)" : "");
 	}
 	if (!json_object_array_length(ls))

@@ -40,6 +40,16 @@ static int run_place(struct rpc_client *c, const char *name, const struct valida
 	const char *cg = jstr(v->check, "cgroup");
 	int err, rc;
 
+	/* Its manager (systemd, a container runtime) starts it and owns its cgroup: moving this
+	 * process in would take it out of the manager's sight and control. */
+	if (json_object_get_boolean(json_object_object_get(v->check, "cgroup_followed"))) {
+		json_object_put(p);
+		json_object_put(argv);
+		return ctl_error(EXIT_CONFIG,
+				 "service '%s' is identified by the existing cgroup '%s' (spec key \"cgroup\"): start it with its manager (e.g. systemctl start), caelumctl run never moves a process into it",
+				 name, cg);
+	}
+
 	err = cgroup_move(cg, 0);
 	if (err) {
 		json_object_put(p);
@@ -116,6 +126,11 @@ int do_run(int argc, char **argv)
 	rc = validate_service(c, name, wait_s, &v);
 	if (!rc && v.fails.n)
 		rc = ctl_verr(EXIT_CONFIG, &v.fails);
+	/* Say it before it happens: on hosts without a delegated pids controller the budget is
+	 * only the kernel's SIGKILL, and a thread past it takes the whole process down. */
+	if (!rc && json_object_get_boolean(json_object_object_get(v.check, "tasks_budget_kills")))
+		fprintf(stderr, "caelumctl: note: tasks of '%s': %s\n", name,
+			jstr(v.check, "tasks_budget"));
 	if (!rc)
 		rc = run_place(c, name, &v, argv);
 	rpc_client_close(c);

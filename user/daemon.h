@@ -12,11 +12,15 @@
 #include "config.h"
 #include "events.h"
 #include "loop.h"
+#include "pinlock.h"
+#include "policyguard.h"
 #include "ports.h"
+#include "reserved_ports.h"
 #include "registry.h"
 #include "services.h"
 
 struct agg;
+struct cgfollow;
 struct cred_watch;
 struct connect;
 struct cpu;
@@ -42,7 +46,9 @@ struct daemon {
 	struct config cfg;
 	struct registry *reg;
 	struct bpf_env env;
+	struct pinlock pinlock; /* bpffs and cgroup_root, held for the daemon's life (pinlock.c) */
 	struct ports *ports;
+	struct cgfollow *cgfollow; /* services identified by an existing cgroup (cgfollow.c) */
 	/* Optional components: NULL when unavailable on this kernel (comp_error says why). */
 	struct devices *devices;
 	struct tasks *tasks;
@@ -77,6 +83,8 @@ struct daemon {
 	int sig_fd;
 	uint64_t started_ns;
 	struct policy_info policy;
+	struct reserved_ports_info resv; /* ip_local_reserved_ports after the last apply */
+	struct policy_guard guard; /* what the last apply left in the kernel (policyguard.c) */
 	/* Registry changes reach the kernel through the registry's watch (on_registry_change):
 	 * whoever made them, the handlers included; the outcome per revision is in applied.
 	 * A reload defers it to apply once, after the config changed too. */
@@ -102,6 +110,8 @@ struct json_object *resources_service_json(struct daemon *d, const struct reg_se
 void resources_status(struct daemon *d, struct json_object *components);
 /* Per dimension: how it is enforced on this host. */
 struct json_object *resources_enforcement_json(struct daemon *d);
+/* How a task budget is enforced here, for run's output; *kills: a whole process dies. */
+const char *resources_tasks_note(struct daemon *d, bool *kills);
 void resources_close(struct daemon *d);
 
 /* The status document (caelumctl status, later the API and MCP). */

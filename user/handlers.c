@@ -165,6 +165,8 @@ static struct json_object *service_json(struct daemon *d, const struct reg_servi
 	json_object_object_add(o, "state", json_object_new_string(state_name(rt)));
 	json_object_object_add(o, "cgroup", rt ? json_object_new_string(rt->cgroup) : NULL);
 	json_object_object_add(o, "cgroup_id", rt ? json_object_new_uint64(rt->cgid) : NULL);
+	/* true: an existing cgroup (spec key "cgroup") followed, never made by caelumd */
+	json_object_object_add(o, "cgroup_followed", json_object_new_boolean(rt && rt->followed));
 	return o;
 }
 
@@ -179,9 +181,13 @@ bool hc_port_managed(const struct config *cfg, uint16_t port, uint8_t proto)
 	return false;
 }
 
-/* Live holders of (port, proto) outside the service's cgroup (any holder if svc is NULL). */
+/*
+ * Live holders of (port, proto) outside the service's cgroup (any holder if svc is NULL)
+ * that would make the service's bind fail: with SO_REUSEADDR (run, check, reserve: closing
+ * sockets of a previous instance do not count), or without it (plain: port alloc).
+ */
 int hc_foreign_holders(struct daemon *d, const char *svc, uint16_t port, uint8_t proto,
-			   struct verr *e, const char *label)
+		       bool plain, struct verr *e, const char *label)
 {
 	struct svc_rt *rt = svc ? svcs_find(&d->svcs, svc) : NULL;
 	struct sock_holder *h = NULL;
@@ -194,14 +200,16 @@ int hc_foreign_holders(struct daemon *d, const char *svc, uint16_t port, uint8_t
 		return err;
 	}
 	for (size_t i = 0; i < n; i++) {
+		if (!sock_blocks_bind(&h[i], !plain))
+			continue;
 		if (rt && h[i].pid && svcs_path_inside(&d->svcs, rt, h[i].cgroup))
 			continue;
 		if (h[i].pid)
 			verr_add(e, label, NULL, "%u/%s is bound by pid %d (%s) in cgroup %s", port,
 				 proto_name(proto), h[i].pid, h[i].comm, h[i].cgroup);
 		else
-			verr_add(e, label, NULL, "%u/%s is bound by a socket of an unknown process",
-				 port, proto_name(proto));
+			verr_add(e, label, NULL, "%u/%s is bound by a socket of an unknown process (%s)",
+				 port, proto_name(proto), sock_state_name(&h[i]));
 		found++;
 	}
 	free(h);
@@ -435,7 +443,7 @@ static int reserve(struct call *c, uint16_t port, uint8_t proto, const char *svc
 	hc_fmt_port(what, sizeof(what), port, proto);
 	if (!registry_service(c->d->reg, svc))
 		return hc_fail(c, EXIT_CONFIG, "%s: unknown service '%s'", what, svc);
-	if (hc_foreign_holders(c->d, svc, port, proto, &e, what))
+	if (hc_foreign_holders(c->d, svc, port, proto, false, &e, what))
 		return hc_fail_verr(c, EXIT_CONFIG, &e);
 	hc_change_begin(c);
 	err = registry_reserve(c->d->reg, port, proto, svc, &e);
@@ -516,7 +524,7 @@ static int h_port_alloc(struct call *c)
 		    registry_owner(c->d->reg, (uint16_t)port, proto, NULL))
 			continue;
 		/* Someone squatting from before Caelum started: not free. */
-		if (hc_foreign_holders(c->d, NULL, (uint16_t)port, proto, &e, "alloc")) {
+		if (hc_foreign_holders(c->d, NULL, (uint16_t)port, proto, true, &e, "alloc")) {
 			verr_free(&e);
 			continue;
 		}
@@ -567,6 +575,7 @@ static int h_port_who(struct call *c)
 		json_object_object_add(o, "family",
 				       json_object_new_string(h[i].family == AF_INET6 ? "ipv6" : "ipv4"));
 		json_object_object_add(o, "listening", json_object_new_boolean(h[i].listening));
+		json_object_object_add(o, "state", json_object_new_string(sock_state_name(&h[i])));
 		json_object_object_add(o, "in_owner",
 				       json_object_new_boolean(rt && h[i].pid &&
 							       svcs_path_inside(&c->d->svcs, rt, h[i].cgroup)));

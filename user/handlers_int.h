@@ -46,9 +46,11 @@ int hc_param_service(struct call *c, const char *key, const char **out);
 int hc_param_proto(struct call *c, uint8_t *proto);
 int hc_param_port(struct call *c, uint16_t *port);
 void hc_fmt_port(char *buf, size_t len, uint16_t port, uint8_t proto);
-/* Live holders of (port, proto) outside svc's cgroup (any holder if svc is NULL), into e. */
+/* Live holders of (port, proto) outside svc's cgroup (any holder if svc is NULL) that
+ * would make its bind fail (sock_blocks_bind(): with SO_REUSEADDR, or plain), into e.
+ * 0 or -EBUSY. */
 int hc_foreign_holders(struct daemon *d, const char *svc, uint16_t port, uint8_t proto,
-		       struct verr *e, const char *label);
+		       bool plain, struct verr *e, const char *label);
 /* Registry changes are bracketed so that the kernel apply's outcome is reported. */
 /* Bracket a registry mutation: hc_change_end reports how the revision the call committed
  * (if any) was applied to the kernel, and adds "revision" to an object result later. */

@@ -32,7 +32,7 @@ static struct json_object *check_ports(struct call *c, const char *name, struct 
 			continue;
 		hc_fmt_port(buf, sizeof(buf), cl[i].port, cl[i].proto);
 		json_object_array_add(ports, json_object_new_string(buf));
-		hc_foreign_holders(c->d, name, cl[i].port, cl[i].proto, e, name);
+		hc_foreign_holders(c->d, name, cl[i].port, cl[i].proto, false, e, name);
 	}
 	free(cl);
 	return ports;
@@ -89,7 +89,7 @@ int h_run_check(struct call *c)
 		return -1;
 	s = registry_service(c->d->reg, name);
 	rt = svcs_find(&c->d->svcs, name);
-	if (!s || !rt || rt->cgid == CAELUM_CGID_NONE)
+	if (!s || !rt || (!rt->followed && rt->cgid == CAELUM_CGID_NONE))
 		return hc_fail(c, EXIT_CONFIG, "unknown service '%s' (caelumctl service list)", name);
 	/* Capacity may have shrunk since the service was admitted (a smaller host, a reload). */
 	registry_admit_service(c->d->reg, name, &e);
@@ -98,10 +98,18 @@ int h_run_check(struct call *c)
 	c->result = json_object_new_object();
 	json_object_object_add(c->result, "name", json_object_new_string(name));
 	json_object_object_add(c->result, "cgroup", json_object_new_string(rt->cgroup));
+	json_object_object_add(c->result, "cgroup_followed", json_object_new_boolean(rt->followed));
 	json_object_object_add(c->result, "probe_cgroup", json_object_new_string(c->d->probe_cgroup));
 	json_object_object_add(c->result, "ports", ports);
 	json_object_object_add(c->result, "credentials", creds);
 	json_object_object_add(c->result, "databases", db_targets(c, &s->spec));
+	if (s->spec.res.tasks) {
+		bool kills;
+		const char *note = resources_tasks_note(c->d, &kills);
+
+		json_object_object_add(c->result, "tasks_budget", json_object_new_string(note));
+		json_object_object_add(c->result, "tasks_budget_kills", json_object_new_boolean(kills));
+	}
 	json_object_object_add(c->result, "failures", verr_to_json(&e));
 	verr_free(&e);
 	return 0;

@@ -440,6 +440,11 @@ bool port_tables_valid(const struct port_tables *t)
 	return t->valid;
 }
 
+void port_tables_invalidate(struct port_tables *t)
+{
+	t->valid = false;
+}
+
 const struct caelum_port_rule *port_tables_mirror(const struct port_tables *t)
 {
 	return t->mirror;

@@ -34,6 +34,8 @@ int port_tables_install(struct port_tables *t, const struct caelum_port_rule *wa
 int port_tables_update(struct port_tables *t, const uint32_t *slots,
 		       const struct caelum_port_rule *rules, size_t n);
 bool port_tables_valid(const struct port_tables *t);
+/* The next update is refused and the next install reads the tables back. */
+void port_tables_invalidate(struct port_tables *t);
 /* What both tables hold, by slot. */
 const struct caelum_port_rule *port_tables_mirror(const struct port_tables *t);
 void port_tables_stats(const struct port_tables *t, struct port_tables_stats *st);

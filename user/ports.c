@@ -236,6 +236,11 @@ void ports_counters(const struct ports *p, uint64_t *flips, uint64_t *updates)
 	*updates = st.writes;
 }
 
+void ports_invalidate(struct ports *p)
+{
+	port_tables_invalidate(p->tables);
+}
+
 const struct caelum_port_rule *ports_mirror(const struct ports *p)
 {
 	return port_tables_mirror(p->tables);

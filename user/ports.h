@@ -53,6 +53,9 @@ int ports_install(struct ports *p, const struct port_policy *pol);
  */
 int ports_update(struct ports *p, const uint32_t *slots, const struct caelum_port_rule *rules,
 		 size_t n);
+/* Forget what the tables are known to hold: the next ports_install reads them back from the
+ * kernel and rewrites what differs (another writer changed them). */
+void ports_invalidate(struct ports *p);
 /* What the tables hold, dense by slot (REG_SLOTS entries). */
 const struct caelum_port_rule *ports_mirror(const struct ports *p);
 /* How many table flips and entry writes were made (status, bench). */

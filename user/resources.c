@@ -341,6 +341,19 @@ static const char *enforcement(struct daemon *d, const char *dim)
 	return kernel_dev ? "kernel (BPF cgroup/dev)" : "admitted only";
 }
 
+const char *resources_tasks_note(struct daemon *d, bool *kills)
+{
+	bool kernel_tasks = d->tasks && d->cfg.comp_mode[CAELUM_COMP_TASKS] == CAELUM_MODE_ENFORCE;
+
+	*kills = false;
+	if (d->controller[CTL_PIDS])
+		return "pids.max: a fork or thread past the budget fails with EAGAIN and the process lives";
+	if (!kernel_tasks)
+		return "not enforced on this host: no delegated pids controller and no BPF budget";
+	*kills = true;
+	return "BPF budget only (no delegated cgroup v2 pids controller): a task past the budget is sent SIGKILL, which kills its whole process";
+}
+
 static void totals(const struct reg_state *st, int64_t *cpus, int64_t *mem, int64_t *gpus,
 		   int64_t *tasks)
 {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <bpf/bpf.h>
 
+#include "caelum/cgfollow.h"
 #include "caelum/common.h"
 #include "cgroup.h"
 #include "log.h"
@@ -21,6 +22,7 @@ int svcs_init(struct svcs *s, const char *cgroup_root, const char *cg2_mount,
 	memset(s, 0, sizeof(*s));
 	s->map_fd = -1;
 	snprintf(s->base, sizeof(s->base), "%s/" SERVICES_SUBDIR, cgroup_root);
+	snprintf(s->root, sizeof(s->root), "%s", cgroup_root);
 	snprintf(s->cg2_mount, sizeof(s->cg2_mount), "%s", cg2_mount);
 	s->level = root_level + 2;
 	err = cgroup_mkdir(s->base);
@@ -91,12 +93,21 @@ const char *svcs_name_of(void *ctx, uint64_t cgid)
 	return NULL;
 }
 
+uint64_t svcs_anchor(const char *name)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (const char *c = name; *c; c++)
+		h = (h ^ (uint8_t)*c) * 0x100000001b3ULL;
+	return CAELUM_CG_ANCHOR_BIT | (h & ~CAELUM_CG_ANCHOR_BIT);
+}
+
 int svcs_ident(void *ctx, const char *name, uint64_t *cgid, uint16_t *level)
 {
 	const struct svcs *s = ctx;
 	const struct svc_rt *rt = svcs_find(s, name);
 
-	*cgid = rt ? rt->cgid : CAELUM_CGID_NONE;
+	*cgid = rt ? (rt->followed ? rt->anchor : rt->cgid) : CAELUM_CGID_NONE;
 	*level = rt ? rt->level : 0;
 	/* Caelum's own cgroups (names with a leading dot) own the verification canaries. */
 	for (size_t i = 0; !rt && i < s->n_internal; i++) {
@@ -108,12 +119,40 @@ int svcs_ident(void *ctx, const char *name, uint64_t *cgid, uint16_t *level)
 	return 0;
 }
 
+/* A followed cgroup: found, never made; it may not exist yet (then it owns its ports from
+ * the moment it is made, through the kernel's mkdir hook). */
+static int svc_follow(struct svcs *s, struct svc_rt *rt, const char *rel)
+{
+	int level;
+
+	free(rt->cgroup); /* the path may have changed with the spec */
+	if (asprintf(&rt->cgroup, "%s/%s", s->root, rel) < 0) {
+		rt->cgroup = NULL;
+		return -ENOMEM;
+	}
+	rt->followed = true;
+	rt->anchor = svcs_anchor(rt->name);
+	level = cgroup_level(s->cg2_mount, rt->cgroup);
+	if (level < 0)
+		return level;
+	rt->level = (uint16_t)level;
+	if (cgroup_id(rt->cgroup, &rt->cgid))
+		rt->cgid = CAELUM_CGID_NONE;
+	rt->running = rt->cgid != CAELUM_CGID_NONE && cgroup_populated(rt->cgroup) == 1;
+	return 0;
+}
+
 /* Create (or find) the service's cgroup and start watching it. */
 static int svc_materialize(struct svcs *s, struct svc_rt *rt)
 {
 	char events[PATH_MAX + 16];
 	int err, pop;
 
+	if (rt->followed) { /* no longer its manager's: ours, under <base> */
+		free(rt->cgroup);
+		rt->cgroup = NULL;
+		rt->followed = false;
+	}
 	if (!rt->cgroup && asprintf(&rt->cgroup, "%s/%s", s->base, rt->name) < 0) {
 		rt->cgroup = NULL;
 		rt->cgid = CAELUM_CGID_NONE;
@@ -159,6 +198,10 @@ static void svc_retire(struct svcs *s, struct svc_rt *rt)
 		bpf_map_delete_elem(s->map_fd, &rt->cgid);
 	if (rt->wd >= 0)
 		inotify_rm_watch(s->inotify_fd, rt->wd);
+	if (rt->followed) {
+		rt_free(rt);
+		return; /* its manager's, never ours to remove */
+	}
 	if (rt->cgroup && rmdir(rt->cgroup) && errno != ENOENT)
 		p_warn("cgroup '%s' of deleted service '%s' kept: %s", rt->cgroup, rt->name,
 		       strerror(errno));
@@ -242,8 +285,12 @@ int svcs_reconcile(struct svcs *s, const struct reg_state *st)
 			snprintf(v[i].name, sizeof(v[i].name), "%s", st->svcs[i].spec.name);
 			v[i].wd = -1;
 		}
-		if (svc_materialize(s, &v[i]) && !err)
+		if (st->svcs[i].spec.cgroup[0]) {
+			if (svc_follow(s, &v[i], st->svcs[i].spec.cgroup) && !err)
+				err = -EIO;
+		} else if (svc_materialize(s, &v[i]) && !err) {
 			err = -EIO;
+		}
 		if (map_sync_add(s, &v[i]) && !err)
 			err = -EIO;
 	}
@@ -293,4 +340,24 @@ bool svcs_path_inside(const struct svcs *s, const struct svc_rt *rt, const char 
 
 	/* cgroup_root may be the mount itself: then rel already starts with '/'. */
 	return !strncmp(cg_rel, rel, len) && (cg_rel[len] == '\0' || cg_rel[len] == '/');
+}
+
+void svcs_poll_followed(struct svcs *s, svcs_change_fn fn, void *ctx)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		struct svc_rt *rt = &s->v[i];
+		uint64_t id = CAELUM_CGID_NONE;
+		bool running;
+
+		if (!rt->followed)
+			continue;
+		if (cgroup_id(rt->cgroup, &id))
+			id = CAELUM_CGID_NONE;
+		rt->cgid = id; /* events name it; the kernel already follows it (cm_cg_alias) */
+		running = id != CAELUM_CGID_NONE && cgroup_populated(rt->cgroup) == 1;
+		if (running == rt->running)
+			continue;
+		rt->running = running;
+		fn(ctx, rt, running);
+	}
 }

@@ -31,6 +31,10 @@ struct svc_rt {
 	char name[SERVICE_NAME_MAX + 1];
 	char *cgroup; /* absolute path (malloc'd); NULL until materialized */
 	uint64_t cgid; /* CAELUM_CGID_NONE until the cgroup exists */
+	/* spec key "cgroup": an existing cgroup caelumd follows but never makes, removes or
+	 * moves processes into; named in the policy by its anchor (include/caelum/cgfollow.h) */
+	bool followed;
+	uint64_t anchor;
 	uint16_t level;
 	bool running; /* cgroup populated */
 	int wd; /* inotify watch on cgroup.events, -1 when none */
@@ -72,6 +76,7 @@ struct svcs {
 	struct svc_internal internal[SVCS_MAX_INTERNAL];
 	size_t n_internal;
 	char base[PATH_MAX]; /* <cgroup_root>/caelum */
+	char root[PATH_MAX]; /* <cgroup_root> */
 	char cg2_mount[PATH_MAX];
 	unsigned int level; /* cgroup level of a service cgroup */
 	int inotify_fd;
@@ -92,6 +97,12 @@ int svcs_reconcile(struct svcs *s, const struct reg_state *st);
 struct svc_rt *svcs_find(const struct svcs *s, const char *name);
 const char *svcs_name_of(void *s, uint64_t cgid);
 int svcs_ident(void *s, const char *name, uint64_t *cgid, uint16_t *level);
+/* The anchor of a followed service: CAELUM_CG_ANCHOR_BIT | FNV-1a 64 of its name. */
+uint64_t svcs_anchor(const char *name);
+/* Followed cgroups (spec key "cgroup") come and go under their manager: re-resolve each one's
+ * id and population (cgroup.events) and report running <-> stopped transitions. Cheap
+ * (one stat and one small read per followed service); called every loop tick. */
+void svcs_poll_followed(struct svcs *s, svcs_change_fn fn, void *ctx);
 /* Drain inotify and report running <-> stopped transitions. */
 void svcs_handle_inotify(struct svcs *s, svcs_change_fn fn, void *ctx);
 /* Re-read populated for one service (after caelumctl run moved into it). */

@@ -35,13 +35,12 @@
 #define SK_STATE(s) (1U << (s))
 
 /*
- * TCP states 1..13 but TIME_WAIT (no owner left) and CLOSE (the kernel walks no table for
- * it; bound-only sockets come through the BOUND_INACTIVE bit). SYN_RECV brings in request
- * sockets too: inode 0, never held by a process.
+ * TCP states 1..13 but CLOSE (the kernel walks no table for it; bound-only sockets come
+ * through the BOUND_INACTIVE bit). TIME_WAIT and SYN_RECV bring in timewait and request
+ * sockets: inode 0, never held by a process; sock_blocks_bind() tells what they mean.
  */
 #define TCP_DUMP_STATES                                                                    \
-	((SK_STATE(SK_TCP_BOUND_INACTIVE + 1) - 1) &                                       \
-	 ~(SK_STATE(0) | SK_STATE(TCP_TIME_WAIT) | SK_STATE(TCP_CLOSE)))
+	((SK_STATE(SK_TCP_BOUND_INACTIVE + 1) - 1) & ~(SK_STATE(0) | SK_STATE(TCP_CLOSE)))
 /* An unconnected UDP socket sits in TCP_CLOSE, a connected one in TCP_ESTABLISHED. */
 #define UDP_DUMP_STATES 0xffffffffU
 
@@ -135,6 +134,7 @@ static int diag_add(const struct inet_diag_msg *m, int proto, uint16_t port,
 		.proto = proto,
 		.port = port,
 		.listening = proto == IPPROTO_TCP && m->idiag_state == TCP_LISTEN,
+		.state = m->idiag_state,
 	};
 
 	if (ntohs(m->id.idiag_sport) != port)
@@ -523,4 +523,49 @@ int sockets_find(uint16_t port, int proto, struct sock_holder **out, size_t *n)
 	*out = held.v;
 	*n = held.n;
 	return 0;
+}
+
+/*
+ * net/ipv4/inet_connection_sock.c inet_bind_conflict(): a socket in the port's bind bucket
+ * conflicts unless both set SO_REUSEADDR and it is not listening; timewait sockets sit in
+ * the bucket too. A request socket (SYN_RECV, inode 0) only exists under a listener, which
+ * is dumped itself.
+ */
+bool sock_blocks_bind(const struct sock_holder *h, bool reuseaddr)
+{
+	if (h->proto != IPPROTO_TCP)
+		return true; /* UDP: no states, a bound socket is bound */
+	if (h->state == TCP_SYN_RECV && !h->inode)
+		return false;
+	if (!reuseaddr)
+		return true;
+	switch (h->state) {
+	case TCP_FIN_WAIT1:
+	case TCP_FIN_WAIT2:
+	case TCP_TIME_WAIT:
+	case TCP_CLOSE_WAIT:
+	case TCP_LAST_ACK:
+	case TCP_CLOSING:
+		return false;
+	default:
+		return true;
+	}
+}
+
+const char *sock_state_name(const struct sock_holder *h)
+{
+	static const char *const names[] = {
+		[TCP_ESTABLISHED] = "established", [TCP_SYN_SENT] = "syn_sent",
+		[TCP_SYN_RECV] = "syn_recv",	   [TCP_FIN_WAIT1] = "fin_wait1",
+		[TCP_FIN_WAIT2] = "fin_wait2",	   [TCP_TIME_WAIT] = "time_wait",
+		[TCP_CLOSE] = "bound",		   [TCP_CLOSE_WAIT] = "close_wait",
+		[TCP_LAST_ACK] = "last_ack",	   [TCP_LISTEN] = "listen",
+		[TCP_CLOSING] = "closing",
+	};
+
+	if (h->proto != IPPROTO_TCP)
+		return h->state == TCP_ESTABLISHED ? "connected" : "bound";
+	if (h->state >= 0 && (size_t)h->state < sizeof(names) / sizeof(names[0]) && names[h->state])
+		return names[h->state];
+	return "unknown";
 }

@@ -12,7 +12,7 @@
 #define PORT_SLOTS (65536 * 2)
 
 static const char *const spec_keys[] = { "name",	   "ports",	  "resources", "databases",
-					 "credentials", "health", NULL };
+					 "credentials", "health", "cgroup", NULL };
 
 bool service_name_valid(const char *s)
 {
@@ -43,6 +43,47 @@ static void parse_name(struct json_object *v, const char *file, struct service_s
 		return;
 	}
 	strcpy(s->name, json_object_get_string(v));
+}
+
+/*
+ * "cgroup": "system.slice/web.service". Relative to cgroup_root, components of
+ * [A-Za-z0-9_.@:-] (systemd unit and scope names), no "." or ".." component, not below
+ * Caelum's own "caelum/".
+ */
+static void parse_cgroup(struct json_object *v, const char *file, struct service_spec *s,
+			 struct verr *e)
+{
+	const char *p, *c;
+	char buf[160];
+
+	if (!jv_expect(v, json_type_string, file, "cgroup", e))
+		return;
+	p = json_object_get_string(v);
+	jv_repr(v, buf, sizeof(buf));
+	if (!*p || strlen(p) >= SPEC_CGROUP_MAX) {
+		verr_add(e, file, "cgroup", "%s must be 1-%d characters", buf, SPEC_CGROUP_MAX - 1);
+		return;
+	}
+	for (c = p; *c; c++) {
+		if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.@:-/", *c)) {
+			verr_add(e, file, "cgroup", "%s: character '%c' is not allowed", buf, *c);
+			return;
+		}
+	}
+	if (*p == '/' || p[strlen(p) - 1] == '/' || strstr(p, "//") || !strcmp(p, ".") ||
+	    !strncmp(p, "./", 2) || !strncmp(p, "../", 3) || strstr(p, "/./") || strstr(p, "/../") ||
+	    !strcmp(p, "..") || (strlen(p) >= 3 && !strcmp(p + strlen(p) - 3, "/..")) ||
+	    (strlen(p) >= 2 && !strcmp(p + strlen(p) - 2, "/."))) {
+		verr_add(e, file, "cgroup",
+			 "%s is not a path relative to cgroup_root (no leading or trailing '/', no empty, '.' or '..' component)",
+			 buf);
+		return;
+	}
+	if (!strcmp(p, "caelum") || !strncmp(p, "caelum/", 7)) {
+		verr_add(e, file, "cgroup", "%s is below Caelum's own \"caelum/\"", buf);
+		return;
+	}
+	strcpy(s->cgroup, p);
 }
 
 /* One "ports" item: "8100", "8100/udp", "9000-9010/tcp" or the integer 8100. */
@@ -121,6 +162,8 @@ int spec_from_json(struct json_object *obj, const char *file, struct service_spe
 		spec_parse_credentials(v, file, s, e);
 	if (json_object_object_get_ex(obj, "health", &v))
 		spec_parse_health(v, file, s, e);
+	if (json_object_object_get_ex(obj, "cgroup", &v))
+		parse_cgroup(v, file, s, e);
 	if (e->n + e->dropped == n0) {
 		/* Within one spec the file being parsed is the one to name. */
 		s->source = (char *)file;
@@ -309,6 +352,8 @@ struct json_object *spec_to_json(const struct service_spec *s)
 	json_object_object_add(obj, "ports", ports);
 	if (spec_has_resources(s))
 		json_object_object_add(obj, "resources", resources_to_json(&s->res));
+	if (s->cgroup[0])
+		json_object_object_add(obj, "cgroup", json_object_new_string(s->cgroup));
 	spec_ext_to_json(s, obj);
 	return obj;
 }

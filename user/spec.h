@@ -50,8 +50,13 @@ struct spec_health {
 	int64_t interval_s, timeout_s, failures_before_critical;
 };
 
+/* "cgroup": an existing cgroup, relative to cgroup_root, that identifies the service
+ * instead of <cgroup_root>/caelum/<name> (include/caelum/cgfollow.h). */
+#define SPEC_CGROUP_MAX 96
+
 struct service_spec {
 	char name[SERVICE_NAME_MAX + 1];
+	char cgroup[SPEC_CGROUP_MAX]; /* "" when the service lives in caelum/<name> */
 	struct port_range *ports; /* proto is IPPROTO_TCP or IPPROTO_UDP */
 	size_t n_ports;
 	char *source; /* the file it came from, NULL when applied through the API */

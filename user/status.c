@@ -8,11 +8,13 @@
 #include "api.h"
 #include "bpfinfo.h"
 #include "daemon.h"
+#include "netns.h"
 #include "databases.h"
 #include "version.h"
 
 static const char *const shared_maps[] = { "cm_events", "cm_stats",	"cm_config",
-					   "cm_services", "cm_agg", "cm_port_outer", "cm_port_owners", NULL };
+					   "cm_services", "cm_agg", "cm_port_outer", "cm_port_owners",
+					   "cm_netns", NULL };
 
 static struct json_object *program_json(struct daemon *d, int idx)
 {
@@ -154,6 +156,25 @@ static struct json_object *registry_json(struct daemon *d)
 	return o;
 }
 
+/* Where the rules apply: the host's network namespace and the opted-in ones. */
+static struct json_object *netns_json(struct daemon *d)
+{
+	struct json_object *o = json_object_new_object(), *arr = json_object_new_array();
+	uint64_t host = 0;
+
+	netns_cookie_self(&host);
+	add_u64(o, "host_cookie", host);
+	for (size_t i = 0; i < d->cfg.n_netns; i++) {
+		struct json_object *n = json_object_new_object();
+
+		json_object_object_add(n, "path", json_object_new_string(d->cfg.netns[i]));
+		add_u64(n, "cookie", d->cfg.netns_cookie[i]);
+		json_object_array_add(arr, n);
+	}
+	json_object_object_add(o, "opted_in", arr);
+	return o;
+}
+
 int status_collect(struct daemon *d, struct json_object **out)
 {
 	struct json_object *o = json_object_new_object(), *comps = json_object_new_array();
@@ -169,6 +190,8 @@ int status_collect(struct daemon *d, struct json_object **out)
 	json_object_object_add(o, "mode", json_object_new_string(mode_name(d->cfg.mode)));
 	json_object_object_add(o, "cgroup_root", json_object_new_string(d->cfg.cgroup_root));
 	json_object_object_add(o, "bpffs", json_object_new_string(d->cfg.bpffs));
+	json_object_object_add(o, "network_namespaces", netns_json(d));
+	json_object_object_add(o, "reserved_ports", reserved_ports_json(&d->resv));
 	json_object_array_add(comps, component_ports(d));
 	resources_status(d, comps);
 	databases_status(d, comps);

@@ -190,6 +190,7 @@ static void check_obj_maps(struct daemon *d, struct bpf_object *obj)
 void integrity_check(struct daemon *d)
 {
 	check_links(d);
+	policyguard_check(d);
 	check_obj_maps(d, ports_obj(d->ports));
 	check_obj_maps(d, agg_obj(d->agg));
 	if (d->devices)

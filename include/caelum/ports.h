@@ -9,7 +9,7 @@
  *
  * The array is reached through the one-slot array-of-maps cm_port_outer. There are two
  * arrays, cm_port_a and cm_port_b, both pinned, mmap'd by caelumd and kept equal
- * (user/ports.c tables_update); slot 0 holds one of them. A change of one entry is written
+ * (user/port_tables.c); slot 0 holds one of them. A change of one entry is written
  * to the other array, then to the one in slot 0: one word store, atomic. A change of several
  * entries is written to the array not in slot 0, slot 0 is flipped to it (the syscall
  * returns once no program can still be reading the old one), and the old one is brought
@@ -36,6 +36,12 @@
  *   anyone binds 8150/tcp -> EPERM (managed, unreserved)
  *   anyone binds 8080/tcp -> allowed (no entry)
  *   alpha binds 9000/udp  -> EPERM (owner beta)
+ *
+ * Two things refine "the current task" before the table decides (the table is unchanged):
+ *   - where: only sockets in the host's network namespace, or an opted-in one, are subject
+ *     to the rules (include/caelum/netns.h); a container's own port 8100 is not the host's.
+ *   - who: an owner_cgid with CAELUM_CG_ANCHOR_BIT names a service identified by an existing
+ *     cgroup (spec key "cgroup"), whose live id is mapped to it (include/caelum/cgfollow.h).
  */
 #ifndef CAELUM_PORTS_H
 #define CAELUM_PORTS_H

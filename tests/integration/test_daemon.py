@@ -138,7 +138,8 @@ class Reload(CaelumTest):
 class Restart(CaelumTest):
     CGROUP_LINKS = ("cm_bind4", "cm_bind6", "cm_dev", "cm_db_conn4", "cm_db_conn6", "cm_db_send4",
                     "cm_db_send6", "cm_db_release")
-    TRACING_LINKS = ("cm_task_fork", "cm_task_exit", "cm_task_move", "cm_sched_switch")
+    TRACING_LINKS = ("cm_task_fork", "cm_task_exit", "cm_task_move", "cm_sched_switch",
+                     "cm_cg_mkdir", "cm_cg_rmdir")
 
     def links(self, e):
         return {os.path.basename(l["pinned"]): l for l in e.ok("link", "show")}
@@ -164,7 +165,7 @@ class Restart(CaelumTest):
             self.assertFalse(after[t]["defunct"])
         # Exactly one program per hook: no duplicate attachment.
         progs = e.ok("prog", "show")
-        self.assertEqual(len(progs), 12)
+        self.assertEqual(len(progs), 14)
         self.assertTrue(all(p["attached"] for p in progs))
         out = subprocess.run(["bpftool", "-j", "cgroup", "show", e.root], capture_output=True,
                              text=True).stdout
@@ -177,7 +178,7 @@ class Restart(CaelumTest):
                              text=True).stdout
         ours = {l["prog_id"] for l in after.values()}
         live = [l for l in json.loads(raw) if l.get("prog_id") in ours]
-        self.assertEqual(len(live), 12, "the old tracing links are gone")
+        self.assertEqual(len(live), 14, "the old tracing links are gone")
         self.assertDenied(e, other, 8100)
         evs = e.wait_event(lambda ev: ev["port"] == 8100, type="bind_denied")
         self.assertTrue(evs, "the denial made while caelumd was down is read after restart")
@@ -233,9 +234,9 @@ class Teardown(CaelumTest):
         e.stop()
         self.assertDenied(e, other, 8100)
         r = e.ok("teardown")
-        self.assertEqual(len(r["links_detached"]), 12)
-        # cm_port_a, cm_port_b, cm_port_owners and cm_db_host beside the first version's 15
-        self.assertEqual(len(r["maps_unpinned"]), 19)
+        self.assertEqual(len(r["links_detached"]), 14)
+        # the first version's 15, cm_port_a/b/owners, cm_db_host, cm_netns, cm_cg_follow/alias
+        self.assertEqual(len(r["maps_unpinned"]), 22)
         self.assertAllowed(e, other, 8100)
         self.assertFalse(os.path.exists(e.bpffs))
         self.assertEqual(e.ok("link", "show"), [])

@@ -13,9 +13,11 @@
 #include <netinet/in.h>
 #include <cmocka.h>
 
+#include "caelum/cgfollow.h"
 #include "caelum/common.h"
 #include "caelum/connect.h"
 #include "caelum/devices.h"
+#include "caelum/netns.h"
 #include "caelum/ports.h"
 #include "caelum/tasks.h"
 
@@ -88,6 +90,9 @@ ABI_OFF(caelum_config, svc_level, 32);
 ABI_OFF(caelum_config, pad, 36);
 
 ABI_SIZE(caelum_service, 8);
+ABI_SIZE(caelum_netns, 8);
+ABI_SIZE(caelum_cg_path, CAELUM_CG_PATH_MAX);
+ABI_OFF(caelum_netns, flags, 0);
 ABI_OFF(caelum_service, flags, 0);
 ABI_OFF(caelum_service, pad, 4);
 
@@ -239,6 +244,32 @@ static void assert_bits(const char *what, const unsigned long long *v, size_t n)
 
 #define N(a) (sizeof(a) / sizeof(a[0]))
 
+/* Where the rules apply (include/caelum/netns.h): fail closed until the table is written. */
+static void test_netns_enforced(void **state)
+{
+	struct caelum_netns marker = { .flags = CAELUM_NETNS_F_CONFIGURED };
+	struct caelum_netns host = { .flags = CAELUM_NETNS_F_HOST };
+
+	(void)state;
+	assert_int_equal(caelum_netns_enforced(NULL, NULL), 1);
+	assert_int_equal(caelum_netns_enforced(NULL, &host), 1);
+	assert_int_equal(caelum_netns_enforced(&marker, &host), 1);
+	assert_int_equal(caelum_netns_enforced(&marker, NULL), 0);
+	assert_int_equal(CAELUM_NETNS_KEY_CONFIGURED, 0);
+	assert_true(CAELUM_MAX_NETNS >= 2);
+}
+
+/* A followed cgroup's identity (include/caelum/cgfollow.h). */
+static void test_cg_identity(void **state)
+{
+	__u64 anchor = CAELUM_CG_ANCHOR_BIT | 42;
+
+	(void)state;
+	assert_true(caelum_cg_identity(977, &anchor) == anchor);
+	assert_true(caelum_cg_identity(950, NULL) == 950);
+	assert_true(caelum_cg_identity(0, NULL) == CAELUM_CGID_NONE);
+}
+
 static void test_constants(void **state)
 {
 	static const unsigned long long modes[] = { CAELUM_MODE_UNSET, CAELUM_MODE_OFF,
@@ -284,6 +315,8 @@ int main(void)
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_offsets),
 		cmocka_unit_test(test_constants),
+		cmocka_unit_test(test_netns_enforced),
+		cmocka_unit_test(test_cg_identity),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

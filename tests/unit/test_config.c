@@ -209,6 +209,16 @@ static const struct bad_case bad_cases[] = {
 	  LABEL ": mcp.peers[0].queue_max: 5 out of range 10-1000000" },
 	{ "{\"mcp\": {\"peers\": {}}}", LABEL ": mcp.peers: expected array, got object {...}" },
 	{ "{\"mcp\": {\"peer\": []}}", LABEL ": mcp.peer: unknown key" },
+	/* network namespaces (existence is checked by config_resolve) */
+	{ "{\"network_namespaces\": \"/run/netns/a\"}",
+	  LABEL ": network_namespaces: expected array, got string \"/run/netns/a\"" },
+	{ "{\"network_namespaces\": [7]}",
+	  LABEL ": network_namespaces[0]: expected string, got integer 7" },
+	{ "{\"network_namespaces\": [\"/run/netns/a\", \"/run/netns/a\"]}",
+	  LABEL ": network_namespaces[1]: \"/run/netns/a\" is listed twice" },
+	{ "{\"network_namespaces\": [\"/a\",\"/b\",\"/c\",\"/d\",\"/e\",\"/f\",\"/g\",\"/h\","
+	  "\"/i\",\"/j\",\"/k\",\"/l\",\"/m\",\"/n\",\"/o\",\"/p\"]}",
+	  LABEL ": network_namespaces: 16 namespaces, at most 15" },
 	/* JSON syntax */
 	{ "{\n  \"host\": \"node1\",\n  \"mode\": \"audit\"\n  \"bpffs\": \"/x\"\n}\n",
 	  LABEL ": line 4, column 3: object value separator ',' expected" },

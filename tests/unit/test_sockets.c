@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -407,6 +408,107 @@ static void test_cgroup(void **state)
 	close(fd);
 }
 
+static void test_blocks_bind_table(void **state)
+{
+	static const struct {
+		int proto, state, inode, reuse, plain;
+	} cases[] = {
+		{ IPPROTO_TCP, TCP_LISTEN, 1, 1, 1 },	   { IPPROTO_TCP, TCP_CLOSE, 1, 1, 1 },
+		{ IPPROTO_TCP, TCP_ESTABLISHED, 1, 1, 1 }, { IPPROTO_TCP, TCP_SYN_SENT, 1, 1, 1 },
+		{ IPPROTO_TCP, TCP_FIN_WAIT1, 0, 0, 1 },   { IPPROTO_TCP, TCP_FIN_WAIT2, 0, 0, 1 },
+		{ IPPROTO_TCP, TCP_TIME_WAIT, 0, 0, 1 },   { IPPROTO_TCP, TCP_CLOSE_WAIT, 1, 0, 1 },
+		{ IPPROTO_TCP, TCP_LAST_ACK, 0, 0, 1 },	   { IPPROTO_TCP, TCP_CLOSING, 0, 0, 1 },
+		{ IPPROTO_TCP, TCP_SYN_RECV, 0, 0, 0 },	   { IPPROTO_UDP, TCP_CLOSE, 1, 1, 1 },
+		{ IPPROTO_UDP, TCP_ESTABLISHED, 1, 1, 1 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sock_holder h = { .proto = cases[i].proto, .state = cases[i].state,
+					 .inode = (uint64_t)cases[i].inode };
+
+		if (sock_blocks_bind(&h, true) != cases[i].reuse ||
+		    sock_blocks_bind(&h, false) != cases[i].plain)
+			fail_msg("case %zu (%s %s)", i, cases[i].proto == IPPROTO_TCP ? "tcp" : "udp",
+				 sock_state_name(&h));
+	}
+}
+
+/* errno of bind(127.0.0.1:port), with or without SO_REUSEADDR. */
+static int try_bind(uint16_t port, bool reuse)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), err = 0;
+
+	assert_true(fd >= 0);
+	if (reuse)
+		assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)))
+		err = errno;
+	close(fd);
+	return err;
+}
+
+/* The only socket left on port in state st: what it means, checked against the kernel. */
+static void assert_closing(uint16_t port, int st)
+{
+	struct found f;
+	size_t i, hits = 0;
+
+	for (int tries = 0; tries < 200; tries++) {
+		find(port, IPPROTO_TCP, &f);
+		for (i = 0, hits = 0; i < f.n; i++)
+			hits += f.v[i].state == st;
+		if (hits)
+			break;
+		free(f.v);
+		usleep(10000);
+	}
+	if (hits != 1) {
+		for (i = 0; i < f.n; i++)
+			print_message("port %u: %s pid %d inode %llu\n", port,
+				      sock_state_name(&f.v[i]), f.v[i].pid,
+				      (unsigned long long)f.v[i].inode);
+		fail_msg("%zu sockets in state %d on port %u, expected 1", hits, st, port);
+	}
+	for (i = 0; i < f.n; i++) {
+		if (f.v[i].state != st)
+			continue;
+		assert_int_equal(f.v[i].pid, 0);
+		assert_false(sock_blocks_bind(&f.v[i], true));
+		assert_true(sock_blocks_bind(&f.v[i], false));
+	}
+	free(f.v);
+	if (try_bind(port, true) || try_bind(port, false) != EADDRINUSE)
+		fail_msg("port %u state %d: bind with SO_REUSEADDR %d, plain %d", port, st,
+			 try_bind(port, true), try_bind(port, false));
+}
+
+/* A server that exits while its client holds the connection: FIN_WAIT2, then TIME_WAIT. */
+static void test_closing_states_real(void **state)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int one = 1, lfd, cfd, afd;
+	uint16_t port;
+
+	(void)state;
+	lfd = loopback_socket(AF_INET, SOCK_STREAM, false, &port);
+	assert_int_equal(setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	a.sin_port = htons(port);
+	cfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(cfd >= 0);
+	assert_int_equal(connect(cfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	afd = accept(lfd, NULL, NULL);
+	assert_true(afd >= 0);
+	close(afd);
+	close(lfd);
+	assert_closing(port, TCP_FIN_WAIT2);
+	close(cfd);
+	assert_closing(port, TCP_TIME_WAIT);
+}
+
 static void test_invalid_args(void **state)
 {
 	struct sock_holder dummy, *v = &dummy;
@@ -433,6 +535,8 @@ int main(void)
 		cmocka_unit_test(test_closed_socket_gone),
 		cmocka_unit_test(test_unused_port),
 		cmocka_unit_test(test_cgroup),
+		cmocka_unit_test(test_blocks_bind_table),
+		cmocka_unit_test(test_closing_states_real),
 		cmocka_unit_test(test_invalid_args),
 	};
 

@@ -48,6 +48,20 @@ struct bad_case {
 };
 
 static const struct bad_case bad_cases[] = {
+	/* "cgroup": an existing cgroup relative to cgroup_root */
+	{ "{\"name\": \"web\", \"cgroup\": \"/a\"}", LABEL ": cgroup: \"/a\" is not a path relative to cgroup_root (no leading or trailing '/', no empty, '.' or '..' component)" },
+	{ "{\"name\": \"web\", \"cgroup\": \"a/\"}", LABEL ": cgroup: \"a/\" is not a path relative to cgroup_root (no leading or trailing '/', no empty, '.' or '..' component)" },
+	{ "{\"name\": \"web\", \"cgroup\": \"a//b\"}", LABEL ": cgroup: \"a//b\" is not a path relative to cgroup_root (no leading or trailing '/', no empty, '.' or '..' component)" },
+	{ "{\"name\": \"web\", \"cgroup\": \"..\"}", LABEL ": cgroup: \"..\" is not a path relative to cgroup_root (no leading or trailing '/', no empty, '.' or '..' component)" },
+	{ "{\"name\": \"web\", \"cgroup\": \"a/..\"}", LABEL ": cgroup: \"a/..\" is not a path relative to cgroup_root (no leading or trailing '/', no empty, '.' or '..' component)" },
+	{ "{\"name\": \"web\", \"cgroup\": \"./a\"}", LABEL ": cgroup: \"./a\" is not a path relative to cgroup_root (no leading or trailing '/', no empty, '.' or '..' component)" },
+	{ "{\"name\": \"web\", \"cgroup\": \"a/./b\"}", LABEL ": cgroup: \"a/./b\" is not a path relative to cgroup_root (no leading or trailing '/', no empty, '.' or '..' component)" },
+	{ "{\"name\": \"web\", \"cgroup\": \"caelum\"}", LABEL ": cgroup: \"caelum\" is below Caelum's own \"caelum/\"" },
+	{ "{\"name\": \"web\", \"cgroup\": \"caelum/web\"}", LABEL ": cgroup: \"caelum/web\" is below Caelum's own \"caelum/\"" },
+	{ "{\"name\": \"web\", \"cgroup\": \"a$b\"}", LABEL ": cgroup: \"a$b\": character '$' is not allowed" },
+	{ "{\"name\": \"web\", \"cgroup\": \"\"}", LABEL ": cgroup: \"\" must be 1-95 characters" },
+	{ "{\"name\": \"web\", \"cgroup\": \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}", LABEL ": cgroup: \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\" must be 1-95 characters" },
+	{ "{\"name\": \"web\", \"cgroup\": 5}", LABEL ": cgroup: expected string, got integer 5" },
 	/* names */
 	{ "{\"name\": \"Alpha\", \"ports\": []}",
 	  LABEL ": name: invalid service name \"Alpha\" (expected [a-z0-9][a-z0-9-]{0,62})" },
@@ -513,12 +527,42 @@ static void test_load_dir_all_files_reported(void **state)
 	verr_free(&e);
 }
 
+/* Unit and scope names as systemd and container runtimes make them, and the round trip. */
+static void test_cgroup_key(void **state)
+{
+	static const char *const ok[] = { "system.slice/web.service",
+					  "machine.slice/libpod-4f1c.scope/container",
+					  "system.slice/getty@tty1.service", "user.slice/a_b:c-d" };
+	struct service_spec s, back;
+	struct json_object *obj;
+	struct verr e = {};
+	char text[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		snprintf(text, sizeof(text), "{\"name\": \"web\", \"cgroup\": \"%s\"}", ok[i]);
+		assert_int_equal(parse_spec(text, &s, &e), 0);
+		assert_string_equal(s.cgroup, ok[i]);
+		obj = spec_to_json(&s);
+		assert_int_equal(spec_from_json(obj, "round-trip", &back, &e), 0);
+		assert_string_equal(back.cgroup, ok[i]);
+		json_object_put(obj);
+		spec_free(&s);
+		spec_free(&back);
+	}
+	assert_int_equal(parse_spec("{\"name\": \"web\"}", &s, &e), 0);
+	assert_string_equal(s.cgroup, "");
+	spec_free(&s);
+	assert_int_equal(e.n, 0);
+}
+
 #define TD(f) cmocka_unit_test_setup_teardown(f, tmpdir_setup, tmpdir_teardown)
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_specs),
+		cmocka_unit_test(test_cgroup_key),
 		cmocka_unit_test(test_name_lengths),
 		cmocka_unit_test(test_name_valid),
 		cmocka_unit_test(test_several_errors),
