@@ -527,6 +527,29 @@ static bool compare_holds(struct file_backend *fb, const struct kv_op *op)
 	return cur && cur->mod_rev == op->expect_rev;
 }
 
+static int key_ptr_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* As in etcd, a transaction names each key once: -EINVAL otherwise. O(n log n). */
+static int ops_unique(const struct kv_op *ops, size_t n)
+{
+	const char **keys = calloc(n + 1, sizeof(*keys));
+	int err = 0;
+
+	if (!keys)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		keys[i] = ops[i].key;
+	qsort(keys, n, sizeof(*keys), key_ptr_cmp);
+	for (size_t i = 1; i < n && !err; i++)
+		if (!strcmp(keys[i - 1], keys[i]))
+			err = -EINVAL;
+	free(keys);
+	return err;
+}
+
 static int file_txn(struct registry_backend *b, const struct kv_op *ops, size_t n, uint64_t *rev,
 		    size_t *failed)
 {
@@ -541,10 +564,10 @@ static int file_txn(struct registry_backend *b, const struct kv_op *ops, size_t 
 			*failed = i;
 			return -ECANCELED;
 		}
-		for (size_t j = 0; j < i; j++)
-			if (!strcmp(ops[i].key, ops[j].key))
-				return -EINVAL; /* as in etcd: one op per key */
 	}
+	err = ops_unique(ops, n);
+	if (err)
+		return err;
 	rec = wal_record(ops, n, next);
 	if (!rec)
 		return -ENOMEM;
