@@ -63,6 +63,7 @@ static int state_copy(struct reg_state *dst, const struct reg_state *src)
 {
 	memset(dst, 0, sizeof(*dst));
 	dst->svcs = calloc(src->n_svcs + 1, sizeof(*dst->svcs));
+	dst->cap_svcs = src->n_svcs + 1;
 	dst->resv = calloc(src->n_resv + 1, sizeof(*dst->resv));
 	dst->gpus = calloc(src->n_gpus + 1, sizeof(*dst->gpus));
 	if (!dst->svcs || !dst->resv || !dst->gpus)
@@ -79,6 +80,7 @@ static int state_copy(struct reg_state *dst, const struct reg_state *src)
 	dst->n_resv = src->n_resv;
 	dst->cap_resv = src->n_resv + 1;
 	dst->dbs = calloc(src->n_dbs + 1, sizeof(*dst->dbs));
+	dst->cap_dbs = src->n_dbs + 1;
 	if (!dst->dbs)
 		goto nomem;
 	for (size_t i = 0; i < src->n_dbs; i++) {
@@ -109,17 +111,24 @@ static int resv_cmp(const void *a, const void *b)
 	return (int)x->proto - (int)y->proto;
 }
 
-/* Insert elem into the sorted array *base[*n] (grown by one): O(log n) + one memmove. */
-static int sorted_insert(void **base, size_t *n, size_t size, const void *elem,
+/* Insert elem into the sorted array *base[*n] of capacity *cap (doubled when full):
+ * O(log n) + one memmove, amortized O(1) growth. */
+static int sorted_insert(void **base, size_t *n, size_t *cap, size_t size, const void *elem,
 			 int (*cmp)(const void *, const void *))
 {
-	char *tmp = realloc(*base, (*n + 1) * size);
+	char *tmp = *base;
 	bool found;
 	size_t i;
 
-	if (!tmp)
-		return -ENOMEM;
-	*base = tmp;
+	if (*n + 1 > *cap) {
+		size_t ncap = *cap ? *cap * 2 : 16;
+
+		tmp = realloc(*base, ncap * size);
+		if (!tmp)
+			return -ENOMEM;
+		*base = tmp;
+		*cap = ncap;
+	}
 	i = sorted_find(tmp, *n, size, elem, cmp, &found);
 	memmove(tmp + (i + 1) * size, tmp + i * size, (*n - i) * size);
 	memcpy(tmp + i * size, elem, size);
@@ -163,7 +172,8 @@ static int state_put_service(struct reg_state *st, struct service_spec *spec, en
 		return 0;
 	}
 	tmp = &(struct reg_service){ .spec = *spec, .origin = o };
-	return sorted_insert((void **)&st->svcs, &st->n_svcs, sizeof(*tmp), tmp, svc_cmp);
+	return sorted_insert((void **)&st->svcs, &st->n_svcs, &st->cap_svcs, sizeof(*tmp), tmp,
+			     svc_cmp);
 }
 
 static void state_del_service(struct reg_state *st, const char *name)
@@ -212,7 +222,7 @@ static int state_put_db(struct reg_state *st, struct db_spec *d, enum reg_origin
 		return 0;
 	}
 	tmp = &(struct reg_db){ .spec = *d, .origin = o };
-	return sorted_insert((void **)&st->dbs, &st->n_dbs, sizeof(*tmp), tmp, db_cmp);
+	return sorted_insert((void **)&st->dbs, &st->n_dbs, &st->cap_dbs, sizeof(*tmp), tmp, db_cmp);
 }
 
 static void state_del_db(struct reg_state *st, const char *name)
@@ -526,6 +536,8 @@ static int state_load(struct registry_backend *b, struct reg_state *st, struct v
 	st->gpus = calloc(n_gpu + 1, sizeof(*st->gpus));
 	st->dbs = calloc(n_db + 1, sizeof(*st->dbs));
 	st->cap_resv = n_resv + 1;
+	st->cap_svcs = n_svc + 1;
+	st->cap_dbs = n_db + 1;
 	if (!st->svcs || !st->resv || !st->gpus || !st->dbs)
 		err = -ENOMEM;
 	for (size_t i = 0; i < n && !err; i++)

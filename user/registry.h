@@ -140,9 +140,9 @@ struct reg_db {
 
 struct reg_state {
 	struct reg_service *svcs; /* sorted by name */
-	size_t n_svcs;
+	size_t n_svcs, cap_svcs;
 	struct reg_db *dbs; /* sorted by name */
-	size_t n_dbs;
+	size_t n_dbs, cap_dbs;
 	struct reg_resv *resv; /* runtime reservations, sorted by (port, proto) */
 	size_t n_resv, cap_resv;
 	struct reg_gpu *gpus; /* GPU assignments, sorted by GPU id */
