@@ -55,6 +55,19 @@ def write_registry(state_dir, services, resv):
         f.write("\n]}\n")
 
 
+def outside_ephemeral(n):
+    """n (port, proto) pairs outside net.ipv4.ip_local_port_range: caelumd keeps reservations
+    inside it out of autobind (ip_local_reserved_ports), and a registry covering the whole
+    range would leave no ephemeral port to the host, this bench's listeners included."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        lo, hi = (int(x) for x in f.read().split())
+    free = [p for p in range(1, 65536) if p < lo or p > hi]
+    pairs = [(p, proto) for proto in ("tcp", "udp") for p in free]
+    if len(pairs) < n:
+        raise SystemExit(f"only {len(pairs)} ports outside the ephemeral range {lo}-{hi}")
+    return pairs[:n]
+
+
 def timed(e, *args):
     t0 = time.monotonic()
     r = e.ctl(*args)
@@ -67,7 +80,7 @@ def timed(e, *args):
 def round_trips(e, reps):
     res, rel = [], []
     for i in range(reps):
-        port = str(200 + i % 50)
+        port = str(61100 + i % 50)
         res.append(timed(e, "port", "reserve", f"{port}/udp", "service", "svc"))
         rel.append(timed(e, "port", "release", f"{port}/udp"))
     return res, rel
@@ -76,7 +89,8 @@ def round_trips(e, reps):
 def bench_large(harness, reps):
     e = harness.Env("ctlbench", managed=())
     try:
-        write_registry(e.state_dir, ["svc"], [(p, "tcp", "svc") for p in range(1000, 61000)])
+        write_registry(e.state_dir, ["svc"],
+                       [(p, proto, "svc") for p, proto in outside_ephemeral(60000)])
         t0 = time.monotonic()
         e.start()
         start_s = time.monotonic() - t0
@@ -111,13 +125,13 @@ def bench_one_by_one(harness, n):
         r0 = rss_kib(pid)
         t0 = time.monotonic()
         for i in range(n):
-            r = e.ctl("port", "reserve", str(10000 + i), "service", "svc")
+            r = e.ctl("port", "reserve", f"{10000 + i}/udp", "service", "svc")
             if r.rc != 0:
                 raise SystemExit(f"reserve {10000 + i} failed: {r}")
         dt = time.monotonic() - t0
         r1 = rss_kib(pid)
         for i in range(n):
-            r = e.ctl("port", "release", str(10000 + i))
+            r = e.ctl("port", "release", f"{10000 + i}/udp")
             if r.rc != 0:
                 raise SystemExit(f"release {10000 + i} failed: {r}")
         r2 = rss_kib(pid)
@@ -134,7 +148,8 @@ def bench_services(harness, n_svcs):
     e = harness.Env("ctlbenchs", managed=())
     try:
         write_registry(e.state_dir, names,
-                       [(p, "tcp", names[p % n_svcs]) for p in range(1, 65536)])
+                       [(p, proto, names[i % n_svcs])
+                        for i, (p, proto) in enumerate(outside_ephemeral(65535))])
         t0 = time.monotonic()
         e.start()
         start_s = time.monotonic() - t0
