@@ -241,11 +241,6 @@ void ports_invalidate(struct ports *p)
 	port_tables_invalidate(p->tables);
 }
 
-const struct caelum_port_rule *ports_mirror(const struct ports *p)
-{
-	return port_tables_mirror(p->tables);
-}
-
 int ports_attach(struct ports *p, const struct bpf_env *env)
 {
 	for (int i = 0; i < PORTS_NPROGS; i++) {

@@ -56,8 +56,6 @@ int ports_update(struct ports *p, const uint32_t *slots, const struct caelum_por
 /* Forget what the tables are known to hold: the next ports_install reads them back from the
  * kernel and rewrites what differs (another writer changed them). */
 void ports_invalidate(struct ports *p);
-/* What the tables hold, dense by slot (REG_SLOTS entries). */
-const struct caelum_port_rule *ports_mirror(const struct ports *p);
 /* How many table flips and entry writes were made (status, bench). */
 void ports_counters(const struct ports *p, uint64_t *flips, uint64_t *updates);
 /* bind4 and bind6 links (created, or replaced in place). */

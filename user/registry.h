@@ -89,8 +89,6 @@ struct registry_backend_ops {
 	int (*watch_fd)(struct registry_backend *b);
 	/* The events queued so far, in revision order; *ev malloc'd (kv_events_free). */
 	int (*watch_read)(struct registry_backend *b, struct kv_event **ev, size_t *n);
-	/* The store's current revision. */
-	uint64_t (*revision)(struct registry_backend *b);
 	void (*free)(struct registry_backend *b);
 };
 

@@ -642,11 +642,6 @@ static int file_watch_read(struct registry_backend *b, struct kv_event **ev, siz
 	return 0;
 }
 
-static uint64_t file_revision(struct registry_backend *b)
-{
-	return ((struct file_backend *)b)->rev;
-}
-
 static void file_free(struct registry_backend *b)
 {
 	struct file_backend *fb = (struct file_backend *)b;
@@ -671,7 +666,6 @@ static const struct registry_backend_ops file_ops = {
 	.watch = file_watch,
 	.watch_fd = file_watch_fd,
 	.watch_read = file_watch_read,
-	.revision = file_revision,
 	.free = file_free,
 };
 
