@@ -43,7 +43,7 @@ int ports_load(const struct bpf_env *env, struct ports **out);
  * Make the kernel's policy equal pol (a full sync: startup, reload). The first call reads
  * both pinned tables back from the kernel (a restart, a crash mid-update) and rewrites what
  * differs; later calls diff against the in-memory mirror and change only what differs, all
- * seen by the programs at once (see tables_update in ports.c). 0 or -errno.
+ * seen by the programs at once (see port_tables_update in port_tables.c). 0 or -errno.
  */
 int ports_install(struct ports *p, const struct port_policy *pol);
 /*
