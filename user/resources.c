@@ -305,6 +305,7 @@ void resources_tick(struct daemon *d, uint64_t now)
 	if (!d->cpu || now - d->last_sample_ns < SAMPLE_INTERVAL_NS)
 		return;
 	d->last_sample_ns = now;
+	cpu_catch_up(d->cpu);
 	for (size_t i = 0; i < st->n_svcs; i++) {
 		struct svc_rt *rt = svcs_find(&d->svcs, st->svcs[i].spec.name);
 
@@ -439,6 +440,8 @@ struct json_object *resources_service_json(struct daemon *d, const struct reg_se
 	int64_t usage = rt ? cpu_usage_milli(rt, d->cfg.cap.cpu_window_s) : -1;
 	bool counted = rt && rt->cgid != CAELUM_CGID_NONE;
 
+	if (d->cpu && counted)
+		cpu_catch_up(d->cpu);
 	for (size_t i = 0; i < st->n_gpus; i++)
 		if (!strcmp(st->gpus[i].service, s->spec.name))
 			json_object_array_add(gpus, json_object_new_string(st->gpus[i].gpu));

@@ -274,6 +274,33 @@ class Cpu(CaelumTest):
         self.assertGreaterEqual(got, ran_ns * 0.9)
         self.assertLessEqual(got, ran_ns * 1.1 + 150_000_000)
 
+    def test_running_task_counted_while_it_runs(self):
+        # A spinner alone on a CPU is rarely switched out: its time must show while it runs,
+        # not in one lump when it leaves the CPU (a 1 s window then read 1.25 CPUs for one
+        # thread). The spinner reports its own CPU time; the service's count, read right
+        # after, must have it (less one scheduler tick and some slack).
+        e = self.env("cpulive", start=False)
+        e.write_service("spin", json.dumps(spec("spin", cpus=1)))
+        e.start()
+        code = ("import time\n"
+                "t0=time.process_time(); w0=time.time(); n=0\n"
+                "while time.time()-w0 < 8:\n"
+                "    if time.time()-w0 >= 0.5*(n+1):\n"
+                "        n+=1; print(int((time.process_time()-t0)*1e9), flush=True)\n")
+        p = e.spawn_in(e.svc_cgroup("spin"), [sys.executable, "-c", code])
+        worst = None
+        for _ in range(6):
+            ran_ns = int(p.stdout.readline())
+            got = e.ok("service", "show", "spin")["resources"]["cpu_time_ns"]
+            short = ran_ns - got
+            worst = short if worst is None else max(worst, short)
+        p.kill()
+        p.wait()
+        self.assertLess(worst, 50_000_000, "CPU time of a running task lags by %d ns" % worst)
+        # Over any window a single thread uses at most one CPU (plus a tick of rounding).
+        usage = e.ok("service", "show", "spin")["resources"]["cpu_usage"]
+        self.assertLessEqual(usage, 1.05)
+
     def test_over_allocation_event(self):
         e = self.env("cpuover", start=False)
         e.config["capacity"] = {"cpu_window_s": 1, "cpu_grace_s": 1}
