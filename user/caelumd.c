@@ -99,23 +99,6 @@ static void emit_policy_applied(struct daemon *d, const char *why)
 	events_emit(d->ev, e);
 }
 
-/* The self-verification canary port, unless a real service holds it. */
-static struct reg_claim *add_canary_claim(struct daemon *d, struct reg_claim *cl, size_t *n)
-{
-	struct reg_claim canary, *tmp;
-
-	if (!verify_port_claim(d, &canary))
-		return cl;
-	for (size_t i = 0; i < *n; i++)
-		if (cl[i].port == canary.port && cl[i].proto == canary.proto)
-			return cl;
-	tmp = realloc(cl, (*n + 1) * sizeof(*cl));
-	if (!tmp)
-		return cl;
-	tmp[(*n)++] = canary;
-	return tmp;
-}
-
 static void policy_note(struct daemon *d, uint64_t rev, uint64_t t0)
 {
 	size_t reserved, managed;
@@ -131,14 +114,13 @@ static void policy_note(struct daemon *d, uint64_t rev, uint64_t t0)
 	d->policy.apply_ns = d->policy.applied_ns - t0;
 }
 
-/* Everything from the model: startup, reload, a change of services, databases or GPUs. */
-int daemon_apply(struct daemon *d, const char *why)
+/* Everything from the model: startup, reload, a change of services, databases or GPUs.
+ * delta: what changed (NULL: anything may have). */
+static int apply_all(struct daemon *d, const char *why, const struct reg_delta *delta)
 {
 	const struct reg_state *st = registry_state(d->reg);
 	uint64_t t0 = time_now_ns();
-	struct port_policy pol;
-	struct reg_claim *cl;
-	size_t n;
+	struct comp_env env;
 	int err;
 
 	err = svcs_reconcile(&d->svcs, st);
@@ -152,29 +134,17 @@ int daemon_apply(struct daemon *d, const char *why)
 				  d->cfg.n_netns);
 	if (err)
 		return err;
-	err = registry_claims(st, &cl, &n);
+	daemon_comp_env(d, &env);
+	err = components_sync(&d->comps, &env, st, delta);
 	if (err)
 		return err;
-	cl = add_canary_claim(d, cl, &n);
-	err = port_policy_build(&pol, cl, n, d->cfg.managed, d->cfg.n_managed, svcs_ident,
-				&d->svcs);
-	if (!err) /* keep autobinds off reservations in the ephemeral range (not fatal) */
-		reserved_ports_apply(d->cfg.state_dir, cl, n, &d->resv);
-	free(cl);
-	if (!err)
-		err = ports_install(d->ports, &pol);
-	port_policy_free(&pol);
-	if (err) {
-		p_err("failed to apply the port policy: %s", strerror(-err));
-		return err;
-	}
 	policy_note(d, st->rev, t0);
 	policyguard_record(d);
 	err = resources_apply(d);
 	if (err)
 		p_err("failed to apply resource rules: %s", strerror(-err));
 	/* A reload re-resolves every database's host; other changes only new addresses. */
-	if (!err && d->connect)
+	if (!err && daemon_connect(d))
 		err = databases_apply(d, !strcmp(why, "reload"));
 	if (!err)
 		err = verify_canaries(d);
@@ -182,62 +152,24 @@ int daemon_apply(struct daemon *d, const char *why)
 	return err;
 }
 
-/* Does any changed slot lie in ip_local_port_range (as last read)? */
-static bool slots_in_ephemeral_range(const struct daemon *d, const struct reg_delta *dl)
+int daemon_apply(struct daemon *d, const char *why)
 {
-	for (size_t i = 0; i < dl->n_slots; i++) {
-		uint16_t port = REG_SLOT_PORT(dl->slots[i]);
-
-		if (port >= d->resv.range_lo && port <= d->resv.range_hi)
-			return true;
-	}
-	return false;
+	return apply_all(d, why, NULL);
 }
 
-/* ip_local_reserved_ports again from every claim: O(claims), only for changes in the
- * ephemeral range (reserved_ports.c). */
-static void reserved_ports_sync(struct daemon *d, const struct reg_state *st)
-{
-	struct reg_claim *cl;
-	size_t n;
-
-	if (registry_claims(st, &cl, &n))
-		return;
-	cl = add_canary_claim(d, cl, &n);
-	reserved_ports_apply(d->cfg.state_dir, cl, n, &d->resv);
-	free(cl);
-}
-
-/* Only reservations changed: the slots they name, nothing else. O(slots). */
+/* Only reservations changed: the components sync the slots they name, nothing else. */
 static int apply_slots(struct daemon *d, const struct reg_state *st, const struct reg_delta *dl)
 {
-	struct caelum_port_rule *rules = calloc(dl->n_slots + 1, sizeof(*rules));
-	struct reg_claim canary = {};
-	bool has_canary = verify_port_claim(d, &canary);
 	uint64_t t0 = time_now_ns();
+	struct comp_env env;
 	int err;
 
-	if (!rules)
-		return -ENOMEM;
-	for (size_t i = 0; i < dl->n_slots; i++) {
-		uint32_t slot = dl->slots[i];
-		const char *owner = registry_slot_owner(st, slot);
-
-		if (!owner && has_canary && slot == REG_SLOT(canary.port, canary.proto))
-			owner = canary.service;
-		port_rule_compute(REG_SLOT_PORT(slot), REG_SLOT_PROTO(slot), owner, d->cfg.managed,
-				  d->cfg.n_managed, svcs_ident, &d->svcs, &rules[i]);
-	}
-	err = ports_update(d->ports, dl->slots, rules, dl->n_slots);
-	free(rules);
-	if (err) {
-		p_err("failed to update the port policy: %s", strerror(-err));
+	daemon_comp_env(d, &env);
+	err = components_sync(&d->comps, &env, st, dl);
+	if (err)
 		return err;
-	}
 	policy_note(d, st->rev, t0);
 	policyguard_record(d);
-	if (slots_in_ephemeral_range(d, dl))
-		reserved_ports_sync(d, st);
 	emit_policy_applied(d, "registry change");
 	return 0;
 }
@@ -356,7 +288,7 @@ static void on_registry_change(void *ctx, const struct reg_state *st, const stru
 	if (d->defer_apply)
 		return;
 	if (dl->services || dl->dbs || dl->gpus)
-		err = daemon_apply(d, "registry change");
+		err = apply_all(d, "registry change", dl);
 	else
 		err = apply_slots(d, st, dl);
 	apply_log_record(&d->applied, dl->rev, err);
@@ -537,6 +469,7 @@ static void on_tick(void *ctx)
 {
 	struct daemon *d = ctx;
 	uint64_t now = time_now_ns();
+	struct comp_env env;
 
 	if (now - d->last_flush_ns >= (uint64_t)TICK_MS * 1000000ULL) {
 		d->last_flush_ns = now;
@@ -547,7 +480,8 @@ static void on_tick(void *ctx)
 		report_losses(d);
 	}
 	svcs_poll_followed(&d->svcs, on_service_change, d);
-	resources_tick(d, now);
+	daemon_comp_env(d, &env);
+	components_tick(&d->comps, &env, now);
 	databases_tick(d, now);
 	health_tick(d, now);
 	verify_tick(d, now);
@@ -677,6 +611,7 @@ static void stats_setup(struct daemon *d)
 
 static int setup_bpf(struct daemon *d)
 {
+	struct comp_env env;
 	int err;
 
 	if (bpf_env_open(&d->env, d->cfg.bpffs, d->cfg.cgroup_root, d->cfg.ringbuf_bytes))
@@ -684,8 +619,10 @@ static int setup_bpf(struct daemon *d)
 	/* Before any map, link or policy is touched: one caelumd per pin set. */
 	if (pinlock_take(&d->pinlock, d->env.root, d->cfg.cgroup_root))
 		return EXIT_FAIL;
-	if (ports_load(&d->env, &d->ports))
+	daemon_comp_env(d, &env);
+	if (components_load(&d->comps, &env))
 		return EXIT_FAIL;
+	d->ports = components_self(&d->comps, CAELUM_COMP_PORTS);
 	if (agg_load(&d->env, &d->agg))
 		return EXIT_FAIL;
 	if (cgfollow_setup(&d->env, &d->cgfollow))
@@ -693,19 +630,16 @@ static int setup_bpf(struct daemon *d)
 	if (svcs_init(&d->svcs, d->cfg.cgroup_root, d->cfg.cg2_mount, d->cfg.root_level))
 		return EXIT_FAIL;
 	svcs_set_map(&d->svcs, ports_map_fd(d->ports, "cm_services"));
+	if (resources_setup(d) || databases_setup(d) || verify_setup(d))
+		return EXIT_FAIL;
 	/* Fill the maps before attaching: the programs never see an empty policy. */
 	if (daemon_apply(d, "startup"))
 		return EXIT_FAIL;
-	err = ports_attach(d->ports, &d->env);
-	if (err)
+	if (components_attach_all(&d->comps, &env))
 		return EXIT_FAIL;
 	err = verify_attached(d);
 	if (err)
 		return err;
-	if (resources_setup(d))
-		p_warn("resource components could not be fully applied");
-	if (databases_setup(d) || verify_setup(d) || daemon_apply(d, "startup"))
-		return EXIT_FAIL;
 	apply_log_record(&d->applied, registry_state(d->reg)->rev, 0);
 	registry_watch(d->reg, on_registry_change, d);
 	stats_setup(d);
@@ -811,10 +745,10 @@ static void daemon_close(struct daemon *d)
 	verify_close(d);
 	databases_close(d);
 	credentials_close(d);
-	resources_close(d);
 	agg_close(d->agg);
 	cgfollow_close(d->cgfollow);
-	ports_close(d->ports);
+	components_close(&d->comps);
+	d->ports = NULL;
 	bpf_env_close(&d->env);
 	pinlock_release(&d->pinlock);
 	events_close(d->ev);

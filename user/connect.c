@@ -7,6 +7,8 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "caelum/common.h"
+#include "component.h"
 #include "connect.h"
 #include "connect.skel.h"
 #include "log.h"
@@ -251,3 +253,53 @@ struct bpf_object *connect_obj(const struct connect *c)
 {
 	return c->skel->obj;
 }
+
+/* ---- the component (component.h) ----
+ * Its maps are filled by databases.c, which owns the databases' runtime (name resolution,
+ * host addresses, reachability probes) and syncs them after the components (caelumd.c). */
+
+static int comp_load(const struct comp_env *env, void **self)
+{
+	return connect_load(env->bpf, (struct connect **)self);
+}
+
+static int comp_attach(void *self, const struct comp_env *env)
+{
+	return connect_attach(self, env->bpf);
+}
+
+static size_t comp_progs(void *self, struct comp_prog *out, size_t max)
+{
+	struct connect *c = self;
+	size_t n = 0;
+
+	for (int i = 0; i < CONNECT_NPROGS && n < max; i++) {
+		int type;
+		struct bpf_program *p = prog_at(c, i, &type);
+
+		out[n++] = (struct comp_prog){ bpf_program__name(p), bpf_program__fd(p),
+					       c->link_fd[i], type, true,
+					       link_outcome_name(c->outcome[i]) };
+	}
+	return n;
+}
+
+static struct bpf_object *comp_object(void *self, size_t i)
+{
+	return i == 0 ? ((struct connect *)self)->skel->obj : NULL;
+}
+
+static void comp_close(void *self)
+{
+	connect_close(self);
+}
+
+const struct component_ops databases_component = {
+	.name = "databases",
+	.id = CAELUM_COMP_DATABASES,
+	.load = comp_load,
+	.attach = comp_attach,
+	.progs = comp_progs,
+	.object = comp_object,
+	.close = comp_close,
+};

@@ -115,16 +115,16 @@ int do_events(int argc, char **argv)
 	return 0;
 }
 
-/* Where a program hooks in: its cgroup attach type, else its tracepoint (from its link),
- * else its program type. */
+/* Where a program hooks in: its tracepoint (from its link), else its attach type, else
+ * its program type. */
 static const char *prog_hook(struct json_object *p)
 {
 	struct json_object *link;
 
-	if (jstr(p, "attach_type"))
-		return jstr(p, "attach_type");
 	if (json_object_object_get_ex(p, "link", &link) && jstr(link, "tracepoint"))
 		return jstr(link, "tracepoint");
+	if (jstr(p, "attach_type"))
+		return jstr(p, "attach_type");
 	return jstr(p, "type") ? jstr(p, "type") : "-";
 }
 

@@ -9,6 +9,7 @@
 
 #include "applylog.h"
 #include "bpfpin.h"
+#include "components.h"
 #include "config.h"
 #include "events.h"
 #include "loop.h"
@@ -47,13 +48,11 @@ struct daemon {
 	struct registry *reg;
 	struct bpf_env env;
 	struct pinlock pinlock; /* bpffs and cgroup_root, held for the daemon's life (pinlock.c) */
+	/* The enforcement paths (components.c); ports is required, so never NULL after
+	 * startup, and also holds the maps every program shares (events, config, services). */
+	struct components comps;
 	struct ports *ports;
 	struct cgfollow *cgfollow; /* services identified by an existing cgroup (cgfollow.c) */
-	/* Optional components: NULL when unavailable on this kernel (comp_error says why). */
-	struct devices *devices;
-	struct tasks *tasks;
-	struct cpu *cpu;
-	struct connect *connect;
 	struct db_rt *dbs; /* runtime of every registered database (databases.c) */
 	size_t n_dbs;
 	struct db_watch *db_watch; /* name re-resolution, host addresses (databases.c) */
@@ -65,9 +64,9 @@ struct daemon {
 	uint64_t last_verify_ns, last_integrity_ns;
 	uint64_t probe_cgid; /* internal cgroup the probes run in */
 	char probe_cgroup[4096];
-	char comp_error[CAELUM_COMP_MAX][256];
 	bool controller[3]; /* cgroup v2 cpu, memory, pids usable below <cgroup_root>/caelum */
-	uint64_t last_sample_ns, last_scan_ns, last_cred_check_ns;
+	uint64_t last_cred_check_ns;
+	struct reg_claim canary; /* the self-test port's claim once verify_setup ran, else {0} */
 	struct svcs svcs;
 	struct events *ev;
 	struct ring_buffer *rb;
@@ -83,7 +82,6 @@ struct daemon {
 	int sig_fd;
 	uint64_t started_ns;
 	struct policy_info policy;
-	struct reserved_ports_info resv; /* ip_local_reserved_ports after the last apply */
 	struct policy_guard guard; /* what the last apply left in the kernel (policyguard.c) */
 	/* Registry changes reach the kernel through the registry's watch (on_registry_change):
 	 * whoever made them, the handlers included; the outcome per revision is in applied.
@@ -97,6 +95,34 @@ struct daemon {
 	uint64_t last_loss_check_ns;
 };
 
+/* What the components see of the daemon (component.h). */
+static inline void daemon_comp_env(struct daemon *d, struct comp_env *env)
+{
+	*env = (struct comp_env){ &d->cfg, &d->env, d->ev, &d->svcs, d->reg,
+				  d->canary.service ? &d->canary : NULL };
+}
+
+/* Optional components' state: NULL when unavailable (components_error says why). */
+static inline struct devices *daemon_devices(const struct daemon *d)
+{
+	return components_self(&d->comps, CAELUM_COMP_DEVICES);
+}
+
+static inline struct tasks *daemon_tasks(const struct daemon *d)
+{
+	return components_self(&d->comps, CAELUM_COMP_TASKS);
+}
+
+static inline struct cpu *daemon_cpu(const struct daemon *d)
+{
+	return components_self(&d->comps, CAELUM_COMP_CPU);
+}
+
+static inline struct connect *daemon_connect(const struct daemon *d)
+{
+	return components_self(&d->comps, CAELUM_COMP_DATABASES);
+}
+
 /* Push registry + config to the kernel (cgroups, cm_services, port table, modes). */
 int daemon_apply(struct daemon *d, const char *why);
 /* Re-read config and services_dir, validate all, apply atomically or change nothing. */
@@ -104,15 +130,12 @@ int daemon_reload(struct daemon *d, struct verr *e);
 /* Resource components (resources.c). */
 int resources_setup(struct daemon *d);
 int resources_apply(struct daemon *d);
-void resources_tick(struct daemon *d, uint64_t now);
 struct json_object *resources_json(struct daemon *d);
 struct json_object *resources_service_json(struct daemon *d, const struct reg_service *s);
-void resources_status(struct daemon *d, struct json_object *components);
 /* Per dimension: how it is enforced on this host. */
 struct json_object *resources_enforcement_json(struct daemon *d);
 /* How a task budget is enforced here, for run's output; *kills: a whole process dies. */
 const char *resources_tasks_note(struct daemon *d, bool *kills);
-void resources_close(struct daemon *d);
 
 /* The status document (caelumctl status, later the API and MCP). */
 int status_collect(struct daemon *d, struct json_object **out);

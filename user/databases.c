@@ -20,14 +20,6 @@
 #define REACH_INTERVAL_NS (10ULL * 1000000000ULL)
 #define REACH_TIMEOUT_MS 2000
 
-static void comp_unavailable(struct daemon *d, const char *what, int err)
-{
-	snprintf(d->comp_error[CAELUM_COMP_DATABASES], sizeof(d->comp_error[0]),
-		 "unavailable: %s: %s", what, strerror(-err));
-	p_warn("component 'databases' %s; continuing without it",
-	       d->comp_error[CAELUM_COMP_DATABASES]);
-}
-
 static int watch_open(struct daemon *d);
 
 int databases_setup(struct daemon *d)
@@ -39,14 +31,6 @@ int databases_setup(struct daemon *d)
 	if (err)
 		return err;
 	snprintf(d->probe_cgroup, sizeof(d->probe_cgroup), "%s", path);
-	err = connect_load(&d->env, &d->connect);
-	if (!err)
-		err = connect_attach(d->connect, &d->env);
-	if (err) {
-		connect_close(d->connect);
-		d->connect = NULL;
-		comp_unavailable(d, "cgroup connect/sendmsg/sock_release programs", err);
-	}
 	err = watch_open(d);
 	if (err)
 		return err;
@@ -218,7 +202,7 @@ static int maps_sync(struct daemon *d)
 		goto out;
 	for (size_t i = 0; i < d->n_dbs; i++)
 		for (size_t j = 0; j < d->dbs[i].n_addrs; j++)
-			connect_key(d->connect, &d->dbs[i].addrs[j], &keys[i * DB_MAX_ADDRS + j]);
+			connect_key(daemon_connect(d), &d->dbs[i].addrs[j], &keys[i * DB_MAX_ADDRS + j]);
 	for (size_t i = 0; i < d->n_dbs; i++) {
 		const struct reg_db *rd = registry_db(d->reg, d->dbs[i].name);
 		struct db_addr *mine = &owned[i * DB_MAX_ADDRS];
@@ -229,7 +213,7 @@ static int maps_sync(struct daemon *d)
 		decls[k++] = (struct conn_decl){ d->probe_cgid, d->dbs[i].id, 0 };
 	}
 	k = (size_t)decls_fill(d, decls, k);
-	err = connect_sync(d->connect, dbs, d->n_dbs, decls, k);
+	err = connect_sync(daemon_connect(d), dbs, d->n_dbs, decls, k);
 	/* connect_sync keeps exactly the databases' keys: put the canary back. */
 	if (!err)
 		err = verify_canaries(d);
@@ -245,7 +229,7 @@ int databases_apply(struct daemon *d, bool force_resolve)
 {
 	int err = table_update(d, force_resolve);
 
-	if (!err && d->connect)
+	if (!err && daemon_connect(d))
 		err = maps_sync(d);
 	if (err)
 		p_err("failed to apply database rules: %s", strerror(-err));
@@ -311,7 +295,7 @@ static void on_resolved(void *ctx, const struct dbresolve_result *r)
 	memcpy(rt->addrs, r->addrs, sizeof(rt->addrs));
 	rt->n_addrs = r->n;
 	rt->addrs_changed_ns = time_now_ns();
-	err = d->connect ? maps_sync(d) : 0;
+	err = daemon_connect(d) ? maps_sync(d) : 0;
 	if (err)
 		p_err("failed to swap database '%s' addresses in the kernel: %s", rt->name,
 		      strerror(-err));
@@ -359,9 +343,9 @@ static void host_sync(struct daemon *d)
 	if (truncated)
 		p_warn("the host has more than %d addresses; the rest are not LOCAL for databases",
 		       CAELUM_MAX_HOST_ADDRS);
-	if (!d->connect)
+	if (!daemon_connect(d))
 		return;
-	err = connect_host_sync(d->connect, w->addrs, w->n_addrs);
+	err = connect_host_sync(daemon_connect(d), w->addrs, w->n_addrs);
 	if (err)
 		p_warn("failed to write host addresses to cm_db_host: %s", strerror(-err));
 }
@@ -374,7 +358,7 @@ static void watch_tick(struct daemon *d, uint64_t now)
 		return;
 	if (w->host && hostaddr_changed(w->host)) {
 		host_sync(d);
-		if (d->connect && maps_sync(d))
+		if (daemon_connect(d) && maps_sync(d))
 			p_err("failed to re-sync database rules after a host address change");
 	}
 	dbresolve_poll(w->res, on_resolved, d);
@@ -497,7 +481,7 @@ static bool rt_local(const struct daemon *d, const struct db_rt *rt)
 	for (size_t i = 0; i < rt->n_addrs; i++) {
 		struct caelum_db_addr_key k;
 
-		connect_key(d->connect, &rt->addrs[i], &k);
+		connect_key(daemon_connect(d), &rt->addrs[i], &k);
 		if (k.scope == CAELUM_DB_SCOPE_LOCAL)
 			return true;
 	}
@@ -586,49 +570,13 @@ struct json_object *database_json(struct daemon *d, const char *name)
 					       s->dbs[j].max_connections ? json_object_new_int64(s->dbs[j].max_connections)
 									 : NULL);
 			json_object_object_add(u, "connections",
-					       d->connect ? json_object_new_int64(connect_count(d->connect, cgid, db_id_of(name)))
+					       daemon_connect(d) ? json_object_new_int64(connect_count(daemon_connect(d), cgid, db_id_of(name)))
 							  : NULL);
 			json_object_array_add(users, u);
 		}
 	}
 	json_object_object_add(o, "services", users);
 	return o;
-}
-
-void databases_status(struct daemon *d, struct json_object *components)
-{
-	struct json_object *o = json_object_new_object(), *progs = json_object_new_array(), *a;
-	int mode = d->cfg.comp_mode[CAELUM_COMP_DATABASES];
-	bool all = d->connect != NULL;
-
-	for (int i = 0; d->connect && i < CONNECT_NPROGS; i++) {
-		const char *name;
-		int type, fd = connect_prog_fd(d->connect, i, &name, &type);
-		struct json_object *p = bpfinfo_prog(fd);
-
-		if (!p)
-			p = json_object_new_object();
-		json_object_object_add(p, "attach_type",
-				       json_object_new_string(libbpf_bpf_attach_type_str(type)));
-		json_object_object_add(p, "attached",
-				       json_object_new_boolean(bpfinfo_attached(d->env.cg_fd, type,
-										bpfinfo_prog_id(fd))));
-		json_object_object_add(p, "link", bpfinfo_link(connect_link_fd(d->connect, i)));
-		json_object_object_add(p, "link_at_start",
-				       json_object_new_string(connect_link_outcome(d->connect, i)));
-		if (!json_object_object_get_ex(p, "attached", &a) || !json_object_get_boolean(a))
-			all = false;
-		json_object_array_add(progs, p);
-	}
-	json_object_object_add(o, "name", json_object_new_string("databases"));
-	json_object_object_add(o, "mode", json_object_new_string(mode_name(mode)));
-	json_object_object_add(o, "attached", json_object_new_boolean(all));
-	json_object_object_add(o, "enforcing", json_object_new_boolean(all && mode == CAELUM_MODE_ENFORCE));
-	json_object_object_add(o, "programs", progs);
-	if (d->comp_error[CAELUM_COMP_DATABASES][0])
-		json_object_object_add(o, "error",
-				       json_object_new_string(d->comp_error[CAELUM_COMP_DATABASES]));
-	json_object_array_add(components, o);
 }
 
 void databases_close(struct daemon *d)
@@ -639,5 +587,4 @@ void databases_close(struct daemon *d)
 	d->dbs = NULL;
 	d->n_dbs = 0;
 	watch_close(d);
-	connect_close(d->connect);
 }

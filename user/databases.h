@@ -57,7 +57,6 @@ struct json_object *database_json(struct daemon *d, const char *name);
 const struct db_rt *databases_find(struct daemon *d, const char *name);
 /* Name of a database id (for events), or NULL. */
 const char *databases_name_of(struct daemon *d, uint32_t id);
-void databases_status(struct daemon *d, struct json_object *components);
 void databases_close(struct daemon *d);
 
 #endif /* CAELUM_DATABASES_H */

@@ -9,7 +9,10 @@
 #include "caelum/devices.h"
 #include "devices.h"
 #include "devices.skel.h"
+#include "component.h"
+#include "config.h"
 #include "log.h"
+#include "services.h"
 #include "verify.h"
 
 struct devices {
@@ -157,3 +160,56 @@ struct bpf_object *devices_obj(const struct devices *d)
 {
 	return d->skel->obj;
 }
+
+/* ---- the component (component.h) ---- */
+
+static int comp_load(const struct comp_env *env, void **self)
+{
+	return devices_load(env->bpf, (struct devices **)self);
+}
+
+static int comp_attach(void *self, const struct comp_env *env)
+{
+	return devices_attach(self, env->bpf);
+}
+
+static int comp_sync(void *self, const struct comp_env *env, const struct reg_state *st,
+		     const struct reg_delta *delta)
+{
+	if (delta && !delta->services && !delta->gpus)
+		return 0; /* GPU rules follow the assignments and the services' cgroups */
+	return devices_sync(self, &env->cfg->cap, st, svcs_ident, env->svcs);
+}
+
+static size_t comp_progs(void *self, struct comp_prog *out, size_t max)
+{
+	struct devices *d = self;
+
+	if (max < 1)
+		return 0;
+	out[0] = (struct comp_prog){ bpf_program__name(d->skel->progs.cm_dev),
+				     bpf_program__fd(d->skel->progs.cm_dev), d->link_fd,
+				     BPF_CGROUP_DEVICE, true, link_outcome_name(d->outcome) };
+	return 1;
+}
+
+static struct bpf_object *comp_object(void *self, size_t i)
+{
+	return i == 0 ? ((struct devices *)self)->skel->obj : NULL;
+}
+
+static void comp_close(void *self)
+{
+	devices_close(self);
+}
+
+const struct component_ops devices_component = {
+	.name = "devices",
+	.id = CAELUM_COMP_DEVICES,
+	.load = comp_load,
+	.attach = comp_attach,
+	.sync = comp_sync,
+	.progs = comp_progs,
+	.object = comp_object,
+	.close = comp_close,
+};

@@ -7,8 +7,13 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "component.h"
+#include "config.h"
 #include "log.h"
 #include "ports.h"
+#include "registry.h"
+#include "reserved_ports.h"
+#include "services.h"
 #include "port_tables.h"
 #include "ports.skel.h"
 
@@ -19,6 +24,7 @@ struct ports {
 	int link_fd[PORTS_NPROGS];
 	enum link_outcome outcome[PORTS_NPROGS];
 	struct port_tables *tables;
+	struct reserved_ports_info resv; /* ip_local_reserved_ports after the last sync */
 };
 
 static size_t slot(uint16_t port, uint8_t proto)
@@ -317,3 +323,153 @@ struct bpf_object *ports_obj(const struct ports *p)
 {
 	return p->skel->obj;
 }
+
+const struct reserved_ports_info *ports_reserved(const struct ports *p)
+{
+	return &p->resv;
+}
+
+/* ---- the component (component.h) ---- */
+
+static int comp_load(const struct comp_env *env, void **self)
+{
+	return ports_load(env->bpf, (struct ports **)self);
+}
+
+static int comp_attach(void *self, const struct comp_env *env)
+{
+	return ports_attach(self, env->bpf);
+}
+
+/* Every claim of the model, plus the daemon's canary unless a real service holds its slot. */
+static int claims_get(const struct comp_env *env, const struct reg_state *st,
+		      struct reg_claim **out, size_t *n)
+{
+	const struct reg_claim *c = env->canary;
+	struct reg_claim *tmp;
+	int err = registry_claims(st, out, n);
+
+	if (err || !c)
+		return err;
+	for (size_t i = 0; i < *n; i++)
+		if ((*out)[i].port == c->port && (*out)[i].proto == c->proto)
+			return 0;
+	tmp = realloc(*out, (*n + 1) * sizeof(**out));
+	if (!tmp) {
+		free(*out);
+		return -ENOMEM;
+	}
+	tmp[(*n)++] = *c;
+	*out = tmp;
+	return 0;
+}
+
+/* Everything: the whole table from the claims, and ip_local_reserved_ports with it. */
+static int sync_full(struct ports *p, const struct comp_env *env, const struct reg_state *st)
+{
+	const struct config *cfg = env->cfg;
+	struct port_policy pol;
+	struct reg_claim *cl;
+	size_t n;
+	int err = claims_get(env, st, &cl, &n);
+
+	if (err)
+		return err;
+	err = port_policy_build(&pol, cl, n, cfg->managed, cfg->n_managed, svcs_ident, env->svcs);
+	if (!err) /* keep autobinds off reservations in the ephemeral range (not fatal) */
+		reserved_ports_apply(cfg->state_dir, cl, n, &p->resv);
+	free(cl);
+	if (!err)
+		err = ports_install(p, &pol);
+	port_policy_free(&pol);
+	return err;
+}
+
+/* Does any changed slot lie in ip_local_port_range (as last read)? */
+static bool slots_in_ephemeral_range(const struct ports *p, const struct reg_delta *dl)
+{
+	for (size_t i = 0; i < dl->n_slots; i++) {
+		uint16_t port = REG_SLOT_PORT(dl->slots[i]);
+
+		if (port >= p->resv.range_lo && port <= p->resv.range_hi)
+			return true;
+	}
+	return false;
+}
+
+/* Only reservations changed: the slots they name, nothing else. O(slots); the reserved
+ * ports sysctl again (O(claims)) only for slots in the ephemeral range. */
+static int sync_slots(struct ports *p, const struct comp_env *env, const struct reg_state *st,
+		      const struct reg_delta *dl)
+{
+	const struct config *cfg = env->cfg;
+	const struct reg_claim *c = env->canary;
+	struct caelum_port_rule *rules = calloc(dl->n_slots + 1, sizeof(*rules));
+	struct reg_claim *cl;
+	size_t n;
+	int err;
+
+	if (!rules)
+		return -ENOMEM;
+	for (size_t i = 0; i < dl->n_slots; i++) {
+		uint32_t s = dl->slots[i];
+		const char *owner = registry_slot_owner(st, s);
+
+		if (!owner && c && s == REG_SLOT(c->port, c->proto))
+			owner = c->service;
+		port_rule_compute(REG_SLOT_PORT(s), REG_SLOT_PROTO(s), owner, cfg->managed,
+				  cfg->n_managed, svcs_ident, env->svcs, &rules[i]);
+	}
+	err = ports_update(p, dl->slots, rules, dl->n_slots);
+	free(rules);
+	if (!err && slots_in_ephemeral_range(p, dl) && !claims_get(env, st, &cl, &n)) {
+		reserved_ports_apply(cfg->state_dir, cl, n, &p->resv);
+		free(cl);
+	}
+	return err;
+}
+
+static int comp_sync(void *self, const struct comp_env *env, const struct reg_state *st,
+		     const struct reg_delta *delta)
+{
+	if (!delta || delta->services)
+		return sync_full(self, env, st); /* an owner's cgroup may have changed */
+	return delta->n_slots ? sync_slots(self, env, st, delta) : 0;
+}
+
+static size_t comp_progs(void *self, struct comp_prog *out, size_t max)
+{
+	struct ports *p = self;
+	size_t n = 0;
+
+	for (int i = 0; i < PORTS_NPROGS && n < max; i++) {
+		const char *name;
+		int type, fd = ports_prog_fd(p, i, &name, &type);
+
+		out[n++] = (struct comp_prog){ name, fd, p->link_fd[i], type, true,
+					       link_outcome_name(p->outcome[i]) };
+	}
+	return n;
+}
+
+static struct bpf_object *comp_object(void *self, size_t i)
+{
+	return i == 0 ? ((struct ports *)self)->skel->obj : NULL;
+}
+
+static void comp_close(void *self)
+{
+	ports_close(self);
+}
+
+const struct component_ops ports_component = {
+	.name = "ports",
+	.id = CAELUM_COMP_PORTS,
+	.required = true,
+	.load = comp_load,
+	.attach = comp_attach,
+	.sync = comp_sync,
+	.progs = comp_progs,
+	.object = comp_object,
+	.close = comp_close,
+};

@@ -72,6 +72,10 @@ size_t ports_table_entries(const struct ports *p);
 void ports_table_counts(const struct ports *p, size_t *reserved, size_t *managed);
 #define PORTS_NPROGS 2
 
+struct reserved_ports_info;
+/* ip_local_reserved_ports as the last sync left it (reserved_ports.c). */
+const struct reserved_ports_info *ports_reserved(const struct ports *p);
+
 struct bpf_object;
 /* The loaded object (its pinned maps are checked by the integrity check). */
 struct bpf_object *ports_obj(const struct ports *p);

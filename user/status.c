@@ -16,49 +16,6 @@ static const char *const shared_maps[] = { "cm_events", "cm_stats",	"cm_config",
 					   "cm_services", "cm_agg", "cm_port_outer", "cm_port_owners",
 					   "cm_netns", NULL };
 
-static struct json_object *program_json(struct daemon *d, int idx)
-{
-	const char *name;
-	int type, pfd = ports_prog_fd(d->ports, idx, &name, &type);
-	struct json_object *o = bpfinfo_prog(pfd), *link;
-	uint32_t id = bpfinfo_prog_id(pfd);
-
-	if (!o)
-		o = json_object_new_object();
-	json_object_object_add(o, "attach_type",
-			       json_object_new_string(libbpf_bpf_attach_type_str(type)));
-	/* Asked of the kernel, not remembered: is this very program attached there? */
-	json_object_object_add(o, "attached",
-			       json_object_new_boolean(bpfinfo_attached(d->env.cg_fd, type, id)));
-	link = bpfinfo_link(ports_link_fd(d->ports, idx));
-	json_object_object_add(o, "link", link);
-	json_object_object_add(o, "link_at_start",
-			       json_object_new_string(ports_link_outcome(d->ports, idx)));
-	return o;
-}
-
-static struct json_object *component_ports(struct daemon *d)
-{
-	struct json_object *o = json_object_new_object(), *progs = json_object_new_array();
-	int mode = d->cfg.comp_mode[CAELUM_COMP_PORTS];
-	bool all = true;
-
-	for (int i = 0; i < PORTS_NPROGS; i++) {
-		struct json_object *p = program_json(d, i), *a;
-
-		if (!json_object_object_get_ex(p, "attached", &a) || !json_object_get_boolean(a))
-			all = false;
-		json_object_array_add(progs, p);
-	}
-	json_object_object_add(o, "name", json_object_new_string("ports"));
-	json_object_object_add(o, "mode", json_object_new_string(mode_name(mode)));
-	json_object_object_add(o, "attached", json_object_new_boolean(all));
-	json_object_object_add(o, "enforcing",
-			       json_object_new_boolean(all && mode == CAELUM_MODE_ENFORCE));
-	json_object_object_add(o, "programs", progs);
-	return o;
-}
-
 static struct json_object *maps_json(struct daemon *d)
 {
 	struct json_object *arr = json_object_new_array(), *m;
@@ -178,6 +135,7 @@ static struct json_object *netns_json(struct daemon *d)
 int status_collect(struct daemon *d, struct json_object **out)
 {
 	struct json_object *o = json_object_new_object(), *comps = json_object_new_array();
+	struct comp_env env;
 	char ts[64];
 
 	json_object_object_add(o, "host", json_object_new_string(d->cfg.host));
@@ -191,10 +149,9 @@ int status_collect(struct daemon *d, struct json_object **out)
 	json_object_object_add(o, "cgroup_root", json_object_new_string(d->cfg.cgroup_root));
 	json_object_object_add(o, "bpffs", json_object_new_string(d->cfg.bpffs));
 	json_object_object_add(o, "network_namespaces", netns_json(d));
-	json_object_object_add(o, "reserved_ports", reserved_ports_json(&d->resv));
-	json_object_array_add(comps, component_ports(d));
-	resources_status(d, comps);
-	databases_status(d, comps);
+	json_object_object_add(o, "reserved_ports", reserved_ports_json(ports_reserved(d->ports)));
+	daemon_comp_env(d, &env);
+	components_status(&d->comps, &env, comps);
 	json_object_object_add(o, "components", comps);
 	json_object_object_add(o, "maps", maps_json(d));
 	json_object_object_add(o, "policy", policy_json(d));

@@ -7,7 +7,10 @@
 #include <bpf/libbpf.h>
 
 #include "caelum/tasks.h"
+#include "component.h"
 #include "log.h"
+#include "registry.h"
+#include "services.h"
 #include "tasks.h"
 #include "tasks.skel.h"
 
@@ -15,7 +18,10 @@ struct tasks {
 	struct tasks_bpf *skel;
 	int link_fd[TASKS_NPROGS];
 	enum link_outcome outcome[TASKS_NPROGS];
+	uint64_t scanned_ns; /* the tick's last rescan */
 };
+
+#define SCAN_INTERVAL_NS (10ULL * 1000000000ULL)
 
 static struct bpf_program *prog_at(const struct tasks *t, int idx)
 {
@@ -181,3 +187,86 @@ struct bpf_object *tasks_obj(const struct tasks *t)
 {
 	return t->skel->obj;
 }
+
+/* ---- the component (component.h) ---- */
+
+static int comp_load(const struct comp_env *env, void **self)
+{
+	return tasks_load(env->bpf, (struct tasks **)self);
+}
+
+/* Attach, then count the tasks already running (forks before the attach were not seen). */
+static int comp_attach(void *self, const struct comp_env *env)
+{
+	int err = tasks_attach(self, env->bpf);
+
+	return err ? err : tasks_scan(self);
+}
+
+static int comp_sync(void *self, const struct comp_env *env, const struct reg_state *st,
+		     const struct reg_delta *delta)
+{
+	if (delta && !delta->services)
+		return 0; /* budgets come from service specs only */
+	return tasks_sync_budgets(self, st, svcs_ident, env->svcs);
+}
+
+/* Every 10 s: recount from the running tasks (a missed exit never drifts for long). */
+static void comp_tick(void *self, const struct comp_env *env, uint64_t now)
+{
+	struct tasks *t = self;
+
+	(void)env;
+	if (!t->scanned_ns)
+		t->scanned_ns = now;
+	if (now - t->scanned_ns < SCAN_INTERVAL_NS)
+		return;
+	t->scanned_ns = now;
+	tasks_scan(t);
+}
+
+static size_t comp_progs(void *self, struct comp_prog *out, size_t max)
+{
+	struct tasks *t = self;
+	size_t n = 0;
+
+	for (int i = 0; i < TASKS_NPROGS && n < max; i++)
+		out[n++] = (struct comp_prog){ bpf_program__name(prog_at(t, i)),
+					       bpf_program__fd(prog_at(t, i)), t->link_fd[i],
+					       BPF_TRACE_RAW_TP, false,
+					       link_outcome_name(t->outcome[i]) };
+	return n;
+}
+
+static struct bpf_object *comp_object(void *self, size_t i)
+{
+	return i == 0 ? ((struct tasks *)self)->skel->obj : NULL;
+}
+
+static void comp_service_json(void *self, const struct comp_env *env, const struct reg_service *s,
+			      struct json_object *o)
+{
+	struct svc_rt *rt = svcs_find(env->svcs, s->spec.name);
+	bool counted = self && rt && rt->cgid != CAELUM_CGID_NONE;
+
+	json_object_object_add(o, "live_tasks",
+			       counted ? json_object_new_int64(tasks_live(self, rt->cgid)) : NULL);
+}
+
+static void comp_close(void *self)
+{
+	tasks_close(self);
+}
+
+const struct component_ops tasks_component = {
+	.name = "tasks",
+	.id = CAELUM_COMP_TASKS,
+	.load = comp_load,
+	.attach = comp_attach,
+	.sync = comp_sync,
+	.tick = comp_tick,
+	.progs = comp_progs,
+	.object = comp_object,
+	.service_json = comp_service_json,
+	.close = comp_close,
+};

@@ -65,33 +65,19 @@ struct expected_link {
 	int attach_type; /* cgroup links; 0 for tracing links */
 };
 
-static size_t expected_links(struct daemon *d, struct expected_link *out)
-{
-	const char *name;
-	size_t n = 0;
-	int type, fd;
+struct link_list {
+	struct expected_link v[CAELUM_COMP_MAX * COMP_MAX_PROGS];
+	size_t n;
+};
 
-	for (int i = 0; i < PORTS_NPROGS; i++) {
-		fd = ports_prog_fd(d->ports, i, &name, &type);
-		out[n++] = (struct expected_link){ CAELUM_COMP_PORTS, name, fd, type };
-	}
-	if (d->devices) {
-		fd = devices_prog_fd(d->devices, &name, &type);
-		out[n++] = (struct expected_link){ CAELUM_COMP_DEVICES, name, fd, type };
-	}
-	for (int i = 0; d->tasks && i < TASKS_NPROGS; i++) {
-		fd = tasks_prog_fd(d->tasks, i, &name);
-		out[n++] = (struct expected_link){ CAELUM_COMP_TASKS, name, fd, 0 };
-	}
-	if (d->cpu) {
-		fd = cpu_prog_fd(d->cpu, &name);
-		out[n++] = (struct expected_link){ CAELUM_COMP_CPU, name, fd, 0 };
-	}
-	for (int i = 0; d->connect && i < CONNECT_NPROGS; i++) {
-		fd = connect_prog_fd(d->connect, i, &name, &type);
-		out[n++] = (struct expected_link){ CAELUM_COMP_DATABASES, name, fd, type };
-	}
-	return n;
+static void add_link(void *ctx, int id, const struct comp_prog *p, struct bpf_object *obj)
+{
+	struct link_list *l = ctx;
+
+	(void)obj;
+	if (p && l->n < sizeof(l->v) / sizeof(l->v[0]))
+		l->v[l->n++] = (struct expected_link){ id, p->name, p->prog_fd,
+						       p->cgroup ? p->attach_type : 0 };
 }
 
 /* "" when fine, else what is wrong. */
@@ -118,22 +104,6 @@ static void link_problem(struct daemon *d, const struct expected_link *l, char *
 	close(fd);
 }
 
-static int component_attach(struct daemon *d, int comp)
-{
-	switch (comp) {
-	case CAELUM_COMP_PORTS:
-		return ports_attach(d->ports, &d->env);
-	case CAELUM_COMP_DEVICES:
-		return devices_attach(d->devices, &d->env);
-	case CAELUM_COMP_TASKS:
-		return tasks_attach(d->tasks, &d->env);
-	case CAELUM_COMP_CPU:
-		return cpu_attach(d->cpu, &d->env);
-	default:
-		return connect_attach(d->connect, &d->env);
-	}
-}
-
 static void emit_repaired(struct daemon *d, const char *what, const char *problem, int err)
 {
 	struct json_object *e = event_new(d->ev, "integrity_repaired", err ? "failed" : "repaired");
@@ -151,11 +121,15 @@ static void emit_repaired(struct daemon *d, const char *what, const char *proble
 
 static void check_links(struct daemon *d)
 {
-	struct expected_link links[32];
-	size_t n = expected_links(d, links);
+	static struct link_list l; /* the loop's thread only */
+	struct expected_link *links = l.v;
 	bool redone[CAELUM_COMP_MAX] = { 0 };
+	struct comp_env env;
 
-	for (size_t i = 0; i < n; i++) {
+	l.n = 0;
+	components_visit(&d->comps, add_link, &l);
+	daemon_comp_env(d, &env);
+	for (size_t i = 0; i < l.n; i++) {
 		char problem[PATH_MAX + 64];
 		int err;
 
@@ -164,15 +138,19 @@ static void check_links(struct daemon *d)
 			continue;
 		/* Re-attaching the component puts back every link of it. */
 		redone[links[i].comp] = true;
-		err = component_attach(d, links[i].comp);
+		err = components_attach(&d->comps, &env, links[i].comp);
 		emit_repaired(d, links[i].name, problem, err);
 	}
 }
 
-static void check_obj_maps(struct daemon *d, struct bpf_object *obj)
+static void check_obj_maps(void *ctx, int id, const struct comp_prog *p, struct bpf_object *obj)
 {
+	struct daemon *d = ctx;
 	struct bpf_map *m;
 
+	(void)id;
+	if (p || !obj)
+		return;
 	bpf_object__for_each_map(m, obj) {
 		const char *path = bpf_map__pin_path(m);
 		char problem[PATH_MAX + 32];
@@ -191,16 +169,8 @@ void integrity_check(struct daemon *d)
 {
 	check_links(d);
 	policyguard_check(d);
-	check_obj_maps(d, ports_obj(d->ports));
-	check_obj_maps(d, agg_obj(d->agg));
-	if (d->devices)
-		check_obj_maps(d, devices_obj(d->devices));
-	if (d->tasks)
-		check_obj_maps(d, tasks_obj(d->tasks));
-	if (d->cpu)
-		check_obj_maps(d, cpu_obj(d->cpu));
-	if (d->connect)
-		check_obj_maps(d, connect_obj(d->connect));
+	components_visit(&d->comps, check_obj_maps, d);
+	check_obj_maps(d, -1, NULL, agg_obj(d->agg));
 }
 
 /* ---- canaries ---- */
@@ -226,6 +196,7 @@ int verify_setup(struct daemon *d)
 	}
 	snprintf(d->verify_tasks_cgroup, sizeof(d->verify_tasks_cgroup), "%s", path);
 	events_set_canaries(d->ev, d->verify_probe_cgid, d->verify_tasks_cgid);
+	verify_port_claim(d, &d->canary); /* the ports component enforces it from now on */
 	return verify_canaries(d);
 }
 
@@ -253,12 +224,12 @@ int verify_canaries(struct daemon *d)
 	dr.owner_cgid = owner;
 	dr.owner_level = level;
 	connect_local_key(d->cfg.verify_port, &ak); /* 127.0.0.1 is LOCAL (caelum/connect.h) */
-	if (d->devices && bpf_map_update_elem(devices_map_fd(d->devices), &dk, &dr, BPF_ANY))
+	if (daemon_devices(d) && bpf_map_update_elem(devices_map_fd(daemon_devices(d)), &dk, &dr, BPF_ANY))
 		return -errno;
-	if (d->tasks && bpf_map_update_elem(tasks_budget_fd(d->tasks), &d->verify_tasks_cgid, &budget,
+	if (daemon_tasks(d) && bpf_map_update_elem(tasks_budget_fd(daemon_tasks(d)), &d->verify_tasks_cgid, &budget,
 					    BPF_ANY))
 		return -errno;
-	if (d->connect && bpf_map_update_elem(connect_addrs_fd(d->connect), &ak, &av, BPF_ANY))
+	if (daemon_connect(d) && bpf_map_update_elem(connect_addrs_fd(daemon_connect(d)), &ak, &av, BPF_ANY))
 		return -errno;
 	return 0;
 }
@@ -387,7 +358,7 @@ static void step(struct daemon *d, const struct vstep *s, struct json_object *co
 		return;
 	}
 	if (!s->loaded) {
-		record(comps, component_name(s->comp), false, d->comp_error[s->comp], all);
+		record(comps, component_name(s->comp), false, components_error(&d->comps, s->comp), all);
 		return;
 	}
 	rc = run_child(s->cg, s->fn, d, detail, sizeof(detail));
@@ -401,13 +372,13 @@ static void step_cpu(struct daemon *d, uint64_t before, struct json_object *comp
 	char detail[160];
 	uint64_t got;
 
-	if (d->cfg.comp_mode[CAELUM_COMP_CPU] == CAELUM_MODE_OFF || !d->cpu) {
+	if (d->cfg.comp_mode[CAELUM_COMP_CPU] == CAELUM_MODE_OFF || !daemon_cpu(d)) {
 		json_object_object_add(comps, "cpu",
-				       json_object_new_string(d->cpu ? "skipped: component is off"
-								     : d->comp_error[CAELUM_COMP_CPU]));
+				       json_object_new_string(daemon_cpu(d) ? "skipped: component is off"
+								     : components_error(&d->comps, CAELUM_COMP_CPU)));
 		return;
 	}
-	got = cpu_time_ns(d->cpu, d->verify_tasks_cgid) - before;
+	got = cpu_time_ns(daemon_cpu(d), d->verify_tasks_cgid) - before;
 	snprintf(detail, sizeof(detail), "%llu ns of a %llu ns spin were accounted",
 		 (unsigned long long)got, (unsigned long long)SPIN_NS);
 	record(comps, "cpu", got >= SPIN_NS / 2, detail, all);
@@ -419,17 +390,17 @@ struct json_object *verify_run(struct daemon *d)
 		{ CAELUM_COMP_PORTS, true, d->verify_probe_cgroup, probe_bind,
 		  "bind to the canary port from an unmanaged cgroup: EPERM",
 		  "bind to the canary port was NOT refused" },
-		{ CAELUM_COMP_DATABASES, d->connect != NULL, d->verify_probe_cgroup, probe_connect,
+		{ CAELUM_COMP_DATABASES, daemon_connect(d) != NULL, d->verify_probe_cgroup, probe_connect,
 		  "connect to the canary database from an unmanaged cgroup: EPERM",
 		  "connect to the canary database was NOT refused" },
-		{ CAELUM_COMP_DEVICES, d->devices != NULL, d->verify_probe_cgroup, probe_mknod,
+		{ CAELUM_COMP_DEVICES, daemon_devices(d) != NULL, d->verify_probe_cgroup, probe_mknod,
 		  "mknod of the canary device by another cgroup: EPERM",
 		  "mknod of the canary device was NOT refused" },
-		{ CAELUM_COMP_TASKS, d->tasks != NULL, d->verify_tasks_cgroup, probe_fork,
+		{ CAELUM_COMP_TASKS, daemon_tasks(d) != NULL, d->verify_tasks_cgroup, probe_fork,
 		  "a fork past the canary budget was killed", "a fork past the canary budget survived" },
 	};
 	struct json_object *o = json_object_new_object(), *comps = json_object_new_object();
-	uint64_t cpu_before = d->cpu ? cpu_time_ns(d->cpu, d->verify_tasks_cgid) : 0;
+	uint64_t cpu_before = daemon_cpu(d) ? cpu_time_ns(daemon_cpu(d), d->verify_tasks_cgid) : 0;
 	bool all = true;
 	char ts[64];
 

@@ -68,6 +68,17 @@ class Startup(CaelumTest):
         self.assertEqual(st["policy"]["managed"], 200)
         self.assertEqual(st["registry"]["backend"], "file")
         self.assertEqual(st["events"]["lost"]["kernel_ringbuf_first"], 0)
+        # Every component, in the table's order, each program with where it hooks in.
+        self.assertEqual([c["name"] for c in st["components"]],
+                         ["ports", "devices", "tasks", "cpu", "databases"])
+        hooks = {p["name"]: p["attach_type"] for c in st["components"] for p in c["programs"]}
+        self.assertEqual(hooks["cm_bind4"], "cgroup_inet4_bind")
+        self.assertEqual(hooks["cm_dev"], "cgroup_device")
+        self.assertEqual(hooks["cm_sched_switch"], "trace_raw_tp")
+        # The text form names a tracing program's tracepoint, never "(null)".
+        text = e.ok("status", json_out=False)
+        self.assertNotIn("(null)", text)
+        self.assertRegex(text, r"cm_sched_switch\s+id \d+\s+sched_switch\s+attached")
 
 
 class Reload(CaelumTest):
