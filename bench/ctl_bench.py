@@ -27,12 +27,20 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 
 
-def rss_kib(pid):
+def rss_kib(pid, field="VmRSS"):
+    """VmRSS, or RssAnon: caelumd's own memory without the mapped BPF maps (the ring
+    buffer's pages, the port tables: kernel memory, there with or without the mapping)
+    and the shared libraries' pages."""
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
     return -1
+
+
+def mem(pid):
+    return (f"RSS {rss_kib(pid) / 1024:.1f} MiB "
+            f"(anonymous {rss_kib(pid, 'RssAnon') / 1024:.1f} MiB)")
 
 
 def pct(v, p):
@@ -97,7 +105,7 @@ def bench_large(harness, reps):
         pid = e.proc.pid
         st = e.ok("status")
         print(f"  caelumd with {st['policy']['entries']} entries: ready in {start_s:.2f} s "
-              f"(process start to status answering), RSS {rss_kib(pid) / 1024:.1f} MiB")
+              f"(process start to status answering), {mem(pid)}")
         base = []
         for _ in range(reps // 2):
             t0 = time.monotonic()
@@ -123,6 +131,7 @@ def bench_one_by_one(harness, n):
         e.start()
         pid = e.proc.pid
         r0 = rss_kib(pid)
+        a0 = rss_kib(pid, "RssAnon")
         t0 = time.monotonic()
         for i in range(n):
             r = e.ctl("port", "reserve", f"{10000 + i}/udp", "service", "svc")
@@ -130,6 +139,7 @@ def bench_one_by_one(harness, n):
                 raise SystemExit(f"reserve {10000 + i} failed: {r}")
         dt = time.monotonic() - t0
         r1 = rss_kib(pid)
+        a1 = rss_kib(pid, "RssAnon")
         for i in range(n):
             r = e.ctl("port", "release", f"{10000 + i}/udp")
             if r.rc != 0:
@@ -137,7 +147,8 @@ def bench_one_by_one(harness, n):
         r2 = rss_kib(pid)
         print(f"  {n} reservations one at a time through the CLI: {dt:.1f} s "
               f"({dt / n * 1e3:.2f} ms each); RSS {r0 / 1024:.1f} -> {r1 / 1024:.1f} MiB "
-              f"({(r1 - r0) * 1024 / n:.0f} bytes each), after releasing all {r2 / 1024:.1f} MiB")
+              f"({(r1 - r0) * 1024 / n:.0f} bytes each; anonymous {(a1 - a0) * 1024 / n:.0f}), "
+              f"after releasing all {r2 / 1024:.1f} MiB")
     finally:
         e.stop()
         e.cleanup()
@@ -155,7 +166,7 @@ def bench_services(harness, n_svcs):
         start_s = time.monotonic() - t0
         st = e.ok("status")
         print(f"  {n_svcs} services, {st['policy']['reserved']} reservations: ready in "
-              f"{start_s:.1f} s, RSS {rss_kib(e.proc.pid) / 1024:.1f} MiB")
+              f"{start_s:.1f} s, {mem(e.proc.pid)}")
     finally:
         e.stop()
         e.cleanup()

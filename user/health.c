@@ -74,7 +74,7 @@ static void start(struct daemon *d, struct svc_rt *rt, const struct spec_health 
 	hc->threshold = h->failures_before_critical;
 	snprintf(hc->name, sizeof(hc->name), "%s", rt->name);
 	ps.kind = h->kind == HEALTH_TCP ? PROBE_TCP : h->kind == HEALTH_HTTP ? PROBE_HTTP : PROBE_EXEC;
-	snprintf(ps.target, sizeof(ps.target), "%s", h->target);
+	snprintf(ps.target, sizeof(ps.target), "%s", h->target ? h->target : "");
 	ps.argv = h->argv;
 	snprintf(ps.cgroup, sizeof(ps.cgroup), "%s", d->probe_cgroup);
 	if (probe_start(d->loop, &ps, on_result, hc, &rt->health_probe)) {

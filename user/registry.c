@@ -43,6 +43,75 @@ const char *origin_name(enum reg_origin o)
 }
 
 
+/* ---- service names held by reservations ----
+ * One copy of each name, counted: a reservation holds a pointer (8 bytes), not a 64-byte
+ * array — 65,535 reservations of a few services. Like the registry, the loop's thread only. */
+
+struct name_ref {
+	char *name;
+	size_t refs;
+};
+
+static struct {
+	struct name_ref *v;
+	size_t n, cap;
+} names;
+
+static int name_ref_cmp(const void *elem, const void *key)
+{
+	return strcmp(((const struct name_ref *)elem)->name, key);
+}
+
+/* The pooled copy of name with one more holder, or NULL (ENOMEM). */
+static const char *name_hold(const char *name)
+{
+	bool found;
+	size_t i = sorted_find(names.v, names.n, sizeof(*names.v), name, name_ref_cmp, &found);
+
+	if (!found) {
+		char *copy = strdup(name);
+
+		if (!copy)
+			return NULL;
+		if (names.n == names.cap) {
+			size_t cap = names.cap ? names.cap * 2 : 16;
+			struct name_ref *tmp = realloc(names.v, cap * sizeof(*tmp));
+
+			if (!tmp) {
+				free(copy);
+				return NULL;
+			}
+			names.v = tmp;
+			names.cap = cap;
+		}
+		memmove(&names.v[i + 1], &names.v[i], (names.n - i) * sizeof(*names.v));
+		names.v[i] = (struct name_ref){ copy, 0 };
+		names.n++;
+	}
+	names.v[i].refs++;
+	return names.v[i].name;
+}
+
+/* One holder fewer; the name is freed with its last holder. */
+static void name_drop(const char *name)
+{
+	bool found;
+	size_t i;
+
+	if (!name)
+		return;
+	i = sorted_find(names.v, names.n, sizeof(*names.v), name, name_ref_cmp, &found);
+	if (!found || --names.v[i].refs)
+		return;
+	free(names.v[i].name);
+	memmove(&names.v[i], &names.v[i + 1], (names.n - i - 1) * sizeof(*names.v));
+	if (!--names.n) {
+		free(names.v);
+		names.v = NULL;
+		names.cap = 0;
+	}
+}
+
 /* ---- state ---- */
 
 static void state_free(struct reg_state *st)
@@ -51,6 +120,8 @@ static void state_free(struct reg_state *st)
 		spec_free(&st->svcs[i].spec);
 	for (size_t i = 0; i < st->n_dbs; i++)
 		dbspec_free(&st->dbs[i].spec);
+	for (size_t i = 0; i < st->n_resv; i++)
+		name_drop(st->resv[i].service);
 	free(st->dbs);
 	free(st->svcs);
 	free(st->resv);
@@ -76,8 +147,13 @@ static int state_copy(struct reg_state *dst, const struct reg_state *src)
 			goto nomem;
 		dst->n_svcs++;
 	}
-	memcpy(dst->resv, src->resv, src->n_resv * sizeof(*dst->resv));
-	dst->n_resv = src->n_resv;
+	for (size_t i = 0; i < src->n_resv; i++) {
+		dst->resv[i] = src->resv[i];
+		dst->resv[i].service = name_hold(src->resv[i].service);
+		if (!dst->resv[i].service)
+			goto nomem;
+		dst->n_resv++;
+	}
 	dst->cap_resv = src->n_resv + 1;
 	dst->dbs = calloc(src->n_dbs + 1, sizeof(*dst->dbs));
 	dst->cap_dbs = src->n_dbs + 1;
@@ -186,9 +262,12 @@ static void state_del_service(struct reg_state *st, const char *name)
 	spec_free(&cur->spec);
 	sorted_remove(st->svcs, &st->n_svcs, sizeof(*cur), cur);
 	/* A service's runtime reservations and GPUs go with it. */
-	for (size_t i = 0; i < st->n_resv; i++)
+	for (size_t i = 0; i < st->n_resv; i++) {
 		if (strcmp(st->resv[i].service, name))
 			st->resv[w++] = st->resv[i];
+		else
+			name_drop(st->resv[i].service);
+	}
 	st->n_resv = w;
 	w = 0;
 	for (size_t i = 0; i < st->n_gpus; i++)
@@ -247,24 +326,31 @@ static size_t resv_pos(const struct reg_state *st, uint16_t port, uint8_t proto,
 static int state_put_resv(struct reg_state *st, uint16_t port, uint8_t proto, const char *svc,
 			  uint64_t mod_rev)
 {
+	const char *held = name_hold(svc);
 	bool found;
 	size_t i = resv_pos(st, port, proto, &found);
 
-	if (!found) {
+	if (!held)
+		return -ENOMEM;
+	if (found) {
+		name_drop(st->resv[i].service);
+	} else {
 		if (st->n_resv + 1 > st->cap_resv) {
 			size_t cap = st->cap_resv ? st->cap_resv * 2 : 64;
 			struct reg_resv *tmp = realloc(st->resv, cap * sizeof(*tmp));
 
-			if (!tmp)
+			if (!tmp) {
+				name_drop(held);
 				return -ENOMEM;
+			}
 			st->resv = tmp;
 			st->cap_resv = cap;
 		}
 		memmove(&st->resv[i + 1], &st->resv[i], (st->n_resv - i) * sizeof(*st->resv));
 		st->n_resv++;
 	}
-	st->resv[i] = (struct reg_resv){ .port = port, .proto = proto, .mod_rev = mod_rev };
-	snprintf(st->resv[i].service, sizeof(st->resv[i].service), "%s", svc);
+	st->resv[i] = (struct reg_resv){ .port = port, .proto = proto, .service = held,
+					 .mod_rev = mod_rev };
 	return 0;
 }
 
@@ -275,6 +361,7 @@ static void state_del_resv(struct reg_state *st, uint16_t port, uint8_t proto)
 
 	if (!found)
 		return;
+	name_drop(st->resv[i].service);
 	memmove(&st->resv[i], &st->resv[i + 1], (st->n_resv - i - 1) * sizeof(*st->resv));
 	st->n_resv--;
 	/* Give memory back when most reservations are released. */
@@ -461,10 +548,11 @@ static int resv_parse(const struct kv *kv, struct reg_resv *out, struct verr *e)
 		json_object_put(obj);
 		return -EINVAL;
 	}
-	*out = (struct reg_resv){ .port = k.port, .proto = k.proto, .mod_rev = kv->mod_rev };
-	snprintf(out->service, sizeof(out->service), "%s", json_object_get_string(svc));
+	/* out holds the name: the caller stores it in a state or drops it */
+	*out = (struct reg_resv){ .port = k.port, .proto = k.proto, .mod_rev = kv->mod_rev,
+				  .service = name_hold(json_object_get_string(svc)) };
 	json_object_put(obj);
-	return 0;
+	return out->service ? 0 : -ENOMEM;
 }
 
 /* Rebuild st->spec_owner from the services' specs. */
@@ -625,13 +713,14 @@ static int event_resv(struct reg_state *st, const struct kv_event *ev, struct re
 
 	if (!err)
 		err = delta_add_slot(d, REG_SLOT(r.port, r.proto));
-	if (err)
-		return err;
-	if (ev->type == KV_DEL) {
+	if (!err && ev->type == KV_DEL) {
 		state_del_resv(st, r.port, r.proto);
 		return 0;
 	}
-	return state_put_resv(st, r.port, r.proto, r.service, ev->mod_rev);
+	if (!err)
+		err = state_put_resv(st, r.port, r.proto, r.service, ev->mod_rev);
+	name_drop(r.service);
+	return err;
 }
 
 static int event_gpu(struct reg_state *st, const struct kv_event *ev, struct reg_delta *d,
@@ -1408,7 +1497,7 @@ static int resv_commit(struct registry *r, uint16_t port, uint8_t proto, const c
 
 	resv_key(key, sizeof(key), port, proto);
 	if (service) {
-		snprintf(rv.service, sizeof(rv.service), "%s", service);
+		rv.service = service; /* borrowed: rv only renders the value */
 		err = ops_add(&l, KV_PUT, strdup(key), resv_value(&rv),
 			      cur ? cur->mod_rev : KV_REV_ABSENT);
 	} else {

@@ -119,7 +119,7 @@ struct reg_service {
 struct reg_resv {
 	uint16_t port;
 	uint8_t proto;
-	char service[SERVICE_NAME_MAX + 1];
+	const char *service; /* a pooled name, shared by every reservation of the service */
 	uint64_t mod_rev;
 };
 

@@ -19,6 +19,7 @@
 #define SPEC_MAX_DBS 64
 #define SPEC_MAX_CREDS 64
 #define SPEC_MAX_ARGV 64
+#define SPEC_HEALTH_TARGET_MAX 511 /* a probe target (probe.h PROBE_TARGET_MAX - 1) */
 #define CRED_ENV_MAX 127
 #define CRED_PATH_MAX 1023
 
@@ -45,8 +46,8 @@ enum health_kind { HEALTH_NONE, HEALTH_TCP, HEALTH_HTTP, HEALTH_EXEC };
 /* "health": {"tcp": "127.0.0.1:8100"} | {"http": URL} | {"exec": [argv]}, + timing */
 struct spec_health {
 	enum health_kind kind;
-	char target[512]; /* TCP host:port or HTTP URL */
-	char *argv[SPEC_MAX_ARGV + 1]; /* EXEC, NULL-terminated */
+	char *target; /* TCP host:port or HTTP URL (at most SPEC_HEALTH_TARGET_MAX bytes); else NULL */
+	char **argv; /* EXEC: NULL-terminated, at most SPEC_MAX_ARGV; else NULL */
 	int64_t interval_s, timeout_s, failures_before_critical;
 };
 

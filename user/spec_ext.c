@@ -196,6 +196,7 @@ void spec_parse_credentials(struct json_object *v, const char *file, struct serv
 static void parse_health_exec(struct json_object *v, const char *file, struct spec_health *h,
 			      struct verr *e)
 {
+	bool ok = true;
 	size_t n;
 
 	if (!jv_expect(v, json_type_array, file, "health.exec", e))
@@ -205,6 +206,12 @@ static void parse_health_exec(struct json_object *v, const char *file, struct sp
 		verr_add(e, file, "health.exec", "%zu arguments, expected 1-%d", n, SPEC_MAX_ARGV);
 		return;
 	}
+	h->argv = calloc(n + 1, sizeof(*h->argv));
+	if (!h->argv) {
+		verr_add(e, file, "health.exec", "out of memory");
+		return;
+	}
+	h->kind = HEALTH_EXEC;
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *a = json_object_array_get_idx(v, i);
 		char p[JV_PATH_MAX];
@@ -212,10 +219,30 @@ static void parse_health_exec(struct json_object *v, const char *file, struct sp
 		jv_path_idx(p, "health.exec", i);
 		if (jv_expect(a, json_type_string, file, p, e))
 			h->argv[i] = strdup(json_object_get_string(a));
+		else
+			ok = false;
 	}
-	if (h->argv[0] && h->argv[0][0] != '/')
+	if (!ok) { /* a hole: the spec is refused; free every string, the ones after it too */
+		for (size_t i = 0; i < n; i++)
+			free(h->argv[i]);
+		free(h->argv);
+		h->argv = NULL;
+		return;
+	}
+	if (h->argv[0][0] != '/')
 		verr_add(e, file, "health.exec[0]", "\"%s\" is not an absolute path", h->argv[0]);
-	h->kind = HEALTH_EXEC;
+}
+
+/* A probe target of at most SPEC_HEALTH_TARGET_MAX bytes, never cut short. */
+static void set_target(struct spec_health *h, const char *v, const char *file, const char *path,
+		       struct verr *e)
+{
+	size_t n = strlen(v);
+
+	if (n > SPEC_HEALTH_TARGET_MAX)
+		verr_add(e, file, path, "%zu bytes long, at most %d", n, SPEC_HEALTH_TARGET_MAX);
+	else if (!(h->target = strdup(v)))
+		verr_add(e, file, path, "out of memory");
 }
 
 static void parse_health_target(struct json_object *o, const char *file, struct spec_health *h,
@@ -228,7 +255,7 @@ static void parse_health_target(struct json_object *o, const char *file, struct 
 		if (!strchr(json_object_get_string(v), ':'))
 			verr_add(e, file, "health.tcp", "\"%s\": expected host:port",
 				 json_object_get_string(v));
-		snprintf(h->target, sizeof(h->target), "%s", json_object_get_string(v));
+		set_target(h, json_object_get_string(v), file, "health.tcp", e);
 	} else if (json_object_object_get_ex(o, "http", &v) &&
 		   jv_expect(v, json_type_string, file, "health.http", e)) {
 		const char *url = json_object_get_string(v);
@@ -236,7 +263,7 @@ static void parse_health_target(struct json_object *o, const char *file, struct 
 		h->kind = HEALTH_HTTP;
 		if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
 			verr_add(e, file, "health.http", "\"%s\": expected an http:// or https:// URL", url);
-		snprintf(h->target, sizeof(h->target), "%s", url);
+		set_target(h, url, file, "health.http", e);
 	} else if (json_object_object_get_ex(o, "exec", &v)) {
 		parse_health_exec(v, file, h, e);
 	}
@@ -314,7 +341,7 @@ static struct json_object *health_json(const struct spec_health *h)
 			json_object_array_add(argv, json_object_new_string(h->argv[i]));
 		json_object_object_add(o, "exec", argv);
 	} else {
-		json_object_object_add(o, names[h->kind], json_object_new_string(h->target));
+		json_object_object_add(o, names[h->kind], json_object_new_string(h->target ? h->target : ""));
 	}
 	json_object_object_add(o, "interval_s", json_object_new_int64(h->interval_s));
 	json_object_object_add(o, "timeout_s", json_object_new_int64(h->timeout_s));
@@ -352,7 +379,8 @@ int spec_ext_copy(struct service_spec *dst, const struct service_spec *src)
 	/* dst is a shallow copy of src: replace every pointer before anything can fail. */
 	dst->dbs = NULL;
 	dst->creds = NULL;
-	memset(dst->health.argv, 0, sizeof(dst->health.argv));
+	dst->health.target = NULL;
+	dst->health.argv = NULL;
 	if (src->n_dbs && !(dst->dbs = malloc(src->n_dbs * sizeof(*dst->dbs))))
 		err = -ENOMEM;
 	else if (src->n_dbs)
@@ -361,9 +389,20 @@ int spec_ext_copy(struct service_spec *dst, const struct service_spec *src)
 		err = -ENOMEM;
 	else if (src->n_creds)
 		memcpy(dst->creds, src->creds, src->n_creds * sizeof(*dst->creds));
-	for (size_t i = 0; src->health.argv[i]; i++)
-		if (!(dst->health.argv[i] = strdup(src->health.argv[i])))
+	if (src->health.target && !(dst->health.target = strdup(src->health.target)))
+		err = -ENOMEM;
+	if (src->health.argv) {
+		size_t n = 0;
+
+		while (src->health.argv[n])
+			n++;
+		dst->health.argv = calloc(n + 1, sizeof(*dst->health.argv));
+		for (size_t i = 0; dst->health.argv && i < n; i++)
+			if (!(dst->health.argv[i] = strdup(src->health.argv[i])))
+				err = -ENOMEM;
+		if (!dst->health.argv)
 			err = -ENOMEM;
+	}
 	return err;
 }
 
@@ -371,10 +410,13 @@ void spec_ext_free(struct service_spec *s)
 {
 	free(s->dbs);
 	free(s->creds);
-	for (size_t i = 0; i <= SPEC_MAX_ARGV; i++)
+	for (size_t i = 0; s->health.argv && s->health.argv[i]; i++)
 		free(s->health.argv[i]);
+	free(s->health.argv);
+	free(s->health.target);
 	s->dbs = NULL;
 	s->creds = NULL;
 	s->n_dbs = s->n_creds = 0;
-	memset(s->health.argv, 0, sizeof(s->health.argv));
+	s->health.argv = NULL;
+	s->health.target = NULL;
 }

@@ -91,7 +91,7 @@ static void check_bad_specs(const struct bad_case *cases, size_t n, const char *
 		assert_verr_one(&e, cases[i].msg, label);
 		assert_null(s.dbs);
 		assert_null(s.creds);
-		assert_null(s.health.argv[0]);
+		assert_null(s.health.argv);
 		verr_free(&e);
 	}
 }
@@ -506,6 +506,30 @@ static void test_health_too_many_args(void **state)
 	spec_free(&s);
 }
 
+/* A target is kept whole or refused: never cut to fit (it used to be cut at 511 bytes). */
+static void test_health_target_length(void **state)
+{
+	char json[1024], url[600];
+	struct service_spec s;
+	struct verr e = {};
+
+	(void)state;
+	for (size_t n = SPEC_HEALTH_TARGET_MAX; n <= SPEC_HEALTH_TARGET_MAX + 1; n++) {
+		snprintf(url, sizeof(url), "http://x/%0*d", (int)(n - strlen("http://x/")), 0);
+		snprintf(json, sizeof(json), "{\"name\": \"svc\", \"health\": {\"http\": \"%s\"}}",
+			 url);
+		if (n == SPEC_HEALTH_TARGET_MAX) {
+			assert_int_equal(parse_svc(json, &s, &e), 0);
+			assert_string_equal(s.health.target, url);
+			spec_free(&s);
+		} else {
+			assert_int_equal(parse_svc(json, &s, &e), -EINVAL);
+			assert_verr_one(&e, SVC ": health.http: 512 bytes long, at most 511", "512");
+			verr_free(&e);
+		}
+	}
+}
+
 static void test_health_defaults(void **state)
 {
 	struct service_spec s;
@@ -519,7 +543,7 @@ static void test_health_defaults(void **state)
 	assert_int_equal(s.health.interval_s, 10);
 	assert_int_equal(s.health.timeout_s, 2);
 	assert_int_equal(s.health.failures_before_critical, 3);
-	assert_null(s.health.argv[0]);
+	assert_null(s.health.argv);
 	assert_json_put(spec_to_json(&s),
 			"{\"name\":\"svc\",\"ports\":[],\"health\":{\"tcp\":\"127.0.0.1:8100\","
 			"\"interval_s\":10,\"timeout_s\":2,\"failures_before_critical\":3}}");
@@ -569,7 +593,7 @@ static void test_health_exec(void **state)
 			 0);
 	assert_int_equal(e.n, 0);
 	assert_int_equal(s.health.kind, HEALTH_EXEC);
-	assert_string_equal(s.health.target, "");
+	assert_null(s.health.target);
 	assert_string_equal(s.health.argv[0], "/usr/bin/check");
 	assert_string_equal(s.health.argv[1], "--quick");
 	assert_string_equal(s.health.argv[2], "");
@@ -581,8 +605,8 @@ static void test_health_exec(void **state)
 			"\"--quick\",\"\"],\"interval_s\":30,\"timeout_s\":2,"
 			"\"failures_before_critical\":3}}");
 	spec_free(&s);
-	for (int i = 0; i <= SPEC_MAX_ARGV; i++)
-		assert_null(s.health.argv[i]);
+	assert_null(s.health.argv);
+	assert_null(s.health.target);
 }
 
 /* ---- everything together: round trip and deep copy ---- */
@@ -690,7 +714,7 @@ static void test_copy_is_deep(void **state)
 		assert_int_equal(spec_copy(&c2, &copy), 0);
 		assert_null(c2.dbs);
 		assert_null(c2.creds);
-		assert_null(c2.health.argv[0]);
+		assert_null(c2.health.argv);
 		assert_int_equal(c2.health.kind, HEALTH_NONE);
 		spec_free(&c2);
 	}
@@ -1359,6 +1383,7 @@ int main(void)
 		cmocka_unit_test(test_credentials_good),
 		cmocka_unit_test(test_health_bad),
 		cmocka_unit_test(test_health_too_many_args),
+		cmocka_unit_test(test_health_target_length),
 		cmocka_unit_test(test_health_defaults),
 		cmocka_unit_test(test_health_exec),
 		cmocka_unit_test(test_round_trip),
