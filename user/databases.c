@@ -625,6 +625,9 @@ void databases_status(struct daemon *d, struct json_object *components)
 	json_object_object_add(o, "attached", json_object_new_boolean(all));
 	json_object_object_add(o, "enforcing", json_object_new_boolean(all && mode == CAELUM_MODE_ENFORCE));
 	json_object_object_add(o, "programs", progs);
+	/* Allowed without a place to remember them (include/caelum/connect.h): never released. */
+	json_object_object_add(o, "connections_uncounted",
+			       json_object_new_uint64(daemon_kstat(d, CAELUM_STAT_DB_UNCOUNTED)));
 	if (d->comp_error[CAELUM_COMP_DATABASES][0])
 		json_object_object_add(o, "error",
 				       json_object_new_string(d->comp_error[CAELUM_COMP_DATABASES]));

@@ -83,6 +83,12 @@ ABI_SIZE(caelum_db_decl, 8);
 ABI_SIZE(caelum_db_conns, 8);
 ABI_SIZE(caelum_db_sk, 16);
 ABI_OFF(caelum_db_sk, counted, 12);
+ABI_SIZE(caelum_db_slot, 24);
+ABI_OFF(caelum_db_slot, svc_cgid, 8);
+ABI_OFF(caelum_db_slot, db_id, 16);
+ABI_OFF(caelum_db_slot, pad, 20);
+_Static_assert((CAELUM_MAX_DB_SLOTS & (CAELUM_MAX_DB_SLOTS - 1)) == 0,
+	       "cm_db_slots is indexed by cookie & (CAELUM_MAX_DB_SLOTS - 1)");
 
 ABI_SIZE(caelum_config, 40);
 ABI_OFF(caelum_config, mode, 0);
