@@ -51,10 +51,17 @@ err:
 	return err;
 }
 
+/*
+ * sock_release (the last program) first: on an upgrade, the new one releases a socket from
+ * every place an old or a new connect program counts it in (cm_db_slots, cm_db_sk). In the
+ * other order, a socket counted in a slot by the new connect4 and closed before the new
+ * sock_release is in would be released by the old one, which looks at sk_storage only, and
+ * its count would never come down.
+ */
 int connect_attach(struct connect *c, const struct bpf_env *env)
 {
-	for (int i = 0; i < CONNECT_NPROGS; i++) {
-		int type, fd;
+	for (int k = 0; k < CONNECT_NPROGS; k++) {
+		int i = (k + CONNECT_NPROGS - 1) % CONNECT_NPROGS, type, fd;
 		struct bpf_program *p = prog_at(c, i, &type);
 
 		fd = link_install(env, bpf_program__name(p), bpf_program__fd(p), type, &c->outcome[i]);
