@@ -21,4 +21,7 @@ int bpfinfo_inner_map_fd(int outer_fd);
 /* Is kernel.bpf_stats_enabled on (run_time_ns/run_cnt are only counted then)? */
 bool bpfinfo_stats_enabled(void);
 
+/* Sum over CPUs of a per-CPU array's u64 value at key (cm_stats counters); 0 on error. */
+uint64_t bpfinfo_percpu_sum(int map_fd, uint32_t key);
+
 #endif /* CAELUM_BPFINFO_H */

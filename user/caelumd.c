@@ -55,18 +55,7 @@ static const struct {
 
 uint64_t daemon_kstat(const struct daemon *d, int idx)
 {
-	int ncpu = libbpf_num_possible_cpus();
-	uint64_t *vals, sum = 0;
-	__u32 key = (__u32)idx;
-
-	if (ncpu <= 0)
-		return 0;
-	vals = calloc((size_t)ncpu, sizeof(*vals));
-	if (vals && !bpf_map_lookup_elem(ports_map_fd(d->ports, "cm_stats"), &key, vals))
-		for (int i = 0; i < ncpu; i++)
-			sum += vals[i];
-	free(vals);
-	return sum;
+	return bpfinfo_percpu_sum(ports_map_fd(d->ports, "cm_stats"), (uint32_t)idx);
 }
 
 static int config_map_write(struct daemon *d)

@@ -7,6 +7,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "bpfinfo.h"
 #include "caelum/common.h"
 #include "component.h"
 #include "connect.h"
@@ -53,10 +54,17 @@ err:
 	return err;
 }
 
+/*
+ * sock_release (the last program) first: on an upgrade, the new one releases a socket from
+ * every place an old or a new connect program counts it in (cm_db_slots, cm_db_sk). In the
+ * other order, a socket counted in a slot by the new connect4 and closed before the new
+ * sock_release is in would be released by the old one, which looks at sk_storage only, and
+ * its count would never come down.
+ */
 int connect_attach(struct connect *c, const struct bpf_env *env)
 {
-	for (int i = 0; i < CONNECT_NPROGS; i++) {
-		int type, fd;
+	for (int k = 0; k < CONNECT_NPROGS; k++) {
+		int i = (k + CONNECT_NPROGS - 1) % CONNECT_NPROGS, type, fd;
 		struct bpf_program *p = prog_at(c, i, &type);
 
 		fd = link_install(env, bpf_program__name(p), bpf_program__fd(p), type, &c->outcome[i]);
@@ -289,6 +297,16 @@ static struct bpf_object *comp_object(void *self, size_t i)
 	return i == 0 ? ((struct connect *)self)->skel->obj : NULL;
 }
 
+/* Allowed without a place to remember them (include/caelum/connect.h): never released. */
+static void comp_status(void *self, struct json_object *o)
+{
+	struct connect *c = self;
+
+	json_object_object_add(o, "connections_uncounted",
+			       json_object_new_uint64(bpfinfo_percpu_sum(
+				       bpf_map__fd(c->skel->maps.cm_stats), CAELUM_STAT_DB_UNCOUNTED)));
+}
+
 static void comp_close(void *self)
 {
 	connect_close(self);
@@ -301,5 +319,6 @@ const struct component_ops databases_component = {
 	.attach = comp_attach,
 	.progs = comp_progs,
 	.object = comp_object,
+	.status = comp_status,
 	.close = comp_close,
 };

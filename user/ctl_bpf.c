@@ -440,6 +440,7 @@ static struct json_object *dump_stats(int fd)
 		[CAELUM_STAT_RB_LOST_FIRST] = "ringbuf_lost_first",
 		[CAELUM_STAT_RB_LOST_FOLLOWUP] = "ringbuf_lost_followup",
 		[CAELUM_STAT_AGG_FULL] = "unaggregated",
+		[CAELUM_STAT_DB_UNCOUNTED] = "db_uncounted",
 	};
 	int ncpu = libbpf_num_possible_cpus();
 	struct json_object *o = json_object_new_object();

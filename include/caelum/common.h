@@ -154,6 +154,7 @@ struct caelum_event {
 #define CAELUM_STAT_RB_LOST_FOLLOWUP 4 /* ring buffer full: follow-up lost (count too) */
 #define CAELUM_STAT_AGG_FULL 5 /* aggregation table full: event sent unfolded */
 #define CAELUM_STAT_TASK_STORAGE 6 /* task storage could not be created: task uncounted */
+#define CAELUM_STAT_DB_UNCOUNTED 7 /* a database connection allowed without a place to count it */
 #define CAELUM_STAT_MAX 8
 
 /* Single entry of cm_config (ARRAY, key 0). Written by caelumd, read by every program. */

@@ -10,7 +10,10 @@
  *   cm_db_decl  (HASH)    (service cgroup, database id) -> max_connections; presence means
  *                         the service declared the database
  *   cm_db_conns (HASH, kernel-owned)  (service, database) -> open connections
- *   cm_db_sk    (SK_STORAGE)          socket -> the (service, database) it is counted in
+ *   cm_db_slots (ARRAY, kernel-owned) socket cookie % CAELUM_MAX_DB_SLOTS -> the counted
+ *                                     socket holding the slot and its (service, database)
+ *   cm_db_sk    (SK_STORAGE)          socket -> the (service, database) it is counted in,
+ *                                     for a counted socket whose slot another one holds
  *
  * connect4/6 (TCP, connected UDP, and TCP Fast Open: sendto(MSG_FASTOPEN) runs
  * tcp_sendmsg_fastopen() -> __inet_stream_connect() -> sk_prot->pre_connect, which is
@@ -20,6 +23,18 @@
  *   from a service that did not          EPERM (db_connect_denied, reason undeclared)
  *   from a process outside any service   per the database's "unmanaged": allow, or EPERM
  * sock_release takes a counted socket off its count. Destinations not registered: untouched.
+ *
+ * Where a counted socket is remembered until its release: in its slot, the entry of
+ * cm_db_slots at its cookie (SO_COOKIE, unique per boot, from 1) modulo the table size,
+ * taken with a compare-and-swap from CAELUM_DB_SLOT_FREE. The slot costs no allocation;
+ * sk_storage costs two on connect and their freeing when the socket is destroyed, about
+ * half a microsecond on a 10 us connect+close (bench/connect_bench.c). So sk_storage is
+ * the fallback, for a socket whose slot a live counted socket 65,536 cookies apart holds.
+ * sock_release looks at the slot, then at the sk_storage: a socket is counted in one of
+ * them or in none, and released once. Example: a pool's socket, cookie 70,000, holds slot
+ * 4,464; the socket of cookie 135,536 connects to a database meanwhile: it is counted in
+ * its sk_storage; both release their places on close. (Sockets counted by a caelumd from
+ * before cm_db_slots are in sk_storage, and so released by its successor's programs.)
  *
  * One destination, one decision. Linux delivers a connect() to any of these to a server on
  * this host listening on the port (on a wildcard address for the last kind):
@@ -66,6 +81,7 @@
 #define CAELUM_MAX_DB_ADDRS 4096
 #define CAELUM_MAX_DB_DECLS 16384
 #define CAELUM_MAX_HOST_ADDRS 1024 /* host interface addresses followed in cm_db_host */
+#define CAELUM_MAX_DB_SLOTS 65536 /* cm_db_slots entries: a power of two (cookie % it) */
 
 #define CAELUM_DB_SCOPE_EXACT 0 /* addr is the destination address itself */
 #define CAELUM_DB_SCOPE_LOCAL 1 /* addr is zero: any address that reaches this host */
@@ -112,6 +128,15 @@ struct caelum_db_sk {
 	__u64 svc_cgid;
 	__u32 db_id;
 	__u32 counted; /* 1 while the socket holds a place in cm_db_conns */
+};
+
+#define CAELUM_DB_SLOT_FREE 0 /* cm_db_slots: no socket (cookies count from 1) */
+
+struct caelum_db_slot {
+	__u64 cookie; /* the socket holding the slot, or CAELUM_DB_SLOT_FREE */
+	__u64 svc_cgid; /* and the (service, database) it is counted in */
+	__u32 db_id;
+	__u32 pad;
 };
 
 /*

@@ -246,8 +246,9 @@ class Teardown(CaelumTest):
         self.assertDenied(e, other, 8100)
         r = e.ok("teardown")
         self.assertEqual(len(r["links_detached"]), 14)
-        # the first version's 15, cm_port_a/b/owners, cm_db_host, cm_netns, cm_cg_follow/alias
-        self.assertEqual(len(r["maps_unpinned"]), 22)
+        # the first version's 15, cm_port_a/b/owners, cm_db_host, cm_netns, cm_cg_follow/alias,
+        # cm_db_slots
+        self.assertEqual(len(r["maps_unpinned"]), 23)
         self.assertAllowed(e, other, 8100)
         self.assertFalse(os.path.exists(e.bpffs))
         self.assertEqual(e.ok("link", "show"), [])

@@ -49,6 +49,54 @@ while hold and not os.path.exists(hold):
     return int(line), p
 
 
+SO_COOKIE = 57
+DB_SLOTS = 65536  # CAELUM_MAX_DB_SLOTS
+
+
+def counted_socket(env, cg, port, hold, collide_with=None):
+    """A child in cgroup cg connects to 127.0.0.1:port and keeps the socket until hold
+    appears; returns (errno, its socket cookie, the child).
+
+    collide_with: a cookie; the child first opens sockets until one's cookie falls on the
+    same slot of cm_db_slots, and connects that one."""
+    code = f"""
+import os, socket, sys, time
+def cookie(s):
+    return int.from_bytes(s.getsockopt(socket.SOL_SOCKET, {SO_COOKIE}, 8), "little")
+os.sched_setaffinity(0, {{min(os.sched_getaffinity(0))}})  # one CPU's run of cookies
+s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+target = {collide_with!r}
+for _ in range(64 * {DB_SLOTS}):
+    if target is None or (cookie(s) - target) % {DB_SLOTS} == 0:
+        break
+    s.close()
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+else:
+    print(-1, 0, flush=True)
+    sys.exit(0)
+try:
+    s.connect(("127.0.0.1", {port}))
+    print(0, cookie(s), flush=True)
+except OSError as e:
+    print(e.errno, cookie(s), flush=True)
+while not os.path.exists({hold!r}):
+    time.sleep(0.02)
+"""
+    p = env.spawn_in(cg, [sys.executable, "-c", code])
+    rc, cookie = (int(x) for x in p.stdout.readline().split())
+    return rc, cookie, p
+
+
+def db_slot(env, cookie):
+    """The cookie of the socket holding cookie's slot in cm_db_slots (0: free)."""
+    key = (cookie % DB_SLOTS).to_bytes(4, "little")
+    out = subprocess.run(["bpftool", "-j", "map", "lookup", "pinned",
+                          f"{env.bpffs}/maps/cm_db_slots", "key", *map(str, key)],
+                         capture_output=True, text=True, check=True, timeout=30)
+    value = bytes(int(b, 16) for b in json.loads(out.stdout)["value"])
+    return int.from_bytes(value[:8], "little")
+
+
 def db_file(env, name, kind, address, unmanaged="allow"):
     d = os.path.join(env.dir, "databases.d")
     os.makedirs(d, exist_ok=True)
@@ -142,6 +190,70 @@ class Enforcement(CaelumTest):
         self.assertEqual(connect_in(self.e, etl, "127.0.0.1", self.pg.port)[0], 0)
         open(flag + "2", "w").close()
         p2.wait(timeout=10)
+
+    def connections(self, want, db="pg"):
+        """The etl connections counted for db, once they reach want (or 3 s pass)."""
+        deadline = time.time() + 3
+        while True:
+            n = self.e.ok("db", "show", db)["services"][0]["connections"]
+            if n == want or time.time() > deadline:
+                return n
+            time.sleep(0.05)
+
+    def test_socket_on_a_taken_slot_counted_and_released(self):
+        # A counted socket is remembered in the slot of its cookie; a second one whose
+        # cookie falls on the same slot is remembered in its sk_storage: both count, both
+        # are released on close, each from its own place.
+        etl = self.e.svc_cgroup("etl")
+        flag = os.path.join(self.e.dir, "release")
+        rc1, c1, p1 = counted_socket(self.e, etl, self.pg.port, hold=flag)
+        self.assertEqual(rc1, 0)
+        self.assertEqual(db_slot(self.e, c1), c1)
+        rc2, c2, p2 = counted_socket(self.e, etl, self.pg.port, hold=flag + "2",
+                                     collide_with=c1)
+        self.assertEqual(rc2, 0, "no socket cookie found on the slot")
+        self.assertNotEqual(c2, c1)
+        self.assertEqual(c2 % DB_SLOTS, c1 % DB_SLOTS)
+        self.assertEqual(db_slot(self.e, c2), c1)  # the slot stays the first socket's
+        self.assertEqual(self.connections(2), 2)
+        self.assertEqual(connect_in(self.e, etl, "127.0.0.1", self.pg.port)[0], errno.EPERM)
+        open(flag + "2", "w").close()  # the one in sk_storage closes first
+        p2.wait(timeout=10)
+        self.assertEqual(self.connections(1), 1)
+        self.assertEqual(db_slot(self.e, c1), c1)
+        open(flag, "w").close()
+        p1.wait(timeout=10)
+        self.assertEqual(self.connections(0), 0)
+        self.assertEqual(db_slot(self.e, c1), 0)
+        comp = next(c for c in self.e.ok("status")["components"] if c["name"] == "databases")
+        self.assertEqual(comp["connections_uncounted"], 0)
+
+    def test_socket_connecting_again_counted_once(self):
+        # A connected UDP socket connecting again: to the same database through another
+        # alias it stays counted once; to another database it moves its count there.
+        db_file(self.e, "cache", "redis", "127.0.0.1:6399", unmanaged="deny")
+        svc_file(self.e, "etl", databases=[{"name": "pg", "max_connections": 2},
+                                           {"name": "cache"}])
+        self.e.ok("reload")
+        flag = os.path.join(self.e.dir, "go")
+        code = f"""
+import os, socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i, dst in enumerate([("127.0.0.1", {self.pg.port}), ("127.0.0.1", {self.pg.port}),
+                         ("127.0.0.2", {self.pg.port}), ("127.0.0.1", 6399)]):
+    s.connect(dst)
+    print(i, flush=True)
+    while not os.path.exists({flag!r} + str(i)):
+        time.sleep(0.02)
+"""
+        p = self.e.spawn_in(self.e.svc_cgroup("etl"), [sys.executable, "-c", code])
+        for i, (pg, cache) in enumerate([(1, 0), (1, 0), (1, 0), (0, 1)]):
+            self.assertEqual(int(p.stdout.readline()), i)
+            self.assertEqual((self.connections(pg), self.connections(cache, "cache")),
+                             (pg, cache), f"after connect {i}")
+            open(flag + str(i), "w").close()
+        p.wait(timeout=10)
+        self.assertEqual(self.connections(0, "cache"), 0)
 
     def test_counts_survive_restart(self):
         etl = self.e.svc_cgroup("etl")

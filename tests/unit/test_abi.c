@@ -83,6 +83,12 @@ ABI_SIZE(caelum_db_decl, 8);
 ABI_SIZE(caelum_db_conns, 8);
 ABI_SIZE(caelum_db_sk, 16);
 ABI_OFF(caelum_db_sk, counted, 12);
+ABI_SIZE(caelum_db_slot, 24);
+ABI_OFF(caelum_db_slot, svc_cgid, 8);
+ABI_OFF(caelum_db_slot, db_id, 16);
+ABI_OFF(caelum_db_slot, pad, 20);
+_Static_assert((CAELUM_MAX_DB_SLOTS & (CAELUM_MAX_DB_SLOTS - 1)) == 0,
+	       "cm_db_slots is indexed by cookie & (CAELUM_MAX_DB_SLOTS - 1)");
 
 ABI_SIZE(caelum_config, 40);
 ABI_OFF(caelum_config, mode, 0);
@@ -179,6 +185,7 @@ static void test_sizes(void **state)
 		SZ(caelum_agg_key, 24),	   SZ(caelum_agg_val, 128),	 SZ(caelum_agg_flush_args, 8),
 		SZ(caelum_port_key, 4),	   SZ(caelum_port_rule, 16), SZ(caelum_port_entry, 8),	 SZ(caelum_dev_key, 16),
 		SZ(caelum_dev_rule, 16),   SZ(caelum_task, 24),		 SZ(caelum_task_live, 8),
+		SZ(caelum_db_slot, 24),
 	};
 
 	(void)state;
@@ -192,6 +199,7 @@ static void test_sizes(void **state)
 	assert_int_equal(2 + 1 + 1 + 16 + 12, sizeof(struct caelum_ev_bind));
 	assert_int_equal(4 + 2 + 1 + 1 + 16 + 4 + 4, sizeof(struct caelum_ev_conn));
 	assert_int_equal(8 + 8 + 4 + 4, sizeof(struct caelum_agg_key));
+	assert_int_equal(8 + 8 + 4 + 4, sizeof(struct caelum_db_slot));
 	assert_int_equal(8 + 2 + 2 + 4, sizeof(struct caelum_port_rule));
 	assert_int_equal(2 + 1 + 1, sizeof(struct caelum_port_key));
 	assert_int_equal(4 + 4 + 8 + 8 + sizeof(struct caelum_event),
