@@ -96,7 +96,7 @@ static void call_reply(struct daemon *d, const struct http_request *r, const cha
 	struct json_object *res;
 	struct herr err;
 
-	if (handlers_call(d, method, params, &who, &res, &err, NULL)) {
+	if (handlers_call(&d->hctx, method, params, &who, &res, &err, NULL)) {
 		reply_error(d, r->conn, status_of(&err), err.exit, err.message, err.errors);
 		json_object_put(err.errors);
 	} else {
@@ -297,7 +297,7 @@ static void sse_open(struct daemon *d, struct api *a, const struct http_request 
 		events_get_counters(d->ev, &ec);
 		json_object_object_add(params, "since", json_object_new_uint64(ec.last_id));
 	}
-	if (handlers_call(d, "events.follow", params, &who, &backlog, &err, &hs)) {
+	if (handlers_call(&d->hctx, "events.follow", params, &who, &backlog, &err, &hs)) {
 		json_object_put(params);
 		reply_error(d, r->conn, status_of(&err), err.exit, err.message, err.errors);
 		json_object_put(err.errors);

@@ -31,6 +31,7 @@
 #include "daemon.h"
 #include "fsutil.h"
 #include "handlers.h"
+#include "http.h"
 #include "cgfollow.h"
 #include "log.h"
 #include "notify.h"
@@ -724,6 +725,100 @@ static void warn_modes(const struct config *cfg)
 		p_warn("every component is off: caelumd enforces nothing");
 }
 
+/* ---- what the handlers may ask of the daemon (handlers.h) ---- */
+
+static int op_reload(void *owner, struct verr *e, size_t *port_entries)
+{
+	struct daemon *d = owner;
+	int err = daemon_reload(d, e);
+
+	*port_entries = d->policy.entries;
+	return err;
+}
+
+static int op_status(void *owner, struct json_object **out)
+{
+	return status_collect(owner, out);
+}
+
+static struct json_object *op_verify(void *owner)
+{
+	return verify_now(owner);
+}
+
+static struct json_object *op_resources(void *owner)
+{
+	return resources_json(owner);
+}
+
+static struct json_object *op_service_resources(void *owner, const struct reg_service *s)
+{
+	return resources_service_json(owner, s);
+}
+
+static const char *op_tasks_note(void *owner, bool *kills)
+{
+	return resources_tasks_note(owner, kills);
+}
+
+static struct json_object *op_databases(void *owner)
+{
+	return databases_json(owner);
+}
+
+static struct json_object *op_database(void *owner, const char *name)
+{
+	return database_json(owner, name);
+}
+
+static const struct db_rt *op_database_rt(void *owner, const char *name)
+{
+	return databases_find(owner, name);
+}
+
+static int op_database_resolve(void *owner, const char *name, uint64_t *resolutions)
+{
+	return databases_resolve(owner, name, resolutions);
+}
+
+static void op_token_changed(void *owner, const char *token)
+{
+	struct daemon *d = owner;
+
+	if (d->http)
+		http_set_token(d->http, token);
+}
+
+static const struct handler_ops daemon_handler_ops = {
+	.reload = op_reload,
+	.status = op_status,
+	.verify = op_verify,
+	.resources = op_resources,
+	.service_resources = op_service_resources,
+	.tasks_note = op_tasks_note,
+	.databases = op_databases,
+	.database = op_database,
+	.database_rt = op_database_rt,
+	.database_resolve = op_database_resolve,
+	.token_changed = op_token_changed,
+};
+
+/* The handlers' context: the parts they use, and the ops above for the rest. */
+static void setup_handlers(struct daemon *d)
+{
+	d->hctx = (struct handler_ctx){
+		.cfg = &d->cfg,
+		.reg = d->reg,
+		.ev = d->ev,
+		.svcs = &d->svcs,
+		.applied = &d->applied,
+		.probe_cgroup = d->probe_cgroup,
+		.token = d->token,
+		.ops = &daemon_handler_ops,
+		.owner = d,
+	};
+}
+
 static void daemon_close(struct daemon *d)
 {
 	if (d->ev) {
@@ -836,8 +931,10 @@ int main(int argc, char **argv)
 		rc = setup_events(&d);
 	if (!rc)
 		rc = setup_bpf(&d);
-	if (!rc)
+	if (!rc) {
+		setup_handlers(&d);
 		rc = setup_loop(&d);
+	}
 	if (!rc)
 		rc = api_start(&d);
 	if (!rc) {

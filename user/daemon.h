@@ -12,6 +12,7 @@
 #include "components.h"
 #include "config.h"
 #include "events.h"
+#include "handlers.h"
 #include "loop.h"
 #include "pinlock.h"
 #include "policyguard.h"
@@ -77,6 +78,7 @@ struct daemon {
 	struct mcp_http *mcp_http; /* MCP over Streamable HTTP and WebSocket (mcp_http.c) */
 	struct peers *peers; /* MCP peers this host pushes its events to (peers.c) */
 	char token[65]; /* the API token (token.c) */
+	struct handler_ctx hctx; /* what every handler sees of the daemon (handlers.h) */
 	int stats_fd; /* BPF_ENABLE_STATS while open ("bpf_stats": true), else -1 */
 	struct loop *loop;
 	int sig_fd;

@@ -361,7 +361,7 @@ static struct json_object *read_resource(struct mcp *m, int r)
 	struct json_object *res = NULL;
 	struct herr err;
 
-	if (handlers_call(m->d, resources[r].method, params, &who, &res, &err, NULL)) {
+	if (handlers_call(&m->d->hctx, resources[r].method, params, &who, &res, &err, NULL)) {
 		json_object_put(err.errors);
 		res = NULL;
 	}

@@ -234,7 +234,7 @@ int mcp_tools_call(struct mcp_tools *m, struct json_object *params, struct json_
 		*out = tool_error(m, text, NULL);
 		return 0;
 	}
-	if (handlers_call(m->d, tools[i].method, args, &who, &res, &err, NULL)) {
+	if (handlers_call(&m->d->hctx, tools[i].method, args, &who, &res, &err, NULL)) {
 		struct json_object *r = tool_error(m, err.message, err.errors);
 
 		json_object_put(err.errors);

@@ -75,7 +75,7 @@ static struct json_object *call(struct daemon *d, const char *method)
 	struct json_object *res = NULL;
 	struct herr err;
 
-	if (handlers_call(d, method, NULL, &who, &res, &err, NULL)) {
+	if (handlers_call(&d->hctx, method, NULL, &who, &res, &err, NULL)) {
 		json_object_put(err.errors);
 		return NULL;
 	}

@@ -229,7 +229,7 @@ static void dispatch(struct conn *c, struct json_object *req)
 		reply = mcp_connect(c, id);
 		goto send;
 	}
-	if (handlers_call(c->srv->d, method, params, &who, &result, &err,
+	if (handlers_call(&c->srv->d->hctx, method, params, &who, &result, &err,
 			  c->sub_id ? NULL : &stream)) {
 		reply = rpc_error(id, err.unknown_method ? -32601 : herr_rpc_code(err.exit),
 				  err.message, err.exit, err.errors);

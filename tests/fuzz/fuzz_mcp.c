@@ -56,11 +56,11 @@ uint64_t time_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-int handlers_call(struct daemon *d, const char *method, struct json_object *params,
+int handlers_call(const struct handler_ctx *hx, const char *method, struct json_object *params,
 		  const struct caller *who, struct json_object **result, struct herr *err,
 		  struct hstream *stream)
 {
-	(void)d;
+	(void)hx;
 	(void)params;
 	(void)who;
 	(void)stream;

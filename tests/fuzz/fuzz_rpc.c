@@ -96,11 +96,11 @@ static int int_param(struct json_object *params, const char *key, int dflt, int 
 
 /* ---- stand-ins: handlers ---- */
 
-int handlers_call(struct daemon *d, const char *method, struct json_object *params,
+int handlers_call(const struct handler_ctx *hx, const char *method, struct json_object *params,
 		  const struct caller *who, struct json_object **result, struct herr *err,
 		  struct hstream *stream)
 {
-	(void)d;
+	(void)hx;
 	(void)who;
 	memset(err, 0, sizeof(*err));
 	*result = NULL;
