@@ -54,7 +54,7 @@ DAEMON := caelumd loop services components ports port_tables agg devices tasks c
 	  hostaddr credentials health \
 	  verify api http http_auth connlimit metrics token assets assets_data handlers_view mcp mcp_era \
 	  mcp_tools mcp_http schema peers \
-	  resources handlers handlers_run handlers_db status rpc registry registry_admit \
+	  resources handlers handlers_run handlers_db status rpc transports registry registry_admit \
 	  registry_file journal applylog \
 	  sockets bpfpin events probe_http notify pinlock policyguard cgfollow $(COMMON)
 CTL := caelumctl ctl_registry ctl_events ctl_run ctl_validate ctl_db ctl_bpf ctl_mcp events journal \

@@ -2,9 +2,11 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 """Module graphs of user/: who links against whom, who includes whom; cycles printed.
 
-  link graph     a.o -> b.o when a.o has an undefined symbol that b.o defines (nm)
-  include graph  module a -> module b when a.c or a.h includes b.h (a module is a file
-                 stem; a header without a .c of the same stem is a module of its own)
+  link graph     a -> b when an object of a has an undefined symbol an object of b defines
+  include graph  a -> b when a file of module a includes a header of module b
+  A module is a file stem, except that one module's private parts belong to it: X_int.h
+  and handlers_*.c are handlers', ctl_*.c are caelumctl's. A header without a .c of the
+  same stem (daemon.h) is a module of its own.
 
   tools/modgraph.py [--objs build/obj] [--only a,b,c] [--why a b]
   Exit status 1 when a cycle among the --only modules (default: all) exists.
@@ -16,15 +18,25 @@ import subprocess
 import sys
 
 
+def module_of(stem):
+    if stem.endswith("_int"):
+        stem = stem[:-4]
+    if stem.startswith("handlers_"):
+        return "handlers"
+    if stem.startswith("ctl_"):
+        return "caelumctl"
+    return stem
+
+
 def link_graph(objdir):
     defs, undefs = {}, {}
     for f in sorted(os.listdir(objdir)):
         if not f.endswith(".o"):
             continue
-        mod = f[:-2]
+        mod = module_of(f[:-2])
         out = subprocess.run(["nm", os.path.join(objdir, f)], capture_output=True, text=True,
                              check=True).stdout
-        undefs[mod] = set()
+        undefs.setdefault(mod, set())
         for line in out.splitlines():
             parts = line.split()
             if len(parts) == 2 and parts[0] == "U":
@@ -46,15 +58,15 @@ def include_graph(srcdir):
     files = [f for f in os.listdir(srcdir) if f.endswith((".c", ".h"))]
     graph, why = {}, {}
     for f in files:
-        mod = f[:-2]
+        mod = module_of(f[:-2])
         graph.setdefault(mod, set())
         with open(os.path.join(srcdir, f), encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 m = re.match(r'\s*#\s*include\s+"([^"/]+)\.h"', line)
-                if m and m.group(1) != mod and os.path.exists(
-                        os.path.join(srcdir, m.group(1) + ".h")):
-                    graph[mod].add(m.group(1))
-                    why.setdefault((mod, m.group(1)), []).append(f)
+                dep = module_of(m.group(1)) if m else None
+                if m and dep != mod and os.path.exists(os.path.join(srcdir, m.group(1) + ".h")):
+                    graph[mod].add(dep)
+                    why.setdefault((mod, dep), []).append(f)
     return graph, why
 
 

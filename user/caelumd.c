@@ -20,7 +20,6 @@
 #include <bpf/libbpf.h>
 
 #include "agg.h"
-#include "api.h"
 #include "connlimit.h"
 #include "bpfinfo.h"
 #include "credentials.h"
@@ -31,13 +30,12 @@
 #include "daemon.h"
 #include "fsutil.h"
 #include "handlers.h"
-#include "http.h"
 #include "cgfollow.h"
 #include "log.h"
 #include "notify.h"
 #include "netns.h"
 #include "pinlock.h"
-#include "rpc.h"
+#include "transports.h"
 #include "version.h"
 
 #define TICK_MS 250 /* aggregation windows are flushed this often */
@@ -53,22 +51,6 @@ static const struct {
 	{ CAELUM_STAT_RB_LOST_FOLLOWUP, "ringbuf_full_followup" },
 };
 #define N_LOSSES (sizeof(kernel_losses) / sizeof(kernel_losses[0]))
-
-uint64_t daemon_kstat(const struct daemon *d, int idx)
-{
-	int ncpu = libbpf_num_possible_cpus();
-	uint64_t *vals, sum = 0;
-	__u32 key = (__u32)idx;
-
-	if (ncpu <= 0)
-		return 0;
-	vals = calloc((size_t)ncpu, sizeof(*vals));
-	if (vals && !bpf_map_lookup_elem(ports_map_fd(d->ports, "cm_stats"), &key, vals))
-		for (int i = 0; i < ncpu; i++)
-			sum += vals[i];
-	free(vals);
-	return sum;
-}
 
 static int config_map_write(struct daemon *d)
 {
@@ -153,7 +135,8 @@ static int apply_all(struct daemon *d, const char *why, const struct reg_delta *
 	return err;
 }
 
-int daemon_apply(struct daemon *d, const char *why)
+/* Push registry + config to the kernel (cgroups, cm_services, port table, modes). */
+static int daemon_apply(struct daemon *d, const char *why)
 {
 	return apply_all(d, why, NULL);
 }
@@ -225,7 +208,8 @@ static void emit_reload_rejected(struct daemon *d, const struct verr *e)
 	events_emit(d->ev, ev);
 }
 
-int daemon_reload(struct daemon *d, struct verr *e)
+/* Re-read config and services_dir, validate all, apply atomically or change nothing. */
+static int daemon_reload(struct daemon *d, struct verr *e)
 {
 	struct config *nc = calloc(1, sizeof(*nc)), *old = calloc(1, sizeof(*old));
 	struct service_spec *specs = NULL;
@@ -490,7 +474,7 @@ static void on_tick(void *ctx)
 		d->last_cred_check_ns = now;
 		credentials_watch(d);
 	}
-	api_tick(d, now);
+	transports_tick(d->transports, now);
 	probe_reap();
 	notify_tick(now, d->policy.registry_rev, registry_state(d->reg)->n_svcs);
 }
@@ -649,8 +633,6 @@ static int setup_bpf(struct daemon *d)
 
 static int setup_loop(struct daemon *d)
 {
-	char sock[PATH_MAX];
-
 	if (loop_new(&d->loop) || signals_open(d)) {
 		p_err("failed to set up the event loop: %s", strerror(errno));
 		return EXIT_FAIL;
@@ -660,12 +642,10 @@ static int setup_loop(struct daemon *d)
 		p_err("failed to open ring buffer 'cm_events': %s", strerror(errno));
 		return EXIT_FAIL;
 	}
-	config_socket_path(&d->cfg, sock, sizeof(sock));
 	if (loop_add(d->loop, ring_buffer__epoll_fd(d->rb), EPOLLIN, on_ringbuf, d) ||
 	    loop_add(d->loop, d->sig_fd, EPOLLIN, on_signal, d) ||
 	    loop_add(d->loop, d->svcs.inotify_fd, EPOLLIN, on_inotify, d) ||
-	    loop_add(d->loop, registry_watch_fd(d->reg), EPOLLIN, on_registry_watch, d) ||
-	    rpc_server_open(&d->rpc, d, sock))
+	    loop_add(d->loop, registry_watch_fd(d->reg), EPOLLIN, on_registry_watch, d))
 		return EXIT_FAIL;
 	return 0;
 }
@@ -785,8 +765,7 @@ static void op_token_changed(void *owner, const char *token)
 {
 	struct daemon *d = owner;
 
-	if (d->http)
-		http_set_token(d->http, token);
+	transports_set_token(d->transports, token);
 }
 
 static const struct handler_ops daemon_handler_ops = {
@@ -804,9 +783,9 @@ static const struct handler_ops daemon_handler_ops = {
 };
 
 /* The handlers' context: the parts they use, and the ops above for the rest. */
-static void setup_handlers(struct daemon *d)
+static void setup_handlers(struct daemon *d, struct handler_ctx *hx)
 {
-	d->hctx = (struct handler_ctx){
+	*hx = (struct handler_ctx){
 		.cfg = &d->cfg,
 		.reg = d->reg,
 		.ev = d->ev,
@@ -826,8 +805,8 @@ static void daemon_close(struct daemon *d)
 
 		events_emit(d->ev, e);
 	}
-	api_stop(d);
-	rpc_server_close(d->rpc);
+	if (d->transports)
+		transports_stop(d->transports);
 	ring_buffer__free(d->rb);
 	if (d->sig_fd > 0)
 		close(d->sig_fd);
@@ -898,8 +877,11 @@ static int parse_args(int argc, char **argv, const char **cfg_path, bool *verbos
 int main(int argc, char **argv)
 {
 	static struct daemon d = {
-		.sig_fd = -1, .stats_fd = -1, .pinlock = { .bpffs_fd = -1, .cgroup_fd = -1 }
+		.sig_fd = -1, .stats_fd = -1, .pinlock = { .bpffs_fd = -1, .cgroup_fd = -1 },
+		.apply = daemon_apply,
 	};
+	static struct transports transports;
+	static struct handler_ctx hctx;
 	const char *cfg_path = NULL;
 	bool verbose = false;
 	struct verr e = {};
@@ -932,11 +914,12 @@ int main(int argc, char **argv)
 	if (!rc)
 		rc = setup_bpf(&d);
 	if (!rc) {
-		setup_handlers(&d);
+		setup_handlers(&d, &hctx);
 		rc = setup_loop(&d);
 	}
+	d.transports = &transports;
 	if (!rc)
-		rc = api_start(&d);
+		rc = transports_start(&transports, &d.cfg, &hctx, d.ev, d.loop, d.token);
 	if (!rc) {
 		struct json_object *ev = event_new(d.ev, "daemon_started", "changed");
 

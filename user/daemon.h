@@ -12,7 +12,6 @@
 #include "components.h"
 #include "config.h"
 #include "events.h"
-#include "handlers.h"
 #include "loop.h"
 #include "pinlock.h"
 #include "policyguard.h"
@@ -20,6 +19,7 @@
 #include "reserved_ports.h"
 #include "registry.h"
 #include "services.h"
+#include "token.h"
 
 struct agg;
 struct cgfollow;
@@ -30,12 +30,7 @@ struct db_rt;
 struct devices;
 struct ring_buffer;
 struct tasks;
-struct rpc_server;
-struct http;
-struct api;
-struct mcp;
-struct mcp_http;
-struct peers;
+struct transports;
 
 struct policy_info {
 	uint64_t registry_rev; /* revision last pushed to the kernel */
@@ -71,14 +66,10 @@ struct daemon {
 	struct svcs svcs;
 	struct events *ev;
 	struct ring_buffer *rb;
-	struct rpc_server *rpc;
-	struct http *http; /* dashboard/API and MCP listeners (http.c) */
-	struct api *api; /* HTTP API state: SSE streams (api.c) */
-	struct mcp *mcp; /* the MCP dispatcher and its sessions (mcp.c) */
-	struct mcp_http *mcp_http; /* MCP over Streamable HTTP and WebSocket (mcp_http.c) */
-	struct peers *peers; /* MCP peers this host pushes its events to (peers.c) */
-	char token[65]; /* the API token (token.c) */
-	struct handler_ctx hctx; /* what every handler sees of the daemon (handlers.h) */
+	/* Control socket, HTTP API, MCP, peers (transports.c); they see the handlers'
+	 * context (handlers.h), never this. */
+	struct transports *transports;
+	char token[TOKEN_LEN + 1]; /* the API token (token.c) */
 	int stats_fd; /* BPF_ENABLE_STATS while open ("bpf_stats": true), else -1 */
 	struct loop *loop;
 	int sig_fd;
@@ -90,6 +81,9 @@ struct daemon {
 	 * A reload defers it to apply once, after the config changed too. */
 	struct apply_log applied;
 	bool defer_apply;
+	/* daemon_apply, set by main: the integrity repair (policyguard.c) applies through it
+	 * instead of calling up into caelumd.c. */
+	int (*apply)(struct daemon *d, const char *why);
 	uint64_t kstats_reported[4]; /* kernel loss counters already turned into events */
 	struct agg *agg;
 	uint64_t last_flush_ns;
@@ -125,10 +119,6 @@ static inline struct connect *daemon_connect(const struct daemon *d)
 	return components_self(&d->comps, CAELUM_COMP_DATABASES);
 }
 
-/* Push registry + config to the kernel (cgroups, cm_services, port table, modes). */
-int daemon_apply(struct daemon *d, const char *why);
-/* Re-read config and services_dir, validate all, apply atomically or change nothing. */
-int daemon_reload(struct daemon *d, struct verr *e);
 /* Resource components (resources.c). */
 int resources_setup(struct daemon *d);
 int resources_apply(struct daemon *d);

@@ -90,6 +90,6 @@ void policyguard_check(struct daemon *d)
 		return;
 	/* The tables are not what the mirror says: read them back and rewrite, not a diff. */
 	ports_invalidate(d->ports);
-	err = daemon_apply(d, "repair");
+	err = d->apply(d, "repair");
 	emit(d, problem, err);
 }
