@@ -63,11 +63,19 @@ static void sample(struct out *o, const char *name, double value, ...)
 		fprintf(o->f, " %.9g\n", value);
 }
 
+/* Elements of an array; 0 for anything else (a document without that part). */
+static size_t len_of(struct json_object *a)
+{
+	return a && json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
+}
+
 static struct json_object *get(struct json_object *o, const char *key)
 {
 	struct json_object *v = NULL;
 
-	return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
+	return o && json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, key, &v) ?
+		       v :
+		       NULL;
 }
 
 static double num(struct json_object *o, const char *key)
@@ -102,7 +110,7 @@ static double sum_of(struct json_object *arr, const char *key)
 {
 	double s = 0;
 
-	for (size_t i = 0; arr && i < json_object_array_length(arr); i++)
+	for (size_t i = 0; arr && i < len_of(arr); i++)
 		s += num(json_object_array_get_idx(arr, i), key);
 	return s;
 }
@@ -114,7 +122,7 @@ static void events_metrics(struct out *o, struct json_object *status)
 	struct json_object *types = get(ev, "types"), *http = get(status, "http");
 	struct json_object *peers = get(get(http, "mcp"), "peers");
 	size_t n = types && json_object_is_type(types, json_type_array) ?
-			   json_object_array_length(types) :
+			   len_of(types) :
 			   0;
 	double denials[4] = {};
 
@@ -175,7 +183,7 @@ static void program_metrics(struct out *o, struct json_object *comps)
 
 	family(o, "caelum_component_attached", "gauge",
 	       "1 when every program of the component is attached (asked of the kernel).");
-	for (size_t i = 0; i < json_object_array_length(comps); i++) {
+	for (size_t i = 0; i < len_of(comps); i++) {
 		struct json_object *c = json_object_array_get_idx(comps, i);
 		struct json_object *a = get(c, "attached");
 
@@ -184,11 +192,11 @@ static void program_metrics(struct out *o, struct json_object *comps)
 	}
 	for (size_t k = 0; k < sizeof(m) / sizeof(m[0]); k++) {
 		family(o, m[k].name, m[k].type, m[k].help);
-		for (size_t i = 0; i < json_object_array_length(comps); i++) {
+		for (size_t i = 0; i < len_of(comps); i++) {
 			struct json_object *c = json_object_array_get_idx(comps, i);
 			struct json_object *progs = get(c, "programs");
 
-			for (size_t j = 0; progs && j < json_object_array_length(progs); j++) {
+			for (size_t j = 0; progs && j < len_of(progs); j++) {
 				struct json_object *p = json_object_array_get_idx(progs, j);
 
 				if (get(p, m[k].key))
@@ -203,7 +211,7 @@ static void program_metrics(struct out *o, struct json_object *comps)
 static void map_metrics(struct out *o, struct json_object *maps)
 {
 	family(o, "caelum_bpf_map_entries", "gauge", "Entries in a BPF map.");
-	for (size_t i = 0; i < json_object_array_length(maps); i++) {
+	for (size_t i = 0; i < len_of(maps); i++) {
 		struct json_object *m = json_object_array_get_idx(maps, i);
 
 		if (get(m, "entries"))
@@ -211,7 +219,7 @@ static void map_metrics(struct out *o, struct json_object *maps)
 			       NULL);
 	}
 	family(o, "caelum_bpf_map_capacity", "gauge", "max_entries of a BPF map.");
-	for (size_t i = 0; i < json_object_array_length(maps); i++) {
+	for (size_t i = 0; i < len_of(maps); i++) {
 		struct json_object *m = json_object_array_get_idx(maps, i);
 
 		sample(o, "caelum_bpf_map_capacity", num(m, "max_entries"), "map", str(m, "name"),
@@ -225,7 +233,7 @@ static void verify_metrics(struct out *o, struct json_object *v)
 
 	family(o, "caelum_verification_ok", "gauge",
 	       "Last self-verification per component: 1 passed, 0 failed.");
-	if (!comps)
+	if (!comps || !json_object_is_type(comps, json_type_object))
 		return;
 	json_object_object_foreach(comps, name, c) {
 		struct json_object *ok = get(c, "ok");
@@ -246,7 +254,7 @@ static void registry_metrics(struct out *o, struct json_object *status, struct j
 	sample(o, "caelum_managed_ports", num(pol, "managed"), NULL);
 	family(o, "caelum_registry_revision", "gauge", "Registry revision pushed to the kernel.");
 	sample(o, "caelum_registry_revision", num(pol, "registry_revision"), NULL);
-	for (size_t i = 0; svcs && i < json_object_array_length(svcs); i++) {
+	for (size_t i = 0; svcs && i < len_of(svcs); i++) {
 		const char *st = str(json_object_array_get_idx(svcs, i), "state");
 
 		if (st && !strcmp(st, "running"))
@@ -274,10 +282,12 @@ static void resource_metrics(struct out *o, struct json_object *res)
 		       "dimension", dims[i], NULL);
 	family(o, "caelum_resource_reservation", "gauge",
 	       "A service's reservation, by dimension.");
-	for (size_t i = 0; svcs && i < json_object_array_length(svcs); i++) {
+	for (size_t i = 0; svcs && i < len_of(svcs); i++) {
 		struct json_object *s = json_object_array_get_idx(svcs, i);
 		struct json_object *r = get(s, "reservation");
 
+		if (!r || !json_object_is_type(r, json_type_object))
+			continue;
 		json_object_object_foreach(r, dim, v)
 			if (v && (json_object_is_type(v, json_type_int) ||
 				  json_object_is_type(v, json_type_double)))
@@ -286,7 +296,7 @@ static void resource_metrics(struct out *o, struct json_object *res)
 	}
 	family(o, "caelum_resource_usage", "gauge",
 	       "A service's measured use: cpus over the CPU window, live tasks.");
-	for (size_t i = 0; svcs && i < json_object_array_length(svcs); i++) {
+	for (size_t i = 0; svcs && i < len_of(svcs); i++) {
 		struct json_object *s = json_object_array_get_idx(svcs, i);
 
 		if (get(s, "cpu_usage"))
@@ -304,7 +314,7 @@ static void peer_metrics(struct out *o, struct json_object *peers)
 
 	family(o, "caelum_peer_events_total", "counter",
 	       "Events for an MCP peer: delivered, dropped (queue full), refused by the peer.");
-	for (size_t i = 0; i < json_object_array_length(peers); i++) {
+	for (size_t i = 0; i < len_of(peers); i++) {
 		struct json_object *p = json_object_array_get_idx(peers, i);
 
 		for (size_t k = 0; k < 3; k++)
@@ -312,13 +322,13 @@ static void peer_metrics(struct out *o, struct json_object *peers)
 			       str(p, "url"), "outcome", outcomes[k], NULL);
 	}
 	family(o, "caelum_peer_queue", "gauge", "Events waiting for an MCP peer.");
-	for (size_t i = 0; i < json_object_array_length(peers); i++) {
+	for (size_t i = 0; i < len_of(peers); i++) {
 		struct json_object *p = json_object_array_get_idx(peers, i);
 
 		sample(o, "caelum_peer_queue", num(p, "queued"), "peer", str(p, "url"), NULL);
 	}
 	family(o, "caelum_peer_up", "gauge", "1 when the MCP peer's session is ready.");
-	for (size_t i = 0; i < json_object_array_length(peers); i++) {
+	for (size_t i = 0; i < len_of(peers); i++) {
 		struct json_object *p = json_object_array_get_idx(peers, i);
 		const char *st = str(p, "state");
 
@@ -353,7 +363,7 @@ static void http_metrics(struct out *o, struct json_object *http)
 	       "forbidden_origin_or_host", NULL);
 	family(o, "caelum_http_connections_refused_total", "counter",
 	       "Connections closed as soon as accepted, by the limit they would have passed.");
-	if (conn_refused) {
+	if (conn_refused && json_object_is_type(conn_refused, json_type_object)) {
 		json_object_object_foreach(conn_refused, limit, v)
 			sample(o, "caelum_http_connections_refused_total", json_object_get_double(v),
 			       "limit", limit, NULL);
@@ -443,7 +453,7 @@ int metrics_render(struct json_object *status, struct json_object *res,
 		resource_metrics(&o, res);
 	http_metrics(&o, http);
 	mcp_metrics(&o, get(http, "mcp"));
-	if (peers && json_object_is_type(peers, json_type_array) && json_object_array_length(peers))
+	if (peers && json_object_is_type(peers, json_type_array) && len_of(peers))
 		peer_metrics(&o, peers);
 	if (fclose(o.f))
 		err = -errno;
