@@ -746,13 +746,12 @@ int handlers_call(const struct handler_ctx *x, const char *method, struct json_o
 				continue;
 			if (m->fn(&c)) {
 				json_object_put(c.result);
+				err->revision = c.committed;
 				return -1;
 			}
 			*result = c.result ? c.result : json_object_new_object();
 			/* A mutation answers with the revision it committed (and saw applied). */
-			if (c.committed && json_object_is_type(*result, json_type_object))
-				json_object_object_add(*result, "revision",
-						       json_object_new_uint64(c.committed));
+			err->revision = c.committed;
 			return 0;
 		}
 	err->exit = EXIT_USAGE;

@@ -44,6 +44,10 @@ struct herr {
 	struct json_object *errors; /* array of strings, or NULL */
 	bool unknown_method; /* JSON-RPC -32601 */
 	bool not_found; /* the named object does not exist (HTTP 404) */
+	/* Set on success too: the registry revision the call committed (and saw applied, or
+	 * failed to), 0 when it committed nothing. Results do not carry it, so that what
+	 * users see stays as it was; a transport may report it. */
+	uint64_t revision;
 };
 
 /* What a streaming method (events.follow) asks the transport to deliver after the reply. */
@@ -104,10 +108,9 @@ struct handler_ctx {
 
 /*
  * Call method with params (an object or NULL; borrowed). who says which transport asks.
- * 0: *result set (new reference; a mutation's object result carries "revision", the
- * registry revision it committed). Otherwise -1 and err filled (err->errors owned by the
- * caller). stream: where events.follow asks for the live events, NULL when the transport
- * cannot stream.
+ * 0: *result set (new reference). Otherwise -1 and err filled (err->errors owned by the
+ * caller). Either way err->revision is the revision a mutation committed. stream: where
+ * events.follow asks for the live events, NULL when the transport cannot stream.
  */
 int handlers_call(const struct handler_ctx *hx, const char *method, struct json_object *params,
 		  const struct caller *who, struct json_object **result, struct herr *err,

@@ -58,7 +58,7 @@ void hc_fmt_port(char *buf, size_t len, uint16_t port, uint8_t proto);
 int hc_foreign_holders(const struct handler_ctx *x, const char *svc, uint16_t port, uint8_t proto,
 		       bool plain, struct verr *e, const char *label);
 /* Bracket a registry mutation: hc_change_end reports how the revision the call committed
- * (if any) was applied to the kernel; handlers_call adds it as "revision" to an object result. */
+ * (if any) was applied to the kernel; handlers_call reports it in herr.revision. */
 void hc_change_begin(struct call *c);
 int hc_change_end(struct call *c);
 

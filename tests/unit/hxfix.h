@@ -120,9 +120,10 @@ static inline int hxfix_call(struct hxfix *f, const char *method, const char *pa
 	return rc;
 }
 
-/* The call must succeed: its result (new reference). */
-static inline struct json_object *hxfix_ok(struct hxfix *f, const char *method,
-					   const char *params)
+/* The call must succeed: its result (new reference); *rev (when not NULL) the revision
+ * it committed. */
+static inline struct json_object *hxfix_ok_rev(struct hxfix *f, const char *method,
+					       const char *params, uint64_t *rev)
 {
 	struct json_object *res = NULL;
 	struct herr err;
@@ -130,7 +131,15 @@ static inline struct json_object *hxfix_ok(struct hxfix *f, const char *method,
 	if (hxfix_call(f, method, params, "socket", &res, &err))
 		fail_msg("%s %s: %s", method, params ? params : "", err.message);
 	assert_non_null(res);
+	if (rev)
+		*rev = err.revision;
 	return res;
+}
+
+static inline struct json_object *hxfix_ok(struct hxfix *f, const char *method,
+					   const char *params)
+{
+	return hxfix_ok_rev(f, method, params, NULL);
 }
 
 static inline const char *hxfix_str(struct json_object *o, const char *key)

@@ -37,30 +37,32 @@ static void test_reserve_answers_revision(void **state)
 	struct registry_backend *b;
 	struct registry *again;
 	struct verr e = {};
-	uint64_t rev_apply, rev_reserve;
+	uint64_t rev_apply, rev_reserve, rev_noop;
 	unsigned int applies;
 
-	res = hxfix_ok(f, "service.apply", WEB);
+	res = hxfix_ok_rev(f, "service.apply", WEB, &rev_apply);
 	assert_string_equal(hxfix_str(res, "name"), "web");
-	rev_apply = (uint64_t)hxfix_int(res, "revision");
+	assert_false(json_object_object_get_ex(res, "revision", NULL)); /* results as before */
 	assert_true(rev_apply > 0);
 	assert_int_equal(rev_apply, registry_last_commit(f->reg));
 	json_object_put(res);
 
 	applies = f->applies;
-	res = hxfix_ok(f, "port.reserve", "{\"port\":47011,\"service\":\"web\"}");
+	res = hxfix_ok_rev(f, "port.reserve", "{\"port\":47011,\"service\":\"web\"}",
+			   &rev_reserve);
 	assert_int_equal(hxfix_int(res, "port"), 47011);
 	assert_string_equal(hxfix_str(res, "proto"), "tcp");
 	assert_string_equal(hxfix_str(res, "service"), "web");
-	rev_reserve = (uint64_t)hxfix_int(res, "revision");
+	assert_int_equal(json_object_object_length(res), 3);
 	assert_true(rev_reserve > rev_apply);
 	assert_int_equal(rev_reserve, registry_last_commit(f->reg));
 	assert_int_equal(f->applies, applies + 1); /* the watch told the kernel side once */
 	json_object_put(res);
 
 	/* Reserving what the service holds is a no-op success: nothing committed, no revision. */
-	res = hxfix_ok(f, "port.reserve", "{\"port\":47011,\"service\":\"web\"}");
-	assert_false(json_object_object_get_ex(res, "revision", NULL));
+	res = hxfix_ok_rev(f, "port.reserve", "{\"port\":47011,\"service\":\"web\"}",
+			   &rev_noop);
+	assert_int_equal(rev_noop, 0);
 	assert_int_equal(registry_last_commit(f->reg), rev_reserve);
 	json_object_put(res);
 
@@ -97,6 +99,7 @@ static void test_apply_failure_is_the_callers(void **state)
 	assert_null(res);
 	assert_int_equal(err.exit, EXIT_FAIL);
 	assert_non_null(strstr(err.message, "could not be applied: Input/output error"));
+	assert_int_equal(err.revision, registry_last_commit(f->reg)); /* which one failed */
 	/* Committed all the same: the registry is the truth, the apply is retried later. */
 	assert_string_equal(registry_owner(f->reg, 47012, IPPROTO_TCP, NULL), "web");
 }
