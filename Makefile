@@ -50,7 +50,7 @@ SKELS := $(BPF_PROGS:%=$(GEN)/%.skel.h)
 
 COMMON := log jsonv portrange config netns reserved_ports capacity cgroup fsutil spec bpfinfo \
 	  rpc_client dbprobe spec_ext dbspec probe loop fingerprint
-DAEMON := caelumd loop services components ports port_tables agg devices tasks cpu connect databases dbresolve \
+DAEMON := caelumd apply loop services components ports port_tables agg devices tasks cpu connect databases dbresolve \
 	  hostaddr credentials health \
 	  verify api http http_auth connlimit metrics token assets assets_data handlers_view mcp mcp_era \
 	  mcp_tools mcp_http schema peers \

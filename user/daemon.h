@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* caelumd's state, shared by the event loop (caelumd.c) and the handlers (handlers.c). */
+/* caelumd's state, shared by its core (apply.c), its composition root (caelumd.c) and the
+ * daemon-side parts (status, resources, databases, verify, health, credentials,
+ * policyguard). Handlers and transports never see it (handlers.h, transport.h). */
 #ifndef CAELUM_DAEMON_H
 #define CAELUM_DAEMON_H
 
@@ -119,6 +121,19 @@ static inline struct connect *daemon_connect(const struct daemon *d)
 	return components_self(&d->comps, CAELUM_COMP_DATABASES);
 }
 
+/* Push registry + config to the kernel (cgroups, cm_services, port table, modes). */
+int daemon_apply(struct daemon *d, const char *why);
+/* Re-read config and services_dir, validate all, apply atomically or change nothing;
+ * every reason in e. 0 or -errno. */
+int daemon_reload(struct daemon *d, struct verr *e);
+/* The registry's watcher (ctx: the daemon): apply what the delta changed, record the
+ * outcome for its revision in d->applied. */
+void daemon_on_registry_change(void *ctx, const struct reg_state *st,
+			       const struct reg_delta *dl);
+/* Kernel loss counters already reported (<state_dir>/kernel_losses.json), and their
+ * increases since turned into events_lost events. */
+void daemon_losses_load(struct daemon *d);
+void daemon_report_losses(struct daemon *d);
 /* Resource components (resources.c). */
 int resources_setup(struct daemon *d);
 int resources_apply(struct daemon *d);
