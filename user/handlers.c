@@ -218,7 +218,8 @@ int hc_foreign_holders(const struct handler_ctx *x, const char *svc, uint16_t po
 	return found ? -EBUSY : 0;
 }
 
-static void emit_port_event(const struct handler_ctx *x, const char *type, uint16_t port, uint8_t proto,
+static void emit_port_event(const struct handler_ctx *x, const char *type, uint16_t port,
+			    uint8_t proto,
 			    const char *service)
 {
 	struct json_object *e = event_new(x->ev, type, "changed");
@@ -291,7 +292,8 @@ static int h_service_list(struct call *c)
 
 		/* What the dashboard shows per row, without a call per service. */
 		json_object_object_add(o, "health", rt ? health_json(rt) : NULL);
-		json_object_object_add(o, "recent_denials", denial_counts(c->x, st->svcs[i].spec.name));
+		json_object_object_add(o, "recent_denials",
+				       denial_counts(c->x, st->svcs[i].spec.name));
 		json_object_array_add(c->result, o);
 	}
 	return 0;

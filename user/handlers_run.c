@@ -58,8 +58,9 @@ static struct json_object *db_targets(struct call *c, const struct service_spec 
 
 	for (size_t i = 0; i < s->n_dbs; i++) {
 		const struct reg_db *rd = registry_db(c->x->reg, s->dbs[i].name);
-		const struct db_rt *rt = c->x->ops && c->x->ops->database_rt ?
-						 c->x->ops->database_rt(c->x->owner, s->dbs[i].name) :
+		const struct handler_ops *ops = c->x->ops;
+		const struct db_rt *rt = ops && ops->database_rt ?
+						 ops->database_rt(c->x->owner, s->dbs[i].name) :
 						 NULL;
 		struct json_object *o;
 		char target[DB_HOST_MAX + 16];
@@ -101,7 +102,9 @@ int h_run_check(struct call *c)
 	json_object_object_add(c->result, "name", json_object_new_string(name));
 	json_object_object_add(c->result, "cgroup", json_object_new_string(rt->cgroup));
 	json_object_object_add(c->result, "cgroup_followed", json_object_new_boolean(rt->followed));
-	json_object_object_add(c->result, "probe_cgroup", json_object_new_string(c->x->probe_cgroup ? c->x->probe_cgroup : ""));
+	json_object_object_add(c->result, "probe_cgroup",
+			       json_object_new_string(c->x->probe_cgroup ? c->x->probe_cgroup :
+									   ""));
 	json_object_object_add(c->result, "ports", ports);
 	json_object_object_add(c->result, "credentials", creds);
 	json_object_object_add(c->result, "databases", db_targets(c, &s->spec));

@@ -73,9 +73,9 @@ static struct json_object *get(struct json_object *o, const char *key)
 {
 	struct json_object *v = NULL;
 
-	return o && json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, key, &v) ?
-		       v :
-		       NULL;
+	if (!o || !json_object_is_type(o, json_type_object))
+		return NULL;
+	return json_object_object_get_ex(o, key, &v) ? v : NULL;
 }
 
 static double num(struct json_object *o, const char *key)
@@ -365,8 +365,8 @@ static void http_metrics(struct out *o, struct json_object *http)
 	       "Connections closed as soon as accepted, by the limit they would have passed.");
 	if (conn_refused && json_object_is_type(conn_refused, json_type_object)) {
 		json_object_object_foreach(conn_refused, limit, v)
-			sample(o, "caelum_http_connections_refused_total", json_object_get_double(v),
-			       "limit", limit, NULL);
+			sample(o, "caelum_http_connections_refused_total",
+			       json_object_get_double(v), "limit", limit, NULL);
 	}
 	family(o, "caelum_http_body_incomplete_total", "counter",
 	       "Connections closed before a request's body was in (timeout, slow or gone).");

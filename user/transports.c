@@ -53,8 +53,9 @@ static int http_setup(struct transports *t, const struct config *cfg, char *toke
 	err = token_load(cfg->state_dir, token);
 	if (err) {
 		p_err("%s/%s: %s", cfg->state_dir, TOKEN_FILE,
-		      err == -EINVAL ? "not a token (64 hex characters); remove it to make a new one" :
-				       strerror(-err));
+		      err == -EINVAL ?
+			      "not a token (64 hex characters); remove it to make a new one" :
+			      strerror(-err));
 		return EXIT_CONFIG;
 	}
 	o.listen[HTTP_DASH] = &cfg->http;
@@ -213,7 +214,8 @@ static struct json_object *http_status(struct transports *t)
 				       json_object_new_int(0));
 	json_object_object_add(o, "websockets", json_object_new_int((int)st.websockets));
 	json_object_object_add(o, "requests",
-			       json_object_new_uint64(st.requests[HTTP_DASH] + st.requests[HTTP_MCP]));
+			       json_object_new_uint64(st.requests[HTTP_DASH] +
+						      st.requests[HTTP_MCP]));
 	json_object_object_add(o, "stream_drops",
 			       json_object_object_get_ex(api, "stream_drops", &v) ?
 				       json_object_get(v) :

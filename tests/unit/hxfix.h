@@ -28,7 +28,7 @@ struct hxfix {
 	struct events *ev;
 	struct svcs svcs;
 	struct apply_log applied;
-	int apply_err;	    /* what the stand-in kernel apply answers for the next revisions */
+	int apply_err; /* what the stand-in kernel apply answers for the next revisions */
 	unsigned int applies; /* revisions it was told about */
 	char token[TOKEN_LEN + 1];
 	struct handler_ops ops;

@@ -195,7 +195,8 @@ static void test_routes_to_handlers(void **state)
 			 201);
 	assert_int_equal(hxfix_int(j, "port"), 47020);
 	json_object_put(j);
-	assert_int_equal(request(x, "POST", "/api/v1/ports", NULL, "{\"service\":\"web\"}", &j), 201);
+	assert_int_equal(request(x, "POST", "/api/v1/ports", NULL, "{\"service\":\"web\"}", &j),
+			 201);
 	port = hxfix_int(j, "port");
 	assert_true(port >= 47100 && port <= 47199);
 	json_object_put(j);

@@ -124,7 +124,8 @@ static void test_legacy(void **state)
 	res = result_of(r);
 	assert_int_equal(json_object_get_int(json_object_object_get(r, "id")), 2);
 	assert_string_equal(hxfix_str(res, "protocolVersion"), "2025-06-18");
-	assert_string_equal(hxfix_str(json_object_object_get(res, "serverInfo"), "name"), "caelumd");
+	v = json_object_object_get(res, "serverInfo");
+	assert_string_equal(hxfix_str(v, "name"), "caelumd");
 	v = json_object_object_get(res, "capabilities");
 	assert_true(json_object_object_get_ex(v, "logging", NULL));
 	assert_true(json_object_object_get_ex(v, "tools", NULL));
@@ -145,7 +146,8 @@ static void test_legacy(void **state)
 
 	/* tools/call reaches the handler: the reservation is in the registry. */
 	r = rpc(x, "{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"tools/call\",\"params\":{"
-		   "\"name\":\"reserve_port\",\"arguments\":{\"port\":47040,\"service\":\"web\"}}}");
+		   "\"name\":\"reserve_port\","
+		   "\"arguments\":{\"port\":47040,\"service\":\"web\"}}}");
 	res = result_of(r);
 	assert_false(json_object_get_boolean(json_object_object_get(res, "isError")));
 	sc = json_object_object_get(res, "structuredContent");
@@ -178,8 +180,9 @@ static void test_legacy_subscription(void **state)
 {
 	struct fx *x = *state;
 
-	json_object_put(rpc(x, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{"
-			       "\"protocolVersion\":\"2025-11-25\",\"capabilities\":{}}}"));
+	json_object_put(rpc(x, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\","
+			       "\"params\":{\"protocolVersion\":\"2025-11-25\","
+			       "\"capabilities\":{}}}"));
 	json_object_put(rpc(x, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"resources/subscribe\","
 			       "\"params\":{\"uri\":\"caelum://registry/ports\"}}"));
 	x->sent = 0;
