@@ -101,7 +101,7 @@ static int apply_all(struct daemon *d, const char *why, const struct reg_delta *
 	if (err)
 		return err;
 	policy_note(d, st->rev, t0);
-	policyguard_record(d);
+	policyguard_record(&d->guard, d->ports);
 	err = resources_apply(d);
 	if (err)
 		p_err("failed to apply resource rules: %s", strerror(-err));
@@ -132,7 +132,7 @@ static int apply_slots(struct daemon *d, const struct reg_state *st, const struc
 	if (err)
 		return err;
 	policy_note(d, st->rev, t0);
-	policyguard_record(d);
+	policyguard_record(&d->guard, d->ports);
 	emit_policy_applied(d, "registry change");
 	return 0;
 }
