@@ -39,11 +39,13 @@ struct transport_env {
 	struct loop *loop;             /* the daemon's loop: every callback runs on it */
 	struct mcp *mcp;               /* the MCP dispatcher (mcp.h) */
 	struct http *http;             /* the HTTP server (http.h), NULL when none runs */
-	const char *token;             /* the API token ("" when no HTTP server runs) */
 };
 
 struct transport_ops {
-	const char *name;  /* its key under "transports" in status */
+	/* Its name; transports_status() puts its status object in the status document
+	 * (control: "control_socket"; api: merged into "http"; mcp: into "http"."mcp";
+	 * peers: "http"."mcp"."peers"). */
+	const char *name;
 	/* The HTTP server's listener it serves (enum http_listener), or -1: requests for that
 	 * listener reach its request op. */
 	int listener;

@@ -77,8 +77,7 @@ int transports_start(struct transports *t, const struct config *cfg,
 	int err;
 
 	memset(t, 0, sizeof(*t));
-	t->env = (struct transport_env){ .cfg = cfg, .hx = hx, .ev = ev, .loop = loop,
-					 .token = token };
+	t->env = (struct transport_env){ .cfg = cfg, .hx = hx, .ev = ev, .loop = loop };
 	err = mcp_open(&t->env.mcp, hx, ev);
 	if (err) {
 		p_err("mcp: failed to start: %s", strerror(-err));
