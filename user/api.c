@@ -9,17 +9,14 @@
 #include <json-c/json.h>
 
 #include "api.h"
+#include "config.h"
 #include "dbspec.h"
-#include "daemon.h"
+#include "events.h"
 #include "handlers.h"
 #include "http.h"
 #include "jsonv.h"
 #include "log.h"
-#include "mcp.h"
-#include "mcp_http.h"
 #include "metrics.h"
-#include "peers.h"
-#include "token.h"
 
 #define KEEPALIVE_NS (15ULL * 1000000000ULL)
 #define MAX_STREAMS 512
@@ -31,7 +28,9 @@ struct sse {
 };
 
 struct api {
-	struct daemon *d;
+	struct http *http;
+	const struct handler_ctx *hx;
+	struct events *ev;
 	struct sse streams[MAX_STREAMS];
 	size_t n_streams;
 	int sub_id; /* one events subscription feeds every stream */
@@ -60,7 +59,7 @@ static int status_of(const struct herr *e)
 	return 500;
 }
 
-static void reply_error(struct daemon *d, uint64_t conn, int status, int code, const char *msg,
+static void reply_error(struct api *a, uint64_t conn, int status, int code, const char *msg,
 			struct json_object *errors)
 {
 	struct json_object *o = json_object_new_object(), *e = json_object_new_object();
@@ -71,13 +70,13 @@ static void reply_error(struct daemon *d, uint64_t conn, int status, int code, c
 	if (errors)
 		json_object_object_add(e, "errors", json_object_get(errors));
 	json_object_object_add(o, "error", e);
-	http_reply_json(d->http, conn, status, o, no_store, 1);
+	http_reply_json(a->http, conn, status, o, no_store, 1);
 	json_object_put(o);
 }
 
-static void reply_fmt(struct daemon *d, uint64_t conn, int status, const char *fmt, ...)
+static void reply_fmt(struct api *a, uint64_t conn, int status, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-static void reply_fmt(struct daemon *d, uint64_t conn, int status, const char *fmt, ...)
+static void reply_fmt(struct api *a, uint64_t conn, int status, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
@@ -85,22 +84,22 @@ static void reply_fmt(struct daemon *d, uint64_t conn, int status, const char *f
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	reply_error(d, conn, status, status == 404 ? EXIT_FAIL : EXIT_USAGE, msg, NULL);
+	reply_error(a, conn, status, status == 404 ? EXIT_FAIL : EXIT_USAGE, msg, NULL);
 }
 
 /* Call a handler and answer with its result or its error. */
-static void call_reply(struct daemon *d, const struct http_request *r, const char *method,
+static void call_reply(struct api *a, const struct http_request *r, const char *method,
 		       struct json_object *params, int ok_status)
 {
 	struct caller who = { .uid = (uid_t)-1, .pid = 0, .transport = "http" };
 	struct json_object *res;
 	struct herr err;
 
-	if (handlers_call(d, method, params, &who, &res, &err, NULL)) {
-		reply_error(d, r->conn, status_of(&err), err.exit, err.message, err.errors);
+	if (handlers_call(a->hx, method, params, &who, &res, &err, NULL)) {
+		reply_error(a, r->conn, status_of(&err), err.exit, err.message, err.errors);
 		json_object_put(err.errors);
 	} else {
-		http_reply_json(d->http, r->conn, ok_status, res, no_store, 1);
+		http_reply_json(a->http, r->conn, ok_status, res, no_store, 1);
 		json_object_put(res);
 	}
 	json_object_put(params);
@@ -110,7 +109,7 @@ static void call_reply(struct daemon *d, const struct http_request *r, const cha
 
 /* lws hands the arguments decoded, joined by '&'. Each allowed key at most once; integer
  * keys are converted. 0, or -1 after answering 400. */
-static int query_params(struct daemon *d, const struct http_request *r,
+static int query_params(struct api *a, const struct http_request *r,
 			const char *const *str_keys, const char *const *int_keys,
 			struct json_object **out)
 {
@@ -127,7 +126,7 @@ static int query_params(struct daemon *d, const struct http_request *r,
 		else
 			val = "";
 		if (json_object_object_get_ex(p, kv, NULL)) {
-			reply_fmt(d, r->conn, 400, "query: %s: given twice", kv);
+			reply_fmt(a, r->conn, 400, "query: %s: given twice", kv);
 			goto fail;
 		}
 		for (size_t i = 0; str_keys && str_keys[i]; i++)
@@ -144,7 +143,7 @@ static int query_params(struct daemon *d, const struct http_request *r,
 			errno = 0;
 			x = strtoll(val, &end, 10);
 			if (!*val || *end || errno) {
-				reply_fmt(d, r->conn, 400, "query: %s: \"%.64s\" is not an integer", kv,
+				reply_fmt(a, r->conn, 400, "query: %s: \"%.64s\" is not an integer", kv,
 					  val);
 				goto fail;
 			}
@@ -152,7 +151,7 @@ static int query_params(struct daemon *d, const struct http_request *r,
 			known = true;
 		}
 		if (!known) {
-			reply_fmt(d, r->conn, 400, "query: unknown parameter \"%.64s\"", kv);
+			reply_fmt(a, r->conn, 400, "query: unknown parameter \"%.64s\"", kv);
 			goto fail;
 		}
 	}
@@ -163,33 +162,33 @@ fail:
 	return -1;
 }
 
-static int no_query(struct daemon *d, const struct http_request *r)
+static int no_query(struct api *a, const struct http_request *r)
 {
 	if (!r->query[0])
 		return 0;
-	reply_fmt(d, r->conn, 400, "query: %s takes no parameters", r->path);
+	reply_fmt(a, r->conn, 400, "query: %s takes no parameters", r->path);
 	return -1;
 }
 
 /* The JSON body as an object. 0, or -1 after answering 400/415. */
-static int body_object(struct daemon *d, const struct http_request *r, struct json_object **out)
+static int body_object(struct api *a, const struct http_request *r, struct json_object **out)
 {
 	struct verr e = {};
 	char *msg;
 
 	if (r->content_type[0] && strncasecmp(r->content_type, "application/json", 16)) {
-		reply_fmt(d, r->conn, 415, "body: Content-Type must be application/json, not %s",
+		reply_fmt(a, r->conn, 415, "body: Content-Type must be application/json, not %s",
 			  r->content_type);
 		return -1;
 	}
 	if (!r->body_len) {
-		reply_fmt(d, r->conn, 400, "body: expected a JSON object");
+		reply_fmt(a, r->conn, 400, "body: expected a JSON object");
 		return -1;
 	}
 	if (jv_parse_string("body", r->body, r->body_len, out, &e) ||
 	    !jv_expect(*out, json_type_object, "body", NULL, &e)) {
 		msg = verr_join(&e);
-		reply_error(d, r->conn, 400, EXIT_USAGE, msg ? msg : "body: invalid JSON", NULL);
+		reply_error(a, r->conn, 400, EXIT_USAGE, msg ? msg : "body: invalid JSON", NULL);
 		free(msg);
 		verr_free(&e);
 		if (*out)
@@ -206,7 +205,7 @@ static void sse_remove(struct api *a, size_t i)
 {
 	a->streams[i] = a->streams[--a->n_streams];
 	if (!a->n_streams && a->sub_id) {
-		events_unsubscribe(a->d->ev, a->sub_id);
+		events_unsubscribe(a->ev, a->sub_id);
 		a->sub_id = 0;
 	}
 }
@@ -251,7 +250,7 @@ static void on_event(void *ctx, struct json_object *e)
 				break;
 			framed = true;
 		}
-		err = http_send(a->d->http, s->conn, buf, len);
+		err = http_send(a->http, s->conn, buf, len);
 		if (err == -ENOBUFS)
 			a->drops++;
 		else if (err)
@@ -260,7 +259,7 @@ static void on_event(void *ctx, struct json_object *e)
 	free(buf);
 }
 
-static void sse_open(struct daemon *d, struct api *a, const struct http_request *r)
+static void sse_open(struct api *a, const struct http_request *r)
 {
 	static const char *const skeys[] = { "type", "service", "host", NULL };
 	static const char *const ikeys[] = { "since", "limit", NULL };
@@ -273,11 +272,11 @@ static void sse_open(struct daemon *d, struct api *a, const struct http_request 
 	struct herr err;
 	struct sse *s;
 
-	if (query_params(d, r, skeys, ikeys, &params))
+	if (query_params(a, r, skeys, ikeys, &params))
 		return;
 	if (a->n_streams == MAX_STREAMS) {
 		json_object_put(params);
-		reply_fmt(d, r->conn, 503, "too many event streams (%d)", MAX_STREAMS);
+		reply_fmt(a, r->conn, 503, "too many event streams (%d)", MAX_STREAMS);
 		return;
 	}
 	/* Resume after Last-Event-ID; with neither it nor since/limit, live events only. */
@@ -287,31 +286,31 @@ static void sse_open(struct daemon *d, struct api *a, const struct http_request 
 
 		if (*end) {
 			json_object_put(params);
-			reply_fmt(d, r->conn, 400, "Last-Event-ID: \"%s\" is not an event id",
+			reply_fmt(a, r->conn, 400, "Last-Event-ID: \"%s\" is not an event id",
 				  r->last_event_id);
 			return;
 		}
 		json_object_object_add(params, "since", json_object_new_uint64(id));
 	} else if (!json_object_object_get_ex(params, "since", NULL) &&
 		   !json_object_object_get_ex(params, "limit", NULL)) {
-		events_get_counters(d->ev, &ec);
+		events_get_counters(a->ev, &ec);
 		json_object_object_add(params, "since", json_object_new_uint64(ec.last_id));
 	}
-	if (handlers_call(d, "events.follow", params, &who, &backlog, &err, &hs)) {
+	if (handlers_call(a->hx, "events.follow", params, &who, &backlog, &err, &hs)) {
 		json_object_put(params);
-		reply_error(d, r->conn, status_of(&err), err.exit, err.message, err.errors);
+		reply_error(a, r->conn, status_of(&err), err.exit, err.message, err.errors);
 		json_object_put(err.errors);
 		return;
 	}
 	json_object_put(params);
-	if (http_stream_begin(d->http, r->conn, NULL, 0)) {
+	if (http_stream_begin(a->http, r->conn, NULL, 0)) {
 		json_object_put(backlog);
 		return;
 	}
-	http_send(d->http, r->conn, "retry: 2000\n\n", 13);
+	http_send(a->http, r->conn, "retry: 2000\n\n", 13);
 	for (size_t i = 0; i < json_object_array_length(backlog); i++)
 		if (!sse_frame(&buf, &cap, json_object_array_get_idx(backlog, i), &len) &&
-		    http_send(d->http, r->conn, buf, len) == -ENOBUFS)
+		    http_send(a->http, r->conn, buf, len) == -ENOBUFS)
 			a->drops++;
 	free(buf);
 	json_object_put(backlog);
@@ -325,10 +324,10 @@ static void sse_open(struct daemon *d, struct api *a, const struct http_request 
 	s->hs.filter.since_id = 0;
 	s->live = true;
 	if (!a->sub_id) {
-		a->sub_id = events_subscribe(d->ev, on_event, a);
+		a->sub_id = events_subscribe(a->ev, on_event, a);
 		if (a->sub_id <= 0) {
 			a->sub_id = 0;
-			http_end(d->http, r->conn);
+			http_end(a->http, r->conn);
 			sse_remove(a, a->n_streams - 1);
 		}
 	}
@@ -357,27 +356,27 @@ static struct json_object *name_param(const char *key, const char *value)
 	return p;
 }
 
-static void route_ports(struct daemon *d, const struct http_request *r)
+static void route_ports(struct api *a, const struct http_request *r)
 {
 	const char *t = tail(r->path, "/api/v1/ports/");
 	struct json_object *p;
 
 	if (!strcmp(r->path, "/api/v1/ports")) {
-		if (is(r, "GET") && !no_query(d, r))
-			call_reply(d, r, "port.list", NULL, 200);
-		else if (is(r, "POST") && !no_query(d, r) && !body_object(d, r, &p))
-			call_reply(d, r, json_object_object_get_ex(p, "port", NULL) ? "port.reserve" :
+		if (is(r, "GET") && !no_query(a, r))
+			call_reply(a, r, "port.list", NULL, 200);
+		else if (is(r, "POST") && !no_query(a, r) && !body_object(a, r, &p))
+			call_reply(a, r, json_object_object_get_ex(p, "port", NULL) ? "port.reserve" :
 										    "port.alloc",
 				   p, 201);
 		else if (!is(r, "GET") && !is(r, "POST"))
-			reply_fmt(d, r->conn, 405, "%s: use GET or POST", r->path);
+			reply_fmt(a, r->conn, 405, "%s: use GET or POST", r->path);
 		return;
 	}
 	if (!strcmp(r->path, "/api/v1/ports/map")) {
 		if (!is(r, "GET"))
-			reply_fmt(d, r->conn, 405, "%s: use GET", r->path);
-		else if (!no_query(d, r))
-			call_reply(d, r, "port.map", NULL, 200);
+			reply_fmt(a, r->conn, 405, "%s: use GET", r->path);
+		else if (!no_query(a, r))
+			call_reply(a, r, "port.map", NULL, 200);
 		return;
 	}
 	if (t) {
@@ -391,27 +390,27 @@ static void route_ports(struct daemon *d, const struct http_request *r)
 			*slash++ = '\0';
 		port = strtol(buf, &end, 10);
 		if (!buf[0] || *end || port < 1 || port > 65535) {
-			reply_fmt(d, r->conn, 400, "path: \"%.32s\" is not a port (1-65535)", buf);
+			reply_fmt(a, r->conn, 400, "path: \"%.32s\" is not a port (1-65535)", buf);
 			return;
 		}
 		if (!is(r, "DELETE")) {
-			reply_fmt(d, r->conn, 405, "%s: use DELETE", r->path);
+			reply_fmt(a, r->conn, 405, "%s: use DELETE", r->path);
 			return;
 		}
-		if (no_query(d, r))
+		if (no_query(a, r))
 			return;
 		p = json_object_new_object();
 		json_object_object_add(p, "port", json_object_new_int((int)port));
 		if (slash)
 			json_object_object_add(p, "proto", json_object_new_string(slash));
-		call_reply(d, r, "port.release", p, 200);
+		call_reply(a, r, "port.release", p, 200);
 		return;
 	}
-	reply_fmt(d, r->conn, 404, "no such resource: %s", r->path);
+	reply_fmt(a, r->conn, 404, "no such resource: %s", r->path);
 }
 
 /* POST /api/v1/databases/NAME/resolve: look the name up again now (db.resolve). */
-static bool route_db_resolve(struct daemon *d, const struct http_request *r, const char *name)
+static bool route_db_resolve(struct api *a, const struct http_request *r, const char *name)
 {
 	const char *slash = strchr(name, '/');
 	char db[DB_NAME_MAX + 2];
@@ -419,18 +418,18 @@ static bool route_db_resolve(struct daemon *d, const struct http_request *r, con
 	if (!slash || strcmp(slash, "/resolve") || (size_t)(slash - name) >= sizeof(db))
 		return false;
 	if (!is(r, "POST")) {
-		reply_fmt(d, r->conn, 405, "%s: use POST", r->path);
+		reply_fmt(a, r->conn, 405, "%s: use POST", r->path);
 		return true;
 	}
-	if (no_query(d, r))
+	if (no_query(a, r))
 		return true;
 	snprintf(db, sizeof(db), "%.*s", (int)(slash - name), name);
-	call_reply(d, r, "db.resolve", name_param("name", db), 202);
+	call_reply(a, r, "db.resolve", name_param("name", db), 202);
 	return true;
 }
 
 /* /api/v1/services[/NAME], /api/v1/databases[/NAME][/resolve] */
-static void route_collection(struct daemon *d, const struct http_request *r, const char *base,
+static void route_collection(struct api *a, const struct http_request *r, const char *base,
 			     const char *prefix)
 {
 	const char *name = tail(r->path, prefix);
@@ -438,58 +437,82 @@ static void route_collection(struct daemon *d, const struct http_request *r, con
 	char m[32];
 
 	if (!strcmp(r->path, base)) {
-		if (is(r, "GET") && !no_query(d, r)) {
+		if (is(r, "GET") && !no_query(a, r)) {
 			snprintf(m, sizeof(m), "%s.list", !strcmp(base, "/api/v1/services") ? "service" : "db");
-			call_reply(d, r, m, NULL, 200);
-		} else if (is(r, "POST") && !no_query(d, r) && !body_object(d, r, &p)) {
+			call_reply(a, r, m, NULL, 200);
+		} else if (is(r, "POST") && !no_query(a, r) && !body_object(a, r, &p)) {
 			struct json_object *params = json_object_new_object();
 
 			json_object_object_add(params, "spec", p);
 			snprintf(m, sizeof(m), "%s.apply", !strcmp(base, "/api/v1/services") ? "service" : "db");
-			call_reply(d, r, m, params, 201);
+			call_reply(a, r, m, params, 201);
 		} else if (!is(r, "GET") && !is(r, "POST")) {
-			reply_fmt(d, r->conn, 405, "%s: use GET or POST", r->path);
+			reply_fmt(a, r->conn, 405, "%s: use GET or POST", r->path);
 		}
 		return;
 	}
-	if (name && !strcmp(base, "/api/v1/databases") && route_db_resolve(d, r, name))
+	if (name && !strcmp(base, "/api/v1/databases") && route_db_resolve(a, r, name))
 		return;
 	if (!name || strchr(name, '/')) {
-		reply_fmt(d, r->conn, 404, "no such resource: %s", r->path);
+		reply_fmt(a, r->conn, 404, "no such resource: %s", r->path);
 		return;
 	}
-	if (no_query(d, r))
+	if (no_query(a, r))
 		return;
 	snprintf(m, sizeof(m), "%s.%s", !strcmp(base, "/api/v1/services") ? "service" : "db",
 		 is(r, "GET") ? "show" : "delete");
 	if (is(r, "GET") || is(r, "DELETE"))
-		call_reply(d, r, m, name_param("name", name), 200);
+		call_reply(a, r, m, name_param("name", name), 200);
 	else
-		reply_fmt(d, r->conn, 405, "%s: use GET or DELETE", r->path);
+		reply_fmt(a, r->conn, 405, "%s: use GET or DELETE", r->path);
 }
 
-static void route_metrics(struct daemon *d, const struct http_request *r)
+/* The handler's result for metrics, or NULL (its error is dropped: the family is left out). */
+static struct json_object *metrics_doc(struct api *a, const char *method)
+{
+	struct caller who = { .uid = (uid_t)-1, .transport = "metrics" };
+	struct json_object *res = NULL;
+	struct herr err;
+
+	if (handlers_call(a->hx, method, NULL, &who, &res, &err, NULL)) {
+		json_object_put(err.errors);
+		return NULL;
+	}
+	return res;
+}
+
+/* /metrics: the exposition of the same documents status, resources and service.list give. */
+static void route_metrics(struct api *a, const struct http_request *r)
 {
 	static const struct http_header h[] = { { "Cache-Control", "no-store" } };
+	struct json_object *status, *res, *svcs;
 	char *text = NULL;
 	size_t len = 0;
+	int err;
 
 	if (!is(r, "GET")) {
-		reply_fmt(d, r->conn, 405, "%s: use GET", r->path);
+		reply_fmt(a, r->conn, 405, "%s: use GET", r->path);
 		return;
 	}
-	if (no_query(d, r))
+	if (no_query(a, r))
 		return;
-	if (metrics_render(d, &text, &len)) {
-		reply_fmt(d, r->conn, 500, "failed to render metrics");
+	status = metrics_doc(a, "status");
+	res = metrics_doc(a, "resources");
+	svcs = metrics_doc(a, "service.list");
+	err = status ? metrics_render(status, res, svcs, &text, &len) : -ENODATA;
+	json_object_put(status);
+	json_object_put(res);
+	json_object_put(svcs);
+	if (err) {
+		reply_fmt(a, r->conn, 500, "failed to render metrics");
 		return;
 	}
-	http_reply(d->http, r->conn, 200, "text/plain; version=0.0.4; charset=utf-8", h, 1, text,
+	http_reply(a->http, r->conn, 200, "text/plain; version=0.0.4; charset=utf-8", h, 1, text,
 		   len);
 	free(text);
 }
 
-static void route(struct daemon *d, struct api *a, const struct http_request *r)
+static void route(struct api *a, const struct http_request *r)
 {
 	static const struct {
 		const char *path, *method, *handler;
@@ -505,50 +528,46 @@ static void route(struct daemon *d, struct api *a, const struct http_request *r)
 	struct json_object *p;
 
 	if (!strcmp(r->path, "/metrics"))
-		return route_metrics(d, r);
+		return route_metrics(a, r);
 	for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++) {
 		if (strcmp(r->path, simple[i].path))
 			continue;
 		if (!is(r, simple[i].method))
-			reply_fmt(d, r->conn, 405, "%s: use %s", r->path, simple[i].method);
-		else if (!no_query(d, r))
-			call_reply(d, r, simple[i].handler, NULL, 200);
+			reply_fmt(a, r->conn, 405, "%s: use %s", r->path, simple[i].method);
+		else if (!no_query(a, r))
+			call_reply(a, r, simple[i].handler, NULL, 200);
 		return;
 	}
 	if (!strcmp(r->path, "/api/v1/events") || !strcmp(r->path, "/api/v1/events/stream") ||
 	    !strcmp(r->path, "/api/v1/events/timeline")) {
 		if (!is(r, "GET"))
-			reply_fmt(d, r->conn, 405, "%s: use GET", r->path);
+			reply_fmt(a, r->conn, 405, "%s: use GET", r->path);
 		else if (!strcmp(r->path, "/api/v1/events/stream"))
-			sse_open(d, a, r);
+			sse_open(a, r);
 		else if (!strcmp(r->path, "/api/v1/events/timeline")) {
-			if (!query_params(d, r, NULL, tl_int, &p))
-				call_reply(d, r, "events.timeline", p, 200);
-		} else if (!query_params(d, r, ev_str, ev_int, &p)) {
-			call_reply(d, r, "events.list", p, 200);
+			if (!query_params(a, r, NULL, tl_int, &p))
+				call_reply(a, r, "events.timeline", p, 200);
+		} else if (!query_params(a, r, ev_str, ev_int, &p)) {
+			call_reply(a, r, "events.list", p, 200);
 		}
 		return;
 	}
 	if (!strncmp(r->path, "/api/v1/ports", 13) && (!r->path[13] || r->path[13] == '/'))
-		return route_ports(d, r);
+		return route_ports(a, r);
 	if (!strncmp(r->path, "/api/v1/services", 16) && (!r->path[16] || r->path[16] == '/'))
-		return route_collection(d, r, "/api/v1/services", "/api/v1/services/");
+		return route_collection(a, r, "/api/v1/services", "/api/v1/services/");
 	if (!strncmp(r->path, "/api/v1/databases", 17) && (!r->path[17] || r->path[17] == '/'))
-		return route_collection(d, r, "/api/v1/databases", "/api/v1/databases/");
-	reply_fmt(d, r->conn, 404, "no such resource: %s", r->path);
+		return route_collection(a, r, "/api/v1/databases", "/api/v1/databases/");
+	reply_fmt(a, r->conn, 404, "no such resource: %s", r->path);
 }
 
-static void on_request(void *ctx, struct http_request *r)
+/* A request or a close on the dashboard listener. */
+static void api_request(void *self, struct http_request *r)
 {
-	struct daemon *d = ctx;
-	struct api *a = d->api;
+	struct api *a = self;
 
-	if (r->listener == HTTP_PEER) {
-		peers_ws_event(d->peers, r);
-	} else if (r->listener == HTTP_MCP) {
-		mcp_http_request(d->mcp_http, r);
-	} else if (r->kind == HTTP_REQUEST) {
-		route(d, a, r);
+	if (r->kind == HTTP_REQUEST) {
+		route(a, r);
 	} else if (r->kind == HTTP_CLOSED) {
 		for (size_t i = 0; i < a->n_streams; i++)
 			if (a->streams[i].conn == r->conn) {
@@ -556,138 +575,69 @@ static void on_request(void *ctx, struct http_request *r)
 				break;
 			}
 	}
-	http_request_free(r);
 }
 
-int api_start(struct daemon *d)
+static int api_start(const struct transport_env *env, void **self)
 {
-	struct http_opts o = {};
-	int err;
+	const struct listen_cfg *l = &env->cfg->http;
+	struct api *a;
 
-	err = mcp_open(&d->mcp, d);
-	if (err) {
-		p_err("mcp: failed to start: %s", strerror(-err));
-		return EXIT_FAIL;
-	}
-	if (!d->cfg.http.enabled && !d->cfg.mcp.enabled && !d->cfg.n_peers)
+	*self = NULL;
+	if (!env->http || !l->enabled)
 		return 0;
-	err = token_load(d->cfg.state_dir, d->token);
-	if (err) {
-		p_err("%s/%s: %s", d->cfg.state_dir, TOKEN_FILE,
-		      err == -EINVAL ? "not a token (64 hex characters); remove it to make a new one" :
-				       strerror(-err));
-		return EXIT_CONFIG;
-	}
-	d->api = calloc(1, sizeof(*d->api));
-	if (!d->api)
-		return EXIT_FAIL;
-	d->api->d = d;
-	if (mcp_http_open(&d->mcp_http, d))
-		return EXIT_FAIL;
-	o.listen[HTTP_DASH] = &d->cfg.http;
-	o.listen[HTTP_MCP] = &d->cfg.mcp;
-	o.mcp_auth_none = d->cfg.mcp_auth_none;
-	for (size_t i = 0; i < d->cfg.n_peers; i++)
-		if (!strncmp(d->cfg.peers[i].url, "ws", 2))
-			o.client = true;
-	o.token = d->token;
-	o.on_request = on_request;
-	o.ctx = d;
-	err = http_start(&d->http, d->loop, &o);
-	if (err)
-		return EXIT_UNAVAILABLE;
-	err = peers_open(&d->peers, d);
-	if (err) {
-		p_err("mcp.peers: failed to start: %s", strerror(-err));
-		return EXIT_FAIL;
-	}
-	if (d->cfg.http.enabled)
-		p_info("dashboard and API on http%s://%s%s%s:%u/", d->cfg.http.cert[0] ? "s" : "",
-		       strchr(d->cfg.http.addr, ':') ? "[" : "", d->cfg.http.addr,
-		       strchr(d->cfg.http.addr, ':') ? "]" : "", http_port(d->http, HTTP_DASH));
-	if (d->cfg.mcp.enabled)
-		p_info("MCP on http%s://%s%s%s:%u/mcp (Streamable HTTP, WebSocket \"mcp\")%s",
-		       d->cfg.mcp.cert[0] ? "s" : "", strchr(d->cfg.mcp.addr, ':') ? "[" : "",
-		       d->cfg.mcp.addr, strchr(d->cfg.mcp.addr, ':') ? "]" : "",
-		       http_port(d->http, HTTP_MCP),
-		       d->cfg.mcp_auth_none ? ", without a token (auth none)" : "");
+	a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->http = env->http;
+	a->hx = env->hx;
+	a->ev = env->ev;
+	p_info("dashboard and API on http%s://%s%s%s:%u/", l->cert[0] ? "s" : "",
+	       strchr(l->addr, ':') ? "[" : "", l->addr, strchr(l->addr, ':') ? "]" : "",
+	       http_port(a->http, HTTP_DASH));
+	*self = a;
 	return 0;
 }
 
-void api_stop(struct daemon *d)
+static void api_stop(void *self)
 {
-	peers_close(d->peers);
-	d->peers = NULL;
-	http_stop(d->http);
-	d->http = NULL;
-	mcp_http_close(d->mcp_http);
-	d->mcp_http = NULL;
-	mcp_close(d->mcp);
-	d->mcp = NULL;
-	if (d->api && d->api->sub_id)
-		events_unsubscribe(d->ev, d->api->sub_id);
-	free(d->api);
-	d->api = NULL;
+	struct api *a = self;
+
+	if (a->sub_id)
+		events_unsubscribe(a->ev, a->sub_id);
+	free(a);
 }
 
-void api_tick(struct daemon *d, uint64_t now)
+/* Keep-alive comments on idle streams. */
+static void api_tick(void *self, uint64_t now)
 {
-	struct api *a = d->api;
+	struct api *a = self;
 
-	if (d->mcp)
-		mcp_tick(d->mcp, now);
-	peers_tick(d->peers, now);
-	if (!a || now - a->last_keepalive_ns < KEEPALIVE_NS)
+	if (now - a->last_keepalive_ns < KEEPALIVE_NS)
 		return;
 	a->last_keepalive_ns = now;
-	mcp_http_keepalive(d->mcp_http);
 	for (size_t i = 0; i < a->n_streams; i++)
 		if (a->streams[i].live)
-			http_send(d->http, a->streams[i].conn, ":\n\n", 3);
+			http_send(a->http, a->streams[i].conn, ":\n\n", 3);
 }
 
-uint64_t api_sse_drops(const struct daemon *d)
+/* Its part of status "http": open event streams, and events not sent to a stream because
+ * the client fell behind. */
+static struct json_object *api_status(void *self)
 {
-	return d->api ? d->api->drops : 0;
-}
+	struct api *a = self;
+	struct json_object *o = json_object_new_object();
 
-struct json_object *api_status_json(struct daemon *d)
-{
-	struct json_object *o = json_object_new_object(), *h;
-	struct http_stats st;
-
-	if (!d->http) {
-		json_object_object_add(o, "enabled", json_object_new_boolean(false));
-		return o;
-	}
-	http_get_stats(d->http, &st);
-	json_object_object_add(o, "enabled", json_object_new_boolean(true));
-	h = json_object_new_object();
-	json_object_object_add(h, "listen", json_object_new_string(d->cfg.http.spec));
-	json_object_object_add(h, "port", json_object_new_int(http_port(d->http, HTTP_DASH)));
-	json_object_object_add(h, "tls", json_object_new_boolean(d->cfg.http.cert[0] != '\0'));
-	json_object_object_add(o, "dashboard", h);
-	h = json_object_new_object();
-	json_object_object_add(h, "listen", json_object_new_string(d->cfg.mcp.spec));
-	json_object_object_add(h, "port", json_object_new_int(http_port(d->http, HTTP_MCP)));
-	json_object_object_add(h, "tls", json_object_new_boolean(d->cfg.mcp.cert[0] != '\0'));
-	json_object_object_add(h, "auth",
-			       json_object_new_string(d->cfg.mcp_auth_none ? "none" : "token"));
-	if (d->mcp) {
-		struct json_object *ms = mcp_status_json(d->mcp);
-
-		json_object_object_foreach(ms, k, v)
-			json_object_object_add(h, k, json_object_get(v));
-		json_object_put(ms);
-	}
-	json_object_object_add(h, "peers", peers_status_json(d->peers));
-	json_object_object_add(o, "mcp", h);
-	json_object_object_add(o, "connections", json_object_new_int((int)st.connections));
-	json_object_object_add(o, "event_streams",
-			       json_object_new_int((int)(d->api ? d->api->n_streams : 0)));
-	json_object_object_add(o, "websockets", json_object_new_int((int)st.websockets));
-	json_object_object_add(o, "requests",
-			       json_object_new_uint64(st.requests[HTTP_DASH] + st.requests[HTTP_MCP]));
-	json_object_object_add(o, "stream_drops", json_object_new_uint64(api_sse_drops(d)));
+	json_object_object_add(o, "event_streams", json_object_new_int((int)a->n_streams));
+	json_object_object_add(o, "stream_drops", json_object_new_uint64(a->drops));
 	return o;
 }
+
+const struct transport_ops api_transport = {
+	.name = "api",
+	.listener = HTTP_DASH,
+	.start = api_start,
+	.stop = api_stop,
+	.tick = api_tick,
+	.status = api_status,
+	.request = api_request,
+};

@@ -1,25 +1,17 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * The HTTP API on the dashboard listener, run on caelumd's loop: routes /api/v1/... to the
- * shared handlers (handlers.c), renders /metrics (metrics.c), and feeds Server-Sent Event
- * streams of events. MCP requests (the other listener) go to mcp.c.
+ * The HTTP API on the dashboard listener, a transport (transport.h) run on caelumd's loop:
+ * routes /api/v1/... to the shared handlers (handlers.c), renders /metrics (metrics.c) from
+ * the status, resources and service.list documents, and feeds Server-Sent Event streams of
+ * events. Errors map to statuses: usage 400, not permitted 403, not found 404, refused 422,
+ * unavailable 503, other failures 500.
  */
 #ifndef CAELUM_API_H
 #define CAELUM_API_H
 
-#include <stdint.h>
+#include "transport.h"
 
-struct daemon;
-struct http_request;
-
-/* Start the listeners configured in d->cfg. 0, or a sysexits code (already reported). */
-int api_start(struct daemon *d);
-void api_stop(struct daemon *d);
-/* Keep-alive comments on idle streams. */
-void api_tick(struct daemon *d, uint64_t now_ns);
-/* Status: listeners, ports, streams, drops. */
-struct json_object *api_status_json(struct daemon *d);
-/* Events not sent to a stream because the client fell behind. */
-uint64_t api_sse_drops(const struct daemon *d);
+/* Serves listener HTTP_DASH; off when the HTTP server or http.listen is off. */
+extern const struct transport_ops api_transport;
 
 #endif /* CAELUM_API_H */

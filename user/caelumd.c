@@ -4,6 +4,11 @@
  * turns what the kernel reports into events. Startup is a mandatory check: any failure
  * to validate, load or attach ends the process with the reason. It never enforces
  * nothing silently. Killing it leaves enforcement in place (pinned links and maps).
+ *
+ * This file is the composition root: main builds the parts (config, registry, events,
+ * components, the core in apply.c, the handlers' context, the transports), wires them
+ * (the registry's watcher, the loop's descriptors and tick, the handlers' daemon ops) and
+ * runs the loop. No module calls back into it.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -20,7 +25,6 @@
 #include <bpf/libbpf.h>
 
 #include "agg.h"
-#include "api.h"
 #include "connlimit.h"
 #include "bpfinfo.h"
 #include "credentials.h"
@@ -36,252 +40,12 @@
 #include "notify.h"
 #include "netns.h"
 #include "pinlock.h"
-#include "rpc.h"
+#include "transports.h"
 #include "version.h"
 
 #define TICK_MS 250 /* aggregation windows are flushed this often */
 #define LOSS_CHECK_NS 1000000000ULL
 #define CRED_CHECK_NS (5ULL * 1000000000ULL)
-
-/* Kernel counters of events that never reached the ring buffer. */
-static const struct {
-	int stat;
-	const char *reason;
-} kernel_losses[] = {
-	{ CAELUM_STAT_RB_LOST_FIRST, "ringbuf_full" },
-	{ CAELUM_STAT_RB_LOST_FOLLOWUP, "ringbuf_full_followup" },
-};
-#define N_LOSSES (sizeof(kernel_losses) / sizeof(kernel_losses[0]))
-
-uint64_t daemon_kstat(const struct daemon *d, int idx)
-{
-	return bpfinfo_percpu_sum(ports_map_fd(d->ports, "cm_stats"), (uint32_t)idx);
-}
-
-static int config_map_write(struct daemon *d)
-{
-	struct caelum_config c = { .svc_level = d->svcs.level };
-	__u32 zero = 0;
-
-	for (int i = 0; i < CAELUM_COMP_MAX; i++)
-		c.mode[i] = (__u32)d->cfg.comp_mode[i];
-	if (bpf_map_update_elem(ports_map_fd(d->ports, "cm_config"), &zero, &c, BPF_ANY)) {
-		p_err("failed to update cm_config: %s", strerror(errno));
-		return -errno;
-	}
-	return 0;
-}
-
-static void emit_policy_applied(struct daemon *d, const char *why)
-{
-	struct json_object *e = event_new(d->ev, "policy_applied", "changed");
-
-	json_object_object_add(e, "reason", json_object_new_string(why));
-	json_object_object_add(e, "registry_revision",
-			       json_object_new_uint64(d->policy.registry_rev));
-	json_object_object_add(e, "entries", json_object_new_uint64(d->policy.entries));
-	json_object_object_add(e, "reserved", json_object_new_uint64(d->policy.reserved));
-	json_object_object_add(e, "managed", json_object_new_uint64(d->policy.managed));
-	json_object_object_add(e, "mode",
-			       json_object_new_string(mode_name(d->cfg.comp_mode[CAELUM_COMP_PORTS])));
-	json_object_object_add(e, "apply_ns", json_object_new_uint64(d->policy.apply_ns));
-	events_emit(d->ev, e);
-}
-
-static void policy_note(struct daemon *d, uint64_t rev, uint64_t t0)
-{
-	size_t reserved, managed;
-
-	ports_table_counts(d->ports, &reserved, &managed);
-	d->policy = (struct policy_info){
-		.registry_rev = rev,
-		.entries = ports_table_entries(d->ports),
-		.reserved = reserved,
-		.managed = managed,
-		.applied_ns = time_now_ns(),
-	};
-	d->policy.apply_ns = d->policy.applied_ns - t0;
-}
-
-/* Everything from the model: startup, reload, a change of services, databases or GPUs.
- * delta: what changed (NULL: anything may have). */
-static int apply_all(struct daemon *d, const char *why, const struct reg_delta *delta)
-{
-	const struct reg_state *st = registry_state(d->reg);
-	uint64_t t0 = time_now_ns();
-	struct comp_env env;
-	int err;
-
-	err = svcs_reconcile(&d->svcs, st);
-	if (!err && d->cgfollow)
-		err = cgfollow_sync(d->cgfollow, &d->svcs);
-	if (err)
-		p_warn("some service cgroups could not be prepared; their ports deny everyone");
-	err = config_map_write(d);
-	if (!err)
-		err = netns_apply(ports_map_fd(d->ports, "cm_netns"), d->cfg.netns_cookie,
-				  d->cfg.n_netns);
-	if (err)
-		return err;
-	daemon_comp_env(d, &env);
-	err = components_sync(&d->comps, &env, st, delta);
-	if (err)
-		return err;
-	policy_note(d, st->rev, t0);
-	policyguard_record(d);
-	err = resources_apply(d);
-	if (err)
-		p_err("failed to apply resource rules: %s", strerror(-err));
-	/* A reload re-resolves every database's host; other changes only new addresses. */
-	if (!err && daemon_connect(d))
-		err = databases_apply(d, !strcmp(why, "reload"));
-	if (!err)
-		err = verify_canaries(d);
-	emit_policy_applied(d, why);
-	return err;
-}
-
-int daemon_apply(struct daemon *d, const char *why)
-{
-	return apply_all(d, why, NULL);
-}
-
-/* Only reservations changed: the components sync the slots they name, nothing else. */
-static int apply_slots(struct daemon *d, const struct reg_state *st, const struct reg_delta *dl)
-{
-	uint64_t t0 = time_now_ns();
-	struct comp_env env;
-	int err;
-
-	daemon_comp_env(d, &env);
-	err = components_sync(&d->comps, &env, st, dl);
-	if (err)
-		return err;
-	policy_note(d, st->rev, t0);
-	policyguard_record(d);
-	emit_policy_applied(d, "registry change");
-	return 0;
-}
-
-/* What a reload cannot change: where things live. */
-static void check_immutable(const struct config *old, const struct config *nc, struct verr *e)
-{
-	static const struct {
-		const char *key;
-		size_t off;
-	} fields[] = {
-		{ "bpffs", offsetof(struct config, bpffs) },
-		{ "state_dir", offsetof(struct config, state_dir) },
-		{ "runtime_dir", offsetof(struct config, runtime_dir) },
-		{ "cgroup_root", offsetof(struct config, cgroup_root) },
-		{ "http.listen", offsetof(struct config, http.spec) },
-		{ "http.cert", offsetof(struct config, http.cert) },
-		{ "http.key", offsetof(struct config, http.key) },
-		{ "mcp.listen", offsetof(struct config, mcp.spec) },
-		{ "mcp.cert", offsetof(struct config, mcp.cert) },
-		{ "mcp.key", offsetof(struct config, mcp.key) },
-	};
-
-	if (memcmp(old->http.origins, nc->http.origins, sizeof(old->http.origins)))
-		verr_add(e, nc->path, "http.origins", "changed: this needs a restart of caelumd");
-	if (memcmp(old->mcp.origins, nc->mcp.origins, sizeof(old->mcp.origins)) ||
-	    old->mcp_auth_none != nc->mcp_auth_none)
-		verr_add(e, nc->path, "mcp", "origins or auth changed: this needs a restart of caelumd");
-	if (old->n_peers != nc->n_peers || memcmp(old->peers, nc->peers, sizeof(old->peers)))
-		verr_add(e, nc->path, "mcp.peers", "changed: this needs a restart of caelumd");
-
-	if (old->ringbuf_bytes != nc->ringbuf_bytes)
-		verr_add(e, nc->path, "ringbuf_bytes",
-			 "changed from %u to %u: this needs 'caelumctl teardown' and a restart",
-			 old->ringbuf_bytes, nc->ringbuf_bytes);
-
-	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		const char *a = (const char *)old + fields[i].off;
-		const char *b = (const char *)nc + fields[i].off;
-
-		if (strcmp(a, b))
-			verr_add(e, nc->path, fields[i].key,
-				 "changed from \"%s\" to \"%s\": this needs a restart of caelumd", a, b);
-	}
-}
-
-static void emit_reload_rejected(struct daemon *d, const struct verr *e)
-{
-	struct json_object *ev = event_new(d->ev, "reload_rejected", "refused");
-
-	json_object_object_add(ev, "errors", verr_to_json(e));
-	events_emit(d->ev, ev);
-}
-
-int daemon_reload(struct daemon *d, struct verr *e)
-{
-	struct config *nc = calloc(1, sizeof(*nc)), *old = calloc(1, sizeof(*old));
-	struct service_spec *specs = NULL;
-	struct db_spec *dbs = NULL;
-	size_t n = 0, n_dbs = 0;
-	int err;
-
-	if (!nc || !old) {
-		free(nc);
-		free(old);
-		return -ENOMEM;
-	}
-	err = config_load(d->cfg.path, nc, e);
-	if (!err)
-		err = config_resolve(nc, e);
-	if (!err) {
-		check_immutable(&d->cfg, nc, e);
-		err = e->n ? -EINVAL : 0;
-	}
-	if (!err)
-		err = spec_load_dir(nc->services_dir, &specs, &n, e);
-	if (!err)
-		err = dbspec_load_dir(nc->databases_dir, &dbs, &n_dbs, e);
-	if (!err) {
-		/* Registry and config change together: apply once, after both. */
-		*old = d->cfg;
-		d->cfg = *nc;
-		d->defer_apply = true;
-		err = registry_sync_all(d->reg, specs, n, dbs, n_dbs, e);
-		d->defer_apply = false;
-		if (err)
-			d->cfg = *old;
-	}
-	specs_free(specs, n);
-	dbspecs_free(dbs, n_dbs);
-	free(nc);
-	free(old);
-	if (err) {
-		emit_reload_rejected(d, e);
-		p_warn("reload rejected; the previous policy stays in force");
-		return err;
-	}
-	err = daemon_apply(d, "reload");
-	apply_log_record(&d->applied, registry_state(d->reg)->rev, err);
-	if (err)
-		verr_add(e, d->cfg.path, NULL, "kernel policy update failed: %s", strerror(-err));
-	return err;
-}
-
-/*
- * The one change path: the registry applied a batch of watch events (whoever committed
- * them: a handler, a reload, later another host) and tells what changed. Reservations
- * alone touch only their slots; services, databases and GPUs take the full apply.
- * The outcome is recorded for the revision, where the committing handler finds it.
- */
-static void on_registry_change(void *ctx, const struct reg_state *st, const struct reg_delta *dl)
-{
-	struct daemon *d = ctx;
-	int err;
-
-	if (d->defer_apply)
-		return;
-	if (dl->services || dl->dbs || dl->gpus)
-		err = apply_all(d, "registry change", dl);
-	else
-		err = apply_slots(d, st, dl);
-	apply_log_record(&d->applied, dl->rev, err);
-}
 
 static void on_registry_watch(void *ctx, uint32_t events)
 {
@@ -372,74 +136,6 @@ static void on_signal(void *ctx, uint32_t events)
 	}
 }
 
-#define LOSSES_FILE "kernel_losses.json"
-
-/*
- * The kernel's loss counters outlive caelumd (pinned map), so what has already been
- * reported as events_lost is remembered in <state_dir>/kernel_losses.json: a restart
- * reports only what is new, including what was lost while caelumd was down.
- */
-static void losses_load(struct daemon *d)
-{
-	char path[PATH_MAX];
-	struct json_object *o;
-
-	snprintf(path, sizeof(path), "%s/" LOSSES_FILE, d->cfg.state_dir);
-	o = json_object_from_file(path);
-	if (!o)
-		return;
-	for (size_t i = 0; i < N_LOSSES; i++) {
-		struct json_object *v;
-
-		if (json_object_object_get_ex(o, kernel_losses[i].reason, &v))
-			d->kstats_reported[i] = (uint64_t)json_object_get_int64(v);
-	}
-	json_object_put(o);
-}
-
-static void losses_store(struct daemon *d)
-{
-	struct json_object *o = json_object_new_object();
-	const char *text;
-	int err;
-
-	for (size_t i = 0; i < N_LOSSES; i++)
-		json_object_object_add(o, kernel_losses[i].reason,
-				       json_object_new_uint64(d->kstats_reported[i]));
-	text = json_object_to_json_string(o);
-	err = file_write_atomic(d->cfg.state_dir, LOSSES_FILE, text, strlen(text), 0600);
-	if (err)
-		p_warn("failed to write %s/%s: %s", d->cfg.state_dir, LOSSES_FILE, strerror(-err));
-	json_object_put(o);
-}
-
-/* Kernel-side losses become events, so that they are seen, not only counted. */
-static void report_losses(struct daemon *d)
-{
-	bool changed = false;
-
-	for (size_t i = 0; i < N_LOSSES; i++) {
-		uint64_t now = daemon_kstat(d, kernel_losses[i].stat);
-		struct json_object *e;
-
-		/* A smaller value means the maps were recreated (teardown): start over. */
-		if (now < d->kstats_reported[i])
-			d->kstats_reported[i] = 0;
-		if (now == d->kstats_reported[i])
-			continue;
-		e = event_new(d->ev, "events_lost", "counted");
-		json_object_object_add(e, "stage", json_object_new_string("kernel"));
-		json_object_object_add(e, "reason", json_object_new_string(kernel_losses[i].reason));
-		json_object_object_add(e, "count",
-				       json_object_new_uint64(now - d->kstats_reported[i]));
-		d->kstats_reported[i] = now;
-		events_emit(d->ev, e);
-		changed = true;
-	}
-	if (changed)
-		losses_store(d);
-}
-
 static void flush_windows(struct daemon *d)
 {
 	struct caelum_agg_flush_args res;
@@ -466,7 +162,7 @@ static void on_tick(void *ctx)
 	}
 	if (now - d->last_loss_check_ns >= LOSS_CHECK_NS) {
 		d->last_loss_check_ns = now;
-		report_losses(d);
+		daemon_report_losses(d);
 	}
 	svcs_poll_followed(&d->svcs, on_service_change, d);
 	daemon_comp_env(d, &env);
@@ -478,7 +174,7 @@ static void on_tick(void *ctx)
 		d->last_cred_check_ns = now;
 		credentials_watch(d);
 	}
-	api_tick(d, now);
+	transports_tick(d->transports, now);
 	probe_reap();
 	notify_tick(now, d->policy.registry_rev, registry_state(d->reg)->n_svcs);
 }
@@ -630,15 +326,13 @@ static int setup_bpf(struct daemon *d)
 	if (err)
 		return err;
 	apply_log_record(&d->applied, registry_state(d->reg)->rev, 0);
-	registry_watch(d->reg, on_registry_change, d);
+	registry_watch(d->reg, daemon_on_registry_change, d);
 	stats_setup(d);
 	return 0;
 }
 
 static int setup_loop(struct daemon *d)
 {
-	char sock[PATH_MAX];
-
 	if (loop_new(&d->loop) || signals_open(d)) {
 		p_err("failed to set up the event loop: %s", strerror(errno));
 		return EXIT_FAIL;
@@ -648,12 +342,10 @@ static int setup_loop(struct daemon *d)
 		p_err("failed to open ring buffer 'cm_events': %s", strerror(errno));
 		return EXIT_FAIL;
 	}
-	config_socket_path(&d->cfg, sock, sizeof(sock));
 	if (loop_add(d->loop, ring_buffer__epoll_fd(d->rb), EPOLLIN, on_ringbuf, d) ||
 	    loop_add(d->loop, d->sig_fd, EPOLLIN, on_signal, d) ||
 	    loop_add(d->loop, d->svcs.inotify_fd, EPOLLIN, on_inotify, d) ||
-	    loop_add(d->loop, registry_watch_fd(d->reg), EPOLLIN, on_registry_watch, d) ||
-	    rpc_server_open(&d->rpc, d, sock))
+	    loop_add(d->loop, registry_watch_fd(d->reg), EPOLLIN, on_registry_watch, d))
 		return EXIT_FAIL;
 	return 0;
 }
@@ -693,7 +385,7 @@ static int setup_events(struct daemon *d)
 		.name_ctx = d,
 	};
 
-	losses_load(d);
+	daemon_losses_load(d);
 	return events_open(&d->ev, &eo) ? EXIT_FAIL : 0;
 }
 
@@ -713,6 +405,99 @@ static void warn_modes(const struct config *cfg)
 		p_warn("every component is off: caelumd enforces nothing");
 }
 
+/* ---- what the handlers may ask of the daemon (handlers.h) ---- */
+
+static int op_reload(void *owner, struct verr *e, size_t *port_entries)
+{
+	struct daemon *d = owner;
+	int err = daemon_reload(d, e);
+
+	*port_entries = d->policy.entries;
+	return err;
+}
+
+static int op_status(void *owner, struct json_object **out)
+{
+	return status_collect(owner, out);
+}
+
+static struct json_object *op_verify(void *owner)
+{
+	return verify_now(owner);
+}
+
+static struct json_object *op_resources(void *owner)
+{
+	return resources_json(owner);
+}
+
+static struct json_object *op_service_resources(void *owner, const struct reg_service *s)
+{
+	return resources_service_json(owner, s);
+}
+
+static const char *op_tasks_note(void *owner, bool *kills)
+{
+	return resources_tasks_note(owner, kills);
+}
+
+static struct json_object *op_databases(void *owner)
+{
+	return databases_json(owner);
+}
+
+static struct json_object *op_database(void *owner, const char *name)
+{
+	return database_json(owner, name);
+}
+
+static const struct db_rt *op_database_rt(void *owner, const char *name)
+{
+	return databases_find(owner, name);
+}
+
+static int op_database_resolve(void *owner, const char *name, uint64_t *resolutions)
+{
+	return databases_resolve(owner, name, resolutions);
+}
+
+static void op_token_changed(void *owner, const char *token)
+{
+	struct daemon *d = owner;
+
+	transports_set_token(d->transports, token);
+}
+
+static const struct handler_ops daemon_handler_ops = {
+	.reload = op_reload,
+	.status = op_status,
+	.verify = op_verify,
+	.resources = op_resources,
+	.service_resources = op_service_resources,
+	.tasks_note = op_tasks_note,
+	.databases = op_databases,
+	.database = op_database,
+	.database_rt = op_database_rt,
+	.database_resolve = op_database_resolve,
+	.token_changed = op_token_changed,
+};
+
+/* The handlers' context: the parts they use, and the ops above for the rest. */
+static void setup_handlers(struct daemon *d, struct handler_ctx *hx)
+{
+	*hx = (struct handler_ctx){
+		.cfg = &d->cfg,
+		.reg = d->reg,
+		.ev = d->ev,
+		.svcs = &d->svcs,
+		.applied = &d->applied,
+		.probe_cgroup = d->probe_cgroup,
+		.token = d->token,
+		.ops = &daemon_handler_ops,
+		.owner = d,
+	};
+}
+
 static void daemon_close(struct daemon *d)
 {
 	if (d->ev) {
@@ -720,8 +505,8 @@ static void daemon_close(struct daemon *d)
 
 		events_emit(d->ev, e);
 	}
-	api_stop(d);
-	rpc_server_close(d->rpc);
+	if (d->transports)
+		transports_stop(d->transports);
 	ring_buffer__free(d->rb);
 	if (d->sig_fd > 0)
 		close(d->sig_fd);
@@ -792,8 +577,11 @@ static int parse_args(int argc, char **argv, const char **cfg_path, bool *verbos
 int main(int argc, char **argv)
 {
 	static struct daemon d = {
-		.sig_fd = -1, .stats_fd = -1, .pinlock = { .bpffs_fd = -1, .cgroup_fd = -1 }
+		.sig_fd = -1, .stats_fd = -1, .pinlock = { .bpffs_fd = -1, .cgroup_fd = -1 },
+		.apply = daemon_apply,
 	};
+	static struct transports transports;
+	static struct handler_ctx hctx;
 	const char *cfg_path = NULL;
 	bool verbose = false;
 	struct verr e = {};
@@ -825,10 +613,13 @@ int main(int argc, char **argv)
 		rc = setup_events(&d);
 	if (!rc)
 		rc = setup_bpf(&d);
-	if (!rc)
+	if (!rc) {
+		setup_handlers(&d, &hctx);
 		rc = setup_loop(&d);
+	}
+	d.transports = &transports;
 	if (!rc)
-		rc = api_start(&d);
+		rc = transports_start(&transports, &d.cfg, &hctx, d.ev, d.loop, d.token);
 	if (!rc) {
 		struct json_object *ev = event_new(d.ev, "daemon_started", "changed");
 

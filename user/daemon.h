@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* caelumd's state, shared by the event loop (caelumd.c) and the handlers (handlers.c). */
+/* caelumd's state, shared by its core (apply.c), its composition root (caelumd.c) and the
+ * daemon-side parts (status, resources, databases, verify, health, credentials,
+ * policyguard). Handlers and transports never see it (handlers.h, transport.h). */
 #ifndef CAELUM_DAEMON_H
 #define CAELUM_DAEMON_H
 
@@ -19,6 +21,7 @@
 #include "reserved_ports.h"
 #include "registry.h"
 #include "services.h"
+#include "token.h"
 
 struct agg;
 struct cgfollow;
@@ -29,12 +32,7 @@ struct db_rt;
 struct devices;
 struct ring_buffer;
 struct tasks;
-struct rpc_server;
-struct http;
-struct api;
-struct mcp;
-struct mcp_http;
-struct peers;
+struct transports;
 
 struct policy_info {
 	uint64_t registry_rev; /* revision last pushed to the kernel */
@@ -70,13 +68,10 @@ struct daemon {
 	struct svcs svcs;
 	struct events *ev;
 	struct ring_buffer *rb;
-	struct rpc_server *rpc;
-	struct http *http; /* dashboard/API and MCP listeners (http.c) */
-	struct api *api; /* HTTP API state: SSE streams (api.c) */
-	struct mcp *mcp; /* the MCP dispatcher and its sessions (mcp.c) */
-	struct mcp_http *mcp_http; /* MCP over Streamable HTTP and WebSocket (mcp_http.c) */
-	struct peers *peers; /* MCP peers this host pushes its events to (peers.c) */
-	char token[65]; /* the API token (token.c) */
+	/* Control socket, HTTP API, MCP, peers (transports.c); they see the handlers'
+	 * context (handlers.h), never this. */
+	struct transports *transports;
+	char token[TOKEN_LEN + 1]; /* the API token (token.c) */
 	int stats_fd; /* BPF_ENABLE_STATS while open ("bpf_stats": true), else -1 */
 	struct loop *loop;
 	int sig_fd;
@@ -88,6 +83,9 @@ struct daemon {
 	 * A reload defers it to apply once, after the config changed too. */
 	struct apply_log applied;
 	bool defer_apply;
+	/* daemon_apply, set by main: the integrity repair (policyguard.c) applies through it
+	 * instead of calling up into caelumd.c. */
+	int (*apply)(struct daemon *d, const char *why);
 	uint64_t kstats_reported[4]; /* kernel loss counters already turned into events */
 	struct agg *agg;
 	uint64_t last_flush_ns;
@@ -125,8 +123,17 @@ static inline struct connect *daemon_connect(const struct daemon *d)
 
 /* Push registry + config to the kernel (cgroups, cm_services, port table, modes). */
 int daemon_apply(struct daemon *d, const char *why);
-/* Re-read config and services_dir, validate all, apply atomically or change nothing. */
+/* Re-read config and services_dir, validate all, apply atomically or change nothing;
+ * every reason in e. 0 or -errno. */
 int daemon_reload(struct daemon *d, struct verr *e);
+/* The registry's watcher (ctx: the daemon): apply what the delta changed, record the
+ * outcome for its revision in d->applied. */
+void daemon_on_registry_change(void *ctx, const struct reg_state *st,
+			       const struct reg_delta *dl);
+/* Kernel loss counters already reported (<state_dir>/kernel_losses.json), and their
+ * increases since turned into events_lost events. */
+void daemon_losses_load(struct daemon *d);
+void daemon_report_losses(struct daemon *d);
 /* Resource components (resources.c). */
 int resources_setup(struct daemon *d);
 int resources_apply(struct daemon *d);

@@ -13,7 +13,6 @@
 #include "config.h"
 #include "log.h"
 #include "services.h"
-#include "verify.h"
 
 struct devices {
 	struct devices_bpf *skel;

@@ -10,6 +10,10 @@
 
 struct devices;
 
+/* The self-verification's canary device (verify.c opens it, the policy never allows it). */
+#define VERIFY_DEV_MAJOR 1
+#define VERIFY_DEV_MINOR 250 /* unused by the mem driver: a device nobody opens */
+
 int devices_load(const struct bpf_env *env, struct devices **out);
 int devices_attach(struct devices *d, const struct bpf_env *env);
 /* Make cm_devices list every configured GPU device with its assigned service. */

@@ -8,14 +8,11 @@
 #include <unistd.h>
 
 #include "cgroup.h"
-#include "daemon.h"
 #include "handlers.h"
-#include "health.h"
-#include "verify.h"
 #include "handlers_int.h"
+#include "health.h"
 #include "log.h"
 #include "sockets.h"
-
 
 int hc_fail(struct call *c, int exit_code, const char *fmt, ...)
 {
@@ -49,6 +46,11 @@ int hc_fail_verr(struct call *c, int exit_code, struct verr *e)
 	c->err->errors = verr_to_json(e);
 	verr_free(e);
 	return -1;
+}
+
+int hc_unavailable(struct call *c, const char *what)
+{
+	return hc_fail(c, EXIT_UNAVAILABLE, "%s is not available here", what);
 }
 
 /* ---- parameters ---- */
@@ -143,11 +145,11 @@ void hc_fmt_port(char *buf, size_t len, uint16_t port, uint8_t proto)
 	snprintf(buf, len, "%u/%s", port, proto_name(proto));
 }
 
-static struct json_object *service_json(struct daemon *d, const struct reg_service *s)
+static struct json_object *service_json(const struct handler_ctx *x, const struct reg_service *s)
 {
 	struct json_object *o = spec_to_json(&s->spec), *ports, *rt_ports = json_object_new_array();
-	const struct reg_state *st = registry_state(d->reg);
-	struct svc_rt *rt = svcs_find(&d->svcs, s->spec.name);
+	const struct reg_state *st = registry_state(x->reg);
+	struct svc_rt *rt = svcs_find(x->svcs, s->spec.name);
 	char buf[32];
 
 	json_object_object_get_ex(o, "ports", &ports);
@@ -186,10 +188,10 @@ bool hc_port_managed(const struct config *cfg, uint16_t port, uint8_t proto)
  * that would make the service's bind fail: with SO_REUSEADDR (run, check, reserve: closing
  * sockets of a previous instance do not count), or without it (plain: port alloc).
  */
-int hc_foreign_holders(struct daemon *d, const char *svc, uint16_t port, uint8_t proto,
+int hc_foreign_holders(const struct handler_ctx *x, const char *svc, uint16_t port, uint8_t proto,
 		       bool plain, struct verr *e, const char *label)
 {
-	struct svc_rt *rt = svc ? svcs_find(&d->svcs, svc) : NULL;
+	struct svc_rt *rt = svc ? svcs_find(x->svcs, svc) : NULL;
 	struct sock_holder *h = NULL;
 	size_t n = 0, found = 0;
 	int err;
@@ -202,7 +204,7 @@ int hc_foreign_holders(struct daemon *d, const char *svc, uint16_t port, uint8_t
 	for (size_t i = 0; i < n; i++) {
 		if (!sock_blocks_bind(&h[i], !plain))
 			continue;
-		if (rt && h[i].pid && svcs_path_inside(&d->svcs, rt, h[i].cgroup))
+		if (rt && h[i].pid && svcs_path_inside(x->svcs, rt, h[i].cgroup))
 			continue;
 		if (h[i].pid)
 			verr_add(e, label, NULL, "%u/%s is bound by pid %d (%s) in cgroup %s", port,
@@ -216,24 +218,25 @@ int hc_foreign_holders(struct daemon *d, const char *svc, uint16_t port, uint8_t
 	return found ? -EBUSY : 0;
 }
 
-static void emit_port_event(struct daemon *d, const char *type, uint16_t port, uint8_t proto,
+static void emit_port_event(const struct handler_ctx *x, const char *type, uint16_t port,
+			    uint8_t proto,
 			    const char *service)
 {
-	struct json_object *e = event_new(d->ev, type, "changed");
+	struct json_object *e = event_new(x->ev, type, "changed");
 
 	json_object_object_add(e, "service", json_object_new_string(service));
 	json_object_object_add(e, "owner", json_object_new_string(service));
 	json_object_object_add(e, "port", json_object_new_int(port));
 	json_object_object_add(e, "proto", json_object_new_string(proto_name(proto)));
-	events_emit(d->ev, e);
+	events_emit(x->ev, e);
 }
 
-static void emit_service_event(struct daemon *d, const char *type, const char *name)
+static void emit_service_event(const struct handler_ctx *x, const char *type, const char *name)
 {
-	struct json_object *e = event_new(d->ev, type, "changed");
+	struct json_object *e = event_new(x->ev, type, "changed");
 
 	json_object_object_add(e, "service", json_object_new_string(name));
-	events_emit(d->ev, e);
+	events_emit(x->ev, e);
 }
 
 /*
@@ -243,17 +246,18 @@ static void emit_service_event(struct daemon *d, const char *type, const char *n
  */
 void hc_change_begin(struct call *c)
 {
-	c->commit_before = registry_last_commit(c->d->reg);
+	c->commit_before = registry_last_commit(c->x->reg);
 }
 
 int hc_change_end(struct call *c)
 {
-	uint64_t rev = registry_last_commit(c->d->reg);
+	uint64_t rev = registry_last_commit(c->x->reg);
 	int err;
 
 	if (rev == c->commit_before)
 		return 0; /* nothing was committed (a no-op, or refused) */
-	err = apply_log_result(&c->d->applied, rev);
+	c->committed = rev;
+	err = apply_log_result(c->x->applied, rev);
 	if (err == -EAGAIN)
 		return hc_fail(c, EXIT_FAIL, "registry updated at revision %llu but not yet applied",
 			       (unsigned long long)rev);
@@ -273,31 +277,32 @@ static int h_ping(struct call *c)
 	return 0;
 }
 
-static struct json_object *denial_counts(struct daemon *d, const char *name);
+static struct json_object *denial_counts(const struct handler_ctx *x, const char *name);
 
 static int h_service_list(struct call *c)
 {
-	const struct reg_state *st = registry_state(c->d->reg);
+	const struct reg_state *st = registry_state(c->x->reg);
 
 	if (hc_params_check(c, (const char *const[]){ NULL }))
 		return -1;
 	c->result = json_object_new_array();
 	for (size_t i = 0; i < st->n_svcs; i++) {
-		struct json_object *o = service_json(c->d, &st->svcs[i]);
-		struct svc_rt *rt = svcs_find(&c->d->svcs, st->svcs[i].spec.name);
+		struct json_object *o = service_json(c->x, &st->svcs[i]);
+		struct svc_rt *rt = svcs_find(c->x->svcs, st->svcs[i].spec.name);
 
 		/* What the dashboard shows per row, without a call per service. */
 		json_object_object_add(o, "health", rt ? health_json(rt) : NULL);
-		json_object_object_add(o, "recent_denials", denial_counts(c->d, st->svcs[i].spec.name));
+		json_object_object_add(o, "recent_denials",
+				       denial_counts(c->x, st->svcs[i].spec.name));
 		json_object_array_add(c->result, o);
 	}
 	return 0;
 }
 
-static struct json_object *denial_counts(struct daemon *d, const char *name)
+static struct json_object *denial_counts(const struct handler_ctx *x, const char *name)
 {
 	struct event_filter f = { .type = "bind_denied", .service = name };
-	struct json_object *arr = events_query(d->ev, &f), *o = json_object_new_object();
+	struct json_object *arr = events_query(x->ev, &f), *o = json_object_new_object();
 	int64_t as_offender = 0, as_owner = 0;
 
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
@@ -326,17 +331,20 @@ static int h_service_show(struct call *c)
 
 	if (hc_params_check(c, keys) || hc_param_service(c, "name", &name))
 		return -1;
-	s = registry_service(c->d->reg, name);
+	s = registry_service(c->x->reg, name);
 	if (!s)
 		return hc_not_found(c, "service '%s' not found", name);
-	rt = svcs_find(&c->d->svcs, name);
+	rt = svcs_find(c->x->svcs, name);
 	procs = rt ? cgroup_nr_procs(rt->cgroup) : 0;
-	c->result = service_json(c->d, s);
+	c->result = service_json(c->x, s);
 	json_object_object_add(c->result, "processes", json_object_new_int(procs > 0 ? procs : 0));
 	json_object_object_add(c->result, "main_pid",
 			       rt && rt->main_pid ? json_object_new_int(rt->main_pid) : NULL);
-	json_object_object_add(c->result, "recent_denials", denial_counts(c->d, name));
-	json_object_object_add(c->result, "resources", resources_service_json(c->d, s));
+	json_object_object_add(c->result, "recent_denials", denial_counts(c->x, name));
+	json_object_object_add(c->result, "resources",
+			       c->x->ops && c->x->ops->service_resources ?
+				       c->x->ops->service_resources(c->x->owner, s) :
+				       NULL);
 	if (rt)
 		json_object_object_add(c->result, "health", health_json(rt));
 	return 0;
@@ -357,17 +365,17 @@ static int h_service_apply(struct call *c)
 	if (spec_from_json(spec_obj, file ? file : "spec", &spec, &e))
 		return hc_fail_verr(c, EXIT_CONFIG, &e);
 	hc_change_begin(c);
-	if (registry_service_apply(c->d->reg, &spec, ORIGIN_API, &e)) {
+	if (registry_service_apply(c->x->reg, &spec, ORIGIN_API, &e)) {
 		hc_change_end(c);
 		spec_free(&spec);
 		return hc_fail_verr(c, EXIT_CONFIG, &e);
 	}
-	emit_service_event(c->d, "service_applied", spec.name);
+	emit_service_event(c->x, "service_applied", spec.name);
 	if (hc_change_end(c)) {
 		spec_free(&spec);
 		return -1;
 	}
-	c->result = service_json(c->d, registry_service(c->d->reg, spec.name));
+	c->result = service_json(c->x, registry_service(c->x->reg, spec.name));
 	spec_free(&spec);
 	return 0;
 }
@@ -382,20 +390,20 @@ static int h_service_delete(struct call *c)
 
 	if (hc_params_check(c, keys) || hc_param_service(c, "name", &name))
 		return -1;
-	rt = svcs_find(&c->d->svcs, name);
+	rt = svcs_find(c->x->svcs, name);
 	procs = rt ? cgroup_nr_procs(rt->cgroup) : 0;
 	if (rt && rt->running)
 		return hc_fail(c, EXIT_CONFIG,
 			    "service '%s' is running (%d processes in %s); stop it first", name,
 			    procs > 0 ? procs : 0, rt->cgroup);
 	hc_change_begin(c);
-	err = registry_service_delete(c->d->reg, name, &e);
+	err = registry_service_delete(c->x->reg, name, &e);
 	if (err) {
 		hc_change_end(c);
 		c->err->not_found = err == -ENOENT;
 		return hc_fail_verr(c, err == -ENOENT ? EXIT_FAIL : EXIT_CONFIG, &e);
 	}
-	emit_service_event(c->d, "service_deleted", name);
+	emit_service_event(c->x, "service_deleted", name);
 	if (hc_change_end(c))
 		return -1;
 	c->result = json_object_new_object();
@@ -424,12 +432,12 @@ static int h_port_list(struct call *c)
 	size_t n;
 	int err;
 
-	err = registry_claims(registry_state(c->d->reg), &cl, &n);
+	err = registry_claims(registry_state(c->x->reg), &cl, &n);
 	if (err)
 		return hc_fail(c, EXIT_FAIL, "failed to list reservations: %s", strerror(-err));
 	c->result = json_object_new_array();
 	for (size_t i = 0; i < n; i++)
-		json_object_array_add(c->result, claim_json(&c->d->cfg, &cl[i]));
+		json_object_array_add(c->result, claim_json(c->x->cfg, &cl[i]));
 	free(cl);
 	return 0;
 }
@@ -441,17 +449,17 @@ static int reserve(struct call *c, uint16_t port, uint8_t proto, const char *svc
 	int err;
 
 	hc_fmt_port(what, sizeof(what), port, proto);
-	if (!registry_service(c->d->reg, svc))
+	if (!registry_service(c->x->reg, svc))
 		return hc_fail(c, EXIT_CONFIG, "%s: unknown service '%s'", what, svc);
-	if (hc_foreign_holders(c->d, svc, port, proto, false, &e, what))
+	if (hc_foreign_holders(c->x, svc, port, proto, false, &e, what))
 		return hc_fail_verr(c, EXIT_CONFIG, &e);
 	hc_change_begin(c);
-	err = registry_reserve(c->d->reg, port, proto, svc, &e);
+	err = registry_reserve(c->x->reg, port, proto, svc, &e);
 	if (err) {
 		hc_change_end(c);
 		return hc_fail_verr(c, EXIT_CONFIG, &e);
 	}
-	emit_port_event(c->d, "port_reserved", port, proto, svc);
+	emit_port_event(c->x, "port_reserved", port, proto, svc);
 	if (hc_change_end(c))
 		return -1;
 	c->result = json_object_new_object();
@@ -486,17 +494,17 @@ static int h_port_release(struct call *c)
 
 	if (hc_params_check(c, keys) || hc_param_port(c, &port) || hc_param_proto(c, &proto))
 		return -1;
-	owner = registry_owner(c->d->reg, port, proto, NULL);
+	owner = registry_owner(c->x->reg, port, proto, NULL);
 	if (owner)
 		snprintf(svc, sizeof(svc), "%s", owner);
 	hc_change_begin(c);
-	err = registry_release(c->d->reg, port, proto, &e);
+	err = registry_release(c->x->reg, port, proto, &e);
 	if (err) {
 		hc_change_end(c);
 		c->err->not_found = err == -ENOENT;
 		return hc_fail_verr(c, err == -ENOENT ? EXIT_FAIL : EXIT_CONFIG, &e);
 	}
-	emit_port_event(c->d, "port_released", port, proto, svc);
+	emit_port_event(c->x, "port_released", port, proto, svc);
 	if (hc_change_end(c))
 		return -1;
 	c->result = json_object_new_object();
@@ -509,22 +517,22 @@ static int h_port_release(struct call *c)
 static int h_port_alloc(struct call *c)
 {
 	static const char *const keys[] = { "service", "proto", NULL };
-	const struct config *cfg = &c->d->cfg;
+	const struct config *cfg = c->x->cfg;
 	const char *svc;
 	uint8_t proto;
 
 	if (hc_params_check(c, keys) || hc_param_service(c, "service", &svc) || hc_param_proto(c, &proto))
 		return -1;
-	if (!registry_service(c->d->reg, svc))
+	if (!registry_service(c->x->reg, svc))
 		return hc_fail(c, EXIT_CONFIG, "unknown service '%s'", svc);
 	for (uint32_t port = 1; port <= 65535; port++) {
 		struct verr e = {};
 
 		if (!hc_port_managed(cfg, (uint16_t)port, proto) ||
-		    registry_owner(c->d->reg, (uint16_t)port, proto, NULL))
+		    registry_owner(c->x->reg, (uint16_t)port, proto, NULL))
 			continue;
 		/* Someone squatting from before Caelum started: not free. */
-		if (hc_foreign_holders(c->d, NULL, (uint16_t)port, proto, true, &e, "alloc")) {
+		if (hc_foreign_holders(c->x, NULL, (uint16_t)port, proto, true, &e, "alloc")) {
 			verr_free(&e);
 			continue;
 		}
@@ -549,8 +557,8 @@ static int h_port_who(struct call *c)
 
 	if (hc_params_check(c, keys) || hc_param_port(c, &port) || hc_param_proto(c, &proto))
 		return -1;
-	owner = registry_owner(c->d->reg, port, proto, &origin);
-	rt = owner ? svcs_find(&c->d->svcs, owner) : NULL;
+	owner = registry_owner(c->x->reg, port, proto, &origin);
+	rt = owner ? svcs_find(c->x->svcs, owner) : NULL;
 	err = sockets_find(port, proto, &h, &n);
 	if (err)
 		return hc_fail(c, EXIT_FAIL, "failed to list sockets: %s", strerror(-err));
@@ -563,7 +571,7 @@ static int h_port_who(struct call *c)
 										    : "spec")
 				     : NULL);
 	json_object_object_add(c->result, "managed",
-			       json_object_new_boolean(hc_port_managed(&c->d->cfg, port, proto)));
+			       json_object_new_boolean(hc_port_managed(c->x->cfg, port, proto)));
 	arr = json_object_new_array();
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *o = json_object_new_object();
@@ -578,7 +586,7 @@ static int h_port_who(struct call *c)
 		json_object_object_add(o, "state", json_object_new_string(sock_state_name(&h[i])));
 		json_object_object_add(o, "in_owner",
 				       json_object_new_boolean(rt && h[i].pid &&
-							       svcs_path_inside(&c->d->svcs, rt, h[i].cgroup)));
+							       svcs_path_inside(c->x->svcs, rt, h[i].cgroup)));
 		json_object_array_add(arr, o);
 	}
 	free(h);
@@ -626,7 +634,7 @@ static int h_events_list(struct call *c)
 
 	if (hc_params_check(c, keys) || parse_filter(c, &s))
 		return -1;
-	c->result = events_query(c->d->ev, &s.filter);
+	c->result = events_query(c->x->ev, &s.filter);
 	return 0;
 }
 
@@ -640,7 +648,7 @@ static int h_events_follow(struct call *c)
 		return -1;
 	c->stream->follow = true;
 	/* The backlog first (limit/since select it), then live events. */
-	c->result = events_query(c->d->ev, &c->stream->filter);
+	c->result = events_query(c->x->ev, &c->stream->filter);
 	c->stream->filter.limit = 0;
 	return 0;
 }
@@ -648,18 +656,21 @@ static int h_events_follow(struct call *c)
 static int h_reload(struct call *c)
 {
 	struct verr e = {};
+	size_t entries = 0;
 
 	if (hc_params_check(c, (const char *const[]){ NULL }))
 		return -1;
-	if (daemon_reload(c->d, &e))
+	if (!c->x->ops || !c->x->ops->reload)
+		return hc_unavailable(c, "reload");
+	if (c->x->ops->reload(c->x->owner, &e, &entries))
 		return hc_fail_verr(c, EXIT_CONFIG, &e);
 	c->result = json_object_new_object();
 	json_object_object_add(c->result, "registry_revision",
-			       json_object_new_uint64(registry_state(c->d->reg)->rev));
+			       json_object_new_uint64(registry_state(c->x->reg)->rev));
 	json_object_object_add(c->result, "services",
-			       json_object_new_int64((int64_t)registry_state(c->d->reg)->n_svcs));
+			       json_object_new_int64((int64_t)registry_state(c->x->reg)->n_svcs));
 	json_object_object_add(c->result, "port_entries",
-			       json_object_new_int64((int64_t)c->d->policy.entries));
+			       json_object_new_int64((int64_t)entries));
 	return 0;
 }
 
@@ -667,7 +678,9 @@ static int h_verify(struct call *c)
 {
 	if (hc_params_check(c, (const char *const[]){ NULL }))
 		return -1;
-	c->result = verify_now(c->d);
+	if (!c->x->ops || !c->x->ops->verify)
+		return hc_unavailable(c, "verification");
+	c->result = c->x->ops->verify(c->x->owner);
 	return 0;
 }
 
@@ -675,7 +688,9 @@ static int h_resources(struct call *c)
 {
 	if (hc_params_check(c, (const char *const[]){ NULL }))
 		return -1;
-	c->result = resources_json(c->d);
+	if (!c->x->ops || !c->x->ops->resources)
+		return hc_unavailable(c, "the resources view");
+	c->result = c->x->ops->resources(c->x->owner);
 	return 0;
 }
 
@@ -683,7 +698,9 @@ static int h_status(struct call *c)
 {
 	if (hc_params_check(c, (const char *const[]){ NULL }))
 		return -1;
-	if (status_collect(c->d, &c->result))
+	if (!c->x->ops || !c->x->ops->status)
+		return hc_unavailable(c, "status");
+	if (c->x->ops->status(c->x->owner, &c->result))
 		return hc_fail(c, EXIT_FAIL, "failed to collect status");
 	return 0;
 }
@@ -717,11 +734,11 @@ static const struct handler_entry methods[] = {
 
 static const struct handler_entry *const tables[] = { methods, handlers_view };
 
-int handlers_call(struct daemon *d, const char *method, struct json_object *params,
+int handlers_call(const struct handler_ctx *x, const char *method, struct json_object *params,
 		  const struct caller *who, struct json_object **result, struct herr *err,
 		  struct hstream *stream)
 {
-	struct call c = { .d = d, .params = params, .who = who, .err = err, .stream = stream };
+	struct call c = { .x = x, .params = params, .who = who, .err = err, .stream = stream };
 
 	memset(err, 0, sizeof(*err));
 	*result = NULL;
@@ -731,9 +748,12 @@ int handlers_call(struct daemon *d, const char *method, struct json_object *para
 				continue;
 			if (m->fn(&c)) {
 				json_object_put(c.result);
+				err->revision = c.committed;
 				return -1;
 			}
 			*result = c.result ? c.result : json_object_new_object();
+			/* A mutation answers with the revision it committed (and saw applied). */
+			err->revision = c.committed;
 			return 0;
 		}
 	err->exit = EXIT_USAGE;

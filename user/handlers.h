@@ -1,19 +1,34 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * The one set of request handlers. Every transport (the control socket today, the HTTP
- * API and MCP next) parses its framing, calls handlers_call(), and renders the result or
- * the error; no transport holds logic of its own.
+ * The one set of request handlers. Every transport (control socket, HTTP API, /metrics, MCP
+ * over HTTP, WebSocket and the stdio bridge) parses its framing, calls handlers_call() with
+ * the same struct handler_ctx, and renders the result or the error; no transport holds
+ * logic of its own.
+ *
+ * A handler sees only its context: the registry, events, service cgroups, the config and
+ * the apply log, plus the callbacks in struct handler_ops for what only the daemon can do
+ * (reload, the status document, a verification run, the resources and databases views).
+ * It never sees struct daemon, and nothing here calls back into caelumd.c: the composition
+ * root fills the ops. Unit tests build a context of their own (tests/unit/test_handlers.c).
  */
 #ifndef CAELUM_HANDLERS_H
 #define CAELUM_HANDLERS_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <json-c/json.h>
 #include <sys/types.h>
 
 #include "events.h"
 
-struct daemon;
+struct apply_log;
+struct config;
+struct db_rt;
+struct registry;
+struct reg_service;
+struct svcs;
+struct verr;
 
 /* sysexits-style outcome codes, shared with caelumctl. */
 #define EXIT_OK 0
@@ -29,6 +44,10 @@ struct herr {
 	struct json_object *errors; /* array of strings, or NULL */
 	bool unknown_method; /* JSON-RPC -32601 */
 	bool not_found; /* the named object does not exist (HTTP 404) */
+	/* Set on success too: the registry revision the call committed (and saw applied, or
+	 * failed to), 0 when it committed nothing. Results do not carry it, so that what
+	 * users see stays as it was; a transport may report it. */
+	uint64_t revision;
 };
 
 /* What a streaming method (events.follow) asks the transport to deliver after the reply. */
@@ -46,8 +65,54 @@ struct caller {
 	const char *transport; /* "socket", ... */
 };
 
-/* 0: *result set. Otherwise -1 and err filled (err->errors owned by the caller). */
-int handlers_call(struct daemon *d, const char *method, struct json_object *params,
+/*
+ * What handlers ask of the daemon, each called with handler_ctx.owner. A NULL op makes the
+ * methods that need it answer EXIT_UNAVAILABLE ("... is not available here").
+ */
+struct handler_ops {
+	/* Re-read config, services_dir and databases_dir; apply all or change nothing. 0, or
+	 * -errno with every reason in e. *port_entries: policy entries after it. */
+	int (*reload)(void *owner, struct verr *e, size_t *port_entries);
+	/* The status document (caelumctl status, /api/v1/status, get_status). 0 or -errno. */
+	int (*status)(void *owner, struct json_object **out);
+	/* Run the self-verification now; its report (new reference). */
+	struct json_object *(*verify)(void *owner);
+	/* The resources view; one service's part of it (new references). */
+	struct json_object *(*resources)(void *owner);
+	struct json_object *(*service_resources)(void *owner, const struct reg_service *s);
+	/* How a task budget is enforced here; *kills: a whole process dies. */
+	const char *(*tasks_note)(void *owner, bool *kills);
+	/* Databases: every one, one (NULL: none of that name), its runtime (NULL: none). */
+	struct json_object *(*databases)(void *owner);
+	struct json_object *(*database)(void *owner, const char *name);
+	const struct db_rt *(*database_rt)(void *owner, const char *name);
+	/* Look a database's name up again, off the loop. 0, -ENOENT or -errno;
+	 * *resolutions: its lookup count before. */
+	int (*database_resolve)(void *owner, const char *name, uint64_t *resolutions);
+	/* The API token changed (token.rotate wrote it to ctx->token): tell the listeners. */
+	void (*token_changed)(void *owner, const char *token);
+};
+
+/* A handler's whole view of caelumd: borrowed, valid while handlers are called. */
+struct handler_ctx {
+	const struct config *cfg;	/* reload replaces its contents, never the pointer */
+	struct registry *reg;		/* the model; mutations commit through it */
+	struct events *ev;		/* events_emit(), events_query() */
+	struct svcs *svcs;		/* services' cgroups and runtime (services.h) */
+	const struct apply_log *applied; /* the kernel apply's outcome per revision */
+	const char *probe_cgroup;	/* the internal cgroup probes run in ("" when none) */
+	char *token;			/* the API token, TOKEN_LEN + 1 bytes ("" when none) */
+	const struct handler_ops *ops;
+	void *owner;
+};
+
+/*
+ * Call method with params (an object or NULL; borrowed). who says which transport asks.
+ * 0: *result set (new reference). Otherwise -1 and err filled (err->errors owned by the
+ * caller). Either way err->revision is the revision a mutation committed. stream: where
+ * events.follow asks for the live events, NULL when the transport cannot stream.
+ */
+int handlers_call(const struct handler_ctx *hx, const char *method, struct json_object *params,
 		  const struct caller *who, struct json_object **result, struct herr *err,
 		  struct hstream *stream);
 

@@ -3,14 +3,16 @@
 #include <errno.h>
 #include <string.h>
 
-#include "databases.h"
+#include "dbspec.h"
 #include "handlers_int.h"
 
 int h_db_list(struct call *c)
 {
 	if (hc_params_check(c, (const char *const[]){ NULL }))
 		return -1;
-	c->result = databases_json(c->d);
+	if (!c->x->ops || !c->x->ops->databases)
+		return hc_unavailable(c, "the databases view");
+	c->result = c->x->ops->databases(c->x->owner);
 	return 0;
 }
 
@@ -21,18 +23,20 @@ int h_db_show(struct call *c)
 
 	if (hc_params_check(c, keys) || hc_param_service(c, "name", &name))
 		return -1;
-	c->result = database_json(c->d, name);
+	if (!c->x->ops || !c->x->ops->database)
+		return hc_unavailable(c, "the databases view");
+	c->result = c->x->ops->database(c->x->owner, name);
 	if (!c->result)
 		return hc_not_found(c, "database '%s' not found", name);
 	return 0;
 }
 
-static void emit_db_event(struct daemon *d, const char *type, const char *name)
+static void emit_db_event(const struct handler_ctx *x, const char *type, const char *name)
 {
-	struct json_object *e = event_new(d->ev, type, "changed");
+	struct json_object *e = event_new(x->ev, type, "changed");
 
 	json_object_object_add(e, "database", json_object_new_string(name));
-	events_emit(d->ev, e);
+	events_emit(x->ev, e);
 }
 
 int h_db_apply(struct call *c)
@@ -51,15 +55,16 @@ int h_db_apply(struct call *c)
 	if (dbspec_from_json(obj, file ? file : "spec", &spec, &e))
 		return hc_fail_verr(c, EXIT_CONFIG, &e);
 	hc_change_begin(c);
-	err = registry_db_apply(c->d->reg, &spec, ORIGIN_API, &e);
+	err = registry_db_apply(c->x->reg, &spec, ORIGIN_API, &e);
 	if (err) {
 		hc_change_end(c);
 		return hc_fail_verr(c, EXIT_CONFIG, &e);
 	}
-	emit_db_event(c->d, "db_applied", spec.name);
+	emit_db_event(c->x, "db_applied", spec.name);
 	if (hc_change_end(c))
 		return -1;
-	c->result = database_json(c->d, spec.name);
+	c->result = c->x->ops && c->x->ops->database ? c->x->ops->database(c->x->owner, spec.name) :
+						       json_object_new_object();
 	return 0;
 }
 
@@ -73,13 +78,13 @@ int h_db_delete(struct call *c)
 	if (hc_params_check(c, keys) || hc_param_service(c, "name", &name))
 		return -1;
 	hc_change_begin(c);
-	err = registry_db_delete(c->d->reg, name, &e);
+	err = registry_db_delete(c->x->reg, name, &e);
 	if (err) {
 		hc_change_end(c);
 		c->err->not_found = err == -ENOENT;
 		return hc_fail_verr(c, err == -ENOENT ? EXIT_FAIL : EXIT_CONFIG, &e);
 	}
-	emit_db_event(c->d, "db_deleted", name);
+	emit_db_event(c->x, "db_deleted", name);
 	if (hc_change_end(c))
 		return -1;
 	c->result = json_object_new_object();
@@ -100,7 +105,9 @@ int h_db_resolve(struct call *c)
 
 	if (hc_params_check(c, keys) || hc_param_service(c, "name", &name))
 		return -1;
-	err = databases_resolve(c->d, name, &before);
+	if (!c->x->ops || !c->x->ops->database_resolve)
+		return hc_unavailable(c, "name resolution");
+	err = c->x->ops->database_resolve(c->x->owner, name, &before);
 	if (err == -ENOENT)
 		return hc_not_found(c, "database '%s' not found", name);
 	if (err)

@@ -6,19 +6,25 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "daemon.h"
+#include "applylog.h"
+#include "config.h"
+#include "events.h"
 #include "handlers.h"
+#include "jsonv.h"
+#include "registry.h"
+#include "services.h"
 
 #define P "params"
 
 struct call {
-	struct daemon *d;
+	const struct handler_ctx *x;
 	struct json_object *params;
 	const struct caller *who;
 	struct json_object *result;
 	struct herr *err;
 	struct hstream *stream;
 	uint64_t commit_before; /* registry_last_commit() at hc_change_begin */
+	uint64_t committed; /* the revision the call committed, 0 when none */
 };
 
 typedef int (*handler_fn)(struct call *c);
@@ -49,13 +55,15 @@ void hc_fmt_port(char *buf, size_t len, uint16_t port, uint8_t proto);
 /* Live holders of (port, proto) outside svc's cgroup (any holder if svc is NULL) that
  * would make its bind fail (sock_blocks_bind(): with SO_REUSEADDR, or plain), into e.
  * 0 or -EBUSY. */
-int hc_foreign_holders(struct daemon *d, const char *svc, uint16_t port, uint8_t proto,
+int hc_foreign_holders(const struct handler_ctx *x, const char *svc, uint16_t port, uint8_t proto,
 		       bool plain, struct verr *e, const char *label);
-/* Registry changes are bracketed so that the kernel apply's outcome is reported. */
 /* Bracket a registry mutation: hc_change_end reports how the revision the call committed
- * (if any) was applied to the kernel, and adds "revision" to an object result later. */
+ * (if any) was applied to the kernel; handlers_call reports it in herr.revision. */
 void hc_change_begin(struct call *c);
 int hc_change_end(struct call *c);
+
+/* A daemon op the context lacks: EXIT_UNAVAILABLE naming what. */
+int hc_unavailable(struct call *c, const char *what);
 
 int h_run_check(struct call *c);
 int h_run_started(struct call *c);

@@ -23,7 +23,7 @@ static struct json_object *check_ports(struct call *c, const char *name, struct 
 	struct reg_claim *cl;
 	size_t n;
 
-	if (registry_claims(registry_state(c->d->reg), &cl, &n))
+	if (registry_claims(registry_state(c->x->reg), &cl, &n))
 		return ports;
 	for (size_t i = 0; i < n; i++) {
 		char buf[32];
@@ -32,7 +32,7 @@ static struct json_object *check_ports(struct call *c, const char *name, struct 
 			continue;
 		hc_fmt_port(buf, sizeof(buf), cl[i].port, cl[i].proto);
 		json_object_array_add(ports, json_object_new_string(buf));
-		hc_foreign_holders(c->d, name, cl[i].port, cl[i].proto, false, e, name);
+		hc_foreign_holders(c->x, name, cl[i].port, cl[i].proto, false, e, name);
 	}
 	free(cl);
 	return ports;
@@ -57,8 +57,11 @@ static struct json_object *db_targets(struct call *c, const struct service_spec 
 	struct json_object *arr = json_object_new_array();
 
 	for (size_t i = 0; i < s->n_dbs; i++) {
-		const struct reg_db *rd = registry_db(c->d->reg, s->dbs[i].name);
-		const struct db_rt *rt = databases_find(c->d, s->dbs[i].name);
+		const struct reg_db *rd = registry_db(c->x->reg, s->dbs[i].name);
+		const struct handler_ops *ops = c->x->ops;
+		const struct db_rt *rt = ops && ops->database_rt ?
+						 ops->database_rt(c->x->owner, s->dbs[i].name) :
+						 NULL;
 		struct json_object *o;
 		char target[DB_HOST_MAX + 16];
 
@@ -87,25 +90,29 @@ int h_run_check(struct call *c)
 
 	if (hc_params_check(c, keys) || hc_param_service(c, "name", &name))
 		return -1;
-	s = registry_service(c->d->reg, name);
-	rt = svcs_find(&c->d->svcs, name);
+	s = registry_service(c->x->reg, name);
+	rt = svcs_find(c->x->svcs, name);
 	if (!s || !rt || (!rt->followed && rt->cgid == CAELUM_CGID_NONE))
 		return hc_fail(c, EXIT_CONFIG, "unknown service '%s' (caelumctl service list)", name);
 	/* Capacity may have shrunk since the service was admitted (a smaller host, a reload). */
-	registry_admit_service(c->d->reg, name, &e);
+	registry_admit_service(c->x->reg, name, &e);
 	ports = check_ports(c, name, &e);
 	creds = credentials_check(&s->spec, &e);
 	c->result = json_object_new_object();
 	json_object_object_add(c->result, "name", json_object_new_string(name));
 	json_object_object_add(c->result, "cgroup", json_object_new_string(rt->cgroup));
 	json_object_object_add(c->result, "cgroup_followed", json_object_new_boolean(rt->followed));
-	json_object_object_add(c->result, "probe_cgroup", json_object_new_string(c->d->probe_cgroup));
+	json_object_object_add(c->result, "probe_cgroup",
+			       json_object_new_string(c->x->probe_cgroup ? c->x->probe_cgroup :
+									   ""));
 	json_object_object_add(c->result, "ports", ports);
 	json_object_object_add(c->result, "credentials", creds);
 	json_object_object_add(c->result, "databases", db_targets(c, &s->spec));
 	if (s->spec.res.tasks) {
 		bool kills;
-		const char *note = resources_tasks_note(c->d, &kills);
+		const char *note = c->x->ops && c->x->ops->tasks_note ?
+					   c->x->ops->tasks_note(c->x->owner, &kills) :
+					   (kills = false, "not enforced here");
 
 		json_object_object_add(c->result, "tasks_budget", json_object_new_string(note));
 		json_object_object_add(c->result, "tasks_budget_kills", json_object_new_boolean(kills));
@@ -174,7 +181,7 @@ int h_run_started(struct call *c)
 		return ve.n ? hc_fail_verr(c, EXIT_USAGE, &ve) : hc_fail(c, EXIT_USAGE, "params: pid: missing required key");
 	if (param_command(c, comm, sizeof(comm), command, sizeof(command)))
 		return -1;
-	rt = svcs_find(&c->d->svcs, name);
+	rt = svcs_find(c->x->svcs, name);
 	if (!rt)
 		return hc_fail(c, EXIT_CONFIG, "unknown service '%s'", name);
 	rt->main_pid = (pid_t)pid;
@@ -184,7 +191,7 @@ int h_run_started(struct call *c)
 	rt->health_last_ns = time_now_ns();
 	if (!comm[0])
 		read_comm((pid_t)pid, comm, sizeof(comm));
-	e = event_new(c->d->ev, "service_started", "changed");
+	e = event_new(c->x->ev, "service_started", "changed");
 	json_object_object_add(e, "service", json_object_new_string(name));
 	json_object_object_add(e, "pid", json_object_new_int((int)pid));
 	json_object_object_add(e, "comm", json_object_new_string(comm));
@@ -194,7 +201,7 @@ int h_run_started(struct call *c)
 	/* Fingerprints of the environment credentials it was given (never values). */
 	if (hc_param(c, "credentials") && json_object_is_type(hc_param(c, "credentials"), json_type_array))
 		json_object_object_add(e, "credentials", json_object_get(hc_param(c, "credentials")));
-	events_emit(c->d->ev, e);
+	events_emit(c->x->ev, e);
 	c->result = json_object_new_object();
 	json_object_object_add(c->result, "cgroup", json_object_new_string(rt->cgroup));
 	return 0;

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "handlers_int.h"
-#include "http.h"
 #include "portrange.h"
 #include "token.h"
 
@@ -69,7 +68,7 @@ static struct port_stat *denials_by_port(struct json_object *evs, size_t *n_out)
 
 static int h_port_map(struct call *c)
 {
-	const struct config *cfg = &c->d->cfg;
+	const struct config *cfg = c->x->cfg;
 	struct event_filter f = { .type = "bind_denied" };
 	struct json_object *ranges = json_object_new_array(), *ports = json_object_new_array();
 	struct json_object *evs;
@@ -81,11 +80,11 @@ static int h_port_map(struct call *c)
 
 	if (hc_params_check(c, (const char *const[]){ NULL }))
 		goto fail;
-	if (registry_claims(registry_state(c->d->reg), &cl, &n_cl)) {
+	if (registry_claims(registry_state(c->x->reg), &cl, &n_cl)) {
 		hc_fail(c, EXIT_FAIL, "failed to list reservations");
 		goto fail;
 	}
-	evs = events_query(c->d->ev, &f);
+	evs = events_query(c->x->ev, &f);
 	st = denials_by_port(evs, &n_st);
 	for (i = 0; i < cfg->n_managed; i++) {
 		const struct port_range *r = &cfg->managed[i];
@@ -159,7 +158,7 @@ static int h_events_timeline(struct call *c)
 		return -1;
 	if (v && !jv_get_int(v, 1, 60, P, "minutes", &m, &e))
 		return hc_fail_verr(c, EXIT_USAGE, &e);
-	c->result = events_timeline(c->d->ev, (unsigned int)m);
+	c->result = events_timeline(c->x->ev, (unsigned int)m);
 	return 0;
 }
 
@@ -178,7 +177,9 @@ static int h_token_show(struct call *c)
 		return -1;
 	if (strcmp(c->who->transport, "socket"))
 		return hc_fail(c, EXIT_NOPERM, "the token is only shown over the control socket");
-	return token_result(c, c->d->token);
+	if (!c->x->token)
+		return hc_unavailable(c, "the API token");
+	return token_result(c, c->x->token);
 }
 
 static int h_token_rotate(struct call *c)
@@ -190,14 +191,16 @@ static int h_token_rotate(struct call *c)
 		return -1;
 	if (strcmp(c->who->transport, "socket"))
 		return hc_fail(c, EXIT_NOPERM, "the token is only rotated over the control socket");
-	err = token_rotate(c->d->cfg.state_dir, tok);
+	if (!c->x->token)
+		return hc_unavailable(c, "the API token");
+	err = token_rotate(c->x->cfg->state_dir, tok);
 	if (err)
-		return hc_fail(c, EXIT_FAIL, "failed to write %s/%s: %s", c->d->cfg.state_dir,
+		return hc_fail(c, EXIT_FAIL, "failed to write %s/%s: %s", c->x->cfg->state_dir,
 			       TOKEN_FILE, strerror(-err));
-	memcpy(c->d->token, tok, sizeof(tok));
-	if (c->d->http)
-		http_set_token(c->d->http, tok);
-	events_emit(c->d->ev, event_new(c->d->ev, "token_rotated", "changed"));
+	memcpy(c->x->token, tok, sizeof(tok));
+	if (c->x->ops && c->x->ops->token_changed)
+		c->x->ops->token_changed(c->x->owner, tok);
+	events_emit(c->x->ev, event_new(c->x->ev, "token_rotated", "changed"));
 	return token_result(c, tok);
 }
 
@@ -259,7 +262,7 @@ static int h_events_ingest(struct call *c)
 		return -1;
 	if (!host_name_ok(host))
 		return hc_fail(c, EXIT_USAGE, "params: host: \"%.64s\" is not a host name", host);
-	if (!strcmp(host, c->d->cfg.host))
+	if (!strcmp(host, c->x->cfg->host))
 		return hc_fail(c, EXIT_USAGE,
 			       "params: host: \"%s\" is this host: a peer sends its own events",
 			       host);
@@ -274,7 +277,7 @@ static int h_events_ingest(struct call *c)
 	for (size_t i = 0; i < n; i++)
 		if (ingest_check(json_object_array_get_idx(evs, i), i, &e))
 			return hc_fail_verr(c, EXIT_USAGE, &e);
-	stored = events_ingest(c->d->ev, host, evs, &skipped);
+	stored = events_ingest(c->x->ev, host, evs, &skipped);
 	c->result = json_object_new_object();
 	json_object_object_add(c->result, "host", json_object_new_string(host));
 	json_object_object_add(c->result, "stored", json_object_new_uint64(stored));

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "daemon.h"
+#include "events.h"
 #include "handlers.h"
 #include "log.h"
 #include "mcp.h"
@@ -74,7 +74,8 @@ struct mcp_session {
 };
 
 struct mcp {
-	struct daemon *d;
+	const struct handler_ctx *hx;
+	struct events *ev;
 	struct mcp_tools *tools;
 	struct mcp_session *sessions;
 	size_t n_sessions;
@@ -361,7 +362,7 @@ static struct json_object *read_resource(struct mcp *m, int r)
 	struct json_object *res = NULL;
 	struct herr err;
 
-	if (handlers_call(m->d, resources[r].method, params, &who, &res, &err, NULL)) {
+	if (handlers_call(m->hx, resources[r].method, params, &who, &res, &err, NULL)) {
 		json_object_put(err.errors);
 		res = NULL;
 	}
@@ -867,6 +868,7 @@ struct json_object *mcp_status_json(struct mcp *m)
 	json_object_object_add(o, "sessions_refused", json_object_new_uint64(m->st.refused));
 	json_object_object_add(o, "modern_requests", json_object_new_uint64(m->st.modern_requests));
 	json_object_object_add(o, "listens_opened", json_object_new_uint64(m->st.listens_opened));
+	json_object_object_add(o, "era_refused", json_object_new_uint64(m->st.era_refused));
 	return o;
 }
 
@@ -878,21 +880,22 @@ void mcp_get_stats(struct mcp *m, struct mcp_stats *st)
 	st->notes_dropped = m->notes_dropped;
 }
 
-int mcp_open(struct mcp **out, struct daemon *d)
+int mcp_open(struct mcp **out, const struct handler_ctx *hx, struct events *ev)
 {
 	struct mcp *m = calloc(1, sizeof(*m));
 	int err;
 
 	if (!m)
 		return -ENOMEM;
-	m->d = d;
+	m->hx = hx;
+	m->ev = ev;
 	m->loop_thread = pthread_self();
-	err = mcp_tools_open(&m->tools, d);
+	err = mcp_tools_open(&m->tools, hx);
 	if (err) {
 		mcp_close(m);
 		return err;
 	}
-	m->sub_id = events_subscribe(d->ev, on_event, m);
+	m->sub_id = events_subscribe(ev, on_event, m);
 	if (m->sub_id <= 0) {
 		mcp_close(m);
 		return -ENOSPC;
@@ -912,7 +915,7 @@ void mcp_close(struct mcp *m)
 		log_target = NULL;
 	}
 	if (m->sub_id > 0)
-		events_unsubscribe(m->d->ev, m->sub_id);
+		events_unsubscribe(m->ev, m->sub_id);
 	while (m->sessions)
 		mcp_session_free(m, m->sessions);
 	mcp_tools_close(m->tools);

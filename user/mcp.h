@@ -16,7 +16,10 @@
 #include <stdint.h>
 #include <json-c/json.h>
 
-struct daemon;
+#include "mcp_era.h"
+
+struct events;
+struct handler_ctx;
 struct mcp;
 struct mcp_session;
 struct mcp_edge;
@@ -36,7 +39,9 @@ struct mcp_stats {
 /* Deliver one server-to-client message (borrowed). false: it could not be delivered. */
 typedef bool (*mcp_send_fn)(void *ctx, struct json_object *msg);
 
-int mcp_open(struct mcp **out, struct daemon *d);
+/* The dispatcher: tools and resources call handlers_call(hx, ...); notifications follow the
+ * events of ev. Both borrowed until mcp_close. 0 or -errno. */
+int mcp_open(struct mcp **out, const struct handler_ctx *hx, struct events *ev);
 void mcp_close(struct mcp *m);
 
 struct mcp_session *mcp_session_new(struct mcp *m, const char *transport, mcp_send_fn send,
@@ -62,8 +67,6 @@ struct json_object *mcp_handle(struct mcp *m, struct mcp_session *s, struct json
  * era rules refuse, 202 for a refused notification). */
 struct json_object *mcp_handle_edge(struct mcp *m, struct mcp_session *s, struct json_object *msg,
 				    const struct mcp_edge *edge, int *http_status);
-/* A JSON-RPC error response (new reference); id may be NULL. */
-struct json_object *mcp_error(struct json_object *id, int code, const char *message);
 /* Is msg an initialize request? */
 bool mcp_is_initialize(struct json_object *msg);
 bool mcp_version_supported(const char *v);

@@ -4,7 +4,6 @@
 #include <string.h>
 #include <openssl/evp.h>
 
-#include "mcp.h"
 #include "mcp_era.h"
 #include "version.h"
 

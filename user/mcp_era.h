@@ -65,4 +65,7 @@ int mcp_era_error_code(int code);
 /* The server's identity ({"name":"caelumd","version":...}), new reference. */
 struct json_object *mcp_era_server_info(void);
 
+/* A JSON-RPC error response (new reference); id may be NULL. */
+struct json_object *mcp_error(struct json_object *id, int code, const char *message);
+
 #endif /* CAELUM_MCP_ERA_H */

@@ -22,7 +22,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "daemon.h"
+#include "config.h"
 #include "http.h"
 #include "jsonv.h"
 #include "log.h"
@@ -43,8 +43,12 @@ struct link {
 	struct mcp_http *t;
 };
 
+#define KEEPALIVE_NS (15ULL * 1000000000ULL)
+
 struct mcp_http {
-	struct daemon *d;
+	struct http *http;
+	struct mcp *mcp;
+	uint64_t last_keepalive_ns;
 	struct link *links[MAX_LINKS];
 	size_t n_links;
 };
@@ -57,7 +61,7 @@ static void reply_msg(struct mcp_http *t, uint64_t conn, int status, struct json
 	struct http_header h[2] = { { "Cache-Control", "no-store" },
 				    { "Mcp-Session-Id", session } };
 
-	http_reply_json(t->d->http, conn, status, msg, h, session ? 2 : 1);
+	http_reply_json(t->http, conn, status, msg, h, session ? 2 : 1);
 }
 
 /* An HTTP-level refusal with a JSON-RPC error body (id null). */
@@ -65,7 +69,7 @@ static void refuse(struct mcp_http *t, uint64_t conn, int status, int code, cons
 {
 	struct json_object *e = mcp_error(NULL, code, msg);
 
-	http_reply_json(t->d->http, conn, status, e, json_hdr, 1);
+	http_reply_json(t->http, conn, status, e, json_hdr, 1);
 	json_object_put(e);
 }
 
@@ -82,13 +86,13 @@ static bool link_send(void *ctx, struct json_object *msg)
 	if (l->pending)
 		return json_object_array_add(l->pending, json_object_get(msg)) == 0;
 	if (l->ws)
-		return http_send(l->t->d->http, l->conn, txt, len) == 0;
+		return http_send(l->t->http, l->conn, txt, len) == 0;
 	buf = malloc(len + 64);
 	if (!buf)
 		return false;
 	n = snprintf(buf, len + 64, "event: message\nid: %llu\ndata: %s\n\n",
 		     (unsigned long long)++l->next_id, txt);
-	err = http_send(l->t->d->http, l->conn, buf, (size_t)n);
+	err = http_send(l->t->http, l->conn, buf, (size_t)n);
 	free(buf);
 	return err == 0;
 }
@@ -130,7 +134,7 @@ static void link_closed(struct mcp_http *t, uint64_t conn)
 	json_object_put(l->pending);
 	t->links[i] = t->links[--t->n_links];
 	if (l->ws || l->listen) {
-		mcp_session_free(t->d->mcp, l->s);
+		mcp_session_free(t->mcp, l->s);
 	} else if (mcp_session_sender_ctx(l->s) == l) {
 		struct link *next = NULL;
 
@@ -152,12 +156,12 @@ static void session_end(struct mcp_http *t, struct mcp_session *s)
 			i++;
 			continue;
 		}
-		http_end(t->d->http, l->conn);
+		http_end(t->http, l->conn);
 		t->links[i] = t->links[--t->n_links];
 		json_object_put(l->pending);
 		free(l);
 	}
-	mcp_session_free(t->d->mcp, s);
+	mcp_session_free(t->mcp, s);
 }
 
 static bool accepts(const char *accept, const char *type)
@@ -173,7 +177,7 @@ static struct mcp_session *session_of(struct mcp_http *t, const struct http_requ
 		refuse(t, r->conn, 400, -32600, "Bad Request: Mcp-Session-Id header is required");
 		return NULL;
 	}
-	s = mcp_session_find(t->d->mcp, r->session);
+	s = mcp_session_find(t->mcp, r->session);
 	if (!s) {
 		refuse(t, r->conn, 404, -32001, "Session not found");
 		return NULL;
@@ -186,21 +190,21 @@ static struct mcp_session *session_of(struct mcp_http *t, const struct http_requ
 static void on_listen(struct mcp_http *t, const struct http_request *r, struct json_object *msg,
 		      const struct mcp_edge *edge)
 {
-	struct mcp_session *s = mcp_session_new(t->d->mcp, "listen", NULL, NULL);
+	struct mcp_session *s = mcp_session_new(t->mcp, "listen", NULL, NULL);
 	struct link *l = s ? link_add(t, r->conn, s, false) : NULL;
 	struct json_object *reply, *pending;
 	int status;
 
 	if (!l) {
 		if (s)
-			mcp_session_free(t->d->mcp, s);
+			mcp_session_free(t->mcp, s);
 		refuse(t, r->conn, 503, -32603, "too many MCP streams");
 		return;
 	}
 	l->listen = true;
 	l->pending = json_object_new_array();
 	mcp_session_set_sender(s, link_send, l);
-	reply = mcp_handle_edge(t->d->mcp, s, msg, edge, &status);
+	reply = mcp_handle_edge(t->mcp, s, msg, edge, &status);
 	if (reply && json_object_object_get_ex(reply, "error", NULL)) {
 		reply_msg(t, r->conn, status, reply, NULL);
 		json_object_put(reply);
@@ -209,7 +213,7 @@ static void on_listen(struct mcp_http *t, const struct http_request *r, struct j
 	}
 	pending = l->pending;
 	l->pending = NULL;
-	if (http_stream_begin(t->d->http, r->conn, NULL, 0)) {
+	if (http_stream_begin(t->http, r->conn, NULL, 0)) {
 		json_object_put(pending);
 		json_object_put(reply);
 		link_closed(t, r->conn);
@@ -222,7 +226,7 @@ static void on_listen(struct mcp_http *t, const struct http_request *r, struct j
 	if (reply) {
 		link_send(l, reply);
 		json_object_put(reply);
-		http_end(t->d->http, r->conn);
+		http_end(t->http, r->conn);
 	}
 }
 
@@ -239,9 +243,9 @@ static void on_modern(struct mcp_http *t, const struct http_request *r, struct j
 		on_listen(t, r, msg, edge);
 		return;
 	}
-	reply = mcp_handle_edge(t->d->mcp, NULL, msg, edge, &status);
+	reply = mcp_handle_edge(t->mcp, NULL, msg, edge, &status);
 	if (!reply) {
-		http_reply(t->d->http, r->conn, 202, NULL, json_hdr, 1, NULL, 0);
+		http_reply(t->http, r->conn, 202, NULL, json_hdr, 1, NULL, 0);
 		return;
 	}
 	reply_msg(t, r->conn, status, reply, NULL);
@@ -290,17 +294,17 @@ static void on_post(struct mcp_http *t, const struct http_request *r)
 		return;
 	}
 	if (mcp_is_initialize(msg)) {
-		s = mcp_session_new_http(t->d->mcp, r->peer);
+		s = mcp_session_new_http(t->mcp, r->peer);
 		if (!s) {
 			json_object_put(msg);
 			refuse(t, r->conn, 503, -32603, "too many MCP sessions");
 			return;
 		}
-		reply = mcp_handle(t->d->mcp, s, msg);
+		reply = mcp_handle(t->mcp, s, msg);
 		/* A failed initialize leaves no session behind. */
 		if (json_object_object_get_ex(reply, "error", NULL)) {
 			reply_msg(t, r->conn, 200, reply, NULL);
-			mcp_session_free(t->d->mcp, s);
+			mcp_session_free(t->mcp, s);
 		} else {
 			reply_msg(t, r->conn, 200, reply, mcp_session_id(s));
 		}
@@ -322,10 +326,10 @@ static void on_post(struct mcp_http *t, const struct http_request *r)
 		json_object_put(msg);
 		return;
 	}
-	reply = mcp_handle(t->d->mcp, s, msg);
+	reply = mcp_handle(t->mcp, s, msg);
 	json_object_put(msg);
 	if (!reply) {
-		http_reply(t->d->http, r->conn, 202, NULL, json_hdr, 1, NULL, 0);
+		http_reply(t->http, r->conn, 202, NULL, json_hdr, 1, NULL, 0);
 		return;
 	}
 	reply_msg(t, r->conn, 200, reply, NULL);
@@ -355,7 +359,7 @@ static void on_get(struct mcp_http *t, const struct http_request *r)
 	}
 	h[0].name = "Mcp-Session-Id";
 	h[0].value = mcp_session_id(s);
-	if (http_stream_begin(t->d->http, r->conn, h, 1)) {
+	if (http_stream_begin(t->http, r->conn, h, 1)) {
 		link_closed(t, r->conn);
 		return;
 	}
@@ -370,18 +374,18 @@ static void on_delete(struct mcp_http *t, const struct http_request *r)
 	if (!s)
 		return;
 	session_end(t, s);
-	http_reply(t->d->http, r->conn, 204, NULL, json_hdr, 1, NULL, 0);
+	http_reply(t->http, r->conn, 204, NULL, json_hdr, 1, NULL, 0);
 }
 
 static void on_ws_open(struct mcp_http *t, const struct http_request *r)
 {
-	struct mcp_session *s = mcp_session_new(t->d->mcp, "ws", NULL, NULL);
+	struct mcp_session *s = mcp_session_new(t->mcp, "ws", NULL, NULL);
 	struct link *l = s ? link_add(t, r->conn, s, true) : NULL;
 
 	if (!l) {
 		if (s)
-			mcp_session_free(t->d->mcp, s);
-		http_end(t->d->http, r->conn);
+			mcp_session_free(t->mcp, s);
+		http_end(t->http, r->conn);
 		return;
 	}
 	mcp_session_set_sender(s, link_send, l);
@@ -399,7 +403,7 @@ static void on_ws_message(struct mcp_http *t, const struct http_request *r)
 		verr_free(&e);
 		reply = mcp_error(NULL, -32700, "Parse error");
 	} else {
-		reply = mcp_handle(t->d->mcp, l->s, msg);
+		reply = mcp_handle(t->mcp, l->s, msg);
 	}
 	json_object_put(msg);
 	if (reply) {
@@ -424,7 +428,7 @@ void mcp_http_request(struct mcp_http *t, struct http_request *r)
 			static const struct http_header allow[] = { { "Allow", "GET, POST, DELETE" } };
 			struct json_object *e = mcp_error(NULL, -32600, "Method Not Allowed");
 
-			http_reply_json(t->d->http, r->conn, 405, e, allow, 1);
+			http_reply_json(t->http, r->conn, 405, e, allow, 1);
 			json_object_put(e);
 		}
 		break;
@@ -440,19 +444,32 @@ void mcp_http_request(struct mcp_http *t, struct http_request *r)
 	}
 }
 
-int mcp_http_open(struct mcp_http **out, struct daemon *d)
+/* Off when the HTTP server or mcp.listen is off. */
+static int mcp_http_start(const struct transport_env *env, void **self)
 {
-	*out = calloc(1, sizeof(**out));
-	if (!*out)
+	const struct listen_cfg *l = &env->cfg->mcp;
+	struct mcp_http *t;
+
+	*self = NULL;
+	if (!env->http || !l->enabled)
+		return 0;
+	t = calloc(1, sizeof(*t));
+	if (!t)
 		return -ENOMEM;
-	(*out)->d = d;
+	t->http = env->http;
+	t->mcp = env->mcp;
+	p_info("MCP on http%s://%s%s%s:%u/mcp (Streamable HTTP, WebSocket \"mcp\")%s",
+	       l->cert[0] ? "s" : "", strchr(l->addr, ':') ? "[" : "", l->addr,
+	       strchr(l->addr, ':') ? "]" : "", http_port(t->http, HTTP_MCP),
+	       env->cfg->mcp_auth_none ? ", without a token (auth none)" : "");
+	*self = t;
 	return 0;
 }
 
-void mcp_http_close(struct mcp_http *t)
+static void mcp_http_stop(void *self)
 {
-	if (!t)
-		return;
+	struct mcp_http *t = self;
+
 	for (size_t i = 0; i < t->n_links; i++) {
 		json_object_put(t->links[i]->pending);
 		free(t->links[i]);
@@ -460,9 +477,40 @@ void mcp_http_close(struct mcp_http *t)
 	free(t);
 }
 
-void mcp_http_keepalive(struct mcp_http *t)
+/* Comments on open GET streams, so that idle ones stay open through proxies. */
+static void mcp_http_tick(void *self, uint64_t now)
 {
-	for (size_t i = 0; t && i < t->n_links; i++)
+	struct mcp_http *t = self;
+
+	if (now - t->last_keepalive_ns < KEEPALIVE_NS)
+		return;
+	t->last_keepalive_ns = now;
+	for (size_t i = 0; i < t->n_links; i++)
 		if (!t->links[i]->ws)
-			http_send(t->d->http, t->links[i]->conn, ":\n\n", 3);
+			http_send(t->http, t->links[i]->conn, ":\n\n", 3);
 }
+
+/* Its part of status "http"."mcp": the streams and WebSockets it serves. */
+static struct json_object *mcp_http_status(void *self)
+{
+	struct mcp_http *t = self;
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "links", json_object_new_uint64(t->n_links));
+	return o;
+}
+
+static void mcp_http_request_op(void *self, struct http_request *r)
+{
+	mcp_http_request(self, r);
+}
+
+const struct transport_ops mcp_http_transport = {
+	.name = "mcp",
+	.listener = HTTP_MCP,
+	.start = mcp_http_start,
+	.stop = mcp_http_stop,
+	.tick = mcp_http_tick,
+	.status = mcp_http_status,
+	.request = mcp_http_request_op,
+};

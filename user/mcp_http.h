@@ -1,17 +1,18 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* MCP over Streamable HTTP and WebSocket at /mcp (see mcp_http.c). */
+/* MCP over Streamable HTTP and WebSocket at /mcp (see mcp_http.c), a transport
+ * (transport.h) on the MCP listener: every message goes to the MCP dispatcher (mcp.h). */
 #ifndef CAELUM_MCP_HTTP_H
 #define CAELUM_MCP_HTTP_H
 
-struct daemon;
+#include "transport.h"
+
 struct http_request;
 struct mcp_http;
 
-int mcp_http_open(struct mcp_http **out, struct daemon *d);
-void mcp_http_close(struct mcp_http *t);
+/* Serves listener HTTP_MCP; off when the HTTP server or mcp.listen is off. */
+extern const struct transport_ops mcp_http_transport;
+
 /* A request, WebSocket message or close on the MCP listener (r stays the caller's). */
 void mcp_http_request(struct mcp_http *t, struct http_request *r);
-/* Comments on open GET streams, so that idle ones stay open through proxies. */
-void mcp_http_keepalive(struct mcp_http *t);
 
 #endif /* CAELUM_MCP_HTTP_H */

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon.h"
 #include "handlers.h"
 #include "log.h"
 #include "mcp_tools.h"
@@ -118,7 +117,7 @@ static const struct tool {
 #define N_TOOLS (sizeof(tools) / sizeof(tools[0]))
 
 struct mcp_tools {
-	struct daemon *d;
+	const struct handler_ctx *hx;
 	struct json_object *in_schema[N_TOOLS], *out_schema[N_TOOLS];
 	uint64_t calls, errors;
 };
@@ -234,7 +233,7 @@ int mcp_tools_call(struct mcp_tools *m, struct json_object *params, struct json_
 		*out = tool_error(m, text, NULL);
 		return 0;
 	}
-	if (handlers_call(m->d, tools[i].method, args, &who, &res, &err, NULL)) {
+	if (handlers_call(m->hx, tools[i].method, args, &who, &res, &err, NULL)) {
 		struct json_object *r = tool_error(m, err.message, err.errors);
 
 		json_object_put(err.errors);
@@ -265,14 +264,14 @@ void mcp_tools_counts(const struct mcp_tools *t, uint64_t *calls, uint64_t *erro
 	*errors = t->errors;
 }
 
-int mcp_tools_open(struct mcp_tools **out, struct daemon *d)
+int mcp_tools_open(struct mcp_tools **out, const struct handler_ctx *hx)
 {
 	struct mcp_tools *m = calloc(1, sizeof(*m));
 
 	*out = NULL;
 	if (!m)
 		return -ENOMEM;
-	m->d = d;
+	m->hx = hx;
 	for (size_t i = 0; i < N_TOOLS; i++) {
 		m->in_schema[i] = json_tokener_parse(tools[i].input);
 		m->out_schema[i] = json_tokener_parse(tools[i].output);

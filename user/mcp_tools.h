@@ -11,11 +11,12 @@
 #include <stdint.h>
 #include <json-c/json.h>
 
-struct daemon;
+struct handler_ctx;
 struct mcp_tools;
 
-/* Parse every tool's schemas: 0, -ENOMEM, or -EINVAL when one does not parse (a bug). */
-int mcp_tools_open(struct mcp_tools **out, struct daemon *d);
+/* Parse every tool's schemas; calls go to handlers_call(hx, ...) (hx borrowed).
+ * 0, -ENOMEM, or -EINVAL when one does not parse (a bug). */
+int mcp_tools_open(struct mcp_tools **out, const struct handler_ctx *hx);
 void mcp_tools_close(struct mcp_tools *t);
 /* The tools/list result ({"tools": [...]}, new reference). */
 struct json_object *mcp_tools_list(const struct mcp_tools *t);

@@ -1,20 +1,14 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <json-c/json.h>
 
-#include "api.h"
-#include "daemon.h"
-#include "handlers.h"
-#include "http.h"
-#include "connlimit.h"
-#include "mcp.h"
 #include "metrics.h"
-#include "peers.h"
 #include "version.h"
 
 struct out {
@@ -69,24 +63,19 @@ static void sample(struct out *o, const char *name, double value, ...)
 		fprintf(o->f, " %.9g\n", value);
 }
 
-static struct json_object *call(struct daemon *d, const char *method)
+/* Elements of an array; 0 for anything else (a document without that part). */
+static size_t len_of(struct json_object *a)
 {
-	struct caller who = { .uid = (uid_t)-1, .transport = "metrics" };
-	struct json_object *res = NULL;
-	struct herr err;
-
-	if (handlers_call(d, method, NULL, &who, &res, &err, NULL)) {
-		json_object_put(err.errors);
-		return NULL;
-	}
-	return res;
+	return a && json_object_is_type(a, json_type_array) ? json_object_array_length(a) : 0;
 }
 
 static struct json_object *get(struct json_object *o, const char *key)
 {
 	struct json_object *v = NULL;
 
-	return o && json_object_object_get_ex(o, key, &v) ? v : NULL;
+	if (!o || !json_object_is_type(o, json_type_object))
+		return NULL;
+	return json_object_object_get_ex(o, key, &v) ? v : NULL;
 }
 
 static double num(struct json_object *o, const char *key)
@@ -116,26 +105,44 @@ static const char *component_of_type(const char *type)
 	return NULL;
 }
 
-static void events_metrics(struct out *o, struct daemon *d, struct json_object *status)
+/* Sum of key over the objects of arr. */
+static double sum_of(struct json_object *arr, const char *key)
+{
+	double s = 0;
+
+	for (size_t i = 0; arr && i < len_of(arr); i++)
+		s += num(json_object_array_get_idx(arr, i), key);
+	return s;
+}
+
+static void events_metrics(struct out *o, struct json_object *status)
 {
 	static const char *const comps[] = { "ports", "devices", "tasks", "databases" };
-	const struct events_typecount *tc;
 	struct json_object *ev = get(status, "events"), *lost = get(ev, "lost");
-	size_t n = events_type_counts(d->ev, &tc);
+	struct json_object *types = get(ev, "types"), *http = get(status, "http");
+	struct json_object *peers = get(get(http, "mcp"), "peers");
+	size_t n = types && json_object_is_type(types, json_type_array) ?
+			   len_of(types) :
+			   0;
 	double denials[4] = {};
 
 	family(o, "caelum_events_total", "counter", "Events emitted, by type and action.");
-	for (size_t i = 0; i < n; i++)
-		sample(o, "caelum_events_total", (double)tc[i].events, "type", tc[i].type, "action",
-		       tc[i].action, NULL);
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *t = json_object_array_get_idx(types, i);
+
+		sample(o, "caelum_events_total", num(t, "events"), "type", str(t, "type"), "action",
+		       str(t, "action"), NULL);
+	}
 	family(o, "caelum_denials_total", "counter",
 	       "Kernel denials (occurrences, aggregated records expanded), by component.");
 	for (size_t i = 0; i < n; i++) {
-		const char *c = component_of_type(tc[i].type);
+		struct json_object *t = json_object_array_get_idx(types, i);
+		const char *c = str(t, "type") ? component_of_type(str(t, "type")) : NULL;
+		const char *action = str(t, "action");
 
-		for (size_t j = 0; c && j < 4; j++)
-			if (!strcmp(c, comps[j]) && !strcmp(tc[i].action, "denied"))
-				denials[j] += (double)tc[i].occurrences;
+		for (size_t j = 0; c && action && j < 4; j++)
+			if (!strcmp(c, comps[j]) && !strcmp(action, "denied"))
+				denials[j] += num(t, "occurrences");
 	}
 	for (size_t j = 0; j < 4; j++)
 		sample(o, "caelum_denials_total", denials[j], "component", comps[j], NULL);
@@ -149,17 +156,12 @@ static void events_metrics(struct out *o, struct daemon *d, struct json_object *
 	       "write_error", NULL);
 	sample(o, "caelum_events_lost_total", num(lost, "subscribers"), "stage", "socket",
 	       "reason", "slow_consumer", NULL);
-	sample(o, "caelum_events_lost_total", (double)api_sse_drops(d), "stage", "sse", "reason",
+	sample(o, "caelum_events_lost_total", num(http, "stream_drops"), "stage", "sse", "reason",
 	       "slow_consumer", NULL);
-	{
-		uint64_t sent, dropped, refused;
-
-		peers_totals(d->peers, &sent, &dropped, &refused);
-		sample(o, "caelum_events_lost_total", (double)dropped, "stage", "peer", "reason",
-		       "queue_full", NULL);
-		sample(o, "caelum_events_lost_total", (double)refused, "stage", "peer", "reason",
-		       "refused", NULL);
-	}
+	sample(o, "caelum_events_lost_total", sum_of(peers, "dropped"), "stage", "peer", "reason",
+	       "queue_full", NULL);
+	sample(o, "caelum_events_lost_total", sum_of(peers, "refused"), "stage", "peer", "reason",
+	       "refused", NULL);
 	family(o, "caelum_kernel_records_total", "counter", "Ring-buffer records read.");
 	sample(o, "caelum_kernel_records_total", num(ev, "kernel_records"), NULL);
 	family(o, "caelum_events_folded_total", "counter",
@@ -181,7 +183,7 @@ static void program_metrics(struct out *o, struct json_object *comps)
 
 	family(o, "caelum_component_attached", "gauge",
 	       "1 when every program of the component is attached (asked of the kernel).");
-	for (size_t i = 0; i < json_object_array_length(comps); i++) {
+	for (size_t i = 0; i < len_of(comps); i++) {
 		struct json_object *c = json_object_array_get_idx(comps, i);
 		struct json_object *a = get(c, "attached");
 
@@ -190,11 +192,11 @@ static void program_metrics(struct out *o, struct json_object *comps)
 	}
 	for (size_t k = 0; k < sizeof(m) / sizeof(m[0]); k++) {
 		family(o, m[k].name, m[k].type, m[k].help);
-		for (size_t i = 0; i < json_object_array_length(comps); i++) {
+		for (size_t i = 0; i < len_of(comps); i++) {
 			struct json_object *c = json_object_array_get_idx(comps, i);
 			struct json_object *progs = get(c, "programs");
 
-			for (size_t j = 0; progs && j < json_object_array_length(progs); j++) {
+			for (size_t j = 0; progs && j < len_of(progs); j++) {
 				struct json_object *p = json_object_array_get_idx(progs, j);
 
 				if (get(p, m[k].key))
@@ -209,7 +211,7 @@ static void program_metrics(struct out *o, struct json_object *comps)
 static void map_metrics(struct out *o, struct json_object *maps)
 {
 	family(o, "caelum_bpf_map_entries", "gauge", "Entries in a BPF map.");
-	for (size_t i = 0; i < json_object_array_length(maps); i++) {
+	for (size_t i = 0; i < len_of(maps); i++) {
 		struct json_object *m = json_object_array_get_idx(maps, i);
 
 		if (get(m, "entries"))
@@ -217,7 +219,7 @@ static void map_metrics(struct out *o, struct json_object *maps)
 			       NULL);
 	}
 	family(o, "caelum_bpf_map_capacity", "gauge", "max_entries of a BPF map.");
-	for (size_t i = 0; i < json_object_array_length(maps); i++) {
+	for (size_t i = 0; i < len_of(maps); i++) {
 		struct json_object *m = json_object_array_get_idx(maps, i);
 
 		sample(o, "caelum_bpf_map_capacity", num(m, "max_entries"), "map", str(m, "name"),
@@ -231,7 +233,7 @@ static void verify_metrics(struct out *o, struct json_object *v)
 
 	family(o, "caelum_verification_ok", "gauge",
 	       "Last self-verification per component: 1 passed, 0 failed.");
-	if (!comps)
+	if (!comps || !json_object_is_type(comps, json_type_object))
 		return;
 	json_object_object_foreach(comps, name, c) {
 		struct json_object *ok = get(c, "ok");
@@ -252,7 +254,7 @@ static void registry_metrics(struct out *o, struct json_object *status, struct j
 	sample(o, "caelum_managed_ports", num(pol, "managed"), NULL);
 	family(o, "caelum_registry_revision", "gauge", "Registry revision pushed to the kernel.");
 	sample(o, "caelum_registry_revision", num(pol, "registry_revision"), NULL);
-	for (size_t i = 0; svcs && i < json_object_array_length(svcs); i++) {
+	for (size_t i = 0; svcs && i < len_of(svcs); i++) {
 		const char *st = str(json_object_array_get_idx(svcs, i), "state");
 
 		if (st && !strcmp(st, "running"))
@@ -280,10 +282,12 @@ static void resource_metrics(struct out *o, struct json_object *res)
 		       "dimension", dims[i], NULL);
 	family(o, "caelum_resource_reservation", "gauge",
 	       "A service's reservation, by dimension.");
-	for (size_t i = 0; svcs && i < json_object_array_length(svcs); i++) {
+	for (size_t i = 0; svcs && i < len_of(svcs); i++) {
 		struct json_object *s = json_object_array_get_idx(svcs, i);
 		struct json_object *r = get(s, "reservation");
 
+		if (!r || !json_object_is_type(r, json_type_object))
+			continue;
 		json_object_object_foreach(r, dim, v)
 			if (v && (json_object_is_type(v, json_type_int) ||
 				  json_object_is_type(v, json_type_double)))
@@ -292,7 +296,7 @@ static void resource_metrics(struct out *o, struct json_object *res)
 	}
 	family(o, "caelum_resource_usage", "gauge",
 	       "A service's measured use: cpus over the CPU window, live tasks.");
-	for (size_t i = 0; svcs && i < json_object_array_length(svcs); i++) {
+	for (size_t i = 0; svcs && i < len_of(svcs); i++) {
 		struct json_object *s = json_object_array_get_idx(svcs, i);
 
 		if (get(s, "cpu_usage"))
@@ -310,7 +314,7 @@ static void peer_metrics(struct out *o, struct json_object *peers)
 
 	family(o, "caelum_peer_events_total", "counter",
 	       "Events for an MCP peer: delivered, dropped (queue full), refused by the peer.");
-	for (size_t i = 0; i < json_object_array_length(peers); i++) {
+	for (size_t i = 0; i < len_of(peers); i++) {
 		struct json_object *p = json_object_array_get_idx(peers, i);
 
 		for (size_t k = 0; k < 3; k++)
@@ -318,13 +322,13 @@ static void peer_metrics(struct out *o, struct json_object *peers)
 			       str(p, "url"), "outcome", outcomes[k], NULL);
 	}
 	family(o, "caelum_peer_queue", "gauge", "Events waiting for an MCP peer.");
-	for (size_t i = 0; i < json_object_array_length(peers); i++) {
+	for (size_t i = 0; i < len_of(peers); i++) {
 		struct json_object *p = json_object_array_get_idx(peers, i);
 
 		sample(o, "caelum_peer_queue", num(p, "queued"), "peer", str(p, "url"), NULL);
 	}
 	family(o, "caelum_peer_up", "gauge", "1 when the MCP peer's session is ready.");
-	for (size_t i = 0; i < json_object_array_length(peers); i++) {
+	for (size_t i = 0; i < len_of(peers); i++) {
 		struct json_object *p = json_object_array_get_idx(peers, i);
 		const char *st = str(p, "state");
 
@@ -333,128 +337,126 @@ static void peer_metrics(struct out *o, struct json_object *peers)
 	}
 }
 
-static void http_metrics(struct out *o, struct daemon *d)
+/* status.http: the listeners' counters (transports.c). Left out when no HTTP server runs. */
+static void http_metrics(struct out *o, struct json_object *http)
 {
-	static const char *const classes[] = { "", "1xx", "2xx", "3xx", "4xx", "5xx" };
-	struct http_stats st;
+	static const char *const classes[] = { "1xx", "2xx", "3xx", "4xx", "5xx" };
+	struct json_object *req = get(http, "requests_by_listener"), *resp = get(http, "responses");
+	struct json_object *refused = get(http, "refused"), *lim = get(http, "connection_limits");
+	struct json_object *conn_refused = get(http, "connections_refused");
 
-	if (!d->http)
+	if (!get(http, "enabled") || !json_object_get_boolean(get(http, "enabled")))
 		return;
-	http_get_stats(d->http, &st);
 	family(o, "caelum_http_requests_total", "counter", "HTTP requests, by listener.");
-	sample(o, "caelum_http_requests_total", (double)st.requests[HTTP_DASH], "listener",
-	       "dashboard", NULL);
-	sample(o, "caelum_http_requests_total", (double)st.requests[HTTP_MCP], "listener", "mcp",
+	sample(o, "caelum_http_requests_total", num(req, "dashboard"), "listener", "dashboard",
 	       NULL);
+	sample(o, "caelum_http_requests_total", num(req, "mcp"), "listener", "mcp", NULL);
 	family(o, "caelum_http_responses_total", "counter", "HTTP responses, by status class.");
-	for (size_t i = 1; i < 6; i++)
-		sample(o, "caelum_http_responses_total", (double)st.responses[i], "code", classes[i],
+	for (size_t i = 0; i < 5; i++)
+		sample(o, "caelum_http_responses_total", num(resp, classes[i]), "code", classes[i],
 		       NULL);
 	family(o, "caelum_http_refused_total", "counter",
 	       "Requests refused by the access rules, by reason.");
-	sample(o, "caelum_http_refused_total", (double)st.denied_auth, "reason", "unauthorized",
-	       NULL);
-	sample(o, "caelum_http_refused_total", (double)st.denied_origin, "reason",
+	sample(o, "caelum_http_refused_total", num(refused, "unauthorized"), "reason",
+	       "unauthorized", NULL);
+	sample(o, "caelum_http_refused_total", num(refused, "forbidden_origin_or_host"), "reason",
 	       "forbidden_origin_or_host", NULL);
 	family(o, "caelum_http_connections_refused_total", "counter",
 	       "Connections closed as soon as accepted, by the limit they would have passed.");
-	for (int i = 0; i < CL_REASONS; i++)
-		sample(o, "caelum_http_connections_refused_total", (double)st.refused[i], "limit",
-		       connlimit_reason_name(i), NULL);
+	if (conn_refused && json_object_is_type(conn_refused, json_type_object)) {
+		json_object_object_foreach(conn_refused, limit, v)
+			sample(o, "caelum_http_connections_refused_total",
+			       json_object_get_double(v), "limit", limit, NULL);
+	}
 	family(o, "caelum_http_body_incomplete_total", "counter",
 	       "Connections closed before a request's body was in (timeout, slow or gone).");
-	sample(o, "caelum_http_body_incomplete_total", (double)st.body_incomplete, NULL);
+	sample(o, "caelum_http_body_incomplete_total", num(http, "body_incomplete"), NULL);
 	family(o, "caelum_http_connection_limit", "gauge",
 	       "Connection limits in force: all clients, unauthenticated, per address.");
-	sample(o, "caelum_http_connection_limit", (double)st.conn_slots, "limit", "connections",
+	sample(o, "caelum_http_connection_limit", num(lim, "connections"), "limit", "connections",
 	       NULL);
-	sample(o, "caelum_http_connection_limit", (double)st.conn_unauth_max, "limit",
+	sample(o, "caelum_http_connection_limit", num(lim, "unauthenticated"), "limit",
 	       "unauthenticated", NULL);
-	sample(o, "caelum_http_connection_limit", (double)st.conn_per_addr_max, "limit",
-	       "per_address", NULL);
+	sample(o, "caelum_http_connection_limit", num(lim, "per_address"), "limit", "per_address",
+	       NULL);
 	family(o, "caelum_process_fd_limit", "gauge", "The soft RLIMIT_NOFILE of caelumd.");
-	sample(o, "caelum_process_fd_limit", (double)st.fd_limit, NULL);
+	sample(o, "caelum_process_fd_limit", num(http, "fd_limit"), NULL);
 	family(o, "caelum_http_connections", "gauge", "Open HTTP connections, by kind.");
-	sample(o, "caelum_http_connections", (double)st.connections, "kind", "all", NULL);
-	sample(o, "caelum_http_connections", (double)st.streams, "kind", "event_stream", NULL);
-	sample(o, "caelum_http_connections", (double)st.websockets, "kind", "websocket", NULL);
+	sample(o, "caelum_http_connections", num(http, "connections"), "kind", "all", NULL);
+	sample(o, "caelum_http_connections", num(http, "streams"), "kind", "event_stream", NULL);
+	sample(o, "caelum_http_connections", num(http, "websockets"), "kind", "websocket", NULL);
 }
 
-static void mcp_metrics(struct out *o, struct daemon *d)
+/* status.http.mcp: the MCP dispatcher's counters. */
+static void mcp_metrics(struct out *o, struct json_object *m)
 {
-	struct mcp_stats st;
-
-	if (!d->mcp)
+	if (!m)
 		return;
-	mcp_get_stats(d->mcp, &st);
 	family(o, "caelum_mcp_sessions", "gauge", "Open MCP sessions (every transport and era).");
-	sample(o, "caelum_mcp_sessions", (double)st.sessions, NULL);
+	sample(o, "caelum_mcp_sessions",
+	       num(m, "sessions_http") + num(m, "sessions_websocket") + num(m, "sessions_stdio"),
+	       NULL);
 	family(o, "caelum_mcp_sessions_evicted_total", "counter",
 	       "Idle legacy Streamable HTTP sessions evicted to make room, by reason.");
-	sample(o, "caelum_mcp_sessions_evicted_total", (double)st.evicted_lru, "reason", "lru",
-	       NULL);
-	sample(o, "caelum_mcp_sessions_evicted_total", (double)st.evicted_per_client, "reason",
-	       "per_client", NULL);
+	sample(o, "caelum_mcp_sessions_evicted_total", num(m, "sessions_evicted_lru"), "reason",
+	       "lru", NULL);
+	sample(o, "caelum_mcp_sessions_evicted_total", num(m, "sessions_evicted_per_client"),
+	       "reason", "per_client", NULL);
 	family(o, "caelum_mcp_sessions_refused_total", "counter",
 	       "New MCP sessions refused: every session was in use.");
-	sample(o, "caelum_mcp_sessions_refused_total", (double)st.refused, NULL);
+	sample(o, "caelum_mcp_sessions_refused_total", num(m, "sessions_refused"), NULL);
 	family(o, "caelum_mcp_requests_total", "counter", "MCP requests by protocol era.");
-	sample(o, "caelum_mcp_requests_total", (double)st.modern_requests, "era", "2026-07-28",
+	sample(o, "caelum_mcp_requests_total", num(m, "modern_requests"), "era", "2026-07-28",
 	       NULL);
 	family(o, "caelum_mcp_era_refused_total", "counter",
 	       "MCP messages refused by their era's rules (envelope, version, headers).");
-	sample(o, "caelum_mcp_era_refused_total", (double)st.era_refused, NULL);
+	sample(o, "caelum_mcp_era_refused_total", num(m, "era_refused"), NULL);
 	family(o, "caelum_mcp_listens_total", "counter", "subscriptions/listen streams opened.");
-	sample(o, "caelum_mcp_listens_total", (double)st.listens_opened, NULL);
+	sample(o, "caelum_mcp_listens_total", num(m, "listens_opened"), NULL);
 	family(o, "caelum_mcp_notifications_total", "counter",
 	       "Server notifications, delivered or dropped.");
-	sample(o, "caelum_mcp_notifications_total", (double)st.notes_sent, "outcome", "sent", NULL);
-	sample(o, "caelum_mcp_notifications_total", (double)st.notes_dropped, "outcome", "dropped",
+	sample(o, "caelum_mcp_notifications_total", num(m, "notifications_sent"), "outcome", "sent",
 	       NULL);
+	sample(o, "caelum_mcp_notifications_total", num(m, "notifications_dropped"), "outcome",
+	       "dropped", NULL);
 }
 
-int metrics_render(struct daemon *d, char **out, size_t *len)
+int metrics_render(struct json_object *status, struct json_object *res,
+		   struct json_object *svcs, char **out, size_t *len)
 {
-	struct json_object *status = call(d, "status"), *res = call(d, "resources");
-	struct json_object *svcs = call(d, "service.list");
+	struct json_object *http = get(status, "http"), *peers = get(get(http, "mcp"), "peers");
 	struct out o = {};
 	int err = 0;
 
 	*out = NULL;
+	*len = 0;
+	if (!status || !json_object_is_type(status, json_type_object))
+		return -EINVAL;
 	o.f = open_memstream(out, len);
-	if (!o.f || !status) {
-		err = -ENOMEM;
-		goto out;
-	}
+	if (!o.f)
+		return -ENOMEM;
 	family(&o, "caelum_build_info", "gauge", "caelumd's version.");
-	sample(&o, "caelum_build_info", 1, "version", CAELUM_VERSION, "host", d->cfg.host, NULL);
+	sample(&o, "caelum_build_info", 1, "version", CAELUM_VERSION, "host", str(status, "host"),
+	       NULL);
 	family(&o, "caelum_uptime_seconds", "gauge", "Seconds since caelumd started.");
 	sample(&o, "caelum_uptime_seconds", num(status, "uptime_s"), NULL);
 	family(&o, "caelum_bpf_stats_enabled", "gauge",
 	       "1 when kernel.bpf_stats_enabled is on (program run time is counted).");
 	sample(&o, "caelum_bpf_stats_enabled",
 	       json_object_get_boolean(get(status, "bpf_stats_enabled")) ? 1 : 0, NULL);
-	events_metrics(&o, d, status);
+	events_metrics(&o, status);
 	registry_metrics(&o, status, svcs);
 	program_metrics(&o, get(status, "components"));
 	map_metrics(&o, get(status, "maps"));
 	verify_metrics(&o, get(status, "verification"));
 	if (res)
 		resource_metrics(&o, res);
-	http_metrics(&o, d);
-	mcp_metrics(&o, d);
-	if (d->peers) {
-		struct json_object *peers = peers_status_json(d->peers);
-
+	http_metrics(&o, http);
+	mcp_metrics(&o, get(http, "mcp"));
+	if (peers && json_object_is_type(peers, json_type_array) && len_of(peers))
 		peer_metrics(&o, peers);
-		json_object_put(peers);
-	}
-out:
-	if (o.f && fclose(o.f))
+	if (fclose(o.f))
 		err = -errno;
-	json_object_put(status);
-	json_object_put(res);
-	json_object_put(svcs);
 	if (err) {
 		free(*out);
 		*out = NULL;

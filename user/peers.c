@@ -9,7 +9,8 @@
 #include <strings.h>
 #include <time.h>
 
-#include "daemon.h"
+#include "config.h"
+#include "events.h"
 #include "fsutil.h"
 #include "http.h"
 #include "log.h"
@@ -55,7 +56,9 @@ struct peer {
 };
 
 struct peers {
-	struct daemon *d;
+	const struct config *cfg; /* host, peers */
+	struct events *ev;
+	struct http *http;
 	struct peer *v;
 	size_t n;
 	int sub_id;
@@ -262,11 +265,11 @@ static void ws_pump(struct peers *ps, struct peer *p)
 		return;
 	}
 	p->batch_id = ++p->next_id;
-	msg = q_batch(p, ps->d->cfg.host, p->batch_id);
+	msg = q_batch(p, ps->cfg->host, p->batch_id);
 	p->deadline_ns = mono_ns() + STEP_TIMEOUT_NS;
 	pthread_mutex_unlock(&p->mu);
-	if (msg && http_send(ps->d->http, p->conn, msg, strlen(msg)))
-		http_end(ps->d->http, p->conn); /* its close brings the backoff */
+	if (msg && http_send(ps->http, p->conn, msg, strlen(msg)))
+		http_end(ps->http, p->conn); /* its close brings the backoff */
 	free(msg);
 }
 
@@ -281,7 +284,7 @@ static void ws_connect(struct peers *ps, struct peer *p)
 		pthread_mutex_unlock(&p->mu);
 		return;
 	}
-	err = http_ws_connect(ps->d->http, p->u.host, p->u.port, p->u.path, p->u.tls, tok,
+	err = http_ws_connect(ps->http, p->u.host, p->u.port, p->u.path, p->u.tls, tok,
 			      &p->conn);
 	pthread_mutex_lock(&p->mu);
 	if (err) {
@@ -331,19 +334,19 @@ static void ws_message(struct peers *ps, struct peer *p, const struct http_reque
 			p->init_id = ++p->next_id;
 			pthread_mutex_unlock(&p->mu);
 			initialize_msg(p->init_id, buf, sizeof(buf));
-			http_send(ps->d->http, p->conn, buf, strlen(buf));
+			http_send(ps->http, p->conn, buf, strlen(buf));
 		}
 	} else if (n == p->init_id && p->state == P_INITIALIZING) {
 		if (reply_ok(msg, why, sizeof(why), &refused)) {
 			connected(p);
 			pthread_mutex_unlock(&p->mu);
-			http_send(ps->d->http, p->conn, initialized_msg, sizeof(initialized_msg) - 1);
+			http_send(ps->http, p->conn, initialized_msg, sizeof(initialized_msg) - 1);
 			p_info("peer %s: connected", p->cfg.url);
 			ws_pump(ps, p);
 		} else {
 			set_error(p, "initialize: %s", why);
 			pthread_mutex_unlock(&p->mu);
-			http_end(ps->d->http, p->conn);
+			http_end(ps->http, p->conn);
 		}
 	} else if (n == p->batch_id && p->inflight) {
 		bool ok = reply_ok(msg, why, sizeof(why), &refused);
@@ -378,7 +381,7 @@ void peers_ws_event(struct peers *ps, struct http_request *r)
 		p->deadline_ns = mono_ns() + STEP_TIMEOUT_NS;
 		pthread_mutex_unlock(&p->mu);
 		discover_msg(p->init_id, buf, sizeof(buf));
-		http_send(ps->d->http, p->conn, buf, strlen(buf));
+		http_send(ps->http, p->conn, buf, strlen(buf));
 		break;
 	case HTTP_WS_MESSAGE:
 		ws_message(ps, p, r);
@@ -604,7 +607,7 @@ static void *http_worker(void *arg)
 			continue;
 		} else {
 			int64_t id = ++p->next_id;
-			char *msg = q_batch(p, p->ps->d->cfg.host, id), why[256];
+			char *msg = q_batch(p, p->ps->cfg->host, id), why[256];
 			struct json_object *m = NULL;
 			struct reply r;
 			bool refused;
@@ -650,7 +653,7 @@ static void on_event(void *ctx, struct json_object *ev)
 
 	/* Only this host's events: what came from peers stays here. */
 	if (!json_object_object_get_ex(ev, "host", &host) ||
-	    strcmp(json_object_get_string(host), ps->d->cfg.host))
+	    strcmp(json_object_get_string(host), ps->cfg->host))
 		return;
 	txt = json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN |
 							 JSON_C_TO_STRING_NOSLASHESCAPE);
@@ -690,7 +693,7 @@ void peers_tick(struct peers *ps, uint64_t now_ns)
 		if (connect)
 			ws_connect(ps, p);
 		else if (stuck)
-			http_end(ps->d->http, p->conn); /* the close brings the backoff */
+			http_end(ps->http, p->conn); /* the close brings the backoff */
 	}
 }
 
@@ -733,38 +736,29 @@ struct json_object *peers_status_json(struct peers *ps)
 	return arr;
 }
 
-void peers_totals(struct peers *ps, uint64_t *sent, uint64_t *dropped, uint64_t *refused)
-{
-	*sent = *dropped = *refused = 0;
-	for (size_t i = 0; ps && i < ps->n; i++) {
-		pthread_mutex_lock(&ps->v[i].mu);
-		*sent += ps->v[i].sent;
-		*dropped += ps->v[i].dropped;
-		*refused += ps->v[i].refused;
-		pthread_mutex_unlock(&ps->v[i].mu);
-	}
-}
-
-int peers_open(struct peers **out, struct daemon *d)
+int peers_open(struct peers **out, const struct config *cfg, struct events *ev,
+	       struct http *http)
 {
 	struct peers *ps;
 	char why[128];
 
 	*out = NULL;
-	if (!d->cfg.n_peers)
+	if (!cfg->n_peers)
 		return 0;
 	ps = calloc(1, sizeof(*ps));
-	if (!ps || !(ps->v = calloc(d->cfg.n_peers, sizeof(*ps->v)))) {
+	if (!ps || !(ps->v = calloc(cfg->n_peers, sizeof(*ps->v)))) {
 		free(ps);
 		return -ENOMEM;
 	}
-	ps->d = d;
+	ps->cfg = cfg;
+	ps->ev = ev;
+	ps->http = http;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	for (size_t i = 0; i < d->cfg.n_peers; i++) {
+	for (size_t i = 0; i < cfg->n_peers; i++) {
 		struct peer *p = &ps->v[i];
 
 		p->ps = ps;
-		p->cfg = d->cfg.peers[i];
+		p->cfg = cfg->peers[i];
 		peer_url_parse(p->cfg.url, &p->u, why, sizeof(why)); /* validated by config */
 		pthread_mutex_init(&p->mu, NULL);
 		pthread_condattr_t ca;
@@ -788,7 +782,7 @@ int peers_open(struct peers **out, struct daemon *d)
 			p->thread_started = true;
 		}
 	}
-	ps->sub_id = events_subscribe(d->ev, on_event, ps);
+	ps->sub_id = events_subscribe(ev, on_event, ps);
 	if (ps->sub_id <= 0) {
 		peers_close(ps);
 		return -ENOSPC;
@@ -802,7 +796,7 @@ void peers_close(struct peers *ps)
 	if (!ps)
 		return;
 	if (ps->sub_id > 0)
-		events_unsubscribe(ps->d->ev, ps->sub_id);
+		events_unsubscribe(ps->ev, ps->sub_id);
 	for (size_t i = 0; i < ps->n; i++) {
 		struct peer *p = &ps->v[i];
 
@@ -822,3 +816,45 @@ void peers_close(struct peers *ps)
 	free(ps->v);
 	free(ps);
 }
+
+/* ---- the transport (transport.h) ---- */
+
+static int peers_start(const struct transport_env *env, void **self)
+{
+	int err = peers_open((struct peers **)self, env->cfg, env->ev, env->http);
+
+	if (err)
+		p_err("mcp.peers: failed to start: %s", strerror(-err));
+	return err;
+}
+
+static void peers_stop(void *self)
+{
+	peers_close(self);
+}
+
+static void peers_tick_op(void *self, uint64_t now_ns)
+{
+	peers_tick(self, now_ns);
+}
+
+/* Status "http"."mcp"."peers": one object per peer. */
+static struct json_object *peers_status(void *self)
+{
+	return peers_status_json(self);
+}
+
+static void peers_request(void *self, struct http_request *r)
+{
+	peers_ws_event(self, r);
+}
+
+const struct transport_ops peers_transport = {
+	.name = "peers",
+	.listener = HTTP_PEER,
+	.start = peers_start,
+	.stop = peers_stop,
+	.tick = peers_tick_op,
+	.status = peers_status,
+	.request = peers_request,
+};

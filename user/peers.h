@@ -15,20 +15,28 @@
 #include <stdint.h>
 #include <json-c/json.h>
 
-struct daemon;
+#include "transport.h"
+
+struct config;
+struct events;
+struct http;
 struct http_request;
 struct peers;
 
 #define PEER_BATCH_MAX 100
 
-int peers_open(struct peers **out, struct daemon *d);
+/* The transport: starts peers_open() with its env; off (self NULL) without peers. */
+extern const struct transport_ops peers_transport;
+
+/* One client per cfg->peers[] (cfg read for the host name while it runs), fed by ev, its
+ * WebSockets made by http. *out NULL when none is configured. 0 or -errno. */
+int peers_open(struct peers **out, const struct config *cfg, struct events *ev,
+	       struct http *http);
 void peers_close(struct peers *p);
 /* A WebSocket open, message or close of a peer connection (listener HTTP_PEER). */
 void peers_ws_event(struct peers *p, struct http_request *r);
 /* Reconnects and timeouts. */
 void peers_tick(struct peers *p, uint64_t now_ns);
 struct json_object *peers_status_json(struct peers *p);
-/* Totals over the peers, for the loss counters. */
-void peers_totals(struct peers *p, uint64_t *sent, uint64_t *dropped, uint64_t *refused);
 
 #endif /* CAELUM_PEERS_H */

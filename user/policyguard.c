@@ -4,9 +4,10 @@
 #include <string.h>
 #include <bpf/bpf.h>
 
-#include "daemon.h"
+#include "events.h"
 #include "log.h"
 #include "policyguard.h"
+#include "ports.h"
 
 bool policyguard_diff(const struct policy_guard *g, uint32_t table_id,
 		      const struct caelum_config *cfg, char *buf, size_t len)
@@ -36,21 +37,20 @@ bool policyguard_diff(const struct policy_guard *g, uint32_t table_id,
 
 /* What the kernel holds now: the inner table's id (a map-in-map lookup from user space
  * returns the id, kernel/bpf/map_in_map.c) and cm_config. */
-static int kernel_read(struct daemon *d, uint32_t *table_id, struct caelum_config *cfg)
+static int kernel_read(struct ports *ports, uint32_t *table_id, struct caelum_config *cfg)
 {
 	__u32 zero = 0;
 
-	if (bpf_map_lookup_elem(ports_map_fd(d->ports, "cm_port_outer"), &zero, table_id))
+	if (bpf_map_lookup_elem(ports_map_fd(ports, "cm_port_outer"), &zero, table_id))
 		return -errno;
-	if (bpf_map_lookup_elem(ports_map_fd(d->ports, "cm_config"), &zero, cfg))
+	if (bpf_map_lookup_elem(ports_map_fd(ports, "cm_config"), &zero, cfg))
 		return -errno;
 	return 0;
 }
 
-void policyguard_record(struct daemon *d)
+void policyguard_record(struct policy_guard *g, struct ports *ports)
 {
-	struct policy_guard *g = &d->guard;
-	int err = kernel_read(d, &g->table_id, &g->cfg);
+	int err = kernel_read(ports, &g->table_id, &g->cfg);
 
 	g->armed = !err;
 	if (err)
@@ -58,38 +58,39 @@ void policyguard_record(struct daemon *d)
 		       strerror(-err));
 }
 
-static void emit(struct daemon *d, const char *problem, int err)
+static void emit(struct events *ev, const char *problem, int err)
 {
-	struct json_object *e = event_new(d->ev, "integrity_repaired", err ? "failed" : "repaired");
+	struct json_object *e = event_new(ev, "integrity_repaired", err ? "failed" : "repaired");
 
 	json_object_object_add(e, "object", json_object_new_string("port policy"));
 	json_object_object_add(e, "problem", json_object_new_string(problem));
 	if (err)
 		json_object_object_add(e, "error", json_object_new_string(strerror(-err)));
-	events_emit(d->ev, e);
+	events_emit(ev, e);
 	if (err)
 		p_err("integrity: port policy: %s; repair failed: %s", problem, strerror(-err));
 	else
 		p_warn("integrity: port policy: %s (another writer?); applied again", problem);
 }
 
-void policyguard_check(struct daemon *d)
+void policyguard_check(struct policy_guard *g, struct ports *ports, struct events *ev,
+		       int (*apply)(void *ctx, const char *why), void *ctx)
 {
 	struct caelum_config cfg;
 	uint32_t table_id = 0;
 	char problem[160];
 	int err;
 
-	err = kernel_read(d, &table_id, &cfg);
+	err = kernel_read(ports, &table_id, &cfg);
 	if (err == -ENOENT) { /* slot emptied */
 		table_id = 0;
 		memset(&cfg, 0, sizeof(cfg));
 		err = 0;
 	}
-	if (err || !policyguard_diff(&d->guard, table_id, &cfg, problem, sizeof(problem)))
+	if (err || !policyguard_diff(g, table_id, &cfg, problem, sizeof(problem)))
 		return;
 	/* The tables are not what the mirror says: read them back and rewrite, not a diff. */
-	ports_invalidate(d->ports);
-	err = daemon_apply(d, "repair");
-	emit(d, problem, err);
+	ports_invalidate(ports);
+	err = apply(ctx, "repair");
+	emit(ev, problem, err);
 }

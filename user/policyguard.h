@@ -24,12 +24,18 @@ struct policy_guard {
 	struct caelum_config cfg; /* cm_config as caelumd wrote it */
 };
 
-struct daemon;
+struct events;
+struct ports;
 
-/* After a successful apply: remember what the kernel holds now. */
-void policyguard_record(struct daemon *d);
-/* Compare the kernel with the record; repair and report a difference. */
-void policyguard_check(struct daemon *d);
+/* After a successful apply: remember in g what the kernel holds now (ports' maps). */
+void policyguard_record(struct policy_guard *g, struct ports *ports);
+/*
+ * Compare the kernel with the record in g; on a difference invalidate ports' mirror, call
+ * apply(ctx, "repair") (the daemon's full apply: this module never calls up) and report
+ * an integrity_repaired event to ev.
+ */
+void policyguard_check(struct policy_guard *g, struct ports *ports, struct events *ev,
+		       int (*apply)(void *ctx, const char *why), void *ctx);
 
 /*
  * Pure: describe how (table_id, cfg) as found in the kernel differs from what was applied,

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,9 +13,11 @@
 #include <unistd.h>
 #include <json-c/json.h>
 
-#include "daemon.h"
+#include "config.h"
+#include "events.h"
 #include "handlers.h"
 #include "log.h"
+#include "loop.h"
 #include "mcp.h"
 #include "rpc.h"
 
@@ -41,7 +44,10 @@ struct conn {
 };
 
 struct rpc_server {
-	struct daemon *d;
+	const struct handler_ctx *hx;
+	struct events *ev;
+	struct loop *loop;
+	struct mcp *mcp; /* the MCP dispatcher of mcp.connect, or NULL */
 	int fd;
 	char path[108];
 	int spare; /* a descriptor kept for answering when the process has none left */
@@ -76,7 +82,7 @@ static int out_append(struct conn *c, const char *s, size_t len)
 static void conn_want_write(struct conn *c)
 {
 	if (!c->dead)
-		loop_mod(c->srv->d->loop, c->fd, (c->closing ? 0 : EPOLLIN) | EPOLLOUT);
+		loop_mod(c->srv->loop, c->fd, (c->closing ? 0 : EPOLLIN) | EPOLLOUT);
 }
 
 /* Returns false when the connection was closed (freed unless in its own I/O callback). */
@@ -101,7 +107,7 @@ static bool conn_flush(struct conn *c)
 		conn_close(c);
 		return false;
 	}
-	loop_mod(c->srv->d->loop, c->fd,
+	loop_mod(c->srv->loop, c->fd,
 		 (c->closing ? 0 : EPOLLIN) | (c->out_len ? EPOLLOUT : 0));
 	return true;
 }
@@ -141,7 +147,7 @@ static void on_event(void *ctx, struct json_object *ev)
 	if (c->dead || !event_matches(ev, &c->stream.filter))
 		return;
 	if (c->out_len > OUT_MAX) {
-		events_count_drop(c->srv->d->ev, 1);
+		events_count_drop(c->srv->ev, 1);
 		return;
 	}
 	n = json_object_new_object();
@@ -198,10 +204,10 @@ static struct json_object *mcp_connect(struct conn *c, struct json_object *id)
 {
 	struct json_object *r;
 
-	if (!c->srv->d->mcp || c->sub_id)
+	if (!c->srv->mcp || c->sub_id)
 		return rpc_error(id, -32600, "mcp.connect: not available on this connection",
 				 EXIT_USAGE, NULL);
-	c->mcp = mcp_session_new(c->srv->d->mcp, "stdio", mcp_send, c);
+	c->mcp = mcp_session_new(c->srv->mcp, "stdio", mcp_send, c);
 	if (!c->mcp)
 		return rpc_error(id, herr_rpc_code(EXIT_UNAVAILABLE), "too many MCP sessions",
 				 EXIT_UNAVAILABLE, NULL);
@@ -229,7 +235,7 @@ static void dispatch(struct conn *c, struct json_object *req)
 		reply = mcp_connect(c, id);
 		goto send;
 	}
-	if (handlers_call(c->srv->d, method, params, &who, &result, &err,
+	if (handlers_call(c->srv->hx, method, params, &who, &result, &err,
 			  c->sub_id ? NULL : &stream)) {
 		reply = rpc_error(id, err.unknown_method ? -32601 : herr_rpc_code(err.exit),
 				  err.message, err.exit, err.errors);
@@ -247,7 +253,7 @@ send:
 	send_msg(c, reply);
 	json_object_put(reply);
 	if (stream.follow) {
-		int id = events_subscribe(c->srv->d->ev, on_event, c);
+		int id = events_subscribe(c->srv->ev, on_event, c);
 
 		if (id < 0) {
 			reply = rpc_error(NULL, herr_rpc_code(EXIT_UNAVAILABLE),
@@ -276,7 +282,7 @@ static void handle_line(struct conn *c, const char *line, size_t len)
 		if (!req || json_tokener_get_error(tok) != json_tokener_success)
 			r = mcp_error(NULL, -32700, "Parse error");
 		else
-			r = mcp_handle(c->srv->d->mcp, c->mcp, req);
+			r = mcp_handle(c->srv->mcp, c->mcp, req);
 		if (r) {
 			send_msg(c, r);
 			json_object_put(r);
@@ -344,7 +350,7 @@ static void conn_read(struct conn *c)
 	}
 	if (eof) {
 		if (c->sub_id > 0)
-			events_unsubscribe(c->srv->d->ev, c->sub_id);
+			events_unsubscribe(c->srv->ev, c->sub_id);
 		c->sub_id = 0;
 		c->closing = true;
 	}
@@ -379,12 +385,12 @@ static void conn_close(struct conn *c)
 		return;
 	c->dead = true;
 	if (c->sub_id > 0)
-		events_unsubscribe(s->d->ev, c->sub_id);
+		events_unsubscribe(s->ev, c->sub_id);
 	c->sub_id = 0;
-	if (c->mcp && s->d->mcp)
-		mcp_session_free(s->d->mcp, c->mcp);
+	if (c->mcp && s->mcp)
+		mcp_session_free(s->mcp, c->mcp);
 	c->mcp = NULL;
-	loop_del(s->d->loop, c->fd);
+	loop_del(s->loop, c->fd);
 	close(c->fd);
 	c->fd = -1;
 	if (!c->in_io)
@@ -453,7 +459,7 @@ static void on_accept(void *ctx, uint32_t events)
 		return;
 	}
 	c = calloc(1, sizeof(*c));
-	if (!c || loop_add(s->d->loop, fd, EPOLLIN, conn_io, c)) {
+	if (!c || loop_add(s->loop, fd, EPOLLIN, conn_io, c)) {
 		free(c);
 		close(fd);
 		return;
@@ -486,7 +492,7 @@ static int stale_check(const char *path)
 	return 0;
 }
 
-int rpc_server_open(struct rpc_server **out, struct daemon *d, const char *path)
+int rpc_server_open(struct rpc_server **out, const struct transport_env *env, const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct rpc_server *s;
@@ -502,13 +508,16 @@ int rpc_server_open(struct rpc_server **out, struct daemon *d, const char *path)
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
-	s->d = d;
+	s->hx = env->hx;
+	s->ev = env->ev;
+	s->loop = env->loop;
+	s->mcp = env->mcp;
 	s->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	snprintf(s->path, sizeof(s->path), "%s", path);
 	strcpy(sa.sun_path, path);
 	s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s->fd < 0 || bind(s->fd, (struct sockaddr *)&sa, sizeof(sa)) || chmod(path, 0600) ||
-	    listen(s->fd, 64) || loop_add(d->loop, s->fd, EPOLLIN, on_accept, s)) {
+	    listen(s->fd, 64) || loop_add(s->loop, s->fd, EPOLLIN, on_accept, s)) {
 		err = -errno;
 		p_err("failed to listen on '%s': %s", path, strerror(errno));
 		if (s->fd >= 0)
@@ -528,7 +537,7 @@ void rpc_server_close(struct rpc_server *s)
 		return;
 	while (s->conns)
 		conn_close(s->conns);
-	loop_del(s->d->loop, s->fd);
+	loop_del(s->loop, s->fd);
 	close(s->fd);
 	if (s->spare >= 0)
 		close(s->spare);
@@ -540,3 +549,38 @@ size_t rpc_server_clients(const struct rpc_server *s)
 {
 	return s->n_conns;
 }
+
+/* ---- the transport (transport.h) ---- */
+
+static int rpc_start(const struct transport_env *env, void **self)
+{
+	char sock[PATH_MAX];
+
+	config_socket_path(env->cfg, sock, sizeof(sock));
+	return rpc_server_open((struct rpc_server **)self, env, sock);
+}
+
+static void rpc_stop(void *self)
+{
+	rpc_server_close(self);
+}
+
+/* Status "control_socket": where, how many clients, refusals for want of descriptors. */
+static struct json_object *rpc_status(void *self)
+{
+	struct rpc_server *s = self;
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "path", json_object_new_string(s->path));
+	json_object_object_add(o, "clients", json_object_new_uint64(s->n_conns));
+	json_object_object_add(o, "fd_refusals", json_object_new_uint64(s->fd_refusals));
+	return o;
+}
+
+const struct transport_ops rpc_transport = {
+	.name = "control",
+	.listener = -1,
+	.start = rpc_start,
+	.stop = rpc_stop,
+	.status = rpc_status,
+};

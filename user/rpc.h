@@ -10,10 +10,18 @@
 
 #include <stddef.h>
 
-struct daemon;
+#include "transport.h"
+
 struct rpc_server;
 
-int rpc_server_open(struct rpc_server **out, struct daemon *d, const char *path);
+/* The transport: rpc_server_open() on config_socket_path(); status "control_socket". */
+extern const struct transport_ops rpc_transport;
+
+/* Listen on path (a stale socket file of a dead caelumd is removed, a live one is
+ * -EADDRINUSE) on env->loop; methods go to handlers_call(env->hx), "mcp.connect" makes the
+ * connection an MCP session of env->mcp (refused when NULL). 0 or -errno (reported). */
+int rpc_server_open(struct rpc_server **out, const struct transport_env *env, const char *path);
+/* Close every connection, the listener, and unlink the socket file. NULL: nothing. */
 void rpc_server_close(struct rpc_server *s);
 size_t rpc_server_clients(const struct rpc_server *s);
 

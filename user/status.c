@@ -5,12 +5,17 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "api.h"
 #include "bpfinfo.h"
 #include "daemon.h"
 #include "netns.h"
 #include "databases.h"
+#include "transports.h"
 #include "version.h"
+
+uint64_t daemon_kstat(const struct daemon *d, int idx)
+{
+	return bpfinfo_percpu_sum(ports_map_fd(d->ports, "cm_stats"), (uint32_t)idx);
+}
 
 static const char *const shared_maps[] = { "cm_events", "cm_stats",	"cm_config",
 					   "cm_services", "cm_agg", "cm_port_outer", "cm_port_owners",
@@ -48,6 +53,25 @@ static void add_u64(struct json_object *o, const char *k, uint64_t v)
 	json_object_object_add(o, k, json_object_new_uint64(v));
 }
 
+/* Events emitted by type and action (what /metrics counts per type). */
+static struct json_object *event_types_json(struct daemon *d)
+{
+	struct json_object *arr = json_object_new_array();
+	const struct events_typecount *tc;
+	size_t n = events_type_counts(d->ev, &tc);
+
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *t = json_object_new_object();
+
+		json_object_object_add(t, "type", json_object_new_string(tc[i].type));
+		json_object_object_add(t, "action", json_object_new_string(tc[i].action));
+		add_u64(t, "events", tc[i].events);
+		add_u64(t, "occurrences", tc[i].occurrences);
+		json_object_array_add(arr, t);
+	}
+	return arr;
+}
+
 static struct json_object *events_json(struct daemon *d)
 {
 	struct json_object *o = json_object_new_object(), *lost = json_object_new_object();
@@ -70,6 +94,7 @@ static struct json_object *events_json(struct daemon *d)
 	add_u64(lost, "subscribers", c.subscriber_drops);
 	json_object_object_add(o, "lost", lost);
 	json_object_object_add(o, "journal", events_journal_stats(d->ev));
+	json_object_object_add(o, "types", event_types_json(d));
 	return o;
 }
 
@@ -159,7 +184,8 @@ int status_collect(struct daemon *d, struct json_object **out)
 	json_object_object_add(o, "registry", registry_json(d));
 	json_object_object_add(o, "resources", resources_enforcement_json(d));
 	json_object_object_add(o, "verification", json_object_get(d->last_verify));
-	json_object_object_add(o, "http", api_status_json(d));
+	if (d->transports)
+		transports_status(d->transports, o);
 	json_object_object_add(o, "bpf_stats_enabled",
 			       json_object_new_boolean(d->stats_fd >= 0 || bpfinfo_stats_enabled()));
 	*out = o;

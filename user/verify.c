@@ -43,7 +43,6 @@
 #include "connect.h"
 #include "cpu.h"
 #include "daemon.h"
-#include "databases.h"
 #include "devices.h"
 #include "log.h"
 #include "tasks.h"
@@ -165,10 +164,18 @@ static void check_obj_maps(void *ctx, int id, const struct comp_prog *p, struct 
 	}
 }
 
+/* The repair of a foreign write to the policy maps: the daemon's full apply (d->apply). */
+static int reapply(void *ctx, const char *why)
+{
+	struct daemon *d = ctx;
+
+	return d->apply(d, why);
+}
+
 void integrity_check(struct daemon *d)
 {
 	check_links(d);
-	policyguard_check(d);
+	policyguard_check(&d->guard, d->ports, d->ev, reapply, d);
 	components_visit(&d->comps, check_obj_maps, d);
 	check_obj_maps(d, -1, NULL, agg_obj(d->agg));
 }

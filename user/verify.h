@@ -11,8 +11,6 @@
 
 struct daemon;
 
-#define VERIFY_DEV_MAJOR 1
-#define VERIFY_DEV_MINOR 250 /* unused by the mem driver: a device nobody opens */
 #define INTEGRITY_INTERVAL_NS (5ULL * 1000000000ULL)
 
 int verify_setup(struct daemon *d);

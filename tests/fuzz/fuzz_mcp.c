@@ -23,7 +23,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "daemon.h"
+#include "events.h"
 #include "handlers.h"
 #include "mcp.h"
 #include "mcp_era.h"
@@ -56,11 +56,11 @@ uint64_t time_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-int handlers_call(struct daemon *d, const char *method, struct json_object *params,
+int handlers_call(const struct handler_ctx *hx, const char *method, struct json_object *params,
 		  const struct caller *who, struct json_object **result, struct herr *err,
 		  struct hstream *stream)
 {
-	(void)d;
+	(void)hx;
 	(void)params;
 	(void)who;
 	(void)stream;
@@ -109,7 +109,7 @@ static void one_message(struct mcp *m, struct mcp_session *s, const char *line, 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct daemon d;
+	static struct handler_ctx hx;
 	char hv[64] = "", hm[128] = "", hn[512] = "";
 	struct mcp_edge edge = { hv, hm, hn };
 	bool use_edge = false;
@@ -117,7 +117,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct mcp *m;
 	char *buf;
 
-	if (size > 1 << 16 || mcp_open(&m, &d))
+	if (size > 1 << 16 || mcp_open(&m, &hx, NULL))
 		return 0;
 	s = mcp_session_new(m, "stdio", sink, NULL);
 	buf = malloc(size + 1);

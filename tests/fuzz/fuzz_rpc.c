@@ -21,8 +21,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "daemon.h"
+#include "events.h"
 #include "handlers.h"
+#include "loop.h"
 #include "log.h"
 #include "mcp.h"
 #include "rpc.h"
@@ -96,11 +97,11 @@ static int int_param(struct json_object *params, const char *key, int dflt, int 
 
 /* ---- stand-ins: handlers ---- */
 
-int handlers_call(struct daemon *d, const char *method, struct json_object *params,
+int handlers_call(const struct handler_ctx *hx, const char *method, struct json_object *params,
 		  const struct caller *who, struct json_object **result, struct herr *err,
 		  struct hstream *stream)
 {
-	(void)d;
+	(void)hx;
 	(void)who;
 	memset(err, 0, sizeof(*err));
 	*result = NULL;
@@ -218,7 +219,7 @@ static void drain(int fd)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct daemon d;
+	static struct transport_env env;
 	static char path[108];
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct rpc_server *srv;
@@ -231,24 +232,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	log_init("fuzz", false, true);
 	if (!path[0])
 		snprintf(path, sizeof(path), "/tmp/caelum-fuzz-rpc-%d.sock", (int)getpid());
-	d.mcp = (struct mcp *)&d; /* any non-NULL: mcp.connect is offered */
-	if (loop_new(&d.loop))
+	env.mcp = (struct mcp *)&env; /* any non-NULL: mcp.connect is offered */
+	if (loop_new(&env.loop))
 		return 0;
-	if (rpc_server_open(&srv, &d, path)) {
-		loop_free(d.loop);
+	if (rpc_server_open(&srv, &env, path)) {
+		loop_free(env.loop);
 		return 0;
 	}
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd >= 0 && !connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
 		fcntl(fd, F_SETFL, O_NONBLOCK);
-		run(d.loop, 1); /* accept */
+		run(env.loop, 1); /* accept */
 		if (send(fd, data + 1, size - 1, MSG_NOSIGNAL) < 0 && errno != EAGAIN)
 			p_debug("fuzz: send: %s", strerror(errno));
 		if (mode & 64)
 			shutdown(fd, SHUT_RD);
 		for (int t = 0; t < (mode & 7); t++) {
-			run(d.loop, 1);
+			run(env.loop, 1);
 			if (mode & 8)
 				drain(fd);
 		}
@@ -260,13 +261,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		/* Followers get events after the client has gone. */
 		emit(2);
-		run(d.loop, 4);
+		run(env.loop, 4);
 	}
 	if (fd >= 0)
 		close(fd);
 	rpc_server_close(srv);
-	loop_free(d.loop);
-	d.loop = NULL;
+	loop_free(env.loop);
+	env.loop = NULL;
 	memset(subs, 0, sizeof(subs));
 	return 0;
 }

@@ -1,0 +1,307 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The handlers (user/handlers*.c) without a daemon: a context of a file-backend registry in
+ * a temporary directory, an events journal and a stand-in for the kernel apply (hxfix.h).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "testutil.h"
+#include "hxfix.h"
+
+#define WEB "{\"spec\":{\"name\":\"web\",\"ports\":[\"47010/tcp\"]}}"
+
+static int setup(void **state)
+{
+	*state = hxfix_new();
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	return hxfix_free(*state);
+}
+
+/* A mutation commits to the registry on disk and answers with the revision it committed. */
+static void test_reserve_answers_revision(void **state)
+{
+	struct hxfix *f = *state;
+	struct json_object *res, *list;
+	struct registry_backend *b;
+	struct registry *again;
+	struct verr e = {};
+	uint64_t rev_apply, rev_reserve, rev_noop;
+	unsigned int applies;
+
+	res = hxfix_ok_rev(f, "service.apply", WEB, &rev_apply);
+	assert_string_equal(hxfix_str(res, "name"), "web");
+	assert_false(json_object_object_get_ex(res, "revision", NULL)); /* results as before */
+	assert_true(rev_apply > 0);
+	assert_int_equal(rev_apply, registry_last_commit(f->reg));
+	json_object_put(res);
+
+	applies = f->applies;
+	res = hxfix_ok_rev(f, "port.reserve", "{\"port\":47011,\"service\":\"web\"}",
+			   &rev_reserve);
+	assert_int_equal(hxfix_int(res, "port"), 47011);
+	assert_string_equal(hxfix_str(res, "proto"), "tcp");
+	assert_string_equal(hxfix_str(res, "service"), "web");
+	assert_int_equal(json_object_object_length(res), 3);
+	assert_true(rev_reserve > rev_apply);
+	assert_int_equal(rev_reserve, registry_last_commit(f->reg));
+	assert_int_equal(f->applies, applies + 1); /* the watch told the kernel side once */
+	json_object_put(res);
+
+	/* Reserving what the service holds is a no-op success: nothing committed, no revision. */
+	res = hxfix_ok_rev(f, "port.reserve", "{\"port\":47011,\"service\":\"web\"}",
+			   &rev_noop);
+	assert_int_equal(rev_noop, 0);
+	assert_int_equal(registry_last_commit(f->reg), rev_reserve);
+	json_object_put(res);
+
+	/* Reads carry no revision; the reservation is listed with its origin. */
+	list = hxfix_ok(f, "port.list", NULL);
+	assert_int_equal(json_object_array_length(list), 2);
+	res = json_object_array_get_idx(list, 1);
+	assert_int_equal(hxfix_int(res, "port"), 47011);
+	assert_string_equal(hxfix_str(res, "origin"), "runtime");
+	json_object_put(list);
+
+	/* It is on disk: a second registry over the same directory sees it. */
+	registry_close(f->reg);
+	f->reg = NULL;
+	assert_int_equal(registry_file_open(f->dir, &b), 0);
+	assert_int_equal(registry_open(b, &again, &e), 0);
+	assert_string_equal(registry_owner(again, 47011, IPPROTO_TCP, NULL), "web");
+	assert_int_equal(registry_state(again)->rev, rev_reserve);
+	f->reg = again;
+}
+
+/* A committed revision the kernel side failed to apply is that call's error. */
+static void test_apply_failure_is_the_callers(void **state)
+{
+	struct hxfix *f = *state;
+	struct json_object *res = NULL;
+	struct herr err;
+
+	json_object_put(hxfix_ok(f, "service.apply", WEB));
+	f->apply_err = -EIO;
+	assert_int_equal(hxfix_call(f, "port.reserve", "{\"port\":47012,\"service\":\"web\"}",
+				    "socket", &res, &err),
+			 -1);
+	assert_null(res);
+	assert_int_equal(err.exit, EXIT_FAIL);
+	assert_non_null(strstr(err.message, "could not be applied: Input/output error"));
+	assert_int_equal(err.revision, registry_last_commit(f->reg)); /* which one failed */
+	/* Committed all the same: the registry is the truth, the apply is retried later. */
+	assert_string_equal(registry_owner(f->reg, 47012, IPPROTO_TCP, NULL), "web");
+}
+
+/* Bad arguments are usage errors naming the field. */
+static void test_bad_argument_names_field(void **state)
+{
+	static const struct {
+		const char *method, *params, *field;
+		int exit;
+	} cases[] = {
+		{ "port.reserve", "{\"port\":70000,\"service\":\"web\"}", "port", EXIT_USAGE },
+		{ "port.reserve", "{\"port\":\"80\",\"service\":\"web\"}", "port", EXIT_USAGE },
+		{ "port.reserve", "{\"service\":\"web\"}", "port", EXIT_USAGE },
+		{ "port.reserve", "{\"port\":47013,\"service\":\"Web!\"}", "service", EXIT_USAGE },
+		{ "port.reserve", "{\"port\":47013,\"proto\":\"sctp\",\"service\":\"web\"}",
+		  "proto", EXIT_USAGE },
+		{ "port.reserve", "{\"port\":47013,\"service\":\"web\",\"bogus\":1}", "bogus",
+		  EXIT_USAGE },
+		{ "events.list", "{\"limit\":0}", "limit", EXIT_USAGE },
+		{ "service.apply", "{\"spec\":{\"name\":\"x\",\"ports\":[\"99999/tcp\"]}}", "ports",
+		  EXIT_CONFIG },
+		{ "port.reserve", "{\"port\":47013,\"service\":\"ghost\"}", "ghost", EXIT_CONFIG },
+	};
+	struct hxfix *f = *state;
+
+	json_object_put(hxfix_ok(f, "service.apply", WEB));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct json_object *res = NULL;
+		struct herr err;
+		uint64_t before = registry_last_commit(f->reg);
+
+		assert_int_equal(hxfix_call(f, cases[i].method, cases[i].params, "socket", &res,
+					    &err),
+				 -1);
+		assert_null(res);
+		if (err.exit != cases[i].exit || !strstr(err.message, cases[i].field))
+			fail_msg("%s %s: exit %d \"%s\", wanted exit %d naming \"%s\"",
+				 cases[i].method, cases[i].params, err.exit, err.message,
+				 cases[i].exit, cases[i].field);
+		assert_int_equal(registry_last_commit(f->reg), before); /* nothing committed */
+		json_object_put(err.errors);
+	}
+}
+
+static void test_unknown_and_unavailable(void **state)
+{
+	struct hxfix *f = *state;
+	struct json_object *res = NULL;
+	struct herr err;
+
+	assert_int_equal(hxfix_call(f, "port.steal", NULL, "socket", &res, &err), -1);
+	assert_true(err.unknown_method);
+	assert_string_equal(err.message, "unknown method 'port.steal'");
+	/* What only the daemon can do is refused when the context has no op for it. */
+	assert_int_equal(hxfix_call(f, "status", NULL, "socket", &res, &err), -1);
+	assert_int_equal(err.exit, EXIT_UNAVAILABLE);
+	assert_string_equal(err.message, "status is not available here");
+	assert_int_equal(hxfix_call(f, "reload", NULL, "socket", &res, &err), -1);
+	assert_int_equal(err.exit, EXIT_UNAVAILABLE);
+	/* The token: shown over the control socket only. */
+	assert_int_equal(hxfix_call(f, "token.show", NULL, "http", &res, &err), -1);
+	assert_int_equal(err.exit, EXIT_NOPERM);
+	res = hxfix_ok(f, "token.show", NULL);
+	assert_string_equal(hxfix_str(res, "token"), f->token);
+	json_object_put(res);
+}
+
+static int reloads;
+
+static int fake_reload(void *owner, struct verr *e, size_t *port_entries)
+{
+	(void)owner;
+	reloads++;
+	if (reloads > 1) {
+		verr_add(e, "caelum.json", "http.listen", "changed: this needs a restart");
+		return -EINVAL;
+	}
+	*port_entries = 42;
+	return 0;
+}
+
+/* reload goes through the context's callback; a refusal carries every reason. */
+static void test_reload_callback(void **state)
+{
+	struct hxfix *f = *state;
+	struct json_object *res = NULL, *errors;
+	struct herr err;
+
+	f->ops.reload = fake_reload;
+	reloads = 0;
+	res = hxfix_ok(f, "reload", NULL);
+	assert_int_equal(reloads, 1);
+	assert_int_equal(hxfix_int(res, "port_entries"), 42);
+	assert_int_equal(hxfix_int(res, "registry_revision"), (int64_t)registry_state(f->reg)->rev);
+	json_object_put(res);
+	assert_int_equal(hxfix_call(f, "reload", NULL, "socket", &res, &err), -1);
+	assert_int_equal(err.exit, EXIT_CONFIG);
+	assert_non_null(strstr(err.message, "http.listen"));
+	errors = err.errors;
+	assert_non_null(errors);
+	assert_int_equal(json_object_array_length(errors), 1);
+	json_object_put(errors);
+}
+
+static void assert_keys(struct json_object *o, const char *const *keys)
+{
+	size_t n = 0;
+
+	for (; keys[n]; n++)
+		if (!json_object_object_get_ex(o, keys[n], NULL))
+			fail_msg("no \"%s\" in %s", keys[n], json_object_to_json_string(o));
+	assert_int_equal(json_object_object_length(o), n);
+}
+
+/* The port map view: its JSON shape, claims and denials merged by port. */
+static void test_port_map_shape(void **state)
+{
+	static const char *const top[] = { "ranges", "managed_ports", "ports", NULL };
+	static const char *const range[] = { "range", "lo", "hi", "proto", NULL };
+	static const char *const port[] = { "port",	     "proto",
+					    "service",	     "managed",
+					    "denials",	     "last_offender_service",
+					    "last_offender_comm", NULL };
+	struct hxfix *f = *state;
+	struct json_object *res, *ports, *p, *e;
+
+	json_object_put(hxfix_ok(f, "service.apply", WEB));
+	json_object_put(hxfix_ok(f, "port.reserve", "{\"port\":47150,\"service\":\"web\"}"));
+	e = event_new(f->ev, "bind_denied", "denied");
+	json_object_object_add(e, "port", json_object_new_int(47150));
+	json_object_object_add(e, "proto", json_object_new_string("tcp"));
+	json_object_object_add(e, "comm", json_object_new_string("squatter"));
+	json_object_object_add(e, "count", json_object_new_int(3));
+	events_emit(f->ev, e);
+
+	res = hxfix_ok(f, "port.map", NULL);
+	assert_keys(res, top);
+	assert_int_equal(hxfix_int(res, "managed_ports"), 100);
+	assert_int_equal(json_object_array_length(json_object_object_get(res, "ranges")), 1);
+	assert_keys(json_object_array_get_idx(json_object_object_get(res, "ranges"), 0), range);
+	ports = json_object_object_get(res, "ports");
+	assert_int_equal(json_object_array_length(ports), 2);
+	p = json_object_array_get_idx(ports, 0);
+	assert_keys(p, port);
+	assert_int_equal(hxfix_int(p, "port"), 47010);
+	assert_false(json_object_get_boolean(json_object_object_get(p, "managed")));
+	assert_int_equal(hxfix_int(p, "denials"), 0);
+	p = json_object_array_get_idx(ports, 1);
+	assert_int_equal(hxfix_int(p, "port"), 47150);
+	assert_string_equal(hxfix_str(p, "service"), "web");
+	assert_true(json_object_get_boolean(json_object_object_get(p, "managed")));
+	assert_int_equal(hxfix_int(p, "denials"), 3);
+	assert_string_equal(hxfix_str(p, "last_offender_comm"), "squatter");
+	json_object_put(res);
+}
+
+/* service.show: a stopped service's view, and what the context's resources op adds. */
+static struct json_object *fake_service_resources(void *owner, const struct reg_service *s)
+{
+	struct json_object *o = json_object_new_object();
+
+	(void)owner;
+	json_object_object_add(o, "of", json_object_new_string(s->spec.name));
+	return o;
+}
+
+static void test_service_show_shape(void **state)
+{
+	struct hxfix *f = *state;
+	struct json_object *res, *v;
+	struct herr err;
+
+	json_object_put(hxfix_ok(f, "service.apply", WEB));
+	f->ops.service_resources = fake_service_resources;
+	res = hxfix_ok(f, "service.show", "{\"name\":\"web\"}");
+	assert_string_equal(hxfix_str(res, "name"), "web");
+	assert_string_equal(hxfix_str(res, "state"), "stopped");
+	assert_string_equal(hxfix_str(res, "origin"), "api");
+	assert_int_equal(hxfix_int(res, "processes"), 0);
+	assert_true(json_object_object_get_ex(res, "cgroup", &v) && !v);
+	assert_true(json_object_object_get_ex(res, "resources", &v));
+	assert_string_equal(hxfix_str(v, "of"), "web");
+	assert_true(json_object_object_get_ex(res, "recent_denials", &v));
+	assert_int_equal(hxfix_int(v, "by_service"), 0);
+	json_object_put(res);
+	assert_int_equal(hxfix_call(f, "service.show", "{\"name\":\"nope\"}", "socket", &res, &err),
+			 -1);
+	assert_true(err.not_found);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_reserve_answers_revision, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_apply_failure_is_the_callers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_argument_names_field, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unknown_and_unavailable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reload_callback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_port_map_shape, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_service_show_shape, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
