@@ -44,13 +44,14 @@ LDLIBS := $(shell pkg-config --libs libbpf json-c zlib libcurl libwebsockets lib
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -Wall -Werror \
 	      -Ivmlinux -Iinclude -Ibpf
 
-BPF_PROGS := ports agg devices tasks cpu connect cgfollow
+BPF_PROGS := ports agg devices tasks cpu connect cgfollow bandwidth
 BPF_OBJS := $(BPF_PROGS:%=$(GEN)/%.bpf.o)
 SKELS := $(BPF_PROGS:%=$(GEN)/%.skel.h)
 
 COMMON := log jsonv portrange config netns reserved_ports capacity cgroup fsutil spec bpfinfo \
 	  rpc_client dbprobe spec_ext dbspec probe loop fingerprint
-DAEMON := caelumd loop services ports port_tables agg devices tasks cpu connect databases dbresolve \
+DAEMON := caelumd loop services ports port_tables agg devices tasks cpu connect bandwidth databases \
+	  dbresolve \
 	  hostaddr credentials health \
 	  verify api http http_auth connlimit metrics token assets assets_data handlers_view mcp mcp_era \
 	  mcp_tools mcp_http schema peers \

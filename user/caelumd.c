@@ -20,6 +20,7 @@
 #include <bpf/libbpf.h>
 
 #include "agg.h"
+#include "bandwidth.h"
 #include "api.h"
 #include "connlimit.h"
 #include "bpfinfo.h"
@@ -171,6 +172,8 @@ int daemon_apply(struct daemon *d, const char *why)
 	policy_note(d, st->rev, t0);
 	policyguard_record(d);
 	err = resources_apply(d);
+	if (!err && d->bw) /* issue 15: component table entry */
+		err = bandwidth_component.sync(d->bw, &d->bw_env, st, NULL);
 	if (err)
 		p_err("failed to apply resource rules: %s", strerror(-err));
 	/* A reload re-resolves every database's host; other changes only new addresses. */
@@ -548,6 +551,8 @@ static void on_tick(void *ctx)
 	}
 	svcs_poll_followed(&d->svcs, on_service_change, d);
 	resources_tick(d, now);
+	if (d->bw) /* issue 15: component table entry */
+		bandwidth_component.tick(d->bw, &d->bw_env, now);
 	databases_tick(d, now);
 	health_tick(d, now);
 	verify_tick(d, now);
@@ -675,6 +680,32 @@ static void stats_setup(struct daemon *d)
 		       strerror(errno));
 }
 
+/*
+ * issue 15: the bandwidth component through its ops (load, sync, attach), until
+ * components.c iterates the table. Optional like every resource component: a kernel that
+ * cannot load it leaves the reason in status and caelumd goes on.
+ */
+static void bandwidth_setup(struct daemon *d)
+{
+	const struct component_ops *ops = &bandwidth_component;
+	int err;
+
+	d->bw_env = (struct comp_env){ &d->cfg, &d->env, d->ev, &d->svcs, d->reg };
+	err = ops->load(&d->bw_env, &d->bw);
+	if (!err)
+		err = ops->sync(d->bw, &d->bw_env, registry_state(d->reg), NULL);
+	if (!err)
+		err = ops->attach(d->bw, &d->bw_env);
+	if (!err)
+		return;
+	if (d->bw)
+		ops->close(d->bw);
+	d->bw = NULL;
+	snprintf(d->comp_error[ops->id], sizeof(d->comp_error[0]),
+		 "unavailable: cgroup_skb programs: %s", strerror(-err));
+	p_warn("component '%s' %s; continuing without it", ops->name, d->comp_error[ops->id]);
+}
+
 static int setup_bpf(struct daemon *d)
 {
 	int err;
@@ -704,6 +735,7 @@ static int setup_bpf(struct daemon *d)
 		return err;
 	if (resources_setup(d))
 		p_warn("resource components could not be fully applied");
+	bandwidth_setup(d); /* issue 15: component table entry */
 	if (databases_setup(d) || verify_setup(d) || daemon_apply(d, "startup"))
 		return EXIT_FAIL;
 	apply_log_record(&d->applied, registry_state(d->reg)->rev, 0);
@@ -811,6 +843,8 @@ static void daemon_close(struct daemon *d)
 	verify_close(d);
 	databases_close(d);
 	credentials_close(d);
+	if (d->bw) /* issue 15: component table entry */
+		bandwidth_component.close(d->bw);
 	resources_close(d);
 	agg_close(d->agg);
 	cgfollow_close(d->cgfollow);

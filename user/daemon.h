@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 
 #include "applylog.h"
+#include "component.h"
 #include "bpfpin.h"
 #include "config.h"
 #include "events.h"
@@ -54,6 +55,10 @@ struct daemon {
 	struct tasks *tasks;
 	struct cpu *cpu;
 	struct connect *connect;
+	/* issue 15: the bandwidth component (bandwidth_component's ops), until components.c
+	 * holds the table; NULL when unavailable (comp_error says why). */
+	void *bw;
+	struct comp_env bw_env;
 	struct db_rt *dbs; /* runtime of every registered database (databases.c) */
 	size_t n_dbs;
 	struct db_watch *db_watch; /* name re-resolution, host addresses (databases.c) */

@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <bpf/bpf.h>
 
+#include "bandwidth.h"
 #include "bpfinfo.h"
 #include "cpu.h"
 #include "daemon.h"
@@ -355,6 +357,23 @@ const char *resources_tasks_note(struct daemon *d, bool *kills)
 	return "BPF budget only (no delegated cgroup v2 pids controller): a task past the budget is sent SIGKILL, which kills its whole process";
 }
 
+/* A bandwidth dimension in Mbit/s: capacity (null when unknown), allocated, free. */
+static struct json_object *bw_dim_json(struct daemon *d, int64_t cap_kbit, bool detected,
+				       int64_t allocated_kbit)
+{
+	struct json_object *o = json_object_new_object();
+	bool known = cap_kbit >= 0;
+	bool kernel = d->bw && d->cfg.comp_mode[CAELUM_COMP_BANDWIDTH] == CAELUM_MODE_ENFORCE;
+
+	json_object_object_add(o, "capacity", known ? mbit_json(cap_kbit) : NULL);
+	json_object_object_add(o, "allocated", mbit_json(allocated_kbit));
+	json_object_object_add(o, "free", known ? mbit_json(cap_kbit - allocated_kbit) : NULL);
+	json_object_object_add(o, "detected", json_object_new_boolean(detected));
+	json_object_object_add(o, "enforcement",
+			       json_object_new_string(kernel ? "kernel (BPF cgroup_skb)" : "admitted only"));
+	return o;
+}
+
 static void totals(const struct reg_state *st, int64_t *cpus, int64_t *mem, int64_t *gpus,
 		   int64_t *tasks)
 {
@@ -429,6 +448,19 @@ static struct json_object *dimensions_json(struct daemon *d)
 	json_object_object_add(t, "budgeted", json_object_new_int64(tasks));
 	json_object_object_add(t, "enforcement", json_object_new_string(enforcement(d, "tasks")));
 	json_object_object_add(o, "tasks", t);
+	{
+		const struct reg_state *st = registry_state(d->reg);
+		int64_t eg = 0, in = 0;
+
+		for (size_t i = 0; i < st->n_svcs; i++) {
+			eg += st->svcs[i].spec.res.egress_kbit;
+			in += st->svcs[i].spec.res.ingress_kbit;
+		}
+		json_object_object_add(o, "egress_mbit",
+				       bw_dim_json(d, cap->egress_kbit, cap->egress_detected, eg));
+		json_object_object_add(o, "ingress_mbit",
+				       bw_dim_json(d, cap->ingress_kbit, cap->ingress_detected, in));
+	}
 	return o;
 }
 
@@ -458,6 +490,10 @@ struct json_object *resources_service_json(struct daemon *d, const struct reg_se
 	json_object_object_add(o, "cpu_window_s", json_object_new_int64(d->cfg.cap.cpu_window_s));
 	json_object_object_add(o, "cpu_over_reservation",
 			       json_object_new_boolean(rt && rt->over_since_ns));
+	if (d->bw) /* issue 15: component table entry */
+		bandwidth_component.service_json(d->bw, &d->bw_env, s, o);
+	else
+		json_object_object_add(o, "bandwidth", NULL);
 	return o;
 }
 
@@ -511,6 +547,39 @@ static void component_add(struct daemon *d, struct json_object *arr, int comp,
 	json_object_array_add(arr, o);
 }
 
+/*
+ * issue 15: the status entry of a component from its ops (programs from progs(), extra
+ * fields from status()), as components.c will build it for every entry of the table.
+ */
+static void component_ops_add(struct daemon *d, struct json_object *arr,
+			      const struct component_ops *ops, void *self)
+{
+	struct comp_prog progs[COMP_MAX_PROGS];
+	struct json_object *p = NULL, *o;
+	size_t n;
+
+	if (self) {
+		p = json_object_new_array();
+		n = ops->progs(self, progs, COMP_MAX_PROGS);
+		for (size_t i = 0; i < n; i++) {
+			char path[PATH_MAX + 64];
+			int link_fd;
+
+			snprintf(path, sizeof(path), "%s/%s", d->env.links, progs[i].name);
+			link_fd = bpf_obj_get(path);
+			json_object_array_add(p, prog_entry(d, progs[i].prog_fd, progs[i].name,
+							    progs[i].attach_type, link_fd,
+							    progs[i].link, progs[i].attach_type != 0));
+			if (link_fd >= 0)
+				close(link_fd);
+		}
+	}
+	component_add(d, arr, ops->id, p);
+	o = json_object_array_get_idx(arr, json_object_array_length(arr) - 1);
+	if (self && ops->status)
+		ops->status(self, o);
+}
+
 void resources_status(struct daemon *d, struct json_object *components)
 {
 	struct json_object *p;
@@ -543,15 +612,19 @@ void resources_status(struct daemon *d, struct json_object *components)
 						    cpu_link_outcome(d->cpu), false));
 	}
 	component_add(d, components, CAELUM_COMP_CPU, p);
+	component_ops_add(d, components, &bandwidth_component, d->bw); /* issue 15 */
 }
 
 struct json_object *resources_enforcement_json(struct daemon *d)
 {
 	static const char *const dims[] = { "cpus", "memory_mb", "tasks", "gpus" };
 	struct json_object *o = json_object_new_object();
+	bool bw = d->bw && d->cfg.comp_mode[CAELUM_COMP_BANDWIDTH] == CAELUM_MODE_ENFORCE;
 
 	for (size_t i = 0; i < sizeof(dims) / sizeof(dims[0]); i++)
 		json_object_object_add(o, dims[i], json_object_new_string(enforcement(d, dims[i])));
+	json_object_object_add(o, "bandwidth", json_object_new_string(bw ? "kernel (BPF cgroup_skb)"
+									 : "admitted only"));
 	return o;
 }
 

@@ -44,6 +44,7 @@
 #include "cpu.h"
 #include "daemon.h"
 #include "databases.h"
+#include "bandwidth.h"
 #include "devices.h"
 #include "log.h"
 #include "tasks.h"
@@ -91,6 +92,14 @@ static size_t expected_links(struct daemon *d, struct expected_link *out)
 		fd = connect_prog_fd(d->connect, i, &name, &type);
 		out[n++] = (struct expected_link){ CAELUM_COMP_DATABASES, name, fd, type };
 	}
+	if (d->bw) { /* issue 15: component table entry */
+		struct comp_prog p[COMP_MAX_PROGS];
+		size_t np = bandwidth_component.progs(d->bw, p, COMP_MAX_PROGS);
+
+		for (size_t i = 0; i < np; i++)
+			out[n++] = (struct expected_link){ CAELUM_COMP_BANDWIDTH, p[i].name,
+							   p[i].prog_fd, p[i].attach_type };
+	}
 	return n;
 }
 
@@ -129,6 +138,8 @@ static int component_attach(struct daemon *d, int comp)
 		return tasks_attach(d->tasks, &d->env);
 	case CAELUM_COMP_CPU:
 		return cpu_attach(d->cpu, &d->env);
+	case CAELUM_COMP_BANDWIDTH: /* issue 15: component table entry */
+		return bandwidth_component.attach(d->bw, &d->bw_env);
 	default:
 		return connect_attach(d->connect, &d->env);
 	}
@@ -201,6 +212,8 @@ void integrity_check(struct daemon *d)
 		check_obj_maps(d, cpu_obj(d->cpu));
 	if (d->connect)
 		check_obj_maps(d, connect_obj(d->connect));
+	for (size_t i = 0; d->bw && bandwidth_component.object(d->bw, i); i++) /* issue 15 */
+		check_obj_maps(d, bandwidth_component.object(d->bw, i));
 }
 
 /* ---- canaries ---- */
