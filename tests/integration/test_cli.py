@@ -101,7 +101,7 @@ class Shapes(CaelumTest):
                                      "cm_task_svc", "cm_task_live", "cm_task_budget",
                                      "cm_cpu_time", "cm_db_addrs", "cm_db_host", "cm_db_decl",
                                      "cm_db_conns", "cm_db_sk", "cm_netns", "cm_cg_follow",
-                                     "cm_cg_alias"})
+                                     "cm_cg_alias", "cm_bw", "cm_bw_count"})
         self.assertEqual(maps["cm_port_a"]["max_entries"], 131072)
         # exactly one table is in cm_port_outer[0]; both hold the same rules
         self.assertEqual(sorted([maps["cm_port_a"]["active"], maps["cm_port_b"]["active"]]),

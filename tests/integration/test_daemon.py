@@ -165,20 +165,21 @@ class Restart(CaelumTest):
             self.assertFalse(after[t]["defunct"])
         # Exactly one program per hook: no duplicate attachment.
         progs = e.ok("prog", "show")
-        self.assertEqual(len(progs), 14)
+        self.assertEqual(len(progs), 16)
         self.assertTrue(all(p["attached"] for p in progs))
         out = subprocess.run(["bpftool", "-j", "cgroup", "show", e.root], capture_output=True,
                              text=True).stdout
         attached = json.loads(out) if out.strip() else []
         self.assertEqual(sorted(a["attach_type"] for a in attached),
                          ["cgroup_device", "cgroup_inet4_bind", "cgroup_inet4_connect",
-                          "cgroup_inet6_bind", "cgroup_inet6_connect", "cgroup_inet_sock_release",
+                          "cgroup_inet6_bind", "cgroup_inet6_connect", "cgroup_inet_egress",
+                          "cgroup_inet_ingress", "cgroup_inet_sock_release",
                           "cgroup_udp4_sendmsg", "cgroup_udp6_sendmsg"])
         raw = subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True,
                              text=True).stdout
         ours = {l["prog_id"] for l in after.values()}
         live = [l for l in json.loads(raw) if l.get("prog_id") in ours]
-        self.assertEqual(len(live), 14, "the old tracing links are gone")
+        self.assertEqual(len(live), 16, "the old tracing links are gone")
         self.assertDenied(e, other, 8100)
         evs = e.wait_event(lambda ev: ev["port"] == 8100, type="bind_denied")
         self.assertTrue(evs, "the denial made while caelumd was down is read after restart")
@@ -234,9 +235,10 @@ class Teardown(CaelumTest):
         e.stop()
         self.assertDenied(e, other, 8100)
         r = e.ok("teardown")
-        self.assertEqual(len(r["links_detached"]), 14)
-        # the first version's 15, cm_port_a/b/owners, cm_db_host, cm_netns, cm_cg_follow/alias
-        self.assertEqual(len(r["maps_unpinned"]), 22)
+        self.assertEqual(len(r["links_detached"]), 16)
+        # the first version's 15, cm_port_a/b/owners, cm_db_host, cm_netns, cm_cg_follow/alias,
+        # cm_bw, cm_bw_count
+        self.assertEqual(len(r["maps_unpinned"]), 24)
         self.assertAllowed(e, other, 8100)
         self.assertFalse(os.path.exists(e.bpffs))
         self.assertEqual(e.ok("link", "show"), [])
