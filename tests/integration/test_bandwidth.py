@@ -3,6 +3,7 @@
 held by the cgroup_skb programs; admission; audit mode."""
 import json
 import os
+import subprocess
 import sys
 import time
 
@@ -175,3 +176,49 @@ class BandwidthCapacity(CaelumTest):
         self.assertEqual(r.json["error"],
                          "lim: ingress_mbit: requested 5, but the host's capacity is unknown (no "
                          "interface reports its link speed): set capacity.ingress_mbit in caelum.json")
+
+
+def tcp_in_netns(env, cg, netns, secs=2.0):
+    """A TCP stream over the loopback of another network namespace, sender and sink both in
+    cgroup cg: "new" (unshare -n) or a path (/run/netns/NAME). What the sink measured."""
+    enter = ["unshare", "-n"] if netns == "new" else ["nsenter", f"--net={netns}"]
+    script = (f"ip link set lo up && ({sys.executable} {TRAFFIC} tcp-sink {PORT} {secs} & "
+              f"sleep 0.5; {sys.executable} {TRAFFIC} tcp-send {PORT} {secs + 0.5}; wait)")
+    p = env.spawn_in(cg, enter + ["sh", "-c", script])
+    out, err = p.communicate(timeout=secs + 30)
+    lines = [line for line in out.splitlines() if line.startswith("{")]
+    if not lines:
+        raise AssertionError(f"no measurement: {out} {err}")
+    return json.loads(lines[-1])
+
+
+class BandwidthNamespaces(CaelumTest):
+    def make_netns(self):
+        name = f"caelum-bw{os.getpid()}"
+        subprocess.run(["ip", "netns", "add", name], check=True)
+        self.addCleanup(subprocess.run, ["ip", "netns", "del", name])
+        return f"/run/netns/{name}"
+
+    def start_env(self, tag, **kw):
+        e = self.env(tag, start=False, **kw)
+        e.config["capacity"] = {"egress_mbit": 1000}
+        e.write_config()
+        e.write_service("lim", json.dumps(spec("lim", egress_mbit=20)))
+        e.start()
+        return e
+
+    def test_other_namespace_not_the_hosts_bandwidth(self):
+        # A container's own loopback is not the host's bandwidth (include/caelum/netns.h).
+        e = self.start_env("bwns")
+        rate = mbit(tcp_in_netns(e, e.svc_cgroup("lim"), "new"))
+        print(f"\n  tcp egress inside unshare -n: {rate:.0f} Mbit/s", file=sys.stderr)
+        self.assertGreater(rate, 10 * 24)
+        self.assertEqual(bw_of(e, "lim")["egress"]["bytes"], 0, "counted as the host's")
+
+    def test_opted_in_namespace_limited(self):
+        ns = self.make_netns()
+        e = self.start_env("bwnsin", extra={"network_namespaces": [ns]})
+        rate = mbit(tcp_in_netns(e, e.svc_cgroup("lim"), ns, secs=3.0))
+        print(f"\n  tcp egress in an opted-in namespace: {rate:.1f} Mbit/s", file=sys.stderr)
+        self.assertTrue(5 <= rate <= 24, rate)
+        self.assertGreater(bw_of(e, "lim")["egress"]["dropped"], 0)
