@@ -213,7 +213,7 @@ fuzz: deps
 fuzz-smoke: fuzz-build
 	tests/fuzz/run.sh $(FUZZ) $(FUZZ_SMOKE_SECONDS) $(FUZZERS)
 
-BENCHES := bind_bench change_bench sched_bench connect_bench sse_bench
+BENCHES := bind_bench change_bench sched_bench connect_bench sse_bench bandwidth_bench
 
 bench: deps
 	$(MAKE) all $(BENCHES:%=$(BUILD)/bench/%)
@@ -234,6 +234,11 @@ $(BUILD)/bench/bind_bench: bench/bind_bench.c $(BUILD)/libcaelum.a $(BENCH_SKELS
 $(BUILD)/bench/sched_bench $(BUILD)/bench/connect_bench $(BUILD)/bench/sse_bench \
 		$(BUILD)/bench/change_bench: $(BUILD)/bench/%: bench/%.c \
 		$(BUILD)/libcaelum.a user/*.h include/caelum/*.h
+	mkdir -p $(BUILD)/bench
+	$(CC) $(CFLAGS) $< $(BUILD)/libcaelum.a $(LDFLAGS) $(LDLIBS) -o $@
+
+$(BUILD)/bench/bandwidth_bench: bench/bandwidth_bench.c $(BUILD)/libcaelum.a $(BENCH_SKELS) \
+				 user/*.h include/caelum/*.h
 	mkdir -p $(BUILD)/bench
 	$(CC) $(CFLAGS) $< $(BUILD)/libcaelum.a $(LDFLAGS) $(LDLIBS) -o $@
 

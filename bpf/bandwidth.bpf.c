@@ -161,12 +161,12 @@ static __always_inline int bw_check(struct __sk_buff *skb, __u32 dir)
 	}
 	cost = caelum_bw_cost_ns(len, q->rate_Bps);
 	backlog = queue_take(q, bpf_ktime_get_ns(), cost);
-	pkt_parse(skb, &p);
-	verdict = caelum_bw_verdict(q, backlog, p.proto == IPPROTO_TCP);
-	if (verdict == CAELUM_BW_V_PASS) {
+	if (backlog <= (__s64)q->mark_ns) { /* the common case: no need to look at the packet */
 		count_pass(c, len);
 		return SKB_PASS;
 	}
+	pkt_parse(skb, &p);
+	verdict = caelum_bw_verdict(q, backlog, p.proto == IPPROTO_TCP);
 	if (verdict == CAELUM_BW_V_DROP) /* a dropped packet takes nothing from the queue */
 		__sync_fetch_and_add(&q->next_ns, -cost);
 	if (mode == CAELUM_MODE_AUDIT) {
