@@ -23,9 +23,12 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* Entries are made by caelumd only, so they need not be preallocated: memory for the
+ * services that reserve bandwidth, not for CAELUM_MAX_BW_SERVICES times every CPU. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, CAELUM_MAX_BW_SERVICES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u64);
 	__type(value, struct caelum_bw);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -34,6 +37,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, CAELUM_MAX_BW_SERVICES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u64);
 	__type(value, struct caelum_bw_count);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

@@ -116,7 +116,8 @@ class Shapes(CaelumTest):
                           "sched_process_fork", "sched_process_exit", "cgroup_attach_task",
                           "sched_switch", "cgroup_inet4_connect", "cgroup_inet6_connect",
                           "cgroup_udp4_sendmsg", "cgroup_udp6_sendmsg",
-                          "cgroup_inet_sock_release", "cgroup_mkdir", "cgroup_rmdir"})
+                          "cgroup_inet_sock_release", "cgroup_mkdir", "cgroup_rmdir",
+                          "cgroup_inet_egress", "cgroup_inet_ingress"})
         for p in progs:
             self.assertIn("run_time_ns", p)
             self.assertIn("run_cnt", p)

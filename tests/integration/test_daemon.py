@@ -137,7 +137,7 @@ class Reload(CaelumTest):
 
 class Restart(CaelumTest):
     CGROUP_LINKS = ("cm_bind4", "cm_bind6", "cm_dev", "cm_db_conn4", "cm_db_conn6", "cm_db_send4",
-                    "cm_db_send6", "cm_db_release")
+                    "cm_db_send6", "cm_db_release", "cm_bw_egress", "cm_bw_ingress")
     TRACING_LINKS = ("cm_task_fork", "cm_task_exit", "cm_task_move", "cm_sched_switch",
                      "cm_cg_mkdir", "cm_cg_rmdir")
 
