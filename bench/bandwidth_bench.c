@@ -38,12 +38,12 @@
 #include "cgroup.h"
 #include "log.h"
 
-#define ROUNDS 7
-#define TCP_BYTES (512ULL << 20)
+#define ROUNDS	    7
+#define TCP_BYTES   (512ULL << 20)
 #define UDP_PACKETS 200000
-#define UDP_LEN 64
-#define NMODES 4
-#define LIMIT_KBIT (1000000000LL) /* 1 Tbit/s */
+#define UDP_LEN	    64
+#define NMODES	    4
+#define LIMIT_KBIT  (1000000000LL) /* 1 Tbit/s */
 
 enum mode { M_NONE, M_ALLOW, M_UNLIMITED, M_LIMITED };
 static const char *const mode_names[NMODES] = { "none", "allow", "unlimited", "limited" };
@@ -117,8 +117,7 @@ static int loopback_listener(int type, struct sockaddr_in *a)
 	a->sin_family = AF_INET;
 	a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (fd < 0 || bind(fd, (struct sockaddr *)a, sizeof(*a)) ||
-	    getsockname(fd, (struct sockaddr *)a, &len) ||
-	    (type == SOCK_STREAM && listen(fd, 1))) {
+	    getsockname(fd, (struct sockaddr *)a, &len) || (type == SOCK_STREAM && listen(fd, 1))) {
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -296,8 +295,10 @@ static int allow_attach(struct bbench *b, bool on)
 	}
 	if (!on)
 		return 0;
-	b->allow_link[0] = bpf_program__attach_cgroup(b->allow->progs.cm_bench_skb_eg, b->env.cg_fd);
-	b->allow_link[1] = bpf_program__attach_cgroup(b->allow->progs.cm_bench_skb_in, b->env.cg_fd);
+	b->allow_link[0] =
+		bpf_program__attach_cgroup(b->allow->progs.cm_bench_skb_eg, b->env.cg_fd);
+	b->allow_link[1] =
+		bpf_program__attach_cgroup(b->allow->progs.cm_bench_skb_in, b->env.cg_fd);
 	return b->allow_link[0] && b->allow_link[1] ? 0 : -errno;
 }
 
@@ -435,10 +436,10 @@ static void report(struct bbench *b)
 		itcp[m] = (tcp_round_ns + b->tcp_prog_round_ns[m]) / tcp_round_ns;
 		iudp[m] = (udp_pkt_ns + b->udp_prog_ns[m]) / udp_pkt_ns;
 	}
-	printf("loopback, sender and receiver in one service cgroup, %d rounds: medians\n",
-	       ROUNDS);
+	printf("loopback, sender and receiver in one service cgroup, %d rounds: medians\n", ROUNDS);
 	for (int m = 0; m < NMODES; m++)
-		printf("  %-9s  tcp %6.2f Gbit/s (none/this %.4f, by run time %.4f)  udp %7.1f kpps "
+		printf("  %-9s  tcp %6.2f Gbit/s (none/this %.4f, by run time %.4f)  udp %7.1f "
+		       "kpps "
 		       "(none/this %.4f, by run time %.4f)  programs per packet: tcp %5.1f ns, udp "
 		       "%5.1f ns\n",
 		       mode_names[m], tcp[m], tcp[M_NONE] / tcp[m], itcp[m], udp[m],

@@ -10,16 +10,16 @@
 #include "netns.bpf.h"
 #include "caelum/bandwidth.h"
 
-#define IPPROTO_TCP 6
-#define ETH_P_IP 0x0800
-#define ETH_P_IPV6 0x86DD
+#define IPPROTO_TCP   6
+#define ETH_P_IP      0x0800
+#define ETH_P_IPV6    0x86DD
 #define INET_ECN_MASK 3
 
 /* cgroup_skb return values (kernel/bpf/cgroup.c, __cgroup_bpf_run_filter_skb): bit 0 keeps
  * the packet; bit 1, on egress, is the congestion notification (NET_XMIT_CN / _DROP). */
 #define SKB_DROP 0
 #define SKB_PASS 1
-#define SKB_CN 2
+#define SKB_CN	 2
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -45,7 +45,7 @@ struct {
 
 struct pkt {
 	__u8 proto; /* IP protocol, 0 when not IP */
-	__u8 ecn; /* the packet's ECN field */
+	__u8 ecn;   /* the packet's ECN field */
 };
 
 static __always_inline void pkt_parse(struct __sk_buff *skb, struct pkt *p)
@@ -66,8 +66,7 @@ static __always_inline void pkt_parse(struct __sk_buff *skb, struct pkt *p)
 }
 
 /* The service of the packet's socket, if it has a bandwidth entry: its cgroup id in *cgid. */
-static __always_inline struct caelum_bw *bw_of_skb(struct __sk_buff *skb, __u32 *mode,
-						   __u64 *cgid)
+static __always_inline struct caelum_bw *bw_of_skb(struct __sk_buff *skb, __u32 *mode, __u64 *cgid)
 {
 	__u32 zero = 0;
 	struct caelum_config *cfg = bpf_map_lookup_elem(&cm_config, &zero);

@@ -38,7 +38,7 @@ struct bandwidth {
 	size_t n;
 	uint64_t last_sample_ns;
 	uint64_t sync_errors; /* entries that could not be written */
-	size_t skipped; /* services that cannot be limited (followed cgroups off the level) */
+	size_t skipped;	      /* services that cannot be limited (followed cgroups off the level) */
 };
 
 static struct bpf_program *prog_at(const struct bandwidth *b, size_t i)
@@ -341,7 +341,8 @@ static struct json_object *rate_json(const struct bw_sample *s, int d)
 	if (!s->prev_t_ns || !dt || s->now[d].bytes < s->prev[d].bytes)
 		return NULL;
 	db = s->now[d].bytes - s->prev[d].bytes;
-	return json_object_new_double((double)db * 8 * 1000 / (double)dt); /* bit/ns*1000 = Mbit/s */
+	return json_object_new_double((double)db * 8 * 1000 /
+				      (double)dt); /* bit/ns*1000 = Mbit/s */
 }
 
 /* One direction: the reservation, the rate over the last sample, the counts as of now. */
@@ -377,14 +378,16 @@ static void bw_service_json(void *self, const struct comp_env *env, const struct
 	if (smp)
 		counts_read(b, smp->cgid, c);
 	o = json_object_new_object();
-	json_object_object_add(o, "egress", dir_json(smp, &c[CAELUM_BW_EGRESS], CAELUM_BW_EGRESS,
-						     s->spec.res.egress_kbit));
-	json_object_object_add(o, "ingress", dir_json(smp, &c[CAELUM_BW_INGRESS], CAELUM_BW_INGRESS,
-						      s->spec.res.ingress_kbit));
+	json_object_object_add(
+		o, "egress",
+		dir_json(smp, &c[CAELUM_BW_EGRESS], CAELUM_BW_EGRESS, s->spec.res.egress_kbit));
+	json_object_object_add(
+		o, "ingress",
+		dir_json(smp, &c[CAELUM_BW_INGRESS], CAELUM_BW_INGRESS, s->spec.res.ingress_kbit));
 	json_object_object_add(o, "limited", json_object_new_boolean(smp != NULL));
-	json_object_object_add(o, "sample_ns",
-			       json_object_new_uint64(smp && smp->prev_t_ns ? smp->t_ns - smp->prev_t_ns
-									  : 0));
+	json_object_object_add(
+		o, "sample_ns",
+		json_object_new_uint64(smp && smp->prev_t_ns ? smp->t_ns - smp->prev_t_ns : 0));
 	json_object_object_add(obj, "bandwidth", o);
 }
 

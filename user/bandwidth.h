@@ -15,7 +15,7 @@
 
 extern const struct component_ops bandwidth_component;
 
-#define BANDWIDTH_NPROGS 2 /* egress, ingress */
+#define BANDWIDTH_NPROGS    2		  /* egress, ingress */
 #define BANDWIDTH_SAMPLE_NS 1000000000ULL /* the measured rate is over the last second */
 
 struct spec_resources;

@@ -58,12 +58,12 @@
 
 #define CAELUM_MAX_BW_SERVICES CAELUM_MAX_SERVICES
 
-#define CAELUM_BW_EGRESS 0
+#define CAELUM_BW_EGRESS  0
 #define CAELUM_BW_INGRESS 1
-#define CAELUM_BW_DIRS 2
+#define CAELUM_BW_DIRS	  2
 
 /* flags: the directions that are limited (bit = 1 << CAELUM_BW_<dir>). */
-#define CAELUM_BW_F_EGRESS 0x0001
+#define CAELUM_BW_F_EGRESS  0x0001
 #define CAELUM_BW_F_INGRESS 0x0002
 
 /*
@@ -76,19 +76,19 @@
  * 20 Mbit/s sender got 18.2 Mbit/s, with 5 + 50 ms 3.9; with 100 + 150 ms 21.0.
  */
 #define CAELUM_BW_BURST_NS (100ULL * 1000000ULL)
-#define CAELUM_BW_MARK_NS (5ULL * 1000000ULL)
-#define CAELUM_BW_DROP_NS (150ULL * 1000000ULL)
+#define CAELUM_BW_MARK_NS  (5ULL * 1000000ULL)
+#define CAELUM_BW_DROP_NS  (150ULL * 1000000ULL)
 
 /* rate_Bps of a rate in kbit/s (1 kbit/s = 125 B/s). */
-#define CAELUM_BW_KBIT_TO_BPS(k) ((k) * 125ULL)
+#define CAELUM_BW_KBIT_TO_BPS(k) ((k)*125ULL)
 
 /* The queue of one direction. next_ns is written by the programs only (atomically). */
 struct caelum_bw_queue {
 	__u64 rate_Bps; /* bytes per second; meaningful when the direction's flag is set */
 	__u64 burst_ns; /* credit an idle service keeps, in ns at the rate */
-	__u64 mark_ns; /* backlog from which TCP is signalled and other traffic dropped */
-	__u64 drop_ns; /* backlog from which everything is dropped */
-	__u64 next_ns; /* bpf_ktime_get_ns() time the virtual queue is busy until */
+	__u64 mark_ns;	/* backlog from which TCP is signalled and other traffic dropped */
+	__u64 drop_ns;	/* backlog from which everything is dropped */
+	__u64 next_ns;	/* bpf_ktime_get_ns() time the virtual queue is busy until */
 };
 
 struct caelum_bw {
@@ -99,10 +99,10 @@ struct caelum_bw {
 
 /* What happened to a service's packets in one direction (one CPU's share). */
 struct caelum_bw_dir_count {
-	__u64 bytes; /* passed (what the service really sent or received) */
-	__u64 packets; /* passed */
+	__u64 bytes;	 /* passed (what the service really sent or received) */
+	__u64 packets;	 /* passed */
 	__u64 signalled; /* passed with a congestion signal (CE or CN) */
-	__u64 dropped; /* dropped */
+	__u64 dropped;	 /* dropped */
 	__u64 dropped_bytes;
 	__u64 over; /* audit: would have been signalled or dropped */
 };
@@ -112,9 +112,9 @@ struct caelum_bw_count {
 };
 
 /* What was done to an over-rate packet (struct caelum_ev_bw.verdict, in common.h). */
-#define CAELUM_BW_V_PASS 0
+#define CAELUM_BW_V_PASS   0
 #define CAELUM_BW_V_SIGNAL 1 /* passed with CE or CN */
-#define CAELUM_BW_V_DROP 2
+#define CAELUM_BW_V_DROP   2
 
 /*
  * The verdict for a packet whose virtual-queue backlog is backlog_ns (signed: negative =

@@ -21,8 +21,8 @@
 #include "capacity.h"
 #include "testutil.h"
 
-#define LABEL "caelum.json"
-#define SVC "svc.json"
+#define LABEL	     "caelum.json"
+#define SVC	     "svc.json"
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 static int res_load(const char *text, struct spec_resources *r, struct verr *e)
@@ -50,16 +50,20 @@ struct bad_case {
 };
 
 static const struct bad_case res_bad[] = {
-	{ "{\"egress_mbit\": 0}", SVC ": resources.egress_mbit: 0 Mbit/s out of range 0.001-10000000" },
-	{ "{\"egress_mbit\": -5}", SVC ": resources.egress_mbit: -5 Mbit/s out of range 0.001-10000000" },
+	{ "{\"egress_mbit\": 0}",
+	  SVC ": resources.egress_mbit: 0 Mbit/s out of range 0.001-10000000" },
+	{ "{\"egress_mbit\": -5}",
+	  SVC ": resources.egress_mbit: -5 Mbit/s out of range 0.001-10000000" },
 	{ "{\"ingress_mbit\": 10000001}",
 	  SVC ": resources.ingress_mbit: 10000001 Mbit/s out of range 0.001-10000000" },
 	{ "{\"ingress_mbit\": 0.0005}",
 	  SVC ": resources.ingress_mbit: 0.0005 Mbit/s out of range 0.001-10000000" },
-	{ "{\"egress_mbit\": 1.0001}", SVC ": resources.egress_mbit: 1.0001: at most 3 decimals (kbit/s)" },
+	{ "{\"egress_mbit\": 1.0001}",
+	  SVC ": resources.egress_mbit: 1.0001: at most 3 decimals (kbit/s)" },
 	{ "{\"egress_mbit\": \"20\"}",
 	  SVC ": resources.egress_mbit: expected a number of Mbit/s, got string" },
-	{ "{\"egress_mbit\": null}", SVC ": resources.egress_mbit: expected a number of Mbit/s, got null" },
+	{ "{\"egress_mbit\": null}",
+	  SVC ": resources.egress_mbit: expected a number of Mbit/s, got null" },
 	{ "{\"egress_mbit\": \"auto\"}",
 	  SVC ": resources.egress_mbit: expected a number of Mbit/s, got string" },
 	{ "{\"egress\": 20}", SVC ": resources.egress: unknown key" },
@@ -102,7 +106,8 @@ static void test_spec_good_round_trip(void **state)
 }
 
 static const struct bad_case cap_bad[] = {
-	{ "{\"egress_mbit\": 0}", LABEL ": capacity.egress_mbit: 0 Mbit/s out of range 0.001-10000000" },
+	{ "{\"egress_mbit\": 0}",
+	  LABEL ": capacity.egress_mbit: 0 Mbit/s out of range 0.001-10000000" },
 	{ "{\"ingress_mbit\": \"fast\"}",
 	  LABEL ": capacity.ingress_mbit: expected a number of Mbit/s, got string" },
 	{ "{\"ingress_mbit\": true}",
@@ -122,7 +127,8 @@ static void test_capacity_keys(void **state)
 		assert_verr_one(&e, cap_bad[i].msg, cap_bad[i].json);
 		verr_free(&e);
 	}
-	assert_int_equal(cap_load("{\"egress_mbit\": 1000, \"ingress_mbit\": \"auto\"}", &c, &e), 0);
+	assert_int_equal(cap_load("{\"egress_mbit\": 1000, \"ingress_mbit\": \"auto\"}", &c, &e),
+			 0);
 	assert_int_equal(c.egress_kbit, 1000000);
 	assert_int_equal(c.ingress_kbit, CAP_AUTO);
 	assert_int_equal(cap_load("{}", &c, &e), 0);
@@ -210,7 +216,9 @@ static void test_admission(void **state)
 		admit(&cap, s, 2, 0, NULL); /* 600 + 400 = 1000 exactly */
 	}
 	{
-		struct admit_svc s[] = { { "a", &a, false }, { "b", &b, false }, { "c", &c, true } };
+		struct admit_svc s[] = { { "a", &a, false },
+					 { "b", &b, false },
+					 { "c", &c, true } };
 
 		admit(&cap, s, 3, -ENOSPC,
 		      "c: egress_mbit: requested 0.001, free 0 of 1000 (a 600, b 400)");
@@ -229,7 +237,8 @@ static void test_admission(void **state)
 
 		admit(&cap, s, 2, -ENOSPC,
 		      "d: ingress_mbit: requested 900, but the host's capacity is unknown (no "
-		      "interface reports its link speed): set capacity.ingress_mbit in caelum.json");
+		      "interface reports its link speed): set capacity.ingress_mbit in "
+		      "caelum.json");
 	}
 }
 
@@ -254,8 +263,9 @@ static void test_entry(void **state)
 
 static void test_verdict(void **state)
 {
-	struct caelum_bw_queue q = { .rate_Bps = 2500000, .burst_ns = 100, .mark_ns = 5000,
-				     .drop_ns = 150000 };
+	struct caelum_bw_queue q = {
+		.rate_Bps = 2500000, .burst_ns = 100, .mark_ns = 5000, .drop_ns = 150000
+	};
 
 	(void)state;
 	assert_int_equal(caelum_bw_verdict(&q, -100, 1), CAELUM_BW_V_PASS);
@@ -273,8 +283,10 @@ static void test_verdict(void **state)
  * gets through the rate's bytes plus burst and mark, not more. */
 static void test_queue_holds_udp_rate(void **state)
 {
-	struct caelum_bw_queue q = { .rate_Bps = 2500000, .burst_ns = CAELUM_BW_BURST_NS,
-				     .mark_ns = CAELUM_BW_MARK_NS, .drop_ns = CAELUM_BW_DROP_NS };
+	struct caelum_bw_queue q = { .rate_Bps = 2500000,
+				     .burst_ns = CAELUM_BW_BURST_NS,
+				     .mark_ns = CAELUM_BW_MARK_NS,
+				     .drop_ns = CAELUM_BW_DROP_NS };
 	uint64_t passed = 0, now = 10ULL * 1000000000ULL, gap = 1400ULL * 1000000000ULL / 12500000;
 
 	(void)state;
@@ -299,14 +311,10 @@ static void test_queue_holds_udp_rate(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_spec_bad),
-		cmocka_unit_test(test_spec_good_round_trip),
-		cmocka_unit_test(test_capacity_keys),
-		cmocka_unit_test(test_link_speed_auto),
-		cmocka_unit_test(test_admission),
-		cmocka_unit_test(test_entry),
-		cmocka_unit_test(test_verdict),
-		cmocka_unit_test(test_queue_holds_udp_rate),
+		cmocka_unit_test(test_spec_bad),      cmocka_unit_test(test_spec_good_round_trip),
+		cmocka_unit_test(test_capacity_keys), cmocka_unit_test(test_link_speed_auto),
+		cmocka_unit_test(test_admission),     cmocka_unit_test(test_entry),
+		cmocka_unit_test(test_verdict),	      cmocka_unit_test(test_queue_holds_udp_rate),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
