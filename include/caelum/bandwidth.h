@@ -42,7 +42,8 @@
  * Events: every throttled packet (signalled or dropped; in audit: would have been) is one
  * occurrence of CAELUM_EV_BW_EXCEEDED for (service, direction), folded in the kernel like
  * the denials (include/caelum/common.h): one event at once, then one follow-up a second
- * with the count while it lasts.
+ * with the count while it lasts. cgroup_id is the socket's cgroup; pid and comm are 0 and
+ * empty: a packet is often sent or received in softirq, on behalf of no task one can name.
  *
  * Namespaces: only sockets in a network namespace listed in cm_netns (include/caelum/netns.h)
  * are limited and counted; traffic inside a container's own network namespace is not the
