@@ -98,7 +98,8 @@ static __always_inline bool netns_enforced_skb(struct __sk_buff *skb)
  */
 static __always_inline __s64 queue_take(struct caelum_bw_queue *q, __u64 now, __u64 cost)
 {
-	__u64 floor = now - q->burst_ns, old = *(volatile __u64 *)&q->next_ns;
+	__u64 floor = now > q->burst_ns ? now - q->burst_ns : 0;
+	__u64 old = *(volatile __u64 *)&q->next_ns;
 
 	if (old < floor)
 		__sync_val_compare_and_swap(&q->next_ns, old, floor);

@@ -3,6 +3,7 @@
 held by the cgroup_skb programs; admission; audit mode."""
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -141,6 +142,24 @@ class Bandwidth(CaelumTest):
         with open(path, "w") as f:
             json.dump(spec("big", egress_mbit=980), f)
         e.ok("service", "apply", path)  # exact fit
+        # the registry change reached the kernel without a restart: big has its entry
+        self.assertTrue(bw_of(e, "big")["limited"])
+        comps = {c["name"]: c for c in e.ok("status")["components"]}
+        self.assertEqual(comps["bandwidth"]["limited_services"], 3)
+        e.ok("service", "delete", "big")
+        comps = {c["name"]: c for c in e.ok("status")["components"]}
+        self.assertEqual(comps["bandwidth"]["limited_services"], 2)
+
+    def test_limit_outlives_the_daemon(self):
+        # Maps and links are pinned: with caelumd killed, the kernel still holds the rate.
+        e = self.e
+        e.stop(signal.SIGKILL)
+        r = self.t.run("udp", e.svc_cgroup("lim"), e.cgroup("sink"))
+        rate = mbit(r)
+        print(f"\n  udp egress, caelumd killed: {rate:.1f} Mbit/s", file=sys.stderr)
+        self.assertTrue(5 < rate <= 24, rate)
+        e.start()
+        self.assertGreater(bw_of(e, "lim")["egress"]["dropped"], 0)
 
 
 class BandwidthAudit(CaelumTest):
