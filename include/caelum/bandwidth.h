@@ -28,7 +28,9 @@
  *                                   packet is ECN-capable, else, on egress, the
  *                                   congestion-notification return value, which makes the
  *                                   sender's TCP enter CWR: net/ipv4/tcp_output.c,
- *                                   tcp_transmit_skb()); anything else: dropped
+ *                                   __tcp_transmit_skb()); on ingress a TCP packet that
+ *                                   is not ECN-capable passes unsignalled (there is no
+ *                                   other signal there); anything else: dropped
  *   backlog > drop_ns               dropped (TCP egress: dropped with the signal)
  * A dropped packet does not move the queue. Mode audit (components.bandwidth) decides the
  * same, counts it as "over" and passes everything.
@@ -72,7 +74,8 @@
  * Measured on loopback (RTT ~20 us, 64 KiB segments), where a congestion signal cannot
  * bring TCP under 2 segments per RTT (Gbit/s): TCP is held there by the drops, and a
  * sender whose segment was dropped locally with nothing in flight waits for its probe
- * timer, at least TCP_RTO_MIN (200 ms; net/ipv4/tcp_output.c, tcp_check_probe_timer()).
+ * timer, at least TCP_RTO_MIN (200 ms; include/net/tcp.h, tcp_check_probe_timer() and
+ * tcp_probe0_base()).
  * burst + drop must cover that wait or the credit of the wait is lost: with 5 + 200 ms a
  * 20 Mbit/s sender got 18.2 Mbit/s, with 5 + 50 ms 3.9; with 100 + 150 ms 21.0.
  */
