@@ -44,13 +44,14 @@ LDLIBS := $(shell pkg-config --libs libbpf json-c zlib libcurl libwebsockets lib
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -Wall -Werror \
 	      -Ivmlinux -Iinclude -Ibpf
 
-BPF_PROGS := ports agg devices tasks cpu connect cgfollow
+BPF_PROGS := ports agg devices tasks cpu connect cgfollow bandwidth
 BPF_OBJS := $(BPF_PROGS:%=$(GEN)/%.bpf.o)
 SKELS := $(BPF_PROGS:%=$(GEN)/%.skel.h)
 
 COMMON := log jsonv portrange config netns reserved_ports capacity cgroup fsutil spec bpfinfo \
 	  rpc_client dbprobe spec_ext dbspec probe loop fingerprint
-DAEMON := caelumd apply loop services components ports port_tables agg devices tasks cpu connect databases dbresolve \
+DAEMON := caelumd apply loop services components ports port_tables agg devices tasks cpu connect \
+	  bandwidth databases dbresolve \
 	  hostaddr credentials health \
 	  verify api http http_auth connlimit metrics token assets assets_data handlers_view mcp mcp_era \
 	  mcp_tools mcp_http schema peers \
@@ -219,7 +220,7 @@ fuzz: deps
 fuzz-smoke: fuzz-build
 	tests/fuzz/run.sh $(FUZZ) $(FUZZ_SMOKE_SECONDS) $(FUZZERS)
 
-BENCHES := bind_bench change_bench sched_bench connect_bench sse_bench
+BENCHES := bind_bench change_bench sched_bench connect_bench sse_bench bandwidth_bench
 
 bench: deps
 	$(MAKE) all $(BENCHES:%=$(BUILD)/bench/%)
@@ -240,6 +241,11 @@ $(BUILD)/bench/bind_bench: bench/bind_bench.c $(BUILD)/libcaelum.a $(BENCH_SKELS
 $(BUILD)/bench/sched_bench $(BUILD)/bench/connect_bench $(BUILD)/bench/sse_bench \
 		$(BUILD)/bench/change_bench: $(BUILD)/bench/%: bench/%.c \
 		$(BUILD)/libcaelum.a user/*.h include/caelum/*.h
+	mkdir -p $(BUILD)/bench
+	$(CC) $(CFLAGS) $< $(BUILD)/libcaelum.a $(LDFLAGS) $(LDLIBS) -o $@
+
+$(BUILD)/bench/bandwidth_bench: bench/bandwidth_bench.c $(BUILD)/libcaelum.a $(BENCH_SKELS) \
+				 user/*.h include/caelum/*.h
 	mkdir -p $(BUILD)/bench
 	$(CC) $(CFLAGS) $< $(BUILD)/libcaelum.a $(LDFLAGS) $(LDLIBS) -o $@
 

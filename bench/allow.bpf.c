@@ -21,3 +21,16 @@ int cm_bench_allow6(struct bpf_sock_addr *ctx)
 {
 	return BIND_ALLOW;
 }
+
+/* Baseline for bench/bandwidth_bench.c: the price of any cgroup_skb program at all. */
+SEC("cgroup_skb/egress")
+int cm_bench_skb_eg(struct __sk_buff *skb)
+{
+	return 1;
+}
+
+SEC("cgroup_skb/ingress")
+int cm_bench_skb_in(struct __sk_buff *skb)
+{
+	return 1;
+}

@@ -90,6 +90,7 @@ _caelumctl()
                 service) _caelumctl_services ;;
                 type) COMPREPLY=( $(compgen -W 'bind_denied device_denied
                     task_budget_exceeded cpu_over_allocation db_connect_denied db_conn_limit
+                    bandwidth_exceeded
                     db_unreachable db_recovered health_changed credential_drift
                     integrity_repaired policy_applied reload_rejected events_lost token_rotated
                     verification_passed verification_failed

@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #define MEMORY_MAX_MB (1LL << 40)
 #define TASKS_MAX 4194304 /* PID_MAX_LIMIT */
 #define HOLDERS_SHOWN 5
+#define MBIT_MAX_KBIT (10000000LL * 1000) /* 10 Tbit/s: anything above is a typo */
 
 bool gpu_id_valid(const char *s)
 {
@@ -36,6 +38,8 @@ void capacity_defaults(struct capacity *c)
 	memset(c, 0, sizeof(*c));
 	c->cpus_milli = CAP_AUTO;
 	c->memory_mb = CAP_AUTO;
+	c->egress_kbit = CAP_AUTO;
+	c->ingress_kbit = CAP_AUTO;
 	c->cpu_window_s = 10;
 	c->cpu_grace_s = 30;
 }
@@ -78,6 +82,31 @@ static bool get_cpus(struct json_object *v, const char *file, const char *path, 
 		return false;
 	}
 	*out = (int64_t)llround(x * 1000);
+	return true;
+}
+
+/* A bandwidth in Mbit/s (10^6 bit/s): a positive number, at most 3 decimals (kbit/s). */
+static bool get_mbit(struct json_object *v, const char *file, const char *path, int64_t *out_kbit,
+		     struct verr *e)
+{
+	json_type t = json_object_get_type(v);
+	double x;
+
+	if (t != json_type_int && t != json_type_double) {
+		verr_add(e, file, path, "expected a number of Mbit/s, got %s", jv_type_name(t));
+		return false;
+	}
+	x = json_object_get_double(v);
+	if (!isfinite(x) || x * 1000 < 1 || x * 1000 > (double)MBIT_MAX_KBIT) {
+		verr_add(e, file, path, "%s Mbit/s out of range 0.001-10000000",
+			 json_object_to_json_string(v));
+		return false;
+	}
+	if (fabs(x * 1000 - round(x * 1000)) > 1e-6) {
+		verr_add(e, file, path, "%s: at most 3 decimals (kbit/s)", json_object_to_json_string(v));
+		return false;
+	}
+	*out_kbit = (int64_t)llround(x * 1000);
 	return true;
 }
 
@@ -189,8 +218,9 @@ static void parse_reserved(struct json_object *o, const char *file, struct capac
 void capacity_parse(struct json_object *obj, const char *file, struct capacity *c,
 		    struct verr *e)
 {
-	static const char *const keys[] = { "cpus",	   "memory_mb",	  "gpus", "reserved",
-					    "cpu_window_s", "cpu_grace_s", NULL };
+	static const char *const keys[] = { "cpus",	    "memory_mb",   "gpus",
+					    "reserved",	    "cpu_window_s", "cpu_grace_s",
+					    "egress_mbit", "ingress_mbit", NULL };
 	struct json_object *v;
 
 	capacity_defaults(c);
@@ -209,6 +239,10 @@ void capacity_parse(struct json_object *obj, const char *file, struct capacity *
 		jv_get_int(v, 1, 300, file, "capacity.cpu_window_s", &c->cpu_window_s, e);
 	if (json_object_object_get_ex(obj, "cpu_grace_s", &v))
 		jv_get_int(v, 0, 3600, file, "capacity.cpu_grace_s", &c->cpu_grace_s, e);
+	if (json_object_object_get_ex(obj, "egress_mbit", &v) && !is_auto(v))
+		get_mbit(v, file, "capacity.egress_mbit", &c->egress_kbit, e);
+	if (json_object_object_get_ex(obj, "ingress_mbit", &v) && !is_auto(v))
+		get_mbit(v, file, "capacity.ingress_mbit", &c->ingress_kbit, e);
 }
 
 static int64_t memtotal_mb(void)
@@ -224,6 +258,65 @@ static int64_t memtotal_mb(void)
 			break;
 	fclose(f);
 	return kb < 0 ? -1 : kb / 1024;
+}
+
+static bool iface_up(const char *dir, const char *name)
+{
+	char path[PATH_MAX], state[32] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s/operstate", dir, name);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	if (!fgets(state, sizeof(state), f))
+		state[0] = '\0';
+	fclose(f);
+	return !strncmp(state, "up", 2);
+}
+
+int64_t capacity_link_speed_mbit(const char *sys_class_net)
+{
+	DIR *dir = opendir(sys_class_net);
+	int64_t sum = -1;
+	struct dirent *de;
+
+	if (!dir)
+		return -1;
+	while ((de = readdir(dir))) {
+		char path[PATH_MAX];
+		long long speed = -1;
+		FILE *f;
+
+		if (de->d_name[0] == '.' || !iface_up(sys_class_net, de->d_name))
+			continue;
+		/* drivers/net: SPEED_UNKNOWN (-1) or an error when the speed is not known */
+		snprintf(path, sizeof(path), "%s/%s/speed", sys_class_net, de->d_name);
+		f = fopen(path, "re");
+		if (!f)
+			continue;
+		if (fscanf(f, "%lld", &speed) == 1 && speed > 0)
+			sum = (sum < 0 ? 0 : sum) + speed;
+		fclose(f);
+	}
+	closedir(dir);
+	return sum;
+}
+
+static void resolve_bandwidth(struct capacity *c)
+{
+	int64_t mbit = -1;
+
+	if (c->egress_kbit == CAP_AUTO || c->ingress_kbit == CAP_AUTO)
+		mbit = capacity_link_speed_mbit("/sys/class/net");
+	if (c->egress_kbit == CAP_AUTO) {
+		c->egress_kbit = mbit > 0 ? mbit * 1000 : CAP_UNKNOWN;
+		c->egress_detected = mbit > 0;
+	}
+	if (c->ingress_kbit == CAP_AUTO) {
+		c->ingress_kbit = mbit > 0 ? mbit * 1000 : CAP_UNKNOWN;
+		c->ingress_detected = mbit > 0;
+	}
 }
 
 static void resolve_devices(struct capacity *c, const char *file, struct verr *e)
@@ -272,6 +365,7 @@ int capacity_resolve(struct capacity *c, const char *file, struct verr *e)
 	if (c->memory_mb >= 0 && c->reserved_memory_mb >= c->memory_mb)
 		verr_add(e, file, "capacity.reserved.memory_mb", "%lld leaves nothing of %lld MB",
 			 (long long)c->reserved_memory_mb, (long long)c->memory_mb);
+	resolve_bandwidth(c);
 	resolve_devices(c, file, e);
 	return e->n + e->dropped == n0 ? 0 : -EINVAL;
 }
@@ -316,7 +410,8 @@ static void parse_res_gpus(struct json_object *v, const char *file, const char *
 void resources_parse(struct json_object *obj, const char *file, struct spec_resources *r,
 		     struct verr *e)
 {
-	static const char *const keys[] = { "cpus", "memory_mb", "tasks", "gpus", NULL };
+	static const char *const keys[] = { "cpus", "memory_mb", "tasks", "gpus", "egress_mbit",
+					    "ingress_mbit", NULL };
 	struct json_object *v;
 
 	memset(r, 0, sizeof(*r));
@@ -331,6 +426,18 @@ void resources_parse(struct json_object *obj, const char *file, struct spec_reso
 		jv_get_int(v, 1, TASKS_MAX, file, "resources.tasks", &r->tasks, e);
 	if (json_object_object_get_ex(obj, "gpus", &v))
 		parse_res_gpus(v, file, "resources.gpus", r, e);
+	if (json_object_object_get_ex(obj, "egress_mbit", &v))
+		get_mbit(v, file, "resources.egress_mbit", &r->egress_kbit, e);
+	if (json_object_object_get_ex(obj, "ingress_mbit", &v))
+		get_mbit(v, file, "resources.ingress_mbit", &r->ingress_kbit, e);
+}
+
+struct json_object *mbit_json(int64_t kbit)
+{
+	char s[32];
+
+	milli_fmt(kbit, s, sizeof(s)); /* rendered as written: 20.5, not 20.500000000000004 */
+	return kbit % 1000 ? json_object_new_double_s(kbit / 1000.0, s) : json_object_new_int64(kbit / 1000);
 }
 
 struct json_object *resources_to_json(const struct spec_resources *r)
@@ -357,6 +464,10 @@ struct json_object *resources_to_json(const struct spec_resources *r)
 	} else if (r->gpu_count) {
 		json_object_object_add(o, "gpus", json_object_new_int64(r->gpu_count));
 	}
+	if (r->egress_kbit)
+		json_object_object_add(o, "egress_mbit", mbit_json(r->egress_kbit));
+	if (r->ingress_kbit)
+		json_object_object_add(o, "ingress_mbit", mbit_json(r->ingress_kbit));
 	return o;
 }
 
@@ -367,9 +478,10 @@ int64_t resources_gpus(const struct spec_resources *r)
 
 /* ---- admission ---- */
 
-enum dim { DIM_CPUS, DIM_MEMORY, DIM_GPUS, DIM_MAX };
+enum dim { DIM_CPUS, DIM_MEMORY, DIM_GPUS, DIM_EGRESS, DIM_INGRESS, DIM_MAX };
 
-static const char *const dim_name[DIM_MAX] = { "cpus", "memory_mb", "gpus" };
+static const char *const dim_name[DIM_MAX] = { "cpus", "memory_mb", "gpus", "egress_mbit",
+					       "ingress_mbit" };
 
 static int64_t ask(const struct spec_resources *r, enum dim d)
 {
@@ -380,6 +492,10 @@ static int64_t ask(const struct spec_resources *r, enum dim d)
 		return r->cpus_milli;
 	case DIM_MEMORY:
 		return r->memory_mb;
+	case DIM_EGRESS:
+		return r->egress_kbit;
+	case DIM_INGRESS:
+		return r->ingress_kbit;
 	default:
 		return resources_gpus(r);
 	}
@@ -387,7 +503,7 @@ static int64_t ask(const struct spec_resources *r, enum dim d)
 
 static void amount_fmt(enum dim d, int64_t v, char *buf, size_t len)
 {
-	if (d == DIM_CPUS)
+	if (d == DIM_CPUS || d == DIM_EGRESS || d == DIM_INGRESS) /* milli-CPUs, kbit/s */
 		milli_fmt(v, buf, len);
 	else
 		snprintf(buf, len, "%lld", (long long)v);
@@ -400,6 +516,10 @@ static int64_t allocatable(const struct capacity *c, enum dim d)
 		return c->cpus_milli - c->reserved_cpus_milli;
 	case DIM_MEMORY:
 		return c->memory_mb - c->reserved_memory_mb;
+	case DIM_EGRESS:
+		return c->egress_kbit; /* CAP_UNKNOWN (< 0): nothing can be admitted */
+	case DIM_INGRESS:
+		return c->ingress_kbit;
 	default:
 		return (int64_t)c->n_gpus;
 	}
@@ -455,7 +575,16 @@ static bool fits(const struct admit_svc *s, const int64_t *used, const int64_t *
 	for (int d = 0; d < DIM_MAX; d++) {
 		int64_t a = ask(s->res, (enum dim)d);
 
-		if (a && used[d] + a > total[d]) {
+		if (a && total[d] < 0) {
+			char req[32];
+
+			amount_fmt((enum dim)d, a, req, sizeof(req));
+			verr_add(e, s->name, NULL,
+				 "%s: requested %s, but the host's capacity is unknown (no interface "
+				 "reports its link speed): set capacity.%s in caelum.json",
+				 dim_name[d], req, dim_name[d]);
+			ok = false;
+		} else if (a && used[d] + a > total[d]) {
 			refuse(s, (enum dim)d, used[d], total[d], h[d], nh[d], e);
 			ok = false;
 		}

@@ -20,11 +20,12 @@ extern const struct component_ops devices_component;
 extern const struct component_ops tasks_component;
 extern const struct component_ops cpu_component;
 extern const struct component_ops databases_component;
+extern const struct component_ops bandwidth_component;
 
 /* In load order (a component's `needs` comes earlier); status lists them in this order. */
 static const struct component_ops *const table[] = {
 	&ports_component, &devices_component, &tasks_component, &cpu_component,
-	&databases_component,
+	&databases_component, &bandwidth_component,
 };
 
 #define N_TABLE (sizeof(table) / sizeof(table[0]))

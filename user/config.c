@@ -20,6 +20,7 @@ static const char *const component_names[] = {
 	[CAELUM_COMP_TASKS] = "tasks",
 	[CAELUM_COMP_CPU] = "cpu",
 	[CAELUM_COMP_DATABASES] = "databases",
+	[CAELUM_COMP_BANDWIDTH] = "bandwidth",
 };
 #define N_COMPONENTS ((int)(sizeof(component_names) / sizeof(component_names[0])))
 
@@ -236,7 +237,8 @@ static void parse_components(struct json_object *obj, const char *file, int *mod
 		jv_path_key(p, "components", key);
 		if (comp < 0) {
 			verr_add(e, file, p,
-				 "unknown component (known: ports, devices, tasks, cpu, databases)");
+				 "unknown component (known: ports, devices, tasks, cpu, databases, "
+				 "bandwidth)");
 			continue;
 		}
 		get_mode(val, file, p, true, &modes[comp], e);

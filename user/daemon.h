@@ -116,6 +116,11 @@ static inline struct cpu *daemon_cpu(const struct daemon *d)
 	return components_self(&d->comps, CAELUM_COMP_CPU);
 }
 
+static inline void *daemon_bandwidth(const struct daemon *d)
+{
+	return components_self(&d->comps, CAELUM_COMP_BANDWIDTH);
+}
+
 static inline struct connect *daemon_connect(const struct daemon *d)
 {
 	return components_self(&d->comps, CAELUM_COMP_DATABASES);

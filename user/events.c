@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "caelum/bandwidth.h"
+#include "capacity.h"
 #include "events.h"
 #include "journal.h"
 #include "log.h"
@@ -111,6 +113,8 @@ const char *event_type_name(uint32_t type)
 		return "db_connect_denied";
 	case CAELUM_EV_DB_LIMIT:
 		return "db_conn_limit";
+	case CAELUM_EV_BW_EXCEEDED:
+		return "bandwidth_exceeded";
 	}
 	return "unknown";
 }
@@ -393,6 +397,8 @@ static const char *reason_name(uint8_t reason)
 		return "unmanaged";
 	case CAELUM_REASON_CONN_LIMIT:
 		return "max_connections";
+	case CAELUM_REASON_BW_RATE:
+		return "rate";
 	}
 	return NULL;
 }
@@ -468,6 +474,22 @@ static void add_task(struct json_object *e, const struct caelum_ev_task *t)
 	json_object_object_add(e, "killed", json_object_new_boolean(t->killed != 0));
 }
 
+/* Bandwidth (include/caelum/bandwidth.h): direction, rate, what was done to the packets. */
+static void add_bw(struct json_object *e, const struct caelum_ev_bw *b)
+{
+	static const char *const verdicts[] = { "pass", "signalled", "dropped" };
+
+	json_object_object_add(e, "direction",
+			       json_object_new_string(b->dir == CAELUM_BW_INGRESS ? "ingress" : "egress"));
+	json_object_object_add(e, "rate_mbit", mbit_json((int64_t)(b->rate_Bps / 125)));
+	json_object_object_add(e, "proto", json_object_new_string(b->proto ? proto_name(b->proto)
+									     : "other"));
+	json_object_object_add(e, "packet_bytes", json_object_new_int64(b->len));
+	json_object_object_add(e, "backlog_ns", json_object_new_uint64(b->backlog_ns));
+	json_object_object_add(e, "verdict", json_object_new_string(b->verdict < 3 ? verdicts[b->verdict]
+										   : "unknown"));
+}
+
 static bool is_canary(const struct events *ev, const struct caelum_event *k)
 {
 	for (int i = 0; i < 2; i++)
@@ -515,6 +537,8 @@ int events_from_kernel(struct events *ev, const void *data, size_t len)
 		add_task(e, &k->task);
 	else if (k->type == CAELUM_EV_DB_DENIED || k->type == CAELUM_EV_DB_LIMIT)
 		add_conn(ev, e, &k->conn);
+	else if (k->type == CAELUM_EV_BW_EXCEEDED)
+		add_bw(e, &k->bw);
 	json_object_object_add(e, "followup",
 			       json_object_new_boolean(!!(k->flags & CAELUM_EVF_FOLLOWUP)));
 	if (k->flags & CAELUM_EVF_UNAGGREGATED)

@@ -72,8 +72,8 @@ static const struct tool {
 			   "\"name\",\"resolutions\""),
 	  "db.resolve", NULL, false, false },
 	{ "get_resources", "Get resources",
-	  "Host capacity, allocation and use per dimension (cpus, memory_mb, gpus, tasks) and per "
-	  "service.",
+	  "Host capacity, allocation and use per dimension (cpus, memory_mb, gpus, tasks, "
+	  "egress_mbit, ingress_mbit) and per service (bandwidth: reservation and measured rate).",
 	  NONE_IN,
 	  OBJ_OUT("\"dimensions\":{\"type\":\"object\"},\"services\":" ARR,
 		  "\"dimensions\",\"services\""),

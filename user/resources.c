@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <bpf/bpf.h>
 
 #include "daemon.h"
 #include "log.h"
@@ -170,6 +171,23 @@ const char *resources_tasks_note(struct daemon *d, bool *kills)
 	return "BPF budget only (no delegated cgroup v2 pids controller): a task past the budget is sent SIGKILL, which kills its whole process";
 }
 
+/* A bandwidth dimension in Mbit/s: capacity (null when unknown), allocated, free. */
+static struct json_object *bw_dim_json(struct daemon *d, int64_t cap_kbit, bool detected,
+				       int64_t allocated_kbit)
+{
+	struct json_object *o = json_object_new_object();
+	bool known = cap_kbit >= 0;
+	bool kernel = daemon_bandwidth(d) && d->cfg.comp_mode[CAELUM_COMP_BANDWIDTH] == CAELUM_MODE_ENFORCE;
+
+	json_object_object_add(o, "capacity", known ? mbit_json(cap_kbit) : NULL);
+	json_object_object_add(o, "allocated", mbit_json(allocated_kbit));
+	json_object_object_add(o, "free", known ? mbit_json(cap_kbit - allocated_kbit) : NULL);
+	json_object_object_add(o, "detected", json_object_new_boolean(detected));
+	json_object_object_add(o, "enforcement",
+			       json_object_new_string(kernel ? "kernel (BPF cgroup_skb)" : "admitted only"));
+	return o;
+}
+
 static void totals(const struct reg_state *st, int64_t *cpus, int64_t *mem, int64_t *gpus,
 		   int64_t *tasks)
 {
@@ -244,6 +262,19 @@ static struct json_object *dimensions_json(struct daemon *d)
 	json_object_object_add(t, "budgeted", json_object_new_int64(tasks));
 	json_object_object_add(t, "enforcement", json_object_new_string(enforcement(d, "tasks")));
 	json_object_object_add(o, "tasks", t);
+	{
+		const struct reg_state *st = registry_state(d->reg);
+		int64_t eg = 0, in = 0;
+
+		for (size_t i = 0; i < st->n_svcs; i++) {
+			eg += st->svcs[i].spec.res.egress_kbit;
+			in += st->svcs[i].spec.res.ingress_kbit;
+		}
+		json_object_object_add(o, "egress_mbit",
+				       bw_dim_json(d, cap->egress_kbit, cap->egress_detected, eg));
+		json_object_object_add(o, "ingress_mbit",
+				       bw_dim_json(d, cap->ingress_kbit, cap->ingress_detected, in));
+	}
 	return o;
 }
 
@@ -281,8 +312,11 @@ struct json_object *resources_enforcement_json(struct daemon *d)
 {
 	static const char *const dims[] = { "cpus", "memory_mb", "tasks", "gpus" };
 	struct json_object *o = json_object_new_object();
+	bool bw = daemon_bandwidth(d) && d->cfg.comp_mode[CAELUM_COMP_BANDWIDTH] == CAELUM_MODE_ENFORCE;
 
 	for (size_t i = 0; i < sizeof(dims) / sizeof(dims[0]); i++)
 		json_object_object_add(o, dims[i], json_object_new_string(enforcement(d, dims[i])));
+	json_object_object_add(o, "bandwidth", json_object_new_string(bw ? "kernel (BPF cgroup_skb)"
+									 : "admitted only"));
 	return o;
 }

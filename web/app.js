@@ -432,6 +432,7 @@
 			((S.resources && S.resources.services) || []).map((x) => [
 				x.cpu_usage,
 				x.live_tasks,
+				x.bandwidth,
 			]),
 		],
 		renderPortMap: () => [S.map, S.services.map((x) => x.name)],
@@ -813,6 +814,38 @@
 						class: 'foot',
 						text: dims.tasks.enforcement || '',
 					}),
+				),
+			);
+		}
+		// Bandwidth (issue 15): per direction, the reservations and each service's rate
+		// measured over the last second from the kernel's counters.
+		for (const [dim, dir] of [
+			['egress_mbit', 'egress'],
+			['ingress_mbit', 'ingress'],
+		]) {
+			const d = dims[dim];
+			if (!d || (d.capacity == null && !d.allocated)) continue;
+			const chips = svcs
+				.filter((s) => s.bandwidth && s.bandwidth[dir].reserved_mbit)
+				.map((s) => {
+					const b = s.bandwidth[dir];
+					const m = b.measured_mbit;
+					return h(
+						'span',
+						{
+							class: 'chip',
+							title: `${b.dropped} dropped, ${b.signalled} signalled${b.over ? `, ${b.over} over (audit)` : ''}`,
+						},
+						swatch(s.name),
+						`${s.name} ${m == null ? '—' : num(Math.round(m * 10) / 10)} / ${num(b.reserved_mbit)} Mbit/s`,
+					);
+				});
+			out.push(
+				resourceRow(
+					dim,
+					d,
+					(x) => num(x),
+					chips.length ? h('div', {class: 'gpus'}, chips) : null,
 				),
 			);
 		}

@@ -51,6 +51,7 @@
 #define CAELUM_COMP_TASKS 2
 #define CAELUM_COMP_CPU 3
 #define CAELUM_COMP_DATABASES 4
+#define CAELUM_COMP_BANDWIDTH 5
 #define CAELUM_COMP_MAX 8
 
 /* Component modes. UNSET (a zeroed config) is treated as ENFORCE: fail closed. */
@@ -65,6 +66,7 @@
 #define CAELUM_EV_TASK_BUDGET 3
 #define CAELUM_EV_DB_DENIED 4
 #define CAELUM_EV_DB_LIMIT 5
+#define CAELUM_EV_BW_EXCEEDED 6 /* include/caelum/bandwidth.h */
 
 /* Event actions. */
 #define CAELUM_ACT_DENIED 1
@@ -82,6 +84,7 @@
 #define CAELUM_REASON_UNDECLARED 5 /* the service did not declare the database */
 #define CAELUM_REASON_UNMANAGED 6 /* not a service, and the database denies unmanaged */
 #define CAELUM_REASON_CONN_LIMIT 7 /* the service's connections to it are at max */
+#define CAELUM_REASON_BW_RATE 8 /* over the service's bandwidth (include/caelum/bandwidth.h) */
 
 /* Device access bits as in the kernel's BPF_DEVCG_ACC_* (cgroup/dev programs). */
 #define CAELUM_DEV_ACC_MKNOD 1
@@ -122,6 +125,17 @@ struct caelum_ev_conn {
 	__u32 max; /* its max_connections (0 = none) */
 };
 
+/* Payload of CAELUM_EV_BW_EXCEEDED (struct caelum_event.bw). */
+struct caelum_ev_bw {
+	__u64 rate_Bps; /* the service's rate in that direction */
+	__u64 backlog_ns; /* how far over its queue was (of the latest occurrence) */
+	__u32 len; /* bytes of the latest packet */
+	__u8 dir; /* CAELUM_BW_EGRESS or CAELUM_BW_INGRESS */
+	__u8 proto; /* IPPROTO_TCP, IPPROTO_UDP, ... (0: not IP) */
+	__u8 verdict; /* CAELUM_BW_V_* */
+	__u8 pad[9];
+};
+
 #define CAELUM_CONN_OP_CONNECT 1
 #define CAELUM_CONN_OP_SENDMSG 2
 
@@ -143,6 +157,7 @@ struct caelum_event {
 		struct caelum_ev_dev dev; /* CAELUM_EV_DEVICE_DENIED */
 		struct caelum_ev_task task; /* CAELUM_EV_TASK_BUDGET */
 		struct caelum_ev_conn conn; /* CAELUM_EV_DB_DENIED, CAELUM_EV_DB_LIMIT */
+		struct caelum_ev_bw bw; /* CAELUM_EV_BW_EXCEEDED */
 	};
 };
 
@@ -175,7 +190,8 @@ struct caelum_service {
 
 /*
  * Key of cm_agg (HASH): what makes two events identical. subject is per type:
- * bind: port | proto << 16; device: major << 32 | minor; task budget: 0.
+ * bind: port | proto << 16; device: major << 32 | minor; task budget: 0;
+ * bandwidth: the direction (CAELUM_BW_EGRESS, CAELUM_BW_INGRESS).
  */
 struct caelum_agg_key {
 	__u64 cgroup_id;

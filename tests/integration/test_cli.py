@@ -101,7 +101,7 @@ class Shapes(CaelumTest):
                                      "cm_task_svc", "cm_task_live", "cm_task_budget",
                                      "cm_cpu_time", "cm_db_addrs", "cm_db_host", "cm_db_decl",
                                      "cm_db_conns", "cm_db_slots", "cm_db_sk", "cm_netns",
-                                     "cm_cg_follow", "cm_cg_alias"})
+                                     "cm_cg_follow", "cm_cg_alias", "cm_bw", "cm_bw_count"})
         self.assertEqual(maps["cm_port_a"]["max_entries"], 131072)
         # exactly one table is in cm_port_outer[0]; both hold the same rules
         self.assertEqual(sorted([maps["cm_port_a"]["active"], maps["cm_port_b"]["active"]]),
@@ -116,7 +116,8 @@ class Shapes(CaelumTest):
                           "sched_process_fork", "sched_process_exit", "cgroup_attach_task",
                           "sched_switch", "cgroup_inet4_connect", "cgroup_inet6_connect",
                           "cgroup_udp4_sendmsg", "cgroup_udp6_sendmsg",
-                          "cgroup_inet_sock_release", "cgroup_mkdir", "cgroup_rmdir"})
+                          "cgroup_inet_sock_release", "cgroup_mkdir", "cgroup_rmdir",
+                          "cgroup_inet_egress", "cgroup_inet_ingress"})
         for p in progs:
             self.assertIn("run_time_ns", p)
             self.assertIn("run_cnt", p)

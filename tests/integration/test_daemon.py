@@ -70,7 +70,7 @@ class Startup(CaelumTest):
         self.assertEqual(st["events"]["lost"]["kernel_ringbuf_first"], 0)
         # Every component, in the table's order, each program with where it hooks in.
         self.assertEqual([c["name"] for c in st["components"]],
-                         ["ports", "devices", "tasks", "cpu", "databases"])
+                         ["ports", "devices", "tasks", "cpu", "databases", "bandwidth"])
         hooks = {p["name"]: p["attach_type"] for c in st["components"] for p in c["programs"]}
         self.assertEqual(hooks["cm_bind4"], "cgroup_inet4_bind")
         self.assertEqual(hooks["cm_dev"], "cgroup_device")
@@ -148,7 +148,7 @@ class Reload(CaelumTest):
 
 class Restart(CaelumTest):
     CGROUP_LINKS = ("cm_bind4", "cm_bind6", "cm_dev", "cm_db_conn4", "cm_db_conn6", "cm_db_send4",
-                    "cm_db_send6", "cm_db_release")
+                    "cm_db_send6", "cm_db_release", "cm_bw_egress", "cm_bw_ingress")
     TRACING_LINKS = ("cm_task_fork", "cm_task_exit", "cm_task_move", "cm_sched_switch",
                      "cm_cg_mkdir", "cm_cg_rmdir")
 
@@ -176,20 +176,21 @@ class Restart(CaelumTest):
             self.assertFalse(after[t]["defunct"])
         # Exactly one program per hook: no duplicate attachment.
         progs = e.ok("prog", "show")
-        self.assertEqual(len(progs), 14)
+        self.assertEqual(len(progs), 16)
         self.assertTrue(all(p["attached"] for p in progs))
         out = subprocess.run(["bpftool", "-j", "cgroup", "show", e.root], capture_output=True,
                              text=True).stdout
         attached = json.loads(out) if out.strip() else []
         self.assertEqual(sorted(a["attach_type"] for a in attached),
                          ["cgroup_device", "cgroup_inet4_bind", "cgroup_inet4_connect",
-                          "cgroup_inet6_bind", "cgroup_inet6_connect", "cgroup_inet_sock_release",
+                          "cgroup_inet6_bind", "cgroup_inet6_connect", "cgroup_inet_egress",
+                          "cgroup_inet_ingress", "cgroup_inet_sock_release",
                           "cgroup_udp4_sendmsg", "cgroup_udp6_sendmsg"])
         raw = subprocess.run(["bpftool", "-j", "link", "show"], capture_output=True,
                              text=True).stdout
         ours = {l["prog_id"] for l in after.values()}
         live = [l for l in json.loads(raw) if l.get("prog_id") in ours]
-        self.assertEqual(len(live), 14, "the old tracing links are gone")
+        self.assertEqual(len(live), 16, "the old tracing links are gone")
         self.assertDenied(e, other, 8100)
         evs = e.wait_event(lambda ev: ev["port"] == 8100, type="bind_denied")
         self.assertTrue(evs, "the denial made while caelumd was down is read after restart")
@@ -245,10 +246,10 @@ class Teardown(CaelumTest):
         e.stop()
         self.assertDenied(e, other, 8100)
         r = e.ok("teardown")
-        self.assertEqual(len(r["links_detached"]), 14)
+        self.assertEqual(len(r["links_detached"]), 16)
         # the first version's 15, cm_port_a/b/owners, cm_db_host, cm_netns, cm_cg_follow/alias,
-        # cm_db_slots
-        self.assertEqual(len(r["maps_unpinned"]), 23)
+        # cm_db_slots, cm_bw, cm_bw_count
+        self.assertEqual(len(r["maps_unpinned"]), 25)
         self.assertAllowed(e, other, 8100)
         self.assertFalse(os.path.exists(e.bpffs))
         self.assertEqual(e.ok("link", "show"), [])

@@ -63,3 +63,14 @@ def spec_keys():
     """Top-level keys of a service spec (spec.c) and of a database spec (dbspec.c)."""
     return (_key_list(_read("spec.c"), "static const char *const spec_keys[]"),
             _key_list(_read("dbspec.c"), "static const char *const db_keys[]"))
+
+
+def resource_keys():
+    """Keys of "capacity" (capacity.c capacity_parse) and of a spec's "resources"
+    (resources_parse): nested keys, so the page must name them somewhere."""
+    text = _read("capacity.c")
+    cap = re.search(r'void capacity_parse\(.*?keys\[\]\s*=\s*\{(.*?)\};', text, re.S)
+    res = re.search(r'void resources_parse\(.*?keys\[\]\s*=\s*\{(.*?)\};', text, re.S)
+    if not cap or not res:
+        raise AssertionError("no keys[] in capacity_parse/resources_parse")
+    return (re.findall(r'"([a-z_]+)"', cap.group(1)), re.findall(r'"([a-z_]+)"', res.group(1)))

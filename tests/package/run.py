@@ -226,6 +226,9 @@ class ManPages(unittest.TestCase):
         missing = [k for k in cmdtable.config_keys() + svc + db
                    if not re.search(rf"(?m)^ {{7}}{k}\b", text)]
         self.assertEqual(missing, [], "keys missing in caelum.json(5)")
+        cap, res = cmdtable.resource_keys()
+        missing = [k for k in cap + res if not re.search(rf"\b{k}\b", text)]
+        self.assertEqual(missing, [], "capacity/resources keys missing in caelum.json(5)")
 
     def test_pages_list_every_option(self):
         for binary, page in (("/usr/sbin/caelumd", self.PAGES[0]),

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <cmocka.h>
 
+#include "caelum/bandwidth.h"
 #include "caelum/cgfollow.h"
 #include "caelum/common.h"
 #include "caelum/connect.h"
@@ -63,6 +64,33 @@ ABI_OFF(caelum_ev_task, killed, 16);
 ABI_OFF(caelum_ev_task, pad, 20);
 
 ABI_SIZE(caelum_ev_conn, 32);
+
+ABI_SIZE(caelum_ev_bw, 32);
+ABI_OFF(caelum_ev_bw, rate_Bps, 0);
+ABI_OFF(caelum_ev_bw, backlog_ns, 8);
+ABI_OFF(caelum_ev_bw, len, 16);
+ABI_OFF(caelum_ev_bw, dir, 20);
+ABI_OFF(caelum_ev_bw, proto, 21);
+ABI_OFF(caelum_ev_bw, verdict, 22);
+ABI_OFF(caelum_ev_bw, pad, 23);
+ABI_OFF(caelum_event, bw, 72);
+
+/* include/caelum/bandwidth.h */
+ABI_SIZE(caelum_bw_queue, 40);
+ABI_OFF(caelum_bw_queue, rate_Bps, 0);
+ABI_OFF(caelum_bw_queue, burst_ns, 8);
+ABI_OFF(caelum_bw_queue, mark_ns, 16);
+ABI_OFF(caelum_bw_queue, drop_ns, 24);
+ABI_OFF(caelum_bw_queue, next_ns, 32);
+ABI_SIZE(caelum_bw, 88);
+ABI_OFF(caelum_bw, flags, 0);
+ABI_OFF(caelum_bw, pad, 4);
+ABI_OFF(caelum_bw, q, 8);
+ABI_SIZE(caelum_bw_dir_count, 48);
+ABI_OFF(caelum_bw_dir_count, bytes, 0);
+ABI_OFF(caelum_bw_dir_count, over, 40);
+/* a per-CPU value: a multiple of 8 bytes, as the kernel copies it */
+ABI_SIZE(caelum_bw_count, 96);
 ABI_OFF(caelum_ev_conn, db_id, 0);
 ABI_OFF(caelum_ev_conn, port, 4);
 ABI_OFF(caelum_ev_conn, family, 6);
@@ -186,6 +214,8 @@ static void test_sizes(void **state)
 		SZ(caelum_port_key, 4),	   SZ(caelum_port_rule, 16), SZ(caelum_port_entry, 8),	 SZ(caelum_dev_key, 16),
 		SZ(caelum_dev_rule, 16),   SZ(caelum_task, 24),		 SZ(caelum_task_live, 8),
 		SZ(caelum_db_slot, 24),
+		SZ(caelum_ev_bw, 32),	   SZ(caelum_bw_queue, 40),	 SZ(caelum_bw, 88),
+		SZ(caelum_bw_dir_count, 48), SZ(caelum_bw_count, 96),
 	};
 
 	(void)state;
@@ -198,6 +228,8 @@ static void test_sizes(void **state)
 			 sizeof(struct caelum_event));
 	assert_int_equal(2 + 1 + 1 + 16 + 12, sizeof(struct caelum_ev_bind));
 	assert_int_equal(4 + 2 + 1 + 1 + 16 + 4 + 4, sizeof(struct caelum_ev_conn));
+	assert_int_equal(8 + 8 + 4 + 1 + 1 + 1 + 9, sizeof(struct caelum_ev_bw));
+	assert_int_equal(4 + 4 + 2 * 5 * 8, sizeof(struct caelum_bw));
 	assert_int_equal(8 + 8 + 4 + 4, sizeof(struct caelum_agg_key));
 	assert_int_equal(8 + 8 + 4 + 4, sizeof(struct caelum_db_slot));
 	assert_int_equal(8 + 2 + 2 + 4, sizeof(struct caelum_port_rule));
@@ -289,7 +321,13 @@ static void test_constants(void **state)
 	static const unsigned long long actions[] = { 0, CAELUM_ACT_DENIED, CAELUM_ACT_AUDITED };
 	static const unsigned long long reasons[] = { 0, CAELUM_REASON_RESERVED,
 						      CAELUM_REASON_MANAGED, CAELUM_REASON_ASSIGNED,
-						      CAELUM_REASON_UNASSIGNED };
+						      CAELUM_REASON_UNASSIGNED, CAELUM_REASON_UNDECLARED,
+						      CAELUM_REASON_UNMANAGED, CAELUM_REASON_CONN_LIMIT,
+						      CAELUM_REASON_BW_RATE };
+	static const unsigned long long comps[] = { CAELUM_COMP_PORTS, CAELUM_COMP_DEVICES,
+						    CAELUM_COMP_TASKS, CAELUM_COMP_CPU,
+						    CAELUM_COMP_DATABASES, CAELUM_COMP_BANDWIDTH };
+	static const unsigned long long bwflags[] = { CAELUM_BW_F_EGRESS, CAELUM_BW_F_INGRESS };
 	static const unsigned long long evflags[] = { CAELUM_EVF_FOLLOWUP,
 						      CAELUM_EVF_UNAGGREGATED };
 	static const unsigned long long portflags[] = { CAELUM_PORT_F_RESERVED,
@@ -310,6 +348,15 @@ static void test_constants(void **state)
 	assert_true((CAELUM_EVF_FOLLOWUP | CAELUM_EVF_UNAGGREGATED) <= 0xff); /* fits __u8 */
 	assert_true(CAELUM_EV_BIND_DENIED != 0);
 	assert_true(CAELUM_COMP_PORTS < CAELUM_COMP_MAX);
+	assert_distinct("components", comps, N(comps));
+	assert_true(CAELUM_COMP_BANDWIDTH < CAELUM_COMP_MAX);
+	assert_bits("bandwidth flags", bwflags, N(bwflags));
+	/* the direction indexes the flag: 1 << CAELUM_BW_<dir> */
+	assert_int_equal(1U << CAELUM_BW_EGRESS, CAELUM_BW_F_EGRESS);
+	assert_int_equal(1U << CAELUM_BW_INGRESS, CAELUM_BW_F_INGRESS);
+	assert_true(CAELUM_BW_DIRS == 2);
+	/* the queue's thresholds are ordered */
+	assert_true(CAELUM_BW_MARK_NS < CAELUM_BW_DROP_NS);
 	/* an idle window outlives the aggregation window by far */
 	assert_true(CAELUM_AGG_IDLE_NS > CAELUM_AGG_WINDOW_NS);
 	assert_int_equal(CAELUM_COMM_LEN, 16);

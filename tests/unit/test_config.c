@@ -108,7 +108,8 @@ static const struct bad_case bad_cases[] = {
 	{ "{\"components\": {\"ports\": \"loud\"}}",
 	  LABEL ": components.ports: invalid mode \"loud\" (expected enforce, audit or off)" },
 	{ "{\"components\": {\"files\": \"audit\"}}",
-	  LABEL ": components.files: unknown component (known: ports, devices, tasks, cpu, databases)" },
+	  LABEL ": components.files: unknown component (known: ports, devices, tasks, cpu, databases, "
+		"bandwidth)" },
 	/* host names */
 	{ "{\"host\": \"-node\"}", LABEL ": host: invalid host name \"-node\"" },
 	{ "{\"host\": \"node-\"}", LABEL ": host: invalid host name \"node-\"" },
@@ -591,7 +592,9 @@ static void test_names(void **state)
 	assert_int_equal(component_parse("cpu"), CAELUM_COMP_CPU);
 	assert_string_equal(component_name(CAELUM_COMP_CPU), "cpu");
 	assert_int_equal(component_parse("databases"), CAELUM_COMP_DATABASES);
-	assert_int_equal(component_count(), 5);
+	assert_int_equal(component_parse("bandwidth"), CAELUM_COMP_BANDWIDTH);
+	assert_string_equal(component_name(CAELUM_COMP_BANDWIDTH), "bandwidth");
+	assert_int_equal(component_count(), 6);
 }
 
 static void test_config_path(void **state)

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Bandwidth per service: the component that loads bpf/bandwidth.bpf.c, keeps cm_bw equal to
+ * the services' "egress_mbit"/"ingress_mbit" and samples cm_bw_count for the measured rates
+ * (ABI and semantics: include/caelum/bandwidth.h). Everything goes through its ops table.
+ */
+#ifndef CAELUM_USER_BANDWIDTH_H
+#define CAELUM_USER_BANDWIDTH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "caelum/bandwidth.h"
+#include "component.h"
+
+extern const struct component_ops bandwidth_component;
+
+#define BANDWIDTH_NPROGS    2		  /* egress, ingress */
+#define BANDWIDTH_SAMPLE_NS 1000000000ULL /* the measured rate is over the last second */
+
+struct spec_resources;
+
+/*
+ * The cm_bw entry for a reservation (rates in kbit/s, 0 = that direction not limited),
+ * thresholds from include/caelum/bandwidth.h, an empty queue. false when neither direction
+ * is limited (then the service has no entry). Shared with the unit tests.
+ */
+bool bandwidth_entry(const struct spec_resources *r, struct caelum_bw *out);
+
+#endif /* CAELUM_USER_BANDWIDTH_H */
