@@ -19,7 +19,8 @@ CONFIG ?= deploy/caelum.json
 DEB_PKGS := gcc make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libjson-c-dev \
 	    libcmocka-dev libcurl4-openssl-dev libwebsockets-dev libssl-dev libsystemd-dev pkg-config \
 	    python3 iproute2 postgresql redis-server mariadb-server openssl chromium libclang-rt-14-dev \
-	    debhelper lintian scdoc man-db systemd bash-completion fakeroot dpkg-dev python3-seccomp
+	    debhelper lintian scdoc man-db systemd bash-completion fakeroot dpkg-dev python3-seccomp \
+	    etcd-server etcd-client
 
 ifeq ($(SAN),1)
 BUILD := build/san
@@ -48,14 +49,14 @@ BPF_PROGS := ports agg devices tasks cpu connect cgfollow
 BPF_OBJS := $(BPF_PROGS:%=$(GEN)/%.bpf.o)
 SKELS := $(BPF_PROGS:%=$(GEN)/%.skel.h)
 
-COMMON := log jsonv portrange config netns reserved_ports capacity cgroup fsutil spec bpfinfo \
+COMMON := log jsonv portrange config config_registry netns reserved_ports capacity cgroup fsutil spec bpfinfo \
 	  rpc_client dbprobe spec_ext dbspec probe loop fingerprint
 DAEMON := caelumd loop services ports port_tables agg devices tasks cpu connect databases dbresolve \
 	  hostaddr credentials health \
 	  verify api http http_auth connlimit metrics token assets assets_data handlers_view mcp mcp_era \
 	  mcp_tools mcp_http schema peers \
 	  resources handlers handlers_run handlers_db status rpc registry registry_admit \
-	  registry_file journal applylog \
+	  registry_file registry_etcd etcd etcd_json journal applylog \
 	  sockets bpfpin events probe_http notify pinlock policyguard cgfollow $(COMMON)
 CTL := caelumctl ctl_registry ctl_events ctl_run ctl_validate ctl_db ctl_bpf ctl_mcp events journal \
 	$(COMMON)

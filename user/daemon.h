@@ -90,6 +90,11 @@ struct daemon {
 	 * A reload defers it to apply once, after the config changed too. */
 	struct apply_log applied;
 	bool defer_apply;
+	/* services_dir/databases_dir could not be committed (the shared registry was away):
+	 * retried from the tick until it is. */
+	bool resync_pending;
+	uint64_t last_registry_check_ns;
+	struct json_object *registry_seen; /* backend counters already turned into events */
 	uint64_t kstats_reported[4]; /* kernel loss counters already turned into events */
 	struct agg *agg;
 	uint64_t last_flush_ns;

@@ -39,6 +39,9 @@ int hc_fail(struct call *c, int exit_code, const char *fmt, ...)
 int hc_not_found(struct call *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Refusal with every reason: message = first, errors = all (e is freed). */
 int hc_fail_verr(struct call *c, int exit_code, struct verr *e);
+/* Exit code for a failed registry operation: EXIT_UNAVAILABLE when the backend could not be
+ * reached (nothing was applied), EXIT_FAIL for -ENOENT, else EXIT_CONFIG (refused). */
+int hc_registry_exit(int err);
 int hc_params_check(struct call *c, const char *const *allowed);
 struct json_object *hc_param(struct call *c, const char *key);
 int hc_param_str(struct call *c, const char *key, bool required, const char **out);
