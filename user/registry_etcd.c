@@ -129,7 +129,7 @@ static int cache_write(struct etcd_backend *eb)
 
 	json_object_object_add(o, "format", json_object_new_int(CACHE_FORMAT));
 	json_object_object_add(o, "prefix", json_object_new_string(eb->prefix));
-	json_object_object_add(o, "received_revision", json_object_new_uint64(eb->rev));
+	json_object_object_add(o, "revision", json_object_new_uint64(eb->rev));
 	json_object_object_add(o, "entries", arr);
 	for (size_t i = 0; i < eb->n && !err; i++) {
 		struct json_object *ent = json_object_new_object();
@@ -139,7 +139,8 @@ static int cache_write(struct etcd_backend *eb)
 		json_object_object_add(ent, "value", json_object_new_string(eb->kvs[i].value));
 		json_object_array_add(arr, ent);
 	}
-	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+						   JSON_C_TO_STRING_NOSLASHESCAPE);
 	err = file_write_atomic(eb->dir, CACHE_FILE, text, strlen(text), 0600);
 	json_object_put(o);
 	if (err)
