@@ -26,6 +26,7 @@
 #include "credentials.h"
 #include "databases.h"
 #include "health.h"
+#include "hosts.h"
 #include "verify.h"
 #include "probe.h"
 #include "daemon.h"
@@ -573,6 +574,7 @@ static void registry_tick_daemon(struct daemon *d, uint64_t now)
 	d->last_registry_check_ns = now;
 	registry_tick(d->reg);
 	registry_report(d, registry_status_json(d->reg));
+	hosts_tick(d, now);
 	if (!d->resync_pending)
 		return;
 	err = spec_load_dir(d->cfg.services_dir, &specs, &n, &e);
@@ -889,6 +891,7 @@ static void daemon_close(struct daemon *d)
 	bpf_env_close(&d->env);
 	pinlock_release(&d->pinlock);
 	events_close(d->ev);
+	hosts_close(d);
 	registry_close(d->reg);
 	json_object_put(d->registry_seen);
 }
@@ -978,6 +981,8 @@ int main(int argc, char **argv)
 		rc = setup_loop(&d);
 	if (!rc)
 		rc = api_start(&d);
+	if (!rc && hosts_setup(&d))
+		rc = EXIT_FAIL;
 	if (!rc) {
 		struct json_object *ev = event_new(d.ev, "daemon_started", "changed");
 

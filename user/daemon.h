@@ -95,6 +95,7 @@ struct daemon {
 	bool resync_pending;
 	uint64_t last_registry_check_ns;
 	struct json_object *registry_seen; /* backend counters already turned into events */
+	struct hosts *hosts; /* machine registry (etcd backend only; hosts.c) */
 	uint64_t kstats_reported[4]; /* kernel loss counters already turned into events */
 	struct agg *agg;
 	uint64_t last_flush_ns;

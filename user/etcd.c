@@ -34,6 +34,12 @@ struct buf {
 	size_t len, cap;
 };
 
+/* A session key: value NULL = to be deleted; written when gen != done_gen. */
+struct skey {
+	char *key, *value;
+	uint64_t gen, done_gen;
+};
+
 struct etcd {
 	struct etcd_cfg cfg;
 	CURL *easy; /* unary calls, caller's thread */
@@ -51,9 +57,11 @@ struct etcd {
 	struct etcd_event *q;
 	size_t n_q, cap_q;
 	uint64_t q_compacted;
-	int64_t ka_id;
-	unsigned int ka_ttl_s;
-	bool lease_lost;
+	/* session: keys under a lease the thread keeps alive */
+	unsigned int s_ttl_s; /* 0 = no session */
+	int64_t s_lease; /* 0 = none granted (yet, or lost) */
+	struct skey *skeys;
+	size_t n_skeys, cap_skeys;
 	bool stop;
 	/* thread */
 	pthread_t thr;
@@ -478,9 +486,10 @@ struct xfer {
 
 struct thr {
 	struct etcd *c;
-	struct xfer *watch, *ka, *probe;
-	int ep; /* the watch's endpoint */
-	uint64_t retry_at, ka_at, last_data, backoff, term;
+	struct xfer *watch, *ka, *probe, *grant, *put;
+	int ep; /* the watch's endpoint; the session's requests go there too */
+	uint64_t retry_at, ka_at, grant_at, put_at, last_data, backoff, term;
+	uint64_t *put_gens; /* gen of each session key the put in flight writes, 0 = not in it */
 	CURL *auth;
 };
 
@@ -706,39 +715,167 @@ static void watch_closed(struct thr *t, uint64_t now)
 	t->retry_at = now + t->backoff;
 }
 
+/* The answer of a session request: the parsed JSON, or NULL (and *err) on failure. */
+static struct json_object *xfer_answer(struct xfer *x, CURLcode rc, int *err)
+{
+	struct json_object *resp = rc == CURLE_OK && x->b.p ? json_tokener_parse(x->b.p) : NULL;
+
+	*err = resp ? etcd_json_error(resp, NULL, 0) : -EIO;
+	if (*err) {
+		json_object_put(resp);
+		return NULL;
+	}
+	return resp;
+}
+
+/* The lease is gone (expired while we could not reach etcd): count it, grant a new one. */
+static void session_lost(struct etcd *c)
+{
+	if (!c->s_lease)
+		return;
+	c->s_lease = 0;
+	c->st.lease_losses++;
+	for (size_t i = 0; i < c->n_skeys; i++)
+		c->skeys[i].done_gen = 0;
+	wake_loop(c);
+}
+
 static void ka_done(struct thr *t, CURLcode rc, uint64_t now)
 {
 	struct etcd *c = t->c;
-	struct json_object *resp = rc == CURLE_OK && t->ka->b.p ? json_tokener_parse(t->ka->b.p) : NULL;
 	int64_t ttl = -1;
-	int err = resp ? etcd_json_error(resp, NULL, 0) : -EIO;
+	int err;
+	struct json_object *resp = xfer_answer(t->ka, rc, &err);
 
-	if (!err && etcd_parse_keepalive(resp, &ttl))
+	if (resp && etcd_parse_keepalive(resp, &ttl))
 		ttl = -1;
 	json_object_put(resp);
 	pthread_mutex_lock(&c->mu);
 	if (err == -EKEYEXPIRED)
 		c->token[0] = '\0';
-	if (!err && ttl == 0 && c->ka_id) {
-		/* No TTL in the answer: the lease is gone (expired while we could not reach). */
-		c->st.lease_losses++;
-		c->lease_lost = true;
-		c->ka_id = 0;
-		wake_loop(c);
-	}
-	t->ka_at = now + (ttl > 0 ? (uint64_t)c->ka_ttl_s * 1000 / 3 : 500);
+	if (ttl == 0 || err == -ENOENT)
+		session_lost(c); /* no TTL in the answer, or "lease not found" */
+	t->ka_at = now + (ttl > 0 ? (uint64_t)c->s_ttl_s * 1000 / 3 : 500);
 	pthread_mutex_unlock(&c->mu);
 	xfer_free(t, t->ka);
 	t->ka = NULL;
 }
 
-static void ka_open(struct thr *t, int64_t id)
+static void grant_done(struct thr *t, CURLcode rc, uint64_t now)
 {
-	char *body;
+	struct etcd *c = t->c;
+	uint64_t id = 0;
+	int err;
+	struct json_object *resp = xfer_answer(t->grant, rc, &err);
 
-	if (asprintf(&body, "{\"ID\":\"%lld\"}", (long long)id) < 0)
-		return;
-	t->ka = xfer_new(t, t->ep, "/v3/lease/keepalive", body, false);
+	if (resp && (etcd_json_u64(resp, "ID", &id) || id > INT64_MAX))
+		id = 0;
+	json_object_put(resp);
+	pthread_mutex_lock(&c->mu);
+	if (err == -EKEYEXPIRED)
+		c->token[0] = '\0';
+	if (id && c->s_ttl_s) {
+		c->s_lease = (int64_t)id;
+		for (size_t i = 0; i < c->n_skeys; i++)
+			c->skeys[i].done_gen = 0; /* every key again, with the new lease */
+		t->ka_at = now + (uint64_t)c->s_ttl_s * 1000 / 3;
+	}
+	pthread_mutex_unlock(&c->mu);
+	t->grant_at = now + (id ? 0 : 1000);
+	xfer_free(t, t->grant);
+	t->grant = NULL;
+}
+
+static void put_done(struct thr *t, CURLcode rc, uint64_t now)
+{
+	struct etcd *c = t->c;
+	int err;
+	struct json_object *resp = xfer_answer(t->put, rc, &err);
+
+	json_object_put(resp);
+	pthread_mutex_lock(&c->mu);
+	if (!err)
+		for (size_t i = 0; i < c->n_skeys; i++)
+			if (t->put_gens[i] && c->skeys[i].gen == t->put_gens[i])
+				c->skeys[i].done_gen = t->put_gens[i];
+	if (err == -EKEYEXPIRED)
+		c->token[0] = '\0';
+	if (err == -ENOENT)
+		session_lost(c); /* "requested lease not found" */
+	pthread_mutex_unlock(&c->mu);
+	t->put_at = now + (err ? 500 : 0);
+	free(t->put_gens);
+	t->put_gens = NULL;
+	xfer_free(t, t->put);
+	t->put = NULL;
+}
+
+/* Under the lock: one txn writing every session key not yet written, or NULL. */
+static char *session_txn(struct thr *t)
+{
+	struct etcd *c = t->c;
+	struct json_object *o = NULL, *ops = NULL;
+	char *body = NULL;
+
+	t->put_gens = calloc(c->n_skeys + 1, sizeof(*t->put_gens));
+	if (!t->put_gens)
+		return NULL;
+	for (size_t i = 0; i < c->n_skeys; i++) {
+		struct skey *k = &c->skeys[i];
+		struct etcd_op op = { .del = !k->value, .key = k->key, .value = k->value,
+				      .lease = c->s_lease };
+
+		if (k->gen == k->done_gen)
+			continue;
+		if (!o) {
+			o = json_object_new_object();
+			ops = json_object_new_array();
+			json_object_object_add(o, "success", ops);
+		}
+		json_object_array_add(ops, txn_op(&op));
+		t->put_gens[i] = k->gen;
+	}
+	if (o)
+		body = strdup(json_object_to_json_string(o));
+	json_object_put(o);
+	if (!body) {
+		free(t->put_gens);
+		t->put_gens = NULL;
+	}
+	return body;
+}
+
+static void session_step(struct thr *t, uint64_t now)
+{
+	struct etcd *c = t->c;
+	char *body = NULL, ttl[48];
+	int64_t lease;
+
+	bool grant;
+
+	/* xfer_new() takes the lock (the token): requests are made after it is released */
+	pthread_mutex_lock(&c->mu);
+	lease = c->s_lease;
+	snprintf(ttl, sizeof(ttl), "{\"TTL\":\"%u\"}", c->s_ttl_s);
+	if (c->s_ttl_s && lease && !t->put && now >= t->put_at)
+		body = session_txn(t);
+	grant = c->s_ttl_s && !lease && !t->grant && now >= t->grant_at;
+	pthread_mutex_unlock(&c->mu);
+	if (grant)
+		t->grant = xfer_new(t, t->ep, "/v3/lease/grant", strdup(ttl), false);
+	if (body) {
+		t->put = xfer_new(t, t->ep, "/v3/kv/txn", body, false);
+		if (!t->put) {
+			free(t->put_gens);
+			t->put_gens = NULL;
+		}
+	}
+	if (lease && !t->ka && now >= t->ka_at) {
+		char *ka;
+
+		if (asprintf(&ka, "{\"ID\":\"%lld\"}", (long long)lease) >= 0)
+			t->ka = xfer_new(t, t->ep, "/v3/lease/keepalive", ka, false);
+	}
 }
 
 /* The watch was silent: ask its member how it is; no answer = drop the watch. */
@@ -762,13 +899,11 @@ static void thr_step(struct thr *t)
 {
 	struct etcd *c = t->c;
 	uint64_t now = now_ms(), gen;
-	int64_t ka_id;
 	bool active;
 
 	pthread_mutex_lock(&c->mu);
 	active = c->w_active;
 	gen = c->w_gen;
-	ka_id = c->ka_id;
 	pthread_mutex_unlock(&c->mu);
 	if (t->watch && (t->watch->gen != gen || !active)) {
 		t->watch->stop = true;
@@ -776,8 +911,7 @@ static void thr_step(struct thr *t)
 	}
 	if (!t->watch && active && now >= t->retry_at)
 		watch_open(t, now);
-	if (!t->ka && ka_id && now >= t->ka_at)
-		ka_open(t, ka_id);
+	session_step(t, now);
 	if (t->watch && !t->probe && now - t->last_data > WATCH_SILENT_MS)
 		t->probe = xfer_new(t, t->watch->ep, "/v3/maintenance/status", strdup("{}"), false);
 }
@@ -794,6 +928,10 @@ static void thr_done(struct thr *t, CURLMsg *msg)
 		ka_done(t, msg->data.result, now);
 	else if (x == t->probe)
 		probe_done(t, msg->data.result, now);
+	else if (x == t->grant)
+		grant_done(t, msg->data.result, now);
+	else if (x == t->put)
+		put_done(t, msg->data.result, now);
 }
 
 static void *thr_main(void *arg)
@@ -823,9 +961,14 @@ static void *thr_main(void *arg)
 	xfer_free(&t, t.watch);
 	xfer_free(&t, t.ka);
 	xfer_free(&t, t.probe);
+	xfer_free(&t, t.grant);
+	xfer_free(&t, t.put);
+	free(t.put_gens);
 	curl_easy_cleanup(t.auth);
 	return NULL;
 }
+
+static int thread_start(struct etcd *c);
 
 int etcd_watch_start(struct etcd *c, const char *prefix, uint64_t start_rev)
 {
@@ -846,20 +989,9 @@ int etcd_watch_start(struct etcd *c, const char *prefix, uint64_t start_rev)
 	c->n_q = c->cap_q = 0;
 	c->st.watch_rev = start_rev ? start_rev - 1 : 0;
 	pthread_mutex_unlock(&c->mu);
-	if (!c->thr_started) {
-		sigset_t all, old;
-
-		/* Signals are the loop's (signalfd): the thread must never take one. */
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);
-		err = -pthread_create(&c->thr, NULL, thr_main, c);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		if (err)
-			return err;
-		c->thr_started = true;
-	}
+	err = thread_start(c);
 	curl_multi_wakeup(c->multi);
-	return 0;
+	return err;
 }
 
 int etcd_watch_fd(const struct etcd *c)
@@ -903,26 +1035,100 @@ int etcd_watch_wait(struct etcd *c, uint64_t rev, unsigned int timeout_ms)
 	return err;
 }
 
-void etcd_keepalive(struct etcd *c, int64_t id, unsigned int ttl_s)
+static int thread_start(struct etcd *c)
 {
-	pthread_mutex_lock(&c->mu);
-	c->ka_id = id;
-	c->ka_ttl_s = ttl_s ? ttl_s : 1;
-	c->lease_lost = false;
-	pthread_mutex_unlock(&c->mu);
-	if (c->multi)
-		curl_multi_wakeup(c->multi);
+	sigset_t all, old;
+	int err;
+
+	if (c->thr_started)
+		return 0;
+	/* Signals are the loop's (signalfd): the thread must never take one. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	err = -pthread_create(&c->thr, NULL, thr_main, c);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!err)
+		c->thr_started = true;
+	return err;
 }
 
-bool etcd_lease_lost(struct etcd *c)
+int etcd_session_start(struct etcd *c, unsigned int ttl_s)
 {
-	bool lost;
+	pthread_mutex_lock(&c->mu);
+	c->s_ttl_s = ttl_s ? ttl_s : 1;
+	pthread_mutex_unlock(&c->mu);
+	curl_multi_wakeup(c->multi);
+	return thread_start(c);
+}
+
+int etcd_session_put(struct etcd *c, const char *key, const char *value)
+{
+	char *v = value ? strdup(value) : NULL;
+	struct skey *k = NULL;
+	int err = 0;
+
+	if (value && !v)
+		return -ENOMEM;
+	pthread_mutex_lock(&c->mu);
+	for (size_t i = 0; i < c->n_skeys && !k; i++)
+		if (!strcmp(c->skeys[i].key, key))
+			k = &c->skeys[i];
+	if (!k && c->n_skeys == c->cap_skeys) {
+		size_t cap = c->cap_skeys ? c->cap_skeys * 2 : 16;
+		struct skey *tmp = realloc(c->skeys, cap * sizeof(*tmp));
+
+		if (tmp) {
+			c->skeys = tmp;
+			c->cap_skeys = cap;
+		}
+	}
+	if (!k && c->n_skeys < c->cap_skeys) {
+		k = &c->skeys[c->n_skeys];
+		*k = (struct skey){ .key = strdup(key) };
+		if (k->key)
+			c->n_skeys++;
+		else
+			k = NULL;
+	}
+	if (k) {
+		free(k->value);
+		k->value = v;
+		k->gen++;
+	} else {
+		free(v);
+		err = -ENOMEM;
+	}
+	pthread_mutex_unlock(&c->mu);
+	curl_multi_wakeup(c->multi);
+	return err;
+}
+
+int64_t etcd_session_lease(struct etcd *c)
+{
+	int64_t lease;
 
 	pthread_mutex_lock(&c->mu);
-	lost = c->lease_lost;
-	c->lease_lost = false;
+	lease = c->s_lease;
 	pthread_mutex_unlock(&c->mu);
-	return lost;
+	return lease;
+}
+
+void etcd_session_end(struct etcd *c, unsigned int timeout_ms)
+{
+	unsigned int budget = c->cfg.timeout_ms;
+	int64_t lease;
+
+	pthread_mutex_lock(&c->mu);
+	lease = c->s_lease;
+	c->s_ttl_s = 0;
+	c->s_lease = 0;
+	pthread_mutex_unlock(&c->mu);
+	if (!lease)
+		return;
+	c->cfg.timeout_ms = timeout_ms;
+	if (etcd_lease_revoke(c, lease))
+		p_debug("etcd: lease %lld not revoked; it expires by itself", (long long)lease);
+	c->cfg.timeout_ms = budget;
 }
 
 void etcd_stats_get(struct etcd *c, struct etcd_stats *s)
@@ -987,6 +1193,11 @@ void etcd_close(struct etcd *c)
 	if (c->event_fd >= 0)
 		close(c->event_fd);
 	etcd_events_free(c->q, c->n_q);
+	for (size_t i = 0; i < c->n_skeys; i++) {
+		free(c->skeys[i].key);
+		free(c->skeys[i].value);
+	}
+	free(c->skeys);
 	free(c->w_prefix);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->cond);

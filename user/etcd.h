@@ -135,10 +135,20 @@ int etcd_watch_fd(const struct etcd *c);
 int etcd_watch_take(struct etcd *c, struct etcd_event **ev, size_t *n, uint64_t *compacted);
 /* Wait until the watch delivered every event up to rev: 0, or -ETIMEDOUT after timeout_ms. */
 int etcd_watch_wait(struct etcd *c, uint64_t rev, unsigned int timeout_ms);
-/* Keep lease id alive from the thread (every ttl_s / 3 s); 0 stops. A lease found expired
- * is counted (lease_losses) and reported once by etcd_lease_lost(). */
-void etcd_keepalive(struct etcd *c, int64_t id, unsigned int ttl_s);
-bool etcd_lease_lost(struct etcd *c);
+/*
+ * A session: keys that live as long as this process keeps a lease of ttl_s alive (etcd
+ * clientv3/concurrency's Session). The thread grants the lease, keeps it alive every
+ * ttl_s / 3 s, writes every session key with it, and when the lease is found expired
+ * (keepalive without TTL: lease_losses) grants a new one and writes every key again.
+ * Nothing here blocks the caller: etcd_session_put only records the wanted value.
+ */
+int etcd_session_start(struct etcd *c, unsigned int ttl_s);
+/* key := value under the session's lease (value NULL: delete it). 0 or -ENOMEM. */
+int etcd_session_put(struct etcd *c, const char *key, const char *value);
+/* Revoke the lease (its keys go at once), within timeout_ms; the caller's thread. */
+void etcd_session_end(struct etcd *c, unsigned int timeout_ms);
+/* The session's lease, 0 while there is none (etcd away, or a new one being granted). */
+int64_t etcd_session_lease(struct etcd *c);
 void etcd_stats_get(struct etcd *c, struct etcd_stats *s);
 int etcd_endpoint_count(const struct etcd *c);
 const char *etcd_endpoint(const struct etcd *c, int i);

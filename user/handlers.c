@@ -721,6 +721,9 @@ static const struct handler_entry methods[] = {
 	{ "db.apply", h_db_apply },
 	{ "db.delete", h_db_delete },
 	{ "db.resolve", h_db_resolve },
+	{ "host.list", h_host_list },
+	{ "host.show", h_host_show },
+	{ "service.where", h_service_where },
 	{ NULL, NULL },
 };
 

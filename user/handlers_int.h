@@ -67,5 +67,9 @@ int h_db_show(struct call *c);
 int h_db_apply(struct call *c);
 int h_db_delete(struct call *c);
 int h_db_resolve(struct call *c);
+/* handlers_hosts.c: the machine registry and discovery (etcd backend) */
+int h_host_list(struct call *c);
+int h_host_show(struct call *c);
+int h_service_where(struct call *c);
 
 #endif /* CAELUM_HANDLERS_INT_H */

@@ -120,6 +120,9 @@ int registry_etcd_open(const struct registry_cfg *rc, const char *state_dir,
 /* The etcd client and prefix of an etcd backend (NULL for another backend). */
 struct etcd *registry_etcd_client(struct registry_backend *b);
 const char *registry_etcd_prefix(struct registry_backend *b);
+/* The keys under prefix (without the registry prefix) as last received by the watch: no
+ * call to etcd. b must be an etcd backend. *out malloc'd (kvs_free). */
+int registry_etcd_keys(struct registry_backend *b, const char *prefix, struct kv **out, size_t *n);
 
 /* A backend error that means "the shared store cannot be reached or has no quorum": the
  * operation was not applied anywhere (EXIT_UNAVAILABLE, HTTP 503). */

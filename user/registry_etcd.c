@@ -448,6 +448,8 @@ static void etcd_be_free(struct registry_backend *b)
 		return;
 	if (eb->dirty)
 		cache_write(eb);
+	if (eb->c)
+		etcd_session_end(eb->c, 1000); /* this host's keys go now, not at lease expiry */
 	etcd_close(eb->c);
 	mirror_clear(eb);
 	free(eb);
@@ -468,6 +470,30 @@ static const struct registry_backend_ops etcd_ops = {
 struct etcd *registry_etcd_client(struct registry_backend *b)
 {
 	return b && b->ops == &etcd_ops ? ((struct etcd_backend *)b)->c : NULL;
+}
+
+int registry_etcd_keys(struct registry_backend *b, const char *prefix, struct kv **out, size_t *n)
+{
+	struct etcd_backend *eb = (struct etcd_backend *)b;
+	size_t plen = strlen(prefix);
+	bool found;
+	size_t i = sorted_find(eb->kvs, eb->n, sizeof(*eb->kvs), prefix, kv_cmp, &found), cnt = 0;
+
+	*out = calloc(eb->n - i + 1, sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	for (; i < eb->n && !strncmp(eb->kvs[i].key, prefix, plen); i++, cnt++) {
+		(*out)[cnt] = (struct kv){ .key = strdup(eb->kvs[i].key),
+					   .value = strdup(eb->kvs[i].value),
+					   .mod_rev = eb->kvs[i].mod_rev };
+		if (!(*out)[cnt].key || !(*out)[cnt].value) {
+			kvs_free(*out, cnt + 1);
+			*out = NULL;
+			return -ENOMEM;
+		}
+	}
+	*n = cnt;
+	return 0;
 }
 
 const char *registry_etcd_prefix(struct registry_backend *b)
