@@ -429,7 +429,26 @@ static bool route_db_resolve(struct daemon *d, const struct http_request *r, con
 	return true;
 }
 
-/* /api/v1/services[/NAME], /api/v1/databases[/NAME][/resolve] */
+/* /api/v1/services/NAME/where: the hosts that run it (machine registry). */
+static bool route_service_where(struct daemon *d, const struct http_request *r, const char *name)
+{
+	const char *slash = strchr(name, '/');
+	char svc[128];
+
+	if (!slash || strcmp(slash, "/where") || (size_t)(slash - name) >= sizeof(svc))
+		return false;
+	if (!is(r, "GET")) {
+		reply_fmt(d, r->conn, 405, "%s: use GET", r->path);
+		return true;
+	}
+	if (no_query(d, r))
+		return true;
+	snprintf(svc, sizeof(svc), "%.*s", (int)(slash - name), name);
+	call_reply(d, r, "service.where", name_param("name", svc), 200);
+	return true;
+}
+
+/* /api/v1/services[/NAME][/where], /api/v1/databases[/NAME][/resolve] */
 static void route_collection(struct daemon *d, const struct http_request *r, const char *base,
 			     const char *prefix)
 {
@@ -453,6 +472,8 @@ static void route_collection(struct daemon *d, const struct http_request *r, con
 		return;
 	}
 	if (name && !strcmp(base, "/api/v1/databases") && route_db_resolve(d, r, name))
+		return;
+	if (name && !strcmp(base, "/api/v1/services") && route_service_where(d, r, name))
 		return;
 	if (!name || strchr(name, '/')) {
 		reply_fmt(d, r->conn, 404, "no such resource: %s", r->path);
@@ -498,6 +519,7 @@ static void route(struct daemon *d, struct api *a, const struct http_request *r)
 		{ "/api/v1/resources", "GET", "resources" },
 		{ "/api/v1/reload", "POST", "reload" },
 		{ "/api/v1/verify", "POST", "verify" },
+		{ "/api/v1/hosts", "GET", "host.list" },
 	};
 	static const char *const ev_str[] = { "type", "service", "host", NULL };
 	static const char *const ev_int[] = { "since", "limit", NULL };

@@ -6,11 +6,13 @@ import errno
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 
 from etcdcluster import EtcdCluster
-from harness import CaelumTest
+from harness import CTL, CaelumTest
+from httpc import request
 
 _n = 0
 
@@ -256,3 +258,79 @@ class EtcdBackend(CaelumTest):
             time.sleep(0.5)
         self.assertEqual(r.rc, 0, r)
         self.wait_for(lambda: (21701, "web") in self.ports(a), what="21701 on A")
+
+    # ---- machine registry and discovery ----
+
+    def mcp_call(self, env, tool, args):
+        msgs = [{"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                 "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                            "clientInfo": {"name": "t", "version": "1"}}},
+                {"jsonrpc": "2.0", "method": "notifications/initialized"},
+                {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                 "params": {"name": tool, "arguments": args}}]
+        text = "".join(json.dumps(m) + "\n" for m in msgs)
+        r = subprocess.run([CTL, "-c", env.config_path, "mcp"], input=text,
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return [json.loads(line) for line in r.stdout.splitlines()][1]["result"]
+
+    def test_machine_registry_hosts_up_lost_and_where_services_run(self):
+        a, b = self.host("node-a", lease_ttl_s=5), self.host("node-b", lease_ttl_s=5)
+
+        def states():
+            return {h["name"]: h["state"] for h in a.ok("host", "list")}
+
+        self.wait_for(lambda: states() == {"node-a": "up", "node-b": "up"}, what="both hosts up")
+        hb = a.ok("host", "show", "node-b")
+        self.assertEqual(hb["name"], "node-b")
+        self.assertIsInstance(hb["addresses"], list)
+        self.assertRegex(hb["dashboard_url"], r"^http://127\.0\.0\.1:\d+/$")
+        self.assertRegex(hb["mcp_url"], r"^http://127\.0\.0\.1:\d+/mcp$")
+        self.assertGreater(hb["capacity"]["cpus"], 0)
+        self.assertEqual(hb["components"]["ports"], "enforce")
+        self.assertRegex(hb["last_seen"], r"^\d{4}-\d\d-\d\dT")
+        self.assertEqual(a.ctl("host", "show", "node-x").rc, 1)
+
+        # discovery: web runs on B (its cgroup there has a process), not on A
+        self.apply(a, "web")
+        a.ok("port", "reserve", "21800", "service", "web")
+        self.wait_for(lambda: os.path.isdir(b.svc_cgroup("web")), what="web's cgroup on B")
+        b.spawn_in(b.svc_cgroup("web"), ["sleep", "120"])
+        self.wait_for(lambda: [w["host"] for w in a.ok("service", "where", "web")] == ["node-b"],
+                      what="web found on B")
+        where = a.ok("service", "where", "web")[0]
+        self.assertEqual(where["state"], "up")
+        self.assertEqual(where["ports"], ["21800/tcp"])
+        self.assertIn("state", where["health"])
+
+        # the same through the HTTP API and MCP
+        r = request(a.api_url("/api/v1/hosts"))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(sorted(h["name"] for h in r.json), ["node-a", "node-b"])
+        r = request(a.api_url("/api/v1/services/web/where"))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual([w["host"] for w in r.json], ["node-b"])
+        self.assertEqual(request(a.api_url("/api/v1/services/nope/where")).status, 404)
+        res = self.mcp_call(a, "list_hosts", {})
+        self.assertFalse(res.get("isError"), res)
+        self.assertEqual(sorted(h["name"] for h in res["structuredContent"]["hosts"]),
+                         ["node-a", "node-b"])
+        res = self.mcp_call(a, "find_service", {"name": "web"})
+        self.assertEqual([w["host"] for w in res["structuredContent"]["hosts"]], ["node-b"])
+
+        # B dies without a word: lost within its lease's TTL and 5 s
+        b.proc.send_signal(signal.SIGKILL)
+        b.proc.wait()
+        t = time.time()
+        self.wait_for(lambda: states().get("node-b") == "lost", timeout=10, what="node-b lost")
+        took = time.time() - t
+        self.assertLessEqual(took, 10.0)
+        self.assertEqual(states()["node-a"], "up")
+        self.wait_for(lambda: a.ok("service", "where", "web") == [], timeout=3,
+                      what="web's endpoint gone with B's lease")
+
+    def test_file_backend_has_no_machine_registry(self):
+        e = self.env("filehost")
+        r = e.ctl("host", "list")
+        self.assertEqual(r.rc, 1, r)
+        self.assertIn("etcd", r.json["error"])
