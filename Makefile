@@ -218,6 +218,7 @@ BENCHES := bind_bench change_bench sched_bench connect_bench sse_bench
 bench: deps
 	$(MAKE) all $(BENCHES:%=$(BUILD)/bench/%)
 	@set -e; for b in $(BENCHES); do $(BUILD)/bench/$$b; done
+	$(PYTHON) bench/etcd_bench.py --build $(BUILD)
 
 # The allow-all baseline program: same flags and skeleton rule as bpf/*.bpf.c.
 BENCH_SKELS := $(GEN)/allow.skel.h
