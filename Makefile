@@ -70,7 +70,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .SECONDARY: $(BPF_OBJS) $(SKELS)
-.PHONY: all deps vmlinux run test unit integration bench install install-files man deb \
+.PHONY: all deps vmlinux run test unit integration bench cluster-demo install install-files man deb \
 	test-package clean format fuzz fuzz-build fuzz-smoke
 
 all: $(BUILD)/caelumd $(BUILD)/caelumctl
@@ -219,6 +219,11 @@ bench: deps
 	$(MAKE) all $(BENCHES:%=$(BUILD)/bench/%)
 	@set -e; for b in $(BENCHES); do $(BUILD)/bench/$$b; done
 	$(PYTHON) bench/etcd_bench.py --build $(BUILD)
+
+# 3 etcd members and 2 caelumd "hosts" on this machine (loopback): deploy/cluster_demo.py.
+cluster-demo: deps
+	$(MAKE) all
+	$(PYTHON) deploy/cluster_demo.py --build $(BUILD)
 
 # The allow-all baseline program: same flags and skeleton rule as bpf/*.bpf.c.
 BENCH_SKELS := $(GEN)/allow.skel.h
