@@ -56,7 +56,7 @@ DAEMON := caelumd loop services ports port_tables agg devices tasks cpu connect 
 	  verify api http http_auth connlimit metrics token assets assets_data handlers_view mcp mcp_era \
 	  mcp_tools mcp_http schema peers \
 	  resources handlers handlers_run handlers_db status rpc registry registry_admit \
-	  registry_file registry_etcd etcd etcd_json hosts handlers_hosts journal applylog \
+	  registry_file registry_etcd etcd etcd_watch etcd_json hosts handlers_hosts journal applylog \
 	  sockets bpfpin events probe_http notify pinlock policyguard cgfollow $(COMMON)
 CTL := caelumctl ctl_hosts ctl_registry ctl_events ctl_run ctl_validate ctl_db ctl_bpf ctl_mcp events journal \
 	$(COMMON)

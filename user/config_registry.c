@@ -25,16 +25,15 @@ static void get_str(struct json_object *v, const char *file, const char *path, c
 		return;
 	s = json_object_get_string(v);
 	if (!*s || strlen(s) >= size) {
-		verr_add(e, file, path, "\"%.64s\": %s", s,
-			 *s ? "too long" : "empty");
+		verr_add(e, file, path, "\"%.64s\": %s", s, *s ? "too long" : "empty");
 		return;
 	}
 	snprintf(dst, size, "%s", s);
 }
 
 /* http[s]://HOST:PORT, nothing after the port: the client appends /v3/... */
-static void parse_endpoint(struct json_object *v, const char *file, const char *path,
-			   char *dst, size_t size, struct verr *e)
+static void parse_endpoint(struct json_object *v, const char *file, const char *path, char *dst,
+			   size_t size, struct verr *e)
 {
 	struct peer_url u;
 	char why[128];
@@ -44,7 +43,8 @@ static void parse_endpoint(struct json_object *v, const char *file, const char *
 	if (e->n != n)
 		return;
 	if (strncmp(dst, "http://", 7) && strncmp(dst, "https://", 8)) {
-		verr_add(e, file, path, "\"%s\": expected http://HOST:PORT or https://HOST:PORT", dst);
+		verr_add(e, file, path, "\"%s\": expected http://HOST:PORT or https://HOST:PORT",
+			 dst);
 		return;
 	}
 	if (peer_url_parse(dst, &u, why, sizeof(why))) {
@@ -95,8 +95,8 @@ static void parse_prefix(struct json_object *v, const char *file, struct registr
 		return;
 	for (const char *c = r->prefix; *c; c++)
 		if (*c <= ' ' || *c > '~') {
-			verr_add(e, file, "registry.prefix", "\"%s\": only printable characters without spaces",
-				 r->prefix);
+			verr_add(e, file, "registry.prefix",
+				 "\"%s\": only printable characters without spaces", r->prefix);
 			return;
 		}
 	if (r->prefix[strlen(r->prefix) - 1] != '/')
@@ -133,16 +133,17 @@ static void parse_backend(struct json_object *v, const char *file, struct regist
 	if (!strcmp(s, "etcd"))
 		r->etcd = true;
 	else if (strcmp(s, "file"))
-		verr_add(e, file, "registry.backend", "\"%.64s\": expected \"file\" or \"etcd\"", s);
+		verr_add(e, file, "registry.backend", "\"%.64s\": expected \"file\" or \"etcd\"",
+			 s);
 }
 
 /* What only the etcd backend uses must not appear with the file backend, and the reverse. */
 static void check_backend(struct json_object *v, const char *file, const struct registry_cfg *r,
 			  struct verr *e)
 {
-	static const char *const etcd_only[] = { "endpoints", "prefix", "username",
-						 "password_file", "tls", "lease_ttl_s",
-						 "timeout_ms", NULL };
+	static const char *const etcd_only[] = { "endpoints",	  "prefix", "username",
+						 "password_file", "tls",    "lease_ttl_s",
+						 "timeout_ms",	  NULL };
 	char path[JV_PATH_MAX];
 
 	if (!r->etcd) {
@@ -170,9 +171,9 @@ static void check_backend(struct json_object *v, const char *file, const struct 
 void config_parse_registry(struct json_object *v, const char *file, struct registry_cfg *r,
 			   struct verr *e)
 {
-	static const char *const keys[] = { "backend", "endpoints", "prefix", "username",
-					    "password_file", "tls", "lease_ttl_s", "timeout_ms",
-					    NULL };
+	static const char *const keys[] = { "backend",	   "endpoints",	    "prefix",
+					    "username",	   "password_file", "tls",
+					    "lease_ttl_s", "timeout_ms",    NULL };
 	struct json_object *x;
 	int64_t n;
 

@@ -53,8 +53,8 @@ static int host_list(int argc, char **argv)
 		ctl_json_print(res);
 		return 0;
 	}
-	printf("%-20s %-5s %-24s %6s %9s %17s %s\n", "NAME", "STATE", "ADDRESS", "CPUS", "MEMORY_MB",
-	       "RUNNING/SERVICES", "LAST_SEEN");
+	printf("%-20s %-5s %-24s %6s %9s %17s %s\n", "NAME", "STATE", "ADDRESS", "CPUS",
+	       "MEMORY_MB", "RUNNING/SERVICES", "LAST_SEEN");
 	for (size_t i = 0; i < json_object_array_length(res); i++)
 		print_host_row(json_object_array_get_idx(res, i));
 	json_object_put(res);
@@ -78,13 +78,13 @@ static int host_show(int argc, char **argv)
 		return 0;
 	}
 	printf("host %s: %s\n", jstr_or(res, "name", "?"), jstr_or(res, "state", "?"));
-	json_object_object_foreach(res, k, v) {
+	json_object_object_foreach (res, k, v) {
 		if (!strcmp(k, "name") || !strcmp(k, "state"))
 			continue;
 		printf("  %-18s %s\n", k,
 		       v ? json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
-								 JSON_C_TO_STRING_NOSLASHESCAPE) :
-			   "-");
+								     JSON_C_TO_STRING_NOSLASHESCAPE)
+			 : "-");
 	}
 	json_object_put(res);
 	return 0;
@@ -136,9 +136,10 @@ int ctl_service_where(int argc, char **argv)
 		json_object_object_get_ex(o, "ports", &ports);
 		printf("%-20s %-5s %-10s %s\n", jstr_or(o, "host", "?"), jstr_or(o, "state", "?"),
 		       jstr_or(h, "state", "-"),
-		       ports ? json_object_to_json_string_ext(ports, JSON_C_TO_STRING_PLAIN |
-								     JSON_C_TO_STRING_NOSLASHESCAPE) :
-			       "[]");
+		       ports ? json_object_to_json_string_ext(
+				       ports,
+				       JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
+			     : "[]");
 	}
 	json_object_put(res);
 	return 0;

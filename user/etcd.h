@@ -30,7 +30,7 @@
 struct json_object;
 
 #define ETCD_MAX_ENDPOINTS 8
-#define ETCD_ENDPOINT_MAX 256
+#define ETCD_ENDPOINT_MAX  256
 
 struct etcd_cfg {
 	char endpoints[ETCD_MAX_ENDPOINTS][ETCD_ENDPOINT_MAX]; /* http[s]://HOST:PORT */
@@ -78,7 +78,7 @@ struct etcd_watch_msg {
 	uint64_t header_rev, raft_term, compact_rev;
 	struct etcd_event *ev;
 	size_t n_ev;
-	int error; /* -errno of an error line ({"error": {...}}), 0 otherwise */
+	int error;	  /* -errno of an error line ({"error": {...}}), 0 otherwise */
 	char reason[256]; /* cancel_reason or the error's message */
 };
 
@@ -86,12 +86,12 @@ struct etcd_watch_msg {
 struct etcd_stats {
 	uint64_t requests, failovers, reauths; /* unary calls; endpoint switches; new tokens */
 	uint64_t watch_restarts; /* watch streams reopened (endpoint lost, no leader, watchdog) */
-	uint64_t compactions; /* watch canceled at a compacted revision: the caller re-lists */
+	uint64_t compactions;	 /* watch canceled at a compacted revision: the caller re-lists */
 	uint64_t leader_changes; /* raft term seen to change */
-	uint64_t lease_losses; /* keepalive answered without TTL: the lease expired */
-	bool watch_up; /* the watch stream is open and was created */
-	uint64_t watch_rev; /* every event up to this revision was delivered */
-	int endpoint; /* index of the endpoint unary calls use */
+	uint64_t lease_losses;	 /* keepalive answered without TTL: the lease expired */
+	bool watch_up;		 /* the watch stream is open and was created */
+	uint64_t watch_rev;	 /* every event up to this revision was delivered */
+	int endpoint;		 /* index of the endpoint unary calls use */
 };
 
 struct etcd;

@@ -111,11 +111,11 @@ int etcd_json_u64(struct json_object *obj, const char *field, uint64_t *out)
 static int grpc_errno(uint64_t code)
 {
 	switch (code) {
-	case 1: /* Canceled */
+	case 1:	 /* Canceled */
 	case 10: /* Aborted */
 		return -ECANCELED;
-	case 2: /* Unknown: etcd 3.4 answers a write without quorum so after ~7 s */
-	case 4: /* DeadlineExceeded */
+	case 2:	 /* Unknown: etcd 3.4 answers a write without quorum so after ~7 s */
+	case 4:	 /* DeadlineExceeded */
 	case 14: /* Unavailable: no leader, request timed out, member stopping */
 		return -ETIMEDOUT;
 	case 3: /* InvalidArgument: also a wrong user or password */
@@ -191,7 +191,8 @@ static int header_rev(struct json_object *resp, uint64_t *rev)
 {
 	struct json_object *h;
 
-	if (!json_object_object_get_ex(resp, "header", &h) || !json_object_is_type(h, json_type_object))
+	if (!json_object_object_get_ex(resp, "header", &h) ||
+	    !json_object_is_type(h, json_type_object))
 		return -EINVAL;
 	return etcd_json_u64(h, "revision", rev);
 }

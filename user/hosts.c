@@ -220,7 +220,8 @@ static struct json_object *service_ports(const struct reg_claim *cl, size_t n, c
 
 		if (strcmp(cl[i].service, svc))
 			continue;
-		snprintf(p, sizeof(p), "%u/%s", cl[i].port, cl[i].proto == IPPROTO_UDP ? "udp" : "tcp");
+		snprintf(p, sizeof(p), "%u/%s", cl[i].port,
+			 cl[i].proto == IPPROTO_UDP ? "udp" : "tcp");
 		json_object_array_add(arr, json_object_new_string(p));
 	}
 	return arr;
@@ -249,7 +250,8 @@ static void publish_endpoints(struct daemon *d)
 		json_object_object_add(o, "health", health_json(rt));
 		if (rt->started_ns)
 			add_time(o, "since", rt->started_ns);
-		endpoint_set(d, rt->name, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		endpoint_set(d, rt->name,
+			     json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 		json_object_put(o);
 	}
 	/* services deleted from the registry: their cgroup runtime is gone too */
@@ -285,7 +287,8 @@ static void hosts_scan(struct daemon *d)
 		struct json_object *rec = json_tokener_parse(kvs[i].value);
 		struct host_seen *s = seen_find(h, name);
 
-		if (!rec || !json_object_is_type(rec, json_type_object) || strlen(name) >= sizeof(s->name)) {
+		if (!rec || !json_object_is_type(rec, json_type_object) ||
+		    strlen(name) >= sizeof(s->name)) {
 			json_object_put(rec);
 			continue;
 		}
@@ -332,9 +335,10 @@ struct json_object *hosts_list_json(struct daemon *d)
 		json_object_object_add(o, "state", json_object_new_string(s->up ? "up" : "lost"));
 		/* a lost host's last record: when it was last heard of, and what it was */
 		json_object_object_add(o, "last_seen",
-				       json_object_object_get_ex(s->rec, "updated_at", &v) ?
-					       json_object_get(v) : NULL);
-		json_object_object_foreach(s->rec, k, val)
+				       json_object_object_get_ex(s->rec, "updated_at", &v)
+					       ? json_object_get(v)
+					       : NULL);
+		json_object_object_foreach (s->rec, k, val)
 			if (strcmp(k, "name") && strcmp(k, "updated_at"))
 				json_object_object_add(o, k, json_object_get(val));
 		json_object_array_add(arr, o);
@@ -367,8 +371,9 @@ struct json_object *hosts_where_json(struct daemon *d, const char *service)
 			continue;
 		o = json_object_new_object();
 		json_object_object_add(o, "host", json_object_new_string(host));
-		json_object_object_add(o, "state", json_object_new_string(s && s->up ? "up" : "lost"));
-		json_object_object_foreach(rec, k, val)
+		json_object_object_add(o, "state",
+				       json_object_new_string(s && s->up ? "up" : "lost"));
+		json_object_object_foreach (rec, k, val)
 			if (strcmp(k, "host") && strcmp(k, "service"))
 				json_object_object_add(o, k, json_object_get(val));
 		json_object_put(rec);

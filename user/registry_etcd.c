@@ -31,10 +31,10 @@
 #include "registry.h"
 #include "sorted.h"
 
-#define CACHE_FILE "registry-etcd.json"
-#define CACHE_FORMAT 1
+#define CACHE_FILE     "registry-etcd.json"
+#define CACHE_FORMAT   1
 #define CACHE_EVERY_MS 500
-#define WATCH_WAIT_MS 3000
+#define WATCH_WAIT_MS  3000
 
 struct etcd_backend {
 	struct registry_backend base;
@@ -45,7 +45,7 @@ struct etcd_backend {
 	struct kv *kvs;
 	size_t n, cap;
 	uint64_t rev;
-	bool primed; /* kvs were read at open: the first range is answered from them */
+	bool primed;	 /* kvs were read at open: the first range is answered from them */
 	bool from_cache; /* kvs came from the local copy: etcd was not reached at start */
 	bool dirty;
 	uint64_t cache_at_ms;
@@ -135,12 +135,13 @@ static int cache_write(struct etcd_backend *eb)
 		struct json_object *ent = json_object_new_object();
 
 		json_object_object_add(ent, "key", json_object_new_string(eb->kvs[i].key));
-		json_object_object_add(ent, "mod_revision", json_object_new_uint64(eb->kvs[i].mod_rev));
+		json_object_object_add(ent, "mod_revision",
+				       json_object_new_uint64(eb->kvs[i].mod_rev));
 		json_object_object_add(ent, "value", json_object_new_string(eb->kvs[i].value));
 		json_object_array_add(arr, ent);
 	}
 	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-						   JSON_C_TO_STRING_NOSLASHESCAPE);
+							 JSON_C_TO_STRING_NOSLASHESCAPE);
 	err = file_write_atomic(eb->dir, CACHE_FILE, text, strlen(text), 0600);
 	json_object_put(o);
 	if (err)
@@ -157,10 +158,12 @@ static int cache_entry(struct etcd_backend *eb, struct json_object *ent)
 {
 	struct json_object *k, *v, *r;
 
-	if (!json_object_object_get_ex(ent, "key", &k) || !json_object_is_type(k, json_type_string) ||
-	    !json_object_object_get_ex(ent, "value", &v) || !json_object_is_type(v, json_type_string) ||
-	    !json_object_object_get_ex(ent, "mod_revision", &r) || !json_object_is_type(r, json_type_int) ||
-	    json_object_get_int64(r) < 1)
+	if (!json_object_object_get_ex(ent, "key", &k) ||
+	    !json_object_is_type(k, json_type_string) ||
+	    !json_object_object_get_ex(ent, "value", &v) ||
+	    !json_object_is_type(v, json_type_string) ||
+	    !json_object_object_get_ex(ent, "mod_revision", &r) ||
+	    !json_object_is_type(r, json_type_int) || json_object_get_int64(r) < 1)
 		return -EINVAL;
 	return mirror_set(eb, json_object_get_string(k), json_object_get_string(v),
 			  (uint64_t)json_object_get_int64(r));
@@ -178,8 +181,10 @@ static int cache_load(struct etcd_backend *eb)
 	if (err)
 		return access(path, F_OK) ? -ENOENT : -EINVAL;
 	if (!json_object_object_get_ex(o, "format", &x) || json_object_get_int(x) != CACHE_FORMAT ||
-	    !json_object_object_get_ex(o, "prefix", &x) || strcmp(json_object_get_string(x), eb->prefix) ||
-	    !json_object_object_get_ex(o, "revision", &x) || !json_object_is_type(x, json_type_int) ||
+	    !json_object_object_get_ex(o, "prefix", &x) ||
+	    strcmp(json_object_get_string(x), eb->prefix) ||
+	    !json_object_object_get_ex(o, "revision", &x) ||
+	    !json_object_is_type(x, json_type_int) ||
 	    !json_object_object_get_ex(o, "entries", &ents) ||
 	    !json_object_is_type(ents, json_type_array)) {
 		json_object_put(o);
@@ -252,7 +257,8 @@ static int range_direct(struct etcd_backend *eb, const char *prefix, struct kv *
 	*out = calloc(cnt + 1, sizeof(**out));
 	*n = 0;
 	for (size_t i = 0; *out && i < cnt; i++) {
-		(*out)[i] = (struct kv){ .key = strdup(kvs[i].key + plen), .value = kvs[i].value,
+		(*out)[i] = (struct kv){ .key = strdup(kvs[i].key + plen),
+					 .value = kvs[i].value,
 					 .mod_rev = kvs[i].mod_rev };
 		kvs[i].value = NULL;
 		(*n)++;
@@ -268,8 +274,8 @@ static int range_direct(struct etcd_backend *eb, const char *prefix, struct kv *
 	return 0;
 }
 
-static int etcd_be_range(struct registry_backend *b, const char *prefix, struct kv **out,
-			 size_t *n, uint64_t *rev)
+static int etcd_be_range(struct registry_backend *b, const char *prefix, struct kv **out, size_t *n,
+			 uint64_t *rev)
 {
 	struct etcd_backend *eb = (struct etcd_backend *)b;
 	size_t plen = strlen(prefix), cnt = 0;
@@ -305,8 +311,8 @@ static int etcd_be_range(struct registry_backend *b, const char *prefix, struct 
 	return 0;
 }
 
-static int etcd_be_txn(struct registry_backend *b, const struct kv_op *ops, size_t n,
-		       uint64_t *rev, size_t *failed)
+static int etcd_be_txn(struct registry_backend *b, const struct kv_op *ops, size_t n, uint64_t *rev,
+		       size_t *failed)
 {
 	struct etcd_backend *eb = (struct etcd_backend *)b;
 	struct etcd_cmp *cmp = calloc(n + 1, sizeof(*cmp));
@@ -322,14 +328,16 @@ static int etcd_be_txn(struct registry_backend *b, const struct kv_op *ops, size
 			err = -ENOMEM;
 			break;
 		}
-		eo[i] = (struct etcd_op){ .del = ops[i].type == KV_DEL, .key = keys[i],
+		eo[i] = (struct etcd_op){ .del = ops[i].type == KV_DEL,
+					  .key = keys[i],
 					  .value = ops[i].value };
 		if (ops[i].expect_rev == KV_REV_ANY)
 			continue;
 		if (!n_cmp)
 			first_cmp = i;
-		cmp[n_cmp++] = (struct etcd_cmp){ keys[i], ops[i].expect_rev == KV_REV_ABSENT ?
-								   0 : ops[i].expect_rev };
+		cmp[n_cmp++] = (struct etcd_cmp){ keys[i], ops[i].expect_rev == KV_REV_ABSENT
+								   ? 0
+								   : ops[i].expect_rev };
 	}
 	if (!err)
 		err = etcd_txn(eb->c, cmp, n_cmp, eo, n, &ok, rev);
@@ -340,7 +348,8 @@ static int etcd_be_txn(struct registry_backend *b, const struct kv_op *ops, size
 	}
 	/* Our own events before we return: the registry_poll() after a commit sees it. */
 	if (!err && etcd_watch_wait(eb->c, *rev, WATCH_WAIT_MS))
-		p_warn("registry: revision %llu committed, the watch has not delivered it after %d ms",
+		p_warn("registry: revision %llu committed, the watch has not delivered it after %d "
+		       "ms",
 		       (unsigned long long)*rev, WATCH_WAIT_MS);
 	for (size_t i = 0; keys && i < n; i++)
 		free(keys[i]);
@@ -423,12 +432,14 @@ static struct json_object *etcd_be_status(struct registry_backend *b)
 	for (int i = 0; i < etcd_endpoint_count(eb->c); i++)
 		json_object_array_add(eps, json_object_new_string(etcd_endpoint(eb->c, i)));
 	json_object_object_add(o, "endpoints", eps);
-	json_object_object_add(o, "endpoint", json_object_new_string(etcd_endpoint(eb->c, s.endpoint)));
+	json_object_object_add(o, "endpoint",
+			       json_object_new_string(etcd_endpoint(eb->c, s.endpoint)));
 	json_object_object_add(o, "prefix", json_object_new_string(eb->prefix));
 	json_object_object_add(o, "received_revision", json_object_new_uint64(eb->rev));
 	/* Stale: the watch is not open, so changes elsewhere may not have reached us. */
 	json_object_object_add(o, "stale", json_object_new_boolean(!s.watch_up));
-	json_object_object_add(o, "started_from_local_copy", json_object_new_boolean(eb->from_cache));
+	json_object_object_add(o, "started_from_local_copy",
+			       json_object_new_boolean(eb->from_cache));
 	json_object_object_add(o, "local_copy_revision", json_object_new_uint64(eb->cache_rev));
 	json_object_object_add(o, "requests", json_object_new_uint64(s.requests));
 	json_object_object_add(o, "failovers", json_object_new_uint64(s.failovers));
@@ -570,17 +581,20 @@ int registry_etcd_open(const struct registry_cfg *rc, const char *state_dir,
 		p_warn("etcd (%s...) cannot be reached: %s", rc->endpoints[0], strerror(-err));
 		err = cache_load(eb);
 		if (err == -ENOENT)
-			p_err("no local copy of the registry in '%s/%s' either: nothing to enforce from",
+			p_err("no local copy of the registry in '%s/%s' either: nothing to enforce "
+			      "from",
 			      state_dir, CACHE_FILE);
 		if (err) {
 			err = -EHOSTUNREACH;
 			goto err;
 		}
-		p_warn("enforcing the local copy of the registry at revision %llu (stale until etcd answers)",
+		p_warn("enforcing the local copy of the registry at revision %llu (stale until "
+		       "etcd answers)",
 		       (unsigned long long)eb->rev);
 		eb->from_cache = true;
 	} else if (err) {
-		p_err("failed to list registry prefix '%s' in etcd: %s", rc->prefix, strerror(-err));
+		p_err("failed to list registry prefix '%s' in etcd: %s", rc->prefix,
+		      strerror(-err));
 		goto err;
 	} else {
 		cache_write(eb);

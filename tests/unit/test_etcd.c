@@ -29,7 +29,7 @@ static void test_base64(void **state)
 {
 	static const struct {
 		const char *plain, *enc;
-	} cases[] = { { "", "" },     { "f", "Zg==" },	   { "fo", "Zm8=" },
+	} cases[] = { { "", "" },	 { "f", "Zg==" },   { "fo", "Zm8=" },
 		      { "foo", "Zm9v" }, { "p/a", "cC9h" }, { "{\"x\":1}", "eyJ4IjoxfQ==" } };
 	char *out;
 	size_t len;
@@ -86,12 +86,15 @@ static void test_u64(void **state)
 
 static void test_range(void **state)
 {
-	struct json_object *o = parse(
-		"{\"header\":{\"cluster_id\":\"324952591200643719\",\"member_id\":\"3319814642761637952\","
-		"\"revision\":\"2\",\"raft_term\":\"2\"},\"kvs\":[{\"key\":\"cC9h\",\"create_revision\":\"2\","
-		"\"mod_revision\":\"2\",\"version\":\"1\",\"value\":\"eyJ4IjoxfQ==\"},"
-		"{\"key\":\"cC9i\",\"create_revision\":\"2\",\"mod_revision\":\"2\",\"version\":\"1\","
-		"\"lease\":\"7587879\"}],\"count\":\"2\"}");
+	struct json_object *o =
+		parse("{\"header\":{\"cluster_id\":\"324952591200643719\",\"member_id\":"
+		      "\"3319814642761637952\","
+		      "\"revision\":\"2\",\"raft_term\":\"2\"},\"kvs\":[{\"key\":\"cC9h\",\"create_"
+		      "revision\":\"2\","
+		      "\"mod_revision\":\"2\",\"version\":\"1\",\"value\":\"eyJ4IjoxfQ==\"},"
+		      "{\"key\":\"cC9i\",\"create_revision\":\"2\",\"mod_revision\":\"2\","
+		      "\"version\":\"1\","
+		      "\"lease\":\"7587879\"}],\"count\":\"2\"}");
 	struct etcd_kv *kvs;
 	uint64_t rev;
 	size_t n;
@@ -118,7 +121,8 @@ static void test_range(void **state)
 	json_object_put(o);
 
 	/* a key that is not base64, or without mod_revision, is refused */
-	o = parse("{\"header\":{\"revision\":\"3\"},\"kvs\":[{\"key\":\"**\",\"mod_revision\":\"1\"}]}");
+	o = parse("{\"header\":{\"revision\":\"3\"},\"kvs\":[{\"key\":\"**\",\"mod_revision\":"
+		  "\"1\"}]}");
 	assert_int_equal(etcd_parse_range(o, &kvs, &n, &rev), -EINVAL);
 	json_object_put(o);
 	o = parse("{\"header\":{\"revision\":\"3\"},\"kvs\":[{\"key\":\"cC9h\"}]}");
@@ -137,12 +141,14 @@ static void test_txn(void **state)
 
 	(void)state;
 	/* compare failed: no "succeeded" at all */
-	o = parse("{\"header\":{\"cluster_id\":\"1\",\"member_id\":\"2\",\"revision\":\"2\",\"raft_term\":\"2\"}}");
+	o = parse("{\"header\":{\"cluster_id\":\"1\",\"member_id\":\"2\",\"revision\":\"2\",\"raft_"
+		  "term\":\"2\"}}");
 	assert_int_equal(etcd_parse_txn(o, &ok, &rev), 0);
 	assert_false(ok);
 	assert_int_equal(rev, 2);
 	json_object_put(o);
-	o = parse("{\"header\":{\"revision\":\"3\",\"raft_term\":\"2\"},\"succeeded\":true,\"responses\":"
+	o = parse("{\"header\":{\"revision\":\"3\",\"raft_term\":\"2\"},\"succeeded\":true,"
+		  "\"responses\":"
 		  "[{\"response_put\":{\"header\":{\"revision\":\"3\"}}}]}");
 	assert_int_equal(etcd_parse_txn(o, &ok, &rev), 0);
 	assert_true(ok);
@@ -159,12 +165,14 @@ static void test_keepalive(void **state)
 	int64_t ttl = -1;
 
 	(void)state;
-	o = parse("{\"result\":{\"header\":{\"revision\":\"4\"},\"ID\":\"7587879\",\"TTL\":\"10\"}}");
+	o = parse(
+		"{\"result\":{\"header\":{\"revision\":\"4\"},\"ID\":\"7587879\",\"TTL\":\"10\"}}");
 	assert_int_equal(etcd_parse_keepalive(o, &ttl), 0);
 	assert_int_equal(ttl, 10);
 	json_object_put(o);
 	/* expired: no TTL */
-	o = parse("{\"result\":{\"header\":{\"revision\":\"4\",\"raft_term\":\"2\"},\"ID\":\"1\"}}");
+	o = parse(
+		"{\"result\":{\"header\":{\"revision\":\"4\",\"raft_term\":\"2\"},\"ID\":\"1\"}}");
 	assert_int_equal(etcd_parse_keepalive(o, &ttl), 0);
 	assert_int_equal(ttl, 0);
 	json_object_put(o);
@@ -203,7 +211,8 @@ static void test_watch(void **state)
 	const char *line;
 
 	(void)state;
-	line = "{\"result\":{\"header\":{\"cluster_id\":\"1\",\"member_id\":\"2\",\"revision\":\"3\","
+	line = "{\"result\":{\"header\":{\"cluster_id\":\"1\",\"member_id\":\"2\",\"revision\":"
+	       "\"3\","
 	       "\"raft_term\":\"2\"},\"created\":true}}";
 	assert_int_equal(etcd_parse_watch(line, strlen(line), &m), 0);
 	assert_true(m.created);
@@ -215,7 +224,8 @@ static void test_watch(void **state)
 
 	/* a PUT has no "type"; a DELETE's kv has key and mod_revision only */
 	line = "{\"result\":{\"header\":{\"revision\":\"5\",\"raft_term\":\"3\"},\"events\":["
-	       "{\"kv\":{\"key\":\"cC9j\",\"create_revision\":\"4\",\"mod_revision\":\"4\",\"version\":\"1\",\"value\":\"dg==\"}},"
+	       "{\"kv\":{\"key\":\"cC9j\",\"create_revision\":\"4\",\"mod_revision\":\"4\","
+	       "\"version\":\"1\",\"value\":\"dg==\"}},"
 	       "{\"type\":\"DELETE\",\"kv\":{\"key\":\"cC9h\",\"mod_revision\":\"5\"}}]}}";
 	assert_int_equal(etcd_parse_watch(line, strlen(line), &m), 0);
 	assert_int_equal(m.n_ev, 2);
@@ -231,7 +241,8 @@ static void test_watch(void **state)
 	etcd_watch_msg_free(&m);
 
 	/* from a compacted revision: canceled, compact_revision, no header revision */
-	line = "{\"result\":{\"header\":{\"cluster_id\":\"1\",\"member_id\":\"2\",\"raft_term\":\"2\"},"
+	line = "{\"result\":{\"header\":{\"cluster_id\":\"1\",\"member_id\":\"2\",\"raft_term\":"
+	       "\"2\"},"
 	       "\"canceled\":true,\"compact_revision\":\"3\"}}";
 	assert_int_equal(etcd_parse_watch(line, strlen(line), &m), 0);
 	assert_true(m.canceled);
@@ -240,7 +251,8 @@ static void test_watch(void **state)
 	etcd_watch_msg_free(&m);
 
 	/* canceled for another reason (no leader) */
-	line = "{\"result\":{\"header\":{},\"canceled\":true,\"cancel_reason\":\"etcdserver: no leader\"}}";
+	line = "{\"result\":{\"header\":{},\"canceled\":true,\"cancel_reason\":\"etcdserver: no "
+	       "leader\"}}";
 	assert_int_equal(etcd_parse_watch(line, strlen(line), &m), 0);
 	assert_true(m.canceled);
 	assert_int_equal(m.compact_rev, 0);
@@ -248,7 +260,8 @@ static void test_watch(void **state)
 	etcd_watch_msg_free(&m);
 
 	/* an error in the stream */
-	line = "{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":\"etcdserver: no leader\","
+	line = "{\"error\":{\"grpc_code\":14,\"http_code\":503,\"message\":\"etcdserver: no "
+	       "leader\","
 	       "\"http_status\":\"Service Unavailable\"}}";
 	assert_int_equal(etcd_parse_watch(line, strlen(line), &m), 0);
 	assert_int_equal(m.error, -ETIMEDOUT);
@@ -256,7 +269,8 @@ static void test_watch(void **state)
 	etcd_watch_msg_free(&m);
 
 	/* malformed */
-	line = "{\"result\":{\"events\":[{\"type\":\"PATCH\",\"kv\":{\"key\":\"cC9h\",\"mod_revision\":\"5\"}}]}}";
+	line = "{\"result\":{\"events\":[{\"type\":\"PATCH\",\"kv\":{\"key\":\"cC9h\",\"mod_"
+	       "revision\":\"5\"}}]}}";
 	assert_int_equal(etcd_parse_watch(line, strlen(line), &m), -EINVAL);
 	line = "{\"result\":";
 	assert_int_equal(etcd_parse_watch(line, strlen(line), &m), -EINVAL);
@@ -267,10 +281,10 @@ static void test_watch(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_base64),	 cmocka_unit_test(test_prefix_end),
-		cmocka_unit_test(test_u64),	 cmocka_unit_test(test_range),
-		cmocka_unit_test(test_txn),	 cmocka_unit_test(test_keepalive),
-		cmocka_unit_test(test_errors),	 cmocka_unit_test(test_watch),
+		cmocka_unit_test(test_base64), cmocka_unit_test(test_prefix_end),
+		cmocka_unit_test(test_u64),    cmocka_unit_test(test_range),
+		cmocka_unit_test(test_txn),    cmocka_unit_test(test_keepalive),
+		cmocka_unit_test(test_errors), cmocka_unit_test(test_watch),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
