@@ -42,7 +42,7 @@ struct thr {
 	struct etcd *c;
 	struct xfer *watch, *ka, *probe, *grant, *put;
 	int ep; /* the watch's endpoint; the session's requests go there too */
-	uint64_t retry_at, ka_at, grant_at, put_at, last_data, backoff, term;
+	uint64_t retry_at, ka_at, grant_at, put_at, auth_at, last_data, backoff, term;
 	uint64_t *put_gens; /* gen of each session key the put in flight writes, 0 = not in it */
 	CURL *auth;
 };
@@ -405,9 +405,15 @@ static void session_step(struct thr *t, uint64_t now)
 	struct etcd *c = t->c;
 	char *body = NULL, ttl[48];
 	int64_t lease;
-
 	bool grant;
 
+	/* A token refused as expired was dropped: a new one before the next request (the
+	 * watch does the same before it reopens). At most one attempt a second. */
+	if (c->cfg.username[0] && c->s_ttl_s && !etcd_have_token(c) && now >= t->auth_at) {
+		t->auth_at = now + 1000;
+		if (etcd_authenticate(c, t->auth, t->ep, PROBE_MS))
+			return;
+	}
 	/* xfer_new() takes the lock (the token): requests are made after it is released */
 	pthread_mutex_lock(&c->mu);
 	lease = c->s_lease;

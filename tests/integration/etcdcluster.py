@@ -35,8 +35,9 @@ def prefix_end(p):
 
 
 class EtcdCluster:
-    def __init__(self, members=3, base=BASE_PORT):
+    def __init__(self, members=3, base=BASE_PORT, extra=()):
         self.dir = tempfile.mkdtemp(prefix="caelum-etcd-")
+        self.extra = list(extra)
         self.n = members
         self.base = base
         self.procs = [None] * members
@@ -60,7 +61,7 @@ class EtcdCluster:
                 "--initial-advertise-peer-urls", f"http://127.0.0.1:{self.base + 2 * i + 1}",
                 "--initial-cluster", self.initial,
                 "--initial-cluster-state", "new",
-                "--initial-cluster-token", f"caelum-test-{self.base}"]
+                "--initial-cluster-token", f"caelum-test-{self.base}", *self.extra]
         log = open(self.logs[i], "a")
         self.procs[i] = subprocess.Popen(args, stdout=log, stderr=log)
         log.close()

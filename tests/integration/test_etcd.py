@@ -10,7 +10,7 @@ import subprocess
 import threading
 import time
 
-from etcdcluster import EtcdCluster
+from etcdcluster import BASE_PORT, EtcdCluster
 from harness import CTL, CaelumTest
 from httpc import request
 
@@ -198,6 +198,9 @@ class EtcdBackend(CaelumTest):
             self.wait_for(lambda: self.ports(env) == want, timeout=10, what="both hosts converge")
         for port in (ports[0], ports[len(ports) // 2], ports[-1]):
             self.assertDenied(b, b.cgroup("other"), port)
+        # the new leader's term was seen, counted and reported
+        changes = [env.ok("status")["registry"]["leader_changes"] for env in (a, b)]
+        self.assertGreaterEqual(max(changes), 1, changes)
 
     def test_watch_paused_across_writes_and_compaction_ends_equal_to_a_fresh_range(self):
         # B watches through member 2 first; A writes through 0 and 1.
@@ -329,8 +332,79 @@ class EtcdBackend(CaelumTest):
         self.wait_for(lambda: a.ok("service", "where", "web") == [], timeout=3,
                       what="web's endpoint gone with B's lease")
 
+    def test_lease_loss_recovers_by_itself(self):
+        a, b = self.host("node-a", lease_ttl_s=5), self.host("node-b", lease_ttl_s=5)
+
+        def state_of_a():
+            return {h["name"]: h["state"] for h in b.ok("host", "list")}.get("node-a")
+
+        self.wait_for(lambda: state_of_a() == "up", what="node-a up")
+        a.proc.send_signal(signal.SIGSTOP)  # no keepalive for longer than the TTL
+        try:
+            self.wait_for(lambda: state_of_a() == "lost", timeout=10, what="node-a lost")
+        finally:
+            a.proc.send_signal(signal.SIGCONT)
+        self.wait_for(lambda: state_of_a() == "up", timeout=10, what="node-a up again")
+        self.assertGreaterEqual(a.ok("status")["registry"]["lease_losses"], 1)
+        evs = a.wait_event(lambda e: e.get("action") == "lease_losses", type="registry_recovered")
+        self.assertTrue(evs, "no registry_recovered event for the lost lease")
+
     def test_file_backend_has_no_machine_registry(self):
         e = self.env("filehost")
         r = e.ctl("host", "list")
         self.assertEqual(r.rc, 1, r)
         self.assertIn("etcd", r.json["error"])
+
+
+class EtcdAuth(CaelumTest):
+    """etcd with authentication and simple tokens of 2 s: caelumd renews its token."""
+
+    def test_wrong_password_refused_and_expired_tokens_renewed(self):
+        etcd = EtcdCluster(members=1, base=BASE_PORT + 20,
+                           extra=["--auth-token", "simple", "--auth-token-ttl", "2"])
+        self.addCleanup(etcd.close)
+        etcd.call(0, "/v3/auth/role/add", {"name": "root"})
+        etcd.call(0, "/v3/auth/user/add", {"name": "root", "password": "s3cret"})
+        etcd.call(0, "/v3/auth/user/grant", {"user": "root", "role": "root"})
+        etcd.call(0, "/v3/auth/enable", {})
+
+        def registry(pwfile):
+            return {"registry": {"backend": "etcd", "endpoints": etcd.endpoints(),
+                                 "prefix": f"auth{os.getpid()}/", "username": "root",
+                                 "password_file": pwfile, "timeout_ms": 3000}}
+
+        bad = self.env("authbad", start=False, managed=())
+        with open(os.path.join(bad.dir, "pw"), "w") as f:
+            f.write("wrong\n")
+        bad.config.update(registry(os.path.join(bad.dir, "pw")))
+        bad.write_config()
+        rc = bad.start(wait=False).wait(timeout=30)
+        bad.proc = None
+        self.assertNotEqual(rc, 0)
+        self.assertIn("etcd refused user 'root'", bad.log())
+
+        e = self.env("auth", start=False, managed=())
+        with open(os.path.join(e.dir, "pw"), "w") as f:
+            f.write("s3cret\n")
+        e.config.update(registry(os.path.join(e.dir, "pw")))
+        e.write_config()
+        e.start()
+        path = os.path.join(e.dir, "web.json")
+        with open(path, "w") as f:
+            json.dump({"name": "web", "ports": []}, f)
+        e.ok("service", "apply", path)
+        e.ok("port", "reserve", "21900", "service", "web")
+        renewals = e.ok("status")["registry"]["token_renewals"]
+        time.sleep(3.5)  # the token expired (2 s without use)
+        e.ok("port", "reserve", "21901", "service", "web")
+        st = e.ok("status")["registry"]
+        self.assertGreater(st["token_renewals"], renewals, st)
+        self.assertDenied(e, e.cgroup("other"), 21901)
+        evs = e.wait_event(lambda ev: ev.get("action") == "token_renewals",
+                           type="registry_recovered")
+        self.assertTrue(evs, "no registry_recovered event for the renewed token")
+        # the session's requests (lease, host record) renew their token too
+        time.sleep(3.5)
+        self.wait_for(lambda: [h["state"] for h in e.ok("host", "list")] == ["up"],
+                      what="the host record kept alive across expired tokens")
+        self.assertEqual(e.ok("status")["registry"]["lease_losses"], 0)
