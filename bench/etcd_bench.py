@@ -72,10 +72,57 @@ def post(port_url, token, body):
     return c, t
 
 
+def proc_cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return -1
+
+
+def scale_run(etcd, reg, a, b, Env, n):
+    """A third host, then n reservations written straight into etcd (txns of 100 puts):
+    how long until all three kernels hold them, and each caelumd's RSS and CPU meanwhile."""
+    from etcdcluster import b64  # noqa: E402
+    c = Env("bench-c", managed=(), extra={"host": "bench-c", "registry": reg})
+    try:
+        c.start()
+        hosts = {"bench-a": a, "bench-b": b, "bench-c": c}
+        cpu0 = {k: proc_cpu_s(e.proc.pid) for k, e in hosts.items()}
+        value = b64(json.dumps({"service": "web", "origin": "runtime"}))
+        t0 = time.perf_counter()
+        for lo in range(0, n, 100):
+            ops = [{"request_put": {"key": b64(f"{reg['prefix']}reservations/{1100 + p}/udp"),
+                                    "value": value}} for p in range(lo, min(n, lo + 100))]
+            etcd.any_call("/v3/kv/txn", {"success": ops}, timeout=30)
+        deadline = time.time() + 120
+        while True:
+            counts = [e.ok("status")["policy"]["reserved"] for e in hosts.values()]
+            if all(x >= n for x in counts) or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        took = time.perf_counter() - t0
+        if not all(x >= n for x in counts):
+            raise SystemExit(f"hosts did not converge: {counts} policy entries, want >= {n}")
+        return {"converge_s": took,
+                "hosts": {k: (proc_rss_kib(e.proc.pid), proc_cpu_s(e.proc.pid) - cpu0[k])
+                          for k, e in hosts.items()}}
+    finally:
+        c.cleanup()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build")
     ap.add_argument("-n", type=int, default=250)
+    ap.add_argument("--scale", type=int, default=10000,
+                    help="reservations for the 3-host memory and CPU run (0: skip it)")
     args = ap.parse_args()
     os.environ["CAELUM_BUILD"] = os.path.abspath(args.build)
     from etcdcluster import EtcdCluster, b64  # noqa: E402 (after CAELUM_BUILD)
@@ -174,6 +221,8 @@ def main():
                 raise SystemExit(f"race on {port}: {res} (expected exactly one winner)")
             winners["web" if ok == ["a"] else "api"] += 1
 
+        scale = scale_run(etcd, reg, a, b, Env, args.scale) if args.scale else None
+
         st = a.ok("status")["registry"]
         print(f"etcd_bench: 3-member etcd on loopback, 2 caelumd hosts, {args.n} reservations")
         summary("propagation A commit -> B kernel", prop)
@@ -183,6 +232,11 @@ def main():
         summary(f"CAS race, 2 hosts x 1 port ({rounds})", race)
         print(f"  CAS race winners: {winners}; {rounds / sum(race):.0f} races/s; "
               f"A: {st['requests']} etcd requests, {st['failovers']} failovers")
+        if scale:
+            print(f"  3 hosts x {args.scale} reservations (written to etcd in txns of 100): "
+                  f"all 3 kernels have them after {scale['converge_s']:.2f} s")
+            for name, (rss, cpu) in scale["hosts"].items():
+                print(f"    {name}: RSS {rss / 1024:.1f} MiB, CPU {cpu:.2f} s while they arrived")
     finally:
         for e in envs:
             e.cleanup()

@@ -17,7 +17,17 @@ from httpc import request
 _n = 0
 
 
-class EtcdBackend(CaelumTest):
+class EtcdTest(CaelumTest):
+    def wait_for(self, pred, timeout=5.0, what="condition"):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if pred():
+                return
+            time.sleep(0.05)
+        self.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+class EtcdBackend(EtcdTest):
     @classmethod
     def setUpClass(cls):
         cls.etcd = EtcdCluster()
@@ -57,14 +67,6 @@ class EtcdBackend(CaelumTest):
         with open(path, "w") as f:
             json.dump({"name": name, "ports": []}, f)
         env.ok("service", "apply", path)
-
-    def wait_for(self, pred, timeout=5.0, what="condition"):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if pred():
-                return
-            time.sleep(0.05)
-        self.fail(f"timed out after {timeout} s waiting for {what}")
 
     def ports(self, env):
         return {(p["port"], p["service"]) for p in env.ok("port", "list")}
@@ -356,7 +358,7 @@ class EtcdBackend(CaelumTest):
         self.assertIn("etcd", r.json["error"])
 
 
-class EtcdAuth(CaelumTest):
+class EtcdAuth(EtcdTest):
     """etcd with authentication and simple tokens of 2 s: caelumd renews its token."""
 
     def test_wrong_password_refused_and_expired_tokens_renewed(self):
@@ -371,7 +373,8 @@ class EtcdAuth(CaelumTest):
         def registry(pwfile):
             return {"registry": {"backend": "etcd", "endpoints": etcd.endpoints(),
                                  "prefix": f"auth{os.getpid()}/", "username": "root",
-                                 "password_file": pwfile, "timeout_ms": 3000}}
+                                 "password_file": pwfile, "timeout_ms": 3000,
+                                 "lease_ttl_s": 9}}
 
         bad = self.env("authbad", start=False, managed=())
         with open(os.path.join(bad.dir, "pw"), "w") as f:
@@ -403,8 +406,11 @@ class EtcdAuth(CaelumTest):
         evs = e.wait_event(lambda ev: ev.get("action") == "token_renewals",
                            type="registry_recovered")
         self.assertTrue(evs, "no registry_recovered event for the renewed token")
-        # the session's requests (lease, host record) renew their token too
-        time.sleep(3.5)
-        self.wait_for(lambda: [h["state"] for h in e.ok("host", "list")] == ["up"],
-                      what="the host record kept alive across expired tokens")
+        # The session's requests renew their token too: its keepalives (every 3 s, the
+        # token lives 2 s unused) and the host record rewritten after 10 s both need one.
+        first = e.ok("host", "list")[0]["last_seen"]
+        time.sleep(11.5)
+        self.wait_for(lambda: e.ok("host", "list")[0]["last_seen"] != first, timeout=3,
+                      what="the host record rewritten with a renewed token")
+        self.assertEqual(e.ok("host", "list")[0]["state"], "up")
         self.assertEqual(e.ok("status")["registry"]["lease_losses"], 0)
