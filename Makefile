@@ -184,7 +184,7 @@ FUZZ_SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 		 -fno-omit-frame-pointer
 FUZZ_CFLAGS := -O1 -g -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Iuser -I$(GEN) \
 	       -fsanitize=fuzzer-no-link $(FUZZ_SANFLAGS)
-FUZZ_LIB := log jsonv portrange config netns capacity cgroup fsutil spec spec_ext dbspec dbprobe \
+FUZZ_LIB := log jsonv portrange config config_registry netns capacity cgroup fsutil spec spec_ext dbspec dbprobe \
 	    resources http_auth token connlimit loop rpc_client
 FUZZ_BINS := $(FUZZERS:%=$(FUZZ)/fuzz_%)
 
