@@ -41,6 +41,8 @@ struct hosts {
 	size_t n_seen;
 	struct endpoint_pub *pub;
 	size_t n_pub;
+	uint64_t endpoints_sig; /* endpoints_signature() when they were last published */
+	bool published_once;
 };
 
 static struct registry_backend *etcd_backend(struct daemon *d)
@@ -227,14 +229,34 @@ static struct json_object *service_ports(const struct reg_claim *cl, size_t n, c
 	return arr;
 }
 
+/* What the endpoints depend on: the registry's revision and each service's running state
+ * and health. Unchanged: nothing to rebuild (claims are O(reservations)). */
+static uint64_t endpoints_signature(struct daemon *d)
+{
+	uint64_t h = registry_state(d->reg)->rev * 1000003ULL;
+
+	for (size_t i = 0; i < d->svcs.n; i++) {
+		const struct svc_rt *rt = &d->svcs.v[i];
+
+		h = h * 31 + (uint64_t)rt->running * 7 + (uint64_t)rt->health * 13 +
+		    (uint64_t)rt->health_failures * 17 + rt->health_since_ns + rt->started_ns + i;
+	}
+	return h ^ d->svcs.n;
+}
+
 static void publish_endpoints(struct daemon *d)
 {
 	const struct reg_state *st = registry_state(d->reg);
+	uint64_t sig = endpoints_signature(d);
 	struct reg_claim *cl = NULL;
 	size_t n = 0;
 
+	if (d->hosts->published_once && sig == d->hosts->endpoints_sig)
+		return;
 	if (registry_claims(st, &cl, &n))
 		return;
+	d->hosts->endpoints_sig = sig;
+	d->hosts->published_once = true;
 	for (size_t i = 0; i < d->svcs.n; i++) {
 		const struct svc_rt *rt = &d->svcs.v[i];
 		struct json_object *o;
