@@ -19,7 +19,8 @@ CONFIG ?= deploy/caelum.json
 DEB_PKGS := gcc make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libjson-c-dev \
 	    libcmocka-dev libcurl4-openssl-dev libwebsockets-dev libssl-dev libsystemd-dev pkg-config \
 	    python3 iproute2 postgresql redis-server mariadb-server openssl chromium libclang-rt-14-dev \
-	    debhelper lintian scdoc man-db systemd bash-completion fakeroot dpkg-dev python3-seccomp
+	    debhelper lintian scdoc man-db systemd bash-completion fakeroot dpkg-dev python3-seccomp \
+	    etcd-server etcd-client
 
 ifeq ($(SAN),1)
 BUILD := build/san
@@ -48,7 +49,7 @@ BPF_PROGS := ports agg devices tasks cpu connect cgfollow bandwidth
 BPF_OBJS := $(BPF_PROGS:%=$(GEN)/%.bpf.o)
 SKELS := $(BPF_PROGS:%=$(GEN)/%.skel.h)
 
-COMMON := log jsonv portrange config netns reserved_ports capacity cgroup fsutil spec bpfinfo \
+COMMON := log jsonv portrange config config_registry netns reserved_ports capacity cgroup fsutil spec bpfinfo \
 	  rpc_client dbprobe spec_ext dbspec probe loop fingerprint
 DAEMON := caelumd apply loop services components ports port_tables agg devices tasks cpu connect \
 	  bandwidth databases dbresolve \
@@ -56,9 +57,9 @@ DAEMON := caelumd apply loop services components ports port_tables agg devices t
 	  verify api http http_auth connlimit metrics token assets assets_data handlers_view mcp mcp_era \
 	  mcp_tools mcp_http schema peers \
 	  resources handlers handlers_run handlers_db status rpc transports registry registry_admit \
-	  registry_file journal applylog \
+	  registry_file registry_etcd etcd etcd_watch etcd_json hosts handlers_hosts journal applylog \
 	  sockets bpfpin events probe_http notify pinlock policyguard cgfollow $(COMMON)
-CTL := caelumctl ctl_registry ctl_events ctl_run ctl_validate ctl_db ctl_bpf ctl_mcp events journal \
+CTL := caelumctl ctl_hosts ctl_registry ctl_events ctl_run ctl_validate ctl_db ctl_bpf ctl_mcp events journal \
 	$(COMMON)
 
 DAEMON_OBJS := $(sort $(DAEMON:%=$(BUILD)/obj/%.o))
@@ -70,7 +71,7 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .SECONDARY: $(BPF_OBJS) $(SKELS)
-.PHONY: all deps vmlinux run test unit integration bench install install-files man deb \
+.PHONY: all deps vmlinux run test unit integration bench cluster-demo install install-files man deb \
 	test-package clean format fuzz fuzz-build fuzz-smoke modgraph
 
 all: $(BUILD)/caelumd $(BUILD)/caelumctl
@@ -191,7 +192,7 @@ FUZZ_SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 		 -fno-omit-frame-pointer
 FUZZ_CFLAGS := -O1 -g -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Iinclude -Iuser -I$(GEN) \
 	       -fsanitize=fuzzer-no-link $(FUZZ_SANFLAGS)
-FUZZ_LIB := log jsonv portrange config netns capacity cgroup fsutil spec spec_ext dbspec dbprobe \
+FUZZ_LIB := log jsonv portrange config config_registry netns capacity cgroup fsutil spec spec_ext dbspec dbprobe \
 	    resources http_auth token connlimit loop rpc_client
 FUZZ_BINS := $(FUZZERS:%=$(FUZZ)/fuzz_%)
 
@@ -225,6 +226,12 @@ BENCHES := bind_bench change_bench sched_bench connect_bench sse_bench bandwidth
 bench: deps
 	$(MAKE) all $(BENCHES:%=$(BUILD)/bench/%)
 	@set -e; for b in $(BENCHES); do $(BUILD)/bench/$$b; done
+	$(PYTHON) bench/etcd_bench.py --build $(BUILD)
+
+# 3 etcd members and 2 caelumd "hosts" on this machine (loopback): deploy/cluster_demo.py.
+cluster-demo: deps
+	$(MAKE) all
+	$(PYTHON) deploy/cluster_demo.py --build $(BUILD)
 
 # The allow-all baseline program: same flags and skeleton rule as bpf/*.bpf.c.
 BENCH_SKELS := $(GEN)/allow.skel.h

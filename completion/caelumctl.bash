@@ -20,6 +20,11 @@ _caelumctl_dbs()
     COMPREPLY+=( $(compgen -W "$(_caelumctl_q db list | awk 'NR > 1 { print $1 }')" -- "$cur") )
 }
 
+_caelumctl_hosts()
+{
+    COMPREPLY+=( $(compgen -W "$(_caelumctl_q host list | awk 'NR > 1 { print $1 }')" -- "$cur") )
+}
+
 _caelumctl_ports()
 {
     COMPREPLY+=( $(compgen -W "$(_caelumctl_q port list | awk 'NR > 1 { print $1 "/" $2 }')" \
@@ -53,7 +58,7 @@ _caelumctl()
             return
         fi
         COMPREPLY=( $(compgen -W 'check status reload teardown service port events db
-            resources verify token mcp run prog map link help' -- "$cur") )
+            resources verify token mcp host run prog map link help' -- "$cur") )
         return
     fi
     (( objidx + 1 < cword )) && cmd=${words[objidx + 1]}
@@ -61,15 +66,22 @@ _caelumctl()
 
     case $obj in
         service|db)
-            local names=_caelumctl_services cmds='list show apply delete help'
+            local names=_caelumctl_services cmds='list show apply delete where help'
             [[ $obj == db ]] && names=_caelumctl_dbs cmds='list show apply delete resolve help'
             if (( nargs == 0 )); then
                 COMPREPLY=( $(compgen -W "$cmds" -- "$cur") )
             elif (( nargs == 1 )); then
                 case $cmd in
-                    show|delete|resolve) $names ;;
+                    show|delete|resolve|where) $names ;;
                     apply) _filedir json ;;
                 esac
+            fi
+            ;;
+        host)
+            if (( nargs == 0 )); then
+                COMPREPLY=( $(compgen -W 'list show help' -- "$cur") )
+            elif (( nargs == 1 )) && [[ $cmd == show ]]; then
+                _caelumctl_hosts
             fi
             ;;
         port)
@@ -93,7 +105,7 @@ _caelumctl()
                     bandwidth_exceeded
                     db_unreachable db_recovered health_changed credential_drift
                     integrity_repaired policy_applied reload_rejected events_lost token_rotated
-                    verification_passed verification_failed
+                    verification_passed verification_failed registry_recovered
                     service_started service_stopped daemon_started daemon_stopped' -- "$cur") ) ;;
                 host|limit) ;;
                 *) COMPREPLY=( $(compgen -W 'follow service host type limit' -- "$cur") ) ;;

@@ -428,7 +428,26 @@ static bool route_db_resolve(struct api *a, const struct http_request *r, const 
 	return true;
 }
 
-/* /api/v1/services[/NAME], /api/v1/databases[/NAME][/resolve] */
+/* /api/v1/services/NAME/where: the hosts that run it (machine registry). */
+static bool route_service_where(struct api *a, const struct http_request *r, const char *name)
+{
+	const char *slash = strchr(name, '/');
+	char svc[128];
+
+	if (!slash || strcmp(slash, "/where") || (size_t)(slash - name) >= sizeof(svc))
+		return false;
+	if (!is(r, "GET")) {
+		reply_fmt(a, r->conn, 405, "%s: use GET", r->path);
+		return true;
+	}
+	if (no_query(a, r))
+		return true;
+	snprintf(svc, sizeof(svc), "%.*s", (int)(slash - name), name);
+	call_reply(a, r, "service.where", name_param("name", svc), 200);
+	return true;
+}
+
+/* /api/v1/services[/NAME][/where], /api/v1/databases[/NAME][/resolve] */
 static void route_collection(struct api *a, const struct http_request *r, const char *base,
 			     const char *prefix)
 {
@@ -452,6 +471,8 @@ static void route_collection(struct api *a, const struct http_request *r, const 
 		return;
 	}
 	if (name && !strcmp(base, "/api/v1/databases") && route_db_resolve(a, r, name))
+		return;
+	if (name && !strcmp(base, "/api/v1/services") && route_service_where(a, r, name))
 		return;
 	if (!name || strchr(name, '/')) {
 		reply_fmt(a, r->conn, 404, "no such resource: %s", r->path);
@@ -521,6 +542,7 @@ static void route(struct api *a, const struct http_request *r)
 		{ "/api/v1/resources", "GET", "resources" },
 		{ "/api/v1/reload", "POST", "reload" },
 		{ "/api/v1/verify", "POST", "verify" },
+		{ "/api/v1/hosts", "GET", "host.list" },
 	};
 	static const char *const ev_str[] = { "type", "service", "host", NULL };
 	static const char *const ev_int[] = { "since", "limit", NULL };

@@ -168,6 +168,8 @@ static void check_immutable(const struct config *old, const struct config *nc, s
 		verr_add(e, nc->path, "ringbuf_bytes",
 			 "changed from %u to %u: this needs 'caelumctl teardown' and a restart",
 			 old->ringbuf_bytes, nc->ringbuf_bytes);
+	if (memcmp(&old->registry, &nc->registry, sizeof(old->registry)))
+		verr_add(e, nc->path, "registry", "changed: this needs a restart of caelumd");
 
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
 		const char *a = (const char *)old + fields[i].off;
@@ -179,7 +181,8 @@ static void check_immutable(const struct config *old, const struct config *nc, s
 	}
 }
 
-static void emit_reload_rejected(struct daemon *d, const struct verr *e)
+/* A reload (or a deferred commit of services_dir) refused: the event, with every reason. */
+void daemon_reload_rejected(struct daemon *d, const struct verr *e)
 {
 	struct json_object *ev = event_new(d->ev, "reload_rejected", "refused");
 
@@ -227,7 +230,7 @@ int daemon_reload(struct daemon *d, struct verr *e)
 	free(nc);
 	free(old);
 	if (err) {
-		emit_reload_rejected(d, e);
+		daemon_reload_rejected(d, e);
 		p_warn("reload rejected; the previous policy stays in force");
 		return err;
 	}

@@ -235,7 +235,7 @@ static int do_help(int argc, char **argv)
 		"       caelumctl run SERVICE -- CMD [ARG...]\n"
 		"\n"
 		"OBJECT := { check | status | reload | teardown | service | port | events |\n"
-		"            db | resources | verify | token | mcp | run | prog | map | link }\n"
+		"            db | resources | verify | token | mcp | host | run | prog | map | link }\n"
 		"OPTIONS := { -c FILE | -j | -p | -v | -V }\n"
 		"  -c, --config FILE  configuration (default: $CAELUM_CONFIG or %s)\n"
 		"  -j, --json         JSON output\n"
@@ -255,7 +255,8 @@ static const struct cmd objects[] = {
 	{ "db", do_db },	 { "verify", do_verify },
 	{ "events", do_events }, { "run", do_run },	  { "prog", do_prog },
 	{ "map", do_map },	 { "link", do_link },	  { "resources", do_resources },
-	{ "token", do_token },	 { "mcp", do_mcp },	  { "help", do_help },
+	{ "token", do_token },	 { "mcp", do_mcp },	  { "host", do_host },
+	{ "help", do_help },
 	{},
 };
 

@@ -30,6 +30,7 @@
 #include "credentials.h"
 #include "databases.h"
 #include "health.h"
+#include "hosts.h"
 #include "verify.h"
 #include "probe.h"
 #include "daemon.h"
@@ -150,6 +151,64 @@ static void flush_windows(struct daemon *d)
 		ring_buffer__consume(d->rb); /* the follow-ups were just written */
 }
 
+/* Backend recoveries (counters of registry_status_json) become one event each. */
+static void registry_report(struct daemon *d, struct json_object *st)
+{
+	static const char *const counters[] = { "relists", "compactions", "watch_restarts",
+						"leader_changes", "token_renewals",
+						"lease_losses", "failovers", NULL };
+
+	for (size_t i = 0; counters[i]; i++) {
+		struct json_object *now = NULL, *was = NULL, *ev;
+
+		json_object_object_get_ex(st, counters[i], &now);
+		json_object_object_get_ex(d->registry_seen, counters[i], &was);
+		if (!now || json_object_get_uint64(now) <= (was ? json_object_get_uint64(was) : 0))
+			continue;
+		ev = event_new(d->ev, "registry_recovered", counters[i]);
+		json_object_object_add(ev, "backend", json_object_new_string(registry_backend_name(d->reg)));
+		json_object_object_add(ev, "count", json_object_new_uint64(json_object_get_uint64(now)));
+		events_emit(d->ev, ev);
+	}
+	json_object_put(d->registry_seen);
+	d->registry_seen = st;
+}
+
+/* Once a second: the backend's periodic work, recoveries reported, a pending commit of
+ * services_dir retried. */
+static void registry_tick_daemon(struct daemon *d, uint64_t now)
+{
+	struct service_spec *specs = NULL;
+	struct db_spec *dbs = NULL;
+	size_t n = 0, n_dbs = 0;
+	struct verr e = {};
+	int err;
+
+	if (now - d->last_registry_check_ns < 1000000000ULL)
+		return;
+	d->last_registry_check_ns = now;
+	registry_tick(d->reg);
+	registry_report(d, registry_status_json(d->reg));
+	hosts_tick(d, now);
+	if (!d->resync_pending)
+		return;
+	err = spec_load_dir(d->cfg.services_dir, &specs, &n, &e);
+	if (!err)
+		err = dbspec_load_dir(d->cfg.databases_dir, &dbs, &n_dbs, &e);
+	if (!err)
+		err = registry_sync_all(d->reg, specs, n, dbs, n_dbs, &e);
+	specs_free(specs, n);
+	dbspecs_free(dbs, n_dbs);
+	if (!registry_err_unavailable(err)) {
+		d->resync_pending = false;
+		if (err)
+			daemon_reload_rejected(d, &e);
+		else
+			p_info("services_dir and databases_dir committed to the registry");
+	}
+	verr_free(&e);
+}
+
 static void on_tick(void *ctx)
 {
 	struct daemon *d = ctx;
@@ -175,6 +234,7 @@ static void on_tick(void *ctx)
 		credentials_watch(d);
 	}
 	transports_tick(d->transports, now);
+	registry_tick_daemon(d, now);
 	probe_reap();
 	notify_tick(now, d->policy.registry_rev, registry_state(d->reg)->n_svcs);
 }
@@ -227,9 +287,12 @@ static int setup_registry(struct daemon *d)
 	size_t n = 0, n_dbs = 0;
 	int err;
 
-	err = registry_file_open(d->cfg.state_dir, &b);
+	if (d->cfg.registry.etcd)
+		err = registry_etcd_open(&d->cfg.registry, d->cfg.state_dir, &b);
+	else
+		err = registry_file_open(d->cfg.state_dir, &b);
 	if (err)
-		return EXIT_FAIL;
+		return registry_err_unavailable(err) ? EXIT_UNAVAILABLE : EXIT_FAIL;
 	err = registry_open(b, &d->reg, &e);
 	if (err) {
 		b->ops->free(b);
@@ -243,6 +306,14 @@ static int setup_registry(struct daemon *d)
 		err = registry_sync_all(d->reg, specs, n, dbs, n_dbs, &e);
 	specs_free(specs, n);
 	dbspecs_free(dbs, n_dbs);
+	if (registry_err_unavailable(err)) {
+		/* The shared registry is away: enforce what we have, commit the files later. */
+		p_warn("services_dir and databases_dir not committed yet: the %s registry is unavailable; retrying",
+		       registry_backend_name(d->reg));
+		verr_free(&e);
+		d->resync_pending = true;
+		err = 0;
+	}
 	if (err)
 		return print_verr(&e, "services or databases are invalid");
 	warn_overallocation(d);
@@ -468,6 +539,16 @@ static void op_token_changed(void *owner, const char *token)
 	transports_set_token(d->transports, token);
 }
 
+static struct json_object *op_hosts(void *owner)
+{
+	return hosts_list_json(owner);
+}
+
+static struct json_object *op_service_where(void *owner, const char *service)
+{
+	return hosts_where_json(owner, service);
+}
+
 static const struct handler_ops daemon_handler_ops = {
 	.reload = op_reload,
 	.status = op_status,
@@ -480,6 +561,8 @@ static const struct handler_ops daemon_handler_ops = {
 	.database_rt = op_database_rt,
 	.database_resolve = op_database_resolve,
 	.token_changed = op_token_changed,
+	.hosts = op_hosts,
+	.service_where = op_service_where,
 };
 
 /* The handlers' context: the parts they use, and the ops above for the rest. */
@@ -526,7 +609,9 @@ static void daemon_close(struct daemon *d)
 	bpf_env_close(&d->env);
 	pinlock_release(&d->pinlock);
 	events_close(d->ev);
+	hosts_close(d);
 	registry_close(d->reg);
+	json_object_put(d->registry_seen);
 }
 
 static void usage(FILE *f)
@@ -620,6 +705,8 @@ int main(int argc, char **argv)
 	d.transports = &transports;
 	if (!rc)
 		rc = transports_start(&transports, &d.cfg, &hctx, d.ev, d.loop, d.token);
+	if (!rc && hosts_setup(&d))
+		rc = EXIT_FAIL;
 	if (!rc) {
 		struct json_object *ev = event_new(d.ev, "daemon_started", "changed");
 

@@ -27,7 +27,7 @@ static const char *const component_names[] = {
 static const char *const config_keys[] = {
 	"host",	    "mode",	    "components",    "bpffs",	    "state_dir", "runtime_dir",
 	"services_dir", "managed_ports", "cgroup_root", "journal", "ringbuf_bytes", "capacity",
-	"databases_dir", "verify", "http", "bpf_stats", "mcp", "network_namespaces", NULL,
+	"databases_dir", "verify", "http", "bpf_stats", "mcp", "network_namespaces", "registry", NULL,
 };
 
 const char *config_path(const char *explicit_path)
@@ -107,6 +107,9 @@ static void config_defaults(struct config *cfg)
 	capacity_defaults(&cfg->cap);
 	listen_parse("127.0.0.1:8090", &cfg->http, NULL, 0);
 	listen_parse("127.0.0.1:8080", &cfg->mcp, NULL, 0);
+	strcpy(cfg->registry.prefix, "caelum/");
+	cfg->registry.lease_ttl_s = 10;
+	cfg->registry.timeout_ms = 5000;
 }
 
 /* RFC 1123 host name: labels of [A-Za-z0-9-], not starting or ending with '-'. */
@@ -205,6 +208,12 @@ static void get_path(struct json_object *v, const char *file, const char *key, c
 		return;
 	}
 	snprintf(dst, PATH_MAX, "%s/%s", strcmp(dir, "/") ? dir : "", buf);
+}
+
+void config_get_path(struct json_object *v, const char *file, const char *key, char *dst,
+		     struct verr *e)
+{
+	get_path(v, file, key, dst, e);
 }
 
 static void get_mode(struct json_object *v, const char *file, const char *path, bool allow_off,
@@ -812,6 +821,8 @@ static void parse_field(const char *key, struct json_object *v, const char *file
 		capacity_parse(v, file, &cfg->cap, e);
 	} else if (!strcmp(key, "network_namespaces")) {
 		parse_netns(v, file, cfg, e);
+	} else if (!strcmp(key, "registry")) {
+		config_parse_registry(v, file, &cfg->registry, e);
 	}
 }
 

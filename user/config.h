@@ -27,6 +27,21 @@ struct peer_cfg {
 	unsigned int queue_max; /* events held while the peer is away */
 };
 
+/* "registry": where the registry lives. The file backend (default) keeps it in state_dir;
+ * the etcd backend shares it between hosts (user/registry_etcd.c). */
+#define CONFIG_MAX_ETCD 8
+struct registry_cfg {
+	bool etcd; /* "backend": "etcd" (else "file") */
+	char endpoints[CONFIG_MAX_ETCD][256]; /* http[s]://HOST:PORT */
+	size_t n_endpoints;
+	char prefix[128]; /* every key under it; default "caelum/" */
+	char username[128]; /* "" = no etcd authentication */
+	char password_file[PATH_MAX]; /* the user's password, first line */
+	char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX]; /* "tls" */
+	unsigned int lease_ttl_s; /* this host's keys live this long without caelumd */
+	unsigned int timeout_ms; /* one etcd call, all endpoints together */
+};
+
 /* A listening socket of the embedded HTTP server ("http", "mcp"). */
 struct listen_cfg {
 	bool enabled;
@@ -71,6 +86,8 @@ struct config {
 	/* "network_namespaces": namespace files whose binds and connects are the host's too */
 	char netns[CONFIG_MAX_NETNS][PATH_MAX];
 	size_t n_netns;
+
+	struct registry_cfg registry;
 
 	/* Resolved by config_resolve(). */
 	uint64_t netns_cookie[CONFIG_MAX_NETNS]; /* of netns[i] (user/netns.c) */
@@ -117,6 +134,12 @@ struct peer_url {
 	bool tls, ws;
 };
 int peer_url_parse(const char *url, struct peer_url *u, char *why, size_t why_len);
+
+/* "registry" (config_registry.c); path helper it shares with config.c. */
+void config_parse_registry(struct json_object *v, const char *file, struct registry_cfg *r,
+			   struct verr *e);
+void config_get_path(struct json_object *v, const char *file, const char *key, char *dst,
+		     struct verr *e);
 
 /* <runtime_dir>/caelumd.sock */
 void config_socket_path(const struct config *cfg, char *buf, size_t len);

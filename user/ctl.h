@@ -59,6 +59,9 @@ const char *jstr(struct json_object *o, const char *key);
 int64_t jint(struct json_object *o, const char *key);
 
 int do_service(int argc, char **argv);
+int do_host(int argc, char **argv);
+/* service where NAME (ctl_hosts.c) */
+int ctl_service_where(int argc, char **argv);
 int do_db(int argc, char **argv);
 int do_port(int argc, char **argv);
 int do_events(int argc, char **argv);

@@ -208,6 +208,13 @@ static void print_status(struct json_object *s)
 	printf("registry: %s backend, revision %lld, %lld services, %lld reservations\n",
 	       jstr(reg, "backend"), (long long)jint(reg, "revision"), (long long)jint(reg, "services"),
 	       (long long)jint(reg, "reservations"));
+	if (json_object_object_get_ex(reg, "endpoints", NULL))
+		printf("  etcd %s (prefix %s)%s; watch restarts %lld, compactions %lld, leader changes %lld\n",
+		       jstr(reg, "endpoint"), jstr(reg, "prefix"),
+		       json_object_get_boolean(json_object_object_get(reg, "stale")) ?
+			       ", STALE: enforcing the last revision received" : "",
+		       (long long)jint(reg, "watch_restarts"), (long long)jint(reg, "compactions"),
+		       (long long)jint(reg, "leader_changes"));
 	json_object_object_get_ex(s, "resources", &reg);
 	printf("resources: cpus %s; memory_mb %s; tasks %s; gpus %s\n", jstr(reg, "cpus"),
 	       jstr(reg, "memory_mb"), jstr(reg, "tasks"), jstr(reg, "gpus"));

@@ -145,7 +145,7 @@ static int service_help(int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
-	fprintf(stderr, "Usage: caelumctl service { list | show NAME | apply FILE | delete NAME | help }\n");
+	fprintf(stderr, "Usage: caelumctl service { list | show NAME | apply FILE | delete NAME | where NAME | help }\n");
 	return 0;
 }
 
@@ -154,7 +154,8 @@ int do_service(int argc, char **argv)
 	static const struct cmd cmds[] = {
 		{ "list", service_list },     { "show", service_show },
 		{ "apply", service_apply },   { "delete", service_delete },
-		{ "help", service_help },     {},
+		{ "where", ctl_service_where }, { "help", service_help },
+		{},
 	};
 
 	if (argc == 0)

@@ -86,6 +86,12 @@ struct daemon {
 	/* daemon_apply, set by main: the integrity repair (policyguard.c) applies through it
 	 * instead of calling up into caelumd.c. */
 	int (*apply)(struct daemon *d, const char *why);
+	/* services_dir/databases_dir could not be committed (the shared registry was away):
+	 * retried from the tick until it is. */
+	bool resync_pending;
+	uint64_t last_registry_check_ns;
+	struct json_object *registry_seen; /* backend counters already turned into events */
+	struct hosts *hosts; /* machine registry (etcd backend only; hosts.c) */
 	uint64_t kstats_reported[4]; /* kernel loss counters already turned into events */
 	struct agg *agg;
 	uint64_t last_flush_ns;
@@ -131,6 +137,8 @@ int daemon_apply(struct daemon *d, const char *why);
 /* Re-read config and services_dir, validate all, apply atomically or change nothing;
  * every reason in e. 0 or -errno. */
 int daemon_reload(struct daemon *d, struct verr *e);
+/* The reload_rejected event with every reason in e (apply.c). */
+void daemon_reload_rejected(struct daemon *d, const struct verr *e);
 /* The registry's watcher (ctx: the daemon): apply what the delta changed, record the
  * outcome for its revision in d->applied. */
 void daemon_on_registry_change(void *ctx, const struct reg_state *st,

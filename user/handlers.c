@@ -38,6 +38,13 @@ int hc_not_found(struct call *c, const char *fmt, ...)
 }
 
 /* Refusal with every reason: message = first, errors = all. */
+int hc_registry_exit(int err)
+{
+	if (registry_err_unavailable(err))
+		return EXIT_UNAVAILABLE;
+	return err == -ENOENT ? EXIT_FAIL : EXIT_CONFIG;
+}
+
 int hc_fail_verr(struct call *c, int exit_code, struct verr *e)
 {
 	c->err->exit = exit_code;
@@ -357,6 +364,7 @@ static int h_service_apply(struct call *c)
 	struct service_spec spec;
 	struct verr e = {};
 	const char *file;
+	int err;
 
 	if (hc_params_check(c, keys) || hc_param_str(c, "file", false, &file))
 		return -1;
@@ -365,10 +373,11 @@ static int h_service_apply(struct call *c)
 	if (spec_from_json(spec_obj, file ? file : "spec", &spec, &e))
 		return hc_fail_verr(c, EXIT_CONFIG, &e);
 	hc_change_begin(c);
-	if (registry_service_apply(c->x->reg, &spec, ORIGIN_API, &e)) {
+	err = registry_service_apply(c->x->reg, &spec, ORIGIN_API, &e);
+	if (err) {
 		hc_change_end(c);
 		spec_free(&spec);
-		return hc_fail_verr(c, EXIT_CONFIG, &e);
+		return hc_fail_verr(c, registry_err_unavailable(err) ? EXIT_UNAVAILABLE : EXIT_CONFIG, &e);
 	}
 	emit_service_event(c->x, "service_applied", spec.name);
 	if (hc_change_end(c)) {
@@ -401,7 +410,7 @@ static int h_service_delete(struct call *c)
 	if (err) {
 		hc_change_end(c);
 		c->err->not_found = err == -ENOENT;
-		return hc_fail_verr(c, err == -ENOENT ? EXIT_FAIL : EXIT_CONFIG, &e);
+		return hc_fail_verr(c, hc_registry_exit(err), &e);
 	}
 	emit_service_event(c->x, "service_deleted", name);
 	if (hc_change_end(c))
@@ -457,7 +466,7 @@ static int reserve(struct call *c, uint16_t port, uint8_t proto, const char *svc
 	err = registry_reserve(c->x->reg, port, proto, svc, &e);
 	if (err) {
 		hc_change_end(c);
-		return hc_fail_verr(c, EXIT_CONFIG, &e);
+		return hc_fail_verr(c, registry_err_unavailable(err) ? EXIT_UNAVAILABLE : EXIT_CONFIG, &e);
 	}
 	emit_port_event(c->x, "port_reserved", port, proto, svc);
 	if (hc_change_end(c))
@@ -502,7 +511,7 @@ static int h_port_release(struct call *c)
 	if (err) {
 		hc_change_end(c);
 		c->err->not_found = err == -ENOENT;
-		return hc_fail_verr(c, err == -ENOENT ? EXIT_FAIL : EXIT_CONFIG, &e);
+		return hc_fail_verr(c, hc_registry_exit(err), &e);
 	}
 	emit_port_event(c->x, "port_released", port, proto, svc);
 	if (hc_change_end(c))
@@ -729,6 +738,9 @@ static const struct handler_entry methods[] = {
 	{ "db.apply", h_db_apply },
 	{ "db.delete", h_db_delete },
 	{ "db.resolve", h_db_resolve },
+	{ "host.list", h_host_list },
+	{ "host.show", h_host_show },
+	{ "service.where", h_service_where },
 	{ NULL, NULL },
 };
 

@@ -91,6 +91,10 @@ struct handler_ops {
 	int (*database_resolve)(void *owner, const char *name, uint64_t *resolutions);
 	/* The API token changed (token.rotate wrote it to ctx->token): tell the listeners. */
 	void (*token_changed)(void *owner, const char *token);
+	/* The machine registry: every host; the hosts that run a service (new references,
+	 * NULL without one: the backend is not etcd). hosts.c */
+	struct json_object *(*hosts)(void *owner);
+	struct json_object *(*service_where)(void *owner, const char *service);
 };
 
 /* A handler's whole view of caelumd: borrowed, valid while handlers are called. */

@@ -58,7 +58,7 @@ int h_db_apply(struct call *c)
 	err = registry_db_apply(c->x->reg, &spec, ORIGIN_API, &e);
 	if (err) {
 		hc_change_end(c);
-		return hc_fail_verr(c, EXIT_CONFIG, &e);
+		return hc_fail_verr(c, registry_err_unavailable(err) ? EXIT_UNAVAILABLE : EXIT_CONFIG, &e);
 	}
 	emit_db_event(c->x, "db_applied", spec.name);
 	if (hc_change_end(c))
@@ -82,7 +82,7 @@ int h_db_delete(struct call *c)
 	if (err) {
 		hc_change_end(c);
 		c->err->not_found = err == -ENOENT;
-		return hc_fail_verr(c, err == -ENOENT ? EXIT_FAIL : EXIT_CONFIG, &e);
+		return hc_fail_verr(c, hc_registry_exit(err), &e);
 	}
 	emit_db_event(c->x, "db_deleted", name);
 	if (hc_change_end(c))

@@ -45,6 +45,9 @@ int hc_fail(struct call *c, int exit_code, const char *fmt, ...)
 int hc_not_found(struct call *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Refusal with every reason: message = first, errors = all (e is freed). */
 int hc_fail_verr(struct call *c, int exit_code, struct verr *e);
+/* Exit code for a failed registry operation: EXIT_UNAVAILABLE when the backend could not be
+ * reached (nothing was applied), EXIT_FAIL for -ENOENT, else EXIT_CONFIG (refused). */
+int hc_registry_exit(int err);
 int hc_params_check(struct call *c, const char *const *allowed);
 struct json_object *hc_param(struct call *c, const char *key);
 int hc_param_str(struct call *c, const char *key, bool required, const char **out);
@@ -72,5 +75,9 @@ int h_db_show(struct call *c);
 int h_db_apply(struct call *c);
 int h_db_delete(struct call *c);
 int h_db_resolve(struct call *c);
+/* handlers_hosts.c: the machine registry and discovery (etcd backend) */
+int h_host_list(struct call *c);
+int h_host_show(struct call *c);
+int h_service_where(struct call *c);
 
 #endif /* CAELUM_HANDLERS_INT_H */

@@ -102,6 +102,16 @@ static const struct tool {
 	  OBJ_OUT("\"ok\":{\"type\":\"boolean\"},\"components\":{\"type\":\"object\"}",
 		  "\"ok\",\"components\""),
 	  "verify", NULL, true, false },
+	{ "list_hosts", "List hosts",
+	  "The machine registry (etcd backend): every Caelum host sharing this registry, up or "
+	  "lost (its lease expired), with addresses, dashboard and MCP URLs, capacity, usage, "
+	  "health and last_seen.",
+	  NONE_IN, OBJ_OUT("\"hosts\":" ARR, "\"hosts\""), "host.list", "hosts", true, false },
+	{ "find_service", "Find where a service runs",
+	  "The hosts whose caelumd runs service NAME (etcd backend), with its ports and health "
+	  "there and whether the host is up or lost.",
+	  NAME_IN, OBJ_OUT("\"hosts\":" ARR, "\"hosts\""), "service.where", "hosts", true,
+	  false },
 	{ "ingest_events", "Ingest a peer's events",
 	  "For Caelum peers: store events from HOST (at most 1,000 per call); re-sent events "
 	  "(origin id already seen) are skipped.",

@@ -27,6 +27,8 @@ struct registry {
 	struct watcher watchers[MAX_WATCHERS];
 	size_t n_watchers;
 	uint64_t last_commit; /* revision of this registry's last transaction */
+	bool relist_pending; /* the watch lost its history and listing again failed */
+	uint64_t relists; /* times the model was listed again after losing the watch */
 };
 
 const char *origin_name(enum reg_origin o)
@@ -1027,6 +1029,10 @@ static int txn_commit(struct registry *r, const struct op_list *l, struct verr *
 	if (err == -ECANCELED)
 		verr_add(e, "registry", l->ops[failed].key,
 			 "changed concurrently by another writer; try again");
+	else if (registry_err_unavailable(err))
+		verr_add(e, "registry", NULL,
+			 "the %s backend is unavailable (%s): nothing was changed; the last applied policy stays in force",
+			 r->b->ops->name, strerror(-err));
 	else if (err)
 		verr_add(e, "registry", NULL, "write failed: %s", strerror(-err));
 	if (err)
@@ -1064,6 +1070,51 @@ static int commit(struct registry *r, struct reg_state *new, struct verr *e)
 	return err;
 }
 
+static void notify_watchers(struct registry *r, struct reg_delta *d)
+{
+	d->rev = r->st.rev;
+	for (size_t i = 0; i < r->n_watchers; i++)
+		r->watchers[i].cb(r->watchers[i].ctx, &r->st, d);
+}
+
+/*
+ * The watch lost its history (compacted while we were away): list everything at one
+ * revision, hand the watchers the whole model (they diff against what the kernel holds),
+ * and watch again from that revision (Cilium's ListAndWatch). A failed list is retried by
+ * registry_tick(); until then the last applied model stays in force.
+ */
+static int relist(struct registry *r)
+{
+	struct reg_delta d = { .from_rev = r->st.rev, .services = true, .dbs = true, .gpus = true };
+	struct reg_state fresh;
+	struct verr e = {};
+	int err;
+
+	r->relist_pending = true;
+	err = state_load(r->b, &fresh, &e);
+	if (err) {
+		char *msg = verr_join(&e);
+
+		p_warn("registry: listing again failed (%s); keeping revision %llu, retrying",
+		       msg ? msg : strerror(-err), (unsigned long long)r->st.rev);
+		free(msg);
+		verr_free(&e);
+		return err;
+	}
+	verr_free(&e);
+	state_free(&r->st);
+	r->st = fresh;
+	err = r->b->ops->watch(r->b, r->st.rev);
+	if (err)
+		return err;
+	r->relist_pending = false;
+	r->relists++;
+	p_info("registry: listed again at revision %llu and watching from there",
+	       (unsigned long long)r->st.rev);
+	notify_watchers(r, &d);
+	return 0;
+}
+
 int registry_poll(struct registry *r)
 {
 	struct reg_delta d = { .from_rev = r->st.rev };
@@ -1073,6 +1124,8 @@ int registry_poll(struct registry *r)
 	int err;
 
 	err = r->b->ops->watch_read(r->b, &ev, &n);
+	if (err == -ESTALE)
+		return relist(r);
 	if (err || !n) {
 		kv_events_free(ev, n);
 		return err;
@@ -1103,11 +1156,37 @@ int registry_poll(struct registry *r)
 	}
 	verr_free(&e);
 	kv_events_free(ev, n);
-	d.rev = r->st.rev;
-	for (size_t i = 0; i < r->n_watchers; i++)
-		r->watchers[i].cb(r->watchers[i].ctx, &r->st, &d);
+	notify_watchers(r, &d);
 	free(d.slots);
 	return err;
+}
+
+void registry_tick(struct registry *r)
+{
+	if (r->relist_pending)
+		relist(r);
+	if (r->b->ops->tick)
+		r->b->ops->tick(r->b);
+}
+
+struct json_object *registry_status_json(const struct registry *r)
+{
+	struct json_object *o = r->b->ops->status ? r->b->ops->status(r->b) : json_object_new_object();
+
+	json_object_object_add(o, "backend", json_object_new_string(r->b->ops->name));
+	json_object_object_add(o, "model_revision", json_object_new_uint64(r->st.rev));
+	json_object_object_add(o, "relists", json_object_new_uint64(r->relists));
+	return o;
+}
+
+struct registry_backend *registry_backend_of(const struct registry *r)
+{
+	return r->b;
+}
+
+bool registry_err_unavailable(int err)
+{
+	return err == -ETIMEDOUT || err == -EHOSTUNREACH;
 }
 
 int registry_watch_fd(const struct registry *r)
@@ -1509,6 +1588,42 @@ static int resv_commit(struct registry *r, uint16_t port, uint8_t proto, const c
 	return err;
 }
 
+/*
+ * Another writer (another host) created the key between our look-up and our commit: the
+ * compare failed. Read the key as it is now and name its owner; if it is our service (a
+ * retry of a call whose answer was lost), that is success.
+ */
+static int resv_race(struct registry *r, uint16_t port, uint8_t proto, const char *service,
+		     int err, struct verr *e)
+{
+	struct reg_resv cur = {};
+	struct verr tmp = {};
+	struct kv *kvs = NULL;
+	size_t n = 0;
+	uint64_t rev;
+	char key[64];
+
+	if (err != -ECANCELED)
+		return err;
+	resv_key(key, sizeof(key), port, proto);
+	if (r->b->ops->range(r->b, key, &kvs, &n, &rev) || n != 1 || strcmp(kvs[0].key, key) ||
+	    resv_parse(&kvs[0], &cur, &tmp)) {
+		kvs_free(kvs, n);
+		verr_free(&tmp);
+		return err;
+	}
+	cur.mod_rev = kvs[0].mod_rev;
+	kvs_free(kvs, n);
+	(void)rev;
+	verr_free(e);
+	if (!strcmp(cur.service, service))
+		return 0;
+	verr_add(e, key + strlen(RESV_PREFIX), NULL,
+		 "already reserved by service '%s' (runtime reservation, committed concurrently at revision %llu)",
+		 cur.service, (unsigned long long)cur.mod_rev);
+	return -EEXIST;
+}
+
 int registry_reserve(struct registry *r, uint16_t port, uint8_t proto, const char *service,
 		     struct verr *e)
 {
@@ -1529,7 +1644,7 @@ int registry_reserve(struct registry *r, uint16_t port, uint8_t proto, const cha
 	if (owner)
 		return 0; /* already ours: a retried call succeeds, nothing changes */
 	/* One key, created only if absent: O(1) validation, O(1) write. */
-	return resv_commit(r, port, proto, service, e);
+	return resv_race(r, port, proto, service, resv_commit(r, port, proto, service, e), e);
 }
 
 int registry_release(struct registry *r, uint16_t port, uint8_t proto, struct verr *e)

@@ -89,6 +89,10 @@ struct registry_backend_ops {
 	int (*watch_fd)(struct registry_backend *b);
 	/* The events queued so far, in revision order; *ev malloc'd (kv_events_free). */
 	int (*watch_read)(struct registry_backend *b, struct kv_event **ev, size_t *n);
+	/* Optional: periodic work on the caller's loop (the etcd backend's local copy). */
+	void (*tick)(struct registry_backend *b);
+	/* Optional: the backend's state for `status` (endpoints, revision, stale, counters). */
+	struct json_object *(*status)(struct registry_backend *b);
 	void (*free)(struct registry_backend *b);
 };
 
@@ -105,6 +109,24 @@ int registry_file_open(const char *dir, struct registry_backend **out);
 /* Fold the log into a new snapshot once it is larger than min_bytes and than the snapshot
  * (default 4 MiB; tests and benchmarks set it lower). b must be a file backend. */
 void registry_file_set_compaction(struct registry_backend *b, size_t min_bytes);
+
+/* etcd backend (registry_etcd.c): every key under rc->prefix; the local copy in
+ * <state_dir>/registry-etcd.json. etcd unreachable at open: the local copy is served
+ * (stale); without one, -EHOSTUNREACH. */
+struct registry_cfg;
+struct etcd;
+int registry_etcd_open(const struct registry_cfg *rc, const char *state_dir,
+		       struct registry_backend **out);
+/* The etcd client and prefix of an etcd backend (NULL for another backend). */
+struct etcd *registry_etcd_client(struct registry_backend *b);
+const char *registry_etcd_prefix(struct registry_backend *b);
+/* The keys under prefix (without the registry prefix) as last received by the watch: no
+ * call to etcd. b must be an etcd backend. *out malloc'd (kvs_free). */
+int registry_etcd_keys(struct registry_backend *b, const char *prefix, struct kv **out, size_t *n);
+
+/* A backend error that means "the shared store cannot be reached or has no quorum": the
+ * operation was not applied anywhere (EXIT_UNAVAILABLE, HTTP 503). */
+bool registry_err_unavailable(int err);
 
 /* ---- model ---- */
 
@@ -205,6 +227,11 @@ void registry_watch(struct registry *r, registry_watch_cb cb, void *ctx);
  */
 int registry_poll(struct registry *r);
 int registry_watch_fd(const struct registry *r);
+/* Periodic work (the daemon's tick): a re-list that failed is retried, the backend ticks. */
+void registry_tick(struct registry *r);
+/* {"backend", ...the backend's status} (new reference). */
+struct json_object *registry_status_json(const struct registry *r);
+struct registry_backend *registry_backend_of(const struct registry *r);
 /* Revision of the last transaction this registry committed (0: none yet). */
 uint64_t registry_last_commit(const struct registry *r);
 /* Slot's owner by spec or runtime reservation: O(1) + O(log reservations). */

@@ -130,7 +130,12 @@ static struct json_object *registry_json(struct daemon *d)
 
 	if (!registry_claims(st, &cl, &n))
 		free(cl);
-	json_object_object_add(o, "backend", json_object_new_string(registry_backend_name(d->reg)));
+	struct json_object *b = registry_status_json(d->reg);
+
+	/* backend, and for etcd: endpoints, stale, the recovery counters */
+	json_object_object_foreach(b, k, v)
+		json_object_object_add(o, k, json_object_get(v));
+	json_object_put(b);
 	add_u64(o, "revision", st->rev);
 	add_u64(o, "services", st->n_svcs);
 	add_u64(o, "reservations", n);

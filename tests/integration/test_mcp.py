@@ -262,7 +262,7 @@ class McpModernSdk(CaelumTest):
                            env=dict(os.environ, CAELUM_TOKEN=self.e.token()),
                            capture_output=True, text=True, timeout=60)
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
-        self.assertEqual(json.loads(p.stdout.split("RESULT ", 1)[1])["tools"], 14)  # as many as the legacy era lists
+        self.assertEqual(json.loads(p.stdout.split("RESULT ", 1)[1])["tools"], 16)  # as many as the legacy era lists
 
 
 class McpModernHttp(CaelumTest):
@@ -295,7 +295,7 @@ class McpModernHttp(CaelumTest):
         self.assertEqual(res["resultType"], "complete")
         self.assertEqual(res["cacheScope"], "private")
         self.assertEqual(res["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "caelumd")
-        self.assertEqual(len(res["tools"]), 14)
+        self.assertEqual(len(res["tools"]), 16)
         r = self.post(modern_msg("tools/call", {"name": "reserve_port",
                                                 "arguments": {"port": 8173, "service": "web"}}))
         self.assertEqual(r.status, 200, r)

@@ -16,9 +16,9 @@ import { WebSocketClientTransport } from '@modelcontextprotocol/sdk/client/webso
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { ResourceUpdatedNotificationSchema, LoggingMessageNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 
-const EXPECTED_TOOLS = ['allocate_port', 'check_service', 'get_resources', 'get_service', 'get_status',
-  'ingest_events', 'list_databases', 'list_ports', 'list_services', 'recent_events', 'release_port',
-  'reserve_port', 'resolve_database', 'verify_enforcement'];
+const EXPECTED_TOOLS = ['allocate_port', 'check_service', 'find_service', 'get_resources', 'get_service',
+  'get_status', 'ingest_events', 'list_databases', 'list_hosts', 'list_ports', 'list_services',
+  'recent_events', 'release_port', 'reserve_port', 'resolve_database', 'verify_enforcement'];
 
 function fail(msg) {
   console.log(`FAIL ${msg}`);

@@ -220,6 +220,40 @@ static const struct bad_case bad_cases[] = {
 	{ "{\"network_namespaces\": [\"/a\",\"/b\",\"/c\",\"/d\",\"/e\",\"/f\",\"/g\",\"/h\","
 	  "\"/i\",\"/j\",\"/k\",\"/l\",\"/m\",\"/n\",\"/o\",\"/p\"]}",
 	  LABEL ": network_namespaces: 16 namespaces, at most 15" },
+	/* registry */
+	{ "{\"registry\": \"etcd\"}", LABEL ": registry: expected object, got string \"etcd\"" },
+	{ "{\"registry\": {\"backend\": \"consul\"}}",
+	  LABEL ": registry.backend: \"consul\": expected \"file\" or \"etcd\"" },
+	{ "{\"registry\": {\"backend\": \"etcd\"}}",
+	  LABEL ": registry.endpoints: missing required key (backend \"etcd\")" },
+	{ "{\"registry\": {\"backend\": \"file\", \"prefix\": \"x/\"}}",
+	  LABEL ": registry.prefix: only with \"backend\": \"etcd\"" },
+	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": []}}",
+	  LABEL ": registry.endpoints: 0 endpoints, expected 1 to 8" },
+	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"10.0.0.1:2379\"]}}",
+	  LABEL ": registry.endpoints[0]: \"10.0.0.1:2379\": expected http://HOST:PORT or https://HOST:PORT" },
+	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"http://a:2379/v3\"]}}",
+	  LABEL ": registry.endpoints[0]: \"http://a:2379/v3\": no path expected after the port" },
+	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"http://a:2379\", \"http://a:2379\"]}}",
+	  LABEL ": registry.endpoints[1]: \"http://a:2379\" is listed twice" },
+	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"http://a:2379\"], \"prefix\": \"caelum\"}}",
+	  LABEL ": registry.prefix: \"caelum\": must end with '/'" },
+	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"http://a:2379\"], \"prefix\": \"a b/\"}}",
+	  LABEL ": registry.prefix: \"a b/\": only printable characters without spaces" },
+	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"http://a:2379\"], \"lease_ttl_s\": 2}}",
+	  LABEL ": registry.lease_ttl_s: 2 out of range 5-3600" },
+	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"http://a:2379\"], \"timeout_ms\": \"5s\"}}",
+	  LABEL ": registry.timeout_ms: expected integer, got string \"5s\"" },
+	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"http://a:2379\"], \"username\": \"n\"}}",
+	  LABEL ": registry.password_file: missing: \"username\" needs it" },
+	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"http://a:2379\"], \"tls\": {\"ca\": \"/c\"}}}",
+	  LABEL ": registry.endpoints[0]: \"http://a:2379\": \"tls\" is set, expected https://" },
+	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"https://a:2379\"], \"tls\": {\"cert\": \"/c\"}}}",
+	  LABEL ": registry.tls: \"cert\" and \"key\" go together" },
+	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"https://a:2379\"], \"tls\": {\"crt\": \"/c\"}}}",
+	  LABEL ": registry.tls.crt: unknown key" },
+	{ "{\"registry\": {\"backend\": \"file\", \"endpoint\": [\"http://a:2379\"]}}",
+	  LABEL ": registry.endpoint: unknown key" },
 	/* JSON syntax */
 	{ "{\n  \"host\": \"node1\",\n  \"mode\": \"audit\"\n  \"bpffs\": \"/x\"\n}\n",
 	  LABEL ": line 4, column 3: object value separator ',' expected" },
@@ -468,6 +502,40 @@ static void test_values_accepted(void **state)
 }
 
 /* A 63-character label is the longest allowed. */
+static void test_registry_accepted(void **state)
+{
+	struct config *cfg = *state;
+	struct verr e = {};
+
+	assert_int_equal(parse_cfg("{}", cfg, &e), 0);
+	assert_false(cfg->registry.etcd);
+	assert_string_equal(cfg->registry.prefix, "caelum/");
+	assert_int_equal(cfg->registry.lease_ttl_s, 10);
+	assert_int_equal(cfg->registry.timeout_ms, 5000);
+	assert_int_equal(parse_cfg("{\"registry\": {\"backend\": \"etcd\", \"endpoints\": "
+				   "[\"http://10.0.0.1:2379\", \"https://[::1]:2379/\"], "
+				   "\"prefix\": \"p/q/\", \"username\": \"node-a\", "
+				   "\"password_file\": \"/etc/caelum/etcd.pass\", "
+				   "\"tls\": {\"ca\": \"/etc/ca.pem\"}, \"lease_ttl_s\": 5, "
+				   "\"timeout_ms\": 500}}", cfg, &e), -EINVAL);
+	/* tls with an http:// endpoint is refused; the same with https only is fine */
+	verr_free(&e);
+	assert_int_equal(parse_cfg("{\"registry\": {\"backend\": \"etcd\", \"endpoints\": "
+				   "[\"https://10.0.0.1:2379\", \"https://[::1]:2379/\"], "
+				   "\"prefix\": \"p/q/\", \"username\": \"node-a\", "
+				   "\"password_file\": \"/etc/caelum/etcd.pass\", "
+				   "\"tls\": {\"ca\": \"/etc/ca.pem\"}, \"lease_ttl_s\": 5, "
+				   "\"timeout_ms\": 500}}", cfg, &e), 0);
+	assert_true(cfg->registry.etcd);
+	assert_int_equal(cfg->registry.n_endpoints, 2);
+	assert_string_equal(cfg->registry.endpoints[1], "https://[::1]:2379");
+	assert_string_equal(cfg->registry.prefix, "p/q/");
+	assert_string_equal(cfg->registry.password_file, "/etc/caelum/etcd.pass");
+	assert_string_equal(cfg->registry.ca, "/etc/ca.pem");
+	assert_int_equal(cfg->registry.lease_ttl_s, 5);
+	assert_int_equal(cfg->registry.timeout_ms, 500);
+}
+
 static void test_host_label_63(void **state)
 {
 	struct config *cfg = *state;
@@ -629,6 +697,7 @@ int main(void)
 		T(test_modes_resolved),
 		T(test_values_accepted),
 		T(test_host_label_63),
+		T(test_registry_accepted),
 		T(test_relative_path_from_file),
 		T(test_relative_path_from_label),
 		T(test_load_file_errors),

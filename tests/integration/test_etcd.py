@@ -1,0 +1,416 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+"""The etcd backend: two caelumd "hosts" (each its own cgroup subtree, bpffs dir, state dir and
+listeners) share one registry in a real 3-member etcd on loopback (etcdcluster.py). Binds are
+real and assert errno; failures are real (SIGSTOP, kill -9 of etcd members)."""
+import errno
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+from etcdcluster import BASE_PORT, EtcdCluster
+from harness import CTL, CaelumTest
+from httpc import request
+
+_n = 0
+
+
+class EtcdTest(CaelumTest):
+    def wait_for(self, pred, timeout=5.0, what="condition"):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if pred():
+                return
+            time.sleep(0.05)
+        self.fail(f"timed out after {timeout} s waiting for {what}")
+
+
+class EtcdBackend(EtcdTest):
+    @classmethod
+    def setUpClass(cls):
+        cls.etcd = EtcdCluster()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.etcd.close()
+
+    def setUp(self):
+        global _n
+        _n += 1
+        self.prefix = f"t{os.getpid()}-{_n}/"
+        # every member answers again (a failed test must not leave one stopped)
+        self.addCleanup(self._heal)
+
+    def _heal(self):
+        for i in range(self.etcd.n):
+            p = self.etcd.procs[i]
+            if p.poll() is None:
+                self.etcd.resume(i)
+            else:
+                self.etcd.restart(i)
+        self.etcd.wait_healthy()
+
+    def registry(self, order=(0, 1, 2), **kw):
+        r = {"backend": "etcd", "endpoints": [self.etcd.endpoint(i) for i in order],
+             "prefix": self.prefix, "timeout_ms": 4000}
+        r.update(kw)
+        return r
+
+    def host(self, name, start=True, **kw):
+        return self.env(name, start=start, managed=(),
+                        extra={"host": name, "registry": self.registry(**kw)})
+
+    def apply(self, env, name):
+        path = os.path.join(env.dir, f"{name}.json")
+        with open(path, "w") as f:
+            json.dump({"name": name, "ports": []}, f)
+        env.ok("service", "apply", path)
+
+    def ports(self, env):
+        return {(p["port"], p["service"]) for p in env.ok("port", "list")}
+
+    def etcd_resv(self):
+        kvs, _ = self.etcd.range_prefix(self.prefix + "reservations/")
+        return {(int(k.split("/")[-2]), json.loads(v[0])["service"]) for k, v in kvs.items()}
+
+    # ---- one registry, two hosts ----
+
+    def test_reservation_made_on_a_is_enforced_on_b(self):
+        a, b = self.host("node-a"), self.host("node-b")
+        self.apply(a, "web")
+        self.wait_for(lambda: b.ok("service", "show", "web"), what="web on B")
+        a.ok("port", "reserve", "20500", "service", "web")
+        self.wait_for(lambda: (20500, "web") in self.ports(b), what="20500 on B")
+        self.assertDenied(b, b.cgroup("other"), 20500)
+        self.assertAllowed(b, b.svc_cgroup("web"), 20500)
+        self.assertDenied(a, a.cgroup("other"), 20500)
+        # released on B: free again on A, through A's watch
+        b.ok("port", "release", "20500")
+        self.wait_for(lambda: a.bind_in(a.cgroup("other"), 20500) == 0, what="release on A")
+        st = a.ok("status")["registry"]
+        self.assertEqual(st["backend"], "etcd")
+        self.assertFalse(st["stale"])
+        self.assertEqual(st["prefix"], self.prefix)
+
+    def test_concurrent_reservations_of_one_port_have_one_winner(self):
+        a, b = self.host("node-a"), self.host("node-b")
+        names = [f"s{i}" for i in range(10)]
+        for n in names:
+            self.apply(a, n)
+        self.wait_for(lambda: len(b.ok("service", "list")) == 10, what="10 services on B")
+        results = {}
+        go = threading.Event()
+
+        def reserve(i):
+            go.wait()
+            env = a if i % 2 == 0 else b
+            results[i] = env.ctl("port", "reserve", "20600", "service", names[i])
+
+        threads = [threading.Thread(target=reserve, args=(i,)) for i in range(10)]
+        for t in threads:
+            t.start()
+        go.set()
+        for t in threads:
+            t.join()
+        winners = [i for i, r in results.items() if r.rc == 0]
+        self.assertEqual(len(winners), 1, results)
+        owner = names[winners[0]]
+        for i, r in results.items():
+            if i in winners:
+                continue
+            self.assertEqual(r.rc, 78, r)
+            self.assertIn(f"already reserved by service '{owner}'", r.json["error"], r)
+        self.assertEqual(self.etcd_resv(), {(20600, owner)})
+        for env in (a, b):
+            self.wait_for(lambda: (20600, owner) in self.ports(env), what="the winner everywhere")
+            self.assertDenied(env, env.cgroup("other"), 20600)
+            self.assertAllowed(env, env.svc_cgroup(owner), 20600)
+
+    # ---- failures ----
+
+    def test_quorum_loss_keeps_enforcing_and_fails_mutations_with_69(self):
+        a, b = self.host("node-a"), self.host("node-b")
+        self.apply(a, "web")
+        a.ok("port", "reserve", "20700", "service", "web")
+        self.wait_for(lambda: (20700, "web") in self.ports(b), what="20700 on B")
+        self.etcd.pause(0)
+        self.etcd.pause(1)
+        self.assertDenied(b, b.cgroup("other"), 20700)
+        t = time.time()
+        r = a.ctl("port", "reserve", "20701", "service", "web")
+        took = time.time() - t
+        self.assertEqual(r.rc, 69, r)
+        self.assertLess(took, 15.0)
+        self.assertIn("unavailable", r.json["error"])
+        # never applied locally
+        self.assertNotIn((20701, "web"), self.ports(a))
+        self.assertAllowed(a, a.cgroup("other"), 20701)
+        self.assertDenied(b, b.cgroup("other"), 20700)
+        self.etcd.resume(0)
+        self.etcd.resume(1)
+        deadline = time.time() + 20
+        while True:
+            r = a.ctl("port", "reserve", "20701", "service", "web")
+            if r.rc == 0 or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        self.assertEqual(r.rc, 0, r)
+        self.wait_for(lambda: b.bind_in(b.cgroup("other"), 20701) == errno.EPERM, timeout=10,
+                      what="20701 denied on B after quorum returned")
+
+    def test_kill_leader_during_writes_loses_no_acknowledged_reservation(self):
+        a, b = self.host("node-a"), self.host("node-b")
+        self.apply(a, "web")
+        self.wait_for(lambda: b.ok("service", "show", "web"), what="web on B")
+        acked, ambiguous = set(), set()
+        ports = list(range(21000, 21120))
+        killed = threading.Event()
+
+        def killer():
+            time.sleep(0.4)
+            self.leader = self.etcd.leader()
+            self.etcd.kill(self.leader)
+            killed.set()
+
+        t = threading.Thread(target=killer)
+        t.start()
+        for i, port in enumerate(ports):
+            env = a if i % 2 == 0 else b
+            r = env.ctl("port", "reserve", str(port), "service", "web")
+            if r.rc == 0:
+                acked.add(port)
+            else:
+                self.assertIn(r.rc, (69, 1), r)
+                ambiguous.add(port)
+        t.join()
+        self.assertTrue(killed.is_set())
+        self.etcd.restart(self.leader)
+        self.etcd.wait_healthy()
+        in_etcd = {p for p, s in self.etcd_resv()}
+        self.assertEqual(acked - in_etcd, set(), "acknowledged reservations lost in etcd")
+        self.assertGreater(len(acked), 60)
+        # an ambiguous call can be retried: saved (a no-op now) or not
+        for port in sorted(ambiguous):
+            self.assertEqual(a.ctl("port", "reserve", str(port), "service", "web").rc, 0)
+        want = {(p, "web") for p in ports}
+        self.assertEqual(self.etcd_resv(), want)
+        for env in (a, b):
+            self.wait_for(lambda: self.ports(env) == want, timeout=10, what="both hosts converge")
+        for port in (ports[0], ports[len(ports) // 2], ports[-1]):
+            self.assertDenied(b, b.cgroup("other"), port)
+        # the new leader's term was seen, counted and reported
+        changes = [env.ok("status")["registry"]["leader_changes"] for env in (a, b)]
+        self.assertGreaterEqual(max(changes), 1, changes)
+
+    def test_watch_paused_across_writes_and_compaction_ends_equal_to_a_fresh_range(self):
+        # B watches through member 2 first; A writes through 0 and 1.
+        a = self.host("node-a", order=(0, 1, 2))
+        b = self.host("node-b", order=(2, 0, 1))
+        self.apply(a, "web")
+        a.ok("port", "reserve", "21500", "service", "web")
+        self.wait_for(lambda: (21500, "web") in self.ports(b), what="21500 on B")
+        b.proc.send_signal(signal.SIGSTOP)
+        try:
+            self.etcd.kill(2)  # B's watch stream is cut while B cannot see it
+            for port in range(21501, 21601):
+                a.ok("port", "reserve", str(port), "service", "web")
+            a.ok("port", "release", "21500")
+            _, rev = self.etcd.range_prefix(self.prefix)
+            self.etcd.compact(rev)
+        finally:
+            b.proc.send_signal(signal.SIGCONT)
+        fresh = self.etcd_resv()
+        self.assertEqual(len(fresh), 100)
+        self.wait_for(lambda: self.ports(b) == fresh, timeout=15, what="B equal to etcd")
+        st = b.ok("status")["registry"]
+        self.assertGreaterEqual(st["compactions"], 1, st)
+        self.assertGreaterEqual(st["relists"], 1, st)
+        self.assertEqual(st["revision"], self.etcd.range_prefix(self.prefix)[1])
+        evs = b.wait_event(lambda e: e.get("action") == "compactions", type="registry_recovered")
+        self.assertTrue(evs, "no registry_recovered event for the compaction")
+        self.assertAllowed(b, b.cgroup("other"), 21500)
+        self.assertDenied(b, b.cgroup("other"), 21600)
+
+    def test_restart_during_outage_enforces_the_local_copy(self):
+        a, b = self.host("node-a"), self.host("node-b")
+        self.apply(a, "web")
+        a.ok("port", "reserve", "21700", "service", "web")
+        self.wait_for(lambda: (21700, "web") in self.ports(b), what="21700 on B")
+        time.sleep(1.2)  # the local copy is written at most every 0.5 s
+        b.stop()
+        b.ok("teardown")  # no pinned policy left: what B enforces next comes from its copy
+        self.assertAllowed(b, b.cgroup("other"), 21700)
+        for i in range(3):
+            self.etcd.pause(i)
+        b.start()
+        st = b.ok("status")["registry"]
+        self.assertTrue(st["stale"], st)
+        self.assertTrue(st["started_from_local_copy"], st)
+        self.assertIn((21700, "web"), self.ports(b))
+        self.assertDenied(b, b.cgroup("other"), 21700)
+        self.assertAllowed(b, b.svc_cgroup("web"), 21700)
+        r = b.ctl("port", "reserve", "21701", "service", "web")
+        self.assertEqual(r.rc, 69, r)
+        for i in range(3):
+            self.etcd.resume(i)
+        self.wait_for(lambda: not b.ok("status")["registry"]["stale"], timeout=20,
+                      what="B no longer stale")
+        deadline = time.time() + 15
+        while (r := b.ctl("port", "reserve", "21701", "service", "web")).rc != 0 \
+                and time.time() < deadline:
+            time.sleep(0.5)
+        self.assertEqual(r.rc, 0, r)
+        self.wait_for(lambda: (21701, "web") in self.ports(a), what="21701 on A")
+
+    # ---- machine registry and discovery ----
+
+    def mcp_call(self, env, tool, args):
+        msgs = [{"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                 "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                            "clientInfo": {"name": "t", "version": "1"}}},
+                {"jsonrpc": "2.0", "method": "notifications/initialized"},
+                {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                 "params": {"name": tool, "arguments": args}}]
+        text = "".join(json.dumps(m) + "\n" for m in msgs)
+        r = subprocess.run([CTL, "-c", env.config_path, "mcp"], input=text,
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return [json.loads(line) for line in r.stdout.splitlines()][1]["result"]
+
+    def test_machine_registry_hosts_up_lost_and_where_services_run(self):
+        a, b = self.host("node-a", lease_ttl_s=5), self.host("node-b", lease_ttl_s=5)
+
+        def states():
+            return {h["name"]: h["state"] for h in a.ok("host", "list")}
+
+        self.wait_for(lambda: states() == {"node-a": "up", "node-b": "up"}, what="both hosts up")
+        hb = a.ok("host", "show", "node-b")
+        self.assertEqual(hb["name"], "node-b")
+        self.assertIsInstance(hb["addresses"], list)
+        self.assertRegex(hb["dashboard_url"], r"^http://127\.0\.0\.1:\d+/$")
+        self.assertRegex(hb["mcp_url"], r"^http://127\.0\.0\.1:\d+/mcp$")
+        self.assertGreater(hb["capacity"]["cpus"], 0)
+        self.assertEqual(hb["components"]["ports"], "enforce")
+        self.assertRegex(hb["last_seen"], r"^\d{4}-\d\d-\d\dT")
+        self.assertEqual(a.ctl("host", "show", "node-x").rc, 1)
+
+        # discovery: web runs on B (its cgroup there has a process), not on A
+        self.apply(a, "web")
+        a.ok("port", "reserve", "21800", "service", "web")
+        self.wait_for(lambda: os.path.isdir(b.svc_cgroup("web")), what="web's cgroup on B")
+        b.spawn_in(b.svc_cgroup("web"), ["sleep", "120"])
+        self.wait_for(lambda: [w["host"] for w in a.ok("service", "where", "web")] == ["node-b"],
+                      what="web found on B")
+        where = a.ok("service", "where", "web")[0]
+        self.assertEqual(where["state"], "up")
+        self.assertEqual(where["ports"], ["21800/tcp"])
+        self.assertIn("state", where["health"])
+
+        # the same through the HTTP API and MCP
+        r = request(a.api_url("/api/v1/hosts"))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(sorted(h["name"] for h in r.json), ["node-a", "node-b"])
+        r = request(a.api_url("/api/v1/services/web/where"))
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual([w["host"] for w in r.json], ["node-b"])
+        self.assertEqual(request(a.api_url("/api/v1/services/nope/where")).status, 404)
+        res = self.mcp_call(a, "list_hosts", {})
+        self.assertFalse(res.get("isError"), res)
+        self.assertEqual(sorted(h["name"] for h in res["structuredContent"]["hosts"]),
+                         ["node-a", "node-b"])
+        res = self.mcp_call(a, "find_service", {"name": "web"})
+        self.assertEqual([w["host"] for w in res["structuredContent"]["hosts"]], ["node-b"])
+
+        # B dies without a word: lost within its lease's TTL and 5 s
+        b.proc.send_signal(signal.SIGKILL)
+        b.proc.wait()
+        t = time.time()
+        self.wait_for(lambda: states().get("node-b") == "lost", timeout=10, what="node-b lost")
+        took = time.time() - t
+        self.assertLessEqual(took, 10.0)
+        self.assertEqual(states()["node-a"], "up")
+        self.wait_for(lambda: a.ok("service", "where", "web") == [], timeout=3,
+                      what="web's endpoint gone with B's lease")
+
+    def test_lease_loss_recovers_by_itself(self):
+        a, b = self.host("node-a", lease_ttl_s=5), self.host("node-b", lease_ttl_s=5)
+
+        def state_of_a():
+            return {h["name"]: h["state"] for h in b.ok("host", "list")}.get("node-a")
+
+        self.wait_for(lambda: state_of_a() == "up", what="node-a up")
+        a.proc.send_signal(signal.SIGSTOP)  # no keepalive for longer than the TTL
+        try:
+            self.wait_for(lambda: state_of_a() == "lost", timeout=10, what="node-a lost")
+        finally:
+            a.proc.send_signal(signal.SIGCONT)
+        self.wait_for(lambda: state_of_a() == "up", timeout=10, what="node-a up again")
+        self.assertGreaterEqual(a.ok("status")["registry"]["lease_losses"], 1)
+        evs = a.wait_event(lambda e: e.get("action") == "lease_losses", type="registry_recovered")
+        self.assertTrue(evs, "no registry_recovered event for the lost lease")
+
+    def test_file_backend_has_no_machine_registry(self):
+        e = self.env("filehost")
+        r = e.ctl("host", "list")
+        self.assertEqual(r.rc, 1, r)
+        self.assertIn("etcd", r.json["error"])
+
+
+class EtcdAuth(EtcdTest):
+    """etcd with authentication and simple tokens of 2 s: caelumd renews its token."""
+
+    def test_wrong_password_refused_and_expired_tokens_renewed(self):
+        etcd = EtcdCluster(members=1, base=BASE_PORT + 20,
+                           extra=["--auth-token", "simple", "--auth-token-ttl", "2"])
+        self.addCleanup(etcd.close)
+        etcd.call(0, "/v3/auth/role/add", {"name": "root"})
+        etcd.call(0, "/v3/auth/user/add", {"name": "root", "password": "s3cret"})
+        etcd.call(0, "/v3/auth/user/grant", {"user": "root", "role": "root"})
+        etcd.call(0, "/v3/auth/enable", {})
+
+        def registry(pwfile):
+            return {"registry": {"backend": "etcd", "endpoints": etcd.endpoints(),
+                                 "prefix": f"auth{os.getpid()}/", "username": "root",
+                                 "password_file": pwfile, "timeout_ms": 3000,
+                                 "lease_ttl_s": 9}}
+
+        bad = self.env("authbad", start=False, managed=())
+        with open(os.path.join(bad.dir, "pw"), "w") as f:
+            f.write("wrong\n")
+        bad.config.update(registry(os.path.join(bad.dir, "pw")))
+        bad.write_config()
+        rc = bad.start(wait=False).wait(timeout=30)
+        bad.proc = None
+        self.assertNotEqual(rc, 0)
+        self.assertIn("etcd refused user 'root'", bad.log())
+
+        e = self.env("auth", start=False, managed=())
+        with open(os.path.join(e.dir, "pw"), "w") as f:
+            f.write("s3cret\n")
+        e.config.update(registry(os.path.join(e.dir, "pw")))
+        e.write_config()
+        e.start()
+        path = os.path.join(e.dir, "web.json")
+        with open(path, "w") as f:
+            json.dump({"name": "web", "ports": []}, f)
+        e.ok("service", "apply", path)
+        e.ok("port", "reserve", "21900", "service", "web")
+        renewals = e.ok("status")["registry"]["token_renewals"]
+        time.sleep(3.5)  # the token expired (2 s without use)
+        e.ok("port", "reserve", "21901", "service", "web")
+        st = e.ok("status")["registry"]
+        self.assertGreater(st["token_renewals"], renewals, st)
+        self.assertDenied(e, e.cgroup("other"), 21901)
+        evs = e.wait_event(lambda ev: ev.get("action") == "token_renewals",
+                           type="registry_recovered")
+        self.assertTrue(evs, "no registry_recovered event for the renewed token")
+        # The session's requests renew their token too: its keepalives (every 3 s, the
+        # token lives 2 s unused) and the host record rewritten after 10 s both need one.
+        first = e.ok("host", "list")[0]["last_seen"]
+        time.sleep(11.5)
+        self.wait_for(lambda: e.ok("host", "list")[0]["last_seen"] != first, timeout=3,
+                      what="the host record rewritten with a renewed token")
+        self.assertEqual(e.ok("host", "list")[0]["state"], "up")
+        self.assertEqual(e.ok("status")["registry"]["lease_losses"], 0)
