@@ -9,6 +9,7 @@ import sys
 import time
 
 from harness import CaelumTest
+from httpc import metric, parse_prometheus, request
 
 TRAFFIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bwtraffic.py")
 PORT = 18651  # outside the managed range; the suite runs under the integration lock
@@ -127,6 +128,34 @@ class Bandwidth(CaelumTest):
         self.assertTrue(comps["bandwidth"]["attached"])
         self.assertEqual({p["name"] for p in comps["bandwidth"]["programs"]},
                          {"cm_bw_egress", "cm_bw_ingress"})
+
+    def test_metrics_count_the_limited_service(self):
+        e = self.e
+
+        def scrape():
+            return parse_prometheus(request(e.api_url("/metrics")).body.decode())
+
+        def bw(m, name, d="egress"):
+            return metric(m, name, service="lim", direction=d)
+
+        m0 = scrape()
+        self.assertEqual(bw(m0, "caelum_bandwidth_reserved_bits_per_second"), 20e6)
+        self.assertIsNone(bw(m0, "caelum_bandwidth_reserved_bits_per_second", "ingress"))
+        self.assertIsNone(metric(m0, "caelum_bandwidth_bytes_total", service="free",
+                                 direction="egress"))  # no reservation, no series
+        r = self.t.run("udp", e.svc_cgroup("lim"), e.cgroup("sink"), secs=1.0)
+        time.sleep(1.2)  # a sample for the measured rate
+        m1 = scrape()
+        sent = bw(m1, "caelum_bandwidth_bytes_total") - bw(m0, "caelum_bandwidth_bytes_total")
+        self.assertGreaterEqual(sent, r["bytes"])  # the sink's payload, plus headers
+        # the sender ran 1.5 s at <= 20 Mbit/s, plus the queue's burst
+        self.assertLess(sent, 20e6 / 8 * 2.0)
+        self.assertGreater(bw(m1, "caelum_bandwidth_packets_total"),
+                           bw(m0, "caelum_bandwidth_packets_total"))
+        self.assertGreater(bw(m1, "caelum_bandwidth_dropped_packets_total"),
+                           bw(m0, "caelum_bandwidth_dropped_packets_total"))
+        self.assertGreater(bw(m1, "caelum_bandwidth_dropped_bytes_total"), 0)
+        self.assertIsNotNone(bw(m1, "caelum_bandwidth_measured_bits_per_second"))
 
     def test_over_allocation_refused_nothing_changes(self):
         e = self.e
