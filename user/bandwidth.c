@@ -282,6 +282,42 @@ out:
 	return err;
 }
 
+int bandwidth_counts(void *self, uint64_t cgid, struct caelum_bw_dir_count out[CAELUM_BW_DIRS])
+{
+	return counts_read(self, cgid, out);
+}
+
+int bandwidth_canary_set(void *self, uint64_t cgid, int64_t egress_kbit)
+{
+	struct spec_resources r = { .egress_kbit = egress_kbit };
+	struct bandwidth *b = self;
+	struct caelum_bw want;
+	void *zero;
+	int err = 0;
+
+	if (!bandwidth_entry(&r, &want))
+		return -EINVAL;
+	zero = calloc((size_t)b->ncpu, sizeof(struct caelum_bw_count));
+	if (!zero)
+		return -ENOMEM;
+	/* counts first: the programs count from the first packet the entry limits */
+	if (bpf_map_update_elem(bpf_map__fd(b->skel->maps.cm_bw_count), &cgid, zero, BPF_ANY) ||
+	    bpf_map_update_elem(bpf_map__fd(b->skel->maps.cm_bw), &cgid, &want, BPF_ANY))
+		err = -errno;
+	free(zero);
+	return err;
+}
+
+void bandwidth_canary_clear(void *self, uint64_t cgid)
+{
+	struct bandwidth *b = self;
+
+	if (sample_find(b, cgid)) /* a real service's entry: never ours to remove */
+		return;
+	bpf_map_delete_elem(bpf_map__fd(b->skel->maps.cm_bw), &cgid);
+	bpf_map_delete_elem(bpf_map__fd(b->skel->maps.cm_bw_count), &cgid);
+}
+
 static void bw_tick(void *self, const struct comp_env *env, uint64_t now_ns)
 {
 	struct bandwidth *b = self;

@@ -27,4 +27,16 @@ struct spec_resources;
  */
 bool bandwidth_entry(const struct spec_resources *r, struct caelum_bw *out);
 
+/*
+ * The self-verification's canary (verify.c): limit cgid's egress to egress_kbit kbit/s
+ * outside the registry, with an idle queue and its counts at zero. self is the component's
+ * state (daemon_bandwidth()). It lasts until bandwidth_canary_clear() or the next sync,
+ * which keeps only the registry's services. 0 or -errno.
+ */
+int bandwidth_canary_set(void *self, uint64_t cgid, int64_t egress_kbit);
+void bandwidth_canary_clear(void *self, uint64_t cgid);
+/* What cm_bw_count holds for cgid, summed over the CPUs, per direction (CAELUM_BW_*).
+ * 0, or -ENOENT when cgid has no counts, or -errno. */
+int bandwidth_counts(void *self, uint64_t cgid, struct caelum_bw_dir_count out[CAELUM_BW_DIRS]);
+
 #endif /* CAELUM_USER_BANDWIDTH_H */

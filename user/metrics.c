@@ -308,6 +308,55 @@ static void resource_metrics(struct out *o, struct json_object *res)
 	}
 }
 
+/*
+ * resources.services[].bandwidth (user/bandwidth.c): per service and direction, the
+ * reservation and the rate over the last sample as gauges in bit/s, the kernel's counts
+ * (cm_bw_count) as counters. Services without a bandwidth reservation have none.
+ */
+static void bandwidth_metrics(struct out *o, struct json_object *svcs)
+{
+	static const char *const dirs[] = { "egress", "ingress" };
+	static const struct {
+		const char *name, *key, *type, *help;
+		double scale;
+	} m[] = {
+		{ "caelum_bandwidth_reserved_bits_per_second", "reserved_mbit", "gauge",
+		  "A service's bandwidth reservation, by direction.", 1e6 },
+		{ "caelum_bandwidth_measured_bits_per_second", "measured_mbit", "gauge",
+		  "A service's measured rate over the last sample (passed bytes), by direction.", 1e6 },
+		{ "caelum_bandwidth_bytes_total", "bytes", "counter",
+		  "Bytes a service sent or received that passed its limit, by direction.", 1 },
+		{ "caelum_bandwidth_packets_total", "packets", "counter",
+		  "Packets a service sent or received that passed its limit, by direction.", 1 },
+		{ "caelum_bandwidth_signalled_packets_total", "signalled", "counter",
+		  "Packets passed with a congestion signal (ECN CE or CN), by direction.", 1 },
+		{ "caelum_bandwidth_dropped_packets_total", "dropped", "counter",
+		  "Packets dropped over the limit, by direction.", 1 },
+		{ "caelum_bandwidth_dropped_bytes_total", "dropped_bytes", "counter",
+		  "Bytes dropped over the limit, by direction.", 1 },
+		{ "caelum_bandwidth_over_packets_total", "over", "counter",
+		  "Audit mode: packets that would have been signalled or dropped, by direction.", 1 },
+	};
+
+	for (size_t k = 0; k < sizeof(m) / sizeof(m[0]); k++) {
+		family(o, m[k].name, m[k].type, m[k].help);
+		for (size_t i = 0; i < len_of(svcs); i++) {
+			struct json_object *s = json_object_array_get_idx(svcs, i);
+			struct json_object *bw = get(s, "bandwidth");
+
+			for (size_t d = 0; bw && d < 2; d++) {
+				struct json_object *v = get(get(bw, dirs[d]), m[k].key);
+
+				/* null: not reserved in that direction, or no rate sampled yet */
+				if (v && (json_object_is_type(v, json_type_int) ||
+					  json_object_is_type(v, json_type_double)))
+					sample(o, m[k].name, json_object_get_double(v) * m[k].scale,
+					       "service", str(s, "name"), "direction", dirs[d], NULL);
+			}
+		}
+	}
+}
+
 static void peer_metrics(struct out *o, struct json_object *peers)
 {
 	static const char *const outcomes[] = { "sent", "dropped", "refused" };
@@ -449,8 +498,10 @@ int metrics_render(struct json_object *status, struct json_object *res,
 	program_metrics(&o, get(status, "components"));
 	map_metrics(&o, get(status, "maps"));
 	verify_metrics(&o, get(status, "verification"));
-	if (res)
+	if (res) {
 		resource_metrics(&o, res);
+		bandwidth_metrics(&o, get(res, "services"));
+	}
 	http_metrics(&o, http);
 	mcp_metrics(&o, get(http, "mcp"));
 	if (peers && json_object_is_type(peers, json_type_array) && len_of(peers))

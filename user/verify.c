@@ -15,6 +15,9 @@
  *   devices    mknod of char <1:250>, assigned to ".verify-owner"             -> EPERM
  *   tasks      a fork in ".verify-tasks" (budget 1)                           -> SIGKILL
  *   cpu        30 ms of spinning in ".verify-tasks"                           -> counted
+ *   bandwidth  64 UDP datagrams of 1000 B over loopback from ".verify-tasks",
+ *              limited to 1 Mbit/s egress for the probe only                 -> held:
+ *              ~13 pass (the queue's burst + mark), the rest dropped and counted
  * The unmanaged probes run in <cgroup_root>/.caelum-verify. The kernel records their
  * denials like any other; caelumd counts them (verification_records) instead of emitting
  * them: the result of the verification is the event.
@@ -22,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +40,7 @@
 #include <bpf/libbpf.h>
 
 #include "agg.h"
+#include "bandwidth.h"
 #include "bpfinfo.h"
 #include "caelum/connect.h"
 #include "caelum/devices.h"
@@ -54,6 +59,12 @@
 #define VERIFY_DB_NAME ".verify"
 #define SPIN_NS 30000000ULL
 #define CHILD_TIMEOUT_MS 3000
+/* The bandwidth canary: at 1 Mbit/s (125,000 B/s) an idle queue passes burst + mark =
+ * 105 ms of it, 13,125 B: 13 of the 64 datagrams, whatever the host's speed (the whole
+ * burst takes well under a millisecond; the queue drains 125 B of it per ms). */
+#define VERIFY_BW_KBIT 1000
+#define VERIFY_BW_DGRAMS 64
+#define VERIFY_BW_DGRAM_BYTES 1000
 
 /* ---- integrity ---- */
 
@@ -332,6 +343,33 @@ static int probe_fork(struct daemon *d)
 	return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL ? 0 : 1;
 }
 
+/* A burst over loopback to a socket of our own: exit 0 when some but not all of it arrived
+ * (held and still flowing), 1 when all of it did (not held), 2 when none did, 3 on errors.
+ * A datagram dropped at egress fails sendto() with EPERM. */
+static int probe_udp_burst(struct daemon *d)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	char buf[VERIFY_BW_DGRAM_BYTES] = { 0 };
+	int rx = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0), tx = socket(AF_INET, SOCK_DGRAM, 0);
+	int got = 0;
+
+	(void)d;
+	if (rx < 0 || tx < 0 || bind(rx, (struct sockaddr *)&a, sizeof(a)) ||
+	    getsockname(rx, (struct sockaddr *)&a, &alen))
+		return 3;
+	for (int i = 0; i < VERIFY_BW_DGRAMS; i++)
+		if (sendto(tx, buf, sizeof(buf), 0, (struct sockaddr *)&a, sizeof(a)) < 0 &&
+		    errno != EPERM)
+			return 3;
+	/* Loopback usually delivers before sendto() returns; give softirq work that was
+	 * deferred (ksoftirqd on a busy host) 20 ms of quiet before counting it done. */
+	for (struct pollfd p = { .fd = rx, .events = POLLIN }; poll(&p, 1, 20) > 0;)
+		while (recv(rx, buf, sizeof(buf), 0) > 0)
+			got++;
+	return got == VERIFY_BW_DGRAMS ? 1 : got == 0 ? 2 : 0;
+}
+
 struct vstep {
 	int comp;
 	bool loaded;
@@ -391,6 +429,46 @@ static void step_cpu(struct daemon *d, uint64_t before, struct json_object *comp
 	record(comps, "cpu", got >= SPIN_NS / 2, detail, all);
 }
 
+/* The canary limit on .verify-tasks for the probe only, then what the kernel counted. */
+static void step_bandwidth(struct daemon *d, struct json_object *comps, bool *all)
+{
+	struct caelum_bw_dir_count c[CAELUM_BW_DIRS];
+	void *bw = daemon_bandwidth(d);
+	int mode = d->cfg.comp_mode[CAELUM_COMP_BANDWIDTH], rc, err;
+	char detail[256] = "";
+
+	if (mode != CAELUM_MODE_ENFORCE) {
+		snprintf(detail, sizeof(detail), "skipped: component is in %s mode", mode_name(mode));
+		json_object_object_add(comps, "bandwidth", json_object_new_string(detail));
+		return;
+	}
+	if (!bw) {
+		record(comps, "bandwidth", false, components_error(&d->comps, CAELUM_COMP_BANDWIDTH),
+		       all);
+		return;
+	}
+	err = bandwidth_canary_set(bw, d->verify_tasks_cgid, VERIFY_BW_KBIT);
+	if (err) {
+		snprintf(detail, sizeof(detail), "failed to set the canary limit: %s", strerror(-err));
+		record(comps, "bandwidth", false, detail, all);
+		return;
+	}
+	rc = run_child(d->verify_tasks_cgroup, probe_udp_burst, d, detail, sizeof(detail));
+	err = bandwidth_counts(bw, d->verify_tasks_cgid, c);
+	bandwidth_canary_clear(bw, d->verify_tasks_cgid);
+	if (!detail[0] && err)
+		snprintf(detail, sizeof(detail), "failed to read the canary's counts: %s",
+			 strerror(-err));
+	else if (!detail[0])
+		snprintf(detail, sizeof(detail),
+			 "%d datagrams at the %d kbit/s canary limit: %llu passed, %llu dropped%s",
+			 VERIFY_BW_DGRAMS, VERIFY_BW_KBIT,
+			 (unsigned long long)c[CAELUM_BW_EGRESS].packets,
+			 (unsigned long long)c[CAELUM_BW_EGRESS].dropped,
+			 rc == 1 ? ": NOT held" : rc == 2 ? ": nothing passed" : "");
+	record(comps, "bandwidth", !rc && !err && c[CAELUM_BW_EGRESS].dropped > 0, detail, all);
+}
+
 struct json_object *verify_run(struct daemon *d)
 {
 	const struct vstep steps[] = {
@@ -415,6 +493,7 @@ struct json_object *verify_run(struct daemon *d)
 	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++)
 		step(d, &steps[i], comps, &all);
 	step_cpu(d, cpu_before, comps, &all);
+	step_bandwidth(d, comps, &all);
 	time_format_rfc3339(time_now_ns(), ts, sizeof(ts));
 	json_object_object_add(o, "time", json_object_new_string(ts));
 	json_object_object_add(o, "ok", json_object_new_boolean(all));

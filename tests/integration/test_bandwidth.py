@@ -9,6 +9,7 @@ import sys
 import time
 
 from harness import CaelumTest
+from httpc import metric, parse_prometheus, request
 
 TRAFFIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bwtraffic.py")
 PORT = 18651  # outside the managed range; the suite runs under the integration lock
@@ -128,6 +129,34 @@ class Bandwidth(CaelumTest):
         self.assertEqual({p["name"] for p in comps["bandwidth"]["programs"]},
                          {"cm_bw_egress", "cm_bw_ingress"})
 
+    def test_metrics_count_the_limited_service(self):
+        e = self.e
+
+        def scrape():
+            return parse_prometheus(request(e.api_url("/metrics")).body.decode())
+
+        def bw(m, name, d="egress"):
+            return metric(m, name, service="lim", direction=d)
+
+        m0 = scrape()
+        self.assertEqual(bw(m0, "caelum_bandwidth_reserved_bits_per_second"), 20e6)
+        self.assertIsNone(bw(m0, "caelum_bandwidth_reserved_bits_per_second", "ingress"))
+        self.assertIsNone(metric(m0, "caelum_bandwidth_bytes_total", service="free",
+                                 direction="egress"))  # no reservation, no series
+        r = self.t.run("udp", e.svc_cgroup("lim"), e.cgroup("sink"), secs=1.0)
+        time.sleep(1.2)  # a sample for the measured rate
+        m1 = scrape()
+        sent = bw(m1, "caelum_bandwidth_bytes_total") - bw(m0, "caelum_bandwidth_bytes_total")
+        self.assertGreaterEqual(sent, r["bytes"])  # the sink's payload, plus headers
+        # the sender ran 1.5 s at <= 20 Mbit/s, plus the queue's burst
+        self.assertLess(sent, 20e6 / 8 * 2.0)
+        self.assertGreater(bw(m1, "caelum_bandwidth_packets_total"),
+                           bw(m0, "caelum_bandwidth_packets_total"))
+        self.assertGreater(bw(m1, "caelum_bandwidth_dropped_packets_total"),
+                           bw(m0, "caelum_bandwidth_dropped_packets_total"))
+        self.assertGreater(bw(m1, "caelum_bandwidth_dropped_bytes_total"), 0)
+        self.assertIsNotNone(bw(m1, "caelum_bandwidth_measured_bits_per_second"))
+
     def test_over_allocation_refused_nothing_changes(self):
         e = self.e
         path = os.path.join(e.dir, "big.json")
@@ -241,3 +270,57 @@ class BandwidthNamespaces(CaelumTest):
         print(f"\n  tcp egress in an opted-in namespace: {rate:.1f} Mbit/s", file=sys.stderr)
         self.assertTrue(5 <= rate <= 24, rate)
         self.assertGreater(bw_of(e, "lim")["egress"]["dropped"], 0)
+
+
+def bw_map_keys(env, name):
+    """Keys (cgroup ids) of the pinned map name, from bpftool."""
+    out = subprocess.run(["bpftool", "-j", "map", "dump", "pinned",
+                          os.path.join(env.bpffs, "maps", name)], capture_output=True, text=True,
+                         check=True).stdout
+    return [e.get("formatted", {}).get("key", e.get("key")) for e in json.loads(out)]
+
+
+class BandwidthVerify(CaelumTest):
+    """caelumctl verify holds a burst from Caelum's own cgroup to a canary limit."""
+
+    def test_verify_holds_the_canary(self):
+        e = self.env("bwverify", extra={"verify": {"interval_s": 0}})
+        r = e.ctl("verify")
+        self.assertEqual(r.rc, 0, r)
+        got = r.json["components"]["bandwidth"]
+        self.assertTrue(got["ok"], got)
+        # "64 datagrams at the 1000 kbit/s canary limit: 13 passed, 51 dropped"
+        words = got["detail"].replace(",", "").split()
+        passed, dropped = int(words[-4]), int(words[-2])
+        self.assertEqual(passed + dropped, 64, got)
+        self.assertTrue(5 <= passed <= 20, got)  # burst + mark of the queue: 13
+        # the canary limit lasts for the probe only, and its drops are not host events
+        self.assertEqual(bw_map_keys(e, "cm_bw"), [])
+        self.assertEqual(bw_map_keys(e, "cm_bw_count"), [])
+        self.assertEqual(e.events(type="bandwidth_exceeded"), [])
+        self.assertGreaterEqual(e.ok("status")["events"]["verification_records"], 1)
+
+    def test_detached_programs_fail_verification(self):
+        e = self.env("bwverifyfail", extra={"verify": {"interval_s": 0}})
+        pin = os.path.join(e.bpffs, "links", "cm_bw_egress")
+        out = subprocess.run(["bpftool", "-j", "link", "show", "pinned", pin],
+                             capture_output=True, text=True, check=True).stdout
+        subprocess.run(["bpftool", "link", "detach", "id", str(json.loads(out)["id"])],
+                       check=True)
+        r = e.ctl("verify")
+        self.assertEqual(r.rc, 1, r)
+        got = r.json["components"]["bandwidth"]
+        self.assertFalse(got["ok"], got)
+        self.assertIn("NOT held", got["detail"])
+        self.assertTrue(r.json["components"]["ports"]["ok"])  # the others still pass
+        ev = e.wait_event(lambda ev: ev["object"] == "cm_bw_egress", timeout=10,
+                          type="integrity_repaired")
+        self.assertEqual(ev[0]["action"], "repaired")
+        self.assertEqual(e.ctl("verify").json["components"]["bandwidth"]["ok"], True)
+
+    def test_verify_skips_bandwidth_when_off(self):
+        e = self.env("bwverifyoff", components={"bandwidth": "off"},
+                     extra={"verify": {"interval_s": 0}})
+        r = e.ctl("verify")
+        self.assertEqual(r.rc, 0, r)
+        self.assertEqual(r.json["components"]["bandwidth"], "skipped: component is in off mode")

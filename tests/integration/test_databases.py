@@ -440,7 +440,7 @@ class SelfVerification(CaelumTest):
         e = self.env("verify", services={"alpha": ["8100/tcp"]})
         r = e.ctl("verify")
         self.assertEqual(r.rc, 0, r)
-        for comp in ("ports", "databases", "devices", "tasks", "cpu"):
+        for comp in ("ports", "databases", "devices", "tasks", "cpu", "bandwidth"):
             self.assertTrue(r.json["components"][comp]["ok"], (comp, r.json))
         st = e.ok("status")
         self.assertTrue(st["verification"]["ok"])

@@ -54,7 +54,15 @@ static const char resources_doc[] =
 	"  \"memory_mb\":{\"capacity\":8192,\"allocated\":1024},\"gpus\":{\"capacity\":0,"
 	"  \"allocated\":0}},"
 	"\"services\":[{\"name\":\"web\",\"reservation\":{\"cpus\":1.5,\"memory_mb\":1024},"
-	"  \"cpu_usage\":0.25,\"live_tasks\":3}]}";
+	"  \"cpu_usage\":0.25,\"live_tasks\":3,\"bandwidth\":null},"
+	" {\"name\":\"s\\\"q\\\\\",\"reservation\":{\"egress_mbit\":20},"
+	"  \"bandwidth\":{\"limited\":true,\"sample_ns\":1000000000,"
+	"   \"egress\":{\"reserved_mbit\":20,\"measured_mbit\":18.5,\"bytes\":7500000,"
+	"     \"packets\":120,\"signalled\":9,\"dropped\":4,\"dropped_bytes\":262144,"
+	"     \"over\":0},"
+	"   \"ingress\":{\"reserved_mbit\":null,\"measured_mbit\":null,\"bytes\":6000,"
+	"     \"packets\":100,\"signalled\":0,\"dropped\":0,\"dropped_bytes\":0,"
+	"     \"over\":0}}}]}";
 
 static char *render(const char *status, const char *res, const char *svcs, int *err)
 {
@@ -132,6 +140,32 @@ static void test_exposition(void **state)
 	assert_line(t, "caelum_resource_allocated{dimension=\"cpus\"} 1.5");
 	assert_line(t, "caelum_resource_reservation{service=\"web\",dimension=\"memory_mb\"} 1024");
 	assert_line(t, "caelum_resource_usage{service=\"web\",dimension=\"tasks\"} 3");
+	/* bandwidth per service and direction: bit/s gauges, counters; null = no sample */
+	assert_line(t, "caelum_bandwidth_reserved_bits_per_second{service=\"s\\\"q\\\\\","
+		       "direction=\"egress\"} 20000000");
+	assert_line(t, "caelum_bandwidth_measured_bits_per_second{service=\"s\\\"q\\\\\","
+		       "direction=\"egress\"} 18500000");
+	assert_line(t, "caelum_bandwidth_bytes_total{service=\"s\\\"q\\\\\","
+		       "direction=\"egress\"} 7500000");
+	assert_line(t, "caelum_bandwidth_bytes_total{service=\"s\\\"q\\\\\","
+		       "direction=\"ingress\"} 6000");
+	assert_line(t, "caelum_bandwidth_packets_total{service=\"s\\\"q\\\\\","
+		       "direction=\"ingress\"} 100");
+	assert_line(t, "caelum_bandwidth_signalled_packets_total{service=\"s\\\"q\\\\\","
+		       "direction=\"egress\"} 9");
+	assert_line(t, "caelum_bandwidth_dropped_packets_total{service=\"s\\\"q\\\\\","
+		       "direction=\"egress\"} 4");
+	assert_line(t, "caelum_bandwidth_dropped_bytes_total{service=\"s\\\"q\\\\\","
+		       "direction=\"egress\"} 262144");
+	assert_line(t, "caelum_bandwidth_over_packets_total{service=\"s\\\"q\\\\\","
+		       "direction=\"ingress\"} 0");
+	assert_int_equal(count(t, "# TYPE caelum_bandwidth_bytes_total counter\n"), 1);
+	assert_int_equal(count(t, "# TYPE caelum_bandwidth_measured_bits_per_second gauge\n"), 1);
+	assert_null(strstr(t, "caelum_bandwidth_reserved_bits_per_second{service=\"s\\\"q\\\\\","
+			      "direction=\"ingress\"}"));
+	assert_null(strstr(t, "caelum_bandwidth_measured_bits_per_second{service=\"s\\\"q\\\\\","
+			      "direction=\"ingress\"}"));
+	assert_null(strstr(t, "{service=\"web\",direction="));
 	/* HTTP, MCP and peers from status.http */
 	assert_line(t, "caelum_http_requests_total{listener=\"mcp\"} 11");
 	assert_line(t, "caelum_http_responses_total{code=\"4xx\"} 6");
