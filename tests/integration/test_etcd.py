@@ -27,7 +27,9 @@ class EtcdTest(CaelumTest):
         self.fail(f"timed out after {timeout} s waiting for {what}")
 
 
-class EtcdBackend(EtcdTest):
+class EtcdFixture(EtcdTest):
+    """A 3-member etcd for the class, a fresh key prefix per test, hosts sharing it."""
+
     @classmethod
     def setUpClass(cls):
         cls.etcd = EtcdCluster()
@@ -75,6 +77,8 @@ class EtcdBackend(EtcdTest):
         kvs, _ = self.etcd.range_prefix(self.prefix + "reservations/")
         return {(int(k.split("/")[-2]), json.loads(v[0])["service"]) for k, v in kvs.items()}
 
+
+class EtcdBackend(EtcdFixture):
     # ---- one registry, two hosts ----
 
     def test_reservation_made_on_a_is_enforced_on_b(self):
