@@ -710,7 +710,7 @@ static void parse_peers(struct json_object *v, const char *file, struct config *
 static void parse_mcp(struct json_object *v, const char *file, struct config *cfg,
 		      struct verr *e)
 {
-	static const char *const extra[] = { "auth", "peers", NULL };
+	static const char *const extra[] = { "auth", "peers", "peers_token_file", NULL };
 	struct json_object *x;
 	size_t n0 = e->n;
 
@@ -729,8 +729,24 @@ static void parse_mcp(struct json_object *v, const char *file, struct config *cf
 	if (e->n == n0 && cfg->mcp_auth_none && cfg->mcp.enabled && !cfg->mcp.loopback)
 		verr_add(e, file, "mcp.auth",
 			 "\"none\" is only allowed on a loopback listener, not on %s", cfg->mcp.spec);
-	if (json_object_object_get_ex(v, "peers", &x))
-		parse_peers(x, file, cfg, e);
+	if (json_object_object_get_ex(v, "peers", &x)) {
+		if (json_object_is_type(x, json_type_string)) {
+			if (strcmp(json_object_get_string(x), "auto"))
+				verr_add(e, file, "mcp.peers",
+					 "\"%.64s\": expected an array of peers or \"auto\"",
+					 json_object_get_string(x));
+			else
+				cfg->peers_auto = true;
+		} else {
+			parse_peers(x, file, cfg, e);
+		}
+	}
+	if (json_object_object_get_ex(v, "peers_token_file", &x)) {
+		if (!cfg->peers_auto)
+			verr_add(e, file, "mcp.peers_token_file", "only with \"peers\": \"auto\"");
+		else
+			get_file(x, file, "mcp.peers_token_file", cfg->peers_token_file, e);
+	}
 }
 
 static void parse_ringbuf(struct json_object *v, const char *file, struct config *cfg,
@@ -841,6 +857,11 @@ int config_from_json(struct json_object *root, const char *file, struct config *
 	for (int c = 0; c < CAELUM_COMP_MAX; c++)
 		if (cfg->comp_mode[c] == CAELUM_MODE_UNSET)
 			cfg->comp_mode[c] = cfg->mode;
+	/* The peers of "auto" come from the machine registry, which only etcd has. */
+	if (cfg->peers_auto && !cfg->registry.etcd)
+		verr_add(e, file, "mcp.peers",
+			 "\"auto\" needs the etcd backend (the machine registry): registry.backend "
+			 "is \"file\"");
 	return e->n + e->dropped == n0 ? 0 : -EINVAL;
 }
 

@@ -83,6 +83,10 @@ struct config {
 	bool mcp_auth_none; /* "auth": "none" (loopback listener only) */
 	struct peer_cfg peers[CONFIG_MAX_PEERS];
 	size_t n_peers;
+	/* "mcp": {"peers": "auto"}: the peers are the other hosts of the machine registry (etcd
+	 * backend), each reached at its mcp_url with the token in peers_token_file ("" = none). */
+	bool peers_auto;
+	char peers_token_file[PATH_MAX];
 	/* "network_namespaces": namespace files whose binds and connects are the host's too */
 	char netns[CONFIG_MAX_NETNS][PATH_MAX];
 	size_t n_netns;

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "events.h"
 #include "fsutil.h"
+#include "handlers.h"
 #include "http.h"
 #include "log.h"
 #include "mcp.h"
@@ -22,6 +23,7 @@
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define STEP_TIMEOUT_NS (10ULL * 1000000000ULL)
+#define AUTO_EVERY_NS (1ULL * 1000000000ULL) /* "peers": "auto" re-reads the hosts this often */
 #define HTTP_REPLY_MAX (4U << 20)
 
 enum pstate { P_IDLE, P_CONNECTING, P_INITIALIZING, P_READY, P_BACKOFF };
@@ -51,18 +53,34 @@ struct peer {
 	int64_t next_id, init_id, batch_id;
 	/* Streamable HTTP (worker thread) */
 	pthread_t thread;
-	bool thread_started, stop;
+	bool thread_started, stop, exited;
 	char session[128];
+	/* "auto": the slot holds a peer (used), which is being stopped (retiring: its host
+	 * left the machine registry; the slot is freed once its worker has exited). */
+	bool used, retiring;
+	char host[256];
 };
 
 struct peers {
 	const struct config *cfg; /* host, peers */
 	struct events *ev;
 	struct http *http;
+	const struct handler_ctx *hx; /* "auto": host.list */
 	struct peer *v;
-	size_t n;
+	size_t n; /* slots: the configured peers, or CONFIG_MAX_PEERS with "auto" */
 	int sub_id;
+	uint64_t next_auto_ns;
+	uint64_t auto_added, auto_removed;
+	char auto_error[256];
 };
+
+/* A slot that carries events: configured, or an "auto" peer whose host is still there. */
+static bool peer_live(const struct peer *p)
+{
+	return p->used && !p->retiring;
+}
+
+static void auto_follow(struct peers *ps);
 
 static uint64_t mono_ns(void)
 {
@@ -300,7 +318,7 @@ static void ws_connect(struct peers *ps, struct peer *p)
 static struct peer *peer_of_conn(struct peers *ps, uint64_t conn)
 {
 	for (size_t i = 0; i < ps->n; i++)
-		if (ps->v[i].u.ws && ps->v[i].conn == conn &&
+		if (peer_live(&ps->v[i]) && ps->v[i].u.ws && ps->v[i].conn == conn &&
 		    ps->v[i].state != P_BACKOFF && ps->v[i].state != P_IDLE)
 			return &ps->v[i];
 	return NULL;
@@ -639,6 +657,7 @@ static void *http_worker(void *arg)
 			json_object_put(m);
 		}
 	}
+	p->exited = true;
 	pthread_mutex_unlock(&p->mu);
 	return NULL;
 }
@@ -660,6 +679,8 @@ static void on_event(void *ctx, struct json_object *ev)
 	for (size_t i = 0; i < ps->n; i++) {
 		struct peer *p = &ps->v[i];
 
+		if (!peer_live(p))
+			continue;
 		pthread_mutex_lock(&p->mu);
 		q_push(p, txt);
 		if (!p->u.ws)
@@ -675,11 +696,15 @@ void peers_tick(struct peers *ps, uint64_t now_ns)
 	uint64_t now = mono_ns();
 
 	(void)now_ns;
+	if (ps && ps->cfg->peers_auto && now >= ps->next_auto_ns) {
+		ps->next_auto_ns = now + AUTO_EVERY_NS;
+		auto_follow(ps);
+	}
 	for (size_t i = 0; ps && i < ps->n; i++) {
 		struct peer *p = &ps->v[i];
 		bool connect, stuck;
 
-		if (!p->u.ws)
+		if (!peer_live(p) || !p->u.ws)
 			continue;
 		pthread_mutex_lock(&p->mu);
 		connect = (p->state == P_IDLE || p->state == P_BACKOFF) && now >= p->next_try_ns;
@@ -704,10 +729,15 @@ struct json_object *peers_status_json(struct peers *ps)
 
 	for (size_t i = 0; ps && i < ps->n; i++) {
 		struct peer *p = &ps->v[i];
-		struct json_object *o = json_object_new_object();
+		struct json_object *o;
 
+		if (!peer_live(p))
+			continue;
+		o = json_object_new_object();
 		pthread_mutex_lock(&p->mu);
 		json_object_object_add(o, "url", json_object_new_string(p->cfg.url));
+		json_object_object_add(o, "host", p->host[0] ? json_object_new_string(p->host) :
+							       NULL);
 		json_object_object_add(o, "transport",
 				       json_object_new_string(p->u.ws ? "websocket" : "http"));
 		json_object_object_add(o, "state", json_object_new_string(state_names[p->state]));
@@ -736,50 +766,209 @@ struct json_object *peers_status_json(struct peers *ps)
 	return arr;
 }
 
-int peers_open(struct peers **out, const struct config *cfg, struct events *ev,
-	       struct http *http)
+/* Start the peer of slot p: its queue and, for Streamable HTTP, its worker. 0 or -errno. */
+static int peer_start(struct peers *ps, struct peer *p, const struct peer_cfg *pc)
 {
-	struct peers *ps;
+	pthread_condattr_t ca;
 	char why[128];
 
+	memset(p, 0, sizeof(*p));
+	p->ps = ps;
+	p->cfg = *pc;
+	if (peer_url_parse(p->cfg.url, &p->u, why, sizeof(why)))
+		return -EINVAL; /* configured ones were validated; "auto" ones are checked first */
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	p->backoff_ms = BACKOFF_MIN_MS;
+	p->used = true;
+	p->q = calloc(p->cfg.queue_max, sizeof(*p->q));
+	if (!p->q)
+		return -ENOMEM;
+	if (!p->u.ws) {
+		if (pthread_create(&p->thread, NULL, http_worker, p))
+			return -EAGAIN;
+		p->thread_started = true;
+	}
+	return 0;
+}
+
+/* Ask the peer of slot p to stop: its worker ends at its next wake-up (a request in flight
+ * finishes first), a WebSocket is closed. */
+static void peer_retire(struct peers *ps, struct peer *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->retiring = true;
+	p->stop = true;
+	pthread_cond_signal(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	if (p->u.ws && p->conn && p->state != P_IDLE && p->state != P_BACKOFF)
+		http_end(ps->http, p->conn);
+}
+
+/* Free slot p once nothing uses it; wait for its worker when wait is set. True when freed. */
+static bool peer_free(struct peer *p, bool wait)
+{
+	bool exited;
+
+	if (!p->used)
+		return true;
+	if (p->thread_started) {
+		pthread_mutex_lock(&p->mu);
+		exited = p->exited;
+		pthread_mutex_unlock(&p->mu);
+		if (!exited && !wait)
+			return false;
+		pthread_join(p->thread, NULL);
+	}
+	for (size_t k = 0; p->q && k < p->count; k++)
+		free(p->q[(p->head + k) % p->cfg.queue_max]);
+	free(p->q);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
+	memset(p, 0, sizeof(*p));
+	return true;
+}
+
+/* ---- "peers": "auto": the other hosts of the machine registry ---- */
+
+/* Why following the machine registry fails now; logged when it changes. */
+static void auto_fail(struct peers *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void auto_fail(struct peers *ps, const char *fmt, ...)
+{
+	char why[sizeof(ps->auto_error)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	if (strcmp(why, ps->auto_error))
+		p_warn("mcp.peers auto: %s", why);
+	snprintf(ps->auto_error, sizeof(ps->auto_error), "%s", why);
+}
+
+static struct peer *peer_of_url(struct peers *ps, const char *url)
+{
+	for (size_t i = 0; i < ps->n; i++)
+		if (peer_live(&ps->v[i]) && !strcmp(ps->v[i].cfg.url, url))
+			return &ps->v[i];
+	return NULL;
+}
+
+/* The mcp_url of every other host that is up, in hosts (host.list's answer). */
+static bool auto_wanted(struct peers *ps, struct json_object *hosts, const char *url)
+{
+	for (size_t i = 0; i < json_object_array_length(hosts); i++) {
+		struct json_object *h = json_object_array_get_idx(hosts, i), *x;
+
+		if (json_object_object_get_ex(h, "mcp_url", &x) &&
+		    !strcmp(json_object_get_string(x) ?: "", url) &&
+		    json_object_object_get_ex(h, "state", &x) &&
+		    !strcmp(json_object_get_string(x), "up") &&
+		    json_object_object_get_ex(h, "name", &x) &&
+		    strcmp(json_object_get_string(x), ps->cfg->host))
+			return true;
+	}
+	return false;
+}
+
+static void auto_add(struct peers *ps, const char *host, const char *url)
+{
+	struct peer_cfg pc = { .queue_max = 10000 };
+	struct peer *slot = NULL;
+	struct peer_url u;
+	char why[128];
+	int err;
+
+	if (strlen(url) >= sizeof(pc.url) || peer_url_parse(url, &u, why, sizeof(why))) {
+		auto_fail(ps, "host %s: mcp_url \"%.200s\": %s", host, url,
+			  strlen(url) >= sizeof(pc.url) ? "too long" : why);
+		return;
+	}
+	for (size_t i = 0; i < ps->n && !slot; i++)
+		if (!ps->v[i].used)
+			slot = &ps->v[i];
+	if (!slot) {
+		auto_fail(ps, "host %s: more than %d peers; not followed", host, CONFIG_MAX_PEERS);
+		return;
+	}
+	snprintf(pc.url, sizeof(pc.url), "%s", url);
+	snprintf(pc.token_file, sizeof(pc.token_file), "%s", ps->cfg->peers_token_file);
+	err = peer_start(ps, slot, &pc);
+	if (err) {
+		auto_fail(ps, "host %s: failed to start: %s", host, strerror(-err));
+		peer_retire(ps, slot);
+		peer_free(slot, true);
+		return;
+	}
+	snprintf(slot->host, sizeof(slot->host), "%s", host);
+	ps->auto_added++;
+	p_info("mcp.peers auto: following host %s at %s", host, url);
+}
+
+/* Follow the machine registry: a peer per other host that is up, none for the rest. */
+static void auto_follow(struct peers *ps)
+{
+	struct caller who = { .uid = (uid_t)-1, .transport = "peers" };
+	struct json_object *hosts = NULL;
+	struct herr err = {};
+
+	for (size_t i = 0; i < ps->n; i++)
+		if (ps->v[i].retiring)
+			peer_free(&ps->v[i], false);
+	if (handlers_call(ps->hx, "host.list", NULL, &who, &hosts, &err, NULL)) {
+		auto_fail(ps, "host.list: %s", err.message);
+		return;
+	}
+	for (size_t i = 0; i < ps->n; i++) {
+		struct peer *p = &ps->v[i];
+
+		if (peer_live(p) && !auto_wanted(ps, hosts, p->cfg.url)) {
+			p_info("mcp.peers auto: host %s left (%s)", p->host, p->cfg.url);
+			peer_retire(ps, p);
+			ps->auto_removed++;
+		}
+	}
+	for (size_t i = 0; i < json_object_array_length(hosts); i++) {
+		struct json_object *h = json_object_array_get_idx(hosts, i), *name, *url;
+
+		if (json_object_object_get_ex(h, "mcp_url", &url) && json_object_get_string(url) &&
+		    json_object_object_get_ex(h, "name", &name) &&
+		    auto_wanted(ps, hosts, json_object_get_string(url)) &&
+		    !peer_of_url(ps, json_object_get_string(url)))
+			auto_add(ps, json_object_get_string(name), json_object_get_string(url));
+	}
+	json_object_put(hosts);
+}
+
+int peers_open(struct peers **out, const struct config *cfg, struct events *ev,
+	       struct http *http, const struct handler_ctx *hx)
+{
+	size_t slots = cfg->peers_auto ? CONFIG_MAX_PEERS : cfg->n_peers;
+	struct peers *ps;
+	int err;
+
 	*out = NULL;
-	if (!cfg->n_peers)
+	if (!slots)
 		return 0;
 	ps = calloc(1, sizeof(*ps));
-	if (!ps || !(ps->v = calloc(cfg->n_peers, sizeof(*ps->v)))) {
+	if (!ps || !(ps->v = calloc(slots, sizeof(*ps->v)))) {
 		free(ps);
 		return -ENOMEM;
 	}
 	ps->cfg = cfg;
 	ps->ev = ev;
 	ps->http = http;
+	ps->hx = hx;
+	ps->n = slots;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	for (size_t i = 0; i < cfg->n_peers; i++) {
-		struct peer *p = &ps->v[i];
-
-		p->ps = ps;
-		p->cfg = cfg->peers[i];
-		peer_url_parse(p->cfg.url, &p->u, why, sizeof(why)); /* validated by config */
-		pthread_mutex_init(&p->mu, NULL);
-		pthread_condattr_t ca;
-
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&p->cv, &ca);
-		pthread_condattr_destroy(&ca);
-		p->q = calloc(p->cfg.queue_max, sizeof(*p->q));
-		p->backoff_ms = BACKOFF_MIN_MS;
-		ps->n++;
-		if (!p->q) {
+	for (size_t i = 0; !cfg->peers_auto && i < cfg->n_peers; i++) {
+		err = peer_start(ps, &ps->v[i], &cfg->peers[i]);
+		if (err) {
 			peers_close(ps);
-			return -ENOMEM;
-		}
-		if (!p->u.ws) {
-			if (pthread_create(&p->thread, NULL, http_worker, p)) {
-				peers_close(ps);
-				return -EAGAIN;
-			}
-			p->thread_started = true;
+			return err;
 		}
 	}
 	ps->sub_id = events_subscribe(ev, on_event, ps);
@@ -805,13 +994,8 @@ void peers_close(struct peers *ps)
 			p->stop = true;
 			pthread_cond_signal(&p->cv);
 			pthread_mutex_unlock(&p->mu);
-			pthread_join(p->thread, NULL);
 		}
-		for (size_t k = 0; p->q && k < p->count; k++)
-			free(p->q[(p->head + k) % p->cfg.queue_max]);
-		free(p->q);
-		pthread_mutex_destroy(&p->mu);
-		pthread_cond_destroy(&p->cv);
+		peer_free(p, true);
 	}
 	free(ps->v);
 	free(ps);
@@ -821,7 +1005,7 @@ void peers_close(struct peers *ps)
 
 static int peers_start(const struct transport_env *env, void **self)
 {
-	int err = peers_open((struct peers **)self, env->cfg, env->ev, env->http);
+	int err = peers_open((struct peers **)self, env->cfg, env->ev, env->http, env->hx);
 
 	if (err)
 		p_err("mcp.peers: failed to start: %s", strerror(-err));

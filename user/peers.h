@@ -29,9 +29,13 @@ struct peers;
 extern const struct transport_ops peers_transport;
 
 /* One client per cfg->peers[] (cfg read for the host name while it runs), fed by ev, its
- * WebSockets made by http. *out NULL when none is configured. 0 or -errno. */
+ * WebSockets made by http. With cfg->peers_auto the peers are the other hosts of the
+ * machine registry that are up (host.list through hx, re-read every second on the tick): a
+ * peer is started when a host appears and stopped when it is lost or gone. *out NULL when
+ * none is configured. 0 or -errno. */
+struct handler_ctx;
 int peers_open(struct peers **out, const struct config *cfg, struct events *ev,
-	       struct http *http);
+	       struct http *http, const struct handler_ctx *hx);
 void peers_close(struct peers *p);
 /* A WebSocket open, message or close of a peer connection (listener HTTP_PEER). */
 void peers_ws_event(struct peers *p, struct http_request *r);

@@ -375,6 +375,7 @@
 			banner('');
 			setText($('updated'), `updated ${clock(Date.now())}`);
 			render();
+			refreshCluster();
 		} catch (e) {
 			setConn('api-state', 'down', 'api down', e.message);
 			banner(
@@ -1737,6 +1738,7 @@
 		feed.ids.add(ev.id);
 		feed.lastId = Math.max(feed.lastId, ev.id);
 		addType(ev.type);
+		countViolation(ev);
 		if (feed.paused) {
 			feed.pending.push(ev);
 			if (feed.pending.length > FEED_MAX)
@@ -1830,6 +1832,126 @@
 	}
 
 	let feedBaseline = null; // the newest event id when the page loaded
+
+
+	// ---- cluster view (machine registry, etcd backend) ----
+
+	// Denials seen in the event stream (backlog and live), by the host that recorded them: a
+	// peer's events carry its host (MCP peers), this host's carry ours.
+	const violationsByHost = new Map();
+	const cluster = {hosts: null, where: {}, error: null};
+	let clusterBusy = false;
+
+	function countViolation(ev) {
+		if (!isDenial(ev) || !ev.host) return;
+		violationsByHost.set(ev.host, (violationsByHost.get(ev.host) || 0) + 1);
+	}
+
+	// With the file backend /api/v1/hosts answers an error: that error is what the view shows.
+	async function refreshCluster() {
+		if (clusterBusy) return;
+		clusterBusy = true;
+		try {
+			const hosts = await api('GET', '/api/v1/hosts');
+			const names = S.services.map((x) => x.name);
+			const where = await Promise.all(
+				names.map((n) =>
+					api('GET', `/api/v1/services/${encodeURIComponent(n)}/where`).catch(
+						(e) => ({error: e.message}),
+					),
+				),
+			);
+			cluster.hosts = hosts;
+			cluster.where = Object.fromEntries(names.map((n, i) => [n, where[i]]));
+			cluster.error = null;
+		} catch (e) {
+			cluster.hosts = null;
+			cluster.where = {};
+			cluster.error = e.message;
+		} finally {
+			clusterBusy = false;
+		}
+		renderCluster();
+	}
+
+	function usageOf(used, cap, fmt) {
+		if (cap === undefined || cap === null) return '—';
+		return used === undefined || used === null ? fmt(cap) : `${fmt(used)} / ${fmt(cap)}`;
+	}
+
+	function hostRow(hst, runsHere) {
+		const cap = hst.capacity || {},
+			use = hst.usage || {};
+		return h(
+			'tr',
+			{dataset: {host: hst.name, state: hst.state}},
+			h('td', {class: 'name', text: hst.name}),
+			h('td', {class: 'state', dataset: {state: hst.state}, text: hst.state}),
+			h('td', {text: (hst.addresses || []).join(', ') || '—'}),
+			h('td', {text: usageOf(use.cpus, cap.cpus, (x) => num(x))}),
+			h('td', {text: usageOf(use.memory_mb, cap.memory_mb, (x) => mb(x))}),
+			h('td', {
+				class: 'usage',
+				text:
+					use.services === undefined ? '—' : `${use.running} / ${use.services}`,
+			}),
+			h('td', {text: use.reservations === undefined ? '—' : String(use.reservations)}),
+			chipsCell(runsHere.map((n) => h('span', {class: 'chip', dataset: {service: n}}, swatch(n), n))),
+			h('td', {
+				class: 'violations',
+				dataset: {count: violationsByHost.get(hst.name) || 0},
+				text: String(violationsByHost.get(hst.name) || 0),
+			}),
+			h('td', {
+				class: 'muted',
+				text: hst.last_seen ? ago(parseTime(hst.last_seen)) : '—',
+			}),
+		);
+	}
+
+	function whereRow(name, w) {
+		const cell = w.error
+			? h('td', {class: 'cluster-error', text: w.error})
+			: h(
+					'td',
+					{class: 'hosts'},
+					w.length
+						? w.map((x) =>
+								h('span', {
+									class: 'chip',
+									dataset: {host: x.host, state: x.state},
+									text: `${x.host}${(x.ports || []).length ? ` (${x.ports.join(', ')})` : ''}`,
+									title: x.health && x.health.state,
+								}),
+							)
+						: h('span', {class: 'muted', text: 'not running on any host'}),
+				);
+		return h('tr', {dataset: {service: name}}, h('td', {class: 'name'}, swatch(name), name), cell);
+	}
+
+	function renderCluster() {
+		const err = $('cluster-error');
+		err.hidden = !cluster.error;
+		setText(err, cluster.error || '');
+		if (!cluster.hosts) {
+			setText($('cluster-sub'), 'no machine registry');
+			$('cluster-hosts').replaceChildren();
+			$('cluster-where').replaceChildren();
+			return;
+		}
+		const runsOn = new Map();
+		for (const [svc, w] of Object.entries(cluster.where))
+			if (Array.isArray(w))
+				for (const x of w) runsOn.set(x.host, (runsOn.get(x.host) || []).concat(svc));
+		const up = cluster.hosts.filter((x) => x.state === 'up').length;
+		setText($('cluster-sub'), `${cluster.hosts.length} hosts, ${up} up`);
+		$('cluster-hosts').replaceChildren(
+			...cluster.hosts.map((x) => hostRow(x, runsOn.get(x.name) || [])),
+		);
+		$('cluster-where').replaceChildren(
+			...Object.entries(cluster.where).map(([n, w]) => whereRow(n, w)),
+		);
+	}
 
 	// ---- start ----
 

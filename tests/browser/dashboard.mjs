@@ -4,6 +4,12 @@
 // usage: node dashboard.mjs --url URL --port PORT --owner SERVICE --screenshot FILE
 //                           [--token TOKEN --reserve PORT --service SERVICE]
 //                           [--feed-ms 2000] [--chromium /usr/bin/chromium]
+//        node dashboard.mjs --url URL --screenshot FILE --cluster HOST[,HOST...]
+//                           --where SERVICE=HOST
+//
+// With --cluster (etcd backend): the cluster view must list every HOST up and SERVICE
+// running on HOST; then a screenshot, "OK {...}" and exit 0. Without it (file backend) the
+// cluster view must show the API's "no machine registry" error.
 //
 // Protocol on stdio: once the page shows PORT reserved by SERVICE (and, with --token, a
 // reservation and a release made through the page's own form), prints "READY". The caller
@@ -26,6 +32,8 @@ function parseArgs(argv) {
 		'--service': 'service',
 		'--feed-ms': 'feedMs',
 		'--chromium': 'chromium',
+		'--cluster': 'cluster',
+		'--where': 'where',
 	};
 	for (let i = 0; i < argv.length; i += 2) {
 		const k = keys[argv[i]];
@@ -33,7 +41,9 @@ function parseArgs(argv) {
 			throw new Error(`usage: unknown or incomplete argument "${argv[i]}"`);
 		a[k] = argv[i + 1];
 	}
-	for (const k of ['url', 'port', 'owner', 'screenshot'])
+	if (a.cluster && !/^[^=]+=[^=]+$/.test(a.where || ''))
+		throw new Error('usage: --cluster needs --where SERVICE=HOST');
+	for (const k of a.cluster ? ['url', 'screenshot'] : ['url', 'port', 'owner', 'screenshot'])
 		if (!a[k]) throw new Error(`usage: --${k} is required`);
 	if (a.token && (!a.reserve || !a.service))
 		throw new Error('usage: --token needs --reserve and --service');
@@ -169,10 +179,44 @@ async function mutations(page, a, allowHttpError) {
 	return msg;
 }
 
+// The cluster view of an etcd-backed host: every host up, the service found on its host.
+async function clusterView(page, a) {
+	for (const name of a.cluster.split(','))
+		await waitFor(
+			page,
+			`#cluster-hosts tr[data-host="${name}"][data-state="up"]`,
+			`host ${name} up in the cluster view`,
+			15000,
+		);
+	const [svc, on] = a.where.split('=');
+	await waitFor(
+		page,
+		`#cluster-where tr[data-service="${svc}"] .chip[data-host="${on}"]`,
+		`${svc} running on ${on} in the cluster view`,
+		15000,
+	);
+	return page.evaluate(() => ({
+		error_hidden: document.getElementById('cluster-error').hidden,
+		sub: document.getElementById('cluster-sub').textContent,
+		hosts: [...document.querySelectorAll('#cluster-hosts tr')].map((r) => ({
+			name: r.dataset.host,
+			state: r.dataset.state,
+			runs: [...r.querySelectorAll('.chip')].map((c) => c.dataset.service),
+		})),
+		where: Object.fromEntries(
+			[...document.querySelectorAll('#cluster-where tr')].map((r) => [
+				r.dataset.service,
+				[...r.querySelectorAll('.chip')].map((c) => c.dataset.host),
+			]),
+		),
+	}));
+}
+
 async function main() {
 	const a = parseArgs(process.argv.slice(2));
 	const problems = [];
-	const allowHttpError = new Set();
+	// The file backend has no machine registry: the cluster view's request is refused.
+	const allowHttpError = new Set(a.cluster ? [] : ['GET /api/v1/hosts']);
 	let closing = false;
 	const browser = await chromium.launch({
 		executablePath: a.chromium,
@@ -192,7 +236,7 @@ async function main() {
 			const from = m.location().url ? new URL(m.location().url).pathname : '';
 			if (
 				m.type() === 'error' &&
-				/^Failed to load resource: the server responded with a status of 4\d\d/.test(
+				/^Failed to load resource: the server responded with a status of [45]\d\d/.test(
 					m.text(),
 				) &&
 				[...allowHttpError].some((x) => x.endsWith(` ${from}`))
@@ -236,6 +280,20 @@ async function main() {
 		if (!csp.includes("script-src 'self'"))
 			fail(`the page was served without its CSP: "${csp}"`);
 		await waitFor(page, '#api-state[data-state="ok"]', 'the API indicator');
+		if (a.cluster) {
+			const view = await clusterView(page, a);
+			await page.screenshot({path: a.screenshot, fullPage: true});
+			check();
+			closing = true;
+			process.stdout.write(`OK ${JSON.stringify({cluster: view})}\n`);
+			return;
+		}
+		await waitFor(
+			page,
+			'#cluster-error:not([hidden])',
+			'the cluster view showing why there is no machine registry',
+		);
+		const clusterError = (await page.textContent('#cluster-error')).trim();
 		await waitCell(
 			page,
 			a.port,
@@ -326,7 +384,7 @@ async function main() {
 		check();
 		closing = true;
 		process.stdout.write(
-			`OK ${JSON.stringify({reserved, feed_ms: seen, cells, error_shown: errorShown})}\n`,
+			`OK ${JSON.stringify({reserved, feed_ms: seen, cells, error_shown: errorShown, cluster_error: clusterError})}\n`,
 		);
 	} finally {
 		closing = true;

@@ -20,6 +20,7 @@ import time
 import urllib.request
 
 from harness import CaelumTest
+from test_etcd import EtcdFixture
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BROWSER_DIR = os.path.join(ROOT, "tests", "browser")
@@ -80,22 +81,28 @@ class Inline(html.parser.HTMLParser):
                 self.bad.append(f"<{tag} {k}=...>")
 
 
+def need_browser():
+    """node, npm, Chromium and playwright-core, or an AssertionError naming what is missing."""
+    # Missing tools fail the test: a skipped browser test would read as a pass.
+    node = shutil.which("node")
+    if not node or not shutil.which("npm"):
+        raise AssertionError("the dashboard test needs node and npm (apt-get install nodejs npm)")
+    if not os.access(CHROMIUM, os.X_OK):
+        raise AssertionError(f"the dashboard test needs Chromium at {CHROMIUM} "
+                             "(apt-get install chromium)")
+    if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
+        p = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                           cwd=BROWSER_DIR, capture_output=True, text=True, timeout=300)
+        if p.returncode:
+            raise AssertionError(f"npm ci in {BROWSER_DIR} failed ({p.returncode}):\n"
+                                 f"{p.stdout}{p.stderr}")
+    return node
+
+
 class Dashboard(CaelumTest):
     @classmethod
     def setUpClass(cls):
-        # Missing tools fail the test: a skipped browser test would read as a pass.
-        cls.node = shutil.which("node")
-        if not cls.node or not shutil.which("npm"):
-            raise AssertionError("the dashboard test needs node and npm (apt-get install nodejs npm)")
-        if not os.access(CHROMIUM, os.X_OK):
-            raise AssertionError(f"the dashboard test needs Chromium at {CHROMIUM} "
-                                 "(apt-get install chromium)")
-        if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", "playwright-core")):
-            p = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-                               cwd=BROWSER_DIR, capture_output=True, text=True, timeout=300)
-            if p.returncode:
-                raise AssertionError(f"npm ci in {BROWSER_DIR} failed ({p.returncode}):\n"
-                                     f"{p.stdout}{p.stderr}")
+        cls.node = need_browser()
 
     def make_env(self):
         e = self.env("dash", start=False, extra={"databases_dir": "databases.d"},
@@ -199,6 +206,8 @@ class Dashboard(CaelumTest):
         self.assertEqual(res["cells"][str(OWNED)]["state"], "reserved")
         self.assertEqual(res["cells"][str(SQUATTED)]["state"], "denied")
         self.assertTrue(res["error_shown"])
+        # The file backend has no machine registry: the cluster view shows the API's error.
+        self.assertIn("no machine registry", res["cluster_error"])
         # What the page showed is what the daemon recorded.
         evs = e.wait_event(lambda ev: ev["port"] in (OWNED, SQUATTED), type="bind_denied")
         self.assertEqual({ev["port"] for ev in evs}, {OWNED, SQUATTED})
@@ -208,3 +217,38 @@ class Dashboard(CaelumTest):
         with open(shot, "rb") as f:
             self.assertEqual(f.read(8), b"\x89PNG\r\n\x1a\n", shot)
         self.assertGreater(os.path.getsize(shot), 20000, shot)
+
+
+class ClusterDashboard(EtcdFixture):
+    """The cluster view on the etcd backend: two hosts up, a service found on the one that
+    runs it (the fixtures of test_etcd.py: a 3-member etcd on loopback, hosts as caelumds)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.node = need_browser()
+        super().setUpClass()
+
+    def test_cluster_view_lists_both_hosts_and_where_a_service_runs(self):
+        a, b = self.host("node-a"), self.host("node-b")
+        self.apply(a, "web")
+        a.ok("port", "reserve", "21810", "service", "web")
+        self.wait_for(lambda: os.path.isdir(b.svc_cgroup("web")), what="web's cgroup on B")
+        b.spawn_in(b.svc_cgroup("web"), ["sleep", "120"])
+        self.wait_for(lambda: [w["host"] for w in a.ok("service", "where", "web")] == ["node-b"],
+                      timeout=10, what="web found on B")
+        shot = os.path.join(a.dir, "cluster.png")
+        p = subprocess.run([self.node, SCRIPT, "--url", a.api_url("/"), "--screenshot", shot,
+                            "--cluster", "node-a,node-b", "--where", "web=node-b",
+                            "--chromium", CHROMIUM],
+                           cwd=BROWSER_DIR, capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, f"dashboard.mjs failed:\n{p.stdout}{p.stderr}\n"
+                                          f"caelumd log:\n{a.log()}")
+        ok = [l for l in p.stdout.splitlines() if l.startswith("OK ")]
+        self.assertEqual(len(ok), 1, p.stdout)
+        view = json.loads(ok[0][3:])["cluster"]
+        self.assertTrue(view["error_hidden"], view)
+        self.assertEqual(sorted((h["name"], h["state"]) for h in view["hosts"]),
+                         [("node-a", "up"), ("node-b", "up")])
+        runs = {h["name"]: h["runs"] for h in view["hosts"]}
+        self.assertEqual((runs["node-a"], runs["node-b"]), ([], ["web"]))
+        self.assertEqual(view["where"]["web"], ["node-b"])

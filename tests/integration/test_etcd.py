@@ -27,7 +27,9 @@ class EtcdTest(CaelumTest):
         self.fail(f"timed out after {timeout} s waiting for {what}")
 
 
-class EtcdBackend(EtcdTest):
+class EtcdFixture(EtcdTest):
+    """A 3-member etcd for the class, a fresh key prefix per test, hosts sharing it."""
+
     @classmethod
     def setUpClass(cls):
         cls.etcd = EtcdCluster()
@@ -75,6 +77,8 @@ class EtcdBackend(EtcdTest):
         kvs, _ = self.etcd.range_prefix(self.prefix + "reservations/")
         return {(int(k.split("/")[-2]), json.loads(v[0])["service"]) for k, v in kvs.items()}
 
+
+class EtcdBackend(EtcdFixture):
     # ---- one registry, two hosts ----
 
     def test_reservation_made_on_a_is_enforced_on_b(self):
@@ -350,6 +354,60 @@ class EtcdBackend(EtcdTest):
         self.assertGreaterEqual(a.ok("status")["registry"]["lease_losses"], 1)
         evs = a.wait_event(lambda e: e.get("action") == "lease_losses", type="registry_recovered")
         self.assertTrue(evs, "no registry_recovered event for the lost lease")
+
+    def test_peers_auto_follows_the_machine_registry(self):
+        """"peers": "auto": each host pushes its events to the other hosts of the machine
+        registry (their mcp_url), and stops when one is lost."""
+        token = os.urandom(32).hex()
+        tok = os.path.join(self.etcd.dir, f"cluster-{self.prefix[:-1]}.token")
+        with open(tok, "w") as f:
+            f.write(token + "\n")
+        self.addCleanup(os.unlink, tok)
+        hosts = []
+        for name in ("node-a", "node-b"):
+            h = self.host(name, start=False, lease_ttl_s=5)
+            h.config["mcp"] = {"listen": "127.0.0.1:0", "peers": "auto",
+                               "peers_token_file": tok}
+            h.write_config()
+            # One token for the cluster: every host's MCP listener takes the shared one.
+            os.makedirs(h.state_dir, exist_ok=True)
+            with open(os.path.join(h.state_dir, "api.token"), "w") as f:
+                f.write(token + "\n")
+            os.chmod(os.path.join(h.state_dir, "api.token"), 0o600)
+            h.start()
+            hosts.append(h)
+        a, b = hosts
+
+        def peers(env):
+            return env.ok("status")["http"]["mcp"]["peers"]
+
+        self.wait_for(lambda: [(p["host"], p["state"]) for p in peers(a)] == [("node-b", "ready")],
+                      timeout=15, what=f"A following B as its peer: {peers(a)}")
+        self.assertEqual(peers(a)[0]["url"], a.ok("host", "show", "node-b")["mcp_url"])
+        self.wait_for(lambda: [p["host"] for p in peers(b)] == ["node-a"], timeout=15,
+                      what="B following A")
+
+        # An event on A (a denied bind) reaches B's journal under A's name.
+        self.apply(a, "web")
+        a.ok("port", "reserve", "21820", "service", "web")
+        self.wait_for(lambda: (21820, "web") in self.ports(a), what="21820 on A")
+        self.assertEqual(a.bind_in(a.cgroup("squat"), 21820), errno.EPERM)
+        self.wait_for(lambda: any(e["port"] == 21820 for e in
+                                  b.events(host="node-a", type="bind_denied")),
+                      timeout=5, what="A's denial in B's journal")
+
+        # B goes away: A drops it as a peer once B is lost.
+        b.proc.send_signal(signal.SIGKILL)
+        b.proc.wait()
+        self.wait_for(lambda: peers(a) == [], timeout=15, what=f"B dropped: {peers(a)}")
+
+    def test_peers_auto_with_the_file_backend_is_a_config_error(self):
+        e = self.env("autofile", start=False)
+        e.config["mcp"] = {"listen": "127.0.0.1:0", "peers": "auto"}
+        e.write_config()
+        p = e.start(wait=False)
+        self.assertEqual(p.wait(timeout=15), 78)
+        self.assertIn('mcp.peers: "auto" needs the etcd backend', e.log())
 
     def test_file_backend_has_no_machine_registry(self):
         e = self.env("filehost")

@@ -59,6 +59,14 @@ def config_keys():
     return _key_list(_read("config.c"), "static const char *const config_keys[]")
 
 
+def mcp_keys():
+    """Keys of caelum.json "mcp" beyond a listener's (config.c parse_mcp extra[])."""
+    m = re.search(r'static void parse_mcp\(.*?extra\[\]\s*=\s*\{(.*?)\};', _read("config.c"), re.S)
+    if not m:
+        raise AssertionError("no extra[] in config.c parse_mcp")
+    return re.findall(r'"([a-z_]+)"', m.group(1))
+
+
 def spec_keys():
     """Top-level keys of a service spec (spec.c) and of a database spec (dbspec.c)."""
     return (_key_list(_read("spec.c"), "static const char *const spec_keys[]"),

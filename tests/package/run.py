@@ -229,6 +229,10 @@ class ManPages(unittest.TestCase):
         cap, res = cmdtable.resource_keys()
         missing = [k for k in cap + res if not re.search(rf"\b{k}\b", text)]
         self.assertEqual(missing, [], "capacity/resources keys missing in caelum.json(5)")
+        missing = [k for k in cmdtable.mcp_keys() if not re.search(rf"\b{k}\b", text)]
+        self.assertEqual(missing, [], "mcp keys missing in caelum.json(5)")
+        # "peers": "auto" (the machine registry's hosts) is a value the page must name.
+        self.assertRegex(text, r'peers.*\n?.*"auto"')
 
     def test_pages_list_every_option(self):
         for binary, page in (("/usr/sbin/caelumd", self.PAGES[0]),

@@ -210,6 +210,13 @@ static const struct bad_case bad_cases[] = {
 	  LABEL ": mcp.peers[0].queue_max: 5 out of range 10-1000000" },
 	{ "{\"mcp\": {\"peers\": {}}}", LABEL ": mcp.peers: expected array, got object {...}" },
 	{ "{\"mcp\": {\"peer\": []}}", LABEL ": mcp.peer: unknown key" },
+	{ "{\"mcp\": {\"peers\": \"all\"}}",
+	  LABEL ": mcp.peers: \"all\": expected an array of peers or \"auto\"" },
+	{ "{\"mcp\": {\"peers\": \"auto\"}}",
+	  LABEL ": mcp.peers: \"auto\" needs the etcd backend (the machine registry): "
+		"registry.backend is \"file\"" },
+	{ "{\"mcp\": {\"peers\": [], \"peers_token_file\": \"/etc/hostname\"}}",
+	  LABEL ": mcp.peers_token_file: only with \"peers\": \"auto\"" },
 	/* network namespaces (existence is checked by config_resolve) */
 	{ "{\"network_namespaces\": \"/run/netns/a\"}",
 	  LABEL ": network_namespaces: expected array, got string \"/run/netns/a\"" },
