@@ -20,7 +20,7 @@ DEB_PKGS := gcc make clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libjson
 	    libcmocka-dev libcurl4-openssl-dev libwebsockets-dev libssl-dev libsystemd-dev pkg-config \
 	    python3 iproute2 postgresql redis-server mariadb-server openssl chromium libclang-rt-14-dev \
 	    debhelper lintian scdoc man-db systemd bash-completion fakeroot dpkg-dev python3-seccomp \
-	    etcd-server etcd-client
+	    etcd-server etcd-client clang-format
 
 ifeq ($(SAN),1)
 BUILD := build/san
@@ -72,7 +72,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 .SECONDARY: $(BPF_OBJS) $(SKELS)
 .PHONY: all deps vmlinux run test unit integration bench cluster-demo install install-files man deb \
-	test-package clean format fuzz fuzz-build fuzz-smoke modgraph
+	test-package clean format format-check fuzz fuzz-build fuzz-smoke modgraph
 
 all: $(BUILD)/caelumd $(BUILD)/caelumctl
 
@@ -178,7 +178,7 @@ modgraph: all
 # test-package checks the release build (build/) also under SAN=1: the package ships it, and
 # the sanitizers' runtime needs ptrace(2) and setrlimit(2), which the unit's filter forbids.
 test: deps
-	$(MAKE) unit modgraph fuzz-smoke integration
+	$(MAKE) format-check unit modgraph fuzz-smoke integration
 	$(MAKE) test-package SAN=
 
 # libFuzzer harnesses (tests/fuzz/fuzz_*.c), built with clang, ASan and UBSan whatever SAN
@@ -312,8 +312,16 @@ deb: all man
 test-package: deb
 	$(PYTHON) tests/package/run.py --build $(BUILD) --deb $(DEB)
 
+# Every C source and header we write, in .clang-format's style (kernel: tabs, 100 columns).
+FORMAT_FILES = $(wildcard bpf/*.c bpf/*.h user/*.c user/*.h include/caelum/*.h \
+		 tests/unit/*.c tests/unit/*.h bench/*.c tests/fuzz/*.c)
+
 format:
-	clang-format -i bpf/*.c bpf/*.h user/*.c user/*.h include/caelum/*.h tests/unit/*.c bench/*.c
+	clang-format -i $(FORMAT_FILES)
+
+# Fails (and names each file and line) where the tree is not as `make format` leaves it.
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_FILES)
 
 clean:
 	rm -rf build

@@ -39,7 +39,7 @@
 #include "registry.h"
 #include "spec.h"
 
-#define REPS 400
+#define REPS	 400
 #define MEM_RESV 10000
 #define SVC_CGID 4242ULL
 
@@ -238,10 +238,12 @@ static int latency(struct bench *b, uint32_t n, double *p99_out)
 		return err;
 	ports_counters(b->ports, &flips1, &w);
 	*p99_out = pct_us(res, REPS, 0.99);
-	printf("  %6u entries: reserve p50 %7.1f us  p99 %7.1f us | release p50 %7.1f us  p99 %7.1f us  (table flips: %llu)\n",
+	printf("  %6u entries: reserve p50 %7.1f us  p99 %7.1f us | release p50 %7.1f us  p99 "
+	       "%7.1f us  (table flips: %llu)\n",
 	       n, pct_us(res, REPS, 0.5), *p99_out, pct_us(rel, REPS, 0.5), pct_us(rel, REPS, 0.99),
 	       (unsigned long long)(flips1 - flips0));
-	printf("  %6u entries: of which model -> kernel tables: reserve p50 %5.1f us  p99 %5.1f us | release p50 %5.1f us  p99 %5.1f us\n",
+	printf("  %6u entries: of which model -> kernel tables: reserve p50 %5.1f us  p99 %5.1f us "
+	       "| release p50 %5.1f us  p99 %5.1f us\n",
 	       n, pct_us(kres, REPS, 0.5), pct_us(kres, REPS, 0.99), pct_us(krel, REPS, 0.5),
 	       pct_us(krel, REPS, 0.99));
 	return 0;
@@ -274,7 +276,8 @@ static int full_load(struct bench *b)
 	if (!err)
 		err = ports_install(b->ports, &pol);
 	t2 = now_ns();
-	printf("  %zu reservations into empty tables: policy build %.1f ms, both tables + flip %.1f ms, total %.1f ms\n",
+	printf("  %zu reservations into empty tables: policy build %.1f ms, both tables + flip "
+	       "%.1f ms, total %.1f ms\n",
 	       pol.n, (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6, (double)(t2 - t0) / 1e6);
 	free(cl);
 	port_policy_free(&pol);
@@ -299,7 +302,8 @@ static int memory(struct bench *b)
 	verr_free(&e);
 	if (err)
 		return err;
-	printf("  %d reservations: RSS +%ld KiB (%.0f bytes per reservation); after releasing them +%ld KiB\n",
+	printf("  %d reservations: RSS +%ld KiB (%.0f bytes per reservation); after releasing them "
+	       "+%ld KiB\n",
 	       MEM_RESV, after - before, (double)(after - before) * 1024.0 / MEM_RESV,
 	       released - before);
 	return 0;

@@ -39,10 +39,10 @@
 #include "hostaddr.h"
 #include "log.h"
 
-#define ROUNDS 101
+#define ROUNDS	 101
 #define CONNECTS 1600
-#define RULES 1000
-#define CPU_PIN 1
+#define RULES	 1000
+#define CPU_PIN	 1
 
 struct cbench {
 	char root[PATH_MAX], svc[PATH_MAX], home[PATH_MAX], bpffs[PATH_MAX];
@@ -96,7 +96,8 @@ static int listener(struct cbench *b)
 /* connect+close; each accepted connection is drained after its op, so the backlog never fills. */
 static double connect_loop(struct cbench *b)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(b->port),
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons(b->port),
 				 .sin_addr = b->target };
 	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
 	uint64_t spent = 0;

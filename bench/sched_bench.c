@@ -31,9 +31,9 @@
 #include "log.h"
 #include "tasks.h"
 
-#define ROUNDS 7
-#define FORKS 4000
-#define PINGS 100000
+#define ROUNDS	7
+#define FORKS	4000
+#define PINGS	100000
 #define CPU_PIN 1
 
 enum { MODE_OFF, MODE_ON, MODE_MAX };
@@ -260,8 +260,8 @@ static void report(const struct sbench *b)
 {
 	struct json_object *o = json_object_new_object();
 
-	printf("scheduler hooks (tasks + cpu programs), CPU %d, %d rounds: median ns/op\n",
-	       CPU_PIN, ROUNDS);
+	printf("scheduler hooks (tasks + cpu programs), CPU %d, %d rounds: median ns/op\n", CPU_PIN,
+	       ROUNDS);
 	printf("  %-14s %12s %12s %8s\n", "workload", mode_name[0], mode_name[1], "ratio");
 	for (int w = 0; w < W_MAX; w++) {
 		double off = median(b->ns[MODE_OFF][w]), on = median(b->ns[MODE_ON][w]);

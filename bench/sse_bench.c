@@ -29,11 +29,11 @@
 #include "cgroup.h"
 #include "rpc.h"
 
-#define CLIENTS 100
+#define CLIENTS	   100
 #define GENERATORS 2
-#define PORT_LO 20000
-#define PORT_HI 20999
-#define PHASE_S 5
+#define PORT_LO	   20000
+#define PORT_HI	   20999
+#define PHASE_S	   5
 
 struct bench {
 	char dir[PATH_MAX], root[PATH_MAX], bpffs[PATH_MAX], cfg[PATH_MAX], sock[PATH_MAX];
@@ -76,7 +76,8 @@ static double proc_cpu_s(pid_t pid)
 	fclose(f);
 	p = strrchr(buf, ')');
 	/* fields after ")": state(3) ... utime(14) stime(15) */
-	if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
+	if (p &&
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
 		return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 	return 0;
 }
@@ -206,7 +207,8 @@ static pid_t generator(struct bench *b, int i)
 		int fd = socket(AF_INET, SOCK_DGRAM, 0);
 
 		for (int p = PORT_LO; p <= PORT_HI; p++) {
-			struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)p),
+			struct sockaddr_in a = { .sin_family = AF_INET,
+						 .sin_port = htons((uint16_t)p),
 						 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 
 			if (!bind(fd, (struct sockaddr *)&a, sizeof(a)))
@@ -218,7 +220,8 @@ static pid_t generator(struct bench *b, int i)
 
 static int client_open(struct bench *b, struct client *c)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(b->port),
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons(b->port),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	char req[256];
 	int n;
@@ -376,7 +379,8 @@ int main(int argc, char **argv)
 	       PORT_HI - PORT_LO + 1, PHASE_S);
 	printf("  baseline (0 clients):   %8.0f events/s emitted, caelumd CPU %5.1f%%\n",
 	       (double)base.emitted / base.seconds, 100 * base.cpu_s / base.seconds);
-	printf("  sse (%d clients):      %8.0f events/s emitted, caelumd CPU %5.1f%% (ratio %.2f)\n",
+	printf("  sse (%d clients):      %8.0f events/s emitted, caelumd CPU %5.1f%% (ratio "
+	       "%.2f)\n",
 	       CLIENTS, (double)sse.emitted / sse.seconds, 100 * sse.cpu_s / sse.seconds, ratio);
 	printf("  delivered: %llu in all (%.0f events/s), per client min %llu of %llu emitted\n",
 	       (unsigned long long)sse.delivered, (double)sse.delivered / sse.seconds,

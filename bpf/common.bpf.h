@@ -13,9 +13,9 @@
 #include "caelum/common.h"
 
 #define CLOCK_MONOTONIC 1
-#define AF_INET 2
-#define AF_INET6 10
-#define EEXIST 17
+#define AF_INET		2
+#define AF_INET6	10
+#define EEXIST		17
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

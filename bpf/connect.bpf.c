@@ -9,7 +9,7 @@
 #include "caelum/connect.h"
 
 #define SOCK_ALLOW 1
-#define SOCK_DENY 0
+#define SOCK_DENY  0
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -146,8 +146,8 @@ static __always_inline int refuse(const struct caelum_db_addr_key *k, __u8 famil
 	bool audit = mode == CAELUM_MODE_AUDIT;
 
 	stat_inc(audit ? CAELUM_STAT_AUDITED : CAELUM_STAT_DENIED);
-	conn_report(k, family, db_id, type, reason, op, audit ? CAELUM_ACT_AUDITED : CAELUM_ACT_DENIED,
-		    count, max);
+	conn_report(k, family, db_id, type, reason, op,
+		    audit ? CAELUM_ACT_AUDITED : CAELUM_ACT_DENIED, count, max);
 	return audit ? SOCK_ALLOW : SOCK_DENY;
 }
 
@@ -279,15 +279,15 @@ static __always_inline int db_check(struct bpf_sock_addr *ctx, __u8 family, __u8
 	if (svc == CAELUM_CGID_NONE) {
 		if (rule->flags & CAELUM_DB_F_UNMANAGED_ALLOW)
 			return SOCK_ALLOW;
-		return refuse(&dst, family, rule->db_id, CAELUM_EV_DB_DENIED, CAELUM_REASON_UNMANAGED,
-			      op, mode, 0, 0);
+		return refuse(&dst, family, rule->db_id, CAELUM_EV_DB_DENIED,
+			      CAELUM_REASON_UNMANAGED, op, mode, 0, 0);
 	}
 	dk.svc_cgid = svc;
 	dk.db_id = rule->db_id;
 	decl = bpf_map_lookup_elem(&cm_db_decl, &dk);
 	if (!decl)
-		return refuse(&dst, family, rule->db_id, CAELUM_EV_DB_DENIED, CAELUM_REASON_UNDECLARED,
-			      op, mode, 0, 0);
+		return refuse(&dst, family, rule->db_id, CAELUM_EV_DB_DENIED,
+			      CAELUM_REASON_UNDECLARED, op, mode, 0, 0);
 	if (op != CAELUM_CONN_OP_CONNECT)
 		return SOCK_ALLOW; /* a datagram is not a connection: nothing to count */
 	return conn_count(ctx, &dst, family, svc, rule->db_id, decl, mode);

@@ -7,7 +7,7 @@
 #include "common.bpf.h"
 #include "caelum/devices.h"
 
-#define DEV_DENY 0
+#define DEV_DENY  0
 #define DEV_ALLOW 1
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

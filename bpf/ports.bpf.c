@@ -13,18 +13,18 @@
 #define IPPROTO_TCP 6
 #define IPPROTO_UDP 17
 
-#define BIND_DENY 0
+#define BIND_DENY  0
 #define BIND_ALLOW 1
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* The policy tables: one 8-byte entry per (port, proto) slot, read and written whole; the
  * two are kept equal by caelumd (user/ports.c), which writes them through mmap. */
-#define PORT_TABLE_DEF                                        \
-	__uint(type, BPF_MAP_TYPE_ARRAY);                     \
-	__uint(max_entries, CAELUM_PORT_SLOTS);               \
-	__uint(map_flags, BPF_F_MMAPABLE);                    \
-	__type(key, __u32);                                   \
+#define PORT_TABLE_DEF                                                                             \
+	__uint(type, BPF_MAP_TYPE_ARRAY);                                                          \
+	__uint(max_entries, CAELUM_PORT_SLOTS);                                                    \
+	__uint(map_flags, BPF_F_MMAPABLE);                                                         \
+	__type(key, __u32);                                                                        \
 	__type(value, struct caelum_port_entry)
 
 struct cm_port_table_t {
@@ -87,7 +87,7 @@ static __always_inline bool owner_is_current(const struct caelum_port_rule *rule
 {
 	__u64 ancestor = 0;
 
-	/* A followed cgroup (spec key "cgroup") is named by its anchor: include/caelum/cgfollow.h */
+	/* A followed cgroup (spec key "cgroup") is named by its anchor (caelum/cgfollow.h) */
 	if (rule->flags & CAELUM_PORT_F_RESERVED)
 		ancestor = cg_identity(bpf_get_current_ancestor_cgroup_id(rule->owner_level));
 	return caelum_port_owner_match(rule, ancestor);

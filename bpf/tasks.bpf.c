@@ -9,7 +9,7 @@
 #include <bpf/bpf_tracing.h>
 #include "tasks.bpf.h"
 
-#define SIGKILL 9
+#define SIGKILL	   9
 #define PF_EXITING 0x00000004
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -132,8 +132,7 @@ static __always_inline void budget_check(struct task_struct *child, __u64 svc)
 	if (kill)
 		bpf_send_signal_task(child, SIGKILL, PIDTYPE_PID, 0);
 	stat_inc(kill ? CAELUM_STAT_DENIED : CAELUM_STAT_AUDITED);
-	budget_report(svc, v->live, *budget, kill,
-		      kill ? CAELUM_ACT_DENIED : CAELUM_ACT_AUDITED);
+	budget_report(svc, v->live, *budget, kill, kill ? CAELUM_ACT_DENIED : CAELUM_ACT_AUDITED);
 }
 
 SEC("tp_btf/sched_process_fork")

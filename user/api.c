@@ -19,7 +19,7 @@
 #include "metrics.h"
 
 #define KEEPALIVE_NS (15ULL * 1000000000ULL)
-#define MAX_STREAMS 512
+#define MAX_STREAMS  512
 
 struct sse {
 	uint64_t conn;
@@ -109,9 +109,8 @@ static void call_reply(struct api *a, const struct http_request *r, const char *
 
 /* lws hands the arguments decoded, joined by '&'. Each allowed key at most once; integer
  * keys are converted. 0, or -1 after answering 400. */
-static int query_params(struct api *a, const struct http_request *r,
-			const char *const *str_keys, const char *const *int_keys,
-			struct json_object **out)
+static int query_params(struct api *a, const struct http_request *r, const char *const *str_keys,
+			const char *const *int_keys, struct json_object **out)
 {
 	struct json_object *p = json_object_new_object();
 	char q[sizeof(r->query)], *save = NULL, *kv;
@@ -143,8 +142,8 @@ static int query_params(struct api *a, const struct http_request *r,
 			errno = 0;
 			x = strtoll(val, &end, 10);
 			if (!*val || *end || errno) {
-				reply_fmt(a, r->conn, 400, "query: %s: \"%.64s\" is not an integer", kv,
-					  val);
+				reply_fmt(a, r->conn, 400, "query: %s: \"%.64s\" is not an integer",
+					  kv, val);
 				goto fail;
 			}
 			json_object_object_add(p, kv, json_object_new_int64(x));
@@ -214,9 +213,8 @@ static int sse_frame(char **buf, size_t *cap, struct json_object *e, size_t *len
 {
 	struct json_object *id;
 	size_t jl;
-	const char *j = json_object_to_json_string_length(e, JSON_C_TO_STRING_PLAIN |
-								     JSON_C_TO_STRING_NOSLASHESCAPE,
-							  &jl);
+	const char *j = json_object_to_json_string_length(
+		e, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &jl);
 
 	if (jl + 64 > *cap) {
 		char *nb = realloc(*buf, jl + 64);
@@ -365,8 +363,9 @@ static void route_ports(struct api *a, const struct http_request *r)
 		if (is(r, "GET") && !no_query(a, r))
 			call_reply(a, r, "port.list", NULL, 200);
 		else if (is(r, "POST") && !no_query(a, r) && !body_object(a, r, &p))
-			call_reply(a, r, json_object_object_get_ex(p, "port", NULL) ? "port.reserve" :
-										    "port.alloc",
+			call_reply(a, r,
+				   json_object_object_get_ex(p, "port", NULL) ? "port.reserve"
+									      : "port.alloc",
 				   p, 201);
 		else if (!is(r, "GET") && !is(r, "POST"))
 			reply_fmt(a, r->conn, 405, "%s: use GET or POST", r->path);
@@ -457,13 +456,15 @@ static void route_collection(struct api *a, const struct http_request *r, const 
 
 	if (!strcmp(r->path, base)) {
 		if (is(r, "GET") && !no_query(a, r)) {
-			snprintf(m, sizeof(m), "%s.list", !strcmp(base, "/api/v1/services") ? "service" : "db");
+			snprintf(m, sizeof(m), "%s.list",
+				 !strcmp(base, "/api/v1/services") ? "service" : "db");
 			call_reply(a, r, m, NULL, 200);
 		} else if (is(r, "POST") && !no_query(a, r) && !body_object(a, r, &p)) {
 			struct json_object *params = json_object_new_object();
 
 			json_object_object_add(params, "spec", p);
-			snprintf(m, sizeof(m), "%s.apply", !strcmp(base, "/api/v1/services") ? "service" : "db");
+			snprintf(m, sizeof(m), "%s.apply",
+				 !strcmp(base, "/api/v1/services") ? "service" : "db");
 			call_reply(a, r, m, params, 201);
 		} else if (!is(r, "GET") && !is(r, "POST")) {
 			reply_fmt(a, r->conn, 405, "%s: use GET or POST", r->path);

@@ -55,8 +55,8 @@ static void emit_policy_applied(struct daemon *d, const char *why)
 	json_object_object_add(e, "entries", json_object_new_uint64(d->policy.entries));
 	json_object_object_add(e, "reserved", json_object_new_uint64(d->policy.reserved));
 	json_object_object_add(e, "managed", json_object_new_uint64(d->policy.managed));
-	json_object_object_add(e, "mode",
-			       json_object_new_string(mode_name(d->cfg.comp_mode[CAELUM_COMP_PORTS])));
+	json_object_object_add(
+		e, "mode", json_object_new_string(mode_name(d->cfg.comp_mode[CAELUM_COMP_PORTS])));
 	json_object_object_add(e, "apply_ns", json_object_new_uint64(d->policy.apply_ns));
 	events_emit(d->ev, e);
 }
@@ -160,7 +160,8 @@ static void check_immutable(const struct config *old, const struct config *nc, s
 		verr_add(e, nc->path, "http.origins", "changed: this needs a restart of caelumd");
 	if (memcmp(old->mcp.origins, nc->mcp.origins, sizeof(old->mcp.origins)) ||
 	    old->mcp_auth_none != nc->mcp_auth_none)
-		verr_add(e, nc->path, "mcp", "origins or auth changed: this needs a restart of caelumd");
+		verr_add(e, nc->path, "mcp",
+			 "origins or auth changed: this needs a restart of caelumd");
 	if (old->n_peers != nc->n_peers || memcmp(old->peers, nc->peers, sizeof(old->peers)))
 		verr_add(e, nc->path, "mcp.peers", "changed: this needs a restart of caelumd");
 
@@ -177,7 +178,8 @@ static void check_immutable(const struct config *old, const struct config *nc, s
 
 		if (strcmp(a, b))
 			verr_add(e, nc->path, fields[i].key,
-				 "changed from \"%s\" to \"%s\": this needs a restart of caelumd", a, b);
+				 "changed from \"%s\" to \"%s\": this needs a restart of caelumd",
+				 a, b);
 	}
 }
 
@@ -247,8 +249,7 @@ int daemon_reload(struct daemon *d, struct verr *e)
  * alone touch only their slots; services, databases and GPUs take the full apply.
  * The outcome is recorded for the revision, where the committing handler finds it.
  */
-void daemon_on_registry_change(void *ctx, const struct reg_state *st,
-				const struct reg_delta *dl)
+void daemon_on_registry_change(void *ctx, const struct reg_state *st, const struct reg_delta *dl)
 {
 	struct daemon *d = ctx;
 	int err;
@@ -319,7 +320,8 @@ void daemon_report_losses(struct daemon *d)
 			continue;
 		e = event_new(d->ev, "events_lost", "counted");
 		json_object_object_add(e, "stage", json_object_new_string("kernel"));
-		json_object_object_add(e, "reason", json_object_new_string(kernel_losses[i].reason));
+		json_object_object_add(e, "reason",
+				       json_object_new_string(kernel_losses[i].reason));
 		json_object_object_add(e, "count",
 				       json_object_new_uint64(now - d->kstats_reported[i]));
 		d->kstats_reported[i] = now;
@@ -329,4 +331,3 @@ void daemon_report_losses(struct daemon *d)
 	if (changed)
 		losses_store(d);
 }
-

@@ -50,8 +50,8 @@ int assets_init(void)
 		if (err)
 			return err;
 		/* Content hash for ETag: crc32 and length identify a build's file. */
-		snprintf(a->etag, sizeof(a->etag), "\"%08lx-%zx\"",
-			 crc32(0, a->data, (uInt)a->len), a->len);
+		snprintf(a->etag, sizeof(a->etag), "\"%08lx-%zx\"", crc32(0, a->data, (uInt)a->len),
+			 a->len);
 	}
 	return 0;
 }

@@ -346,8 +346,10 @@ static size_t bw_progs(void *self, struct comp_prog *out, size_t max)
 
 	for (size_t i = 0; i < BANDWIDTH_NPROGS && n < max; i++, n++)
 		out[n] = (struct comp_prog){ bpf_program__name(prog_at(b, i)),
-					     bpf_program__fd(prog_at(b, i)), b->link_fd[i],
-					     attach_type_of(i), true,
+					     bpf_program__fd(prog_at(b, i)),
+					     b->link_fd[i],
+					     attach_type_of(i),
+					     true,
 					     link_outcome_name(b->outcome[i]) };
 	return n;
 }

@@ -110,11 +110,14 @@ struct json_object *bpfinfo_link(int fd)
 	json_object_object_add(o, "type", str_or_null(libbpf_bpf_link_type_str(info.type)));
 	json_object_object_add(o, "prog_id", json_object_new_int64(info.prog_id));
 	if (info.type == BPF_LINK_TYPE_CGROUP) {
-		json_object_object_add(o, "cgroup_id", json_object_new_uint64(info.cgroup.cgroup_id));
-		json_object_object_add(o, "attach_type",
-				       str_or_null(libbpf_bpf_attach_type_str(info.cgroup.attach_type)));
+		json_object_object_add(o, "cgroup_id",
+				       json_object_new_uint64(info.cgroup.cgroup_id));
+		json_object_object_add(
+			o, "attach_type",
+			str_or_null(libbpf_bpf_attach_type_str(info.cgroup.attach_type)));
 		/* A link whose cgroup went away is defunct: it enforces nothing. */
-		json_object_object_add(o, "defunct", json_object_new_boolean(!info.cgroup.cgroup_id));
+		json_object_object_add(o, "defunct",
+				       json_object_new_boolean(!info.cgroup.cgroup_id));
 	} else if (info.type == BPF_LINK_TYPE_RAW_TRACEPOINT) {
 		json_object_object_add(o, "tracepoint", json_object_new_string(tp));
 		json_object_object_add(o, "defunct", json_object_new_boolean(!info.prog_id));

@@ -106,7 +106,8 @@ void bpf_skel_load_failed(const char *stem, bool opened, int err, const struct b
 	if (!opened)
 		p_err("failed to open BPF object '%s': %s", stem, strerror(-err));
 	else
-		p_err("failed to load BPF object '%s': %s (pinned maps under %s from another version? try 'caelumctl teardown')",
+		p_err("failed to load BPF object '%s': %s (pinned maps under %s from another "
+		      "version? try 'caelumctl teardown')",
 		      stem, strerror(-err), env->maps);
 }
 
@@ -173,8 +174,7 @@ static int link_pin(int fd, const char *path)
 	return 0;
 }
 
-static int link_pin_new(const struct bpf_env *env, const char *path, int prog_fd,
-			int attach_type)
+static int link_pin_new(const struct bpf_env *env, const char *path, int prog_fd, int attach_type)
 {
 	int fd, err;
 

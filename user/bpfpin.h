@@ -15,10 +15,10 @@
 #include <stdint.h>
 
 struct bpf_env {
-	char root[PATH_MAX]; /* <bpffs> */
-	char maps[PATH_MAX]; /* <bpffs>/maps */
+	char root[PATH_MAX];  /* <bpffs> */
+	char maps[PATH_MAX];  /* <bpffs>/maps */
 	char links[PATH_MAX]; /* <bpffs>/links */
-	int cg_fd; /* cgroup_root, where programs attach */
+	int cg_fd;	      /* cgroup_root, where programs attach */
 	uint64_t cg_id;
 	unsigned int ringbuf_bytes; /* size of the shared ring buffer cm_events */
 };
@@ -34,18 +34,18 @@ int bpf_env_size_shared(const struct bpf_env *env, struct bpf_object *obj);
  * configured, load. *skelp is set (NULL if open failed); 0 or -errno, reason logged.
  * A macro because every skeleton has its own types.
  */
-#define BPF_SKEL_OPEN_LOAD(env, stem, skelp)                                                 \
-	({                                                                                   \
-		LIBBPF_OPTS(bpf_object_open_opts, _opts, .pin_root_path = (env)->maps);      \
-		int _err;                                                                    \
-                                                                                             \
-		*(skelp) = stem##_bpf__open_opts(&_opts);                                    \
-		_err = *(skelp) ? bpf_env_size_shared(env, (*(skelp))->obj) : -errno;        \
-		if (*(skelp) && !_err)                                                       \
-			_err = stem##_bpf__load(*(skelp));                                   \
-		if (_err)                                                                    \
-			bpf_skel_load_failed(#stem, *(skelp) != NULL, _err, env);            \
-		_err;                                                                        \
+#define BPF_SKEL_OPEN_LOAD(env, stem, skelp)                                                       \
+	({                                                                                         \
+		LIBBPF_OPTS(bpf_object_open_opts, _opts, .pin_root_path = (env)->maps);            \
+		int _err;                                                                          \
+                                                                                                   \
+		*(skelp) = stem##_bpf__open_opts(&_opts);                                          \
+		_err = *(skelp) ? bpf_env_size_shared(env, (*(skelp))->obj) : -errno;              \
+		if (*(skelp) && !_err)                                                             \
+			_err = stem##_bpf__load(*(skelp));                                         \
+		if (_err)                                                                          \
+			bpf_skel_load_failed(#stem, *(skelp) != NULL, _err, env);                  \
+		_err;                                                                              \
 	})
 /* The message of BPF_SKEL_OPEN_LOAD's failures. */
 void bpf_skel_load_failed(const char *stem, bool opened, int err, const struct bpf_env *env);

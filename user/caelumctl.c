@@ -75,7 +75,8 @@ static int error_out(int exit_code, const char *msg, struct json_object *errors)
 	}
 	fprintf(stderr, "caelumctl: error: %zu problems:\n", n);
 	for (size_t i = 0; i < n; i++)
-		fprintf(stderr, "  %s\n", json_object_get_string(json_object_array_get_idx(errors, i)));
+		fprintf(stderr, "  %s\n",
+			json_object_get_string(json_object_array_get_idx(errors, i)));
 	return exit_code;
 }
 
@@ -157,8 +158,9 @@ int ctl_connect(struct rpc_client **c)
 	if (err == -EACCES || err == -EPERM)
 		return ctl_error(EXIT_NOPERM, "permission denied on '%s' (run as root)", sock);
 	if (err)
-		return ctl_error(EXIT_UNAVAILABLE, "caelumd is not running (cannot connect to '%s': %s)",
-				 sock, strerror(-err));
+		return ctl_error(EXIT_UNAVAILABLE,
+				 "caelumd is not running (cannot connect to '%s': %s)", sock,
+				 strerror(-err));
 	return 0;
 }
 
@@ -170,7 +172,8 @@ int ctl_call_on(struct rpc_client *c, const char *method, struct json_object *pa
 
 	err = rpc_client_call(c, method, params, result, &error);
 	if (err < 0)
-		return ctl_error(EXIT_UNAVAILABLE, "lost connection to caelumd: %s", strerror(-err));
+		return ctl_error(EXIT_UNAVAILABLE, "lost connection to caelumd: %s",
+				 strerror(-err));
 	if (err > 0) {
 		rc = ctl_rpc_error(error);
 		json_object_put(error);
@@ -235,7 +238,8 @@ static int do_help(int argc, char **argv)
 		"       caelumctl run SERVICE -- CMD [ARG...]\n"
 		"\n"
 		"OBJECT := { check | status | reload | teardown | service | port | events |\n"
-		"            db | resources | verify | token | mcp | host | run | prog | map | link }\n"
+		"            db | resources | verify | token | mcp | host | run | prog | map | "
+		"link }\n"
 		"OPTIONS := { -c FILE | -j | -p | -v | -V }\n"
 		"  -c, --config FILE  configuration (default: $CAELUM_CONFIG or %s)\n"
 		"  -j, --json         JSON output\n"
@@ -250,12 +254,23 @@ static int do_help(int argc, char **argv)
 }
 
 static const struct cmd objects[] = {
-	{ "check", do_check },	 { "status", do_status }, { "reload", do_reload },
-	{ "teardown", do_teardown }, { "service", do_service }, { "port", do_port },
-	{ "db", do_db },	 { "verify", do_verify },
-	{ "events", do_events }, { "run", do_run },	  { "prog", do_prog },
-	{ "map", do_map },	 { "link", do_link },	  { "resources", do_resources },
-	{ "token", do_token },	 { "mcp", do_mcp },	  { "host", do_host },
+	{ "check", do_check },
+	{ "status", do_status },
+	{ "reload", do_reload },
+	{ "teardown", do_teardown },
+	{ "service", do_service },
+	{ "port", do_port },
+	{ "db", do_db },
+	{ "verify", do_verify },
+	{ "events", do_events },
+	{ "run", do_run },
+	{ "prog", do_prog },
+	{ "map", do_map },
+	{ "link", do_link },
+	{ "resources", do_resources },
+	{ "token", do_token },
+	{ "mcp", do_mcp },
+	{ "host", do_host },
 	{ "help", do_help },
 	{},
 };
@@ -263,9 +278,12 @@ static const struct cmd objects[] = {
 static int parse_opts(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' }, { "json", no_argument, NULL, 'j' },
-		{ "pretty", no_argument, NULL, 'p' },	    { "verbose", no_argument, NULL, 'v' },
-		{ "version", no_argument, NULL, 'V' },	    { "help", no_argument, NULL, 'h' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "pretty", no_argument, NULL, 'p' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	int opt;

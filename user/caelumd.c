@@ -44,7 +44,7 @@
 #include "transports.h"
 #include "version.h"
 
-#define TICK_MS 250 /* aggregation windows are flushed this often */
+#define TICK_MS	      250 /* aggregation windows are flushed this often */
 #define LOSS_CHECK_NS 1000000000ULL
 #define CRED_CHECK_NS (5ULL * 1000000000ULL)
 
@@ -127,7 +127,8 @@ static void on_signal(void *ctx, uint32_t events)
 			notify_ready(d->policy.registry_rev, registry_state(d->reg)->n_svcs);
 			if (e.n)
 				notify_status("reload rejected (%s); revision %llu stays in force",
-					      e.msgs[0], (unsigned long long)d->policy.registry_rev);
+					      e.msgs[0],
+					      (unsigned long long)d->policy.registry_rev);
 			verr_free(&e);
 		} else {
 			p_info("signal %d: stopping (enforcement stays in place)", si.ssi_signo);
@@ -154,9 +155,10 @@ static void flush_windows(struct daemon *d)
 /* Backend recoveries (counters of registry_status_json) become one event each. */
 static void registry_report(struct daemon *d, struct json_object *st)
 {
-	static const char *const counters[] = { "relists", "compactions", "watch_restarts",
-						"leader_changes", "token_renewals",
-						"lease_losses", "failovers", NULL };
+	static const char *const counters[] = { "relists",	  "compactions",
+						"watch_restarts", "leader_changes",
+						"token_renewals", "lease_losses",
+						"failovers",	  NULL };
 
 	for (size_t i = 0; counters[i]; i++) {
 		struct json_object *now = NULL, *was = NULL, *ev;
@@ -166,8 +168,10 @@ static void registry_report(struct daemon *d, struct json_object *st)
 		if (!now || json_object_get_uint64(now) <= (was ? json_object_get_uint64(was) : 0))
 			continue;
 		ev = event_new(d->ev, "registry_recovered", counters[i]);
-		json_object_object_add(ev, "backend", json_object_new_string(registry_backend_name(d->reg)));
-		json_object_object_add(ev, "count", json_object_new_uint64(json_object_get_uint64(now)));
+		json_object_object_add(ev, "backend",
+				       json_object_new_string(registry_backend_name(d->reg)));
+		json_object_object_add(ev, "count",
+				       json_object_new_uint64(json_object_get_uint64(now)));
 		events_emit(d->ev, ev);
 	}
 	json_object_put(d->registry_seen);
@@ -308,7 +312,8 @@ static int setup_registry(struct daemon *d)
 	dbspecs_free(dbs, n_dbs);
 	if (registry_err_unavailable(err)) {
 		/* The shared registry is away: enforce what we have, commit the files later. */
-		p_warn("services_dir and databases_dir not committed yet: the %s registry is unavailable; retrying",
+		p_warn("services_dir and databases_dir not committed yet: the %s registry is "
+		       "unavailable; retrying",
 		       registry_backend_name(d->reg));
 		verr_free(&e);
 		d->resync_pending = true;
@@ -438,7 +443,8 @@ static const char *event_device_path(void *ctx, uint32_t major, uint32_t minor)
 
 	for (size_t g = 0; g < cap->n_gpus; g++)
 		for (size_t i = 0; i < cap->gpus[g].n_dev; i++)
-			if (cap->gpus[g].dev[i].major == major && cap->gpus[g].dev[i].minor == minor)
+			if (cap->gpus[g].dev[i].major == major &&
+			    cap->gpus[g].dev[i].minor == minor)
 				return cap->gpus[g].dev[i].path;
 	return NULL;
 }
@@ -469,8 +475,9 @@ static void warn_modes(const struct config *cfg)
 		if (cfg->comp_mode[i] != CAELUM_MODE_ENFORCE)
 			p_warn("component '%s' is in %s mode: violations are %s", component_name(i),
 			       mode_name(cfg->comp_mode[i]),
-			       cfg->comp_mode[i] == CAELUM_MODE_AUDIT ? "reported, not denied"
-								       : "neither denied nor reported");
+			       cfg->comp_mode[i] == CAELUM_MODE_AUDIT
+				       ? "reported, not denied"
+				       : "neither denied nor reported");
 	}
 	if (!any)
 		p_warn("every component is off: caelumd enforces nothing");
@@ -616,18 +623,21 @@ static void daemon_close(struct daemon *d)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: caelumd [-c FILE] [-v]\n"
-		   "  -c, --config FILE  configuration (default: $CAELUM_CONFIG or %s)\n"
-		   "  -v, --verbose      debug messages, libbpf's included\n"
-		   "  -V, --version      print the version\n",
+	fprintf(f,
+		"Usage: caelumd [-c FILE] [-v]\n"
+		"  -c, --config FILE  configuration (default: $CAELUM_CONFIG or %s)\n"
+		"  -v, --verbose      debug messages, libbpf's included\n"
+		"  -V, --version      print the version\n",
 		CONFIG_DEFAULT_PATH);
 }
 
 static int parse_args(int argc, char **argv, const char **cfg_path, bool *verbose)
 {
 	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' }, { "verbose", no_argument, NULL, 'v' },
-		{ "version", no_argument, NULL, 'V' },	    { "help", no_argument, NULL, 'h' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "version", no_argument, NULL, 'V' },
+		{ "help", no_argument, NULL, 'h' },
 		{},
 	};
 	int opt;
@@ -662,7 +672,9 @@ static int parse_args(int argc, char **argv, const char **cfg_path, bool *verbos
 int main(int argc, char **argv)
 {
 	static struct daemon d = {
-		.sig_fd = -1, .stats_fd = -1, .pinlock = { .bpffs_fd = -1, .cgroup_fd = -1 },
+		.sig_fd = -1,
+		.stats_fd = -1,
+		.pinlock = { .bpffs_fd = -1, .cgroup_fd = -1 },
 		.apply = daemon_apply,
 	};
 	static struct transports transports;
@@ -712,7 +724,8 @@ int main(int argc, char **argv)
 
 		json_object_object_add(ev, "pid", json_object_new_int(getpid()));
 		events_emit(d.ev, ev);
-		p_info("caelumd %s ready: host %s, %zu services, %zu port entries, socket %s/caelumd.sock",
+		p_info("caelumd %s ready: host %s, %zu services, %zu port entries, socket "
+		       "%s/caelumd.sock",
 		       CAELUM_VERSION, d.cfg.host, registry_state(d.reg)->n_svcs, d.policy.entries,
 		       d.cfg.runtime_dir);
 		/* Loading a large registry parses it whole (json-c trees, copies): give the

@@ -12,10 +12,10 @@
 #include "capacity.h"
 
 #define CPUS_MAX_MILLI (1000000LL * 1000) /* a million CPUs: anything above is a typo */
-#define MEMORY_MAX_MB (1LL << 40)
-#define TASKS_MAX 4194304 /* PID_MAX_LIMIT */
-#define HOLDERS_SHOWN 5
-#define MBIT_MAX_KBIT (10000000LL * 1000) /* 10 Tbit/s: anything above is a typo */
+#define MEMORY_MAX_MB  (1LL << 40)
+#define TASKS_MAX      4194304 /* PID_MAX_LIMIT */
+#define HOLDERS_SHOWN  5
+#define MBIT_MAX_KBIT  (10000000LL * 1000) /* 10 Tbit/s: anything above is a typo */
 
 bool gpu_id_valid(const char *s)
 {
@@ -103,7 +103,8 @@ static bool get_mbit(struct json_object *v, const char *file, const char *path, 
 		return false;
 	}
 	if (fabs(x * 1000 - round(x * 1000)) > 1e-6) {
-		verr_add(e, file, path, "%s: at most 3 decimals (kbit/s)", json_object_to_json_string(v));
+		verr_add(e, file, path, "%s: at most 3 decimals (kbit/s)",
+			 json_object_to_json_string(v));
 		return false;
 	}
 	*out_kbit = (int64_t)llround(x * 1000);
@@ -139,16 +140,17 @@ static void parse_gpu_devices(struct json_object *arr, const char *file, const c
 			continue;
 		s = json_object_get_string(d);
 		if (s[0] != '/' || strlen(s) > GPU_PATH_MAX) {
-			verr_add(e, file, p, "\"%.300s\" is not an absolute device path of at most %d bytes",
-				 s, GPU_PATH_MAX);
+			verr_add(e, file, p,
+				 "\"%.300s\" is not an absolute device path of at most %d bytes", s,
+				 GPU_PATH_MAX);
 			continue;
 		}
 		strcpy(g->dev[g->n_dev++].path, s);
 	}
 }
 
-static void parse_gpu(struct json_object *o, const char *file, const char *path,
-		      struct capacity *c, struct verr *e)
+static void parse_gpu(struct json_object *o, const char *file, const char *path, struct capacity *c,
+		      struct verr *e)
 {
 	static const char *const keys[] = { "id", "devices", NULL };
 	struct gpu_cfg *g = &c->gpus[c->n_gpus];
@@ -163,7 +165,8 @@ static void parse_gpu(struct json_object *o, const char *file, const char *path,
 		verr_add(e, file, p, "missing required key");
 	} else if (jv_expect(v, json_type_string, file, p, e)) {
 		if (!gpu_id_valid(json_object_get_string(v)))
-			verr_add(e, file, p, "invalid GPU id \"%s\" (expected [a-z0-9][a-z0-9_-]{0,30})",
+			verr_add(e, file, p,
+				 "invalid GPU id \"%s\" (expected [a-z0-9][a-z0-9_-]{0,30})",
 				 json_object_get_string(v));
 		else
 			strcpy(g->id, json_object_get_string(v));
@@ -215,11 +218,10 @@ static void parse_reserved(struct json_object *o, const char *file, struct capac
 			   &c->reserved_memory_mb, e);
 }
 
-void capacity_parse(struct json_object *obj, const char *file, struct capacity *c,
-		    struct verr *e)
+void capacity_parse(struct json_object *obj, const char *file, struct capacity *c, struct verr *e)
 {
-	static const char *const keys[] = { "cpus",	    "memory_mb",   "gpus",
-					    "reserved",	    "cpu_window_s", "cpu_grace_s",
+	static const char *const keys[] = { "cpus",	   "memory_mb",	   "gpus",
+					    "reserved",	   "cpu_window_s", "cpu_grace_s",
 					    "egress_mbit", "ingress_mbit", NULL };
 	struct json_object *v;
 
@@ -355,7 +357,8 @@ int capacity_resolve(struct capacity *c, const char *file, struct verr *e)
 		c->memory_mb = memtotal_mb();
 		c->memory_detected = true;
 		if (c->memory_mb < 0)
-			verr_add(e, file, "capacity.memory_mb", "cannot read MemTotal from /proc/meminfo");
+			verr_add(e, file, "capacity.memory_mb",
+				 "cannot read MemTotal from /proc/meminfo");
 	}
 	if (c->reserved_cpus_milli >= c->cpus_milli) {
 		milli_fmt(c->reserved_cpus_milli, a, sizeof(a));
@@ -410,8 +413,8 @@ static void parse_res_gpus(struct json_object *v, const char *file, const char *
 void resources_parse(struct json_object *obj, const char *file, struct spec_resources *r,
 		     struct verr *e)
 {
-	static const char *const keys[] = { "cpus", "memory_mb", "tasks", "gpus", "egress_mbit",
-					    "ingress_mbit", NULL };
+	static const char *const keys[] = { "cpus",	   "memory_mb",	   "tasks", "gpus",
+					    "egress_mbit", "ingress_mbit", NULL };
 	struct json_object *v;
 
 	memset(r, 0, sizeof(*r));
@@ -437,7 +440,8 @@ struct json_object *mbit_json(int64_t kbit)
 	char s[32];
 
 	milli_fmt(kbit, s, sizeof(s)); /* rendered as written: 20.5, not 20.500000000000004 */
-	return kbit % 1000 ? json_object_new_double_s(kbit / 1000.0, s) : json_object_new_int64(kbit / 1000);
+	return kbit % 1000 ? json_object_new_double_s(kbit / 1000.0, s)
+			   : json_object_new_int64(kbit / 1000);
 }
 
 struct json_object *resources_to_json(const struct spec_resources *r)
@@ -449,7 +453,8 @@ struct json_object *resources_to_json(const struct spec_resources *r)
 
 		/* rendered as written ("2.345", not "2.3450000000000002") */
 		milli_fmt(r->cpus_milli, s, sizeof(s));
-		json_object_object_add(o, "cpus", json_object_new_double_s(r->cpus_milli / 1000.0, s));
+		json_object_object_add(o, "cpus",
+				       json_object_new_double_s(r->cpus_milli / 1000.0, s));
 	}
 	if (r->memory_mb)
 		json_object_object_add(o, "memory_mb", json_object_new_int64(r->memory_mb));
@@ -580,7 +585,8 @@ static bool fits(const struct admit_svc *s, const int64_t *used, const int64_t *
 
 			amount_fmt((enum dim)d, a, req, sizeof(req));
 			verr_add(e, s->name, NULL,
-				 "%s: requested %s, but the host's capacity is unknown (no interface "
+				 "%s: requested %s, but the host's capacity is unknown (no "
+				 "interface "
 				 "reports its link speed): set capacity.%s in caelum.json",
 				 dim_name[d], req, dim_name[d]);
 			ok = false;

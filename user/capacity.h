@@ -25,11 +25,11 @@
 
 #include "jsonv.h"
 
-#define CAP_AUTO -1
-#define CAP_UNKNOWN -2 /* "auto" found nothing to detect (bandwidth: no link speed known) */
-#define CAP_MAX_GPUS 16
+#define CAP_AUTO	-1
+#define CAP_UNKNOWN	-2 /* "auto" found nothing to detect (bandwidth: no link speed known) */
+#define CAP_MAX_GPUS	16
 #define GPU_MAX_DEVICES 8
-#define GPU_ID_MAX 31
+#define GPU_ID_MAX	31
 
 #define GPU_PATH_MAX 255
 
@@ -46,7 +46,7 @@ struct gpu_cfg {
 
 struct capacity {
 	int64_t cpus_milli; /* CAP_AUTO until resolved */
-	int64_t memory_mb; /* CAP_AUTO until resolved */
+	int64_t memory_mb;  /* CAP_AUTO until resolved */
 	int64_t reserved_cpus_milli;
 	int64_t reserved_memory_mb;
 	struct gpu_cfg gpus[CAP_MAX_GPUS];
@@ -56,15 +56,15 @@ struct capacity {
 	int64_t egress_kbit, ingress_kbit;
 	bool cpus_detected, memory_detected, egress_detected, ingress_detected; /* from "auto" */
 	int64_t cpu_window_s; /* CPU usage is averaged over this window */
-	int64_t cpu_grace_s; /* usage above the reservation this long: cpu_over_allocation */
+	int64_t cpu_grace_s;  /* usage above the reservation this long: cpu_over_allocation */
 };
 
 /* What a service reserves ("resources" in its spec); zero = not reserved. */
 struct spec_resources {
 	int64_t cpus_milli;
 	int64_t memory_mb;
-	int64_t tasks; /* live task budget; 0 = unlimited */
-	int64_t gpu_count; /* "gpus": N */
+	int64_t tasks;				    /* live task budget; 0 = unlimited */
+	int64_t gpu_count;			    /* "gpus": N */
 	char gpu_ids[CAP_MAX_GPUS][GPU_ID_MAX + 1]; /* "gpus": ["gpu0", ...] */
 	size_t n_gpu_ids;
 	int64_t egress_kbit; /* "egress_mbit" in kbit/s (20 Mbit/s = 20000); 0 = not limited */
@@ -74,8 +74,7 @@ struct spec_resources {
 bool gpu_id_valid(const char *s);
 void capacity_defaults(struct capacity *c);
 /* Parse "capacity" (at path "capacity" of file). */
-void capacity_parse(struct json_object *obj, const char *file, struct capacity *c,
-		    struct verr *e);
+void capacity_parse(struct json_object *obj, const char *file, struct capacity *c, struct verr *e);
 /* Sum of the link speeds (Mbit/s) of the interfaces under sys_class_net that are up and
  * report one (drivers say -1 or nothing when unknown: virtio, veth, lo); -1 when none does. */
 int64_t capacity_link_speed_mbit(const char *sys_class_net);

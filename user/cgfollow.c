@@ -32,7 +32,8 @@ void cgfollow_close(struct cgfollow *f)
 
 static int attach(struct cgfollow *f, const struct bpf_env *env)
 {
-	struct bpf_program *progs[NPROGS] = { f->skel->progs.cm_cg_mkdir, f->skel->progs.cm_cg_rmdir };
+	struct bpf_program *progs[NPROGS] = { f->skel->progs.cm_cg_mkdir,
+					      f->skel->progs.cm_cg_rmdir };
 	enum link_outcome outcome;
 
 	for (int i = 0; i < NPROGS; i++) {
@@ -59,7 +60,8 @@ int cgfollow_setup(const struct bpf_env *env, struct cgfollow **out)
 	if (!err)
 		err = attach(f, env);
 	if (err) {
-		p_err("failed to set up cgroup following (tp_btf/cgroup_mkdir): %s", strerror(-err));
+		p_err("failed to set up cgroup following (tp_btf/cgroup_mkdir): %s",
+		      strerror(-err));
 		cgfollow_close(f);
 		return err;
 	}
@@ -123,7 +125,8 @@ int cgfollow_sync(struct cgfollow *f, const struct svcs *s)
 		if (!rt->followed)
 			continue;
 		if (path_key(s, rt, &k)) {
-			p_err("service '%s': cgroup path '%s' is too long to follow in the kernel (at most %d characters below the cgroup2 mount)",
+			p_err("service '%s': cgroup path '%s' is too long to follow in the kernel "
+			      "(at most %d characters below the cgroup2 mount)",
 			      rt->name, rt->cgroup, CAELUM_CG_PATH_MAX - 1);
 			err = -ENAMETOOLONG;
 			continue;
@@ -132,8 +135,8 @@ int cgfollow_sync(struct cgfollow *f, const struct svcs *s)
 		    (rt->cgid != CAELUM_CGID_NONE &&
 		     bpf_map_update_elem(alias_fd, &rt->cgid, &rt->anchor, BPF_ANY))) {
 			err = -errno;
-			p_err("failed to follow cgroup '%s' of service '%s': %s", rt->cgroup, rt->name,
-			      strerror(errno));
+			p_err("failed to follow cgroup '%s' of service '%s': %s", rt->cgroup,
+			      rt->name, strerror(errno));
 		}
 	}
 	prune(follow_fd, alias_fd, s);

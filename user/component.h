@@ -42,9 +42,9 @@ struct svcs;
 struct comp_env {
 	const struct config *cfg;  /* modes: cfg->comp_mode[ops->id]; capacity: cfg->cap */
 	const struct bpf_env *bpf; /* bpffs dirs, the cgroup root's fd, the ring buffer */
-	struct events *ev;         /* events_emit() (events.h) */
-	struct svcs *svcs;         /* services' cgroups and ids (services.h) */
-	struct registry *reg;      /* the model; registry_state(reg) is what was last synced */
+	struct events *ev;	   /* events_emit() (events.h) */
+	struct svcs *svcs;	   /* services' cgroups and ids (services.h) */
+	struct registry *reg;	   /* the model; registry_state(reg) is what was last synced */
 	/* A reservation the daemon holds outside the registry (its self-test port, verify.c),
 	 * or NULL: enforced like a registry claim. */
 	const struct reg_claim *canary;
@@ -52,20 +52,20 @@ struct comp_env {
 
 /* One BPF program of a component, for status, `prog show` and the integrity check. */
 struct comp_prog {
-	const char *name;   /* program name = its link pin name under <bpffs>/links */
+	const char *name; /* program name = its link pin name under <bpffs>/links */
 	int prog_fd;
-	int link_fd;        /* the link caelumd holds, or -1 */
-	int attach_type;    /* enum bpf_attach_type (BPF_CGROUP_*, BPF_TRACE_RAW_TP, ...) */
-	bool cgroup;        /* attached at the cgroup root (else a tracing link) */
-	const char *link;   /* how the link was installed at start: "created", "replaced", ... */
+	int link_fd;	  /* the link caelumd holds, or -1 */
+	int attach_type;  /* enum bpf_attach_type (BPF_CGROUP_*, BPF_TRACE_RAW_TP, ...) */
+	bool cgroup;	  /* attached at the cgroup root (else a tracing link) */
+	const char *link; /* how the link was installed at start: "created", "replaced", ... */
 };
 
 #define COMP_MAX_PROGS 16
 
 struct component_ops {
 	const char *name; /* config key components.<name>; the label in status and metrics */
-	int id;           /* CAELUM_COMP_*: index into cfg->comp_mode and the kernel's cm_config */
-	bool required;    /* caelumd cannot run without it (ports); others degrade with a warning */
+	int id;		  /* CAELUM_COMP_*: index into cfg->comp_mode and the kernel's cm_config */
+	bool required;	  /* caelumd cannot run without it (ports); others degrade with a warning */
 	/* Name of a component that must be loaded first (tasks before cpu), or NULL. */
 	const char *needs;
 	int (*load)(const struct comp_env *env, void **self);

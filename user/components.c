@@ -24,8 +24,8 @@ extern const struct component_ops bandwidth_component;
 
 /* In load order (a component's `needs` comes earlier); status lists them in this order. */
 static const struct component_ops *const table[] = {
-	&ports_component, &devices_component, &tasks_component, &cpu_component,
-	&databases_component, &bandwidth_component,
+	&ports_component, &devices_component,	&tasks_component,
+	&cpu_component,	  &databases_component, &bandwidth_component,
 };
 
 #define N_TABLE (sizeof(table) / sizeof(table[0]))
@@ -158,7 +158,8 @@ static struct json_object *prog_json(const struct comp_env *env, const struct co
 	/* Asked of the kernel, not remembered: is this very program attached there? */
 	json_object_object_add(o, "attached", json_object_new_boolean(attached));
 	json_object_object_add(o, "link", bpfinfo_link(p->link_fd));
-	json_object_object_add(o, "link_at_start", json_object_new_string(p->link ? p->link : "none"));
+	json_object_object_add(o, "link_at_start",
+			       json_object_new_string(p->link ? p->link : "none"));
 	return o;
 }
 

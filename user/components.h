@@ -12,7 +12,7 @@
 
 struct comp_slot {
 	const struct component_ops *ops; /* NULL: no component has this id */
-	void *self;                      /* NULL: not loaded (error says why) */
+	void *self;			 /* NULL: not loaded (error says why) */
 	char error[256];
 };
 

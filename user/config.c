@@ -12,22 +12,20 @@
 #include "netns.h"
 
 #define JOURNAL_DEFAULT_BYTES (16U << 20)
-#define JOURNAL_DEFAULT_KEEP 5
+#define JOURNAL_DEFAULT_KEEP  5
 
 static const char *const component_names[] = {
-	[CAELUM_COMP_PORTS] = "ports",
-	[CAELUM_COMP_DEVICES] = "devices",
-	[CAELUM_COMP_TASKS] = "tasks",
-	[CAELUM_COMP_CPU] = "cpu",
-	[CAELUM_COMP_DATABASES] = "databases",
-	[CAELUM_COMP_BANDWIDTH] = "bandwidth",
+	[CAELUM_COMP_PORTS] = "ports",	       [CAELUM_COMP_DEVICES] = "devices",
+	[CAELUM_COMP_TASKS] = "tasks",	       [CAELUM_COMP_CPU] = "cpu",
+	[CAELUM_COMP_DATABASES] = "databases", [CAELUM_COMP_BANDWIDTH] = "bandwidth",
 };
 #define N_COMPONENTS ((int)(sizeof(component_names) / sizeof(component_names[0])))
 
 static const char *const config_keys[] = {
-	"host",	    "mode",	    "components",    "bpffs",	    "state_dir", "runtime_dir",
-	"services_dir", "managed_ports", "cgroup_root", "journal", "ringbuf_bytes", "capacity",
-	"databases_dir", "verify", "http", "bpf_stats", "mcp", "network_namespaces", "registry", NULL,
+	"host",		 "mode",	 "components",	       "bpffs",	      "state_dir",
+	"runtime_dir",	 "services_dir", "managed_ports",      "cgroup_root", "journal",
+	"ringbuf_bytes", "capacity",	 "databases_dir",      "verify",      "http",
+	"bpf_stats",	 "mcp",		 "network_namespaces", "registry",    NULL,
 };
 
 const char *config_path(const char *explicit_path)
@@ -226,20 +224,19 @@ static void get_mode(struct json_object *v, const char *file, const char *path, 
 		return;
 	m = mode_parse(json_object_get_string(v));
 	if (m < 0 || (!allow_off && m == CAELUM_MODE_OFF)) {
-		verr_add(e, file, path, "invalid mode %s (expected %s)", jv_repr(v, buf, sizeof(buf)),
+		verr_add(e, file, path, "invalid mode %s (expected %s)",
+			 jv_repr(v, buf, sizeof(buf)),
 			 allow_off ? "enforce, audit or off" : "enforce or audit");
 		return;
 	}
 	*dst = m;
 }
 
-static void parse_components(struct json_object *obj, const char *file, int *modes,
-			     struct verr *e)
+static void parse_components(struct json_object *obj, const char *file, int *modes, struct verr *e)
 {
 	if (!jv_expect(obj, json_type_object, file, "components", e))
 		return;
-	json_object_object_foreach(obj, key, val)
-	{
+	json_object_object_foreach (obj, key, val) {
 		char p[JV_PATH_MAX];
 		int comp = component_parse(key);
 
@@ -453,7 +450,8 @@ int host_name_check(const char *s, char *why, size_t why_len)
 	if (!strncmp(s, "*.", 2)) {
 		name = s + 2;
 		if (!strchr(name, '.')) {
-			snprintf(why, why_len, "a wildcard covers a domain with a dot: \"*.example.com\"");
+			snprintf(why, why_len,
+				 "a wildcard covers a domain with a dot: \"*.example.com\"");
 			return -EINVAL;
 		}
 	}
@@ -461,10 +459,13 @@ int host_name_check(const char *s, char *why, size_t why_len)
 		size_t ll = strcspn(label, ".");
 
 		if (!ll || ll > 63 || label[0] == '-' || label[ll - 1] == '-' ||
-		    strspn(label, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") < ll) {
-			snprintf(why, why_len,
-				 "not a host name (letters, digits, '-' in dot-separated labels; no "
-				 "scheme, port or path)");
+		    strspn(label,
+			   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") <
+			    ll) {
+			snprintf(
+				why, why_len,
+				"not a host name (letters, digits, '-' in dot-separated labels; no "
+				"scheme, port or path)");
 			return -EINVAL;
 		}
 		label += ll;
@@ -565,13 +566,14 @@ void config_parse_listener(struct json_object *obj, const char *file, const char
 				continue;
 			s = json_object_get_string(o);
 			/* The authority after the scheme: non-empty, no path. */
-			auth = !strncmp(s, "http://", 7)  ? s + 7 :
-			       !strncmp(s, "https://", 8) ? s + 8 :
-							    NULL;
+			auth = !strncmp(s, "http://", 7)    ? s + 7
+			       : !strncmp(s, "https://", 8) ? s + 8
+							    : NULL;
 			if (!auth || !*auth || strlen(s) >= sizeof(l->origins[0]) ||
 			    strchr(auth, '/')) {
 				verr_add(e, file, ip,
-					 "\"%s\" is not an origin (scheme://host[:port], no path)", s);
+					 "\"%s\" is not an origin (scheme://host[:port], no path)",
+					 s);
 				continue;
 			}
 			snprintf(l->origins[l->n_origins++], sizeof(l->origins[0]), "%s", s);
@@ -627,8 +629,9 @@ int peer_url_parse(const char *url, struct peer_url *u, char *why, size_t why_le
 			hl = 0;
 		memcpy(u->host, host, hl);
 	}
-	if (!hl || !u->host[0] || strspn(u->host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-					   "0123456789.-:") != strlen(u->host)) {
+	if (!hl || !u->host[0] ||
+	    strspn(u->host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			    "0123456789.-:") != strlen(u->host)) {
 		snprintf(why, why_len, "missing or invalid host");
 		return -EINVAL;
 	}
@@ -653,8 +656,7 @@ int peer_url_parse(const char *url, struct peer_url *u, char *why, size_t why_le
 	return 0;
 }
 
-static void parse_peers(struct json_object *v, const char *file, struct config *cfg,
-			struct verr *e)
+static void parse_peers(struct json_object *v, const char *file, struct config *cfg, struct verr *e)
 {
 	static const char *const keys[] = { "url", "token_file", "queue_max", NULL };
 	char path[JV_PATH_MAX], kp[JV_PATH_MAX], why[128];
@@ -685,8 +687,8 @@ static void parse_peers(struct json_object *v, const char *file, struct config *
 		if (json_object_get_string_len(x) >= (int)sizeof(pc->url) ||
 		    peer_url_parse(json_object_get_string(x), &u, why, sizeof(why))) {
 			verr_add(e, file, kp, "\"%.200s\": %s", json_object_get_string(x),
-				 json_object_get_string_len(x) >= (int)sizeof(pc->url) ? "too long" :
-											  why);
+				 json_object_get_string_len(x) >= (int)sizeof(pc->url) ? "too long"
+										       : why);
 			continue;
 		}
 		snprintf(pc->url, sizeof(pc->url), "%s", json_object_get_string(x));
@@ -707,8 +709,7 @@ static void parse_peers(struct json_object *v, const char *file, struct config *
 	}
 }
 
-static void parse_mcp(struct json_object *v, const char *file, struct config *cfg,
-		      struct verr *e)
+static void parse_mcp(struct json_object *v, const char *file, struct config *cfg, struct verr *e)
 {
 	static const char *const extra[] = { "auth", "peers", "peers_token_file", NULL };
 	struct json_object *x;
@@ -728,7 +729,8 @@ static void parse_mcp(struct json_object *v, const char *file, struct config *cf
 	}
 	if (e->n == n0 && cfg->mcp_auth_none && cfg->mcp.enabled && !cfg->mcp.loopback)
 		verr_add(e, file, "mcp.auth",
-			 "\"none\" is only allowed on a loopback listener, not on %s", cfg->mcp.spec);
+			 "\"none\" is only allowed on a loopback listener, not on %s",
+			 cfg->mcp.spec);
 	if (json_object_object_get_ex(v, "peers", &x)) {
 		if (json_object_is_type(x, json_type_string)) {
 			if (strcmp(json_object_get_string(x), "auto"))
@@ -765,8 +767,7 @@ static void parse_ringbuf(struct json_object *v, const char *file, struct config
 
 /* "network_namespaces": ["/run/netns/blue", ...], each once (relative paths are taken from
  * the config file's directory, like every path here). */
-static void parse_netns(struct json_object *v, const char *file, struct config *cfg,
-			struct verr *e)
+static void parse_netns(struct json_object *v, const char *file, struct config *cfg, struct verr *e)
 {
 	char p[64];
 	size_t n;
@@ -842,8 +843,7 @@ static void parse_field(const char *key, struct json_object *v, const char *file
 	}
 }
 
-int config_from_json(struct json_object *root, const char *file, struct config *cfg,
-		     struct verr *e)
+int config_from_json(struct json_object *root, const char *file, struct config *cfg, struct verr *e)
 {
 	size_t n0 = e->n + e->dropped;
 
@@ -852,7 +852,7 @@ int config_from_json(struct json_object *root, const char *file, struct config *
 	if (!jv_expect(root, json_type_object, file, NULL, e))
 		return -EINVAL;
 	jv_check_keys(root, file, NULL, config_keys, e);
-	json_object_object_foreach(root, key, val)
+	json_object_object_foreach (root, key, val)
 		parse_field(key, val, file, cfg, e);
 	for (int c = 0; c < CAELUM_COMP_MAX; c++)
 		if (cfg->comp_mode[c] == CAELUM_MODE_UNSET)
@@ -903,7 +903,8 @@ int config_resolve(struct config *cfg, struct verr *e)
 		return -EINVAL;
 	if (cgroup2_mount_find(cfg->cg2_mount, sizeof(cfg->cg2_mount))) {
 		verr_add(e, cfg->path, NULL,
-			 "no cgroup2 mount found in /proc/self/mountinfo (mount -t cgroup2 none /sys/fs/cgroup/unified)");
+			 "no cgroup2 mount found in /proc/self/mountinfo (mount -t cgroup2 none "
+			 "/sys/fs/cgroup/unified)");
 		return -ENOENT;
 	}
 	if (!cfg->cgroup_root_cfg[0]) {
@@ -918,7 +919,8 @@ int config_resolve(struct config *cfg, struct verr *e)
 	}
 	level = cgroup_level(cfg->cg2_mount, real);
 	if (level < 0 || !cgroup_is_v2(real)) {
-		verr_add(e, cfg->path, "cgroup_root", "\"%s\" is not a directory on cgroup2 (mounted at %s)",
+		verr_add(e, cfg->path, "cgroup_root",
+			 "\"%s\" is not a directory on cgroup2 (mounted at %s)",
 			 cfg->cgroup_root_cfg, cfg->cg2_mount);
 		return -EINVAL;
 	}

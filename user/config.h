@@ -14,41 +14,41 @@
 #include "portrange.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/caelum/caelum.json"
-#define CONFIG_MAX_MANAGED 1024
-#define CONFIG_MAX_ORIGINS 16
-#define CONFIG_MAX_HOSTS 16
-#define CONFIG_MAX_PEERS 16
-#define CONFIG_MAX_NETNS 15 /* opted-in network namespaces (CAELUM_MAX_NETNS - 2) */
+#define CONFIG_MAX_MANAGED  1024
+#define CONFIG_MAX_ORIGINS  16
+#define CONFIG_MAX_HOSTS    16
+#define CONFIG_MAX_PEERS    16
+#define CONFIG_MAX_NETNS    15 /* opted-in network namespaces (CAELUM_MAX_NETNS - 2) */
 
 /* An MCP peer caelumd pushes its events to. */
 struct peer_cfg {
-	char url[512]; /* ws://, wss://, http:// or https://HOST[:PORT]/PATH */
+	char url[512];		   /* ws://, wss://, http:// or https://HOST[:PORT]/PATH */
 	char token_file[PATH_MAX]; /* "" = no token */
-	unsigned int queue_max; /* events held while the peer is away */
+	unsigned int queue_max;	   /* events held while the peer is away */
 };
 
 /* "registry": where the registry lives. The file backend (default) keeps it in state_dir;
  * the etcd backend shares it between hosts (user/registry_etcd.c). */
 #define CONFIG_MAX_ETCD 8
 struct registry_cfg {
-	bool etcd; /* "backend": "etcd" (else "file") */
+	bool etcd;			      /* "backend": "etcd" (else "file") */
 	char endpoints[CONFIG_MAX_ETCD][256]; /* http[s]://HOST:PORT */
 	size_t n_endpoints;
-	char prefix[128]; /* every key under it; default "caelum/" */
-	char username[128]; /* "" = no etcd authentication */
+	char prefix[128];	      /* every key under it; default "caelum/" */
+	char username[128];	      /* "" = no etcd authentication */
 	char password_file[PATH_MAX]; /* the user's password, first line */
 	char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX]; /* "tls" */
 	unsigned int lease_ttl_s; /* this host's keys live this long without caelumd */
-	unsigned int timeout_ms; /* one etcd call, all endpoints together */
+	unsigned int timeout_ms;  /* one etcd call, all endpoints together */
 };
 
 /* A listening socket of the embedded HTTP server ("http", "mcp"). */
 struct listen_cfg {
 	bool enabled;
-	char spec[128]; /* as written: "127.0.0.1:8090", "[::1]:8090", "off" */
-	char addr[64]; /* numeric address to bind */
-	uint16_t port; /* 0 = the kernel picks (tests) */
-	bool loopback; /* the address is a loopback address */
+	char spec[128];			    /* as written: "127.0.0.1:8090", "[::1]:8090", "off" */
+	char addr[64];			    /* numeric address to bind */
+	uint16_t port;			    /* 0 = the kernel picks (tests) */
+	bool loopback;			    /* the address is a loopback address */
 	char cert[PATH_MAX], key[PATH_MAX]; /* TLS when both are set */
 	char origins[CONFIG_MAX_ORIGINS][128]; /* extra allowed Origin values */
 	size_t n_origins;
@@ -61,7 +61,7 @@ struct listen_cfg {
 struct config {
 	char path[PATH_MAX]; /* the file it came from */
 	char host[256];
-	int mode; /* CAELUM_MODE_AUDIT or CAELUM_MODE_ENFORCE */
+	int mode;			/* CAELUM_MODE_AUDIT or CAELUM_MODE_ENFORCE */
 	int comp_mode[CAELUM_COMP_MAX]; /* resolved per component */
 	char bpffs[PATH_MAX];
 	char state_dir[PATH_MAX];
@@ -69,7 +69,7 @@ struct config {
 	char services_dir[PATH_MAX];
 	char databases_dir[PATH_MAX];
 	unsigned int verify_interval_s; /* self-verification period; 0 = only on request */
-	uint16_t verify_port; /* canary reserved port of the self-verification */
+	uint16_t verify_port;		/* canary reserved port of the self-verification */
 	char cgroup_root_cfg[PATH_MAX]; /* as written; "" when absent */
 	struct port_range managed[CONFIG_MAX_MANAGED];
 	size_t n_managed;
@@ -80,7 +80,7 @@ struct config {
 	struct listen_cfg http; /* dashboard, REST API, /metrics */
 	bool bpf_stats; /* hold BPF_ENABLE_STATS: programs' run time and count are measured */
 	struct listen_cfg mcp; /* MCP: Streamable HTTP and WebSocket at /mcp */
-	bool mcp_auth_none; /* "auth": "none" (loopback listener only) */
+	bool mcp_auth_none;    /* "auth": "none" (loopback listener only) */
 	struct peer_cfg peers[CONFIG_MAX_PEERS];
 	size_t n_peers;
 	/* "mcp": {"peers": "auto"}: the peers are the other hosts of the machine registry (etcd
@@ -95,9 +95,9 @@ struct config {
 
 	/* Resolved by config_resolve(). */
 	uint64_t netns_cookie[CONFIG_MAX_NETNS]; /* of netns[i] (user/netns.c) */
-	char cg2_mount[PATH_MAX]; /* the cgroup2 mount point */
-	char cgroup_root[PATH_MAX]; /* canonical path of the attach point */
-	unsigned int root_level; /* cgroup level of cgroup_root (mount = 0) */
+	char cg2_mount[PATH_MAX];		 /* the cgroup2 mount point */
+	char cgroup_root[PATH_MAX];		 /* canonical path of the attach point */
+	unsigned int root_level;		 /* cgroup level of cgroup_root (mount = 0) */
 };
 
 /* The path to use: explicit (-c), else $CAELUM_CONFIG, else CONFIG_DEFAULT_PATH. */

@@ -24,12 +24,14 @@ struct connect {
 
 static struct bpf_program *prog_at(const struct connect *c, int idx, int *type)
 {
-	static const int types[CONNECT_NPROGS] = { BPF_CGROUP_INET4_CONNECT, BPF_CGROUP_INET6_CONNECT,
+	static const int types[CONNECT_NPROGS] = { BPF_CGROUP_INET4_CONNECT,
+						   BPF_CGROUP_INET6_CONNECT,
 						   BPF_CGROUP_UDP4_SENDMSG, BPF_CGROUP_UDP6_SENDMSG,
 						   BPF_CGROUP_INET_SOCK_RELEASE };
-	struct bpf_program *p[CONNECT_NPROGS] = { c->skel->progs.cm_db_conn4, c->skel->progs.cm_db_conn6,
-						  c->skel->progs.cm_db_send4, c->skel->progs.cm_db_send6,
-						  c->skel->progs.cm_db_release };
+	struct bpf_program *p[CONNECT_NPROGS] = {
+		c->skel->progs.cm_db_conn4, c->skel->progs.cm_db_conn6, c->skel->progs.cm_db_send4,
+		c->skel->progs.cm_db_send6, c->skel->progs.cm_db_release
+	};
 
 	*type = types[idx];
 	return p[idx];
@@ -67,7 +69,8 @@ int connect_attach(struct connect *c, const struct bpf_env *env)
 		int i = (k + CONNECT_NPROGS - 1) % CONNECT_NPROGS, type, fd;
 		struct bpf_program *p = prog_at(c, i, &type);
 
-		fd = link_install(env, bpf_program__name(p), bpf_program__fd(p), type, &c->outcome[i]);
+		fd = link_install(env, bpf_program__name(p), bpf_program__fd(p), type,
+				  &c->outcome[i]);
 		if (fd < 0)
 			return fd;
 		if (c->link_fd[i] >= 0)
@@ -131,23 +134,24 @@ static bool decl_wanted(const struct conn_decl *d, size_t n, const struct caelum
 }
 
 /* Remove keys of fd for which wanted() says no (restart the walk after each delete). */
-#define PRUNE(fd, keytype, wanted_expr)                                                          \
-	do {                                                                                     \
-		keytype key, next, *prev = NULL;                                                 \
-		while (!bpf_map_get_next_key(fd, prev, &next)) {                                 \
-			key = next;                                                              \
-			prev = &key;                                                             \
-			if (!(wanted_expr)) {                                                    \
-				bpf_map_delete_elem(fd, &key);                                   \
-				prev = NULL;                                                     \
-			}                                                                        \
-		}                                                                                \
+#define PRUNE(fd, keytype, wanted_expr)                                                            \
+	do {                                                                                       \
+		keytype key, next, *prev = NULL;                                                   \
+		while (!bpf_map_get_next_key(fd, prev, &next)) {                                   \
+			key = next;                                                                \
+			prev = &key;                                                               \
+			if (!(wanted_expr)) {                                                      \
+				bpf_map_delete_elem(fd, &key);                                     \
+				prev = NULL;                                                       \
+			}                                                                          \
+		}                                                                                  \
 	} while (0)
 
 int connect_sync(struct connect *c, const struct conn_db *dbs, size_t n_dbs,
 		 const struct conn_decl *decls, size_t n_decls)
 {
-	int afd = bpf_map__fd(c->skel->maps.cm_db_addrs), dfd = bpf_map__fd(c->skel->maps.cm_db_decl);
+	int afd = bpf_map__fd(c->skel->maps.cm_db_addrs),
+	    dfd = bpf_map__fd(c->skel->maps.cm_db_decl);
 	struct caelum_db_addr_key *keys;
 	size_t n_keys = 0;
 	int err = 0;
@@ -160,7 +164,9 @@ int connect_sync(struct connect *c, const struct conn_db *dbs, size_t n_dbs,
 	n_keys = 0;
 	for (size_t i = 0; i < n_dbs && !err; i++) {
 		struct caelum_db_addr v = { .db_id = dbs[i].id,
-					    .flags = dbs[i].unmanaged_allow ? CAELUM_DB_F_UNMANAGED_ALLOW : 0 };
+					    .flags = dbs[i].unmanaged_allow
+							     ? CAELUM_DB_F_UNMANAGED_ALLOW
+							     : 0 };
 
 		for (size_t j = 0; j < dbs[i].n_addrs && !err; j++) {
 			connect_key(c, &dbs[i].addrs[j], &keys[n_keys]);
@@ -169,7 +175,8 @@ int connect_sync(struct connect *c, const struct conn_db *dbs, size_t n_dbs,
 		}
 	}
 	for (size_t i = 0; i < n_decls && !err; i++) {
-		struct caelum_db_decl_key k = { .svc_cgid = decls[i].svc_cgid, .db_id = decls[i].db_id };
+		struct caelum_db_decl_key k = { .svc_cgid = decls[i].svc_cgid,
+						.db_id = decls[i].db_id };
 		struct caelum_db_decl v = { .max_conns = decls[i].max_conns };
 
 		if (bpf_map_update_elem(dfd, &k, &v, BPF_ANY))
@@ -285,8 +292,11 @@ static size_t comp_progs(void *self, struct comp_prog *out, size_t max)
 		int type;
 		struct bpf_program *p = prog_at(c, i, &type);
 
-		out[n++] = (struct comp_prog){ bpf_program__name(p), bpf_program__fd(p),
-					       c->link_fd[i], type, true,
+		out[n++] = (struct comp_prog){ bpf_program__name(p),
+					       bpf_program__fd(p),
+					       c->link_fd[i],
+					       type,
+					       true,
 					       link_outcome_name(c->outcome[i]) };
 	}
 	return n;
@@ -302,9 +312,10 @@ static void comp_status(void *self, struct json_object *o)
 {
 	struct connect *c = self;
 
-	json_object_object_add(o, "connections_uncounted",
-			       json_object_new_uint64(bpfinfo_percpu_sum(
-				       bpf_map__fd(c->skel->maps.cm_stats), CAELUM_STAT_DB_UNCOUNTED)));
+	json_object_object_add(
+		o, "connections_uncounted",
+		json_object_new_uint64(bpfinfo_percpu_sum(bpf_map__fd(c->skel->maps.cm_stats),
+							  CAELUM_STAT_DB_UNCOUNTED)));
 }
 
 static void comp_close(void *self)

@@ -23,8 +23,8 @@ struct cpu {
 	enum link_outcome outcome;
 	int ncpu;
 	struct bpf_link *catch_up; /* iter/task link; NULL where iterators are refused */
-	uint64_t caught_up_ns;     /* CLOCK_MONOTONIC of the last walk */
-	uint64_t sampled_ns;       /* the tick's last sample of every service */
+	uint64_t caught_up_ns;	   /* CLOCK_MONOTONIC of the last walk */
+	uint64_t sampled_ns;	   /* the tick's last sample of every service */
 };
 
 #define SAMPLE_INTERVAL_NS 1000000000ULL
@@ -46,7 +46,8 @@ int cpu_load(const struct bpf_env *env, struct cpu **out)
 	c->catch_up = bpf_program__attach_iter(c->skel->progs.cm_cpu_catch_up, NULL);
 	if (!c->catch_up)
 		p_warn("cpu: task iterator refused (%s): a task's time is counted when it leaves "
-		       "the CPU, so a task that never does is seen late", strerror(errno));
+		       "the CPU, so a task that never does is seen late",
+		       strerror(errno));
 	*out = c;
 	return 0;
 err:
@@ -196,8 +197,8 @@ static int64_t cpu_usage_milli(const struct svc_rt *rt, int64_t window_s)
 	return dt ? (int64_t)(dns * 1000 / dt) : -1;
 }
 
-static void emit_over(const struct comp_env *env, struct svc_rt *rt, int64_t usage, int64_t reserved,
-		      uint64_t now)
+static void emit_over(const struct comp_env *env, struct svc_rt *rt, int64_t usage,
+		      int64_t reserved, uint64_t now)
 {
 	struct json_object *e = event_new(env->ev, "cpu_over_allocation", "detected");
 	char u[32], r[32];
@@ -209,8 +210,9 @@ static void emit_over(const struct comp_env *env, struct svc_rt *rt, int64_t usa
 	json_object_object_add(e, "cpu_usage", json_object_new_double(usage / 1000.0));
 	json_object_object_add(e, "cpu_reserved", json_object_new_double(reserved / 1000.0));
 	json_object_object_add(e, "window_s", json_object_new_int64(env->cfg->cap.cpu_window_s));
-	json_object_object_add(e, "over_for_s",
-			       json_object_new_int64((int64_t)((now - rt->over_since_ns) / 1000000000ULL)));
+	json_object_object_add(
+		e, "over_for_s",
+		json_object_new_int64((int64_t)((now - rt->over_since_ns) / 1000000000ULL)));
 	events_emit(env->ev, e);
 	p_info("service '%s' uses %s CPUs, reserved %s", rt->name, u, r);
 }
@@ -273,8 +275,11 @@ static size_t comp_progs(void *self, struct comp_prog *out, size_t max)
 	if (max < 1)
 		return 0;
 	out[0] = (struct comp_prog){ bpf_program__name(c->skel->progs.cm_sched_switch),
-				     bpf_program__fd(c->skel->progs.cm_sched_switch), c->link_fd,
-				     BPF_TRACE_RAW_TP, false, link_outcome_name(c->outcome) };
+				     bpf_program__fd(c->skel->progs.cm_sched_switch),
+				     c->link_fd,
+				     BPF_TRACE_RAW_TP,
+				     false,
+				     link_outcome_name(c->outcome) };
 	return 1;
 }
 
@@ -299,9 +304,11 @@ static void comp_service_json(void *self, const struct comp_env *env, const stru
 	if (counted)
 		cpu_catch_up(self);
 	json_object_object_add(o, "cpu_time_ns",
-			       counted ? json_object_new_uint64(cpu_time_ns(self, rt->cgid)) : NULL);
+			       counted ? json_object_new_uint64(cpu_time_ns(self, rt->cgid))
+				       : NULL);
 	json_object_object_add(o, "cpu_usage", usage >= 0 ? cpus_json(usage) : NULL);
-	json_object_object_add(o, "cpu_window_s", json_object_new_int64(env->cfg->cap.cpu_window_s));
+	json_object_object_add(o, "cpu_window_s",
+			       json_object_new_int64(env->cfg->cap.cpu_window_s));
 	json_object_object_add(o, "cpu_over_reservation",
 			       json_object_new_boolean(rt && rt->over_since_ns));
 }

@@ -176,7 +176,8 @@ void credentials_watch(struct daemon *d)
 	for (size_t i = 0; i < st->n_svcs; i++)
 		for (size_t j = 0; j < st->svcs[i].spec.n_creds; j++)
 			if (st->svcs[i].spec.creds[j].kind == CRED_FILE)
-				watch_one(d, w, st->svcs[i].spec.name, st->svcs[i].spec.creds[j].file);
+				watch_one(d, w, st->svcs[i].spec.name,
+					  st->svcs[i].spec.creds[j].file);
 	/* Forget what no service declares any more. */
 	for (size_t i = 0; i < w->n; i++)
 		if (w->v[i].mark)

@@ -111,14 +111,18 @@ static struct json_object *prog_of_link(const struct pin *pin, int cg_fd)
 		__u32 len = sizeof(info);
 
 		bpf_obj_get_info_by_fd(lfd, &info, &len);
-		json_object_object_add(prog, "attach_type", json_object_new_string(jstr(link, "attach_type")));
-		json_object_object_add(prog, "cgroup_id", json_object_new_uint64((uint64_t)jint(link, "cgroup_id")));
+		json_object_object_add(prog, "attach_type",
+				       json_object_new_string(jstr(link, "attach_type")));
+		json_object_object_add(prog, "cgroup_id",
+				       json_object_new_uint64((uint64_t)jint(link, "cgroup_id")));
 		json_object_object_add(prog, "attached",
-				       json_object_new_boolean(bpfinfo_attached(cg_fd, (int)info.cgroup.attach_type,
-										info.prog_id)));
+				       json_object_new_boolean(bpfinfo_attached(
+					       cg_fd, (int)info.cgroup.attach_type, info.prog_id)));
 	} else {
-		json_object_object_add(prog, "tracepoint", json_object_new_string(jstr(link, "tracepoint") ?: ""));
-		json_object_object_add(prog, "attached", json_object_new_boolean(bpfinfo_link_alive(lfd)));
+		json_object_object_add(prog, "tracepoint",
+				       json_object_new_string(jstr(link, "tracepoint") ?: ""));
+		json_object_object_add(prog, "attached",
+				       json_object_new_boolean(bpfinfo_link_alive(lfd)));
 	}
 	json_object_object_add(prog, "link_id", json_object_new_int64(jint(link, "id")));
 	json_object_object_add(prog, "pinned", json_object_new_string(pin->path));
@@ -139,7 +143,7 @@ static void prog_row(struct json_object *p)
 	       jstr(p, "attach_type") ? jstr(p, "attach_type") : jstr(p, "tracepoint"),
 	       (long long)jint(p, "link_id"),
 	       json_object_get_boolean(json_object_object_get(p, "attached")) ? "attached"
-									: "NOT attached",
+									      : "NOT attached",
 	       jstr(p, "pinned"));
 	printf("\trun_time_ns %lld  run_cnt %lld  verified_insns %lld\n",
 	       (long long)jint(p, "run_time_ns"), (long long)jint(p, "run_cnt"),
@@ -173,7 +177,8 @@ static int prog_show(int argc, char **argv)
 	if (cg_fd >= 0)
 		close(cg_fd);
 	if (!ctl.json && !bpfinfo_stats_enabled())
-		printf("(kernel.bpf_stats_enabled is 0: run_time_ns and run_cnt are not counted)\n");
+		printf("(kernel.bpf_stats_enabled is 0: run_time_ns and run_cnt are not "
+		       "counted)\n");
 	print_or_json(arr, prog_row);
 	return 0;
 }
@@ -189,7 +194,10 @@ static int prog_help(int argc, char **argv)
 int do_prog(int argc, char **argv)
 {
 	static const struct cmd cmds[] = {
-		{ "show", prog_show }, { "list", prog_show }, { "help", prog_help }, {},
+		{ "show", prog_show },
+		{ "list", prog_show },
+		{ "help", prog_help },
+		{},
 	};
 
 	if (!argc)
@@ -215,14 +223,16 @@ static struct json_object *map_of_pin(const struct pin *pin)
 
 static void map_row(struct json_object *m)
 {
-	printf("%lld: %s  name %s  key %lldB  value %lldB  max_entries %lld", (long long)jint(m, "id"),
-	       jstr(m, "type"), jstr(m, "name"), (long long)jint(m, "key_size"),
-	       (long long)jint(m, "value_size"), (long long)jint(m, "max_entries"));
+	printf("%lld: %s  name %s  key %lldB  value %lldB  max_entries %lld",
+	       (long long)jint(m, "id"), jstr(m, "type"), jstr(m, "name"),
+	       (long long)jint(m, "key_size"), (long long)jint(m, "value_size"),
+	       (long long)jint(m, "max_entries"));
 	if (json_object_object_get_ex(m, "entries", NULL))
 		printf("  entries %lld", (long long)jint(m, "entries"));
 	printf("\n\tpinned %s%s\n", jstr(m, "pinned"),
-	       json_object_get_boolean(json_object_object_get(m, "active")) ? "  (active: in cm_port_outer[0])"
-									    : "");
+	       json_object_get_boolean(json_object_object_get(m, "active"))
+		       ? "  (active: in cm_port_outer[0])"
+		       : "");
 }
 
 static int outer_fd(void)
@@ -294,7 +304,8 @@ static const char *svc_by_cgid(uint64_t cgid)
 		while (d && (de = readdir(d)) && n < 1024) {
 			char path[PATH_MAX];
 
-			if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			if (de->d_type != DT_DIR || !strcmp(de->d_name, ".") ||
+			    !strcmp(de->d_name, ".."))
 				continue;
 			snprintf(path, sizeof(path), "%s/%s", base, de->d_name);
 			if (cgroup_id(path, &cache[n].id))
@@ -318,7 +329,8 @@ static struct json_object *name_json(uint64_t cgid)
 	return s ? json_object_new_string(s) : NULL;
 }
 
-static struct json_object *dump_rule(const struct caelum_port_key *k, const struct caelum_port_rule *r)
+static struct json_object *dump_rule(const struct caelum_port_key *k,
+				     const struct caelum_port_rule *r)
 {
 	struct json_object *o = json_object_new_object(), *flags = json_object_new_array();
 
@@ -377,7 +389,8 @@ static struct json_object *dump_service(const __u64 *k, const struct caelum_serv
 
 	json_object_object_add(o, "cgroup_id", json_object_new_uint64(*k));
 	json_object_object_add(o, "service", name_json(*k));
-	json_object_object_add(o, "internal", json_object_new_boolean(v->flags & CAELUM_SVC_F_INTERNAL));
+	json_object_object_add(o, "internal",
+			       json_object_new_boolean(v->flags & CAELUM_SVC_F_INTERNAL));
 	json_object_object_add(o, "flags", json_object_new_int64(v->flags));
 	return o;
 }
@@ -462,10 +475,12 @@ static struct json_object *dump_stats(int fd)
 static struct json_object *map_dump_fd(const char *name, int fd, int *rc)
 {
 	*rc = 0;
-	if (!strcmp(name, "cm_port_rules") || !strcmp(name, "cm_port_a") || !strcmp(name, "cm_port_b"))
+	if (!strcmp(name, "cm_port_rules") || !strcmp(name, "cm_port_a") ||
+	    !strcmp(name, "cm_port_b"))
 		return dump_port_table(fd);
 	if (!strcmp(name, "cm_services"))
-		return dump_hash(fd, sizeof(__u64), sizeof(struct caelum_service), (dump_fn)dump_service);
+		return dump_hash(fd, sizeof(__u64), sizeof(struct caelum_service),
+				 (dump_fn)dump_service);
 	if (!strcmp(name, "cm_agg"))
 		return dump_hash(fd, sizeof(struct caelum_agg_key), sizeof(struct caelum_agg_val),
 				 (dump_fn)dump_agg);
@@ -474,13 +489,15 @@ static struct json_object *map_dump_fd(const char *name, int fd, int *rc)
 	if (!strcmp(name, "cm_stats"))
 		return dump_stats(fd);
 	*rc = ctl_error(EXIT_FAIL, "map '%s' cannot be dumped%s", name,
-			!strcmp(name, "cm_events") ? ": it is a ring buffer (use caelumctl events)" : "");
+			!strcmp(name, "cm_events") ? ": it is a ring buffer (use caelumctl events)"
+						   : "");
 	return NULL;
 }
 
 static void dump_row(struct json_object *o)
 {
-	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_NOSLASHESCAPE));
+	printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_SPACED |
+								 JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
 static int map_dump(int argc, char **argv)
@@ -532,15 +549,19 @@ static int map_help(int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	fprintf(stderr, "Usage: caelumctl map { show | list | dump NAME | help }\n"
-			"NAME := { cm_port_rules | cm_port_a | cm_port_b | cm_services | cm_config | cm_stats | cm_agg }\n");
+			"NAME := { cm_port_rules | cm_port_a | cm_port_b | cm_services | cm_config "
+			"| cm_stats | cm_agg }\n");
 	return 0;
 }
 
 int do_map(int argc, char **argv)
 {
 	static const struct cmd cmds[] = {
-		{ "show", map_show }, { "list", map_show }, { "dump", map_dump },
-		{ "help", map_help }, {},
+		{ "show", map_show },
+		{ "list", map_show },
+		{ "dump", map_dump },
+		{ "help", map_help },
+		{},
 	};
 
 	if (!argc)
@@ -607,7 +628,10 @@ static int link_help(int argc, char **argv)
 int do_link(int argc, char **argv)
 {
 	static const struct cmd cmds[] = {
-		{ "show", link_show }, { "list", link_show }, { "help", link_help }, {},
+		{ "show", link_show },
+		{ "list", link_show },
+		{ "help", link_help },
+		{},
 	};
 
 	if (!argc)
@@ -664,7 +688,8 @@ static void teardown_pins(const char *sub, bool detach, struct json_object *done
 		if (detach) {
 			int fd = bpf_obj_get(pins[i].path);
 
-			/* Detach explicitly: another holder of the link fd must not keep it alive. */
+			/* Detach explicitly: another holder of the link fd must not keep it
+			 * alive. */
 			if (fd >= 0) {
 				bpf_link_detach(fd);
 				close(fd);
@@ -688,7 +713,8 @@ int do_teardown(int argc, char **argv)
 	if (geteuid() != 0)
 		return ctl_error(EXIT_NOPERM, "teardown needs root");
 	if (daemon_alive())
-		return ctl_error(EXIT_FAIL, "caelumd is running; stop it first (it would re-attach)");
+		return ctl_error(EXIT_FAIL,
+				 "caelumd is running; stop it first (it would re-attach)");
 	links = json_object_new_array();
 	maps = json_object_new_array();
 	cg_rm = json_object_new_array();

@@ -16,7 +16,8 @@ static void db_row(struct json_object *d)
 	r = json_object_object_get(d, "reachable");
 	printf("%-11s ", !r ? "unknown" : json_object_get_boolean(r) ? "reachable" : "UNREACHABLE");
 	for (size_t i = 0; i < json_object_array_length(addrs); i++)
-		printf("%s%s", i ? "," : "", json_object_get_string(json_object_array_get_idx(addrs, i)));
+		printf("%s%s", i ? "," : "",
+		       json_object_get_string(json_object_array_get_idx(addrs, i)));
 	printf("\n");
 }
 
@@ -33,7 +34,8 @@ static void db_extra(struct json_object *d)
 		printf(" (changed %s)\n", jstr(d, "addresses_changed_at"));
 	}
 	if (jstr(d, "shadowed_by"))
-		printf("  same local destination as %s, whose rules apply\n", jstr(d, "shadowed_by"));
+		printf("  same local destination as %s, whose rules apply\n",
+		       jstr(d, "shadowed_by"));
 	if (jstr(d, "resolve_error"))
 		printf("  %s (keeping the last known addresses)\n", jstr(d, "resolve_error"));
 }
@@ -173,8 +175,9 @@ static int db_resolve(int argc, char **argv)
 		nanosleep(&(struct timespec){ .tv_nsec = 50 * 1000000L }, NULL);
 	}
 	if (!show)
-		return ctl_error(EXIT_FAIL, "the lookup of database '%s' is still running after %d s",
-				argv[0], RESOLVE_WAIT_MS / 1000);
+		return ctl_error(EXIT_FAIL,
+				 "the lookup of database '%s' is still running after %d s", argv[0],
+				 RESOLVE_WAIT_MS / 1000);
 	if (ctl.json) {
 		ctl_json_print(show);
 		return 0;
@@ -189,7 +192,8 @@ static int db_help(int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
-	fprintf(stderr, "Usage: caelumctl db { list | show NAME | apply FILE | delete NAME | resolve NAME | "
+	fprintf(stderr, "Usage: caelumctl db { list | show NAME | apply FILE | delete NAME | "
+			"resolve NAME | "
 			"help }\n");
 	return 0;
 }
@@ -197,8 +201,13 @@ static int db_help(int argc, char **argv)
 int do_db(int argc, char **argv)
 {
 	static const struct cmd cmds[] = {
-		{ "list", db_list },   { "show", db_show }, { "apply", db_apply },
-		{ "delete", db_delete }, { "resolve", db_resolve }, { "help", db_help }, {},
+		{ "list", db_list },
+		{ "show", db_show },
+		{ "apply", db_apply },
+		{ "delete", db_delete },
+		{ "resolve", db_resolve },
+		{ "help", db_help },
+		{},
 	};
 
 	if (!argc)

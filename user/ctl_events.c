@@ -20,7 +20,7 @@ static void print_kv(struct json_object *e, const char *key)
 static void print_event(struct json_object *e)
 {
 	static const char *const keys[] = { "service", "port", "proto", "owner", "reason",
-					    "pid", "comm", "count", NULL };
+					    "pid",     "comm", "count", NULL };
 
 	if (ctl.json) {
 		ctl_json_print(json_object_get(e));
@@ -59,7 +59,8 @@ static int events_args(int argc, char **argv, struct json_object *p, bool *follo
 				return ctl_usage("limit: '%s' is not a number in 1-16384", argv[1]);
 			json_object_object_add(p, "limit", json_object_new_int((int)n));
 		} else {
-			return ctl_usage("unknown keyword '%s' (expected follow, service, host, type, limit)",
+			return ctl_usage("unknown keyword '%s' (expected follow, service, host, "
+					 "type, limit)",
 					 argv[0]);
 		}
 		NEXT_ARG();

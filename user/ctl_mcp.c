@@ -74,7 +74,8 @@ static int sock_open(int *fd)
 		if (*fd >= 0)
 			close(*fd);
 		if (err == EACCES || err == EPERM)
-			return ctl_error(EXIT_NOPERM, "permission denied on '%s' (run as root)", path);
+			return ctl_error(EXIT_NOPERM, "permission denied on '%s' (run as root)",
+					 path);
 		return ctl_error(EXIT_UNAVAILABLE,
 				 "caelumd is not running (cannot connect to '%s': %s)", path,
 				 strerror(err));
@@ -91,7 +92,8 @@ static int handshake(int fd)
 	size_t n = 0;
 
 	if (write(fd, req, sizeof(req) - 1) != (ssize_t)(sizeof(req) - 1))
-		return ctl_error(EXIT_UNAVAILABLE, "lost connection to caelumd: %s", strerror(errno));
+		return ctl_error(EXIT_UNAVAILABLE, "lost connection to caelumd: %s",
+				 strerror(errno));
 	while (n < sizeof(line) - 1) {
 		ssize_t r = read(fd, line + n, 1);
 
@@ -159,8 +161,9 @@ int do_mcp(int argc, char **argv)
 			n = read(fd, chunk, sizeof(chunk));
 			if (n <= 0) {
 				/* The daemon went away: the client sees stdout close. */
-				rc = stdin_open ? ctl_error(EXIT_UNAVAILABLE, "caelumd closed the connection") :
-						  EXIT_OK;
+				rc = stdin_open ? ctl_error(EXIT_UNAVAILABLE,
+							    "caelumd closed the connection")
+						: EXIT_OK;
 				break;
 			}
 			/* Whole lines only, so that a message is never split on stdout. */

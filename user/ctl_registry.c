@@ -14,7 +14,8 @@ static void print_ports_inline(struct json_object *ports)
 	size_t n = ports ? json_object_array_length(ports) : 0;
 
 	for (size_t i = 0; i < n; i++)
-		printf("%s%s", i ? "," : "", json_object_get_string(json_object_array_get_idx(ports, i)));
+		printf("%s%s", i ? "," : "",
+		       json_object_get_string(json_object_array_get_idx(ports, i)));
 	if (!n)
 		printf("-");
 }
@@ -76,10 +77,12 @@ static int service_show(int argc, char **argv)
 		return 0;
 	}
 	printf("service %s\n", jstr(res, "name"));
-	printf("  state:      %s (%lld processes)\n", jstr(res, "state"), (long long)jint(res, "processes"));
+	printf("  state:      %s (%lld processes)\n", jstr(res, "state"),
+	       (long long)jint(res, "processes"));
 	printf("  origin:     %s%s%s\n", jstr(res, "origin"), jstr(res, "source") ? " " : "",
 	       jstr(res, "source") ? jstr(res, "source") : "");
-	printf("  cgroup:     %s (id %lld)\n", jstr(res, "cgroup"), (long long)jint(res, "cgroup_id"));
+	printf("  cgroup:     %s (id %lld)\n", jstr(res, "cgroup"),
+	       (long long)jint(res, "cgroup_id"));
 	printf("  ports:      ");
 	json_object_object_get_ex(res, "ports", &v);
 	print_ports_inline(v);
@@ -145,16 +148,20 @@ static int service_help(int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
-	fprintf(stderr, "Usage: caelumctl service { list | show NAME | apply FILE | delete NAME | where NAME | help }\n");
+	fprintf(stderr, "Usage: caelumctl service { list | show NAME | apply FILE | delete NAME | "
+			"where NAME | help }\n");
 	return 0;
 }
 
 int do_service(int argc, char **argv)
 {
 	static const struct cmd cmds[] = {
-		{ "list", service_list },     { "show", service_show },
-		{ "apply", service_apply },   { "delete", service_delete },
-		{ "where", ctl_service_where }, { "help", service_help },
+		{ "list", service_list },
+		{ "show", service_show },
+		{ "apply", service_apply },
+		{ "delete", service_delete },
+		{ "where", ctl_service_where },
+		{ "help", service_help },
 		{},
 	};
 
@@ -201,7 +208,8 @@ static int port_list(int argc, char **argv)
 
 		json_object_object_get_ex(o, "managed", &m);
 		printf("%-6lld %-5s %-24s %-8s %s\n", (long long)jint(o, "port"), jstr(o, "proto"),
-		       jstr(o, "service"), jstr(o, "origin"), json_object_get_boolean(m) ? "yes" : "no");
+		       jstr(o, "service"), jstr(o, "origin"),
+		       json_object_get_boolean(m) ? "yes" : "no");
 	}
 	json_object_put(res);
 	return 0;
@@ -268,7 +276,8 @@ static int port_alloc(int argc, char **argv)
 			json_object_object_add(p, "proto", json_object_new_string(argv[1]));
 		} else {
 			json_object_put(p);
-			return ctl_usage("unknown keyword '%s' (expected service or proto)", argv[0]);
+			return ctl_usage("unknown keyword '%s' (expected service or proto)",
+					 argv[0]);
 		}
 		NEXT_ARG();
 	}
@@ -301,14 +310,16 @@ static int port_who(int argc, char **argv)
 	}
 	printf("%lld/%s: owner %s%s\n", (long long)jint(res, "port"), jstr(res, "proto"),
 	       jstr(res, "owner") ? jstr(res, "owner") : "none",
-	       json_object_get_boolean(json_object_object_get(res, "managed")) ? " (managed range)" : "");
+	       json_object_get_boolean(json_object_object_get(res, "managed")) ? " (managed range)"
+									       : "");
 	json_object_object_get_ex(res, "listeners", &ls);
 	for (size_t i = 0; i < json_object_array_length(ls); i++) {
 		struct json_object *l = json_object_array_get_idx(ls, i);
 
 		printf("  pid %-7lld %-16s %-22s %-11s %s%s\n", (long long)jint(l, "pid"),
 		       jstr(l, "comm"), jstr(l, "addr"), jstr(l, "state"), jstr(l, "cgroup"),
-		       json_object_get_boolean(json_object_object_get(l, "in_owner")) ? " (owner)" : "");
+		       json_object_get_boolean(json_object_object_get(l, "in_owner")) ? " (owner)"
+										      : "");
 	}
 	if (!json_object_array_length(ls))
 		printf("  no process holds it\n");
@@ -320,17 +331,19 @@ static int port_help(int argc, char **argv)
 {
 	(void)argc;
 	(void)argv;
-	fprintf(stderr, "Usage: caelumctl port { list | reserve PORT[/PROTO] service NAME |\n"
-			"                        release PORT[/PROTO] | alloc service NAME [proto P] |\n"
-			"                        who PORT[/PROTO] | help }\n");
+	fprintf(stderr,
+		"Usage: caelumctl port { list | reserve PORT[/PROTO] service NAME |\n"
+		"                        release PORT[/PROTO] | alloc service NAME [proto P] |\n"
+		"                        who PORT[/PROTO] | help }\n");
 	return 0;
 }
 
 int do_port(int argc, char **argv)
 {
 	static const struct cmd cmds[] = {
-		{ "list", port_list },	     { "show", port_list },   { "reserve", port_reserve },
-		{ "release", port_release }, { "alloc", port_alloc }, { "who", port_who },
+		{ "list", port_list },	     { "show", port_list },
+		{ "reserve", port_reserve }, { "release", port_release },
+		{ "alloc", port_alloc },     { "who", port_who },
 		{ "help", port_help },	     {},
 	};
 

@@ -69,7 +69,8 @@ int do_resources(int argc, char **argv)
 		num_or_dash(s, "cpu_usage", 11);
 		num_or_dash(s, "cpu_time_ns", 15);
 		for (size_t k = 0; k < json_object_array_length(g); k++)
-			printf("%s%s", k ? "," : "", json_object_get_string(json_object_array_get_idx(g, k)));
+			printf("%s%s", k ? "," : "",
+			       json_object_get_string(json_object_array_get_idx(g, k)));
 		printf("%s\n", json_object_array_length(g) ? "" : "-");
 	}
 	json_object_put(res);

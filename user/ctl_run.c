@@ -32,8 +32,7 @@ static char *join_ports(struct json_object *ports)
 	return s;
 }
 
-static int run_place(struct rpc_client *c, const char *name, const struct validation *v,
-		     char **cmd)
+static int run_place(struct rpc_client *c, const char *name, const struct validation *v, char **cmd)
 {
 	struct json_object *p = json_object_new_object(), *res = NULL;
 	struct json_object *argv = json_object_new_array();
@@ -46,7 +45,9 @@ static int run_place(struct rpc_client *c, const char *name, const struct valida
 		json_object_put(p);
 		json_object_put(argv);
 		return ctl_error(EXIT_CONFIG,
-				 "service '%s' is identified by the existing cgroup '%s' (spec key \"cgroup\"): start it with its manager (e.g. systemctl start), caelumctl run never moves a process into it",
+				 "service '%s' is identified by the existing cgroup '%s' (spec key "
+				 "\"cgroup\"): start it with its manager (e.g. systemctl start), "
+				 "caelumctl run never moves a process into it",
 				 name, cg);
 	}
 
@@ -54,7 +55,8 @@ static int run_place(struct rpc_client *c, const char *name, const struct valida
 	if (err) {
 		json_object_put(p);
 		json_object_put(argv);
-		return ctl_error(EXIT_FAIL, "failed to move into cgroup '%s': %s", cg, strerror(-err));
+		return ctl_error(EXIT_FAIL, "failed to move into cgroup '%s': %s", cg,
+				 strerror(-err));
 	}
 	json_object_object_add(p, "name", json_object_new_string(name));
 	json_object_object_add(p, "pid", json_object_new_int(getpid()));
@@ -176,7 +178,8 @@ static int check_service(int argc, char **argv)
 	o = json_object_new_object();
 	json_object_object_add(o, "service", json_object_new_string(argv[0]));
 	json_object_object_add(o, "ok", json_object_new_boolean(1));
-	json_object_object_add(o, "credentials", json_object_get(json_object_object_get(v.check, "credentials")));
+	json_object_object_add(o, "credentials",
+			       json_object_get(json_object_object_get(v.check, "credentials")));
 	json_object_object_add(o, "environment", json_object_get(v.fingerprints));
 	json_object_object_add(o, "databases", json_object_get(v.databases));
 	validation_free(&v);
@@ -206,7 +209,8 @@ static int check_databases(const struct service_spec *specs, size_t n, struct ve
 			if (found)
 				continue;
 			snprintf(p, sizeof(p), "databases[%zu].name", j);
-			verr_add(e, specs[i].source, p, "unknown database '%s'", specs[i].dbs[j].name);
+			verr_add(e, specs[i].source, p, "unknown database '%s'",
+				 specs[i].dbs[j].name);
 			err = -EINVAL;
 		}
 	}

@@ -27,7 +27,8 @@ static void prog_widths(struct json_object *comps, int *w_name, int *w_hook)
 	for (size_t i = 0; i < json_object_array_length(comps); i++) {
 		struct json_object *progs;
 
-		if (!json_object_object_get_ex(json_object_array_get_idx(comps, i), "programs", &progs))
+		if (!json_object_object_get_ex(json_object_array_get_idx(comps, i), "programs",
+					       &progs))
 			continue;
 		for (size_t j = 0; j < json_object_array_length(progs); j++) {
 			struct json_object *p = json_object_array_get_idx(progs, j);
@@ -46,7 +47,8 @@ static void print_component(struct json_object *c, int w_name, int w_hook)
 
 	printf("  %-8s mode %-8s %s\n", jstr(c, "name"), jstr(c, "mode"),
 	       json_object_get_boolean(json_object_object_get(c, "attached"))
-		       ? "attached (kernel-verified)" : "NOT ATTACHED");
+		       ? "attached (kernel-verified)"
+		       : "NOT ATTACHED");
 	json_object_object_get_ex(c, "programs", &progs);
 	for (size_t i = 0; i < json_object_array_length(progs); i++) {
 		struct json_object *p = json_object_array_get_idx(progs, i);
@@ -55,7 +57,7 @@ static void print_component(struct json_object *c, int w_name, int w_hook)
 		       jstr(p, "name") ? jstr(p, "name") : "-", (long long)jint(p, "id"), w_hook,
 		       prog_hook(p),
 		       json_object_get_boolean(json_object_object_get(p, "attached")) ? "attached"
-											: "detached",
+										      : "detached",
 		       (long long)jint(p, "run_cnt"), (long long)jint(p, "run_time_ns"));
 	}
 }
@@ -75,7 +77,8 @@ static void print_status(struct json_object *s)
 	for (size_t i = 0; i < json_object_array_length(comps); i++)
 		print_component(json_object_array_get_idx(comps, i), w_name, w_hook);
 	json_object_object_get_ex(s, "policy", &pol);
-	printf("policy: %lld entries (%lld reserved, %lld managed), registry revision %lld applied, %lld table flips, %lld entry writes\n",
+	printf("policy: %lld entries (%lld reserved, %lld managed), registry revision %lld "
+	       "applied, %lld table flips, %lld entry writes\n",
 	       (long long)jint(pol, "entries"), (long long)jint(pol, "reserved"),
 	       (long long)jint(pol, "managed"), (long long)jint(pol, "applied_revision"),
 	       (long long)jint(pol, "table_flips"), (long long)jint(pol, "entry_writes"));
@@ -89,7 +92,8 @@ static void print_status(struct json_object *s)
 	}
 	json_object_object_get_ex(s, "events", &ev);
 	json_object_object_get_ex(ev, "lost", &lost);
-	printf("events: %lld emitted, %lld denied, %lld audited, %lld folded; lost: ringbuf %lld+%lld, journal %lld, subscribers %lld\n",
+	printf("events: %lld emitted, %lld denied, %lld audited, %lld folded; lost: ringbuf "
+	       "%lld+%lld, journal %lld, subscribers %lld\n",
 	       (long long)jint(ev, "emitted"), (long long)jint(ev, "denied"),
 	       (long long)jint(ev, "audited"), (long long)jint(ev, "folded"),
 	       (long long)jint(lost, "kernel_ringbuf_first"),
@@ -97,13 +101,15 @@ static void print_status(struct json_object *s)
 	       (long long)jint(lost, "subscribers"));
 	json_object_object_get_ex(s, "registry", &reg);
 	printf("registry: %s backend, revision %lld, %lld services, %lld reservations\n",
-	       jstr(reg, "backend"), (long long)jint(reg, "revision"), (long long)jint(reg, "services"),
-	       (long long)jint(reg, "reservations"));
+	       jstr(reg, "backend"), (long long)jint(reg, "revision"),
+	       (long long)jint(reg, "services"), (long long)jint(reg, "reservations"));
 	if (json_object_object_get_ex(reg, "endpoints", NULL))
-		printf("  etcd %s (prefix %s)%s; watch restarts %lld, compactions %lld, leader changes %lld\n",
+		printf("  etcd %s (prefix %s)%s; watch restarts %lld, compactions %lld, leader "
+		       "changes %lld\n",
 		       jstr(reg, "endpoint"), jstr(reg, "prefix"),
-		       json_object_get_boolean(json_object_object_get(reg, "stale")) ?
-			       ", STALE: enforcing the last revision received" : "",
+		       json_object_get_boolean(json_object_object_get(reg, "stale"))
+			       ? ", STALE: enforcing the last revision received"
+			       : "",
 		       (long long)jint(reg, "watch_restarts"), (long long)jint(reg, "compactions"),
 		       (long long)jint(reg, "leader_changes"));
 	json_object_object_get_ex(s, "resources", &reg);

@@ -24,7 +24,7 @@
 #include "rpc.h"
 #include "validate.h"
 
-#define DB_TIMEOUT_MS 2000
+#define DB_TIMEOUT_MS  2000
 #define BACKOFF_MAX_MS 2000
 
 static uint64_t mono_ms(void)
@@ -48,8 +48,8 @@ static void check_env(struct json_object *creds, const char *name, struct valida
 		val = getenv(env);
 		snprintf(p, sizeof(p), "credentials[%zu]", i);
 		if (!val || !*val) {
-			verr_add(&v->fails, name, p, "environment variable %s is not set or is empty",
-				 env);
+			verr_add(&v->fails, name, p,
+				 "environment variable %s is not set or is empty", env);
 			continue;
 		}
 		fingerprint_data(val, strlen(val), hex);
@@ -117,7 +117,8 @@ static struct json_object *probe_all(const char *cg, struct json_object *dbs, un
 		probe_child(fds[1], cg, dbs, wait_s);
 	}
 	close(fds[1]);
-	while (pid > 0 && len < sizeof(buf) - 1 && (n = read(fds[0], buf + len, sizeof(buf) - 1 - len)) > 0)
+	while (pid > 0 && len < sizeof(buf) - 1 &&
+	       (n = read(fds[0], buf + len, sizeof(buf) - 1 - len)) > 0)
 		len += (size_t)n;
 	close(fds[0]);
 	if (pid > 0)

@@ -25,13 +25,13 @@ int do_verify(int argc, char **argv)
 		return ok ? EXIT_OK : EXIT_FAIL;
 	}
 	comps = json_object_object_get(res, "components");
-	json_object_object_foreach(comps, name, v)
-	{
+	json_object_object_foreach (comps, name, v) {
 		if (json_object_is_type(v, json_type_string))
 			printf("  %-10s %s\n", name, json_object_get_string(v));
 		else
 			printf("  %-10s %-6s %s\n", name,
-			       json_object_get_boolean(json_object_object_get(v, "ok")) ? "ok" : "FAILED",
+			       json_object_get_boolean(json_object_object_get(v, "ok")) ? "ok"
+											: "FAILED",
 			       jstr(v, "detail"));
 	}
 	printf("%s\n", ok ? "verified: every enabled component denied what it must"

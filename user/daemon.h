@@ -51,9 +51,9 @@ struct daemon {
 	struct components comps;
 	struct ports *ports;
 	struct cgfollow *cgfollow; /* services identified by an existing cgroup (cgfollow.c) */
-	struct db_rt *dbs; /* runtime of every registered database (databases.c) */
+	struct db_rt *dbs;	   /* runtime of every registered database (databases.c) */
 	size_t n_dbs;
-	struct db_watch *db_watch; /* name re-resolution, host addresses (databases.c) */
+	struct db_watch *db_watch;     /* name re-resolution, host addresses (databases.c) */
 	struct cred_watch *cred_watch; /* credential files as last seen (credentials.c) */
 	/* self-verification (verify.c) */
 	char verify_probe_cgroup[4096], verify_tasks_cgroup[4096];
@@ -72,7 +72,7 @@ struct daemon {
 	 * context (handlers.h), never this. */
 	struct transports *transports;
 	char token[TOKEN_LEN + 1]; /* the API token (token.c) */
-	int stats_fd; /* BPF_ENABLE_STATS while open ("bpf_stats": true), else -1 */
+	int stats_fd;		   /* BPF_ENABLE_STATS while open ("bpf_stats": true), else -1 */
 	struct loop *loop;
 	int sig_fd;
 	uint64_t started_ns;
@@ -91,8 +91,8 @@ struct daemon {
 	bool resync_pending;
 	uint64_t last_registry_check_ns;
 	struct json_object *registry_seen; /* backend counters already turned into events */
-	struct hosts *hosts; /* machine registry (etcd backend only; hosts.c) */
-	uint64_t kstats_reported[4]; /* kernel loss counters already turned into events */
+	struct hosts *hosts;		   /* machine registry (etcd backend only; hosts.c) */
+	uint64_t kstats_reported[4];	   /* kernel loss counters already turned into events */
 	struct agg *agg;
 	uint64_t last_flush_ns;
 	uint64_t flush_errors; /* cm_agg_flush runs that failed */
@@ -102,8 +102,8 @@ struct daemon {
 /* What the components see of the daemon (component.h). */
 static inline void daemon_comp_env(struct daemon *d, struct comp_env *env)
 {
-	*env = (struct comp_env){ &d->cfg, &d->env, d->ev, &d->svcs, d->reg,
-				  d->canary.service ? &d->canary : NULL };
+	*env = (struct comp_env){ &d->cfg,  &d->env, d->ev,
+				  &d->svcs, d->reg,  d->canary.service ? &d->canary : NULL };
 }
 
 /* Optional components' state: NULL when unavailable (components_error says why). */
@@ -141,8 +141,7 @@ int daemon_reload(struct daemon *d, struct verr *e);
 void daemon_reload_rejected(struct daemon *d, const struct verr *e);
 /* The registry's watcher (ctx: the daemon): apply what the delta changed, record the
  * outcome for its revision in d->applied. */
-void daemon_on_registry_change(void *ctx, const struct reg_state *st,
-			       const struct reg_delta *dl);
+void daemon_on_registry_change(void *ctx, const struct reg_state *st, const struct reg_delta *dl);
 /* Kernel loss counters already reported (<state_dir>/kernel_losses.json), and their
  * increases since turned into events_lost events. */
 void daemon_losses_load(struct daemon *d);

@@ -18,7 +18,7 @@
 #include "verify.h"
 
 #define REACH_INTERVAL_NS (10ULL * 1000000000ULL)
-#define REACH_TIMEOUT_MS 2000
+#define REACH_TIMEOUT_MS  2000
 
 static int watch_open(struct daemon *d);
 
@@ -123,7 +123,8 @@ static int table_update(struct daemon *d, bool force)
 		if (!same)
 			resolve_now(&v[i], s, now);
 		else if (force && host_is_name(&v[i]))
-			resolve_start(d, &v[i], TRIGGER_RELOAD, now); /* keeps the last until then */
+			resolve_start(d, &v[i], TRIGGER_RELOAD,
+				      now); /* keeps the last until then */
 	}
 	/* Probes in flight for databases that are gone. */
 	for (size_t i = 0; i < d->n_dbs; i++)
@@ -202,7 +203,8 @@ static int maps_sync(struct daemon *d)
 		goto out;
 	for (size_t i = 0; i < d->n_dbs; i++)
 		for (size_t j = 0; j < d->dbs[i].n_addrs; j++)
-			connect_key(daemon_connect(d), &d->dbs[i].addrs[j], &keys[i * DB_MAX_ADDRS + j]);
+			connect_key(daemon_connect(d), &d->dbs[i].addrs[j],
+				    &keys[i * DB_MAX_ADDRS + j]);
 	for (size_t i = 0; i < d->n_dbs; i++) {
 		const struct reg_db *rd = registry_db(d->reg, d->dbs[i].name);
 		struct db_addr *mine = &owned[i * DB_MAX_ADDRS];
@@ -414,7 +416,8 @@ static void watch_close(struct daemon *d)
 
 static void emit_reach(struct daemon *d, struct db_rt *rt, bool up, const char *detail)
 {
-	struct json_object *e = event_new(d->ev, up ? "db_recovered" : "db_unreachable", "detected");
+	struct json_object *e =
+		event_new(d->ev, up ? "db_recovered" : "db_unreachable", "detected");
 
 	json_object_object_add(e, "database", json_object_new_string(rt->name));
 	json_object_object_add(e, "detail", json_object_new_string(detail));
@@ -444,7 +447,9 @@ static void on_reach(void *ctx, const struct probe_result *r)
 
 static void reach_start(struct daemon *d, struct db_rt *rt, const struct db_spec *s)
 {
-	struct probe_spec ps = { .kind = PROBE_DB, .db_kind = s->kind, .timeout_ms = REACH_TIMEOUT_MS };
+	struct probe_spec ps = { .kind = PROBE_DB,
+				 .db_kind = s->kind,
+				 .timeout_ms = REACH_TIMEOUT_MS };
 	struct reach_ctx *rc = calloc(1, sizeof(*rc));
 
 	if (!rc)
@@ -493,23 +498,21 @@ static void db_json_addrs(struct daemon *d, const struct db_rt *rt, struct json_
 {
 	char when[64];
 
-	json_object_object_add(o, "addresses", rt ? addrs_json(rt->addrs, rt->n_addrs)
-						  : json_object_new_array());
-	json_object_object_add(o, "previous_addresses",
-			       rt && rt->addrs_changed_ns
-				       ? addrs_json(rt->prev_addrs, rt->n_prev_addrs)
-				       : NULL);
+	json_object_object_add(o, "addresses",
+			       rt ? addrs_json(rt->addrs, rt->n_addrs) : json_object_new_array());
+	json_object_object_add(
+		o, "previous_addresses",
+		rt && rt->addrs_changed_ns ? addrs_json(rt->prev_addrs, rt->n_prev_addrs) : NULL);
 	if (rt && rt->addrs_changed_ns)
 		time_format_rfc3339(rt->addrs_changed_ns, when, sizeof(when));
-	json_object_object_add(o, "addresses_changed_at", rt && rt->addrs_changed_ns
-								   ? json_object_new_string(when)
-								   : NULL);
+	json_object_object_add(o, "addresses_changed_at",
+			       rt && rt->addrs_changed_ns ? json_object_new_string(when) : NULL);
 	json_object_object_add(o, "local", json_object_new_boolean(rt && rt_local(d, rt)));
-	json_object_object_add(o, "shadowed_by", rt && rt->shadowed_by[0]
-							 ? json_object_new_string(rt->shadowed_by)
-							 : NULL);
-	json_object_object_add(o, "resolutions", json_object_new_int64(rt ? (int64_t)rt->resolutions
-									 : 0));
+	json_object_object_add(o, "shadowed_by",
+			       rt && rt->shadowed_by[0] ? json_object_new_string(rt->shadowed_by)
+							: NULL);
+	json_object_object_add(o, "resolutions",
+			       json_object_new_int64(rt ? (int64_t)rt->resolutions : 0));
 }
 
 static struct json_object *db_json(struct daemon *d, const struct reg_db *rd)
@@ -521,14 +524,14 @@ static struct json_object *db_json(struct daemon *d, const struct reg_db *rd)
 	json_object_object_add(o, "source",
 			       rd->spec.source ? json_object_new_string(rd->spec.source) : NULL);
 	db_json_addrs(d, rt, o);
-	json_object_object_add(o, "resolve_error", rt && rt->resolve_error[0]
-							   ? json_object_new_string(rt->resolve_error)
-							   : NULL);
-	json_object_object_add(o, "reachable", !rt || rt->reachable < 0
-						       ? NULL
-						       : json_object_new_boolean(rt->reachable));
-	json_object_object_add(o, "detail", rt && rt->detail[0] ? json_object_new_string(rt->detail)
-								: NULL);
+	json_object_object_add(
+		o, "resolve_error",
+		rt && rt->resolve_error[0] ? json_object_new_string(rt->resolve_error) : NULL);
+	json_object_object_add(o, "reachable",
+			       !rt || rt->reachable < 0 ? NULL
+							: json_object_new_boolean(rt->reachable));
+	json_object_object_add(o, "detail",
+			       rt && rt->detail[0] ? json_object_new_string(rt->detail) : NULL);
 	return o;
 }
 
@@ -566,12 +569,17 @@ struct json_object *database_json(struct daemon *d, const char *name)
 			svcs_ident(&d->svcs, s->name, &cgid, &level);
 			u = json_object_new_object();
 			json_object_object_add(u, "service", json_object_new_string(s->name));
-			json_object_object_add(u, "max_connections",
-					       s->dbs[j].max_connections ? json_object_new_int64(s->dbs[j].max_connections)
-									 : NULL);
-			json_object_object_add(u, "connections",
-					       daemon_connect(d) ? json_object_new_int64(connect_count(daemon_connect(d), cgid, db_id_of(name)))
-							  : NULL);
+			json_object_object_add(
+				u, "max_connections",
+				s->dbs[j].max_connections
+					? json_object_new_int64(s->dbs[j].max_connections)
+					: NULL);
+			json_object_object_add(
+				u, "connections",
+				daemon_connect(d)
+					? json_object_new_int64(connect_count(daemon_connect(d),
+									      cgid, db_id_of(name)))
+					: NULL);
 			json_object_array_add(users, u);
 		}
 	}

@@ -34,13 +34,13 @@ struct db_rt {
 	struct db_addr prev_addrs[DB_MAX_ADDRS]; /* before the last change */
 	size_t n_prev_addrs;
 	uint64_t addrs_changed_ns; /* CLOCK_REALTIME of the last change, 0 = never */
-	uint64_t last_resolve_ns; /* CLOCK_MONOTONIC of the last lookup started */
-	uint64_t resolutions; /* lookups finished (db.resolve callers wait for it to move) */
-	bool resolve_again; /* a request came while a lookup was in flight */
+	uint64_t last_resolve_ns;  /* CLOCK_MONOTONIC of the last lookup started */
+	uint64_t resolutions;	   /* lookups finished (db.resolve callers wait for it to move) */
+	bool resolve_again;	   /* a request came while a lookup was in flight */
 	char shadowed_by[DB_NAME_MAX + 1]; /* a database with the same LOCAL key owns it */
 	char resolve_error[256]; /* of the last lookup; the addresses are then the last known */
-	int reachable; /* -1 unknown, 0, 1 */
-	char detail[256]; /* of the last probe */
+	int reachable;		 /* -1 unknown, 0, 1 */
+	char detail[256];	 /* of the last probe */
 	uint64_t last_probe_ns;
 	struct probe *inflight;
 };

@@ -14,8 +14,8 @@
 #include "portrange.h"
 #include "spec.h"
 
-static const char *const db_keys[] = { "name",	   "kind", "address", "unmanaged",
-				       "resolve_interval_s", NULL };
+static const char *const db_keys[] = { "name", "kind", "address", "unmanaged", "resolve_interval_s",
+				       NULL };
 
 int db_address_parse(const char *s, char *host, size_t hlen, uint16_t *port, char *why,
 		     size_t whylen)
@@ -36,7 +36,8 @@ int db_address_parse(const char *s, char *host, size_t hlen, uint16_t *port, cha
 	} else {
 		colon = strrchr(s, ':');
 		if (!colon || strchr(s, ':') != colon) {
-			snprintf(why, whylen, "\"%s\": expected host:port ([addr]:port for IPv6)", s);
+			snprintf(why, whylen, "\"%s\": expected host:port ([addr]:port for IPv6)",
+				 s);
 			return -EINVAL;
 		}
 		len = (size_t)(colon - s);
@@ -79,14 +80,14 @@ static void parse_interval(struct json_object *obj, const char *file, struct db_
 		return;
 	x = json_object_get_int64(v);
 	if (x < 1 || x > DB_RESOLVE_INTERVAL_MAX_S)
-		verr_add(e, file, "resolve_interval_s", "invalid value %lld (expected 1-%d seconds)",
-			 (long long)x, DB_RESOLVE_INTERVAL_MAX_S);
+		verr_add(e, file, "resolve_interval_s",
+			 "invalid value %lld (expected 1-%d seconds)", (long long)x,
+			 DB_RESOLVE_INTERVAL_MAX_S);
 	else
 		d->resolve_interval_s = (uint32_t)x;
 }
 
-int dbspec_from_json(struct json_object *obj, const char *file, struct db_spec *d,
-		     struct verr *e)
+int dbspec_from_json(struct json_object *obj, const char *file, struct db_spec *d, struct verr *e)
 {
 	size_t n0 = e->n + e->dropped;
 	const char *name, *kind, *addr, *unmanaged = NULL;
@@ -101,14 +102,14 @@ int dbspec_from_json(struct json_object *obj, const char *file, struct db_spec *
 	jv_check_keys(obj, file, NULL, db_keys, e);
 	parse_str_field(obj, "name", file, &name, e);
 	if (name && !service_name_valid(name))
-		verr_add(e, file, "name", "invalid database name \"%s\" (expected [a-z0-9][a-z0-9-]{0,62})",
-			 name);
+		verr_add(e, file, "name",
+			 "invalid database name \"%s\" (expected [a-z0-9][a-z0-9-]{0,62})", name);
 	else if (name)
 		strcpy(d->name, name);
 	parse_str_field(obj, "kind", file, &kind, e);
 	if (kind && (d->kind = db_kind_parse(kind)) < 0)
-		verr_add(e, file, "kind", "unknown kind \"%s\" (expected postgresql, mysql, redis or tcp)",
-			 kind);
+		verr_add(e, file, "kind",
+			 "unknown kind \"%s\" (expected postgresql, mysql, redis or tcp)", kind);
 	parse_str_field(obj, "address", file, &addr, e);
 	if (addr && db_address_parse(addr, d->host, sizeof(d->host), &d->port, why, sizeof(why)))
 		verr_add(e, file, "address", "%s", why);
@@ -116,8 +117,8 @@ int dbspec_from_json(struct json_object *obj, const char *file, struct db_spec *
 	    jv_expect(v, json_type_string, file, "unmanaged", e)) {
 		unmanaged = json_object_get_string(v);
 		if (strcmp(unmanaged, "allow") && strcmp(unmanaged, "deny"))
-			verr_add(e, file, "unmanaged", "invalid value \"%s\" (expected allow or deny)",
-				 unmanaged);
+			verr_add(e, file, "unmanaged",
+				 "invalid value \"%s\" (expected allow or deny)", unmanaged);
 		else
 			d->unmanaged_allow = !strcmp(unmanaged, "allow");
 	}
@@ -171,7 +172,8 @@ int dbspec_load_dir(const char *dir, struct db_spec **out, size_t *n, struct ver
 		if (de->d_name[0] == '.' || len < 6 || strcmp(de->d_name + len - 5, ".json"))
 			continue;
 		if (*n == cap) {
-			struct db_spec *tmp = realloc(*out, (cap = cap ? cap * 2 : 8) * sizeof(*tmp));
+			struct db_spec *tmp =
+				realloc(*out, (cap = cap ? cap * 2 : 8) * sizeof(*tmp));
 
 			if (!tmp)
 				break;
@@ -209,7 +211,8 @@ struct json_object *dbspec_to_json(const struct db_spec *d)
 	json_object_object_add(o, "address", json_object_new_string(addr));
 	json_object_object_add(o, "unmanaged",
 			       json_object_new_string(d->unmanaged_allow ? "allow" : "deny"));
-	json_object_object_add(o, "resolve_interval_s", json_object_new_int64(d->resolve_interval_s));
+	json_object_object_add(o, "resolve_interval_s",
+			       json_object_new_int64(d->resolve_interval_s));
 	return o;
 }
 
@@ -264,8 +267,7 @@ bool db_host_is_localhost(const char *host)
 	       (len > 10 && !strncasecmp(host + len - 10, ".localhost", 10));
 }
 
-bool db_resolve_static(const char *host, uint16_t port, struct db_addr *out, size_t max,
-		       size_t *n)
+bool db_resolve_static(const char *host, uint16_t port, struct db_addr *out, size_t max, size_t *n)
 {
 	struct sockaddr_in s4 = { .sin_family = AF_INET, .sin_port = htons(port) };
 	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6, .sin6_port = htons(port) };
@@ -289,8 +291,8 @@ bool db_resolve_static(const char *host, uint16_t port, struct db_addr *out, siz
 	return false;
 }
 
-int db_resolve(const struct db_spec *d, struct db_addr *out, size_t max, size_t *n,
-	       char *why, size_t whylen)
+int db_resolve(const struct db_spec *d, struct db_addr *out, size_t max, size_t *n, char *why,
+	       size_t whylen)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res;
 	char port[8];

@@ -187,8 +187,11 @@ static size_t comp_progs(void *self, struct comp_prog *out, size_t max)
 	if (max < 1)
 		return 0;
 	out[0] = (struct comp_prog){ bpf_program__name(d->skel->progs.cm_dev),
-				     bpf_program__fd(d->skel->progs.cm_dev), d->link_fd,
-				     BPF_CGROUP_DEVICE, true, link_outcome_name(d->outcome) };
+				     bpf_program__fd(d->skel->progs.cm_dev),
+				     d->link_fd,
+				     BPF_CGROUP_DEVICE,
+				     true,
+				     link_outcome_name(d->outcome) };
 	return 1;
 }
 

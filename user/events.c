@@ -15,20 +15,20 @@
 #include "log.h"
 #include "portrange.h"
 
-#define JOURNAL_NAME "events.jsonl"
-#define MAX_SUBS 256
-#define TIMELINE_MINUTES 60
+#define JOURNAL_NAME	      "events.jsonl"
+#define MAX_SUBS	      256
+#define TIMELINE_MINUTES      60
 #define EVENTS_MAX_PEER_HOSTS 64
 
 /* Kernel violation types, in the order of the timeline's series. */
 static const char *const violation_types[] = {
-	"bind_denied", "device_denied", "task_budget_exceeded", "db_connect_denied",
-	"db_conn_limit",
+	"bind_denied",	     "device_denied", "task_budget_exceeded",
+	"db_connect_denied", "db_conn_limit",
 };
 #define N_VIOLATION_TYPES (sizeof(violation_types) / sizeof(violation_types[0]))
 
 struct minute {
-	uint64_t minute; /* realtime minutes since the epoch */
+	uint64_t minute;	       /* realtime minutes since the epoch */
 	uint64_t n[N_VIOLATION_TYPES]; /* occurrences (the events' counts) */
 };
 
@@ -228,7 +228,7 @@ struct json_object *event_new(struct events *ev, const char *type, const char *a
 /* Every event carries every field of the documented shape, null when not applicable. */
 static void event_complete(struct json_object *e)
 {
-	static const char *const fields[] = { "service", "pid",	  "comm",  "cgroup_id", "port",
+	static const char *const fields[] = { "service", "pid",	   "comm",  "cgroup_id", "port",
 					      "proto",	 "family", "owner", "count",	 NULL };
 	struct json_object *v;
 
@@ -243,9 +243,9 @@ static const char *str_field(struct json_object *e, const char *key)
 {
 	struct json_object *v;
 
-	return json_object_object_get_ex(e, key, &v) && json_object_is_type(v, json_type_string) ?
-		       json_object_get_string(v) :
-		       NULL;
+	return json_object_object_get_ex(e, key, &v) && json_object_is_type(v, json_type_string)
+		       ? json_object_get_string(v)
+		       : NULL;
 }
 
 /* The minute (since the epoch) of an event's RFC 3339 "time"; 0 when it has none. */
@@ -335,7 +335,8 @@ struct json_object *events_timeline(const struct events *ev, unsigned int minute
 		for (uint64_t m = first; m <= now; m++) {
 			const struct minute *b = &ev->minutes[m % TIMELINE_MINUTES];
 
-			json_object_array_add(a, json_object_new_uint64(b->minute == m ? b->n[i] : 0));
+			json_object_array_add(a,
+					      json_object_new_uint64(b->minute == m ? b->n[i] : 0));
 		}
 		json_object_object_add(series, violation_types[i], a);
 	}
@@ -458,9 +459,9 @@ static void add_conn(struct events *ev, struct json_object *e, const struct cael
 	json_object_object_add(e, "port", json_object_new_int(c->port));
 	json_object_object_add(e, "family",
 			       json_object_new_string(c->family == AF_INET6 ? "ipv6" : "ipv4"));
-	json_object_object_add(e, "operation",
-			       json_object_new_string(c->op == CAELUM_CONN_OP_SENDMSG ? "sendmsg"
-										: "connect"));
+	json_object_object_add(
+		e, "operation",
+		json_object_new_string(c->op == CAELUM_CONN_OP_SENDMSG ? "sendmsg" : "connect"));
 	if (c->max) {
 		json_object_object_add(e, "connections", json_object_new_int64(c->count));
 		json_object_object_add(e, "max_connections", json_object_new_int64(c->max));
@@ -479,15 +480,17 @@ static void add_bw(struct json_object *e, const struct caelum_ev_bw *b)
 {
 	static const char *const verdicts[] = { "pass", "signalled", "dropped" };
 
-	json_object_object_add(e, "direction",
-			       json_object_new_string(b->dir == CAELUM_BW_INGRESS ? "ingress" : "egress"));
+	json_object_object_add(
+		e, "direction",
+		json_object_new_string(b->dir == CAELUM_BW_INGRESS ? "ingress" : "egress"));
 	json_object_object_add(e, "rate_mbit", mbit_json((int64_t)(b->rate_Bps / 125)));
-	json_object_object_add(e, "proto", json_object_new_string(b->proto ? proto_name(b->proto)
-									     : "other"));
+	json_object_object_add(e, "proto",
+			       json_object_new_string(b->proto ? proto_name(b->proto) : "other"));
 	json_object_object_add(e, "packet_bytes", json_object_new_int64(b->len));
 	json_object_object_add(e, "backlog_ns", json_object_new_uint64(b->backlog_ns));
-	json_object_object_add(e, "verdict", json_object_new_string(b->verdict < 3 ? verdicts[b->verdict]
-										   : "unknown"));
+	json_object_object_add(
+		e, "verdict",
+		json_object_new_string(b->verdict < 3 ? verdicts[b->verdict] : "unknown"));
 }
 
 static bool is_canary(const struct events *ev, const struct caelum_event *k)
@@ -595,7 +598,8 @@ struct json_object *events_query(struct events *ev, const struct event_filter *f
 
 		if (ev->window[idx].id <= f->since_id)
 			break;
-		if (!text_may_match(text, "type", f->type) || !text_may_match(text, "host", f->host) ||
+		if (!text_may_match(text, "type", f->type) ||
+		    !text_may_match(text, "host", f->host) ||
 		    (f->service && !text_may_match(text, "service", f->service) &&
 		     !text_may_match(text, "owner", f->service)))
 			continue;
@@ -667,8 +671,7 @@ const char *events_host(const struct events *ev)
 	return ev->host;
 }
 
-size_t events_ingest(struct events *ev, const char *host, struct json_object *arr,
-		     size_t *skipped)
+size_t events_ingest(struct events *ev, const char *host, struct json_object *arr, size_t *skipped)
 {
 	uint64_t *last = NULL;
 	size_t stored = 0;
@@ -696,14 +699,14 @@ size_t events_ingest(struct events *ev, const char *host, struct json_object *ar
 			continue;
 		}
 		e = json_object_new_object();
-		json_object_object_foreach(in, key, val)
-		{
+		json_object_object_foreach (in, key, val) {
 			if (!strcmp(key, "id") || !strcmp(key, "host"))
 				continue;
 			json_object_object_add(e, key, json_object_get(val));
 		}
 		json_object_object_add(e, "host", json_object_new_string(host));
-		json_object_object_add(e, "origin_id", origin ? json_object_new_uint64(origin) : NULL);
+		json_object_object_add(e, "origin_id",
+				       origin ? json_object_new_uint64(origin) : NULL);
 		if (origin)
 			*last = origin;
 		events_emit(ev, e);

@@ -22,11 +22,11 @@
 struct events;
 
 struct event_filter {
-	const char *type; /* NULL = any */
+	const char *type;    /* NULL = any */
 	const char *service; /* matches "service" or "owner"; NULL = any */
-	const char *host; /* events of this host (peers' events carry theirs); NULL = any */
-	uint64_t since_id; /* only ids > since_id */
-	size_t limit; /* newest N (0 = no limit) */
+	const char *host;    /* events of this host (peers' events carry theirs); NULL = any */
+	uint64_t since_id;   /* only ids > since_id */
+	size_t limit;	     /* newest N (0 = no limit) */
 };
 
 /* Names kernel cgroup ids for events: service name or NULL. */
@@ -45,16 +45,16 @@ struct events_opts {
 	unsigned int journal_keep;
 	events_name_fn name_of;
 	events_dev_fn dev_name; /* may be NULL */
-	events_db_fn db_name; /* may be NULL */
-	void *name_ctx; /* passed to both */
+	events_db_fn db_name;	/* may be NULL */
+	void *name_ctx;		/* passed to both */
 };
 
 struct events_counters {
-	uint64_t emitted; /* events that reached the journal/window */
-	uint64_t kernel_records; /* ring-buffer records read */
+	uint64_t emitted;	       /* events that reached the journal/window */
+	uint64_t kernel_records;       /* ring-buffer records read */
 	uint64_t verification_records; /* of them, self-verification probes (not emitted) */
-	uint64_t journal_errors; /* events that could not be written to the journal */
-	uint64_t subscriber_drops; /* events a slow subscriber did not get */
+	uint64_t journal_errors;       /* events that could not be written to the journal */
+	uint64_t subscriber_drops;     /* events a slow subscriber did not get */
 	uint64_t last_id;
 };
 
@@ -62,7 +62,7 @@ struct events_counters {
 struct events_typecount {
 	char type[40];
 	char action[16];
-	uint64_t events; /* events emitted */
+	uint64_t events;      /* events emitted */
 	uint64_t occurrences; /* sum of their counts (aggregated kernel records) */
 };
 
@@ -87,8 +87,7 @@ void events_set_canaries(struct events *ev, uint64_t cgid1, uint64_t cgid2);
  * to host and origin_id to its id there. Events whose origin_id is not above the last one
  * taken from that host are skipped (a batch re-sent after a lost reply). Returns how many
  * were stored; *skipped counts the duplicates. */
-size_t events_ingest(struct events *ev, const char *host, struct json_object *arr,
-		     size_t *skipped);
+size_t events_ingest(struct events *ev, const char *host, struct json_object *arr, size_t *skipped);
 /* The local host name (events from here carry it). */
 const char *events_host(const struct events *ev);
 /* Totals per (type, action) since start. */

@@ -39,8 +39,7 @@ static int fsync_dir(const char *dir)
 	return err;
 }
 
-int file_write_atomic(const char *dir, const char *name, const void *data, size_t len,
-		      mode_t mode)
+int file_write_atomic(const char *dir, const char *name, const void *data, size_t len, mode_t mode)
 {
 	char tmp[PATH_MAX], dst[PATH_MAX];
 	int fd, err;

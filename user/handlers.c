@@ -48,8 +48,7 @@ int hc_registry_exit(int err)
 int hc_fail_verr(struct call *c, int exit_code, struct verr *e)
 {
 	c->err->exit = exit_code;
-	snprintf(c->err->message, sizeof(c->err->message), "%s",
-		 e->n ? e->msgs[0] : "refused");
+	snprintf(c->err->message, sizeof(c->err->message), "%s", e->n ? e->msgs[0] : "refused");
 	c->err->errors = verr_to_json(e);
 	verr_free(e);
 	return -1;
@@ -89,10 +88,11 @@ int hc_param_str(struct call *c, const char *key, bool required, const char **ou
 
 	*out = NULL;
 	if (!v)
-		return required ? hc_fail(c, EXIT_USAGE, "params: %s: missing required key", key) : 0;
+		return required ? hc_fail(c, EXIT_USAGE, "params: %s: missing required key", key)
+				: 0;
 	if (!json_object_is_type(v, json_type_string))
 		return hc_fail(c, EXIT_USAGE, "params: %s: expected string, got %s", key,
-			    jv_type_name(json_object_get_type(v)));
+			       jv_type_name(json_object_get_type(v)));
 	*out = json_object_get_string(v);
 	return 0;
 }
@@ -103,8 +103,9 @@ int hc_param_service(struct call *c, const char *key, const char **out)
 		return -1;
 	if (!service_name_valid(*out))
 		return hc_fail(c, EXIT_USAGE,
-			    "params: %s: invalid service name \"%s\" (expected [a-z0-9][a-z0-9-]{0,62})",
-			    key, *out);
+			       "params: %s: invalid service name \"%s\" (expected "
+			       "[a-z0-9][a-z0-9-]{0,62})",
+			       key, *out);
 	return 0;
 }
 
@@ -120,8 +121,8 @@ int hc_param_proto(struct call *c, uint8_t *proto)
 		return 0;
 	p = proto_parse(s);
 	if (p < 0)
-		return hc_fail(c, EXIT_USAGE, "params: proto: unknown protocol '%s' (expected tcp or udp)",
-			    s);
+		return hc_fail(c, EXIT_USAGE,
+			       "params: proto: unknown protocol '%s' (expected tcp or udp)", s);
 	*proto = (uint8_t)p;
 	return 0;
 }
@@ -217,8 +218,9 @@ int hc_foreign_holders(const struct handler_ctx *x, const char *svc, uint16_t po
 			verr_add(e, label, NULL, "%u/%s is bound by pid %d (%s) in cgroup %s", port,
 				 proto_name(proto), h[i].pid, h[i].comm, h[i].cgroup);
 		else
-			verr_add(e, label, NULL, "%u/%s is bound by a socket of an unknown process (%s)",
-				 port, proto_name(proto), sock_state_name(&h[i]));
+			verr_add(e, label, NULL,
+				 "%u/%s is bound by a socket of an unknown process (%s)", port,
+				 proto_name(proto), sock_state_name(&h[i]));
 		found++;
 	}
 	free(h);
@@ -226,8 +228,7 @@ int hc_foreign_holders(const struct handler_ctx *x, const char *svc, uint16_t po
 }
 
 static void emit_port_event(const struct handler_ctx *x, const char *type, uint16_t port,
-			    uint8_t proto,
-			    const char *service)
+			    uint8_t proto, const char *service)
 {
 	struct json_object *e = event_new(x->ev, type, "changed");
 
@@ -266,11 +267,13 @@ int hc_change_end(struct call *c)
 	c->committed = rev;
 	err = apply_log_result(c->x->applied, rev);
 	if (err == -EAGAIN)
-		return hc_fail(c, EXIT_FAIL, "registry updated at revision %llu but not yet applied",
+		return hc_fail(c, EXIT_FAIL,
+			       "registry updated at revision %llu but not yet applied",
 			       (unsigned long long)rev);
 	if (err)
 		return hc_fail(c, EXIT_FAIL,
-			       "registry updated at revision %llu but the kernel policy could not be applied: %s",
+			       "registry updated at revision %llu but the kernel policy could not "
+			       "be applied: %s",
 			       (unsigned long long)rev, strerror(-err));
 	return 0;
 }
@@ -314,7 +317,8 @@ static struct json_object *denial_counts(const struct handler_ctx *x, const char
 
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
 		struct json_object *e = json_object_array_get_idx(arr, i), *v, *cnt;
-		int64_t n = json_object_object_get_ex(e, "count", &cnt) ? json_object_get_int64(cnt) : 1;
+		int64_t n = json_object_object_get_ex(e, "count", &cnt) ? json_object_get_int64(cnt)
+									: 1;
 
 		if (json_object_object_get_ex(e, "service", &v) && v &&
 		    !strcmp(json_object_get_string(v), name))
@@ -349,9 +353,9 @@ static int h_service_show(struct call *c)
 			       rt && rt->main_pid ? json_object_new_int(rt->main_pid) : NULL);
 	json_object_object_add(c->result, "recent_denials", denial_counts(c->x, name));
 	json_object_object_add(c->result, "resources",
-			       c->x->ops && c->x->ops->service_resources ?
-				       c->x->ops->service_resources(c->x->owner, s) :
-				       NULL);
+			       c->x->ops && c->x->ops->service_resources
+				       ? c->x->ops->service_resources(c->x->owner, s)
+				       : NULL);
 	if (rt)
 		json_object_object_add(c->result, "health", health_json(rt));
 	return 0;
@@ -377,7 +381,8 @@ static int h_service_apply(struct call *c)
 	if (err) {
 		hc_change_end(c);
 		spec_free(&spec);
-		return hc_fail_verr(c, registry_err_unavailable(err) ? EXIT_UNAVAILABLE : EXIT_CONFIG, &e);
+		return hc_fail_verr(
+			c, registry_err_unavailable(err) ? EXIT_UNAVAILABLE : EXIT_CONFIG, &e);
 	}
 	emit_service_event(c->x, "service_applied", spec.name);
 	if (hc_change_end(c)) {
@@ -403,8 +408,8 @@ static int h_service_delete(struct call *c)
 	procs = rt ? cgroup_nr_procs(rt->cgroup) : 0;
 	if (rt && rt->running)
 		return hc_fail(c, EXIT_CONFIG,
-			    "service '%s' is running (%d processes in %s); stop it first", name,
-			    procs > 0 ? procs : 0, rt->cgroup);
+			       "service '%s' is running (%d processes in %s); stop it first", name,
+			       procs > 0 ? procs : 0, rt->cgroup);
 	hc_change_begin(c);
 	err = registry_service_delete(c->x->reg, name, &e);
 	if (err) {
@@ -427,9 +432,9 @@ static struct json_object *claim_json(const struct config *cfg, const struct reg
 	json_object_object_add(o, "port", json_object_new_int(cl->port));
 	json_object_object_add(o, "proto", json_object_new_string(proto_name(cl->proto)));
 	json_object_object_add(o, "service", json_object_new_string(cl->service));
-	json_object_object_add(o, "origin", json_object_new_string(cl->origin == ORIGIN_RUNTIME
-									   ? "runtime"
-									   : "spec"));
+	json_object_object_add(
+		o, "origin",
+		json_object_new_string(cl->origin == ORIGIN_RUNTIME ? "runtime" : "spec"));
 	json_object_object_add(o, "managed",
 			       json_object_new_boolean(hc_port_managed(cfg, cl->port, cl->proto)));
 	return o;
@@ -466,7 +471,8 @@ static int reserve(struct call *c, uint16_t port, uint8_t proto, const char *svc
 	err = registry_reserve(c->x->reg, port, proto, svc, &e);
 	if (err) {
 		hc_change_end(c);
-		return hc_fail_verr(c, registry_err_unavailable(err) ? EXIT_UNAVAILABLE : EXIT_CONFIG, &e);
+		return hc_fail_verr(
+			c, registry_err_unavailable(err) ? EXIT_UNAVAILABLE : EXIT_CONFIG, &e);
 	}
 	emit_port_event(c->x, "port_reserved", port, proto, svc);
 	if (hc_change_end(c))
@@ -530,7 +536,8 @@ static int h_port_alloc(struct call *c)
 	const char *svc;
 	uint8_t proto;
 
-	if (hc_params_check(c, keys) || hc_param_service(c, "service", &svc) || hc_param_proto(c, &proto))
+	if (hc_params_check(c, keys) || hc_param_service(c, "service", &svc) ||
+	    hc_param_proto(c, &proto))
 		return -1;
 	if (!registry_service(c->x->reg, svc))
 		return hc_fail(c, EXIT_CONFIG, "unknown service '%s'", svc);
@@ -548,7 +555,7 @@ static int h_port_alloc(struct call *c)
 		return reserve(c, (uint16_t)port, proto, svc);
 	}
 	return hc_fail(c, EXIT_CONFIG, "no free %s port left in the managed ranges",
-		    proto_name(proto));
+		       proto_name(proto));
 }
 
 static int h_port_who(struct call *c)
@@ -575,10 +582,10 @@ static int h_port_who(struct call *c)
 	json_object_object_add(c->result, "port", json_object_new_int(port));
 	json_object_object_add(c->result, "proto", json_object_new_string(proto_name(proto)));
 	json_object_object_add(c->result, "owner", owner ? json_object_new_string(owner) : NULL);
-	json_object_object_add(c->result, "origin",
-			       owner ? json_object_new_string(origin == ORIGIN_RUNTIME ? "runtime"
-										    : "spec")
-				     : NULL);
+	json_object_object_add(
+		c->result, "origin",
+		owner ? json_object_new_string(origin == ORIGIN_RUNTIME ? "runtime" : "spec")
+		      : NULL);
 	json_object_object_add(c->result, "managed",
 			       json_object_new_boolean(hc_port_managed(c->x->cfg, port, proto)));
 	arr = json_object_new_array();
@@ -589,13 +596,15 @@ static int h_port_who(struct call *c)
 		json_object_object_add(o, "comm", json_object_new_string(h[i].comm));
 		json_object_object_add(o, "cgroup", json_object_new_string(h[i].cgroup));
 		json_object_object_add(o, "addr", json_object_new_string(h[i].addr));
-		json_object_object_add(o, "family",
-				       json_object_new_string(h[i].family == AF_INET6 ? "ipv6" : "ipv4"));
+		json_object_object_add(
+			o, "family",
+			json_object_new_string(h[i].family == AF_INET6 ? "ipv6" : "ipv4"));
 		json_object_object_add(o, "listening", json_object_new_boolean(h[i].listening));
 		json_object_object_add(o, "state", json_object_new_string(sock_state_name(&h[i])));
-		json_object_object_add(o, "in_owner",
-				       json_object_new_boolean(rt && h[i].pid &&
-							       svcs_path_inside(c->x->svcs, rt, h[i].cgroup)));
+		json_object_object_add(
+			o, "in_owner",
+			json_object_new_boolean(rt && h[i].pid &&
+						svcs_path_inside(c->x->svcs, rt, h[i].cgroup)));
 		json_object_array_add(arr, o);
 	}
 	free(h);
@@ -678,8 +687,7 @@ static int h_reload(struct call *c)
 			       json_object_new_uint64(registry_state(c->x->reg)->rev));
 	json_object_object_add(c->result, "services",
 			       json_object_new_int64((int64_t)registry_state(c->x->reg)->n_svcs));
-	json_object_object_add(c->result, "port_entries",
-			       json_object_new_int64((int64_t)entries));
+	json_object_object_add(c->result, "port_entries", json_object_new_int64((int64_t)entries));
 	return 0;
 }
 

@@ -31,19 +31,19 @@ struct svcs;
 struct verr;
 
 /* sysexits-style outcome codes, shared with caelumctl. */
-#define EXIT_OK 0
-#define EXIT_FAIL 1
-#define EXIT_USAGE 2
+#define EXIT_OK		 0
+#define EXIT_FAIL	 1
+#define EXIT_USAGE	 2
 #define EXIT_UNAVAILABLE 69
-#define EXIT_NOPERM 77
-#define EXIT_CONFIG 78
+#define EXIT_NOPERM	 77
+#define EXIT_CONFIG	 78
 
 struct herr {
 	int exit; /* EXIT_* */
 	char message[512];
 	struct json_object *errors; /* array of strings, or NULL */
-	bool unknown_method; /* JSON-RPC -32601 */
-	bool not_found; /* the named object does not exist (HTTP 404) */
+	bool unknown_method;	    /* JSON-RPC -32601 */
+	bool not_found;		    /* the named object does not exist (HTTP 404) */
 	/* Set on success too: the registry revision the call committed (and saw applied, or
 	 * failed to), 0 when it committed nothing. Results do not carry it, so that what
 	 * users see stays as it was; a transport may report it. */
@@ -99,13 +99,13 @@ struct handler_ops {
 
 /* A handler's whole view of caelumd: borrowed, valid while handlers are called. */
 struct handler_ctx {
-	const struct config *cfg;	/* reload replaces its contents, never the pointer */
-	struct registry *reg;		/* the model; mutations commit through it */
-	struct events *ev;		/* events_emit(), events_query() */
-	struct svcs *svcs;		/* services' cgroups and runtime (services.h) */
+	const struct config *cfg;	 /* reload replaces its contents, never the pointer */
+	struct registry *reg;		 /* the model; mutations commit through it */
+	struct events *ev;		 /* events_emit(), events_query() */
+	struct svcs *svcs;		 /* services' cgroups and runtime (services.h) */
 	const struct apply_log *applied; /* the kernel apply's outcome per revision */
-	const char *probe_cgroup;	/* the internal cgroup probes run in ("" when none) */
-	char *token;			/* the API token, TOKEN_LEN + 1 bytes ("" when none) */
+	const char *probe_cgroup;	 /* the internal cgroup probes run in ("" when none) */
+	char *token;			 /* the API token, TOKEN_LEN + 1 bytes ("" when none) */
 	const struct handler_ops *ops;
 	void *owner;
 };

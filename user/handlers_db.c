@@ -58,13 +58,14 @@ int h_db_apply(struct call *c)
 	err = registry_db_apply(c->x->reg, &spec, ORIGIN_API, &e);
 	if (err) {
 		hc_change_end(c);
-		return hc_fail_verr(c, registry_err_unavailable(err) ? EXIT_UNAVAILABLE : EXIT_CONFIG, &e);
+		return hc_fail_verr(
+			c, registry_err_unavailable(err) ? EXIT_UNAVAILABLE : EXIT_CONFIG, &e);
 	}
 	emit_db_event(c->x, "db_applied", spec.name);
 	if (hc_change_end(c))
 		return -1;
-	c->result = c->x->ops && c->x->ops->database ? c->x->ops->database(c->x->owner, spec.name) :
-						       json_object_new_object();
+	c->result = c->x->ops && c->x->ops->database ? c->x->ops->database(c->x->owner, spec.name)
+						     : json_object_new_object();
 	return 0;
 }
 

@@ -24,7 +24,7 @@ struct call {
 	struct herr *err;
 	struct hstream *stream;
 	uint64_t commit_before; /* registry_last_commit() at hc_change_begin */
-	uint64_t committed; /* the revision the call committed, 0 when none */
+	uint64_t committed;	/* the revision the call committed, 0 when none */
 };
 
 typedef int (*handler_fn)(struct call *c);

@@ -59,9 +59,9 @@ static struct json_object *db_targets(struct call *c, const struct service_spec 
 	for (size_t i = 0; i < s->n_dbs; i++) {
 		const struct reg_db *rd = registry_db(c->x->reg, s->dbs[i].name);
 		const struct handler_ops *ops = c->x->ops;
-		const struct db_rt *rt = ops && ops->database_rt ?
-						 ops->database_rt(c->x->owner, s->dbs[i].name) :
-						 NULL;
+		const struct db_rt *rt = ops && ops->database_rt
+						 ? ops->database_rt(c->x->owner, s->dbs[i].name)
+						 : NULL;
 		struct json_object *o;
 		char target[DB_HOST_MAX + 16];
 
@@ -71,7 +71,8 @@ static struct json_object *db_targets(struct call *c, const struct service_spec 
 		snprintf(target, sizeof(target), strchr(rd->spec.host, ':') ? "[%s]:%u" : "%s:%u",
 			 rd->spec.host, rd->spec.port);
 		json_object_object_add(o, "name", json_object_new_string(rd->spec.name));
-		json_object_object_add(o, "kind", json_object_new_string(db_kind_name(rd->spec.kind)));
+		json_object_object_add(o, "kind",
+				       json_object_new_string(db_kind_name(rd->spec.kind)));
 		json_object_object_add(o, "target", json_object_new_string(target));
 		json_object_object_add(o, "addresses", addrs_json(rt));
 		json_object_array_add(arr, o);
@@ -93,7 +94,8 @@ int h_run_check(struct call *c)
 	s = registry_service(c->x->reg, name);
 	rt = svcs_find(c->x->svcs, name);
 	if (!s || !rt || (!rt->followed && rt->cgid == CAELUM_CGID_NONE))
-		return hc_fail(c, EXIT_CONFIG, "unknown service '%s' (caelumctl service list)", name);
+		return hc_fail(c, EXIT_CONFIG, "unknown service '%s' (caelumctl service list)",
+			       name);
 	/* Capacity may have shrunk since the service was admitted (a smaller host, a reload). */
 	registry_admit_service(c->x->reg, name, &e);
 	ports = check_ports(c, name, &e);
@@ -102,20 +104,21 @@ int h_run_check(struct call *c)
 	json_object_object_add(c->result, "name", json_object_new_string(name));
 	json_object_object_add(c->result, "cgroup", json_object_new_string(rt->cgroup));
 	json_object_object_add(c->result, "cgroup_followed", json_object_new_boolean(rt->followed));
-	json_object_object_add(c->result, "probe_cgroup",
-			       json_object_new_string(c->x->probe_cgroup ? c->x->probe_cgroup :
-									   ""));
+	json_object_object_add(
+		c->result, "probe_cgroup",
+		json_object_new_string(c->x->probe_cgroup ? c->x->probe_cgroup : ""));
 	json_object_object_add(c->result, "ports", ports);
 	json_object_object_add(c->result, "credentials", creds);
 	json_object_object_add(c->result, "databases", db_targets(c, &s->spec));
 	if (s->spec.res.tasks) {
 		bool kills;
-		const char *note = c->x->ops && c->x->ops->tasks_note ?
-					   c->x->ops->tasks_note(c->x->owner, &kills) :
-					   (kills = false, "not enforced here");
+		const char *note = c->x->ops && c->x->ops->tasks_note
+					   ? c->x->ops->tasks_note(c->x->owner, &kills)
+					   : (kills = false, "not enforced here");
 
 		json_object_object_add(c->result, "tasks_budget", json_object_new_string(note));
-		json_object_object_add(c->result, "tasks_budget_kills", json_object_new_boolean(kills));
+		json_object_object_add(c->result, "tasks_budget_kills",
+				       json_object_new_boolean(kills));
 	}
 	json_object_object_add(c->result, "failures", verr_to_json(&e));
 	verr_free(&e);
@@ -147,7 +150,8 @@ static int param_command(struct call *c, char *comm, size_t clen, char *text, si
 	if (!v)
 		return 0;
 	if (!json_object_is_type(v, json_type_array) || !json_object_array_length(v))
-		return hc_fail(c, EXIT_USAGE, "params: command: expected a non-empty array of strings");
+		return hc_fail(c, EXIT_USAGE,
+			       "params: command: expected a non-empty array of strings");
 	for (size_t i = 0; i < json_object_array_length(v); i++) {
 		struct json_object *a = json_object_array_get_idx(v, i);
 		const char *s = json_object_get_string(a);
@@ -177,8 +181,10 @@ int h_run_started(struct call *c)
 
 	if (hc_params_check(c, keys) || hc_param_service(c, "name", &name))
 		return -1;
-	if (!hc_param(c, "pid") || !jv_get_int(hc_param(c, "pid"), 1, INT32_MAX, P, "pid", &pid, &ve))
-		return ve.n ? hc_fail_verr(c, EXIT_USAGE, &ve) : hc_fail(c, EXIT_USAGE, "params: pid: missing required key");
+	if (!hc_param(c, "pid") ||
+	    !jv_get_int(hc_param(c, "pid"), 1, INT32_MAX, P, "pid", &pid, &ve))
+		return ve.n ? hc_fail_verr(c, EXIT_USAGE, &ve)
+			    : hc_fail(c, EXIT_USAGE, "params: pid: missing required key");
 	if (param_command(c, comm, sizeof(comm), command, sizeof(command)))
 		return -1;
 	rt = svcs_find(c->x->svcs, name);
@@ -199,11 +205,12 @@ int h_run_started(struct call *c)
 	if (command[0])
 		json_object_object_add(e, "command", json_object_new_string(command));
 	/* Fingerprints of the environment credentials it was given (never values). */
-	if (hc_param(c, "credentials") && json_object_is_type(hc_param(c, "credentials"), json_type_array))
-		json_object_object_add(e, "credentials", json_object_get(hc_param(c, "credentials")));
+	if (hc_param(c, "credentials") &&
+	    json_object_is_type(hc_param(c, "credentials"), json_type_array))
+		json_object_object_add(e, "credentials",
+				       json_object_get(hc_param(c, "credentials")));
 	events_emit(c->x->ev, e);
 	c->result = json_object_new_object();
 	json_object_object_add(c->result, "cgroup", json_object_new_string(rt->cgroup));
 	return 0;
 }
-

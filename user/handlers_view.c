@@ -42,24 +42,24 @@ static struct port_stat *denials_by_port(struct json_object *evs, size_t *n_out)
 		if (!json_object_object_get_ex(e, "port", &x) || !x)
 			continue;
 		key.port = (uint16_t)json_object_get_int(x);
-		proto = json_object_object_get_ex(e, "proto", &x) && x ? json_object_get_string(x) :
-									    "tcp";
+		proto = json_object_object_get_ex(e, "proto", &x) && x ? json_object_get_string(x)
+								       : "tcp";
 		key.proto = proto_parse(proto) > 0 ? (uint8_t)proto_parse(proto) : IPPROTO_TCP;
 		for (j = 0; j < k; j++)
 			if (v[j].port == key.port && v[j].proto == key.proto)
 				break;
 		if (j == k)
 			v[k++] = key;
-		v[j].denials += json_object_object_get_ex(e, "count", &x) && x ?
-					(uint64_t)json_object_get_int64(x) :
-					1;
+		v[j].denials += json_object_object_get_ex(e, "count", &x) && x
+					? (uint64_t)json_object_get_int64(x)
+					: 1;
 		/* The last offender: its service, or (outside any service) its command. */
-		v[j].last_service = json_object_object_get_ex(e, "service", &x) && x ?
-					    json_object_get_string(x) :
-					    NULL;
-		v[j].last_comm = json_object_object_get_ex(e, "comm", &x) && x ?
-					 json_object_get_string(x) :
-					 NULL;
+		v[j].last_service = json_object_object_get_ex(e, "service", &x) && x
+					    ? json_object_get_string(x)
+					    : NULL;
+		v[j].last_comm = json_object_object_get_ex(e, "comm", &x) && x
+					 ? json_object_get_string(x)
+					 : NULL;
 	}
 	qsort(v, k, sizeof(*v), port_stat_cmp);
 	*n_out = k;
@@ -94,9 +94,10 @@ static int h_port_map(struct call *c)
 		json_object_object_add(o, "range", json_object_new_string(buf));
 		json_object_object_add(o, "lo", json_object_new_int(r->lo));
 		json_object_object_add(o, "hi", json_object_new_int(r->hi));
-		json_object_object_add(o, "proto", json_object_new_string(
-							   r->proto == PROTO_BOTH ? "both" :
-										    proto_name(r->proto)));
+		json_object_object_add(o, "proto",
+				       json_object_new_string(r->proto == PROTO_BOTH
+								      ? "both"
+								      : proto_name(r->proto)));
 		json_object_array_add(ranges, o);
 		managed += (uint64_t)(r->hi - r->lo + 1) * (r->proto == PROTO_BOTH ? 2 : 1);
 	}
@@ -105,26 +106,28 @@ static int h_port_map(struct call *c)
 		struct json_object *o = json_object_new_object();
 		const struct reg_claim *a = i < n_cl ? &cl[i] : NULL;
 		const struct port_stat *b = j < n_st ? &st[j] : NULL;
-		int cmp = !a ? 1 : !b ? -1 : a->port != b->port ? (int)a->port - (int)b->port :
-								  (int)a->proto - (int)b->proto;
+		int cmp = !a		       ? 1
+			  : !b		       ? -1
+			  : a->port != b->port ? (int)a->port - (int)b->port
+					       : (int)a->proto - (int)b->proto;
 		uint16_t port = cmp <= 0 ? a->port : b->port;
 		uint8_t proto = cmp <= 0 ? a->proto : b->proto;
 
 		json_object_object_add(o, "port", json_object_new_int(port));
 		json_object_object_add(o, "proto", json_object_new_string(proto_name(proto)));
-		json_object_object_add(o, "service", cmp <= 0 ? json_object_new_string(a->service) :
-								 NULL);
+		json_object_object_add(o, "service",
+				       cmp <= 0 ? json_object_new_string(a->service) : NULL);
 		json_object_object_add(o, "managed",
 				       json_object_new_boolean(hc_port_managed(cfg, port, proto)));
 		json_object_object_add(o, "denials",
 				       json_object_new_uint64(cmp >= 0 ? b->denials : 0));
 		json_object_object_add(o, "last_offender_service",
-				       cmp >= 0 && b->last_service ?
-					       json_object_new_string(b->last_service) :
-					       NULL);
-		json_object_object_add(o, "last_offender_comm",
-				       cmp >= 0 && b->last_comm ? json_object_new_string(b->last_comm) :
-								  NULL);
+				       cmp >= 0 && b->last_service
+					       ? json_object_new_string(b->last_service)
+					       : NULL);
+		json_object_object_add(
+			o, "last_offender_comm",
+			cmp >= 0 && b->last_comm ? json_object_new_string(b->last_comm) : NULL);
 		json_object_array_add(ports, o);
 		if (cmp <= 0)
 			i++;
@@ -210,8 +213,10 @@ static bool host_name_ok(const char *h)
 {
 	size_t n = strlen(h);
 
-	return n && n <= 253 && strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-					  "0123456789.-") == n && h[0] != '-' && h[0] != '.';
+	return n && n <= 253 &&
+	       strspn(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			 "0123456789.-") == n &&
+	       h[0] != '-' && h[0] != '.';
 }
 
 /* One peer event: an object with string type and action (what every event has). */
@@ -286,10 +291,7 @@ static int h_events_ingest(struct call *c)
 }
 
 const struct handler_entry handlers_view[] = {
-	{ "events.ingest", h_events_ingest },
-	{ "port.map", h_port_map },
-	{ "events.timeline", h_events_timeline },
-	{ "token.show", h_token_show },
-	{ "token.rotate", h_token_rotate },
-	{ NULL, NULL },
+	{ "events.ingest", h_events_ingest },	  { "port.map", h_port_map },
+	{ "events.timeline", h_events_timeline }, { "token.show", h_token_show },
+	{ "token.rotate", h_token_rotate },	  { NULL, NULL },
 };

@@ -73,7 +73,9 @@ static void start(struct daemon *d, struct svc_rt *rt, const struct spec_health 
 	hc->d = d;
 	hc->threshold = h->failures_before_critical;
 	snprintf(hc->name, sizeof(hc->name), "%s", rt->name);
-	ps.kind = h->kind == HEALTH_TCP ? PROBE_TCP : h->kind == HEALTH_HTTP ? PROBE_HTTP : PROBE_EXEC;
+	ps.kind = h->kind == HEALTH_TCP	   ? PROBE_TCP
+		  : h->kind == HEALTH_HTTP ? PROBE_HTTP
+					   : PROBE_EXEC;
 	snprintf(ps.target, sizeof(ps.target), "%s", h->target ? h->target : "");
 	ps.argv = h->argv;
 	snprintf(ps.cgroup, sizeof(ps.cgroup), "%s", d->probe_cgroup);
@@ -115,8 +117,9 @@ struct json_object *health_json(const struct svc_rt *rt)
 
 	json_object_object_add(o, "state", json_object_new_string(health_state_name(rt->health)));
 	json_object_object_add(o, "failures", json_object_new_int(rt->health_failures));
-	json_object_object_add(o, "detail", rt->health_detail[0] ? json_object_new_string(rt->health_detail)
-								   : NULL);
+	json_object_object_add(o, "detail",
+			       rt->health_detail[0] ? json_object_new_string(rt->health_detail)
+						    : NULL);
 	if (rt->health_since_ns) {
 		time_format_rfc3339(rt->health_since_ns, ts, sizeof(ts));
 		json_object_object_add(o, "since", json_object_new_string(ts));

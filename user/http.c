@@ -26,9 +26,9 @@
 #include "log.h"
 #include "token.h"
 
-#define MAX_SLOTS 1024
-#define SLOT_BITS 10
-#define WRITE_PIECE (32U * 1024)
+#define MAX_SLOTS      1024
+#define SLOT_BITS      10
+#define WRITE_PIECE    (32U * 1024)
 #define WS_PENDING_MAX 64 /* WebSocket messages waiting for the loop, per connection */
 
 enum slot_kind { SLOT_FREE, SLOT_HTTP, SLOT_STREAM, SLOT_WS };
@@ -42,7 +42,7 @@ struct chunk {
 
 struct slot {
 	enum slot_kind kind;
-	uint32_t gen; /* bumped for every request and at close: stale handles miss */
+	uint32_t gen;	 /* bumped for every request and at close: stale handles miss */
 	struct lws *wsi; /* server thread only */
 	int listener;
 	bool busy; /* a request is with the loop thread */
@@ -51,10 +51,10 @@ struct slot {
 	int status;
 	char ctype[64];
 	int64_t content_len; /* -1: a stream */
-	char *hdrs; /* "name:\0value\0" pairs, NUL-NUL terminated */
+	char *hdrs;	     /* "name:\0value\0" pairs, NUL-NUL terminated */
 	struct chunk *head, *tail;
 	size_t queued;
-	bool end; /* finish once the queue is empty */
+	bool end;  /* finish once the queue is empty */
 	bool wake; /* needs lws_callback_on_writable */
 	bool gzip;
 	unsigned int ws_pending;
@@ -254,8 +254,7 @@ int http_reply_json(struct http *h, uint64_t conn, int status, struct json_objec
 	return err;
 }
 
-int http_stream_begin(struct http *h, uint64_t conn, const struct http_header *hdrs,
-		      size_t n_hdrs)
+int http_stream_begin(struct http *h, uint64_t conn, const struct http_header *hdrs, size_t n_hdrs)
 {
 	struct slot *s;
 	int err = -ENOTCONN;
@@ -427,8 +426,8 @@ static void query_copy(struct lws *wsi, char *dst, size_t len)
 	size_t used = 0;
 
 	dst[0] = '\0';
-	for (int i = 0; lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i) > 0;
-	     i++) {
+	for (int i = 0;
+	     lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i) > 0; i++) {
 		int n = snprintf(dst + used, len - used, "%s%s", used ? "&" : "", frag);
 
 		if (n < 0 || (size_t)n >= len - used)
@@ -478,7 +477,7 @@ static const char *method_of(struct lws *wsi, char *uri, size_t len)
 		enum lws_token_indexes t;
 		const char *name;
 	} m[] = {
-		{ WSI_TOKEN_GET_URI, "GET" },	  { WSI_TOKEN_POST_URI, "POST" },
+		{ WSI_TOKEN_GET_URI, "GET" },	    { WSI_TOKEN_POST_URI, "POST" },
 		{ WSI_TOKEN_DELETE_URI, "DELETE" }, { WSI_TOKEN_PUT_URI, "PUT" },
 		{ WSI_TOKEN_PATCH_URI, "PATCH" },   { WSI_TOKEN_OPTIONS_URI, "OPTIONS" },
 		{ WSI_TOKEN_HEAD_URI, "HEAD" },
@@ -516,8 +515,7 @@ static int request_read(struct http *h, struct lws *wsi, int listener, struct ht
 	hdr_copy(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, r->content_type, sizeof(r->content_type));
 	custom_copy(wsi, "last-event-id:", r->last_event_id, sizeof(r->last_event_id));
 	custom_copy(wsi, "mcp-session-id:", r->session, sizeof(r->session));
-	custom_copy(wsi, "mcp-protocol-version:", r->protocol_version,
-		    sizeof(r->protocol_version));
+	custom_copy(wsi, "mcp-protocol-version:", r->protocol_version, sizeof(r->protocol_version));
 	custom_copy(wsi, "mcp-method:", r->mcp_method, sizeof(r->mcp_method));
 	custom_copy(wsi, "mcp-name:", r->mcp_name, sizeof(r->mcp_name));
 	hdr_copy(wsi, WSI_TOKEN_HOST, host, sizeof(host));
@@ -563,9 +561,8 @@ static struct json_object *error_json(int status, const char *reason)
 
 	json_object_object_add(err, "status", json_object_new_int(status));
 	/* The sysexits code, as the API's own errors carry: not permitted, usage. */
-	json_object_object_add(err, "code", json_object_new_int(status == 401 || status == 403 ?
-									77 :
-									2));
+	json_object_object_add(err, "code",
+			       json_object_new_int(status == 401 || status == 403 ? 77 : 2));
 	json_object_object_add(err, "message", json_object_new_string(reason));
 	json_object_object_add(o, "error", err);
 	return o;
@@ -657,8 +654,8 @@ static int on_http(struct http *h, struct lws *wsi, struct pss *p)
 		hdr_copy(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, cl, sizeof(cl));
 		if (cl[0] && strtoull(cl, NULL, 10) > HTTP_BODY_MAX) {
 			status = 413;
-			snprintf(reason, sizeof(reason), "request body of %s bytes, at most %u",
-				 cl, HTTP_BODY_MAX);
+			snprintf(reason, sizeof(reason), "request body of %s bytes, at most %u", cl,
+				 HTTP_BODY_MAX);
 		}
 	}
 	if (status) {
@@ -710,7 +707,8 @@ static int on_body(struct http *h, struct pss *p, const void *in, size_t len)
 	} else if (r) {
 		if (r->body_len + len + 1 > s->body_cap) {
 			size_t cap = (r->body_len + len + 1) * 2;
-			char *b = realloc(r->body, cap > HTTP_BODY_MAX + 1 ? HTTP_BODY_MAX + 1 : cap);
+			char *b =
+				realloc(r->body, cap > HTTP_BODY_MAX + 1 ? HTTP_BODY_MAX + 1 : cap);
 
 			if (!b) {
 				pthread_mutex_unlock(&h->mu);
@@ -925,8 +923,7 @@ static int on_accept(struct http *h, void *user)
 	/* Said once per 1000 refusals: a flood must not flood the log too. */
 	if (h->cl.refused[-rc - 1] % 1000 == 1)
 		p_warn("http: refusing connections (%s limit reached; %llu so far)",
-		       connlimit_reason_name(-rc - 1),
-		       (unsigned long long)h->cl.refused[-rc - 1]);
+		       connlimit_reason_name(-rc - 1), (unsigned long long)h->cl.refused[-rc - 1]);
 	return -1;
 }
 
@@ -1039,8 +1036,7 @@ static int confirm_upgrade(struct http *h, struct lws *wsi, const char *upgrade)
 	return refuse_now(h, wsi, status, reason);
 }
 
-static int ws_received(struct http *h, struct lws *wsi, struct pss *p, const void *in,
-		       size_t len)
+static int ws_received(struct http *h, struct lws *wsi, struct pss *p, const void *in, size_t len)
 {
 	struct slot *s;
 	struct http_request *r;
@@ -1056,8 +1052,9 @@ static int ws_received(struct http *h, struct lws *wsi, struct pss *p, const voi
 	}
 	r = s->req;
 	if (r->body_len + len > HTTP_BODY_MAX || lws_frame_is_binary(wsi)) {
-		lws_close_reason(wsi, lws_frame_is_binary(wsi) ? LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE
-							    : LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+		lws_close_reason(wsi,
+				 lws_frame_is_binary(wsi) ? LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE
+							  : LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
 				 NULL, 0);
 		rc = -1;
 		goto out;
@@ -1245,9 +1242,9 @@ static int cb_client(struct lws *wsi, enum lws_callback_reasons reason, void *us
 		pthread_mutex_lock(&h->mu);
 		if (s->token) {
 			snprintf(auth, sizeof(auth), "Bearer %s", s->token);
-			rc = lws_add_http_header_by_name(wsi, (const unsigned char *)"authorization:",
-							 (const unsigned char *)auth,
-							 (int)strlen(auth), pp, end);
+			rc = lws_add_http_header_by_name(
+				wsi, (const unsigned char *)"authorization:",
+				(const unsigned char *)auth, (int)strlen(auth), pp, end);
 		}
 		pthread_mutex_unlock(&h->mu);
 		return rc ? -1 : 0;
@@ -1383,7 +1380,8 @@ static int vhost_create(struct http *h, int i)
 	}
 	h->vh[i] = lws_create_vhost(h->ctx, &vi);
 	if (!h->vh[i]) {
-		p_err("%s: cannot listen on %s (port %u in use, address not local, or TLS files unusable)",
+		p_err("%s: cannot listen on %s (port %u in use, address not local, or TLS files "
+		      "unusable)",
 		      listener_names[i], l->spec, l->port);
 		return -EADDRINUSE;
 	}
@@ -1406,9 +1404,8 @@ static int limits_init(struct http *h)
 	h->st.fd_limit = fds;
 	h->st.conn_slots = (unsigned int)slots;
 	h->st.conn_unauth_max = (unsigned int)unauth;
-	h->st.conn_per_addr_max = (unsigned int)(unauth < CONNLIMIT_PER_ADDR_MAX ?
-							 unauth :
-							 CONNLIMIT_PER_ADDR_MAX);
+	h->st.conn_per_addr_max =
+		(unsigned int)(unauth < CONNLIMIT_PER_ADDR_MAX ? unauth : CONNLIMIT_PER_ADDR_MAX);
 	return connlimit_init(&h->cl, slots, unauth, h->st.conn_per_addr_max);
 }
 
@@ -1515,9 +1512,9 @@ void http_stop(struct http *h)
 
 uint16_t http_port(const struct http *h, int listener)
 {
-	return h && listener >= 0 && listener < HTTP_LISTENERS && h->serving[listener] ?
-		       h->port[listener] :
-		       0;
+	return h && listener >= 0 && listener < HTTP_LISTENERS && h->serving[listener]
+		       ? h->port[listener]
+		       : 0;
 }
 
 void http_set_token(struct http *h, const char *token)

@@ -23,27 +23,27 @@
 enum http_listener { HTTP_DASH, HTTP_MCP, HTTP_LISTENERS, HTTP_PEER = HTTP_LISTENERS };
 enum http_kind { HTTP_REQUEST, HTTP_WS_OPEN, HTTP_WS_MESSAGE, HTTP_CLOSED };
 
-#define HTTP_BODY_MAX (1U << 20) /* request bodies and WebSocket messages */
+#define HTTP_BODY_MAX	      (1U << 20) /* request bodies and WebSocket messages */
 #define HTTP_STREAM_QUEUE_MAX (1U << 20) /* unsent bytes per stream before dropping */
 /* A connection must complete its request headers within HTTP_HEADER_TIMEOUT_S of being
  * accepted (or of its previous request), and a request's body within HTTP_BODY_TIMEOUT_S
  * of its headers (with no gap of more than HTTP_HEADER_TIMEOUT_S), or it is closed. */
 #define HTTP_HEADER_TIMEOUT_S 10
-#define HTTP_BODY_TIMEOUT_S 20
+#define HTTP_BODY_TIMEOUT_S   20
 
 struct http_request {
 	enum http_kind kind;
 	uint64_t conn;
 	int listener; /* enum http_listener */
 	char method[8];
-	char path[512]; /* without the query */
+	char path[512];	  /* without the query */
 	char query[1024]; /* raw, still percent-encoded */
 	char accept[256];
 	char last_event_id[32];
-	char session[128]; /* Mcp-Session-Id */
+	char session[128];	   /* Mcp-Session-Id */
 	char protocol_version[32]; /* MCP-Protocol-Version */
-	char mcp_method[64]; /* Mcp-Method (MCP 2026-07-28) */
-	char mcp_name[384]; /* Mcp-Name (MCP 2026-07-28) */
+	char mcp_method[64];	   /* Mcp-Method (MCP 2026-07-28) */
+	char mcp_name[384];	   /* Mcp-Name (MCP 2026-07-28) */
 	char content_type[128];
 	char peer[64];
 	bool authenticated; /* presented the API token */
@@ -61,7 +61,7 @@ struct http_header {
 struct http_opts {
 	const struct listen_cfg *listen[HTTP_LISTENERS]; /* NULL or !enabled: not served */
 	bool mcp_auth_none; /* MCP without a token (loopback listener only) */
-	bool client; /* connections to peers (http_ws_connect) */
+	bool client;	    /* connections to peers (http_ws_connect) */
 	const char *token;
 	void (*on_request)(void *ctx, struct http_request *r); /* takes ownership of r */
 	void *ctx;
@@ -69,16 +69,16 @@ struct http_opts {
 
 struct http_stats {
 	uint64_t requests[HTTP_LISTENERS];
-	uint64_t responses[6]; /* by status class: [2] = 2xx ... [5] = 5xx */
+	uint64_t responses[6];		     /* by status class: [2] = 2xx ... [5] = 5xx */
 	uint64_t denied_auth, denied_origin; /* 401s and 403s given by the access rules */
 	uint64_t stream_drops; /* messages not queued because a stream was too far behind */
 	uint64_t bytes_out;
-	uint64_t refused[3]; /* connections closed at accept, by enum connlimit_reason */
+	uint64_t refused[3];	  /* connections closed at accept, by enum connlimit_reason */
 	uint64_t body_incomplete; /* connections closed before a request's body was in (a
 				   * timeout, too slow a body, or the peer went away) */
 	unsigned int connections, streams, websockets;
 	unsigned int conn_slots, conn_unauth_max, conn_per_addr_max; /* the limits in force */
-	unsigned long fd_limit; /* soft RLIMIT_NOFILE */
+	unsigned long fd_limit;					     /* soft RLIMIT_NOFILE */
 };
 
 struct http;
@@ -100,8 +100,7 @@ struct json_object;
 int http_reply_json(struct http *h, uint64_t conn, int status, struct json_object *o,
 		    const struct http_header *hdrs, size_t n_hdrs);
 /* Start a streaming response (text/event-stream): headers now, data with http_send(). */
-int http_stream_begin(struct http *h, uint64_t conn, const struct http_header *hdrs,
-		      size_t n_hdrs);
+int http_stream_begin(struct http *h, uint64_t conn, const struct http_header *hdrs, size_t n_hdrs);
 /* Queue bytes on a stream, or one text message on a WebSocket. -ENOBUFS when more than
  * HTTP_STREAM_QUEUE_MAX is already waiting (nothing queued, counted), -ENOTCONN when the
  * connection is gone. */

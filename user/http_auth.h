@@ -26,9 +26,9 @@ struct http_access {
 	bool mcp_auth_none;
 	const char *method;
 	const char *path;
-	const char *host; /* the Host header; NULL when absent */
-	const char *local_addr; /* numeric address the connection was accepted on ("10.0.0.5") */
-	const char *hostname; /* the machine's name (gethostname), or NULL */
+	const char *host;	  /* the Host header; NULL when absent */
+	const char *local_addr;	  /* numeric address the connection was accepted on ("10.0.0.5") */
+	const char *hostname;	  /* the machine's name (gethostname), or NULL */
 	const char (*hosts)[256]; /* configured names */
 	size_t n_hosts;
 	const char *origin;

@@ -34,21 +34,21 @@
 #include "journal.h"
 #include "log.h"
 
-#define GZ_SUFFIX ".gz"
-#define TMP_SUFFIX ".gz.tmp"
+#define GZ_SUFFIX      ".gz"
+#define TMP_SUFFIX     ".gz.tmp"
 #define NAME_EXTRA_MAX 11 /* strlen(".100.gz.tmp"), the longest suffix ever added */
-#define LINE_BUF_SIZE (JOURNAL_LINE_MAX + 2)
-#define COPY_CHUNK 16384
+#define LINE_BUF_SIZE  (JOURNAL_LINE_MAX + 2)
+#define COPY_CHUNK     16384
 
 struct journal {
 	int dfd;
-	int fd;		/* current file; -1 after a failed reopen, retried by the next append */
+	int fd; /* current file; -1 after a failed reopen, retried by the next append */
 	char *dir;
 	char *name;
 	size_t max_bytes;
 	unsigned int keep;
-	bool need_nl;	/* the file ends in a fragment: the next write starts with '\n' */
-	char *buf;	/* '\n'? + line + '\n', so that each line is a single write() */
+	bool need_nl; /* the file ends in a fragment: the next write starts with '\n' */
+	char *buf;    /* '\n'? + line + '\n', so that each line is a single write() */
 	struct journal_stats st;
 };
 
@@ -102,8 +102,8 @@ static bool name_valid(const char *name)
 {
 	size_t len = name ? strlen(name) : 0;
 
-	return len && len <= NAME_MAX - NAME_EXTRA_MAX && !strchr(name, '/') &&
-	       strcmp(name, ".") && strcmp(name, "..");
+	return len && len <= NAME_MAX - NAME_EXTRA_MAX && !strchr(name, '/') && strcmp(name, ".") &&
+	       strcmp(name, "..");
 }
 
 /* the reader's validity test, applied on write too so nothing written is later dropped */
@@ -115,7 +115,8 @@ static bool line_valid(const char *line, size_t len)
 static int opts_check(const struct journal_opts *o)
 {
 	if (!o || !o->dir || !name_valid(o->name)) {
-		p_err("invalid journal options: need a directory and a plain file name of at most %d bytes",
+		p_err("invalid journal options: need a directory and a plain file name of at most "
+		      "%d bytes",
 		      NAME_MAX - NAME_EXTRA_MAX);
 		return -EINVAL;
 	}
@@ -217,7 +218,8 @@ static int gz_write_all(struct journal *j, int in, int out, const char *src, con
 	err = gz_fill(j, in, gz, src);
 	zerr = gzclose_w(gz);
 	if (!err && zerr != Z_OK)
-		err = fail("write journal file", j->dir, tmp, zerr == Z_ERRNO && errno ? errno : EIO);
+		err = fail("write journal file", j->dir, tmp,
+			   zerr == Z_ERRNO && errno ? errno : EIO);
 	return err;
 }
 

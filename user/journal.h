@@ -19,17 +19,17 @@
 
 #include <stddef.h>
 
-#define JOURNAL_LINE_MAX 65536 /* bytes in a line, '\n' excluded */
-#define JOURNAL_MIN_BYTES 4096 /* smallest max_bytes */
-#define JOURNAL_KEEP_MAX 100   /* most rotated files */
+#define JOURNAL_LINE_MAX  65536 /* bytes in a line, '\n' excluded */
+#define JOURNAL_MIN_BYTES 4096	/* smallest max_bytes */
+#define JOURNAL_KEEP_MAX  100	/* most rotated files */
 
 struct journal;
 
 struct journal_opts {
-	const char *dir;	/* directory, must exist (e.g. /var/lib/caelum) */
-	const char *name;	/* file name, e.g. "events.jsonl"; no '/' */
-	size_t max_bytes;	/* rotate when the current file would exceed this; >= 4096 */
-	unsigned int keep;	/* rotated files kept: name.1.gz (newest) .. name.<keep>.gz; 1..100 */
+	const char *dir;   /* directory, must exist (e.g. /var/lib/caelum) */
+	const char *name;  /* file name, e.g. "events.jsonl"; no '/' */
+	size_t max_bytes;  /* rotate when the current file would exceed this; >= 4096 */
+	unsigned int keep; /* rotated files kept: name.1.gz (newest) .. name.<keep>.gz; 1..100 */
 };
 
 struct journal_stats {

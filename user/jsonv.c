@@ -90,8 +90,7 @@ struct json_object *verr_to_json(const struct verr *e)
 	return arr;
 }
 
-static void offset_to_line_col(const char *text, size_t off, unsigned int *line,
-			       unsigned int *col)
+static void offset_to_line_col(const char *text, size_t off, unsigned int *line, unsigned int *col)
 {
 	*line = 1;
 	*col = 1;
@@ -247,8 +246,7 @@ bool jv_check_keys(struct json_object *obj, const char *file, const char *path,
 {
 	bool ok = true;
 
-	json_object_object_foreach(obj, key, val)
-	{
+	json_object_object_foreach (obj, key, val) {
 		size_t i;
 		char p[JV_PATH_MAX];
 
@@ -281,8 +279,8 @@ bool jv_expect(struct json_object *v, json_type t, const char *file, const char 
 	return false;
 }
 
-bool jv_get_int(struct json_object *v, int64_t lo, int64_t hi, const char *file,
-		const char *path, int64_t *out, struct verr *e)
+bool jv_get_int(struct json_object *v, int64_t lo, int64_t hi, const char *file, const char *path,
+		int64_t *out, struct verr *e)
 {
 	int64_t x;
 
@@ -291,8 +289,8 @@ bool jv_get_int(struct json_object *v, int64_t lo, int64_t hi, const char *file,
 	errno = 0;
 	x = json_object_get_int64(v);
 	if (errno == EINVAL || x < lo || x > hi) {
-		verr_add(e, file, path, "%s out of range %lld-%lld",
-			 json_object_to_json_string(v), (long long)lo, (long long)hi);
+		verr_add(e, file, path, "%s out of range %lld-%lld", json_object_to_json_string(v),
+			 (long long)lo, (long long)hi);
 		return false;
 	}
 	*out = x;

@@ -16,7 +16,7 @@
 
 struct verr {
 	char *msgs[VERR_MAX];
-	size_t n; /* messages kept */
+	size_t n;	/* messages kept */
 	size_t dropped; /* messages beyond VERR_MAX */
 };
 
@@ -51,7 +51,7 @@ bool jv_check_keys(struct json_object *obj, const char *file, const char *path,
 bool jv_expect(struct json_object *v, json_type t, const char *file, const char *path,
 	       struct verr *e);
 /* Integer in [lo, hi] (rejects doubles and strings). */
-bool jv_get_int(struct json_object *v, int64_t lo, int64_t hi, const char *file,
-		const char *path, int64_t *out, struct verr *e);
+bool jv_get_int(struct json_object *v, int64_t lo, int64_t hi, const char *file, const char *path,
+		int64_t *out, struct verr *e);
 
 #endif /* CAELUM_JSONV_H */

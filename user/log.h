@@ -16,9 +16,9 @@ void log_set_sink(log_sink_fn fn);
 /* Route libbpf's own messages through log_msg (its debug output only with -v). */
 void log_libbpf_init(void);
 
-#define p_err(...) log_msg(LOG_LVL_ERR, __VA_ARGS__)
-#define p_warn(...) log_msg(LOG_LVL_WARN, __VA_ARGS__)
-#define p_info(...) log_msg(LOG_LVL_INFO, __VA_ARGS__)
+#define p_err(...)   log_msg(LOG_LVL_ERR, __VA_ARGS__)
+#define p_warn(...)  log_msg(LOG_LVL_WARN, __VA_ARGS__)
+#define p_info(...)  log_msg(LOG_LVL_INFO, __VA_ARGS__)
 #define p_debug(...) log_msg(LOG_LVL_DEBUG, __VA_ARGS__)
 
 #endif /* CAELUM_LOG_H */

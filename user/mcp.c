@@ -15,18 +15,18 @@
 #include "schema.h"
 #include "version.h"
 
-#define MAX_SESSIONS 1024 /* every kind: HTTP, WebSocket, stdio, listen streams */
-#define MAX_HTTP_SESSIONS 256 /* legacy Streamable HTTP sessions; idle ones are evicted */
-#define MAX_HTTP_PER_CLIENT 64 /* ... of one client address: it evicts only its own */
-#define MAX_LISTENS 8 /* subscriptions/listen per session (WebSocket, stdio) */
-#define SESSION_IDLE_NS (3600ULL * 1000000000ULL) /* HTTP sessions without traffic expire */
-#define STATUS_NOTE_NS (100ULL * 1000000ULL) /* status updates at most every 100 ms */
+#define MAX_SESSIONS	    1024 /* every kind: HTTP, WebSocket, stdio, listen streams */
+#define MAX_HTTP_SESSIONS   256	 /* legacy Streamable HTTP sessions; idle ones are evicted */
+#define MAX_HTTP_PER_CLIENT 64	 /* ... of one client address: it evicts only its own */
+#define MAX_LISTENS	    8	 /* subscriptions/listen per session (WebSocket, stdio) */
+#define SESSION_IDLE_NS	    (3600ULL * 1000000000ULL) /* HTTP sessions without traffic expire */
+#define STATUS_NOTE_NS	    (100ULL * 1000000ULL)     /* status updates at most every 100 ms */
 
 static const char *const versions[] = { "2025-11-25", "2025-06-18", "2025-03-26" };
 
 /* MCP log levels, RFC 5424 order. */
-static const char *const levels[] = { "debug",	  "info",  "notice", "warning",
-				      "error",	  "critical", "alert", "emergency" };
+static const char *const levels[] = { "debug", "info",	   "notice", "warning",
+				      "error", "critical", "alert",  "emergency" };
 #define LEVEL_DEFAULT 3 /* warning */
 
 enum { R_STATUS, R_SERVICES, R_PORTS, R_EVENTS, N_RESOURCES };
@@ -49,10 +49,9 @@ static const struct resource {
 		       "events.list", "{\"limit\": 100}" },
 };
 
-
 struct listen {
 	struct json_object *id; /* the listen request's id: the subscription id */
-	unsigned int subs; /* bit per resource */
+	unsigned int subs;	/* bit per resource */
 };
 
 struct mcp_session {
@@ -86,12 +85,12 @@ struct mcp {
 	struct mcp_stats st;
 };
 
-#define INSTRUCTIONS                                                                         \
-	"Caelum enforces this host's infrastructure registry in the kernel: port "          \
-	"reservations, database access, GPU devices and task budgets. Read with "           \
-	"get_status, list_services, list_ports, recent_events; change reservations with "   \
-	"reserve_port, allocate_port, release_port; validate a service with check_service " \
-	"before starting it. Denials are events (recent_events, or subscribe to "           \
+#define INSTRUCTIONS                                                                               \
+	"Caelum enforces this host's infrastructure registry in the kernel: port "                 \
+	"reservations, database access, GPU devices and task budgets. Read with "                  \
+	"get_status, list_services, list_ports, recent_events; change reservations with "          \
+	"reserve_port, allocate_port, release_port; validate a service with check_service "        \
+	"before starting it. Denials are events (recent_events, or subscribe to "                  \
 	"caelum://events/recent)."
 
 static struct mcp *log_target; /* the instance that receives caelumd's log messages */
@@ -106,7 +105,6 @@ static struct json_object *envelope(struct json_object *id)
 	json_object_object_add(o, "id", json_object_get(id));
 	return o;
 }
-
 
 static struct json_object *result(struct json_object *id, struct json_object *res)
 {
@@ -143,9 +141,10 @@ static const char *str_of(struct json_object *o, const char *key)
 {
 	struct json_object *v;
 
-	return o && json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string) ?
-		       json_object_get_string(v) :
-		       NULL;
+	return o && json_object_object_get_ex(o, key, &v) &&
+			       json_object_is_type(v, json_type_string)
+		       ? json_object_get_string(v)
+		       : NULL;
 }
 
 bool mcp_is_initialize(struct json_object *msg)
@@ -356,9 +355,8 @@ static struct json_object *do_tools_call(struct mcp *m, struct json_object *id,
 static struct json_object *read_resource(struct mcp *m, int r)
 {
 	struct caller who = { .uid = (uid_t)-1, .transport = "mcp" };
-	struct json_object *params = resources[r].params ?
-					     json_tokener_parse(resources[r].params) :
-					     NULL;
+	struct json_object *params =
+		resources[r].params ? json_tokener_parse(resources[r].params) : NULL;
 	struct json_object *res = NULL;
 	struct herr err;
 
@@ -425,9 +423,10 @@ static struct json_object *do_resources_read(struct mcp *m, struct json_object *
 	c = json_object_new_object();
 	json_object_object_add(c, "uri", json_object_new_string(uri));
 	json_object_object_add(c, "mimeType", json_object_new_string("application/json"));
-	json_object_object_add(c, "text",
-			       json_object_new_string(json_object_to_json_string_ext(
-				       doc, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)));
+	json_object_object_add(
+		c, "text",
+		json_object_new_string(json_object_to_json_string_ext(
+			doc, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)));
 	json_object_put(doc);
 	contents = json_object_new_array();
 	json_object_array_add(contents, c);
@@ -670,8 +669,8 @@ static struct json_object *dispatch(struct mcp *m, struct mcp_session *s, struct
 	if (!json_object_is_type(msg, json_type_object))
 		return mcp_error(NULL, -32600, "Invalid Request: not a JSON-RPC object");
 	request = json_object_object_get_ex(msg, "id", &id);
-	if (!json_object_object_get_ex(msg, "jsonrpc", &v) || !json_object_is_type(v, json_type_string) ||
-	    strcmp(json_object_get_string(v), "2.0"))
+	if (!json_object_object_get_ex(msg, "jsonrpc", &v) ||
+	    !json_object_is_type(v, json_type_string) || strcmp(json_object_get_string(v), "2.0"))
 		return mcp_error(id, -32600, "Invalid Request: jsonrpc must be \"2.0\"");
 	method = str_of(msg, "method");
 	if (!method) {
@@ -681,9 +680,10 @@ static struct json_object *dispatch(struct mcp *m, struct mcp_session *s, struct
 			return NULL;
 		return mcp_error(id, -32600, "Invalid Request: method must be a string");
 	}
-	if (request && !(json_object_is_type(id, json_type_string) ||
-			 json_object_is_type(id, json_type_int)))
-		return mcp_error(NULL, -32600, "Invalid Request: id must be a string or an integer");
+	if (request &&
+	    !(json_object_is_type(id, json_type_string) || json_object_is_type(id, json_type_int)))
+		return mcp_error(NULL, -32600,
+				 "Invalid Request: id must be a string or an integer");
 	if (json_object_object_get_ex(msg, "params", &params) && params &&
 	    !json_object_is_type(params, json_type_object))
 		return request ? mcp_error(id, -32602, "Invalid params: must be an object") : NULL;
@@ -764,9 +764,9 @@ static unsigned int wanted(const struct mcp_session *s)
 
 static bool registry_event(const char *type)
 {
-	static const char *const types[] = { "port_reserved", "port_released", "service_applied",
+	static const char *const types[] = { "port_reserved",	"port_released",  "service_applied",
 					     "service_deleted", "policy_applied", "service_started",
-					     "service_stopped", "db_applied", "db_deleted" };
+					     "service_stopped", "db_applied",	  "db_deleted" };
 
 	for (size_t i = 0; type && i < sizeof(types) / sizeof(types[0]); i++)
 		if (!strcmp(type, types[i]))
@@ -806,8 +806,9 @@ static void on_event(void *ctx, struct json_object *ev)
 /* caelumd's own log messages, as notifications/message, on the loop thread only. */
 static void on_log(enum log_level lvl, const char *text)
 {
-	static const int map[] = { [LOG_LVL_ERR] = 4, [LOG_LVL_WARN] = 3, [LOG_LVL_INFO] = 1,
-				   [LOG_LVL_DEBUG] = 0 };
+	static const int map[] = {
+		[LOG_LVL_ERR] = 4, [LOG_LVL_WARN] = 3, [LOG_LVL_INFO] = 1, [LOG_LVL_DEBUG] = 0
+	};
 	struct mcp *m = log_target;
 
 	if (!m || m->in_log || !pthread_equal(pthread_self(), m->loop_thread))
@@ -862,7 +863,8 @@ struct json_object *mcp_status_json(struct mcp *m)
 	json_object_object_add(o, "notifications_sent", json_object_new_uint64(m->notes_sent));
 	json_object_object_add(o, "notifications_dropped",
 			       json_object_new_uint64(m->notes_dropped));
-	json_object_object_add(o, "sessions_evicted_lru", json_object_new_uint64(m->st.evicted_lru));
+	json_object_object_add(o, "sessions_evicted_lru",
+			       json_object_new_uint64(m->st.evicted_lru));
 	json_object_object_add(o, "sessions_evicted_per_client",
 			       json_object_new_uint64(m->st.evicted_per_client));
 	json_object_object_add(o, "sessions_refused", json_object_new_uint64(m->st.refused));

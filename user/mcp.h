@@ -27,9 +27,9 @@ struct mcp_edge;
 struct mcp_stats {
 	uint64_t evicted_lru; /* idle legacy HTTP sessions evicted, least recently used first */
 	uint64_t evicted_per_client; /* ... by a client at its own limit, among its own */
-	uint64_t refused; /* new sessions refused: nothing was evictable */
-	uint64_t modern_requests; /* 2026-07-28 requests */
-	uint64_t era_refused; /* refused by the era rules (envelope, version, headers) */
+	uint64_t refused;	     /* new sessions refused: nothing was evictable */
+	uint64_t modern_requests;    /* 2026-07-28 requests */
+	uint64_t era_refused;	     /* refused by the era rules (envelope, version, headers) */
 	uint64_t listens_opened;
 	uint64_t sessions, notes_sent, notes_dropped;
 };

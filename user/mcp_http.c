@@ -37,9 +37,9 @@ struct link {
 	uint64_t conn;
 	struct mcp_session *s;
 	bool ws;
-	bool listen; /* a subscriptions/listen stream: its session ends with it */
+	bool listen;		     /* a subscriptions/listen stream: its session ends with it */
 	struct json_object *pending; /* messages before the stream began (listen) */
-	uint64_t next_id; /* SSE event ids of a GET stream */
+	uint64_t next_id;	     /* SSE event ids of a GET stream */
 	struct mcp_http *t;
 };
 
@@ -77,9 +77,8 @@ static bool link_send(void *ctx, struct json_object *msg)
 {
 	struct link *l = ctx;
 	size_t len;
-	const char *txt = json_object_to_json_string_length(msg, JSON_C_TO_STRING_PLAIN |
-								       JSON_C_TO_STRING_NOSLASHESCAPE,
-							    &len);
+	const char *txt = json_object_to_json_string_length(
+		msg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
 	char *buf;
 	int n, err;
 
@@ -263,7 +262,8 @@ static void on_post(struct mcp_http *t, const struct http_request *r)
 
 	if (!accepts(r->accept, "application/json")) {
 		refuse(t, r->conn, 406, -32600,
-		       "Not Acceptable: Accept must include application/json and text/event-stream");
+		       "Not Acceptable: Accept must include application/json and "
+		       "text/event-stream");
 		return;
 	}
 	if (r->content_type[0] && strncasecmp(r->content_type, "application/json", 16)) {
@@ -425,7 +425,8 @@ void mcp_http_request(struct mcp_http *t, struct http_request *r)
 		} else if (!strcmp(r->method, "DELETE")) {
 			on_delete(t, r);
 		} else {
-			static const struct http_header allow[] = { { "Allow", "GET, POST, DELETE" } };
+			static const struct http_header allow[] = { { "Allow",
+								      "GET, POST, DELETE" } };
 			struct json_object *e = mcp_error(NULL, -32600, "Method Not Allowed");
 
 			http_reply_json(t->http, r->conn, 405, e, allow, 1);

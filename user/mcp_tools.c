@@ -68,8 +68,9 @@ static const struct tool {
 	  "a different answer swaps its kernel rules and emits db_address_changed. The answer "
 	  "arrives after the call: list_databases shows it once resolutions passes the one "
 	  "returned.",
-	  NAME_IN, OBJ_OUT("\"name\":" STR ",\"resolutions\":{\"type\":\"integer\"}",
-			   "\"name\",\"resolutions\""),
+	  NAME_IN,
+	  OBJ_OUT("\"name\":" STR ",\"resolutions\":{\"type\":\"integer\"}",
+		  "\"name\",\"resolutions\""),
 	  "db.resolve", NULL, false, false },
 	{ "get_resources", "Get resources",
 	  "Host capacity, allocation and use per dimension (cpus, memory_mb, gpus, tasks, "
@@ -110,8 +111,7 @@ static const struct tool {
 	{ "find_service", "Find where a service runs",
 	  "The hosts whose caelumd runs service NAME (etcd backend), with its ports and health "
 	  "there and whether the host is up or lost.",
-	  NAME_IN, OBJ_OUT("\"hosts\":" ARR, "\"hosts\""), "service.where", "hosts", true,
-	  false },
+	  NAME_IN, OBJ_OUT("\"hosts\":" ARR, "\"hosts\""), "service.where", "hosts", true, false },
 	{ "ingest_events", "Ingest a peer's events",
 	  "For Caelum peers: store events from HOST (at most 1,000 per call); re-sent events "
 	  "(origin id already seen) are skipped.",

@@ -121,9 +121,7 @@ static void events_metrics(struct out *o, struct json_object *status)
 	struct json_object *ev = get(status, "events"), *lost = get(ev, "lost");
 	struct json_object *types = get(ev, "types"), *http = get(status, "http");
 	struct json_object *peers = get(get(http, "mcp"), "peers");
-	size_t n = types && json_object_is_type(types, json_type_array) ?
-			   len_of(types) :
-			   0;
+	size_t n = types && json_object_is_type(types, json_type_array) ? len_of(types) : 0;
 	double denials[4] = {};
 
 	family(o, "caelum_events_total", "counter", "Events emitted, by type and action.");
@@ -154,8 +152,8 @@ static void events_metrics(struct out *o, struct json_object *status)
 	       "kernel", "reason", "ringbuf_full_followup", NULL);
 	sample(o, "caelum_events_lost_total", num(lost, "journal"), "stage", "journal", "reason",
 	       "write_error", NULL);
-	sample(o, "caelum_events_lost_total", num(lost, "subscribers"), "stage", "socket",
-	       "reason", "slow_consumer", NULL);
+	sample(o, "caelum_events_lost_total", num(lost, "subscribers"), "stage", "socket", "reason",
+	       "slow_consumer", NULL);
 	sample(o, "caelum_events_lost_total", num(http, "stream_drops"), "stage", "sse", "reason",
 	       "slow_consumer", NULL);
 	sample(o, "caelum_events_lost_total", sum_of(peers, "dropped"), "stage", "peer", "reason",
@@ -201,8 +199,8 @@ static void program_metrics(struct out *o, struct json_object *comps)
 
 				if (get(p, m[k].key))
 					sample(o, m[k].name, num(p, m[k].key) * m[k].scale,
-					       "component", str(c, "name"), "program", str(p, "name"),
-					       NULL);
+					       "component", str(c, "name"), "program",
+					       str(p, "name"), NULL);
 			}
 		}
 	}
@@ -215,8 +213,8 @@ static void map_metrics(struct out *o, struct json_object *maps)
 		struct json_object *m = json_object_array_get_idx(maps, i);
 
 		if (get(m, "entries"))
-			sample(o, "caelum_bpf_map_entries", num(m, "entries"), "map", str(m, "name"),
-			       NULL);
+			sample(o, "caelum_bpf_map_entries", num(m, "entries"), "map",
+			       str(m, "name"), NULL);
 	}
 	family(o, "caelum_bpf_map_capacity", "gauge", "max_entries of a BPF map.");
 	for (size_t i = 0; i < len_of(maps); i++) {
@@ -235,7 +233,7 @@ static void verify_metrics(struct out *o, struct json_object *v)
 	       "Last self-verification per component: 1 passed, 0 failed.");
 	if (!comps || !json_object_is_type(comps, json_type_object))
 		return;
-	json_object_object_foreach(comps, name, c) {
+	json_object_object_foreach (comps, name, c) {
 		struct json_object *ok = get(c, "ok");
 
 		sample(o, "caelum_verification_ok", ok && json_object_get_boolean(ok) ? 1 : 0,
@@ -274,21 +272,20 @@ static void resource_metrics(struct out *o, struct json_object *res)
 
 	family(o, "caelum_resource_capacity", "gauge", "Host capacity, by dimension.");
 	for (size_t i = 0; i < 3; i++)
-		sample(o, "caelum_resource_capacity", num(get(dd, dims[i]), "capacity"), "dimension",
-		       dims[i], NULL);
+		sample(o, "caelum_resource_capacity", num(get(dd, dims[i]), "capacity"),
+		       "dimension", dims[i], NULL);
 	family(o, "caelum_resource_allocated", "gauge", "Reserved by services, by dimension.");
 	for (size_t i = 0; i < 3; i++)
 		sample(o, "caelum_resource_allocated", num(get(dd, dims[i]), "allocated"),
 		       "dimension", dims[i], NULL);
-	family(o, "caelum_resource_reservation", "gauge",
-	       "A service's reservation, by dimension.");
+	family(o, "caelum_resource_reservation", "gauge", "A service's reservation, by dimension.");
 	for (size_t i = 0; svcs && i < len_of(svcs); i++) {
 		struct json_object *s = json_object_array_get_idx(svcs, i);
 		struct json_object *r = get(s, "reservation");
 
 		if (!r || !json_object_is_type(r, json_type_object))
 			continue;
-		json_object_object_foreach(r, dim, v)
+		json_object_object_foreach (r, dim, v)
 			if (v && (json_object_is_type(v, json_type_int) ||
 				  json_object_is_type(v, json_type_double)))
 				sample(o, "caelum_resource_reservation", json_object_get_double(v),
@@ -323,7 +320,8 @@ static void bandwidth_metrics(struct out *o, struct json_object *svcs)
 		{ "caelum_bandwidth_reserved_bits_per_second", "reserved_mbit", "gauge",
 		  "A service's bandwidth reservation, by direction.", 1e6 },
 		{ "caelum_bandwidth_measured_bits_per_second", "measured_mbit", "gauge",
-		  "A service's measured rate over the last sample (passed bytes), by direction.", 1e6 },
+		  "A service's measured rate over the last sample (passed bytes), by direction.",
+		  1e6 },
 		{ "caelum_bandwidth_bytes_total", "bytes", "counter",
 		  "Bytes a service sent or received that passed its limit, by direction.", 1 },
 		{ "caelum_bandwidth_packets_total", "packets", "counter",
@@ -335,7 +333,8 @@ static void bandwidth_metrics(struct out *o, struct json_object *svcs)
 		{ "caelum_bandwidth_dropped_bytes_total", "dropped_bytes", "counter",
 		  "Bytes dropped over the limit, by direction.", 1 },
 		{ "caelum_bandwidth_over_packets_total", "over", "counter",
-		  "Audit mode: packets that would have been signalled or dropped, by direction.", 1 },
+		  "Audit mode: packets that would have been signalled or dropped, by direction.",
+		  1 },
 	};
 
 	for (size_t k = 0; k < sizeof(m) / sizeof(m[0]); k++) {
@@ -351,7 +350,8 @@ static void bandwidth_metrics(struct out *o, struct json_object *svcs)
 				if (v && (json_object_is_type(v, json_type_int) ||
 					  json_object_is_type(v, json_type_double)))
 					sample(o, m[k].name, json_object_get_double(v) * m[k].scale,
-					       "service", str(s, "name"), "direction", dirs[d], NULL);
+					       "service", str(s, "name"), "direction", dirs[d],
+					       NULL);
 			}
 		}
 	}
@@ -413,7 +413,7 @@ static void http_metrics(struct out *o, struct json_object *http)
 	family(o, "caelum_http_connections_refused_total", "counter",
 	       "Connections closed as soon as accepted, by the limit they would have passed.");
 	if (conn_refused && json_object_is_type(conn_refused, json_type_object)) {
-		json_object_object_foreach(conn_refused, limit, v)
+		json_object_object_foreach (conn_refused, limit, v)
 			sample(o, "caelum_http_connections_refused_total",
 			       json_object_get_double(v), "limit", limit, NULL);
 	}
@@ -470,8 +470,8 @@ static void mcp_metrics(struct out *o, struct json_object *m)
 	       "dropped", NULL);
 }
 
-int metrics_render(struct json_object *status, struct json_object *res,
-		   struct json_object *svcs, char **out, size_t *len)
+int metrics_render(struct json_object *status, struct json_object *res, struct json_object *svcs,
+		   char **out, size_t *len)
 {
 	struct json_object *http = get(status, "http"), *peers = get(get(http, "mcp"), "peers");
 	struct out o = {};

@@ -131,14 +131,15 @@ int netns_apply(int map_fd, const uint64_t *cookies, size_t n)
 		return -E2BIG;
 	err = netns_cookie_self(&host);
 	if (err) {
-		p_err("failed to read the host's network namespace cookie: %s (Linux >= 5.14 needed)",
+		p_err("failed to read the host's network namespace cookie: %s (Linux >= 5.14 "
+		      "needed)",
 		      strerror(-err));
 		return err;
 	}
 	err = put(map_fd, host, CAELUM_NETNS_F_HOST);
 	for (size_t i = 0; i < n && !err; i++)
-		err = put(map_fd, cookies[i], cookies[i] == host ? CAELUM_NETNS_F_HOST
-								 : CAELUM_NETNS_F_OPTED_IN);
+		err = put(map_fd, cookies[i],
+			  cookies[i] == host ? CAELUM_NETNS_F_HOST : CAELUM_NETNS_F_OPTED_IN);
 	if (!err)
 		err = put(map_fd, CAELUM_NETNS_KEY_CONFIGURED, CAELUM_NETNS_F_CONFIGURED);
 	while (!err && !bpf_map_get_next_key(map_fd, prev, &next)) {

@@ -20,11 +20,11 @@
 #include "peers.h"
 #include "version.h"
 
-#define BACKOFF_MIN_MS 500
-#define BACKOFF_MAX_MS 30000
+#define BACKOFF_MIN_MS	500
+#define BACKOFF_MAX_MS	30000
 #define STEP_TIMEOUT_NS (10ULL * 1000000000ULL)
-#define AUTO_EVERY_NS (1ULL * 1000000000ULL) /* "peers": "auto" re-reads the hosts this often */
-#define HTTP_REPLY_MAX (4U << 20)
+#define AUTO_EVERY_NS	(1ULL * 1000000000ULL) /* "peers": "auto" re-reads the hosts this often */
+#define HTTP_REPLY_MAX	(4U << 20)
 
 enum pstate { P_IDLE, P_CONNECTING, P_INITIALIZING, P_READY, P_BACKOFF };
 
@@ -105,8 +105,8 @@ static void q_push(struct peer *p, const char *ev)
 }
 
 /* The per-request envelope of 2026-07-28 (a "_meta" member, for params). */
-#define ENVELOPE                                                                            \
-	"\"_meta\":{\"" MCP_KEY_VERSION "\":\"" MCP_MODERN_VERSION "\",\"" MCP_KEY_CAPS        \
+#define ENVELOPE                                                                                   \
+	"\"_meta\":{\"" MCP_KEY_VERSION "\":\"" MCP_MODERN_VERSION "\",\"" MCP_KEY_CAPS            \
 	"\":{},\"" MCP_KEY_CLIENT "\":{\"name\":\"caelumd\",\"version\":\"" CAELUM_VERSION "\"}}"
 
 /* The first PEER_BATCH_MAX queued events as one tools/call ingest_events (malloc'd). */
@@ -127,7 +127,8 @@ static char *q_batch(struct peer *p, const char *host, int64_t id)
 	w = buf + sprintf(buf,
 			  "{\"jsonrpc\":\"2.0\",\"id\":%lld,\"method\":\"tools/call\",\"params\":"
 			  "{%s\"name\":\"ingest_events\",\"arguments\":{\"host\":%s,\"events\":[",
-			  (long long)id, p->modern ? ENVELOPE "," : "", json_object_to_json_string(h));
+			  (long long)id, p->modern ? ENVELOPE "," : "",
+			  json_object_to_json_string(h));
 	for (size_t i = 0; i < n; i++)
 		w += sprintf(w, "%s%s", i ? "," : "", p->q[(p->head + i) % p->cfg.queue_max]);
 	strcpy(w, "]}}}");
@@ -302,8 +303,7 @@ static void ws_connect(struct peers *ps, struct peer *p)
 		pthread_mutex_unlock(&p->mu);
 		return;
 	}
-	err = http_ws_connect(ps->http, p->u.host, p->u.port, p->u.path, p->u.tls, tok,
-			      &p->conn);
+	err = http_ws_connect(ps->http, p->u.host, p->u.port, p->u.path, p->u.tls, tok, &p->conn);
 	pthread_mutex_lock(&p->mu);
 	if (err) {
 		set_error(p, "cannot connect: %s", strerror(-err));
@@ -478,7 +478,8 @@ static struct json_object *reply_message(struct reply *r, int64_t id)
 		return NULL;
 	if (strncasecmp(r->ctype, "text/event-stream", 17))
 		return json_tokener_parse(r->body);
-	for (char *line = strtok_r(r->body, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+	for (char *line = strtok_r(r->body, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
 		if (strncmp(line, "data:", 5))
 			continue;
 		m = json_tokener_parse(line + 5);
@@ -632,7 +633,8 @@ static void *http_worker(void *arg)
 			long st;
 
 			pthread_mutex_unlock(&p->mu);
-			st = msg ? http_post(p, msg, token, &r, p->modern ? "tools/call" : NULL) : -1;
+			st = msg ? http_post(p, msg, token, &r, p->modern ? "tools/call" : NULL)
+				 : -1;
 			free(msg);
 			if (st == 200)
 				m = reply_message(&r, id);
@@ -736,15 +738,17 @@ struct json_object *peers_status_json(struct peers *ps)
 		o = json_object_new_object();
 		pthread_mutex_lock(&p->mu);
 		json_object_object_add(o, "url", json_object_new_string(p->cfg.url));
-		json_object_object_add(o, "host", p->host[0] ? json_object_new_string(p->host) :
-							       NULL);
+		json_object_object_add(o, "host",
+				       p->host[0] ? json_object_new_string(p->host) : NULL);
 		json_object_object_add(o, "transport",
 				       json_object_new_string(p->u.ws ? "websocket" : "http"));
 		json_object_object_add(o, "state", json_object_new_string(state_names[p->state]));
-		json_object_object_add(o, "protocol_version",
-				       p->state != P_READY ? NULL :
-				       json_object_new_string(p->modern ? MCP_MODERN_VERSION :
-									  MCP_LATEST_VERSION));
+		json_object_object_add(
+			o, "protocol_version",
+			p->state != P_READY
+				? NULL
+				: json_object_new_string(p->modern ? MCP_MODERN_VERSION
+								   : MCP_LATEST_VERSION));
 		json_object_object_add(o, "queued", json_object_new_uint64(p->count));
 		json_object_object_add(o, "in_flight", json_object_new_uint64(p->inflight));
 		json_object_object_add(o, "sent", json_object_new_uint64(p->sent));
@@ -753,9 +757,9 @@ struct json_object *peers_status_json(struct peers *ps)
 		json_object_object_add(o, "batches", json_object_new_uint64(p->batches));
 		json_object_object_add(o, "connects", json_object_new_uint64(p->connects));
 		json_object_object_add(o, "failures", json_object_new_uint64(p->failures));
-		json_object_object_add(o, "last_error", p->last_error[0] ?
-							  json_object_new_string(p->last_error) :
-							  NULL);
+		json_object_object_add(o, "last_error",
+				       p->last_error[0] ? json_object_new_string(p->last_error)
+							: NULL);
 		if (p->last_ok_ns)
 			time_format_rfc3339(p->last_ok_ns, ts, sizeof(ts));
 		json_object_object_add(o, "last_delivery",
@@ -943,8 +947,8 @@ static void auto_follow(struct peers *ps)
 	json_object_put(hosts);
 }
 
-int peers_open(struct peers **out, const struct config *cfg, struct events *ev,
-	       struct http *http, const struct handler_ctx *hx)
+int peers_open(struct peers **out, const struct config *cfg, struct events *ev, struct http *http,
+	       const struct handler_ctx *hx)
 {
 	size_t slots = cfg->peers_auto ? CONFIG_MAX_PEERS : cfg->n_peers;
 	struct peers *ps;

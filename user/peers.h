@@ -34,8 +34,8 @@ extern const struct transport_ops peers_transport;
  * peer is started when a host appears and stopped when it is lost or gone. *out NULL when
  * none is configured. 0 or -errno. */
 struct handler_ctx;
-int peers_open(struct peers **out, const struct config *cfg, struct events *ev,
-	       struct http *http, const struct handler_ctx *hx);
+int peers_open(struct peers **out, const struct config *cfg, struct events *ev, struct http *http,
+	       const struct handler_ctx *hx);
 void peers_close(struct peers *p);
 /* A WebSocket open, message or close of a peer connection (listener HTTP_PEER). */
 void peers_ws_event(struct peers *p, struct http_request *r);

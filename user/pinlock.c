@@ -13,7 +13,7 @@
 #include "log.h"
 #include "pinlock.h"
 
-#define PROC_LOCKS "/proc/locks"
+#define PROC_LOCKS     "/proc/locks"
 #define PROC_LOCKS_MAX (4U << 20)
 
 pid_t pinlock_holder_in(const char *text, dev_t dev, ino_t ino)
@@ -28,7 +28,8 @@ pid_t pinlock_holder_in(const char *text, dev_t dev, ino_t ino)
 
 		/* "N: FLOCK  ADVISORY  WRITE PID MAJ:MIN:INO START END"; blocked waiters
 		 * ("N: -> FLOCK ...") do not hold the lock and do not parse. */
-		if (sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%llu", kind, &pid, &ma, &mi, &in) == 5 &&
+		if (sscanf(line, "%*d: %15s %*s %*s %d %x:%x:%llu", kind, &pid, &ma, &mi, &in) ==
+			    5 &&
 		    !strcmp(kind, "FLOCK") && ma == major(dev) && mi == minor(dev) &&
 		    in == (unsigned long long)ino && pid > 0)
 			return pid;
@@ -76,10 +77,12 @@ static int lock_dir(const char *path, const char *what)
 	pid = holder_of(fd);
 	close(fd);
 	if (pid)
-		p_err("another caelumd (pid %d) uses %s '%s'; stop it, or give this one its own \"bpffs\" and \"cgroup_root\"",
+		p_err("another caelumd (pid %d) uses %s '%s'; stop it, or give this one its own "
+		      "\"bpffs\" and \"cgroup_root\"",
 		      (int)pid, what, path);
 	else
-		p_err("another caelumd uses %s '%s' (its pid is not visible here); stop it, or give this one its own \"bpffs\" and \"cgroup_root\"",
+		p_err("another caelumd uses %s '%s' (its pid is not visible here); stop it, or "
+		      "give this one its own \"bpffs\" and \"cgroup_root\"",
 		      what, path);
 	return -EBUSY;
 }

@@ -54,7 +54,8 @@ void policyguard_record(struct policy_guard *g, struct ports *ports)
 
 	g->armed = !err;
 	if (err)
-		p_warn("failed to read back the applied policy: %s (foreign writes go unnoticed until the next apply)",
+		p_warn("failed to read back the applied policy: %s (foreign writes go unnoticed "
+		       "until the next apply)",
 		       strerror(-err));
 }
 

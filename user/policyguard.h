@@ -19,8 +19,8 @@
 #include "caelum/common.h"
 
 struct policy_guard {
-	bool armed; /* something was applied and recorded */
-	uint32_t table_id; /* map id of the port table caelumd swapped in */
+	bool armed;		  /* something was applied and recorded */
+	uint32_t table_id;	  /* map id of the port table caelumd swapped in */
 	struct caelum_config cfg; /* cm_config as caelumd wrote it */
 };
 

@@ -19,8 +19,8 @@
 #include "log.h"
 #include "port_tables.h"
 
-#define SLOTS CAELUM_PORT_SLOTS
-#define OWNERS CAELUM_MAX_PORT_OWNERS
+#define SLOTS	 CAELUM_PORT_SLOTS
+#define OWNERS	 CAELUM_MAX_PORT_OWNERS
 #define HASH_CAP (2 * OWNERS) /* power of two, load <= 1/2 */
 
 static const char *const table_name[2] = { "cm_port_a", "cm_port_b" };
@@ -28,8 +28,8 @@ static const char *const table_name[2] = { "cm_port_a", "cm_port_b" };
 struct port_tables {
 	int outer_fd, table_fd[2], owners_fd;
 	uint64_t *table[2]; /* mmap'd entries (struct caelum_port_entry, one word each) */
-	uint64_t *owners; /* mmap'd cm_port_owners: index -> cgroup id */
-	int active; /* the table in cm_port_outer[0], -1 none of ours */
+	uint64_t *owners;   /* mmap'd cm_port_owners: index -> cgroup id */
+	int active;	    /* the table in cm_port_outer[0], -1 none of ours */
 	struct caelum_port_rule *mirror; /* what both tables hold */
 	bool valid;
 	/* owner indexes */

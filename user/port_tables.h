@@ -18,8 +18,8 @@ struct port_tables;
 
 struct port_tables_stats {
 	size_t entries, reserved, managed; /* rules in the tables, by flag */
-	uint64_t flips; /* cm_port_outer[0] updates (each an RCU grace period) */
-	uint64_t writes; /* entries written (each to both tables) */
+	uint64_t flips;			   /* cm_port_outer[0] updates (each an RCU grace period) */
+	uint64_t writes;		   /* entries written (each to both tables) */
 	int active; /* 0 (cm_port_a), 1 (cm_port_b), -1 before the first install */
 };
 

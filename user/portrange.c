@@ -86,7 +86,8 @@ int port_range_parse(const char *s, uint8_t dflt_proto, bool allow_range, struct
 	if (slash) {
 		proto = proto_parse(slash + 1);
 		if (proto < 0) {
-			snprintf(why, whylen, "unknown protocol '%s' (expected tcp or udp)", slash + 1);
+			snprintf(why, whylen, "unknown protocol '%s' (expected tcp or udp)",
+				 slash + 1);
 			return -EINVAL;
 		}
 	}

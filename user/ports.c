@@ -446,8 +446,8 @@ static size_t comp_progs(void *self, struct comp_prog *out, size_t max)
 		const char *name;
 		int type, fd = ports_prog_fd(p, i, &name, &type);
 
-		out[n++] = (struct comp_prog){ name, fd, p->link_fd[i], type, true,
-					       link_outcome_name(p->outcome[i]) };
+		out[n++] = (struct comp_prog){ name, fd,   p->link_fd[i],
+					       type, true, link_outcome_name(p->outcome[i]) };
 	}
 	return n;
 }

@@ -19,7 +19,7 @@ struct port_policy {
 	struct caelum_port_rule *rules;
 	size_t n;
 	size_t n_reserved; /* entries with CAELUM_PORT_F_RESERVED */
-	size_t n_managed; /* entries with CAELUM_PORT_F_MANAGED */
+	size_t n_managed;  /* entries with CAELUM_PORT_F_MANAGED */
 };
 
 /* Where a service lives in the cgroup tree; 0 and *cgid = CAELUM_CGID_NONE if unknown. */

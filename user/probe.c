@@ -612,7 +612,8 @@ static int run_spec(const struct probe_spec *s, struct probe_result *r, bool in_
 		/* Linked into caelumd only (probe_http.c): libcurl's library tree costs every
 		 * caelumctl call ~5 ms of dynamic loading, and caelumctl probes databases only. */
 		err = probe_http ? probe_http(s->target, s->timeout_ms, deadline, r)
-				 : failed(r, -ENOTSUP, "HTTP probes are run by caelumd, not by this program");
+				 : failed(r, -ENOTSUP,
+					  "HTTP probes are run by caelumd, not by this program");
 		break;
 	case PROBE_EXEC:
 		err = probe_exec(s, deadline, !in_child, r);

@@ -67,8 +67,7 @@ static CURLcode http_setup(CURL *c, const char *url, unsigned int ms, char *errb
 	return rc;
 }
 
-int probe_http(const char *url, unsigned int timeout_ms, uint64_t deadline,
-	       struct probe_result *r)
+int probe_http(const char *url, unsigned int timeout_ms, uint64_t deadline, struct probe_result *r)
 {
 	char errbuf[CURL_ERROR_SIZE] = "";
 	unsigned int left = ms_left(deadline);
@@ -91,4 +90,3 @@ int probe_http(const char *url, unsigned int timeout_ms, uint64_t deadline,
 	curl_easy_cleanup(c);
 	return 0;
 }
-

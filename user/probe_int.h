@@ -17,7 +17,7 @@ int probe_failed(struct probe_result *r, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 #define verdict probe_verdict
-#define failed probe_failed
+#define failed	probe_failed
 #define ms_left probe_ms_left
 
 /*
@@ -25,7 +25,7 @@ int probe_failed(struct probe_result *r, int err, const char *fmt, ...)
  * deadline (monotonic ms). 0 (the verdict is in r) or -errno. A weak symbol: NULL in
  * programs that do not link probe_http.o (caelumctl).
  */
-int probe_http(const char *url, unsigned int timeout_ms, uint64_t deadline,
-	       struct probe_result *r) __attribute__((weak));
+int probe_http(const char *url, unsigned int timeout_ms, uint64_t deadline, struct probe_result *r)
+	__attribute__((weak));
 
 #endif /* CAELUM_PROBE_INT_H */

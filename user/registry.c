@@ -9,10 +9,10 @@
 #include "registry.h"
 #include "sorted.h"
 
-#define SVC_PREFIX "services/"
-#define RESV_PREFIX "reservations/"
-#define GPU_PREFIX "gpus/"
-#define DB_PREFIX "databases/"
+#define SVC_PREFIX   "services/"
+#define RESV_PREFIX  "reservations/"
+#define GPU_PREFIX   "gpus/"
+#define DB_PREFIX    "databases/"
 #define MAX_WATCHERS 8
 
 struct watcher {
@@ -27,8 +27,8 @@ struct registry {
 	struct watcher watchers[MAX_WATCHERS];
 	size_t n_watchers;
 	uint64_t last_commit; /* revision of this registry's last transaction */
-	bool relist_pending; /* the watch lost its history and listing again failed */
-	uint64_t relists; /* times the model was listed again after losing the watch */
+	bool relist_pending;  /* the watch lost its history and listing again failed */
+	uint64_t relists;     /* times the model was listed again after losing the watch */
 };
 
 const char *origin_name(enum reg_origin o)
@@ -43,7 +43,6 @@ const char *origin_name(enum reg_origin o)
 	}
 	return "unknown";
 }
-
 
 /* ---- service names held by reservations ----
  * One copy of each name, counted: a reservation holds a pointer (8 bytes), not a 64-byte
@@ -303,7 +302,8 @@ static int state_put_db(struct reg_state *st, struct db_spec *d, enum reg_origin
 		return 0;
 	}
 	tmp = &(struct reg_db){ .spec = *d, .origin = o };
-	return sorted_insert((void **)&st->dbs, &st->n_dbs, &st->cap_dbs, sizeof(*tmp), tmp, db_cmp);
+	return sorted_insert((void **)&st->dbs, &st->n_dbs, &st->cap_dbs, sizeof(*tmp), tmp,
+			     db_cmp);
 }
 
 static void state_del_db(struct reg_state *st, const char *name)
@@ -351,8 +351,9 @@ static int state_put_resv(struct reg_state *st, uint16_t port, uint8_t proto, co
 		memmove(&st->resv[i + 1], &st->resv[i], (st->n_resv - i) * sizeof(*st->resv));
 		st->n_resv++;
 	}
-	st->resv[i] = (struct reg_resv){ .port = port, .proto = proto, .service = held,
-					 .mod_rev = mod_rev };
+	st->resv[i] = (struct reg_resv){
+		.port = port, .proto = proto, .service = held, .mod_rev = mod_rev
+	};
 	return 0;
 }
 
@@ -382,8 +383,8 @@ static void state_del_resv(struct reg_state *st, uint16_t port, uint8_t proto)
 /* A value's text: obj serialized (consumed). */
 static char *value_text(struct json_object *obj)
 {
-	char *text = strdup(json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN |
-									JSON_C_TO_STRING_NOSLASHESCAPE));
+	char *text = strdup(json_object_to_json_string_ext(
+		obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
 
 	json_object_put(obj);
 	return text;
@@ -423,8 +424,7 @@ static char *resv_value(const struct reg_resv *r)
 	return assignment_value(r->service, true);
 }
 
-typedef int (*spec_parse_fn)(struct json_object *obj, const char *label, void *out,
-			     struct verr *e);
+typedef int (*spec_parse_fn)(struct json_object *obj, const char *label, void *out, struct verr *e);
 
 /*
  * The inverse of owned_value(): "origin" and "source" taken out, the rest parsed by parse
@@ -444,7 +444,7 @@ static int owned_parse(const struct kv *kv, spec_parse_fn parse, void *spec,
 	json_object_object_get_ex(obj, "origin", &origin);
 	json_object_object_get_ex(obj, "source", &source);
 	*origin_out = origin && !strcmp(json_object_get_string(origin), "file") ? ORIGIN_FILE
-										       : ORIGIN_API;
+										: ORIGIN_API;
 	/* Keep the source alive past its removal from obj (which frees it). */
 	source = json_object_is_type(source, json_type_string) ? json_object_get(source) : NULL;
 	json_object_object_del(obj, "origin");
@@ -551,7 +551,9 @@ static int resv_parse(const struct kv *kv, struct reg_resv *out, struct verr *e)
 		return -EINVAL;
 	}
 	/* out holds the name: the caller stores it in a state or drops it */
-	*out = (struct reg_resv){ .port = k.port, .proto = k.proto, .mod_rev = kv->mod_rev,
+	*out = (struct reg_resv){ .port = k.port,
+				  .proto = k.proto,
+				  .mod_rev = kv->mod_rev,
 				  .service = name_hold(json_object_get_string(svc)) };
 	json_object_put(obj);
 	return out->service ? 0 : -ENOMEM;
@@ -806,8 +808,9 @@ static int state_validate(const struct reg_state *st, struct verr *e)
 	/* The kernel's service maps have room for this many, with Caelum's own cgroups. */
 	if (st->n_svcs > REG_MAX_SERVICES) {
 		free(specs);
-		verr_add(e, "registry", "services", "%zu services: at most %d fit the kernel's maps",
-			 st->n_svcs, REG_MAX_SERVICES);
+		verr_add(e, "registry", "services",
+			 "%zu services: at most %d fit the kernel's maps", st->n_svcs,
+			 REG_MAX_SERVICES);
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < st->n_svcs; i++)
@@ -849,13 +852,16 @@ static int state_validate(const struct reg_state *st, struct verr *e)
 
 		resv_key(key, sizeof(key), r->port, r->proto);
 		if (!svc)
-			verr_add(e, "registry", key, "reserved for unknown service '%s'", r->service);
+			verr_add(e, "registry", key, "reserved for unknown service '%s'",
+				 r->service);
 		else if (o && strcmp(o, r->service)) {
 			/* Name the file that declares the port: that is the one to edit. */
 			const struct reg_service *decl = state_service(st, o);
 
-			verr_add(e, decl && decl->spec.source ? decl->spec.source : "registry", NULL,
-				 "%u/%s is declared by service '%s' but reserved at runtime by service '%s' (release it first: caelumctl port release %u/%s)",
+			verr_add(e, decl && decl->spec.source ? decl->spec.source : "registry",
+				 NULL,
+				 "%u/%s is declared by service '%s' but reserved at runtime by "
+				 "service '%s' (release it first: caelumctl port release %u/%s)",
 				 r->port, proto_name(r->proto), o, r->service, r->port,
 				 proto_name(r->proto));
 		}
@@ -945,7 +951,8 @@ static int diff_resv(const struct reg_state *old, const struct reg_state *new, s
 		if (o && !strcmp(o->service, n->service))
 			continue;
 		resv_key(key, sizeof(key), n->port, n->proto);
-		err = ops_add(l, KV_PUT, strdup(key), resv_value(n), o ? o->mod_rev : KV_REV_ABSENT);
+		err = ops_add(l, KV_PUT, strdup(key), resv_value(n),
+			      o ? o->mod_rev : KV_REV_ABSENT);
 	}
 	for (size_t i = 0; i < old->n_resv && !err; i++) {
 		const struct reg_resv *o = &old->resv[i];
@@ -982,11 +989,13 @@ static int diff_gpus(const struct reg_state *old, const struct reg_state *new, s
 
 		if (o && !strcmp(o->service, n->service))
 			continue;
-		err = ops_add(l, KV_PUT, gpu_key(n->gpu), gpu_value(n), o ? o->mod_rev : KV_REV_ABSENT);
+		err = ops_add(l, KV_PUT, gpu_key(n->gpu), gpu_value(n),
+			      o ? o->mod_rev : KV_REV_ABSENT);
 	}
 	for (size_t i = 0; i < old->n_gpus && !err; i++)
 		if (!state_gpu(new, old->gpus[i].gpu))
-			err = ops_add(l, KV_DEL, gpu_key(old->gpus[i].gpu), NULL, old->gpus[i].mod_rev);
+			err = ops_add(l, KV_DEL, gpu_key(old->gpus[i].gpu), NULL,
+				      old->gpus[i].mod_rev);
 	return err;
 }
 
@@ -1006,7 +1015,8 @@ static int diff_dbs(const struct reg_state *old, const struct reg_state *new, st
 		char *nv = db_value(n), *ov = o ? db_value(o) : NULL;
 
 		if (!o || !ov || !nv || strcmp(nv, ov)) {
-			err = ops_add(l, KV_PUT, db_key(n->spec.name), nv, o ? o->mod_rev : KV_REV_ABSENT);
+			err = ops_add(l, KV_PUT, db_key(n->spec.name), nv,
+				      o ? o->mod_rev : KV_REV_ABSENT);
 			nv = NULL;
 		}
 		free(nv);
@@ -1014,7 +1024,8 @@ static int diff_dbs(const struct reg_state *old, const struct reg_state *new, st
 	}
 	for (size_t i = 0; i < old->n_dbs && !err; i++)
 		if (!state_db(new, old->dbs[i].spec.name))
-			err = ops_add(l, KV_DEL, db_key(old->dbs[i].spec.name), NULL, old->dbs[i].mod_rev);
+			err = ops_add(l, KV_DEL, db_key(old->dbs[i].spec.name), NULL,
+				      old->dbs[i].mod_rev);
 	return err;
 }
 
@@ -1031,7 +1042,8 @@ static int txn_commit(struct registry *r, const struct op_list *l, struct verr *
 			 "changed concurrently by another writer; try again");
 	else if (registry_err_unavailable(err))
 		verr_add(e, "registry", NULL,
-			 "the %s backend is unavailable (%s): nothing was changed; the last applied policy stays in force",
+			 "the %s backend is unavailable (%s): nothing was changed; the last "
+			 "applied policy stays in force",
 			 r->b->ops->name, strerror(-err));
 	else if (err)
 		verr_add(e, "registry", NULL, "write failed: %s", strerror(-err));
@@ -1141,7 +1153,8 @@ int registry_poll(struct registry *r)
 		char *msg = verr_join(&e);
 		struct reg_state fresh;
 
-		p_err("failed to apply registry change at revision %llu: %s; listing the registry again",
+		p_err("failed to apply registry change at revision %llu: %s; listing the registry "
+		      "again",
 		      (unsigned long long)r->st.rev, msg ? msg : strerror(-err));
 		free(msg);
 		verr_free(&e);
@@ -1171,7 +1184,8 @@ void registry_tick(struct registry *r)
 
 struct json_object *registry_status_json(const struct registry *r)
 {
-	struct json_object *o = r->b->ops->status ? r->b->ops->status(r->b) : json_object_new_object();
+	struct json_object *o =
+		r->b->ops->status ? r->b->ops->status(r->b) : json_object_new_object();
 
 	json_object_object_add(o, "backend", json_object_new_string(r->b->ops->name));
 	json_object_object_add(o, "model_revision", json_object_new_uint64(r->st.rev));
@@ -1354,8 +1368,8 @@ const char *registry_owner(const struct registry *r, uint16_t port, uint8_t prot
 	return rv ? rv->service : NULL;
 }
 
-int registry_service_apply(struct registry *r, const struct service_spec *s,
-			   enum reg_origin origin, struct verr *e)
+int registry_service_apply(struct registry *r, const struct service_spec *s, enum reg_origin origin,
+			   struct verr *e)
 {
 	const struct reg_service *cur = registry_service(r, s->name);
 	struct service_spec copy;
@@ -1364,8 +1378,9 @@ int registry_service_apply(struct registry *r, const struct service_spec *s,
 
 	if (cur && cur->origin != origin) {
 		verr_add(e, s->source ? s->source : s->name, "name",
-			 "service '%s' is managed by %s; change it there",
-			 s->name, cur->origin == ORIGIN_FILE ? cur->spec.source : "the API (caelumctl service apply)");
+			 "service '%s' is managed by %s; change it there", s->name,
+			 cur->origin == ORIGIN_FILE ? cur->spec.source
+						    : "the API (caelumctl service apply)");
 		return -EEXIST;
 	}
 	err = state_copy(&new, &r->st);
@@ -1413,7 +1428,8 @@ static int ownership_check(const struct registry *r, const struct service_spec *
 
 		if (cur && cur->origin != ORIGIN_FILE)
 			verr_add(e, specs[i].source, "name",
-				 "service '%s' was applied through the API; delete it there first (caelumctl service delete %s)",
+				 "service '%s' was applied through the API; delete it there first "
+				 "(caelumctl service delete %s)",
 				 specs[i].name, specs[i].name);
 	}
 	for (size_t i = 0; i < n_dbs; i++) {
@@ -1421,7 +1437,8 @@ static int ownership_check(const struct registry *r, const struct service_spec *
 
 		if (cur && cur->origin != ORIGIN_FILE)
 			verr_add(e, dbs[i].source, "name",
-				 "database '%s' was applied through the API; delete it there first (caelumctl db delete %s)",
+				 "database '%s' was applied through the API; delete it there first "
+				 "(caelumctl db delete %s)",
 				 dbs[i].name, dbs[i].name);
 	}
 	return e->n + e->dropped != n0 ? -EEXIST : 0;
@@ -1518,7 +1535,8 @@ int registry_db_apply(struct registry *r, const struct db_spec *d, enum reg_orig
 	if (cur && cur->origin != origin) {
 		verr_add(e, d->source ? d->source : d->name, "name",
 			 "database '%s' is managed by %s; change it there", d->name,
-			 cur->origin == ORIGIN_FILE ? cur->spec.source : "the API (caelumctl db apply)");
+			 cur->origin == ORIGIN_FILE ? cur->spec.source
+						    : "the API (caelumctl db apply)");
 		return -EEXIST;
 	}
 	err = state_copy(&new, &r->st);
@@ -1593,8 +1611,8 @@ static int resv_commit(struct registry *r, uint16_t port, uint8_t proto, const c
  * compare failed. Read the key as it is now and name its owner; if it is our service (a
  * retry of a call whose answer was lost), that is success.
  */
-static int resv_race(struct registry *r, uint16_t port, uint8_t proto, const char *service,
-		     int err, struct verr *e)
+static int resv_race(struct registry *r, uint16_t port, uint8_t proto, const char *service, int err,
+		     struct verr *e)
 {
 	struct reg_resv cur = {};
 	struct verr tmp = {};
@@ -1619,7 +1637,8 @@ static int resv_race(struct registry *r, uint16_t port, uint8_t proto, const cha
 	if (!strcmp(cur.service, service))
 		return 0;
 	verr_add(e, key + strlen(RESV_PREFIX), NULL,
-		 "already reserved by service '%s' (runtime reservation, committed concurrently at revision %llu)",
+		 "already reserved by service '%s' (runtime reservation, committed concurrently at "
+		 "revision %llu)",
 		 cur.service, (unsigned long long)cur.mod_rev);
 	return -EEXIST;
 }

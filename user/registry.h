@@ -38,8 +38,8 @@
 
 /* ---- backend interface ---- */
 
-#define KV_REV_ANY UINT64_MAX /* compare nothing */
-#define KV_REV_ABSENT 0 /* compare: key must not exist */
+#define KV_REV_ANY    UINT64_MAX /* compare nothing */
+#define KV_REV_ABSENT 0		 /* compare: key must not exist */
 
 struct kv {
 	char *key;
@@ -52,7 +52,7 @@ enum kv_op_type { KV_PUT, KV_DEL };
 struct kv_op {
 	enum kv_op_type type;
 	const char *key;
-	const char *value; /* PUT only */
+	const char *value;   /* PUT only */
 	uint64_t expect_rev; /* KV_REV_ANY, KV_REV_ABSENT or the key's mod_revision */
 };
 
@@ -178,10 +178,10 @@ struct reg_state {
 #define REG_MAX_SERVICES (CAELUM_MAX_SERVICES - 64)
 
 /* Dense index of a (port, proto) pair: 0..REG_SLOTS-1. */
-#define REG_SLOTS (65536 * 2)
-#define REG_SLOT(port, proto) ((uint32_t)(port) * 2 + ((proto) == 17 /* IPPROTO_UDP */))
-#define REG_SLOT_PORT(slot) ((uint16_t)((slot) / 2))
-#define REG_SLOT_PROTO(slot) ((uint8_t)(((slot) & 1) ? 17 : 6))
+#define REG_SLOTS	      (65536 * 2)
+#define REG_SLOT(port, proto) ((uint32_t)(port)*2 + ((proto) == 17 /* IPPROTO_UDP */))
+#define REG_SLOT_PORT(slot)   ((uint16_t)((slot) / 2))
+#define REG_SLOT_PROTO(slot)  ((uint8_t)(((slot)&1) ? 17 : 6))
 
 /*
  * What one batch of watch events changed, for the components: the (port, proto) slots whose
@@ -246,8 +246,8 @@ const char *registry_owner(const struct registry *r, uint16_t port, uint8_t prot
 const char *origin_name(enum reg_origin o);
 
 /* Operations. 0, or -EINVAL (refused: reasons in e), -ENOENT, -EEXIST, -errno. */
-int registry_service_apply(struct registry *r, const struct service_spec *s,
-			   enum reg_origin origin, struct verr *e);
+int registry_service_apply(struct registry *r, const struct service_spec *s, enum reg_origin origin,
+			   struct verr *e);
 int registry_service_delete(struct registry *r, const char *name, struct verr *e);
 /* Replace every ORIGIN_FILE service with specs, keeping file databases (tests). */
 int registry_sync_files(struct registry *r, const struct service_spec *specs, size_t n,
@@ -265,8 +265,8 @@ int registry_release(struct registry *r, uint16_t port, uint8_t proto, struct ve
 
 /* Internal (registry_admit.c): admission of new against capacity, and GPU assignment of
  * new (stable: a service keeps the GPUs it had in old when they are still free). */
-int registry_admit(const struct capacity *cap, const struct reg_state *old,
-		   struct reg_state *new, struct verr *e);
+int registry_admit(const struct capacity *cap, const struct reg_state *old, struct reg_state *new,
+		   struct verr *e);
 int reg_gpu_cmp(const void *a, const void *b);
 
 #endif /* CAELUM_REGISTRY_H */

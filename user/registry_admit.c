@@ -143,8 +143,8 @@ static int take_counted(const struct capacity *cap, const struct reg_state *old,
 	return 0;
 }
 
-static int assign(const struct capacity *cap, const struct reg_state *old,
-		  struct reg_state *new, struct verr *e)
+static int assign(const struct capacity *cap, const struct reg_state *old, struct reg_state *new,
+		  struct verr *e)
 {
 	const char *owner[CAP_MAX_GPUS] = { 0 };
 	size_t n0 = e->n + e->dropped, k = 0;
@@ -172,8 +172,8 @@ static int assign(const struct capacity *cap, const struct reg_state *old,
 	return 0;
 }
 
-int registry_admit(const struct capacity *cap, const struct reg_state *old,
-		   struct reg_state *new, struct verr *e)
+int registry_admit(const struct capacity *cap, const struct reg_state *old, struct reg_state *new,
+		   struct verr *e)
 {
 	int err = admit(cap, old, new, e);
 

@@ -39,11 +39,11 @@
 #include "registry.h"
 #include "sorted.h"
 
-#define REG_FILE "registry.json"
-#define REG_WAL "registry.wal"
-#define REG_LOCK "registry.lock"
-#define REG_FORMAT 1
-#define REG_FILE_MAX (1U << 30)
+#define REG_FILE	      "registry.json"
+#define REG_WAL		      "registry.wal"
+#define REG_LOCK	      "registry.lock"
+#define REG_FORMAT	      1
+#define REG_FILE_MAX	      (1U << 30)
 #define WAL_COMPACT_MIN_BYTES (4U << 20)
 
 struct file_backend {
@@ -151,7 +151,8 @@ static int snap_entry(struct file_backend *fb, struct json_object *ent)
 	char *key, *value;
 
 	if (!json_object_is_type(ent, json_type_object) ||
-	    !json_object_object_get_ex(ent, "key", &k) || !json_object_is_type(k, json_type_string) ||
+	    !json_object_object_get_ex(ent, "key", &k) ||
+	    !json_object_is_type(k, json_type_string) ||
 	    !json_object_object_get_ex(ent, "value", &v) ||
 	    !json_object_object_get_ex(ent, "mod_revision", &r) ||
 	    !json_object_is_type(r, json_type_int) || json_object_get_int64(r) < 1)
@@ -171,7 +172,8 @@ static int snap_parse(struct file_backend *fb, const char *path, struct json_obj
 	struct json_object *fmt, *rev, *ents;
 	int err;
 
-	if (!json_object_object_get_ex(root, "format", &fmt) || json_object_get_int(fmt) != REG_FORMAT ||
+	if (!json_object_object_get_ex(root, "format", &fmt) ||
+	    json_object_get_int(fmt) != REG_FORMAT ||
 	    !json_object_object_get_ex(root, "revision", &rev) ||
 	    !json_object_is_type(rev, json_type_int) ||
 	    !json_object_object_get_ex(root, "entries", &ents) ||
@@ -263,7 +265,8 @@ static int snap_write(struct file_backend *fb)
 						"{\"format\":%d,\"revision\":%llu,\"entries\":[",
 						REG_FORMAT, (unsigned long long)fb->rev);
 		if (i < fb->n)
-			w = snprintf(buf + len, cap - len, "%s\n{\"key\":%s,\"mod_revision\":%llu,\"value\":%s}",
+			w = snprintf(buf + len, cap - len,
+				     "%s\n{\"key\":%s,\"mod_revision\":%llu,\"value\":%s}",
 				     i ? "," : "", ks, (unsigned long long)fb->kvs[i].mod_rev,
 				     fb->kvs[i].value);
 		else
@@ -320,8 +323,9 @@ static int wal_line(struct file_backend *fb, const char *line, size_t len)
 
 	o = json_tokener_parse(line);
 	(void)len;
-	if (!o || !json_object_object_get_ex(o, "rev", &r) || !json_object_is_type(r, json_type_int) ||
-	    !json_object_object_get_ex(o, "ops", &ops) || !json_object_is_type(ops, json_type_array)) {
+	if (!o || !json_object_object_get_ex(o, "rev", &r) ||
+	    !json_object_is_type(r, json_type_int) || !json_object_object_get_ex(o, "ops", &ops) ||
+	    !json_object_is_type(ops, json_type_array)) {
 		json_object_put(o);
 		return -EINVAL;
 	}
@@ -363,7 +367,8 @@ static int wal_replay(struct file_backend *fb, const char *path)
 			*nl = '\0';
 		err = nl ? wal_line(fb, text + off, end - off) : -EINVAL;
 		if (err < 0 && (!nl || end + 1 == len) && err != -ENOMEM && err != -ERANGE) {
-			p_warn("registry log '%s': cutting a torn last transaction at byte %zu (never acknowledged)",
+			p_warn("registry log '%s': cutting a torn last transaction at byte %zu "
+			       "(never acknowledged)",
 			       path, off);
 			if (truncate(path, (off_t)off))
 				err = -errno;
@@ -422,7 +427,10 @@ static char *wal_record(const struct kv_op *ops, size_t n, uint64_t rev)
 		}
 		json_object_array_add(arr, op);
 	}
-	if (!err && asprintf(&text, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)) < 0)
+	if (!err &&
+	    asprintf(&text, "%s\n",
+		     json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							       JSON_C_TO_STRING_NOSLASHESCAPE)) < 0)
 		text = NULL;
 	json_object_put(o);
 	return text;

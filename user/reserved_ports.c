@@ -13,10 +13,10 @@
 #include "netns.h"
 #include "reserved_ports.h"
 
-#define SYSCTL_RANGE "/proc/sys/net/ipv4/ip_local_port_range"
+#define SYSCTL_RANGE	"/proc/sys/net/ipv4/ip_local_port_range"
 #define SYSCTL_RESERVED "/proc/sys/net/ipv4/ip_local_reserved_ports"
-#define STATE_FILE "reserved_ports.json"
-#define LIST_MAX (64 * 1024)
+#define STATE_FILE	"reserved_ports.json"
+#define LIST_MAX	(64 * 1024)
 
 static int parse_port(const char **p, uint16_t *out)
 {
@@ -171,7 +171,8 @@ static int record_load(const char *state_dir, struct portset *ours, uint64_t *co
 	o = json_object_from_file(path);
 	if (!o)
 		return -EINVAL;
-	if (!json_object_object_get_ex(o, "ours", &v) || !json_object_is_type(v, json_type_string) ||
+	if (!json_object_object_get_ex(o, "ours", &v) ||
+	    !json_object_is_type(v, json_type_string) ||
 	    portset_parse(json_object_get_string(v), ours))
 		err = -EINVAL;
 	if (json_object_object_get_ex(o, "netns_cookie", &v))

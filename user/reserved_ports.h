@@ -68,11 +68,11 @@ void reserved_ports_merge(const struct portset *cur, const struct portset *ours_
 
 /* What the last apply did, for status. */
 struct reserved_ports_info {
-	bool applied; /* the sysctl holds what it should */
-	uint16_t range_lo, range_hi; /* ip_local_port_range */
-	char error[160]; /* why not, when !applied */
+	bool applied;			/* the sysctl holds what it should */
+	uint16_t range_lo, range_hi;	/* ip_local_port_range */
+	char error[160];		/* why not, when !applied */
 	struct portset protected_ports; /* reservations in the range that the list holds */
-	struct portset unprotected; /* reservations in the range not in the list */
+	struct portset unprotected;	/* reservations in the range not in the list */
 };
 
 /*

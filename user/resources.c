@@ -16,7 +16,6 @@
 #include "log.h"
 #include "tasks.h"
 
-
 enum ctl_dim { CTL_CPU, CTL_MEMORY, CTL_PIDS };
 static const char *const ctl_names[] = { "cpu", "memory", "pids" };
 
@@ -101,14 +100,16 @@ static void limits_write(struct daemon *d, struct svc_rt *rt, const struct spec_
 			snprintf(v, sizeof(v), "%lld 100000", (long long)r->cpus_milli * 100);
 		else
 			snprintf(v, sizeof(v), "max 100000");
-		rt->limit_written[CTL_CPU] = !write_limit(rt->cgroup, "cpu.max", v) && r->cpus_milli;
+		rt->limit_written[CTL_CPU] =
+			!write_limit(rt->cgroup, "cpu.max", v) && r->cpus_milli;
 	}
 	if (d->controller[CTL_MEMORY]) {
 		if (r->memory_mb)
 			snprintf(v, sizeof(v), "%lld", (long long)r->memory_mb << 20);
 		else
 			snprintf(v, sizeof(v), "max");
-		rt->limit_written[CTL_MEMORY] = !write_limit(rt->cgroup, "memory.max", v) && r->memory_mb;
+		rt->limit_written[CTL_MEMORY] =
+			!write_limit(rt->cgroup, "memory.max", v) && r->memory_mb;
 	}
 	if (d->controller[CTL_PIDS]) {
 		if (r->tasks)
@@ -141,8 +142,10 @@ static struct json_object *cpus_json(int64_t milli)
 
 static const char *enforcement(struct daemon *d, const char *dim)
 {
-	bool kernel_tasks = daemon_tasks(d) && d->cfg.comp_mode[CAELUM_COMP_TASKS] == CAELUM_MODE_ENFORCE;
-	bool kernel_dev = daemon_devices(d) && d->cfg.comp_mode[CAELUM_COMP_DEVICES] == CAELUM_MODE_ENFORCE;
+	bool kernel_tasks =
+		daemon_tasks(d) && d->cfg.comp_mode[CAELUM_COMP_TASKS] == CAELUM_MODE_ENFORCE;
+	bool kernel_dev =
+		daemon_devices(d) && d->cfg.comp_mode[CAELUM_COMP_DEVICES] == CAELUM_MODE_ENFORCE;
 
 	if (!strcmp(dim, "cpus"))
 		return d->controller[CTL_CPU] ? "controller (cpu.max)"
@@ -151,24 +154,28 @@ static const char *enforcement(struct daemon *d, const char *dim)
 		return d->controller[CTL_MEMORY] ? "controller (memory.max)"
 						 : "not enforced: controller unavailable";
 	if (!strcmp(dim, "tasks"))
-		return kernel_tasks ? (d->controller[CTL_PIDS] ? "kernel (BPF budget) and controller (pids.max)"
-							       : "kernel (BPF budget)")
-				    : d->controller[CTL_PIDS] ? "controller (pids.max)"
-							      : "not enforced";
+		return kernel_tasks		 ? (d->controller[CTL_PIDS]
+							    ? "kernel (BPF budget) and controller (pids.max)"
+							    : "kernel (BPF budget)")
+		       : d->controller[CTL_PIDS] ? "controller (pids.max)"
+						 : "not enforced";
 	return kernel_dev ? "kernel (BPF cgroup/dev)" : "admitted only";
 }
 
 const char *resources_tasks_note(struct daemon *d, bool *kills)
 {
-	bool kernel_tasks = daemon_tasks(d) && d->cfg.comp_mode[CAELUM_COMP_TASKS] == CAELUM_MODE_ENFORCE;
+	bool kernel_tasks =
+		daemon_tasks(d) && d->cfg.comp_mode[CAELUM_COMP_TASKS] == CAELUM_MODE_ENFORCE;
 
 	*kills = false;
 	if (d->controller[CTL_PIDS])
-		return "pids.max: a fork or thread past the budget fails with EAGAIN and the process lives";
+		return "pids.max: a fork or thread past the budget fails with EAGAIN and the "
+		       "process lives";
 	if (!kernel_tasks)
 		return "not enforced on this host: no delegated pids controller and no BPF budget";
 	*kills = true;
-	return "BPF budget only (no delegated cgroup v2 pids controller): a task past the budget is sent SIGKILL, which kills its whole process";
+	return "BPF budget only (no delegated cgroup v2 pids controller): a task past the budget "
+	       "is sent SIGKILL, which kills its whole process";
 }
 
 /* A bandwidth dimension in Mbit/s: capacity (null when unknown), allocated, free. */
@@ -177,14 +184,16 @@ static struct json_object *bw_dim_json(struct daemon *d, int64_t cap_kbit, bool 
 {
 	struct json_object *o = json_object_new_object();
 	bool known = cap_kbit >= 0;
-	bool kernel = daemon_bandwidth(d) && d->cfg.comp_mode[CAELUM_COMP_BANDWIDTH] == CAELUM_MODE_ENFORCE;
+	bool kernel = daemon_bandwidth(d) &&
+		      d->cfg.comp_mode[CAELUM_COMP_BANDWIDTH] == CAELUM_MODE_ENFORCE;
 
 	json_object_object_add(o, "capacity", known ? mbit_json(cap_kbit) : NULL);
 	json_object_object_add(o, "allocated", mbit_json(allocated_kbit));
 	json_object_object_add(o, "free", known ? mbit_json(cap_kbit - allocated_kbit) : NULL);
 	json_object_object_add(o, "detected", json_object_new_boolean(detected));
-	json_object_object_add(o, "enforcement",
-			       json_object_new_string(kernel ? "kernel (BPF cgroup_skb)" : "admitted only"));
+	json_object_object_add(
+		o, "enforcement",
+		json_object_new_string(kernel ? "kernel (BPF cgroup_skb)" : "admitted only"));
 	return o;
 }
 
@@ -209,11 +218,13 @@ static struct json_object *dim_json(struct daemon *d, const char *dim, bool cpus
 	json_object_object_add(o, "capacity", cpus ? cpus_json(cap) : json_object_new_int64(cap));
 	json_object_object_add(o, "reserved",
 			       cpus ? cpus_json(reserved) : json_object_new_int64(reserved));
-	json_object_object_add(o, "allocatable", cpus ? cpus_json(alloc) : json_object_new_int64(alloc));
+	json_object_object_add(o, "allocatable",
+			       cpus ? cpus_json(alloc) : json_object_new_int64(alloc));
 	json_object_object_add(o, "allocated",
 			       cpus ? cpus_json(allocated) : json_object_new_int64(allocated));
-	json_object_object_add(o, "free", cpus ? cpus_json(alloc - allocated)
-					       : json_object_new_int64(alloc - allocated));
+	json_object_object_add(o, "free",
+			       cpus ? cpus_json(alloc - allocated)
+				    : json_object_new_int64(alloc - allocated));
 	json_object_object_add(o, "detected", json_object_new_boolean(detected));
 	json_object_object_add(o, "enforcement", json_object_new_string(enforcement(d, dim)));
 	return o;
@@ -250,11 +261,12 @@ static struct json_object *dimensions_json(struct daemon *d)
 	int64_t cpus, mem, gpus, tasks;
 
 	totals(registry_state(d->reg), &cpus, &mem, &gpus, &tasks);
-	json_object_object_add(o, "cpus", dim_json(d, "cpus", true, cap->cpus_milli,
-						   cap->reserved_cpus_milli, cpus, cap->cpus_detected));
+	json_object_object_add(o, "cpus",
+			       dim_json(d, "cpus", true, cap->cpus_milli, cap->reserved_cpus_milli,
+					cpus, cap->cpus_detected));
 	json_object_object_add(o, "memory_mb",
-			       dim_json(d, "memory_mb", false, cap->memory_mb, cap->reserved_memory_mb,
-					mem, cap->memory_detected));
+			       dim_json(d, "memory_mb", false, cap->memory_mb,
+					cap->reserved_memory_mb, mem, cap->memory_detected));
 	g = dim_json(d, "gpus", false, (int64_t)cap->n_gpus, 0, gpus, false);
 	json_object_object_add(g, "gpus", gpus_list(d));
 	json_object_object_add(o, "gpus", g);
@@ -272,8 +284,9 @@ static struct json_object *dimensions_json(struct daemon *d)
 		}
 		json_object_object_add(o, "egress_mbit",
 				       bw_dim_json(d, cap->egress_kbit, cap->egress_detected, eg));
-		json_object_object_add(o, "ingress_mbit",
-				       bw_dim_json(d, cap->ingress_kbit, cap->ingress_detected, in));
+		json_object_object_add(
+			o, "ingress_mbit",
+			bw_dim_json(d, cap->ingress_kbit, cap->ingress_detected, in));
 	}
 	return o;
 }
@@ -312,11 +325,13 @@ struct json_object *resources_enforcement_json(struct daemon *d)
 {
 	static const char *const dims[] = { "cpus", "memory_mb", "tasks", "gpus" };
 	struct json_object *o = json_object_new_object();
-	bool bw = daemon_bandwidth(d) && d->cfg.comp_mode[CAELUM_COMP_BANDWIDTH] == CAELUM_MODE_ENFORCE;
+	bool bw = daemon_bandwidth(d) &&
+		  d->cfg.comp_mode[CAELUM_COMP_BANDWIDTH] == CAELUM_MODE_ENFORCE;
 
 	for (size_t i = 0; i < sizeof(dims) / sizeof(dims[0]); i++)
 		json_object_object_add(o, dims[i], json_object_new_string(enforcement(d, dims[i])));
-	json_object_object_add(o, "bandwidth", json_object_new_string(bw ? "kernel (BPF cgroup_skb)"
-									 : "admitted only"));
+	json_object_object_add(
+		o, "bandwidth",
+		json_object_new_string(bw ? "kernel (BPF cgroup_skb)" : "admitted only"));
 	return o;
 }

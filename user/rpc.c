@@ -21,7 +21,7 @@
 #include "mcp.h"
 #include "rpc.h"
 
-#define OUT_MAX (16U << 20) /* a follower this far behind loses events (counted) */
+#define OUT_MAX	  (16U << 20) /* a follower this far behind loses events (counted) */
 #define MAX_CONNS 256
 
 struct conn {
@@ -36,7 +36,7 @@ struct conn {
 	int sub_id; /* events subscription, 0 when not following */
 	struct hstream stream;
 	struct mcp_session *mcp; /* after mcp.connect: every line is an MCP message */
-	bool closing; /* close once the output is flushed (peer shut down its side) */
+	bool closing;		 /* close once the output is flushed (peer shut down its side) */
 	/* Freed only from its own I/O callback: while a line of it is being handled (which can
 	 * broadcast events, to it too) a close only marks it, and conn_io closes it after. */
 	bool in_io, dead;
@@ -107,15 +107,14 @@ static bool conn_flush(struct conn *c)
 		conn_close(c);
 		return false;
 	}
-	loop_mod(c->srv->loop, c->fd,
-		 (c->closing ? 0 : EPOLLIN) | (c->out_len ? EPOLLOUT : 0));
+	loop_mod(c->srv->loop, c->fd, (c->closing ? 0 : EPOLLIN) | (c->out_len ? EPOLLOUT : 0));
 	return true;
 }
 
 static void send_msg(struct conn *c, struct json_object *msg)
 {
 	const char *s = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN |
-							       JSON_C_TO_STRING_NOSLASHESCAPE);
+								    JSON_C_TO_STRING_NOSLASHESCAPE);
 
 	if (out_append(c, s, strlen(s)))
 		p_warn("dropping reply to pid %d: out of memory", c->pid);
@@ -173,17 +172,18 @@ static struct json_object *check_request(struct json_object *req, struct json_ob
 	json_object_object_get_ex(req, "id", id);
 	if (!json_object_object_get_ex(req, "jsonrpc", &v) ||
 	    strcmp(json_object_get_string(v), "2.0"))
-		return rpc_error(*id, -32600, "invalid request: jsonrpc must be \"2.0\"", EXIT_USAGE,
-				 NULL);
+		return rpc_error(*id, -32600, "invalid request: jsonrpc must be \"2.0\"",
+				 EXIT_USAGE, NULL);
 	if (!json_object_object_get_ex(req, "method", &v) ||
 	    !json_object_is_type(v, json_type_string))
-		return rpc_error(*id, -32600, "invalid request: method must be a string", EXIT_USAGE,
-				 NULL);
+		return rpc_error(*id, -32600, "invalid request: method must be a string",
+				 EXIT_USAGE, NULL);
 	*method = json_object_get_string(v);
 	*params = NULL;
 	if (json_object_object_get_ex(req, "params", params) && *params &&
 	    !json_object_is_type(*params, json_type_object))
-		return rpc_error(*id, -32602, "invalid params: must be an object", EXIT_USAGE, NULL);
+		return rpc_error(*id, -32602, "invalid params: must be an object", EXIT_USAGE,
+				 NULL);
 	return NULL;
 }
 
@@ -311,7 +311,8 @@ static void conn_read(struct conn *c)
 			char *tmp = cap > RPC_LINE_MAX * 2 ? NULL : realloc(c->in, cap);
 
 			if (!tmp) {
-				p_warn("closing control connection of pid %d: request too large", c->pid);
+				p_warn("closing control connection of pid %d: request too large",
+				       c->pid);
 				conn_close(c);
 				return;
 			}

@@ -112,7 +112,8 @@ int rpc_client_call(struct rpc_client *c, const char *method, struct json_object
 	json_object_object_add(req, "method", json_object_new_string(method));
 	if (params)
 		json_object_object_add(req, "params", json_object_get(params));
-	if (asprintf(&line, "%s\n", json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN)) < 0) {
+	if (asprintf(&line, "%s\n", json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN)) <
+	    0) {
 		json_object_put(req);
 		return -ENOMEM;
 	}

@@ -63,8 +63,7 @@ static bool check_object(struct json_object *schema, struct json_object *v, cons
 			return fail(why, len, sub, "missing required property");
 		}
 	}
-	json_object_object_foreach(v, key, val)
-	{
+	json_object_object_foreach (v, key, val) {
 		struct json_object *ps = props ? kw(props, key) : NULL;
 
 		jv_path_key(sub, path, key);

@@ -18,7 +18,7 @@
 struct probe;
 
 #define SERVICES_SUBDIR "caelum"
-#define CPU_SAMPLES 301 /* one per second: the longest window (300 s) plus one */
+#define CPU_SAMPLES	301 /* one per second: the longest window (300 s) plus one */
 
 /* Samples of (time, on-CPU ns), one per second, oldest at head. */
 struct cpu_window {
@@ -26,38 +26,41 @@ struct cpu_window {
 	unsigned int head, n;
 };
 
-
 struct svc_rt {
 	char name[SERVICE_NAME_MAX + 1];
-	char *cgroup; /* absolute path (malloc'd); NULL until materialized */
+	char *cgroup;  /* absolute path (malloc'd); NULL until materialized */
 	uint64_t cgid; /* CAELUM_CGID_NONE until the cgroup exists */
 	/* spec key "cgroup": an existing cgroup caelumd follows but never makes, removes or
 	 * moves processes into; named in the policy by its anchor (include/caelum/cgfollow.h) */
 	bool followed;
 	uint64_t anchor;
 	uint16_t level;
-	bool running; /* cgroup populated */
-	int wd; /* inotify watch on cgroup.events, -1 when none */
-	pid_t main_pid; /* as reported by caelumctl run */
+	bool running;	     /* cgroup populated */
+	int wd;		     /* inotify watch on cgroup.events, -1 when none */
+	pid_t main_pid;	     /* as reported by caelumctl run */
 	uint64_t started_ns; /* realtime */
 	/* CPU usage window (resources.c), allocated once the service has used a CPU: a
 	 * service that never ran costs no history (10,000 idle services stay small). */
 	struct cpu_window *cpu;
 	uint64_t cpu_zero_at_ns; /* last sample that found no CPU time yet (no window kept) */
-	uint64_t over_since_ns; /* usage above the reservation since, 0 = not above */
+	uint64_t over_since_ns;	 /* usage above the reservation since, 0 = not above */
 	bool over_reported;
 	/* cgroup v2 limits written for cpus, memory_mb, tasks (resources.c) */
 	bool limit_written[3];
 	/* health (health.c) */
-	int health; /* HEALTH_STATE_* */
+	int health;	     /* HEALTH_STATE_* */
 	int health_failures; /* consecutive */
 	char health_detail[256];
 	uint64_t health_last_ns, health_since_ns;
 	struct probe *health_probe;
 };
 
-enum health_state { HEALTH_STATE_UNKNOWN, HEALTH_STATE_PASSING, HEALTH_STATE_WARNING,
-		    HEALTH_STATE_CRITICAL };
+enum health_state {
+	HEALTH_STATE_UNKNOWN,
+	HEALTH_STATE_PASSING,
+	HEALTH_STATE_WARNING,
+	HEALTH_STATE_CRITICAL
+};
 
 #define SVCS_MAX_INTERNAL 8
 

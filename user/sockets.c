@@ -32,14 +32,14 @@
 
 /* Kernel-internal pseudo-state (include/net/tcp_states.h), not in the uapi headers. */
 #define SK_TCP_BOUND_INACTIVE 13 /* Linux >= 6.7; older kernels ignore the bit */
-#define SK_STATE(s) (1U << (s))
+#define SK_STATE(s)	      (1U << (s))
 
 /*
  * TCP states 1..13 but CLOSE (the kernel walks no table for it; bound-only sockets come
  * through the BOUND_INACTIVE bit). TIME_WAIT and SYN_RECV bring in timewait and request
  * sockets: inode 0, never held by a process; sock_blocks_bind() tells what they mean.
  */
-#define TCP_DUMP_STATES                                                                    \
+#define TCP_DUMP_STATES                                                                            \
 	((SK_STATE(SK_TCP_BOUND_INACTIVE + 1) - 1) & ~(SK_STATE(0) | SK_STATE(TCP_CLOSE)))
 /* An unconnected UDP socket sits in TCP_CLOSE, a connected one in TCP_ESTABLISHED. */
 #define UDP_DUMP_STATES 0xffffffffU
@@ -204,7 +204,8 @@ static int diag_dump(int fd, int family, int proto, uint16_t port, struct holder
 	}
 	if (err < 0)
 		p_err("failed to dump %s %s sockets: %s%s", family_name(family), proto_name(proto),
-		      strerror(-err), err == -ENOENT ? " (is the inet_diag module available?)" : "");
+		      strerror(-err),
+		      err == -ENOENT ? " (is the inet_diag module available?)" : "");
 	return err < 0 ? err : 0;
 }
 
@@ -555,11 +556,16 @@ bool sock_blocks_bind(const struct sock_holder *h, bool reuseaddr)
 const char *sock_state_name(const struct sock_holder *h)
 {
 	static const char *const names[] = {
-		[TCP_ESTABLISHED] = "established", [TCP_SYN_SENT] = "syn_sent",
-		[TCP_SYN_RECV] = "syn_recv",	   [TCP_FIN_WAIT1] = "fin_wait1",
-		[TCP_FIN_WAIT2] = "fin_wait2",	   [TCP_TIME_WAIT] = "time_wait",
-		[TCP_CLOSE] = "bound",		   [TCP_CLOSE_WAIT] = "close_wait",
-		[TCP_LAST_ACK] = "last_ack",	   [TCP_LISTEN] = "listen",
+		[TCP_ESTABLISHED] = "established",
+		[TCP_SYN_SENT] = "syn_sent",
+		[TCP_SYN_RECV] = "syn_recv",
+		[TCP_FIN_WAIT1] = "fin_wait1",
+		[TCP_FIN_WAIT2] = "fin_wait2",
+		[TCP_TIME_WAIT] = "time_wait",
+		[TCP_CLOSE] = "bound",
+		[TCP_CLOSE_WAIT] = "close_wait",
+		[TCP_LAST_ACK] = "last_ack",
+		[TCP_LISTEN] = "listen",
 		[TCP_CLOSING] = "closing",
 	};
 

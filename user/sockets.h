@@ -18,24 +18,24 @@
 #include <sys/types.h>
 
 struct sock_holder {
-	uint64_t inode;		/* socket inode; 0 for a TCP request socket (SYN_RECV) */
-	pid_t pid;		/* 0 when no process holding it was found (e.g. other user ns, orphan) */
-	char comm[16];		/* from /proc/PID/comm, "" when pid is 0 */
-	char cgroup[4096];	/* cgroup v2 path from the "0::" line of /proc/PID/cgroup, "" if none */
-	int family;		/* AF_INET or AF_INET6 */
-	int proto;		/* IPPROTO_TCP or IPPROTO_UDP */
-	char addr[46];		/* local address as text (inet_ntop), e.g. "127.0.0.1", "::" */
+	uint64_t inode;	   /* socket inode; 0 for a TCP request socket (SYN_RECV) */
+	pid_t pid;	   /* 0 when no process holding it was found (e.g. other user ns, orphan) */
+	char comm[16];	   /* from /proc/PID/comm, "" when pid is 0 */
+	char cgroup[4096]; /* cgroup v2 path from the "0::" line of /proc/PID/cgroup, "" if none */
+	int family;	   /* AF_INET or AF_INET6 */
+	int proto;	   /* IPPROTO_TCP or IPPROTO_UDP */
+	char addr[46];	   /* local address as text (inet_ntop), e.g. "127.0.0.1", "::" */
 	uint16_t port;
-	int listening;		/* 1 for TCP LISTEN, 0 otherwise */
-	int state;		/* idiag_state: TCP_* (netinet/tcp.h); a bound-only TCP socket and an
-				 * unconnected UDP one are TCP_CLOSE, a connected UDP one ESTABLISHED */
+	int listening; /* 1 for TCP LISTEN, 0 otherwise */
+	int state;     /* idiag_state: TCP_* (netinet/tcp.h); a bound-only TCP socket and an
+			* unconnected UDP one are TCP_CLOSE, a connected UDP one ESTABLISHED */
 };
 
 /*
  * All sockets (tcp: every state, timewait and request sockets (inode 0, pid 0) and
- * bound-only sockets included; udp: all) whose local port is `port` and protocol `proto`, across IPv4 and IPv6.
- * *out is malloc'd (caller frees with free()), *n its length; *out is NULL when *n is 0.
- * A socket held by several processes appears once per process (pid differs); order is
+ * bound-only sockets included; udp: all) whose local port is `port` and protocol `proto`, across
+ * IPv4 and IPv6. *out is malloc'd (caller frees with free()), *n its length; *out is NULL when *n
+ * is 0. A socket held by several processes appears once per process (pid differs); order is
  * unspecified. Bound-but-not-listening TCP sockets are only visible on Linux >= 6.7.
  * Returns 0 or -errno (-EINVAL for port 0 or a protocol other than TCP/UDP).
  */

@@ -11,8 +11,8 @@
 
 #define PORT_SLOTS (65536 * 2)
 
-static const char *const spec_keys[] = { "name",	   "ports",	  "resources", "databases",
-					 "credentials", "health", "cgroup", NULL };
+static const char *const spec_keys[] = { "name",	"ports",  "resources", "databases",
+					 "credentials", "health", "cgroup",    NULL };
 
 bool service_name_valid(const char *s)
 {
@@ -38,7 +38,8 @@ static void parse_name(struct json_object *v, const char *file, struct service_s
 	if (!jv_expect(v, json_type_string, file, "name", e))
 		return;
 	if (!service_name_valid(json_object_get_string(v))) {
-		verr_add(e, file, "name", "invalid service name %s (expected [a-z0-9][a-z0-9-]{0,62})",
+		verr_add(e, file, "name",
+			 "invalid service name %s (expected [a-z0-9][a-z0-9-]{0,62})",
 			 jv_repr(v, buf, sizeof(buf)));
 		return;
 	}
@@ -65,17 +66,20 @@ static void parse_cgroup(struct json_object *v, const char *file, struct service
 		return;
 	}
 	for (c = p; *c; c++) {
-		if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.@:-/", *c)) {
+		if (!strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.@:-/",
+			    *c)) {
 			verr_add(e, file, "cgroup", "%s: character '%c' is not allowed", buf, *c);
 			return;
 		}
 	}
 	if (*p == '/' || p[strlen(p) - 1] == '/' || strstr(p, "//") || !strcmp(p, ".") ||
-	    !strncmp(p, "./", 2) || !strncmp(p, "../", 3) || strstr(p, "/./") || strstr(p, "/../") ||
-	    !strcmp(p, "..") || (strlen(p) >= 3 && !strcmp(p + strlen(p) - 3, "/..")) ||
+	    !strncmp(p, "./", 2) || !strncmp(p, "../", 3) || strstr(p, "/./") ||
+	    strstr(p, "/../") || !strcmp(p, "..") ||
+	    (strlen(p) >= 3 && !strcmp(p + strlen(p) - 3, "/..")) ||
 	    (strlen(p) >= 2 && !strcmp(p + strlen(p) - 2, "/."))) {
 		verr_add(e, file, "cgroup",
-			 "%s is not a path relative to cgroup_root (no leading or trailing '/', no empty, '.' or '..' component)",
+			 "%s is not a path relative to cgroup_root (no leading or trailing '/', no "
+			 "empty, '.' or '..' component)",
 			 buf);
 		return;
 	}
@@ -100,7 +104,8 @@ static int parse_port_item(struct json_object *v, const char *file, const char *
 	} else if (t == json_type_string) {
 		text = json_object_get_string(v);
 	} else {
-		verr_add(e, file, path, "expected string like \"8100/tcp\", got %s", jv_type_name(t));
+		verr_add(e, file, path, "expected string like \"8100/tcp\", got %s",
+			 jv_type_name(t));
 		return -EINVAL;
 	}
 	if (port_range_parse(text, IPPROTO_TCP, true, r, why, sizeof(why))) {

@@ -14,14 +14,14 @@
 #include "jsonv.h"
 #include "portrange.h"
 
-#define SERVICE_NAME_MAX 63
-#define SPEC_MAX_PORT_ITEMS 4096 /* entries in "ports" (each may be a range) */
-#define SPEC_MAX_DBS 64
-#define SPEC_MAX_CREDS 64
-#define SPEC_MAX_ARGV 64
+#define SERVICE_NAME_MAX       63
+#define SPEC_MAX_PORT_ITEMS    4096 /* entries in "ports" (each may be a range) */
+#define SPEC_MAX_DBS	       64
+#define SPEC_MAX_CREDS	       64
+#define SPEC_MAX_ARGV	       64
 #define SPEC_HEALTH_TARGET_MAX 511 /* a probe target (probe.h PROBE_TARGET_MAX - 1) */
-#define CRED_ENV_MAX 127
-#define CRED_PATH_MAX 1023
+#define CRED_ENV_MAX	       127
+#define CRED_PATH_MAX	       1023
 
 /* "databases": [{"name": "analytics-db", "max_connections": 10}] */
 struct spec_db {
@@ -36,9 +36,9 @@ struct spec_cred {
 	enum cred_kind kind;
 	char env[CRED_ENV_MAX + 1];
 	char file[CRED_PATH_MAX + 1];
-	int mode; /* loosest mode allowed, -1 = any */
+	int mode;	   /* loosest mode allowed, -1 = any */
 	int64_t owner_uid; /* -1 = any */
-	char owner[64]; /* as written */
+	char owner[64];	   /* as written */
 };
 
 enum health_kind { HEALTH_NONE, HEALTH_TCP, HEALTH_HTTP, HEALTH_EXEC };
@@ -46,8 +46,9 @@ enum health_kind { HEALTH_NONE, HEALTH_TCP, HEALTH_HTTP, HEALTH_EXEC };
 /* "health": {"tcp": "127.0.0.1:8100"} | {"http": URL} | {"exec": [argv]}, + timing */
 struct spec_health {
 	enum health_kind kind;
-	char *target; /* TCP host:port or HTTP URL (at most SPEC_HEALTH_TARGET_MAX bytes); else NULL */
-	char **argv; /* EXEC: NULL-terminated, at most SPEC_MAX_ARGV; else NULL */
+	char *target; /* TCP host:port or HTTP URL (at most SPEC_HEALTH_TARGET_MAX bytes); else NULL
+		       */
+	char **argv;  /* EXEC: NULL-terminated, at most SPEC_MAX_ARGV; else NULL */
 	int64_t interval_s, timeout_s, failures_before_critical;
 };
 
@@ -58,9 +59,9 @@ struct spec_health {
 struct service_spec {
 	char name[SERVICE_NAME_MAX + 1];
 	char cgroup[SPEC_CGROUP_MAX]; /* "" when the service lives in caelum/<name> */
-	struct port_range *ports; /* proto is IPPROTO_TCP or IPPROTO_UDP */
+	struct port_range *ports;     /* proto is IPPROTO_TCP or IPPROTO_UDP */
 	size_t n_ports;
-	char *source; /* the file it came from, NULL when applied through the API */
+	char *source;		   /* the file it came from, NULL when applied through the API */
 	struct spec_resources res; /* all zero when the spec has no "resources" */
 	struct spec_db *dbs;
 	size_t n_dbs;

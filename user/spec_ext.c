@@ -116,12 +116,14 @@ static void parse_cred_file(struct json_object *o, const char *file, const char 
 	else
 		strcpy(c->file, f);
 	jv_path_key(p, path, "mode");
-	if (json_object_object_get_ex(o, "mode", &v) && jv_expect(v, json_type_string, file, p, e) &&
+	if (json_object_object_get_ex(o, "mode", &v) &&
+	    jv_expect(v, json_type_string, file, p, e) &&
 	    (c->mode = mode_parse(json_object_get_string(v))) < 0)
 		verr_add(e, file, p, "invalid mode \"%s\" (expected octal like \"0600\")",
 			 json_object_get_string(v));
 	jv_path_key(p, path, "owner");
-	if (json_object_object_get_ex(o, "owner", &v) && jv_expect(v, json_type_string, file, p, e)) {
+	if (json_object_object_get_ex(o, "owner", &v) &&
+	    jv_expect(v, json_type_string, file, p, e)) {
 		struct passwd *pw = getpwnam(json_object_get_string(v));
 
 		snprintf(c->owner, sizeof(c->owner), "%s", json_object_get_string(v));
@@ -250,7 +252,8 @@ static void parse_health_target(struct json_object *o, const char *file, struct 
 {
 	struct json_object *v;
 
-	if (json_object_object_get_ex(o, "tcp", &v) && jv_expect(v, json_type_string, file, "health.tcp", e)) {
+	if (json_object_object_get_ex(o, "tcp", &v) &&
+	    jv_expect(v, json_type_string, file, "health.tcp", e)) {
 		h->kind = HEALTH_TCP;
 		if (!strchr(json_object_get_string(v), ':'))
 			verr_add(e, file, "health.tcp", "\"%s\": expected host:port",
@@ -262,7 +265,8 @@ static void parse_health_target(struct json_object *o, const char *file, struct 
 
 		h->kind = HEALTH_HTTP;
 		if (strncmp(url, "http://", 7) && strncmp(url, "https://", 8))
-			verr_add(e, file, "health.http", "\"%s\": expected an http:// or https:// URL", url);
+			verr_add(e, file, "health.http",
+				 "\"%s\": expected an http:// or https:// URL", url);
 		set_target(h, url, file, "health.http", e);
 	} else if (json_object_object_get_ex(o, "exec", &v)) {
 		parse_health_exec(v, file, h, e);
@@ -285,7 +289,8 @@ void spec_parse_health(struct json_object *o, const char *file, struct service_s
 	if (!jv_expect(o, json_type_object, file, "health", e))
 		return;
 	jv_check_keys(o, file, "health", keys, e);
-	kinds = json_object_object_get_ex(o, "tcp", NULL) + json_object_object_get_ex(o, "http", NULL) +
+	kinds = json_object_object_get_ex(o, "tcp", NULL) +
+		json_object_object_get_ex(o, "http", NULL) +
 		json_object_object_get_ex(o, "exec", NULL);
 	if (kinds != 1) {
 		verr_add(e, file, "health", "exactly one of tcp, http or exec is required");
@@ -322,7 +327,8 @@ static struct json_object *creds_json(const struct service_spec *s)
 				json_object_object_add(o, "mode", json_object_new_string(m));
 			}
 			if (c->owner[0])
-				json_object_object_add(o, "owner", json_object_new_string(c->owner));
+				json_object_object_add(o, "owner",
+						       json_object_new_string(c->owner));
 		}
 		json_object_array_add(arr, o);
 	}
@@ -341,7 +347,8 @@ static struct json_object *health_json(const struct spec_health *h)
 			json_object_array_add(argv, json_object_new_string(h->argv[i]));
 		json_object_object_add(o, "exec", argv);
 	} else {
-		json_object_object_add(o, names[h->kind], json_object_new_string(h->target ? h->target : ""));
+		json_object_object_add(o, names[h->kind],
+				       json_object_new_string(h->target ? h->target : ""));
 	}
 	json_object_object_add(o, "interval_s", json_object_new_int64(h->interval_s));
 	json_object_object_add(o, "timeout_s", json_object_new_int64(h->timeout_s));
@@ -360,8 +367,9 @@ void spec_ext_to_json(const struct service_spec *s, struct json_object *obj)
 
 			json_object_object_add(o, "name", json_object_new_string(s->dbs[i].name));
 			if (s->dbs[i].max_connections)
-				json_object_object_add(o, "max_connections",
-						       json_object_new_int64(s->dbs[i].max_connections));
+				json_object_object_add(
+					o, "max_connections",
+					json_object_new_int64(s->dbs[i].max_connections));
 			json_object_array_add(arr, o);
 		}
 		json_object_object_add(obj, "databases", arr);

@@ -17,9 +17,9 @@ uint64_t daemon_kstat(const struct daemon *d, int idx)
 	return bpfinfo_percpu_sum(ports_map_fd(d->ports, "cm_stats"), (uint32_t)idx);
 }
 
-static const char *const shared_maps[] = { "cm_events", "cm_stats",	"cm_config",
-					   "cm_services", "cm_agg", "cm_port_outer", "cm_port_owners",
-					   "cm_netns", NULL };
+static const char *const shared_maps[] = { "cm_events",	     "cm_stats", "cm_config",
+					   "cm_services",    "cm_agg",	 "cm_port_outer",
+					   "cm_port_owners", "cm_netns", NULL };
 
 static struct json_object *maps_json(struct daemon *d)
 {
@@ -36,11 +36,13 @@ static struct json_object *maps_json(struct daemon *d)
 	if (fd >= 0) {
 		m = bpfinfo_map(fd, true);
 		if (m) {
-			json_object_object_add(m, "table", json_object_get(json_object_object_get(m, "name")));
+			json_object_object_add(m, "table",
+					       json_object_get(json_object_object_get(m, "name")));
 			json_object_object_add(m, "name", json_object_new_string("cm_port_rules"));
 			/* An array has every slot: the rules are the slots with flags. */
-			json_object_object_add(m, "entries",
-					       json_object_new_uint64(ports_table_entries(d->ports)));
+			json_object_object_add(
+				m, "entries",
+				json_object_new_uint64(ports_table_entries(d->ports)));
 			json_object_array_add(arr, m);
 		}
 		close(fd);
@@ -133,7 +135,7 @@ static struct json_object *registry_json(struct daemon *d)
 	struct json_object *b = registry_status_json(d->reg);
 
 	/* backend, and for etcd: endpoints, stale, the recovery counters */
-	json_object_object_foreach(b, k, v)
+	json_object_object_foreach (b, k, v)
 		json_object_object_add(o, k, json_object_get(v));
 	json_object_put(b);
 	add_u64(o, "revision", st->rev);
@@ -191,8 +193,9 @@ int status_collect(struct daemon *d, struct json_object **out)
 	json_object_object_add(o, "verification", json_object_get(d->last_verify));
 	if (d->transports)
 		transports_status(d->transports, o);
-	json_object_object_add(o, "bpf_stats_enabled",
-			       json_object_new_boolean(d->stats_fd >= 0 || bpfinfo_stats_enabled()));
+	json_object_object_add(
+		o, "bpf_stats_enabled",
+		json_object_new_boolean(d->stats_fd >= 0 || bpfinfo_stats_enabled()));
 	*out = o;
 	return 0;
 }

@@ -119,8 +119,7 @@ static void budgets_prune(int fd, const struct reg_state *st, svc_ident_fn ident
 	}
 }
 
-int tasks_sync_budgets(struct tasks *t, const struct reg_state *st, svc_ident_fn ident,
-		       void *ctx)
+int tasks_sync_budgets(struct tasks *t, const struct reg_state *st, svc_ident_fn ident, void *ctx)
 {
 	int fd = bpf_map__fd(t->skel->maps.cm_task_budget);
 
@@ -232,8 +231,10 @@ static size_t comp_progs(void *self, struct comp_prog *out, size_t max)
 
 	for (int i = 0; i < TASKS_NPROGS && n < max; i++)
 		out[n++] = (struct comp_prog){ bpf_program__name(prog_at(t, i)),
-					       bpf_program__fd(prog_at(t, i)), t->link_fd[i],
-					       BPF_TRACE_RAW_TP, false,
+					       bpf_program__fd(prog_at(t, i)),
+					       t->link_fd[i],
+					       BPF_TRACE_RAW_TP,
+					       false,
 					       link_outcome_name(t->outcome[i]) };
 	return n;
 }

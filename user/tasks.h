@@ -18,8 +18,7 @@ int tasks_attach(struct tasks *t, const struct bpf_env *env);
 /* Run the task iterator: count every task the hooks did not see. */
 int tasks_scan(struct tasks *t);
 /* cm_task_budget = the services' "tasks" budgets (no entry: unlimited). */
-int tasks_sync_budgets(struct tasks *t, const struct reg_state *st, svc_ident_fn ident,
-		       void *ctx);
+int tasks_sync_budgets(struct tasks *t, const struct reg_state *st, svc_ident_fn ident, void *ctx);
 /* Live tasks of a service (0 when none were counted). */
 int64_t tasks_live(const struct tasks *t, uint64_t svc_cgid);
 int tasks_budget_fd(const struct tasks *t);

@@ -10,7 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define TOKEN_LEN 64
+#define TOKEN_LEN  64
 #define TOKEN_FILE "api.token"
 
 /* Read the token, creating it when absent. 0 or -errno (-EINVAL: not a token). */

@@ -33,12 +33,12 @@ struct mcp;
 
 /* What a transport may use: borrowed, valid from start to stop. */
 struct transport_env {
-	const struct config *cfg;      /* listeners, socket path, peers, host */
-	const struct handler_ctx *hx;  /* handlers_call()'s context (handlers.h) */
-	struct events *ev;             /* events_subscribe() for streams and peers */
-	struct loop *loop;             /* the daemon's loop: every callback runs on it */
-	struct mcp *mcp;               /* the MCP dispatcher (mcp.h) */
-	struct http *http;             /* the HTTP server (http.h), NULL when none runs */
+	const struct config *cfg;     /* listeners, socket path, peers, host */
+	const struct handler_ctx *hx; /* handlers_call()'s context (handlers.h) */
+	struct events *ev;	      /* events_subscribe() for streams and peers */
+	struct loop *loop;	      /* the daemon's loop: every callback runs on it */
+	struct mcp *mcp;	      /* the MCP dispatcher (mcp.h) */
+	struct http *http;	      /* the HTTP server (http.h), NULL when none runs */
 };
 
 struct transport_ops {

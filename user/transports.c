@@ -53,9 +53,9 @@ static int http_setup(struct transports *t, const struct config *cfg, char *toke
 	err = token_load(cfg->state_dir, token);
 	if (err) {
 		p_err("%s/%s: %s", cfg->state_dir, TOKEN_FILE,
-		      err == -EINVAL ?
-			      "not a token (64 hex characters); remove it to make a new one" :
-			      strerror(-err));
+		      err == -EINVAL
+			      ? "not a token (64 hex characters); remove it to make a new one"
+			      : strerror(-err));
 		return EXIT_CONFIG;
 	}
 	o.listen[HTTP_DASH] = &cfg->http;
@@ -70,9 +70,8 @@ static int http_setup(struct transports *t, const struct config *cfg, char *toke
 	return http_start(&t->env.http, t->env.loop, &o) ? EXIT_UNAVAILABLE : 0;
 }
 
-int transports_start(struct transports *t, const struct config *cfg,
-		     const struct handler_ctx *hx, struct events *ev, struct loop *loop,
-		     char token[TOKEN_LEN + 1])
+int transports_start(struct transports *t, const struct config *cfg, const struct handler_ctx *hx,
+		     struct events *ev, struct loop *loop, char token[TOKEN_LEN + 1])
 {
 	int err;
 
@@ -134,7 +133,7 @@ static void merge(struct json_object *dst, struct json_object *src)
 {
 	if (!src)
 		return;
-	json_object_object_foreach(src, k, v)
+	json_object_object_foreach (src, k, v)
 		json_object_object_add(dst, k, json_object_get(v));
 	json_object_put(src);
 }
@@ -208,17 +207,17 @@ static struct json_object *http_status(struct transports *t)
 	json_object_object_add(o, "connections", json_object_new_int((int)st.connections));
 	api = status_of(t, "api");
 	json_object_object_add(o, "event_streams",
-			       json_object_object_get_ex(api, "event_streams", &v) ?
-				       json_object_get(v) :
-				       json_object_new_int(0));
+			       json_object_object_get_ex(api, "event_streams", &v)
+				       ? json_object_get(v)
+				       : json_object_new_int(0));
 	json_object_object_add(o, "websockets", json_object_new_int((int)st.websockets));
-	json_object_object_add(o, "requests",
-			       json_object_new_uint64(st.requests[HTTP_DASH] +
-						      st.requests[HTTP_MCP]));
+	json_object_object_add(
+		o, "requests",
+		json_object_new_uint64(st.requests[HTTP_DASH] + st.requests[HTTP_MCP]));
 	json_object_object_add(o, "stream_drops",
-			       json_object_object_get_ex(api, "stream_drops", &v) ?
-				       json_object_get(v) :
-				       json_object_new_uint64(0));
+			       json_object_object_get_ex(api, "stream_drops", &v)
+				       ? json_object_get(v)
+				       : json_object_new_uint64(0));
 	json_object_put(api);
 	http_counters(o, &st);
 	return o;

@@ -29,9 +29,8 @@ struct transports {
  * cfg, hx, ev, loop and token are borrowed until transports_stop. 0, or a sysexits code
  * (already reported).
  */
-int transports_start(struct transports *t, const struct config *cfg,
-		     const struct handler_ctx *hx, struct events *ev, struct loop *loop,
-		     char token[TOKEN_LEN + 1]);
+int transports_start(struct transports *t, const struct config *cfg, const struct handler_ctx *hx,
+		     struct events *ev, struct loop *loop, char token[TOKEN_LEN + 1]);
 /* Stop every transport (reverse order), the HTTP server and the dispatcher. Idempotent. */
 void transports_stop(struct transports *t);
 /* The dispatcher's deferred notifications and expiry, then every transport's tick. */

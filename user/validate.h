@@ -10,10 +10,10 @@
 struct rpc_client;
 
 struct validation {
-	struct json_object *check; /* caelumd's run.check result */
+	struct json_object *check;	  /* caelumd's run.check result */
 	struct json_object *fingerprints; /* [{"env", "sha256"}] of the environment credentials */
-	struct json_object *databases; /* [{"name", "ok", "detail"}] */
-	struct verr fails; /* every failure, both halves */
+	struct json_object *databases;	  /* [{"name", "ok", "detail"}] */
+	struct verr fails;		  /* every failure, both halves */
 };
 
 /* 0 (failures, if any, in v->fails) or the exit code of a failed call (already printed). */

@@ -53,17 +53,17 @@
 #include "tasks.h"
 #include "verify.h"
 
-#define VERIFY_OWNER ".verify-owner"
-#define VERIFY_TASKS ".verify-tasks"
-#define VERIFY_PROBE ".caelum-verify"
-#define VERIFY_DB_NAME ".verify"
-#define SPIN_NS 30000000ULL
+#define VERIFY_OWNER	 ".verify-owner"
+#define VERIFY_TASKS	 ".verify-tasks"
+#define VERIFY_PROBE	 ".caelum-verify"
+#define VERIFY_DB_NAME	 ".verify"
+#define SPIN_NS		 30000000ULL
 #define CHILD_TIMEOUT_MS 3000
 /* The bandwidth canary: at 1 Mbit/s (125,000 B/s) an idle queue passes burst + mark =
  * 105 ms of it, 13,125 B: 13 of the 64 datagrams, whatever the host's speed (the whole
  * burst takes well under a millisecond; the queue drains 125 B of it per ms). */
-#define VERIFY_BW_KBIT 1000
-#define VERIFY_BW_DGRAMS 64
+#define VERIFY_BW_KBIT	      1000
+#define VERIFY_BW_DGRAMS      64
 #define VERIFY_BW_DGRAM_BYTES 1000
 
 /* ---- integrity ---- */
@@ -161,7 +161,8 @@ static void check_obj_maps(void *ctx, int id, const struct comp_prog *p, struct 
 	(void)id;
 	if (p || !obj)
 		return;
-	bpf_object__for_each_map(m, obj) {
+	bpf_object__for_each_map(m, obj)
+	{
 		const char *path = bpf_map__pin_path(m);
 		char problem[PATH_MAX + 32];
 		int err = 0;
@@ -222,8 +223,10 @@ bool verify_port_claim(struct daemon *d, struct reg_claim *claim)
 {
 	if (!d->verify_probe_cgid)
 		return false;
-	*claim = (struct reg_claim){ .port = d->cfg.verify_port, .proto = IPPROTO_TCP,
-				     .origin = ORIGIN_RUNTIME, .service = VERIFY_OWNER };
+	*claim = (struct reg_claim){ .port = d->cfg.verify_port,
+				     .proto = IPPROTO_TCP,
+				     .origin = ORIGIN_RUNTIME,
+				     .service = VERIFY_OWNER };
 	return true;
 }
 
@@ -242,12 +245,14 @@ int verify_canaries(struct daemon *d)
 	dr.owner_cgid = owner;
 	dr.owner_level = level;
 	connect_local_key(d->cfg.verify_port, &ak); /* 127.0.0.1 is LOCAL (caelum/connect.h) */
-	if (daemon_devices(d) && bpf_map_update_elem(devices_map_fd(daemon_devices(d)), &dk, &dr, BPF_ANY))
+	if (daemon_devices(d) &&
+	    bpf_map_update_elem(devices_map_fd(daemon_devices(d)), &dk, &dr, BPF_ANY))
 		return -errno;
-	if (daemon_tasks(d) && bpf_map_update_elem(tasks_budget_fd(daemon_tasks(d)), &d->verify_tasks_cgid, &budget,
-					    BPF_ANY))
+	if (daemon_tasks(d) && bpf_map_update_elem(tasks_budget_fd(daemon_tasks(d)),
+						   &d->verify_tasks_cgid, &budget, BPF_ANY))
 		return -errno;
-	if (daemon_connect(d) && bpf_map_update_elem(connect_addrs_fd(daemon_connect(d)), &ak, &av, BPF_ANY))
+	if (daemon_connect(d) &&
+	    bpf_map_update_elem(connect_addrs_fd(daemon_connect(d)), &ak, &av, BPF_ANY))
 		return -errno;
 	return 0;
 }
@@ -255,8 +260,8 @@ int verify_canaries(struct daemon *d)
 /* ---- self-verification ---- */
 
 /* A probe child: join cg, run fn, exit 0 when the expected refusal happened. */
-static int run_child(const char *cg, int (*fn)(struct daemon *d), struct daemon *d,
-		     char *detail, size_t len)
+static int run_child(const char *cg, int (*fn)(struct daemon *d), struct daemon *d, char *detail,
+		     size_t len)
 {
 	int status = 0;
 	pid_t pid;
@@ -284,7 +289,8 @@ static int run_child(const char *cg, int (*fn)(struct daemon *d), struct daemon 
 
 static int probe_bind(struct daemon *d)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(d->cfg.verify_port),
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons(d->cfg.verify_port),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int fd = socket(AF_INET, SOCK_STREAM, 0), rc;
 
@@ -294,7 +300,8 @@ static int probe_bind(struct daemon *d)
 
 static int probe_connect(struct daemon *d)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(d->cfg.verify_port),
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons(d->cfg.verify_port),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0), rc;
 
@@ -332,7 +339,8 @@ static int probe_fork(struct daemon *d)
 	do
 		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
 	while ((uint64_t)(t.tv_sec - t0.tv_sec) * 1000000000ULL + (uint64_t)t.tv_nsec -
-		       (uint64_t)t0.tv_nsec < SPIN_NS);
+		       (uint64_t)t0.tv_nsec <
+	       SPIN_NS);
 	pid = fork();
 	if (pid == 0) {
 		sleep(2);
@@ -351,7 +359,8 @@ static int probe_udp_burst(struct daemon *d)
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t alen = sizeof(a);
 	char buf[VERIFY_BW_DGRAM_BYTES] = { 0 };
-	int rx = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0), tx = socket(AF_INET, SOCK_DGRAM, 0);
+	int rx = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0),
+	    tx = socket(AF_INET, SOCK_DGRAM, 0);
 	int got = 0;
 
 	(void)d;
@@ -397,13 +406,15 @@ static void step(struct daemon *d, const struct vstep *s, struct json_object *co
 	int mode = d->cfg.comp_mode[s->comp], rc;
 
 	if (mode != CAELUM_MODE_ENFORCE) {
-		snprintf(detail, sizeof(detail), "skipped: component is in %s mode", mode_name(mode));
+		snprintf(detail, sizeof(detail), "skipped: component is in %s mode",
+			 mode_name(mode));
 		json_object_object_add(comps, component_name(s->comp),
 				       json_object_new_string(detail));
 		return;
 	}
 	if (!s->loaded) {
-		record(comps, component_name(s->comp), false, components_error(&d->comps, s->comp), all);
+		record(comps, component_name(s->comp), false, components_error(&d->comps, s->comp),
+		       all);
 		return;
 	}
 	rc = run_child(s->cg, s->fn, d, detail, sizeof(detail));
@@ -418,9 +429,11 @@ static void step_cpu(struct daemon *d, uint64_t before, struct json_object *comp
 	uint64_t got;
 
 	if (d->cfg.comp_mode[CAELUM_COMP_CPU] == CAELUM_MODE_OFF || !daemon_cpu(d)) {
-		json_object_object_add(comps, "cpu",
-				       json_object_new_string(daemon_cpu(d) ? "skipped: component is off"
-								     : components_error(&d->comps, CAELUM_COMP_CPU)));
+		json_object_object_add(
+			comps, "cpu",
+			json_object_new_string(
+				daemon_cpu(d) ? "skipped: component is off"
+					      : components_error(&d->comps, CAELUM_COMP_CPU)));
 		return;
 	}
 	got = cpu_time_ns(daemon_cpu(d), d->verify_tasks_cgid) - before;
@@ -438,18 +451,20 @@ static void step_bandwidth(struct daemon *d, struct json_object *comps, bool *al
 	char detail[256] = "";
 
 	if (mode != CAELUM_MODE_ENFORCE) {
-		snprintf(detail, sizeof(detail), "skipped: component is in %s mode", mode_name(mode));
+		snprintf(detail, sizeof(detail), "skipped: component is in %s mode",
+			 mode_name(mode));
 		json_object_object_add(comps, "bandwidth", json_object_new_string(detail));
 		return;
 	}
 	if (!bw) {
-		record(comps, "bandwidth", false, components_error(&d->comps, CAELUM_COMP_BANDWIDTH),
-		       all);
+		record(comps, "bandwidth", false,
+		       components_error(&d->comps, CAELUM_COMP_BANDWIDTH), all);
 		return;
 	}
 	err = bandwidth_canary_set(bw, d->verify_tasks_cgid, VERIFY_BW_KBIT);
 	if (err) {
-		snprintf(detail, sizeof(detail), "failed to set the canary limit: %s", strerror(-err));
+		snprintf(detail, sizeof(detail), "failed to set the canary limit: %s",
+			 strerror(-err));
 		record(comps, "bandwidth", false, detail, all);
 		return;
 	}
@@ -465,7 +480,9 @@ static void step_bandwidth(struct daemon *d, struct json_object *comps, bool *al
 			 VERIFY_BW_DGRAMS, VERIFY_BW_KBIT,
 			 (unsigned long long)c[CAELUM_BW_EGRESS].packets,
 			 (unsigned long long)c[CAELUM_BW_EGRESS].dropped,
-			 rc == 1 ? ": NOT held" : rc == 2 ? ": nothing passed" : "");
+			 rc == 1   ? ": NOT held"
+			 : rc == 2 ? ": nothing passed"
+				   : "");
 	record(comps, "bandwidth", !rc && !err && c[CAELUM_BW_EGRESS].dropped > 0, detail, all);
 }
 
@@ -475,14 +492,15 @@ struct json_object *verify_run(struct daemon *d)
 		{ CAELUM_COMP_PORTS, true, d->verify_probe_cgroup, probe_bind,
 		  "bind to the canary port from an unmanaged cgroup: EPERM",
 		  "bind to the canary port was NOT refused" },
-		{ CAELUM_COMP_DATABASES, daemon_connect(d) != NULL, d->verify_probe_cgroup, probe_connect,
-		  "connect to the canary database from an unmanaged cgroup: EPERM",
+		{ CAELUM_COMP_DATABASES, daemon_connect(d) != NULL, d->verify_probe_cgroup,
+		  probe_connect, "connect to the canary database from an unmanaged cgroup: EPERM",
 		  "connect to the canary database was NOT refused" },
-		{ CAELUM_COMP_DEVICES, daemon_devices(d) != NULL, d->verify_probe_cgroup, probe_mknod,
-		  "mknod of the canary device by another cgroup: EPERM",
+		{ CAELUM_COMP_DEVICES, daemon_devices(d) != NULL, d->verify_probe_cgroup,
+		  probe_mknod, "mknod of the canary device by another cgroup: EPERM",
 		  "mknod of the canary device was NOT refused" },
 		{ CAELUM_COMP_TASKS, daemon_tasks(d) != NULL, d->verify_tasks_cgroup, probe_fork,
-		  "a fork past the canary budget was killed", "a fork past the canary budget survived" },
+		  "a fork past the canary budget was killed",
+		  "a fork past the canary budget survived" },
 	};
 	struct json_object *o = json_object_new_object(), *comps = json_object_new_object();
 	uint64_t cpu_before = daemon_cpu(d) ? cpu_time_ns(daemon_cpu(d), d->verify_tasks_cgid) : 0;
@@ -509,7 +527,8 @@ static void emit_result(struct daemon *d, struct json_object *res, bool was_ok)
 	if (ok && was_ok)
 		return; /* all fine, as before: nothing to say */
 	e = event_new(d->ev, ok ? "verification_passed" : "verification_failed", "verified");
-	json_object_object_add(e, "components", json_object_get(json_object_object_get(res, "components")));
+	json_object_object_add(e, "components",
+			       json_object_get(json_object_object_get(res, "components")));
 	events_emit(d->ev, e);
 }
 

@@ -34,8 +34,8 @@
 #endif
 #include "caelum/common.h"
 
-#define CAELUM_MAX_FOLLOWED 1024
-#define CAELUM_CG_PATH_MAX 128 /* including the NUL */
+#define CAELUM_MAX_FOLLOWED  1024
+#define CAELUM_CG_PATH_MAX   128 /* including the NUL */
 #define CAELUM_CG_ANCHOR_BIT (1ULL << 63)
 
 struct caelum_cg_path {

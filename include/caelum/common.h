@@ -39,63 +39,63 @@
 #define CAELUM_CGID_NONE 0ULL
 
 /* Bounds. */
-#define CAELUM_MAX_SERVICES 16384
-#define CAELUM_MAX_AGG_KEYS 8192
+#define CAELUM_MAX_SERVICES  16384
+#define CAELUM_MAX_AGG_KEYS  8192
 #define CAELUM_RINGBUF_BYTES (4U << 20)
 #define CAELUM_AGG_WINDOW_NS 1000000000ULL
-#define CAELUM_COMM_LEN 16
+#define CAELUM_COMM_LEN	     16
 
 /* Component indices into caelum_config.mode[]. */
-#define CAELUM_COMP_PORTS 0
-#define CAELUM_COMP_DEVICES 1
-#define CAELUM_COMP_TASKS 2
-#define CAELUM_COMP_CPU 3
+#define CAELUM_COMP_PORTS     0
+#define CAELUM_COMP_DEVICES   1
+#define CAELUM_COMP_TASKS     2
+#define CAELUM_COMP_CPU	      3
 #define CAELUM_COMP_DATABASES 4
 #define CAELUM_COMP_BANDWIDTH 5
-#define CAELUM_COMP_MAX 8
+#define CAELUM_COMP_MAX	      8
 
 /* Component modes. UNSET (a zeroed config) is treated as ENFORCE: fail closed. */
-#define CAELUM_MODE_UNSET 0
-#define CAELUM_MODE_OFF 1
-#define CAELUM_MODE_AUDIT 2
+#define CAELUM_MODE_UNSET   0
+#define CAELUM_MODE_OFF	    1
+#define CAELUM_MODE_AUDIT   2
 #define CAELUM_MODE_ENFORCE 3
 
 /* Event types. */
-#define CAELUM_EV_BIND_DENIED 1
+#define CAELUM_EV_BIND_DENIED	1
 #define CAELUM_EV_DEVICE_DENIED 2
-#define CAELUM_EV_TASK_BUDGET 3
-#define CAELUM_EV_DB_DENIED 4
-#define CAELUM_EV_DB_LIMIT 5
-#define CAELUM_EV_BW_EXCEEDED 6 /* include/caelum/bandwidth.h */
+#define CAELUM_EV_TASK_BUDGET	3
+#define CAELUM_EV_DB_DENIED	4
+#define CAELUM_EV_DB_LIMIT	5
+#define CAELUM_EV_BW_EXCEEDED	6 /* include/caelum/bandwidth.h */
 
 /* Event actions. */
-#define CAELUM_ACT_DENIED 1
+#define CAELUM_ACT_DENIED  1
 #define CAELUM_ACT_AUDITED 2
 
 /* Event flags. */
-#define CAELUM_EVF_FOLLOWUP 0x01 /* count = identical events folded since the first */
+#define CAELUM_EVF_FOLLOWUP	0x01 /* count = identical events folded since the first */
 #define CAELUM_EVF_UNAGGREGATED 0x02 /* aggregation table full: reported one by one */
 
 /* Why a bind was refused. */
-#define CAELUM_REASON_RESERVED 1 /* the port is reserved by another service */
-#define CAELUM_REASON_MANAGED 2 /* the port lies in a managed range and nobody reserved it */
-#define CAELUM_REASON_ASSIGNED 3 /* the device is assigned to another service */
+#define CAELUM_REASON_RESERVED	 1 /* the port is reserved by another service */
+#define CAELUM_REASON_MANAGED	 2 /* the port lies in a managed range and nobody reserved it */
+#define CAELUM_REASON_ASSIGNED	 3 /* the device is assigned to another service */
 #define CAELUM_REASON_UNASSIGNED 4 /* the device is listed but assigned to nobody */
 #define CAELUM_REASON_UNDECLARED 5 /* the service did not declare the database */
-#define CAELUM_REASON_UNMANAGED 6 /* not a service, and the database denies unmanaged */
+#define CAELUM_REASON_UNMANAGED	 6 /* not a service, and the database denies unmanaged */
 #define CAELUM_REASON_CONN_LIMIT 7 /* the service's connections to it are at max */
-#define CAELUM_REASON_BW_RATE 8 /* over the service's bandwidth (include/caelum/bandwidth.h) */
+#define CAELUM_REASON_BW_RATE	 8 /* over the service's bandwidth (include/caelum/bandwidth.h) */
 
 /* Device access bits as in the kernel's BPF_DEVCG_ACC_* (cgroup/dev programs). */
 #define CAELUM_DEV_ACC_MKNOD 1
-#define CAELUM_DEV_ACC_READ 2
+#define CAELUM_DEV_ACC_READ  2
 #define CAELUM_DEV_ACC_WRITE 4
 
 /* Per-type payloads of struct caelum_event. */
 struct caelum_ev_bind {
-	__u16 port; /* host byte order */
-	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
-	__u8 family; /* AF_INET or AF_INET6 */
+	__u16 port;    /* host byte order */
+	__u8 proto;    /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 family;   /* AF_INET or AF_INET6 */
 	__u8 addr[16]; /* bind address: IPv4 in the first 4 bytes, or IPv6 */
 	__u8 pad[12];
 };
@@ -103,36 +103,36 @@ struct caelum_ev_bind {
 struct caelum_ev_dev {
 	__u32 major;
 	__u32 minor;
-	__u32 access; /* BPF_DEVCG_ACC_* bits */
+	__u32 access;	/* BPF_DEVCG_ACC_* bits */
 	__u32 dev_type; /* BPF_DEVCG_DEV_CHAR or BPF_DEVCG_DEV_BLOCK */
 	__u8 pad[16];
 };
 
 struct caelum_ev_task {
-	__u64 live; /* live tasks of the service after the fork */
+	__u64 live;   /* live tasks of the service after the fork */
 	__u64 budget; /* its budget */
 	__u32 killed; /* 1: the new task was sent SIGKILL */
 	__u32 pad[3];
 };
 
 struct caelum_ev_conn {
-	__u32 db_id; /* db_id_of(name) */
-	__u16 port; /* host byte order */
-	__u8 family; /* AF_INET or AF_INET6 */
-	__u8 op; /* CAELUM_CONN_OP_* */
+	__u32 db_id;   /* db_id_of(name) */
+	__u16 port;    /* host byte order */
+	__u8 family;   /* AF_INET or AF_INET6 */
+	__u8 op;       /* CAELUM_CONN_OP_* */
 	__u8 addr[16]; /* IPv6, or IPv4-mapped */
-	__u32 count; /* open connections of the service to it */
-	__u32 max; /* its max_connections (0 = none) */
+	__u32 count;   /* open connections of the service to it */
+	__u32 max;     /* its max_connections (0 = none) */
 };
 
 /* Payload of CAELUM_EV_BW_EXCEEDED (struct caelum_event.bw). */
 struct caelum_ev_bw {
-	__u64 rate_Bps; /* the service's rate in that direction */
+	__u64 rate_Bps;	  /* the service's rate in that direction */
 	__u64 backlog_ns; /* how far over its queue was (of the latest occurrence) */
-	__u32 len; /* bytes of the latest packet */
-	__u8 dir; /* CAELUM_BW_EGRESS or CAELUM_BW_INGRESS */
-	__u8 proto; /* IPPROTO_TCP, IPPROTO_UDP, ... (0: not IP) */
-	__u8 verdict; /* CAELUM_BW_V_* */
+	__u32 len;	  /* bytes of the latest packet */
+	__u8 dir;	  /* CAELUM_BW_EGRESS or CAELUM_BW_INGRESS */
+	__u8 proto;	  /* IPPROTO_TCP, IPPROTO_UDP, ... (0: not IP) */
+	__u8 verdict;	  /* CAELUM_BW_V_* */
 	__u8 pad[9];
 };
 
@@ -140,42 +140,42 @@ struct caelum_ev_bw {
 #define CAELUM_CONN_OP_SENDMSG 2
 
 struct caelum_event {
-	__u64 time_ns; /* bpf_ktime_get_ns() of the (latest) occurrence */
-	__u64 cgroup_id; /* cgroup of the offending task */
-	__u64 svc_cgid; /* service cgroup of the offender or CAELUM_CGID_NONE */
+	__u64 time_ns;	  /* bpf_ktime_get_ns() of the (latest) occurrence */
+	__u64 cgroup_id;  /* cgroup of the offending task */
+	__u64 svc_cgid;	  /* service cgroup of the offender or CAELUM_CGID_NONE */
 	__u64 owner_cgid; /* service cgroup owning the resource or CAELUM_CGID_NONE */
-	__u32 type; /* CAELUM_EV_* */
-	__u32 action; /* CAELUM_ACT_* */
-	__u32 pid; /* tgid of the (last) offender */
-	__u32 count; /* occurrences this record stands for */
-	__u8 flags; /* CAELUM_EVF_* */
-	__u8 reason; /* CAELUM_REASON_* */
+	__u32 type;	  /* CAELUM_EV_* */
+	__u32 action;	  /* CAELUM_ACT_* */
+	__u32 pid;	  /* tgid of the (last) offender */
+	__u32 count;	  /* occurrences this record stands for */
+	__u8 flags;	  /* CAELUM_EVF_* */
+	__u8 reason;	  /* CAELUM_REASON_* */
 	__u8 pad[6];
 	char comm[CAELUM_COMM_LEN];
 	union {
 		struct caelum_ev_bind bind; /* CAELUM_EV_BIND_DENIED */
-		struct caelum_ev_dev dev; /* CAELUM_EV_DEVICE_DENIED */
+		struct caelum_ev_dev dev;   /* CAELUM_EV_DEVICE_DENIED */
 		struct caelum_ev_task task; /* CAELUM_EV_TASK_BUDGET */
 		struct caelum_ev_conn conn; /* CAELUM_EV_DB_DENIED, CAELUM_EV_DB_LIMIT */
-		struct caelum_ev_bw bw; /* CAELUM_EV_BW_EXCEEDED */
+		struct caelum_ev_bw bw;	    /* CAELUM_EV_BW_EXCEEDED */
 	};
 };
 
 /* Indices into cm_stats (per-CPU __u64 counters). */
-#define CAELUM_STAT_DENIED 0 /* binds refused */
-#define CAELUM_STAT_AUDITED 1 /* binds that would have been refused (audit mode) */
-#define CAELUM_STAT_FOLDED 2 /* events folded into a follow-up */
-#define CAELUM_STAT_RB_LOST_FIRST 3 /* ring buffer full: first event lost */
+#define CAELUM_STAT_DENIED	     0 /* binds refused */
+#define CAELUM_STAT_AUDITED	     1 /* binds that would have been refused (audit mode) */
+#define CAELUM_STAT_FOLDED	     2 /* events folded into a follow-up */
+#define CAELUM_STAT_RB_LOST_FIRST    3 /* ring buffer full: first event lost */
 #define CAELUM_STAT_RB_LOST_FOLLOWUP 4 /* ring buffer full: follow-up lost (count too) */
-#define CAELUM_STAT_AGG_FULL 5 /* aggregation table full: event sent unfolded */
-#define CAELUM_STAT_TASK_STORAGE 6 /* task storage could not be created: task uncounted */
-#define CAELUM_STAT_DB_UNCOUNTED 7 /* a database connection allowed without a place to count it */
-#define CAELUM_STAT_MAX 8
+#define CAELUM_STAT_AGG_FULL	     5 /* aggregation table full: event sent unfolded */
+#define CAELUM_STAT_TASK_STORAGE     6 /* task storage could not be created: task uncounted */
+#define CAELUM_STAT_DB_UNCOUNTED     7 /* a database connection allowed without a place to count it */
+#define CAELUM_STAT_MAX		     8
 
 /* Single entry of cm_config (ARRAY, key 0). Written by caelumd, read by every program. */
 struct caelum_config {
 	__u32 mode[CAELUM_COMP_MAX]; /* CAELUM_MODE_* per CAELUM_COMP_* */
-	__u32 svc_level; /* cgroup level of <cgroup_root>/caelum/<name> */
+	__u32 svc_level;	     /* cgroup level of <cgroup_root>/caelum/<name> */
 	__u32 pad;
 };
 
@@ -186,7 +186,7 @@ struct caelum_service {
 };
 
 #define CAELUM_SVC_F_REGISTERED 0x01
-#define CAELUM_SVC_F_INTERNAL 0x02 /* Caelum's own probe/verification cgroup */
+#define CAELUM_SVC_F_INTERNAL	0x02 /* Caelum's own probe/verification cgroup */
 
 /*
  * Key of cm_agg (HASH): what makes two events identical. subject is per type:
@@ -207,8 +207,8 @@ struct caelum_agg_key {
 struct caelum_agg_val {
 	struct bpf_spin_lock lock;
 	__u32 pad;
-	__u64 start_ns; /* bpf_ktime_get_ns() of the occurrence that opened the window */
-	__u64 count; /* folded since, not yet reported */
+	__u64 start_ns;		  /* bpf_ktime_get_ns() of the occurrence that opened the window */
+	__u64 count;		  /* folded since, not yet reported */
 	struct caelum_event last; /* the latest folded occurrence: template of the follow-up */
 };
 

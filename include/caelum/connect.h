@@ -78,10 +78,10 @@
 #endif
 #include "caelum/common.h"
 
-#define CAELUM_MAX_DB_ADDRS 4096
-#define CAELUM_MAX_DB_DECLS 16384
-#define CAELUM_MAX_HOST_ADDRS 1024 /* host interface addresses followed in cm_db_host */
-#define CAELUM_MAX_DB_SLOTS 65536 /* cm_db_slots entries: a power of two (cookie % it) */
+#define CAELUM_MAX_DB_ADDRS   4096
+#define CAELUM_MAX_DB_DECLS   16384
+#define CAELUM_MAX_HOST_ADDRS 1024  /* host interface addresses followed in cm_db_host */
+#define CAELUM_MAX_DB_SLOTS   65536 /* cm_db_slots entries: a power of two (cookie % it) */
 
 #define CAELUM_DB_SCOPE_EXACT 0 /* addr is the destination address itself */
 #define CAELUM_DB_SCOPE_LOCAL 1 /* addr is zero: any address that reaches this host */
@@ -90,8 +90,8 @@
 
 struct caelum_db_addr_key {
 	__u8 addr[16]; /* IPv6, or IPv4-mapped (::ffff:a.b.c.d); zero when scope is LOCAL */
-	__u16 port; /* host byte order */
-	__u8 scope; /* CAELUM_DB_SCOPE_* */
+	__u16 port;    /* host byte order */
+	__u8 scope;    /* CAELUM_DB_SCOPE_* */
 	__u8 pad;
 };
 
@@ -133,7 +133,7 @@ struct caelum_db_sk {
 #define CAELUM_DB_SLOT_FREE 0 /* cm_db_slots: no socket (cookies count from 1) */
 
 struct caelum_db_slot {
-	__u64 cookie; /* the socket holding the slot, or CAELUM_DB_SLOT_FREE */
+	__u64 cookie;	/* the socket holding the slot, or CAELUM_DB_SLOT_FREE */
 	__u64 svc_cgid; /* and the (service, database) it is counted in */
 	__u32 db_id;
 	__u32 pad;

@@ -25,7 +25,7 @@
 
 #define CAELUM_MAX_DEVICES 1024
 
-#define CAELUM_DEV_CHAR 2 /* BPF_DEVCG_DEV_CHAR */
+#define CAELUM_DEV_CHAR	      2 /* BPF_DEVCG_DEV_CHAR */
 #define CAELUM_DEV_F_ASSIGNED 0x0001
 
 struct caelum_dev_key {
@@ -38,7 +38,7 @@ struct caelum_dev_key {
 struct caelum_dev_rule {
 	__u64 owner_cgid; /* CAELUM_CGID_NONE when not assigned */
 	__u16 owner_level;
-	__u16 flags; /* CAELUM_DEV_F_* */
+	__u16 flags;	 /* CAELUM_DEV_F_* */
 	__u32 gpu_index; /* position in capacity.gpus, for naming */
 };
 

@@ -39,11 +39,11 @@
 
 /* The host's plus the opted-in ones (config "network_namespaces", at most 15), plus the
  * CONFIGURED marker. */
-#define CAELUM_MAX_NETNS 17
+#define CAELUM_MAX_NETNS	    17
 #define CAELUM_NETNS_KEY_CONFIGURED 0ULL
 
-#define CAELUM_NETNS_F_HOST 0x0001 /* the namespace caelumd runs in */
-#define CAELUM_NETNS_F_OPTED_IN 0x0002 /* listed in the config */
+#define CAELUM_NETNS_F_HOST	  0x0001 /* the namespace caelumd runs in */
+#define CAELUM_NETNS_F_OPTED_IN	  0x0002 /* listed in the config */
 #define CAELUM_NETNS_F_CONFIGURED 0x0004 /* the marker entry */
 
 struct caelum_netns {

@@ -52,27 +52,27 @@
 #include "caelum/common.h"
 
 /* Every (port, proto) pair fits: 65535 ports x {tcp, udp}. */
-#define CAELUM_MAX_PORT_RULES 131072
-#define CAELUM_PORT_SLOTS 131072
-#define CAELUM_PORT_SLOT(port, proto) ((__u32)(port) * 2 + ((proto) == 17 /* UDP */))
+#define CAELUM_MAX_PORT_RULES	      131072
+#define CAELUM_PORT_SLOTS	      131072
+#define CAELUM_PORT_SLOT(port, proto) ((__u32)(port)*2 + ((proto) == 17 /* UDP */))
 /* Owner indexes: every service and Caelum's own cgroups, twice (a service whose cgroup was
  * made anew holds a second index until its entries moved). Index 0 is nobody. */
 #define CAELUM_MAX_PORT_OWNERS (2 * CAELUM_MAX_SERVICES)
 #define CAELUM_PORT_OWNER_NONE 0
 
 #define CAELUM_PORT_F_RESERVED 0x0001
-#define CAELUM_PORT_F_MANAGED 0x0002
+#define CAELUM_PORT_F_MANAGED  0x0002
 
 struct caelum_port_key {
 	__u16 port; /* host byte order, 1..65535 */
 	__u8 proto; /* IPPROTO_TCP or IPPROTO_UDP */
-	__u8 pad; /* must be zero */
+	__u8 pad;   /* must be zero */
 };
 
 struct caelum_port_rule {
-	__u64 owner_cgid; /* owner's cgroup id when RESERVED, else CAELUM_CGID_NONE */
+	__u64 owner_cgid;  /* owner's cgroup id when RESERVED, else CAELUM_CGID_NONE */
 	__u16 owner_level; /* cgroup level of owner_cgid */
-	__u16 flags; /* CAELUM_PORT_F_* */
+	__u16 flags;	   /* CAELUM_PORT_F_* */
 	__u32 pad;
 };
 

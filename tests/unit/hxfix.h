@@ -28,7 +28,7 @@ struct hxfix {
 	struct events *ev;
 	struct svcs svcs;
 	struct apply_log applied;
-	int apply_err; /* what the stand-in kernel apply answers for the next revisions */
+	int apply_err;	      /* what the stand-in kernel apply answers for the next revisions */
 	unsigned int applies; /* revisions it was told about */
 	char token[TOKEN_LEN + 1];
 	struct handler_ops ops;
@@ -56,8 +56,10 @@ static inline struct hxfix *hxfix_new(void)
 {
 	struct hxfix *f = calloc(1, sizeof(*f));
 	struct registry_backend *b = NULL;
-	struct events_opts eo = { .host = "unit-host", .journal_max_bytes = 1 << 20,
-				  .journal_keep = 1, .name_of = hxfix_no_name };
+	struct events_opts eo = { .host = "unit-host",
+				  .journal_max_bytes = 1 << 20,
+				  .journal_keep = 1,
+				  .name_of = hxfix_no_name };
 	struct verr e = {};
 
 	assert_non_null(f);
@@ -136,8 +138,7 @@ static inline struct json_object *hxfix_ok_rev(struct hxfix *f, const char *meth
 	return res;
 }
 
-static inline struct json_object *hxfix_ok(struct hxfix *f, const char *method,
-					   const char *params)
+static inline struct json_object *hxfix_ok(struct hxfix *f, const char *method, const char *params)
 {
 	return hxfix_ok_rev(f, method, params, NULL);
 }
@@ -146,9 +147,9 @@ static inline const char *hxfix_str(struct json_object *o, const char *key)
 {
 	struct json_object *v;
 
-	return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string) ?
-		       json_object_get_string(v) :
-		       NULL;
+	return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+		       ? json_object_get_string(v)
+		       : NULL;
 }
 
 static inline int64_t hxfix_int(struct json_object *o, const char *key)

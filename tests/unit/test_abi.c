@@ -207,15 +207,15 @@ struct abi_off {
 static void test_sizes(void **state)
 {
 	static const struct abi_size sizes[] = {
-		SZ(caelum_event, 104),	   SZ(caelum_ev_bind, 32),	 SZ(caelum_ev_dev, 32),
-		SZ(caelum_ev_task, 32),	   SZ(caelum_ev_conn, 32),	 SZ(caelum_db_addr_key, 20),
-		SZ(caelum_db_decl_key, 16), SZ(caelum_db_sk, 16),	   SZ(caelum_config, 40),	 SZ(caelum_service, 8),
-		SZ(caelum_agg_key, 24),	   SZ(caelum_agg_val, 128),	 SZ(caelum_agg_flush_args, 8),
-		SZ(caelum_port_key, 4),	   SZ(caelum_port_rule, 16), SZ(caelum_port_entry, 8),	 SZ(caelum_dev_key, 16),
-		SZ(caelum_dev_rule, 16),   SZ(caelum_task, 24),		 SZ(caelum_task_live, 8),
-		SZ(caelum_db_slot, 24),
-		SZ(caelum_ev_bw, 32),	   SZ(caelum_bw_queue, 40),	 SZ(caelum_bw, 88),
-		SZ(caelum_bw_dir_count, 48), SZ(caelum_bw_count, 96),
+		SZ(caelum_event, 104),	      SZ(caelum_ev_bind, 32),  SZ(caelum_ev_dev, 32),
+		SZ(caelum_ev_task, 32),	      SZ(caelum_ev_conn, 32),  SZ(caelum_db_addr_key, 20),
+		SZ(caelum_db_decl_key, 16),   SZ(caelum_db_sk, 16),    SZ(caelum_config, 40),
+		SZ(caelum_service, 8),	      SZ(caelum_agg_key, 24),  SZ(caelum_agg_val, 128),
+		SZ(caelum_agg_flush_args, 8), SZ(caelum_port_key, 4),  SZ(caelum_port_rule, 16),
+		SZ(caelum_port_entry, 8),     SZ(caelum_dev_key, 16),  SZ(caelum_dev_rule, 16),
+		SZ(caelum_task, 24),	      SZ(caelum_task_live, 8), SZ(caelum_db_slot, 24),
+		SZ(caelum_ev_bw, 32),	      SZ(caelum_bw_queue, 40), SZ(caelum_bw, 88),
+		SZ(caelum_bw_dir_count, 48),  SZ(caelum_bw_count, 96),
 	};
 
 	(void)state;
@@ -319,13 +319,17 @@ static void test_constants(void **state)
 		CAELUM_STAT_RB_LOST_FIRST, CAELUM_STAT_RB_LOST_FOLLOWUP, CAELUM_STAT_AGG_FULL,
 	};
 	static const unsigned long long actions[] = { 0, CAELUM_ACT_DENIED, CAELUM_ACT_AUDITED };
-	static const unsigned long long reasons[] = { 0, CAELUM_REASON_RESERVED,
-						      CAELUM_REASON_MANAGED, CAELUM_REASON_ASSIGNED,
-						      CAELUM_REASON_UNASSIGNED, CAELUM_REASON_UNDECLARED,
-						      CAELUM_REASON_UNMANAGED, CAELUM_REASON_CONN_LIMIT,
+	static const unsigned long long reasons[] = { 0,
+						      CAELUM_REASON_RESERVED,
+						      CAELUM_REASON_MANAGED,
+						      CAELUM_REASON_ASSIGNED,
+						      CAELUM_REASON_UNASSIGNED,
+						      CAELUM_REASON_UNDECLARED,
+						      CAELUM_REASON_UNMANAGED,
+						      CAELUM_REASON_CONN_LIMIT,
 						      CAELUM_REASON_BW_RATE };
-	static const unsigned long long comps[] = { CAELUM_COMP_PORTS, CAELUM_COMP_DEVICES,
-						    CAELUM_COMP_TASKS, CAELUM_COMP_CPU,
+	static const unsigned long long comps[] = { CAELUM_COMP_PORTS,	   CAELUM_COMP_DEVICES,
+						    CAELUM_COMP_TASKS,	   CAELUM_COMP_CPU,
 						    CAELUM_COMP_DATABASES, CAELUM_COMP_BANDWIDTH };
 	static const unsigned long long bwflags[] = { CAELUM_BW_F_EGRESS, CAELUM_BW_F_INGRESS };
 	static const unsigned long long evflags[] = { CAELUM_EVF_FOLLOWUP,
@@ -367,10 +371,8 @@ static void test_constants(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sizes),
-		cmocka_unit_test(test_offsets),
-		cmocka_unit_test(test_constants),
-		cmocka_unit_test(test_netns_enforced),
+		cmocka_unit_test(test_sizes),	    cmocka_unit_test(test_offsets),
+		cmocka_unit_test(test_constants),   cmocka_unit_test(test_netns_enforced),
 		cmocka_unit_test(test_cg_identity),
 	};
 

@@ -63,8 +63,7 @@ int http_reply_json(struct http *h, uint64_t conn, int status, struct json_objec
 	return http_reply(h, conn, status, "application/json", hdrs, n_hdrs, s, strlen(s));
 }
 
-int http_stream_begin(struct http *h, uint64_t conn, const struct http_header *hdrs,
-		      size_t n_hdrs)
+int http_stream_begin(struct http *h, uint64_t conn, const struct http_header *hdrs, size_t n_hdrs)
 {
 	(void)conn;
 	(void)hdrs;
@@ -156,9 +155,9 @@ static int request(struct fx *x, const char *method, const char *path, const cha
 	}
 	api_transport.request(x->api, &r);
 	if (json)
-		*json = out.status && !strcmp(out.ctype, "application/json") ?
-				json_tokener_parse(out.body) :
-				NULL;
+		*json = out.status && !strcmp(out.ctype, "application/json")
+				? json_tokener_parse(out.body)
+				: NULL;
 	return out.status;
 }
 

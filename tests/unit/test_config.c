@@ -107,9 +107,9 @@ static const struct bad_case bad_cases[] = {
 	  LABEL ": mode: invalid mode \"Enforce\" (expected enforce or audit)" },
 	{ "{\"components\": {\"ports\": \"loud\"}}",
 	  LABEL ": components.ports: invalid mode \"loud\" (expected enforce, audit or off)" },
-	{ "{\"components\": {\"files\": \"audit\"}}",
-	  LABEL ": components.files: unknown component (known: ports, devices, tasks, cpu, databases, "
-		"bandwidth)" },
+	{ "{\"components\": {\"files\": \"audit\"}}", LABEL
+	  ": components.files: unknown component (known: ports, devices, tasks, cpu, databases, "
+	  "bandwidth)" },
 	/* host names */
 	{ "{\"host\": \"-node\"}", LABEL ": host: invalid host name \"-node\"" },
 	{ "{\"host\": \"node-\"}", LABEL ": host: invalid host name \"node-\"" },
@@ -141,7 +141,8 @@ static const struct bad_case bad_cases[] = {
 	{ "{\"managed_ports\": [\"http\"]}", LABEL ": managed_ports[0]: invalid port 'http'" },
 	{ "{\"managed_ports\": [\"+80\"]}", LABEL ": managed_ports[0]: invalid port '+80'" },
 	{ "{\"managed_ports\": [\" 80\"]}", LABEL ": managed_ports[0]: invalid port ' 80'" },
-	{ "{\"managed_ports\": [\"8100-\"]}", LABEL ": managed_ports[0]: '8100-': missing port number" },
+	{ "{\"managed_ports\": [\"8100-\"]}",
+	  LABEL ": managed_ports[0]: '8100-': missing port number" },
 	{ "{\"managed_ports\": [\"1234567890\"]}",
 	  LABEL ": managed_ports[0]: invalid port '1234567890'" },
 	{ "{\"managed_ports\": [\"8100-8199\", \"8150/udp\"]}",
@@ -179,10 +180,11 @@ static const struct bad_case bad_cases[] = {
 	  LABEL ": http.cert: \"/nonexistent/c.pem\": No such file or directory" },
 	{ "{\"http\": {\"cert\": \"/etc/hostname\"}}",
 	  LABEL ": http: \"cert\" and \"key\" go together: give both or neither" },
-	{ "{\"http\": {\"origins\": [\"evil.com\"]}}",
-	  LABEL ": http.origins[0]: \"evil.com\" is not an origin (scheme://host[:port], no path)" },
+	{ "{\"http\": {\"origins\": [\"evil.com\"]}}", LABEL
+	  ": http.origins[0]: \"evil.com\" is not an origin (scheme://host[:port], no path)" },
 	{ "{\"http\": {\"origins\": [\"https://a.example/x\"]}}",
-	  LABEL ": http.origins[0]: \"https://a.example/x\" is not an origin (scheme://host[:port], no path)" },
+	  LABEL ": http.origins[0]: \"https://a.example/x\" is not an origin "
+		"(scheme://host[:port], no path)" },
 	{ "{\"http\": {\"hosts\": [\"dash.example.com:8090\"]}}",
 	  LABEL ": http.hosts[0]: \"dash.example.com:8090\": not a host name (letters, digits, "
 		"'-' in dot-separated labels; no scheme, port or path)" },
@@ -193,15 +195,15 @@ static const struct bad_case bad_cases[] = {
 	/* Found by fuzz_config: the scheme alone was read past its end. */
 	{ "{\"http\": {\"origins\": [\"http://\"]}}",
 	  LABEL ": http.origins[0]: \"http://\" is not an origin (scheme://host[:port], no path)" },
-	{ "{\"http\": {\"origins\": [\"https://\"]}}",
-	  LABEL ": http.origins[0]: \"https://\" is not an origin (scheme://host[:port], no path)" },
-	{ "{\"http\": {\"origins\": [\"http://a/\"]}}",
-	  LABEL ": http.origins[0]: \"http://a/\" is not an origin (scheme://host[:port], no path)" },
+	{ "{\"http\": {\"origins\": [\"https://\"]}}", LABEL
+	  ": http.origins[0]: \"https://\" is not an origin (scheme://host[:port], no path)" },
+	{ "{\"http\": {\"origins\": [\"http://a/\"]}}", LABEL
+	  ": http.origins[0]: \"http://a/\" is not an origin (scheme://host[:port], no path)" },
 	{ "{\"bpf_stats\": 1}", LABEL ": bpf_stats: expected boolean, got integer 1" },
 	{ "{\"mcp\": {\"auth\": \"maybe\"}}",
 	  LABEL ": mcp.auth: \"maybe\": expected \"token\" or \"none\"" },
-	{ "{\"mcp\": {\"listen\": \"0.0.0.0:8080\", \"auth\": \"none\"}}",
-	  LABEL ": mcp.auth: \"none\" is only allowed on a loopback listener, not on 0.0.0.0:8080" },
+	{ "{\"mcp\": {\"listen\": \"0.0.0.0:8080\", \"auth\": \"none\"}}", LABEL
+	  ": mcp.auth: \"none\" is only allowed on a loopback listener, not on 0.0.0.0:8080" },
 	{ "{\"mcp\": {\"peers\": [{\"url\": \"ftp://x/y\"}]}}",
 	  LABEL ": mcp.peers[0].url: \"ftp://x/y\": the scheme must be ws, wss, http or https" },
 	{ "{\"mcp\": {\"peers\": [{\"token_file\": \"/etc/hostname\"}]}}",
@@ -238,26 +240,36 @@ static const struct bad_case bad_cases[] = {
 	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": []}}",
 	  LABEL ": registry.endpoints: 0 endpoints, expected 1 to 8" },
 	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"10.0.0.1:2379\"]}}",
-	  LABEL ": registry.endpoints[0]: \"10.0.0.1:2379\": expected http://HOST:PORT or https://HOST:PORT" },
+	  LABEL ": registry.endpoints[0]: \"10.0.0.1:2379\": expected http://HOST:PORT or "
+		"https://HOST:PORT" },
 	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"http://a:2379/v3\"]}}",
 	  LABEL ": registry.endpoints[0]: \"http://a:2379/v3\": no path expected after the port" },
-	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"http://a:2379\", \"http://a:2379\"]}}",
+	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"http://a:2379\", "
+	  "\"http://a:2379\"]}}",
 	  LABEL ": registry.endpoints[1]: \"http://a:2379\" is listed twice" },
-	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"http://a:2379\"], \"prefix\": \"caelum\"}}",
+	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"http://a:2379\"], \"prefix\": "
+	  "\"caelum\"}}",
 	  LABEL ": registry.prefix: \"caelum\": must end with '/'" },
-	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"http://a:2379\"], \"prefix\": \"a b/\"}}",
+	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"http://a:2379\"], \"prefix\": "
+	  "\"a b/\"}}",
 	  LABEL ": registry.prefix: \"a b/\": only printable characters without spaces" },
-	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"http://a:2379\"], \"lease_ttl_s\": 2}}",
+	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"http://a:2379\"], "
+	  "\"lease_ttl_s\": 2}}",
 	  LABEL ": registry.lease_ttl_s: 2 out of range 5-3600" },
-	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"http://a:2379\"], \"timeout_ms\": \"5s\"}}",
+	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"http://a:2379\"], "
+	  "\"timeout_ms\": \"5s\"}}",
 	  LABEL ": registry.timeout_ms: expected integer, got string \"5s\"" },
-	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"http://a:2379\"], \"username\": \"n\"}}",
+	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"http://a:2379\"], "
+	  "\"username\": \"n\"}}",
 	  LABEL ": registry.password_file: missing: \"username\" needs it" },
-	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"http://a:2379\"], \"tls\": {\"ca\": \"/c\"}}}",
+	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"http://a:2379\"], \"tls\": "
+	  "{\"ca\": \"/c\"}}}",
 	  LABEL ": registry.endpoints[0]: \"http://a:2379\": \"tls\" is set, expected https://" },
-	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"https://a:2379\"], \"tls\": {\"cert\": \"/c\"}}}",
+	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"https://a:2379\"], \"tls\": "
+	  "{\"cert\": \"/c\"}}}",
 	  LABEL ": registry.tls: \"cert\" and \"key\" go together" },
-	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"https://a:2379\"], \"tls\": {\"crt\": \"/c\"}}}",
+	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"https://a:2379\"], \"tls\": "
+	  "{\"crt\": \"/c\"}}}",
 	  LABEL ": registry.tls.crt: unknown key" },
 	{ "{\"registry\": {\"backend\": \"file\", \"endpoint\": [\"http://a:2379\"]}}",
 	  LABEL ": registry.endpoint: unknown key" },
@@ -493,10 +505,11 @@ static void test_values_accepted(void **state)
 	assert_int_equal(cfg->journal_max_bytes, 1ULL << 34);
 	assert_int_equal(cfg->journal_keep, 1);
 
-	assert_int_equal(parse_cfg("{\"http\": {\"hosts\": [\"dash.example.com\", \"*.corp.example\", "
-				   "\"[fe80::1]\"]}}",
-				   cfg, &e),
-			 0);
+	assert_int_equal(
+		parse_cfg("{\"http\": {\"hosts\": [\"dash.example.com\", \"*.corp.example\", "
+			  "\"[fe80::1]\"]}}",
+			  cfg, &e),
+		0);
 	assert_int_equal(cfg->http.n_hosts, 3);
 	assert_string_equal(cfg->http.hosts[1], "*.corp.example");
 	assert_int_equal(cfg->mcp.n_hosts, 0);
@@ -524,7 +537,9 @@ static void test_registry_accepted(void **state)
 				   "\"prefix\": \"p/q/\", \"username\": \"node-a\", "
 				   "\"password_file\": \"/etc/caelum/etcd.pass\", "
 				   "\"tls\": {\"ca\": \"/etc/ca.pem\"}, \"lease_ttl_s\": 5, "
-				   "\"timeout_ms\": 500}}", cfg, &e), -EINVAL);
+				   "\"timeout_ms\": 500}}",
+				   cfg, &e),
+			 -EINVAL);
 	/* tls with an http:// endpoint is refused; the same with https only is fine */
 	verr_free(&e);
 	assert_int_equal(parse_cfg("{\"registry\": {\"backend\": \"etcd\", \"endpoints\": "
@@ -532,7 +547,9 @@ static void test_registry_accepted(void **state)
 				   "\"prefix\": \"p/q/\", \"username\": \"node-a\", "
 				   "\"password_file\": \"/etc/caelum/etcd.pass\", "
 				   "\"tls\": {\"ca\": \"/etc/ca.pem\"}, \"lease_ttl_s\": 5, "
-				   "\"timeout_ms\": 500}}", cfg, &e), 0);
+				   "\"timeout_ms\": 500}}",
+				   cfg, &e),
+			 0);
 	assert_true(cfg->registry.etcd);
 	assert_int_equal(cfg->registry.n_endpoints, 2);
 	assert_string_equal(cfg->registry.endpoints[1], "https://[::1]:2379");

@@ -583,7 +583,9 @@ static void test_subscribers(void **state)
 	/* a kernel record reaches subscribers too */
 	idb = events_subscribe(f->ev, on_event, &b);
 	{
-		struct caelum_event k = { .type = CAELUM_EV_BIND_DENIED, .count = 1, .bind.port = 5 };
+		struct caelum_event k = { .type = CAELUM_EV_BIND_DENIED,
+					  .count = 1,
+					  .bind.port = 5 };
 
 		assert_int_equal(events_from_kernel(f->ev, &k, sizeof(k)), 0);
 	}

@@ -48,8 +48,7 @@ static void test_reserve_answers_revision(void **state)
 	json_object_put(res);
 
 	applies = f->applies;
-	res = hxfix_ok_rev(f, "port.reserve", "{\"port\":47011,\"service\":\"web\"}",
-			   &rev_reserve);
+	res = hxfix_ok_rev(f, "port.reserve", "{\"port\":47011,\"service\":\"web\"}", &rev_reserve);
 	assert_int_equal(hxfix_int(res, "port"), 47011);
 	assert_string_equal(hxfix_str(res, "proto"), "tcp");
 	assert_string_equal(hxfix_str(res, "service"), "web");
@@ -60,8 +59,7 @@ static void test_reserve_answers_revision(void **state)
 	json_object_put(res);
 
 	/* Reserving what the service holds is a no-op success: nothing committed, no revision. */
-	res = hxfix_ok_rev(f, "port.reserve", "{\"port\":47011,\"service\":\"web\"}",
-			   &rev_noop);
+	res = hxfix_ok_rev(f, "port.reserve", "{\"port\":47011,\"service\":\"web\"}", &rev_noop);
 	assert_int_equal(rev_noop, 0);
 	assert_int_equal(registry_last_commit(f->reg), rev_reserve);
 	json_object_put(res);
@@ -132,9 +130,8 @@ static void test_bad_argument_names_field(void **state)
 		struct herr err;
 		uint64_t before = registry_last_commit(f->reg);
 
-		assert_int_equal(hxfix_call(f, cases[i].method, cases[i].params, "socket", &res,
-					    &err),
-				 -1);
+		assert_int_equal(
+			hxfix_call(f, cases[i].method, cases[i].params, "socket", &res, &err), -1);
 		assert_null(res);
 		if (err.exit != cases[i].exit || !strstr(err.message, cases[i].field))
 			fail_msg("%s %s: exit %d \"%s\", wanted exit %d naming \"%s\"",
@@ -220,10 +217,14 @@ static void test_port_map_shape(void **state)
 {
 	static const char *const top[] = { "ranges", "managed_ports", "ports", NULL };
 	static const char *const range[] = { "range", "lo", "hi", "proto", NULL };
-	static const char *const port[] = { "port",	     "proto",
-					    "service",	     "managed",
-					    "denials",	     "last_offender_service",
-					    "last_offender_comm", NULL };
+	static const char *const port[] = { "port",
+					    "proto",
+					    "service",
+					    "managed",
+					    "denials",
+					    "last_offender_service",
+					    "last_offender_comm",
+					    NULL };
 	struct hxfix *f = *state;
 	struct json_object *res, *ports, *p, *e;
 

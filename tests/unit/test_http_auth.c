@@ -89,8 +89,14 @@ static void test_mutations_need_token(void **state)
 static void test_bad_tokens(void **state)
 {
 	static const char *const bad[] = {
-		"Bearer " TOK "0",     "Bearer " TOK " x", "Bearer 0123",   "Bearer ",
-		"Basic " TOK,	      "Bearer" TOK,	     "Token " TOK,	"",
+		"Bearer " TOK "0",
+		"Bearer " TOK " x",
+		"Bearer 0123",
+		"Bearer ",
+		"Basic " TOK,
+		"Bearer" TOK,
+		"Token " TOK,
+		"",
 		"Bearer 1123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
 	};
 	struct http_access a = base();
@@ -202,7 +208,8 @@ static void test_host_public_listener(void **state)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		a.host = cases[i].host;
 		if (check(&a, NULL) != cases[i].status)
-			fail_msg("Host %s: expected %d", cases[i].host ?: "(none)", cases[i].status);
+			fail_msg("Host %s: expected %d", cases[i].host ?: "(none)",
+				 cases[i].status);
 	}
 	/* Refused before anything else: with the token, for MCP, for the page. */
 	a.host = "evil.example";
@@ -225,11 +232,21 @@ static void test_host_public_listener(void **state)
 
 static void test_host_name_check(void **state)
 {
-	static const char *const good[] = { "dash.example.com", "node-a", "*.corp.example",
-					    "10.0.0.5", "[fe80::1]", "x1.y-2.z" };
-	static const char *const bad[] = { "", "http://dash.example.com", "dash.example.com:8090",
-					   "dash.example.com/", "*.com", "*", "a..b", "-a.b",
-					   "a-.b", "a.b.", "[zz]", "[::1", "a b",
+	static const char *const good[] = { "dash.example.com", "node-a",    "*.corp.example",
+					    "10.0.0.5",		"[fe80::1]", "x1.y-2.z" };
+	static const char *const bad[] = { "",
+					   "http://dash.example.com",
+					   "dash.example.com:8090",
+					   "dash.example.com/",
+					   "*.com",
+					   "*",
+					   "a..b",
+					   "-a.b",
+					   "a-.b",
+					   "a.b.",
+					   "[zz]",
+					   "[::1",
+					   "a b",
 					   "*.*.example.com" };
 	char why[128];
 
@@ -321,8 +338,19 @@ static void test_listen_parse(void **state)
 		{ "off", "", 0, false, false },
 	};
 	static const char *const bad[] = {
-		"8090", ":8090", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1",
-		"127.0.0.1:80a", "example.com:80", "[::1:80", "[::1]80", "::1:80", "ON", "",
+		"8090",
+		":8090",
+		"127.0.0.1",
+		"127.0.0.1:",
+		"127.0.0.1:65536",
+		"127.0.0.1:-1",
+		"127.0.0.1:80a",
+		"example.com:80",
+		"[::1:80",
+		"[::1]80",
+		"::1:80",
+		"ON",
+		"",
 	};
 	char why[128];
 
@@ -352,10 +380,14 @@ static void test_listen_parse(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_dashboard_reads), cmocka_unit_test(test_mutations_need_token),
-		cmocka_unit_test(test_bad_tokens),	cmocka_unit_test(test_host_and_origin),
-		cmocka_unit_test(test_host_public_listener), cmocka_unit_test(test_host_name_check),
-		cmocka_unit_test(test_mcp),		cmocka_unit_test(test_token_file),
+		cmocka_unit_test(test_dashboard_reads),
+		cmocka_unit_test(test_mutations_need_token),
+		cmocka_unit_test(test_bad_tokens),
+		cmocka_unit_test(test_host_and_origin),
+		cmocka_unit_test(test_host_public_listener),
+		cmocka_unit_test(test_host_name_check),
+		cmocka_unit_test(test_mcp),
+		cmocka_unit_test(test_token_file),
 		cmocka_unit_test(test_listen_parse),
 	};
 

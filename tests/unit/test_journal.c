@@ -17,7 +17,7 @@
 #include "journal.h"
 #include "log.h"
 
-#define NAME "events.jsonl"
+#define NAME	 "events.jsonl"
 #define LINE_LEN 99 /* + '\n' = 100 bytes: 40 lines fill a 4096-byte file */
 #define PER_FILE 40
 

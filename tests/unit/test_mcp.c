@@ -201,8 +201,8 @@ static void test_modern(void **state)
 		   "}}");
 	res = result_of(r);
 	v = json_object_object_get(res, "supportedVersions");
-	assert_string_equal(json_object_get_string(json_object_array_get_idx(
-				    v, json_object_array_length(v) - 1)),
+	assert_string_equal(json_object_get_string(
+				    json_object_array_get_idx(v, json_object_array_length(v) - 1)),
 			    MCP_MODERN_VERSION);
 	assert_string_equal(hxfix_str(res, "resultType"), "complete");
 	json_object_put(r);

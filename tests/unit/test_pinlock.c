@@ -21,12 +21,11 @@
 #include "testutil.h"
 #include "pinlock.h"
 
-static const char LOCKS[] =
-	"1: POSIX  ADVISORY  WRITE 10440 fe:00:404740 0 EOF\n"
-	"2: FLOCK  ADVISORY  WRITE 13590 00:26:21742 0 EOF\n"
-	"2: -> FLOCK  ADVISORY  WRITE 13600 00:26:21742 0 EOF\n"
-	"3: FLOCK  ADVISORY  WRITE 777 00:1a:21742 0 EOF\n"
-	"4: OFDLCK ADVISORY  READ  -1 00:26:99 0 EOF\n";
+static const char LOCKS[] = "1: POSIX  ADVISORY  WRITE 10440 fe:00:404740 0 EOF\n"
+			    "2: FLOCK  ADVISORY  WRITE 13590 00:26:21742 0 EOF\n"
+			    "2: -> FLOCK  ADVISORY  WRITE 13600 00:26:21742 0 EOF\n"
+			    "3: FLOCK  ADVISORY  WRITE 777 00:1a:21742 0 EOF\n"
+			    "4: OFDLCK ADVISORY  READ  -1 00:26:99 0 EOF\n";
 
 static void test_holder_parse(void **state)
 {

@@ -946,7 +946,6 @@ static void test_leftover_temp_file(void **state)
 	assert_int_equal(registry_state(f->r)->n_svcs, 2);
 }
 
-
 /* ---- the log: torn tails, compaction, crash between snapshot and truncation ---- */
 
 static void append_text(const char *dir, const char *name, const char *text)
@@ -981,7 +980,8 @@ static void test_wal_torn_tail(void **state)
 	registry_close(f->r);
 	f->r = NULL;
 	good = file_size(f->dir, "registry.wal");
-	append_text(f->dir, "registry.wal", "{\"rev\":3,\"ops\":[{\"put\":\"reservations/7001/tcp\",\"val");
+	append_text(f->dir, "registry.wal",
+		    "{\"rev\":3,\"ops\":[{\"put\":\"reservations/7001/tcp\",\"val");
 	fx_open(f);
 	assert_int_equal(registry_state(f->r)->rev, 2);
 	assert_int_equal(registry_state(f->r)->n_resv, 1);
@@ -1072,7 +1072,8 @@ static void test_wal_replay_after_snapshot(void **state)
 	/* the old log comes back (revisions 1..4, all in the snapshot), plus revision 6 */
 	write_text(f->dir, "registry.wal", old_log, NULL);
 	append_text(f->dir, "registry.wal",
-		    "{\"rev\":6,\"ops\":[{\"put\":\"reservations/7100/tcp\",\"value\":{\"service\":\"alpha\",\"origin\":\"runtime\"}}]}\n");
+		    "{\"rev\":6,\"ops\":[{\"put\":\"reservations/7100/"
+		    "tcp\",\"value\":{\"service\":\"alpha\",\"origin\":\"runtime\"}}]}\n");
 	fx_open(f);
 	assert_int_equal(registry_state(f->r)->rev, 6);
 	assert_int_equal(registry_state(f->r)->n_resv, 5);
@@ -1137,8 +1138,9 @@ static void test_too_many_services(void **state)
 		mkspec(&specs[i], name, "[]", SRC("x"));
 	}
 	assert_int_equal(registry_sync_files(f->r, specs, n, &e), -EINVAL);
-	snprintf(want, sizeof(want), "registry: services: %zu services: at most %d fit the kernel's maps",
-		 n, REG_MAX_SERVICES);
+	snprintf(want, sizeof(want),
+		 "registry: services: %zu services: at most %d fit the kernel's maps", n,
+		 REG_MAX_SERVICES);
 	assert_verr_one(&e, want, "one too many");
 	verr_free(&e);
 	assert_int_equal(registry_state(f->r)->rev, 0);

@@ -30,9 +30,11 @@ static void test_schema(void **state)
 		{ "{\"port\":8100}", "service: missing required property" },
 		{ "{\"port\":\"8100\",\"service\":\"web\"}",
 		  "port: expected integer, got string \"8100\"" },
-		{ "{\"port\":8100.5,\"service\":\"web\"}", "port: expected integer, got number 8100.5" },
+		{ "{\"port\":8100.5,\"service\":\"web\"}",
+		  "port: expected integer, got number 8100.5" },
 		{ "{\"port\":0,\"service\":\"web\"}", "port: 0 is below the minimum 1" },
-		{ "{\"port\":65536,\"service\":\"web\"}", "port: 65536 is above the maximum 65535" },
+		{ "{\"port\":65536,\"service\":\"web\"}",
+		  "port: 65536 is above the maximum 65535" },
 		{ "{\"port\":80,\"service\":\"web\",\"proto\":\"sctp\"}",
 		  "proto: \"sctp\" is not one of [\"tcp\",\"udp\"]" },
 		{ "{\"port\":80,\"service\":\"\"}", "service: shorter than 1 characters" },
@@ -79,8 +81,8 @@ static void test_peer_url(void **state)
 		{ "ws://[::1]:9000/x/y", "::1", "/x/y", 9000, false, true },
 	};
 	static const char *const bad[] = {
-		"ftp://h/x",  "ws:/h/x",	 "ws://:80/x",	   "ws://h:0/x", "ws://h:70000/x",
-		"ws://h:8a/x", "ws://[::1/x", "ws://h h/x",	   "h:80",	 "ws://h/x y",
+		"ftp://h/x",   "ws:/h/x",     "ws://:80/x", "ws://h:0/x", "ws://h:70000/x",
+		"ws://h:8a/x", "ws://[::1/x", "ws://h h/x", "h:80",	  "ws://h/x y",
 	};
 	struct peer_url u;
 	char why[128];

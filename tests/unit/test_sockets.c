@@ -51,7 +51,8 @@ static bool kernel_at_least(int major, int minor)
 static int loopback_socket(int family, int type, bool listening, uint16_t *port)
 {
 	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
-	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in a4 = { .sin_family = AF_INET,
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	int fd, err;
@@ -424,12 +425,14 @@ static void test_blocks_bind_table(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		struct sock_holder h = { .proto = cases[i].proto, .state = cases[i].state,
+		struct sock_holder h = { .proto = cases[i].proto,
+					 .state = cases[i].state,
 					 .inode = (uint64_t)cases[i].inode };
 
 		if (sock_blocks_bind(&h, true) != cases[i].reuse ||
 		    sock_blocks_bind(&h, false) != cases[i].plain)
-			fail_msg("case %zu (%s %s)", i, cases[i].proto == IPPROTO_TCP ? "tcp" : "udp",
+			fail_msg("case %zu (%s %s)", i,
+				 cases[i].proto == IPPROTO_TCP ? "tcp" : "udp",
 				 sock_state_name(&h));
 	}
 }
@@ -437,7 +440,8 @@ static void test_blocks_bind_table(void **state)
 /* errno of bind(127.0.0.1:port), with or without SO_REUSEADDR. */
 static int try_bind(uint16_t port, bool reuse)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port),
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons(port),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	int one = 1, fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), err = 0;
 

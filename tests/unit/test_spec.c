@@ -49,18 +49,40 @@ struct bad_case {
 
 static const struct bad_case bad_cases[] = {
 	/* "cgroup": an existing cgroup relative to cgroup_root */
-	{ "{\"name\": \"web\", \"cgroup\": \"/a\"}", LABEL ": cgroup: \"/a\" is not a path relative to cgroup_root (no leading or trailing '/', no empty, '.' or '..' component)" },
-	{ "{\"name\": \"web\", \"cgroup\": \"a/\"}", LABEL ": cgroup: \"a/\" is not a path relative to cgroup_root (no leading or trailing '/', no empty, '.' or '..' component)" },
-	{ "{\"name\": \"web\", \"cgroup\": \"a//b\"}", LABEL ": cgroup: \"a//b\" is not a path relative to cgroup_root (no leading or trailing '/', no empty, '.' or '..' component)" },
-	{ "{\"name\": \"web\", \"cgroup\": \"..\"}", LABEL ": cgroup: \"..\" is not a path relative to cgroup_root (no leading or trailing '/', no empty, '.' or '..' component)" },
-	{ "{\"name\": \"web\", \"cgroup\": \"a/..\"}", LABEL ": cgroup: \"a/..\" is not a path relative to cgroup_root (no leading or trailing '/', no empty, '.' or '..' component)" },
-	{ "{\"name\": \"web\", \"cgroup\": \"./a\"}", LABEL ": cgroup: \"./a\" is not a path relative to cgroup_root (no leading or trailing '/', no empty, '.' or '..' component)" },
-	{ "{\"name\": \"web\", \"cgroup\": \"a/./b\"}", LABEL ": cgroup: \"a/./b\" is not a path relative to cgroup_root (no leading or trailing '/', no empty, '.' or '..' component)" },
-	{ "{\"name\": \"web\", \"cgroup\": \"caelum\"}", LABEL ": cgroup: \"caelum\" is below Caelum's own \"caelum/\"" },
-	{ "{\"name\": \"web\", \"cgroup\": \"caelum/web\"}", LABEL ": cgroup: \"caelum/web\" is below Caelum's own \"caelum/\"" },
-	{ "{\"name\": \"web\", \"cgroup\": \"a$b\"}", LABEL ": cgroup: \"a$b\": character '$' is not allowed" },
+	{ "{\"name\": \"web\", \"cgroup\": \"/a\"}",
+	  LABEL ": cgroup: \"/a\" is not a path relative to cgroup_root (no leading or trailing "
+		"'/', no empty, '.' or '..' component)" },
+	{ "{\"name\": \"web\", \"cgroup\": \"a/\"}",
+	  LABEL ": cgroup: \"a/\" is not a path relative to cgroup_root (no leading or trailing "
+		"'/', no empty, '.' or '..' component)" },
+	{ "{\"name\": \"web\", \"cgroup\": \"a//b\"}",
+	  LABEL ": cgroup: \"a//b\" is not a path relative to cgroup_root (no leading or trailing "
+		"'/', no empty, '.' or '..' component)" },
+	{ "{\"name\": \"web\", \"cgroup\": \"..\"}",
+	  LABEL ": cgroup: \"..\" is not a path relative to cgroup_root (no leading or trailing "
+		"'/', no empty, '.' or '..' component)" },
+	{ "{\"name\": \"web\", \"cgroup\": \"a/..\"}",
+	  LABEL ": cgroup: \"a/..\" is not a path relative to cgroup_root (no leading or trailing "
+		"'/', no empty, '.' or '..' component)" },
+	{ "{\"name\": \"web\", \"cgroup\": \"./a\"}",
+	  LABEL ": cgroup: \"./a\" is not a path relative to cgroup_root (no leading or trailing "
+		"'/', no empty, '.' or '..' component)" },
+	{ "{\"name\": \"web\", \"cgroup\": \"a/./b\"}",
+	  LABEL ": cgroup: \"a/./b\" is not a path relative to cgroup_root (no leading or trailing "
+		"'/', no empty, '.' or '..' component)" },
+	{ "{\"name\": \"web\", \"cgroup\": \"caelum\"}",
+	  LABEL ": cgroup: \"caelum\" is below Caelum's own \"caelum/\"" },
+	{ "{\"name\": \"web\", \"cgroup\": \"caelum/web\"}",
+	  LABEL ": cgroup: \"caelum/web\" is below Caelum's own \"caelum/\"" },
+	{ "{\"name\": \"web\", \"cgroup\": \"a$b\"}",
+	  LABEL ": cgroup: \"a$b\": character '$' is not allowed" },
 	{ "{\"name\": \"web\", \"cgroup\": \"\"}", LABEL ": cgroup: \"\" must be 1-95 characters" },
-	{ "{\"name\": \"web\", \"cgroup\": \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}", LABEL ": cgroup: \"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\" must be 1-95 characters" },
+	{ "{\"name\": \"web\", \"cgroup\": "
+	  "\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+	  "xxxxxxxxxx\"}",
+	  LABEL ": cgroup: "
+		"\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		"xxxxxxxxxxxxxxxx\" must be 1-95 characters" },
 	{ "{\"name\": \"web\", \"cgroup\": 5}", LABEL ": cgroup: expected string, got integer 5" },
 	/* names */
 	{ "{\"name\": \"Alpha\", \"ports\": []}",

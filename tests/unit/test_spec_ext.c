@@ -524,7 +524,8 @@ static void test_health_target_length(void **state)
 			spec_free(&s);
 		} else {
 			assert_int_equal(parse_svc(json, &s, &e), -EINVAL);
-			assert_verr_one(&e, SVC ": health.http: 512 bytes long, at most 511", "512");
+			assert_verr_one(&e, SVC ": health.http: 512 bytes long, at most 511",
+					"512");
 			verr_free(&e);
 		}
 	}
@@ -889,7 +890,8 @@ static void test_db_objects_good(void **state)
 		  "\"unmanaged\":\"allow\",\"resolve_interval_s\":10}",
 		  65535, DB_TCP, true },
 		{ "{\"name\": \"t\", \"kind\": \"tcp\", \"address\": \"h:1\"}", "h",
-		  "{\"name\":\"t\",\"kind\":\"tcp\",\"address\":\"h:1\",\"unmanaged\":\"allow\",\"resolve_interval_s\":10}",
+		  "{\"name\":\"t\",\"kind\":\"tcp\",\"address\":\"h:1\",\"unmanaged\":\"allow\","
+		  "\"resolve_interval_s\":10}",
 		  1, DB_TCP, true },
 	};
 
