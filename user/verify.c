@@ -386,6 +386,9 @@ struct vstep {
 	int (*fn)(struct daemon *d);
 	const char *ok_text;
 	const char *fail_text;
+	/* The refusal is the component's program's: it counts CAELUM_STAT_DENIED. A refusal
+	 * with no denial counted came from elsewhere (a missing capability, another LSM). */
+	bool counted;
 };
 
 static void record(struct json_object *comps, const char *name, bool ok, const char *detail,
@@ -404,6 +407,7 @@ static void step(struct daemon *d, const struct vstep *s, struct json_object *co
 {
 	char detail[256] = "";
 	int mode = d->cfg.comp_mode[s->comp], rc;
+	uint64_t denied;
 
 	if (mode != CAELUM_MODE_ENFORCE) {
 		snprintf(detail, sizeof(detail), "skipped: component is in %s mode",
@@ -417,7 +421,16 @@ static void step(struct daemon *d, const struct vstep *s, struct json_object *co
 		       all);
 		return;
 	}
+	denied = daemon_kstat(d, CAELUM_STAT_DENIED);
 	rc = run_child(s->cg, s->fn, d, detail, sizeof(detail));
+	if (!rc && s->counted && daemon_kstat(d, CAELUM_STAT_DENIED) == denied) {
+		snprintf(detail, sizeof(detail),
+			 "refused, but not by the %s program: it counted no denial (the kernel "
+			 "refuses a mknod without CAP_MKNOD, a bind below 1024 without "
+			 "CAP_NET_BIND_SERVICE, before any program runs)",
+			 component_name(s->comp));
+		rc = 1;
+	}
 	if (!detail[0])
 		snprintf(detail, sizeof(detail), "%s", rc ? s->fail_text : s->ok_text);
 	record(comps, component_name(s->comp), rc == 0, detail, all);
@@ -491,16 +504,16 @@ struct json_object *verify_run(struct daemon *d)
 	const struct vstep steps[] = {
 		{ CAELUM_COMP_PORTS, true, d->verify_probe_cgroup, probe_bind,
 		  "bind to the canary port from an unmanaged cgroup: EPERM",
-		  "bind to the canary port was NOT refused" },
+		  "bind to the canary port was NOT refused", true },
 		{ CAELUM_COMP_DATABASES, daemon_connect(d) != NULL, d->verify_probe_cgroup,
 		  probe_connect, "connect to the canary database from an unmanaged cgroup: EPERM",
-		  "connect to the canary database was NOT refused" },
+		  "connect to the canary database was NOT refused", true },
 		{ CAELUM_COMP_DEVICES, daemon_devices(d) != NULL, d->verify_probe_cgroup,
 		  probe_mknod, "mknod of the canary device by another cgroup: EPERM",
-		  "mknod of the canary device was NOT refused" },
+		  "mknod of the canary device was NOT refused", true },
 		{ CAELUM_COMP_TASKS, daemon_tasks(d) != NULL, d->verify_tasks_cgroup, probe_fork,
 		  "a fork past the canary budget was killed",
-		  "a fork past the canary budget survived" },
+		  "a fork past the canary budget survived", false },
 	};
 	struct json_object *o = json_object_new_object(), *comps = json_object_new_object();
 	uint64_t cpu_before = daemon_cpu(d) ? cpu_time_ns(daemon_cpu(d), d->verify_tasks_cgid) : 0;
