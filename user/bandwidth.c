@@ -199,7 +199,8 @@ static void entries_prune(struct bandwidth *b)
 /* The samples of the new set of limited services, keeping those of services that stay. */
 static void samples_adopt(struct bandwidth *b, struct bw_sample *v, size_t n)
 {
-	qsort(v, n, sizeof(*v), sample_cmp);
+	if (n)
+		qsort(v, n, sizeof(*v), sample_cmp);
 	for (size_t i = 0; i < n; i++) {
 		struct bw_sample *old = sample_find(b, v[i].cgid);
 

@@ -349,7 +349,8 @@ struct json_object *hosts_list_json(struct daemon *d)
 	if (!d->hosts)
 		return NULL;
 	hosts_scan(d);
-	qsort(d->hosts->seen, d->hosts->n_seen, sizeof(*d->hosts->seen), seen_cmp);
+	if (d->hosts->n_seen) /* qsort(3) wants a valid pointer, even for no elements */
+		qsort(d->hosts->seen, d->hosts->n_seen, sizeof(*d->hosts->seen), seen_cmp);
 	arr = json_object_new_array();
 	for (size_t i = 0; i < d->hosts->n_seen; i++) {
 		struct host_seen *s = &d->hosts->seen[i];
