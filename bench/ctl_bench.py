@@ -19,13 +19,14 @@ and removes it all at the end. Usage: python3 bench/ctl_bench.py --build build [
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+sys.path.insert(0, HERE)
+import soak  # noqa: E402  (reservations pipelined on one connection)
 
 
 def rss_kib(pid, field="VmRSS"):
@@ -125,24 +126,10 @@ def bench_large(harness, reps):
         e.cleanup()
 
 
-def fill_event_window(env, pairs, batch=100):
-    """pairs reserve + release round trips pipelined on one control-socket connection."""
-    s = socket.socket(socket.AF_UNIX)
-    s.connect(os.path.join(env.runtime_dir, "caelumd.sock"))
-    f = s.makefile("rb")
-    for start in range(0, pairs, batch):
-        msgs = []
-        for i in range(start, min(pairs, start + batch)):
-            port = 9000 + i % 100
-            msgs.append({"jsonrpc": "2.0", "id": 2 * i, "method": "port.reserve",
-                         "params": {"port": port, "proto": "tcp", "service": "svc"}})
-            msgs.append({"jsonrpc": "2.0", "id": 2 * i + 1, "method": "port.release",
-                         "params": {"port": port, "proto": "tcp"}})
-        s.sendall(b"".join(json.dumps(m).encode() + b"\n" for m in msgs))
-        for _ in msgs:
-            if "result" not in json.loads(f.readline()):
-                raise SystemExit("event window fill: a reserve/release failed")
-    s.close()
+def fill_event_window(env, pairs):
+    """pairs reserve + release round trips on one control-socket connection (soak.py's)."""
+    if soak.reservations(env, pairs, batch=100, service="svc", base=9000, span=100) != pairs:
+        raise SystemExit("event window fill: a reserve/release failed")
 
 
 def bench_one_by_one(harness, n):

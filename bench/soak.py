@@ -57,8 +57,9 @@ def denied_binds(env, n):
     return int(out or b"0")
 
 
-def reservations(env, n, batch=50):
-    """n reserve + release pairs, pipelined in batches on one connection."""
+def reservations(env, n, batch=50, service="soak", base=8200, span=50):
+    """n reserve + release pairs of ports base..base+span-1 for service, pipelined in batches
+    on one connection; how many pairs succeeded."""
     s = socket.socket(socket.AF_UNIX)
     s.connect(os.path.join(env.runtime_dir, "caelumd.sock"))
     f = s.makefile("rb")
@@ -66,9 +67,9 @@ def reservations(env, n, batch=50):
     for start in range(0, n, batch):
         msgs = []
         for i in range(start, min(n, start + batch)):
-            port = 8200 + i % 50
+            port = base + i % span
             msgs.append({"jsonrpc": "2.0", "id": 2 * i, "method": "port.reserve",
-                         "params": {"port": port, "proto": "tcp", "service": "soak"}})
+                         "params": {"port": port, "proto": "tcp", "service": service}})
             msgs.append({"jsonrpc": "2.0", "id": 2 * i + 1, "method": "port.release",
                          "params": {"port": port, "proto": "tcp"}})
         s.sendall(b"".join(json.dumps(m).encode() + b"\n" for m in msgs))
