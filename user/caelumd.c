@@ -303,6 +303,7 @@ static int setup_registry(struct daemon *d)
 		return print_verr(&e, "registry is invalid");
 	}
 	registry_set_capacity(d->reg, &d->cfg.cap);
+	registry_set_host(d->reg, d->cfg.host);
 	err = spec_load_dir(d->cfg.services_dir, &specs, &n, &e);
 	if (!err)
 		err = dbspec_load_dir(d->cfg.databases_dir, &dbs, &n_dbs, &e);

@@ -468,7 +468,7 @@ static int reserve(struct call *c, uint16_t port, uint8_t proto, const char *svc
 	if (hc_foreign_holders(c->x, svc, port, proto, false, &e, what))
 		return hc_fail_verr(c, EXIT_CONFIG, &e);
 	hc_change_begin(c);
-	err = registry_reserve(c->x->reg, port, proto, svc, &e);
+	err = registry_reserve(c->x->reg, port, proto, NULL, svc, &e);
 	if (err) {
 		hc_change_end(c);
 		return hc_fail_verr(
@@ -513,7 +513,7 @@ static int h_port_release(struct call *c)
 	if (owner)
 		snprintf(svc, sizeof(svc), "%s", owner);
 	hc_change_begin(c);
-	err = registry_release(c->x->reg, port, proto, &e);
+	err = registry_release(c->x->reg, port, proto, NULL, &e);
 	if (err) {
 		hc_change_end(c);
 		c->err->not_found = err == -ENOENT;

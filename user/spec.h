@@ -85,6 +85,9 @@ void cred_mode_fmt(int mode, char *buf, size_t len);
 
 /* [a-z0-9][a-z0-9-]{0,62} */
 bool service_name_valid(const char *s);
+/* RFC 1123 host name (at most 253 bytes): labels of [A-Za-z0-9-] (1..63), not starting or
+ * ending with '-', separated by dots. The config's "host" and per-host reservations. */
+bool host_name_valid(const char *s);
 int spec_from_json(struct json_object *obj, const char *file, struct service_spec *s,
 		   struct verr *e);
 /* Load services_dir/NAME.json; the name inside must match NAME. */
