@@ -132,6 +132,93 @@ class EtcdBackend(EtcdFixture):
             self.assertDenied(env, env.cgroup("other"), 20600)
             self.assertAllowed(env, env.svc_cgroup(owner), 20600)
 
+    # ---- host-only reservations ----
+
+    def host_ports(self, env):
+        return {(p["port"], p.get("host"), p["service"]) for p in env.ok("port", "list")}
+
+    def test_host_only_reservation_is_enforced_on_its_host_only(self):
+        a, b = self.host("node-a"), self.host("node-b")
+        self.apply(a, "web")
+        self.apply(a, "api")
+        self.wait_for(lambda: b.ok("service", "show", "api"), what="api on B")
+        r = a.ok("port", "reserve", "20550", "service", "web", "host", "node-b")
+        self.assertEqual(r["host"], "node-b")
+        self.wait_for(lambda: (20550, "node-b", "web") in self.host_ports(b), what="on B")
+        self.assertDenied(b, b.cgroup("other"), 20550)
+        self.assertDenied(b, b.svc_cgroup("api"), 20550)
+        self.assertAllowed(b, b.svc_cgroup("web"), 20550)
+        # not on A: the host that made it
+        self.assertAllowed(a, a.cgroup("other"), 20550)
+        self.assertAllowed(a, a.svc_cgroup("api"), 20550)
+        # A holds the same port for another service, on A only
+        b.ok("port", "reserve", "20550", "service", "api", "host", "node-a")
+        self.wait_for(lambda: a.bind_in(a.svc_cgroup("web"), 20550) == errno.EPERM,
+                      what="20550 api's on A")
+        self.assertAllowed(a, a.svc_cgroup("api"), 20550)
+        self.assertDenied(b, b.svc_cgroup("api"), 20550)
+        # nobody may take it on every host now; B may not take it on B for another service
+        r = a.ctl("port", "reserve", "20550", "service", "web")
+        self.assertEqual(r.rc, 78, r)
+        self.assertIn("already reserved on host 'node-a' by service 'api'", r.json["error"])
+        r = a.ctl("port", "reserve", "20550", "service", "api", "host", "node-b")
+        self.assertEqual(r.rc, 78, r)
+        self.assertIn("already reserved on host 'node-b' by service 'web'", r.json["error"])
+        # a cluster-wide owner excludes host-only ones of other services
+        a.ok("port", "reserve", "20551", "service", "web")
+        r = b.ctl("port", "reserve", "20551", "service", "api", "host", "node-b")
+        self.assertEqual(r.rc, 78, r)
+        self.assertIn("already reserved by service 'web'", r.json["error"])
+        kvs, _ = self.etcd.range_prefix(self.prefix + "hostreservations/")
+        self.assertEqual(sorted(kvs), [self.prefix + "hostreservations/node-a/20550/tcp",
+                                       self.prefix + "hostreservations/node-b/20550/tcp"])
+        # released on A for B: free on B
+        a.ok("port", "release", "20550", "host", "node-b")
+        self.wait_for(lambda: b.bind_in(b.cgroup("other"), 20550) == 0, what="release on B")
+        self.assertDenied(a, a.cgroup("other"), 20550)
+
+    def test_host_only_and_cluster_wide_race_have_one_winner(self):
+        """Cluster-wide reservations (reservations/P/tcp) and host-only ones
+        (hostreservations/node-b/P/tcp) of one port are different keys: only the guard
+        (portowners/P/tcp) lets exactly one of them commit."""
+        a, b = self.host("node-a"), self.host("node-b")
+        names = [f"s{i}" for i in range(10)]
+        for n in names:
+            self.apply(a, n)
+        self.wait_for(lambda: len(b.ok("service", "list")) == 10, what="10 services on B")
+        for rnd, port in enumerate((20650, 20651, 20652)):
+            results = {}
+            go = threading.Event()
+
+            def reserve(i):
+                go.wait()
+                env = a if (i + rnd) % 2 == 0 else b
+                where = ("host", "node-b") if i % 2 else ()
+                results[i] = env.ctl("port", "reserve", str(port), "service", names[i], *where)
+
+            threads = [threading.Thread(target=reserve, args=(i,)) for i in range(10)]
+            for t in threads:
+                t.start()
+            go.set()
+            for t in threads:
+                t.join()
+            winners = [i for i, r in results.items() if r.rc == 0]
+            self.assertEqual(len(winners), 1, results)
+            for i, r in results.items():
+                if i not in winners:
+                    self.assertEqual(r.rc, 78, r)
+                    self.assertIn("already reserved", r.json["error"], r)
+            kvs, _ = self.etcd.range_prefix(self.prefix + "reservations/")
+            hkvs, _ = self.etcd.range_prefix(self.prefix + "hostreservations/")
+            held = [k for k in list(kvs) + list(hkvs) if k.endswith(f"/{port}/tcp")]
+            self.assertEqual(len(held), 1, held)
+            owner = names[winners[0]]
+            self.wait_for(lambda: self.host_ports(b) >= {(port, "node-b" if winners[0] % 2
+                                                           else None, owner)},
+                          what="the winner on B")
+            self.assertDenied(b, b.cgroup("other"), port)
+            self.assertAllowed(b, b.svc_cgroup(owner), port)
+
     # ---- failures ----
 
     def test_quorum_loss_keeps_enforcing_and_fails_mutations_with_69(self):
