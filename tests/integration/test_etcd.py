@@ -73,6 +73,30 @@ class EtcdFixture(EtcdTest):
     def ports(self, env):
         return {(p["port"], p["service"]) for p in env.ok("port", "list")}
 
+    def race(self, n, call):
+        """call(i) for i in range(n) at once, from n threads: exactly one may succeed, the
+        others are refused naming an owner. The winner's i and every result."""
+        results = {}
+        go = threading.Event()
+
+        def run(i):
+            go.wait()
+            results[i] = call(i)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        go.set()
+        for t in threads:
+            t.join()
+        winners = [i for i, r in results.items() if r.rc == 0]
+        self.assertEqual(len(winners), 1, results)
+        for i, r in results.items():
+            if i not in winners:
+                self.assertEqual(r.rc, 78, r)
+                self.assertIn("already reserved", r.json["error"], r)
+        return winners[0], results
+
     def etcd_resv(self):
         kvs, _ = self.etcd.range_prefix(self.prefix + "reservations/")
         return {(int(k.split("/")[-2]), json.loads(v[0])["service"]) for k, v in kvs.items()}
@@ -104,28 +128,12 @@ class EtcdBackend(EtcdFixture):
         for n in names:
             self.apply(a, n)
         self.wait_for(lambda: len(b.ok("service", "list")) == 10, what="10 services on B")
-        results = {}
-        go = threading.Event()
-
-        def reserve(i):
-            go.wait()
-            env = a if i % 2 == 0 else b
-            results[i] = env.ctl("port", "reserve", "20600", "service", names[i])
-
-        threads = [threading.Thread(target=reserve, args=(i,)) for i in range(10)]
-        for t in threads:
-            t.start()
-        go.set()
-        for t in threads:
-            t.join()
-        winners = [i for i, r in results.items() if r.rc == 0]
-        self.assertEqual(len(winners), 1, results)
-        owner = names[winners[0]]
+        won, results = self.race(10, lambda i: (a if i % 2 == 0 else b).ctl(
+            "port", "reserve", "20600", "service", names[i]))
+        owner = names[won]
         for i, r in results.items():
-            if i in winners:
-                continue
-            self.assertEqual(r.rc, 78, r)
-            self.assertIn(f"already reserved by service '{owner}'", r.json["error"], r)
+            if i != won:
+                self.assertIn(f"already reserved by service '{owner}'", r.json["error"], r)
         self.assertEqual(self.etcd_resv(), {(20600, owner)})
         for env in (a, b):
             self.wait_for(lambda: (20600, owner) in self.ports(env), what="the winner everywhere")
@@ -187,35 +195,19 @@ class EtcdBackend(EtcdFixture):
             self.apply(a, n)
         self.wait_for(lambda: len(b.ok("service", "list")) == 10, what="10 services on B")
         for rnd, port in enumerate((20650, 20651, 20652)):
-            results = {}
-            go = threading.Event()
-
-            def reserve(i):
-                go.wait()
+            def reserve(i, port=port, rnd=rnd):
                 env = a if (i + rnd) % 2 == 0 else b
                 where = ("host", "node-b") if i % 2 else ()
-                results[i] = env.ctl("port", "reserve", str(port), "service", names[i], *where)
+                return env.ctl("port", "reserve", str(port), "service", names[i], *where)
 
-            threads = [threading.Thread(target=reserve, args=(i,)) for i in range(10)]
-            for t in threads:
-                t.start()
-            go.set()
-            for t in threads:
-                t.join()
-            winners = [i for i, r in results.items() if r.rc == 0]
-            self.assertEqual(len(winners), 1, results)
-            for i, r in results.items():
-                if i not in winners:
-                    self.assertEqual(r.rc, 78, r)
-                    self.assertIn("already reserved", r.json["error"], r)
+            won, _ = self.race(10, reserve)
             kvs, _ = self.etcd.range_prefix(self.prefix + "reservations/")
             hkvs, _ = self.etcd.range_prefix(self.prefix + "hostreservations/")
             held = [k for k in list(kvs) + list(hkvs) if k.endswith(f"/{port}/tcp")]
             self.assertEqual(len(held), 1, held)
-            owner = names[winners[0]]
-            self.wait_for(lambda: self.host_ports(b) >= {(port, "node-b" if winners[0] % 2
-                                                           else None, owner)},
-                          what="the winner on B")
+            owner = names[won]
+            want = (port, "node-b" if won % 2 else None, owner)
+            self.wait_for(lambda: want in self.host_ports(b), what="the winner on B")
             self.assertDenied(b, b.cgroup("other"), port)
             self.assertAllowed(b, b.svc_cgroup(owner), port)
 
