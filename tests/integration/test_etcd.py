@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -416,6 +417,45 @@ class EtcdBackend(EtcdFixture):
         self.assertEqual(states()["node-a"], "up")
         self.wait_for(lambda: a.ok("service", "where", "web") == [], timeout=3,
                       what="web's endpoint gone with B's lease")
+
+    def test_host_record_usage_cpu_and_memory(self):
+        """A's record carries what its services use, measured: a spinning service on A shows
+        on B within one publish period (10 s), plus the cpu window (2 s here) to fill and
+        a second for the watch."""
+        a = self.env("node-a", managed=(), extra={
+            "host": "node-a", "registry": self.registry(), "capacity": {"cpu_window_s": 2}})
+        b = self.host("node-b")
+        path = os.path.join(a.dir, "spin.json")
+        with open(path, "w") as f:
+            json.dump({"name": "spin", "ports": [], "resources": {"cpus": 1, "memory_mb": 64}},
+                      f)
+        a.ok("service", "apply", path)
+        self.wait_for(lambda: os.path.isdir(a.svc_cgroup("spin")), what="spin's cgroup on A")
+
+        def usage():
+            return b.ok("host", "show", "node-a")["usage"]
+
+        self.wait_for(lambda: "cpus" in usage(), timeout=12, what="A's record with usage")
+        self.assertEqual(usage()["cpus"], 0)  # nothing runs on A yet
+        a.spawn_in(a.svc_cgroup("spin"), [sys.executable, "-c", "while True: pass"])
+        self.wait_for(lambda: (usage()["cpus"] or 0) > 0.5, timeout=13, what="A's CPU on B")
+        u = usage()
+        self.assertLessEqual(u["cpus"], 1.1)
+        self.assertEqual(u["running"], 1)
+        self.assertEqual(u["cpus_allocated"], 1.0)
+        self.assertEqual(u["memory_mb_allocated"], 64)
+        cap = b.ok("host", "show", "node-a")["capacity"]
+        self.assertGreater(cap["cpus"], 0)
+        # memory.current when the controller is delegated to the service's cgroup
+        if os.path.exists(os.path.join(a.svc_cgroup("spin"), "memory.current")):
+            self.assertGreater(u["memory_mb"], 0)
+        else:
+            self.assertIsNone(u["memory_mb"])
+        # the same through the API
+        r = request(b.api_url("/api/v1/hosts"))
+        self.assertEqual(r.status, 200, r)
+        ha = [h for h in r.json if h["name"] == "node-a"][0]
+        self.assertGreater(ha["usage"]["cpus"], 0.5)
 
     def test_lease_loss_recovers_by_itself(self):
         a, b = self.host("node-a", lease_ttl_s=5), self.host("node-b", lease_ttl_s=5)
