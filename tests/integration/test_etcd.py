@@ -457,6 +457,36 @@ class EtcdBackend(EtcdFixture):
         ha = [h for h in r.json if h["name"] == "node-a"][0]
         self.assertGreater(ha["usage"]["cpus"], 0.5)
 
+    def test_admission_is_per_host(self):
+        """Two services of 1.5 CPUs, hosts of 2 free CPUs each: both are registered (before,
+        the second was refused: every service of the cluster counted against the applying
+        host); each host admits what it runs: s2 runs on B, not on A next to s1."""
+        cap = {"cpus": 3, "reserved": {"cpus": 1}}
+        a, b = (self.env(n, managed=(), extra={"host": n, "registry": self.registry(),
+                                               "capacity": cap}) for n in ("node-a", "node-b"))
+        for name in ("s1", "s2"):
+            path = os.path.join(a.dir, f"{name}.json")
+            with open(path, "w") as f:
+                json.dump({"name": name, "ports": [], "resources": {"cpus": 1.5}}, f)
+            a.ok("service", "apply", path)
+        self.wait_for(lambda: os.path.isdir(b.svc_cgroup("s2")), what="s2's cgroup on B")
+        self.wait_for(lambda: os.path.isdir(a.svc_cgroup("s1")), what="s1's cgroup on A")
+        a.spawn_in(a.svc_cgroup("s1"), ["sleep", "60"])
+        self.wait_for(lambda: a.ok("service", "show", "s1")["state"] == "running",
+                      what="s1 running on A")
+        r = b.ctl("run", "s2", "--", "true")
+        self.assertEqual(r.rc, 0, r)
+        r = a.ctl("run", "s2", "--", "true")
+        self.assertEqual(r.rc, 78, r)
+        self.assertEqual(r.json["error"], "s2: cpus: requested 1.5, free 0.5 of 2 (s1 1.5)")
+        # a change of a service A runs is admitted against A's capacity
+        path = os.path.join(a.dir, "s1.json")
+        with open(path, "w") as f:
+            json.dump({"name": "s1", "ports": [], "resources": {"cpus": 2.5}}, f)
+        r = a.ctl("service", "apply", path)
+        self.assertEqual(r.rc, 78, r)
+        self.assertIn("cpus: requested 2.5", " ".join(r.json.get("errors", [r.json["error"]])))
+
     def test_lease_loss_recovers_by_itself(self):
         a, b = self.host("node-a", lease_ttl_s=5), self.host("node-b", lease_ttl_s=5)
 

@@ -35,6 +35,8 @@ struct registry {
 	bool relist_pending;  /* the watch lost its history and listing again failed */
 	uint64_t relists;     /* times the model was listed again after losing the watch */
 	char self[256];	      /* this host (registry_set_host), "" for none */
+	struct reg_placement placement; /* where services run (registry_set_placement) */
+	bool placed;
 };
 
 const char *origin_name(enum reg_origin o)
@@ -1259,7 +1261,7 @@ static int commit(struct registry *r, struct reg_state *new, struct verr *e)
 
 	err = state_validate(new, e);
 	if (!err && r->cap)
-		err = registry_admit(r->cap, &r->st, new, e);
+		err = registry_admit(r->cap, r->placed ? &r->placement : NULL, &r->st, new, e);
 	if (!err)
 		err = diff_services(&r->st, new, &l);
 	if (!err)
@@ -1476,6 +1478,12 @@ void registry_set_capacity(struct registry *r, const struct capacity *cap)
 	r->cap = cap;
 }
 
+void registry_set_placement(struct registry *r, const struct reg_placement *pl)
+{
+	r->placed = pl != NULL;
+	r->placement = pl ? *pl : (struct reg_placement){};
+}
+
 void registry_set_host(struct registry *r, const char *host)
 {
 	snprintf(r->self, sizeof(r->self), "%s", host ? host : "");
@@ -1485,6 +1493,7 @@ void registry_set_host(struct registry *r, const char *host)
 int registry_admit_service(const struct registry *r, const char *name, struct verr *e)
 {
 	struct admit_svc *a;
+	size_t k = 0;
 	int err;
 
 	if (!r->cap)
@@ -1492,10 +1501,15 @@ int registry_admit_service(const struct registry *r, const char *name, struct ve
 	a = calloc(r->st.n_svcs + 1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
-	for (size_t i = 0; i < r->st.n_svcs; i++)
-		a[i] = (struct admit_svc){ r->st.svcs[i].spec.name, &r->st.svcs[i].spec.res,
-					   !strcmp(r->st.svcs[i].spec.name, name) };
-	err = admission_check(r->cap, a, r->st.n_svcs, e);
+	for (size_t i = 0; i < r->st.n_svcs; i++) {
+		const char *s = r->st.svcs[i].spec.name;
+		bool self = !strcmp(s, name);
+
+		if (!self && r->placed && !r->placement.runs_here(r->placement.ctx, s))
+			continue;
+		a[k++] = (struct admit_svc){ s, &r->st.svcs[i].spec.res, self };
+	}
+	err = admission_check(r->cap, a, k, e);
 	free(a);
 	return err;
 }

@@ -232,12 +232,26 @@ typedef void (*registry_watch_cb)(void *ctx, const struct reg_state *st,
 int registry_open(struct registry_backend *b, struct registry **out, struct verr *e);
 /* Capacity for admission and GPU assignment (borrowed; NULL = no admission). */
 void registry_set_capacity(struct registry *r, const struct capacity *cap);
+/*
+ * Where services run, when the registry is shared by several hosts (etcd): a service is
+ * registered on every host but runs on some, and admission stays per host, so only the
+ * services runs_here() names (the ones this host runs) count against this host's capacity,
+ * at a commit and in registry_admit_service(). Without a placement (one host, the file
+ * backend) every registered service is this host's and counts.
+ */
+struct reg_placement {
+	bool (*runs_here)(void *ctx, const char *service);
+	void *ctx;
+};
+/* pl copied; NULL: every service counts. */
+void registry_set_placement(struct registry *r, const struct reg_placement *pl);
 /* This host's name (copied; at most 255 bytes): the host-only reservations of host are the
  * ones registry_claims(), registry_owner() and registry_slot_owner() see. */
 void registry_set_host(struct registry *r, const char *host);
 /* The GPU's service, or NULL. */
 const char *registry_gpu_owner(const struct reg_state *st, const char *gpu);
-/* Would name fit next to every other registered service? (caelumctl run) */
+/* Would name fit next to every other registered service (with a placement: every other one
+ * that runs here)? (caelumctl run) 0 or -ENOSPC (the numbers in e). */
 int registry_admit_service(const struct registry *r, const char *name, struct verr *e);
 void registry_close(struct registry *r);
 const struct reg_state *registry_state(const struct registry *r);
@@ -304,10 +318,11 @@ int registry_release(struct registry *r, uint16_t port, uint8_t proto, const cha
 const struct reg_resv *registry_resv(const struct reg_state *st, uint16_t port, uint8_t proto,
 				     const char *host);
 
-/* Internal (registry_admit.c): admission of new against capacity, and GPU assignment of
- * new (stable: a service keeps the GPUs it had in old when they are still free). */
-int registry_admit(const struct capacity *cap, const struct reg_state *old, struct reg_state *new,
-		   struct verr *e);
+/* Internal (registry_admit.c): admission of new against capacity (with pl: only the services
+ * that run here), and GPU assignment of new (stable: a service keeps the GPUs it had in old
+ * when they are still free). */
+int registry_admit(const struct capacity *cap, const struct reg_placement *pl,
+		   const struct reg_state *old, struct reg_state *new, struct verr *e);
 int reg_gpu_cmp(const void *a, const void *b);
 
 #endif /* CAELUM_REGISTRY_H */
