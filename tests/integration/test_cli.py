@@ -227,6 +227,9 @@ class Reservations(CaelumTest):
         self.assertAllowed(self.e, self.e.svc_cgroup("beta"), 9400)  # node-x's only now
         ev = [x for x in self.e.events() if x["type"] == "port_released"]
         self.assertEqual(ev[-1].get("on_host"), "test-node")
+        # alloc reserves on every host: a port another host holds is not free
+        self.e.ok("port", "reserve", "8101", "service", "beta", "host", "node-x")
+        self.assertEqual(self.e.ok("port", "alloc", "service", "alpha")["port"], 8102)
 
     def test_reserve_vs_live_listener(self):
         p = self.e.listen_in(self.other, 9300)

@@ -1258,6 +1258,11 @@ static void test_host_reserve(void **state)
 	verr_free(&e);
 	registry_set_host(f->r, "host-a");
 	assert_owner(f, 7000, IPPROTO_TCP, "beta", ORIGIN_RUNTIME);
+	/* taken on some host: not free for a reservation on every host */
+	assert_false(registry_port_free(registry_state(f->r), 7000, IPPROTO_TCP));
+	assert_false(registry_port_free(registry_state(f->r), 8100, IPPROTO_TCP));
+	assert_true(registry_port_free(registry_state(f->r), 7000, IPPROTO_UDP));
+	assert_true(registry_port_free(registry_state(f->r), 6999, IPPROTO_TCP));
 }
 
 /* A cluster-wide owner excludes host-only reservations of other services; its own service's

@@ -590,8 +590,9 @@ static int h_port_alloc(struct call *c)
 	for (uint32_t port = 1; port <= 65535; port++) {
 		struct verr e = {};
 
+		/* free on every host: alloc reserves on every host */
 		if (!hc_port_managed(cfg, (uint16_t)port, proto) ||
-		    registry_owner(c->x->reg, (uint16_t)port, proto, NULL))
+		    !registry_port_free(registry_state(c->x->reg), (uint16_t)port, proto))
 			continue;
 		/* Someone squatting from before Caelum started: not free. */
 		if (hc_foreign_holders(c->x, NULL, (uint16_t)port, proto, true, &e, "alloc")) {

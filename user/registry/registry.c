@@ -2047,3 +2047,14 @@ int registry_release(struct registry *r, uint16_t port, uint8_t proto, const cha
 	}
 	return resv_commit(r, port, proto, host, NULL, KV_REV_ANY, e);
 }
+
+bool registry_port_free(const struct reg_state *st, uint16_t port, uint8_t proto)
+{
+	bool found;
+	size_t i = resv_pos(st, port, proto, NULL, &found);
+
+	if (st->spec_owner && st->spec_owner[REG_SLOT(port, proto)])
+		return false;
+	/* the (port, proto)'s reservations start at i, the cluster-wide one first */
+	return i >= st->n_resv || st->resv[i].port != port || st->resv[i].proto != proto;
+}

@@ -314,6 +314,8 @@ int registry_reserve(struct registry *r, uint16_t port, uint8_t proto, const cha
  * such reservation; -EEXIST: declared by a spec. */
 int registry_release(struct registry *r, uint16_t port, uint8_t proto, const char *host,
 		     struct verr *e);
+/* No spec declares (port, proto) and no host reserves it, this one or another. */
+bool registry_port_free(const struct reg_state *st, uint16_t port, uint8_t proto);
 /* The reservation of (port, proto) for host (NULL: the cluster-wide one), or NULL. */
 const struct reg_resv *registry_resv(const struct reg_state *st, uint16_t port, uint8_t proto,
 				     const char *host);
