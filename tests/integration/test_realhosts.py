@@ -40,7 +40,13 @@ class OneDaemonPerPinSet(CaelumTest):
         path = os.path.join(d, "caelum.json")
         with open(path, "w") as f:
             json.dump(cfg, f)
+        self.second_cfg = cfg
         return subprocess.run([DAEMON, "-c", path], capture_output=True, text=True, timeout=30)
+
+    def assertNothingMade(self):
+        """The refused daemon made nothing: no state (registry, journal), no runtime dir."""
+        for key in ("state_dir", "runtime_dir"):
+            self.assertFalse(os.path.exists(self.second_cfg[key]), key)
 
     def test_second_daemon_same_pins_refused_first_unchanged(self):
         e = self.env("pins", services=SERVICES)
@@ -48,9 +54,11 @@ class OneDaemonPerPinSet(CaelumTest):
         self.assertDenied(e, other, 8100)
         table = bpftool("map", "lookup", "pinned", f"{e.bpffs}/maps/cm_port_outer",
                         "key", "0", "0", "0", "0")
-        p = self.second_daemon(e)
+        # Its own cgroup_root (a cgroup below e's, free), e's bpffs: refused on bpffs.
+        p = self.second_daemon(e, cgroup_root=e.cgroup("second-root"))
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn(f"another caelumd (pid {e.proc.pid}) uses bpffs '{e.bpffs}'", p.stderr)
+        self.assertNothingMade()
         # Nothing of the first changed: same table in the slot, denial and ownership hold.
         self.assertEqual(bpftool("map", "lookup", "pinned", f"{e.bpffs}/maps/cm_port_outer",
                                  "key", "0", "0", "0", "0"), table)
@@ -67,8 +75,9 @@ class OneDaemonPerPinSet(CaelumTest):
         self.assertEqual(p.returncode, 1, p.stderr)
         self.assertIn(f"another caelumd (pid {e.proc.pid}) uses cgroup_root '{e.root}'",
                       p.stderr)
-        # It stopped before loading anything: no map of its own was pinned.
-        self.assertEqual(os.listdir(os.path.join(bpffs, "maps")), [])
+        # It stopped before making anything: not even its bpffs directory, state or journal.
+        self.assertFalse(os.path.exists(bpffs))
+        self.assertNothingMade()
         self.assertDenied(e, e.cgroup("other"), 8100)
 
     def test_lock_released_when_daemon_killed(self):

@@ -338,6 +338,21 @@ static int setup_registry(struct daemon *d)
 	return 0;
 }
 
+/*
+ * Before anything is made or changed (state, registry, journal, pins): one caelumd per pin
+ * set (pinlock.h). cgroup_root exists already and is locked first, so that a second caelumd
+ * on it creates nothing, not even its bpffs directory; then bpffs is mounted and made, and
+ * locked.
+ */
+static int setup_lock(struct daemon *d)
+{
+	if (pinlock_take_cgroup(&d->pinlock, d->cfg.cgroup_root))
+		return EXIT_FAIL;
+	if (bpf_env_open(&d->env, d->cfg.bpffs, d->cfg.cgroup_root, d->cfg.ringbuf_bytes))
+		return EXIT_FAIL;
+	return pinlock_take_bpffs(&d->pinlock, d->env.root) ? EXIT_FAIL : 0;
+}
+
 static int setup_dirs(struct daemon *d)
 {
 	int err = mkdir_p(d->cfg.state_dir, 0700);
@@ -388,11 +403,6 @@ static int setup_bpf(struct daemon *d)
 	struct comp_env env;
 	int err;
 
-	if (bpf_env_open(&d->env, d->cfg.bpffs, d->cfg.cgroup_root, d->cfg.ringbuf_bytes))
-		return EXIT_FAIL;
-	/* Before any map, link or policy is touched: one caelumd per pin set. */
-	if (pinlock_take(&d->pinlock, d->env.root, d->cfg.cgroup_root))
-		return EXIT_FAIL;
 	daemon_comp_env(d, &env);
 	if (components_load(&d->comps, &env))
 		return EXIT_FAIL;
@@ -603,11 +613,6 @@ static void setup_handlers(struct daemon *d, struct handler_ctx *hx)
 
 static void daemon_close(struct daemon *d)
 {
-	if (d->ev) {
-		struct json_object *e = event_new(d->ev, "daemon_stopped", "changed");
-
-		events_emit(d->ev, e);
-	}
 	if (d->transports)
 		transports_stop(d->transports);
 	ring_buffer__free(d->rb);
@@ -716,7 +721,9 @@ int main(int argc, char **argv)
 		return print_verr(&e, "invalid configuration");
 	d.started_ns = time_now_ns();
 	warn_modes(&d.cfg);
-	rc = setup_dirs(&d);
+	rc = setup_lock(&d);
+	if (!rc)
+		rc = setup_dirs(&d);
 	if (!rc)
 		rc = setup_registry(&d);
 	if (!rc)
@@ -746,6 +753,8 @@ int main(int argc, char **argv)
 		malloc_trim(0);
 		notify_ready(d.policy.registry_rev, registry_state(d.reg)->n_svcs);
 		rc = loop_run(d.loop, TICK_MS, on_tick, &d) ? EXIT_FAIL : 0;
+		/* Only a daemon that said it started says it stopped. */
+		events_emit(d.ev, event_new(d.ev, "daemon_stopped", "changed"));
 	}
 	daemon_close(&d);
 	return rc;

@@ -87,24 +87,33 @@ static int lock_dir(const char *path, const char *what)
 	return -EBUSY;
 }
 
+int pinlock_take_cgroup(struct pinlock *pl, const char *cgroup_root)
+{
+	int fd = lock_dir(cgroup_root, "cgroup_root");
+
+	pl->cgroup_fd = fd < 0 ? -1 : fd;
+	return fd < 0 ? fd : 0;
+}
+
+int pinlock_take_bpffs(struct pinlock *pl, const char *bpffs)
+{
+	int fd = lock_dir(bpffs, "bpffs");
+
+	pl->bpffs_fd = fd < 0 ? -1 : fd;
+	return fd < 0 ? fd : 0;
+}
+
 int pinlock_take(struct pinlock *pl, const char *bpffs, const char *cgroup_root)
 {
-	pl->bpffs_fd = lock_dir(bpffs, "bpffs");
-	pl->cgroup_fd = -1;
-	if (pl->bpffs_fd < 0) {
-		int err = pl->bpffs_fd;
+	int err;
 
-		pl->bpffs_fd = -1;
-		return err;
-	}
-	pl->cgroup_fd = lock_dir(cgroup_root, "cgroup_root");
-	if (pl->cgroup_fd < 0) {
-		int err = pl->cgroup_fd;
-
+	pl->bpffs_fd = pl->cgroup_fd = -1;
+	err = pinlock_take_cgroup(pl, cgroup_root);
+	if (!err)
+		err = pinlock_take_bpffs(pl, bpffs);
+	if (err)
 		pinlock_release(pl);
-		return err;
-	}
-	return 0;
+	return err;
 }
 
 void pinlock_release(struct pinlock *pl)

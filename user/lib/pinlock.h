@@ -25,11 +25,16 @@ struct pinlock {
 };
 
 /*
- * Lock bpffs (a directory that exists) and cgroup_root, in that order. 0, or -EBUSY when
- * another process holds either (the message names it and its pid), or -errno; on failure
- * nothing is held. pl needs no initialisation.
+ * Lock cgroup_root, then bpffs (directories that exist). 0, or -EBUSY when another process
+ * holds either (the message names it and its pid), or -errno; on failure nothing is held.
+ * pl needs no initialisation. caelumd takes the two apart (pinlock_take_cgroup first, then
+ * prepares bpffs, then pinlock_take_bpffs), so that a second caelumd on the same
+ * cgroup_root creates nothing at all, not even its bpffs directory.
  */
 int pinlock_take(struct pinlock *pl, const char *bpffs, const char *cgroup_root);
+/* One of the two: 0 or -EBUSY / -errno as above; pl's other lock is left as it is. */
+int pinlock_take_cgroup(struct pinlock *pl, const char *cgroup_root);
+int pinlock_take_bpffs(struct pinlock *pl, const char *bpffs);
 void pinlock_release(struct pinlock *pl);
 
 /*
