@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <poll.h>
+#include <time.h>
+
 #include "log.h"
 #include "registry.h"
 #include "sorted.h"
@@ -14,6 +17,11 @@
 #define GPU_PREFIX   "gpus/"
 #define DB_PREFIX    "databases/"
 #define MAX_WATCHERS 8
+/* After the backend answered, the watch has this long to bring the revision to the model
+ * (the figure the etcd backend waited for it, blocking, before). */
+#define WATCH_WAIT_MS 3000
+/* The backend answers within its own budget; past this one the caller hears -ETIMEDOUT. */
+#define ANSWER_WAIT_MS 10000
 
 struct watcher {
 	registry_watch_cb cb;
@@ -26,9 +34,11 @@ struct registry {
 	struct reg_state st;
 	struct watcher watchers[MAX_WATCHERS];
 	size_t n_watchers;
-	uint64_t last_commit; /* revision of this registry's last transaction */
-	bool relist_pending;  /* the watch lost its history and listing again failed */
-	uint64_t relists;     /* times the model was listed again after losing the watch */
+	uint64_t last_commit;	    /* revision of this registry's last transaction */
+	struct reg_commit *commits; /* submitted, continuation not yet run or answer not in */
+	unsigned int answer_ms;	    /* how long a commit may wait for the backend's answer */
+	bool relist_pending;	    /* the watch lost its history and listing again failed */
+	uint64_t relists;	    /* times the model was listed again after losing the watch */
 };
 
 const char *origin_name(enum reg_origin o)
@@ -1029,37 +1039,258 @@ static int diff_dbs(const struct reg_state *old, const struct reg_state *new, st
 	return err;
 }
 
-/* Write ops in one transaction, then bring the model to its revision (registry_poll). */
-static int txn_commit(struct registry *r, const struct op_list *l, struct verr *e)
-{
-	size_t failed = 0;
-	uint64_t rev;
+/*
+ * A commit in flight, from txn_submit until both the backend answered (its memory is the
+ * backend's argument until then) and the continuation ran (or the caller cancelled it).
+ */
+struct reg_commit {
+	struct registry *r;
+	registry_commit_fn fn; /* NULL once cancelled */
+	void *arg;
+	char *failed_key; /* the key of each op, for a lost compare's message */
+	char **keys;
+	size_t n_keys;
+	/* a reservation: re-validated against the model when its compare lost */
+	bool resv;
+	uint16_t port;
+	uint8_t proto;
+	char service[SERVICE_NAME_MAX + 1];
+	bool answered, fired;
 	int err;
+	uint64_t rev;
+	uint64_t answer_by, watch_by; /* mono ms: no answer / no revision by then */
+	struct reg_commit *next;
+};
 
-	err = r->b->ops->txn(r->b, l->ops, l->n, &rev, &failed);
-	if (err == -ECANCELED)
-		verr_add(e, "registry", l->ops[failed].key,
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void commit_answered(void *arg, int err, uint64_t rev, size_t failed)
+{
+	struct reg_commit *c = arg;
+
+	c->answered = true;
+	c->err = err;
+	c->rev = rev;
+	c->failed_key = failed < c->n_keys ? c->keys[failed] : NULL;
+	c->watch_by = now_ms() + WATCH_WAIT_MS;
+	if (!err && !c->fired)
+		c->r->last_commit = rev;
+}
+
+/* Lost compare on a reservation: what the model (caught up) says about the key now. */
+static int resv_recheck(struct registry *r, struct reg_commit *c, struct verr *e)
+{
+	const struct reg_resv *cur = state_resv(&r->st, c->port, c->proto);
+	enum reg_origin origin;
+	const char *owner = registry_owner(r, c->port, c->proto, &origin);
+	char what[32];
+
+	snprintf(what, sizeof(what), "%u/%s", c->port, proto_name(c->proto));
+	if (owner && !strcmp(owner, c->service))
+		return 0; /* ours after all (a retry raced with its first attempt) */
+	if (owner && origin == ORIGIN_RUNTIME && cur) {
+		verr_add(e, what, NULL,
+			 "already reserved by service '%s' (runtime reservation, committed "
+			 "concurrently at revision %llu)",
+			 owner, (unsigned long long)cur->mod_rev);
+		return -EEXIST;
+	}
+	if (owner) {
+		verr_add(e, what, NULL, "already reserved by service '%s' (declared in its spec)",
+			 owner);
+		return -EEXIST;
+	}
+	verr_add(e, "registry", c->failed_key, "changed concurrently by another writer; try again");
+	return -ECANCELED;
+}
+
+/* The outcome of an answered commit (e filled on failure), or 1: not ready to tell yet. */
+static int commit_outcome(struct registry *r, struct reg_commit *c, uint64_t now, struct verr *e)
+{
+	bool caught_up = r->st.rev >= c->rev || now >= c->watch_by;
+
+	if (c->err == -ECANCELED) {
+		if (!caught_up && !(c->resv && registry_owner(r, c->port, c->proto, NULL)))
+			return 1;
+		if (c->resv)
+			return resv_recheck(r, c, e);
+		verr_add(e, "registry", c->failed_key,
 			 "changed concurrently by another writer; try again");
-	else if (registry_err_unavailable(err))
+		return -ECANCELED;
+	}
+	if (registry_err_unavailable(c->err)) {
 		verr_add(e, "registry", NULL,
 			 "the %s backend is unavailable (%s): nothing was changed; the last "
 			 "applied policy stays in force",
-			 r->b->ops->name, strerror(-err));
-	else if (err)
-		verr_add(e, "registry", NULL, "write failed: %s", strerror(-err));
-	if (err)
-		return err;
-	r->last_commit = rev;
-	err = registry_poll(r);
-	if (err)
-		verr_add(e, "registry", NULL, "committed at revision %llu but not yet applied: %s",
-			 (unsigned long long)rev, strerror(-err));
-	return err;
+			 r->b->ops->name, strerror(-c->err));
+		return c->err;
+	}
+	if (c->err) {
+		verr_add(e, "registry", NULL, "write failed: %s", strerror(-c->err));
+		return c->err;
+	}
+	if (!caught_up)
+		return 1;
+	if (r->st.rev < c->rev)
+		p_warn("registry: revision %llu committed, the watch has not delivered it after %d "
+		       "ms",
+		       (unsigned long long)c->rev, WATCH_WAIT_MS);
+	return 0;
 }
 
-/* Validate new, write the difference from the current state. Consumes new; the model
- * changes only through the watch (txn_commit). */
-static int commit(struct registry *r, struct reg_state *new, struct verr *e)
+static void commit_free(struct reg_commit *c)
+{
+	for (size_t i = 0; i < c->n_keys; i++)
+		free(c->keys[i]);
+	free(c->keys);
+	free(c);
+}
+
+/*
+ * One commit whose time has come, or NULL: answered and able to tell its outcome (unlinked),
+ * answered after it timed out (unlinked, nothing to tell), or out of time without an answer
+ * (*keep: it stays listed, the backend still holds it). *err and e: the outcome.
+ */
+static struct reg_commit *commit_next(struct registry *r, uint64_t now, bool *keep, int *err,
+				      struct verr *e)
+{
+	for (struct reg_commit **pp = &r->commits, *c; (c = *pp); pp = &c->next) {
+		*keep = false;
+		if (!c->answered && !c->fired && now >= c->answer_by) {
+			verr_add(
+				e, "registry", NULL,
+				"the %s backend did not answer within %u ms: the change may or may "
+				"not have been made",
+				r->b->ops->name, r->answer_ms);
+			*err = -ETIMEDOUT;
+			*keep = true;
+			return c;
+		}
+		if (!c->answered)
+			continue;
+		if (c->fired || (*err = commit_outcome(r, c, now, e)) != 1) {
+			*pp = c->next;
+			return c;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Run the continuation of every commit that can tell its outcome now. One at a time and
+ * from the start each time: a continuation may submit a commit, or cancel another.
+ */
+static void commits_fire(struct registry *r)
+{
+	uint64_t now = now_ms();
+	struct reg_commit *c;
+	struct verr e = {};
+	bool keep;
+	int err = 0;
+
+	while ((c = commit_next(r, now, &keep, &err, &e))) {
+		registry_commit_fn fn = c->fired ? NULL : c->fn;
+
+		c->fired = true;
+		c->fn = NULL;
+		if (fn) /* a lost compare that turned out ours committed nothing */
+			fn(c->arg, err, err || c->err ? 0 : c->rev, &e);
+		verr_free(&e);
+		err = 0;
+		if (!keep)
+			commit_free(c);
+	}
+}
+
+/* Submit ops in one transaction; the continuation runs from registry_poll/registry_tick. */
+static int txn_submit(struct registry *r, const struct op_list *l, const struct reg_async *as,
+		      struct reg_commit **out)
+{
+	struct reg_commit *c = calloc(1, sizeof(*c));
+	int err;
+
+	if (!c)
+		return -ENOMEM;
+	c->r = r;
+	c->fn = as->fn;
+	c->arg = as->arg;
+	c->keys = calloc(l->n + 1, sizeof(*c->keys));
+	for (size_t i = 0; c->keys && i < l->n; i++) {
+		c->keys[i] = strdup(l->ops[i].key);
+		if (c->keys[i])
+			c->n_keys++;
+	}
+	if (!c->keys || c->n_keys != l->n) {
+		commit_free(c);
+		return -ENOMEM;
+	}
+	c->answer_by = now_ms() + r->answer_ms;
+	err = r->b->ops->txn_submit(r->b, l->ops, l->n, commit_answered, c);
+	if (err) {
+		commit_free(c);
+		return err;
+	}
+	c->next = r->commits;
+	r->commits = c;
+	*out = c;
+	return REG_PENDING;
+}
+
+void registry_commit_cancel(struct reg_commit *c)
+{
+	if (c)
+		c->fn = NULL;
+}
+
+/* A synchronous caller's wait: what the continuation reported. */
+struct sync_wait {
+	bool done;
+	int err;
+	struct verr *e;
+};
+
+static void sync_done(void *arg, int err, uint64_t rev, struct verr *e)
+{
+	struct sync_wait *w = arg;
+
+	(void)rev;
+	w->done = true;
+	w->err = err;
+	for (size_t i = 0; i < e->n; i++)
+		verr_add_raw(w->e, e->msgs[i]);
+}
+
+void registry_wait(struct registry *r, const bool *done)
+{
+	struct pollfd pfd = { .fd = registry_watch_fd(r), .events = POLLIN };
+
+	while (!*done) {
+		if (poll(&pfd, 1, 100) < 0 && errno != EINTR)
+			p_warn("registry: poll: %s", strerror(errno));
+		registry_poll(r);
+		commits_fire(r); /* the deadlines, when nothing arrives */
+	}
+}
+
+/* The synchronous form of every mutation: submit, then poll the watch until the outcome. */
+static int commit_wait(struct registry *r, int rc, struct sync_wait *w)
+{
+	if (rc != REG_PENDING)
+		return rc;
+	registry_wait(r, &w->done);
+	return w->err;
+}
+
+/* Validate new, submit the difference from the current state. Consumes new; the model
+ * changes only through the watch. 0: nothing to change; REG_PENDING: submitted. */
+static int commit(struct registry *r, struct reg_state *new, const struct reg_async *as,
+		  struct reg_commit **out, struct verr *e)
 {
 	struct op_list l = {};
 	int err;
@@ -1077,7 +1308,7 @@ static int commit(struct registry *r, struct reg_state *new, struct verr *e)
 		err = diff_dbs(&r->st, new, &l);
 	state_free(new);
 	if (!err && l.n)
-		err = txn_commit(r, &l, e);
+		err = txn_submit(r, &l, as, out);
 	ops_free(&l);
 	return err;
 }
@@ -1127,7 +1358,8 @@ static int relist(struct registry *r)
 	return 0;
 }
 
-int registry_poll(struct registry *r)
+/* The backend's watch events into the model, the watchers told. */
+static int watch_apply(struct registry *r)
 {
 	struct reg_delta d = { .from_rev = r->st.rev };
 	struct kv_event *ev = NULL;
@@ -1174,10 +1406,21 @@ int registry_poll(struct registry *r)
 	return err;
 }
 
+int registry_poll(struct registry *r)
+{
+	int err;
+
+	r->b->ops->txn_reap(r->b); /* answers first: their revisions, then the events */
+	err = watch_apply(r);
+	commits_fire(r);
+	return err;
+}
+
 void registry_tick(struct registry *r)
 {
 	if (r->relist_pending)
 		relist(r);
+	commits_fire(r);
 	if (r->b->ops->tick)
 		r->b->ops->tick(r->b);
 }
@@ -1234,6 +1477,7 @@ int registry_open(struct registry_backend *b, struct registry **out, struct verr
 	if (!r)
 		return -ENOMEM;
 	r->b = b;
+	r->answer_ms = ANSWER_WAIT_MS;
 	err = state_load(b, &r->st, e);
 	if (!err)
 		err = state_validate(&r->st, e);
@@ -1256,9 +1500,33 @@ void registry_close(struct registry *r)
 {
 	if (!r)
 		return;
-	state_free(&r->st);
+	/* Continuations not run yet hear that the daemon is going; the backend drops the
+	 * answers it still owes without calling them. */
+	for (struct reg_commit *c = r->commits; c; c = c->next) {
+		struct verr e = {};
+		registry_commit_fn fn = c->fired ? NULL : c->fn;
+
+		c->fired = true;
+		if (!fn)
+			continue;
+		verr_add(&e, "registry", NULL, "caelumd is shutting down");
+		fn(c->arg, -ESHUTDOWN, 0, &e);
+		verr_free(&e);
+	}
 	r->b->ops->free(r->b);
+	while (r->commits) {
+		struct reg_commit *c = r->commits;
+
+		r->commits = c->next;
+		commit_free(c);
+	}
+	state_free(&r->st);
 	free(r);
+}
+
+void registry_set_answer_timeout(struct registry *r, unsigned int ms)
+{
+	r->answer_ms = ms;
 }
 
 void registry_set_capacity(struct registry *r, const struct capacity *cap)
@@ -1368,8 +1636,8 @@ const char *registry_owner(const struct registry *r, uint16_t port, uint8_t prot
 	return rv ? rv->service : NULL;
 }
 
-int registry_service_apply(struct registry *r, const struct service_spec *s, enum reg_origin origin,
-			   struct verr *e)
+static int service_apply(struct registry *r, const struct service_spec *s, enum reg_origin origin,
+			 const struct reg_async *as, struct reg_commit **out, struct verr *e)
 {
 	const struct reg_service *cur = registry_service(r, s->name);
 	struct service_spec copy;
@@ -1393,10 +1661,11 @@ int registry_service_apply(struct registry *r, const struct service_spec *s, enu
 		state_free(&new);
 		return err;
 	}
-	return commit(r, &new, e);
+	return commit(r, &new, as, out, e);
 }
 
-int registry_service_delete(struct registry *r, const char *name, struct verr *e)
+static int service_delete(struct registry *r, const char *name, const struct reg_async *as,
+			  struct reg_commit **out, struct verr *e)
 {
 	const struct reg_service *cur = registry_service(r, name);
 	struct reg_state new;
@@ -1415,7 +1684,7 @@ int registry_service_delete(struct registry *r, const char *name, struct verr *e
 	if (err)
 		return err;
 	state_del_service(&new, name);
-	return commit(r, &new, e);
+	return commit(r, &new, as, out, e);
 }
 
 static int ownership_check(const struct registry *r, const struct service_spec *specs, size_t n,
@@ -1485,8 +1754,9 @@ static int files_state(const struct registry *r, const struct service_spec *spec
 	return err;
 }
 
-int registry_sync_all(struct registry *r, const struct service_spec *specs, size_t n,
-		      const struct db_spec *dbs, size_t n_dbs, struct verr *e)
+static int sync_all(struct registry *r, const struct service_spec *specs, size_t n,
+		    const struct db_spec *dbs, size_t n_dbs, const struct reg_async *as,
+		    struct reg_commit **out, struct verr *e)
 {
 	struct reg_state new = {};
 	int err;
@@ -1499,7 +1769,7 @@ int registry_sync_all(struct registry *r, const struct service_spec *specs, size
 		state_free(&new);
 		return err;
 	}
-	return commit(r, &new, e);
+	return commit(r, &new, as, out, e);
 }
 
 int registry_sync_files(struct registry *r, const struct service_spec *specs, size_t n,
@@ -1524,8 +1794,8 @@ const struct reg_db *registry_db(const struct registry *r, const char *name)
 	return state_db(&r->st, name);
 }
 
-int registry_db_apply(struct registry *r, const struct db_spec *d, enum reg_origin origin,
-		      struct verr *e)
+static int db_apply(struct registry *r, const struct db_spec *d, enum reg_origin origin,
+		    const struct reg_async *as, struct reg_commit **out, struct verr *e)
 {
 	const struct reg_db *cur = registry_db(r, d->name);
 	struct reg_state new;
@@ -1548,10 +1818,11 @@ int registry_db_apply(struct registry *r, const struct db_spec *d, enum reg_orig
 		state_free(&new);
 		return err;
 	}
-	return commit(r, &new, e);
+	return commit(r, &new, as, out, e);
 }
 
-int registry_db_delete(struct registry *r, const char *name, struct verr *e)
+static int db_delete(struct registry *r, const char *name, const struct reg_async *as,
+		     struct reg_commit **out, struct verr *e)
 {
 	const struct reg_db *cur = registry_db(r, name);
 	struct reg_state new;
@@ -1579,12 +1850,12 @@ int registry_db_delete(struct registry *r, const char *name, struct verr *e)
 	if (err)
 		return err;
 	state_del_db(&new, name);
-	return commit(r, &new, e);
+	return commit(r, &new, as, out, e);
 }
 
 /* Put (service) or delete (NULL) one reservation key, guarded by its revision. */
 static int resv_commit(struct registry *r, uint16_t port, uint8_t proto, const char *service,
-		       struct verr *e)
+		       const struct reg_async *as, struct reg_commit **out)
 {
 	const struct reg_resv *cur = state_resv(&r->st, port, proto);
 	struct reg_resv rv = { .port = port, .proto = proto };
@@ -1601,50 +1872,22 @@ static int resv_commit(struct registry *r, uint16_t port, uint8_t proto, const c
 		err = ops_add(&l, KV_DEL, strdup(key), NULL, cur ? cur->mod_rev : KV_REV_ANY);
 	}
 	if (!err)
-		err = txn_commit(r, &l, e);
+		err = txn_submit(r, &l, as, out);
 	ops_free(&l);
+	if (err == REG_PENDING && service) {
+		/* Another writer (another host) may create the key between our look-up and our
+		 * commit: the compare fails, and the caught-up model names the owner then; if it
+		 * is our service (a retry of a call whose answer was lost), that is success. */
+		(*out)->resv = true;
+		(*out)->port = port;
+		(*out)->proto = proto;
+		snprintf((*out)->service, sizeof((*out)->service), "%s", service);
+	}
 	return err;
 }
 
-/*
- * Another writer (another host) created the key between our look-up and our commit: the
- * compare failed. Read the key as it is now and name its owner; if it is our service (a
- * retry of a call whose answer was lost), that is success.
- */
-static int resv_race(struct registry *r, uint16_t port, uint8_t proto, const char *service, int err,
-		     struct verr *e)
-{
-	struct reg_resv cur = {};
-	struct verr tmp = {};
-	struct kv *kvs = NULL;
-	size_t n = 0;
-	uint64_t rev;
-	char key[64];
-
-	if (err != -ECANCELED)
-		return err;
-	resv_key(key, sizeof(key), port, proto);
-	if (r->b->ops->range(r->b, key, &kvs, &n, &rev) || n != 1 || strcmp(kvs[0].key, key) ||
-	    resv_parse(&kvs[0], &cur, &tmp)) {
-		kvs_free(kvs, n);
-		verr_free(&tmp);
-		return err;
-	}
-	cur.mod_rev = kvs[0].mod_rev;
-	kvs_free(kvs, n);
-	(void)rev;
-	verr_free(e);
-	if (!strcmp(cur.service, service))
-		return 0;
-	verr_add(e, key + strlen(RESV_PREFIX), NULL,
-		 "already reserved by service '%s' (runtime reservation, committed concurrently at "
-		 "revision %llu)",
-		 cur.service, (unsigned long long)cur.mod_rev);
-	return -EEXIST;
-}
-
-int registry_reserve(struct registry *r, uint16_t port, uint8_t proto, const char *service,
-		     struct verr *e)
+static int reserve(struct registry *r, uint16_t port, uint8_t proto, const char *service,
+		   const struct reg_async *as, struct reg_commit **out, struct verr *e)
 {
 	enum reg_origin origin;
 	const char *owner = registry_owner(r, port, proto, &origin);
@@ -1663,10 +1906,11 @@ int registry_reserve(struct registry *r, uint16_t port, uint8_t proto, const cha
 	if (owner)
 		return 0; /* already ours: a retried call succeeds, nothing changes */
 	/* One key, created only if absent: O(1) validation, O(1) write. */
-	return resv_race(r, port, proto, service, resv_commit(r, port, proto, service, e), e);
+	return resv_commit(r, port, proto, service, as, out);
 }
 
-int registry_release(struct registry *r, uint16_t port, uint8_t proto, struct verr *e)
+static int release(struct registry *r, uint16_t port, uint8_t proto, const struct reg_async *as,
+		   struct reg_commit **out, struct verr *e)
 {
 	enum reg_origin origin;
 	const char *owner = registry_owner(r, port, proto, &origin);
@@ -1683,5 +1927,93 @@ int registry_release(struct registry *r, uint16_t port, uint8_t proto, struct ve
 			 owner);
 		return -EEXIST;
 	}
-	return resv_commit(r, port, proto, NULL, e);
+	return resv_commit(r, port, proto, NULL, as, out);
+}
+
+/* ---- the two forms of every mutation ----
+ * _async: 0 (nothing to commit) or -errno (refused, e) now, or REG_PENDING: as->fn runs
+ * later. The plain form waits for the outcome, polling the backend's watch. */
+
+#define SYNC_CALL(call)                                                                            \
+	do {                                                                                       \
+		struct sync_wait w = { .e = e };                                                   \
+		struct reg_async as = { sync_done, &w };                                           \
+		struct reg_commit *c = NULL;                                                       \
+		return commit_wait(r, call, &w);                                                   \
+	} while (0)
+
+int registry_service_apply(struct registry *r, const struct service_spec *s, enum reg_origin origin,
+			   struct verr *e)
+{
+	SYNC_CALL(service_apply(r, s, origin, &as, &c, e));
+}
+
+int registry_service_apply_async(struct registry *r, const struct service_spec *s,
+				 enum reg_origin origin, const struct reg_async *as,
+				 struct reg_commit **out, struct verr *e)
+{
+	return service_apply(r, s, origin, as, out, e);
+}
+
+int registry_service_delete(struct registry *r, const char *name, struct verr *e)
+{
+	SYNC_CALL(service_delete(r, name, &as, &c, e));
+}
+
+int registry_service_delete_async(struct registry *r, const char *name, const struct reg_async *as,
+				  struct reg_commit **out, struct verr *e)
+{
+	return service_delete(r, name, as, out, e);
+}
+
+int registry_sync_all(struct registry *r, const struct service_spec *specs, size_t n,
+		      const struct db_spec *dbs, size_t n_dbs, struct verr *e)
+{
+	SYNC_CALL(sync_all(r, specs, n, dbs, n_dbs, &as, &c, e));
+}
+
+int registry_db_apply(struct registry *r, const struct db_spec *d, enum reg_origin origin,
+		      struct verr *e)
+{
+	SYNC_CALL(db_apply(r, d, origin, &as, &c, e));
+}
+
+int registry_db_apply_async(struct registry *r, const struct db_spec *d, enum reg_origin origin,
+			    const struct reg_async *as, struct reg_commit **out, struct verr *e)
+{
+	return db_apply(r, d, origin, as, out, e);
+}
+
+int registry_db_delete(struct registry *r, const char *name, struct verr *e)
+{
+	SYNC_CALL(db_delete(r, name, &as, &c, e));
+}
+
+int registry_db_delete_async(struct registry *r, const char *name, const struct reg_async *as,
+			     struct reg_commit **out, struct verr *e)
+{
+	return db_delete(r, name, as, out, e);
+}
+
+int registry_reserve(struct registry *r, uint16_t port, uint8_t proto, const char *service,
+		     struct verr *e)
+{
+	SYNC_CALL(reserve(r, port, proto, service, &as, &c, e));
+}
+
+int registry_reserve_async(struct registry *r, uint16_t port, uint8_t proto, const char *service,
+			   const struct reg_async *as, struct reg_commit **out, struct verr *e)
+{
+	return reserve(r, port, proto, service, as, out, e);
+}
+
+int registry_release(struct registry *r, uint16_t port, uint8_t proto, struct verr *e)
+{
+	SYNC_CALL(release(r, port, proto, &as, &c, e));
+}
+
+int registry_release_async(struct registry *r, uint16_t port, uint8_t proto,
+			   const struct reg_async *as, struct reg_commit **out, struct verr *e)
+{
+	return release(r, port, proto, as, out, e);
 }
