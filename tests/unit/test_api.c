@@ -154,6 +154,8 @@ static int request(struct fx *x, const char *method, const char *path, const cha
 		r.body_len = strlen(body);
 	}
 	api_transport.request(x->api, &r);
+	/* a mutation is answered once its commit is in the model */
+	hxfix_settle(x->f, &out.status, 5000);
 	if (json)
 		*json = out.status && !strcmp(out.ctype, "application/json")
 				? json_tokener_parse(out.body)
