@@ -458,6 +458,17 @@ const char *etcd_endpoint(const struct etcd *c, int i)
 	return i >= 0 && i < (int)c->cfg.n_endpoints ? c->cfg.endpoints[i] : "";
 }
 
+void etcd_reqs_free(struct etcd_req *r)
+{
+	while (r) {
+		struct etcd_req *next = r->next;
+
+		free(r->body);
+		free(r);
+		r = next;
+	}
+}
+
 int etcd_open(const struct etcd_cfg *cfg, struct etcd **out)
 {
 	struct etcd *c;

@@ -462,17 +462,6 @@ static void probe_done(struct thr *t, CURLcode rc, uint64_t now)
 
 /* ---- txns submitted by the caller (etcd_txn_submit) ---- */
 
-void etcd_reqs_free(struct etcd_req *r)
-{
-	while (r) {
-		struct etcd_req *next = r->next;
-
-		free(r->body);
-		free(r);
-		r = next;
-	}
-}
-
 /* r is done: off the thread's list, onto the caller's (etcd_txn_reap), the loop woken. */
 static void req_finish(struct thr *t, struct etcd_req *r, int err)
 {
