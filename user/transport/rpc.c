@@ -211,6 +211,13 @@ static bool mcp_send(void *ctx, struct json_object *msg)
 	return true;
 }
 
+/* A tools/call that waited for its commit: its response, in turn with the notifications. */
+static void mcp_later(void *ctx, uint64_t conn, struct json_object *response)
+{
+	(void)conn;
+	mcp_send(ctx, response);
+}
+
 static struct json_object *mcp_connect(struct conn *c, struct json_object *id)
 {
 	struct json_object *r;
@@ -334,7 +341,8 @@ static void handle_line(struct conn *c, const char *line, size_t len)
 		if (!req || json_tokener_get_error(tok) != json_tokener_success)
 			r = mcp_error(NULL, -32700, "Parse error");
 		else
-			r = mcp_handle(c->srv->mcp, c->mcp, req);
+			r = mcp_handle_later(c->srv->mcp, c->mcp, req,
+					     &(struct mcp_later){ mcp_later, c, 0 }, NULL);
 		if (r) {
 			send_msg(c, r);
 			json_object_put(r);
@@ -451,8 +459,10 @@ static void conn_close(struct conn *c)
 	if (c->sub_id > 0)
 		events_unsubscribe(s->ev, c->sub_id);
 	c->sub_id = 0;
-	if (c->mcp && s->mcp)
+	if (c->mcp && s->mcp) {
+		mcp_cancel(s->mcp, c);
 		mcp_session_free(s->mcp, c->mcp);
+	}
 	c->mcp = NULL;
 	handlers_cancel(c->pending);
 	c->pending = NULL;
