@@ -1129,6 +1129,63 @@ static void test_reserve_retry_noop(void **state)
 	assert_int_equal(file_size(f->dir, "registry.wal"), log);
 }
 
+/* What a commit's continuation was told. */
+struct outcome {
+	int calls, err;
+	uint64_t rev;
+	char msg[256];
+};
+
+static void on_outcome(void *arg, int err, uint64_t rev, struct verr *e)
+{
+	struct outcome *o = arg;
+
+	o->calls++;
+	o->err = err;
+	o->rev = rev;
+	snprintf(o->msg, sizeof(o->msg), "%s", e->n ? e->msgs[0] : "");
+}
+
+/*
+ * Another writer took the key between our look-up and our commit: the compare fails, and
+ * the continuation runs once the model caught up, naming the winner from the model (no
+ * blocking read of the backend); the winner being our own service is a success.
+ */
+static void test_lost_race_named_from_caught_up_model(void **state)
+{
+	struct fx *f = *state;
+	struct kv_op beta = { KV_PUT, "reservations/7100/tcp",
+			      "{\"service\":\"beta\",\"origin\":\"runtime\"}", KV_REV_ABSENT };
+	struct kv_op alpha = { KV_PUT, "reservations/7101/tcp",
+			       "{\"service\":\"alpha\",\"origin\":\"runtime\"}", KV_REV_ABSENT };
+	struct outcome o1 = {}, o2 = {};
+	struct reg_async as1 = { on_outcome, &o1 }, as2 = { on_outcome, &o2 };
+	struct reg_commit *c1, *c2;
+	struct verr e = {};
+	size_t failed;
+	uint64_t rev;
+
+	apply_ok(f, "alpha", "[\"8100\"]");
+	apply_ok(f, "beta", "[\"8101\"]");
+	assert_int_equal(be_txn(f->b, &beta, 1, &rev, &failed), 0);
+	assert_int_equal(be_txn(f->b, &alpha, 1, &rev, &failed), 0);
+	/* the model has not seen them: both look free */
+	assert_int_equal(registry_reserve_async(f->r, 7100, IPPROTO_TCP, "alpha", &as1, &c1, &e),
+			 REG_PENDING);
+	assert_int_equal(registry_reserve_async(f->r, 7101, IPPROTO_TCP, "alpha", &as2, &c2, &e),
+			 REG_PENDING);
+	assert_int_equal(o1.calls + o2.calls, 0);
+	assert_int_equal(registry_poll(f->r), 0);
+	assert_int_equal(o1.calls, 1);
+	assert_int_equal(o1.err, -EEXIST);
+	assert_string_equal(o1.msg, "7100/tcp: already reserved by service 'beta' (runtime "
+				    "reservation, committed concurrently at revision 3)");
+	assert_int_equal(o2.calls, 1);
+	assert_int_equal(o2.err, 0);
+	assert_int_equal(o2.rev, 0); /* nothing of ours was committed */
+	assert_int_equal(registry_state(f->r)->rev, rev);
+}
+
 /* A change committed by someone else reaches the model and the watchers the same way. */
 static void test_foreign_change_reaches_model(void **state)
 {
@@ -1217,6 +1274,7 @@ int main(void)
 		F(test_reserve_retry_noop),
 		F(test_too_many_services),
 		F(test_foreign_change_reaches_model),
+		F(test_lost_race_named_from_caught_up_model),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
