@@ -45,6 +45,7 @@ struct conn {
 	struct hcall *pending;
 	struct json_object *pending_id; /* its id (a reference) */
 	bool pending_notification;
+	unsigned int mcp_waiting; /* MCP tools/calls answered later (mcp_later) */
 	struct conn *next;
 };
 
@@ -84,6 +85,12 @@ static int out_append(struct conn *c, const char *s, size_t len)
 	return 0;
 }
 
+/* A request of it waits for its commit: a peer that shut its side still gets the answer. */
+static bool conn_waiting(const struct conn *c)
+{
+	return c->pending || c->mcp_waiting;
+}
+
 /* Read while nothing waits: a request waiting for its commit holds the lines behind it. */
 static uint32_t conn_in(const struct conn *c)
 {
@@ -114,7 +121,7 @@ static bool conn_flush(struct conn *c)
 	}
 	if (c->out_off == c->out_len)
 		c->out_off = c->out_len = 0;
-	if (c->closing && !c->out_len && !c->pending) {
+	if (c->closing && !c->out_len && !conn_waiting(c)) {
 		conn_close(c);
 		return false;
 	}
@@ -214,8 +221,11 @@ static bool mcp_send(void *ctx, struct json_object *msg)
 /* A tools/call that waited for its commit: its response, in turn with the notifications. */
 static void mcp_later(void *ctx, uint64_t conn, struct json_object *response)
 {
+	struct conn *c = ctx;
+
 	(void)conn;
-	mcp_send(ctx, response);
+	c->mcp_waiting--;
+	mcp_send(c, response);
 }
 
 static struct json_object *mcp_connect(struct conn *c, struct json_object *id)
@@ -337,12 +347,14 @@ static void handle_line(struct conn *c, const char *line, size_t len)
 
 	if (c->mcp) {
 		struct json_object *r;
+		bool waits = false;
 
 		if (!req || json_tokener_get_error(tok) != json_tokener_success)
 			r = mcp_error(NULL, -32700, "Parse error");
 		else
 			r = mcp_handle_later(c->srv->mcp, c->mcp, req,
-					     &(struct mcp_later){ mcp_later, c, 0 }, NULL);
+					     &(struct mcp_later){ mcp_later, c, 0 }, &waits);
+		c->mcp_waiting += waits;
 		if (r) {
 			send_msg(c, r);
 			json_object_put(r);
@@ -440,7 +452,7 @@ static void conn_io(void *ctx, uint32_t events)
 	if (!c->dead && (events & (EPOLLIN | EPOLLHUP)))
 		conn_read(c);
 	/* Gone entirely while a request waits: nobody to answer (the commit may still land). */
-	if (!c->dead && c->pending && (events & EPOLLHUP))
+	if (!c->dead && conn_waiting(c) && (events & EPOLLHUP))
 		conn_close(c);
 	c->in_io = false;
 	if (c->dead)
