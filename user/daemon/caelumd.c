@@ -303,6 +303,9 @@ static int setup_registry(struct daemon *d)
 		return print_verr(&e, "registry is invalid");
 	}
 	registry_set_capacity(d->reg, &d->cfg.cap);
+	/* The etcd backend answers within timeout_ms; the registry's own bound is a backstop. */
+	if (d->cfg.registry.etcd && d->cfg.registry.timeout_ms * 2 > 10000)
+		registry_set_answer_timeout(d->reg, d->cfg.registry.timeout_ms * 2);
 	err = spec_load_dir(d->cfg.services_dir, &specs, &n, &e);
 	if (!err)
 		err = dbspec_load_dir(d->cfg.databases_dir, &dbs, &n_dbs, &e);
