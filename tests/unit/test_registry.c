@@ -1186,6 +1186,29 @@ static void test_lost_race_named_from_caught_up_model(void **state)
 	assert_int_equal(registry_state(f->r)->rev, rev);
 }
 
+/* A caller that waits for its own commit (a reload) runs only its own continuation: the
+ * others in flight go on from the next registry_poll, after it recorded its apply. */
+static void test_wait_runs_only_its_own_commit(void **state)
+{
+	struct fx *f = *state;
+	struct outcome o = {};
+	struct reg_async as = { on_outcome, &o };
+	struct reg_commit *c;
+	struct verr e = {};
+
+	apply_ok(f, "alpha", "[\"8100\"]");
+	assert_int_equal(registry_reserve_async(f->r, 7200, IPPROTO_TCP, "alpha", &as, &c, &e),
+			 REG_PENDING);
+	assert_int_equal(registry_reserve(f->r, 7201, IPPROTO_TCP, "alpha", &e), 0);
+	/* both are in the model; the first one's continuation has not run */
+	assert_string_equal(registry_owner(f->r, 7200, IPPROTO_TCP, NULL), "alpha");
+	assert_int_equal(o.calls, 0);
+	assert_int_equal(registry_poll(f->r), 0);
+	assert_int_equal(o.calls, 1);
+	assert_int_equal(o.err, 0);
+	assert_int_equal(o.rev, 2);
+}
+
 /* A change committed by someone else reaches the model and the watchers the same way. */
 static void test_foreign_change_reaches_model(void **state)
 {
@@ -1275,6 +1298,7 @@ int main(void)
 		F(test_too_many_services),
 		F(test_foreign_change_reaches_model),
 		F(test_lost_race_named_from_caught_up_model),
+		F(test_wait_runs_only_its_own_commit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -869,7 +869,7 @@ int handlers_call_async(const struct handler_ctx *x, const char *method, struct 
 	}
 	if (rc == HC_PENDING) {
 		c->sync = true;
-		registry_wait(x->reg, &c->done);
+		registry_wait(x->reg, c->commit, &c->done);
 		rc = c->rc;
 	} else {
 		c->sync = true;

@@ -1157,11 +1157,13 @@ static void commit_free(struct reg_commit *c)
  * answered after it timed out (unlinked, nothing to tell), or out of time without an answer
  * (*keep: it stays listed, the backend still holds it). *err and e: the outcome.
  */
-static struct reg_commit *commit_next(struct registry *r, uint64_t now, bool *keep, int *err,
-				      struct verr *e)
+static struct reg_commit *commit_next(struct registry *r, const struct reg_commit *only,
+				      uint64_t now, bool *keep, int *err, struct verr *e)
 {
 	for (struct reg_commit **pp = &r->commits, *c; (c = *pp); pp = &c->next) {
 		*keep = false;
+		if (only && c != only)
+			continue;
 		if (!c->answered && !c->fired && now >= c->answer_by) {
 			verr_add(
 				e, "registry", NULL,
@@ -1183,10 +1185,11 @@ static struct reg_commit *commit_next(struct registry *r, uint64_t now, bool *ke
 }
 
 /*
- * Run the continuation of every commit that can tell its outcome now. One at a time and
- * from the start each time: a continuation may submit a commit, or cancel another.
+ * Run the continuation of every commit (or only the one named) that can tell its outcome
+ * now. One at a time and from the start each time: a continuation may submit a commit, or
+ * cancel another.
  */
-static void commits_fire(struct registry *r)
+static void commits_fire(struct registry *r, const struct reg_commit *only)
 {
 	uint64_t now = now_ms();
 	struct reg_commit *c;
@@ -1194,7 +1197,7 @@ static void commits_fire(struct registry *r)
 	bool keep;
 	int err = 0;
 
-	while ((c = commit_next(r, now, &keep, &err, &e))) {
+	while ((c = commit_next(r, only, now, &keep, &err, &e))) {
 		registry_commit_fn fn = c->fired ? NULL : c->fn;
 
 		c->fired = true;
@@ -1205,6 +1208,8 @@ static void commits_fire(struct registry *r)
 		err = 0;
 		if (!keep)
 			commit_free(c);
+		if (only) /* its address may be the next commit's */
+			break;
 	}
 }
 
@@ -1266,24 +1271,29 @@ static void sync_done(void *arg, int err, uint64_t rev, struct verr *e)
 		verr_add_raw(w->e, e->msgs[i]);
 }
 
-void registry_wait(struct registry *r, const bool *done)
+static int watch_apply(struct registry *r);
+
+void registry_wait(struct registry *r, struct reg_commit *c, const bool *done)
 {
 	struct pollfd pfd = { .fd = registry_watch_fd(r), .events = POLLIN };
 
 	while (!*done) {
 		if (poll(&pfd, 1, 100) < 0 && errno != EINTR)
 			p_warn("registry: poll: %s", strerror(errno));
-		registry_poll(r);
-		commits_fire(r); /* the deadlines, when nothing arrives */
+		r->b->ops->txn_reap(r->b);
+		watch_apply(r);
+		/* Only c: the others go on from the next registry_poll, once the caller (a
+		 * reload that holds the kernel apply back) has recorded what it applied. */
+		commits_fire(r, c);
 	}
 }
 
 /* The synchronous form of every mutation: submit, then poll the watch until the outcome. */
-static int commit_wait(struct registry *r, int rc, struct sync_wait *w)
+static int commit_wait(struct registry *r, int rc, struct reg_commit *c, struct sync_wait *w)
 {
 	if (rc != REG_PENDING)
 		return rc;
-	registry_wait(r, &w->done);
+	registry_wait(r, c, &w->done);
 	return w->err;
 }
 
@@ -1412,7 +1422,7 @@ int registry_poll(struct registry *r)
 
 	r->b->ops->txn_reap(r->b); /* answers first: their revisions, then the events */
 	err = watch_apply(r);
-	commits_fire(r);
+	commits_fire(r, NULL);
 	return err;
 }
 
@@ -1420,7 +1430,7 @@ void registry_tick(struct registry *r)
 {
 	if (r->relist_pending)
 		relist(r);
-	commits_fire(r);
+	commits_fire(r, NULL);
 	if (r->b->ops->tick)
 		r->b->ops->tick(r->b);
 }
@@ -1939,7 +1949,8 @@ static int release(struct registry *r, uint16_t port, uint8_t proto, const struc
 		struct sync_wait w = { .e = e };                                                   \
 		struct reg_async as = { sync_done, &w };                                           \
 		struct reg_commit *c = NULL;                                                       \
-		return commit_wait(r, call, &w);                                                   \
+		int rc = call; /* sets c: before commit_wait reads it */                           \
+		return commit_wait(r, rc, c, &w);                                                  \
 	} while (0)
 
 int registry_service_apply(struct registry *r, const struct service_spec *s, enum reg_origin origin,

@@ -278,10 +278,11 @@ struct reg_async {
 };
 /* The continuation will not run (its caller went away); the commit itself may still land. */
 void registry_commit_cancel(struct reg_commit *c);
-/* Poll the backend's watch (registry_poll, registry_tick's deadlines) until *done: what a
- * caller that cannot answer later does after submitting; bounded by the commits' deadlines
- * when *done is set by a continuation. */
-void registry_wait(struct registry *r, const bool *done);
+/* Poll the backend's watch until *done, which c's continuation sets: what a caller that
+ * cannot answer later does after submitting c. The model follows the watch meanwhile, but
+ * only c's continuation runs (bounded by c's deadlines); the others run from the next
+ * registry_poll() or registry_tick(). */
+void registry_wait(struct registry *r, struct reg_commit *c, const bool *done);
 /* How long a commit waits for the backend's answer before it is reported -ETIMEDOUT (ms;
  * default 10000, the backend answers within its own budget before that). */
 void registry_set_answer_timeout(struct registry *r, unsigned int ms);
