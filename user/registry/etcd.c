@@ -469,6 +469,19 @@ void etcd_reqs_free(struct etcd_req *r)
 	}
 }
 
+/* Tell the callers of txns that will not finish now (err, or their own when 0); free them. */
+static void reqs_end(struct etcd_req *r, int err)
+{
+	while (r) {
+		struct etcd_req *next = r->next;
+
+		r->done(r->arg, err ? err : r->err, r->succeeded, r->rev);
+		free(r->body);
+		free(r);
+		r = next;
+	}
+}
+
 int etcd_open(const struct etcd_cfg *cfg, struct etcd **out)
 {
 	struct etcd *c;
@@ -513,8 +526,8 @@ void etcd_close(struct etcd *c)
 	if (c->event_fd >= 0)
 		close(c->event_fd);
 	etcd_events_free(c->q, c->n_q);
-	etcd_reqs_free(c->reqs);
-	etcd_reqs_free(c->reqs_done);
+	reqs_end(c->reqs, -ESHUTDOWN);
+	reqs_end(c->reqs_done, 0);
 	for (size_t i = 0; i < c->n_skeys; i++) {
 		free(c->skeys[i].key);
 		free(c->skeys[i].value);

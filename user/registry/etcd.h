@@ -127,7 +127,7 @@ typedef void (*etcd_txn_done_fn)(void *arg, int err, bool succeeded, uint64_t re
 int etcd_txn_submit(struct etcd *c, const struct etcd_cmp *cmp, size_t n_cmp,
 		    const struct etcd_op *ops, size_t n_ops, etcd_txn_done_fn done, void *arg);
 /* Call done for every submitted txn that has finished (the caller's thread). etcd_close
- * drops unfinished ones without calling done. */
+ * calls done for the unfinished ones with -ESHUTDOWN (nothing is known of their fate). */
 void etcd_txn_reap(struct etcd *c);
 /* A lease of ttl_s seconds: *id. */
 int etcd_lease_grant(struct etcd *c, unsigned int ttl_s, int64_t *id);

@@ -653,9 +653,19 @@ static void *thr_main(void *arg)
 	xfer_free(&t, t.grant);
 	xfer_free(&t, t.put);
 	free(t.put_gens);
-	for (struct etcd_req *r = t.reqs; r; r = r->next)
+	/* txns in flight: handed back unfinished, etcd_close tells their callers */
+	while (t.reqs) {
+		struct etcd_req *r = t.reqs;
+
 		xfer_free(&t, r->x);
-	etcd_reqs_free(t.reqs);
+		r->x = NULL;
+		t.reqs = r->next;
+		r->err = -ESHUTDOWN;
+		pthread_mutex_lock(&c->mu);
+		r->next = c->reqs_done;
+		c->reqs_done = r;
+		pthread_mutex_unlock(&c->mu);
+	}
 	curl_easy_cleanup(t.auth);
 	return NULL;
 }

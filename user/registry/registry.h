@@ -106,6 +106,8 @@ struct registry_backend_ops {
 	void (*tick)(struct registry_backend *b);
 	/* Optional: the backend's state for `status` (endpoints, revision, stale, counters). */
 	struct json_object *(*status)(struct registry_backend *b);
+	/* The transactions not answered yet may get done(-ESHUTDOWN) from here: their args
+	 * must be valid until it returns. */
 	void (*free)(struct registry_backend *b);
 };
 
