@@ -1,11 +1,10 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <poll.h>
 #include <time.h>
 
 #include "log.h"
@@ -1280,8 +1279,8 @@ void registry_wait(struct registry *r, struct reg_commit *c, const bool *done)
 	while (!*done) {
 		if (poll(&pfd, 1, 100) < 0 && errno != EINTR)
 			p_warn("registry: poll: %s", strerror(errno));
-		r->b->ops->txn_reap(r->b);
 		watch_apply(r);
+		r->b->ops->txn_reap(r->b);
 		/* Only c: the others go on from the next registry_poll, once the caller (a
 		 * reload that holds the kernel apply back) has recorded what it applied. */
 		commits_fire(r, c);
@@ -1420,8 +1419,10 @@ int registry_poll(struct registry *r)
 {
 	int err;
 
-	r->b->ops->txn_reap(r->b); /* answers first: their revisions, then the events */
 	err = watch_apply(r);
+	/* The answers after the events: both share the watch fd, and an answer that comes
+	 * after watch_read consumed its wake-up is taken here (or leaves it readable). */
+	r->b->ops->txn_reap(r->b);
 	commits_fire(r, NULL);
 	return err;
 }
@@ -1430,6 +1431,7 @@ void registry_tick(struct registry *r)
 {
 	if (r->relist_pending)
 		relist(r);
+	r->b->ops->txn_reap(r->b);
 	commits_fire(r, NULL);
 	if (r->b->ops->tick)
 		r->b->ops->tick(r->b);

@@ -235,9 +235,10 @@ const struct reg_state *registry_state(const struct registry *r);
 const char *registry_backend_name(const struct registry *r);
 void registry_watch(struct registry *r, registry_watch_cb cb, void *ctx);
 /*
- * The one way changes reach the model: take the backend's answers to submitted commits,
- * read its watch events, apply them to the model (O(events)), call every watcher with the
- * delta, then run the continuations of the commits whose revision the model has reached.
+ * The one way changes reach the model: read the backend's watch events, apply them to the
+ * model (O(events)), call every watcher with the delta, take the backend's answers to
+ * submitted commits, then run the continuations of the commits whose revision the model
+ * has reached.
  * The daemon calls it when registry_watch_fd() is readable. 0 or -errno.
  */
 int registry_poll(struct registry *r);
