@@ -30,6 +30,7 @@ struct hcall {
 	struct reg_commit *commit;
 	int (*then)(struct hcall *c); /* the commit succeeded: events and the result */
 	char name[256];
+	char host[256]; /* a host-only reservation's host, "" for every host */
 	uint16_t port;
 	uint8_t proto;
 	struct hreply reply; /* pending for a transport */
@@ -62,6 +63,9 @@ int hc_params_check(struct hcall *c, const char *const *allowed);
 struct json_object *hc_param(struct hcall *c, const char *key);
 int hc_param_str(struct hcall *c, const char *key, bool required, const char **out);
 int hc_param_service(struct hcall *c, const char *key, const char **out);
+/* Optional "host": *out NULL when absent, else an RFC 1123 host name (EXIT_USAGE, 2,
+ * naming the value, otherwise). 0 or -1 (c's error set). */
+int hc_param_host(struct hcall *c, const char **out);
 int hc_param_proto(struct hcall *c, uint8_t *proto);
 int hc_param_port(struct hcall *c, uint16_t *port);
 void hc_fmt_port(char *buf, size_t len, uint16_t port, uint8_t proto);
