@@ -5,8 +5,9 @@
  * and goes away at a point the input chooses. The handlers are stand-ins (below, linked
  * instead of handlers.c/events.c/mcp.c) that do what the real ones do to a connection:
  * answer, fail, stream events (events.follow) and emit events to every follower, the
- * caller included, from inside a request (the path of issue 13's use-after-free), and an
- * MCP session that notifies from inside a request.
+ * caller included, from inside a request (the path of issue 13's use-after-free), a method
+ * that waits for its commit ("later": answered at a later loop turn, or cancelled when the
+ * client goes first), and an MCP session that notifies from inside a request.
  * Input: one mode byte (bits 0-2 loop turns before the client leaves, bit 3 the client
  * reads its replies, bit 4 shutdown(SHUT_WR) instead of close, bit 5 the client stays until
  * the end, bit 6 the client stops reading (shutdown(SHUT_RD)) before caelumd reads: every
@@ -142,6 +143,63 @@ int handlers_call(const struct handler_ctx *hx, const char *method, struct json_
 	return 0;
 }
 
+/* A "later" call: answered from a loop turn (as a registry continuation would be). */
+struct hcall {
+	struct hreply reply;
+	struct json_object *params;
+	struct hcall *next;
+};
+
+static struct hcall *waiting;
+
+int handlers_call_async(const struct handler_ctx *hx, const char *method,
+			struct json_object *params, const struct caller *who,
+			struct json_object **result, struct herr *err, struct hstream *stream,
+			const struct hreply *reply, struct hcall **pending)
+{
+	struct hcall *c;
+
+	if (strcmp(method, "later") || !reply)
+		return handlers_call(hx, method, params, who, result, err, stream);
+	memset(err, 0, sizeof(*err));
+	*result = NULL;
+	c = calloc(1, sizeof(*c));
+	c->reply = *reply;
+	c->params = json_object_get(params);
+	c->next = waiting;
+	waiting = c;
+	*pending = c;
+	return HANDLERS_PENDING;
+}
+
+void handlers_cancel(struct hcall *c)
+{
+	if (!c)
+		return;
+	for (struct hcall **pp = &waiting; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			json_object_put(c->params);
+			free(c);
+			return;
+		}
+	abort(); /* cancelled twice, or after its answer */
+}
+
+/* Answer every waiting call; an answer may start the next one (the lines behind it). */
+static void answer_waiting(void)
+{
+	while (waiting) {
+		struct hcall *c = waiting;
+		struct herr err = {};
+
+		waiting = c->next;
+		c->reply.fn(c->reply.arg, 0, c->params ? c->params : json_object_new_object(),
+			    &err);
+		free(c);
+	}
+}
+
 /* ---- stand-ins: MCP ---- */
 
 struct mcp_session {
@@ -193,12 +251,28 @@ struct json_object *mcp_handle(struct mcp *m, struct mcp_session *s, struct json
 	return mcp_error(id, -32601, "stand-in");
 }
 
+struct json_object *mcp_handle_later(struct mcp *m, struct mcp_session *s, struct json_object *msg,
+				     const struct mcp_later *later, bool *pending)
+{
+	(void)later;
+	if (pending)
+		*pending = false;
+	return mcp_handle(m, s, msg);
+}
+
+void mcp_cancel(struct mcp *m, const void *ctx)
+{
+	(void)m;
+	(void)ctx;
+}
+
 /* ---- the run ---- */
 
 static int turns_left;
 
 static void tick(void *ctx)
 {
+	answer_waiting();
 	if (--turns_left <= 0)
 		loop_stop(ctx);
 }
@@ -266,6 +340,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (fd >= 0)
 		close(fd);
 	rpc_server_close(srv);
+	if (waiting)
+		abort(); /* a call of a closed connection was not cancelled */
 	loop_free(env.loop);
 	env.loop = NULL;
 	memset(subs, 0, sizeof(subs));

@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -243,6 +244,77 @@ class EtcdBackend(EtcdFixture):
         self.assertEqual(r.rc, 0, r)
         self.wait_for(lambda: b.bind_in(b.cgroup("other"), 20701) == errno.EPERM, timeout=10,
                       what="20701 denied on B after quorum returned")
+
+    def test_quorum_loss_pending_reservation_does_not_stall_the_daemon(self):
+        """A reservation waiting for etcd (no quorum) holds only its own request: status over
+        the control socket and the API and reads answer at once meanwhile; the reservation
+        then fails with 69; clients that go away mid-call leave the daemon healthy."""
+        a = self.host("node-a")
+        self.apply(a, "web")
+        status_url, tok = a.api_url("/api/v1/status"), a.token()
+        ports_url = a.api_url("/api/v1/ports")
+
+        def reserve(port):
+            return subprocess.Popen([CTL, "-c", a.config_path, "-j", "port", "reserve",
+                                     str(port), "service", "web"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        def timed(fn):
+            t = time.time()
+            r = fn()
+            return r, time.time() - t
+
+        self.etcd.pause(0)
+        self.etcd.pause(1)
+        pending = reserve(20720)
+        killed = reserve(20721)
+        # an API reservation whose client hangs up while it waits
+        gone = socket.create_connection(("127.0.0.1", int(ports_url.split(":")[2].split("/")[0])))
+        body = json.dumps({"port": 20722, "service": "web"})
+        gone.sendall((f"POST /api/v1/ports HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tok}\r\n"
+                      f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                      f"{body}").encode())
+        time.sleep(0.5)
+        self.assertIsNone(pending.poll(), "the reservation is waiting for etcd")
+        killed.kill()
+        killed.wait()
+        gone.close()
+        slowest = 0.0
+        for _ in range(5):
+            r, took = timed(lambda: a.ctl("status"))
+            self.assertEqual(r.rc, 0, r)
+            slowest = max(slowest, took)
+            r, took = timed(lambda: a.ctl("port", "list"))
+            self.assertEqual(r.rc, 0, r)
+            slowest = max(slowest, took)
+            resp, took = timed(lambda: request(status_url, token=tok, timeout=5))
+            self.assertEqual(resp.status, 200, resp)
+            slowest = max(slowest, took)
+            time.sleep(0.1)
+        self.assertLess(slowest, 0.5,
+                        f"a request waited for the pending commit: {slowest:.3f} s")
+        self.assertIsNone(pending.poll(), "answered before etcd's budget ran out")
+        out, err = pending.communicate(timeout=20)
+        self.assertEqual(pending.returncode, 69, (out, err))
+        self.assertIn("unavailable", json.loads(out)["error"])
+        self.assertNotIn((20720, "web"), self.ports(a))
+        self.assertAllowed(a, a.cgroup("other"), 20720)
+        # MCP (stdio bridge): the same outcome, as the tool's error
+        res = self.mcp_call(a, "reserve_port", {"port": 20723, "service": "web"})
+        self.assertTrue(res["isError"], res)
+        self.assertIn("unavailable", res["content"][0]["text"])
+        self.assertIsNone(a.proc.poll(), "caelumd is running")
+        self.etcd.resume(0)
+        self.etcd.resume(1)
+        deadline = time.time() + 20
+        while True:
+            r = a.ctl("port", "reserve", "20721", "service", "web")
+            if r.rc == 0 or time.time() > deadline:
+                break
+            time.sleep(0.5)
+        self.assertEqual(r.rc, 0, r)
+        self.assertDenied(a, a.cgroup("other"), 20721)
+        self.assertEqual(a.ctl("status").rc, 0)
 
     def test_kill_leader_during_writes_loses_no_acknowledged_reservation(self):
         a, b = self.host("node-a"), self.host("node-b")

@@ -12,6 +12,7 @@
 #define CAELUM_HXFIX_H
 
 #include <netinet/in.h>
+#include <poll.h>
 
 #include "applylog.h"
 #include "config.h"
@@ -104,6 +105,18 @@ static inline int hxfix_free(struct hxfix *f)
 	err = tmpdir_remove(f->dir);
 	free(f);
 	return err;
+}
+
+/* Run the registry as caelumd's loop does (its watch fd readable: registry_poll) until
+ * *answered is non-zero, at most timeout_ms. */
+static inline void hxfix_settle(struct hxfix *f, const volatile int *answered, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = registry_watch_fd(f->reg), .events = POLLIN };
+
+	for (int waited = 0; !*answered && waited < timeout_ms; waited += 10) {
+		poll(&pfd, 1, 10);
+		registry_poll(f->reg);
+	}
 }
 
 /* Call method with params given as JSON text (NULL: none). Returns handlers_call's answer;

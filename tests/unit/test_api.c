@@ -154,6 +154,8 @@ static int request(struct fx *x, const char *method, const char *path, const cha
 		r.body_len = strlen(body);
 	}
 	api_transport.request(x->api, &r);
+	/* a mutation is answered once its commit is in the model */
+	hxfix_settle(x->f, &out.status, 5000);
 	if (json)
 		*json = out.status && !strcmp(out.ctype, "application/json")
 				? json_tokener_parse(out.body)
@@ -213,6 +215,31 @@ static void test_routes_to_handlers(void **state)
 	assert_int_equal(request(x, "GET", "/api/v1/events", "type=port_released", NULL, &j), 200);
 	assert_int_equal(json_object_array_length(j), 1);
 	json_object_put(j);
+}
+
+/* A mutation's request stays open until its commit is in the model; a read is answered at
+ * once meanwhile; a request whose connection went away is answered into the void. */
+static void test_mutation_answered_when_committed(void **state)
+{
+	struct fx *x = *state;
+	struct http_request r = { .kind = HTTP_REQUEST, .conn = 7, .listener = HTTP_DASH };
+	const char *body = "{\"port\":47021,\"service\":\"web\"}";
+
+	assert_int_equal(request(x, "POST", "/api/v1/services", NULL, WEB, NULL), 201);
+	out_reset();
+	snprintf(r.method, sizeof(r.method), "POST");
+	snprintf(r.path, sizeof(r.path), "/api/v1/ports");
+	snprintf(r.content_type, sizeof(r.content_type), "application/json");
+	r.body = (char *)body;
+	r.body_len = strlen(body);
+	api_transport.request(x->api, &r);
+	assert_int_equal(out.status, 0); /* not answered yet */
+	assert_int_equal(request(x, "GET", "/api/v1/ports", NULL, NULL, NULL), 200);
+	out_reset();
+	hxfix_settle(x->f, &out.status, 5000);
+	assert_int_equal(out.status, 201);
+	assert_non_null(strstr(out.body, "\"port\":47021"));
+	assert_string_equal(registry_owner(x->f->reg, 47021, IPPROTO_TCP, NULL), "web");
 }
 
 static void test_status_codes(void **state)
@@ -308,6 +335,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_routes_to_handlers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mutation_answered_when_committed, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_status_codes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_content_type, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_metrics_route, setup, teardown),

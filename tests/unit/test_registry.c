@@ -33,6 +33,39 @@ struct fx {
 	const struct reg_state *seen_st;
 };
 
+struct txn_answer {
+	bool done;
+	int err;
+	uint64_t rev;
+	size_t failed;
+};
+
+static void txn_answered(void *arg, int err, uint64_t rev, size_t failed)
+{
+	struct txn_answer *a = arg;
+
+	*a = (struct txn_answer){ .done = true, .err = err, .rev = rev, .failed = failed };
+}
+
+/* A transaction through the backend's asynchronous interface, its answer reaped at once
+ * (the file backend answers inline). *rev set on success, *failed on -ECANCELED. */
+static int be_txn(struct registry_backend *b, const struct kv_op *ops, size_t n, uint64_t *rev,
+		  size_t *failed)
+{
+	struct txn_answer a = {};
+	int err = b->ops->txn_submit(b, ops, n, txn_answered, &a);
+
+	if (err)
+		return err;
+	b->ops->txn_reap(b);
+	assert_true(a.done);
+	if (!a.err)
+		*rev = a.rev;
+	if (a.err == -ECANCELED)
+		*failed = a.failed;
+	return a.err;
+}
+
 static void on_change(void *ctx, const struct reg_state *st, const struct reg_delta *d)
 {
 	struct fx *f = ctx;
@@ -701,13 +734,13 @@ static void test_backend_txn_cas(void **state)
 			{ KV_PUT, "b/1", "{\"v\":2}", KV_REV_ABSENT },
 		};
 
-		assert_int_equal(b->ops->txn(b, ops, 2, &rev, &failed), 0);
+		assert_int_equal(be_txn(b, ops, 2, &rev, &failed), 0);
 		assert_int_equal(rev, 1);
 	}
 	{
 		struct kv_op ops[] = { { KV_PUT, "a/2", "[1,2]", KV_REV_ANY } };
 
-		assert_int_equal(b->ops->txn(b, ops, 1, &rev, &failed), 0);
+		assert_int_equal(be_txn(b, ops, 1, &rev, &failed), 0);
 		assert_int_equal(rev, 2);
 	}
 	snprintf(path, sizeof(path), "%s/registry.wal", dir);
@@ -723,7 +756,7 @@ static void test_backend_txn_cas(void **state)
 		};
 
 		rev = 77;
-		assert_int_equal(b->ops->txn(b, ops, 3, &rev, &failed), -ECANCELED);
+		assert_int_equal(be_txn(b, ops, 3, &rev, &failed), -ECANCELED);
 		assert_int_equal(failed, 2);
 		assert_int_equal(rev, 77);
 	}
@@ -731,14 +764,14 @@ static void test_backend_txn_cas(void **state)
 	{
 		struct kv_op ops[] = { { KV_PUT, "a/1", "{}", KV_REV_ABSENT } };
 
-		assert_int_equal(b->ops->txn(b, ops, 1, &rev, &failed), -ECANCELED);
+		assert_int_equal(be_txn(b, ops, 1, &rev, &failed), -ECANCELED);
 		assert_int_equal(failed, 0);
 	}
 	/* an expected revision on a missing key */
 	{
 		struct kv_op ops[] = { { KV_DEL, "zz", NULL, 2 } };
 
-		assert_int_equal(b->ops->txn(b, ops, 1, &rev, &failed), -ECANCELED);
+		assert_int_equal(be_txn(b, ops, 1, &rev, &failed), -ECANCELED);
 		assert_int_equal(failed, 0);
 	}
 	/* one key twice in a transaction */
@@ -748,7 +781,7 @@ static void test_backend_txn_cas(void **state)
 			{ KV_DEL, "d", NULL, KV_REV_ANY },
 		};
 
-		assert_int_equal(b->ops->txn(b, ops, 2, &rev, &failed), -EINVAL);
+		assert_int_equal(be_txn(b, ops, 2, &rev, &failed), -EINVAL);
 	}
 	after = read_text(path, NULL);
 	assert_string_equal(after, before);
@@ -774,7 +807,7 @@ static void test_backend_txn_cas(void **state)
 			{ KV_PUT, "c/1", "{}", KV_REV_ABSENT },
 		};
 
-		assert_int_equal(b->ops->txn(b, ops, 3, &rev, &failed), 0);
+		assert_int_equal(be_txn(b, ops, 3, &rev, &failed), 0);
 		assert_int_equal(rev, 3);
 	}
 	assert_int_equal(b->ops->range(b, "a/", &kvs, &n, &rev), 0);
@@ -822,7 +855,7 @@ static void test_concurrent_change_refused(void **state)
 	mkspec(&s, "alpha", "[\"8100\"]", NULL);
 	assert_int_equal(registry_service_apply(r, &s, ORIGIN_API, &e), 0);
 	spec_free(&s);
-	assert_int_equal(b->ops->txn(b, &op, 1, &rev, &failed), 0);
+	assert_int_equal(be_txn(b, &op, 1, &rev, &failed), 0);
 	assert_int_equal(rev, 2);
 
 	mkspec(&s, "alpha", "[\"8101\"]", NULL);
@@ -1096,6 +1129,89 @@ static void test_reserve_retry_noop(void **state)
 	assert_int_equal(file_size(f->dir, "registry.wal"), log);
 }
 
+/* What a commit's continuation was told. */
+struct outcome {
+	int calls, err;
+	uint64_t rev;
+	char msg[256];
+};
+
+static void on_outcome(void *arg, int err, uint64_t rev, struct verr *e)
+{
+	struct outcome *o = arg;
+
+	o->calls++;
+	o->err = err;
+	o->rev = rev;
+	snprintf(o->msg, sizeof(o->msg), "%s", e->n ? e->msgs[0] : "");
+}
+
+/*
+ * Another writer took the key between our look-up and our commit: the compare fails, and
+ * the continuation runs once the model caught up, naming the winner from the model (no
+ * blocking read of the backend); the winner being our own service is a success.
+ */
+static void test_lost_race_named_from_caught_up_model(void **state)
+{
+	struct fx *f = *state;
+	struct kv_op beta = { KV_PUT, "reservations/7100/tcp",
+			      "{\"service\":\"beta\",\"origin\":\"runtime\"}", KV_REV_ABSENT };
+	struct kv_op alpha = { KV_PUT, "reservations/7101/tcp",
+			       "{\"service\":\"alpha\",\"origin\":\"runtime\"}", KV_REV_ABSENT };
+	struct outcome o1 = {}, o2 = {};
+	struct reg_async as1 = { on_outcome, &o1 }, as2 = { on_outcome, &o2 };
+	struct reg_commit *c1, *c2;
+	struct verr e = {};
+	size_t failed;
+	uint64_t rev;
+
+	apply_ok(f, "alpha", "[\"8100\"]");
+	apply_ok(f, "beta", "[\"8101\"]");
+	assert_int_equal(be_txn(f->b, &beta, 1, &rev, &failed), 0);
+	assert_int_equal(be_txn(f->b, &alpha, 1, &rev, &failed), 0);
+	/* the model has not seen them: both look free */
+	assert_int_equal(
+		registry_reserve_async(f->r, 7100, IPPROTO_TCP, NULL, "alpha", &as1, &c1, &e),
+		REG_PENDING);
+	assert_int_equal(
+		registry_reserve_async(f->r, 7101, IPPROTO_TCP, NULL, "alpha", &as2, &c2, &e),
+		REG_PENDING);
+	assert_int_equal(o1.calls + o2.calls, 0);
+	assert_int_equal(registry_poll(f->r), 0);
+	assert_int_equal(o1.calls, 1);
+	assert_int_equal(o1.err, -EEXIST);
+	assert_string_equal(o1.msg, "7100/tcp: already reserved by service 'beta' (runtime "
+				    "reservation, committed concurrently)");
+	assert_int_equal(o2.calls, 1);
+	assert_int_equal(o2.err, 0);
+	assert_int_equal(o2.rev, 0); /* nothing of ours was committed */
+	assert_int_equal(registry_state(f->r)->rev, rev);
+}
+
+/* A caller that waits for its own commit (a reload) runs only its own continuation: the
+ * others in flight go on from the next registry_poll, after it recorded its apply. */
+static void test_wait_runs_only_its_own_commit(void **state)
+{
+	struct fx *f = *state;
+	struct outcome o = {};
+	struct reg_async as = { on_outcome, &o };
+	struct reg_commit *c;
+	struct verr e = {};
+
+	apply_ok(f, "alpha", "[\"8100\"]");
+	assert_int_equal(
+		registry_reserve_async(f->r, 7200, IPPROTO_TCP, NULL, "alpha", &as, &c, &e),
+		REG_PENDING);
+	assert_int_equal(registry_reserve(f->r, 7201, IPPROTO_TCP, NULL, "alpha", &e), 0);
+	/* both are in the model; the first one's continuation has not run */
+	assert_string_equal(registry_owner(f->r, 7200, IPPROTO_TCP, NULL), "alpha");
+	assert_int_equal(o.calls, 0);
+	assert_int_equal(registry_poll(f->r), 0);
+	assert_int_equal(o.calls, 1);
+	assert_int_equal(o.err, 0);
+	assert_int_equal(o.rev, 2);
+}
+
 /* A change committed by someone else reaches the model and the watchers the same way. */
 static void test_foreign_change_reaches_model(void **state)
 {
@@ -1107,7 +1223,7 @@ static void test_foreign_change_reaches_model(void **state)
 
 	apply_ok(f, "alpha", "[\"8100\"]");
 	f->notified[0] = 0;
-	assert_int_equal(f->b->ops->txn(f->b, &op, 1, &rev, &failed), 0);
+	assert_int_equal(be_txn(f->b, &op, 1, &rev, &failed), 0);
 	assert_int_equal(rev, 2);
 	/* nothing changes until the watch is read */
 	assert_null(registry_owner(f->r, 7000, IPPROTO_UDP, NULL));
@@ -1311,7 +1427,7 @@ static void other_host_reserves(struct fx *f, const char *key, const char *svc,
 	uint64_t rev;
 
 	snprintf(value, sizeof(value), "{\"service\":\"%s\",\"origin\":\"runtime\"}", svc);
-	assert_int_equal(f->b->ops->txn(f->b, ops, 2, &rev, &failed), 0);
+	assert_int_equal(be_txn(f->b, ops, 2, &rev, &failed), 0);
 }
 
 /*
@@ -1400,6 +1516,8 @@ int main(void)
 		F(test_reserve_retry_noop),
 		F(test_too_many_services),
 		F(test_foreign_change_reaches_model),
+		F(test_lost_race_named_from_caught_up_model),
+		F(test_wait_runs_only_its_own_commit),
 		F(test_host_reserve),
 		F(test_host_vs_cluster),
 		F(test_host_cluster_race),

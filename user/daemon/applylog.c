@@ -5,10 +5,13 @@
 
 void apply_log_record(struct apply_log *l, uint64_t rev, int err)
 {
+	uint64_t from = rev > l->applied_rev ? l->applied_rev + 1 : rev;
+
 	if (rev > l->applied_rev)
 		l->applied_rev = rev;
 	if (!err)
 		return;
+	l->fail[l->head % APPLY_LOG_FAILURES].from = from;
 	l->fail[l->head % APPLY_LOG_FAILURES].rev = rev;
 	l->fail[l->head % APPLY_LOG_FAILURES].err = err;
 	l->head++;
@@ -19,7 +22,7 @@ int apply_log_result(const struct apply_log *l, uint64_t rev)
 	if (rev > l->applied_rev)
 		return -EAGAIN;
 	for (unsigned int i = 0; i < APPLY_LOG_FAILURES; i++)
-		if (l->fail[i].err && l->fail[i].rev == rev)
+		if (l->fail[i].err && rev >= l->fail[i].from && rev <= l->fail[i].rev)
 			return l->fail[i].err;
 	return 0;
 }

@@ -3,7 +3,9 @@
  * The outcome of applying each registry revision to the kernel. A handler that committed at
  * revision R asks apply_log_result(R) instead of reading shared daemon fields: the answer is
  * 0 (applied), -errno (that revision's apply failed) or -EAGAIN (not applied yet).
- * Failures are kept for the last APPLY_LOG_FAILURES failed revisions.
+ * Failures are kept for the last APPLY_LOG_FAILURES failed applies. One apply takes every
+ * revision the watch brought since the last one (commits in flight together arrive in one
+ * batch): its failure is the failure of each of them.
  */
 #ifndef CAELUM_APPLYLOG_H
 #define CAELUM_APPLYLOG_H
@@ -15,13 +17,14 @@
 struct apply_log {
 	uint64_t applied_rev; /* highest revision whose apply finished (well or not) */
 	struct {
-		uint64_t rev;
-		int err; /* -errno */
+		uint64_t from, rev; /* the revisions from..rev were applied together */
+		int err;	    /* -errno */
 	} fail[APPLY_LOG_FAILURES];
 	unsigned int head;
 };
 
-/* Revision rev was applied with err (0 or -errno); revisions only move forward. */
+/* Every revision up to rev not recorded yet was applied with err (0 or -errno); revisions
+ * only move forward. */
 void apply_log_record(struct apply_log *l, uint64_t rev, int err);
 /* 0, the -errno of rev's apply, or -EAGAIN when rev > applied_rev. */
 int apply_log_result(const struct apply_log *l, uint64_t rev);

@@ -311,6 +311,9 @@ static int setup_registry(struct daemon *d)
 		return print_verr(&e, "registry is invalid");
 	}
 	registry_set_capacity(d->reg, &d->cfg.cap);
+	/* The etcd backend answers within timeout_ms; the registry's own bound is a backstop. */
+	if (d->cfg.registry.etcd && d->cfg.registry.timeout_ms * 2 > 10000)
+		registry_set_answer_timeout(d->reg, d->cfg.registry.timeout_ms * 2);
 	registry_set_host(d->reg, d->cfg.host);
 	/* shared by several hosts: each admits what it runs */
 	if (registry_etcd_client(registry_backend_of(d->reg)))

@@ -14,7 +14,7 @@
 #include "log.h"
 #include "sockets.h"
 
-int hc_fail(struct call *c, int exit_code, const char *fmt, ...)
+int hc_fail(struct hcall *c, int exit_code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -25,7 +25,7 @@ int hc_fail(struct call *c, int exit_code, const char *fmt, ...)
 	return -1;
 }
 
-int hc_not_found(struct call *c, const char *fmt, ...)
+int hc_not_found(struct hcall *c, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -45,7 +45,7 @@ int hc_registry_exit(int err)
 	return err == -ENOENT ? EXIT_FAIL : EXIT_CONFIG;
 }
 
-int hc_fail_verr(struct call *c, int exit_code, struct verr *e)
+int hc_fail_verr(struct hcall *c, int exit_code, struct verr *e)
 {
 	c->err->exit = exit_code;
 	snprintf(c->err->message, sizeof(c->err->message), "%s", e->n ? e->msgs[0] : "refused");
@@ -54,14 +54,14 @@ int hc_fail_verr(struct call *c, int exit_code, struct verr *e)
 	return -1;
 }
 
-int hc_unavailable(struct call *c, const char *what)
+int hc_unavailable(struct hcall *c, const char *what)
 {
 	return hc_fail(c, EXIT_UNAVAILABLE, "%s is not available here", what);
 }
 
 /* ---- parameters ---- */
 
-int hc_params_check(struct call *c, const char *const *allowed)
+int hc_params_check(struct hcall *c, const char *const *allowed)
 {
 	struct verr e = {};
 
@@ -73,7 +73,7 @@ int hc_params_check(struct call *c, const char *const *allowed)
 	return 0;
 }
 
-struct json_object *hc_param(struct call *c, const char *key)
+struct json_object *hc_param(struct hcall *c, const char *key)
 {
 	struct json_object *v = NULL;
 
@@ -82,7 +82,7 @@ struct json_object *hc_param(struct call *c, const char *key)
 	return v;
 }
 
-int hc_param_str(struct call *c, const char *key, bool required, const char **out)
+int hc_param_str(struct hcall *c, const char *key, bool required, const char **out)
 {
 	struct json_object *v = hc_param(c, key);
 
@@ -97,7 +97,7 @@ int hc_param_str(struct call *c, const char *key, bool required, const char **ou
 	return 0;
 }
 
-int hc_param_service(struct call *c, const char *key, const char **out)
+int hc_param_service(struct hcall *c, const char *key, const char **out)
 {
 	if (hc_param_str(c, key, true, out))
 		return -1;
@@ -109,7 +109,7 @@ int hc_param_service(struct call *c, const char *key, const char **out)
 	return 0;
 }
 
-int hc_param_host(struct call *c, const char **out)
+int hc_param_host(struct hcall *c, const char **out)
 {
 	if (hc_param_str(c, "host", false, out))
 		return -1;
@@ -121,7 +121,7 @@ int hc_param_host(struct call *c, const char **out)
 	return 0;
 }
 
-int hc_param_proto(struct call *c, uint8_t *proto)
+int hc_param_proto(struct hcall *c, uint8_t *proto)
 {
 	const char *s;
 	int p;
@@ -139,7 +139,7 @@ int hc_param_proto(struct call *c, uint8_t *proto)
 	return 0;
 }
 
-int hc_param_port(struct call *c, uint16_t *port)
+int hc_param_port(struct hcall *c, uint16_t *port)
 {
 	struct verr e = {};
 	struct json_object *v = hc_param(c, "port");
@@ -292,23 +292,21 @@ static void emit_service_event(const struct handler_ctx *x, const char *type, co
 }
 
 /*
- * Registry operations are bracketed. The mutation commits and returns once the model is at
- * its revision; the kernel side of that revision ran in the registry's watchers (the same
- * path as every other change), and its outcome is looked up here by revision.
+ * Registry operations commit asynchronously. The mutation is validated and submitted; its
+ * continuation runs once the model is at the revision it committed; the kernel side of that
+ * revision ran in the registry's watchers (the same path as every other change), and its
+ * outcome is looked up here by revision.
  */
-void hc_change_begin(struct call *c)
-{
-	c->commit_before = registry_last_commit(c->x->reg);
-}
+static void call_finish(struct hcall *c, int rc);
 
-int hc_change_end(struct call *c)
+/* How the kernel took the revision the call committed (nothing committed: 0). */
+static int applied(struct hcall *c)
 {
-	uint64_t rev = registry_last_commit(c->x->reg);
+	uint64_t rev = c->committed;
 	int err;
 
-	if (rev == c->commit_before)
-		return 0; /* nothing was committed (a no-op, or refused) */
-	c->committed = rev;
+	if (!rev)
+		return 0;
 	err = apply_log_result(c->x->applied, rev);
 	if (err == -EAGAIN)
 		return hc_fail(c, EXIT_FAIL,
@@ -322,9 +320,42 @@ int hc_change_end(struct call *c)
 	return 0;
 }
 
+static void committed(void *arg, int err, uint64_t rev, struct verr *e)
+{
+	struct hcall *c = arg;
+	int rc;
+
+	c->commit = NULL;
+	c->committed = rev;
+	if (err) {
+		c->err->not_found = err == -ENOENT;
+		rc = hc_fail_verr(c, err == -ESHUTDOWN ? EXIT_UNAVAILABLE : hc_registry_exit(err),
+				  e);
+	} else {
+		rc = c->then(c);
+		if (!rc && applied(c))
+			rc = -1;
+	}
+	call_finish(c, rc);
+}
+
+const struct reg_async *hc_async(struct hcall *c)
+{
+	c->as = (struct reg_async){ committed, c };
+	return &c->as;
+}
+
+int hc_commit(struct hcall *c, int rc, int (*then)(struct hcall *c))
+{
+	if (rc != REG_PENDING)
+		return then(c); /* nothing to commit: a no-op succeeds as it is */
+	c->then = then;
+	return HC_PENDING;
+}
+
 /* ---- methods ---- */
 
-static int h_ping(struct call *c)
+static int h_ping(struct hcall *c)
 {
 	c->result = json_object_new_object();
 	json_object_object_add(c->result, "pid", json_object_new_int(getpid()));
@@ -333,7 +364,7 @@ static int h_ping(struct call *c)
 
 static struct json_object *denial_counts(const struct handler_ctx *x, const char *name);
 
-static int h_service_list(struct call *c)
+static int h_service_list(struct hcall *c)
 {
 	const struct reg_state *st = registry_state(c->x->reg);
 
@@ -376,7 +407,7 @@ static struct json_object *denial_counts(const struct handler_ctx *x, const char
 	return o;
 }
 
-static int h_service_show(struct call *c)
+static int h_service_show(struct hcall *c)
 {
 	static const char *const keys[] = { "name", NULL };
 	const struct reg_service *s;
@@ -405,14 +436,25 @@ static int h_service_show(struct call *c)
 	return 0;
 }
 
-static int h_service_apply(struct call *c)
+static int service_applied(struct hcall *c)
+{
+	const struct reg_service *s = registry_service(c->x->reg, c->name);
+
+	emit_service_event(c->x, "service_applied", c->name);
+	if (!s)
+		return hc_not_found(c, "service '%s' was deleted concurrently", c->name);
+	c->result = service_json(c->x, s);
+	return 0;
+}
+
+static int h_service_apply(struct hcall *c)
 {
 	static const char *const keys[] = { "spec", "file", NULL };
 	struct json_object *spec_obj = hc_param(c, "spec");
 	struct service_spec spec;
 	struct verr e = {};
 	const char *file;
-	int err;
+	int rc;
 
 	if (hc_params_check(c, keys) || hc_param_str(c, "file", false, &file))
 		return -1;
@@ -420,31 +462,31 @@ static int h_service_apply(struct call *c)
 		return hc_fail(c, EXIT_USAGE, "params: spec: missing required key");
 	if (spec_from_json(spec_obj, file ? file : "spec", &spec, &e))
 		return hc_fail_verr(c, EXIT_CONFIG, &e);
-	hc_change_begin(c);
-	err = registry_service_apply(c->x->reg, &spec, ORIGIN_API, &e);
-	if (err) {
-		hc_change_end(c);
-		spec_free(&spec);
-		return hc_fail_verr(
-			c, registry_err_unavailable(err) ? EXIT_UNAVAILABLE : EXIT_CONFIG, &e);
-	}
-	emit_service_event(c->x, "service_applied", spec.name);
-	if (hc_change_end(c)) {
-		spec_free(&spec);
-		return -1;
-	}
-	c->result = service_json(c->x, registry_service(c->x->reg, spec.name));
+	snprintf(c->name, sizeof(c->name), "%s", spec.name);
+	rc = registry_service_apply_async(c->x->reg, &spec, ORIGIN_API, hc_async(c), &c->commit,
+					  &e);
 	spec_free(&spec);
+	if (rc < 0)
+		return hc_fail_verr(
+			c, registry_err_unavailable(rc) ? EXIT_UNAVAILABLE : EXIT_CONFIG, &e);
+	return hc_commit(c, rc, service_applied);
+}
+
+static int service_deleted(struct hcall *c)
+{
+	emit_service_event(c->x, "service_deleted", c->name);
+	c->result = json_object_new_object();
+	json_object_object_add(c->result, "deleted", json_object_new_string(c->name));
 	return 0;
 }
 
-static int h_service_delete(struct call *c)
+static int h_service_delete(struct hcall *c)
 {
 	static const char *const keys[] = { "name", NULL };
 	struct verr e = {};
 	struct svc_rt *rt;
 	const char *name;
-	int err, procs;
+	int rc, procs;
 
 	if (hc_params_check(c, keys) || hc_param_service(c, "name", &name))
 		return -1;
@@ -454,19 +496,13 @@ static int h_service_delete(struct call *c)
 		return hc_fail(c, EXIT_CONFIG,
 			       "service '%s' is running (%d processes in %s); stop it first", name,
 			       procs > 0 ? procs : 0, rt->cgroup);
-	hc_change_begin(c);
-	err = registry_service_delete(c->x->reg, name, &e);
-	if (err) {
-		hc_change_end(c);
-		c->err->not_found = err == -ENOENT;
-		return hc_fail_verr(c, hc_registry_exit(err), &e);
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	rc = registry_service_delete_async(c->x->reg, name, hc_async(c), &c->commit, &e);
+	if (rc < 0) {
+		c->err->not_found = rc == -ENOENT;
+		return hc_fail_verr(c, hc_registry_exit(rc), &e);
 	}
-	emit_service_event(c->x, "service_deleted", name);
-	if (hc_change_end(c))
-		return -1;
-	c->result = json_object_new_object();
-	json_object_object_add(c->result, "deleted", json_object_new_string(name));
-	return 0;
+	return hc_commit(c, rc, service_deleted);
 }
 
 static struct json_object *claim_json(const struct config *cfg, const struct reg_claim *cl)
@@ -487,7 +523,7 @@ static struct json_object *claim_json(const struct config *cfg, const struct reg
 	return o;
 }
 
-static int h_port_list(struct call *c)
+static int h_port_list(struct hcall *c)
 {
 	struct reg_claim *cl;
 	size_t n;
@@ -503,13 +539,22 @@ static int h_port_list(struct call *c)
 	return 0;
 }
 
+static int reserved(struct hcall *c)
+{
+	const char *on = c->host[0] ? c->host : NULL;
+
+	emit_port_event(c->x, "port_reserved", c->port, c->proto, on, c->name);
+	c->result = port_result(c->port, c->proto, on, c->name);
+	return 0;
+}
+
 /* Reserve on every host (on NULL) or on host on only. */
-static int reserve(struct call *c, uint16_t port, uint8_t proto, const char *on, const char *svc)
+static int reserve(struct hcall *c, uint16_t port, uint8_t proto, const char *on, const char *svc)
 {
 	bool here = !on || !strcmp(on, c->x->cfg->host);
 	struct verr e = {};
 	char what[32];
-	int err;
+	int rc;
 
 	hc_fmt_port(what, sizeof(what), port, proto);
 	if (!registry_service(c->x->reg, svc))
@@ -517,21 +562,18 @@ static int reserve(struct call *c, uint16_t port, uint8_t proto, const char *on,
 	/* this host's sockets: another host's are that host's business */
 	if (here && hc_foreign_holders(c->x, svc, port, proto, false, &e, what))
 		return hc_fail_verr(c, EXIT_CONFIG, &e);
-	hc_change_begin(c);
-	err = registry_reserve(c->x->reg, port, proto, on, svc, &e);
-	if (err) {
-		hc_change_end(c);
+	c->port = port;
+	c->proto = proto;
+	snprintf(c->name, sizeof(c->name), "%s", svc);
+	snprintf(c->host, sizeof(c->host), "%s", on ? on : "");
+	rc = registry_reserve_async(c->x->reg, port, proto, on, svc, hc_async(c), &c->commit, &e);
+	if (rc < 0)
 		return hc_fail_verr(
-			c, registry_err_unavailable(err) ? EXIT_UNAVAILABLE : EXIT_CONFIG, &e);
-	}
-	emit_port_event(c->x, "port_reserved", port, proto, on, svc);
-	if (hc_change_end(c))
-		return -1;
-	c->result = port_result(port, proto, on, svc);
-	return 0;
+			c, registry_err_unavailable(rc) ? EXIT_UNAVAILABLE : EXIT_CONFIG, &e);
+	return hc_commit(c, rc, reserved);
 }
 
-static int h_port_reserve(struct call *c)
+static int h_port_reserve(struct hcall *c)
 {
 	static const char *const keys[] = { "port", "proto", "service", "host", NULL };
 	const char *svc, *on;
@@ -544,38 +586,42 @@ static int h_port_reserve(struct call *c)
 	return reserve(c, port, proto, on, svc);
 }
 
-static int h_port_release(struct call *c)
+static int released(struct hcall *c)
+{
+	const char *on = c->host[0] ? c->host : NULL;
+
+	emit_port_event(c->x, "port_released", c->port, c->proto, on, c->name);
+	c->result = port_result(c->port, c->proto, on, c->name);
+	return 0;
+}
+
+static int h_port_release(struct hcall *c)
 {
 	static const char *const keys[] = { "port", "proto", "host", NULL };
 	const struct reg_resv *cur;
 	struct verr e = {};
-	char svc[SERVICE_NAME_MAX + 1] = "";
 	const char *on;
 	uint16_t port;
 	uint8_t proto;
-	int err;
+	int rc;
 
 	if (hc_params_check(c, keys) || hc_param_port(c, &port) || hc_param_proto(c, &proto) ||
 	    hc_param_host(c, &on))
 		return -1;
 	cur = registry_resv(registry_state(c->x->reg), port, proto, on);
-	if (cur)
-		snprintf(svc, sizeof(svc), "%s", cur->service);
-	hc_change_begin(c);
-	err = registry_release(c->x->reg, port, proto, on, &e);
-	if (err) {
-		hc_change_end(c);
-		c->err->not_found = err == -ENOENT;
-		return hc_fail_verr(c, hc_registry_exit(err), &e);
+	snprintf(c->name, sizeof(c->name), "%s", cur ? cur->service : "");
+	snprintf(c->host, sizeof(c->host), "%s", on ? on : "");
+	c->port = port;
+	c->proto = proto;
+	rc = registry_release_async(c->x->reg, port, proto, on, hc_async(c), &c->commit, &e);
+	if (rc < 0) {
+		c->err->not_found = rc == -ENOENT;
+		return hc_fail_verr(c, hc_registry_exit(rc), &e);
 	}
-	emit_port_event(c->x, "port_released", port, proto, on, svc);
-	if (hc_change_end(c))
-		return -1;
-	c->result = port_result(port, proto, on, svc);
-	return 0;
+	return hc_commit(c, rc, released);
 }
 
-static int h_port_alloc(struct call *c)
+static int h_port_alloc(struct hcall *c)
 {
 	static const char *const keys[] = { "service", "proto", NULL };
 	const struct config *cfg = c->x->cfg;
@@ -605,7 +651,7 @@ static int h_port_alloc(struct call *c)
 		       proto_name(proto));
 }
 
-static int h_port_who(struct call *c)
+static int h_port_who(struct hcall *c)
 {
 	static const char *const keys[] = { "port", "proto", NULL };
 	struct sock_holder *h = NULL;
@@ -659,7 +705,7 @@ static int h_port_who(struct call *c)
 	return 0;
 }
 
-static int parse_filter(struct call *c, struct hstream *s)
+static int parse_filter(struct hcall *c, struct hstream *s)
 {
 	struct json_object *v;
 	const char *type, *svc, *host;
@@ -692,7 +738,7 @@ static int parse_filter(struct call *c, struct hstream *s)
 	return 0;
 }
 
-static int h_events_list(struct call *c)
+static int h_events_list(struct hcall *c)
 {
 	static const char *const keys[] = { "type", "service", "host", "limit", "since", NULL };
 	struct hstream s;
@@ -703,7 +749,7 @@ static int h_events_list(struct call *c)
 	return 0;
 }
 
-static int h_events_follow(struct call *c)
+static int h_events_follow(struct hcall *c)
 {
 	static const char *const keys[] = { "type", "service", "host", "limit", "since", NULL };
 
@@ -718,7 +764,7 @@ static int h_events_follow(struct call *c)
 	return 0;
 }
 
-static int h_reload(struct call *c)
+static int h_reload(struct hcall *c)
 {
 	struct verr e = {};
 	size_t entries = 0;
@@ -738,7 +784,7 @@ static int h_reload(struct call *c)
 	return 0;
 }
 
-static int h_verify(struct call *c)
+static int h_verify(struct hcall *c)
 {
 	if (hc_params_check(c, (const char *const[]){ NULL }))
 		return -1;
@@ -748,7 +794,7 @@ static int h_verify(struct call *c)
 	return 0;
 }
 
-static int h_resources(struct call *c)
+static int h_resources(struct hcall *c)
 {
 	if (hc_params_check(c, (const char *const[]){ NULL }))
 		return -1;
@@ -758,7 +804,7 @@ static int h_resources(struct call *c)
 	return 0;
 }
 
-static int h_status(struct call *c)
+static int h_status(struct hcall *c)
 {
 	if (hc_params_check(c, (const char *const[]){ NULL }))
 		return -1;
@@ -801,30 +847,101 @@ static const struct handler_entry methods[] = {
 
 static const struct handler_entry *const tables[] = { methods, handlers_view };
 
+static void call_free(struct hcall *c)
+{
+	json_object_put(c->params);
+	free(c);
+}
+
+/* The call has its outcome: a transport's reply, or the waiting handlers_call's. */
+static void call_finish(struct hcall *c, int rc)
+{
+	c->err->revision = c->committed;
+	if (rc) {
+		json_object_put(c->result);
+		c->result = NULL;
+	} else if (!c->result) {
+		c->result = json_object_new_object();
+	}
+	c->rc = rc ? -1 : 0;
+	c->done = true;
+	if (c->sync)
+		return;
+	c->reply.fn(c->reply.arg, c->rc, c->result, c->err);
+	call_free(c);
+}
+
+static handler_fn method_find(const char *name)
+{
+	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
+		for (const struct handler_entry *m = tables[t]; m->name; m++)
+			if (!strcmp(m->name, name))
+				return m->fn;
+	return NULL;
+}
+
+int handlers_call_async(const struct handler_ctx *x, const char *method, struct json_object *params,
+			const struct caller *who, struct json_object **result, struct herr *err,
+			struct hstream *stream, const struct hreply *reply, struct hcall **pending)
+{
+	handler_fn fn = method_find(method);
+	struct hcall *c;
+	int rc;
+
+	memset(err, 0, sizeof(*err));
+	*result = NULL;
+	if (pending)
+		*pending = NULL;
+	if (!fn) {
+		err->exit = EXIT_USAGE;
+		err->unknown_method = true;
+		snprintf(err->message, sizeof(err->message), "unknown method '%s'", method);
+		return -1;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		err->exit = EXIT_FAIL;
+		snprintf(err->message, sizeof(err->message), "out of memory");
+		return -1;
+	}
+	*c = (struct hcall){
+		.x = x, .params = json_object_get(params), .who = who, .stream = stream
+	};
+	c->err = &c->own_err;
+	rc = fn(c);
+	if (rc == HC_PENDING && reply) {
+		c->reply = *reply;
+		c->who = NULL;
+		c->stream = NULL;
+		*pending = c;
+		return HANDLERS_PENDING;
+	}
+	if (rc == HC_PENDING) {
+		c->sync = true;
+		registry_wait(x->reg, c->commit, &c->done);
+		rc = c->rc;
+	} else {
+		c->sync = true;
+		call_finish(c, rc);
+		rc = c->rc;
+	}
+	*err = c->own_err;
+	*result = c->result;
+	call_free(c);
+	return rc;
+}
+
 int handlers_call(const struct handler_ctx *x, const char *method, struct json_object *params,
 		  const struct caller *who, struct json_object **result, struct herr *err,
 		  struct hstream *stream)
 {
-	struct call c = { .x = x, .params = params, .who = who, .err = err, .stream = stream };
+	return handlers_call_async(x, method, params, who, result, err, stream, NULL, NULL);
+}
 
-	memset(err, 0, sizeof(*err));
-	*result = NULL;
-	for (size_t t = 0; t < sizeof(tables) / sizeof(tables[0]); t++)
-		for (const struct handler_entry *m = tables[t]; m->name; m++) {
-			if (strcmp(m->name, method))
-				continue;
-			if (m->fn(&c)) {
-				json_object_put(c.result);
-				err->revision = c.committed;
-				return -1;
-			}
-			*result = c.result ? c.result : json_object_new_object();
-			/* A mutation answers with the revision it committed (and saw applied). */
-			err->revision = c.committed;
-			return 0;
-		}
-	err->exit = EXIT_USAGE;
-	err->unknown_method = true;
-	snprintf(err->message, sizeof(err->message), "unknown method '%s'", method);
-	return -1;
+void handlers_cancel(struct hcall *c)
+{
+	if (!c)
+		return;
+	registry_commit_cancel(c->commit);
+	call_free(c);
 }

@@ -115,9 +115,39 @@ struct handler_ctx {
  * 0: *result set (new reference). Otherwise -1 and err filled (err->errors owned by the
  * caller). Either way err->revision is the revision a mutation committed. stream: where
  * events.follow asks for the live events, NULL when the transport cannot stream.
+ * A mutation waits here for its commit (polling the registry's watch, bounded): for callers
+ * that cannot keep a request open; a transport uses handlers_call_async.
  */
 int handlers_call(const struct handler_ctx *hx, const char *method, struct json_object *params,
 		  const struct caller *who, struct json_object **result, struct herr *err,
 		  struct hstream *stream);
+
+/*
+ * A call that waits for its commit (a mutation: the registry backend answers later). The
+ * reply comes on the loop's thread, exactly once unless the call is cancelled first: rc 0
+ * and result (new reference, the callee's), or -1 and err (err->errors the callee's; err
+ * valid during the call). err->revision: what the call committed, as handlers_call says.
+ */
+#define HANDLERS_PENDING 1
+struct hcall;
+typedef void (*handlers_reply_fn)(void *arg, int rc, struct json_object *result, struct herr *err);
+struct hreply {
+	handlers_reply_fn fn;
+	void *arg;
+};
+
+/*
+ * handlers_call, for a transport that can answer later: 0 or -1 as handlers_call (answered
+ * now: read-only methods, refusals, no-ops), or HANDLERS_PENDING: *pending names the call,
+ * reply->fn runs later with the same (rc, result, err) handlers_call would have given.
+ * params is held by the call as long as it needs it.
+ */
+int handlers_call_async(const struct handler_ctx *hx, const char *method,
+			struct json_object *params, const struct caller *who,
+			struct json_object **result, struct herr *err, struct hstream *stream,
+			const struct hreply *reply, struct hcall **pending);
+/* The caller went away: reply->fn of this pending call never runs and the call is freed.
+ * Its commit may still land (a retry of it is a no-op). NULL is fine. */
+void handlers_cancel(struct hcall *pending);
 
 #endif /* CAELUM_HANDLERS_H */

@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* db.list, db.show, db.apply, db.delete, db.resolve. */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "dbspec.h"
 #include "handlers_int.h"
 
-int h_db_list(struct call *c)
+int h_db_list(struct hcall *c)
 {
 	if (hc_params_check(c, (const char *const[]){ NULL }))
 		return -1;
@@ -16,7 +17,7 @@ int h_db_list(struct call *c)
 	return 0;
 }
 
-int h_db_show(struct call *c)
+int h_db_show(struct hcall *c)
 {
 	static const char *const keys[] = { "name", NULL };
 	const char *name;
@@ -39,14 +40,22 @@ static void emit_db_event(const struct handler_ctx *x, const char *type, const c
 	events_emit(x->ev, e);
 }
 
-int h_db_apply(struct call *c)
+static int db_applied(struct hcall *c)
+{
+	emit_db_event(c->x, "db_applied", c->name);
+	c->result = c->x->ops && c->x->ops->database ? c->x->ops->database(c->x->owner, c->name)
+						     : json_object_new_object();
+	return 0;
+}
+
+int h_db_apply(struct hcall *c)
 {
 	static const char *const keys[] = { "spec", "file", NULL };
 	struct json_object *obj = hc_param(c, "spec");
 	struct verr e = {};
 	struct db_spec spec;
 	const char *file;
-	int err;
+	int rc;
 
 	if (hc_params_check(c, keys) || hc_param_str(c, "file", false, &file))
 		return -1;
@@ -54,50 +63,46 @@ int h_db_apply(struct call *c)
 		return hc_fail(c, EXIT_USAGE, "params: spec: missing required key");
 	if (dbspec_from_json(obj, file ? file : "spec", &spec, &e))
 		return hc_fail_verr(c, EXIT_CONFIG, &e);
-	hc_change_begin(c);
-	err = registry_db_apply(c->x->reg, &spec, ORIGIN_API, &e);
-	if (err) {
-		hc_change_end(c);
+	snprintf(c->name, sizeof(c->name), "%s", spec.name);
+	rc = registry_db_apply_async(c->x->reg, &spec, ORIGIN_API, hc_async(c), &c->commit, &e);
+	dbspec_free(&spec);
+	if (rc < 0)
 		return hc_fail_verr(
-			c, registry_err_unavailable(err) ? EXIT_UNAVAILABLE : EXIT_CONFIG, &e);
-	}
-	emit_db_event(c->x, "db_applied", spec.name);
-	if (hc_change_end(c))
-		return -1;
-	c->result = c->x->ops && c->x->ops->database ? c->x->ops->database(c->x->owner, spec.name)
-						     : json_object_new_object();
+			c, registry_err_unavailable(rc) ? EXIT_UNAVAILABLE : EXIT_CONFIG, &e);
+	return hc_commit(c, rc, db_applied);
+}
+
+static int db_deleted(struct hcall *c)
+{
+	emit_db_event(c->x, "db_deleted", c->name);
+	c->result = json_object_new_object();
+	json_object_object_add(c->result, "deleted", json_object_new_string(c->name));
 	return 0;
 }
 
-int h_db_delete(struct call *c)
+int h_db_delete(struct hcall *c)
 {
 	static const char *const keys[] = { "name", NULL };
 	struct verr e = {};
 	const char *name;
-	int err;
+	int rc;
 
 	if (hc_params_check(c, keys) || hc_param_service(c, "name", &name))
 		return -1;
-	hc_change_begin(c);
-	err = registry_db_delete(c->x->reg, name, &e);
-	if (err) {
-		hc_change_end(c);
-		c->err->not_found = err == -ENOENT;
-		return hc_fail_verr(c, hc_registry_exit(err), &e);
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	rc = registry_db_delete_async(c->x->reg, name, hc_async(c), &c->commit, &e);
+	if (rc < 0) {
+		c->err->not_found = rc == -ENOENT;
+		return hc_fail_verr(c, hc_registry_exit(rc), &e);
 	}
-	emit_db_event(c->x, "db_deleted", name);
-	if (hc_change_end(c))
-		return -1;
-	c->result = json_object_new_object();
-	json_object_object_add(c->result, "deleted", json_object_new_string(name));
-	return 0;
+	return hc_commit(c, rc, db_deleted);
 }
 
 /*
  * Look NAME up again now. The lookup runs off the loop: the result carries "resolutions",
  * and db.show's "resolutions" passes it once the answer is in (caelumctl db resolve waits).
  */
-int h_db_resolve(struct call *c)
+int h_db_resolve(struct hcall *c)
 {
 	static const char *const keys[] = { "name", NULL };
 	const char *name;

@@ -5,7 +5,7 @@
 #include "handlers_int.h"
 #include "registry.h"
 
-static int no_machine_registry(struct call *c)
+static int no_machine_registry(struct hcall *c)
 {
 	return hc_fail(c, EXIT_FAIL,
 		       "no machine registry: the registry backend is '%s' (it needs \"registry\": "
@@ -13,7 +13,7 @@ static int no_machine_registry(struct call *c)
 		       registry_backend_name(c->x->reg));
 }
 
-int h_host_list(struct call *c)
+int h_host_list(struct hcall *c)
 {
 	if (hc_params_check(c, (const char *const[]){ NULL }))
 		return -1;
@@ -21,7 +21,7 @@ int h_host_list(struct call *c)
 	return c->result ? 0 : no_machine_registry(c);
 }
 
-int h_host_show(struct call *c)
+int h_host_show(struct hcall *c)
 {
 	static const char *const keys[] = { "name", NULL };
 	struct json_object *all;
@@ -42,7 +42,7 @@ int h_host_show(struct call *c)
 	return c->result ? 0 : hc_not_found(c, "no host '%s' in the machine registry", name);
 }
 
-int h_service_where(struct call *c)
+int h_service_where(struct hcall *c)
 {
 	static const char *const keys[] = { "name", NULL };
 	const char *name;

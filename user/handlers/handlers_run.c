@@ -17,7 +17,7 @@
 #include "handlers_int.h"
 #include "log.h"
 
-static struct json_object *check_ports(struct call *c, const char *name, struct verr *e)
+static struct json_object *check_ports(struct hcall *c, const char *name, struct verr *e)
 {
 	struct json_object *ports = json_object_new_array();
 	struct reg_claim *cl;
@@ -52,7 +52,7 @@ static struct json_object *addrs_json(const struct db_rt *rt)
 }
 
 /* What caelumctl must check itself: the env credentials and the databases to reach. */
-static struct json_object *db_targets(struct call *c, const struct service_spec *s)
+static struct json_object *db_targets(struct hcall *c, const struct service_spec *s)
 {
 	struct json_object *arr = json_object_new_array();
 
@@ -80,7 +80,7 @@ static struct json_object *db_targets(struct call *c, const struct service_spec 
 	return arr;
 }
 
-int h_run_check(struct call *c)
+int h_run_check(struct hcall *c)
 {
 	static const char *const keys[] = { "name", NULL };
 	const struct reg_service *s;
@@ -141,7 +141,7 @@ static void read_comm(pid_t pid, char *buf, size_t len)
 }
 
 /* The command caelumctl run is about to exec: its comm-to-be and its text. */
-static int param_command(struct call *c, char *comm, size_t clen, char *text, size_t tlen)
+static int param_command(struct hcall *c, char *comm, size_t clen, char *text, size_t tlen)
 {
 	struct json_object *v = hc_param(c, "command");
 	size_t off = 0;
@@ -169,7 +169,7 @@ static int param_command(struct call *c, char *comm, size_t clen, char *text, si
 	return 0;
 }
 
-int h_run_started(struct call *c)
+int h_run_started(struct hcall *c)
 {
 	static const char *const keys[] = { "name", "pid", "command", "credentials", NULL };
 	struct json_object *e;

@@ -66,7 +66,7 @@ static struct port_stat *denials_by_port(struct json_object *evs, size_t *n_out)
 	return v;
 }
 
-static int h_port_map(struct call *c)
+static int h_port_map(struct hcall *c)
 {
 	const struct config *cfg = c->x->cfg;
 	struct event_filter f = { .type = "bind_denied" };
@@ -150,7 +150,7 @@ fail:
 	return -1;
 }
 
-static int h_events_timeline(struct call *c)
+static int h_events_timeline(struct hcall *c)
 {
 	static const char *const keys[] = { "minutes", NULL };
 	struct json_object *v = hc_param(c, "minutes");
@@ -165,7 +165,7 @@ static int h_events_timeline(struct call *c)
 	return 0;
 }
 
-static int token_result(struct call *c, const char *tok)
+static int token_result(struct hcall *c, const char *tok)
 {
 	c->result = json_object_new_object();
 	json_object_object_add(c->result, "token", json_object_new_string(tok));
@@ -174,7 +174,7 @@ static int token_result(struct call *c, const char *tok)
 	return 0;
 }
 
-static int h_token_show(struct call *c)
+static int h_token_show(struct hcall *c)
 {
 	if (hc_params_check(c, (const char *const[]){ NULL }))
 		return -1;
@@ -185,7 +185,7 @@ static int h_token_show(struct call *c)
 	return token_result(c, c->x->token);
 }
 
-static int h_token_rotate(struct call *c)
+static int h_token_rotate(struct hcall *c)
 {
 	char tok[TOKEN_LEN + 1];
 	int err;
@@ -255,7 +255,7 @@ static int ingest_check(struct json_object *ev, size_t i, struct verr *e)
 }
 
 /* Events a peer sends (MCP tool ingest_events): stored with the peer's host. */
-static int h_events_ingest(struct call *c)
+static int h_events_ingest(struct hcall *c)
 {
 	static const char *const keys[] = { "host", "events", NULL };
 	struct json_object *evs = hc_param(c, "events");

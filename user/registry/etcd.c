@@ -58,7 +58,7 @@ bool etcd_unavailable(int err)
 	return err == -ETIMEDOUT || err == -EHOSTUNREACH;
 }
 
-static int curl_errno(CURLcode rc)
+int etcd_curl_errno(CURLcode rc)
 {
 	switch (rc) {
 	case CURLE_OK:
@@ -139,7 +139,7 @@ static int post(struct etcd *c, CURL *h, int ep, const char *path, const char *b
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, &b);
 	rc = curl_easy_perform(h);
 	curl_slist_free_all(hdrs);
-	err = curl_errno(rc);
+	err = etcd_curl_errno(rc);
 	if (err)
 		p_debug("etcd %s%s: %s", c->cfg.endpoints[ep], path, curl_easy_strerror(rc));
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -213,7 +213,7 @@ static void drop_token(struct etcd *c)
 	pthread_mutex_unlock(&c->mu);
 }
 
-static void failover(struct etcd *c, int ep)
+void etcd_failover(struct etcd *c, int ep)
 {
 	pthread_mutex_lock(&c->mu);
 	if (c->endpoint == ep) {
@@ -255,7 +255,7 @@ static int call(struct etcd *c, const char *path, struct json_object *req,
 			if (err == -EACCES || err == -EPERM)
 				return err;
 			if (err) {
-				failover(c, ep);
+				etcd_failover(c, ep);
 				continue;
 			}
 		}
@@ -278,7 +278,7 @@ static int call(struct etcd *c, const char *path, struct json_object *req,
 			return -EACCES;
 		if (!etcd_unavailable(err) && err != -EIO)
 			return err;
-		failover(c, ep);
+		etcd_failover(c, ep);
 	}
 	return err == -EIO ? -ETIMEDOUT : err;
 }
@@ -371,12 +371,11 @@ static struct json_object *txn_cmp(const struct etcd_cmp *cmp)
 	return o;
 }
 
-int etcd_txn(struct etcd *c, const struct etcd_cmp *cmp, size_t n_cmp, const struct etcd_op *ops,
-	     size_t n_ops, bool *succeeded, uint64_t *rev)
+static struct json_object *txn_request(const struct etcd_cmp *cmp, size_t n_cmp,
+				       const struct etcd_op *ops, size_t n_ops)
 {
-	struct json_object *req = json_object_new_object(), *resp = NULL;
+	struct json_object *req = json_object_new_object();
 	struct json_object *ca = json_object_new_array(), *sa = json_object_new_array();
-	int err;
 
 	for (size_t i = 0; i < n_cmp; i++)
 		json_object_array_add(ca, txn_cmp(&cmp[i]));
@@ -384,6 +383,25 @@ int etcd_txn(struct etcd *c, const struct etcd_cmp *cmp, size_t n_cmp, const str
 		json_object_array_add(sa, etcd_txn_op(&ops[i]));
 	json_object_object_add(req, "compare", ca);
 	json_object_object_add(req, "success", sa);
+	return req;
+}
+
+char *etcd_txn_body(const struct etcd_cmp *cmp, size_t n_cmp, const struct etcd_op *ops,
+		    size_t n_ops)
+{
+	struct json_object *req = txn_request(cmp, n_cmp, ops, n_ops);
+	char *s = strdup(json_object_to_json_string(req));
+
+	json_object_put(req);
+	return s;
+}
+
+int etcd_txn(struct etcd *c, const struct etcd_cmp *cmp, size_t n_cmp, const struct etcd_op *ops,
+	     size_t n_ops, bool *succeeded, uint64_t *rev)
+{
+	struct json_object *req = txn_request(cmp, n_cmp, ops, n_ops), *resp = NULL;
+	int err;
+
 	err = call(c, "/v3/kv/txn", req, &resp);
 	json_object_put(req);
 	if (!err)
@@ -440,6 +458,30 @@ const char *etcd_endpoint(const struct etcd *c, int i)
 	return i >= 0 && i < (int)c->cfg.n_endpoints ? c->cfg.endpoints[i] : "";
 }
 
+void etcd_reqs_free(struct etcd_req *r)
+{
+	while (r) {
+		struct etcd_req *next = r->next;
+
+		free(r->body);
+		free(r);
+		r = next;
+	}
+}
+
+/* Tell the callers of txns that will not finish now (err, or their own when 0); free them. */
+static void reqs_end(struct etcd_req *r, int err)
+{
+	while (r) {
+		struct etcd_req *next = r->next;
+
+		r->done(r->arg, err ? err : r->err, r->succeeded, r->rev);
+		free(r->body);
+		free(r);
+		r = next;
+	}
+}
+
 int etcd_open(const struct etcd_cfg *cfg, struct etcd **out)
 {
 	struct etcd *c;
@@ -484,6 +526,8 @@ void etcd_close(struct etcd *c)
 	if (c->event_fd >= 0)
 		close(c->event_fd);
 	etcd_events_free(c->q, c->n_q);
+	reqs_end(c->reqs, -ESHUTDOWN);
+	reqs_end(c->reqs_done, 0);
 	for (size_t i = 0; i < c->n_skeys; i++) {
 		free(c->skeys[i].key);
 		free(c->skeys[i].value);

@@ -11,8 +11,9 @@
  *
  * Unary calls (range, txn, lease, auth) run on the caller's thread, with one budget for the
  * whole call: an endpoint that does not answer or answers "unavailable" is left for the
- * next one. The watch and the lease keepalive run in a thread of their own (libcurl multi);
- * watch events reach the caller through an eventfd (etcd_watch_fd) and etcd_watch_take.
+ * next one. etcd_txn_submit runs a txn the same way in the client's thread instead. The watch and
+ * the lease keepalive run in a thread of their own (libcurl multi); watch events reach the caller
+ * through an eventfd (etcd_watch_fd) and etcd_watch_take.
  *
  * Errors: 0 or -errno. -ETIMEDOUT: no endpoint answered within the budget (or all answered
  * "unavailable": no leader, no quorum); -EHOSTUNREACH: no endpoint could be connected;
@@ -114,6 +115,20 @@ const char *etcd_prefix_end(const char *prefix, char *buf, size_t size, size_t *
  * after the txn (the new one on success). */
 int etcd_txn(struct etcd *c, const struct etcd_cmp *cmp, size_t n_cmp, const struct etcd_op *ops,
 	     size_t n_ops, bool *succeeded, uint64_t *rev);
+/* The outcome of etcd_txn_submit, on the caller's thread (etcd_txn_reap): err 0 and
+ * succeeded/rev as etcd_txn gives them, or -errno (-ETIMEDOUT: the budget ran out). */
+typedef void (*etcd_txn_done_fn)(void *arg, int err, bool succeeded, uint64_t rev);
+/*
+ * etcd_txn without blocking: the request is built now (cmp and ops copied) and runs in the
+ * client's thread on its libcurl multi handle, with the same budget (cfg.timeout_ms), the
+ * same endpoint failover and token renewal. 0: done is called exactly once, by
+ * etcd_txn_reap, and etcd_watch_fd becomes readable when it can be; -errno: not started.
+ */
+int etcd_txn_submit(struct etcd *c, const struct etcd_cmp *cmp, size_t n_cmp,
+		    const struct etcd_op *ops, size_t n_ops, etcd_txn_done_fn done, void *arg);
+/* Call done for every submitted txn that has finished (the caller's thread). etcd_close
+ * calls done for the unfinished ones with -ESHUTDOWN (nothing is known of their fate). */
+void etcd_txn_reap(struct etcd *c);
 /* A lease of ttl_s seconds: *id. */
 int etcd_lease_grant(struct etcd *c, unsigned int ttl_s, int64_t *id);
 int etcd_lease_revoke(struct etcd *c, int64_t id);

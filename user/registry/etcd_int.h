@@ -27,6 +27,22 @@ struct skey {
 	uint64_t gen, done_gen;
 };
 
+/* A txn submitted with etcd_txn_submit: queued by the caller, run by the thread, handed
+ * back through the done list. */
+struct etcd_req {
+	char *body;	   /* the txn request (JSON) */
+	uint64_t deadline; /* etcd_now_ms() when the budget runs out */
+	uint64_t retry_at; /* the next attempt, not before */
+	bool renewed;	   /* the token was renewed once already */
+	int err;	   /* of the last attempt */
+	bool succeeded;
+	uint64_t rev;
+	etcd_txn_done_fn done;
+	void *arg;
+	void *x; /* the attempt in flight (the thread's struct xfer), NULL between attempts */
+	struct etcd_req *next;
+};
+
 struct etcd {
 	struct etcd_cfg cfg;
 	CURL *easy;	     /* unary calls, caller's thread */
@@ -49,6 +65,8 @@ struct etcd {
 	int64_t s_lease;      /* 0 = none granted (yet, or lost) */
 	struct skey *skeys;
 	size_t n_skeys, cap_skeys;
+	/* txns: submitted (the thread takes them), finished (etcd_txn_reap hands them back) */
+	struct etcd_req *reqs, *reqs_done;
 	bool stop;
 	/* thread */
 	pthread_t thr;
@@ -69,6 +87,14 @@ int etcd_authenticate(struct etcd *c, CURL *h, int ep, long timeout_ms);
 bool etcd_have_token(struct etcd *c);
 /* {"request_put": ...} or {"request_delete_range": ...} of a txn's success branch. */
 struct json_object *etcd_txn_op(const struct etcd_op *op);
+/* Map a libcurl result to -errno (-EHOSTUNREACH, -ETIMEDOUT, -EACCES, -EIO). */
+int etcd_curl_errno(CURLcode rc);
+/* Unary calls move on from endpoint ep to the next one (counted once per endpoint). */
+void etcd_failover(struct etcd *c, int ep);
+/* The body of a txn request: {"compare": [...], "success": [...]} (malloc'd). */
+char *etcd_txn_body(const struct etcd_cmp *cmp, size_t n_cmp, const struct etcd_op *ops,
+		    size_t n_ops);
+void etcd_reqs_free(struct etcd_req *r);
 void etcd_add_b64(struct json_object *o, const char *field, const char *s, size_t len);
 /* An int64 field the way the gateway wants it: a string. */
 void etcd_add_u64(struct json_object *o, const char *field, uint64_t v);

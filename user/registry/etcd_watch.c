@@ -45,6 +45,7 @@ struct thr {
 	uint64_t retry_at, ka_at, grant_at, put_at, auth_at, last_data, backoff, term;
 	uint64_t *put_gens; /* gen of each session key the put in flight writes, 0 = not in it */
 	CURL *auth;
+	struct etcd_req *reqs; /* txns taken from etcd.reqs, until they finish */
 };
 
 static void wake_loop(struct etcd *c)
@@ -174,10 +175,12 @@ static void xfer_free(struct thr *t, struct xfer *x)
 	free(x);
 }
 
-static struct xfer *xfer_new(struct thr *t, int ep, const char *path, char *body, bool watch)
+/* A request on the multi handle; timeout_ms bounds a unary one (0: the watch, unbounded). */
+static struct xfer *xfer_new(struct thr *t, int ep, const char *path, char *body, long timeout_ms)
 {
 	struct xfer *x = calloc(1, sizeof(*x));
 	char url[ETCD_ENDPOINT_MAX + 64];
+	bool watch = !timeout_ms;
 
 	if (!x || !body || !(x->h = curl_easy_init())) {
 		free(x);
@@ -195,7 +198,7 @@ static struct xfer *xfer_new(struct thr *t, int ep, const char *path, char *body
 		curl_easy_setopt(x->h, CURLOPT_WRITEFUNCTION, watch_write);
 		curl_easy_setopt(x->h, CURLOPT_WRITEDATA, t);
 	} else {
-		curl_easy_setopt(x->h, CURLOPT_TIMEOUT_MS, (long)PROBE_MS);
+		curl_easy_setopt(x->h, CURLOPT_TIMEOUT_MS, timeout_ms);
 		curl_easy_setopt(x->h, CURLOPT_WRITEFUNCTION, etcd_buf_write);
 		curl_easy_setopt(x->h, CURLOPT_WRITEDATA, &x->b);
 	}
@@ -240,7 +243,7 @@ static void watch_open(struct thr *t, uint64_t now)
 	body = watch_body(c);
 	gen = c->w_gen;
 	pthread_mutex_unlock(&c->mu);
-	t->watch = xfer_new(t, t->ep, "/v3/watch", body, true);
+	t->watch = xfer_new(t, t->ep, "/v3/watch", body, 0);
 	if (t->watch)
 		t->watch->gen = gen;
 	t->last_data = now;
@@ -423,9 +426,9 @@ static void session_step(struct thr *t, uint64_t now)
 	grant = c->s_ttl_s && !lease && !t->grant && now >= t->grant_at;
 	pthread_mutex_unlock(&c->mu);
 	if (grant)
-		t->grant = xfer_new(t, t->ep, "/v3/lease/grant", strdup(ttl), false);
+		t->grant = xfer_new(t, t->ep, "/v3/lease/grant", strdup(ttl), PROBE_MS);
 	if (body) {
-		t->put = xfer_new(t, t->ep, "/v3/kv/txn", body, false);
+		t->put = xfer_new(t, t->ep, "/v3/kv/txn", body, PROBE_MS);
 		if (!t->put) {
 			free(t->put_gens);
 			t->put_gens = NULL;
@@ -435,7 +438,7 @@ static void session_step(struct thr *t, uint64_t now)
 		char *ka;
 
 		if (asprintf(&ka, "{\"ID\":\"%lld\"}", (long long)lease) >= 0)
-			t->ka = xfer_new(t, t->ep, "/v3/lease/keepalive", ka, false);
+			t->ka = xfer_new(t, t->ep, "/v3/lease/keepalive", ka, PROBE_MS);
 	}
 }
 
@@ -457,6 +460,122 @@ static void probe_done(struct thr *t, CURLcode rc, uint64_t now)
 	}
 }
 
+/* ---- txns submitted by the caller (etcd_txn_submit) ---- */
+
+/* r is done: off the thread's list, onto the caller's (etcd_txn_reap), the loop woken. */
+static void req_finish(struct thr *t, struct etcd_req *r, int err)
+{
+	struct etcd *c = t->c;
+
+	for (struct etcd_req **pp = &t->reqs; *pp; pp = &(*pp)->next)
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	r->err = err;
+	pthread_mutex_lock(&c->mu);
+	r->next = c->reqs_done;
+	c->reqs_done = r;
+	pthread_mutex_unlock(&c->mu);
+	wake_loop(c);
+}
+
+/* The next attempt of r: the current endpoint, a share of the budget (as call() does). */
+static void req_attempt(struct thr *t, struct etcd_req *r, uint64_t now)
+{
+	struct etcd *c = t->c;
+	long share = (long)(c->cfg.timeout_ms / c->cfg.n_endpoints);
+	int ep, err;
+
+	if (now >= r->deadline) {
+		req_finish(t, r, r->err == -EIO || !r->err ? -ETIMEDOUT : r->err);
+		return;
+	}
+	if (share < ATTEMPT_MIN_MS)
+		share = ATTEMPT_MIN_MS;
+	if ((long)(r->deadline - now) < share)
+		share = (long)(r->deadline - now);
+	pthread_mutex_lock(&c->mu);
+	ep = c->endpoint;
+	pthread_mutex_unlock(&c->mu);
+	if (c->cfg.username[0] && !etcd_have_token(c)) {
+		err = etcd_authenticate(c, t->auth, ep, share);
+		if (err == -EACCES || err == -EPERM) {
+			req_finish(t, r, err);
+			return;
+		}
+		if (err) {
+			r->err = err;
+			etcd_failover(c, ep);
+			return;
+		}
+	}
+	r->x = xfer_new(t, ep, "/v3/kv/txn", strdup(r->body), share);
+	if (!r->x)
+		req_finish(t, r, -ENOMEM);
+	else
+		((struct xfer *)r->x)->ep = ep;
+}
+
+/* An attempt of r ended: its answer, or the next endpoint while the budget lasts. */
+static void req_done(struct thr *t, struct etcd_req *r, CURLcode rc, uint64_t now)
+{
+	struct xfer *x = r->x;
+	struct etcd *c = t->c;
+	struct json_object *resp = NULL;
+	long status = 0;
+	int err = etcd_curl_errno(rc), ep = x->ep;
+
+	curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
+	if (!err) {
+		resp = x->b.p ? json_tokener_parse(x->b.p) : NULL;
+		err = resp ? etcd_json_error(resp, NULL, 0) : status >= 500 ? -ETIMEDOUT : -EINVAL;
+	}
+	if (!err)
+		err = etcd_parse_txn(resp, &r->succeeded, &r->rev);
+	json_object_put(resp);
+	xfer_free(t, x);
+	r->x = NULL;
+	r->err = err;
+	if (err == -EKEYEXPIRED && c->cfg.username[0] && !r->renewed) {
+		pthread_mutex_lock(&c->mu);
+		c->token[0] = '\0'; /* simple tokens expire: a new one, once */
+		pthread_mutex_unlock(&c->mu);
+		r->renewed = true;
+		return;
+	}
+	if (err == -EKEYEXPIRED)
+		err = -EACCES;
+	if (!etcd_unavailable(err) && err != -EIO) {
+		req_finish(t, r, err);
+		return;
+	}
+	etcd_failover(c, ep);
+	r->retry_at = now + RETRY_MIN_MS; /* a refused connection fails at once: not a spin */
+}
+
+/* Take what the caller submitted; start an attempt of every txn between attempts. */
+static void reqs_step(struct thr *t, uint64_t now)
+{
+	struct etcd *c = t->c;
+	struct etcd_req *r, *next;
+
+	pthread_mutex_lock(&c->mu);
+	r = c->reqs;
+	c->reqs = NULL;
+	pthread_mutex_unlock(&c->mu);
+	for (; r; r = next) {
+		next = r->next;
+		r->next = t->reqs;
+		t->reqs = r;
+	}
+	for (r = t->reqs; r; r = next) {
+		next = r->next;
+		if (!r->x && now >= r->retry_at)
+			req_attempt(t, r, now);
+	}
+}
+
 static void thr_step(struct thr *t)
 {
 	struct etcd *c = t->c;
@@ -474,8 +593,10 @@ static void thr_step(struct thr *t)
 	if (!t->watch && active && now >= t->retry_at)
 		watch_open(t, now);
 	session_step(t, now);
+	reqs_step(t, now);
 	if (t->watch && !t->probe && now - t->last_data > WATCH_SILENT_MS)
-		t->probe = xfer_new(t, t->watch->ep, "/v3/maintenance/status", strdup("{}"), false);
+		t->probe =
+			xfer_new(t, t->watch->ep, "/v3/maintenance/status", strdup("{}"), PROBE_MS);
 }
 
 static void thr_done(struct thr *t, CURLMsg *msg)
@@ -494,6 +615,12 @@ static void thr_done(struct thr *t, CURLMsg *msg)
 		grant_done(t, msg->data.result, now);
 	else if (x == t->put)
 		put_done(t, msg->data.result, now);
+	else
+		for (struct etcd_req *r = t->reqs; r; r = r->next)
+			if (r->x == x) {
+				req_done(t, r, msg->data.result, now);
+				break;
+			}
 }
 
 static void *thr_main(void *arg)
@@ -526,6 +653,19 @@ static void *thr_main(void *arg)
 	xfer_free(&t, t.grant);
 	xfer_free(&t, t.put);
 	free(t.put_gens);
+	/* txns in flight: handed back unfinished, etcd_close tells their callers */
+	while (t.reqs) {
+		struct etcd_req *r = t.reqs;
+
+		xfer_free(&t, r->x);
+		r->x = NULL;
+		t.reqs = r->next;
+		r->err = -ESHUTDOWN;
+		pthread_mutex_lock(&c->mu);
+		r->next = c->reqs_done;
+		c->reqs_done = r;
+		pthread_mutex_unlock(&c->mu);
+	}
 	curl_easy_cleanup(t.auth);
 	return NULL;
 }
@@ -554,6 +694,57 @@ int etcd_watch_start(struct etcd *c, const char *prefix, uint64_t start_rev)
 	err = thread_start(c);
 	curl_multi_wakeup(c->multi);
 	return err;
+}
+
+int etcd_txn_submit(struct etcd *c, const struct etcd_cmp *cmp, size_t n_cmp,
+		    const struct etcd_op *ops, size_t n_ops, etcd_txn_done_fn done, void *arg)
+{
+	struct etcd_req *r = calloc(1, sizeof(*r));
+	int err;
+
+	if (!r)
+		return -ENOMEM;
+	r->body = etcd_txn_body(cmp, n_cmp, ops, n_ops);
+	if (!r->body) {
+		free(r);
+		return -ENOMEM;
+	}
+	r->deadline = etcd_now_ms() + c->cfg.timeout_ms;
+	r->done = done;
+	r->arg = arg;
+	err = thread_start(c);
+	if (err) {
+		etcd_reqs_free(r);
+		return err;
+	}
+	pthread_mutex_lock(&c->mu);
+	c->st.requests++;
+	r->next = c->reqs;
+	c->reqs = r;
+	pthread_mutex_unlock(&c->mu);
+	curl_multi_wakeup(c->multi);
+	return 0;
+}
+
+void etcd_txn_reap(struct etcd *c)
+{
+	struct etcd_req *r, *prev = NULL, *next;
+
+	pthread_mutex_lock(&c->mu);
+	r = c->reqs_done;
+	c->reqs_done = NULL;
+	pthread_mutex_unlock(&c->mu);
+	for (; r; r = next) { /* the list is newest first: in finishing order */
+		next = r->next;
+		r->next = prev;
+		prev = r;
+	}
+	for (r = prev; r; r = next) {
+		next = r->next;
+		r->done(r->arg, r->err, r->succeeded, r->rev);
+		free(r->body);
+		free(r);
+	}
 }
 
 int etcd_watch_fd(const struct etcd *c)

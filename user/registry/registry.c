@@ -1,24 +1,30 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "registry.h"
 #include "sorted.h"
 
-#define SVC_PREFIX	"services/"
-#define RESV_PREFIX	"reservations/"
-#define HRESV_PREFIX	"hostreservations/"
-#define GUARD_PREFIX	"portowners/"
-#define RESV_KEY_MAX	320 /* hostreservations/<253-byte host>/<port>/<proto> */
-#define RESV_RETRIES	8   /* guard compares lost to other hosts' writers, then give up */
-#define RESV_REREAD_MAX 256 /* a (port, proto)'s reservations read after a lost race */
-#define GPU_PREFIX	"gpus/"
-#define DB_PREFIX	"databases/"
-#define MAX_WATCHERS	8
+#define SVC_PREFIX   "services/"
+#define RESV_PREFIX  "reservations/"
+#define HRESV_PREFIX "hostreservations/"
+#define GUARD_PREFIX "portowners/"
+#define RESV_KEY_MAX 320 /* hostreservations/<253-byte host>/<port>/<proto> */
+#define RESV_RETRIES 8	 /* guard compares lost to other hosts' writers, then give up */
+#define GPU_PREFIX   "gpus/"
+#define DB_PREFIX    "databases/"
+#define MAX_WATCHERS 8
+/* After the backend answered, the watch has this long to bring the revision to the model
+ * (the figure the etcd backend waited for it, blocking, before). */
+#define WATCH_WAIT_MS 3000
+/* The backend answers within its own budget; past this one the caller hears -ETIMEDOUT. */
+#define ANSWER_WAIT_MS 10000
 
 struct watcher {
 	registry_watch_cb cb;
@@ -31,10 +37,12 @@ struct registry {
 	struct reg_state st;
 	struct watcher watchers[MAX_WATCHERS];
 	size_t n_watchers;
-	uint64_t last_commit; /* revision of this registry's last transaction */
-	bool relist_pending;  /* the watch lost its history and listing again failed */
-	uint64_t relists;     /* times the model was listed again after losing the watch */
-	char self[256];	      /* this host (registry_set_host), "" for none */
+	uint64_t last_commit;	    /* revision of this registry's last transaction */
+	struct reg_commit *commits; /* submitted, continuation not yet run or answer not in */
+	unsigned int answer_ms;	    /* how long a commit may wait for the backend's answer */
+	bool relist_pending;	    /* the watch lost its history and listing again failed */
+	uint64_t relists;	    /* times the model was listed again after losing the watch */
+	char self[256];		    /* this host (registry_set_host), "" for none */
 	struct reg_placement placement; /* where services run (registry_set_placement) */
 	bool placed;
 };
@@ -1224,37 +1232,278 @@ static int diff_dbs(const struct reg_state *old, const struct reg_state *new, st
 	return err;
 }
 
-/* Write ops in one transaction, then bring the model to its revision (registry_poll). */
-static int txn_commit(struct registry *r, const struct op_list *l, struct verr *e)
-{
-	size_t failed = 0;
-	uint64_t rev;
+/*
+ * A commit in flight, from txn_submit until both the backend answered (its memory is the
+ * backend's argument until then) and the continuation ran (or the caller cancelled it).
+ */
+struct reg_commit {
+	struct registry *r;
+	registry_commit_fn fn; /* NULL once cancelled */
+	void *arg;
+	char *failed_key; /* the key of each op, for a lost compare's message */
+	char **keys;
+	size_t n_keys;
+	/* a reservation: re-validated against the model when its compare lost */
+	bool resv;
+	uint16_t port;
+	uint8_t proto;
+	char host[256]; /* "" for every host */
+	char service[SERVICE_NAME_MAX + 1];
+	uint64_t guard;	       /* the guard's revision it compared */
+	unsigned int attempts; /* submitted again after a lost compare */
+	bool answered, fired;
 	int err;
+	uint64_t rev;
+	uint64_t answer_by, watch_by; /* mono ms: no answer / no revision by then */
+	struct reg_commit *next;
+};
 
-	err = r->b->ops->txn(r->b, l->ops, l->n, &rev, &failed);
-	if (err == -ECANCELED)
-		verr_add(e, "registry", l->ops[failed].key,
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void commit_answered(void *arg, int err, uint64_t rev, size_t failed)
+{
+	struct reg_commit *c = arg;
+
+	c->answered = true;
+	c->err = err;
+	c->rev = rev;
+	c->failed_key = failed < c->n_keys ? c->keys[failed] : NULL;
+	c->watch_by = now_ms() + WATCH_WAIT_MS;
+	if (!err && !c->fired)
+		c->r->last_commit = rev;
+}
+
+static int resv_recheck(struct registry *r, struct reg_commit *c, struct verr *e);
+
+/* The outcome of an answered commit (e filled on failure), or 1: not ready to tell yet. */
+static int commit_outcome(struct registry *r, struct reg_commit *c, uint64_t now, struct verr *e)
+{
+	bool caught_up = r->st.rev >= c->rev || now >= c->watch_by;
+
+	if (c->err == -ECANCELED) {
+		/* the winner's write moved the guard: the model has it */
+		if (!caught_up &&
+		    !(c->resv && guard_rev(&r->st, REG_SLOT(c->port, c->proto)) != c->guard))
+			return 1;
+		if (c->resv)
+			return resv_recheck(r, c, e);
+		verr_add(e, "registry", c->failed_key,
 			 "changed concurrently by another writer; try again");
-	else if (registry_err_unavailable(err))
+		return -ECANCELED;
+	}
+	if (registry_err_unavailable(c->err)) {
 		verr_add(e, "registry", NULL,
 			 "the %s backend is unavailable (%s): nothing was changed; the last "
 			 "applied policy stays in force",
-			 r->b->ops->name, strerror(-err));
-	else if (err)
-		verr_add(e, "registry", NULL, "write failed: %s", strerror(-err));
-	if (err)
-		return err;
-	r->last_commit = rev;
-	err = registry_poll(r);
-	if (err)
-		verr_add(e, "registry", NULL, "committed at revision %llu but not yet applied: %s",
-			 (unsigned long long)rev, strerror(-err));
-	return err;
+			 r->b->ops->name, strerror(-c->err));
+		return c->err;
+	}
+	if (c->err) {
+		verr_add(e, "registry", NULL, "write failed: %s", strerror(-c->err));
+		return c->err;
+	}
+	if (!caught_up)
+		return 1;
+	if (r->st.rev < c->rev)
+		p_warn("registry: revision %llu committed, the watch has not delivered it after %d "
+		       "ms",
+		       (unsigned long long)c->rev, WATCH_WAIT_MS);
+	return 0;
 }
 
-/* Validate new, write the difference from the current state. Consumes new; the model
- * changes only through the watch (txn_commit). */
-static int commit(struct registry *r, struct reg_state *new, struct verr *e)
+static void commit_free(struct reg_commit *c)
+{
+	for (size_t i = 0; i < c->n_keys; i++)
+		free(c->keys[i]);
+	free(c->keys);
+	free(c);
+}
+
+/*
+ * One commit whose time has come, or NULL: answered and able to tell its outcome (unlinked),
+ * answered after it timed out (unlinked, nothing to tell), or out of time without an answer
+ * (*keep: it stays listed, the backend still holds it). *err and e: the outcome.
+ */
+static struct reg_commit *commit_next(struct registry *r, const struct reg_commit *only,
+				      uint64_t now, bool *keep, int *err, struct verr *e)
+{
+	for (struct reg_commit **pp = &r->commits, *c; (c = *pp); pp = &c->next) {
+		*keep = false;
+		if (only && c != only)
+			continue;
+		if (!c->answered && !c->fired && now >= c->answer_by) {
+			verr_add(
+				e, "registry", NULL,
+				"the %s backend did not answer within %u ms: the change may or may "
+				"not have been made",
+				r->b->ops->name, r->answer_ms);
+			*err = -ETIMEDOUT;
+			*keep = true;
+			return c;
+		}
+		if (!c->answered)
+			continue;
+		if (c->fired || (*err = commit_outcome(r, c, now, e)) != 1) {
+			*pp = c->next;
+			return c;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Run the continuation of every commit (or only the one named) that can tell its outcome
+ * now. One at a time and from the start each time: a continuation may submit a commit, or
+ * cancel another.
+ */
+static void commits_fire(struct registry *r, const struct reg_commit *only)
+{
+	uint64_t now = now_ms();
+	struct reg_commit *c;
+	struct verr e = {};
+	bool keep;
+	int err = 0;
+
+	while ((c = commit_next(r, only, now, &keep, &err, &e))) {
+		registry_commit_fn fn = c->fired ? NULL : c->fn;
+
+		c->fired = true;
+		c->fn = NULL;
+		if (fn) /* a lost compare that turned out ours committed nothing */
+			fn(c->arg, err, err || c->err ? 0 : c->rev, &e);
+		verr_free(&e);
+		err = 0;
+		if (!keep)
+			commit_free(c);
+		if (only) /* its address may be the next commit's */
+			break;
+	}
+}
+
+/* Submit ops in one transaction; the continuation runs from registry_poll/registry_tick. */
+static int txn_submit(struct registry *r, const struct op_list *l, const struct reg_async *as,
+		      struct reg_commit **out)
+{
+	struct reg_commit *c = calloc(1, sizeof(*c));
+	int err;
+
+	if (!c)
+		return -ENOMEM;
+	c->r = r;
+	c->fn = as->fn;
+	c->arg = as->arg;
+	c->keys = calloc(l->n + 1, sizeof(*c->keys));
+	for (size_t i = 0; c->keys && i < l->n; i++) {
+		c->keys[i] = strdup(l->ops[i].key);
+		if (c->keys[i])
+			c->n_keys++;
+	}
+	if (!c->keys || c->n_keys != l->n) {
+		commit_free(c);
+		return -ENOMEM;
+	}
+	c->answer_by = now_ms() + r->answer_ms;
+	err = r->b->ops->txn_submit(r->b, l->ops, l->n, commit_answered, c);
+	if (err) {
+		commit_free(c);
+		return err;
+	}
+	c->next = r->commits;
+	r->commits = c;
+	*out = c;
+	return REG_PENDING;
+}
+
+/* Submit c again with other ops (a reservation retried after a lost compare). */
+static int txn_resubmit(struct registry *r, struct reg_commit *c, const struct op_list *l)
+{
+	char **keys = calloc(l->n + 1, sizeof(*keys));
+	int err = keys ? 0 : -ENOMEM;
+
+	for (size_t i = 0; !err && i < l->n; i++)
+		if (!(keys[i] = strdup(l->ops[i].key)))
+			err = -ENOMEM;
+	if (!err)
+		err = r->b->ops->txn_submit(r->b, l->ops, l->n, commit_answered, c);
+	if (err) {
+		for (size_t i = 0; keys && i < l->n; i++)
+			free(keys[i]);
+		free(keys);
+		return err;
+	}
+	for (size_t i = 0; i < c->n_keys; i++)
+		free(c->keys[i]);
+	free(c->keys);
+	c->keys = keys;
+	c->n_keys = l->n;
+	c->failed_key = NULL;
+	c->answered = false;
+	c->err = 0;
+	c->rev = 0;
+	c->answer_by = now_ms() + r->answer_ms;
+	return 0;
+}
+
+void registry_commit_cancel(struct reg_commit *c)
+{
+	if (c)
+		c->fn = NULL;
+}
+
+/* A synchronous caller's wait: what the continuation reported. */
+struct sync_wait {
+	bool done;
+	int err;
+	struct verr *e;
+};
+
+static void sync_done(void *arg, int err, uint64_t rev, struct verr *e)
+{
+	struct sync_wait *w = arg;
+
+	(void)rev;
+	w->done = true;
+	w->err = err;
+	for (size_t i = 0; i < e->n; i++)
+		verr_add_raw(w->e, e->msgs[i]);
+}
+
+static int watch_apply(struct registry *r);
+
+void registry_wait(struct registry *r, struct reg_commit *c, const bool *done)
+{
+	struct pollfd pfd = { .fd = registry_watch_fd(r), .events = POLLIN };
+
+	while (!*done) {
+		if (poll(&pfd, 1, 100) < 0 && errno != EINTR)
+			p_warn("registry: poll: %s", strerror(errno));
+		watch_apply(r);
+		r->b->ops->txn_reap(r->b);
+		/* Only c: the others go on from the next registry_poll, once the caller (a
+		 * reload that holds the kernel apply back) has recorded what it applied. */
+		commits_fire(r, c);
+	}
+}
+
+/* The synchronous form of every mutation: submit, then poll the watch until the outcome. */
+static int commit_wait(struct registry *r, int rc, struct reg_commit *c, struct sync_wait *w)
+{
+	if (rc != REG_PENDING)
+		return rc;
+	registry_wait(r, c, &w->done);
+	return w->err;
+}
+
+/* Validate new, submit the difference from the current state. Consumes new; the model
+ * changes only through the watch. 0: nothing to change; REG_PENDING: submitted. */
+static int commit(struct registry *r, struct reg_state *new, const struct reg_async *as,
+		  struct reg_commit **out, struct verr *e)
 {
 	struct op_list l = {};
 	int err;
@@ -1272,7 +1521,7 @@ static int commit(struct registry *r, struct reg_state *new, struct verr *e)
 		err = diff_dbs(&r->st, new, &l);
 	state_free(new);
 	if (!err && l.n)
-		err = txn_commit(r, &l, e);
+		err = txn_submit(r, &l, as, out);
 	ops_free(&l);
 	return err;
 }
@@ -1323,7 +1572,8 @@ static int relist(struct registry *r)
 	return 0;
 }
 
-int registry_poll(struct registry *r)
+/* The backend's watch events into the model, the watchers told. */
+static int watch_apply(struct registry *r)
 {
 	struct reg_delta d = { .from_rev = r->st.rev };
 	struct kv_event *ev = NULL;
@@ -1371,10 +1621,24 @@ int registry_poll(struct registry *r)
 	return err;
 }
 
+int registry_poll(struct registry *r)
+{
+	int err;
+
+	err = watch_apply(r);
+	/* The answers after the events: both share the watch fd, and an answer that comes
+	 * after watch_read consumed its wake-up is taken here (or leaves it readable). */
+	r->b->ops->txn_reap(r->b);
+	commits_fire(r, NULL);
+	return err;
+}
+
 void registry_tick(struct registry *r)
 {
 	if (r->relist_pending)
 		relist(r);
+	r->b->ops->txn_reap(r->b);
+	commits_fire(r, NULL);
 	if (r->b->ops->tick)
 		r->b->ops->tick(r->b);
 }
@@ -1446,6 +1710,7 @@ int registry_open(struct registry_backend *b, struct registry **out, struct verr
 	if (!r)
 		return -ENOMEM;
 	r->b = b;
+	r->answer_ms = ANSWER_WAIT_MS;
 	err = state_load(b, &r->st, e);
 	if (!err)
 		err = state_validate(&r->st, e);
@@ -1468,9 +1733,33 @@ void registry_close(struct registry *r)
 {
 	if (!r)
 		return;
-	state_free(&r->st);
+	/* Continuations not run yet hear that the daemon is going; the backend drops the
+	 * answers it still owes without calling them. */
+	for (struct reg_commit *c = r->commits; c; c = c->next) {
+		struct verr e = {};
+		registry_commit_fn fn = c->fired ? NULL : c->fn;
+
+		c->fired = true;
+		if (!fn)
+			continue;
+		verr_add(&e, "registry", NULL, "caelumd is shutting down");
+		fn(c->arg, -ESHUTDOWN, 0, &e);
+		verr_free(&e);
+	}
 	r->b->ops->free(r->b);
+	while (r->commits) {
+		struct reg_commit *c = r->commits;
+
+		r->commits = c->next;
+		commit_free(c);
+	}
+	state_free(&r->st);
 	free(r);
+}
+
+void registry_set_answer_timeout(struct registry *r, unsigned int ms)
+{
+	r->answer_ms = ms;
 }
 
 void registry_set_capacity(struct registry *r, const struct capacity *cap)
@@ -1607,8 +1896,8 @@ const char *registry_owner(const struct registry *r, uint16_t port, uint8_t prot
 	return owner_here(&r->st, port, proto, origin);
 }
 
-int registry_service_apply(struct registry *r, const struct service_spec *s, enum reg_origin origin,
-			   struct verr *e)
+static int service_apply(struct registry *r, const struct service_spec *s, enum reg_origin origin,
+			 const struct reg_async *as, struct reg_commit **out, struct verr *e)
 {
 	const struct reg_service *cur = registry_service(r, s->name);
 	struct service_spec copy;
@@ -1632,10 +1921,11 @@ int registry_service_apply(struct registry *r, const struct service_spec *s, enu
 		state_free(&new);
 		return err;
 	}
-	return commit(r, &new, e);
+	return commit(r, &new, as, out, e);
 }
 
-int registry_service_delete(struct registry *r, const char *name, struct verr *e)
+static int service_delete(struct registry *r, const char *name, const struct reg_async *as,
+			  struct reg_commit **out, struct verr *e)
 {
 	const struct reg_service *cur = registry_service(r, name);
 	struct reg_state new;
@@ -1654,7 +1944,7 @@ int registry_service_delete(struct registry *r, const char *name, struct verr *e
 	if (err)
 		return err;
 	state_del_service(&new, name);
-	return commit(r, &new, e);
+	return commit(r, &new, as, out, e);
 }
 
 static int ownership_check(const struct registry *r, const struct service_spec *specs, size_t n,
@@ -1724,8 +2014,9 @@ static int files_state(const struct registry *r, const struct service_spec *spec
 	return err;
 }
 
-int registry_sync_all(struct registry *r, const struct service_spec *specs, size_t n,
-		      const struct db_spec *dbs, size_t n_dbs, struct verr *e)
+static int sync_all(struct registry *r, const struct service_spec *specs, size_t n,
+		    const struct db_spec *dbs, size_t n_dbs, const struct reg_async *as,
+		    struct reg_commit **out, struct verr *e)
 {
 	struct reg_state new = {};
 	int err;
@@ -1738,7 +2029,7 @@ int registry_sync_all(struct registry *r, const struct service_spec *specs, size
 		state_free(&new);
 		return err;
 	}
-	return commit(r, &new, e);
+	return commit(r, &new, as, out, e);
 }
 
 int registry_sync_files(struct registry *r, const struct service_spec *specs, size_t n,
@@ -1763,8 +2054,8 @@ const struct reg_db *registry_db(const struct registry *r, const char *name)
 	return state_db(&r->st, name);
 }
 
-int registry_db_apply(struct registry *r, const struct db_spec *d, enum reg_origin origin,
-		      struct verr *e)
+static int db_apply(struct registry *r, const struct db_spec *d, enum reg_origin origin,
+		    const struct reg_async *as, struct reg_commit **out, struct verr *e)
 {
 	const struct reg_db *cur = registry_db(r, d->name);
 	struct reg_state new;
@@ -1787,10 +2078,11 @@ int registry_db_apply(struct registry *r, const struct db_spec *d, enum reg_orig
 		state_free(&new);
 		return err;
 	}
-	return commit(r, &new, e);
+	return commit(r, &new, as, out, e);
 }
 
-int registry_db_delete(struct registry *r, const char *name, struct verr *e)
+static int db_delete(struct registry *r, const char *name, const struct reg_async *as,
+		     struct reg_commit **out, struct verr *e)
 {
 	const struct reg_db *cur = registry_db(r, name);
 	struct reg_state new;
@@ -1818,7 +2110,7 @@ int registry_db_delete(struct registry *r, const char *name, struct verr *e)
 	if (err)
 		return err;
 	state_del_db(&new, name);
-	return commit(r, &new, e);
+	return commit(r, &new, as, out, e);
 }
 
 /* "<port>/<proto>" or "<port>/<proto> on host '<host>'": how messages name a reservation. */
@@ -1873,7 +2165,7 @@ taken_spec:
 
 /* The model's answer: resv_conflict over this (port, proto)'s reservations. */
 static int resv_check(const struct reg_state *st, uint16_t port, uint8_t proto, const char *host,
-		      const char *service, const char *what, struct verr *e)
+		      const char *service, const char *what, const char *when, struct verr *e)
 {
 	uint32_t i = st->spec_owner ? st->spec_owner[REG_SLOT(port, proto)] : 0;
 	bool found;
@@ -1882,123 +2174,103 @@ static int resv_check(const struct reg_state *st, uint16_t port, uint8_t proto, 
 	while (hi < st->n_resv && st->resv[hi].port == port && st->resv[hi].proto == proto)
 		hi++;
 	return resv_conflict(i ? st->svcs[i - 1].spec.name : NULL, st->resv + lo, hi - lo, host,
-			     service, what, "", e);
+			     service, what, when, e);
 }
 
 /*
- * Create (service set) or delete one reservation key in one transaction. A creation also
- * writes the (port, proto)'s guard, compared with guard (the revision the caller validated
- * against): of all creations of one (port, proto) validated against the same state, cluster-
- * wide or host-only, on any host, exactly one commits (docs/ARCHITECTURE.md).
+ * The ops that create (service set) or delete one reservation key in one transaction. A
+ * creation also writes the (port, proto)'s guard, compared with guard (the revision the
+ * caller validated against): of all creations of one (port, proto) validated against the
+ * same state, cluster-wide or host-only, on any host, exactly one commits
+ * (docs/ARCHITECTURE.md).
  */
-static int resv_commit(struct registry *r, uint16_t port, uint8_t proto, const char *host,
-		       const char *service, uint64_t guard, struct verr *e)
+static int resv_ops(struct registry *r, uint16_t port, uint8_t proto, const char *host,
+		    const char *service, uint64_t guard, struct op_list *l)
 {
 	const struct reg_resv *cur = state_resv(&r->st, port, proto, host);
 	struct reg_resv rv = { .port = port, .proto = proto };
-	struct op_list l = {};
 	char key[RESV_KEY_MAX], gkey[64];
 	struct json_object *gv;
 	int err;
 
 	resv_key(key, sizeof(key), port, proto, host);
-	if (service) {
-		rv.service = service; /* borrowed: rv only renders the value */
-		guard_key(gkey, sizeof(gkey), port, proto);
-		gv = json_object_new_object();
-		json_object_object_add(gv, "service", json_object_new_string(service));
-		if (host)
-			json_object_object_add(gv, "host", json_object_new_string(host));
-		err = ops_add(&l, KV_PUT, strdup(key), resv_value(&rv), KV_REV_ABSENT);
-		if (!err)
-			err = ops_add(&l, KV_PUT, strdup(gkey), value_text(gv), guard);
-		else
-			json_object_put(gv);
-	} else {
-		err = ops_add(&l, KV_DEL, strdup(key), NULL, cur ? cur->mod_rev : KV_REV_ANY);
-	}
+	if (!service)
+		return ops_add(l, KV_DEL, strdup(key), NULL, cur ? cur->mod_rev : KV_REV_ANY);
+	rv.service = service; /* borrowed: rv only renders the value */
+	guard_key(gkey, sizeof(gkey), port, proto);
+	gv = json_object_new_object();
+	json_object_object_add(gv, "service", json_object_new_string(service));
+	if (host)
+		json_object_object_add(gv, "host", json_object_new_string(host));
+	err = ops_add(l, KV_PUT, strdup(key), resv_value(&rv), KV_REV_ABSENT);
 	if (!err)
-		err = txn_commit(r, &l, e);
-	ops_free(&l);
+		err = ops_add(l, KV_PUT, strdup(gkey), value_text(gv), guard);
+	else
+		json_object_put(gv);
 	return err;
 }
 
-/* The keys under prefix as the store holds them now (not the model): exact is the one key
- * wanted, or NULL for every key under prefix. *out holds the parsed reservations of
- * (port, proto). */
-static int resv_read(struct registry *r, const char *prefix, bool exact, uint16_t port,
-		     uint8_t proto, struct reg_resv *out, size_t *n_out, size_t cap)
+/* Submit resv_ops; a creation remembers what to check again when its compare is lost. */
+static int resv_commit(struct registry *r, uint16_t port, uint8_t proto, const char *host,
+		       const char *service, uint64_t guard, const struct reg_async *as,
+		       struct reg_commit **out)
 {
-	struct kv *kvs = NULL;
-	size_t n = 0;
-	uint64_t rev;
-	int err = r->b->ops->range(r->b, prefix, &kvs, &n, &rev);
+	struct op_list l = {};
+	int err = resv_ops(r, port, proto, host, service, guard, &l);
 
-	for (size_t i = 0; i < n && !err; i++) {
-		struct reg_resv rv = {};
-		struct verr tmp = {};
-
-		if ((exact && strcmp(kvs[i].key, prefix)) || resv_parse(&kvs[i], &rv, &tmp)) {
-			resv_drop(&rv);
-			verr_free(&tmp);
-			continue;
-		}
-		if (rv.port != port || rv.proto != proto || *n_out == cap)
-			resv_drop(&rv);
-		else
-			out[(*n_out)++] = rv;
+	if (!err)
+		err = txn_submit(r, &l, as, out);
+	ops_free(&l);
+	if (err == REG_PENDING && service) {
+		(*out)->resv = true;
+		(*out)->port = port;
+		(*out)->proto = proto;
+		snprintf((*out)->host, sizeof((*out)->host), "%s", host ? host : "");
+		snprintf((*out)->service, sizeof((*out)->service), "%s", service);
+		(*out)->guard = guard;
 	}
-	kvs_free(kvs, n);
 	return err;
 }
 
 /*
- * A compare failed: someone wrote this (port, proto)'s guard or key since the model saw
- * them. Read the guard (*guard: its revision now), then the reservations that can conflict,
- * from the store itself; any creation after that read moves the guard again, so a retry
- * compared with *guard cannot miss it. Then as resv_conflict(); a retry of a call whose
- * answer was lost finds its own reservation (1).
+ * A reservation's compare was lost: someone wrote this (port, proto)'s guard or key since
+ * the model saw them, and the model has caught up with the store's revision at the refusal.
+ * Check again against it: taken (-EEXIST, the owner named), ours after all (0: a retry of a
+ * call whose answer was lost), or free again: the same commit is submitted anew with the
+ * guard's revision now (1), at most RESV_RETRIES times.
  */
-static int resv_reread(struct registry *r, uint16_t port, uint8_t proto, const char *host,
-		       const char *service, uint64_t *guard, struct verr *e)
+static int resv_recheck(struct registry *r, struct reg_commit *c, struct verr *e)
 {
-	char key[RESV_KEY_MAX], what[RESV_KEY_MAX];
-	struct reg_resv got[RESV_REREAD_MAX];
-	struct kv *kvs = NULL;
-	size_t n = 0, k = 0;
-	uint64_t rev;
+	const char *host = c->host[0] ? c->host : NULL;
+	char what[RESV_KEY_MAX];
+	struct op_list l = {};
 	int err;
 
-	guard_key(key, sizeof(key), port, proto);
-	err = r->b->ops->range(r->b, key, &kvs, &n, &rev);
-	*guard = KV_REV_ABSENT;
-	for (size_t i = 0; !err && i < n; i++)
-		if (!strcmp(kvs[i].key, key))
-			*guard = kvs[i].mod_rev;
-	kvs_free(kvs, n);
-	resv_key(key, sizeof(key), port, proto, NULL);
-	if (!err)
-		err = resv_read(r, key, true, port, proto, got, &k, sizeof(got) / sizeof(got[0]));
-	resv_key(key, sizeof(key), port, proto, host);
-	if (!err)
-		err = resv_read(r, host ? key : HRESV_PREFIX, host, port, proto, got, &k,
-				sizeof(got) / sizeof(got[0]));
-	if (!err) {
-		uint32_t i = r->st.spec_owner ? r->st.spec_owner[REG_SLOT(port, proto)] : 0;
-
-		qsort(got, k, sizeof(*got), resv_cmp);
-		resv_what(what, sizeof(what), port, proto, host);
-		verr_free(e);
-		err = resv_conflict(i ? r->st.svcs[i - 1].spec.name : NULL, got, k, host, service,
-				    what, ", committed concurrently", e);
+	resv_what(what, sizeof(what), c->port, c->proto, host);
+	err = resv_check(&r->st, c->port, c->proto, host, c->service, what,
+			 ", committed concurrently", e);
+	if (err)
+		return err < 0 ? err : 0;
+	if (c->attempts++ == RESV_RETRIES) {
+		verr_add(e, "registry", c->failed_key,
+			 "changed concurrently by another writer; try again");
+		return -ECANCELED;
 	}
-	for (size_t i = 0; i < k; i++)
-		resv_drop(&got[i]);
-	return err;
+	c->guard = guard_rev(&r->st, REG_SLOT(c->port, c->proto));
+	err = resv_ops(r, c->port, c->proto, host, c->service, c->guard, &l);
+	if (!err)
+		err = txn_resubmit(r, c, &l);
+	ops_free(&l);
+	if (err) {
+		verr_add(e, "registry", NULL, "write failed: %s", strerror(-err));
+		return err;
+	}
+	return 1;
 }
 
-int registry_reserve(struct registry *r, uint16_t port, uint8_t proto, const char *host,
-		     const char *service, struct verr *e)
+static int reserve(struct registry *r, uint16_t port, uint8_t proto, const char *host,
+		   const char *service, const struct reg_async *as, struct reg_commit **out,
+		   struct verr *e)
 {
 	uint64_t guard = guard_rev(&r->st, REG_SLOT(port, proto));
 	char what[RESV_KEY_MAX];
@@ -2014,18 +2286,14 @@ int registry_reserve(struct registry *r, uint16_t port, uint8_t proto, const cha
 		return -ENOENT;
 	}
 	/* O(log n) validation against the model, then one key created only if absent. */
-	err = resv_check(&r->st, port, proto, host, service, what, e);
-	for (int attempt = 0; !err; attempt++) {
-		err = resv_commit(r, port, proto, host, service, guard, e);
-		if (err != -ECANCELED || attempt == RESV_RETRIES)
-			return err;
-		err = resv_reread(r, port, proto, host, service, &guard, e);
-	}
-	return err < 0 ? err : 0; /* 1: already the service's, nothing changes */
+	err = resv_check(&r->st, port, proto, host, service, what, "", e);
+	if (err)
+		return err < 0 ? err : 0; /* 1: already the service's, nothing changes */
+	return resv_commit(r, port, proto, host, service, guard, as, out);
 }
 
-int registry_release(struct registry *r, uint16_t port, uint8_t proto, const char *host,
-		     struct verr *e)
+static int release(struct registry *r, uint16_t port, uint8_t proto, const char *host,
+		   const struct reg_async *as, struct reg_commit **out, struct verr *e)
 {
 	uint32_t i = r->st.spec_owner ? r->st.spec_owner[REG_SLOT(port, proto)] : 0;
 	char what[RESV_KEY_MAX];
@@ -2045,7 +2313,7 @@ int registry_release(struct registry *r, uint16_t port, uint8_t proto, const cha
 		verr_add(e, what, NULL, "not reserved");
 		return -ENOENT;
 	}
-	return resv_commit(r, port, proto, host, NULL, KV_REV_ANY, e);
+	return resv_commit(r, port, proto, host, NULL, KV_REV_ANY, as, out);
 }
 
 bool registry_port_free(const struct reg_state *st, uint16_t port, uint8_t proto)
@@ -2057,4 +2325,94 @@ bool registry_port_free(const struct reg_state *st, uint16_t port, uint8_t proto
 		return false;
 	/* the (port, proto)'s reservations start at i, the cluster-wide one first */
 	return i >= st->n_resv || st->resv[i].port != port || st->resv[i].proto != proto;
+}
+/* ---- the two forms of every mutation ----
+ * _async: 0 (nothing to commit) or -errno (refused, e) now, or REG_PENDING: as->fn runs
+ * later. The plain form waits for the outcome, polling the backend's watch. */
+
+#define SYNC_CALL(call)                                                                            \
+	do {                                                                                       \
+		struct sync_wait w = { .e = e };                                                   \
+		struct reg_async as = { sync_done, &w };                                           \
+		struct reg_commit *c = NULL;                                                       \
+		int rc = call; /* sets c: before commit_wait reads it */                           \
+		return commit_wait(r, rc, c, &w);                                                  \
+	} while (0)
+
+int registry_service_apply(struct registry *r, const struct service_spec *s, enum reg_origin origin,
+			   struct verr *e)
+{
+	SYNC_CALL(service_apply(r, s, origin, &as, &c, e));
+}
+
+int registry_service_apply_async(struct registry *r, const struct service_spec *s,
+				 enum reg_origin origin, const struct reg_async *as,
+				 struct reg_commit **out, struct verr *e)
+{
+	return service_apply(r, s, origin, as, out, e);
+}
+
+int registry_service_delete(struct registry *r, const char *name, struct verr *e)
+{
+	SYNC_CALL(service_delete(r, name, &as, &c, e));
+}
+
+int registry_service_delete_async(struct registry *r, const char *name, const struct reg_async *as,
+				  struct reg_commit **out, struct verr *e)
+{
+	return service_delete(r, name, as, out, e);
+}
+
+int registry_sync_all(struct registry *r, const struct service_spec *specs, size_t n,
+		      const struct db_spec *dbs, size_t n_dbs, struct verr *e)
+{
+	SYNC_CALL(sync_all(r, specs, n, dbs, n_dbs, &as, &c, e));
+}
+
+int registry_db_apply(struct registry *r, const struct db_spec *d, enum reg_origin origin,
+		      struct verr *e)
+{
+	SYNC_CALL(db_apply(r, d, origin, &as, &c, e));
+}
+
+int registry_db_apply_async(struct registry *r, const struct db_spec *d, enum reg_origin origin,
+			    const struct reg_async *as, struct reg_commit **out, struct verr *e)
+{
+	return db_apply(r, d, origin, as, out, e);
+}
+
+int registry_db_delete(struct registry *r, const char *name, struct verr *e)
+{
+	SYNC_CALL(db_delete(r, name, &as, &c, e));
+}
+
+int registry_db_delete_async(struct registry *r, const char *name, const struct reg_async *as,
+			     struct reg_commit **out, struct verr *e)
+{
+	return db_delete(r, name, as, out, e);
+}
+
+int registry_reserve(struct registry *r, uint16_t port, uint8_t proto, const char *host,
+		     const char *service, struct verr *e)
+{
+	SYNC_CALL(reserve(r, port, proto, host, service, &as, &c, e));
+}
+
+int registry_reserve_async(struct registry *r, uint16_t port, uint8_t proto, const char *host,
+			   const char *service, const struct reg_async *as, struct reg_commit **out,
+			   struct verr *e)
+{
+	return reserve(r, port, proto, host, service, as, out, e);
+}
+
+int registry_release(struct registry *r, uint16_t port, uint8_t proto, const char *host,
+		     struct verr *e)
+{
+	SYNC_CALL(release(r, port, proto, host, &as, &c, e));
+}
+
+int registry_release_async(struct registry *r, uint16_t port, uint8_t proto, const char *host,
+			   const struct reg_async *as, struct reg_commit **out, struct verr *e)
+{
+	return release(r, port, proto, host, as, out, e);
 }

@@ -73,20 +73,33 @@ struct kv_event {
 struct registry_backend;
 
 /*
+ * A transaction's outcome, on the caller's thread: err 0 and rev = the revision it created;
+ * -ECANCELED when a compare failed (nothing applied; failed = the op index, rev = the
+ * store's revision when it was refused: the model shows the winner once it gets there);
+ * -ETIMEDOUT/-EHOSTUNREACH when the store could not be reached or has no quorum; -errno.
+ */
+typedef void (*kv_txn_done_fn)(void *arg, int err, uint64_t rev, size_t failed);
+
+/*
  * What a registry backend implements: etcd's KV and Watch services, reduced to what the
  * registry needs (etcd api/etcdserverpb/rpc.proto: Range, Txn with compares, Watch). The
  * file backend is registry_file.c; an etcd backend implements the same table. Calls return
- * 0 or -errno and never block for long: txn is the only call that waits for durability.
+ * 0 or -errno and never block for long: a transaction completes asynchronously.
  */
 struct registry_backend_ops {
 	const char *name;
 	/* All keys under prefix (sorted) at one revision, returned in *rev. */
 	int (*range)(struct registry_backend *b, const char *prefix, struct kv **out, size_t *n,
 		     uint64_t *rev);
-	/* All compares hold -> all ops applied atomically, 0 and *rev = new revision.
-	 * A compare fails -> nothing applied, -ECANCELED and *failed = op index. */
-	int (*txn)(struct registry_backend *b, const struct kv_op *ops, size_t n, uint64_t *rev,
-		   size_t *failed);
+	/* Start a transaction: all compares hold -> all ops applied atomically. ops are copied
+	 * before it returns. 0: done(arg, ...) is called exactly once, from txn_reap on the
+	 * caller's thread, within the backend's own time budget (see kv_txn_done_fn); -errno:
+	 * nothing was started and done is never called. */
+	int (*txn_submit)(struct registry_backend *b, const struct kv_op *ops, size_t n,
+			  kv_txn_done_fn done, void *arg);
+	/* Call done for every transaction that has completed. watch_fd is readable when one
+	 * has; the registry calls it from registry_poll(). */
+	void (*txn_reap)(struct registry_backend *b);
 	/* Report every change with revision > from_rev through watch_read (-ESTALE: that
 	 * history is gone, range again). */
 	int (*watch)(struct registry_backend *b, uint64_t from_rev);
@@ -98,6 +111,8 @@ struct registry_backend_ops {
 	void (*tick)(struct registry_backend *b);
 	/* Optional: the backend's state for `status` (endpoints, revision, stale, counters). */
 	struct json_object *(*status)(struct registry_backend *b);
+	/* The transactions not answered yet may get done(-ESHUTDOWN) from here: their args
+	 * must be valid until it returns. */
 	void (*free)(struct registry_backend *b);
 };
 
@@ -259,13 +274,15 @@ const char *registry_backend_name(const struct registry *r);
 void registry_watch(struct registry *r, registry_watch_cb cb, void *ctx);
 /*
  * The one way changes reach the model: read the backend's watch events, apply them to the
- * model (O(events)) and call every watcher with the delta. Every mutation below ends with
- * it (so the caller reads its own write), and the daemon calls it when registry_watch_fd()
- * is readable (changes made by another writer). 0 or -errno.
+ * model (O(events)), call every watcher with the delta, take the backend's answers to
+ * submitted commits, then run the continuations of the commits whose revision the model
+ * has reached.
+ * The daemon calls it when registry_watch_fd() is readable. 0 or -errno.
  */
 int registry_poll(struct registry *r);
 int registry_watch_fd(const struct registry *r);
-/* Periodic work (the daemon's tick): a re-list that failed is retried, the backend ticks. */
+/* Periodic work (the daemon's tick): a re-list that failed is retried, commits out of time
+ * are answered, the backend ticks. */
 void registry_tick(struct registry *r);
 /* {"backend", ...the backend's status} (new reference). */
 struct json_object *registry_status_json(const struct registry *r);
@@ -288,7 +305,38 @@ const char *registry_owner(const struct registry *r, uint16_t port, uint8_t prot
 			   enum reg_origin *origin);
 const char *origin_name(enum reg_origin o);
 
-/* Operations. 0, or -EINVAL (refused: reasons in e), -ENOENT, -EEXIST, -errno. */
+/*
+ * Asynchronous commits. A mutation validates against the model and builds its transaction
+ * at once (nothing blocks), then the backend runs it. Its continuation fn(arg, err, rev, e)
+ * runs on the loop's thread, from registry_poll() or registry_tick(), exactly once (unless
+ * cancelled): err 0 once the model has reached rev, the revision it committed (0: nothing
+ * was committed: a lost race turned out to be ours); or -errno with every reason in e
+ * (borrowed for the call): -EEXIST (the caught-up model names the winner of a lost compare),
+ * -ECANCELED (changed concurrently: try again), -ETIMEDOUT/-EHOSTUNREACH (unavailable:
+ * nothing changed), -ESHUTDOWN (registry_close).
+ */
+#define REG_PENDING 1
+struct reg_commit;
+typedef void (*registry_commit_fn)(void *arg, int err, uint64_t rev, struct verr *e);
+struct reg_async {
+	registry_commit_fn fn;
+	void *arg;
+};
+/* The continuation will not run (its caller went away); the commit itself may still land. */
+void registry_commit_cancel(struct reg_commit *c);
+/* Poll the backend's watch until *done, which c's continuation sets: what a caller that
+ * cannot answer later does after submitting c. The model follows the watch meanwhile, but
+ * only c's continuation runs (bounded by c's deadlines); the others run from the next
+ * registry_poll() or registry_tick(). */
+void registry_wait(struct registry *r, struct reg_commit *c, const bool *done);
+/* How long a commit waits for the backend's answer before it is reported -ETIMEDOUT (ms;
+ * default 10000, the backend answers within its own budget before that). */
+void registry_set_answer_timeout(struct registry *r, unsigned int ms);
+
+/* Operations. 0, or -EINVAL (refused: reasons in e), -ENOENT, -EEXIST, -errno.
+ * The plain forms wait for the outcome (polling the backend's watch): for startup, reload
+ * and tests. The _async forms return 0 (nothing to commit), -errno (refused now) or
+ * REG_PENDING (submitted: *out names it, as->fn runs later). */
 int registry_service_apply(struct registry *r, const struct service_spec *s, enum reg_origin origin,
 			   struct verr *e);
 int registry_service_delete(struct registry *r, const char *name, struct verr *e);
@@ -319,6 +367,20 @@ bool registry_port_free(const struct reg_state *st, uint16_t port, uint8_t proto
 /* The reservation of (port, proto) for host (NULL: the cluster-wide one), or NULL. */
 const struct reg_resv *registry_resv(const struct reg_state *st, uint16_t port, uint8_t proto,
 				     const char *host);
+int registry_service_apply_async(struct registry *r, const struct service_spec *s,
+				 enum reg_origin origin, const struct reg_async *as,
+				 struct reg_commit **out, struct verr *e);
+int registry_service_delete_async(struct registry *r, const char *name, const struct reg_async *as,
+				  struct reg_commit **out, struct verr *e);
+int registry_db_apply_async(struct registry *r, const struct db_spec *d, enum reg_origin origin,
+			    const struct reg_async *as, struct reg_commit **out, struct verr *e);
+int registry_db_delete_async(struct registry *r, const char *name, const struct reg_async *as,
+			     struct reg_commit **out, struct verr *e);
+int registry_reserve_async(struct registry *r, uint16_t port, uint8_t proto, const char *host,
+			   const char *service, const struct reg_async *as, struct reg_commit **out,
+			   struct verr *e);
+int registry_release_async(struct registry *r, uint16_t port, uint8_t proto, const char *host,
+			   const struct reg_async *as, struct reg_commit **out, struct verr *e);
 
 /* Internal (registry_admit.c): admission of new against capacity (with pl: only the services
  * that run here), and GPU assignment of new (stable: a service keeps the GPUs it had in old

@@ -5,9 +5,9 @@
  *
  *   range  one linearizable Range of the prefix at one revision
  *   txn    one Txn: a compare per guarded key (create_revision == 0 for "absent",
- *          mod_revision == R otherwise), the puts and deletes as its success branch; on
- *          success it returns once the watch delivered the txn's revision, so that the
- *          registry_poll() that follows sees its own write (bounded: WATCH_WAIT_MS)
+ *          mod_revision == R otherwise), the puts and deletes as its success branch; it
+ *          runs in etcd.c's thread (libcurl multi) and completes through the watch's
+ *          eventfd: the registry waits for the watch to bring its revision, not the loop
  *   watch  one Watch of the prefix from rev + 1, in etcd.c's thread; a compacted start
  *          revision gives -ESTALE from watch_read, and the registry lists again
  *
@@ -34,7 +34,6 @@
 #define CACHE_FILE     "registry-etcd.json"
 #define CACHE_FORMAT   1
 #define CACHE_EVERY_MS 500
-#define WATCH_WAIT_MS  3000
 
 struct etcd_backend {
 	struct registry_backend base;
@@ -311,16 +310,34 @@ static int etcd_be_range(struct registry_backend *b, const char *prefix, struct 
 	return 0;
 }
 
-static int etcd_be_txn(struct registry_backend *b, const struct kv_op *ops, size_t n, uint64_t *rev,
-		       size_t *failed)
+/* What a submitted txn reports back: etcd does not say which compare failed, so the first
+ * guarded key stands for it. */
+struct be_txn {
+	kv_txn_done_fn done;
+	void *arg;
+	size_t first_cmp;
+};
+
+static void etcd_be_txn_done(void *arg, int err, bool succeeded, uint64_t rev)
+{
+	struct be_txn *bt = arg;
+
+	if (!err && !succeeded)
+		err = -ECANCELED;
+	bt->done(bt->arg, err, rev, bt->first_cmp);
+	free(bt);
+}
+
+static int etcd_be_txn_submit(struct registry_backend *b, const struct kv_op *ops, size_t n,
+			      kv_txn_done_fn done, void *arg)
 {
 	struct etcd_backend *eb = (struct etcd_backend *)b;
 	struct etcd_cmp *cmp = calloc(n + 1, sizeof(*cmp));
 	struct etcd_op *eo = calloc(n + 1, sizeof(*eo));
 	char **keys = calloc(n + 1, sizeof(*keys));
-	size_t n_cmp = 0, first_cmp = 0;
-	bool ok = false;
-	int err = cmp && eo && keys ? 0 : -ENOMEM;
+	struct be_txn *bt = calloc(1, sizeof(*bt));
+	size_t n_cmp = 0;
+	int err = cmp && eo && keys && bt ? 0 : -ENOMEM;
 
 	for (size_t i = 0; i < n && !err; i++) {
 		keys[i] = with_prefix(eb, ops[i].key);
@@ -334,29 +351,29 @@ static int etcd_be_txn(struct registry_backend *b, const struct kv_op *ops, size
 		if (ops[i].expect_rev == KV_REV_ANY)
 			continue;
 		if (!n_cmp)
-			first_cmp = i;
+			bt->first_cmp = i;
 		cmp[n_cmp++] = (struct etcd_cmp){ keys[i], ops[i].expect_rev == KV_REV_ABSENT
 								   ? 0
 								   : ops[i].expect_rev };
 	}
-	if (!err)
-		err = etcd_txn(eb->c, cmp, n_cmp, eo, n, &ok, rev);
-	if (!err && !ok) {
-		/* etcd does not say which compare failed: the first guarded key stands for it. */
-		*failed = first_cmp;
-		err = -ECANCELED;
+	if (!err) {
+		bt->done = done;
+		bt->arg = arg;
+		err = etcd_txn_submit(eb->c, cmp, n_cmp, eo, n, etcd_be_txn_done, bt);
 	}
-	/* Our own events before we return: the registry_poll() after a commit sees it. */
-	if (!err && etcd_watch_wait(eb->c, *rev, WATCH_WAIT_MS))
-		p_warn("registry: revision %llu committed, the watch has not delivered it after %d "
-		       "ms",
-		       (unsigned long long)*rev, WATCH_WAIT_MS);
+	if (err)
+		free(bt);
 	for (size_t i = 0; keys && i < n; i++)
 		free(keys[i]);
 	free(keys);
 	free(cmp);
 	free(eo);
 	return err;
+}
+
+static void etcd_be_txn_reap(struct registry_backend *b)
+{
+	etcd_txn_reap(((struct etcd_backend *)b)->c);
 }
 
 static int etcd_be_watch(struct registry_backend *b, uint64_t from_rev)
@@ -469,7 +486,8 @@ static void etcd_be_free(struct registry_backend *b)
 static const struct registry_backend_ops etcd_ops = {
 	.name = "etcd",
 	.range = etcd_be_range,
-	.txn = etcd_be_txn,
+	.txn_submit = etcd_be_txn_submit,
+	.txn_reap = etcd_be_txn_reap,
 	.watch = etcd_be_watch,
 	.watch_fd = etcd_be_watch_fd,
 	.watch_read = etcd_be_watch_read,

@@ -59,6 +59,17 @@ struct file_backend {
 	struct kv_event *ev;
 	size_t n_ev, cap_ev;
 	uint64_t watch_from; /* deliver revisions > watch_from; UINT64_MAX = not watching */
+	/* Transactions done (inline: an fdatasync) whose completion txn_reap has not called. */
+	struct file_done *done;
+	size_t n_done, cap_done;
+};
+
+struct file_done {
+	kv_txn_done_fn fn;
+	void *arg;
+	int err;
+	uint64_t rev;
+	size_t failed;
 };
 
 void kvs_free(struct kv *kvs, size_t n)
@@ -621,6 +632,46 @@ undo:
 	return err;
 }
 
+/* The transaction runs at once (one fdatasync); its completion is queued for txn_reap and
+ * the watch eventfd made readable, so that the file backend completes like any other. */
+static int file_txn_submit(struct registry_backend *b, const struct kv_op *ops, size_t n,
+			   kv_txn_done_fn fn, void *arg)
+{
+	struct file_backend *fb = (struct file_backend *)b;
+	struct file_done d = { .fn = fn, .arg = arg };
+	uint64_t one = 1;
+
+	if (fb->n_done == fb->cap_done) {
+		size_t cap = fb->cap_done ? fb->cap_done * 2 : 8;
+		struct file_done *tmp = realloc(fb->done, cap * sizeof(*tmp));
+
+		if (!tmp)
+			return -ENOMEM;
+		fb->done = tmp;
+		fb->cap_done = cap;
+	}
+	d.err = file_txn(b, ops, n, &d.rev, &d.failed);
+	if (d.err == -ECANCELED)
+		d.rev = fb->rev;
+	fb->done[fb->n_done++] = d;
+	if (write(fb->event_fd, &one, sizeof(one)) < 0)
+		p_debug("registry watch eventfd: %s", strerror(errno));
+	return 0;
+}
+
+static void file_txn_reap(struct registry_backend *b)
+{
+	struct file_backend *fb = (struct file_backend *)b;
+
+	/* One at a time from the front: a completion may submit the next transaction. */
+	while (fb->n_done) {
+		struct file_done d = fb->done[0];
+
+		memmove(fb->done, fb->done + 1, --fb->n_done * sizeof(*fb->done));
+		d.fn(d.arg, d.err, d.rev, d.failed);
+	}
+}
+
 static int file_watch(struct registry_backend *b, uint64_t from_rev)
 {
 	struct file_backend *fb = (struct file_backend *)b;
@@ -658,6 +709,7 @@ static void file_free(struct registry_backend *b)
 		return;
 	kvs_free(fb->kvs, fb->n);
 	kv_events_free(fb->ev, fb->n_ev);
+	free(fb->done);
 	if (fb->wal_fd >= 0)
 		close(fb->wal_fd);
 	if (fb->event_fd >= 0)
@@ -670,7 +722,8 @@ static void file_free(struct registry_backend *b)
 static const struct registry_backend_ops file_ops = {
 	.name = "file",
 	.range = file_range,
-	.txn = file_txn,
+	.txn_submit = file_txn_submit,
+	.txn_reap = file_txn_reap,
 	.watch = file_watch,
 	.watch_fd = file_watch_fd,
 	.watch_read = file_watch_read,

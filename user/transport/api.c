@@ -27,8 +27,18 @@ struct sse {
 	bool live;
 };
 
+/* A request whose handler waits for its commit: answered from the continuation. */
+struct api_call {
+	struct api *a;
+	uint64_t conn; /* a closed connection's reply is dropped by http.c */
+	int ok_status;
+	struct hcall *call;
+	struct api_call *next;
+};
+
 struct api {
 	struct http *http;
+	struct api_call *calls; /* pending */
 	const struct handler_ctx *hx;
 	struct events *ev;
 	struct sse streams[MAX_STREAMS];
@@ -87,22 +97,58 @@ static void reply_fmt(struct api *a, uint64_t conn, int status, const char *fmt,
 	reply_error(a, conn, status, status == 404 ? EXIT_FAIL : EXIT_USAGE, msg, NULL);
 }
 
-/* Call a handler and answer with its result or its error. */
+static void answer(struct api *a, uint64_t conn, int ok_status, int rc, struct json_object *res,
+		   struct herr *err)
+{
+	if (rc) {
+		reply_error(a, conn, status_of(err), err->exit, err->message, err->errors);
+		json_object_put(err->errors);
+	} else {
+		http_reply_json(a->http, conn, ok_status, res, no_store, 1);
+		json_object_put(res);
+	}
+}
+
+static void call_replied(void *arg, int rc, struct json_object *res, struct herr *err)
+{
+	struct api_call *pc = arg;
+	struct api *a = pc->a;
+
+	for (struct api_call **pp = &a->calls; *pp; pp = &(*pp)->next)
+		if (*pp == pc) {
+			*pp = pc->next;
+			break;
+		}
+	answer(a, pc->conn, pc->ok_status, rc, res, err);
+	free(pc);
+}
+
+/* Call a handler and answer with its result or its error (now, or when its commit is in). */
 static void call_reply(struct api *a, const struct http_request *r, const char *method,
 		       struct json_object *params, int ok_status)
 {
 	struct caller who = { .uid = (uid_t)-1, .pid = 0, .transport = "http" };
+	struct api_call *pc = calloc(1, sizeof(*pc));
+	struct hreply reply = { call_replied, pc };
 	struct json_object *res;
 	struct herr err;
+	int rc;
 
-	if (handlers_call(a->hx, method, params, &who, &res, &err, NULL)) {
-		reply_error(a, r->conn, status_of(&err), err.exit, err.message, err.errors);
-		json_object_put(err.errors);
-	} else {
-		http_reply_json(a->http, r->conn, ok_status, res, no_store, 1);
-		json_object_put(res);
+	if (!pc) {
+		reply_fmt(a, r->conn, 500, "out of memory");
+		json_object_put(params);
+		return;
 	}
+	*pc = (struct api_call){ .a = a, .conn = r->conn, .ok_status = ok_status };
+	rc = handlers_call_async(a->hx, method, params, &who, &res, &err, NULL, &reply, &pc->call);
 	json_object_put(params);
+	if (rc == HANDLERS_PENDING) {
+		pc->next = a->calls;
+		a->calls = pc;
+		return;
+	}
+	free(pc);
+	answer(a, r->conn, ok_status, rc, res, &err);
 }
 
 /* ---- query strings ---- */
@@ -627,6 +673,13 @@ static void api_stop(void *self)
 
 	if (a->sub_id)
 		events_unsubscribe(a->ev, a->sub_id);
+	while (a->calls) {
+		struct api_call *pc = a->calls;
+
+		a->calls = pc->next;
+		handlers_cancel(pc->call);
+		free(pc);
+	}
 	free(a);
 }
 

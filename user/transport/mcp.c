@@ -72,8 +72,23 @@ struct mcp_session {
 	char client[128];
 };
 
+/* A tools/call waiting for its commit: answered through the transport's mcp_later. */
+struct mcp_pending {
+	struct mcp *m;
+	struct json_object *id;
+	bool modern;
+	size_t tool;
+	struct mcp_later later;
+	struct hcall *call;
+	struct mcp_pending *next;
+};
+
 struct mcp {
 	const struct handler_ctx *hx;
+	struct mcp_pending *pending;
+	/* the message being dispatched: where a waiting tools/call answers, its era */
+	const struct mcp_later *later;
+	bool modern_now;
 	struct events *ev;
 	struct mcp_tools *tools;
 	struct mcp_session *sessions;
@@ -342,14 +357,77 @@ static struct json_object *do_tools_list(struct mcp *m, struct json_object *id)
 	return result(id, mcp_tools_list(m->tools));
 }
 
+/* What dispatch returns for a request answered later (a tools/call waiting for a commit). */
+static char pending_mark;
+#define PENDING ((struct json_object *)&pending_mark)
+
+static void era_fix(struct json_object *r, const char *method);
+
+static void tool_replied(void *arg, int rc, struct json_object *res, struct herr *err)
+{
+	struct mcp_pending *p = arg;
+	struct mcp *m = p->m;
+	struct json_object *out = NULL, *r;
+	char msg[160];
+	int code;
+
+	for (struct mcp_pending **pp = &m->pending; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	code = mcp_tools_finish(m->tools, p->tool, rc, res, err, &out, msg, sizeof(msg));
+	r = code ? mcp_error(p->id, code, msg) : result(p->id, out);
+	if (p->modern)
+		era_fix(r, "tools/call");
+	p->later.fn(p->later.ctx, p->later.conn, r);
+	json_object_put(r);
+	json_object_put(p->id);
+	free(p);
+}
+
 static struct json_object *do_tools_call(struct mcp *m, struct json_object *id,
 					 struct json_object *params)
 {
 	struct json_object *res = NULL;
+	struct mcp_pending *p = m->later ? calloc(1, sizeof(*p)) : NULL;
+	struct hreply reply = { tool_replied, p };
 	char msg[160];
-	int code = mcp_tools_call(m->tools, params, &res, msg, sizeof(msg));
+	int code;
 
+	if (!p) {
+		code = mcp_tools_call(m->tools, params, &res, msg, sizeof(msg));
+		return code ? mcp_error(id, code, msg) : result(id, res);
+	}
+	code = mcp_tools_begin(m->tools, params, &res, msg, sizeof(msg), &reply, &p->call,
+			       &p->tool);
+	if (code == MCP_TOOLS_PENDING) {
+		*p = (struct mcp_pending){ .m = m,
+					   .id = json_object_get(id),
+					   .modern = m->modern_now,
+					   .tool = p->tool,
+					   .later = *m->later,
+					   .call = p->call,
+					   .next = m->pending };
+		m->pending = p;
+		return PENDING;
+	}
+	free(p);
 	return code ? mcp_error(id, code, msg) : result(id, res);
+}
+
+void mcp_cancel(struct mcp *m, const void *ctx)
+{
+	for (struct mcp_pending **pp = &m->pending, *p; (p = *pp);) {
+		if (ctx && p->later.ctx != ctx) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		handlers_cancel(p->call);
+		json_object_put(p->id);
+		free(p);
+	}
 }
 
 static struct json_object *read_resource(struct mcp *m, int r)
@@ -634,7 +712,7 @@ static struct json_object *legacy(struct mcp *m, struct mcp_session *s, const ch
 static struct json_object *modern(struct mcp *m, struct mcp_session *s, const char *method,
 				  struct json_object *id, struct json_object *params)
 {
-	struct json_object *r = NULL, *v;
+	struct json_object *r = NULL;
 
 	m->st.modern_requests++;
 	if (!strcmp(method, "subscriptions/listen")) {
@@ -645,6 +723,16 @@ static struct json_object *modern(struct mcp *m, struct mcp_session *s, const ch
 	} else if (!(r = common(m, method, id, params))) {
 		r = mcp_error(id, -32601, "Method not found");
 	}
+	if (r != PENDING)
+		era_fix(r, method);
+	return r;
+}
+
+/* A 2026-07-28 response: results carry resultType and serverInfo, error codes its own. */
+static void era_fix(struct json_object *r, const char *method)
+{
+	struct json_object *v;
+
 	if (json_object_object_get_ex(r, "result", &v)) {
 		mcp_era_result(v, method);
 	} else if (json_object_object_get_ex(r, "error", &v)) {
@@ -653,7 +741,6 @@ static struct json_object *modern(struct mcp *m, struct mcp_session *s, const ch
 		if (json_object_object_get_ex(v, "code", &c))
 			json_object_set_int(c, mcp_era_error_code(json_object_get_int(c)));
 	}
-	return r;
 }
 
 static struct json_object *dispatch(struct mcp *m, struct mcp_session *s, struct json_object *msg,
@@ -701,11 +788,12 @@ static struct json_object *dispatch(struct mcp *m, struct mcp_session *s, struct
 			listen_cancel(s, params);
 		return NULL;
 	}
+	m->modern_now = era == MCP_ERA_MODERN;
 	if (era == MCP_ERA_MODERN) {
 		struct json_object *r = modern(m, s, method, id, params), *e, *c;
 
 		/* A method this revision does not have is a 404 on Streamable HTTP. */
-		if (r && json_object_object_get_ex(r, "error", &e) &&
+		if (r && r != PENDING && json_object_object_get_ex(r, "error", &e) &&
 		    json_object_object_get_ex(e, "code", &c) && json_object_get_int(c) == -32601)
 			*status = 404;
 		return r;
@@ -713,18 +801,51 @@ static struct json_object *dispatch(struct mcp *m, struct mcp_session *s, struct
 	return legacy(m, s, method, id, params);
 }
 
+/* dispatch with where a waiting tools/call answers (NULL: it waits here); *pending: it went
+ * pending, nothing to send now. */
+static struct json_object *handle(struct mcp *m, struct mcp_session *s, struct json_object *msg,
+				  const struct mcp_edge *edge, int *status,
+				  const struct mcp_later *later, bool *pending)
+{
+	const struct mcp_later *outer = m->later;
+	struct json_object *r;
+
+	m->later = later;
+	r = dispatch(m, s, msg, edge, status);
+	m->later = outer;
+	if (pending)
+		*pending = r == PENDING;
+	return r == PENDING ? NULL : r;
+}
+
 struct json_object *mcp_handle(struct mcp *m, struct mcp_session *s, struct json_object *msg)
 {
 	int status;
 
-	return dispatch(m, s, msg, NULL, &status);
+	return handle(m, s, msg, NULL, &status, NULL, NULL);
+}
+
+struct json_object *mcp_handle_later(struct mcp *m, struct mcp_session *s, struct json_object *msg,
+				     const struct mcp_later *later, bool *pending)
+{
+	int status;
+
+	return handle(m, s, msg, NULL, &status, later, pending);
 }
 
 struct json_object *mcp_handle_edge(struct mcp *m, struct mcp_session *s, struct json_object *msg,
 				    const struct mcp_edge *edge, int *http_status)
 {
+	return mcp_handle_edge_later(m, s, msg, edge, http_status, NULL, NULL);
+}
+
+struct json_object *mcp_handle_edge_later(struct mcp *m, struct mcp_session *s,
+					  struct json_object *msg, const struct mcp_edge *edge,
+					  int *http_status, const struct mcp_later *later,
+					  bool *pending)
+{
 	struct mcp_session tmp = { .transport = "http", .level = LEVEL_DEFAULT };
-	struct json_object *r = dispatch(m, s ? s : &tmp, msg, edge, http_status);
+	struct json_object *r = handle(m, s ? s : &tmp, msg, edge, http_status, later, pending);
 
 	listens_clear(&tmp);
 	return r;
@@ -918,6 +1039,7 @@ void mcp_close(struct mcp *m)
 	}
 	if (m->sub_id > 0)
 		events_unsubscribe(m->ev, m->sub_id);
+	mcp_cancel(m, NULL);
 	while (m->sessions)
 		mcp_session_free(m, m->sessions);
 	mcp_tools_close(m->tools);

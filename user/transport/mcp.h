@@ -67,6 +67,25 @@ struct json_object *mcp_handle(struct mcp *m, struct mcp_session *s, struct json
  * era rules refuse, 202 for a refused notification). */
 struct json_object *mcp_handle_edge(struct mcp *m, struct mcp_session *s, struct json_object *msg,
 				    const struct mcp_edge *edge, int *http_status);
+/*
+ * Where the response to a request that waits for a registry commit (a tools/call of a
+ * mutation) goes: fn(ctx, conn, response) on the loop, once (response borrowed). A transport
+ * that passes one gets *pending = true and NULL instead of waiting for the commit; it calls
+ * mcp_cancel(m, ctx) when ctx goes away before the answer.
+ */
+struct mcp_later {
+	void (*fn)(void *ctx, uint64_t conn, struct json_object *response);
+	void *ctx;
+	uint64_t conn;
+};
+struct json_object *mcp_handle_later(struct mcp *m, struct mcp_session *s, struct json_object *msg,
+				     const struct mcp_later *later, bool *pending);
+struct json_object *mcp_handle_edge_later(struct mcp *m, struct mcp_session *s,
+					  struct json_object *msg, const struct mcp_edge *edge,
+					  int *http_status, const struct mcp_later *later,
+					  bool *pending);
+/* Drop the waiting requests whose mcp_later has ctx (NULL: all of them): no answer comes. */
+void mcp_cancel(struct mcp *m, const void *ctx);
 /* Is msg an initialize request? */
 bool mcp_is_initialize(struct json_object *msg);
 bool mcp_version_supported(const char *v);

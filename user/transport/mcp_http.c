@@ -184,6 +184,22 @@ static struct mcp_session *session_of(struct mcp_http *t, const struct http_requ
 	return s;
 }
 
+/* A tools/call that waited for its commit: the POST it came in is answered now (http.c
+ * drops the answer to a connection that went away meanwhile). */
+static void post_later(void *ctx, uint64_t conn, struct json_object *response)
+{
+	reply_msg(ctx, conn, 200, response, NULL);
+}
+
+/* ... or the WebSocket it came on, when it is still open. */
+static void ws_later(void *ctx, uint64_t conn, struct json_object *response)
+{
+	struct link *l = link_find(ctx, conn, NULL);
+
+	if (l)
+		link_send(l, response);
+}
+
 /* subscriptions/listen: a stream of its own session, begun once the request is accepted
  * (the acknowledgement waits in the link until then); a refusal is a plain JSON reply. */
 static void on_listen(struct mcp_http *t, const struct http_request *r, struct json_object *msg,
@@ -234,6 +250,7 @@ static void on_modern(struct mcp_http *t, const struct http_request *r, struct j
 		      const struct mcp_edge *edge)
 {
 	struct json_object *m, *reply;
+	bool pending;
 	int status;
 
 	if (json_object_object_get_ex(msg, "id", NULL) &&
@@ -242,7 +259,10 @@ static void on_modern(struct mcp_http *t, const struct http_request *r, struct j
 		on_listen(t, r, msg, edge);
 		return;
 	}
-	reply = mcp_handle_edge(t->mcp, NULL, msg, edge, &status);
+	reply = mcp_handle_edge_later(t->mcp, NULL, msg, edge, &status,
+				      &(struct mcp_later){ post_later, t, r->conn }, &pending);
+	if (pending)
+		return;
 	if (!reply) {
 		http_reply(t->http, r->conn, 202, NULL, json_hdr, 1, NULL, 0);
 		return;
@@ -258,6 +278,7 @@ static void on_post(struct mcp_http *t, const struct http_request *r)
 	struct mcp_session *s;
 	struct verr e = {};
 	enum mcp_era era;
+	bool pending;
 	int status;
 
 	if (!accepts(r->accept, "application/json")) {
@@ -326,8 +347,11 @@ static void on_post(struct mcp_http *t, const struct http_request *r)
 		json_object_put(msg);
 		return;
 	}
-	reply = mcp_handle(t->mcp, s, msg);
+	reply = mcp_handle_later(t->mcp, s, msg, &(struct mcp_later){ post_later, t, r->conn },
+				 &pending);
 	json_object_put(msg);
+	if (pending)
+		return;
 	if (!reply) {
 		http_reply(t->http, r->conn, 202, NULL, json_hdr, 1, NULL, 0);
 		return;
@@ -403,7 +427,8 @@ static void on_ws_message(struct mcp_http *t, const struct http_request *r)
 		verr_free(&e);
 		reply = mcp_error(NULL, -32700, "Parse error");
 	} else {
-		reply = mcp_handle(t->mcp, l->s, msg);
+		reply = mcp_handle_later(t->mcp, l->s, msg,
+					 &(struct mcp_later){ ws_later, t, r->conn }, NULL);
 	}
 	json_object_put(msg);
 	if (reply) {
@@ -471,6 +496,7 @@ static void mcp_http_stop(void *self)
 {
 	struct mcp_http *t = self;
 
+	mcp_cancel(t->mcp, t);
 	for (size_t i = 0; i < t->n_links; i++) {
 		json_object_put(t->links[i]->pending);
 		free(t->links[i]);

@@ -215,8 +215,37 @@ static struct json_object *tool_error(struct mcp_tools *m, const char *msg,
 	return tool_result(NULL, buf, true);
 }
 
-int mcp_tools_call(struct mcp_tools *m, struct json_object *params, struct json_object **out,
-		   char *msg, size_t msg_len)
+int mcp_tools_finish(struct mcp_tools *m, size_t i, int rc, struct json_object *res,
+		     struct herr *err, struct json_object **out, char *msg, size_t msg_len)
+{
+	char why[512];
+
+	*out = NULL;
+	if (rc) {
+		*out = tool_error(m, err->message, err->errors);
+		json_object_put(err->errors);
+		err->errors = NULL;
+		return 0;
+	}
+	if (tools[i].wrap) {
+		struct json_object *w = json_object_new_object();
+
+		json_object_object_add(w, tools[i].wrap, res);
+		res = w;
+	}
+	if (!schema_check(m->out_schema[i], res, "", why, sizeof(why))) {
+		p_warn("mcp: %s: result does not match its outputSchema: %s", tools[i].name, why);
+		json_object_put(res);
+		snprintf(msg, msg_len, "internal error: result does not match outputSchema");
+		return -32603;
+	}
+	*out = tool_result(res, NULL, false);
+	return 0;
+}
+
+int mcp_tools_begin(struct mcp_tools *m, struct json_object *params, struct json_object **out,
+		    char *msg, size_t msg_len, const struct hreply *reply, struct hcall **pending,
+		    size_t *tool)
 {
 	struct caller who = { .uid = (uid_t)-1, .transport = "mcp" };
 	const char *name = str_of(params, "name");
@@ -224,6 +253,7 @@ int mcp_tools_call(struct mcp_tools *m, struct json_object *params, struct json_
 	char why[512], text[640];
 	struct herr err;
 	size_t i;
+	int rc;
 
 	*out = NULL;
 	if (!name) {
@@ -250,29 +280,21 @@ int mcp_tools_call(struct mcp_tools *m, struct json_object *params, struct json_
 		*out = tool_error(m, text, NULL);
 		return 0;
 	}
-	if (handlers_call(m->hx, tools[i].method, args, &who, &res, &err, NULL)) {
-		struct json_object *r = tool_error(m, err.message, err.errors);
-
-		json_object_put(err.errors);
-		json_object_put(args);
-		*out = r;
-		return 0;
-	}
+	rc = handlers_call_async(m->hx, tools[i].method, args, &who, &res, &err, NULL, reply,
+				 pending);
 	json_object_put(args);
-	if (tools[i].wrap) {
-		struct json_object *w = json_object_new_object();
+	*tool = i;
+	if (rc == HANDLERS_PENDING)
+		return MCP_TOOLS_PENDING;
+	return mcp_tools_finish(m, i, rc, res, &err, out, msg, msg_len);
+}
 
-		json_object_object_add(w, tools[i].wrap, res);
-		res = w;
-	}
-	if (!schema_check(m->out_schema[i], res, "", why, sizeof(why))) {
-		p_warn("mcp: %s: result does not match its outputSchema: %s", name, why);
-		json_object_put(res);
-		snprintf(msg, msg_len, "internal error: result does not match outputSchema");
-		return -32603;
-	}
-	*out = tool_result(res, NULL, false);
-	return 0;
+int mcp_tools_call(struct mcp_tools *m, struct json_object *params, struct json_object **out,
+		   char *msg, size_t msg_len)
+{
+	size_t tool;
+
+	return mcp_tools_begin(m, params, out, msg, msg_len, NULL, NULL, &tool);
 }
 
 void mcp_tools_counts(const struct mcp_tools *t, uint64_t *calls, uint64_t *errors)

@@ -12,6 +12,9 @@
 #include <json-c/json.h>
 
 struct handler_ctx;
+struct hcall;
+struct herr;
+struct hreply;
 struct mcp_tools;
 
 /* Parse every tool's schemas; calls go to handlers_call(hx, ...) (hx borrowed).
@@ -25,6 +28,20 @@ struct json_object *mcp_tools_list(const struct mcp_tools *t);
  * result that does not match the tool's outputSchema). */
 int mcp_tools_call(struct mcp_tools *t, struct json_object *params, struct json_object **out,
 		   char *msg, size_t msg_len);
+/*
+ * tools/call for a caller that can answer later: as mcp_tools_call (0 and *out, or a
+ * JSON-RPC error code and msg), or MCP_TOOLS_PENDING: the tool's handler waits for its
+ * commit; reply->fn gets the handler's outcome, which mcp_tools_finish(*tool) turns into
+ * the tool's result. *pending names the call (handlers_cancel).
+ */
+#define MCP_TOOLS_PENDING 1
+int mcp_tools_begin(struct mcp_tools *t, struct json_object *params, struct json_object **out,
+		    char *msg, size_t msg_len, const struct hreply *reply, struct hcall **pending,
+		    size_t *tool);
+/* The result of tool from its handler's outcome (rc, res consumed, err->errors consumed):
+ * 0 and *out, or a JSON-RPC error code and msg. */
+int mcp_tools_finish(struct mcp_tools *t, size_t tool, int rc, struct json_object *res,
+		     struct herr *err, struct json_object **out, char *msg, size_t msg_len);
 void mcp_tools_counts(const struct mcp_tools *t, uint64_t *calls, uint64_t *errors);
 
 #endif /* CAELUM_MCP_TOOLS_H */

@@ -40,6 +40,12 @@ struct conn {
 	/* Freed only from its own I/O callback: while a line of it is being handled (which can
 	 * broadcast events, to it too) a close only marks it, and conn_io closes it after. */
 	bool in_io, dead;
+	/* A request waiting for its commit: its reply comes from the registry's continuation;
+	 * the lines after it wait (replies keep the order of the requests). */
+	struct hcall *pending;
+	struct json_object *pending_id; /* its id (a reference) */
+	bool pending_notification;
+	unsigned int mcp_waiting; /* MCP tools/calls answered later (mcp_later) */
 	struct conn *next;
 };
 
@@ -79,10 +85,22 @@ static int out_append(struct conn *c, const char *s, size_t len)
 	return 0;
 }
 
+/* A request of it waits for its commit: a peer that shut its side still gets the answer. */
+static bool conn_waiting(const struct conn *c)
+{
+	return c->pending || c->mcp_waiting;
+}
+
+/* Read while nothing waits: a request waiting for its commit holds the lines behind it. */
+static uint32_t conn_in(const struct conn *c)
+{
+	return c->closing || c->pending ? 0 : EPOLLIN;
+}
+
 static void conn_want_write(struct conn *c)
 {
 	if (!c->dead)
-		loop_mod(c->srv->loop, c->fd, (c->closing ? 0 : EPOLLIN) | EPOLLOUT);
+		loop_mod(c->srv->loop, c->fd, conn_in(c) | EPOLLOUT);
 }
 
 /* Returns false when the connection was closed (freed unless in its own I/O callback). */
@@ -103,11 +121,11 @@ static bool conn_flush(struct conn *c)
 	}
 	if (c->out_off == c->out_len)
 		c->out_off = c->out_len = 0;
-	if (c->closing && !c->out_len) {
+	if (c->closing && !c->out_len && !conn_waiting(c)) {
 		conn_close(c);
 		return false;
 	}
-	loop_mod(c->srv->loop, c->fd, (c->closing ? 0 : EPOLLIN) | (c->out_len ? EPOLLOUT : 0));
+	loop_mod(c->srv->loop, c->fd, conn_in(c) | (c->out_len ? EPOLLOUT : 0));
 	return true;
 }
 
@@ -200,6 +218,16 @@ static bool mcp_send(void *ctx, struct json_object *msg)
 	return true;
 }
 
+/* A tools/call that waited for its commit: its response, in turn with the notifications. */
+static void mcp_later(void *ctx, uint64_t conn, struct json_object *response)
+{
+	struct conn *c = ctx;
+
+	(void)conn;
+	c->mcp_waiting--;
+	mcp_send(c, response);
+}
+
 static struct json_object *mcp_connect(struct conn *c, struct json_object *id)
 {
 	struct json_object *r;
@@ -218,14 +246,57 @@ static struct json_object *mcp_connect(struct conn *c, struct json_object *id)
 	return r;
 }
 
+static struct json_object *call_reply(struct json_object *id, int rc, struct json_object *result,
+				      struct herr *err)
+{
+	struct json_object *reply;
+
+	if (rc)
+		return rpc_error(id, err->unknown_method ? -32601 : herr_rpc_code(err->exit),
+				 err->message, err->exit, err->errors);
+	reply = json_object_new_object();
+	json_object_object_add(reply, "jsonrpc", json_object_new_string("2.0"));
+	json_object_object_add(reply, "id", json_object_get(id));
+	json_object_object_add(reply, "result", result);
+	return reply;
+}
+
+static void conn_lines(struct conn *c);
+
+/* The pending request's outcome (from the registry's continuation, on the loop): answer it,
+ * then go on with the lines that waited behind it. */
+static void replied(void *arg, int rc, struct json_object *result, struct herr *err)
+{
+	struct conn *c = arg;
+	struct json_object *reply = call_reply(c->pending_id, rc, result, err);
+
+	c->pending = NULL;
+	json_object_put(c->pending_id);
+	c->pending_id = NULL;
+	if (!c->pending_notification)
+		send_msg(c, reply);
+	json_object_put(reply);
+	if (c->in_io) /* inside its own I/O callback: conn_io goes on from here */
+		return;
+	c->in_io = true;
+	conn_lines(c);
+	if (!c->dead)
+		conn_flush(c);
+	c->in_io = false;
+	if (c->dead)
+		conn_free(c);
+}
+
 static void dispatch(struct conn *c, struct json_object *req)
 {
 	struct caller who = { .uid = c->uid, .pid = c->pid, .transport = "socket" };
+	struct hreply on_reply = { replied, c };
 	struct json_object *id, *params, *result, *reply;
 	struct hstream stream = {};
 	const char *method = NULL;
 	bool is_notification;
 	struct herr err;
+	int rc;
 
 	reply = check_request(req, &id, &method, &params);
 	if (reply)
@@ -235,16 +306,14 @@ static void dispatch(struct conn *c, struct json_object *req)
 		reply = mcp_connect(c, id);
 		goto send;
 	}
-	if (handlers_call(c->srv->hx, method, params, &who, &result, &err,
-			  c->sub_id ? NULL : &stream)) {
-		reply = rpc_error(id, err.unknown_method ? -32601 : herr_rpc_code(err.exit),
-				  err.message, err.exit, err.errors);
-	} else {
-		reply = json_object_new_object();
-		json_object_object_add(reply, "jsonrpc", json_object_new_string("2.0"));
-		json_object_object_add(reply, "id", json_object_get(id));
-		json_object_object_add(reply, "result", result);
+	rc = handlers_call_async(c->srv->hx, method, params, &who, &result, &err,
+				 c->sub_id ? NULL : &stream, &on_reply, &c->pending);
+	if (rc == HANDLERS_PENDING) {
+		c->pending_id = json_object_get(id);
+		c->pending_notification = is_notification;
+		return;
 	}
+	reply = call_reply(id, rc, result, &err);
 	if (is_notification) {
 		json_object_put(reply);
 		return;
@@ -278,11 +347,14 @@ static void handle_line(struct conn *c, const char *line, size_t len)
 
 	if (c->mcp) {
 		struct json_object *r;
+		bool waits = false;
 
 		if (!req || json_tokener_get_error(tok) != json_tokener_success)
 			r = mcp_error(NULL, -32700, "Parse error");
 		else
-			r = mcp_handle(c->srv->mcp, c->mcp, req);
+			r = mcp_handle_later(c->srv->mcp, c->mcp, req,
+					     &(struct mcp_later){ mcp_later, c, 0 }, &waits);
+		c->mcp_waiting += waits;
 		if (r) {
 			send_msg(c, r);
 			json_object_put(r);
@@ -297,6 +369,20 @@ static void handle_line(struct conn *c, const char *line, size_t len)
 	}
 	json_object_put(req);
 	json_tokener_free(tok);
+}
+
+/* Handle every whole line read so far, until one waits for its commit. */
+static void conn_lines(struct conn *c)
+{
+	for (char *nl; !c->pending && c->in_len && (nl = memchr(c->in, '\n', c->in_len));) {
+		size_t len = (size_t)(nl - c->in);
+
+		handle_line(c, c->in, len);
+		if (c->dead)
+			return;
+		memmove(c->in, nl + 1, c->in_len - len - 1);
+		c->in_len -= len + 1;
+	}
 }
 
 static void conn_read(struct conn *c)
@@ -335,16 +421,10 @@ static void conn_read(struct conn *c)
 		}
 		c->in_len += (size_t)n;
 	}
-	for (char *nl; c->in_len && (nl = memchr(c->in, '\n', c->in_len));) {
-		size_t len = (size_t)(nl - c->in);
-
-		handle_line(c, c->in, len);
-		if (c->dead)
-			return;
-		memmove(c->in, nl + 1, c->in_len - len - 1);
-		c->in_len -= len + 1;
-	}
-	if (c->in_len > RPC_LINE_MAX) {
+	conn_lines(c);
+	if (c->dead)
+		return;
+	if (c->in_len > RPC_LINE_MAX && !c->pending) {
 		p_warn("closing control connection of pid %d: line too long", c->pid);
 		conn_close(c);
 		return;
@@ -371,6 +451,9 @@ static void conn_io(void *ctx, uint32_t events)
 		conn_flush(c);
 	if (!c->dead && (events & (EPOLLIN | EPOLLHUP)))
 		conn_read(c);
+	/* Gone entirely while a request waits: nobody to answer (the commit may still land). */
+	if (!c->dead && conn_waiting(c) && (events & EPOLLHUP))
+		conn_close(c);
 	c->in_io = false;
 	if (c->dead)
 		conn_free(c);
@@ -388,9 +471,15 @@ static void conn_close(struct conn *c)
 	if (c->sub_id > 0)
 		events_unsubscribe(s->ev, c->sub_id);
 	c->sub_id = 0;
-	if (c->mcp && s->mcp)
+	if (c->mcp && s->mcp) {
+		mcp_cancel(s->mcp, c);
 		mcp_session_free(s->mcp, c->mcp);
+	}
 	c->mcp = NULL;
+	handlers_cancel(c->pending);
+	c->pending = NULL;
+	json_object_put(c->pending_id);
+	c->pending_id = NULL;
 	loop_del(s->loop, c->fd);
 	close(c->fd);
 	c->fd = -1;
