@@ -90,7 +90,7 @@ def main():
         print("bind errno on node-b:", b.bind_in(b.cgroup("intruder"), 18080), "(still EPERM)")
         t = time.time()
         ctl(a, "port", "reserve", "18082", "service", "web")
-        print(f"failed after {time.time() - t:.1f} s, applied nowhere")
+        print(f"failed after {time.time() - t:.1f} s; this host's policy is unchanged")
         etcd.resume(0)
         etcd.resume(1)
         etcd.wait_healthy()

@@ -1298,9 +1298,13 @@ static int commit_outcome(struct registry *r, struct reg_commit *c, uint64_t now
 		return -ECANCELED;
 	}
 	if (registry_err_unavailable(c->err)) {
+		/* Not "nothing changed": a request etcd received may sit in its log and
+		 * commit once a quorum is back (etcd's own rule for a timed-out request). */
 		verr_add(e, "registry", NULL,
-			 "the %s backend is unavailable (%s): nothing was changed; the last "
-			 "applied policy stays in force",
+			 "the %s backend is unavailable (%s): the change was not confirmed and "
+			 "this host's policy is unchanged; if the store received it, it may "
+			 "still be committed when the store recovers: repeat the command then "
+			 "(a change already made is a no-op)",
 			 r->b->ops->name, strerror(-c->err));
 		return c->err;
 	}

@@ -313,7 +313,8 @@ const char *origin_name(enum reg_origin o);
  * was committed: a lost race turned out to be ours); or -errno with every reason in e
  * (borrowed for the call): -EEXIST (the caught-up model names the winner of a lost compare),
  * -ECANCELED (changed concurrently: try again), -ETIMEDOUT/-EHOSTUNREACH (unavailable:
- * nothing changed), -ESHUTDOWN (registry_close).
+ * not confirmed: nothing changed here, but a request the store received may still commit
+ * when it recovers), -ESHUTDOWN (registry_close).
  */
 #define REG_PENDING 1
 struct reg_commit;
