@@ -142,6 +142,38 @@ class EtcdBackend(EtcdFixture):
             self.assertDenied(env, env.cgroup("other"), 20600)
             self.assertAllowed(env, env.svc_cgroup(owner), 20600)
 
+    def test_concurrent_allocs_across_hosts_get_distinct_ports(self):
+        """port alloc through two hosts at once, for one service and for another: every
+        caller gets a port no other caller got (a lost race moves on to the next free port,
+        even when the winner was the same service), and none is refused while ports
+        remain."""
+        envs = [self.env(n, managed=("20700-20799",),
+                         extra={"host": n, "registry": self.registry()})
+                for n in ("node-a", "node-b")]
+        a, b = envs
+        self.apply(a, "web")
+        self.apply(a, "api")
+        self.wait_for(lambda: len(b.ok("service", "list")) == 2, what="2 services on B")
+        results, go = {}, threading.Event()
+
+        def run(i):
+            go.wait()
+            results[i] = envs[i % 2].ctl("port", "alloc", "service", "api" if i % 3 == 0
+                                          else "web")
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(24)]
+        for t in threads:
+            t.start()
+        go.set()
+        for t in threads:
+            t.join()
+        for r in results.values():
+            self.assertEqual(r.rc, 0, r)
+        got = [(r.json["port"], r.json["service"]) for r in results.values()]
+        ports = [p for p, _ in got]
+        self.assertEqual(len(set(ports)), len(ports), sorted(got))
+        self.assertEqual(self.etcd_resv(), set(got))
+
     # ---- host-only reservations ----
 
     def host_ports(self, env):

@@ -326,6 +326,15 @@ static void committed(void *arg, int err, uint64_t rev, struct verr *e)
 	int rc;
 
 	c->commit = NULL;
+	if (c->retry) {
+		rc = c->retry(c, err, rev);
+		if (rc == HC_PENDING)
+			return;
+		if (rc < 0) {
+			call_finish(c, rc);
+			return;
+		}
+	}
 	c->committed = rev;
 	if (err) {
 		c->err->not_found = err == -ENOENT;
@@ -621,11 +630,57 @@ static int h_port_release(struct hcall *c)
 	return hc_commit(c, rc, released);
 }
 
+/* The first port after from that alloc may hand out: managed, free on every host (alloc
+ * reserves on every host), and no socket from before Caelum on it. 0 when none is left. */
+static uint16_t alloc_next(struct hcall *c, uint32_t from, uint8_t proto)
+{
+	for (uint32_t port = from + 1; port <= 65535; port++) {
+		struct verr e = {};
+
+		if (!hc_port_managed(c->x->cfg, (uint16_t)port, proto) ||
+		    !registry_port_free(registry_state(c->x->reg), (uint16_t)port, proto))
+			continue;
+		if (hc_foreign_holders(c->x, NULL, (uint16_t)port, proto, true, &e, "alloc")) {
+			verr_free(&e);
+			continue;
+		}
+		return (uint16_t)port;
+	}
+	return 0;
+}
+
+/*
+ * Another alloc took the port first: whoever it was for (this service too: then "already
+ * reserved" would hand one port to two callers), go on with the next free one. rev 0 with
+ * no error is a lost race the registry found to be this service's.
+ */
+static int alloc_retry(struct hcall *c, int err, uint64_t rev)
+{
+	uint16_t port;
+	struct verr e = {};
+	int rc;
+
+	if (!(err == -EEXIST || (!err && !rev)))
+		return 0;
+	port = alloc_next(c, c->port, c->proto);
+	if (!port || ++c->retries > HC_RETRIES)
+		return hc_fail(
+			c, EXIT_CONFIG,
+			!port ? "no free %s port left in the managed ranges"
+			      : "other allocations took every %s port this one tried; try again",
+			proto_name(c->proto));
+	c->port = port;
+	rc = registry_reserve_async(c->x->reg, port, c->proto, NULL, c->name, hc_async(c),
+				    &c->commit, &e);
+	verr_free(&e);
+	return rc == REG_PENDING ? HC_PENDING : 0;
+}
+
 static int h_port_alloc(struct hcall *c)
 {
 	static const char *const keys[] = { "service", "proto", NULL };
-	const struct config *cfg = c->x->cfg;
 	const char *svc;
+	uint16_t port;
 	uint8_t proto;
 
 	if (hc_params_check(c, keys) || hc_param_service(c, "service", &svc) ||
@@ -633,22 +688,12 @@ static int h_port_alloc(struct hcall *c)
 		return -1;
 	if (!registry_service(c->x->reg, svc))
 		return hc_fail(c, EXIT_CONFIG, "unknown service '%s'", svc);
-	for (uint32_t port = 1; port <= 65535; port++) {
-		struct verr e = {};
-
-		/* free on every host: alloc reserves on every host */
-		if (!hc_port_managed(cfg, (uint16_t)port, proto) ||
-		    !registry_port_free(registry_state(c->x->reg), (uint16_t)port, proto))
-			continue;
-		/* Someone squatting from before Caelum started: not free. */
-		if (hc_foreign_holders(c->x, NULL, (uint16_t)port, proto, true, &e, "alloc")) {
-			verr_free(&e);
-			continue;
-		}
-		return reserve(c, (uint16_t)port, proto, NULL, svc);
-	}
-	return hc_fail(c, EXIT_CONFIG, "no free %s port left in the managed ranges",
-		       proto_name(proto));
+	port = alloc_next(c, 0, proto);
+	if (!port)
+		return hc_fail(c, EXIT_CONFIG, "no free %s port left in the managed ranges",
+			       proto_name(proto));
+	c->retry = alloc_retry;
+	return reserve(c, port, proto, NULL, svc);
 }
 
 static int h_port_who(struct hcall *c)

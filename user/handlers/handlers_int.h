@@ -29,6 +29,11 @@ struct hcall {
 	struct reg_async as;
 	struct reg_commit *commit;
 	int (*then)(struct hcall *c); /* the commit succeeded: events and the result */
+	/* Optional, before then or the failure: HC_PENDING when the call submitted another
+	 * commit instead (port alloc after a lost race), -1 when it failed the call (err
+	 * filled), 0 to go on as without it. It counts its own retries against HC_RETRIES. */
+	int (*retry)(struct hcall *c, int err, uint64_t rev);
+	int retries;
 	char name[256];
 	char host[256]; /* a host-only reservation's host, "" for every host */
 	uint16_t port;
@@ -39,6 +44,7 @@ struct hcall {
 	struct herr own_err;
 };
 typedef int (*handler_fn)(struct hcall *c);
+#define HC_RETRIES 16
 
 struct handler_entry {
 	const char *name;
