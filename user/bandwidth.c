@@ -199,6 +199,10 @@ static void entries_prune(struct bandwidth *b)
 /* The samples of the new set of limited services, keeping those of services that stay. */
 static void samples_adopt(struct bandwidth *b, struct bw_sample *v, size_t n)
 {
+	/* v has room for every service; keep what the limited ones need (most have none). */
+	struct bw_sample *fit = realloc(v, (n + 1) * sizeof(*v));
+
+	v = fit ? fit : v;
 	if (n)
 		qsort(v, n, sizeof(*v), sample_cmp);
 	for (size_t i = 0; i < n; i++) {
