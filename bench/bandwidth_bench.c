@@ -31,7 +31,7 @@
 #include <bpf/libbpf.h>
 
 #include "allow.skel.h"
-#include "bandwidth.h"
+#include "bandwidth_user.h"
 #include "bpfpin.h"
 #include "capacity.h"
 #include "caelum/common.h"

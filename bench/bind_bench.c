@@ -6,7 +6,7 @@
  *    <cgroup2>/caelum-bench-<pid>/{none,allow,ports}/svc0:
  *      none   no program on the path from our subtree down to the loop
  *      allow  bench/allow.bpf.c (returns 1), attached by bpf_link: the price of any bind hook
- *      ports  bpf/ports.bpf.c loaded by user/ports.c, 10,000 reservations over 8 service
+ *      ports  bpf/ports.bpf.c loaded by user/enforce/ports.c, 10,000 reservations over 8 service
  *             cgroups and 100 managed ranges, mode enforce
  *    once on a port with no entry (the common path), once on a port the loop's own cgroup
  *    reserved (the owner path, with its ancestor lookup). Each round runs every config in
@@ -45,7 +45,7 @@
 #include "allow.skel.h"
 #include "cgroup.h"
 #include "log.h"
-#include "ports.h"
+#include "ports_user.h"
 #include "registry.h"
 #include "spec.h"
 

@@ -35,7 +35,7 @@
 
 #include "cgroup.h"
 #include "log.h"
-#include "ports.h"
+#include "ports_user.h"
 #include "registry.h"
 #include "spec.h"
 

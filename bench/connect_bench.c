@@ -35,7 +35,7 @@
 #include "bpfpin.h"
 #include "caelum/common.h"
 #include "cgroup.h"
-#include "connect.h"
+#include "connect_user.h"
 #include "hostaddr.h"
 #include "log.h"
 

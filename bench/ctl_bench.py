@@ -6,7 +6,7 @@ As a user sees it: a whole `caelumctl port reserve` (process start, socket, comm
 fsync, kernel update, reply) with N reservations already registered, and caelumd's memory.
 
   1. N = 60,000 runtime reservations written into the registry before caelumd starts (the
-     snapshot format of user/registry_file.c), then REPS reserve + release round trips:
+     snapshot format of user/registry/registry_file.c), then REPS reserve + release round trips:
      p50/p90/p99 of each, caelumd's RSS.
   2. 10,000 reservations made one at a time through the CLI: total time, RSS after, and RSS
      after releasing them all (memory must come back).
@@ -52,7 +52,7 @@ def pct(v, p):
 
 def write_registry(state_dir, services, resv):
     """API services (names) and reservations (port, proto, service): a snapshot at
-    revision 1 in user/registry_file.c's format."""
+    revision 1 in user/registry/registry_file.c's format."""
     os.makedirs(state_dir, mode=0o700, exist_ok=True)
     ents = [{"key": f"services/{s}", "mod_revision": 1,
              "value": {"name": s, "ports": [], "origin": "api", "source": None}}

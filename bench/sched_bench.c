@@ -27,9 +27,9 @@
 #include "bpfpin.h"
 #include "caelum/common.h"
 #include "cgroup.h"
-#include "cpu.h"
+#include "cpu_user.h"
 #include "log.h"
-#include "tasks.h"
+#include "tasks_user.h"
 
 #define ROUNDS	7
 #define FORKS	4000

@@ -10,6 +10,7 @@
  */
 #include "common.bpf.h"
 #include <bpf/bpf_tracing.h>
+#include "caelum/cpu.h"
 #include "tasks.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -18,7 +19,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, CAELUM_MAX_SERVICES);
 	__type(key, __u64);
-	__type(value, __u64);
+	__type(value, caelum_cpu_ns);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } cm_cpu_time SEC(".maps");
 

@@ -19,7 +19,7 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /* The policy tables: one 8-byte entry per (port, proto) slot, read and written whole; the
- * two are kept equal by caelumd (user/ports.c), which writes them through mmap. */
+ * two are kept equal by caelumd (user/enforce/ports.c), which writes them through mmap. */
 #define PORT_TABLE_DEF                                                                             \
 	__uint(type, BPF_MAP_TYPE_ARRAY);                                                          \
 	__uint(max_entries, CAELUM_PORT_SLOTS);                                                    \

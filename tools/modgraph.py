@@ -5,11 +5,14 @@
   link graph     a -> b when an object of a has an undefined symbol an object of b defines
   include graph  a -> b when a file of module a includes a header of module b
   A module is a file stem, except that one module's private parts belong to it: X_int.h
-  and handlers_*.c are handlers', ctl_*.c are caelumctl's. A header without a .c of the
+  and X_user.h (an enforcement path's header, named apart from its ABI header
+  include/caelum/X.h) are X's, handlers_*.c are handlers', ctl_*.c are caelumctl's.
+  Sources are found in every folder below --src (user/<role>/). A header without a .c of the
   same stem (daemon.h) is a module of its own.
 
-  tools/modgraph.py [--objs build/obj] [--only a,b,c] [--why a b]
-  Exit status 1 when a cycle among the --only modules (default: all) exists.
+  tools/modgraph.py [--objs build/obj] [--only a,b,c] [--unique DIR...] [--why a b]
+  Exit status 1 when a cycle among the --only modules (default: all) exists, or when two C
+  files or headers under --src and the --unique folders share a name.
 """
 import argparse
 import os
@@ -19,8 +22,9 @@ import sys
 
 
 def module_of(stem):
-    if stem.endswith("_int"):
-        stem = stem[:-4]
+    for suffix in ("_int", "_user"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
     if stem.startswith("handlers_"):
         return "handlers"
     if stem.startswith("ctl_"):
@@ -55,16 +59,20 @@ def link_graph(objdir):
 
 
 def include_graph(srcdir):
-    files = [f for f in os.listdir(srcdir) if f.endswith((".c", ".h"))]
+    paths = {}
+    for root, _, names in os.walk(srcdir):
+        for f in names:
+            if f.endswith((".c", ".h")):
+                paths[f] = os.path.join(root, f)
     graph, why = {}, {}
-    for f in files:
+    for f, path in sorted(paths.items()):
         mod = module_of(f[:-2])
         graph.setdefault(mod, set())
-        with open(os.path.join(srcdir, f), encoding="utf-8", errors="replace") as fh:
+        with open(path, encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 m = re.match(r'\s*#\s*include\s+"([^"/]+)\.h"', line)
                 dep = module_of(m.group(1)) if m else None
-                if m and dep != mod and os.path.exists(os.path.join(srcdir, m.group(1) + ".h")):
+                if m and dep != mod and m.group(1) + ".h" in paths:
                     graph[mod].add(dep)
                     why.setdefault((mod, dep), []).append(f)
     return graph, why
@@ -109,6 +117,8 @@ def main():
     ap.add_argument("--objs", default="build/obj")
     ap.add_argument("--src", default="user")
     ap.add_argument("--only", help="comma-separated modules whose cycles fail the check")
+    ap.add_argument("--unique", nargs="*", default=[],
+                    help="folders whose C files and headers, with --src's, must not share a name")
     ap.add_argument("--why", nargs=2, metavar=("FROM", "TO"),
                     help="the symbols / files behind one edge")
     a = ap.parse_args()
@@ -121,6 +131,16 @@ def main():
         return 0
     only = set(a.only.split(",")) if a.only else None
     bad = 0
+    seen = {}
+    for top in [a.src] + a.unique:
+        for root, _, names in os.walk(top):
+            for f in names:
+                if f.endswith((".c", ".h")):
+                    seen.setdefault(f, []).append(os.path.join(root, f))
+    for f, where in sorted(seen.items()):
+        if len(where) > 1:
+            bad = 1
+            print(f"same file name twice: {' '.join(sorted(where))}")
     for name, g in (("link", lg), ("include", ig)):
         comps = sccs(g)
         if not comps:

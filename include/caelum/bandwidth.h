@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Network bandwidth per service (bpf/bandwidth.bpf.c <-> user/bandwidth.c).
+ * Network bandwidth per service (bpf/bandwidth.bpf.c <-> user/enforce/bandwidth.c).
  *
  * A service that reserves bandwidth ("resources": {"egress_mbit": 20, "ingress_mbit": 40},
  * megabits per second, 10^6 bit/s) is held to it in the kernel by two cgroup_skb programs

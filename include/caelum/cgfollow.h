@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * Services identified by an existing cgroup (spec key "cgroup"), followed across
- * remove/recreate (bpf/cgfollow.bpf.c, bpf/cgfollow.bpf.h <-> user/cgfollow.c).
+ * remove/recreate (bpf/cgfollow.bpf.c, bpf/cgfollow.bpf.h <-> user/enforce/cgfollow.c).
  *
  * A systemd unit or a container scope is made by its manager, and every restart of the unit
  * removes its cgroup and makes a new one with a new id. So the port policy does not name

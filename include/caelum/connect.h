@@ -1,11 +1,11 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Database connection ABI (bpf/connect.bpf.c <-> user/connect.c).
+ * Database connection ABI (bpf/connect.bpf.c <-> user/enforce/connect.c).
  *
  *   cm_db_addrs (HASH)    (destination, port) of every registered database -> its id and the
  *                         policy for processes outside any service; the destination is either
  *                         one exact address or the class LOCAL (see "One destination" below)
- *   cm_db_host  (HASH)    the host's own interface addresses (user/hostaddr.c keeps it equal
+ *   cm_db_host  (HASH)    the host's own interface addresses (user/lib/hostaddr.c keeps it equal
  *                         to getifaddrs(), following RTM_NEWADDR/RTM_DELADDR)
  *   cm_db_decl  (HASH)    (service cgroup, database id) -> max_connections; presence means
  *                         the service declared the database

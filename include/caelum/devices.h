@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Device exclusivity ABI (bpf/devices.bpf.c <-> user/devices.c).
+ * Device exclusivity ABI (bpf/devices.bpf.c <-> user/enforce/devices.c).
  *
  * cm_devices (HASH) lists the devices of the configured GPUs.
  * Key:   struct caelum_dev_key  { major, minor, type (CAELUM_DEV_CHAR) }

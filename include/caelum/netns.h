@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Network namespaces (bpf/netns.bpf.h <-> user/netns.c), used by the bind rules
+ * Network namespaces (bpf/netns.bpf.h <-> user/enforce/netns.c), used by the bind rules
  * (bpf/ports.bpf.c) and the database rules (bpf/connect.bpf.c).
  *
  * A port number or a 127.0.0.1 means something only inside one network namespace. Caelum's

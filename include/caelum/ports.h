@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Port enforcement ABI (bpf/ports.bpf.c <-> user/ports.c).
+ * Port enforcement ABI (bpf/ports.bpf.c <-> user/enforce/ports.c).
  *
  * The whole port policy is one array indexed by (port, proto) slot, CAELUM_PORT_SLOT():
  * port * 2, + 1 for UDP. Each element is one 8-byte word, struct caelum_port_entry
@@ -9,7 +9,7 @@
  *
  * The array is reached through the one-slot array-of-maps cm_port_outer. There are two
  * arrays, cm_port_a and cm_port_b, both pinned, mmap'd by caelumd and kept equal
- * (user/port_tables.c); slot 0 holds one of them. A change of one entry is written
+ * (user/enforce/port_tables.c); slot 0 holds one of them. A change of one entry is written
  * to the other array, then to the one in slot 0: one word store, atomic. A change of several
  * entries is written to the array not in slot 0, slot 0 is flipped to it (the syscall
  * returns once no program can still be reading the old one), and the old one is brought

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Task budgets and CPU accounting ABI (bpf/tasks.bpf.c, bpf/cpu.bpf.c <-> user/tasks.c,
- * user/cpu.c).
+ * Task budgets ABI (bpf/tasks.bpf.c <-> user/enforce/tasks.c), and the task storage the
+ * CPU accounting shares with them (its own ABI: caelum/cpu.h).
  *
  * Every task (thread) in a service's cgroup subtree is counted once, in the service it was
  * counted for; that service is remembered in the task's local storage (cm_task_svc), and
@@ -10,9 +10,7 @@
  *
  *   cm_task_live   (HASH, kernel-owned)   service cgroup id -> live tasks
  *   cm_task_budget (HASH, caelumd-owned)  service cgroup id -> budget; no entry = unlimited
- *   cm_cpu_time    (PERCPU_HASH)          service cgroup id -> on-CPU nanoseconds, charged
- *                                         at every switch-out from the scheduler's own
- *                                         se.sum_exec_runtime (no clock read of ours)
+ *   cm_task_svc    (TASK_STORAGE, pinned) task -> struct caelum_task (bpf/tasks.bpf.h)
  *
  * A fork that makes live > budget: event task_budget_exceeded; in enforce mode the new
  * task gets SIGKILL from the kernel before it runs. SIGKILL is process-wide: a thread over

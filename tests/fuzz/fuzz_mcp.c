@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * libFuzzer harness for the MCP dispatcher (user/mcp.c) and its era edge (user/mcp_era.c),
+ * libFuzzer harness for the MCP dispatcher (user/transport/mcp.c) and its era edge (user/transport/mcp_era.c),
  * both eras: legacy sessions (initialize, subscribe, setLevel, eviction of idle HTTP
  * sessions) and 2026-07-28 (envelope, header cross-checks, discover, listen, cancel).
  *

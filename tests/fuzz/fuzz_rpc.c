@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * libFuzzer: the control socket's framing and dispatch (user/rpc.c) over a real unix
+ * libFuzzer: the control socket's framing and dispatch (user/transport/rpc.c) over a real unix
  * socket and the real event loop, with a client that writes the input, reads or does not,
  * and goes away at a point the input chooses. The handlers are stand-ins (below, linked
  * instead of handlers.c/events.c/mcp.c) that do what the real ones do to a connection:

@@ -28,7 +28,7 @@ class Shapes(CaelumTest):
 
     def test_ctl_does_not_load_libcurl(self):
         """libcurl's library tree costs every caelumctl call ~5 ms of dynamic loading;
-        caelumctl probes databases only, HTTP probes are caelumd's (user/probe_http.c)."""
+        caelumctl probes databases only, HTTP probes are caelumd's (user/daemon/probe_http.c)."""
         libs = subprocess.run(["ldd", CTL], capture_output=True, text=True, check=True).stdout
         self.assertNotIn("libcurl", libs)
         self.assertIn("libbpf", libs)

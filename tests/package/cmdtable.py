@@ -4,7 +4,8 @@ pages and the bash completion are checked against them rather than against a cop
 import os
 import re
 
-SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "user")
+USER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "user")
+SRC = os.path.join(USER, "ctl")
 
 _ENTRY = re.compile(r'\{\s*"([a-z_-]+)"\s*,\s*(\w+)\s*\}')
 _FUNC = re.compile(r'^int (do_\w+)\(int argc, char \*\*argv\)\n\{(.*?)^\}', re.M | re.S)
@@ -12,8 +13,12 @@ _TABLE = re.compile(r'static const struct cmd \w+\[\] = \{(.*?)\};', re.S)
 
 
 def _read(name):
-    with open(os.path.join(SRC, name)) as f:
-        return f.read()
+    """A source file by name, wherever it lives under user/ (user/<role>/NAME)."""
+    for root, _, names in os.walk(USER):
+        if name in names:
+            with open(os.path.join(root, name)) as f:
+                return f.read()
+    raise AssertionError(f"no {name} under user/")
 
 
 def _sources():
@@ -25,7 +30,7 @@ def objects():
     """{object: handler} from the objects[] table of caelumctl.c."""
     m = re.search(r'static const struct cmd objects\[\] = \{(.*?)\};', _read("caelumctl.c"), re.S)
     if not m:
-        raise AssertionError("no objects[] table in user/caelumctl.c")
+        raise AssertionError("no objects[] table in user/ctl/caelumctl.c")
     return dict(_ENTRY.findall(m.group(1)))
 
 
@@ -41,7 +46,7 @@ def commands():
             continue
         body = bodies.get(fn)
         if body is None:
-            raise AssertionError(f"handler {fn} of object '{obj}' not found in user/ctl*.c")
+            raise AssertionError(f"handler {fn} of object '{obj}' not found in user/ctl/ctl*.c")
         t = _TABLE.search(body)
         out[obj] = [c for c, _ in _ENTRY.findall(t.group(1))] if t else []
     return out

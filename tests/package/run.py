@@ -76,7 +76,7 @@ class Contents(unittest.TestCase):
             self.assertIn(p, paths)
 
     def test_binaries_run(self):
-        version = re.search(r'CAELUM_VERSION "(.*)"', open(f"{TOP}/user/version.h").read())[1]
+        version = re.search(r'CAELUM_VERSION "(.*)"', open(f"{TOP}/user/lib/version.h").read())[1]
         self.assertEqual(sh(rel("/usr/sbin/caelumd"), "-V", check=True).stdout.strip(),
                          f"caelumd {version}")
         self.assertEqual(sh(rel("/usr/bin/caelumctl"), "-V", check=True).stdout.strip(),

@@ -20,6 +20,7 @@
 #include "caelum/devices.h"
 #include "caelum/netns.h"
 #include "caelum/ports.h"
+#include "caelum/cpu.h"
 #include "caelum/tasks.h"
 
 #define ABI_SIZE(type, size) _Static_assert(sizeof(struct type) == (size), #type " size")
@@ -180,8 +181,9 @@ ABI_OFF(caelum_task, svc_cgid, 0);
 ABI_OFF(caelum_task, cpu_svc, 8);
 ABI_OFF(caelum_task, last_runtime, 16);
 ABI_SIZE(caelum_task_live, 8);
+_Static_assert(sizeof(caelum_cpu_ns) == 8, "cm_cpu_time value: __u64 ns per CPU");
 
-/* Field widths that the decoding in user/events.c and the BPF side rely on. */
+/* Field widths that the decoding in user/daemon/events.c and the BPF side rely on. */
 _Static_assert(sizeof(((struct caelum_ev_bind *)0)->addr) == 16, "addr holds an IPv6 address");
 _Static_assert(sizeof(((struct caelum_event *)0)->comm) == CAELUM_COMM_LEN, "comm");
 _Static_assert(sizeof(((struct caelum_config *)0)->mode) == CAELUM_COMP_MAX * 4, "modes");

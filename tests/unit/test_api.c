@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * The HTTP API's routing (user/api.c) as a transport: method and path to handler, the
+ * The HTTP API's routing (user/transport/api.c) as a transport: method and path to handler, the
  * status codes of its answers and of the handlers' errors, /metrics, an SSE stream. The
  * handlers are the real ones over a file-backend registry (hxfix.h); the HTTP server
  * (http.c, a libwebsockets thread) is replaced by the functions below, which record what

@@ -16,7 +16,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "bandwidth.h"
+#include "bandwidth_user.h"
 #include "caelum/bandwidth.h"
 #include "capacity.h"
 #include "testutil.h"

@@ -17,7 +17,7 @@
 #include <cmocka.h>
 
 #include "caelum/connect.h"
-#include "connect.h"
+#include "connect_user.h"
 #include "dbspec.h"
 
 static void addr16(const char *s, __u8 out[16])

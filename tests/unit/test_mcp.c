@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * The MCP dispatcher (user/mcp.c, mcp_tools.c) as JSON in, JSON out, on both eras: the
+ * The MCP dispatcher (user/transport/mcp.c, mcp_tools.c) as JSON in, JSON out, on both eras: the
  * legacy one (initialize, then requests in a session) and 2026-07-28 (every request carries
  * its envelope, no initialize). Tools call the real handlers over a file-backend registry
  * (hxfix.h); a session's server messages are collected by its send function.

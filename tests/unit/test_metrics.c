@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* The Prometheus exposition (user/metrics.c) of given status, resources and service.list
+/* The Prometheus exposition (user/transport/metrics.c) of given status, resources and service.list
  * documents: exact sample lines, families once, label escaping, what a missing part does. */
 #include <errno.h>
 #include <setjmp.h>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * One caelumd per pin set (user/pinlock.c): the /proc/locks parser that names the live
+ * One caelumd per pin set (user/lib/pinlock.c): the /proc/locks parser that names the live
  * daemon, and the lock itself taken twice on real directories.
  */
 #include <errno.h>

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * The port decision as compiled for the host: the predicates bpf/ports.bpf.c uses
- * (include/caelum/ports.h) and the pure table builder port_policy_build() (user/ports.c)
+ * (include/caelum/ports.h) and the pure table builder port_policy_build() (user/enforce/ports.c)
  * with a fake cgroup lookup.
  */
 #include <errno.h>
@@ -17,7 +17,7 @@
 #include <cmocka.h>
 
 #include "caelum/ports.h"
-#include "ports.h"
+#include "ports_user.h"
 
 #define ALPHA_CGID 1001ULL
 #define BETA_CGID  1002ULL

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * ip_local_reserved_ports (user/reserved_ports.c): the sysctl's list format both ways, and
+ * ip_local_reserved_ports (user/model/reserved_ports.c): the sysctl's list format both ways, and
  * the merge that keeps the admin's entries the admin's.
  */
 #include <errno.h>

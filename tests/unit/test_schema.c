@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* The MCP tools' input checking (user/schema.c) and peer URLs (peer_url_parse). */
+/* The MCP tools' input checking (user/transport/schema.c) and peer URLs (peer_url_parse). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
