@@ -11,6 +11,10 @@ Figures, not a timed test (issue 9's targets in brackets):
      connection: RSS and anonymous memory per reservation [<= 300 bytes], and after they are
      all released.
   3. Three rounds of 2,000 reserved and released: RSS after each [comes back down].
+  4. The ring buffer's size against its requirement: 60,000 distinct denials in one burst
+     (one process binds 60,000 managed ports it does not own, back to back on one socket)
+     must all reach caelumd: none lost in the kernel, every one a kernel record. Exit 1 if
+     any is lost.
 
 Every figure is the whole process's: nothing is subtracted. Usage:
   python3 bench/mem_bench.py --build build [--services 10000] [--detail]
@@ -20,12 +24,17 @@ import json
 import os
 import socket
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 sys.path.insert(0, HERE)
 import soak  # noqa: E402  (reserve/release pairs pipelined on one connection)
 from ctl_bench import write_registry, outside_ephemeral  # noqa: E402
+
+
+# caelumd gives the heap back on its tick (250 ms) after many entries were released.
+TICK_S = 0.6
 
 
 def status_kib(pid):
@@ -131,6 +140,7 @@ def bench_rounds(harness, n, rounds, n_round, detail):
             show_mappings(pid, 8)
         if pipelined(e, "port.release", ports) != n:
             raise SystemExit("a release failed")
+        time.sleep(TICK_S)
         m2 = status_kib(pid)
         per = (m1["VmRSS"] - m0["VmRSS"]) * 1024 / n
         per_anon = (m1["RssAnon"] - m0["RssAnon"]) * 1024 / n
@@ -143,11 +153,76 @@ def bench_rounds(harness, n, rounds, n_round, detail):
             a = status_kib(pid)
             if pipelined(e, "port.release", ports) != n_round:
                 raise SystemExit("a release failed")
+            time.sleep(TICK_S)
             b = status_kib(pid)
             print(f"  round {r + 1}: {n_round} reserved: RSS {a['VmRSS'] / 1024:.1f} MiB "
                   f"(anon {a['RssAnon'] / 1024:.1f}); released: RSS "
                   f"{b['VmRSS'] / 1024:.1f} MiB (anon {b['RssAnon'] / 1024:.1f})")
         return m0, m2, b
+    finally:
+        e.stop()
+        e.cleanup()
+
+
+def burst_child(cg, ports, wfd, reuse):
+    """In cgroup cg: bind each port (TCP, loopback) once. reuse: all on one socket (a refused
+    bind leaves it unbound: one syscall a denial, as fast as the kernel refuses); else a
+    socket per bind, as a program that retries with a new socket does."""
+    with open(os.path.join(cg, "cgroup.procs"), "w") as f:
+        f.write(str(os.getpid()))
+    s = socket.socket() if reuse else None
+    denied = 0
+    for p in ports:
+        t = s or socket.socket()
+        try:
+            t.bind(("127.0.0.1", p))
+            break  # allowed: not the burst this measures
+        except PermissionError:
+            denied += 1
+        finally:
+            if not reuse:
+                t.close()
+    os.write(wfd, str(denied).encode())
+    os._exit(0)
+
+
+def bench_burst(harness, n, ringbuf, reuse):
+    extra = {"verify": {"interval_s": 0}}
+    if ringbuf:
+        extra["ringbuf_bytes"] = ringbuf
+    lo = 2000
+    e = harness.Env("memburst", managed=(f"{lo}-{lo + n - 1}/tcp",), extra=extra)
+    try:
+        e.start()
+        before = e.ok("status")["events"]
+        cg = e.cgroup("burst")
+        r, w = os.pipe()
+        t0 = time.monotonic()
+        pid = os.fork()
+        if pid == 0:
+            os.close(r)
+            burst_child(cg, range(lo, lo + n), w, reuse)
+        os.close(w)
+        denied = int(os.read(r, 64) or b"0")
+        os.close(r)
+        os.waitpid(pid, 0)
+        t_gen = time.monotonic() - t0
+        want = before["kernel_records"] + denied
+        deadline = time.monotonic() + 60
+        while True:
+            ev = e.ok("status")["events"]
+            lost = ev["lost"]["kernel_ringbuf_first"] + ev["lost"]["kernel_ringbuf_followup"]
+            if ev["kernel_records"] >= want or lost or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        t_all = time.monotonic() - t0
+        got = ev["kernel_records"] - before["kernel_records"]
+        print(f"  burst ({'one socket' if reuse else 'a socket per bind'}): {denied} distinct "
+              f"denials in {t_gen:.2f} s, ring buffer "
+              f"{e.config.get('ringbuf_bytes', 'default')} bytes: {got} records in "
+              f"{t_all:.2f} s, lost in the kernel {lost}, in the journal "
+              f"{ev['lost']['journal']}")
+        return denied == n and got >= denied and not lost and not ev["lost"]["journal"]
     finally:
         e.stop()
         e.cleanup()
@@ -162,12 +237,21 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--round", type=int, default=2000)
     ap.add_argument("--detail", action="store_true")
+    ap.add_argument("--burst", type=int, default=60000)
+    ap.add_argument("--ringbuf", type=int, default=0, help="ringbuf_bytes (0: the default)")
+    ap.add_argument("--only-burst", action="store_true")
+    ap.add_argument("--burst-reuse", action="store_true",
+                    help="all binds on one socket (faster than caelumd drains: a stress)")
     args = ap.parse_args()
     os.environ["CAELUM_BUILD"] = os.path.abspath(args.build)
     import harness  # after CAELUM_BUILD is set
     print("mem_bench: caelumd's memory (/proc/PID/status; whole process)")
-    bench_scale(harness, args.services, args.reservations, args.detail)
-    bench_rounds(harness, args.per, args.rounds, args.round, args.detail)
+    if not args.only_burst:
+        bench_scale(harness, args.services, args.reservations, args.detail)
+        bench_rounds(harness, args.per, args.rounds, args.round, args.detail)
+    if args.burst and not bench_burst(harness, args.burst, args.ringbuf, args.burst_reuse):
+        print("mem_bench: events of the burst were lost", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * libFuzzer harness for the MCP dispatcher (user/transport/mcp.c) and its era edge (user/transport/mcp_era.c),
- * both eras: legacy sessions (initialize, subscribe, setLevel, eviction of idle HTTP
- * sessions) and 2026-07-28 (envelope, header cross-checks, discover, listen, cancel).
+ * libFuzzer harness for the MCP dispatcher (user/transport/mcp.c) and its era edge
+ * (user/transport/mcp_era.c), both eras: legacy sessions (initialize, subscribe, setLevel, eviction
+ * of idle HTTP sessions) and 2026-07-28 (envelope, header cross-checks, discover, listen, cancel).
  *
  * Input: lines. A line starting with "H " sets the Streamable HTTP headers for what follows:
  * "H version|method|name" (the request then goes through mcp_handle_edge() statelessly, as

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* Connection admission (user/transport/connlimit.c): total, unauthenticated and per-address limits. */
+/* Connection admission (user/transport/connlimit.c): total, unauthenticated and per-address limits.
+ */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <setjmp.h>

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * The handlers (user/handlers/handlers*.c) without a daemon: a context of a file-backend registry in
- * a temporary directory, an events journal and a stand-in for the kernel apply (hxfix.h).
+ * The handlers (user/handlers/handlers*.c) without a daemon: a context of a file-backend registry
+ * in a temporary directory, an events journal and a stand-in for the kernel apply (hxfix.h).
  */
 #include <errno.h>
 #include <limits.h>

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
- * Who may do what over HTTP (user/transport/http_auth.c), the API token (user/transport/token.c) and the
- * listener syntax (listen_parse in user/model/config.c).
+ * Who may do what over HTTP (user/transport/http_auth.c), the API token (user/transport/token.c)
+ * and the listener syntax (listen_parse in user/model/config.c).
  */
 #include <errno.h>
 #include <setjmp.h>

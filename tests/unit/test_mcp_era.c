@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* How a message's MCP era is told, and what the 2026-07-28 edge refuses (user/transport/mcp_era.c). */
+/* How a message's MCP era is told, and what the 2026-07-28 edge refuses (user/transport/mcp_era.c).
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
