@@ -13,12 +13,15 @@
 #include "connect_user.h"
 #include "connect.skel.h"
 #include "log.h"
+#include "registry.h"
 
 struct connect {
 	struct comp_bpf bpf; /* first: the shared ops take the state (comp_bpf.h) */
 	struct connect_bpf *skel;
 	struct host_addr *host; /* what cm_db_host holds, for connect_key() without syscalls */
 	size_t n_host;
+	connect_source_fn source; /* fills the maps on sync (databases.c), or NULL */
+	void *source_ctx;
 };
 
 int connect_load(const struct bpf_env *env, struct connect **out)
@@ -230,9 +233,16 @@ void connect_close(struct connect *c)
 	free(c);
 }
 
+void connect_set_source(struct connect *c, connect_source_fn fn, void *ctx)
+{
+	c->source = fn;
+	c->source_ctx = ctx;
+}
+
 /* ---- the component (component.h) ----
- * Its maps are filled by databases.c, which owns the databases' runtime (name resolution,
- * host addresses, reachability probes) and syncs them after the components (caelumd.c). */
+ * Its maps are written from the databases' runtime (databases.c: name resolution, host
+ * addresses, reachability probes), which registered itself as the source: on sync, and by
+ * itself when a name resolves to other addresses or the host's addresses change. */
 
 static int comp_load(const struct comp_env *env, void **self)
 {
@@ -242,6 +252,17 @@ static int comp_load(const struct comp_env *env, void **self)
 static int comp_attach(void *self, const struct comp_env *env)
 {
 	return connect_attach(self, env->bpf);
+}
+
+static int comp_sync(void *self, const struct comp_env *env, const struct reg_state *st,
+		     const struct reg_delta *delta)
+{
+	struct connect *c = self;
+
+	(void)env;
+	if (delta && !delta->services && !delta->dbs)
+		return 0; /* rules come from the databases and the services that declare them */
+	return c->source ? c->source(c->source_ctx, st) : 0;
 }
 
 /* Allowed without a place to remember them (include/caelum/connect.h): never released. */
@@ -265,6 +286,7 @@ const struct component_ops databases_component = {
 	.id = CAELUM_COMP_DATABASES,
 	.load = comp_load,
 	.attach = comp_attach,
+	.sync = comp_sync,
 	.progs = comp_bpf_progs,
 	.object = comp_bpf_object,
 	.status = comp_status,

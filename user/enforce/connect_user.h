@@ -10,6 +10,16 @@
 #include "dbspec.h"
 
 struct connect;
+struct reg_state;
+
+/*
+ * What the databases component writes into its maps comes from the databases' runtime
+ * (databases.c: names resolved, the host's addresses, keys two databases share), which
+ * registers this once it exists. The component's sync op calls it when services or
+ * databases changed (0 or -errno); without one, sync has nothing to write.
+ */
+typedef int (*connect_source_fn)(void *ctx, const struct reg_state *st);
+void connect_set_source(struct connect *c, connect_source_fn fn, void *ctx);
 
 #define CONNECT_NPROGS 5 /* connect4, connect6, sendmsg4, sendmsg6, sock_release */
 
