@@ -55,28 +55,20 @@ static void bw_close(void *self)
 
 static int bw_load(const struct comp_env *env, void **self)
 {
-	struct bandwidth *b = calloc(1, sizeof(*b));
+	int ncpu = libbpf_num_possible_cpus();
+	struct bandwidth *b;
 	int err;
 
-	if (!b)
-		return -ENOMEM;
-	comp_bpf_init(&b->bpf);
-	b->ncpu = libbpf_num_possible_cpus();
-	if (b->ncpu <= 0) {
-		err = b->ncpu ? b->ncpu : -EINVAL;
-		goto err;
-	}
-	err = BPF_SKEL_OPEN_LOAD(env->bpf, bandwidth, &b->skel);
+	if (ncpu <= 0)
+		return ncpu ? ncpu : -EINVAL;
+	err = COMP_BPF_NEW(env->bpf, bandwidth, &b);
 	if (err)
-		goto err;
-	comp_bpf_set(&b->bpf, b->skel->obj);
+		return err;
+	b->ncpu = ncpu;
 	comp_bpf_add(&b->bpf, b->skel->progs.cm_bw_egress, BPF_CGROUP_INET_EGRESS, false);
 	comp_bpf_add(&b->bpf, b->skel->progs.cm_bw_ingress, BPF_CGROUP_INET_INGRESS, false);
 	*self = b;
 	return 0;
-err:
-	bw_close(b);
-	return err;
 }
 
 static int bw_attach(void *self, const struct comp_env *env)

@@ -29,23 +29,19 @@ void cgfollow_close(struct cgfollow *f)
 
 int cgfollow_setup(const struct bpf_env *env, struct cgfollow **out)
 {
-	struct cgfollow *f = calloc(1, sizeof(*f));
-	int err;
+	struct cgfollow *f;
+	int err = COMP_BPF_NEW(env, cgfollow, &f);
 
-	if (!f)
-		return -ENOMEM;
-	comp_bpf_init(&f->bpf);
-	err = BPF_SKEL_OPEN_LOAD(env, cgfollow, &f->skel);
 	if (!err) {
-		comp_bpf_set(&f->bpf, f->skel->obj);
 		comp_bpf_add(&f->bpf, f->skel->progs.cm_cg_mkdir, BPF_TRACE_RAW_TP, true);
 		comp_bpf_add(&f->bpf, f->skel->progs.cm_cg_rmdir, BPF_TRACE_RAW_TP, true);
 		err = comp_bpf_attach(&f->bpf, env, 0);
+		if (err)
+			cgfollow_close(f);
 	}
 	if (err) {
 		p_err("failed to set up cgroup following (tp_btf/cgroup_mkdir): %s",
 		      strerror(-err));
-		cgfollow_close(f);
 		return err;
 	}
 	*out = f;

@@ -5,8 +5,8 @@
  * so that the ops below that take void *self serve every component's table entry as they
  * are (.progs = comp_bpf_progs, .object = comp_bpf_object).
  *
- *   load:    calloc the state, comp_bpf_init(), BPF_SKEL_OPEN_LOAD (bpfpin.h), then
- *            comp_bpf_set(obj) and comp_bpf_add() per program, in the order status lists them
+ *   load:    COMP_BPF_NEW() (the state allocated, its skeleton opened and loaded), then
+ *            comp_bpf_add() per program, in the order status lists them
  *   attach:  comp_bpf_attach(): each program through its pinned link (link_install for a
  *            cgroup program, link_install_tracing for tp_btf), the new fd replacing the old
  *   close:   comp_bpf_close(): the fds caelumd holds (the pins keep the links attached);
@@ -15,8 +15,10 @@
 #ifndef CAELUM_COMP_BPF_H
 #define CAELUM_COMP_BPF_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #include "bpfpin.h"
 #include "component.h"
@@ -38,6 +40,32 @@ struct comp_bpf {
 	struct comp_link links[COMP_MAX_PROGS];
 	size_t n_links;
 };
+
+/*
+ * The load step for a component state type whose first member is `struct comp_bpf bpf` and
+ * which holds the skeleton <stem>_bpf in `skel`: *statep = a zeroed state, its skeleton
+ * opened with the shared maps pinned and sized, and loaded (BPF_SKEL_OPEN_LOAD), its object
+ * recorded, no programs listed yet. 0, or -errno (reason logged; *statep NULL, nothing left
+ * over). A macro because every skeleton has its own types.
+ */
+#define COMP_BPF_NEW(env, stem, statep)                                                            \
+	({                                                                                         \
+		int _err = -ENOMEM;                                                                \
+                                                                                                   \
+		*(statep) = calloc(1, sizeof(**(statep)));                                         \
+		if (*(statep)) {                                                                   \
+			comp_bpf_init(&(*(statep))->bpf);                                          \
+			_err = BPF_SKEL_OPEN_LOAD(env, stem, &(*(statep))->skel);                  \
+			if (_err) {                                                                \
+				stem##_bpf__destroy((*(statep))->skel);                            \
+				free(*(statep));                                                   \
+				*(statep) = NULL;                                                  \
+			} else {                                                                   \
+				comp_bpf_set(&(*(statep))->bpf, (*(statep))->skel->obj);           \
+			}                                                                          \
+		}                                                                                  \
+		_err;                                                                              \
+	})
 
 /* No object, no programs. */
 void comp_bpf_init(struct comp_bpf *b);

@@ -26,26 +26,18 @@ struct connect {
 
 int connect_load(const struct bpf_env *env, struct connect **out)
 {
-	struct connect *c = calloc(1, sizeof(*c));
-	int err;
+	struct connect *c;
+	int err = COMP_BPF_NEW(env, connect, out);
 
-	if (!c)
-		return -ENOMEM;
-	comp_bpf_init(&c->bpf);
-	err = BPF_SKEL_OPEN_LOAD(env, connect, &c->skel);
 	if (err)
-		goto err;
-	comp_bpf_set(&c->bpf, c->skel->obj);
+		return err;
+	c = *out;
 	comp_bpf_add(&c->bpf, c->skel->progs.cm_db_conn4, BPF_CGROUP_INET4_CONNECT, false);
 	comp_bpf_add(&c->bpf, c->skel->progs.cm_db_conn6, BPF_CGROUP_INET6_CONNECT, false);
 	comp_bpf_add(&c->bpf, c->skel->progs.cm_db_send4, BPF_CGROUP_UDP4_SENDMSG, false);
 	comp_bpf_add(&c->bpf, c->skel->progs.cm_db_send6, BPF_CGROUP_UDP6_SENDMSG, false);
 	comp_bpf_add(&c->bpf, c->skel->progs.cm_db_release, BPF_CGROUP_INET_SOCK_RELEASE, false);
-	*out = c;
 	return 0;
-err:
-	connect_close(c);
-	return err;
 }
 
 /*

@@ -33,28 +33,20 @@ struct cpu {
 
 int cpu_load(const struct bpf_env *env, struct cpu **out)
 {
-	struct cpu *c = calloc(1, sizeof(*c));
-	int err;
+	struct cpu *c;
+	int err = COMP_BPF_NEW(env, cpu, out);
 
-	if (!c)
-		return -ENOMEM;
-	comp_bpf_init(&c->bpf);
-	c->ncpu = libbpf_num_possible_cpus();
-	err = BPF_SKEL_OPEN_LOAD(env, cpu, &c->skel);
 	if (err)
-		goto err;
-	comp_bpf_set(&c->bpf, c->skel->obj);
+		return err;
+	c = *out;
+	c->ncpu = libbpf_num_possible_cpus();
 	comp_bpf_add(&c->bpf, c->skel->progs.cm_sched_switch, BPF_TRACE_RAW_TP, true);
 	c->catch_up = bpf_program__attach_iter(c->skel->progs.cm_cpu_catch_up, NULL);
 	if (!c->catch_up)
 		p_warn("cpu: task iterator refused (%s): a task's time is counted when it leaves "
 		       "the CPU, so a task that never does is seen late",
 		       strerror(errno));
-	*out = c;
 	return 0;
-err:
-	cpu_close(c);
-	return err;
 }
 
 int cpu_attach(struct cpu *c, const struct bpf_env *env)

@@ -21,21 +21,10 @@ struct devices {
 
 int devices_load(const struct bpf_env *env, struct devices **out)
 {
-	struct devices *d = calloc(1, sizeof(*d));
-	int err;
+	int err = COMP_BPF_NEW(env, devices, out);
 
-	if (!d)
-		return -ENOMEM;
-	comp_bpf_init(&d->bpf);
-	err = BPF_SKEL_OPEN_LOAD(env, devices, &d->skel);
-	if (err)
-		goto err;
-	comp_bpf_set(&d->bpf, d->skel->obj);
-	comp_bpf_add(&d->bpf, d->skel->progs.cm_dev, BPF_CGROUP_DEVICE, false);
-	*out = d;
-	return 0;
-err:
-	devices_close(d);
+	if (!err)
+		comp_bpf_add(&(*out)->bpf, (*out)->skel->progs.cm_dev, BPF_CGROUP_DEVICE, false);
 	return err;
 }
 

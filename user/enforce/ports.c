@@ -125,28 +125,22 @@ void port_policy_free(struct port_policy *pol)
 
 int ports_load(const struct bpf_env *env, struct ports **out)
 {
-	struct ports *p = calloc(1, sizeof(*p));
-	int err;
+	struct ports *p;
+	int err = COMP_BPF_NEW(env, ports, out);
 
-	if (!p)
-		return -ENOMEM;
-	comp_bpf_init(&p->bpf);
-	err = BPF_SKEL_OPEN_LOAD(env, ports, &p->skel);
 	if (err)
-		goto err;
-	comp_bpf_set(&p->bpf, p->skel->obj);
+		return err;
+	p = *out;
 	comp_bpf_add(&p->bpf, p->skel->progs.cm_bind4, BPF_CGROUP_INET4_BIND, false);
 	comp_bpf_add(&p->bpf, p->skel->progs.cm_bind6, BPF_CGROUP_INET6_BIND, false);
 	err = port_tables_open(&p->tables, bpf_map__fd(p->skel->maps.cm_port_outer),
 			       (int[]){ bpf_map__fd(p->skel->maps.cm_port_a),
 					bpf_map__fd(p->skel->maps.cm_port_b) },
 			       bpf_map__fd(p->skel->maps.cm_port_owners));
-	if (err)
-		goto err;
-	*out = p;
-	return 0;
-err:
-	ports_close(p);
+	if (err) {
+		ports_close(p);
+		*out = NULL;
+	}
 	return err;
 }
 

@@ -24,26 +24,18 @@ struct tasks {
 
 int tasks_load(const struct bpf_env *env, struct tasks **out)
 {
-	struct tasks *t = calloc(1, sizeof(*t));
-	int err;
+	struct tasks *t;
+	int err = COMP_BPF_NEW(env, tasks, out);
 
-	if (!t)
-		return -ENOMEM;
-	comp_bpf_init(&t->bpf);
-	err = BPF_SKEL_OPEN_LOAD(env, tasks, &t->skel);
 	if (err) {
 		p_err("'tasks' needs tp_btf and the kfunc bpf_send_signal_task (Linux >= 6.13)");
-		goto err;
+		return err;
 	}
-	comp_bpf_set(&t->bpf, t->skel->obj);
+	t = *out;
 	comp_bpf_add(&t->bpf, t->skel->progs.cm_task_fork, BPF_TRACE_RAW_TP, true);
 	comp_bpf_add(&t->bpf, t->skel->progs.cm_task_exit, BPF_TRACE_RAW_TP, true);
 	comp_bpf_add(&t->bpf, t->skel->progs.cm_task_move, BPF_TRACE_RAW_TP, true);
-	*out = t;
 	return 0;
-err:
-	tasks_close(t);
-	return err;
 }
 
 int tasks_attach(struct tasks *t, const struct bpf_env *env)
