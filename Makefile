@@ -248,14 +248,14 @@ $(GEN)/allow.bpf.o: bench/allow.bpf.c vmlinux/vmlinux.h | $(GEN)
 	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 
 # Linked through $(BUILD)/libcaelum.a like the unit tests.
-$(BUILD)/bench/bind_bench: bench/bind_bench.c $(BUILD)/libcaelum.a $(BENCH_SKELS) $(USER_HDRS) \
+$(BUILD)/bench/bind_bench: bench/bind_bench.c $(BUILD)/libcaelum.a $(BENCH_SKELS) $(USER_HDRS) bench/bench.h \
 			   include/caelum/*.h
 	mkdir -p $(BUILD)/bench
 	$(CC) $(CFLAGS) $< $(BUILD)/libcaelum.a $(LDFLAGS) $(LDLIBS) -o $@
 
 $(BUILD)/bench/sched_bench $(BUILD)/bench/connect_bench $(BUILD)/bench/sse_bench \
 		$(BUILD)/bench/change_bench: $(BUILD)/bench/%: bench/%.c \
-		$(BUILD)/libcaelum.a $(USER_HDRS) include/caelum/*.h
+		$(BUILD)/libcaelum.a $(USER_HDRS) bench/bench.h include/caelum/*.h
 	mkdir -p $(BUILD)/bench
 	$(CC) $(CFLAGS) $< $(BUILD)/libcaelum.a $(LDFLAGS) $(LDLIBS) -o $@
 
@@ -322,7 +322,7 @@ test-package: deb
 
 # Every C source and header we write, in .clang-format's style (kernel: tabs, 100 columns).
 FORMAT_FILES = $(wildcard bpf/*.c bpf/*.h $(SRC_DIRS:%=%/*.c) $(SRC_DIRS:%=%/*.h) \
-		 include/caelum/*.h tests/unit/*.c tests/unit/*.h bench/*.c tests/fuzz/*.c)
+		 include/caelum/*.h tests/unit/*.c tests/unit/*.h bench/*.c bench/*.h tests/fuzz/*.c)
 
 format:
 	clang-format -i $(FORMAT_FILES)

@@ -32,6 +32,7 @@
 
 #include "allow.skel.h"
 #include "bandwidth_user.h"
+#include "bench.h"
 #include "bpfpin.h"
 #include "capacity.h"
 #include "caelum/common.h"
@@ -49,42 +50,16 @@ enum mode { M_NONE, M_ALLOW, M_UNLIMITED, M_LIMITED };
 static const char *const mode_names[NMODES] = { "none", "allow", "unlimited", "limited" };
 
 struct bbench {
-	char root[PATH_MAX], svc[PATH_MAX], home[PATH_MAX], bpffs[PATH_MAX];
-	struct bpf_env env;
+	struct bench_sandbox sb;
 	struct comp_env cenv;
 	void *bw;
 	struct allow_bpf *allow;
 	struct bpf_link *allow_link[2];
-	uint64_t svc_id;
-	bool away, attached;
+	bool attached;
 	double tcp_gbit[NMODES][ROUNDS], udp_kpps[NMODES][ROUNDS];
 	double tcp_prog_ns[NMODES], udp_prog_ns[NMODES]; /* per packet */
 	double tcp_prog_round_ns[NMODES]; /* all the programs' run time in one TCP round */
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(const double *v)
-{
-	double s[ROUNDS];
-
-	memcpy(s, v, sizeof(s));
-	qsort(s, ROUNDS, sizeof(s[0]), cmp_dbl);
-	return s[ROUNDS / 2];
-}
 
 /* A receiver thread: read fd until EOF (TCP) or until told to stop (UDP). */
 struct sink {
@@ -144,7 +119,7 @@ static double tcp_round(void)
 		close(lfd);
 		return -1;
 	}
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	while (sent < TCP_BYTES) {
 		ssize_t n = send(cfd, buf, sizeof(buf), 0);
 
@@ -154,7 +129,7 @@ static double tcp_round(void)
 	}
 	shutdown(cfd, SHUT_WR);
 	pthread_join(th, NULL);
-	t0 = now_ns() - t0;
+	t0 = bench_now_ns() - t0;
 	close(cfd);
 	close(s.fd);
 	close(lfd);
@@ -182,40 +157,15 @@ static double udp_round(void)
 		close(s.fd);
 		return -1;
 	}
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (int i = 0; i < UDP_PACKETS; i++)
 		send(fd, buf, sizeof(buf), 0); /* a full receive buffer drops: fine */
-	t0 = now_ns() - t0;
+	t0 = bench_now_ns() - t0;
 	atomic_store(&s.stop, true);
 	pthread_join(th, NULL);
 	close(fd);
 	close(s.fd);
 	return (double)UDP_PACKETS * 1e6 / (double)t0;
-}
-
-static int config_write(struct bbench *b, unsigned int svc_level)
-{
-	struct caelum_config c = { .svc_level = svc_level };
-	struct caelum_service s = { .flags = CAELUM_SVC_F_REGISTERED };
-	char path[PATH_MAX];
-	__u32 zero = 0;
-	int fd, err = 0;
-
-	for (int i = 0; i < CAELUM_COMP_MAX; i++)
-		c.mode[i] = CAELUM_MODE_ENFORCE;
-	snprintf(path, sizeof(path), "%s/cm_config", b->env.maps);
-	fd = bpf_obj_get(path);
-	if (fd < 0 || bpf_map_update_elem(fd, &zero, &c, BPF_ANY))
-		err = -errno;
-	if (fd >= 0)
-		close(fd);
-	snprintf(path, sizeof(path), "%s/cm_services", b->env.maps);
-	fd = bpf_obj_get(path);
-	if (!err && (fd < 0 || bpf_map_update_elem(fd, &b->svc_id, &s, BPF_ANY)))
-		err = -errno;
-	if (fd >= 0)
-		close(fd);
-	return err;
 }
 
 /* The service's cm_bw entry (and zeroed counts), or none, as caelumd's sync writes them. */
@@ -227,9 +177,9 @@ static int limit(struct bbench *b, bool on)
 	void *zero = NULL;
 	int fd, cfd, err = 0;
 
-	snprintf(path, sizeof(path), "%s/cm_bw", b->env.maps);
+	snprintf(path, sizeof(path), "%s/cm_bw", b->sb.env.maps);
 	fd = bpf_obj_get(path);
-	snprintf(path, sizeof(path), "%s/cm_bw_count", b->env.maps);
+	snprintf(path, sizeof(path), "%s/cm_bw_count", b->sb.env.maps);
 	cfd = bpf_obj_get(path);
 	if (fd < 0 || cfd < 0) {
 		err = -errno;
@@ -237,18 +187,18 @@ static int limit(struct bbench *b, bool on)
 	}
 	bandwidth_entry(&r, &e);
 	/* Another service is limited in every mode: the lookup never runs on an empty map. */
-	if (bpf_map_update_elem(fd, &b->env.cg_id, &e, BPF_ANY)) {
+	if (bpf_map_update_elem(fd, &b->sb.env.cg_id, &e, BPF_ANY)) {
 		err = -errno;
 		goto out;
 	}
 	if (!on) {
-		bpf_map_delete_elem(fd, &b->svc_id);
-		bpf_map_delete_elem(cfd, &b->svc_id);
+		bpf_map_delete_elem(fd, &b->sb.svc_id);
+		bpf_map_delete_elem(cfd, &b->sb.svc_id);
 		goto out;
 	}
 	zero = calloc((size_t)libbpf_num_possible_cpus(), sizeof(struct caelum_bw_count));
-	if (!zero || bpf_map_update_elem(fd, &b->svc_id, &e, BPF_ANY) ||
-	    bpf_map_update_elem(cfd, &b->svc_id, zero, BPF_ANY))
+	if (!zero || bpf_map_update_elem(fd, &b->sb.svc_id, &e, BPF_ANY) ||
+	    bpf_map_update_elem(cfd, &b->sb.svc_id, zero, BPF_ANY))
 		err = zero ? -errno : -ENOMEM;
 out:
 	free(zero);
@@ -263,7 +213,6 @@ out:
 static int attach(struct bbench *b, bool on)
 {
 	struct comp_prog p[COMP_MAX_PROGS];
-	char path[PATH_MAX];
 	size_t n;
 
 	if (on) {
@@ -271,17 +220,8 @@ static int attach(struct bbench *b, bool on)
 		return bandwidth_component.attach(b->bw, &b->cenv);
 	}
 	n = bandwidth_component.progs(b->bw, p, COMP_MAX_PROGS);
-	for (size_t i = 0; b->attached && i < n; i++) {
-		int fd;
-
-		snprintf(path, sizeof(path), "%s/%s", b->env.links, p[i].name);
-		fd = bpf_obj_get(path);
-		if (fd >= 0) {
-			bpf_link_detach(fd);
-			close(fd);
-		}
-		unlink(path);
-	}
+	for (size_t i = 0; b->attached && i < n; i++)
+		bench_link_unpin(&b->sb, p[i].name);
 	b->attached = false;
 	return 0;
 }
@@ -296,9 +236,9 @@ static int allow_attach(struct bbench *b, bool on)
 	if (!on)
 		return 0;
 	b->allow_link[0] =
-		bpf_program__attach_cgroup(b->allow->progs.cm_bench_skb_eg, b->env.cg_fd);
+		bpf_program__attach_cgroup(b->allow->progs.cm_bench_skb_eg, b->sb.env.cg_fd);
 	b->allow_link[1] =
-		bpf_program__attach_cgroup(b->allow->progs.cm_bench_skb_in, b->env.cg_fd);
+		bpf_program__attach_cgroup(b->allow->progs.cm_bench_skb_in, b->sb.env.cg_fd);
 	return b->allow_link[0] && b->allow_link[1] ? 0 : -errno;
 }
 
@@ -313,35 +253,18 @@ static int set_mode(struct bbench *b, enum mode m)
 
 static int setup(struct bbench *b)
 {
-	char mount[PATH_MAX], rel[PATH_MAX];
-	int err;
+	int err = bench_sandbox_open(&b->sb, "bwbench");
 
-	if ((err = cgroup2_mount_find(mount, sizeof(mount))) ||
-	    (err = cgroup_of_pid(0, rel, sizeof(rel))))
-		return err;
-	snprintf(b->home, sizeof(b->home), "%s%s", mount, strcmp(rel, "/") ? rel : "");
-	snprintf(b->root, sizeof(b->root), "%s/caelum-bwbench-%d", mount, getpid());
-	snprintf(b->svc, sizeof(b->svc), "%s/caelum/svc", b->root);
-	snprintf(b->bpffs, sizeof(b->bpffs), "/sys/fs/bpf/caelum-bwbench-%d", getpid());
-	if ((err = cgroup_mkdir(b->svc)) || (err = cgroup_id(b->svc, &b->svc_id)))
-		return err;
-	err = bpf_env_open(&b->env, b->bpffs, b->root, CAELUM_RINGBUF_BYTES);
-	b->cenv.bpf = &b->env;
+	b->cenv.bpf = &b->sb.env;
 	if (!err)
 		err = bandwidth_component.load(&b->cenv, &b->bw);
 	if (!err && !(b->allow = allow_bpf__open_and_load()))
 		err = -errno;
-	if (!err)
-		err = config_write(b, (unsigned int)cgroup_level(mount, b->svc));
-	if (!err && !(err = cgroup_move(b->svc, 0)))
-		b->away = true;
-	return err;
+	return err ? err : bench_sandbox_enter(&b->sb);
 }
 
 static void teardown(struct bbench *b)
 {
-	char cmd[PATH_MAX + 16], path[PATH_MAX];
-
 	allow_attach(b, false);
 	allow_bpf__destroy(b->allow);
 	if (b->bw) {
@@ -349,16 +272,7 @@ static void teardown(struct bbench *b)
 		attach(b, false);
 		bandwidth_component.close(b->bw);
 	}
-	if (b->away && cgroup_move(b->home, 0))
-		p_warn("failed to move back to '%s'", b->home);
-	bpf_env_close(&b->env);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", b->bpffs);
-	if (b->bpffs[0] && system(cmd))
-		p_warn("failed to remove '%s'", b->bpffs);
-	rmdir(b->svc);
-	snprintf(path, sizeof(path), "%s/caelum", b->root);
-	rmdir(path);
-	rmdir(b->root);
+	bench_sandbox_close(&b->sb);
 }
 
 static int run(struct bbench *b)
@@ -429,10 +343,10 @@ static void report(struct bbench *b)
 	for (int m = 0; m < NMODES; m++) {
 		double tcp_round_ns, udp_pkt_ns;
 
-		tcp[m] = median(b->tcp_gbit[m]);
-		udp[m] = median(b->udp_kpps[m]);
-		tcp_round_ns = (double)TCP_BYTES * 8 / median(b->tcp_gbit[M_NONE]);
-		udp_pkt_ns = 1e6 / median(b->udp_kpps[M_NONE]);
+		tcp[m] = bench_median(b->tcp_gbit[m], ROUNDS);
+		udp[m] = bench_median(b->udp_kpps[m], ROUNDS);
+		tcp_round_ns = (double)TCP_BYTES * 8 / bench_median(b->tcp_gbit[M_NONE], ROUNDS);
+		udp_pkt_ns = 1e6 / bench_median(b->udp_kpps[M_NONE], ROUNDS);
 		itcp[m] = (tcp_round_ns + b->tcp_prog_round_ns[m]) / tcp_round_ns;
 		iudp[m] = (udp_pkt_ns + b->udp_prog_ns[m]) / udp_pkt_ns;
 	}

@@ -43,6 +43,7 @@
 #include <json-c/json.h>
 
 #include "allow.skel.h"
+#include "bench.h"
 #include "cgroup.h"
 #include "log.h"
 #include "ports_user.h"
@@ -125,30 +126,6 @@ static void on_signal(int sig)
 	stop = 1;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static int dbl_cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n)
-{
-	double tmp[ROUNDS_MAX];
-
-	memcpy(tmp, v, (size_t)n * sizeof(*v));
-	qsort(tmp, (size_t)n, sizeof(*tmp), dbl_cmp);
-	return n % 2 ? tmp[n / 2] : (tmp[n / 2 - 1] + tmp[n / 2]) / 2;
-}
-
 /* (max - min) / median over the rounds, in percent: how much one run can be trusted. */
 static double spread_pct(const double *v, int n)
 {
@@ -158,7 +135,7 @@ static double spread_pct(const double *v, int n)
 		lo = v[i] < lo ? v[i] : lo;
 		hi = v[i] > hi ? v[i] : hi;
 	}
-	return 100.0 * (hi - lo) / median(v, n);
+	return 100.0 * (hi - lo) / bench_median(v, (size_t)n);
 }
 
 /* Remove every entry of a flat directory, then the directory. */
@@ -486,7 +463,7 @@ static int bind_once(uint16_t port)
 
 static int bind_loop(uint16_t port, long iters, double *ns_per_op)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 	int err;
 
 	for (long i = 0; i < iters; i++) {
@@ -499,7 +476,7 @@ static int bind_loop(uint16_t port, long iters, double *ns_per_op)
 		if (stop)
 			return -EINTR;
 	}
-	*ns_per_op = (double)(now_ns() - t0) / (double)iters;
+	*ns_per_op = (double)(bench_now_ns() - t0) / (double)iters;
 	return 0;
 }
 
@@ -759,15 +736,15 @@ static int apply_once(struct bench *b, const struct service_spec *s, int which, 
 	err = registry_make(dir, &reg);
 	if (err)
 		goto cleanup;
-	t[0] = now_ns();
+	t[0] = bench_now_ns();
 	err = registry_step(reg, s);
-	t[1] = now_ns();
+	t[1] = bench_now_ns();
 	if (!err)
 		err = build_step(b, reg, &pol);
-	t[2] = now_ns();
+	t[2] = bench_now_ns();
 	if (!err)
 		err = ports_install(b->ports, &pol);
-	t[3] = now_ns();
+	t[3] = bench_now_ns();
 	for (int i = 0; i < STEP_TOTAL; i++)
 		b->apply_ms[which][i][rep] = (double)(t[i + 1] - t[i]) / 1e6;
 	b->apply_ms[which][STEP_TOTAL][rep] = (double)(t[3] - t[0]) / 1e6;
@@ -855,7 +832,7 @@ static void teardown(struct bench *b)
 
 static double cfg_median(const struct bench *b, int cfg, int var)
 {
-	return median(b->ns[cfg][var], b->rounds);
+	return bench_median(b->ns[cfg][var], (size_t)b->rounds);
 }
 
 /* Median over rounds of num/den measured in the same round: drift between rounds cancels. */
@@ -865,7 +842,7 @@ static double paired_ratio(const struct bench *b, int num, int den, int var)
 
 	for (int i = 0; i < b->rounds; i++)
 		r[i] = b->ns[num][var][i] / b->ns[den][var][i];
-	return median(r, b->rounds);
+	return bench_median(r, (size_t)b->rounds);
 }
 
 static const int ratio_pair[3][2] = { { CFG_PORTS, CFG_ALLOW },
@@ -918,7 +895,7 @@ static void print_table(const struct bench *b)
 	for (int which = 0; which < SPEC_MAX; which++) {
 		printf("  %-14s", spec_label[which]);
 		for (int st = 0; st < STEP_MAX; st++)
-			printf(" %18.2f", median(b->apply_ms[which][st], APPLY_REPS));
+			printf(" %18.2f", bench_median(b->apply_ms[which][st], APPLY_REPS));
 		printf("\n");
 	}
 }
@@ -995,7 +972,7 @@ static struct json_object *json_apply(const struct bench *b)
 		for (int st = 0; st < STEP_MAX; st++)
 			json_object_object_add(
 				s, step_name[st],
-				jnum(median(b->apply_ms[which][st], APPLY_REPS), "%.3f"));
+				jnum(bench_median(b->apply_ms[which][st], APPLY_REPS), "%.3f"));
 		json_object_object_add(o, spec_label[which], s);
 	}
 	return o;

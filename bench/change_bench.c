@@ -33,6 +33,7 @@
 #include <netinet/in.h>
 #include <sys/stat.h>
 
+#include "bench.h"
 #include "cgroup.h"
 #include "log.h"
 #include "ports_user.h"
@@ -52,14 +53,6 @@ struct bench {
 	uint64_t apply_ns; /* the last watcher call: slots -> rules -> tables */
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
 static int ident(void *ctx, const char *name, uint64_t *cgid, uint16_t *level)
 {
 	(void)ctx;
@@ -74,7 +67,7 @@ static void on_change(void *ctx, const struct reg_state *st, const struct reg_de
 {
 	struct bench *b = ctx;
 	struct caelum_port_rule *rules = calloc(d->n_slots + 1, sizeof(*rules));
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	if (!rules) {
 		b->apply_err = -ENOMEM;
@@ -86,7 +79,7 @@ static void on_change(void *ctx, const struct reg_state *st, const struct reg_de
 				  &rules[i]);
 	b->apply_err = ports_update(b->ports, d->slots, rules, d->n_slots);
 	free(rules);
-	b->apply_ns = now_ns() - t0;
+	b->apply_ns = bench_now_ns() - t0;
 }
 
 static long rss_kib(void)
@@ -210,11 +203,11 @@ static int one_change(struct bench *b, uint16_t port, bool reserve, uint64_t *ns
 		      uint64_t *kernel_ns)
 {
 	struct verr e = {};
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 	int err = reserve ? registry_reserve(b->reg, port, IPPROTO_UDP, "svc", &e)
 			  : registry_release(b->reg, port, IPPROTO_UDP, &e);
 
-	*ns = now_ns() - t0;
+	*ns = bench_now_ns() - t0;
 	*kernel_ns = b->apply_ns;
 	verr_free(&e);
 	return err ? err : b->apply_err;
@@ -270,12 +263,12 @@ static int full_load(struct bench *b)
 		err = registry_claims(registry_state(b->reg), &cl, &ncl);
 	if (err)
 		return err;
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	err = port_policy_build(&pol, cl, ncl, NULL, 0, ident, b);
-	t1 = now_ns();
+	t1 = bench_now_ns();
 	if (!err)
 		err = ports_install(b->ports, &pol);
-	t2 = now_ns();
+	t2 = bench_now_ns();
 	printf("  %zu reservations into empty tables: policy build %.1f ms, both tables + flip "
 	       "%.1f ms, total %.1f ms\n",
 	       pol.n, (double)(t1 - t0) / 1e6, (double)(t2 - t1) / 1e6, (double)(t2 - t0) / 1e6);

@@ -32,6 +32,7 @@
 #include <bpf/bpf.h>
 #include <json-c/json.h>
 
+#include "bench.h"
 #include "bpfpin.h"
 #include "caelum/common.h"
 #include "cgroup.h"
@@ -45,40 +46,14 @@
 #define CPU_PIN	 1
 
 struct cbench {
-	char root[PATH_MAX], svc[PATH_MAX], home[PATH_MAX], bpffs[PATH_MAX];
-	struct bpf_env env;
+	struct bench_sandbox sb;
 	struct connect *conn;
-	uint64_t svc_id;
 	int listen_fd;
 	uint16_t port;
 	struct in_addr target;
-	bool away, attached;
+	bool attached;
 	double ns[2][ROUNDS];
 };
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(const double *v)
-{
-	double s[ROUNDS];
-
-	memcpy(s, v, sizeof(s));
-	qsort(s, ROUNDS, sizeof(s[0]), cmp_dbl);
-	return s[ROUNDS / 2];
-}
 
 static int listener(struct cbench *b)
 {
@@ -103,7 +78,7 @@ static double connect_loop(struct cbench *b)
 	uint64_t spent = 0;
 
 	for (int i = 0; i < CONNECTS; i++) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = bench_now_ns();
 		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), afd;
 
 		/* An abortive close leaves no TIME_WAIT: tcp_tw_reuse is loopback-only by default,
@@ -112,7 +87,7 @@ static double connect_loop(struct cbench *b)
 		    connect(fd, (struct sockaddr *)&a, sizeof(a)))
 			return -1;
 		close(fd);
-		spent += now_ns() - t0;
+		spent += bench_now_ns() - t0;
 		afd = accept4(b->listen_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (afd >= 0)
 			close(afd);
@@ -168,84 +143,36 @@ static int rules(struct cbench *b)
 	}
 	((struct sockaddr_in *)&addrs[0].sa)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	((struct sockaddr_in *)&addrs[0].sa)->sin_port = htons(b->port);
-	decl = (struct conn_decl){ b->svc_id, 1, 1000000 };
+	decl = (struct conn_decl){ b->sb.svc_id, 1, 1000000 };
 	return connect_sync(b->conn, dbs, RULES, &decl, 1);
-}
-
-static int config_write(struct cbench *b, unsigned int svc_level)
-{
-	struct caelum_config c = { .svc_level = svc_level };
-	struct caelum_service s = { .flags = CAELUM_SVC_F_REGISTERED };
-	char path[PATH_MAX];
-	__u32 zero = 0;
-	int fd, err = 0;
-
-	for (int i = 0; i < CAELUM_COMP_MAX; i++)
-		c.mode[i] = CAELUM_MODE_ENFORCE;
-	snprintf(path, sizeof(path), "%s/cm_config", b->env.maps);
-	fd = bpf_obj_get(path);
-	if (fd < 0 || bpf_map_update_elem(fd, &zero, &c, BPF_ANY))
-		err = -errno;
-	if (fd >= 0)
-		close(fd);
-	snprintf(path, sizeof(path), "%s/cm_services", b->env.maps);
-	fd = bpf_obj_get(path);
-	if (!err && (fd < 0 || bpf_map_update_elem(fd, &b->svc_id, &s, BPF_ANY)))
-		err = -errno;
-	if (fd >= 0)
-		close(fd);
-	return err;
 }
 
 static int setup(struct cbench *b)
 {
-	char mount[PATH_MAX], rel[PATH_MAX];
-	int err;
+	int err = bench_sandbox_open(&b->sb, "cbench");
 
-	if ((err = cgroup2_mount_find(mount, sizeof(mount))) ||
-	    (err = cgroup_of_pid(0, rel, sizeof(rel))))
-		return err;
-	snprintf(b->home, sizeof(b->home), "%s%s", mount, strcmp(rel, "/") ? rel : "");
-	snprintf(b->root, sizeof(b->root), "%s/caelum-cbench-%d", mount, getpid());
-	snprintf(b->svc, sizeof(b->svc), "%s/caelum/svc", b->root);
-	snprintf(b->bpffs, sizeof(b->bpffs), "/sys/fs/bpf/caelum-cbench-%d", getpid());
-	if ((err = cgroup_mkdir(b->svc)) || (err = cgroup_id(b->svc, &b->svc_id)))
-		return err;
-	err = bpf_env_open(&b->env, b->bpffs, b->root, CAELUM_RINGBUF_BYTES);
 	if (!err)
-		err = connect_load(&b->env, &b->conn);
-	if (!err)
-		err = config_write(b, (unsigned int)cgroup_level(mount, b->svc));
+		err = connect_load(&b->sb.env, &b->conn);
 	if (!err)
 		err = listener(b);
 	if (!err)
 		err = rules(b);
-	if (!err && !(err = cgroup_move(b->svc, 0)))
-		b->away = true;
-	return err;
+	return err ? err : bench_sandbox_enter(&b->sb);
 }
 
 /* Attach all five programs, or detach them (as caelumctl teardown does). */
 static int attach(struct cbench *b, bool on)
 {
-	char path[PATH_MAX];
-
 	if (on) {
 		b->attached = true;
-		return connect_attach(b->conn, &b->env);
+		return connect_attach(b->conn, &b->sb.env);
 	}
 	for (int i = 0; b->attached && i < CONNECT_NPROGS; i++) {
 		const char *name;
-		int type, fd;
+		int type;
 
 		connect_prog_fd(b->conn, i, &name, &type);
-		snprintf(path, sizeof(path), "%s/%s", b->env.links, name);
-		fd = bpf_obj_get(path);
-		if (fd >= 0) {
-			bpf_link_detach(fd);
-			close(fd);
-		}
-		unlink(path);
+		bench_link_unpin(&b->sb, name);
 	}
 	b->attached = false;
 	return 0;
@@ -253,23 +180,12 @@ static int attach(struct cbench *b, bool on)
 
 static void teardown(struct cbench *b)
 {
-	char cmd[PATH_MAX + 16], path[PATH_MAX];
-
 	attach(b, true); /* so that the detach below finds every pin */
 	attach(b, false);
-	if (b->away && cgroup_move(b->home, 0))
-		p_warn("failed to move back to '%s'", b->home);
 	if (b->listen_fd > 0)
 		close(b->listen_fd);
 	connect_close(b->conn);
-	bpf_env_close(&b->env);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", b->bpffs);
-	if (b->bpffs[0] && system(cmd))
-		p_warn("failed to remove '%s'", b->bpffs);
-	rmdir(b->svc);
-	snprintf(path, sizeof(path), "%s/caelum", b->root);
-	rmdir(path);
-	rmdir(b->root);
+	bench_sandbox_close(&b->sb);
 }
 
 /* Average run time of a program since stats were enabled, in ns (0 if it never ran). */
@@ -353,8 +269,8 @@ int main(int argc, char **argv)
 		programs_ns(&b, progs);
 	prog = progs[0] + progs[1];
 	if (!err) {
-		off = median(b.ns[0]);
-		on = median(b.ns[1]);
+		off = bench_median(b.ns[0], ROUNDS);
+		on = bench_median(b.ns[1], ROUNDS);
 		printf("connect()+close() to %s, %d per round, %d rounds, CPU %d: median ns/op\n",
 		       inet_ntoa(b.target), CONNECTS, ROUNDS, CPU_PIN);
 		printf("  none %.1f  caelum (%d database rules, counting) %.1f  ratio %.4f\n", off,

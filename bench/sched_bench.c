@@ -24,6 +24,7 @@
 #include <bpf/bpf.h>
 #include <json-c/json.h>
 
+#include "bench.h"
 #include "bpfpin.h"
 #include "caelum/common.h"
 #include "cgroup.h"
@@ -43,41 +44,15 @@ static const char *const mode_name[MODE_MAX] = { "detached", "attached" };
 static const char *const work_name[W_MAX] = { "fork_exit", "pipe_pingpong" };
 
 struct sbench {
-	char root[PATH_MAX], svc[PATH_MAX], home[PATH_MAX], bpffs[PATH_MAX];
-	struct bpf_env env;
+	struct bench_sandbox sb;
 	struct tasks *tasks;
 	struct cpu *cpu;
-	bool away;
 	double ns[MODE_MAX][W_MAX][ROUNDS];
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
-
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(const double *v)
-{
-	double s[ROUNDS];
-
-	memcpy(s, v, sizeof(s));
-	qsort(s, ROUNDS, sizeof(s[0]), cmp_dbl);
-	return s[ROUNDS / 2];
-}
-
 static double fork_exit(void)
 {
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 
 	for (int i = 0; i < FORKS; i++) {
 		pid_t pid = fork();
@@ -87,7 +62,7 @@ static double fork_exit(void)
 		if (pid < 0 || waitpid(pid, NULL, 0) < 0)
 			return -1;
 	}
-	return (double)(now_ns() - t0) / FORKS;
+	return (double)(bench_now_ns() - t0) / FORKS;
 }
 
 static void pin_cpu(int cpu)
@@ -116,11 +91,11 @@ static double ping_pong(void)
 				_exit(1);
 		_exit(0);
 	}
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	for (int i = 0; i < PINGS && pid > 0; i++)
 		if (write(ab[1], &c, 1) != 1 || read(ba[0], &c, 1) != 1)
 			break;
-	t0 = now_ns() - t0;
+	t0 = bench_now_ns() - t0;
 	waitpid(pid, NULL, 0);
 	close(ab[0]);
 	close(ab[1]);
@@ -129,112 +104,40 @@ static double ping_pong(void)
 	return (double)t0 / PINGS;
 }
 
-static int config_write(struct sbench *b, uint64_t svc_id, unsigned int svc_level)
-{
-	struct caelum_config c = { .svc_level = svc_level };
-	struct caelum_service s = { .flags = CAELUM_SVC_F_REGISTERED };
-	char path[PATH_MAX];
-	__u32 zero = 0;
-	int fd, err = 0;
-
-	for (int i = 0; i < CAELUM_COMP_MAX; i++)
-		c.mode[i] = CAELUM_MODE_ENFORCE;
-	snprintf(path, sizeof(path), "%s/cm_config", b->env.maps);
-	fd = bpf_obj_get(path);
-	if (fd < 0 || bpf_map_update_elem(fd, &zero, &c, BPF_ANY))
-		err = -errno;
-	if (fd >= 0)
-		close(fd);
-	snprintf(path, sizeof(path), "%s/cm_services", b->env.maps);
-	fd = bpf_obj_get(path);
-	if (fd < 0 || bpf_map_update_elem(fd, &svc_id, &s, BPF_ANY))
-		err = -errno;
-	if (fd >= 0)
-		close(fd);
-	return err;
-}
-
 /* <cg2>/caelum-sbench-PID/caelum/svc: a service cgroup like caelumd's, this process in it. */
 static int setup(struct sbench *b)
 {
-	char mount[PATH_MAX], rel[PATH_MAX];
-	uint64_t svc_id;
-	int level, err;
+	int err = bench_sandbox_open(&b->sb, "sbench");
 
-	if ((err = cgroup2_mount_find(mount, sizeof(mount))) ||
-	    (err = cgroup_of_pid(0, rel, sizeof(rel))))
-		return err;
-	snprintf(b->home, sizeof(b->home), "%s%s", mount, strcmp(rel, "/") ? rel : "");
-	snprintf(b->root, sizeof(b->root), "%s/caelum-sbench-%d", mount, getpid());
-	snprintf(b->svc, sizeof(b->svc), "%s/caelum/svc", b->root);
-	snprintf(b->bpffs, sizeof(b->bpffs), "/sys/fs/bpf/caelum-sbench-%d", getpid());
-	if ((err = cgroup_mkdir(b->svc)) || (err = cgroup_id(b->svc, &svc_id)))
-		return err;
-	level = cgroup_level(mount, b->svc);
-	err = bpf_env_open(&b->env, b->bpffs, b->root, CAELUM_RINGBUF_BYTES);
 	if (!err)
-		err = tasks_load(&b->env, &b->tasks);
+		err = tasks_load(&b->sb.env, &b->tasks);
 	if (!err)
-		err = cpu_load(&b->env, &b->cpu);
-	if (!err)
-		err = config_write(b, svc_id, (unsigned int)level);
-	if (!err && !(err = cgroup_move(b->svc, 0)))
-		b->away = true;
-	return err;
+		err = cpu_load(&b->sb.env, &b->cpu);
+	return err ? err : bench_sandbox_enter(&b->sb);
 }
 
 static int attach(struct sbench *b, bool on)
 {
-	char path[PATH_MAX];
 	static const char *const links[] = { "cm_task_fork", "cm_task_exit", "cm_task_move",
 					     "cm_sched_switch" };
 	int err = 0;
 
 	if (on) {
-		err = tasks_attach(b->tasks, &b->env);
-		return err ? err : cpu_attach(b->cpu, &b->env);
+		err = tasks_attach(b->tasks, &b->sb.env);
+		return err ? err : cpu_attach(b->cpu, &b->sb.env);
 	}
 	/* Detach: unpin and detach the links, as 'caelumctl teardown' does. */
-	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
-		int fd;
-
-		snprintf(path, sizeof(path), "%s/%s", b->env.links, links[i]);
-		fd = bpf_obj_get(path);
-		if (fd >= 0) {
-			bpf_link_detach(fd);
-			close(fd);
-		}
-		unlink(path);
-	}
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
+		bench_link_unpin(&b->sb, links[i]);
 	return 0;
-}
-
-static void rm_dir_files(const char *dir)
-{
-	char cmd[PATH_MAX * 2];
-
-	/* bpffs holds only our pins: remove them and the directories. */
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd))
-		p_warn("failed to remove '%s'", dir);
 }
 
 static void teardown(struct sbench *b)
 {
-	char path[PATH_MAX];
-
 	attach(b, false);
-	if (b->away && cgroup_move(b->home, 0))
-		p_warn("failed to move back to '%s'", b->home);
 	cpu_close(b->cpu);
 	tasks_close(b->tasks);
-	bpf_env_close(&b->env);
-	if (b->bpffs[0])
-		rm_dir_files(b->bpffs);
-	rmdir(b->svc);
-	snprintf(path, sizeof(path), "%s/caelum", b->root);
-	rmdir(path);
-	rmdir(b->root);
+	bench_sandbox_close(&b->sb);
 }
 
 static int run(struct sbench *b)
@@ -264,7 +167,8 @@ static void report(const struct sbench *b)
 	       ROUNDS);
 	printf("  %-14s %12s %12s %8s\n", "workload", mode_name[0], mode_name[1], "ratio");
 	for (int w = 0; w < W_MAX; w++) {
-		double off = median(b->ns[MODE_OFF][w]), on = median(b->ns[MODE_ON][w]);
+		double off = bench_median(b->ns[MODE_OFF][w], ROUNDS),
+		       on = bench_median(b->ns[MODE_ON][w], ROUNDS);
 		char key[64];
 
 		printf("  %-14s %12.1f %12.1f %8.4f\n", work_name[w], off, on, on / off);

@@ -176,6 +176,14 @@ static const struct bad_case bad_cases[] = {
 	  LABEL ": http.listen: \"127.0.0.1:70000\": port \"70000\" is not a number in 0-65535" },
 	{ "{\"http\": {\"listen\": 8090}}",
 	  LABEL ": http.listen: expected string, got integer 8090" },
+	/* the dashboard/API and MCP on one socket: only one of them would answer */
+	{ "{\"http\": {\"listen\": \"127.0.0.1:8095\"}, \"mcp\": {\"listen\": \"127.0.0.1:8095\"}}",
+	  LABEL
+	  ": mcp.listen: \"127.0.0.1:8095\" takes the socket of http.listen \"127.0.0.1:8095\": "
+	  "the dashboard/API and MCP need a port each" },
+	{ "{\"mcp\": {\"listen\": \"0.0.0.0:8090\"}}", LABEL
+	  ": mcp.listen: \"0.0.0.0:8090\" takes the socket of http.listen \"127.0.0.1:8090\": "
+	  "the dashboard/API and MCP need a port each" },
 	{ "{\"http\": {\"cert\": \"/nonexistent/c.pem\", \"key\": \"/etc/hostname\"}}",
 	  LABEL ": http.cert: \"/nonexistent/c.pem\": No such file or directory" },
 	{ "{\"http\": {\"cert\": \"/etc/hostname\"}}",

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* Connection admission (user/transport/connlimit.c): total, unauthenticated and per-address limits.
- */
+/* Connection admission (user/transport/connlimit.c): total, unauthenticated, per address. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <setjmp.h>

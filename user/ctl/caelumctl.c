@@ -23,25 +23,55 @@ bool is_prefix(const char *arg, const char *word)
 	return len && len <= strlen(word) && !strncmp(arg, word, len);
 }
 
+/* The entry word names: exact, else the one entry (or entries of one fn) it is a prefix of.
+ * 0 and *hit, or the usage exit code (message printed). */
+static int cmd_find(const struct cmd *cmds, const char *word, const struct cmd **hit)
+{
+	*hit = NULL;
+	for (const struct cmd *c = cmds; c->name; c++) {
+		if (!strcmp(word, c->name)) {
+			*hit = c;
+			return 0;
+		}
+		if (is_prefix(word, c->name)) {
+			if (*hit && (*hit)->fn != c->fn)
+				return ctl_usage("'%s' is ambiguous", word);
+			*hit = c;
+		}
+	}
+	return *hit ? 0 : ctl_usage("unknown command '%s'", word);
+}
+
 int cmd_select(const struct cmd *cmds, int argc, char **argv, int (*help)(int, char **))
 {
-	const struct cmd *hit = NULL;
+	const struct cmd *hit;
+	int rc;
 
 	if (argc < 1)
 		return help(argc, argv);
 	if (!strcmp(argv[0], "help"))
 		return help(argc - 1, argv + 1);
-	for (const struct cmd *c = cmds; c->name; c++) {
-		if (!strcmp(argv[0], c->name))
-			return c->fn(argc - 1, argv + 1);
-		if (is_prefix(argv[0], c->name)) {
-			if (hit && hit->fn != c->fn)
-				return ctl_usage("'%s' is ambiguous", argv[0]);
-			hit = c;
-		}
+	rc = cmd_find(cmds, argv[0], &hit);
+	return rc ? rc : hit->fn(argc - 1, argv + 1);
+}
+
+int ctl_object(const struct cmd *cmds, int (*dflt)(int, char **), const char *usage, int argc,
+	       char **argv)
+{
+	const struct cmd *hit = NULL;
+	int rc;
+
+	if (!argc && dflt)
+		return dflt(0, argv);
+	if (argc && strcmp(argv[0], "help")) {
+		rc = cmd_find(cmds, argv[0], &hit);
+		if (rc)
+			return rc;
 	}
-	if (!hit)
-		return ctl_usage("unknown command '%s'", argv[0]);
+	if (!hit || !hit->fn) {
+		fprintf(stderr, "Usage: caelumctl %s\n", usage);
+		return 0;
+	}
 	return hit->fn(argc - 1, argv + 1);
 }
 
@@ -192,6 +222,17 @@ int ctl_call(const char *method, struct json_object *params, struct json_object 
 		return rc;
 	rc = ctl_call_on(c, method, params, result);
 	rpc_client_close(c);
+	return rc;
+}
+
+int ctl_call_show(const char *method, struct json_object *params, struct json_object **result)
+{
+	int rc = ctl_call(method, params, result);
+
+	if (!rc && ctl.json) {
+		ctl_json_print(*result);
+		*result = NULL;
+	}
 	return rc;
 }
 

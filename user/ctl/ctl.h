@@ -27,6 +27,13 @@ struct cmd {
 /* bpftool-style: "serv" selects "service" when unambiguous. */
 bool is_prefix(const char *arg, const char *word);
 int cmd_select(const struct cmd *cmds, int argc, char **argv, int (*help)(int, char **));
+/*
+ * One object's command line (bpftool's do_<object>): no argument runs dflt (NULL: prints the
+ * usage); "help", or an entry whose fn is NULL, prints "Usage: caelumctl <usage>" on stderr
+ * and returns 0; otherwise the entry cmd_select would pick. Returns its exit code.
+ */
+int ctl_object(const struct cmd *cmds, int (*dflt)(int, char **), const char *usage, int argc,
+	       char **argv);
 #define NEXT_ARG() (argc--, argv++)
 
 /* Load the configuration (needed for the socket and pin paths); exits 78 on errors. */
@@ -51,6 +58,9 @@ int ctl_call_on(struct rpc_client *c, const char *method, struct json_object *pa
 		struct json_object **result);
 /* Connect, call once, disconnect. */
 int ctl_call(const char *method, struct json_object *params, struct json_object **result);
+/* ctl_call, then with -j the result printed (honouring -p) and *result NULL: the caller
+ * renders *result for people only when it is set. 0 or the exit code (error printed). */
+int ctl_call_show(const char *method, struct json_object *params, struct json_object **result);
 
 /* Parsing helpers for arguments. */
 int ctl_parse_port(const char *s, uint16_t *port, uint8_t *proto);

@@ -183,26 +183,16 @@ static int prog_show(int argc, char **argv)
 	return 0;
 }
 
-static int prog_help(int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "Usage: caelumctl prog { show | list | help }\n");
-	return 0;
-}
-
 int do_prog(int argc, char **argv)
 {
 	static const struct cmd cmds[] = {
 		{ "show", prog_show },
 		{ "list", prog_show },
-		{ "help", prog_help },
+		{ "help", NULL },
 		{},
 	};
 
-	if (!argc)
-		return prog_show(0, argv);
-	return cmd_select(cmds, argc, argv, prog_help);
+	return ctl_object(cmds, prog_show, "prog { show | list | help }", argc, argv);
 }
 
 /* ---- map ---- */
@@ -544,29 +534,22 @@ static int map_dump(int argc, char **argv)
 	return 0;
 }
 
-static int map_help(int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "Usage: caelumctl map { show | list | dump NAME | help }\n"
-			"NAME := { cm_port_rules | cm_port_a | cm_port_b | cm_services | cm_config "
-			"| cm_stats | cm_agg }\n");
-	return 0;
-}
-
 int do_map(int argc, char **argv)
 {
 	static const struct cmd cmds[] = {
 		{ "show", map_show },
 		{ "list", map_show },
 		{ "dump", map_dump },
-		{ "help", map_help },
+		{ "help", NULL },
 		{},
 	};
 
-	if (!argc)
-		return map_show(0, argv);
-	return cmd_select(cmds, argc, argv, map_help);
+	return ctl_object(
+		cmds, map_show,
+		"map { show | list | dump NAME | help }\n"
+		"NAME := { cm_port_rules | cm_port_a | cm_port_b | cm_services | cm_config "
+		"| cm_stats | cm_agg }",
+		argc, argv);
 }
 
 /* ---- link ---- */
@@ -617,26 +600,16 @@ static int link_show(int argc, char **argv)
 	return 0;
 }
 
-static int link_help(int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "Usage: caelumctl link { show | list | help }\n");
-	return 0;
-}
-
 int do_link(int argc, char **argv)
 {
 	static const struct cmd cmds[] = {
 		{ "show", link_show },
 		{ "list", link_show },
-		{ "help", link_help },
+		{ "help", NULL },
 		{},
 	};
 
-	if (!argc)
-		return link_show(0, argv);
-	return cmd_select(cmds, argc, argv, link_help);
+	return ctl_object(cmds, link_show, "link { show | list | help }", argc, argv);
 }
 
 /* ---- teardown ---- */

@@ -48,13 +48,9 @@ static int db_list(int argc, char **argv)
 	(void)argv;
 	if (argc)
 		return ctl_usage("db list takes no arguments");
-	rc = ctl_call("db.list", NULL, &res);
-	if (rc)
+	rc = ctl_call_show("db.list", NULL, &res);
+	if (rc || !res)
 		return rc;
-	if (ctl.json) {
-		ctl_json_print(res);
-		return 0;
-	}
 	printf("%-20s %-10s %-28s %-6s %-11s %s\n", "NAME", "KIND", "ADDRESS", "UNMGD", "STATE",
 	       "RESOLVED");
 	for (size_t i = 0; i < json_object_array_length(res); i++)
@@ -72,14 +68,10 @@ static int db_named(const char *method, int argc, char **argv, const char *usage
 		return ctl_usage("usage: %s", usage);
 	p = json_object_new_object();
 	json_object_object_add(p, "name", json_object_new_string(argv[0]));
-	rc = ctl_call(method, p, &res);
+	rc = ctl_call_show(method, p, &res);
 	json_object_put(p);
-	if (rc)
+	if (rc || !res)
 		return rc;
-	if (ctl.json) {
-		ctl_json_print(res);
-		return 0;
-	}
 	if (!strcmp(method, "db.delete")) {
 		printf("deleted database %s\n", argv[0]);
 	} else {
@@ -122,14 +114,10 @@ static int db_apply(int argc, char **argv)
 	p = json_object_new_object();
 	json_object_object_add(p, "spec", spec);
 	json_object_object_add(p, "file", json_object_new_string(argv[0]));
-	rc = ctl_call("db.apply", p, &res);
+	rc = ctl_call_show("db.apply", p, &res);
 	json_object_put(p);
-	if (rc)
+	if (rc || !res)
 		return rc;
-	if (ctl.json) {
-		ctl_json_print(res);
-		return 0;
-	}
 	printf("applied database %s\n", jstr(res, "name"));
 	json_object_put(res);
 	return 0;
@@ -188,16 +176,6 @@ static int db_resolve(int argc, char **argv)
 	return 0;
 }
 
-static int db_help(int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "Usage: caelumctl db { list | show NAME | apply FILE | delete NAME | "
-			"resolve NAME | "
-			"help }\n");
-	return 0;
-}
-
 int do_db(int argc, char **argv)
 {
 	static const struct cmd cmds[] = {
@@ -206,11 +184,12 @@ int do_db(int argc, char **argv)
 		{ "apply", db_apply },
 		{ "delete", db_delete },
 		{ "resolve", db_resolve },
-		{ "help", db_help },
+		{ "help", NULL },
 		{},
 	};
 
-	if (!argc)
-		return db_list(0, argv);
-	return cmd_select(cmds, argc, argv, db_help);
+	return ctl_object(
+		cmds, db_list,
+		"db { list | show NAME | apply FILE | delete NAME | resolve NAME | help }", argc,
+		argv);
 }

@@ -102,14 +102,10 @@ int do_events(int argc, char **argv)
 	if (!rc && follow)
 		rc = events_follow(p);
 	else if (!rc)
-		rc = ctl_call("events.list", p, &res);
+		rc = ctl_call_show("events.list", p, &res);
 	json_object_put(p);
-	if (rc || follow)
+	if (rc || follow || !res)
 		return rc;
-	if (ctl.json) {
-		ctl_json_print(res);
-		return 0;
-	}
 	for (size_t i = 0; i < json_object_array_length(res); i++)
 		print_event(json_object_array_get_idx(res, i));
 	json_object_put(res);

@@ -45,13 +45,9 @@ int do_resources(int argc, char **argv)
 	(void)argv;
 	if (argc)
 		return ctl_usage("resources takes no arguments");
-	rc = ctl_call("resources", NULL, &res);
-	if (rc)
+	rc = ctl_call_show("resources", NULL, &res);
+	if (rc || !res)
 		return rc;
-	if (ctl.json) {
-		ctl_json_print(res);
-		return 0;
-	}
 	print_dims(json_object_object_get(res, "dimensions"));
 	printf("\n%-20s %-6s %-8s %-7s %-7s %-10s %-14s %s\n", "SERVICE", "CPUS", "MEM_MB",
 	       "BUDGET", "TASKS", "CPU_USAGE", "CPU_TIME_NS", "GPUS");

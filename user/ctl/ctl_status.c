@@ -125,13 +125,9 @@ int do_status(int argc, char **argv)
 	(void)argv;
 	if (argc)
 		return ctl_usage("status takes no arguments");
-	rc = ctl_call("status", NULL, &res);
-	if (rc)
+	rc = ctl_call_show("status", NULL, &res);
+	if (rc || !res)
 		return rc;
-	if (ctl.json) {
-		ctl_json_print(res);
-		return 0;
-	}
 	print_status(res);
 	json_object_put(res);
 	return 0;
@@ -145,13 +141,9 @@ int do_reload(int argc, char **argv)
 	(void)argv;
 	if (argc)
 		return ctl_usage("reload takes no arguments");
-	rc = ctl_call("reload", NULL, &res);
-	if (rc)
+	rc = ctl_call_show("reload", NULL, &res);
+	if (rc || !res)
 		return rc;
-	if (ctl.json) {
-		ctl_json_print(res);
-		return 0;
-	}
 	printf("reloaded: %lld services, %lld port entries, registry revision %lld\n",
 	       (long long)jint(res, "services"), (long long)jint(res, "port_entries"),
 	       (long long)jint(res, "registry_revision"));

@@ -13,13 +13,9 @@ static int token_cmd(const char *method, int argc)
 
 	if (argc)
 		return ctl_usage("token %s takes no arguments", method + 6);
-	rc = ctl_call(method, NULL, &res);
-	if (rc)
+	rc = ctl_call_show(method, NULL, &res);
+	if (rc || !res)
 		return rc;
-	if (ctl.json) {
-		ctl_json_print(res);
-		return 0;
-	}
 	printf("%s\n", jstr(res, "token"));
 	json_object_put(res);
 	return 0;
@@ -37,24 +33,18 @@ static int do_token_rotate(int argc, char **argv)
 	return token_cmd("token.rotate", argc);
 }
 
-static int do_token_help(int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "Usage: caelumctl token { show | rotate }\n"
-			"  show    print the API token (Authorization: Bearer TOKEN)\n"
-			"  rotate  replace it; the old one stops working at once\n");
-	return 0;
-}
-
 int do_token(int argc, char **argv)
 {
 	static const struct cmd cmds[] = {
 		{ "show", do_token_show },
 		{ "rotate", do_token_rotate },
-		{ "help", do_token_help },
+		{ "help", NULL },
 		{},
 	};
 
-	return cmd_select(cmds, argc, argv, do_token_help);
+	return ctl_object(cmds, NULL,
+			  "token { show | rotate }\n"
+			  "  show    print the API token (Authorization: Bearer TOKEN)\n"
+			  "  rotate  replace it; the old one stops working at once",
+			  argc, argv);
 }

@@ -11,8 +11,6 @@
 
 #include "jsonv.h"
 
-#define JV_FILE_MAX (4U << 20) /* config and spec files are small; refuse anything huge */
-
 void verr_add(struct verr *e, const char *file, const char *path, const char *fmt, ...)
 {
 	char msg[1024];
@@ -113,6 +111,228 @@ static bool only_space(const char *s, size_t len)
 	return true;
 }
 
+/* ---- duplicate keys ----
+ * json-c keeps the last of two equal keys in an object without a word (RFC 8259 section 4:
+ * names SHOULD be unique; what a parser does with duplicates is unpredictable). A document
+ * here is input a person wrote or a client sent: a second "mode" after "mode": "enforce"
+ * silently winning is refused instead. The walk runs over text json-c has already accepted,
+ * so it only needs to find where values and keys start and end. */
+
+struct jv_key {
+	const char *p; /* the key's text between its quotes, escapes undecoded */
+	size_t len;
+	size_t at; /* offset of its opening quote */
+};
+
+static size_t skip_ws(const char *t, size_t len, size_t i)
+{
+	while (i < len && (t[i] == ' ' || t[i] == '\t' || t[i] == '\n' || t[i] == '\r'))
+		i++;
+	return i;
+}
+
+/* t[i] is '"': the offset just past the closing quote. */
+static size_t skip_string(const char *t, size_t len, size_t i)
+{
+	for (i++; i < len && t[i] != '"'; i++)
+		if (t[i] == '\\')
+			i++;
+	return i + 1;
+}
+
+/* The key as a C string: the raw bytes, or json-c's decoding when it has escapes (so that
+ * "a" and "\u0061" are one key). malloc'd; NULL on ENOMEM. */
+static char *key_text(const struct jv_key *k, const char *t)
+{
+	struct json_object *o;
+	char *s;
+
+	if (!memchr(k->p, '\\', k->len))
+		return strndup(k->p, k->len);
+	s = strndup(t + k->at, k->len + 2);
+	o = s ? json_tokener_parse(s) : NULL;
+	free(s);
+	s = o && json_object_is_type(o, json_type_string) ? strdup(json_object_get_string(o))
+							  : NULL;
+	json_object_put(o);
+	return s;
+}
+
+/* Where the walk is, rendered only for an error: a key of an object or an index. */
+struct dup_path {
+	const struct dup_path *up;
+	const struct jv_key *key; /* NULL: idx */
+	size_t idx;
+};
+
+static void path_render(const struct dup_path *p, const char *t, char *dst)
+{
+	char up[JV_PATH_MAX] = "", *name;
+
+	if (!p) {
+		*dst = '\0';
+		return;
+	}
+	path_render(p->up, t, up);
+	if (!p->key) {
+		jv_path_idx(dst, up, p->idx);
+		return;
+	}
+	name = key_text(p->key, t);
+	jv_path_key(dst, up, name ? name : "?");
+	free(name);
+}
+
+struct dup_walk {
+	const char *t;
+	size_t len;
+	const char *label;
+	struct verr *e;
+	bool found;
+};
+
+static int slice_cmp(const void *a, const void *b)
+{
+	const struct jv_key *x = a, *y = b;
+	int c = memcmp(x->p, y->p, x->len < y->len ? x->len : y->len);
+
+	return c ? c : (x->len > y->len) - (x->len < y->len);
+}
+
+static void dup_report(struct dup_walk *w, const struct dup_path *at, const struct jv_key *k)
+{
+	struct dup_path here = { at, k, 0 };
+	char path[JV_PATH_MAX], *name = key_text(k, w->t);
+	unsigned int line, col;
+
+	offset_to_line_col(w->t, k->at, &line, &col);
+	path_render(&here, w->t, path);
+	verr_add(w->e, w->label, path,
+		 "line %u, column %u: duplicate key \"%s\" (a key may appear once in an object)",
+		 line, col, name ? name : "?");
+	free(name);
+	w->found = true;
+}
+
+/* The first key of keys[0..n) (in document order) equal to an earlier one, or NULL. */
+static const struct jv_key *first_repeat(const struct jv_key *keys, size_t n, const char *t)
+{
+	const struct jv_key *hit = NULL;
+	bool escaped = false;
+	struct jv_key *s;
+	char **names;
+
+	for (size_t k = 0; k < n; k++)
+		escaped |= memchr(keys[k].p, '\\', keys[k].len) != NULL;
+	if (!escaped) {
+		/* Sorted copies: equal neighbours are a repeat; the later one in the text is
+		 * the one to name. Among several, the earliest of those. */
+		if (!(s = malloc(n * sizeof(*s))))
+			return NULL;
+		memcpy(s, keys, n * sizeof(*s));
+		qsort(s, n, sizeof(*s), slice_cmp);
+		for (size_t k = 1; k < n; k++) {
+			const struct jv_key *later = s[k].at > s[k - 1].at ? &s[k] : &s[k - 1];
+
+			if (!slice_cmp(&s[k - 1], &s[k]) && (!hit || later->at < hit->at))
+				hit = later;
+		}
+		for (size_t k = 0; hit && k < n; k++)
+			if (keys[k].at == hit->at)
+				hit = &keys[k];
+		free(s);
+		return hit;
+	}
+	/* Escapes: compare what they decode to (quadratic, and rare). */
+	if (!(names = calloc(n, sizeof(*names))))
+		return NULL;
+	for (size_t k = 0; k < n; k++)
+		names[k] = key_text(&keys[k], t);
+	for (size_t k = 1; k < n && !hit; k++)
+		for (size_t j = 0; j < k && !hit; j++)
+			if (names[k] && names[j] && !strcmp(names[k], names[j]))
+				hit = &keys[k];
+	for (size_t k = 0; k < n; k++)
+		free(names[k]);
+	free(names);
+	return hit;
+}
+
+static size_t walk_value(struct dup_walk *w, size_t i, const struct dup_path *at);
+
+static size_t walk_object(struct dup_walk *w, size_t i, const struct dup_path *at)
+{
+	struct jv_key *keys = NULL, *nk;
+	const struct jv_key *rep;
+	size_t n = 0, cap = 0;
+
+	i = skip_ws(w->t, w->len, i + 1);
+	while (i < w->len && w->t[i] == '"') {
+		size_t end = skip_string(w->t, w->len, i);
+		struct dup_path child = { at, NULL, 0 };
+
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			if (!(nk = realloc(keys, cap * sizeof(*keys)))) {
+				free(keys);
+				return w->len;
+			}
+			keys = nk;
+		}
+		keys[n] = (struct jv_key){ w->t + i + 1, end - i - 2, i };
+		i = skip_ws(w->t, w->len, end);
+		i = skip_ws(w->t, w->len, i + 1); /* ':' */
+		/* keys may move when it grows: the child's path names a copy. */
+		struct jv_key key = keys[n++];
+
+		child.key = &key;
+		i = skip_ws(w->t, w->len, walk_value(w, i, &child));
+		if (i < w->len && w->t[i] == ',')
+			i = skip_ws(w->t, w->len, i + 1);
+	}
+	if (n > 1 && !w->found && (rep = first_repeat(keys, n, w->t)))
+		dup_report(w, at, rep);
+	free(keys);
+	return i + 1; /* past '}' */
+}
+
+static size_t walk_value(struct dup_walk *w, size_t i, const struct dup_path *at)
+{
+	size_t idx = 0;
+
+	i = skip_ws(w->t, w->len, i);
+	if (i >= w->len)
+		return i;
+	switch (w->t[i]) {
+	case '{':
+		return walk_object(w, i, at);
+	case '[':
+		i = skip_ws(w->t, w->len, i + 1);
+		while (i < w->len && w->t[i] != ']') {
+			struct dup_path child = { at, NULL, idx++ };
+
+			i = skip_ws(w->t, w->len, walk_value(w, i, &child));
+			if (i < w->len && w->t[i] == ',')
+				i++;
+		}
+		return i + 1;
+	case '"':
+		return skip_string(w->t, w->len, i);
+	default:
+		while (i < w->len && !strchr(",]} \t\r\n", w->t[i]))
+			i++;
+		return i;
+	}
+}
+
+bool jv_duplicate_keys(const char *label, const char *text, size_t len, struct verr *e)
+{
+	struct dup_walk w = { text, len, label, e, false };
+
+	walk_value(&w, 0, NULL);
+	return w.found;
+}
+
 int jv_parse_string(const char *label, const char *text, size_t len, struct json_object **out,
 		    struct verr *e)
 {
@@ -140,7 +360,7 @@ int jv_parse_string(const char *label, const char *text, size_t len, struct json
 		offset_to_line_col(text, end, &line, &col);
 		verr_add(e, label, NULL, "line %u, column %u: unexpected data after the JSON value",
 			 line, col);
-	} else {
+	} else if (!jv_duplicate_keys(label, text, end, e)) {
 		*out = obj;
 		obj = NULL;
 	}
@@ -157,7 +377,9 @@ int jv_parse_file(const char *path, struct json_object **out, struct verr *e)
 	int fd, err;
 
 	*out = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO (or a device) named like a JSON file must be refused, not waited
+	 * on forever for a writer; it is refused below as not a regular file. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0 || fstat(fd, &st)) {
 		err = -errno;
 		verr_add(e, path, NULL, "cannot read: %s", strerror(-err));

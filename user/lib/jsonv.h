@@ -30,10 +30,18 @@ char *verr_join(const struct verr *e);
 /* Messages as a JSON array of strings (new reference). */
 struct json_object *verr_to_json(const struct verr *e);
 
-/* Parse a whole document; syntax errors name line and column. 0, -EINVAL or -errno. */
+/* Parse a whole document; syntax errors and a key repeated in one object (RFC 8259 section
+ * 4 leaves its meaning open) name line and column. 0, -EINVAL or -errno. */
 int jv_parse_string(const char *label, const char *text, size_t len, struct json_object **out,
 		    struct verr *e);
+#define JV_FILE_MAX (4U << 20) /* config and spec files are small; refuse anything huge */
+/* jv_parse_string of a regular file of at most JV_FILE_MAX bytes; anything else (a FIFO, a
+ * device, a directory) is refused without blocking. */
 int jv_parse_file(const char *path, struct json_object **out, struct verr *e);
+/* text[0..len) is a JSON document json-c accepted: true when an object in it has a key
+ * twice, with "label: PATH: line L, column C: duplicate key ..." added to e (the first such
+ * key only). For callers that parse with json-c themselves. */
+bool jv_duplicate_keys(const char *label, const char *text, size_t len, struct verr *e);
 
 /* Child path helpers: "a" + "b" -> "a.b"; "a" + 3 -> "a[3]". Buffer is PATH_MAX-safe. */
 #define JV_PATH_MAX 256

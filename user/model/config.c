@@ -637,6 +637,27 @@ static void parse_field(const char *key, struct json_object *v, const char *file
 	}
 }
 
+static bool addr_wildcard(const char *a)
+{
+	return !strcmp(a, "0.0.0.0") || !strcmp(a, "::");
+}
+
+/* Two listeners that would take the same socket: the same port (not 0, which the kernel
+ * picks) on the same address, or on a wildcard address that covers the other's. */
+static void check_listeners_apart(const struct config *cfg, const char *file, struct verr *e)
+{
+	const struct listen_cfg *h = &cfg->http, *m = &cfg->mcp;
+
+	if (!h->enabled || !m->enabled || !h->port || h->port != m->port)
+		return;
+	if (strcmp(h->addr, m->addr) && !addr_wildcard(h->addr) && !addr_wildcard(m->addr))
+		return;
+	verr_add(e, file, "mcp.listen",
+		 "\"%s\" takes the socket of http.listen \"%s\": the dashboard/API and MCP "
+		 "need a port each",
+		 m->spec, h->spec);
+}
+
 int config_from_json(struct json_object *root, const char *file, struct config *cfg, struct verr *e)
 {
 	size_t n0 = e->n + e->dropped;
@@ -656,6 +677,7 @@ int config_from_json(struct json_object *root, const char *file, struct config *
 		verr_add(e, file, "mcp.peers",
 			 "\"auto\" needs the etcd backend (the machine registry): registry.backend "
 			 "is \"file\"");
+	check_listeners_apart(cfg, file, e);
 	return e->n + e->dropped == n0 ? 0 : -EINVAL;
 }
 
