@@ -329,7 +329,7 @@ static int policy_make(struct bench *b, struct port_policy *pol)
 		return -ENOMEM;
 	for (int i = 0; i < N_RESV; i++)
 		claims[i] = (struct reg_claim){ (uint16_t)(RESV_BASE + 2 * i), IPPROTO_TCP,
-						ORIGIN_API, svc_name[i % N_SVCS] };
+						ORIGIN_API, svc_name[i % N_SVCS], NULL };
 	managed_ranges(managed);
 	err = port_policy_build(pol, claims, N_RESV, managed, N_MANAGED, svc_ident, b);
 	free(claims);

@@ -204,8 +204,8 @@ static int one_change(struct bench *b, uint16_t port, bool reserve, uint64_t *ns
 {
 	struct verr e = {};
 	uint64_t t0 = bench_now_ns();
-	int err = reserve ? registry_reserve(b->reg, port, IPPROTO_UDP, "svc", &e)
-			  : registry_release(b->reg, port, IPPROTO_UDP, &e);
+	int err = reserve ? registry_reserve(b->reg, port, IPPROTO_UDP, NULL, "svc", &e)
+			  : registry_release(b->reg, port, IPPROTO_UDP, NULL, &e);
 
 	*ns = bench_now_ns() - t0;
 	*kernel_ns = b->apply_ns;
@@ -286,10 +286,10 @@ static int memory(struct bench *b)
 	malloc_trim(0);
 	before = rss_kib();
 	for (int i = 0; i < MEM_RESV && !err; i++)
-		err = registry_reserve(b->reg, (uint16_t)(1000 + i), IPPROTO_UDP, "svc", &e);
+		err = registry_reserve(b->reg, (uint16_t)(1000 + i), IPPROTO_UDP, NULL, "svc", &e);
 	after = rss_kib();
 	for (int i = 0; i < MEM_RESV && !err; i++)
-		err = registry_release(b->reg, (uint16_t)(1000 + i), IPPROTO_UDP, &e);
+		err = registry_release(b->reg, (uint16_t)(1000 + i), IPPROTO_UDP, NULL, &e);
 	malloc_trim(0);
 	released = rss_kib();
 	verr_free(&e);

@@ -91,8 +91,15 @@ _caelumctl()
             fi
             case $cmd:$nargs in
                 release:1|who:1) _caelumctl_ports ;;
-                reserve:2|alloc:1) COMPREPLY=( $(compgen -W 'service' -- "$cur") ) ;;
-                reserve:3|alloc:2) _caelumctl_services ;;
+                alloc:1) COMPREPLY=( $(compgen -W 'service' -- "$cur") ) ;;
+                reserve:2|reserve:4) COMPREPLY=( $(compgen -W 'service host' -- "$cur") ) ;;
+                release:2) COMPREPLY=( $(compgen -W 'host' -- "$cur") ) ;;
+                reserve:3|reserve:5|release:3)
+                    case $prev in
+                        service) _caelumctl_services ;;
+                        host) _caelumctl_hosts ;;
+                    esac ;;
+                alloc:2) _caelumctl_services ;;
                 alloc:3) COMPREPLY=( $(compgen -W 'proto' -- "$cur") ) ;;
                 alloc:4) COMPREPLY=( $(compgen -W 'tcp udp' -- "$cur") ) ;;
             esac

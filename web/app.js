@@ -1874,9 +1874,15 @@
 		renderCluster();
 	}
 
-	function usageOf(used, cap, fmt) {
-		if (cap === undefined || cap === null) return '—';
-		return used === undefined || used === null ? fmt(cap) : `${fmt(used)} / ${fmt(cap)}`;
+	// "used / capacity" (measured by the host's caelumd; the capacity alone when it measures
+	// nothing), with what the services running there reserve in the tooltip.
+	function usageOf(used, cap, alloc, fmt) {
+		if (cap === undefined || cap === null) return h('td', {text: '—'});
+		return h('td', {
+			class: 'capacity',
+			text: used === undefined || used === null ? fmt(cap) : `${fmt(used)} / ${fmt(cap)}`,
+			title: alloc === undefined || alloc === null ? '' : `reserved by the services running here: ${fmt(alloc)}`,
+		});
 	}
 
 	function hostRow(hst, runsHere) {
@@ -1888,8 +1894,8 @@
 			h('td', {class: 'name', text: hst.name}),
 			h('td', {class: 'state', dataset: {state: hst.state}, text: hst.state}),
 			h('td', {text: (hst.addresses || []).join(', ') || '—'}),
-			h('td', {text: usageOf(use.cpus, cap.cpus, (x) => num(x))}),
-			h('td', {text: usageOf(use.memory_mb, cap.memory_mb, (x) => mb(x))}),
+			usageOf(use.cpus, cap.cpus, use.cpus_allocated, (x) => num(x)),
+			usageOf(use.memory_mb, cap.memory_mb, use.memory_mb_allocated, (x) => mb(x)),
 			h('td', {
 				class: 'usage',
 				text:

@@ -173,6 +173,64 @@ class Reservations(CaelumTest):
         self.assertEqual(r.rc, 78)
         self.assertIn("unknown service 'nosuch'", r.json["error"])
 
+    def test_host_only_reservation(self):
+        """port reserve ... host H over the file backend: this host's is enforced here,
+        another host's is listed but not enforced; conflicts and bad input change nothing."""
+        r = self.e.ok("port", "reserve", "9400", "service", "alpha", "host", "test-node")
+        self.assertEqual(r, {"port": 9400, "proto": "tcp", "service": "alpha",
+                             "host": "test-node"})
+        self.assertDenied(self.e, self.other, 9400)
+        self.assertAllowed(self.e, self.e.svc_cgroup("alpha"), 9400)
+        self.e.ok("port", "reserve", "9401", "service", "beta", "host", "node-x")
+        self.assertAllowed(self.e, self.other, 9401)
+        # the same port on another host for another service
+        self.e.ok("port", "reserve", "9400", "service", "beta", "host", "node-x")
+        self.assertDenied(self.e, self.e.svc_cgroup("beta"), 9400)
+        listed = {(p["port"], p.get("host")): p["service"] for p in self.e.ok("port", "list")}
+        self.assertEqual(listed[(9400, "test-node")], "alpha")
+        self.assertEqual(listed[(9400, "node-x")], "beta")
+        self.assertEqual(listed[(9401, "node-x")], "beta")
+        self.assertEqual(listed[(8100, None)], "alpha")
+        text = self.e.ctl("port", "list", json_out=False).out
+        self.assertRegex(text, r"9401\s+tcp\s+beta\s+runtime\s+no\s+node-x")
+        beta = self.e.ok("service", "show", "beta")
+        self.assertIn({"port": "9401/tcp", "host": "node-x"}, beta["host_ports"])
+        self.assertNotIn("9401/tcp", beta["ports"])
+        self.assertIn("9400/tcp", self.e.ok("service", "show", "alpha")["runtime_ports"])
+
+        before = self.e.ok("port", "list")
+        r = self.e.ctl("port", "reserve", "9400", "service", "beta", "host", "test-node")
+        self.assertEqual(r.rc, 78, r)
+        self.assertIn("already reserved on host 'test-node' by service 'alpha'", r.json["error"])
+        r = self.e.ctl("port", "reserve", "9400", "service", "beta")
+        self.assertEqual(r.rc, 78, r)
+        self.assertIn("already reserved on host", r.json["error"])
+        r = self.e.ctl("port", "reserve", "9402", "service", "alpha", "host", "bad_host")
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("host", r.json["error"])
+        self.assertIn("bad_host", r.json["error"])
+        r = self.e.ctl("port", "reserve", "0", "service", "alpha", "host", "test-node")
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn("port 0", r.json["error"])
+        r = self.e.ctl("port", "reserve", "9402", "service", "alpha", "host")
+        self.assertEqual(r.rc, 2, r)
+        # already the service's: success, nothing written
+        self.e.ok("port", "reserve", "9400", "service", "alpha", "host", "test-node")
+        self.assertEqual(self.e.ok("port", "list"), before)
+
+        r = self.e.ctl("port", "release", "9400")
+        self.assertEqual(r.rc, 1, r)
+        self.assertIn("not reserved", r.json["error"])
+        r = self.e.ok("port", "release", "9400", "host", "test-node")
+        self.assertEqual(r["host"], "test-node")
+        self.assertAllowed(self.e, self.other, 9400)
+        self.assertAllowed(self.e, self.e.svc_cgroup("beta"), 9400)  # node-x's only now
+        ev = [x for x in self.e.events() if x["type"] == "port_released"]
+        self.assertEqual(ev[-1].get("on_host"), "test-node")
+        # alloc reserves on every host: a port another host holds is not free
+        self.e.ok("port", "reserve", "8101", "service", "beta", "host", "node-x")
+        self.assertEqual(self.e.ok("port", "alloc", "service", "alpha")["port"], 8102)
+
     def test_reserve_vs_live_listener(self):
         p = self.e.listen_in(self.other, 9300)
         r = self.e.ctl("port", "reserve", "9300", "service", "alpha")

@@ -45,3 +45,7 @@ class Completion(CaelumTest):
         self.e.stop()
         self.assertEqual(complete(*self.c, "service", "show", ""), [])
         self.assertEqual(complete(*self.c, "port", "alloc", ""), ["service"])
+        self.assertEqual(complete(*self.c, "port", "reserve", "8101", ""), ["host", "service"])
+        self.assertEqual(complete(*self.c, "port", "reserve", "8101", "host", "n", "s"),
+                         ["service"])
+        self.assertEqual(complete(*self.c, "port", "release", "8101", ""), ["host"])

@@ -395,6 +395,44 @@ class Monitoring(CaelumTest):
         self.assertEqual(seq, [("unknown", "passing"), ("passing", "warning"),
                                ("warning", "critical")])
 
+    def test_health_exec_runs_unprivileged(self):
+        """A health check is the spec author's code, run by root's caelumd: it runs as
+        health.user ("nobody" when unset), with no capabilities and no_new_privs."""
+        import shutil
+        import tempfile
+        out = tempfile.mkdtemp(prefix="caelum-hexec-")
+        self.addCleanup(shutil.rmtree, out, True)
+        os.chmod(out, 0o1777)
+        e = self.env("hexec", start=False)
+        script = ("grep -E '^(Uid|Gid|Groups|CapEff|CapPrm|NoNewPrivs):' /proc/self/status "
+                  "> {}/$(id -un).tmp && mv {}/$(id -un).tmp {}/$(id -un)")
+        for name, user in (("plain", None), ("asdaemon", "daemon")):
+            health = {"exec": ["/bin/sh", "-c", script.format(out, out, out)],
+                      "interval_s": 1, "timeout_s": 1}
+            if user:
+                health["user"] = user
+            svc_file(e, name, health=health)
+        e.start()
+        procs = [subprocess.Popen([CTL, "-c", e.config_path, "run", n, "--", "sleep", "20"])
+                 for n in ("plain", "asdaemon")]
+        for p in procs:
+            self.addCleanup(p.kill)
+        want = {"nobody": "65534", "daemon": "1"}
+        deadline = time.time() + 10
+        while time.time() < deadline and not all(os.path.exists(os.path.join(out, u))
+                                                   for u in want):
+            time.sleep(0.2)
+        for user, uid in want.items():
+            with open(os.path.join(out, user)) as f:
+                st = dict(line.split(":", 1) for line in f.read().splitlines())
+            st = {k: v.split() for k, v in st.items()}
+            self.assertEqual(st["Uid"], [uid] * 4, (user, st))
+            self.assertEqual(st["Groups"], [], (user, st))
+            self.assertEqual(st["CapEff"], ["0000000000000000"], (user, st))
+            self.assertEqual(st["CapPrm"], ["0000000000000000"], (user, st))
+            self.assertEqual(st["NoNewPrivs"], ["1"], (user, st))
+        self.assertEqual(e.ok("service", "show", "asdaemon")["health"]["state"], "passing")
+
     def test_credential_drift_after_chmod(self):
         e = self.env("drift", start=False)
         key = os.path.join(e.dir, "k")

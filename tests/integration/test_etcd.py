@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 
@@ -73,6 +74,30 @@ class EtcdFixture(EtcdTest):
     def ports(self, env):
         return {(p["port"], p["service"]) for p in env.ok("port", "list")}
 
+    def race(self, n, call):
+        """call(i) for i in range(n) at once, from n threads: exactly one may succeed, the
+        others are refused naming an owner. The winner's i and every result."""
+        results = {}
+        go = threading.Event()
+
+        def run(i):
+            go.wait()
+            results[i] = call(i)
+
+        threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        go.set()
+        for t in threads:
+            t.join()
+        winners = [i for i, r in results.items() if r.rc == 0]
+        self.assertEqual(len(winners), 1, results)
+        for i, r in results.items():
+            if i not in winners:
+                self.assertEqual(r.rc, 78, r)
+                self.assertIn("already reserved", r.json["error"], r)
+        return winners[0], results
+
     def etcd_resv(self):
         kvs, _ = self.etcd.range_prefix(self.prefix + "reservations/")
         return {(int(k.split("/")[-2]), json.loads(v[0])["service"]) for k, v in kvs.items()}
@@ -104,33 +129,88 @@ class EtcdBackend(EtcdFixture):
         for n in names:
             self.apply(a, n)
         self.wait_for(lambda: len(b.ok("service", "list")) == 10, what="10 services on B")
-        results = {}
-        go = threading.Event()
-
-        def reserve(i):
-            go.wait()
-            env = a if i % 2 == 0 else b
-            results[i] = env.ctl("port", "reserve", "20600", "service", names[i])
-
-        threads = [threading.Thread(target=reserve, args=(i,)) for i in range(10)]
-        for t in threads:
-            t.start()
-        go.set()
-        for t in threads:
-            t.join()
-        winners = [i for i, r in results.items() if r.rc == 0]
-        self.assertEqual(len(winners), 1, results)
-        owner = names[winners[0]]
+        won, results = self.race(10, lambda i: (a if i % 2 == 0 else b).ctl(
+            "port", "reserve", "20600", "service", names[i]))
+        owner = names[won]
         for i, r in results.items():
-            if i in winners:
-                continue
-            self.assertEqual(r.rc, 78, r)
-            self.assertIn(f"already reserved by service '{owner}'", r.json["error"], r)
+            if i != won:
+                self.assertIn(f"already reserved by service '{owner}'", r.json["error"], r)
         self.assertEqual(self.etcd_resv(), {(20600, owner)})
         for env in (a, b):
             self.wait_for(lambda: (20600, owner) in self.ports(env), what="the winner everywhere")
             self.assertDenied(env, env.cgroup("other"), 20600)
             self.assertAllowed(env, env.svc_cgroup(owner), 20600)
+
+    # ---- host-only reservations ----
+
+    def host_ports(self, env):
+        return {(p["port"], p.get("host"), p["service"]) for p in env.ok("port", "list")}
+
+    def test_host_only_reservation_is_enforced_on_its_host_only(self):
+        a, b = self.host("node-a"), self.host("node-b")
+        self.apply(a, "web")
+        self.apply(a, "api")
+        self.wait_for(lambda: b.ok("service", "show", "api"), what="api on B")
+        r = a.ok("port", "reserve", "20550", "service", "web", "host", "node-b")
+        self.assertEqual(r["host"], "node-b")
+        self.wait_for(lambda: (20550, "node-b", "web") in self.host_ports(b), what="on B")
+        self.assertDenied(b, b.cgroup("other"), 20550)
+        self.assertDenied(b, b.svc_cgroup("api"), 20550)
+        self.assertAllowed(b, b.svc_cgroup("web"), 20550)
+        # not on A: the host that made it
+        self.assertAllowed(a, a.cgroup("other"), 20550)
+        self.assertAllowed(a, a.svc_cgroup("api"), 20550)
+        # A holds the same port for another service, on A only
+        b.ok("port", "reserve", "20550", "service", "api", "host", "node-a")
+        self.wait_for(lambda: a.bind_in(a.svc_cgroup("web"), 20550) == errno.EPERM,
+                      what="20550 api's on A")
+        self.assertAllowed(a, a.svc_cgroup("api"), 20550)
+        self.assertDenied(b, b.svc_cgroup("api"), 20550)
+        # nobody may take it on every host now; B may not take it on B for another service
+        r = a.ctl("port", "reserve", "20550", "service", "web")
+        self.assertEqual(r.rc, 78, r)
+        self.assertIn("already reserved on host 'node-a' by service 'api'", r.json["error"])
+        r = a.ctl("port", "reserve", "20550", "service", "api", "host", "node-b")
+        self.assertEqual(r.rc, 78, r)
+        self.assertIn("already reserved on host 'node-b' by service 'web'", r.json["error"])
+        # a cluster-wide owner excludes host-only ones of other services
+        a.ok("port", "reserve", "20551", "service", "web")
+        r = b.ctl("port", "reserve", "20551", "service", "api", "host", "node-b")
+        self.assertEqual(r.rc, 78, r)
+        self.assertIn("already reserved by service 'web'", r.json["error"])
+        kvs, _ = self.etcd.range_prefix(self.prefix + "hostreservations/")
+        self.assertEqual(sorted(kvs), [self.prefix + "hostreservations/node-a/20550/tcp",
+                                       self.prefix + "hostreservations/node-b/20550/tcp"])
+        # released on A for B: free on B
+        a.ok("port", "release", "20550", "host", "node-b")
+        self.wait_for(lambda: b.bind_in(b.cgroup("other"), 20550) == 0, what="release on B")
+        self.assertDenied(a, a.cgroup("other"), 20550)
+
+    def test_host_only_and_cluster_wide_race_have_one_winner(self):
+        """Cluster-wide reservations (reservations/P/tcp) and host-only ones
+        (hostreservations/node-b/P/tcp) of one port are different keys: only the guard
+        (portowners/P/tcp) lets exactly one of them commit."""
+        a, b = self.host("node-a"), self.host("node-b")
+        names = [f"s{i}" for i in range(10)]
+        for n in names:
+            self.apply(a, n)
+        self.wait_for(lambda: len(b.ok("service", "list")) == 10, what="10 services on B")
+        for rnd, port in enumerate((20650, 20651, 20652)):
+            def reserve(i, port=port, rnd=rnd):
+                env = a if (i + rnd) % 2 == 0 else b
+                where = ("host", "node-b") if i % 2 else ()
+                return env.ctl("port", "reserve", str(port), "service", names[i], *where)
+
+            won, _ = self.race(10, reserve)
+            kvs, _ = self.etcd.range_prefix(self.prefix + "reservations/")
+            hkvs, _ = self.etcd.range_prefix(self.prefix + "hostreservations/")
+            held = [k for k in list(kvs) + list(hkvs) if k.endswith(f"/{port}/tcp")]
+            self.assertEqual(len(held), 1, held)
+            owner = names[won]
+            want = (port, "node-b" if won % 2 else None, owner)
+            self.wait_for(lambda: want in self.host_ports(b), what="the winner on B")
+            self.assertDenied(b, b.cgroup("other"), port)
+            self.assertAllowed(b, b.svc_cgroup(owner), port)
 
     # ---- failures ----
 
@@ -337,6 +417,75 @@ class EtcdBackend(EtcdFixture):
         self.assertEqual(states()["node-a"], "up")
         self.wait_for(lambda: a.ok("service", "where", "web") == [], timeout=3,
                       what="web's endpoint gone with B's lease")
+
+    def test_host_record_usage_cpu_and_memory(self):
+        """A's record carries what its services use, measured: a spinning service on A shows
+        on B within one publish period (10 s), plus the cpu window (2 s here) to fill and
+        a second for the watch."""
+        a = self.env("node-a", managed=(), extra={
+            "host": "node-a", "registry": self.registry(), "capacity": {"cpu_window_s": 2}})
+        b = self.host("node-b")
+        path = os.path.join(a.dir, "spin.json")
+        with open(path, "w") as f:
+            json.dump({"name": "spin", "ports": [], "resources": {"cpus": 1, "memory_mb": 64}},
+                      f)
+        a.ok("service", "apply", path)
+        self.wait_for(lambda: os.path.isdir(a.svc_cgroup("spin")), what="spin's cgroup on A")
+
+        def usage():
+            return b.ok("host", "show", "node-a")["usage"]
+
+        self.wait_for(lambda: "cpus" in usage(), timeout=12, what="A's record with usage")
+        self.assertEqual(usage()["cpus"], 0)  # nothing runs on A yet
+        a.spawn_in(a.svc_cgroup("spin"), [sys.executable, "-c", "while True: pass"])
+        self.wait_for(lambda: (usage()["cpus"] or 0) > 0.5, timeout=13, what="A's CPU on B")
+        u = usage()
+        self.assertLessEqual(u["cpus"], 1.1)
+        self.assertEqual(u["running"], 1)
+        self.assertEqual(u["cpus_allocated"], 1.0)
+        self.assertEqual(u["memory_mb_allocated"], 64)
+        cap = b.ok("host", "show", "node-a")["capacity"]
+        self.assertGreater(cap["cpus"], 0)
+        # memory.current when the controller is delegated to the service's cgroup
+        if os.path.exists(os.path.join(a.svc_cgroup("spin"), "memory.current")):
+            self.assertGreater(u["memory_mb"], 0)
+        else:
+            self.assertIsNone(u["memory_mb"])
+        # the same through the API
+        r = request(b.api_url("/api/v1/hosts"))
+        self.assertEqual(r.status, 200, r)
+        ha = [h for h in r.json if h["name"] == "node-a"][0]
+        self.assertGreater(ha["usage"]["cpus"], 0.5)
+
+    def test_admission_is_per_host(self):
+        """Two services of 1.5 CPUs, hosts of 2 free CPUs each: both are registered (before,
+        the second was refused: every service of the cluster counted against the applying
+        host); each host admits what it runs: s2 runs on B, not on A next to s1."""
+        cap = {"cpus": 3, "reserved": {"cpus": 1}}
+        a, b = (self.env(n, managed=(), extra={"host": n, "registry": self.registry(),
+                                               "capacity": cap}) for n in ("node-a", "node-b"))
+        for name in ("s1", "s2"):
+            path = os.path.join(a.dir, f"{name}.json")
+            with open(path, "w") as f:
+                json.dump({"name": name, "ports": [], "resources": {"cpus": 1.5}}, f)
+            a.ok("service", "apply", path)
+        self.wait_for(lambda: os.path.isdir(b.svc_cgroup("s2")), what="s2's cgroup on B")
+        self.wait_for(lambda: os.path.isdir(a.svc_cgroup("s1")), what="s1's cgroup on A")
+        a.spawn_in(a.svc_cgroup("s1"), ["sleep", "60"])
+        self.wait_for(lambda: a.ok("service", "show", "s1")["state"] == "running",
+                      what="s1 running on A")
+        r = b.ctl("run", "s2", "--", "true")
+        self.assertEqual(r.rc, 0, r)
+        r = a.ctl("run", "s2", "--", "true")
+        self.assertEqual(r.rc, 78, r)
+        self.assertEqual(r.json["error"], "s2: cpus: requested 1.5, free 0.5 of 2 (s1 1.5)")
+        # a change of a service A runs is admitted against A's capacity
+        path = os.path.join(a.dir, "s1.json")
+        with open(path, "w") as f:
+            json.dump({"name": "s1", "ports": [], "resources": {"cpus": 2.5}}, f)
+        r = a.ctl("service", "apply", path)
+        self.assertEqual(r.rc, 78, r)
+        self.assertIn("cpus: requested 2.5", " ".join(r.json.get("errors", [r.json["error"]])))
 
     def test_lease_loss_recovers_by_itself(self):
         a, b = self.host("node-a", lease_ttl_s=5), self.host("node-b", lease_ttl_s=5)

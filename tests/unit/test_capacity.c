@@ -1182,6 +1182,39 @@ static void test_dev_owner_match(void **state)
 	}
 }
 
+/* runs_here: the services named in ctx (a NULL-terminated list). */
+static bool runs_in(void *ctx, const char *service)
+{
+	for (const char *const *n = ctx; *n; n++)
+		if (!strcmp(*n, service))
+			return true;
+	return false;
+}
+
+/* A registry shared by several hosts counts only what runs here (8 CPUs here). */
+static void test_admit_per_host(void **state)
+{
+	static const char *running[] = { NULL, NULL };
+	struct gfx *f = *state;
+	struct verr e = {};
+
+	registry_set_placement(f->r, &(struct reg_placement){ runs_in, running });
+	gapply_ok(f, "alpha", "{\"cpus\": 6}");
+	gapply_ok(f, "beta", "{\"cpus\": 6}"); /* runs nowhere here yet */
+	running[0] = "alpha";
+	assert_int_equal(registry_admit_service(f->r, "alpha", &e), 0);
+	assert_int_equal(registry_admit_service(f->r, "beta", &e), -ENOSPC);
+	assert_verr_one(&e, "beta: cpus: requested 6, free 2 of 8 (alpha 6)", "next to alpha");
+	verr_free(&e);
+	/* a change of what runs here is admitted here */
+	assert_int_equal(gapply(f, "alpha", "{\"cpus\": 9}", &e), -ENOSPC);
+	verr_free(&e);
+	/* one host (no placement): every registered service counts */
+	registry_set_placement(f->r, NULL);
+	assert_int_equal(registry_admit_service(f->r, "alpha", &e), -ENOSPC);
+	verr_free(&e);
+}
+
 #define T(t) cmocka_unit_test(t)
 #define D(t) cmocka_unit_test_setup_teardown(t, tmpdir_setup, tmpdir_teardown)
 #define G(t) cmocka_unit_test_setup_teardown(t, gfx_setup, gfx_teardown)
@@ -1211,6 +1244,7 @@ int main(void)
 		G(test_gpu_same_id_twice),
 		G(test_gpu_over_asked),
 		G(test_admit_service_after_shrink),
+		G(test_admit_per_host),
 		T(test_dev_owner_match),
 	};
 

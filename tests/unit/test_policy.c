@@ -174,9 +174,11 @@ static void test_build(void **state)
 	};
 	/* deliberately unsorted, with a duplicate as registry_claims never gives */
 	static const struct reg_claim claims[] = {
-		{ 9000, UDP, ORIGIN_API, "beta" },	{ 8101, TCP, ORIGIN_FILE, "alpha" },
-		{ 7000, TCP, ORIGIN_RUNTIME, "ghost" }, { 8101, TCP, ORIGIN_FILE, "alpha" },
-		{ 80, TCP, ORIGIN_API, "alpha" },
+		{ 9000, UDP, ORIGIN_API, "beta", NULL },
+		{ 8101, TCP, ORIGIN_FILE, "alpha", NULL },
+		{ 7000, TCP, ORIGIN_RUNTIME, "ghost", NULL },
+		{ 8101, TCP, ORIGIN_FILE, "alpha", NULL },
+		{ 80, TCP, ORIGIN_API, "alpha", NULL },
 	};
 	static const struct entry want[] = {
 		{ 80, TCP, RES, ALPHA_CGID, 2 },	 { 7000, TCP, RES, CAELUM_CGID_NONE, 0 },
@@ -230,8 +232,8 @@ static void test_build_empty(void **state)
 static void test_build_ident_error(void **state)
 {
 	static const struct reg_claim claims[] = {
-		{ 80, TCP, ORIGIN_API, "alpha" },
-		{ 81, TCP, ORIGIN_API, "beta" },
+		{ 80, TCP, ORIGIN_API, "alpha", NULL },
+		{ 81, TCP, ORIGIN_API, "beta", NULL },
 	};
 	struct ident_ctx ctx = { .fail_on = 2 };
 	struct port_policy pol;
@@ -257,7 +259,7 @@ static void test_build_all_ports_fast(void **state)
 	assert_non_null(claims);
 	for (uint32_t p = 1; p <= 65535; p++)
 		claims[p - 1] = (struct reg_claim){ (uint16_t)p, TCP, ORIGIN_API,
-						    (p & 1) ? "alpha" : "beta" };
+						    (p & 1) ? "alpha" : "beta", NULL };
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	assert_int_equal(port_policy_build(&pol, claims, 65535, &all, 1, fake_ident, &ctx), 0);
 	clock_gettime(CLOCK_MONOTONIC, &t1);

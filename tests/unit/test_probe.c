@@ -540,6 +540,32 @@ static void test_exec_environment(void **state)
 	close(leak);
 }
 
+/* run_as: the command is uid:gid, no supplementary groups, no capabilities, no_new_privs
+ * (a health check is the spec author's code, not root's). */
+static void test_exec_runs_as_user(void **state)
+{
+	char *const argv[] = {
+		"/bin/sh", "-c",
+		"echo \"$(id -u):$(id -g):$(id -G) $(grep -E '^(CapEff|CapPrm|CapAmb|"
+		"NoNewPrivs):' /proc/self/status | tr -s '\\t\\n' '  ')\"; exit 3",
+		NULL
+	};
+	const char *want = "exit status 3: 65534:65533:65533 CapPrm: 0000000000000000 CapEff: "
+			   "0000000000000000 CapAmb: 0000000000000000 NoNewPrivs: 1 ";
+	struct probe_spec s;
+	struct probe_result r;
+
+	(void)state;
+	exec_spec(&s, 3000, argv);
+	s.run_as = true;
+	s.uid = 65534;
+	s.gid = 65533;
+	r = run_async(&s);
+	expect_result(&r, 0, want);
+	assert_int_equal(probe_run(&s, &r), 0);
+	expect_result(&r, 0, want);
+}
+
 static void test_exec_missing(void **state)
 {
 	char *const abs[] = { "/nonexistent/caelum-probe", NULL };
@@ -641,12 +667,18 @@ static void test_exec_leftovers(void **state)
 	expect_gone(read_pid(pidfile));
 }
 
-/* A child that cannot keep its own deadline (stopped): the parent's deadline kills it all. */
+/* A child that cannot keep its own deadline (stopped): the parent's deadline kills it all.
+ * Stopped once the command's grandchild has written its pid (so the child has forked the
+ * command: stopped before that, on a loaded host, there would be no grandchild to check). */
+static const char *stop_after_file;
+
 static void stop_child(struct run *run)
 {
 	pid_t pid;
 
 	(void)run;
+	if (access(stop_after_file, F_OK))
+		return;
 	if (children(&pid) == 1 && proc_state(pid, NULL) != 'T')
 		kill(pid, SIGSTOP);
 }
@@ -661,6 +693,7 @@ static void test_parent_deadline(void **state)
 	snprintf(pidfile, sizeof(pidfile), "%s/gc", (char *)*state);
 	hang_argv(script, sizeof(script), pidfile, argv);
 	exec_spec(&s, 400, argv);
+	stop_after_file = pidfile;
 	r = run_async_poked(&s, stop_child);
 	expect_result(&r, 0, "timed out after 400 ms");
 	expect_elapsed(&r, 400 + PROBE_GRACE_MS);
@@ -964,6 +997,7 @@ int main(void)
 		cmocka_unit_test(test_exec_status),
 		cmocka_unit_test(test_exec_output),
 		cmocka_unit_test(test_exec_environment),
+		cmocka_unit_test(test_exec_runs_as_user),
 		cmocka_unit_test_setup_teardown(test_exec_missing, tmpdir_setup, tmpdir_teardown),
 		cmocka_unit_test_setup_teardown(test_exec_timeout, tmpdir_setup, tmpdir_teardown),
 		cmocka_unit_test_setup_teardown(test_exec_leftovers, tmpdir_setup, tmpdir_teardown),

@@ -141,7 +141,7 @@ static void reserve_ok(struct fx *f, uint16_t port, uint8_t proto, const char *s
 {
 	struct verr e = {};
 
-	assert_int_equal(registry_reserve(f->r, port, proto, svc, &e), 0);
+	assert_int_equal(registry_reserve(f->r, port, proto, NULL, svc, &e), 0);
 	assert_int_equal(e.n, 0);
 }
 
@@ -278,15 +278,15 @@ static void test_reserve_refused(void **state)
 	reserve_ok(f, 7000, IPPROTO_TCP, "alpha");
 	f->notified[0] = 0;
 
-	assert_int_equal(registry_reserve(f->r, 8100, IPPROTO_TCP, "beta", &e), -EEXIST);
+	assert_int_equal(registry_reserve(f->r, 8100, IPPROTO_TCP, NULL, "beta", &e), -EEXIST);
 	assert_verr_one(&e, "8100/tcp: already reserved by service 'alpha' (declared in its spec)",
 			"spec port");
 	verr_free(&e);
-	assert_int_equal(registry_reserve(f->r, 7000, IPPROTO_TCP, "beta", &e), -EEXIST);
+	assert_int_equal(registry_reserve(f->r, 7000, IPPROTO_TCP, NULL, "beta", &e), -EEXIST);
 	assert_verr_one(&e, "7000/tcp: already reserved by service 'alpha' (runtime reservation)",
 			"runtime port");
 	verr_free(&e);
-	assert_int_equal(registry_reserve(f->r, 7001, IPPROTO_UDP, "gamma", &e), -ENOENT);
+	assert_int_equal(registry_reserve(f->r, 7001, IPPROTO_UDP, NULL, "gamma", &e), -ENOENT);
 	assert_verr_one(&e, "7001/udp: unknown service 'gamma'", "unknown service");
 	verr_free(&e);
 
@@ -305,18 +305,18 @@ static void test_release(void **state)
 	reserve_ok(f, 7000, IPPROTO_TCP, "alpha");
 	reserve_ok(f, 7000, IPPROTO_UDP, "alpha");
 
-	assert_int_equal(registry_release(f->r, 8100, IPPROTO_TCP, &e), -EEXIST);
+	assert_int_equal(registry_release(f->r, 8100, IPPROTO_TCP, NULL, &e), -EEXIST);
 	assert_verr_one(&e,
 			"8100/tcp: declared in the spec of service 'alpha'; remove it from the "
 			"spec instead",
 			"release spec port");
 	verr_free(&e);
-	assert_int_equal(registry_release(f->r, 7001, IPPROTO_TCP, &e), -ENOENT);
+	assert_int_equal(registry_release(f->r, 7001, IPPROTO_TCP, NULL, &e), -ENOENT);
 	assert_verr_one(&e, "7001/tcp: not reserved", "release free port");
 	verr_free(&e);
 	assert_int_equal(registry_state(f->r)->rev, 3);
 
-	assert_int_equal(registry_release(f->r, 7000, IPPROTO_TCP, &e), 0);
+	assert_int_equal(registry_release(f->r, 7000, IPPROTO_TCP, NULL, &e), 0);
 	assert_int_equal(e.n, 0);
 	fx_reopen(f);
 	assert_int_equal(registry_state(f->r)->rev, 4);
@@ -603,7 +603,7 @@ static void test_watchers(void **state)
 	assert_ptr_equal(f->seen_st, registry_state(f->r));
 
 	reserve_ok(f, 7000, IPPROTO_TCP, "alpha");
-	assert_int_equal(registry_reserve(f->r, 7000, IPPROTO_TCP, "nobody", &e), -ENOENT);
+	assert_int_equal(registry_reserve(f->r, 7000, IPPROTO_TCP, NULL, "nobody", &e), -ENOENT);
 	verr_free(&e);
 	apply_ok(f, "alpha", "[\"8100\"]"); /* no change */
 	assert_int_equal(f->notified[0], 2);
@@ -612,7 +612,7 @@ static void test_watchers(void **state)
 	apply_ok(f, "beta", "[]");
 	assert_int_equal(apply_api(f, "beta", "[\"8100\"]", &e), -EINVAL);
 	verr_free(&e);
-	assert_int_equal(registry_release(f->r, 7000, IPPROTO_TCP, &e), 0);
+	assert_int_equal(registry_release(f->r, 7000, IPPROTO_TCP, NULL, &e), 0);
 	assert_int_equal(registry_service_delete(f->r, "beta", &e), 0);
 	assert_int_equal(registry_service_delete(f->r, "beta", &e), -ENOENT);
 	verr_free(&e);
@@ -1151,6 +1151,222 @@ static void test_too_many_services(void **state)
 	specs_free(specs, n);
 }
 
+/* ---- per-host reservations ---- */
+
+static void reserve_host_ok(struct fx *f, uint16_t port, uint8_t proto, const char *host,
+			    const char *svc)
+{
+	struct verr e = {};
+
+	if (registry_reserve(f->r, port, proto, host, svc, &e)) {
+		char *all = verr_join(&e);
+
+		fail_msg("reserve %u on %s for %s: %s", port, host, svc, all ? all : "(none)");
+	}
+}
+
+static int count_claims(const struct reg_claim *c, size_t n, uint16_t port, const char *host,
+			const char *svc)
+{
+	int k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		k += c[i].port == port && !strcmp(c[i].service, svc) &&
+		     (host ? c[i].host && !strcmp(c[i].host, host) : !c[i].host);
+	return k;
+}
+
+/* A host-only reservation is in force on its host only; two hosts may differ; the same
+ * host may not; it persists under its own key and is released on its own. */
+static void test_host_reserve(void **state)
+{
+	struct fx *f = *state;
+	struct reg_claim *c;
+	struct verr e = {};
+	char *disk;
+	size_t n;
+
+	registry_set_host(f->r, "host-a");
+	apply_ok(f, "alpha", "[\"8100\"]");
+	apply_ok(f, "beta", "[]");
+	reserve_host_ok(f, 7000, IPPROTO_TCP, "host-b", "alpha");
+	assert_owner(f, 7000, IPPROTO_TCP, NULL, 0); /* not here */
+	assert_null(registry_slot_owner(registry_state(f->r), REG_SLOT(7000, IPPROTO_TCP)));
+	reserve_host_ok(f, 7000, IPPROTO_TCP, "host-a", "beta");
+	assert_owner(f, 7000, IPPROTO_TCP, "beta", ORIGIN_RUNTIME);
+	assert_string_equal(registry_slot_owner(registry_state(f->r), REG_SLOT(7000, IPPROTO_TCP)),
+			    "beta");
+	assert_int_equal(registry_state(f->r)->rev, 4);
+
+	/* on this host: beta only; everywhere: both, with their hosts */
+	assert_int_equal(registry_claims(registry_state(f->r), &c, &n), 0);
+	assert_int_equal(count_claims(c, n, 7000, "host-a", "beta"), 1);
+	assert_int_equal(count_claims(c, n, 7000, "host-b", "alpha"), 0);
+	free(c);
+	assert_int_equal(registry_claims_all(registry_state(f->r), &c, &n), 0);
+	assert_int_equal(count_claims(c, n, 7000, "host-a", "beta"), 1);
+	assert_int_equal(count_claims(c, n, 7000, "host-b", "alpha"), 1);
+	free(c);
+
+	/* refused: the same host for another service, a spec port, a cluster-wide reservation
+	 * over host-only ones of another service, a malformed host; nothing written */
+	assert_int_equal(registry_reserve(f->r, 7000, IPPROTO_TCP, "host-b", "beta", &e), -EEXIST);
+	assert_verr_one(&e,
+			"7000/tcp on host 'host-b': already reserved on host 'host-b' by service "
+			"'alpha' (runtime reservation)",
+			"same host");
+	verr_free(&e);
+	assert_int_equal(registry_reserve(f->r, 8100, IPPROTO_TCP, "host-b", "beta", &e), -EEXIST);
+	assert_verr_one(&e,
+			"8100/tcp on host 'host-b': already reserved by service 'alpha' (declared "
+			"in its spec)",
+			"spec port");
+	verr_free(&e);
+	assert_int_equal(registry_reserve(f->r, 7000, IPPROTO_TCP, NULL, "alpha", &e), -EEXIST);
+	assert_verr_one(&e,
+			"7000/tcp: already reserved on host 'host-a' by service 'beta' (runtime "
+			"reservation)",
+			"cluster-wide over host-only");
+	verr_free(&e);
+	assert_int_equal(registry_reserve(f->r, 7001, IPPROTO_TCP, "bad_host", "beta", &e),
+			 -EINVAL);
+	assert_verr_one(&e, "host: invalid host name 'bad_host'", "bad host");
+	verr_free(&e);
+	assert_int_equal(registry_release(f->r, 7000, IPPROTO_TCP, "-x", &e), -EINVAL);
+	verr_free(&e);
+	/* already the service's: no write */
+	reserve_host_ok(f, 7000, IPPROTO_TCP, "host-b", "alpha");
+	reserve_host_ok(f, 8100, IPPROTO_TCP, "host-b", "alpha");
+	assert_int_equal(registry_state(f->r)->rev, 4);
+
+	/* persisted under hostreservations/ with the guard beside it */
+	disk = registry_file(f);
+	assert_non_null(strstr(disk, "hostreservations/host-b/7000/tcp"));
+	assert_non_null(strstr(disk, "portowners/7000/tcp"));
+	free(disk);
+	fx_reopen(f);
+	registry_set_host(f->r, "host-b");
+	assert_owner(f, 7000, IPPROTO_TCP, "alpha", ORIGIN_RUNTIME);
+
+	/* release: one host's only */
+	assert_int_equal(registry_release(f->r, 7000, IPPROTO_TCP, NULL, &e), -ENOENT);
+	verr_free(&e);
+	assert_int_equal(registry_release(f->r, 7000, IPPROTO_TCP, "host-b", &e), 0);
+	assert_owner(f, 7000, IPPROTO_TCP, NULL, 0);
+	assert_int_equal(registry_release(f->r, 7000, IPPROTO_TCP, "host-b", &e), -ENOENT);
+	assert_verr_one(&e, "7000/tcp on host 'host-b': not reserved", "released twice");
+	verr_free(&e);
+	registry_set_host(f->r, "host-a");
+	assert_owner(f, 7000, IPPROTO_TCP, "beta", ORIGIN_RUNTIME);
+	/* taken on some host: not free for a reservation on every host */
+	assert_false(registry_port_free(registry_state(f->r), 7000, IPPROTO_TCP));
+	assert_false(registry_port_free(registry_state(f->r), 8100, IPPROTO_TCP));
+	assert_true(registry_port_free(registry_state(f->r), 7000, IPPROTO_UDP));
+	assert_true(registry_port_free(registry_state(f->r), 6999, IPPROTO_TCP));
+}
+
+/* A cluster-wide owner excludes host-only reservations of other services; its own service's
+ * host-only reservation adds nothing; deleting a service drops its host-only ones. */
+static void test_host_vs_cluster(void **state)
+{
+	struct fx *f = *state;
+	struct verr e = {};
+	uint64_t rev;
+
+	registry_set_host(f->r, "host-a");
+	apply_ok(f, "alpha", "[]");
+	apply_ok(f, "beta", "[]");
+	reserve_ok(f, 7001, IPPROTO_UDP, "alpha");
+	assert_int_equal(registry_reserve(f->r, 7001, IPPROTO_UDP, "host-b", "beta", &e), -EEXIST);
+	assert_verr_one(&e,
+			"7001/udp on host 'host-b': already reserved by service 'alpha' (runtime "
+			"reservation)",
+			"host-only under cluster-wide");
+	verr_free(&e);
+	rev = registry_state(f->r)->rev;
+	reserve_host_ok(f, 7001, IPPROTO_UDP, "host-b", "alpha");
+	assert_int_equal(registry_state(f->r)->rev, rev);
+
+	reserve_host_ok(f, 7002, IPPROTO_UDP, "host-a", "beta");
+	reserve_host_ok(f, 7002, IPPROTO_UDP, "host-b", "beta");
+	/* the service's own host-only reservations do not stop it reserving everywhere */
+	reserve_ok(f, 7002, IPPROTO_UDP, "beta");
+	assert_owner(f, 7002, IPPROTO_UDP, "beta", ORIGIN_RUNTIME);
+	assert_int_equal(registry_service_delete(f->r, "beta", &e), 0);
+	for (size_t i = 0; i < registry_state(f->r)->n_resv; i++)
+		assert_string_equal(registry_state(f->r)->resv[i].service, "alpha");
+	assert_owner(f, 7002, IPPROTO_UDP, NULL, 0);
+}
+
+/* What another host writes for (port, proto): the guard written with it. */
+static void other_host_reserves(struct fx *f, const char *key, const char *svc,
+				const char *guard_key)
+{
+	char value[128];
+	struct kv_op ops[2] = {
+		{ KV_PUT, key, value, KV_REV_ABSENT },
+		{ KV_PUT, guard_key, "{\"service\":\"x\"}", KV_REV_ANY },
+	};
+	size_t failed;
+	uint64_t rev;
+
+	snprintf(value, sizeof(value), "{\"service\":\"%s\",\"origin\":\"runtime\"}", svc);
+	assert_int_equal(f->b->ops->txn(f->b, ops, 2, &rev, &failed), 0);
+}
+
+/*
+ * The race etcd cannot see through the keys alone: a cluster-wide reservation and a
+ * host-only one are different keys. Another host's commit that the model has not seen yet
+ * moved the guard: our compare fails, the store is read again, the owner is named. A
+ * commit for another host's different service moved it too: that is no conflict, the retry
+ * commits.
+ */
+static void test_host_cluster_race(void **state)
+{
+	struct fx *f = *state;
+	struct verr e = {};
+
+	registry_set_host(f->r, "host-a");
+	apply_ok(f, "alpha", "[]");
+	apply_ok(f, "beta", "[]");
+	other_host_reserves(f, "reservations/7002/tcp", "beta", "portowners/7002/tcp");
+	assert_null(registry_owner(f->r, 7002, IPPROTO_TCP, NULL)); /* not seen yet */
+	assert_int_equal(registry_reserve(f->r, 7002, IPPROTO_TCP, "host-b", "alpha", &e), -EEXIST);
+	assert_verr_one(&e,
+			"7002/tcp on host 'host-b': already reserved by service 'beta' (runtime "
+			"reservation, committed concurrently)",
+			"lost race, host-only");
+	verr_free(&e);
+	assert_null(registry_resv(registry_state(f->r), 7002, IPPROTO_TCP, "host-b"));
+
+	other_host_reserves(f, "hostreservations/host-c/7003/tcp", "beta", "portowners/7003/tcp");
+	assert_int_equal(registry_reserve(f->r, 7003, IPPROTO_TCP, NULL, "alpha", &e), -EEXIST);
+	assert_verr_one(&e,
+			"7003/tcp: already reserved on host 'host-c' by service 'beta' (runtime "
+			"reservation, committed concurrently)",
+			"lost race, cluster-wide");
+	verr_free(&e);
+
+	other_host_reserves(f, "hostreservations/host-c/7004/tcp", "beta", "portowners/7004/tcp");
+	reserve_host_ok(f, 7004, IPPROTO_TCP, "host-a", "alpha");
+	assert_owner(f, 7004, IPPROTO_TCP, "alpha", ORIGIN_RUNTIME);
+	assert_non_null(registry_resv(registry_state(f->r), 7004, IPPROTO_TCP, "host-c"));
+}
+
+/* Another host's host-only reservation of this host reaches the kernel's slot (delta). */
+static void test_host_foreign_change(void **state)
+{
+	struct fx *f = *state;
+
+	registry_set_host(f->r, "host-a");
+	apply_ok(f, "alpha", "[]");
+	other_host_reserves(f, "hostreservations/host-a/7005/udp", "alpha", "portowners/7005/udp");
+	assert_int_equal(registry_poll(f->r), 0);
+	assert_int_equal(f->n_last_slots, 1);
+	assert_int_equal(f->last_slots[0], REG_SLOT(7005, IPPROTO_UDP));
+	assert_string_equal(registry_slot_owner(f->seen_st, REG_SLOT(7005, IPPROTO_UDP)), "alpha");
+}
+
 #define F(t) cmocka_unit_test_setup_teardown(t, fx_setup, fx_teardown)
 #define D(t) cmocka_unit_test_setup_teardown(t, tmpdir_setup, tmpdir_teardown)
 
@@ -1184,6 +1400,10 @@ int main(void)
 		F(test_reserve_retry_noop),
 		F(test_too_many_services),
 		F(test_foreign_change_reaches_model),
+		F(test_host_reserve),
+		F(test_host_vs_cluster),
+		F(test_host_cluster_race),
+		F(test_host_foreign_change),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -449,6 +449,23 @@ static const struct bad_case bad_health[] = {
 	  SVC ": health.exec[1]: expected string, got null" },
 	{ HEALTH("{\"exec\": [5, \"--quick\"]}"),
 	  SVC ": health.exec[0]: expected string, got integer 5" },
+	/* who an exec check runs as */
+	{ HEALTH("{\"exec\": [\"/bin/check\"], \"user\": \"Root\"}"),
+	  SVC ": health.user: invalid user \"Root\" (expected a login name or a uid below "
+	      "4294967295)" },
+	{ HEALTH("{\"exec\": [\"/bin/check\"], \"user\": \"../x\"}"),
+	  SVC ": health.user: invalid user \"../x\" (expected a login name or a uid below "
+	      "4294967295)" },
+	{ HEALTH("{\"exec\": [\"/bin/check\"], \"user\": \"4294967295\"}"),
+	  SVC ": health.user: invalid user \"4294967295\" (expected a login name or a uid below "
+	      "4294967295)" },
+	{ HEALTH("{\"exec\": [\"/bin/check\"], \"user\": \"a23456789012345678901234567890123\"}"),
+	  SVC ": health.user: invalid user \"a23456789012345678901234567890123\" (expected a login "
+	      "name or a uid below 4294967295)" },
+	{ HEALTH("{\"exec\": [\"/bin/check\"], \"user\": 0}"),
+	  SVC ": health.user: expected string, got integer 0" },
+	{ HEALTH("{" TCP ", \"user\": \"app\"}"),
+	  SVC ": health.user: only an exec check runs as a user" },
 	{ HEALTH("{" TCP ", \"interval_s\": 0}"),
 	  SVC ": health.interval_s: 0 out of range 1-3600" },
 	{ HEALTH("{" TCP ", \"interval_s\": 3601}"),
@@ -616,12 +633,14 @@ static void test_health_exec(void **state)
 	"{\"name\":\"svc\",\"ports\":[\"8100/tcp\"],\"databases\":[{\"name\":\"analytics-db\","    \
 	"\"max_connections\":10},{\"name\":\"cache\"}],\"credentials\":[{\"env\":\"API_TOKEN\"},"  \
 	"{\"file\":\"/etc/caelum/x.key\",\"mode\":\"0600\",\"owner\":\"root\"}],"                  \
-	"\"health\":{\"exec\":[\"/usr/bin/check\",\"--quick\"],\"interval_s\":30,"                 \
+	"\"health\":{\"exec\":[\"/usr/bin/"                                                        \
+	"check\",\"--quick\"],\"user\":\"app\",\"interval_s\":30,"                                 \
 	"\"timeout_s\":5,\"failures_before_critical\":2}}"
 
 static void assert_full(const struct service_spec *s)
 {
 	assert_string_equal(s->name, "svc");
+	assert_string_equal(s->health.user, "app");
 	assert_int_equal(s->n_ports, 1);
 	assert_int_equal(s->n_dbs, 2);
 	assert_string_equal(s->dbs[0].name, "analytics-db");
@@ -655,7 +674,8 @@ static void test_round_trip(void **state)
 	/* key order differs from the canonical one */
 	assert_int_equal(
 		parse_svc("{\"health\": {\"timeout_s\": 5, \"failures_before_critical\": 2, "
-			  "\"exec\": [\"/usr/bin/check\", \"--quick\"], \"interval_s\": 30}, "
+			  "\"exec\": [\"/usr/bin/check\", \"--quick\"], \"interval_s\": 30, "
+			  "\"user\": \"app\"}, "
 			  "\"credentials\": [{\"env\": \"API_TOKEN\"}, {\"owner\": \"root\", "
 			  "\"mode\": \"600\", \"file\": \"/etc/caelum/x.key\"}], "
 			  "\"databases\": [{\"max_connections\": 10, \"name\": "

@@ -202,14 +202,16 @@ static int port_list(int argc, char **argv)
 		ctl_json_print(res);
 		return 0;
 	}
-	printf("%-6s %-5s %-24s %-8s %s\n", "PORT", "PROTO", "SERVICE", "ORIGIN", "MANAGED");
+	printf("%-6s %-5s %-24s %-8s %-7s %s\n", "PORT", "PROTO", "SERVICE", "ORIGIN", "MANAGED",
+	       "HOST");
 	for (size_t i = 0; i < json_object_array_length(res); i++) {
 		struct json_object *o = json_object_array_get_idx(res, i), *m;
 
 		json_object_object_get_ex(o, "managed", &m);
-		printf("%-6lld %-5s %-24s %-8s %s\n", (long long)jint(o, "port"), jstr(o, "proto"),
-		       jstr(o, "service"), jstr(o, "origin"),
-		       json_object_get_boolean(m) ? "yes" : "no");
+		printf("%-6lld %-5s %-24s %-8s %-7s %s\n", (long long)jint(o, "port"),
+		       jstr(o, "proto"), jstr(o, "service"), jstr(o, "origin"),
+		       json_object_get_boolean(m) ? "yes" : "no",
+		       jstr(o, "host") ? jstr(o, "host") : "*");
 	}
 	json_object_put(res);
 	return 0;
@@ -223,39 +225,65 @@ static int print_port_result(int rc, struct json_object *res, const char *verb)
 		ctl_json_print(res);
 		return 0;
 	}
-	printf("%s %lld/%s %s %s\n", verb, (long long)jint(res, "port"), jstr(res, "proto"),
-	       strcmp(verb, "released") ? "for" : "from", jstr(res, "service"));
+	printf("%s %lld/%s %s %s%s%s\n", verb, (long long)jint(res, "port"), jstr(res, "proto"),
+	       strcmp(verb, "released") ? "for" : "from", jstr(res, "service"),
+	       jstr(res, "host") ? " on host " : "", jstr(res, "host") ? jstr(res, "host") : "");
 	json_object_put(res);
+	return 0;
+}
+
+/* KEYWORD VALUE pairs after PORT[/PROTO] (each of allowed at most once) into p. */
+static int port_keywords(struct json_object *p, int argc, char **argv, const char *const *allowed,
+			 const char *usage)
+{
+	for (; argc; argc -= 2, argv += 2) {
+		const char *const *k = allowed;
+
+		while (*k && !is_prefix(argv[0], *k))
+			k++;
+		if (argc < 2 || !*k || json_object_object_get_ex(p, *k, NULL))
+			return ctl_usage("%s", usage);
+		json_object_object_add(p, *k, json_object_new_string(argv[1]));
+	}
 	return 0;
 }
 
 static int port_reserve(int argc, char **argv)
 {
+	static const char *const keys[] = { "service", "host", NULL };
+	static const char usage[] = "usage: port reserve PORT[/PROTO] service NAME [host HOST]";
 	struct json_object *p, *res = NULL;
 	int rc;
 
-	if (argc != 3 || !is_prefix(argv[1], "service"))
-		return ctl_usage("usage: port reserve PORT[/PROTO] service NAME");
+	if (argc < 1)
+		return ctl_usage("%s", usage);
 	p = port_params(argv[0], &rc);
 	if (!p)
 		return rc;
-	json_object_object_add(p, "service", json_object_new_string(argv[2]));
-	rc = ctl_call("port.reserve", p, &res);
+	rc = port_keywords(p, argc - 1, argv + 1, keys, usage);
+	if (!rc && !json_object_object_get_ex(p, "service", NULL))
+		rc = ctl_usage("%s", usage);
+	if (!rc)
+		rc = ctl_call("port.reserve", p, &res);
 	json_object_put(p);
 	return print_port_result(rc, res, "reserved");
 }
 
 static int port_release(int argc, char **argv)
 {
+	static const char *const keys[] = { "host", NULL };
+	static const char usage[] = "usage: port release PORT[/PROTO] [host HOST]";
 	struct json_object *p, *res = NULL;
 	int rc;
 
-	if (argc != 1)
-		return ctl_usage("usage: port release PORT[/PROTO]");
+	if (argc < 1)
+		return ctl_usage("%s", usage);
 	p = port_params(argv[0], &rc);
 	if (!p)
 		return rc;
-	rc = ctl_call("port.release", p, &res);
+	rc = port_keywords(p, argc - 1, argv + 1, keys, usage);
+	if (!rc)
+		rc = ctl_call("port.release", p, &res);
 	json_object_put(p);
 	return print_port_result(rc, res, "released");
 }
@@ -332,8 +360,9 @@ static int port_help(int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	fprintf(stderr,
-		"Usage: caelumctl port { list | reserve PORT[/PROTO] service NAME |\n"
-		"                        release PORT[/PROTO] | alloc service NAME [proto P] |\n"
+		"Usage: caelumctl port { list | reserve PORT[/PROTO] service NAME [host HOST] |\n"
+		"                        release PORT[/PROTO] [host HOST] |\n"
+		"                        alloc service NAME [proto P] |\n"
 		"                        who PORT[/PROTO] | help }\n");
 	return 0;
 }

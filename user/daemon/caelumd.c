@@ -305,6 +305,14 @@ static void warn_overallocation(struct daemon *d)
 	}
 }
 
+/* Does service run on this host (its cgroup has processes)? For per-host admission. */
+static bool runs_here(void *ctx, const char *service)
+{
+	const struct svc_rt *rt = svcs_find(&((struct daemon *)ctx)->svcs, service);
+
+	return rt && rt->running;
+}
+
 static int setup_registry(struct daemon *d)
 {
 	struct registry_backend *b;
@@ -326,6 +334,11 @@ static int setup_registry(struct daemon *d)
 		return print_verr(&e, "registry is invalid");
 	}
 	registry_set_capacity(d->reg, &d->cfg.cap);
+	registry_set_host(d->reg, d->cfg.host);
+	/* shared by several hosts: each admits what it runs */
+	if (registry_etcd_client(registry_backend_of(d->reg)))
+		registry_set_placement(d->reg,
+				       &(struct reg_placement){ .runs_here = runs_here, .ctx = d });
 	err = spec_load_dir(d->cfg.services_dir, &specs, &n, &e);
 	if (!err)
 		err = dbspec_load_dir(d->cfg.databases_dir, &dbs, &n_dbs, &e);

@@ -152,6 +152,20 @@ int resources_setup(struct daemon *d);
 int resources_apply(struct daemon *d);
 struct json_object *resources_json(struct daemon *d);
 struct json_object *resources_service_json(struct daemon *d, const struct reg_service *s);
+
+/* This host's use by the services it runs (cgroup populated). */
+struct host_use {
+	size_t running;		   /* services running here */
+	int64_t cpus_used_milli;   /* measured: the sum of their cpu_usage over cpu_window_s
+				    * (milli-CPUs); -1 when services run but none is measured
+				    * (no cpu component), 0 when none runs */
+	int64_t memory_used_bytes; /* measured: the sum of their cgroups' memory.current;
+				    * -1 when none has the memory controller, 0 when none runs */
+	int64_t cpus_alloc_milli;  /* what their reservations ask: milli-CPUs */
+	int64_t memory_alloc_mb;   /* and MiB */
+};
+/* Fill u (O(services); reads one cgroup file per running service). */
+void resources_host_use(struct daemon *d, struct host_use *u);
 /* Per dimension: how it is enforced on this host. */
 struct json_object *resources_enforcement_json(struct daemon *d);
 /* How a task budget is enforced here, for run's output; *kills: a whole process dies. */

@@ -1,4 +1,6 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+#include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +67,27 @@ static void on_result(void *ctx, const struct probe_result *r)
 	free(hc);
 }
 
+/* Who an exec check runs as: health.user, "nobody" when unset; a uid without a passwd entry
+ * runs with the gid of the same number. 0, or -ENOENT for a name nobody has. */
+static int check_user(const char *user, uid_t *uid, gid_t *gid)
+{
+	const char *name = user ? user : "nobody";
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+
+	if (strspn(name, "0123456789") == strlen(name)) {
+		*uid = (uid_t)strtoul(name, NULL, 10);
+		getpwuid_r(*uid, &pw, buf, sizeof(buf), &res);
+		*gid = res ? res->pw_gid : (gid_t)*uid;
+		return 0;
+	}
+	if (getpwnam_r(name, &pw, buf, sizeof(buf), &res) || !res)
+		return -ENOENT;
+	*uid = res->pw_uid;
+	*gid = res->pw_gid;
+	return 0;
+}
+
 static void start(struct daemon *d, struct svc_rt *rt, const struct spec_health *h)
 {
 	struct probe_spec ps = { .timeout_ms = (unsigned int)h->timeout_s * 1000 };
@@ -81,6 +104,18 @@ static void start(struct daemon *d, struct svc_rt *rt, const struct spec_health 
 	snprintf(ps.target, sizeof(ps.target), "%s", h->target ? h->target : "");
 	ps.argv = h->argv;
 	snprintf(ps.cgroup, sizeof(ps.cgroup), "%s", d->probe_cgroup);
+	if (ps.kind == PROBE_EXEC) {
+		ps.run_as = true;
+		if (check_user(h->user, &ps.uid, &ps.gid)) {
+			struct probe_result r = { .ok = 0 };
+
+			snprintf(r.detail, sizeof(r.detail), "health.user \"%s\": no such user",
+				 h->user ? h->user : "nobody");
+			rt->health_probe = NULL;
+			on_result(hc, &r);
+			return;
+		}
+	}
 	if (probe_start(d->loop, &ps, on_result, hc, &rt->health_probe)) {
 		rt->health_probe = NULL;
 		free(hc);

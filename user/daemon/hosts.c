@@ -105,7 +105,8 @@ static struct json_object *usage_json(struct daemon *d, struct json_object **hea
 {
 	const struct reg_state *st = registry_state(d->reg);
 	struct json_object *u = json_object_new_object();
-	size_t running = 0, healthy = 0, unhealthy = 0;
+	size_t running = 0, healthy = 0, unhealthy = 0, here = 0;
+	struct host_use use;
 
 	for (size_t i = 0; i < d->svcs.n; i++) {
 		const struct svc_rt *rt = &d->svcs.v[i];
@@ -115,9 +116,27 @@ static struct json_object *usage_json(struct daemon *d, struct json_object **hea
 		healthy += !strcmp(h, "healthy");
 		unhealthy += !strcmp(h, "unhealthy");
 	}
+	resources_host_use(d, &use);
 	json_object_object_add(u, "services", json_object_new_uint64(st->n_svcs));
 	json_object_object_add(u, "running", json_object_new_uint64(running));
-	json_object_object_add(u, "reservations", json_object_new_uint64(st->n_resv));
+	/* runtime reservations in force here: on every host, or on this one */
+	for (size_t i = 0; i < st->n_resv; i++)
+		here += !st->resv[i].host || !strcmp(st->resv[i].host, d->cfg.host);
+	json_object_object_add(u, "reservations", json_object_new_uint64(here));
+	/* measured (null: not measured here), then what the services running here reserve:
+	 * the same units as "capacity" (CPUs, MiB) */
+	json_object_object_add(u, "cpus",
+			       use.cpus_used_milli < 0
+				       ? NULL
+				       : json_object_new_double(use.cpus_used_milli / 1000.0));
+	json_object_object_add(u, "memory_mb",
+			       use.memory_used_bytes < 0
+				       ? NULL
+				       : json_object_new_int64(use.memory_used_bytes >> 20));
+	json_object_object_add(u, "cpus_allocated",
+			       json_object_new_double(use.cpus_alloc_milli / 1000.0));
+	json_object_object_add(u, "memory_mb_allocated",
+			       json_object_new_int64(use.memory_alloc_mb));
 	*health = json_object_new_object();
 	json_object_object_add(*health, "healthy", json_object_new_uint64(healthy));
 	json_object_object_add(*health, "unhealthy", json_object_new_uint64(unhealthy));

@@ -23,7 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <grp.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
@@ -387,9 +389,20 @@ static bool exec_find(const char *cmd, char path[PATH_MAX])
 	return false;
 }
 
+/* Become s's uid:gid for good (probe.h, run_as). 0 or -1 with errno. */
+static int drop_to(const struct probe_spec *s)
+{
+	if (!s->run_as)
+		return 0;
+	if (setgroups(0, NULL) || setresgid(s->gid, s->gid, s->gid) ||
+	    setresuid(s->uid, s->uid, s->uid))
+		return -1;
+	return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+}
+
 /* The command's side of the fork: never returns. errno goes back through errw on failure. */
 static void __attribute__((noreturn))
-exec_child(const char *path, char *const *argv, int outw, int errw, bool own_group)
+exec_child(const struct probe_spec *s, const char *path, int outw, int errw, bool own_group)
 {
 	static char *const envp[] = { "PATH=" PROBE_EXEC_PATH, NULL };
 	int null = open("/dev/null", O_RDONLY | O_CLOEXEC), err;
@@ -401,9 +414,9 @@ exec_child(const char *path, char *const *argv, int outw, int errw, bool own_gro
 	if (null < 0 || dup2(null, 0) < 0 || dup2(outw, 1) < 0 || dup2(outw, 2) < 0 || chdir("/"))
 		goto fail;
 	/* errw is O_CLOEXEC: it stays open for the errno until execve() succeeds */
-	if (fds_close(3, ~0U, CLOSE_RANGE_CLOEXEC))
+	if (fds_close(3, ~0U, CLOSE_RANGE_CLOEXEC) || drop_to(s))
 		goto fail;
-	execve(path, argv, envp);
+	execve(path, s->argv, envp);
 fail:
 	err = errno;
 	if (write(errw, &err, sizeof(err)) != sizeof(err))
@@ -412,7 +425,8 @@ fail:
 }
 
 /* Fork and exec; *pid, and 0, or an exec errno (> 0, the child is reaped), or -errno. */
-static int exec_spawn(const char *path, char *const *argv, int outw, bool own_group, pid_t *pid)
+static int exec_spawn(const struct probe_spec *s, const char *path, int outw, bool own_group,
+		      pid_t *pid)
 {
 	int ep[2], err = 0;
 	ssize_t n;
@@ -427,7 +441,7 @@ static int exec_spawn(const char *path, char *const *argv, int outw, bool own_gr
 		return err;
 	}
 	if (!*pid)
-		exec_child(path, argv, outw, ep[1], own_group);
+		exec_child(s, path, outw, ep[1], own_group);
 	if (own_group)
 		setpgid(*pid, *pid); /* both sides: the group exists before any kill(-pid) */
 	close(ep[1]);
@@ -572,7 +586,7 @@ static int probe_exec(const struct probe_spec *s, uint64_t deadline, bool own_gr
 	if (fcntl(out[0], F_SETFL, O_NONBLOCK)) {
 		err = local_err(r, "configure the output pipe");
 	} else {
-		err = exec_spawn(path, s->argv, out[1], own_group, &pid);
+		err = exec_spawn(s, path, out[1], own_group, &pid);
 		close(out[1]);
 		out[1] = -1;
 	}

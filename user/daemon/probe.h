@@ -24,7 +24,9 @@
 #define CAELUM_PROBE_H
 
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "loop.h"
 
@@ -48,6 +50,15 @@ struct probe_spec {
 	char target[PROBE_TARGET_MAX];
 	/* EXEC: NULL-terminated; argv[0] an absolute path or a name looked up in PROBE_EXEC_PATH */
 	char *const *argv;
+	/*
+	 * EXEC: run_as set: the command runs as uid:gid with no supplementary groups, and so
+	 * with no capabilities (setuid(2) from root clears them), and with no_new_privs (no
+	 * set-user-ID program gets them back). A health check is the spec author's code, not
+	 * root's: caelumd always sets it (the spec's health.user, default "nobody").
+	 */
+	bool run_as;
+	uid_t uid;
+	gid_t gid;
 	int db_kind;		 /* DB: enum db_kind */
 	unsigned int timeout_ms; /* the whole probe, 1..PROBE_TIMEOUT_MAX_MS */
 	/*

@@ -309,6 +309,63 @@ struct json_object *resources_service_json(struct daemon *d, const struct reg_se
 	return o;
 }
 
+/* memory.current of a cgroup in bytes; -errno (no memory controller there: -ENOENT). */
+static int64_t memory_current(const char *cg)
+{
+	char path[PATH_MAX], buf[32], *end;
+	long long v;
+	int err;
+
+	snprintf(path, sizeof(path), "%s/memory.current", cg);
+	err = read_line(path, buf, sizeof(buf));
+	if (err)
+		return err;
+	errno = 0;
+	v = strtoll(buf, &end, 10);
+	return !buf[0] || *end || errno || v < 0 ? -EINVAL : v;
+}
+
+/* A service's measured CPUs (milli) as the components report it ("cpu_usage"); -1: none. */
+static int64_t cpu_used_milli(struct daemon *d, const struct reg_service *s)
+{
+	struct json_object *o = json_object_new_object(), *v;
+	struct comp_env env;
+	int64_t milli = -1;
+
+	daemon_comp_env(d, &env);
+	components_service_json(&d->comps, &env, s, o);
+	if (json_object_object_get_ex(o, "cpu_usage", &v) && v)
+		milli = (int64_t)(json_object_get_double(v) * 1000.0 + 0.5);
+	json_object_put(o);
+	return milli;
+}
+
+void resources_host_use(struct daemon *d, struct host_use *u)
+{
+	*u = (struct host_use){ .cpus_used_milli = -1, .memory_used_bytes = -1 };
+	for (size_t i = 0; i < d->svcs.n; i++) {
+		const struct svc_rt *rt = &d->svcs.v[i];
+		const struct reg_service *s = registry_service(d->reg, rt->name);
+		int64_t cpu, mem;
+
+		if (!s || !rt->running || !rt->cgroup)
+			continue;
+		u->running++;
+		u->cpus_alloc_milli += s->spec.res.cpus_milli;
+		u->memory_alloc_mb += s->spec.res.memory_mb;
+		cpu = cpu_used_milli(d, s);
+		if (cpu >= 0)
+			u->cpus_used_milli =
+				(u->cpus_used_milli < 0 ? 0 : u->cpus_used_milli) + cpu;
+		mem = memory_current(rt->cgroup);
+		if (mem >= 0)
+			u->memory_used_bytes =
+				(u->memory_used_bytes < 0 ? 0 : u->memory_used_bytes) + mem;
+	}
+	if (!u->running) /* nothing runs: nothing used */
+		u->cpus_used_milli = u->memory_used_bytes = 0;
+}
+
 struct json_object *resources_json(struct daemon *d)
 {
 	const struct reg_state *st = registry_state(d->reg);

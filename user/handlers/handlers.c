@@ -109,6 +109,18 @@ int hc_param_service(struct call *c, const char *key, const char **out)
 	return 0;
 }
 
+int hc_param_host(struct call *c, const char **out)
+{
+	if (hc_param_str(c, "host", false, out))
+		return -1;
+	if (*out && !host_name_valid(*out))
+		return hc_fail(c, EXIT_USAGE,
+			       "params: host: invalid host name \"%s\" (expected an RFC 1123 host "
+			       "name: labels of [A-Za-z0-9-], dots between)",
+			       *out);
+	return 0;
+}
+
 int hc_param_proto(struct call *c, uint8_t *proto)
 {
 	const char *s;
@@ -156,19 +168,34 @@ void hc_fmt_port(char *buf, size_t len, uint16_t port, uint8_t proto)
 static struct json_object *service_json(const struct handler_ctx *x, const struct reg_service *s)
 {
 	struct json_object *o = spec_to_json(&s->spec), *ports, *rt_ports = json_object_new_array();
+	struct json_object *host_ports = json_object_new_array();
 	const struct reg_state *st = registry_state(x->reg);
 	struct svc_rt *rt = svcs_find(x->svcs, s->spec.name);
 	char buf[32];
 
 	json_object_object_get_ex(o, "ports", &ports);
 	for (size_t i = 0; i < st->n_resv; i++) {
-		if (strcmp(st->resv[i].service, s->spec.name))
+		const struct reg_resv *r = &st->resv[i];
+		struct json_object *h;
+
+		if (strcmp(r->service, s->spec.name))
 			continue;
-		hc_fmt_port(buf, sizeof(buf), st->resv[i].port, st->resv[i].proto);
+		hc_fmt_port(buf, sizeof(buf), r->port, r->proto);
+		if (r->host) {
+			h = json_object_new_object();
+			json_object_object_add(h, "port", json_object_new_string(buf));
+			json_object_object_add(h, "host", json_object_new_string(r->host));
+			json_object_array_add(host_ports, h);
+		}
+		/* ports and runtime_ports: what it holds on this host */
+		if (r->host && strcmp(r->host, x->cfg->host))
+			continue;
 		json_object_array_add(ports, json_object_new_string(buf));
 		json_object_array_add(rt_ports, json_object_new_string(buf));
 	}
 	json_object_object_add(o, "runtime_ports", rt_ports);
+	/* its host-only reservations on every host: [{"port": "7000/tcp", "host"}] */
+	json_object_object_add(o, "host_ports", host_ports);
 	json_object_object_add(o, "origin", json_object_new_string(origin_name(s->origin)));
 	json_object_object_add(o, "source",
 			       s->spec.source ? json_object_new_string(s->spec.source) : NULL);
@@ -227,8 +254,9 @@ int hc_foreign_holders(const struct handler_ctx *x, const char *svc, uint16_t po
 	return found ? -EBUSY : 0;
 }
 
+/* on: the host of a host-only reservation ("on_host"; an event's "host" is its emitter). */
 static void emit_port_event(const struct handler_ctx *x, const char *type, uint16_t port,
-			    uint8_t proto, const char *service)
+			    uint8_t proto, const char *on, const char *service)
 {
 	struct json_object *e = event_new(x->ev, type, "changed");
 
@@ -236,7 +264,23 @@ static void emit_port_event(const struct handler_ctx *x, const char *type, uint1
 	json_object_object_add(e, "owner", json_object_new_string(service));
 	json_object_object_add(e, "port", json_object_new_int(port));
 	json_object_object_add(e, "proto", json_object_new_string(proto_name(proto)));
+	if (on)
+		json_object_object_add(e, "on_host", json_object_new_string(on));
 	events_emit(x->ev, e);
+}
+
+/* {"port", "proto", "service", "host"?}: what reserve and release answer. */
+static struct json_object *port_result(uint16_t port, uint8_t proto, const char *on,
+				       const char *service)
+{
+	struct json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "port", json_object_new_int(port));
+	json_object_object_add(o, "proto", json_object_new_string(proto_name(proto)));
+	json_object_object_add(o, "service", json_object_new_string(service));
+	if (on)
+		json_object_object_add(o, "host", json_object_new_string(on));
+	return o;
 }
 
 static void emit_service_event(const struct handler_ctx *x, const char *type, const char *name)
@@ -437,6 +481,9 @@ static struct json_object *claim_json(const struct config *cfg, const struct reg
 		json_object_new_string(cl->origin == ORIGIN_RUNTIME ? "runtime" : "spec"));
 	json_object_object_add(o, "managed",
 			       json_object_new_boolean(hc_port_managed(cfg, cl->port, cl->proto)));
+	/* a host-only reservation's host; absent: on every host */
+	if (cl->host)
+		json_object_object_add(o, "host", json_object_new_string(cl->host));
 	return o;
 }
 
@@ -446,7 +493,7 @@ static int h_port_list(struct call *c)
 	size_t n;
 	int err;
 
-	err = registry_claims(registry_state(c->x->reg), &cl, &n);
+	err = registry_claims_all(registry_state(c->x->reg), &cl, &n);
 	if (err)
 		return hc_fail(c, EXIT_FAIL, "failed to list reservations: %s", strerror(-err));
 	c->result = json_object_new_array();
@@ -456,8 +503,10 @@ static int h_port_list(struct call *c)
 	return 0;
 }
 
-static int reserve(struct call *c, uint16_t port, uint8_t proto, const char *svc)
+/* Reserve on every host (on NULL) or on host on only. */
+static int reserve(struct call *c, uint16_t port, uint8_t proto, const char *on, const char *svc)
 {
+	bool here = !on || !strcmp(on, c->x->cfg->host);
 	struct verr e = {};
 	char what[32];
 	int err;
@@ -465,67 +514,64 @@ static int reserve(struct call *c, uint16_t port, uint8_t proto, const char *svc
 	hc_fmt_port(what, sizeof(what), port, proto);
 	if (!registry_service(c->x->reg, svc))
 		return hc_fail(c, EXIT_CONFIG, "%s: unknown service '%s'", what, svc);
-	if (hc_foreign_holders(c->x, svc, port, proto, false, &e, what))
+	/* this host's sockets: another host's are that host's business */
+	if (here && hc_foreign_holders(c->x, svc, port, proto, false, &e, what))
 		return hc_fail_verr(c, EXIT_CONFIG, &e);
 	hc_change_begin(c);
-	err = registry_reserve(c->x->reg, port, proto, svc, &e);
+	err = registry_reserve(c->x->reg, port, proto, on, svc, &e);
 	if (err) {
 		hc_change_end(c);
 		return hc_fail_verr(
 			c, registry_err_unavailable(err) ? EXIT_UNAVAILABLE : EXIT_CONFIG, &e);
 	}
-	emit_port_event(c->x, "port_reserved", port, proto, svc);
+	emit_port_event(c->x, "port_reserved", port, proto, on, svc);
 	if (hc_change_end(c))
 		return -1;
-	c->result = json_object_new_object();
-	json_object_object_add(c->result, "port", json_object_new_int(port));
-	json_object_object_add(c->result, "proto", json_object_new_string(proto_name(proto)));
-	json_object_object_add(c->result, "service", json_object_new_string(svc));
+	c->result = port_result(port, proto, on, svc);
 	return 0;
 }
 
 static int h_port_reserve(struct call *c)
 {
-	static const char *const keys[] = { "port", "proto", "service", NULL };
-	const char *svc;
+	static const char *const keys[] = { "port", "proto", "service", "host", NULL };
+	const char *svc, *on;
 	uint16_t port;
 	uint8_t proto;
 
 	if (hc_params_check(c, keys) || hc_param_port(c, &port) || hc_param_proto(c, &proto) ||
-	    hc_param_service(c, "service", &svc))
+	    hc_param_service(c, "service", &svc) || hc_param_host(c, &on))
 		return -1;
-	return reserve(c, port, proto, svc);
+	return reserve(c, port, proto, on, svc);
 }
 
 static int h_port_release(struct call *c)
 {
-	static const char *const keys[] = { "port", "proto", NULL };
+	static const char *const keys[] = { "port", "proto", "host", NULL };
+	const struct reg_resv *cur;
 	struct verr e = {};
-	const char *owner;
 	char svc[SERVICE_NAME_MAX + 1] = "";
+	const char *on;
 	uint16_t port;
 	uint8_t proto;
 	int err;
 
-	if (hc_params_check(c, keys) || hc_param_port(c, &port) || hc_param_proto(c, &proto))
+	if (hc_params_check(c, keys) || hc_param_port(c, &port) || hc_param_proto(c, &proto) ||
+	    hc_param_host(c, &on))
 		return -1;
-	owner = registry_owner(c->x->reg, port, proto, NULL);
-	if (owner)
-		snprintf(svc, sizeof(svc), "%s", owner);
+	cur = registry_resv(registry_state(c->x->reg), port, proto, on);
+	if (cur)
+		snprintf(svc, sizeof(svc), "%s", cur->service);
 	hc_change_begin(c);
-	err = registry_release(c->x->reg, port, proto, &e);
+	err = registry_release(c->x->reg, port, proto, on, &e);
 	if (err) {
 		hc_change_end(c);
 		c->err->not_found = err == -ENOENT;
 		return hc_fail_verr(c, hc_registry_exit(err), &e);
 	}
-	emit_port_event(c->x, "port_released", port, proto, svc);
+	emit_port_event(c->x, "port_released", port, proto, on, svc);
 	if (hc_change_end(c))
 		return -1;
-	c->result = json_object_new_object();
-	json_object_object_add(c->result, "port", json_object_new_int(port));
-	json_object_object_add(c->result, "proto", json_object_new_string(proto_name(proto)));
-	json_object_object_add(c->result, "service", json_object_new_string(svc));
+	c->result = port_result(port, proto, on, svc);
 	return 0;
 }
 
@@ -544,15 +590,16 @@ static int h_port_alloc(struct call *c)
 	for (uint32_t port = 1; port <= 65535; port++) {
 		struct verr e = {};
 
+		/* free on every host: alloc reserves on every host */
 		if (!hc_port_managed(cfg, (uint16_t)port, proto) ||
-		    registry_owner(c->x->reg, (uint16_t)port, proto, NULL))
+		    !registry_port_free(registry_state(c->x->reg), (uint16_t)port, proto))
 			continue;
 		/* Someone squatting from before Caelum started: not free. */
 		if (hc_foreign_holders(c->x, NULL, (uint16_t)port, proto, true, &e, "alloc")) {
 			verr_free(&e);
 			continue;
 		}
-		return reserve(c, (uint16_t)port, proto, svc);
+		return reserve(c, (uint16_t)port, proto, NULL, svc);
 	}
 	return hc_fail(c, EXIT_CONFIG, "no free %s port left in the managed ranges",
 		       proto_name(proto));

@@ -52,6 +52,9 @@ int hc_params_check(struct call *c, const char *const *allowed);
 struct json_object *hc_param(struct call *c, const char *key);
 int hc_param_str(struct call *c, const char *key, bool required, const char **out);
 int hc_param_service(struct call *c, const char *key, const char **out);
+/* Optional "host": *out NULL when absent, else an RFC 1123 host name (EXIT_USAGE, 2,
+ * naming the value, otherwise). 0 or -1 (c's error set). */
+int hc_param_host(struct call *c, const char **out);
 int hc_param_proto(struct call *c, uint8_t *proto);
 int hc_param_port(struct call *c, uint16_t *port);
 void hc_fmt_port(char *buf, size_t len, uint16_t port, uint8_t proto);

@@ -110,33 +110,6 @@ static void config_defaults(struct config *cfg)
 	cfg->registry.timeout_ms = 5000;
 }
 
-/* RFC 1123 host name: labels of [A-Za-z0-9-], not starting or ending with '-'. */
-static bool hostname_valid(const char *s)
-{
-	size_t label = 0, len = strlen(s);
-
-	if (!len || len > 253)
-		return false;
-	for (size_t i = 0; i <= len; i++) {
-		char c = s[i];
-
-		if (c == '.' || c == '\0') {
-			if (!label || s[i - 1] == '-')
-				return false;
-			label = 0;
-			continue;
-		}
-		if (!(c == '-' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-		      (c >= 'A' && c <= 'Z')))
-			return false;
-		if (c == '-' && label == 0)
-			return false;
-		if (++label > 63)
-			return false;
-	}
-	return true;
-}
-
 static void get_mode(struct json_object *v, const char *file, const char *path, bool allow_off,
 		     int *dst, struct verr *e)
 {
@@ -595,7 +568,7 @@ static void parse_field(const char *key, struct json_object *v, const char *file
 
 	if (!strcmp(key, "host")) {
 		jv_get_string(v, file, key, cfg->host, sizeof(cfg->host), e);
-		if (e->n == n && !hostname_valid(cfg->host))
+		if (e->n == n && !host_name_valid(cfg->host))
 			verr_add(e, file, key, "invalid host name \"%s\"", cfg->host);
 	} else if (!strcmp(key, "mode")) {
 		get_mode(v, file, key, false, &cfg->mode, e);

@@ -24,6 +24,32 @@ bool service_name_valid(const char *s)
 	return true;
 }
 
+bool host_name_valid(const char *s)
+{
+	size_t label = 0, len = strlen(s);
+
+	if (!len || len > 253)
+		return false;
+	for (size_t i = 0; i <= len; i++) {
+		char c = s[i];
+
+		if (c == '.' || c == '\0') {
+			if (!label || s[i - 1] == '-')
+				return false;
+			label = 0;
+			continue;
+		}
+		if (!(c == '-' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+		      (c >= 'A' && c <= 'Z')))
+			return false;
+		if (c == '-' && label == 0)
+			return false;
+		if (++label > 63)
+			return false;
+	}
+	return true;
+}
+
 int host_name_check(const char *s, char *why, size_t why_len)
 {
 	const char *name = s;

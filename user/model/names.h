@@ -16,6 +16,10 @@
 /* A service name: [a-z0-9][a-z0-9-]{0,62}. */
 bool service_name_valid(const char *s);
 
+/* An RFC 1123 host name (at most 253 bytes): labels of [A-Za-z0-9-] (1..63), not starting
+ * or ending with '-', separated by dots. The config's "host" and per-host reservations. */
+bool host_name_valid(const char *s);
+
 /* A "hosts" entry: a DNS name ("dash.example.com"), "*." and a name with a dot in it, an
  * IPv4 address, or a bracketed IPv6 address; no port, no scheme. 0 or -EINVAL and why. */
 int host_name_check(const char *s, char *why, size_t why_len);

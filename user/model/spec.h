@@ -19,6 +19,7 @@
 #define SPEC_MAX_DBS	       64
 #define SPEC_MAX_CREDS	       64
 #define SPEC_MAX_ARGV	       64
+#define SPEC_HEALTH_USER_MAX   32  /* useradd(8)'s limit on a login name */
 #define SPEC_HEALTH_TARGET_MAX 511 /* a probe target (probe.h PROBE_TARGET_MAX - 1) */
 #define CRED_ENV_MAX	       127
 #define CRED_PATH_MAX	       1023
@@ -49,6 +50,9 @@ struct spec_health {
 	char *target; /* TCP host:port or HTTP URL (at most SPEC_HEALTH_TARGET_MAX bytes); else NULL
 		       */
 	char **argv;  /* EXEC: NULL-terminated, at most SPEC_MAX_ARGV; else NULL */
+	/* EXEC: who runs it, a user name or a decimal uid (SPEC_HEALTH_USER_MAX bytes at most);
+	 * NULL: "nobody". Never root's capabilities: see probe.h, probe_spec.run_as. */
+	char *user;
 	int64_t interval_s, timeout_s, failures_before_critical;
 };
 

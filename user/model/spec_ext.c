@@ -235,6 +235,42 @@ static void parse_health_exec(struct json_object *v, const char *file, struct sp
 		verr_add(e, file, "health.exec[0]", "\"%s\" is not an absolute path", h->argv[0]);
 }
 
+/* health.user: a login name as useradd(8) takes it ([a-z_][a-z0-9_-]*, '$' last) or a decimal
+ * uid below 2^32 - 1; only an exec check runs as someone. */
+static void parse_health_user(struct json_object *v, const char *file, struct spec_health *h,
+			      struct verr *e)
+{
+	const char *u;
+	char buf[64];
+	size_t n;
+	bool ok;
+
+	if (!jv_expect(v, json_type_string, file, "health.user", e))
+		return;
+	u = json_object_get_string(v);
+	n = strlen(u);
+	if (strspn(u, "0123456789") == n && n) {
+		ok = n <= 10 && strtoull(u, NULL, 10) < 4294967295ULL;
+	} else {
+		size_t body = n && u[n - 1] == '$' ? n - 1 : n;
+
+		ok = n && (u[0] == '_' || (u[0] >= 'a' && u[0] <= 'z')) &&
+		     strspn(u, "abcdefghijklmnopqrstuvwxyz0123456789_-") == body;
+	}
+	if (!ok || n > SPEC_HEALTH_USER_MAX) {
+		verr_add(e, file, "health.user",
+			 "invalid user %s (expected a login name or a uid below 4294967295)",
+			 jv_repr(v, buf, sizeof(buf)));
+		return;
+	}
+	if (h->kind != HEALTH_EXEC) {
+		verr_add(e, file, "health.user", "only an exec check runs as a user");
+		return;
+	}
+	if (!(h->user = strdup(u)))
+		verr_add(e, file, "health.user", "out of memory");
+}
+
 /* A probe target of at most SPEC_HEALTH_TARGET_MAX bytes, never cut short. */
 static void set_target(struct spec_health *h, const char *v, const char *file, const char *path,
 		       struct verr *e)
@@ -276,8 +312,13 @@ static void parse_health_target(struct json_object *o, const char *file, struct 
 void spec_parse_health(struct json_object *o, const char *file, struct service_spec *s,
 		       struct verr *e)
 {
-	static const char *const keys[] = { "tcp",	  "http",      "exec",
-					    "interval_s", "timeout_s", "failures_before_critical",
+	static const char *const keys[] = { "tcp",
+					    "http",
+					    "exec",
+					    "user",
+					    "interval_s",
+					    "timeout_s",
+					    "failures_before_critical",
 					    NULL };
 	struct spec_health *h = &s->health;
 	struct json_object *v;
@@ -297,6 +338,8 @@ void spec_parse_health(struct json_object *o, const char *file, struct service_s
 		return;
 	}
 	parse_health_target(o, file, h, e);
+	if (json_object_object_get_ex(o, "user", &v))
+		parse_health_user(v, file, h, e);
 	if (json_object_object_get_ex(o, "interval_s", &v))
 		jv_get_int(v, 1, 3600, file, "health.interval_s", &h->interval_s, e);
 	if (json_object_object_get_ex(o, "timeout_s", &v))
@@ -346,6 +389,8 @@ static struct json_object *health_json(const struct spec_health *h)
 		for (size_t i = 0; h->argv[i]; i++)
 			json_object_array_add(argv, json_object_new_string(h->argv[i]));
 		json_object_object_add(o, "exec", argv);
+		if (h->user)
+			json_object_object_add(o, "user", json_object_new_string(h->user));
 	} else {
 		json_object_object_add(o, names[h->kind],
 				       json_object_new_string(h->target ? h->target : ""));
@@ -389,6 +434,9 @@ int spec_ext_copy(struct service_spec *dst, const struct service_spec *src)
 	dst->creds = NULL;
 	dst->health.target = NULL;
 	dst->health.argv = NULL;
+	dst->health.user = NULL;
+	if (src->health.user && !(dst->health.user = strdup(src->health.user)))
+		err = -ENOMEM;
 	if (src->n_dbs && !(dst->dbs = malloc(src->n_dbs * sizeof(*dst->dbs))))
 		err = -ENOMEM;
 	else if (src->n_dbs)
@@ -422,6 +470,8 @@ void spec_ext_free(struct service_spec *s)
 		free(s->health.argv[i]);
 	free(s->health.argv);
 	free(s->health.target);
+	free(s->health.user);
+	s->health.user = NULL;
 	s->dbs = NULL;
 	s->creds = NULL;
 	s->n_dbs = s->n_creds = 0;

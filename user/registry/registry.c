@@ -9,11 +9,16 @@
 #include "registry.h"
 #include "sorted.h"
 
-#define SVC_PREFIX   "services/"
-#define RESV_PREFIX  "reservations/"
-#define GPU_PREFIX   "gpus/"
-#define DB_PREFIX    "databases/"
-#define MAX_WATCHERS 8
+#define SVC_PREFIX	"services/"
+#define RESV_PREFIX	"reservations/"
+#define HRESV_PREFIX	"hostreservations/"
+#define GUARD_PREFIX	"portowners/"
+#define RESV_KEY_MAX	320 /* hostreservations/<253-byte host>/<port>/<proto> */
+#define RESV_RETRIES	8   /* guard compares lost to other hosts' writers, then give up */
+#define RESV_REREAD_MAX 256 /* a (port, proto)'s reservations read after a lost race */
+#define GPU_PREFIX	"gpus/"
+#define DB_PREFIX	"databases/"
+#define MAX_WATCHERS	8
 
 struct watcher {
 	registry_watch_cb cb;
@@ -29,6 +34,9 @@ struct registry {
 	uint64_t last_commit; /* revision of this registry's last transaction */
 	bool relist_pending;  /* the watch lost its history and listing again failed */
 	uint64_t relists;     /* times the model was listed again after losing the watch */
+	char self[256];	      /* this host (registry_set_host), "" for none */
+	struct reg_placement placement; /* where services run (registry_set_placement) */
+	bool placed;
 };
 
 const char *origin_name(enum reg_origin o)
@@ -121,8 +129,11 @@ static void state_free(struct reg_state *st)
 		spec_free(&st->svcs[i].spec);
 	for (size_t i = 0; i < st->n_dbs; i++)
 		dbspec_free(&st->dbs[i].spec);
-	for (size_t i = 0; i < st->n_resv; i++)
+	for (size_t i = 0; i < st->n_resv; i++) {
 		name_drop(st->resv[i].service);
+		name_drop(st->resv[i].host);
+	}
+	free(st->guards);
 	free(st->dbs);
 	free(st->svcs);
 	free(st->resv);
@@ -138,8 +149,13 @@ static int state_copy(struct reg_state *dst, const struct reg_state *src)
 	dst->cap_svcs = src->n_svcs + 1;
 	dst->resv = calloc(src->n_resv + 1, sizeof(*dst->resv));
 	dst->gpus = calloc(src->n_gpus + 1, sizeof(*dst->gpus));
-	if (!dst->svcs || !dst->resv || !dst->gpus)
+	dst->guards = calloc(src->n_guards + 1, sizeof(*dst->guards));
+	if (!dst->svcs || !dst->resv || !dst->gpus || !dst->guards)
 		goto nomem;
+	memcpy(dst->guards, src->guards, src->n_guards * sizeof(*dst->guards));
+	dst->n_guards = src->n_guards;
+	dst->cap_guards = src->n_guards + 1;
+	dst->self = src->self;
 	memcpy(dst->gpus, src->gpus, src->n_gpus * sizeof(*dst->gpus));
 	dst->n_gpus = src->n_gpus;
 	for (size_t i = 0; i < src->n_svcs; i++) {
@@ -151,9 +167,10 @@ static int state_copy(struct reg_state *dst, const struct reg_state *src)
 	for (size_t i = 0; i < src->n_resv; i++) {
 		dst->resv[i] = src->resv[i];
 		dst->resv[i].service = name_hold(src->resv[i].service);
-		if (!dst->resv[i].service)
-			goto nomem;
+		dst->resv[i].host = src->resv[i].host ? name_hold(src->resv[i].host) : NULL;
 		dst->n_resv++;
+		if (!dst->resv[i].service || (src->resv[i].host && !dst->resv[i].host))
+			goto nomem;
 	}
 	dst->cap_resv = src->n_resv + 1;
 	dst->dbs = calloc(src->n_dbs + 1, sizeof(*dst->dbs));
@@ -179,13 +196,31 @@ static int svc_cmp(const void *a, const void *b)
 		      ((const struct reg_service *)b)->spec.name);
 }
 
+/* Host names, the cluster-wide NULL before every host. */
+static int host_cmp(const char *a, const char *b)
+{
+	if (!a || !b)
+		return !!a - !!b;
+	return strcmp(a, b);
+}
+
+/* (port, proto, host): a (port, proto)'s reservations are adjacent, cluster-wide first. */
 static int resv_cmp(const void *a, const void *b)
 {
 	const struct reg_resv *x = a, *y = b;
 
 	if (x->port != y->port)
 		return x->port < y->port ? -1 : 1;
-	return (int)x->proto - (int)y->proto;
+	if (x->proto != y->proto)
+		return (int)x->proto - (int)y->proto;
+	return host_cmp(x->host, y->host);
+}
+
+static int guard_cmp(const void *a, const void *b)
+{
+	const struct reg_guard *x = a, *y = b;
+
+	return x->slot < y->slot ? -1 : x->slot > y->slot;
 }
 
 /* Insert elem into the sorted array *base[*n] of capacity *cap (doubled when full):
@@ -230,11 +265,27 @@ static struct reg_service *state_service(const struct reg_state *st, const char 
 	return st->n_svcs ? bsearch(&k, st->svcs, st->n_svcs, sizeof(k), svc_cmp) : NULL;
 }
 
-static struct reg_resv *state_resv(const struct reg_state *st, uint16_t port, uint8_t proto)
+static struct reg_resv *state_resv(const struct reg_state *st, uint16_t port, uint8_t proto,
+				   const char *host)
 {
-	struct reg_resv k = { .port = port, .proto = proto };
+	struct reg_resv k = { .port = port, .proto = proto, .host = host };
 
 	return st->n_resv ? bsearch(&k, st->resv, st->n_resv, sizeof(k), resv_cmp) : NULL;
+}
+
+const struct reg_resv *registry_resv(const struct reg_state *st, uint16_t port, uint8_t proto,
+				     const char *host)
+{
+	return state_resv(st, port, proto, host);
+}
+
+/* The guard's mod_revision as the model saw it last; KV_REV_ABSENT: never written. */
+static uint64_t guard_rev(const struct reg_state *st, uint32_t slot)
+{
+	struct reg_guard k = { .slot = slot }, *g;
+
+	g = st->n_guards ? bsearch(&k, st->guards, st->n_guards, sizeof(k), guard_cmp) : NULL;
+	return g ? g->mod_rev : KV_REV_ABSENT;
 }
 
 /* Takes ownership of spec's buffers. */
@@ -264,10 +315,12 @@ static void state_del_service(struct reg_state *st, const char *name)
 	sorted_remove(st->svcs, &st->n_svcs, sizeof(*cur), cur);
 	/* A service's runtime reservations and GPUs go with it. */
 	for (size_t i = 0; i < st->n_resv; i++) {
-		if (strcmp(st->resv[i].service, name))
+		if (strcmp(st->resv[i].service, name)) {
 			st->resv[w++] = st->resv[i];
-		else
+		} else {
 			name_drop(st->resv[i].service);
+			name_drop(st->resv[i].host);
+		}
 	}
 	st->n_resv = w;
 	w = 0;
@@ -316,26 +369,31 @@ static void state_del_db(struct reg_state *st, const char *name)
 	sorted_remove(st->dbs, &st->n_dbs, sizeof(*cur), cur);
 }
 
-/* Index of (port, proto) in st->resv, or where it would go (*found = false). */
-static size_t resv_pos(const struct reg_state *st, uint16_t port, uint8_t proto, bool *found)
+/* Index of (port, proto, host) in st->resv, or where it would go (*found = false). */
+static size_t resv_pos(const struct reg_state *st, uint16_t port, uint8_t proto, const char *host,
+		       bool *found)
 {
-	struct reg_resv k = { .port = port, .proto = proto };
+	struct reg_resv k = { .port = port, .proto = proto, .host = host };
 
 	return sorted_find(st->resv, st->n_resv, sizeof(k), &k, resv_cmp, found);
 }
 
-/* Insert or replace, keeping the array sorted: O(log n) search, one memmove. */
-static int state_put_resv(struct reg_state *st, uint16_t port, uint8_t proto, const char *svc,
-			  uint64_t mod_rev)
+/* Insert or replace r (names copied into the pool), keeping the array sorted: O(log n)
+ * search, one memmove. */
+static int state_put_resv(struct reg_state *st, const struct reg_resv *r)
 {
-	const char *held = name_hold(svc);
+	const char *held = name_hold(r->service), *host = r->host ? name_hold(r->host) : NULL;
 	bool found;
-	size_t i = resv_pos(st, port, proto, &found);
+	size_t i = resv_pos(st, r->port, r->proto, r->host, &found);
 
-	if (!held)
+	if (!held || (r->host && !host)) {
+		name_drop(held);
+		name_drop(host);
 		return -ENOMEM;
+	}
 	if (found) {
 		name_drop(st->resv[i].service);
+		name_drop(st->resv[i].host);
 	} else {
 		if (st->n_resv + 1 > st->cap_resv) {
 			size_t cap = st->cap_resv ? st->cap_resv * 2 : 64;
@@ -343,6 +401,7 @@ static int state_put_resv(struct reg_state *st, uint16_t port, uint8_t proto, co
 
 			if (!tmp) {
 				name_drop(held);
+				name_drop(host);
 				return -ENOMEM;
 			}
 			st->resv = tmp;
@@ -351,20 +410,23 @@ static int state_put_resv(struct reg_state *st, uint16_t port, uint8_t proto, co
 		memmove(&st->resv[i + 1], &st->resv[i], (st->n_resv - i) * sizeof(*st->resv));
 		st->n_resv++;
 	}
-	st->resv[i] = (struct reg_resv){
-		.port = port, .proto = proto, .service = held, .mod_rev = mod_rev
-	};
+	st->resv[i] = (struct reg_resv){ .port = r->port,
+					 .proto = r->proto,
+					 .host = host,
+					 .service = held,
+					 .mod_rev = r->mod_rev };
 	return 0;
 }
 
-static void state_del_resv(struct reg_state *st, uint16_t port, uint8_t proto)
+static void state_del_resv(struct reg_state *st, uint16_t port, uint8_t proto, const char *host)
 {
 	bool found;
-	size_t i = resv_pos(st, port, proto, &found);
+	size_t i = resv_pos(st, port, proto, host, &found);
 
 	if (!found)
 		return;
 	name_drop(st->resv[i].service);
+	name_drop(st->resv[i].host);
 	memmove(&st->resv[i], &st->resv[i + 1], (st->n_resv - i - 1) * sizeof(*st->resv));
 	st->n_resv--;
 	/* Give memory back when most reservations are released. */
@@ -480,34 +542,74 @@ static char *gpu_value(const struct reg_gpu *g)
 	return assignment_value(g->service, false);
 }
 
+static bool has_prefix(const char *key, const char *prefix)
+{
+	return !strncmp(key, prefix, strlen(prefix));
+}
+
+/* The "service" of an assignment value (assignment_value()) into svc; 0 or -EINVAL. */
+static int assignment_parse(const struct kv *kv, char svc[SERVICE_NAME_MAX + 1], struct verr *e)
+{
+	struct json_object *obj, *v;
+	int err = 0;
+
+	if (jv_parse_string(kv->key, kv->value, strlen(kv->value), &obj, e))
+		return -EINVAL;
+	if (!json_object_object_get_ex(obj, "service", &v) ||
+	    !service_name_valid(json_object_get_string(v))) {
+		verr_add(e, kv->key, "service", "missing or invalid");
+		err = -EINVAL;
+	} else {
+		snprintf(svc, SERVICE_NAME_MAX + 1, "%s", json_object_get_string(v));
+	}
+	json_object_put(obj);
+	return err;
+}
+
 static int gpu_parse(const struct kv *kv, struct reg_gpu *out, struct verr *e)
 {
 	const char *id = kv->key + strlen(GPU_PREFIX);
-	struct json_object *obj, *svc;
 
 	if (!gpu_id_valid(id)) {
 		verr_add(e, kv->key, NULL, "malformed GPU key");
 		return -EINVAL;
 	}
-	if (jv_parse_string(kv->key, kv->value, strlen(kv->value), &obj, e))
-		return -EINVAL;
-	if (!json_object_object_get_ex(obj, "service", &svc) ||
-	    !service_name_valid(json_object_get_string(svc))) {
-		verr_add(e, kv->key, "service", "missing or invalid");
-		json_object_put(obj);
-		return -EINVAL;
-	}
 	memset(out, 0, sizeof(*out));
+	if (assignment_parse(kv, out->service, e))
+		return -EINVAL;
 	snprintf(out->gpu, sizeof(out->gpu), "%s", id);
-	snprintf(out->service, sizeof(out->service), "%s", json_object_get_string(svc));
 	out->mod_rev = kv->mod_rev;
-	json_object_put(obj);
 	return 0;
 }
 
-static void resv_key(char *buf, size_t len, uint16_t port, uint8_t proto)
+/* reservations/<port>/<proto> (host NULL) or hostreservations/<host>/<port>/<proto>. */
+static void resv_key(char *buf, size_t len, uint16_t port, uint8_t proto, const char *host)
 {
-	snprintf(buf, len, RESV_PREFIX "%u/%s", port, proto_name(proto));
+	if (host)
+		snprintf(buf, len, HRESV_PREFIX "%s/%u/%s", host, port, proto_name(proto));
+	else
+		snprintf(buf, len, RESV_PREFIX "%u/%s", port, proto_name(proto));
+}
+
+/* portowners/<port>/<proto>: the guard every reservation of (port, proto) writes. */
+static void guard_key(char *buf, size_t len, uint16_t port, uint8_t proto)
+{
+	snprintf(buf, len, GUARD_PREFIX "%u/%s", port, proto_name(proto));
+}
+
+/* "<port>/<proto>", the tail of a key; false when malformed (port 0 included). */
+static bool port_proto_parse(const char *s, uint16_t *port, uint8_t *proto)
+{
+	unsigned int x;
+	char p[8];
+	int n = 0, pr;
+
+	if (sscanf(s, "%u/%7s%n", &x, p, &n) != 2 || s[n] || x < 1 || x > 65535 ||
+	    (pr = proto_parse(p)) < 0)
+		return false;
+	*port = (uint16_t)x;
+	*proto = (uint8_t)pr;
+	return true;
 }
 
 static int service_parse(const struct kv *kv, struct reg_service *out, struct verr *e)
@@ -518,45 +620,70 @@ static int service_parse(const struct kv *kv, struct reg_service *out, struct ve
 	return err;
 }
 
-/* reservations/<port>/<proto> -> out's port and proto. */
-static int resv_key_parse(const char *key, struct reg_resv *out, struct verr *e)
+/* A reservation key -> out's port, proto and host (pointing into host_buf, NULL for a
+ * cluster-wide key). */
+static int resv_key_parse(const char *key, struct reg_resv *out, char host_buf[256], struct verr *e)
 {
-	char proto[8];
-	unsigned int port;
-	int p;
+	const char *tail = key + strlen(RESV_PREFIX);
 
-	if (sscanf(key, RESV_PREFIX "%u/%7s", &port, proto) != 2 || port < 1 || port > 65535 ||
-	    (p = proto_parse(proto)) < 0) {
-		verr_add(e, key, NULL, "malformed reservation key");
-		return -EINVAL;
+	out->host = NULL;
+	if (has_prefix(key, HRESV_PREFIX)) {
+		const char *h = key + strlen(HRESV_PREFIX), *slash = strchr(h, '/');
+		size_t len = slash ? (size_t)(slash - h) : 0;
+
+		if (!len || len > 255)
+			goto bad;
+		memcpy(host_buf, h, len);
+		host_buf[len] = '\0';
+		if (!host_name_valid(host_buf))
+			goto bad;
+		out->host = host_buf;
+		tail = slash + 1;
 	}
-	out->port = (uint16_t)port;
-	out->proto = (uint8_t)p;
-	return 0;
+	if (port_proto_parse(tail, &out->port, &out->proto))
+		return 0;
+bad:
+	verr_add(e, key, NULL, "malformed reservation key");
+	return -EINVAL;
 }
 
+/* One reservation from its key and value: out holds its names (pooled); the caller stores
+ * them in a state or drops them (resv_drop). */
 static int resv_parse(const struct kv *kv, struct reg_resv *out, struct verr *e)
 {
-	struct json_object *obj, *svc;
+	char svc[SERVICE_NAME_MAX + 1], host[256];
 	struct reg_resv k = {};
 
-	if (resv_key_parse(kv->key, &k, e))
+	memset(out, 0, sizeof(*out));
+	if (resv_key_parse(kv->key, &k, host, e) || assignment_parse(kv, svc, e))
 		return -EINVAL;
-	if (jv_parse_string(kv->key, kv->value, strlen(kv->value), &obj, e))
-		return -EINVAL;
-	if (!json_object_object_get_ex(obj, "service", &svc) ||
-	    !service_name_valid(json_object_get_string(svc))) {
-		verr_add(e, kv->key, "service", "missing or invalid");
-		json_object_put(obj);
-		return -EINVAL;
-	}
-	/* out holds the name: the caller stores it in a state or drops it */
 	*out = (struct reg_resv){ .port = k.port,
 				  .proto = k.proto,
 				  .mod_rev = kv->mod_rev,
-				  .service = name_hold(json_object_get_string(svc)) };
-	json_object_put(obj);
-	return out->service ? 0 : -ENOMEM;
+				  .host = k.host ? name_hold(k.host) : NULL,
+				  .service = name_hold(svc) };
+	return out->service && (!k.host || out->host) ? 0 : -ENOMEM;
+}
+
+static void resv_drop(struct reg_resv *r)
+{
+	name_drop(r->service);
+	name_drop(r->host);
+	r->service = r->host = NULL;
+}
+
+/* portowners/<port>/<proto> -> its slot and revision. */
+static int guard_parse(const char *key, uint64_t mod_rev, struct reg_guard *out, struct verr *e)
+{
+	uint16_t port;
+	uint8_t proto;
+
+	if (!port_proto_parse(key + strlen(GUARD_PREFIX), &port, &proto)) {
+		verr_add(e, key, NULL, "malformed port owner key");
+		return -EINVAL;
+	}
+	*out = (struct reg_guard){ .slot = REG_SLOT(port, proto), .mod_rev = mod_rev };
+	return 0;
 }
 
 /* Rebuild st->spec_owner from the services' specs. */
@@ -577,9 +704,20 @@ static int owner_index(struct reg_state *st)
 	return 0;
 }
 
-static bool has_prefix(const char *key, const char *prefix)
+/* The kinds of key the model holds, by prefix (anything else is ignored). */
+enum key_kind { K_SVC, K_RESV, K_HRESV, K_GPU, K_DB, K_GUARD, K_OTHER };
+
+static const char *const kind_prefix[K_OTHER] = {
+	[K_SVC] = SVC_PREFIX, [K_RESV] = RESV_PREFIX, [K_HRESV] = HRESV_PREFIX,
+	[K_GPU] = GPU_PREFIX, [K_DB] = DB_PREFIX,     [K_GUARD] = GUARD_PREFIX,
+};
+
+static enum key_kind key_kind(const char *key)
 {
-	return !strncmp(key, prefix, strlen(prefix));
+	for (int k = 0; k < K_OTHER; k++)
+		if (has_prefix(key, kind_prefix[k]))
+			return (enum key_kind)k;
+	return K_OTHER;
 }
 
 /* One kv of a range into the state (arrays sized by the caller, sorted after). */
@@ -587,20 +725,34 @@ static int state_add_kv(struct reg_state *st, const struct kv *kv, struct verr *
 {
 	int err = 0;
 
-	if (has_prefix(kv->key, SVC_PREFIX)) {
+	switch (key_kind(kv->key)) {
+	case K_SVC:
 		if (!(err = service_parse(kv, &st->svcs[st->n_svcs], e)))
 			st->n_svcs++;
-	} else if (has_prefix(kv->key, RESV_PREFIX)) {
+		break;
+	case K_RESV:
+	case K_HRESV:
+		/* a failed parse leaves no names held */
 		if (!(err = resv_parse(kv, &st->resv[st->n_resv], e)))
 			st->n_resv++;
-	} else if (has_prefix(kv->key, GPU_PREFIX)) {
+		else
+			resv_drop(&st->resv[st->n_resv]);
+		break;
+	case K_GPU:
 		if (!(err = gpu_parse(kv, &st->gpus[st->n_gpus], e)))
 			st->n_gpus++;
-	} else if (has_prefix(kv->key, DB_PREFIX)) {
+		break;
+	case K_DB:
 		if (!(err = db_parse(kv, &st->dbs[st->n_dbs], e)))
 			st->n_dbs++;
-	} else {
+		break;
+	case K_GUARD:
+		if (!(err = guard_parse(kv->key, kv->mod_rev, &st->guards[st->n_guards], e)))
+			st->n_guards++;
+		break;
+	case K_OTHER:
 		p_debug("registry: ignoring unknown key '%s'", kv->key);
+		break;
 	}
 	return err;
 }
@@ -608,7 +760,7 @@ static int state_add_kv(struct reg_state *st, const struct kv *kv, struct verr *
 /* The whole model from one range: every object at the same revision. */
 static int state_load(struct registry_backend *b, struct reg_state *st, struct verr *e)
 {
-	size_t n = 0, n_svc = 0, n_resv = 0, n_gpu = 0, n_db = 0;
+	size_t n = 0, count[K_OTHER + 1] = {};
 	struct kv *kvs = NULL;
 	int err;
 
@@ -617,20 +769,19 @@ static int state_load(struct registry_backend *b, struct reg_state *st, struct v
 	if (err)
 		return err;
 	/* Each array sized for its own kind: a service is 1.7 KB, a reservation 80 bytes. */
-	for (size_t i = 0; i < n; i++) {
-		n_svc += has_prefix(kvs[i].key, SVC_PREFIX);
-		n_resv += has_prefix(kvs[i].key, RESV_PREFIX);
-		n_gpu += has_prefix(kvs[i].key, GPU_PREFIX);
-		n_db += has_prefix(kvs[i].key, DB_PREFIX);
-	}
-	st->svcs = calloc(n_svc + 1, sizeof(*st->svcs));
-	st->resv = calloc(n_resv + 1, sizeof(*st->resv));
-	st->gpus = calloc(n_gpu + 1, sizeof(*st->gpus));
-	st->dbs = calloc(n_db + 1, sizeof(*st->dbs));
-	st->cap_resv = n_resv + 1;
-	st->cap_svcs = n_svc + 1;
-	st->cap_dbs = n_db + 1;
-	if (!st->svcs || !st->resv || !st->gpus || !st->dbs)
+	for (size_t i = 0; i < n; i++)
+		count[key_kind(kvs[i].key)]++;
+	count[K_RESV] += count[K_HRESV];
+	st->svcs = calloc(count[K_SVC] + 1, sizeof(*st->svcs));
+	st->resv = calloc(count[K_RESV] + 1, sizeof(*st->resv));
+	st->gpus = calloc(count[K_GPU] + 1, sizeof(*st->gpus));
+	st->dbs = calloc(count[K_DB] + 1, sizeof(*st->dbs));
+	st->guards = calloc(count[K_GUARD] + 1, sizeof(*st->guards));
+	st->cap_resv = count[K_RESV] + 1;
+	st->cap_svcs = count[K_SVC] + 1;
+	st->cap_dbs = count[K_DB] + 1;
+	st->cap_guards = count[K_GUARD] + 1;
+	if (!st->svcs || !st->resv || !st->gpus || !st->dbs || !st->guards)
 		err = -ENOMEM;
 	for (size_t i = 0; i < n && !err; i++)
 		err = state_add_kv(st, &kvs[i], e);
@@ -641,6 +792,7 @@ static int state_load(struct registry_backend *b, struct reg_state *st, struct v
 	qsort(st->svcs, st->n_svcs, sizeof(*st->svcs), svc_cmp);
 	qsort(st->resv, st->n_resv, sizeof(*st->resv), resv_cmp);
 	qsort(st->gpus, st->n_gpus, sizeof(*st->gpus), reg_gpu_cmp);
+	qsort(st->guards, st->n_guards, sizeof(*st->guards), guard_cmp);
 	err = owner_index(st);
 out:
 	if (err)
@@ -713,17 +865,45 @@ static int event_resv(struct reg_state *st, const struct kv_event *ev, struct re
 {
 	struct kv kv = { .key = ev->key, .value = ev->value, .mod_rev = ev->mod_rev };
 	struct reg_resv r = {};
-	int err = ev->type == KV_DEL ? resv_key_parse(ev->key, &r, e) : resv_parse(&kv, &r, e);
+	char host[256];
+	int err;
 
+	if (ev->type == KV_DEL) {
+		err = resv_key_parse(ev->key, &r, host, e);
+		if (!err)
+			err = delta_add_slot(d, REG_SLOT(r.port, r.proto));
+		if (!err)
+			state_del_resv(st, r.port, r.proto, r.host);
+		return err;
+	}
+	/* Any host's: the slot's owner here changes only for ours, and the ports component
+	 * writes only entries that differ. */
+	err = resv_parse(&kv, &r, e);
 	if (!err)
 		err = delta_add_slot(d, REG_SLOT(r.port, r.proto));
-	if (!err && ev->type == KV_DEL) {
-		state_del_resv(st, r.port, r.proto);
-		return 0;
-	}
 	if (!err)
-		err = state_put_resv(st, r.port, r.proto, r.service, ev->mod_rev);
-	name_drop(r.service);
+		err = state_put_resv(st, &r);
+	resv_drop(&r);
+	return err;
+}
+
+static int event_guard(struct reg_state *st, const struct kv_event *ev, struct verr *e)
+{
+	struct reg_guard g;
+	bool found;
+	size_t i;
+	int err = guard_parse(ev->key, ev->mod_rev, &g, e);
+
+	if (err)
+		return err;
+	i = sorted_find(st->guards, st->n_guards, sizeof(g), &g, guard_cmp, &found);
+	if (found && ev->type == KV_DEL)
+		sorted_remove(st->guards, &st->n_guards, sizeof(g), &st->guards[i]);
+	else if (found)
+		st->guards[i].mod_rev = ev->mod_rev;
+	else if (ev->type == KV_PUT)
+		err = sorted_insert((void **)&st->guards, &st->n_guards, &st->cap_guards, sizeof(g),
+				    &g, guard_cmp);
 	return err;
 }
 
@@ -784,14 +964,21 @@ static int event_db(struct reg_state *st, const struct kv_event *ev, struct reg_
 static int model_apply(struct reg_state *st, const struct kv_event *ev, struct reg_delta *d,
 		       struct verr *e)
 {
-	if (has_prefix(ev->key, SVC_PREFIX))
+	switch (key_kind(ev->key)) {
+	case K_SVC:
 		return event_service(st, ev, d, e);
-	if (has_prefix(ev->key, RESV_PREFIX))
+	case K_RESV:
+	case K_HRESV:
 		return event_resv(st, ev, d, e);
-	if (has_prefix(ev->key, GPU_PREFIX))
+	case K_GPU:
 		return event_gpu(st, ev, d, e);
-	if (has_prefix(ev->key, DB_PREFIX))
+	case K_DB:
 		return event_db(st, ev, d, e);
+	case K_GUARD:
+		return event_guard(st, ev, e);
+	case K_OTHER:
+		break;
+	}
 	return 0;
 }
 
@@ -848,9 +1035,11 @@ static int state_validate(const struct reg_state *st, struct verr *e)
 		const struct reg_resv *r = &st->resv[i];
 		const char *o = owner[REG_SLOT(r->port, r->proto)];
 		const struct reg_service *svc = state_service(st, r->service);
-		char key[64];
+		const struct reg_resv *all =
+			r->host ? state_resv(st, r->port, r->proto, NULL) : NULL;
+		char key[RESV_KEY_MAX];
 
-		resv_key(key, sizeof(key), r->port, r->proto);
+		resv_key(key, sizeof(key), r->port, r->proto, r->host);
 		if (!svc)
 			verr_add(e, "registry", key, "reserved for unknown service '%s'",
 				 r->service);
@@ -864,6 +1053,12 @@ static int state_validate(const struct reg_state *st, struct verr *e)
 				 "service '%s' (release it first: caelumctl port release %u/%s)",
 				 r->port, proto_name(r->proto), o, r->service, r->port,
 				 proto_name(r->proto));
+		} else if (all && strcmp(all->service, r->service)) {
+			verr_add(e, "registry", key,
+				 "reserved on every host by service '%s' and on host '%s' by "
+				 "service "
+				 "'%s'",
+				 all->service, r->host, r->service);
 		}
 	}
 	free(owner);
@@ -941,25 +1136,25 @@ static int diff_services(const struct reg_state *old, const struct reg_state *ne
 
 static int diff_resv(const struct reg_state *old, const struct reg_state *new, struct op_list *l)
 {
-	char key[64];
+	char key[RESV_KEY_MAX];
 	int err = 0;
 
 	for (size_t i = 0; i < new->n_resv && !err; i++) {
 		const struct reg_resv *n = &new->resv[i];
-		const struct reg_resv *o = state_resv(old, n->port, n->proto);
+		const struct reg_resv *o = state_resv(old, n->port, n->proto, n->host);
 
 		if (o && !strcmp(o->service, n->service))
 			continue;
-		resv_key(key, sizeof(key), n->port, n->proto);
+		resv_key(key, sizeof(key), n->port, n->proto, n->host);
 		err = ops_add(l, KV_PUT, strdup(key), resv_value(n),
 			      o ? o->mod_rev : KV_REV_ABSENT);
 	}
 	for (size_t i = 0; i < old->n_resv && !err; i++) {
 		const struct reg_resv *o = &old->resv[i];
 
-		if (state_resv(new, o->port, o->proto))
+		if (state_resv(new, o->port, o->proto, o->host))
 			continue;
-		resv_key(key, sizeof(key), o->port, o->proto);
+		resv_key(key, sizeof(key), o->port, o->proto, o->host);
 		err = ops_add(l, KV_DEL, strdup(key), NULL, o->mod_rev);
 	}
 	return err;
@@ -1066,7 +1261,7 @@ static int commit(struct registry *r, struct reg_state *new, struct verr *e)
 
 	err = state_validate(new, e);
 	if (!err && r->cap)
-		err = registry_admit(r->cap, &r->st, new, e);
+		err = registry_admit(r->cap, r->placed ? &r->placement : NULL, &r->st, new, e);
 	if (!err)
 		err = diff_services(&r->st, new, &l);
 	if (!err)
@@ -1104,6 +1299,7 @@ static int relist(struct registry *r)
 
 	r->relist_pending = true;
 	err = state_load(r->b, &fresh, &e);
+	fresh.self = r->st.self;
 	if (err) {
 		char *msg = verr_join(&e);
 
@@ -1161,6 +1357,7 @@ int registry_poll(struct registry *r)
 		/* The model may be half changed: list it again at one revision (as a watcher
 		 * does after losing its watch) and let the watchers take everything. */
 		if (!state_load(r->b, &fresh, &e)) {
+			fresh.self = r->st.self;
 			state_free(&r->st);
 			r->st = fresh;
 			d.services = d.dbs = d.gpus = true;
@@ -1213,15 +1410,30 @@ uint64_t registry_last_commit(const struct registry *r)
 	return r->last_commit;
 }
 
-const char *registry_slot_owner(const struct reg_state *st, uint32_t slot)
+/* Owner of (port, proto) on this host: a spec, else the cluster-wide reservation, else this
+ * host's own; *origin tells which (may be NULL). */
+static const char *owner_here(const struct reg_state *st, uint16_t port, uint8_t proto,
+			      enum reg_origin *origin)
 {
-	uint32_t i = st->spec_owner ? st->spec_owner[slot] : 0;
+	uint32_t i = st->spec_owner ? st->spec_owner[REG_SLOT(port, proto)] : 0;
 	const struct reg_resv *rv;
 
-	if (i)
+	if (i) {
+		if (origin)
+			*origin = st->svcs[i - 1].origin;
 		return st->svcs[i - 1].spec.name;
-	rv = state_resv(st, REG_SLOT_PORT(slot), REG_SLOT_PROTO(slot));
+	}
+	rv = state_resv(st, port, proto, NULL);
+	if (!rv && st->self)
+		rv = state_resv(st, port, proto, st->self);
+	if (rv && origin)
+		*origin = ORIGIN_RUNTIME;
 	return rv ? rv->service : NULL;
+}
+
+const char *registry_slot_owner(const struct reg_state *st, uint32_t slot)
+{
+	return owner_here(st, REG_SLOT_PORT(slot), REG_SLOT_PROTO(slot), NULL);
 }
 
 /* ---- public ---- */
@@ -1266,9 +1478,22 @@ void registry_set_capacity(struct registry *r, const struct capacity *cap)
 	r->cap = cap;
 }
 
+void registry_set_placement(struct registry *r, const struct reg_placement *pl)
+{
+	r->placed = pl != NULL;
+	r->placement = pl ? *pl : (struct reg_placement){};
+}
+
+void registry_set_host(struct registry *r, const char *host)
+{
+	snprintf(r->self, sizeof(r->self), "%s", host ? host : "");
+	r->st.self = r->self[0] ? r->self : NULL;
+}
+
 int registry_admit_service(const struct registry *r, const char *name, struct verr *e)
 {
 	struct admit_svc *a;
+	size_t k = 0;
 	int err;
 
 	if (!r->cap)
@@ -1276,10 +1501,15 @@ int registry_admit_service(const struct registry *r, const char *name, struct ve
 	a = calloc(r->st.n_svcs + 1, sizeof(*a));
 	if (!a)
 		return -ENOMEM;
-	for (size_t i = 0; i < r->st.n_svcs; i++)
-		a[i] = (struct admit_svc){ r->st.svcs[i].spec.name, &r->st.svcs[i].spec.res,
-					   !strcmp(r->st.svcs[i].spec.name, name) };
-	err = admission_check(r->cap, a, r->st.n_svcs, e);
+	for (size_t i = 0; i < r->st.n_svcs; i++) {
+		const char *s = r->st.svcs[i].spec.name;
+		bool self = !strcmp(s, name);
+
+		if (!self && r->placed && !r->placement.runs_here(r->placement.ctx, s))
+			continue;
+		a[k++] = (struct admit_svc){ s, &r->st.svcs[i].spec.res, self };
+	}
+	err = admission_check(r->cap, a, k, e);
 	free(a);
 	return err;
 }
@@ -1311,10 +1541,26 @@ static int claim_cmp(const void *a, const void *b)
 
 	if (x->port != y->port)
 		return x->port < y->port ? -1 : 1;
-	return (int)x->proto - (int)y->proto;
+	if (x->proto != y->proto)
+		return (int)x->proto - (int)y->proto;
+	return host_cmp(x->host, y->host);
 }
 
-int registry_claims(const struct reg_state *st, struct reg_claim **out, size_t *n)
+/* Does r add a claim to the list: on this host (all false) or anywhere (all true)? */
+static bool resv_claims(const struct reg_state *st, const struct reg_resv *r, bool all)
+{
+	uint32_t i = st->spec_owner ? st->spec_owner[REG_SLOT(r->port, r->proto)] : 0;
+
+	/* A runtime reservation of a port the spec already declares adds nothing. */
+	if (i && !strcmp(st->svcs[i - 1].spec.name, r->service))
+		return false;
+	if (!r->host || all)
+		return true;
+	/* Another host's, or covered by the cluster-wide reservation. */
+	return st->self && !strcmp(r->host, st->self) && !state_resv(st, r->port, r->proto, NULL);
+}
+
+static int claims_collect(const struct reg_state *st, bool all, struct reg_claim **out, size_t *n)
 {
 	size_t total = st->n_resv, k = 0;
 	struct reg_claim *c;
@@ -1330,20 +1576,14 @@ int registry_claims(const struct reg_state *st, struct reg_claim **out, size_t *
 		for (size_t j = 0; j < s->spec.n_ports; j++)
 			for (uint32_t p = s->spec.ports[j].lo; p <= s->spec.ports[j].hi; p++)
 				c[k++] = (struct reg_claim){ (uint16_t)p, s->spec.ports[j].proto,
-							     s->origin, s->spec.name };
+							     s->origin, s->spec.name, NULL };
 	}
-	/* A runtime reservation of a port the spec already declares adds nothing. */
 	for (size_t i = 0; i < st->n_resv; i++) {
-		const struct reg_service *s = state_service(st, st->resv[i].service);
-		bool dup = false;
+		const struct reg_resv *r = &st->resv[i];
 
-		for (size_t j = 0; s && j < s->spec.n_ports && !dup; j++)
-			dup = s->spec.ports[j].proto == st->resv[i].proto &&
-			      s->spec.ports[j].lo <= st->resv[i].port &&
-			      st->resv[i].port <= s->spec.ports[j].hi;
-		if (!dup)
-			c[k++] = (struct reg_claim){ st->resv[i].port, st->resv[i].proto,
-						     ORIGIN_RUNTIME, st->resv[i].service };
+		if (resv_claims(st, r, all))
+			c[k++] = (struct reg_claim){ r->port, r->proto, ORIGIN_RUNTIME, r->service,
+						     r->host };
 	}
 	qsort(c, k, sizeof(*c), claim_cmp);
 	*out = c;
@@ -1351,21 +1591,20 @@ int registry_claims(const struct reg_state *st, struct reg_claim **out, size_t *
 	return 0;
 }
 
+int registry_claims(const struct reg_state *st, struct reg_claim **out, size_t *n)
+{
+	return claims_collect(st, false, out, n);
+}
+
+int registry_claims_all(const struct reg_state *st, struct reg_claim **out, size_t *n)
+{
+	return claims_collect(st, true, out, n);
+}
+
 const char *registry_owner(const struct registry *r, uint16_t port, uint8_t proto,
 			   enum reg_origin *origin)
 {
-	uint32_t i = r->st.spec_owner[REG_SLOT(port, proto)];
-	const struct reg_resv *rv;
-
-	if (i) {
-		if (origin)
-			*origin = r->st.svcs[i - 1].origin;
-		return r->st.svcs[i - 1].spec.name;
-	}
-	rv = state_resv(&r->st, port, proto);
-	if (rv && origin)
-		*origin = ORIGIN_RUNTIME;
-	return rv ? rv->service : NULL;
+	return owner_here(&r->st, port, proto, origin);
 }
 
 int registry_service_apply(struct registry *r, const struct service_spec *s, enum reg_origin origin,
@@ -1582,21 +1821,99 @@ int registry_db_delete(struct registry *r, const char *name, struct verr *e)
 	return commit(r, &new, e);
 }
 
-/* Put (service) or delete (NULL) one reservation key, guarded by its revision. */
-static int resv_commit(struct registry *r, uint16_t port, uint8_t proto, const char *service,
-		       struct verr *e)
+/* "<port>/<proto>" or "<port>/<proto> on host '<host>'": how messages name a reservation. */
+static void resv_what(char *buf, size_t len, uint16_t port, uint8_t proto, const char *host)
 {
-	const struct reg_resv *cur = state_resv(&r->st, port, proto);
+	if (host)
+		snprintf(buf, len, "%u/%s on host '%s'", port, proto_name(proto), host);
+	else
+		snprintf(buf, len, "%u/%s", port, proto_name(proto));
+}
+
+/*
+ * May service reserve (port, proto) on host (NULL: every host), given the spec owner and the
+ * runtime reservations of that (port, proto) (group[n], sorted, cluster-wide first)?
+ * 0: free; 1: already the service's (nothing to write); -EEXIST: the owner named in e.
+ */
+static int resv_conflict(const char *spec, const struct reg_resv *group, size_t n, const char *host,
+			 const char *service, const char *what, const char *when, struct verr *e)
+{
+	if (spec) {
+		if (strcmp(spec, service))
+			goto taken_spec;
+		return 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct reg_resv *g = &group[i];
+
+		if (g->host && host && strcmp(g->host, host))
+			continue; /* another host's: two hosts may differ */
+		if (strcmp(g->service, service)) {
+			if (g->host)
+				verr_add(e, what, NULL,
+					 "already reserved on host '%s' by service '%s' (runtime "
+					 "reservation%s)",
+					 g->host, g->service, when);
+			else
+				verr_add(e, what, NULL,
+					 "already reserved by service '%s' (runtime reservation%s)",
+					 g->service, when);
+			return -EEXIST;
+		}
+		/* ours on every host, or ours on this very host; a cluster-wide reservation
+		 * next to the service's own host-only ones is new */
+		if (!g->host || host)
+			return 1;
+	}
+	return 0;
+taken_spec:
+	verr_add(e, what, NULL, "already reserved by service '%s' (declared in its spec)", spec);
+	return -EEXIST;
+}
+
+/* The model's answer: resv_conflict over this (port, proto)'s reservations. */
+static int resv_check(const struct reg_state *st, uint16_t port, uint8_t proto, const char *host,
+		      const char *service, const char *what, struct verr *e)
+{
+	uint32_t i = st->spec_owner ? st->spec_owner[REG_SLOT(port, proto)] : 0;
+	bool found;
+	size_t lo = resv_pos(st, port, proto, NULL, &found), hi = lo;
+
+	while (hi < st->n_resv && st->resv[hi].port == port && st->resv[hi].proto == proto)
+		hi++;
+	return resv_conflict(i ? st->svcs[i - 1].spec.name : NULL, st->resv + lo, hi - lo, host,
+			     service, what, "", e);
+}
+
+/*
+ * Create (service set) or delete one reservation key in one transaction. A creation also
+ * writes the (port, proto)'s guard, compared with guard (the revision the caller validated
+ * against): of all creations of one (port, proto) validated against the same state, cluster-
+ * wide or host-only, on any host, exactly one commits (docs/ARCHITECTURE.md).
+ */
+static int resv_commit(struct registry *r, uint16_t port, uint8_t proto, const char *host,
+		       const char *service, uint64_t guard, struct verr *e)
+{
+	const struct reg_resv *cur = state_resv(&r->st, port, proto, host);
 	struct reg_resv rv = { .port = port, .proto = proto };
 	struct op_list l = {};
-	char key[64];
+	char key[RESV_KEY_MAX], gkey[64];
+	struct json_object *gv;
 	int err;
 
-	resv_key(key, sizeof(key), port, proto);
+	resv_key(key, sizeof(key), port, proto, host);
 	if (service) {
 		rv.service = service; /* borrowed: rv only renders the value */
-		err = ops_add(&l, KV_PUT, strdup(key), resv_value(&rv),
-			      cur ? cur->mod_rev : KV_REV_ABSENT);
+		guard_key(gkey, sizeof(gkey), port, proto);
+		gv = json_object_new_object();
+		json_object_object_add(gv, "service", json_object_new_string(service));
+		if (host)
+			json_object_object_add(gv, "host", json_object_new_string(host));
+		err = ops_add(&l, KV_PUT, strdup(key), resv_value(&rv), KV_REV_ABSENT);
+		if (!err)
+			err = ops_add(&l, KV_PUT, strdup(gkey), value_text(gv), guard);
+		else
+			json_object_put(gv);
 	} else {
 		err = ops_add(&l, KV_DEL, strdup(key), NULL, cur ? cur->mod_rev : KV_REV_ANY);
 	}
@@ -1606,82 +1923,138 @@ static int resv_commit(struct registry *r, uint16_t port, uint8_t proto, const c
 	return err;
 }
 
-/*
- * Another writer (another host) created the key between our look-up and our commit: the
- * compare failed. Read the key as it is now and name its owner; if it is our service (a
- * retry of a call whose answer was lost), that is success.
- */
-static int resv_race(struct registry *r, uint16_t port, uint8_t proto, const char *service, int err,
-		     struct verr *e)
+/* The keys under prefix as the store holds them now (not the model): exact is the one key
+ * wanted, or NULL for every key under prefix. *out holds the parsed reservations of
+ * (port, proto). */
+static int resv_read(struct registry *r, const char *prefix, bool exact, uint16_t port,
+		     uint8_t proto, struct reg_resv *out, size_t *n_out, size_t cap)
 {
-	struct reg_resv cur = {};
-	struct verr tmp = {};
 	struct kv *kvs = NULL;
 	size_t n = 0;
 	uint64_t rev;
-	char key[64];
+	int err = r->b->ops->range(r->b, prefix, &kvs, &n, &rev);
 
-	if (err != -ECANCELED)
-		return err;
-	resv_key(key, sizeof(key), port, proto);
-	if (r->b->ops->range(r->b, key, &kvs, &n, &rev) || n != 1 || strcmp(kvs[0].key, key) ||
-	    resv_parse(&kvs[0], &cur, &tmp)) {
-		kvs_free(kvs, n);
-		verr_free(&tmp);
-		return err;
+	for (size_t i = 0; i < n && !err; i++) {
+		struct reg_resv rv = {};
+		struct verr tmp = {};
+
+		if ((exact && strcmp(kvs[i].key, prefix)) || resv_parse(&kvs[i], &rv, &tmp)) {
+			resv_drop(&rv);
+			verr_free(&tmp);
+			continue;
+		}
+		if (rv.port != port || rv.proto != proto || *n_out == cap)
+			resv_drop(&rv);
+		else
+			out[(*n_out)++] = rv;
 	}
-	cur.mod_rev = kvs[0].mod_rev;
 	kvs_free(kvs, n);
-	(void)rev;
-	verr_free(e);
-	if (!strcmp(cur.service, service))
-		return 0;
-	verr_add(e, key + strlen(RESV_PREFIX), NULL,
-		 "already reserved by service '%s' (runtime reservation, committed concurrently at "
-		 "revision %llu)",
-		 cur.service, (unsigned long long)cur.mod_rev);
-	return -EEXIST;
+	return err;
 }
 
-int registry_reserve(struct registry *r, uint16_t port, uint8_t proto, const char *service,
-		     struct verr *e)
+/*
+ * A compare failed: someone wrote this (port, proto)'s guard or key since the model saw
+ * them. Read the guard (*guard: its revision now), then the reservations that can conflict,
+ * from the store itself; any creation after that read moves the guard again, so a retry
+ * compared with *guard cannot miss it. Then as resv_conflict(); a retry of a call whose
+ * answer was lost finds its own reservation (1).
+ */
+static int resv_reread(struct registry *r, uint16_t port, uint8_t proto, const char *host,
+		       const char *service, uint64_t *guard, struct verr *e)
 {
-	enum reg_origin origin;
-	const char *owner = registry_owner(r, port, proto, &origin);
-	char what[32];
+	char key[RESV_KEY_MAX], what[RESV_KEY_MAX];
+	struct reg_resv got[RESV_REREAD_MAX];
+	struct kv *kvs = NULL;
+	size_t n = 0, k = 0;
+	uint64_t rev;
+	int err;
 
-	snprintf(what, sizeof(what), "%u/%s", port, proto_name(proto));
+	guard_key(key, sizeof(key), port, proto);
+	err = r->b->ops->range(r->b, key, &kvs, &n, &rev);
+	*guard = KV_REV_ABSENT;
+	for (size_t i = 0; !err && i < n; i++)
+		if (!strcmp(kvs[i].key, key))
+			*guard = kvs[i].mod_rev;
+	kvs_free(kvs, n);
+	resv_key(key, sizeof(key), port, proto, NULL);
+	if (!err)
+		err = resv_read(r, key, true, port, proto, got, &k, sizeof(got) / sizeof(got[0]));
+	resv_key(key, sizeof(key), port, proto, host);
+	if (!err)
+		err = resv_read(r, host ? key : HRESV_PREFIX, host, port, proto, got, &k,
+				sizeof(got) / sizeof(got[0]));
+	if (!err) {
+		uint32_t i = r->st.spec_owner ? r->st.spec_owner[REG_SLOT(port, proto)] : 0;
+
+		qsort(got, k, sizeof(*got), resv_cmp);
+		resv_what(what, sizeof(what), port, proto, host);
+		verr_free(e);
+		err = resv_conflict(i ? r->st.svcs[i - 1].spec.name : NULL, got, k, host, service,
+				    what, ", committed concurrently", e);
+	}
+	for (size_t i = 0; i < k; i++)
+		resv_drop(&got[i]);
+	return err;
+}
+
+int registry_reserve(struct registry *r, uint16_t port, uint8_t proto, const char *host,
+		     const char *service, struct verr *e)
+{
+	uint64_t guard = guard_rev(&r->st, REG_SLOT(port, proto));
+	char what[RESV_KEY_MAX];
+	int err;
+
+	if (host && !host_name_valid(host)) {
+		verr_add(e, "host", NULL, "invalid host name '%s'", host);
+		return -EINVAL;
+	}
+	resv_what(what, sizeof(what), port, proto, host);
 	if (!registry_service(r, service)) {
 		verr_add(e, what, NULL, "unknown service '%s'", service);
 		return -ENOENT;
 	}
-	if (owner && strcmp(owner, service)) {
-		verr_add(e, what, NULL, "already reserved by service '%s' (%s)", owner,
-			 origin == ORIGIN_RUNTIME ? "runtime reservation" : "declared in its spec");
-		return -EEXIST;
+	/* O(log n) validation against the model, then one key created only if absent. */
+	err = resv_check(&r->st, port, proto, host, service, what, e);
+	for (int attempt = 0; !err; attempt++) {
+		err = resv_commit(r, port, proto, host, service, guard, e);
+		if (err != -ECANCELED || attempt == RESV_RETRIES)
+			return err;
+		err = resv_reread(r, port, proto, host, service, &guard, e);
 	}
-	if (owner)
-		return 0; /* already ours: a retried call succeeds, nothing changes */
-	/* One key, created only if absent: O(1) validation, O(1) write. */
-	return resv_race(r, port, proto, service, resv_commit(r, port, proto, service, e), e);
+	return err < 0 ? err : 0; /* 1: already the service's, nothing changes */
 }
 
-int registry_release(struct registry *r, uint16_t port, uint8_t proto, struct verr *e)
+int registry_release(struct registry *r, uint16_t port, uint8_t proto, const char *host,
+		     struct verr *e)
 {
-	enum reg_origin origin;
-	const char *owner = registry_owner(r, port, proto, &origin);
-	char what[32];
+	uint32_t i = r->st.spec_owner ? r->st.spec_owner[REG_SLOT(port, proto)] : 0;
+	char what[RESV_KEY_MAX];
 
-	snprintf(what, sizeof(what), "%u/%s", port, proto_name(proto));
-	if (!owner) {
+	if (host && !host_name_valid(host)) {
+		verr_add(e, "host", NULL, "invalid host name '%s'", host);
+		return -EINVAL;
+	}
+	resv_what(what, sizeof(what), port, proto, host);
+	if (i && !host) {
+		verr_add(e, what, NULL,
+			 "declared in the spec of service '%s'; remove it from the spec instead",
+			 r->st.svcs[i - 1].spec.name);
+		return -EEXIST;
+	}
+	if (!state_resv(&r->st, port, proto, host)) {
 		verr_add(e, what, NULL, "not reserved");
 		return -ENOENT;
 	}
-	if (origin != ORIGIN_RUNTIME) {
-		verr_add(e, what, NULL,
-			 "declared in the spec of service '%s'; remove it from the spec instead",
-			 owner);
-		return -EEXIST;
-	}
-	return resv_commit(r, port, proto, NULL, e);
+	return resv_commit(r, port, proto, host, NULL, KV_REV_ANY, e);
+}
+
+bool registry_port_free(const struct reg_state *st, uint16_t port, uint8_t proto)
+{
+	bool found;
+	size_t i = resv_pos(st, port, proto, NULL, &found);
+
+	if (st->spec_owner && st->spec_owner[REG_SLOT(port, proto)])
+		return false;
+	/* the (port, proto)'s reservations start at i, the cluster-wide one first */
+	return i >= st->n_resv || st->resv[i].port != port || st->resv[i].proto != proto;
 }

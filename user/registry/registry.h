@@ -4,12 +4,17 @@
  *
  * Model
  *   services/<name>            {"name", "ports", "origin": "file"|"api", "source"}
- *   reservations/<port>/<proto> {"service", "origin": "runtime"}
+ *   reservations/<port>/<proto> {"service", "origin": "runtime"}: on every host
+ *   hostreservations/<host>/<port>/<proto> {"service", "origin": "runtime"}: on <host> only
+ *   portowners/<port>/<proto>  {"service", "host"?}: the guard every reservation of the
+ *                              (port, proto) writes (see registry_reserve)
  *   gpus/<id>                  {"service"}: which service a GPU is assigned to
  *   databases/<name>           {"name", "kind", "address", "unmanaged", "origin", "source"}
  *   A service's ports come from its spec; runtime reservations (caelumctl port reserve,
  *   later the API and MCP) are separate keys so that a reload of services_dir never loses
- *   them. A (port, proto) has at most one owner across both.
+ *   them. A (port, proto) has at most one owner on a host: a spec or a cluster-wide
+ *   reservation excludes every host-only reservation of another service, and two hosts
+ *   may hold the same (port, proto) host-only for different services.
  *
  * Backends
  *   The model is stored in a key-value backend with etcd's semantics: every key has a
@@ -138,10 +143,18 @@ struct reg_service {
 	uint64_t mod_rev;
 };
 
+/* A runtime reservation: cluster-wide (host NULL) or on one host. */
 struct reg_resv {
 	uint16_t port;
 	uint8_t proto;
+	const char *host;    /* pooled; NULL: on every host (reservations/...) */
 	const char *service; /* a pooled name, shared by every reservation of the service */
+	uint64_t mod_rev;
+};
+
+/* The guard of a (port, proto): the mod_revision of portowners/<port>/<proto>. */
+struct reg_guard {
+	uint32_t slot; /* REG_SLOT */
 	uint64_t mod_rev;
 };
 
@@ -163,8 +176,15 @@ struct reg_state {
 	size_t n_svcs, cap_svcs;
 	struct reg_db *dbs; /* sorted by name */
 	size_t n_dbs, cap_dbs;
-	struct reg_resv *resv; /* runtime reservations, sorted by (port, proto) */
+	/* runtime reservations of every host, sorted by (port, proto, host), the cluster-wide
+	 * one (host NULL) first */
+	struct reg_resv *resv;
 	size_t n_resv, cap_resv;
+	struct reg_guard *guards; /* sorted by slot */
+	size_t n_guards, cap_guards;
+	/* this host (registry_set_host; borrowed, NULL: none): its host-only reservations
+	 * are the ones in force here */
+	const char *self;
 	struct reg_gpu *gpus; /* GPU assignments, sorted by GPU id */
 	size_t n_gpus;
 	uint64_t rev;
@@ -200,6 +220,7 @@ struct reg_claim {
 	uint8_t proto;
 	enum reg_origin origin; /* ORIGIN_FILE/ORIGIN_API: from the spec, ORIGIN_RUNTIME */
 	const char *service;
+	const char *host; /* a host-only reservation's host; NULL: on every host */
 };
 
 struct registry;
@@ -211,9 +232,26 @@ typedef void (*registry_watch_cb)(void *ctx, const struct reg_state *st,
 int registry_open(struct registry_backend *b, struct registry **out, struct verr *e);
 /* Capacity for admission and GPU assignment (borrowed; NULL = no admission). */
 void registry_set_capacity(struct registry *r, const struct capacity *cap);
+/*
+ * Where services run, when the registry is shared by several hosts (etcd): a service is
+ * registered on every host but runs on some, and admission stays per host, so only the
+ * services runs_here() names (the ones this host runs) count against this host's capacity,
+ * at a commit and in registry_admit_service(). Without a placement (one host, the file
+ * backend) every registered service is this host's and counts.
+ */
+struct reg_placement {
+	bool (*runs_here)(void *ctx, const char *service);
+	void *ctx;
+};
+/* pl copied; NULL: every service counts. */
+void registry_set_placement(struct registry *r, const struct reg_placement *pl);
+/* This host's name (copied; at most 255 bytes): the host-only reservations of host are the
+ * ones registry_claims(), registry_owner() and registry_slot_owner() see. */
+void registry_set_host(struct registry *r, const char *host);
 /* The GPU's service, or NULL. */
 const char *registry_gpu_owner(const struct reg_state *st, const char *gpu);
-/* Would name fit next to every other registered service? (caelumctl run) */
+/* Would name fit next to every other registered service (with a placement: every other one
+ * that runs here)? (caelumctl run) 0 or -ENOSPC (the numbers in e). */
 int registry_admit_service(const struct registry *r, const char *name, struct verr *e);
 void registry_close(struct registry *r);
 const struct reg_state *registry_state(const struct registry *r);
@@ -234,13 +272,18 @@ struct json_object *registry_status_json(const struct registry *r);
 struct registry_backend *registry_backend_of(const struct registry *r);
 /* Revision of the last transaction this registry committed (0: none yet). */
 uint64_t registry_last_commit(const struct registry *r);
-/* Slot's owner by spec or runtime reservation: O(1) + O(log reservations). */
+/* Slot's owner on this host by spec, cluster-wide or this host's reservation:
+ * O(1) + O(log reservations). */
 const char *registry_slot_owner(const struct reg_state *st, uint32_t slot);
 
 const struct reg_service *registry_service(const struct registry *r, const char *name);
-/* Every (port, proto) reserved, sorted; *out malloc'd, names point into the state. */
+/* Every (port, proto) reserved on this host (specs, cluster-wide reservations, this host's
+ * host-only ones), sorted; *out malloc'd, names point into the state. 0 or -ENOMEM. */
 int registry_claims(const struct reg_state *st, struct reg_claim **out, size_t *n);
-/* Owner of (port, proto): its service name or NULL. */
+/* The same with every host's host-only reservations (host set), sorted by (port, proto,
+ * host): what `port list` shows. */
+int registry_claims_all(const struct reg_state *st, struct reg_claim **out, size_t *n);
+/* Owner of (port, proto) on this host: its service name or NULL. */
 const char *registry_owner(const struct registry *r, uint16_t port, uint8_t proto,
 			   enum reg_origin *origin);
 const char *origin_name(enum reg_origin o);
@@ -259,14 +302,29 @@ const struct reg_db *registry_db(const struct registry *r, const char *name);
 int registry_db_apply(struct registry *r, const struct db_spec *d, enum reg_origin origin,
 		      struct verr *e);
 int registry_db_delete(struct registry *r, const char *name, struct verr *e);
-int registry_reserve(struct registry *r, uint16_t port, uint8_t proto, const char *service,
+/*
+ * Reserve (port, proto) for service on every host (host NULL) or on host only. Refused
+ * (-EEXIST, the owner named in e) when another service owns it by spec or cluster-wide, or
+ * (host-only) on that host, or (cluster-wide) on any host. Already the service's: 0, nothing
+ * written. -ENOENT: unknown service; -EINVAL: host not a valid host name.
+ */
+int registry_reserve(struct registry *r, uint16_t port, uint8_t proto, const char *host,
+		     const char *service, struct verr *e);
+/* Release the cluster-wide (host NULL) or host's reservation of (port, proto). -ENOENT: no
+ * such reservation; -EEXIST: declared by a spec. */
+int registry_release(struct registry *r, uint16_t port, uint8_t proto, const char *host,
 		     struct verr *e);
-int registry_release(struct registry *r, uint16_t port, uint8_t proto, struct verr *e);
+/* No spec declares (port, proto) and no host reserves it, this one or another. */
+bool registry_port_free(const struct reg_state *st, uint16_t port, uint8_t proto);
+/* The reservation of (port, proto) for host (NULL: the cluster-wide one), or NULL. */
+const struct reg_resv *registry_resv(const struct reg_state *st, uint16_t port, uint8_t proto,
+				     const char *host);
 
-/* Internal (registry_admit.c): admission of new against capacity, and GPU assignment of
- * new (stable: a service keeps the GPUs it had in old when they are still free). */
-int registry_admit(const struct capacity *cap, const struct reg_state *old, struct reg_state *new,
-		   struct verr *e);
+/* Internal (registry_admit.c): admission of new against capacity (with pl: only the services
+ * that run here), and GPU assignment of new (stable: a service keeps the GPUs it had in old
+ * when they are still free). */
+int registry_admit(const struct capacity *cap, const struct reg_placement *pl,
+		   const struct reg_state *old, struct reg_state *new, struct verr *e);
 int reg_gpu_cmp(const void *a, const void *b);
 
 #endif /* CAELUM_REGISTRY_H */

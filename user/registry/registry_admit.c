@@ -32,18 +32,25 @@ static bool resources_changed(const struct reg_state *old, const struct reg_serv
 	return !o || !resources_equal(&o->spec.res, &s->spec.res);
 }
 
-static int admit(const struct capacity *cap, const struct reg_state *old,
-		 const struct reg_state *new, struct verr *e)
+static int admit(const struct capacity *cap, const struct reg_placement *pl,
+		 const struct reg_state *old, const struct reg_state *new, struct verr *e)
 {
 	struct admit_svc *a = calloc(new->n_svcs + 1, sizeof(*a));
+	size_t k = 0;
 	int err;
 
 	if (!a)
 		return -ENOMEM;
-	for (size_t i = 0; i < new->n_svcs; i++)
-		a[i] = (struct admit_svc){ new->svcs[i].spec.name, &new->svcs[i].spec.res,
-					   resources_changed(old, &new->svcs[i]) };
-	err = admission_check(cap, a, new->n_svcs, e);
+	for (size_t i = 0; i < new->n_svcs; i++) {
+		const char *name = new->svcs[i].spec.name;
+
+		/* another host's service counts against that host's capacity */
+		if (pl && pl->runs_here && !pl->runs_here(pl->ctx, name))
+			continue;
+		a[k++] = (struct admit_svc){ name, &new->svcs[i].spec.res,
+					     resources_changed(old, &new->svcs[i]) };
+	}
+	err = admission_check(cap, a, k, e);
 	free(a);
 	return err;
 }
@@ -172,10 +179,10 @@ static int assign(const struct capacity *cap, const struct reg_state *old, struc
 	return 0;
 }
 
-int registry_admit(const struct capacity *cap, const struct reg_state *old, struct reg_state *new,
-		   struct verr *e)
+int registry_admit(const struct capacity *cap, const struct reg_placement *pl,
+		   const struct reg_state *old, struct reg_state *new, struct verr *e)
 {
-	int err = admit(cap, old, new, e);
+	int err = admit(cap, pl, old, new, e);
 
 	if (!err)
 		err = assign(cap, old, new, e);

@@ -396,9 +396,9 @@ static void route_ports(struct api *a, const struct http_request *r)
 			reply_fmt(a, r->conn, 405, "%s: use DELETE", r->path);
 			return;
 		}
-		if (no_query(a, r))
+		/* ?host=H: that host's reservation; without: the cluster-wide one */
+		if (query_params(a, r, (const char *const[]){ "host", NULL }, NULL, &p))
 			return;
-		p = json_object_new_object();
 		json_object_object_add(p, "port", json_object_new_int((int)port));
 		if (slash)
 			json_object_object_add(p, "proto", json_object_new_string(slash));

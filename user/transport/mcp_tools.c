@@ -21,8 +21,12 @@
 #define PORT_P	"\"port\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":65535}"
 #define PROTO_P "\"proto\":{\"type\":\"string\",\"enum\":[\"tcp\",\"udp\"]}"
 #define SVC_P	"\"service\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":64}"
+#define HOST_P                                                                                     \
+	"\"host\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":253,\"description\":"         \
+	"\"this host only (absent: every host)\"}"
 #define PORT_OUT                                                                                   \
-	OBJ_OUT("\"port\":{\"type\":\"integer\"},\"proto\":" STR ",\"service\":" STR,              \
+	OBJ_OUT("\"port\":{\"type\":\"integer\"},\"proto\":" STR ",\"service\":" STR               \
+		",\"host\":" STR,                                                                  \
 		"\"port\",\"proto\"")
 
 static const struct tool {
@@ -37,16 +41,19 @@ static const struct tool {
 	  OBJ_OUT("\"name\":" STR ",\"state\":" STR, "\"name\""), "service.show", NULL, true,
 	  false },
 	{ "list_ports", "List port reservations",
-	  "Every reservation: port, protocol, owning service, origin, managed range.", NONE_IN,
-	  OBJ_OUT("\"ports\":" ARR, "\"ports\""), "port.list", "ports", true, false },
+	  "Every reservation: port, protocol, owning service, origin, managed range, and the host "
+	  "of a host-only one.",
+	  NONE_IN, OBJ_OUT("\"ports\":" ARR, "\"ports\""), "port.list", "ports", true, false },
 	{ "reserve_port", "Reserve a port",
 	  "Reserve PORT/PROTO for SERVICE; from then on the kernel denies its bind() to every "
-	  "other cgroup. Refused when another service owns it or a foreign process holds it.",
-	  "{\"type\":\"object\",\"properties\":{" PORT_P "," PROTO_P "," SVC_P "},"
+	  "other cgroup; with HOST on that host only. Refused when another service owns it or a "
+	  "foreign process holds it.",
+	  "{\"type\":\"object\",\"properties\":{" PORT_P "," PROTO_P "," SVC_P "," HOST_P "},"
 	  "\"required\":[\"port\",\"service\"],\"additionalProperties\":false}",
 	  PORT_OUT, "port.reserve", NULL, false, false },
-	{ "release_port", "Release a port", "Release a runtime reservation of PORT/PROTO.",
-	  "{\"type\":\"object\",\"properties\":{" PORT_P "," PROTO_P "},"
+	{ "release_port", "Release a port",
+	  "Release a runtime reservation of PORT/PROTO (with HOST: that host's).",
+	  "{\"type\":\"object\",\"properties\":{" PORT_P "," PROTO_P "," HOST_P "},"
 	  "\"required\":[\"port\"],\"additionalProperties\":false}",
 	  PORT_OUT, "port.release", NULL, false, true },
 	{ "allocate_port", "Allocate a port",
