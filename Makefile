@@ -59,7 +59,7 @@ SKELS := $(BPF_PROGS:%=$(GEN)/%.skel.h)
 
 COMMON := log jsonv names portrange config config_registry netns reserved_ports capacity cgroup fsutil spec bpfinfo \
 	  rpc_client dbprobe spec_ext dbspec probe loop fingerprint
-DAEMON := caelumd apply loop services components ports port_tables agg devices tasks cpu connect \
+DAEMON := caelumd apply loop services components comp_bpf ports port_tables agg devices tasks cpu connect \
 	  bandwidth databases dbresolve \
 	  hostaddr credentials health \
 	  verify api http http_auth connlimit metrics token assets assets_data handlers_view mcp mcp_era \
@@ -234,6 +234,7 @@ bench: deps
 	$(MAKE) all $(BENCHES:%=$(BUILD)/bench/%)
 	@set -e; for b in $(BENCHES); do $(BUILD)/bench/$$b; done
 	$(PYTHON) bench/etcd_bench.py --build $(BUILD)
+	$(PYTHON) bench/mem_bench.py --build $(BUILD)
 
 # 3 etcd members and 2 caelumd "hosts" on this machine (loopback): deploy/cluster_demo.py.
 cluster-demo: deps

@@ -414,8 +414,8 @@ static void test_resources_gpus(void **state)
 	assert_int_equal(resources_gpus(&r), 0);
 	r.gpu_count = 3;
 	assert_int_equal(resources_gpus(&r), 3);
-	strcpy(r.gpu_ids[0], "gpu0");
-	strcpy(r.gpu_ids[1], "gpu5");
+	char ids[2][GPU_ID_MAX + 1] = { "gpu0", "gpu5" };
+	r.gpu_ids = ids;
 	r.n_gpu_ids = 2;
 	assert_int_equal(resources_gpus(&r), 2); /* a list wins over a count */
 	r.gpu_count = 0;
@@ -767,6 +767,7 @@ static void test_resources_bad(void **state)
 			fail_msg("%s: accepted", what);
 		assert_verr_one(&e, res_bad[i].msg, what);
 		verr_free(&e);
+		resources_free(&r);
 	}
 }
 
@@ -781,7 +782,8 @@ static void res_round_trip(const struct spec_resources *r, const char *want)
 	text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	assert_string_equal(text, want);
 	assert_int_equal(res_load(text, &back, &e), 0);
-	assert_memory_equal(&back, r, sizeof(back));
+	assert_true(resources_equal(&back, r));
+	resources_free(&back);
 	json_object_put(o);
 }
 
@@ -813,6 +815,7 @@ static void test_resources_good(void **state)
 	assert_string_equal(r.gpu_ids[1], "gpu0");
 	assert_int_equal(resources_gpus(&r), 2);
 	res_round_trip(&r, "{\"cpus\":1,\"gpus\":[\"gpu1\",\"gpu0\"]}");
+	resources_free(&r);
 
 	assert_int_equal(res_load("{\"cpus\": 0.001, \"tasks\": 4194304, \"gpus\": 16}", &r, &e),
 			 0);

@@ -94,6 +94,10 @@ static int apply_all(struct daemon *d, const char *why, const struct reg_delta *
 	if (!err)
 		err = netns_apply(ports_map_fd(d->ports, "cm_netns"), d->cfg.netns_cookie,
 				  d->cfg.n_netns);
+	/* The databases' runtime first: the databases component syncs its maps from it. A
+	 * reload re-resolves every database's host; other changes only new addresses. */
+	if (!err)
+		err = databases_follow(d, !strcmp(why, "reload"));
 	if (err)
 		return err;
 	daemon_comp_env(d, &env);
@@ -105,9 +109,6 @@ static int apply_all(struct daemon *d, const char *why, const struct reg_delta *
 	err = resources_apply(d);
 	if (err)
 		p_err("failed to apply resource rules: %s", strerror(-err));
-	/* A reload re-resolves every database's host; other changes only new addresses. */
-	if (!err && daemon_connect(d))
-		err = databases_apply(d, !strcmp(why, "reload"));
 	if (!err)
 		err = verify_canaries(d);
 	emit_policy_applied(d, why);

@@ -213,6 +213,28 @@ static void registry_tick_daemon(struct daemon *d, uint64_t now)
 	verr_free(&e);
 }
 
+/* Registry entries released since the last trim worth giving the heap back for. */
+#define TRIM_AFTER_RELEASED 1024
+
+/*
+ * Give freed heap back to the kernel once many registry entries were released (a release
+ * of 2,000 reservations frees their keys, values and model entries, scattered over the
+ * heap: without a trim the pages stay resident until reused). malloc_trim(0) walks the free
+ * lists only: a few milliseconds, at most once per tick and only after such a drop.
+ */
+static void heap_trim_check(struct daemon *d)
+{
+	const struct reg_state *st = registry_state(d->reg);
+	size_t n = st->n_resv + st->n_svcs + st->n_dbs;
+
+	if (n > d->entries_high)
+		d->entries_high = n;
+	if (d->entries_high - n < TRIM_AFTER_RELEASED)
+		return;
+	malloc_trim(0);
+	d->entries_high = n;
+}
+
 static void on_tick(void *ctx)
 {
 	struct daemon *d = ctx;
@@ -240,6 +262,7 @@ static void on_tick(void *ctx)
 	transports_tick(d->transports, now);
 	registry_tick_daemon(d, now);
 	probe_reap();
+	heap_trim_check(d);
 	notify_tick(now, d->policy.registry_rev, registry_state(d->reg)->n_svcs);
 }
 

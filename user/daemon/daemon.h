@@ -96,6 +96,7 @@ struct daemon {
 	struct agg *agg;
 	uint64_t last_flush_ns;
 	uint64_t flush_errors; /* cm_agg_flush runs that failed */
+	size_t entries_high;   /* registry entries at most since the heap was last trimmed */
 	uint64_t last_loss_check_ns;
 };
 

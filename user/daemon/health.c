@@ -36,7 +36,8 @@ static void emit_change(struct daemon *d, struct svc_rt *rt, int from)
 	json_object_object_add(e, "from", json_object_new_string(health_state_name(from)));
 	json_object_object_add(e, "to", json_object_new_string(health_state_name(rt->health)));
 	json_object_object_add(e, "failures", json_object_new_int(rt->health_failures));
-	json_object_object_add(e, "detail", json_object_new_string(rt->health_detail));
+	json_object_object_add(e, "detail",
+			       json_object_new_string(rt->health_detail ? rt->health_detail : ""));
 	events_emit(d->ev, e);
 }
 
@@ -56,7 +57,8 @@ static void on_result(void *ctx, const struct probe_result *r)
 			rt->health = HEALTH_STATE_CRITICAL;
 		else
 			rt->health = HEALTH_STATE_WARNING;
-		snprintf(rt->health_detail, sizeof(rt->health_detail), "%s", r->detail);
+		free(rt->health_detail);
+		rt->health_detail = r->detail[0] ? strdup(r->detail) : NULL;
 		if (rt->health != from) {
 			rt->health_since_ns = time_now_ns();
 			emit_change(hc->d, rt, from);
@@ -126,7 +128,8 @@ void health_stop(struct svc_rt *rt)
 	rt->health_probe = NULL;
 	rt->health = HEALTH_STATE_UNKNOWN;
 	rt->health_failures = 0;
-	rt->health_detail[0] = '\0';
+	free(rt->health_detail);
+	rt->health_detail = NULL;
 }
 
 void health_tick(struct daemon *d, uint64_t now)
@@ -152,9 +155,8 @@ struct json_object *health_json(const struct svc_rt *rt)
 
 	json_object_object_add(o, "state", json_object_new_string(health_state_name(rt->health)));
 	json_object_object_add(o, "failures", json_object_new_int(rt->health_failures));
-	json_object_object_add(o, "detail",
-			       rt->health_detail[0] ? json_object_new_string(rt->health_detail)
-						    : NULL);
+	json_object_object_add(
+		o, "detail", rt->health_detail ? json_object_new_string(rt->health_detail) : NULL);
 	if (rt->health_since_ns) {
 		time_format_rfc3339(rt->health_since_ns, ts, sizeof(ts));
 		json_object_object_add(o, "since", json_object_new_string(ts));

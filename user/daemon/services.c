@@ -42,8 +42,10 @@ static void rt_free(struct svc_rt *rt)
 {
 	free(rt->cgroup);
 	free(rt->cpu);
+	free(rt->health_detail);
 	rt->cgroup = NULL;
 	rt->cpu = NULL;
+	rt->health_detail = NULL;
 }
 
 void svcs_fini(struct svcs *s)

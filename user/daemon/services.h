@@ -50,7 +50,7 @@ struct svc_rt {
 	/* health (health.c) */
 	int health;	     /* HEALTH_STATE_* */
 	int health_failures; /* consecutive */
-	char health_detail[256];
+	char *health_detail; /* the last probe's detail (malloc'd), NULL before one */
 	uint64_t health_last_ns, health_since_ns;
 	struct probe *health_probe;
 };

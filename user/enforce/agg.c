@@ -7,27 +7,18 @@
 
 #include "agg.h"
 #include "agg.skel.h"
+#include "comp_bpf.h"
 #include "log.h"
 
+/* A syscall program run by caelumd, no link: the shape's object part only (comp_bpf.h). */
 struct agg {
+	struct comp_bpf bpf;
 	struct agg_bpf *skel;
 };
 
 int agg_load(const struct bpf_env *env, struct agg **out)
 {
-	struct agg *a = calloc(1, sizeof(*a));
-	int err;
-
-	if (!a)
-		return -ENOMEM;
-	err = BPF_SKEL_OPEN_LOAD(env, agg, &a->skel);
-	if (err)
-		goto err;
-	*out = a;
-	return 0;
-err:
-	agg_close(a);
-	return err;
+	return COMP_BPF_NEW(env, agg, out);
 }
 
 int agg_flush(struct agg *a, struct caelum_agg_flush_args *out)
@@ -60,5 +51,5 @@ void agg_close(struct agg *a)
 
 struct bpf_object *agg_obj(const struct agg *a)
 {
-	return a->skel->obj;
+	return a->bpf.obj;
 }

@@ -16,6 +16,7 @@
 #include "bandwidth.skel.h"
 #include "bpfinfo.h"
 #include "bpfpin.h"
+#include "comp_bpf.h"
 #include "capacity.h"
 #include "config.h"
 #include "log.h"
@@ -30,9 +31,8 @@ struct bw_sample {
 };
 
 struct bandwidth {
+	struct comp_bpf bpf; /* first: the shared ops take the state (comp_bpf.h) */
 	struct bandwidth_bpf *skel;
-	int link_fd[BANDWIDTH_NPROGS];
-	enum link_outcome outcome[BANDWIDTH_NPROGS];
 	int ncpu;
 	struct bw_sample *s; /* one per entry of cm_bw, sorted by cgid */
 	size_t n;
@@ -41,25 +41,13 @@ struct bandwidth {
 	size_t skipped;	      /* services that cannot be limited (followed cgroups off the level) */
 };
 
-static struct bpf_program *prog_at(const struct bandwidth *b, size_t i)
-{
-	return i == CAELUM_BW_EGRESS ? b->skel->progs.cm_bw_egress : b->skel->progs.cm_bw_ingress;
-}
-
-static int attach_type_of(size_t i)
-{
-	return i == CAELUM_BW_EGRESS ? BPF_CGROUP_INET_EGRESS : BPF_CGROUP_INET_INGRESS;
-}
-
 static void bw_close(void *self)
 {
 	struct bandwidth *b = self;
 
 	if (!b)
 		return;
-	for (int i = 0; i < BANDWIDTH_NPROGS; i++)
-		if (b->link_fd[i] >= 0)
-			close(b->link_fd[i]);
+	comp_bpf_close(&b->bpf);
 	bandwidth_bpf__destroy(b->skel);
 	free(b->s);
 	free(b);
@@ -67,44 +55,25 @@ static void bw_close(void *self)
 
 static int bw_load(const struct comp_env *env, void **self)
 {
-	struct bandwidth *b = calloc(1, sizeof(*b));
+	int ncpu = libbpf_num_possible_cpus();
+	struct bandwidth *b;
 	int err;
 
-	if (!b)
-		return -ENOMEM;
-	for (int i = 0; i < BANDWIDTH_NPROGS; i++)
-		b->link_fd[i] = -1;
-	b->ncpu = libbpf_num_possible_cpus();
-	if (b->ncpu <= 0) {
-		err = b->ncpu ? b->ncpu : -EINVAL;
-		goto err;
-	}
-	err = BPF_SKEL_OPEN_LOAD(env->bpf, bandwidth, &b->skel);
+	if (ncpu <= 0)
+		return ncpu ? ncpu : -EINVAL;
+	err = COMP_BPF_NEW(env->bpf, bandwidth, &b);
 	if (err)
-		goto err;
+		return err;
+	b->ncpu = ncpu;
+	comp_bpf_add(&b->bpf, b->skel->progs.cm_bw_egress, BPF_CGROUP_INET_EGRESS, false);
+	comp_bpf_add(&b->bpf, b->skel->progs.cm_bw_ingress, BPF_CGROUP_INET_INGRESS, false);
 	*self = b;
 	return 0;
-err:
-	bw_close(b);
-	return err;
 }
 
 static int bw_attach(void *self, const struct comp_env *env)
 {
-	struct bandwidth *b = self;
-
-	for (size_t i = 0; i < BANDWIDTH_NPROGS; i++) {
-		struct bpf_program *p = prog_at(b, i);
-		int fd = link_install(env->bpf, bpf_program__name(p), bpf_program__fd(p),
-				      attach_type_of(i), &b->outcome[i]);
-
-		if (fd < 0)
-			return fd;
-		if (b->link_fd[i] >= 0)
-			close(b->link_fd[i]);
-		b->link_fd[i] = fd;
-	}
-	return 0;
+	return comp_bpf_attach(&((struct bandwidth *)self)->bpf, env->bpf, 0);
 }
 
 bool bandwidth_entry(const struct spec_resources *r, struct caelum_bw *out)
@@ -199,6 +168,10 @@ static void entries_prune(struct bandwidth *b)
 /* The samples of the new set of limited services, keeping those of services that stay. */
 static void samples_adopt(struct bandwidth *b, struct bw_sample *v, size_t n)
 {
+	/* v has room for every service; keep what the limited ones need (most have none). */
+	struct bw_sample *fit = realloc(v, (n + 1) * sizeof(*v));
+
+	v = fit ? fit : v;
 	if (n)
 		qsort(v, n, sizeof(*v), sample_cmp);
 	for (size_t i = 0; i < n; i++) {
@@ -340,26 +313,6 @@ static void bw_tick(void *self, const struct comp_env *env, uint64_t now_ns)
 	}
 }
 
-static size_t bw_progs(void *self, struct comp_prog *out, size_t max)
-{
-	struct bandwidth *b = self;
-	size_t n = 0;
-
-	for (size_t i = 0; i < BANDWIDTH_NPROGS && n < max; i++, n++)
-		out[n] = (struct comp_prog){ bpf_program__name(prog_at(b, i)),
-					     bpf_program__fd(prog_at(b, i)),
-					     b->link_fd[i],
-					     attach_type_of(i),
-					     true,
-					     link_outcome_name(b->outcome[i]) };
-	return n;
-}
-
-static struct bpf_object *bw_object(void *self, size_t i)
-{
-	return i == 0 ? ((struct bandwidth *)self)->skel->obj : NULL;
-}
-
 static void bw_status(void *self, struct json_object *obj)
 {
 	struct json_object *maps = json_object_new_array();
@@ -439,8 +392,8 @@ const struct component_ops bandwidth_component = {
 	.attach = bw_attach,
 	.sync = bw_sync,
 	.tick = bw_tick,
-	.progs = bw_progs,
-	.object = bw_object,
+	.progs = comp_bpf_progs,
+	.object = comp_bpf_object,
 	.status = bw_status,
 	.service_json = bw_service_json,
 	.close = bw_close,

@@ -9,60 +9,39 @@
 #include "caelum/cgfollow.h"
 #include "cgfollow_user.h"
 #include "cgfollow.skel.h"
+#include "comp_bpf.h"
 #include "log.h"
 #include "services.h"
 
-#define NPROGS 2
-
 struct cgfollow {
+	struct comp_bpf bpf;
 	struct cgfollow_bpf *skel;
-	int link_fd[NPROGS];
 };
 
 void cgfollow_close(struct cgfollow *f)
 {
 	if (!f)
 		return;
-	for (int i = 0; i < NPROGS; i++)
-		if (f->link_fd[i] >= 0)
-			close(f->link_fd[i]); /* the pin keeps it attached */
+	comp_bpf_close(&f->bpf);
 	cgfollow_bpf__destroy(f->skel);
 	free(f);
 }
 
-static int attach(struct cgfollow *f, const struct bpf_env *env)
-{
-	struct bpf_program *progs[NPROGS] = { f->skel->progs.cm_cg_mkdir,
-					      f->skel->progs.cm_cg_rmdir };
-	enum link_outcome outcome;
-
-	for (int i = 0; i < NPROGS; i++) {
-		int fd = link_install_tracing(env, bpf_program__name(progs[i]),
-					      bpf_program__fd(progs[i]), &outcome);
-
-		if (fd < 0)
-			return fd;
-		f->link_fd[i] = fd;
-	}
-	return 0;
-}
-
 int cgfollow_setup(const struct bpf_env *env, struct cgfollow **out)
 {
-	struct cgfollow *f = calloc(1, sizeof(*f));
-	int err;
+	struct cgfollow *f;
+	int err = COMP_BPF_NEW(env, cgfollow, &f);
 
-	if (!f)
-		return -ENOMEM;
-	for (int i = 0; i < NPROGS; i++)
-		f->link_fd[i] = -1;
-	err = BPF_SKEL_OPEN_LOAD(env, cgfollow, &f->skel);
-	if (!err)
-		err = attach(f, env);
+	if (!err) {
+		comp_bpf_add(&f->bpf, f->skel->progs.cm_cg_mkdir, BPF_TRACE_RAW_TP, true);
+		comp_bpf_add(&f->bpf, f->skel->progs.cm_cg_rmdir, BPF_TRACE_RAW_TP, true);
+		err = comp_bpf_attach(&f->bpf, env, 0);
+		if (err)
+			cgfollow_close(f);
+	}
 	if (err) {
 		p_err("failed to set up cgroup following (tp_btf/cgroup_mkdir): %s",
 		      strerror(-err));
-		cgfollow_close(f);
 		return err;
 	}
 	*out = f;

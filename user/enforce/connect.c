@@ -9,51 +9,35 @@
 
 #include "bpfinfo.h"
 #include "caelum/common.h"
-#include "component.h"
+#include "comp_bpf.h"
 #include "connect_user.h"
 #include "connect.skel.h"
 #include "log.h"
+#include "registry.h"
 
 struct connect {
+	struct comp_bpf bpf; /* first: the shared ops take the state (comp_bpf.h) */
 	struct connect_bpf *skel;
 	struct host_addr *host; /* what cm_db_host holds, for connect_key() without syscalls */
 	size_t n_host;
-	int link_fd[CONNECT_NPROGS];
-	enum link_outcome outcome[CONNECT_NPROGS];
+	connect_source_fn source; /* fills the maps on sync (databases.c), or NULL */
+	void *source_ctx;
 };
-
-static struct bpf_program *prog_at(const struct connect *c, int idx, int *type)
-{
-	static const int types[CONNECT_NPROGS] = { BPF_CGROUP_INET4_CONNECT,
-						   BPF_CGROUP_INET6_CONNECT,
-						   BPF_CGROUP_UDP4_SENDMSG, BPF_CGROUP_UDP6_SENDMSG,
-						   BPF_CGROUP_INET_SOCK_RELEASE };
-	struct bpf_program *p[CONNECT_NPROGS] = {
-		c->skel->progs.cm_db_conn4, c->skel->progs.cm_db_conn6, c->skel->progs.cm_db_send4,
-		c->skel->progs.cm_db_send6, c->skel->progs.cm_db_release
-	};
-
-	*type = types[idx];
-	return p[idx];
-}
 
 int connect_load(const struct bpf_env *env, struct connect **out)
 {
-	struct connect *c = calloc(1, sizeof(*c));
-	int err;
+	struct connect *c;
+	int err = COMP_BPF_NEW(env, connect, out);
 
-	if (!c)
-		return -ENOMEM;
-	for (int i = 0; i < CONNECT_NPROGS; i++)
-		c->link_fd[i] = -1;
-	err = BPF_SKEL_OPEN_LOAD(env, connect, &c->skel);
 	if (err)
-		goto err;
-	*out = c;
+		return err;
+	c = *out;
+	comp_bpf_add(&c->bpf, c->skel->progs.cm_db_conn4, BPF_CGROUP_INET4_CONNECT, false);
+	comp_bpf_add(&c->bpf, c->skel->progs.cm_db_conn6, BPF_CGROUP_INET6_CONNECT, false);
+	comp_bpf_add(&c->bpf, c->skel->progs.cm_db_send4, BPF_CGROUP_UDP4_SENDMSG, false);
+	comp_bpf_add(&c->bpf, c->skel->progs.cm_db_send6, BPF_CGROUP_UDP6_SENDMSG, false);
+	comp_bpf_add(&c->bpf, c->skel->progs.cm_db_release, BPF_CGROUP_INET_SOCK_RELEASE, false);
 	return 0;
-err:
-	connect_close(c);
-	return err;
 }
 
 /*
@@ -65,19 +49,7 @@ err:
  */
 int connect_attach(struct connect *c, const struct bpf_env *env)
 {
-	for (int k = 0; k < CONNECT_NPROGS; k++) {
-		int i = (k + CONNECT_NPROGS - 1) % CONNECT_NPROGS, type, fd;
-		struct bpf_program *p = prog_at(c, i, &type);
-
-		fd = link_install(env, bpf_program__name(p), bpf_program__fd(p), type,
-				  &c->outcome[i]);
-		if (fd < 0)
-			return fd;
-		if (c->link_fd[i] >= 0)
-			close(c->link_fd[i]);
-		c->link_fd[i] = fd;
-	}
-	return 0;
+	return comp_bpf_attach(&c->bpf, env, CONNECT_NPROGS - 1);
 }
 
 void connect_key_exact(const struct db_addr *a, struct caelum_db_addr_key *k)
@@ -236,42 +208,33 @@ int connect_addrs_fd(const struct connect *c)
 
 int connect_prog_fd(const struct connect *c, int idx, const char **name, int *attach_type)
 {
-	struct bpf_program *p = prog_at(c, idx, attach_type);
+	const struct comp_link *l = &c->bpf.links[idx];
 
-	*name = bpf_program__name(p);
-	return bpf_program__fd(p);
-}
-
-int connect_link_fd(const struct connect *c, int idx)
-{
-	return c->link_fd[idx];
-}
-
-const char *connect_link_outcome(const struct connect *c, int idx)
-{
-	return link_outcome_name(c->outcome[idx]);
+	*name = bpf_program__name(l->prog);
+	*attach_type = l->attach_type;
+	return bpf_program__fd(l->prog);
 }
 
 void connect_close(struct connect *c)
 {
 	if (!c)
 		return;
-	for (int i = 0; i < CONNECT_NPROGS; i++)
-		if (c->link_fd[i] >= 0)
-			close(c->link_fd[i]);
+	comp_bpf_close(&c->bpf);
 	connect_bpf__destroy(c->skel);
 	free(c->host);
 	free(c);
 }
 
-struct bpf_object *connect_obj(const struct connect *c)
+void connect_set_source(struct connect *c, connect_source_fn fn, void *ctx)
 {
-	return c->skel->obj;
+	c->source = fn;
+	c->source_ctx = ctx;
 }
 
 /* ---- the component (component.h) ----
- * Its maps are filled by databases.c, which owns the databases' runtime (name resolution,
- * host addresses, reachability probes) and syncs them after the components (caelumd.c). */
+ * Its maps are written from the databases' runtime (databases.c: name resolution, host
+ * addresses, reachability probes), which registered itself as the source: on sync, and by
+ * itself when a name resolves to other addresses or the host's addresses change. */
 
 static int comp_load(const struct comp_env *env, void **self)
 {
@@ -283,28 +246,15 @@ static int comp_attach(void *self, const struct comp_env *env)
 	return connect_attach(self, env->bpf);
 }
 
-static size_t comp_progs(void *self, struct comp_prog *out, size_t max)
+static int comp_sync(void *self, const struct comp_env *env, const struct reg_state *st,
+		     const struct reg_delta *delta)
 {
 	struct connect *c = self;
-	size_t n = 0;
 
-	for (int i = 0; i < CONNECT_NPROGS && n < max; i++) {
-		int type;
-		struct bpf_program *p = prog_at(c, i, &type);
-
-		out[n++] = (struct comp_prog){ bpf_program__name(p),
-					       bpf_program__fd(p),
-					       c->link_fd[i],
-					       type,
-					       true,
-					       link_outcome_name(c->outcome[i]) };
-	}
-	return n;
-}
-
-static struct bpf_object *comp_object(void *self, size_t i)
-{
-	return i == 0 ? ((struct connect *)self)->skel->obj : NULL;
+	(void)env;
+	if (delta && !delta->services && !delta->dbs)
+		return 0; /* rules come from the databases and the services that declare them */
+	return c->source ? c->source(c->source_ctx, st) : 0;
 }
 
 /* Allowed without a place to remember them (include/caelum/connect.h): never released. */
@@ -328,8 +278,9 @@ const struct component_ops databases_component = {
 	.id = CAELUM_COMP_DATABASES,
 	.load = comp_load,
 	.attach = comp_attach,
-	.progs = comp_progs,
-	.object = comp_object,
+	.sync = comp_sync,
+	.progs = comp_bpf_progs,
+	.object = comp_bpf_object,
 	.status = comp_status,
 	.close = comp_close,
 };

@@ -10,6 +10,16 @@
 #include "dbspec.h"
 
 struct connect;
+struct reg_state;
+
+/*
+ * What the databases component writes into its maps comes from the databases' runtime
+ * (databases.c: names resolved, the host's addresses, keys two databases share), which
+ * registers this once it exists. The component's sync op calls it when services or
+ * databases changed (0 or -errno); without one, sync has nothing to write.
+ */
+typedef int (*connect_source_fn)(void *ctx, const struct reg_state *st);
+void connect_set_source(struct connect *c, connect_source_fn fn, void *ctx);
 
 #define CONNECT_NPROGS 5 /* connect4, connect6, sendmsg4, sendmsg6, sock_release */
 
@@ -44,9 +54,9 @@ int connect_host_sync(struct connect *c, const struct host_addr *addrs, size_t n
 /* Open connections counted for (service, database). */
 int64_t connect_count(const struct connect *c, uint64_t svc_cgid, uint32_t db_id);
 int connect_addrs_fd(const struct connect *c);
+/* Program idx (0..CONNECT_NPROGS-1: conn4, conn6, send4, send6, release): its fd, name
+ * and attach type (bench). */
 int connect_prog_fd(const struct connect *c, int idx, const char **name, int *attach_type);
-int connect_link_fd(const struct connect *c, int idx);
-const char *connect_link_outcome(const struct connect *c, int idx);
 void connect_close(struct connect *c);
 /* struct db_addr -> the exact map key (IPv4 as IPv4-mapped IPv6, scope EXACT). */
 void connect_key_exact(const struct db_addr *a, struct caelum_db_addr_key *k);
@@ -55,9 +65,5 @@ void connect_local_key(uint16_t port, struct caelum_db_addr_key *k);
 /* struct db_addr -> the key the programs look up: LOCAL for loopback, unspecified and the
  * host addresses in cm_db_host (c may be NULL: then only the first two). */
 void connect_key(const struct connect *c, const struct db_addr *a, struct caelum_db_addr_key *k);
-
-struct bpf_object;
-/* The loaded object (its pinned maps are checked by the integrity check). */
-struct bpf_object *connect_obj(const struct connect *c);
 
 #endif /* CAELUM_CONNECT_USER_H */

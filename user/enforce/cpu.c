@@ -9,7 +9,7 @@
 
 #include "caelum/cpu.h"
 #include "capacity.h"
-#include "component.h"
+#include "comp_bpf.h"
 #include "config.h"
 #include "cpu_user.h"
 #include "cpu.skel.h"
@@ -19,9 +19,8 @@
 #include "services.h"
 
 struct cpu {
+	struct comp_bpf bpf; /* first: the shared ops take the state (comp_bpf.h) */
 	struct cpu_bpf *skel;
-	int link_fd;
-	enum link_outcome outcome;
 	int ncpu;
 	struct bpf_link *catch_up; /* iter/task link; NULL where iterators are refused */
 	uint64_t caught_up_ns;	   /* CLOCK_MONOTONIC of the last walk */
@@ -34,40 +33,25 @@ struct cpu {
 
 int cpu_load(const struct bpf_env *env, struct cpu **out)
 {
-	struct cpu *c = calloc(1, sizeof(*c));
-	int err;
+	struct cpu *c;
+	int err = COMP_BPF_NEW(env, cpu, out);
 
-	if (!c)
-		return -ENOMEM;
-	c->link_fd = -1;
-	c->ncpu = libbpf_num_possible_cpus();
-	err = BPF_SKEL_OPEN_LOAD(env, cpu, &c->skel);
 	if (err)
-		goto err;
+		return err;
+	c = *out;
+	c->ncpu = libbpf_num_possible_cpus();
+	comp_bpf_add(&c->bpf, c->skel->progs.cm_sched_switch, BPF_TRACE_RAW_TP, true);
 	c->catch_up = bpf_program__attach_iter(c->skel->progs.cm_cpu_catch_up, NULL);
 	if (!c->catch_up)
 		p_warn("cpu: task iterator refused (%s): a task's time is counted when it leaves "
 		       "the CPU, so a task that never does is seen late",
 		       strerror(errno));
-	*out = c;
 	return 0;
-err:
-	cpu_close(c);
-	return err;
 }
 
 int cpu_attach(struct cpu *c, const struct bpf_env *env)
 {
-	struct bpf_program *p = c->skel->progs.cm_sched_switch;
-	int fd;
-
-	fd = link_install_tracing(env, bpf_program__name(p), bpf_program__fd(p), &c->outcome);
-	if (fd < 0)
-		return fd;
-	if (c->link_fd >= 0)
-		close(c->link_fd);
-	c->link_fd = fd;
-	return 0;
+	return comp_bpf_attach(&c->bpf, env, 0);
 }
 
 int cpu_catch_up(struct cpu *c)
@@ -112,36 +96,14 @@ uint64_t cpu_time_ns(const struct cpu *c, uint64_t svc_cgid)
 	return sum;
 }
 
-int cpu_prog_fd(const struct cpu *c, const char **name)
-{
-	*name = bpf_program__name(c->skel->progs.cm_sched_switch);
-	return bpf_program__fd(c->skel->progs.cm_sched_switch);
-}
-
-int cpu_link_fd(const struct cpu *c)
-{
-	return c->link_fd;
-}
-
-const char *cpu_link_outcome(const struct cpu *c)
-{
-	return link_outcome_name(c->outcome);
-}
-
 void cpu_close(struct cpu *c)
 {
 	if (!c)
 		return;
-	if (c->link_fd >= 0)
-		close(c->link_fd);
+	comp_bpf_close(&c->bpf);
 	bpf_link__destroy(c->catch_up);
 	cpu_bpf__destroy(c->skel);
 	free(c);
-}
-
-struct bpf_object *cpu_obj(const struct cpu *c)
-{
-	return c->skel->obj;
 }
 
 /* ---- usage over the window (the tick samples, the view and the check read it) ---- */
@@ -270,26 +232,6 @@ static void comp_tick(void *self, const struct comp_env *env, uint64_t now)
 	}
 }
 
-static size_t comp_progs(void *self, struct comp_prog *out, size_t max)
-{
-	struct cpu *c = self;
-
-	if (max < 1)
-		return 0;
-	out[0] = (struct comp_prog){ bpf_program__name(c->skel->progs.cm_sched_switch),
-				     bpf_program__fd(c->skel->progs.cm_sched_switch),
-				     c->link_fd,
-				     BPF_TRACE_RAW_TP,
-				     false,
-				     link_outcome_name(c->outcome) };
-	return 1;
-}
-
-static struct bpf_object *comp_object(void *self, size_t i)
-{
-	return i == 0 ? ((struct cpu *)self)->skel->obj : NULL;
-}
-
 static struct json_object *cpus_json(int64_t milli)
 {
 	return json_object_new_double((double)milli / 1000.0);
@@ -327,8 +269,8 @@ const struct component_ops cpu_component = {
 	.load = comp_load,
 	.attach = comp_attach,
 	.tick = comp_tick,
-	.progs = comp_progs,
-	.object = comp_object,
+	.progs = comp_bpf_progs,
+	.object = comp_bpf_object,
 	.service_json = comp_service_json,
 	.close = comp_close,
 };

@@ -19,13 +19,6 @@ int cpu_attach(struct cpu *c, const struct bpf_env *env);
 int cpu_catch_up(struct cpu *c);
 /* Nanoseconds the service's tasks spent on CPU since counting began (all CPUs). */
 uint64_t cpu_time_ns(const struct cpu *c, uint64_t svc_cgid);
-int cpu_prog_fd(const struct cpu *c, const char **name);
-int cpu_link_fd(const struct cpu *c);
-const char *cpu_link_outcome(const struct cpu *c);
 void cpu_close(struct cpu *c);
-
-struct bpf_object;
-/* The loaded object (its pinned maps are checked by the integrity check). */
-struct bpf_object *cpu_obj(const struct cpu *c);
 
 #endif /* CAELUM_CPU_USER_H */

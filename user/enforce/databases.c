@@ -21,6 +21,7 @@
 #define REACH_TIMEOUT_MS  2000
 
 static int watch_open(struct daemon *d);
+static int source_sync(void *ctx, const struct reg_state *st);
 
 int databases_setup(struct daemon *d)
 {
@@ -34,7 +35,10 @@ int databases_setup(struct daemon *d)
 	err = watch_open(d);
 	if (err)
 		return err;
-	return databases_apply(d, true);
+	/* The databases component's sync writes its maps from this runtime. */
+	if (daemon_connect(d))
+		connect_set_source(daemon_connect(d), source_sync, d);
+	return 0;
 }
 
 const struct db_rt *databases_find(struct daemon *d, const char *name)
@@ -227,12 +231,24 @@ out:
 	return err;
 }
 
-int databases_apply(struct daemon *d, bool force_resolve)
+int databases_follow(struct daemon *d, bool force_resolve)
 {
 	int err = table_update(d, force_resolve);
 
-	if (!err && daemon_connect(d))
-		err = maps_sync(d);
+	if (err)
+		p_err("failed to follow the registry's databases: %s", strerror(-err));
+	return err;
+}
+
+/* The databases component's sync (connect_set_source): the maps from the runtime table,
+ * which databases_follow() brought to the registry first. */
+static int source_sync(void *ctx, const struct reg_state *st)
+{
+	struct daemon *d = ctx;
+	int err;
+
+	(void)st; /* the same model: registry_state(d->reg) */
+	err = maps_sync(d);
 	if (err)
 		p_err("failed to apply database rules: %s", strerror(-err));
 	return err;

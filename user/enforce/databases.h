@@ -45,9 +45,15 @@ struct db_rt {
 	struct probe *inflight;
 };
 
+/* The .probe cgroup, name resolution and host addresses; registers the runtime as the
+ * databases component's source (its sync op writes the maps from it). 0 or -errno. */
 int databases_setup(struct daemon *d);
-/* Resolve (all when force, else only new or changed addresses) and sync the kernel maps. */
-int databases_apply(struct daemon *d, bool force_resolve);
+/*
+ * The runtime table follows the registry (before the components sync): entries of new
+ * databases or new addresses are resolved now; with force_resolve (a reload) every name is
+ * looked up again off the loop. Writes no map. 0 or -ENOMEM.
+ */
+int databases_follow(struct daemon *d, bool force_resolve);
 void databases_tick(struct daemon *d, uint64_t now);
 /* Look the database's name up again now (off the loop); the result arrives in a later tick
  * and bumps "resolutions". 0, -ENOENT, or -errno. *resolutions = the count before. */

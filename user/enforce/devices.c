@@ -9,47 +9,28 @@
 #include "caelum/devices.h"
 #include "devices_user.h"
 #include "devices.skel.h"
-#include "component.h"
+#include "comp_bpf.h"
 #include "config.h"
 #include "log.h"
 #include "services.h"
 
 struct devices {
+	struct comp_bpf bpf; /* first: the shared ops take the state (comp_bpf.h) */
 	struct devices_bpf *skel;
-	int link_fd;
-	enum link_outcome outcome;
 };
 
 int devices_load(const struct bpf_env *env, struct devices **out)
 {
-	struct devices *d = calloc(1, sizeof(*d));
-	int err;
+	int err = COMP_BPF_NEW(env, devices, out);
 
-	if (!d)
-		return -ENOMEM;
-	d->link_fd = -1;
-	err = BPF_SKEL_OPEN_LOAD(env, devices, &d->skel);
-	if (err)
-		goto err;
-	*out = d;
-	return 0;
-err:
-	devices_close(d);
+	if (!err)
+		comp_bpf_add(&(*out)->bpf, (*out)->skel->progs.cm_dev, BPF_CGROUP_DEVICE, false);
 	return err;
 }
 
 int devices_attach(struct devices *d, const struct bpf_env *env)
 {
-	int fd;
-
-	fd = link_install(env, bpf_program__name(d->skel->progs.cm_dev),
-			  bpf_program__fd(d->skel->progs.cm_dev), BPF_CGROUP_DEVICE, &d->outcome);
-	if (fd < 0)
-		return fd;
-	if (d->link_fd >= 0)
-		close(d->link_fd);
-	d->link_fd = fd;
-	return 0;
+	return comp_bpf_attach(&d->bpf, env, 0);
 }
 
 /* The rule for one GPU: its owner if assigned (and resolvable), else listed only. */
@@ -123,23 +104,6 @@ int devices_sync(struct devices *d, const struct capacity *cap, const struct reg
 	return 0;
 }
 
-int devices_prog_fd(const struct devices *d, const char **name, int *attach_type)
-{
-	*name = bpf_program__name(d->skel->progs.cm_dev);
-	*attach_type = BPF_CGROUP_DEVICE;
-	return bpf_program__fd(d->skel->progs.cm_dev);
-}
-
-int devices_link_fd(const struct devices *d)
-{
-	return d->link_fd;
-}
-
-const char *devices_link_outcome(const struct devices *d)
-{
-	return link_outcome_name(d->outcome);
-}
-
 int devices_map_fd(const struct devices *d)
 {
 	return bpf_map__fd(d->skel->maps.cm_devices);
@@ -149,15 +113,9 @@ void devices_close(struct devices *d)
 {
 	if (!d)
 		return;
-	if (d->link_fd >= 0)
-		close(d->link_fd);
+	comp_bpf_close(&d->bpf);
 	devices_bpf__destroy(d->skel);
 	free(d);
-}
-
-struct bpf_object *devices_obj(const struct devices *d)
-{
-	return d->skel->obj;
 }
 
 /* ---- the component (component.h) ---- */
@@ -180,26 +138,6 @@ static int comp_sync(void *self, const struct comp_env *env, const struct reg_st
 	return devices_sync(self, &env->cfg->cap, st, svcs_ident, env->svcs);
 }
 
-static size_t comp_progs(void *self, struct comp_prog *out, size_t max)
-{
-	struct devices *d = self;
-
-	if (max < 1)
-		return 0;
-	out[0] = (struct comp_prog){ bpf_program__name(d->skel->progs.cm_dev),
-				     bpf_program__fd(d->skel->progs.cm_dev),
-				     d->link_fd,
-				     BPF_CGROUP_DEVICE,
-				     true,
-				     link_outcome_name(d->outcome) };
-	return 1;
-}
-
-static struct bpf_object *comp_object(void *self, size_t i)
-{
-	return i == 0 ? ((struct devices *)self)->skel->obj : NULL;
-}
-
 static void comp_close(void *self)
 {
 	devices_close(self);
@@ -211,7 +149,7 @@ const struct component_ops devices_component = {
 	.load = comp_load,
 	.attach = comp_attach,
 	.sync = comp_sync,
-	.progs = comp_progs,
-	.object = comp_object,
+	.progs = comp_bpf_progs,
+	.object = comp_bpf_object,
 	.close = comp_close,
 };

@@ -19,14 +19,7 @@ int devices_attach(struct devices *d, const struct bpf_env *env);
 /* Make cm_devices list every configured GPU device with its assigned service. */
 int devices_sync(struct devices *d, const struct capacity *cap, const struct reg_state *st,
 		 svc_ident_fn ident, void *ctx);
-int devices_prog_fd(const struct devices *d, const char **name, int *attach_type);
-int devices_link_fd(const struct devices *d);
-const char *devices_link_outcome(const struct devices *d);
 int devices_map_fd(const struct devices *d);
 void devices_close(struct devices *d);
-
-struct bpf_object;
-/* The loaded object (its pinned maps are checked by the integrity check). */
-struct bpf_object *devices_obj(const struct devices *d);
 
 #endif /* CAELUM_DEVICES_USER_H */

@@ -7,7 +7,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "component.h"
+#include "comp_bpf.h"
 #include "config.h"
 #include "log.h"
 #include "ports_user.h"
@@ -20,9 +20,8 @@
 #define PORT_SLOTS (65536 * 2)
 
 struct ports {
+	struct comp_bpf bpf; /* first: the shared ops take the state (comp_bpf.h) */
 	struct ports_bpf *skel;
-	int link_fd[PORTS_NPROGS];
-	enum link_outcome outcome[PORTS_NPROGS];
 	struct port_tables *tables;
 	struct reserved_ports_info resv; /* ip_local_reserved_ports after the last sync */
 };
@@ -126,26 +125,22 @@ void port_policy_free(struct port_policy *pol)
 
 int ports_load(const struct bpf_env *env, struct ports **out)
 {
-	struct ports *p = calloc(1, sizeof(*p));
-	int err;
+	struct ports *p;
+	int err = COMP_BPF_NEW(env, ports, out);
 
-	if (!p)
-		return -ENOMEM;
-	for (int i = 0; i < PORTS_NPROGS; i++)
-		p->link_fd[i] = -1;
-	err = BPF_SKEL_OPEN_LOAD(env, ports, &p->skel);
 	if (err)
-		goto err;
+		return err;
+	p = *out;
+	comp_bpf_add(&p->bpf, p->skel->progs.cm_bind4, BPF_CGROUP_INET4_BIND, false);
+	comp_bpf_add(&p->bpf, p->skel->progs.cm_bind6, BPF_CGROUP_INET6_BIND, false);
 	err = port_tables_open(&p->tables, bpf_map__fd(p->skel->maps.cm_port_outer),
 			       (int[]){ bpf_map__fd(p->skel->maps.cm_port_a),
 					bpf_map__fd(p->skel->maps.cm_port_b) },
 			       bpf_map__fd(p->skel->maps.cm_port_owners));
-	if (err)
-		goto err;
-	*out = p;
-	return 0;
-err:
-	ports_close(p);
+	if (err) {
+		ports_close(p);
+		*out = NULL;
+	}
 	return err;
 }
 
@@ -249,28 +244,14 @@ void ports_invalidate(struct ports *p)
 
 int ports_attach(struct ports *p, const struct bpf_env *env)
 {
-	for (int i = 0; i < PORTS_NPROGS; i++) {
-		const char *name;
-		int type, fd, pfd = ports_prog_fd(p, i, &name, &type);
-
-		fd = link_install(env, name, pfd, type, &p->outcome[i]);
-		if (fd < 0)
-			return fd;
-		if (p->link_fd[i] >= 0)
-			close(p->link_fd[i]);
-		p->link_fd[i] = fd;
-		p_debug("link %s: %s", name, link_outcome_name(p->outcome[i]));
-	}
-	return 0;
+	return comp_bpf_attach(&p->bpf, env, 0);
 }
 
 void ports_close(struct ports *p)
 {
 	if (!p)
 		return;
-	for (int i = 0; i < PORTS_NPROGS; i++)
-		if (p->link_fd[i] >= 0)
-			close(p->link_fd[i]); /* the pin keeps the link attached */
+	comp_bpf_close(&p->bpf);
 	port_tables_close(p->tables);
 	ports_bpf__destroy(p->skel);
 	free(p);
@@ -278,21 +259,21 @@ void ports_close(struct ports *p)
 
 int ports_prog_fd(const struct ports *p, int idx, const char **name, int *attach_type)
 {
-	struct bpf_program *prog = idx == 0 ? p->skel->progs.cm_bind4 : p->skel->progs.cm_bind6;
+	const struct comp_link *l = &p->bpf.links[idx];
 
-	*name = bpf_program__name(prog);
-	*attach_type = idx == 0 ? BPF_CGROUP_INET4_BIND : BPF_CGROUP_INET6_BIND;
-	return bpf_program__fd(prog);
+	*name = bpf_program__name(l->prog);
+	*attach_type = l->attach_type;
+	return bpf_program__fd(l->prog);
 }
 
 int ports_link_fd(const struct ports *p, int idx)
 {
-	return p->link_fd[idx];
+	return comp_bpf_link_fd(&p->bpf, (size_t)idx);
 }
 
 const char *ports_link_outcome(const struct ports *p, int idx)
 {
-	return link_outcome_name(p->outcome[idx]);
+	return link_outcome_name(p->bpf.links[idx].outcome);
 }
 
 int ports_map_fd(const struct ports *p, const char *name)
@@ -317,11 +298,6 @@ void ports_table_counts(const struct ports *p, size_t *reserved, size_t *managed
 	port_tables_stats(p->tables, &st);
 	*reserved = st.reserved;
 	*managed = st.managed;
-}
-
-struct bpf_object *ports_obj(const struct ports *p)
-{
-	return p->skel->obj;
 }
 
 const struct reserved_ports_info *ports_reserved(const struct ports *p)
@@ -437,26 +413,6 @@ static int comp_sync(void *self, const struct comp_env *env, const struct reg_st
 	return delta->n_slots ? sync_slots(self, env, st, delta) : 0;
 }
 
-static size_t comp_progs(void *self, struct comp_prog *out, size_t max)
-{
-	struct ports *p = self;
-	size_t n = 0;
-
-	for (int i = 0; i < PORTS_NPROGS && n < max; i++) {
-		const char *name;
-		int type, fd = ports_prog_fd(p, i, &name, &type);
-
-		out[n++] = (struct comp_prog){ name, fd,   p->link_fd[i],
-					       type, true, link_outcome_name(p->outcome[i]) };
-	}
-	return n;
-}
-
-static struct bpf_object *comp_object(void *self, size_t i)
-{
-	return i == 0 ? ((struct ports *)self)->skel->obj : NULL;
-}
-
 static void comp_close(void *self)
 {
 	ports_close(self);
@@ -469,7 +425,7 @@ const struct component_ops ports_component = {
 	.load = comp_load,
 	.attach = comp_attach,
 	.sync = comp_sync,
-	.progs = comp_progs,
-	.object = comp_object,
+	.progs = comp_bpf_progs,
+	.object = comp_bpf_object,
 	.close = comp_close,
 };

@@ -76,8 +76,4 @@ struct reserved_ports_info;
 /* ip_local_reserved_ports as the last sync left it (reserved_ports.c). */
 const struct reserved_ports_info *ports_reserved(const struct ports *p);
 
-struct bpf_object;
-/* The loaded object (its pinned maps are checked by the integrity check). */
-struct bpf_object *ports_obj(const struct ports *p);
-
 #endif /* CAELUM_PORTS_USER_H */

@@ -7,7 +7,7 @@
 #include <bpf/libbpf.h>
 
 #include "caelum/tasks.h"
-#include "component.h"
+#include "comp_bpf.h"
 #include "log.h"
 #include "registry.h"
 #include "services.h"
@@ -15,61 +15,32 @@
 #include "tasks.skel.h"
 
 struct tasks {
+	struct comp_bpf bpf; /* first: the shared ops take the state (comp_bpf.h) */
 	struct tasks_bpf *skel;
-	int link_fd[TASKS_NPROGS];
-	enum link_outcome outcome[TASKS_NPROGS];
 	uint64_t scanned_ns; /* the tick's last rescan */
 };
 
 #define SCAN_INTERVAL_NS (10ULL * 1000000000ULL)
 
-static struct bpf_program *prog_at(const struct tasks *t, int idx)
-{
-	switch (idx) {
-	case 0:
-		return t->skel->progs.cm_task_fork;
-	case 1:
-		return t->skel->progs.cm_task_exit;
-	default:
-		return t->skel->progs.cm_task_move;
-	}
-}
-
 int tasks_load(const struct bpf_env *env, struct tasks **out)
 {
-	struct tasks *t = calloc(1, sizeof(*t));
-	int err;
+	struct tasks *t;
+	int err = COMP_BPF_NEW(env, tasks, out);
 
-	if (!t)
-		return -ENOMEM;
-	for (int i = 0; i < TASKS_NPROGS; i++)
-		t->link_fd[i] = -1;
-	err = BPF_SKEL_OPEN_LOAD(env, tasks, &t->skel);
 	if (err) {
 		p_err("'tasks' needs tp_btf and the kfunc bpf_send_signal_task (Linux >= 6.13)");
-		goto err;
+		return err;
 	}
-	*out = t;
+	t = *out;
+	comp_bpf_add(&t->bpf, t->skel->progs.cm_task_fork, BPF_TRACE_RAW_TP, true);
+	comp_bpf_add(&t->bpf, t->skel->progs.cm_task_exit, BPF_TRACE_RAW_TP, true);
+	comp_bpf_add(&t->bpf, t->skel->progs.cm_task_move, BPF_TRACE_RAW_TP, true);
 	return 0;
-err:
-	tasks_close(t);
-	return err;
 }
 
 int tasks_attach(struct tasks *t, const struct bpf_env *env)
 {
-	for (int i = 0; i < TASKS_NPROGS; i++) {
-		struct bpf_program *p = prog_at(t, i);
-		int fd = link_install_tracing(env, bpf_program__name(p), bpf_program__fd(p),
-					      &t->outcome[i]);
-
-		if (fd < 0)
-			return fd;
-		if (t->link_fd[i] >= 0)
-			close(t->link_fd[i]);
-		t->link_fd[i] = fd;
-	}
-	return 0;
+	return comp_bpf_attach(&t->bpf, env, 0);
 }
 
 int tasks_scan(struct tasks *t)
@@ -155,36 +126,13 @@ int tasks_budget_fd(const struct tasks *t)
 	return bpf_map__fd(t->skel->maps.cm_task_budget);
 }
 
-int tasks_prog_fd(const struct tasks *t, int idx, const char **name)
-{
-	*name = bpf_program__name(prog_at(t, idx));
-	return bpf_program__fd(prog_at(t, idx));
-}
-
-int tasks_link_fd(const struct tasks *t, int idx)
-{
-	return t->link_fd[idx];
-}
-
-const char *tasks_link_outcome(const struct tasks *t, int idx)
-{
-	return link_outcome_name(t->outcome[idx]);
-}
-
 void tasks_close(struct tasks *t)
 {
 	if (!t)
 		return;
-	for (int i = 0; i < TASKS_NPROGS; i++)
-		if (t->link_fd[i] >= 0)
-			close(t->link_fd[i]);
+	comp_bpf_close(&t->bpf);
 	tasks_bpf__destroy(t->skel);
 	free(t);
-}
-
-struct bpf_object *tasks_obj(const struct tasks *t)
-{
-	return t->skel->obj;
 }
 
 /* ---- the component (component.h) ---- */
@@ -224,26 +172,6 @@ static void comp_tick(void *self, const struct comp_env *env, uint64_t now)
 	tasks_scan(t);
 }
 
-static size_t comp_progs(void *self, struct comp_prog *out, size_t max)
-{
-	struct tasks *t = self;
-	size_t n = 0;
-
-	for (int i = 0; i < TASKS_NPROGS && n < max; i++)
-		out[n++] = (struct comp_prog){ bpf_program__name(prog_at(t, i)),
-					       bpf_program__fd(prog_at(t, i)),
-					       t->link_fd[i],
-					       BPF_TRACE_RAW_TP,
-					       false,
-					       link_outcome_name(t->outcome[i]) };
-	return n;
-}
-
-static struct bpf_object *comp_object(void *self, size_t i)
-{
-	return i == 0 ? ((struct tasks *)self)->skel->obj : NULL;
-}
-
 static void comp_service_json(void *self, const struct comp_env *env, const struct reg_service *s,
 			      struct json_object *o)
 {
@@ -266,8 +194,8 @@ const struct component_ops tasks_component = {
 	.attach = comp_attach,
 	.sync = comp_sync,
 	.tick = comp_tick,
-	.progs = comp_progs,
-	.object = comp_object,
+	.progs = comp_bpf_progs,
+	.object = comp_bpf_object,
 	.service_json = comp_service_json,
 	.close = comp_close,
 };

@@ -22,13 +22,6 @@ int tasks_sync_budgets(struct tasks *t, const struct reg_state *st, svc_ident_fn
 /* Live tasks of a service (0 when none were counted). */
 int64_t tasks_live(const struct tasks *t, uint64_t svc_cgid);
 int tasks_budget_fd(const struct tasks *t);
-int tasks_prog_fd(const struct tasks *t, int idx, const char **name);
-int tasks_link_fd(const struct tasks *t, int idx);
-const char *tasks_link_outcome(const struct tasks *t, int idx);
 void tasks_close(struct tasks *t);
-
-struct bpf_object;
-/* The loaded object (its pinned maps are checked by the integrity check). */
-struct bpf_object *tasks_obj(const struct tasks *t);
 
 #endif /* CAELUM_TASKS_USER_H */

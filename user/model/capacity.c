@@ -392,6 +392,13 @@ static void parse_res_gpus(struct json_object *v, const char *file, const char *
 		verr_add(e, file, path, "%zu GPU ids, expected 1-%d", n, CAP_MAX_GPUS);
 		return;
 	}
+	free(r->gpu_ids);
+	r->n_gpu_ids = 0;
+	r->gpu_ids = calloc(n, sizeof(*r->gpu_ids));
+	if (!r->gpu_ids) {
+		verr_add(e, file, path, "out of memory");
+		return;
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct json_object *id = json_object_array_get_idx(v, i);
 		char p[JV_PATH_MAX];
@@ -474,6 +481,44 @@ struct json_object *resources_to_json(const struct spec_resources *r)
 	if (r->ingress_kbit)
 		json_object_object_add(o, "ingress_mbit", mbit_json(r->ingress_kbit));
 	return o;
+}
+
+int resources_copy(struct spec_resources *dst, const struct spec_resources *src)
+{
+	*dst = *src;
+	if (!src->n_gpu_ids) {
+		dst->gpu_ids = NULL;
+		return 0;
+	}
+	dst->gpu_ids = malloc(src->n_gpu_ids * sizeof(*dst->gpu_ids));
+	if (!dst->gpu_ids) {
+		dst->n_gpu_ids = 0;
+		return -ENOMEM;
+	}
+	memcpy(dst->gpu_ids, src->gpu_ids, src->n_gpu_ids * sizeof(*dst->gpu_ids));
+	return 0;
+}
+
+void resources_free(struct spec_resources *r)
+{
+	free(r->gpu_ids);
+	r->gpu_ids = NULL;
+	r->n_gpu_ids = 0;
+}
+
+bool resources_equal(const struct spec_resources *a, const struct spec_resources *b)
+{
+	if (a->cpus_milli != b->cpus_milli || a->memory_mb != b->memory_mb ||
+	    a->tasks != b->tasks || a->gpu_count != b->gpu_count || a->n_gpu_ids != b->n_gpu_ids ||
+	    a->egress_kbit != b->egress_kbit || a->ingress_kbit != b->ingress_kbit)
+		return false;
+	return !a->n_gpu_ids || !memcmp(a->gpu_ids, b->gpu_ids, a->n_gpu_ids * sizeof(*a->gpu_ids));
+}
+
+bool resources_any(const struct spec_resources *r)
+{
+	return r->cpus_milli || r->memory_mb || r->tasks || r->gpu_count || r->n_gpu_ids ||
+	       r->egress_kbit || r->ingress_kbit;
 }
 
 int64_t resources_gpus(const struct spec_resources *r)

@@ -63,9 +63,12 @@ struct capacity {
 struct spec_resources {
 	int64_t cpus_milli;
 	int64_t memory_mb;
-	int64_t tasks;				    /* live task budget; 0 = unlimited */
-	int64_t gpu_count;			    /* "gpus": N */
-	char gpu_ids[CAP_MAX_GPUS][GPU_ID_MAX + 1]; /* "gpus": ["gpu0", ...] */
+	int64_t tasks;	   /* live task budget; 0 = unlimited */
+	int64_t gpu_count; /* "gpus": N */
+	/* "gpus": ["gpu0", ...]: n_gpu_ids ids (at most CAP_MAX_GPUS), malloc'd; NULL when the
+	 * spec lists none (most services: 10,000 of them would otherwise carry 5 MB of empty
+	 * rows). Copied by resources_copy(), freed by resources_free(). */
+	char (*gpu_ids)[GPU_ID_MAX + 1];
 	size_t n_gpu_ids;
 	int64_t egress_kbit; /* "egress_mbit" in kbit/s (20 Mbit/s = 20000); 0 = not limited */
 	int64_t ingress_kbit;
@@ -84,6 +87,14 @@ int capacity_resolve(struct capacity *c, const char *file, struct verr *e);
 void resources_parse(struct json_object *obj, const char *file, struct spec_resources *r,
 		     struct verr *e);
 struct json_object *resources_to_json(const struct spec_resources *r);
+/* dst = src with its own copy of the GPU ids; 0 or -ENOMEM (then dst holds no ids). */
+int resources_copy(struct spec_resources *dst, const struct spec_resources *src);
+/* Free the GPU ids; r holds none afterwards. */
+void resources_free(struct spec_resources *r);
+/* The same reservation (every field, GPU ids by value)? */
+bool resources_equal(const struct spec_resources *a, const struct spec_resources *b);
+/* Anything reserved at all (a spec without "resources" reserves nothing)? */
+bool resources_any(const struct spec_resources *r);
 /* A bandwidth in kbit/s as its Mbit/s JSON number (20000 -> 20, 20500 -> 20.5). */
 struct json_object *mbit_json(int64_t kbit);
 /* "2.5" style rendering of milli-CPUs. */

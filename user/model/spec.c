@@ -350,6 +350,7 @@ struct json_object *spec_to_json(const struct service_spec *s)
 void spec_free(struct service_spec *s)
 {
 	spec_ext_free(s);
+	resources_free(&s->res);
 	free(s->ports);
 	free(s->source);
 	s->ports = NULL;
@@ -366,10 +367,15 @@ void specs_free(struct service_spec *specs, size_t n)
 
 int spec_copy(struct service_spec *dst, const struct service_spec *src)
 {
+	int err;
+
 	*dst = *src;
 	dst->ports = calloc(src->n_ports ? src->n_ports : 1, sizeof(*dst->ports));
 	dst->source = src->source ? strdup(src->source) : NULL;
-	if (spec_ext_copy(dst, src) || !dst->ports || (src->source && !dst->source)) {
+	/* Both replace dst's shallow pointers before either may fail: spec_free is safe. */
+	err = resources_copy(&dst->res, &src->res);
+	err = spec_ext_copy(dst, src) ? -ENOMEM : err;
+	if (err || !dst->ports || (src->source && !dst->source)) {
 		spec_free(dst);
 		return -ENOMEM;
 	}
@@ -380,9 +386,7 @@ int spec_copy(struct service_spec *dst, const struct service_spec *src)
 
 bool spec_has_resources(const struct service_spec *s)
 {
-	static const struct spec_resources none;
-
-	return memcmp(&s->res, &none, sizeof(none)) != 0;
+	return resources_any(&s->res);
 }
 
 size_t spec_port_count(const struct service_spec *s)

@@ -29,7 +29,7 @@ static bool resources_changed(const struct reg_state *old, const struct reg_serv
 {
 	const struct reg_service *o = find_svc(old, s->spec.name);
 
-	return !o || memcmp(&o->spec.res, &s->spec.res, sizeof(s->spec.res)) != 0;
+	return !o || !resources_equal(&o->spec.res, &s->spec.res);
 }
 
 static int admit(const struct capacity *cap, const struct reg_placement *pl,
