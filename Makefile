@@ -234,6 +234,7 @@ bench: deps
 	$(MAKE) all $(BENCHES:%=$(BUILD)/bench/%)
 	@set -e; for b in $(BENCHES); do $(BUILD)/bench/$$b; done
 	$(PYTHON) bench/etcd_bench.py --build $(BUILD)
+	$(PYTHON) bench/ctl_bench.py --build $(BUILD)
 	$(PYTHON) bench/mem_bench.py --build $(BUILD)
 
 # 3 etcd members and 2 caelumd "hosts" on this machine (loopback): deploy/cluster_demo.py.

@@ -132,7 +132,7 @@ class Shapes(CaelumTest):
                      ["port", "reserve", "abc", "service", "alpha"],
                      ["events", "limit", "0"], ["run", "alpha"]):
             r = self.e.ctl(*args)
-            self.assertEqual(r.rc, 2, (args, r))
+            self.assertEqual(r.rc, 64, (args, r))
             self.assertIn("error", r.json)
 
     def test_pretty_is_valid_json(self):
@@ -206,14 +206,14 @@ class Reservations(CaelumTest):
         self.assertEqual(r.rc, 78, r)
         self.assertIn("already reserved on host", r.json["error"])
         r = self.e.ctl("port", "reserve", "9402", "service", "alpha", "host", "bad_host")
-        self.assertEqual(r.rc, 2, r)
+        self.assertEqual(r.rc, 64, r)
         self.assertIn("host", r.json["error"])
         self.assertIn("bad_host", r.json["error"])
         r = self.e.ctl("port", "reserve", "0", "service", "alpha", "host", "test-node")
-        self.assertEqual(r.rc, 2, r)
+        self.assertEqual(r.rc, 64, r)
         self.assertIn("port 0", r.json["error"])
         r = self.e.ctl("port", "reserve", "9402", "service", "alpha", "host")
-        self.assertEqual(r.rc, 2, r)
+        self.assertEqual(r.rc, 64, r)
         # already the service's: success, nothing written
         self.e.ok("port", "reserve", "9400", "service", "alpha", "host", "test-node")
         self.assertEqual(self.e.ok("port", "list"), before)

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <json-c/json.h>
 #include <sys/types.h>
+#include <sysexits.h>
 
 #include "events.h"
 
@@ -30,13 +31,14 @@ struct reg_service;
 struct svcs;
 struct verr;
 
-/* sysexits-style outcome codes, shared with caelumctl. */
+/* Outcome codes, shared with caelumctl: 0, 1 for a failure, and sysexits(3) for the rest
+ * (/usr/include/sysexits.h): a malformed argument or field is EX_USAGE. */
 #define EXIT_OK		 0
 #define EXIT_FAIL	 1
-#define EXIT_USAGE	 2
-#define EXIT_UNAVAILABLE 69
-#define EXIT_NOPERM	 77
-#define EXIT_CONFIG	 78
+#define EXIT_USAGE	 EX_USAGE	/* 64 */
+#define EXIT_UNAVAILABLE EX_UNAVAILABLE /* 69 */
+#define EXIT_NOPERM	 EX_NOPERM	/* 77 */
+#define EXIT_CONFIG	 EX_CONFIG	/* 78 */
 
 struct herr {
 	int exit; /* EXIT_* */

@@ -69,7 +69,7 @@ int hc_params_check(struct hcall *c, const char *const *allowed);
 struct json_object *hc_param(struct hcall *c, const char *key);
 int hc_param_str(struct hcall *c, const char *key, bool required, const char **out);
 int hc_param_service(struct hcall *c, const char *key, const char **out);
-/* Optional "host": *out NULL when absent, else an RFC 1123 host name (EXIT_USAGE, 2,
+/* Optional "host": *out NULL when absent, else an RFC 1123 host name (EXIT_USAGE, 64,
  * naming the value, otherwise). 0 or -1 (c's error set). */
 int hc_param_host(struct hcall *c, const char **out);
 int hc_param_proto(struct hcall *c, uint8_t *proto);
