@@ -8,7 +8,7 @@ import subprocess
 import threading
 import time
 
-from harness import CaelumTest
+from harness import CTL, CaelumTest
 from httpc import SSE, metric, parse_prometheus, request
 
 SERVICES = {"web": ["8100/tcp"], "db": ["8110/tcp", "8111/udp"]}
@@ -91,6 +91,33 @@ class Api(CaelumTest):
         self.assertEqual(r.status, 405)
 
     # ---- mutations and auth ----
+    def test_duplicate_keys_refused_on_every_transport(self):
+        """{"port": 8161, "port": 8162}: json-c alone kept the last one and reserved 8162.
+        Refused, naming the key, over HTTP, the control socket and MCP; nothing reserved."""
+        import socket
+        body = b'{"port": 8161, "service": "web", "port": 8162}'
+        r = request(self.url("/api/v1/ports"), "POST", body, token=self.tok,
+                    headers={"Content-Type": "application/json"})
+        self.assertEqual(r.status, 400, r)
+        self.assertIn('duplicate key "port"', json.loads(r.body)["error"]["message"], r)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(os.path.join(self.e.runtime_dir, "caelumd.sock"))
+        s.sendall(b'{"jsonrpc": "2.0", "id": 1, "method": "port.reserve", "params": '
+                  b'{"port": 8163, "service": "web", "port": 8164}}\n')
+        reply = json.loads(s.makefile().readline())
+        s.close()
+        self.assertEqual(reply["error"]["code"], -32700, reply)
+        self.assertIn('duplicate key "port"', reply["error"]["message"], reply)
+        mcp = subprocess.run(
+            [CTL, "-c", self.e.config_path, "mcp"],
+            input='{"jsonrpc": "2.0", "id": 1, "id": 2, "method": "ping"}\n',
+            capture_output=True, text=True, timeout=30)
+        out = json.loads(mcp.stdout.splitlines()[0])
+        self.assertEqual(out["error"]["code"], -32700, out)
+        self.assertIn('duplicate key "id"', out["error"]["message"], out)
+        ports = {p for p, _, _ in self.registry()}
+        self.assertFalse(ports & {8161, 8162, 8163, 8164}, ports)
+
     def test_reserve_and_release_with_token(self):
         r = request(self.url("/api/v1/ports"), "POST", {"port": 8150, "service": "web"},
                     token=self.tok)

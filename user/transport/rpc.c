@@ -16,6 +16,7 @@
 #include "config.h"
 #include "events.h"
 #include "handlers.h"
+#include "jsonv.h"
 #include "log.h"
 #include "loop.h"
 #include "mcp.h"
@@ -342,15 +343,21 @@ send:
 
 static void handle_line(struct conn *c, const char *line, size_t len)
 {
-	struct json_tokener *tok = json_tokener_new();
-	struct json_object *req = json_tokener_parse_ex(tok, line, (int)len);
+	struct json_object *req = NULL;
+	struct verr e = {};
+	char *why;
 
+	/* Strict JSON, a key twice in an object refused (jsonv.h), as over HTTP. */
+	if (jv_parse_string("request", line, len, &req, &e))
+		req = NULL;
+	why = req ? NULL : verr_join(&e);
+	verr_free(&e);
 	if (c->mcp) {
 		struct json_object *r;
 		bool waits = false;
 
-		if (!req || json_tokener_get_error(tok) != json_tokener_success)
-			r = mcp_error(NULL, -32700, "Parse error");
+		if (!req)
+			r = mcp_error(NULL, -32700, why ? why : "Parse error");
 		else
 			r = mcp_handle_later(c->srv->mcp, c->mcp, req,
 					     &(struct mcp_later){ mcp_later, c, 0 }, &waits);
@@ -359,16 +366,17 @@ static void handle_line(struct conn *c, const char *line, size_t len)
 			send_msg(c, r);
 			json_object_put(r);
 		}
-	} else if (!req || json_tokener_get_error(tok) != json_tokener_success) {
-		struct json_object *r = rpc_error(NULL, -32700, "parse error", EXIT_USAGE, NULL);
+	} else if (!req) {
+		struct json_object *r =
+			rpc_error(NULL, -32700, why ? why : "parse error", EXIT_USAGE, NULL);
 
 		send_msg(c, r);
 		json_object_put(r);
 	} else {
 		dispatch(c, req);
 	}
+	free(why);
 	json_object_put(req);
-	json_tokener_free(tok);
 }
 
 /* Handle every whole line read so far, until one waits for its commit. */
