@@ -231,7 +231,7 @@ void etcd_failover(struct etcd *c, int ep)
 static int call(struct etcd *c, const char *path, struct json_object *req,
 		struct json_object **resp)
 {
-	uint64_t deadline = etcd_now_ms() + c->cfg.timeout_ms, now;
+	uint64_t deadline = etcd_now_ms() + c->cfg.timeout_ms, now, round_start = 0;
 	long share = (long)(c->cfg.timeout_ms / c->cfg.n_endpoints);
 	const char *body = json_object_to_json_string(req);
 	bool renewed = false;
@@ -243,9 +243,20 @@ static int call(struct etcd *c, const char *path, struct json_object *req,
 	pthread_mutex_lock(&c->mu);
 	c->st.requests++;
 	pthread_mutex_unlock(&c->mu);
-	while ((now = etcd_now_ms()) < deadline) {
+	for (unsigned int tries = 0; (now = etcd_now_ms()) < deadline; tries++) {
 		long t = (long)(deadline - now) < share ? (long)(deadline - now) : share;
 		int ep;
+
+		/* Every endpoint refused at once (nothing listens): wait before the next round
+		 * rather than spin through the budget (the watch thread does the same). */
+		if (tries && !(tries % c->cfg.n_endpoints) && now - round_start < RETRY_MIN_MS) {
+			uint64_t nap = RETRY_MIN_MS - (now - round_start);
+
+			usleep((useconds_t)((nap < deadline - now ? nap : deadline - now) * 1000));
+			now = etcd_now_ms();
+		}
+		if (!(tries % c->cfg.n_endpoints))
+			round_start = now;
 
 		pthread_mutex_lock(&c->mu);
 		ep = c->endpoint;

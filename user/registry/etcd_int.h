@@ -13,6 +13,7 @@
 #include "etcd.h"
 
 #define RESP_MAX       (256U << 20) /* a range of the whole registry */
+#define RETRY_MIN_MS   100	    /* the least time between two rounds over the endpoints */
 #define ATTEMPT_MIN_MS 1000	    /* one endpoint's share of a call's budget, at least */
 #define CONNECT_MS     1000
 

@@ -22,7 +22,6 @@
 
 #define WATCH_SILENT_MS 3000 /* a watch this quiet gets its member probed */
 #define PROBE_MS	2000
-#define RETRY_MIN_MS	100
 #define RETRY_MAX_MS	2000
 
 /* ---- the thread: watch, keepalive, watchdog ---- */
