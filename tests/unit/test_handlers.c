@@ -63,6 +63,10 @@ static void test_reserve_answers_revision(void **state)
 	assert_int_equal(rev_noop, 0);
 	assert_int_equal(registry_last_commit(f->reg), rev_reserve);
 	json_object_put(res);
+	/* ... and tells nobody that something changed: one port_reserved, the first call's. */
+	list = hxfix_ok(f, "events.list", "{\"type\":\"port_reserved\"}");
+	assert_int_equal(json_object_array_length(list), 1);
+	json_object_put(list);
 
 	/* Reads carry no revision; the reservation is listed with its origin. */
 	list = hxfix_ok(f, "port.list", NULL);

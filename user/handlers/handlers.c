@@ -449,7 +449,8 @@ static int service_applied(struct hcall *c)
 {
 	const struct reg_service *s = registry_service(c->x->reg, c->name);
 
-	emit_service_event(c->x, "service_applied", c->name);
+	if (c->committed) /* a no-op changed nothing: no event */
+		emit_service_event(c->x, "service_applied", c->name);
 	if (!s)
 		return hc_not_found(c, "service '%s' was deleted concurrently", c->name);
 	c->result = service_json(c->x, s);
@@ -483,7 +484,8 @@ static int h_service_apply(struct hcall *c)
 
 static int service_deleted(struct hcall *c)
 {
-	emit_service_event(c->x, "service_deleted", c->name);
+	if (c->committed) /* a no-op changed nothing: no event */
+		emit_service_event(c->x, "service_deleted", c->name);
 	c->result = json_object_new_object();
 	json_object_object_add(c->result, "deleted", json_object_new_string(c->name));
 	return 0;
@@ -552,7 +554,8 @@ static int reserved(struct hcall *c)
 {
 	const char *on = c->host[0] ? c->host : NULL;
 
-	emit_port_event(c->x, "port_reserved", c->port, c->proto, on, c->name);
+	if (c->committed) /* a no-op changed nothing: no event */
+		emit_port_event(c->x, "port_reserved", c->port, c->proto, on, c->name);
 	c->result = port_result(c->port, c->proto, on, c->name);
 	return 0;
 }
@@ -599,7 +602,8 @@ static int released(struct hcall *c)
 {
 	const char *on = c->host[0] ? c->host : NULL;
 
-	emit_port_event(c->x, "port_released", c->port, c->proto, on, c->name);
+	if (c->committed) /* a no-op changed nothing: no event */
+		emit_port_event(c->x, "port_released", c->port, c->proto, on, c->name);
 	c->result = port_result(c->port, c->proto, on, c->name);
 	return 0;
 }

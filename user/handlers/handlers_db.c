@@ -42,7 +42,8 @@ static void emit_db_event(const struct handler_ctx *x, const char *type, const c
 
 static int db_applied(struct hcall *c)
 {
-	emit_db_event(c->x, "db_applied", c->name);
+	if (c->committed) /* a no-op changed nothing: no event */
+		emit_db_event(c->x, "db_applied", c->name);
 	c->result = c->x->ops && c->x->ops->database ? c->x->ops->database(c->x->owner, c->name)
 						     : json_object_new_object();
 	return 0;
@@ -74,7 +75,8 @@ int h_db_apply(struct hcall *c)
 
 static int db_deleted(struct hcall *c)
 {
-	emit_db_event(c->x, "db_deleted", c->name);
+	if (c->committed) /* a no-op changed nothing: no event */
+		emit_db_event(c->x, "db_deleted", c->name);
 	c->result = json_object_new_object();
 	json_object_object_add(c->result, "deleted", json_object_new_string(c->name));
 	return 0;
