@@ -236,6 +236,14 @@ int ctl_call_show(const char *method, struct json_object *params, struct json_ob
 	return rc;
 }
 
+struct json_object *ctl_name_param(const char *name)
+{
+	struct json_object *p = json_object_new_object();
+
+	json_object_object_add(p, "name", json_object_new_string(name));
+	return p;
+}
+
 int ctl_parse_port(const char *s, uint16_t *port, uint8_t *proto)
 {
 	struct port_range r;

@@ -62,6 +62,9 @@ int ctl_call(const char *method, struct json_object *params, struct json_object 
  * renders *result for people only when it is set. 0 or the exit code (error printed). */
 int ctl_call_show(const char *method, struct json_object *params, struct json_object **result);
 
+/* {"name": name}: the params of every call that names one object (new reference). */
+struct json_object *ctl_name_param(const char *name);
+
 /* Parsing helpers for arguments. */
 int ctl_parse_port(const char *s, uint16_t *port, uint8_t *proto);
 

@@ -66,8 +66,7 @@ static int db_named(const char *method, int argc, char **argv, const char *usage
 
 	if (argc != 1)
 		return ctl_usage("usage: %s", usage);
-	p = json_object_new_object();
-	json_object_object_add(p, "name", json_object_new_string(argv[0]));
+	p = ctl_name_param(argv[0]);
 	rc = ctl_call_show(method, p, &res);
 	json_object_put(p);
 	if (rc || !res)
@@ -127,9 +126,8 @@ static int db_apply(int argc, char **argv)
 
 static struct json_object *db_show_now(const char *name, int *rc)
 {
-	struct json_object *p = json_object_new_object(), *res = NULL;
+	struct json_object *p = ctl_name_param(name), *res = NULL;
 
-	json_object_object_add(p, "name", json_object_new_string(name));
 	*rc = ctl_call("db.show", p, &res);
 	json_object_put(p);
 	return res;
@@ -144,8 +142,7 @@ static int db_resolve(int argc, char **argv)
 
 	if (argc != 1)
 		return ctl_usage("usage: db resolve NAME");
-	p = json_object_new_object();
-	json_object_object_add(p, "name", json_object_new_string(argv[0]));
+	p = ctl_name_param(argv[0]);
 	rc = ctl_call("db.resolve", p, &res);
 	json_object_put(p);
 	if (rc)

@@ -5,14 +5,6 @@
 
 #include "ctl.h"
 
-static struct json_object *name_param(const char *name)
-{
-	struct json_object *p = json_object_new_object();
-
-	json_object_object_add(p, "name", json_object_new_string(name));
-	return p;
-}
-
 static const char *jstr_or(struct json_object *o, const char *key, const char *dflt)
 {
 	const char *s = jstr(o, key);
@@ -46,13 +38,9 @@ static int host_list(int argc, char **argv)
 	(void)argv;
 	if (argc)
 		return ctl_usage("host list takes no arguments");
-	rc = ctl_call("host.list", NULL, &res);
-	if (rc)
+	rc = ctl_call_show("host.list", NULL, &res);
+	if (rc || !res)
 		return rc;
-	if (ctl.json) {
-		ctl_json_print(res);
-		return 0;
-	}
 	printf("%-20s %-5s %-24s %6s %9s %17s %s\n", "NAME", "STATE", "ADDRESS", "CPUS",
 	       "MEMORY_MB", "RUNNING/SERVICES", "LAST_SEEN");
 	for (size_t i = 0; i < json_object_array_length(res); i++)
@@ -68,15 +56,11 @@ static int host_show(int argc, char **argv)
 
 	if (argc != 1)
 		return ctl_usage("usage: host show NAME");
-	p = name_param(argv[0]);
-	rc = ctl_call("host.show", p, &res);
+	p = ctl_name_param(argv[0]);
+	rc = ctl_call_show("host.show", p, &res);
 	json_object_put(p);
-	if (rc)
+	if (rc || !res)
 		return rc;
-	if (ctl.json) {
-		ctl_json_print(res);
-		return 0;
-	}
 	printf("host %s: %s\n", jstr_or(res, "name", "?"), jstr_or(res, "state", "?"));
 	json_object_object_foreach (res, k, v) {
 		if (!strcmp(k, "name") || !strcmp(k, "state"))
@@ -119,15 +103,11 @@ int ctl_service_where(int argc, char **argv)
 
 	if (argc != 1)
 		return ctl_usage("usage: service where NAME");
-	p = name_param(argv[0]);
-	rc = ctl_call("service.where", p, &res);
+	p = ctl_name_param(argv[0]);
+	rc = ctl_call_show("service.where", p, &res);
 	json_object_put(p);
-	if (rc)
+	if (rc || !res)
 		return rc;
-	if (ctl.json) {
-		ctl_json_print(res);
-		return 0;
-	}
 	printf("%-20s %-5s %-10s %s\n", "HOST", "STATE", "HEALTH", "PORTS");
 	for (size_t i = 0; i < json_object_array_length(res); i++) {
 		struct json_object *o = json_object_array_get_idx(res, i), *h = NULL, *ports = NULL;

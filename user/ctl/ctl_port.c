@@ -1,176 +1,10 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* caelumctl service ... and caelumctl port ... (through caelumd). */
+/* caelumctl port ... (through caelumd). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ctl.h"
-#include "jsonv.h"
-#include "portrange.h"
-#include "spec.h"
-
-static void print_ports_inline(struct json_object *ports)
-{
-	size_t n = ports ? json_object_array_length(ports) : 0;
-
-	for (size_t i = 0; i < n; i++)
-		printf("%s%s", i ? "," : "",
-		       json_object_get_string(json_object_array_get_idx(ports, i)));
-	if (!n)
-		printf("-");
-}
-
-static void print_service_row(struct json_object *s)
-{
-	struct json_object *ports = NULL;
-
-	json_object_object_get_ex(s, "ports", &ports);
-	printf("%-24s %-8s %-6s ", jstr(s, "name"), jstr(s, "state"), jstr(s, "origin"));
-	print_ports_inline(ports);
-	printf("\n");
-}
-
-static int service_list(int argc, char **argv)
-{
-	struct json_object *res;
-	int rc;
-
-	(void)argv;
-	if (argc)
-		return ctl_usage("service list takes no arguments");
-	rc = ctl_call("service.list", NULL, &res);
-	if (rc)
-		return rc;
-	if (ctl.json) {
-		ctl_json_print(res);
-		return 0;
-	}
-	printf("%-24s %-8s %-6s %s\n", "NAME", "STATE", "ORIGIN", "PORTS");
-	for (size_t i = 0; i < json_object_array_length(res); i++)
-		print_service_row(json_object_array_get_idx(res, i));
-	json_object_put(res);
-	return 0;
-}
-
-static struct json_object *name_param(const char *key, const char *name)
-{
-	struct json_object *p = json_object_new_object();
-
-	json_object_object_add(p, key, json_object_new_string(name));
-	return p;
-}
-
-static int service_show(int argc, char **argv)
-{
-	struct json_object *res, *p, *v;
-	int rc;
-
-	if (argc != 1)
-		return ctl_usage("usage: service show NAME");
-	p = name_param("name", argv[0]);
-	rc = ctl_call("service.show", p, &res);
-	json_object_put(p);
-	if (rc)
-		return rc;
-	if (ctl.json) {
-		ctl_json_print(res);
-		return 0;
-	}
-	printf("service %s\n", jstr(res, "name"));
-	printf("  state:      %s (%lld processes)\n", jstr(res, "state"),
-	       (long long)jint(res, "processes"));
-	printf("  origin:     %s%s%s\n", jstr(res, "origin"), jstr(res, "source") ? " " : "",
-	       jstr(res, "source") ? jstr(res, "source") : "");
-	printf("  cgroup:     %s (id %lld)\n", jstr(res, "cgroup"),
-	       (long long)jint(res, "cgroup_id"));
-	printf("  ports:      ");
-	json_object_object_get_ex(res, "ports", &v);
-	print_ports_inline(v);
-	printf("\n");
-	if (json_object_object_get_ex(res, "recent_denials", &v))
-		printf("  denials:    %lld by it, %lld against it (recent events)\n",
-		       (long long)jint(v, "by_service"), (long long)jint(v, "against_service"));
-	json_object_put(res);
-	return 0;
-}
-
-static int service_apply(int argc, char **argv)
-{
-	struct json_object *spec, *p, *res;
-	struct verr e = {};
-	int rc;
-
-	if (argc != 1)
-		return ctl_usage("usage: service apply FILE");
-	if (jv_parse_file(argv[0], &spec, &e)) {
-		rc = ctl_error(EXIT_CONFIG, "%s", e.n ? e.msgs[0] : argv[0]);
-		verr_free(&e);
-		return rc;
-	}
-	p = json_object_new_object();
-	json_object_object_add(p, "spec", spec);
-	json_object_object_add(p, "file", json_object_new_string(argv[0]));
-	rc = ctl_call("service.apply", p, &res);
-	json_object_put(p);
-	if (rc)
-		return rc;
-	if (ctl.json) {
-		ctl_json_print(res);
-		return 0;
-	}
-	printf("applied service %s\n", jstr(res, "name"));
-	json_object_put(res);
-	return 0;
-}
-
-static int service_delete(int argc, char **argv)
-{
-	struct json_object *p, *res;
-	int rc;
-
-	if (argc != 1)
-		return ctl_usage("usage: service delete NAME");
-	p = name_param("name", argv[0]);
-	rc = ctl_call("service.delete", p, &res);
-	json_object_put(p);
-	if (rc)
-		return rc;
-	if (ctl.json) {
-		ctl_json_print(res);
-		return 0;
-	}
-	printf("deleted service %s\n", argv[0]);
-	json_object_put(res);
-	return 0;
-}
-
-static int service_help(int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	fprintf(stderr, "Usage: caelumctl service { list | show NAME | apply FILE | delete NAME | "
-			"where NAME | help }\n");
-	return 0;
-}
-
-int do_service(int argc, char **argv)
-{
-	static const struct cmd cmds[] = {
-		{ "list", service_list },
-		{ "show", service_show },
-		{ "apply", service_apply },
-		{ "delete", service_delete },
-		{ "where", ctl_service_where },
-		{ "help", service_help },
-		{},
-	};
-
-	if (argc == 0)
-		return service_list(0, argv);
-	return cmd_select(cmds, argc, argv, service_help);
-}
-
-/* ---- port ---- */
 
 static struct json_object *port_params(const char *spec, int *rc)
 {
@@ -195,13 +29,9 @@ static int port_list(int argc, char **argv)
 	(void)argv;
 	if (argc)
 		return ctl_usage("port list takes no arguments");
-	rc = ctl_call("port.list", NULL, &res);
-	if (rc)
+	rc = ctl_call_show("port.list", NULL, &res);
+	if (rc || !res)
 		return rc;
-	if (ctl.json) {
-		ctl_json_print(res);
-		return 0;
-	}
 	printf("%-6s %-5s %-24s %-8s %-7s %s\n", "PORT", "PROTO", "SERVICE", "ORIGIN", "MANAGED",
 	       "HOST");
 	for (size_t i = 0; i < json_object_array_length(res); i++) {
@@ -328,14 +158,10 @@ static int port_who(int argc, char **argv)
 	p = port_params(argv[0], &rc);
 	if (!p)
 		return rc;
-	rc = ctl_call("port.who", p, &res);
+	rc = ctl_call_show("port.who", p, &res);
 	json_object_put(p);
-	if (rc)
+	if (rc || !res)
 		return rc;
-	if (ctl.json) {
-		ctl_json_print(res);
-		return 0;
-	}
 	printf("%lld/%s: owner %s%s\n", (long long)jint(res, "port"), jstr(res, "proto"),
 	       jstr(res, "owner") ? jstr(res, "owner") : "none",
 	       json_object_get_boolean(json_object_object_get(res, "managed")) ? " (managed range)"
@@ -355,28 +181,23 @@ static int port_who(int argc, char **argv)
 	return 0;
 }
 
-static int port_help(int argc, char **argv)
-{
-	(void)argc;
-	(void)argv;
-	fprintf(stderr,
-		"Usage: caelumctl port { list | reserve PORT[/PROTO] service NAME [host HOST] |\n"
-		"                        release PORT[/PROTO] [host HOST] |\n"
-		"                        alloc service NAME [proto P] |\n"
-		"                        who PORT[/PROTO] | help }\n");
-	return 0;
-}
-
 int do_port(int argc, char **argv)
 {
 	static const struct cmd cmds[] = {
-		{ "list", port_list },	     { "show", port_list },
-		{ "reserve", port_reserve }, { "release", port_release },
-		{ "alloc", port_alloc },     { "who", port_who },
-		{ "help", port_help },	     {},
+		{ "list", port_list },
+		{ "show", port_list },
+		{ "reserve", port_reserve },
+		{ "release", port_release },
+		{ "alloc", port_alloc },
+		{ "who", port_who },
+		{ "help", NULL },
+		{},
 	};
 
-	if (argc == 0)
-		return port_list(0, argv);
-	return cmd_select(cmds, argc, argv, port_help);
+	return ctl_object(cmds, port_list,
+			  "port { list | reserve PORT[/PROTO] service NAME [host HOST] |\n"
+			  "                        release PORT[/PROTO] [host HOST] |\n"
+			  "                        alloc service NAME [proto P] |\n"
+			  "                        who PORT[/PROTO] | help }",
+			  argc, argv);
 }
