@@ -142,6 +142,23 @@ class EtcdBackend(EtcdFixture):
             self.assertDenied(env, env.cgroup("other"), 20600)
             self.assertAllowed(env, env.svc_cgroup(owner), 20600)
 
+    def test_host_name_taken_by_another_caelumd_is_refused(self):
+        """A second caelumd (its own state, pins and cgroups) configured with a host name a
+        live caelumd already has: it exits 78 naming the name and the other's dashboard, and
+        the first keeps its record; the first restarted (same installation) comes back."""
+        a = self.host("node-a")
+        twin = self.env("twin", start=False, managed=(),
+                        extra={"host": "node-a", "registry": self.registry()})
+        p = twin.start(wait=False)
+        self.assertEqual(p.wait(timeout=30), 78, twin.log())
+        self.assertIn('host: "node-a" is the name of another caelumd in this registry',
+                      twin.log())
+        rec = a.ok("host", "show", "node-a")
+        self.assertEqual(rec["state"], "up")
+        a.stop(signal.SIGKILL)
+        a.start()  # its own record, still under the dead one's lease: taken over
+        self.assertEqual(a.ok("host", "show", "node-a")["instance"], rec["instance"])
+
     def test_concurrent_allocs_across_hosts_get_distinct_ports(self):
         """port alloc through two hosts at once, for one service and for another: every
         caller gets a port no other caller got (a lost race moves on to the next free port,

@@ -752,6 +752,8 @@ int main(int argc, char **argv)
 		rc = setup_dirs(&d);
 	if (!rc)
 		rc = setup_registry(&d);
+	if (!rc && hosts_check_name(&d))
+		rc = EXIT_CONFIG;
 	if (!rc)
 		rc = setup_events(&d);
 	if (!rc)

@@ -11,6 +11,8 @@
 #include "daemon.h"
 #include "etcd.h"
 #include "events.h"
+#include "fingerprint.h"
+#include "fsutil.h"
 #include "health.h"
 #include "hostaddr.h"
 #include "hosts.h"
@@ -37,6 +39,8 @@ struct endpoint_pub {
 
 struct hosts {
 	struct etcd *c;
+	char instance[FINGERPRINT_HEX]; /* instance_id(): this installation of caelumd */
+	char conflict[FINGERPRINT_HEX]; /* another instance seen publishing our name */
 	uint64_t started_ns, last_publish_ns;
 	struct host_seen *seen;
 	size_t n_seen;
@@ -144,12 +148,92 @@ static struct json_object *usage_json(struct daemon *d, struct json_object **hea
 }
 
 /* This host's record (hosts/<host>). */
+/*
+ * Which caelumd publishes a host name: SHA-256 of /etc/machine-id (machine-id(5)) and
+ * state_dir, hex. The same installation restarted keeps it (and takes its record over
+ * while the old lease runs out); another machine, or another caelumd on this one with its
+ * own state, has another.
+ */
+static void instance_id(const struct config *cfg, char out[FINGERPRINT_HEX])
+{
+	char *mid = NULL, buf[PATH_MAX + 128];
+	size_t len = 0;
+
+	if (file_read_all("/etc/machine-id", 4096, &mid, &len))
+		len = 0;
+	snprintf(buf, sizeof(buf), "%.*s\n%s", (int)(len < 64 ? len : 64), mid ? mid : "",
+		 cfg->state_dir);
+	free(mid);
+	fingerprint_data(buf, strlen(buf), out);
+}
+
+/* The instance of the record the registry holds for name ("" when none or no instance). */
+static void record_instance(struct daemon *d, const char *name, char out[FINGERPRINT_HEX],
+			    struct json_object **rec_out)
+{
+	char key[300];
+	struct kv *kvs = NULL;
+	size_t n = 0;
+
+	out[0] = '\0';
+	*rec_out = NULL;
+	snprintf(key, sizeof(key), "hosts/%s", name);
+	if (registry_etcd_keys(etcd_backend(d), key, &kvs, &n))
+		return;
+	for (size_t i = 0; i < n; i++) {
+		struct json_object *rec, *v;
+
+		if (strcmp(kvs[i].key, key) || !(rec = json_tokener_parse(kvs[i].value)))
+			continue;
+		if (json_object_object_get_ex(rec, "instance", &v) &&
+		    json_object_is_type(v, json_type_string))
+			snprintf(out, FINGERPRINT_HEX, "%s", json_object_get_string(v));
+		*rec_out = rec;
+	}
+	kvs_free(kvs, n);
+}
+
+int hosts_check_name(struct daemon *d)
+{
+	struct registry_backend *b = etcd_backend(d);
+	char mine[FINGERPRINT_HEX], theirs[FINGERPRINT_HEX];
+	struct json_object *st, *rec, *v;
+	bool stale = true;
+
+	if (!b)
+		return 0;
+	/* The local copy of an outage may hold a record long gone: only what etcd listed
+	 * at open counts (the watch is not up yet here). */
+	st = registry_status_json(d->reg);
+	if (json_object_object_get_ex(st, "started_from_local_copy", &v))
+		stale = json_object_get_boolean(v);
+	json_object_put(st);
+	if (stale)
+		return 0;
+	instance_id(&d->cfg, mine);
+	record_instance(d, d->cfg.host, theirs, &rec);
+	if (rec && theirs[0] && strcmp(theirs, mine)) {
+		const char *url = json_object_object_get_ex(rec, "dashboard_url", &v)
+					  ? json_object_get_string(v)
+					  : NULL;
+
+		p_err("host: \"%s\" is the name of another caelumd in this registry (its dashboard "
+		      "%s; a live record, not this installation's): give this one its own \"host\"",
+		      d->cfg.host, url ? url : "unknown");
+		json_object_put(rec);
+		return -EEXIST;
+	}
+	json_object_put(rec);
+	return 0;
+}
+
 static struct json_object *host_record(struct daemon *d, uint64_t now_ns)
 {
 	struct json_object *o = json_object_new_object(), *cap = json_object_new_object();
 	struct json_object *comps = json_object_new_object(), *health;
 
 	json_object_object_add(o, "name", json_object_new_string(d->cfg.host));
+	json_object_object_add(o, "instance", json_object_new_string(d->hosts->instance));
 	json_object_object_add(o, "addresses", addresses_json());
 	json_object_object_add(o, "dashboard_url", listener_url(d, &d->cfg.http, HTTP_DASH, "/"));
 	json_object_object_add(o, "mcp_url", listener_url(d, &d->cfg.mcp, HTTP_MCP, "/mcp"));
@@ -315,12 +399,34 @@ static struct host_seen *seen_find(struct hosts *h, const char *name)
 }
 
 /* Bring the seen table to the hosts/ keys the watch delivered: present = up, gone = lost. */
+/* Another caelumd started under our name after us: say so once per other instance (it
+ * refuses to start when it sees us first; both keep overwriting the record otherwise). */
+static void check_conflict(struct daemon *d)
+{
+	struct hosts *h = d->hosts;
+	char theirs[FINGERPRINT_HEX];
+	struct json_object *rec, *e;
+
+	record_instance(d, d->cfg.host, theirs, &rec);
+	json_object_put(rec);
+	if (!theirs[0] || !strcmp(theirs, h->instance) || !strcmp(theirs, h->conflict))
+		return;
+	snprintf(h->conflict, sizeof(h->conflict), "%s", theirs);
+	p_err("host: another caelumd publishes the name \"%s\" (instance %.12s, this one "
+	      "%.12s): give one of them its own \"host\"",
+	      d->cfg.host, theirs, h->instance);
+	e = event_new(d->ev, "host_name_conflict", "changed");
+	json_object_object_add(e, "other_instance", json_object_new_string(theirs));
+	events_emit(d->ev, e);
+}
+
 static void hosts_scan(struct daemon *d)
 {
 	struct hosts *h = d->hosts;
 	struct kv *kvs = NULL;
 	size_t n = 0;
 
+	check_conflict(d);
 	if (registry_etcd_keys(etcd_backend(d), "hosts/", &kvs, &n))
 		return;
 	for (size_t i = 0; i < h->n_seen; i++)
@@ -442,6 +548,7 @@ int hosts_setup(struct daemon *d)
 		return -ENOMEM;
 	d->hosts->c = registry_etcd_client(b);
 	d->hosts->started_ns = time_now_ns();
+	instance_id(&d->cfg, d->hosts->instance);
 	err = etcd_session_start(d->hosts->c, d->cfg.registry.lease_ttl_s);
 	if (err) {
 		p_err("failed to start the machine registry session: %s", strerror(-err));

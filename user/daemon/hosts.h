@@ -23,6 +23,10 @@ struct json_object;
 
 #define HOSTS_PUBLISH_S 10
 
+/* Before anything is published or attached: -EEXIST (message printed) when the registry
+ * holds a live record of our host name written by another caelumd (another machine, or
+ * another state_dir here); 0 otherwise, and always with the file backend or a stale view. */
+int hosts_check_name(struct daemon *d);
 /* Start the session (lease of lease_ttl_s) and publish this host; nothing with the file
  * backend. 0 or -errno. */
 int hosts_setup(struct daemon *d);
