@@ -376,6 +376,39 @@ static void test_check_conflicts(void **state)
 		spec_free(&s[i]);
 }
 
+/* One service per cgroup subtree: the same cgroup twice, or one inside another's (not a
+ * name that only starts the same: "outer-x"), named once per pair with both files. */
+static void test_check_cgroup_conflicts(void **state)
+{
+	static const char *const want[] = {
+		"/srv/inner.json: cgroup: \"outer/inner\" is inside that of service 'outer' "
+		"(outer: cgroup \"outer\"): one service per cgroup subtree",
+		"twin: cgroup: \"solo\" is also service 'solo' (solo: cgroup \"solo\"): one "
+		"service "
+		"per cgroup subtree",
+		NULL,
+	};
+	const char *names[] = { "outer", "inner", "sibling", "solo", "twin", "plain" };
+	const char *cgs[] = { "outer", "outer/inner", "outer-x", "solo", "solo", "" };
+	struct service_spec s[6];
+	struct verr e = {};
+
+	(void)state;
+	for (int i = 0; i < 6; i++) {
+		make_spec(&s[i], names[i], i == 1 ? "/srv/inner.json" : NULL, "[]");
+		snprintf(s[i].cgroup, sizeof(s[i].cgroup), "%s", cgs[i]);
+	}
+	assert_int_equal(spec_check_conflicts(s, 6, &e), -EINVAL);
+	assert_verr_is(&e, want, "cgroups");
+	verr_free(&e);
+	/* "outer-x" beside "outer", and services in their own caelum/<name>: fine */
+	assert_int_equal(spec_check_conflicts(&s[2], 2, &e), 0);
+	assert_int_equal(spec_check_conflicts(&s[5], 1, &e), 0);
+	assert_int_equal(e.n, 0);
+	for (int i = 0; i < 6; i++)
+		spec_free(&s[i]);
+}
+
 /* ---- files and directories ---- */
 
 static void test_load_file(void **state)
@@ -593,6 +626,7 @@ int main(void)
 		cmocka_unit_test(test_port_count_full_range),
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_check_conflicts),
+		cmocka_unit_test(test_check_cgroup_conflicts),
 		TD(test_load_file),
 		TD(test_load_dir_missing),
 		TD(test_load_dir_sorted_and_filtered),

@@ -297,6 +297,66 @@ static void report_conflict(const struct service_spec *specs, size_t si, size_t 
 			 proto_name(proto), o->name, o->source ? o->source : o->name, c->item);
 }
 
+/* Path order component by component ('/' before any other byte): a cgroup's descendants
+ * come right after it. */
+static int cg_cmp(const void *a, const void *b, void *arg)
+{
+	const struct service_spec *specs = arg;
+	const unsigned char *x = (const unsigned char *)specs[*(const size_t *)a].cgroup;
+	const unsigned char *y = (const unsigned char *)specs[*(const size_t *)b].cgroup;
+
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+
+	for (; *x && *x == *y; x++, y++)
+		;
+	if (*x != *y)
+		return (*x == '/' ? 1 : *x + 1) - (*y == '/' ? 1 : *y + 1);
+	return (i > j) - (i < j); /* the same cgroup: the first spec is the one named */
+}
+
+static bool cg_within(const char *outer, const char *inner)
+{
+	size_t n = strlen(outer);
+
+	return !strncmp(outer, inner, n) && (inner[n] == '/' || !inner[n]);
+}
+
+/*
+ * "cgroup": one service per cgroup subtree. Two services naming one cgroup, or one inside
+ * the other's, would each have the other's processes (the kernel keeps one owner per
+ * cgroup: the other's own binds would be refused). Each pair named once, both files.
+ */
+static void check_cgroups(const struct service_spec *specs, size_t n, struct verr *e)
+{
+	size_t *idx = malloc(n * sizeof(*idx)), k = 0, *stack, top = 0;
+
+	stack = malloc(n * sizeof(*stack));
+	for (size_t i = 0; idx && stack && i < n; i++)
+		if (specs[i].cgroup[0])
+			idx[k++] = i;
+	if (idx && stack)
+		qsort_r(idx, k, sizeof(*idx), cg_cmp, (void *)specs);
+	for (size_t i = 0; idx && stack && i < k; i++) {
+		const struct service_spec *s = &specs[idx[i]], *o;
+
+		while (top && !cg_within(specs[stack[top - 1]].cgroup, s->cgroup))
+			top--;
+		if (top) {
+			o = &specs[stack[top - 1]];
+			verr_add(e, s->source ? s->source : s->name, "cgroup",
+				 "\"%s\" %s service '%s' (%s: cgroup \"%s\"): one service per "
+				 "cgroup subtree",
+				 s->cgroup,
+				 strcmp(s->cgroup, o->cgroup) ? "is inside that of" : "is also",
+				 o->name, o->source ? o->source : o->name, o->cgroup);
+			continue; /* the outer one stays the one to compare against */
+		}
+		stack[top++] = idx[i];
+	}
+	free(idx);
+	free(stack);
+}
+
 int spec_check_conflicts(const struct service_spec *specs, size_t n, struct verr *e)
 {
 	struct claim *claims = calloc(PORT_SLOTS, sizeof(*claims));
@@ -304,6 +364,7 @@ int spec_check_conflicts(const struct service_spec *specs, size_t n, struct verr
 
 	if (!claims)
 		return -ENOMEM;
+	check_cgroups(specs, n, e);
 	for (size_t si = 0; si < n; si++) {
 		for (size_t ii = 0; ii < specs[si].n_ports; ii++) {
 			const struct port_range *r = &specs[si].ports[ii];
