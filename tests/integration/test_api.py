@@ -118,6 +118,24 @@ class Api(CaelumTest):
         ports = {p for p, _, _ in self.registry()}
         self.assertFalse(ports & {8161, 8162, 8163, 8164}, ports)
 
+    def test_chunked_body_refused_with_411(self):
+        """A chunked body was read as no body ("expected a JSON object"): 411, and nothing
+        reserved, over the API and MCP."""
+        import socket
+        import urllib.parse
+        u = urllib.parse.urlsplit(self.url("/api/v1/ports"))
+        body = b'{"port": 8171, "service": "web"}'
+        for path in ("/api/v1/ports", "/mcp"):
+            s = socket.create_connection((u.hostname, u.port), timeout=10)
+            s.sendall(b"POST " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      b"Authorization: Bearer " + self.tok.encode() + b"\r\n"
+                      b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      + b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n")
+            status = s.makefile("rb").readline().decode()
+            s.close()
+            self.assertIn(" 411 ", status, (path, status))
+        self.assertNotIn(8171, {p for p, _, _ in self.registry()})
+
     def test_reserve_and_release_with_token(self):
         r = request(self.url("/api/v1/ports"), "POST", {"port": 8150, "service": "web"},
                     token=self.tok)

@@ -214,6 +214,10 @@ class Reservations(CaelumTest):
         self.assertIn("port 0", r.json["error"])
         r = self.e.ctl("port", "reserve", "9402", "service", "alpha", "host")
         self.assertEqual(r.rc, 64, r)
+        # -j keeps its promise of one JSON document on stdout for help and usage too
+        for args in (("token",), ("port", "help"), ("service", "hel"), ("help",)):
+            r = self.e.ctl(*args)
+            self.assertEqual((r.rc, json.loads(r.out)), (0, None), (args, r))
         # already the service's: success, nothing written
         self.e.ok("port", "reserve", "9400", "service", "alpha", "host", "test-node")
         self.assertEqual(self.e.ok("port", "list"), before)

@@ -69,6 +69,9 @@ int ctl_object(const struct cmd *cmds, int (*dflt)(int, char **), const char *us
 			return rc;
 	}
 	if (!hit || !hit->fn) {
+		/* -j: still one JSON document on stdout (bpftool prints null for help too) */
+		if (ctl.json)
+			ctl_json_print(NULL);
 		fprintf(stderr, "Usage: caelumctl %s\n", usage);
 		return 0;
 	}
@@ -296,7 +299,7 @@ static int do_help(int argc, char **argv)
 		"  -v, --verbose      debug messages\n"
 		"  -V, --version      print the version\n"
 		"\n"
-		"Exit codes: 0 ok, 1 failure, 2 usage, 69 caelumd unavailable, 77 not permitted,\n"
+		"Exit codes: 0 ok, 1 failure, 64 usage, 69 caelumd unavailable, 77 not permitted,\n"
 		"            78 invalid configuration or refused.\n",
 		CONFIG_DEFAULT_PATH);
 	return 0;

@@ -651,8 +651,17 @@ static int on_http(struct http *h, struct lws *wsi, struct pss *p)
 	r->conn = handle_of(h, i);
 	r->kind = HTTP_REQUEST;
 	if (!status) {
+		char te[32];
+
+		/* A body comes with its length (RFC 9110 section 15.5.12): a chunked one would
+		 * be read as no body at all and the request answered as if it had none. */
+		hdr_copy(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING, te, sizeof(te));
 		hdr_copy(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, cl, sizeof(cl));
-		if (cl[0] && strtoull(cl, NULL, 10) > HTTP_BODY_MAX) {
+		if (te[0]) {
+			status = 411;
+			snprintf(reason, sizeof(reason),
+				 "Transfer-Encoding %s: send the body with a Content-Length", te);
+		} else if (cl[0] && strtoull(cl, NULL, 10) > HTTP_BODY_MAX) {
 			status = 413;
 			snprintf(reason, sizeof(reason), "request body of %s bytes, at most %u", cl,
 				 HTTP_BODY_MAX);
