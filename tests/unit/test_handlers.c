@@ -122,6 +122,8 @@ static void test_bad_argument_names_field(void **state)
 		{ "port.reserve", "{\"port\":47013,\"service\":\"web\",\"bogus\":1}", "bogus",
 		  EXIT_USAGE },
 		{ "events.list", "{\"limit\":0}", "limit", EXIT_USAGE },
+		{ "events.list", "{\"service\":\"../x\"}", "service", EXIT_USAGE },
+		{ "events.list", "{\"type\":\"Bind Denied\"}", "type", EXIT_USAGE },
 		{ "service.apply", "{\"spec\":{\"name\":\"x\",\"ports\":[\"99999/tcp\"]}}", "ports",
 		  EXIT_CONFIG },
 		{ "port.reserve", "{\"port\":47013,\"service\":\"ghost\"}", "ghost", EXIT_CONFIG },

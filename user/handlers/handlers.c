@@ -765,6 +765,18 @@ static int parse_filter(struct hcall *c, struct hstream *s)
 	if (hc_param_str(c, "type", false, &type) || hc_param_str(c, "service", false, &svc) ||
 	    hc_param_str(c, "host", false, &host))
 		return -1;
+	/* A filter nothing could ever match is a mistake, not an empty answer. */
+	if (svc && !service_name_valid(svc))
+		return hc_fail(c, EXIT_USAGE,
+			       "params: service: invalid service name \"%s\" (expected "
+			       "[a-z0-9][a-z0-9-]{0,62})",
+			       svc);
+	if (type && (!*type || strlen(type) >= sizeof(s->type) ||
+		     strspn(type, "abcdefghijklmnopqrstuvwxyz_") != strlen(type)))
+		return hc_fail(c, EXIT_USAGE,
+			       "params: type: invalid event type \"%s\" (expected [a-z_]+, e.g. "
+			       "bind_denied)",
+			       type);
 	if (host)
 		snprintf(s->host, sizeof(s->host), "%s", host);
 	s->filter.host = host ? s->host : NULL;
