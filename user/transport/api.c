@@ -326,9 +326,13 @@ static void sse_open(struct api *a, const struct http_request *r)
 	/* Resume after Last-Event-ID; with neither it nor since/limit, live events only. */
 	if (r->last_event_id[0]) {
 		char *end;
-		unsigned long long id = strtoull(r->last_event_id, &end, 10);
+		unsigned long long id;
 
-		if (*end) {
+		errno = 0;
+		id = strtoull(r->last_event_id, &end, 10);
+		/* digits only: strtoull takes "-1" (wrapping) and " 1" */
+		if (*end || errno ||
+		    strspn(r->last_event_id, "0123456789") != strlen(r->last_event_id)) {
 			json_object_put(params);
 			reply_fmt(a, r->conn, 400, "Last-Event-ID: \"%s\" is not an event id",
 				  r->last_event_id);
