@@ -178,13 +178,28 @@ static void registry_report(struct daemon *d, struct json_object *st)
 	d->registry_seen = st;
 }
 
-/* Once a second: the backend's periodic work, recoveries reported, a pending commit of
- * services_dir retried. */
-static void registry_tick_daemon(struct daemon *d, uint64_t now)
+/* services_dir and databases_dir read and committed to the registry as they are now.
+ * 0 or -errno with every reason in e. */
+static int commit_dirs(struct daemon *d, struct verr *e)
 {
 	struct service_spec *specs = NULL;
 	struct db_spec *dbs = NULL;
 	size_t n = 0, n_dbs = 0;
+	int err = spec_load_dir(d->cfg.services_dir, &specs, &n, e);
+
+	if (!err)
+		err = dbspec_load_dir(d->cfg.databases_dir, &dbs, &n_dbs, e);
+	if (!err)
+		err = registry_sync_all(d->reg, specs, n, dbs, n_dbs, e);
+	specs_free(specs, n);
+	dbspecs_free(dbs, n_dbs);
+	return err;
+}
+
+/* Once a second: the backend's periodic work, recoveries reported, a pending commit of
+ * services_dir retried. */
+static void registry_tick_daemon(struct daemon *d, uint64_t now)
+{
 	struct verr e = {};
 	int err;
 
@@ -196,13 +211,7 @@ static void registry_tick_daemon(struct daemon *d, uint64_t now)
 	hosts_tick(d, now);
 	if (!d->resync_pending)
 		return;
-	err = spec_load_dir(d->cfg.services_dir, &specs, &n, &e);
-	if (!err)
-		err = dbspec_load_dir(d->cfg.databases_dir, &dbs, &n_dbs, &e);
-	if (!err)
-		err = registry_sync_all(d->reg, specs, n, dbs, n_dbs, &e);
-	specs_free(specs, n);
-	dbspecs_free(dbs, n_dbs);
+	err = commit_dirs(d, &e);
 	if (!registry_err_unavailable(err)) {
 		d->resync_pending = false;
 		if (err)
@@ -316,10 +325,7 @@ static bool runs_here(void *ctx, const char *service)
 static int setup_registry(struct daemon *d)
 {
 	struct registry_backend *b;
-	struct service_spec *specs = NULL;
-	struct db_spec *dbs = NULL;
 	struct verr e = {};
-	size_t n = 0, n_dbs = 0;
 	int err;
 
 	if (d->cfg.registry.etcd)
@@ -342,13 +348,7 @@ static int setup_registry(struct daemon *d)
 	if (registry_etcd_client(registry_backend_of(d->reg)))
 		registry_set_placement(d->reg,
 				       &(struct reg_placement){ .runs_here = runs_here, .ctx = d });
-	err = spec_load_dir(d->cfg.services_dir, &specs, &n, &e);
-	if (!err)
-		err = dbspec_load_dir(d->cfg.databases_dir, &dbs, &n_dbs, &e);
-	if (!err)
-		err = registry_sync_all(d->reg, specs, n, dbs, n_dbs, &e);
-	specs_free(specs, n);
-	dbspecs_free(dbs, n_dbs);
+	err = commit_dirs(d, &e);
 	if (registry_err_unavailable(err)) {
 		/* The shared registry is away: enforce what we have, commit the files later. */
 		p_warn("services_dir and databases_dir not committed yet: the %s registry is "

@@ -611,6 +611,17 @@ static void serve_asset(struct http *h, struct lws *wsi, struct slot *s, const s
 		       head ? 0 : (gz ? a->gz_len : a->len), true, false);
 }
 
+/* The connection of p is gone: its slot back to the pool. */
+static void slot_drop(struct http *h, struct pss *p)
+{
+	if (!p || !p->slot)
+		return;
+	pthread_mutex_lock(&h->mu);
+	slot_release(h, p->slot - 1);
+	pthread_mutex_unlock(&h->mu);
+	p->slot = 0;
+}
+
 static bool method_has_body(struct lws *wsi)
 {
 	char cl[32];
@@ -963,12 +974,7 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
 		return confirm_upgrade(h, wsi, in);
 	case LWS_CALLBACK_CLOSED_HTTP:
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-		if (p && p->slot) {
-			pthread_mutex_lock(&h->mu);
-			slot_release(h, p->slot - 1);
-			pthread_mutex_unlock(&h->mu);
-			p->slot = 0;
-		}
+		slot_drop(h, p);
 		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		on_wake(h);
@@ -1130,12 +1136,7 @@ static int cb_ws(struct lws *wsi, enum lws_callback_reasons reason, void *user, 
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return on_writable(h, wsi, p);
 	case LWS_CALLBACK_CLOSED:
-		if (p && p->slot) {
-			pthread_mutex_lock(&h->mu);
-			slot_release(h, p->slot - 1);
-			pthread_mutex_unlock(&h->mu);
-			p->slot = 0;
-		}
+		slot_drop(h, p);
 		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		on_wake(h);
