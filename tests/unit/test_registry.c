@@ -574,7 +574,7 @@ static void test_delete_drops_reservations(void **state)
 	reserve_ok(f, 7000, IPPROTO_TCP, "beta");
 
 	assert_int_equal(registry_service_delete(f->r, "ghost", &e), -ENOENT);
-	assert_verr_one(&e, "ghost: no such service", "delete unknown");
+	assert_verr_one(&e, "service 'ghost' not found", "delete unknown");
 	verr_free(&e);
 }
 

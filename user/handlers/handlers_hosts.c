@@ -50,7 +50,7 @@ int h_service_where(struct hcall *c)
 	if (hc_params_check(c, keys) || hc_param_service(c, "name", &name))
 		return -1;
 	if (!registry_service(c->x->reg, name))
-		return hc_not_found(c, "no service '%s'", name);
+		return hc_not_found(c, "service '%s' not found", name);
 	c->result = c->x->ops->service_where ? c->x->ops->service_where(c->x->owner, name) : NULL;
 	return c->result ? 0 : no_machine_registry(c);
 }

@@ -1936,7 +1936,11 @@ static int service_delete(struct registry *r, const char *name, const struct reg
 	int err;
 
 	if (!cur) {
-		verr_add(e, name, NULL, "no such service");
+		char msg[SERVICE_NAME_MAX + 32];
+
+		/* the wording of every lookup of a service by name (service show, where) */
+		snprintf(msg, sizeof(msg), "service '%s' not found", name);
+		verr_add_raw(e, msg);
 		return -ENOENT;
 	}
 	if (cur->origin == ORIGIN_FILE) {
@@ -2093,7 +2097,10 @@ static int db_delete(struct registry *r, const char *name, const struct reg_asyn
 	int err = 0;
 
 	if (!cur) {
-		verr_add(e, name, NULL, "no such database");
+		char msg[SERVICE_NAME_MAX + 32];
+
+		snprintf(msg, sizeof(msg), "database '%s' not found", name);
+		verr_add_raw(e, msg);
 		return -ENOENT;
 	}
 	if (cur->origin == ORIGIN_FILE) {
