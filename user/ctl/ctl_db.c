@@ -63,7 +63,7 @@ static int db_list(int argc, char **argv)
 
 static int db_named(const char *method, int argc, char **argv, const char *usage)
 {
-	struct json_object *p, *res;
+	struct json_object *p, *res, *users;
 	int rc;
 
 	if (argc != 1)
@@ -73,20 +73,15 @@ static int db_named(const char *method, int argc, char **argv, const char *usage
 	json_object_put(p);
 	if (rc || !res)
 		return rc;
-	if (!strcmp(method, "db.delete")) {
-		printf("deleted database %s\n", argv[0]);
-	} else {
-		struct json_object *users = json_object_object_get(res, "services");
+	users = json_object_object_get(res, "services");
+	db_row(res);
+	db_extra(res);
+	for (size_t i = 0; i < json_object_array_length(users); i++) {
+		struct json_object *u = json_object_array_get_idx(users, i);
 
-		db_row(res);
-		db_extra(res);
-		for (size_t i = 0; i < json_object_array_length(users); i++) {
-			struct json_object *u = json_object_array_get_idx(users, i);
-
-			printf("  service %-20s connections %lld, max %s\n", jstr(u, "service"),
-			       (long long)jint(u, "connections"),
-			       jstr(u, "max_connections") ? jstr(u, "max_connections") : "none");
-		}
+		printf("  service %-20s connections %lld, max %s\n", jstr(u, "service"),
+		       (long long)jint(u, "connections"),
+		       jstr(u, "max_connections") ? jstr(u, "max_connections") : "none");
 	}
 	json_object_put(res);
 	return 0;
