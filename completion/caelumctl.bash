@@ -75,6 +75,12 @@ _caelumctl()
                     show|delete|resolve|where) $names ;;
                     apply) _filedir json ;;
                 esac
+            elif [[ $obj == db ]] && [[ $cmd == apply || $cmd == delete ]]; then
+                # db apply FILE [host HOST], db delete NAME [host HOST]
+                case $nargs in
+                    2) COMPREPLY=( $(compgen -W 'host' -- "$cur") ) ;;
+                    3) _caelumctl_hosts ;;
+                esac
             fi
             ;;
         host)

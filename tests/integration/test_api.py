@@ -90,6 +90,25 @@ class Api(CaelumTest):
         r = request(self.url("/api/v1/status"), method="POST", token=self.tok)
         self.assertEqual(r.status, 405)
 
+    def test_host_only_database(self):
+        """POST /api/v1/databases with "host" beside the spec; DELETE ...?host=H."""
+        spec = {"name": "far", "kind": "tcp", "address": "127.0.0.1:20591"}
+        r = request(self.url("/api/v1/databases"), "POST", dict(spec, host="bad_host"),
+                    token=self.tok)
+        self.assertEqual(r.status, 400, r)
+        self.assertIn('host: invalid host name "bad_host"', r.json["error"]["message"])
+        r = request(self.url("/api/v1/databases"), "POST", dict(spec, host="node-b"),
+                    token=self.tok)
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(r.json["host"], "node-b")
+        self.assertEqual([(d["name"], d["host"]) for d in
+                          request(self.url("/api/v1/databases")).json], [("far", "node-b")])
+        r = request(self.url("/api/v1/databases/far"), "DELETE", token=self.tok)
+        self.assertEqual(r.status, 404, r)
+        r = request(self.url("/api/v1/databases/far?host=node-b"), "DELETE", token=self.tok)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(request(self.url("/api/v1/databases")).json, [])
+
     # ---- mutations and auth ----
     def test_duplicate_keys_refused_on_every_transport(self):
         """{"port": 8161, "port": 8162}: json-c alone kept the last one and reserved 8162.

@@ -287,6 +287,72 @@ for i, dst in enumerate([("127.0.0.1", {self.pg.port}), ("127.0.0.1", {self.pg.p
         self.assertNotIn("cache", [d["name"] for d in self.e.ok("db", "list")])
 
 
+class HostOnly(CaelumTest):
+    """db apply FILE host H: in force on H only (this host is "test-node")."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = Postgres()
+        cls.pg.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.pg.stop()
+
+    def write(self, name, obj):
+        path = os.path.join(self.e.dir, name)
+        with open(path, "w") as f:
+            json.dump(obj, f)
+        return path
+
+    def setUp(self):
+        self.e = self.env("dbhost", start=False, extra={"databases_dir": "databases.d"})
+        os.makedirs(os.path.join(self.e.dir, "databases.d"), exist_ok=True)
+        self.e.start()
+
+    def test_this_hosts_enforced_another_hosts_not(self):
+        addr = f"127.0.0.1:{self.pg.port}"
+        here = self.write("pg.json", {"name": "pg", "kind": "postgresql", "address": addr,
+                                      "unmanaged": "deny"})
+        far = self.write("far.json", {"name": "far", "kind": "postgresql",
+                                      "address": f"127.0.0.2:{self.pg.port}"})
+        self.assertEqual(self.e.ok("db", "apply", here, "host", "test-node")["host"],
+                         "test-node")
+        self.assertEqual(self.e.ok("db", "apply", far, "host", "node-b")["host"], "node-b")
+        listed = {d["name"]: d for d in self.e.ok("db", "list")}
+        self.assertEqual((listed["pg"]["host"], listed["far"]["host"]), ("test-node", "node-b"))
+        self.assertEqual(self.e.ok("db", "show", "pg")["addresses"], [addr])
+        self.assertEqual(self.e.ok("db", "show", "far")["addresses"], [])  # not here
+
+        self.e.ok("service", "apply", self.write("etl.json", {
+            "name": "etl", "ports": [], "databases": [{"name": "pg"}]}))
+        self.e.ok("service", "apply", self.write("away.json", {
+            "name": "away", "ports": [], "databases": [{"name": "far"}]}))
+        # pg (this host's) reaches the connect maps: etl connects, away (which declares
+        # only node-b's far, not here) is refused
+        self.assertEqual(connect_in(self.e, self.e.svc_cgroup("etl"), "127.0.0.1",
+                                    self.pg.port)[0], 0)
+        self.assertEqual(connect_in(self.e, self.e.svc_cgroup("away"), "127.0.0.1",
+                                    self.pg.port)[0], errno.EPERM)
+
+        # refused, nothing changed: the other kind of one name (both named), a bad host
+        r = self.e.ctl("db", "apply", here)
+        self.assertEqual(r.rc, 78)
+        self.assertIn("database 'pg' is defined on host 'test-node'", r.json["error"])
+        r = self.e.ctl("db", "apply", far, "host", "bad_host")
+        self.assertEqual(r.rc, 64)
+        self.assertIn('host: invalid host name "bad_host"', r.json["error"])
+        self.assertEqual(len(self.e.ok("db", "list")), 2)
+
+        # delete: one host's only
+        self.e.ok("service", "delete", "away")
+        r = self.e.ctl("db", "delete", "far")  # no definition on every host
+        self.assertNotEqual(r.rc, 0)
+        self.assertEqual(r.json["error"], "database 'far' not found")
+        self.e.ok("db", "delete", "far", "host", "node-b")
+        self.assertEqual([d["name"] for d in self.e.ok("db", "list")], ["pg"])
+
+
 class StartupValidation(CaelumTest):
     def make(self, tag, dbs, **svc):
         e = self.env(tag, start=False, extra={"databases_dir": "databases.d"})

@@ -15,6 +15,7 @@ import time
 from etcdcluster import BASE_PORT, EtcdCluster
 from harness import CTL, CaelumTest
 from httpc import request
+import test_databases  # its connect_in (a module import: its tests are not collected here)
 
 _n = 0
 
@@ -235,6 +236,38 @@ class EtcdBackend(EtcdFixture):
         a.ok("port", "release", "20550", "host", "node-b")
         self.wait_for(lambda: b.bind_in(b.cgroup("other"), 20550) == 0, what="release on B")
         self.assertDenied(a, a.cgroup("other"), 20550)
+
+    # ---- host-only databases ----
+
+    def test_host_only_database_is_enforced_on_its_host_only(self):
+        a, b = self.host("node-a"), self.host("node-b")
+        port = 20590  # nothing listens: an allowed connect is refused by the kernel
+        path = os.path.join(a.dir, "pg.json")
+        with open(path, "w") as f:
+            json.dump({"name": "pg", "kind": "tcp", "address": f"127.0.0.1:{port}",
+                       "unmanaged": "deny"}, f)
+        self.assertEqual(a.ok("db", "apply", path, "host", "node-b")["host"], "node-b")
+        kvs, _ = self.etcd.range_prefix(self.prefix + "hostdatabases/")
+        self.assertEqual(sorted(kvs), [self.prefix + "hostdatabases/node-b/pg"])
+        svc = os.path.join(a.dir, "etl.json")
+        with open(svc, "w") as f:
+            json.dump({"name": "etl", "ports": [], "databases": [{"name": "pg"}]}, f)
+        a.ok("service", "apply", svc)
+        self.wait_for(lambda: b.ok("db", "show", "pg")["addresses"], what="pg resolved on B")
+        # on B: pg's rules (etl may, nobody else); on A: no database at that address
+        self.wait_for(lambda: test_databases.connect_in(b, b.cgroup("other"), "127.0.0.1",
+                                                         port)[0] == errno.EPERM,
+                      what="pg enforced on B")
+        self.assertEqual(test_databases.connect_in(b, b.svc_cgroup("etl"), "127.0.0.1",
+                                                   port)[0], errno.ECONNREFUSED)
+        self.assertEqual(test_databases.connect_in(a, a.cgroup("other"), "127.0.0.1",
+                                                   port)[0], errno.ECONNREFUSED)
+        self.assertEqual([(d["name"], d["host"]) for d in a.ok("db", "list")],
+                         [("pg", "node-b")])
+        # one name is cluster-wide or host-only: refused on every host, naming both
+        r = b.ctl("db", "apply", path)
+        self.assertEqual(r.rc, 78, r)
+        self.assertIn("database 'pg' is defined on host 'node-b'", r.json["error"])
 
     def test_host_only_and_cluster_wide_race_have_one_winner(self):
         """Cluster-wide reservations (reservations/P/tcp) and host-only ones

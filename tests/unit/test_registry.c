@@ -1486,10 +1486,89 @@ static void test_host_foreign_change(void **state)
 #define F(t) cmocka_unit_test_setup_teardown(t, fx_setup, fx_teardown)
 #define D(t) cmocka_unit_test_setup_teardown(t, tmpdir_setup, tmpdir_teardown)
 
+static void db_of(struct db_spec *d, const char *name, const char *address)
+{
+	struct json_object *o = json_object_new_object();
+	struct verr e = {};
+
+	json_object_object_add(o, "name", json_object_new_string(name));
+	json_object_object_add(o, "kind", json_object_new_string("postgresql"));
+	json_object_object_add(o, "address", json_object_new_string(address));
+	assert_int_equal(dbspec_from_json(o, "test", d, &e), 0);
+	json_object_put(o);
+}
+
+static void assert_verr_has(struct verr *e, const char *part)
+{
+	char *all = verr_join(e);
+
+	if (!all || !strstr(all, part))
+		fail_msg("want '%s' in '%s'", part, all ? all : "(none)");
+	free(all);
+	verr_free(e);
+}
+
+/* A host-only database is in this host's view on its host only; every host's stay in the
+ * model; a name is cluster-wide or host-only, never both; a bad host changes nothing. */
+static void test_host_db(void **state)
+{
+	struct fx *f = *state;
+	const struct reg_state *st;
+	struct db_spec a, b, c;
+	struct verr e = {};
+	char *disk;
+
+	registry_set_host(f->r, "host-a");
+	db_of(&a, "pg", "10.0.0.1:5432");
+	db_of(&b, "pg", "10.0.0.2:5432");
+	db_of(&c, "shared", "10.0.0.3:5432");
+	assert_int_equal(registry_db_apply(f->r, &b, ORIGIN_API, "host-b", &e), 0);
+	st = registry_state(f->r);
+	assert_null(registry_db(f->r, "pg")); /* host-b's: not here */
+	assert_false(registry_db_here(st, registry_db_at(st, "pg", "host-b")));
+	assert_int_equal(registry_db_apply(f->r, &a, ORIGIN_API, "host-a", &e), 0);
+	st = registry_state(f->r);
+	assert_int_equal(st->n_dbs, 2);
+	assert_string_equal(registry_db(f->r, "pg")->spec.host, "10.0.0.1");
+	assert_string_equal(registry_db(f->r, "pg")->host, "host-a");
+
+	/* refused: the other kind of one name (both named), a bad host; nothing written */
+	assert_int_equal(registry_db_apply(f->r, &a, ORIGIN_API, NULL, &e), -EEXIST);
+	assert_verr_has(&e, "database 'pg' is defined on host 'host-a'");
+	assert_int_equal(registry_db_apply(f->r, &c, ORIGIN_API, NULL, &e), 0);
+	assert_int_equal(registry_db_apply(f->r, &c, ORIGIN_API, "host-b", &e), -EEXIST);
+	assert_verr_has(&e, "database 'shared' is defined on every host; a definition on host "
+			    "'host-b'");
+	assert_int_equal(registry_db_apply(f->r, &c, ORIGIN_API, "bad_host", &e), -EINVAL);
+	assert_verr_has(&e, "invalid host name 'bad_host'");
+	assert_int_equal(registry_state(f->r)->n_dbs, 3);
+
+	/* persisted under hostdatabases/, read back with the host */
+	disk = registry_file(f);
+	assert_non_null(strstr(disk, "hostdatabases/host-b/pg"));
+	free(disk);
+	fx_reopen(f);
+	registry_set_host(f->r, "host-b");
+	assert_string_equal(registry_db(f->r, "pg")->spec.host, "10.0.0.2");
+	assert_string_equal(registry_db(f->r, "shared")->spec.host, "10.0.0.3");
+
+	/* delete: one host's only */
+	assert_int_equal(registry_db_delete(f->r, "pg", NULL, &e), -ENOENT);
+	verr_free(&e);
+	assert_int_equal(registry_db_delete(f->r, "pg", "host-b", &e), 0);
+	assert_null(registry_db(f->r, "pg"));
+	registry_set_host(f->r, "host-a");
+	assert_non_null(registry_db(f->r, "pg"));
+	dbspec_free(&a);
+	dbspec_free(&b);
+	dbspec_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		F(test_apply_persists),
+		F(test_host_db),
 		F(test_reserve_persists),
 		F(test_reserve_refused),
 		F(test_release),

@@ -18,6 +18,8 @@ static void db_row(struct json_object *d)
 	for (size_t i = 0; i < json_object_array_length(addrs); i++)
 		printf("%s%s", i ? "," : "",
 		       json_object_get_string(json_object_array_get_idx(addrs, i)));
+	if (jstr(d, "host"))
+		printf(" (host %s only)", jstr(d, "host"));
 	printf("\n");
 }
 
@@ -61,7 +63,7 @@ static int db_list(int argc, char **argv)
 
 static int db_named(const char *method, int argc, char **argv, const char *usage)
 {
-	struct json_object *p, *res;
+	struct json_object *p, *res, *users;
 	int rc;
 
 	if (argc != 1)
@@ -71,20 +73,15 @@ static int db_named(const char *method, int argc, char **argv, const char *usage
 	json_object_put(p);
 	if (rc || !res)
 		return rc;
-	if (!strcmp(method, "db.delete")) {
-		printf("deleted database %s\n", argv[0]);
-	} else {
-		struct json_object *users = json_object_object_get(res, "services");
+	users = json_object_object_get(res, "services");
+	db_row(res);
+	db_extra(res);
+	for (size_t i = 0; i < json_object_array_length(users); i++) {
+		struct json_object *u = json_object_array_get_idx(users, i);
 
-		db_row(res);
-		db_extra(res);
-		for (size_t i = 0; i < json_object_array_length(users); i++) {
-			struct json_object *u = json_object_array_get_idx(users, i);
-
-			printf("  service %-20s connections %lld, max %s\n", jstr(u, "service"),
-			       (long long)jint(u, "connections"),
-			       jstr(u, "max_connections") ? jstr(u, "max_connections") : "none");
-		}
+		printf("  service %-20s connections %lld, max %s\n", jstr(u, "service"),
+		       (long long)jint(u, "connections"),
+		       jstr(u, "max_connections") ? jstr(u, "max_connections") : "none");
 	}
 	json_object_put(res);
 	return 0;
@@ -95,29 +92,65 @@ static int db_show(int argc, char **argv)
 	return db_named("db.show", argc, argv, "db show NAME");
 }
 
-static int db_delete(int argc, char **argv)
+/* "host H" after the positional argument: *host H, or NULL when absent; 0 or a usage exit. */
+static int db_host_arg(int argc, char **argv, const char **host, const char *usage)
 {
-	return db_named("db.delete", argc, argv, "db delete NAME");
+	*host = NULL;
+	if (argc == 1)
+		return 0;
+	if (argc == 3 && !strcmp(argv[1], "host")) {
+		*host = argv[2];
+		return 0;
+	}
+	return ctl_usage("usage: %s", usage);
 }
 
-static int db_apply(int argc, char **argv)
+/* caelumctl db delete NAME [host HOST]: the cluster-wide definition, or HOST's. */
+static int db_delete(int argc, char **argv)
 {
-	struct json_object *spec, *p, *res;
-	struct verr e = {};
+	static const char usage[] = "db delete NAME [host HOST]";
+	struct json_object *p, *res;
+	const char *host;
 	int rc;
 
-	if (argc != 1)
-		return ctl_usage("usage: db apply FILE");
+	if (argc < 1 || (rc = db_host_arg(argc, argv, &host, usage)))
+		return argc < 1 ? ctl_usage("usage: %s", usage) : rc;
+	p = ctl_name_param(argv[0]);
+	if (host)
+		json_object_object_add(p, "host", json_object_new_string(host));
+	rc = ctl_call_show("db.delete", p, &res);
+	json_object_put(p);
+	if (rc || !res)
+		return rc;
+	printf("deleted database %s%s%s\n", argv[0], host ? " on host " : "", host ? host : "");
+	json_object_put(res);
+	return 0;
+}
+
+/* caelumctl db apply FILE [host HOST]: on every host, or on HOST only. */
+static int db_apply(int argc, char **argv)
+{
+	static const char usage[] = "db apply FILE [host HOST]";
+	struct json_object *spec, *p, *res;
+	struct verr e = {};
+	const char *host;
+	int rc;
+
+	if (argc < 1 || (rc = db_host_arg(argc, argv, &host, usage)))
+		return argc < 1 ? ctl_usage("usage: %s", usage) : rc;
 	if (jv_parse_file(argv[0], &spec, &e))
 		return ctl_verr(EXIT_CONFIG, &e);
 	p = json_object_new_object();
 	json_object_object_add(p, "spec", spec);
 	json_object_object_add(p, "file", json_object_new_string(argv[0]));
+	if (host)
+		json_object_object_add(p, "host", json_object_new_string(host));
 	rc = ctl_call_show("db.apply", p, &res);
 	json_object_put(p);
 	if (rc || !res)
 		return rc;
-	printf("applied database %s\n", jstr(res, "name"));
+	printf("applied database %s%s%s\n", jstr(res, "name"), host ? " on host " : "",
+	       host ? host : "");
 	json_object_put(res);
 	return 0;
 }
@@ -187,6 +220,7 @@ int do_db(int argc, char **argv)
 
 	return ctl_object(
 		cmds, db_list,
-		"db { list | show NAME | apply FILE | delete NAME | resolve NAME | help }", argc,
-		argv);
+		"db { list | show NAME | apply FILE [host HOST] | delete NAME [host HOST] |\n"
+		"                        resolve NAME | help }",
+		argc, argv);
 }

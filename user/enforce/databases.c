@@ -110,12 +110,20 @@ static int table_update(struct daemon *d, bool force)
 	const struct reg_state *st = registry_state(d->reg);
 	struct db_rt *v = calloc(st->n_dbs + 1, sizeof(*v));
 	uint64_t now = time_now_ns();
+	size_t k = 0;
 
 	if (!v)
 		return -ENOMEM;
-	for (size_t i = 0; i < st->n_dbs; i++) {
-		const struct db_spec *s = &st->dbs[i].spec;
-		const struct db_rt *old = databases_find(d, s->name);
+	/* Only the definitions in force here (cluster-wide, this host's) reach the kernel. */
+	for (size_t j = 0; j < st->n_dbs; j++) {
+		const struct db_spec *s = &st->dbs[j].spec;
+		const struct db_rt *old;
+		size_t i = k;
+
+		if (!registry_db_here(st, &st->dbs[j]))
+			continue;
+		k++;
+		old = databases_find(d, s->name);
 		bool same = old && old->port == s->port && !strcmp(old->host, s->host);
 
 		if (old)
@@ -136,7 +144,7 @@ static int table_update(struct daemon *d, bool force)
 			probe_cancel(d->dbs[i].inflight);
 	free(d->dbs);
 	d->dbs = v;
-	d->n_dbs = st->n_dbs;
+	d->n_dbs = k;
 	return 0;
 }
 
@@ -533,9 +541,15 @@ static void db_json_addrs(struct daemon *d, const struct db_rt *rt, struct json_
 
 static struct json_object *db_json(struct daemon *d, const struct reg_db *rd)
 {
-	const struct db_rt *rt = databases_find(d, rd->spec.name);
+	/* another host's definition: its addresses and reachability are that host's */
+	const struct db_rt *rt = registry_db_here(registry_state(d->reg), rd)
+					 ? databases_find(d, rd->spec.name)
+					 : NULL;
 	struct json_object *o = dbspec_to_json(&rd->spec);
 
+	/* a host-only definition's host; absent: on every host */
+	if (rd->host)
+		json_object_object_add(o, "host", json_object_new_string(rd->host));
 	json_object_object_add(o, "origin", json_object_new_string(origin_name(rd->origin)));
 	json_object_object_add(o, "source",
 			       rd->spec.source ? json_object_new_string(rd->spec.source) : NULL);
@@ -566,6 +580,11 @@ struct json_object *database_json(struct daemon *d, const char *name)
 	const struct reg_state *st = registry_state(d->reg);
 	const struct reg_db *rd = registry_db(d->reg, name);
 	struct json_object *o, *users = json_object_new_array();
+
+	/* not defined here: another host's definition (the first) */
+	for (size_t i = 0; !rd && i < st->n_dbs; i++)
+		if (!strcmp(st->dbs[i].spec.name, name))
+			rd = &st->dbs[i];
 
 	if (!rd) {
 		json_object_put(users);

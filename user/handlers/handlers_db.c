@@ -51,21 +51,22 @@ static int db_applied(struct hcall *c)
 
 int h_db_apply(struct hcall *c)
 {
-	static const char *const keys[] = { "spec", "file", NULL };
+	static const char *const keys[] = { "spec", "file", "host", NULL };
 	struct json_object *obj = hc_param(c, "spec");
 	struct verr e = {};
 	struct db_spec spec;
-	const char *file;
+	const char *file, *on;
 	int rc;
 
-	if (hc_params_check(c, keys) || hc_param_str(c, "file", false, &file))
+	if (hc_params_check(c, keys) || hc_param_str(c, "file", false, &file) ||
+	    hc_param_host(c, &on))
 		return -1;
 	if (!obj)
 		return hc_fail(c, EXIT_USAGE, "params: spec: missing required key");
 	if (dbspec_from_json(obj, file ? file : "spec", &spec, &e))
 		return hc_fail_verr(c, EXIT_CONFIG, &e);
 	snprintf(c->name, sizeof(c->name), "%s", spec.name);
-	rc = registry_db_apply_async(c->x->reg, &spec, ORIGIN_API, hc_async(c), &c->commit, &e);
+	rc = registry_db_apply_async(c->x->reg, &spec, ORIGIN_API, on, hc_async(c), &c->commit, &e);
 	dbspec_free(&spec);
 	if (rc < 0)
 		return hc_fail_verr(
@@ -84,15 +85,15 @@ static int db_deleted(struct hcall *c)
 
 int h_db_delete(struct hcall *c)
 {
-	static const char *const keys[] = { "name", NULL };
+	static const char *const keys[] = { "name", "host", NULL };
 	struct verr e = {};
-	const char *name;
+	const char *name, *on;
 	int rc;
 
-	if (hc_params_check(c, keys) || hc_param_service(c, "name", &name))
+	if (hc_params_check(c, keys) || hc_param_service(c, "name", &name) || hc_param_host(c, &on))
 		return -1;
 	snprintf(c->name, sizeof(c->name), "%s", name);
-	rc = registry_db_delete_async(c->x->reg, name, hc_async(c), &c->commit, &e);
+	rc = registry_db_delete_async(c->x->reg, name, on, hc_async(c), &c->commit, &e);
 	if (rc < 0) {
 		c->err->not_found = rc == -ENOENT;
 		return hc_fail_verr(c, hc_registry_exit(rc), &e);

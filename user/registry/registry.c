@@ -19,6 +19,7 @@
 #define RESV_RETRIES 8	 /* guard compares lost to other hosts' writers, then give up */
 #define GPU_PREFIX   "gpus/"
 #define DB_PREFIX    "databases/"
+#define HDB_PREFIX   "hostdatabases/"
 #define MAX_WATCHERS 8
 /* After the backend answered, the watch has this long to bring the revision to the model
  * (the figure the etcd backend waited for it, blocking, before). */
@@ -135,8 +136,10 @@ static void state_free(struct reg_state *st)
 {
 	for (size_t i = 0; i < st->n_svcs; i++)
 		spec_free(&st->svcs[i].spec);
-	for (size_t i = 0; i < st->n_dbs; i++)
+	for (size_t i = 0; i < st->n_dbs; i++) {
 		dbspec_free(&st->dbs[i].spec);
+		name_drop(st->dbs[i].host);
+	}
 	for (size_t i = 0; i < st->n_resv; i++) {
 		name_drop(st->resv[i].service);
 		name_drop(st->resv[i].host);
@@ -187,9 +190,12 @@ static int state_copy(struct reg_state *dst, const struct reg_state *src)
 		goto nomem;
 	for (size_t i = 0; i < src->n_dbs; i++) {
 		dst->dbs[i] = src->dbs[i];
+		dst->dbs[i].host = NULL;
 		if (dbspec_copy(&dst->dbs[i].spec, &src->dbs[i].spec))
 			goto nomem;
 		dst->n_dbs++;
+		if (src->dbs[i].host && !(dst->dbs[i].host = name_hold(src->dbs[i].host)))
+			goto nomem;
 	}
 	dst->rev = src->rev;
 	return 0;
@@ -338,23 +344,45 @@ static void state_del_service(struct reg_state *st, const char *name)
 	st->n_gpus = w;
 }
 
+/* (name, host): a name's definitions are adjacent, the cluster-wide one first. */
 static int db_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct reg_db *)a)->spec.name, ((const struct reg_db *)b)->spec.name);
+	const struct reg_db *x = a, *y = b;
+	int c = strcmp(x->spec.name, y->spec.name);
+
+	return c ? c : host_cmp(x->host, y->host);
 }
 
-static struct reg_db *state_db(const struct reg_state *st, const char *name)
+/* The definition of name on host (NULL: the cluster-wide one), or NULL. */
+static struct reg_db *state_db_at(const struct reg_state *st, const char *name, const char *host)
 {
 	struct reg_db k;
 
 	snprintf(k.spec.name, sizeof(k.spec.name), "%s", name);
+	k.host = host;
 	return st->n_dbs ? bsearch(&k, st->dbs, st->n_dbs, sizeof(k), db_cmp) : NULL;
 }
 
-/* Takes ownership of d's buffers. */
-static int state_put_db(struct reg_state *st, struct db_spec *d, enum reg_origin o)
+/* Any definition of name, cluster-wide or on some host (the first), or NULL. */
+static struct reg_db *state_db_any(const struct reg_state *st, const char *name)
 {
-	struct reg_db *cur = state_db(st, d->name), *tmp;
+	for (size_t i = 0; i < st->n_dbs; i++)
+		if (!strcmp(st->dbs[i].spec.name, name))
+			return &st->dbs[i];
+	return NULL;
+}
+
+bool registry_db_here(const struct reg_state *st, const struct reg_db *d)
+{
+	return !d->host || (st->self && !strcmp(d->host, st->self));
+}
+
+/* Takes ownership of d's buffers. */
+static int state_put_db(struct reg_state *st, struct db_spec *d, enum reg_origin o,
+			const char *host)
+{
+	struct reg_db *cur = state_db_at(st, d->name, host), *tmp;
+	int err;
 
 	if (cur) {
 		dbspec_free(&cur->spec);
@@ -362,18 +390,23 @@ static int state_put_db(struct reg_state *st, struct db_spec *d, enum reg_origin
 		cur->origin = o;
 		return 0;
 	}
-	tmp = &(struct reg_db){ .spec = *d, .origin = o };
-	return sorted_insert((void **)&st->dbs, &st->n_dbs, &st->cap_dbs, sizeof(*tmp), tmp,
-			     db_cmp);
+	tmp = &(struct reg_db){ .spec = *d, .origin = o, .host = host ? name_hold(host) : NULL };
+	if (host && !tmp->host)
+		return -ENOMEM;
+	err = sorted_insert((void **)&st->dbs, &st->n_dbs, &st->cap_dbs, sizeof(*tmp), tmp, db_cmp);
+	if (err)
+		name_drop(tmp->host);
+	return err;
 }
 
-static void state_del_db(struct reg_state *st, const char *name)
+static void state_del_db(struct reg_state *st, const char *name, const char *host)
 {
-	struct reg_db *cur = state_db(st, name);
+	struct reg_db *cur = state_db_at(st, name, host);
 
 	if (!cur)
 		return;
 	dbspec_free(&cur->spec);
+	name_drop(cur->host);
 	sorted_remove(st->dbs, &st->n_dbs, sizeof(*cur), cur);
 }
 
@@ -527,6 +560,11 @@ static int owned_parse(const struct kv *kv, spec_parse_fn parse, void *spec,
 	return err;
 }
 
+static bool has_prefix(const char *key, const char *prefix)
+{
+	return !strncmp(key, prefix, strlen(prefix));
+}
+
 static int db_spec_parse(struct json_object *obj, const char *label, void *out, struct verr *e)
 {
 	return dbspec_from_json(obj, label, out, e);
@@ -537,22 +575,58 @@ static int svc_spec_parse(struct json_object *obj, const char *label, void *out,
 	return spec_from_json(obj, label, out, e);
 }
 
+/* databases/<name> (host NULL) or hostdatabases/<host>/<name>: the name and the host (into
+ * host_buf, NULL for a cluster-wide key); 0 or -EINVAL. */
+static int db_key_parse(const char *key, const char **name, const char **host, char host_buf[256],
+			struct verr *e)
+{
+	*host = NULL;
+	*name = key + strlen(DB_PREFIX);
+	if (has_prefix(key, HDB_PREFIX)) {
+		const char *h = key + strlen(HDB_PREFIX), *slash = strchr(h, '/');
+		size_t len = slash ? (size_t)(slash - h) : 0;
+
+		if (!len || len > 255)
+			goto bad;
+		memcpy(host_buf, h, len);
+		host_buf[len] = '\0';
+		if (!host_name_valid(host_buf))
+			goto bad;
+		*host = host_buf;
+		*name = slash + 1;
+	}
+	if (**name && strlen(*name) <= DB_NAME_MAX)
+		return 0;
+bad:
+	verr_add(e, key, NULL, "malformed database key");
+	return -EINVAL;
+}
+
+/* out's host is pooled: the caller stores it in a state or drops it. */
 static int db_parse(const struct kv *kv, struct reg_db *out, struct verr *e)
 {
-	int err = owned_parse(kv, db_spec_parse, &out->spec, &out->origin, &out->spec.source, e);
+	char host[256];
+	const char *name, *h;
+	int err = db_key_parse(kv->key, &name, &h, host, e);
 
+	out->host = NULL;
+	if (!err)
+		err = owned_parse(kv, db_spec_parse, &out->spec, &out->origin, &out->spec.source,
+				  e);
 	out->mod_rev = kv->mod_rev;
+	if (!err && strcmp(out->spec.name, name)) {
+		verr_add(e, kv->key, "name", "database '%s' stored under another name",
+			 out->spec.name);
+		err = -EINVAL;
+	}
+	if (!err && h && !(out->host = name_hold(h)))
+		err = -ENOMEM;
 	return err;
 }
 
 static char *gpu_value(const struct reg_gpu *g)
 {
 	return assignment_value(g->service, false);
-}
-
-static bool has_prefix(const char *key, const char *prefix)
-{
-	return !strncmp(key, prefix, strlen(prefix));
 }
 
 /* The "service" of an assignment value (assignment_value()) into svc; 0 or -EINVAL. */
@@ -713,11 +787,12 @@ static int owner_index(struct reg_state *st)
 }
 
 /* The kinds of key the model holds, by prefix (anything else is ignored). */
-enum key_kind { K_SVC, K_RESV, K_HRESV, K_GPU, K_DB, K_GUARD, K_OTHER };
+enum key_kind { K_SVC, K_RESV, K_HRESV, K_GPU, K_DB, K_HDB, K_GUARD, K_OTHER };
 
 static const char *const kind_prefix[K_OTHER] = {
-	[K_SVC] = SVC_PREFIX, [K_RESV] = RESV_PREFIX, [K_HRESV] = HRESV_PREFIX,
-	[K_GPU] = GPU_PREFIX, [K_DB] = DB_PREFIX,     [K_GUARD] = GUARD_PREFIX,
+	[K_SVC] = SVC_PREFIX,	  [K_RESV] = RESV_PREFIX, [K_HRESV] = HRESV_PREFIX,
+	[K_GPU] = GPU_PREFIX,	  [K_DB] = DB_PREFIX,	  [K_HDB] = HDB_PREFIX,
+	[K_GUARD] = GUARD_PREFIX,
 };
 
 static enum key_kind key_kind(const char *key)
@@ -751,8 +826,11 @@ static int state_add_kv(struct reg_state *st, const struct kv *kv, struct verr *
 			st->n_gpus++;
 		break;
 	case K_DB:
+	case K_HDB:
 		if (!(err = db_parse(kv, &st->dbs[st->n_dbs], e)))
 			st->n_dbs++;
+		else
+			dbspec_free(&st->dbs[st->n_dbs].spec);
 		break;
 	case K_GUARD:
 		if (!(err = guard_parse(kv->key, kv->mod_rev, &st->guards[st->n_guards], e)))
@@ -780,6 +858,7 @@ static int state_load(struct registry_backend *b, struct reg_state *st, struct v
 	for (size_t i = 0; i < n; i++)
 		count[key_kind(kvs[i].key)]++;
 	count[K_RESV] += count[K_HRESV];
+	count[K_DB] += count[K_HDB];
 	st->svcs = calloc(count[K_SVC] + 1, sizeof(*st->svcs));
 	st->resv = calloc(count[K_RESV] + 1, sizeof(*st->resv));
 	st->gpus = calloc(count[K_GPU] + 1, sizeof(*st->gpus));
@@ -950,22 +1029,27 @@ static int event_db(struct reg_state *st, const struct kv_event *ev, struct reg_
 {
 	struct kv kv = { .key = ev->key, .value = ev->value, .mod_rev = ev->mod_rev };
 	struct reg_db db;
+	char host[256];
+	const char *name, *h;
 	int err;
 
 	d->dbs = true;
 	if (ev->type == KV_DEL) {
-		state_del_db(st, ev->key + strlen(DB_PREFIX));
+		if (!db_key_parse(ev->key, &name, &h, host, e))
+			state_del_db(st, name, h);
 		return 0;
 	}
 	memset(&db, 0, sizeof(db));
 	err = db_parse(&kv, &db, e);
 	if (!err)
-		err = state_put_db(st, &db.spec, db.origin);
+		err = state_put_db(st, &db.spec, db.origin, db.host);
 	if (err) {
 		dbspec_free(&db.spec);
+		name_drop(db.host);
 		return err;
 	}
-	state_db(st, db.spec.name)->mod_rev = ev->mod_rev;
+	state_db_at(st, db.spec.name, db.host)->mod_rev = ev->mod_rev;
+	name_drop(db.host); /* the state holds its own */
 	return 0;
 }
 
@@ -981,6 +1065,7 @@ static int model_apply(struct reg_state *st, const struct kv_event *ev, struct r
 	case K_GPU:
 		return event_gpu(st, ev, d, e);
 	case K_DB:
+	case K_HDB:
 		return event_db(st, ev, d, e);
 	case K_GUARD:
 		return event_guard(st, ev, e);
@@ -1021,7 +1106,7 @@ static int state_validate(const struct reg_state *st, struct verr *e)
 		for (size_t j = 0; j < s->n_dbs; j++) {
 			char p[JV_PATH_MAX];
 
-			if (state_db(st, s->dbs[j].name))
+			if (state_db_any(st, s->dbs[j].name))
 				continue;
 			jv_path_idx(p, "databases", j);
 			strcat(p, ".name");
@@ -1202,11 +1287,13 @@ static int diff_gpus(const struct reg_state *old, const struct reg_state *new, s
 	return err;
 }
 
-static char *db_key(const char *name)
+static char *db_key(const struct reg_db *d)
 {
 	char *k;
+	int n = d->host ? asprintf(&k, HDB_PREFIX "%s/%s", d->host, d->spec.name)
+			: asprintf(&k, DB_PREFIX "%s", d->spec.name);
 
-	return asprintf(&k, DB_PREFIX "%s", name) < 0 ? NULL : k;
+	return n < 0 ? NULL : k;
 }
 
 static int diff_dbs(const struct reg_state *old, const struct reg_state *new, struct op_list *l)
@@ -1214,21 +1301,19 @@ static int diff_dbs(const struct reg_state *old, const struct reg_state *new, st
 	int err = 0;
 
 	for (size_t i = 0; i < new->n_dbs && !err; i++) {
-		const struct reg_db *n = &new->dbs[i], *o = state_db(old, n->spec.name);
+		const struct reg_db *n = &new->dbs[i], *o = state_db_at(old, n->spec.name, n->host);
 		char *nv = db_value(n), *ov = o ? db_value(o) : NULL;
 
 		if (!o || !ov || !nv || strcmp(nv, ov)) {
-			err = ops_add(l, KV_PUT, db_key(n->spec.name), nv,
-				      o ? o->mod_rev : KV_REV_ABSENT);
+			err = ops_add(l, KV_PUT, db_key(n), nv, o ? o->mod_rev : KV_REV_ABSENT);
 			nv = NULL;
 		}
 		free(nv);
 		free(ov);
 	}
 	for (size_t i = 0; i < old->n_dbs && !err; i++)
-		if (!state_db(new, old->dbs[i].spec.name))
-			err = ops_add(l, KV_DEL, db_key(old->dbs[i].spec.name), NULL,
-				      old->dbs[i].mod_rev);
+		if (!state_db_at(new, old->dbs[i].spec.name, old->dbs[i].host))
+			err = ops_add(l, KV_DEL, db_key(&old->dbs[i]), NULL, old->dbs[i].mod_rev);
 	return err;
 }
 
@@ -1970,13 +2055,21 @@ static int ownership_check(const struct registry *r, const struct service_spec *
 				 specs[i].name, specs[i].name);
 	}
 	for (size_t i = 0; i < n_dbs; i++) {
-		const struct reg_db *cur = registry_db(r, dbs[i].name);
+		const struct reg_db *cur = state_db_any(&r->st, dbs[i].name);
 
-		if (cur && cur->origin != ORIGIN_FILE)
+		for (; cur < r->st.dbs + r->st.n_dbs && cur && !strcmp(cur->spec.name, dbs[i].name);
+		     cur++) {
+			char where[300] = "";
+
+			if (cur->origin == ORIGIN_FILE)
+				continue;
+			if (cur->host)
+				snprintf(where, sizeof(where), " host %s", cur->host);
 			verr_add(e, dbs[i].source, "name",
 				 "database '%s' was applied through the API; delete it there first "
-				 "(caelumctl db delete %s)",
-				 dbs[i].name, dbs[i].name);
+				 "(caelumctl db delete %s%s)",
+				 dbs[i].name, dbs[i].name, where);
+		}
 	}
 	return e->n + e->dropped != n0 ? -EEXIST : 0;
 }
@@ -2003,7 +2096,7 @@ static int files_state(const struct registry *r, const struct service_spec *spec
 		for (size_t j = 0; j < n_dbs && !keep; j++)
 			keep = !strcmp(dbs[j].name, d->spec.name);
 		if (!keep)
-			state_del_db(new, d->spec.name);
+			state_del_db(new, d->spec.name, d->host);
 	}
 	for (size_t i = 0; i < n && !err; i++) {
 		struct service_spec copy;
@@ -2017,7 +2110,7 @@ static int files_state(const struct registry *r, const struct service_spec *spec
 
 		err = dbspec_copy(&copy, &dbs[i]);
 		if (!err)
-			err = state_put_db(new, &copy, ORIGIN_FILE);
+			err = state_put_db(new, &copy, ORIGIN_FILE, NULL);
 	}
 	return err;
 }
@@ -2059,17 +2152,58 @@ int registry_sync_files(struct registry *r, const struct service_spec *specs, si
 
 const struct reg_db *registry_db(const struct registry *r, const char *name)
 {
-	return state_db(&r->st, name);
+	const struct reg_db *d = r->st.self ? state_db_at(&r->st, name, r->st.self) : NULL;
+
+	return d ? d : state_db_at(&r->st, name, NULL);
+}
+
+const struct reg_db *registry_db_at(const struct reg_state *st, const char *name, const char *host)
+{
+	return state_db_at(st, name, host);
+}
+
+/* A name is defined cluster-wide or host-only (on any number of hosts), never both: the
+ * other kind's definition that d on host would meet, named in e (-EEXIST), or 0. */
+static int db_kind_conflict(const struct registry *r, const struct db_spec *d, const char *host,
+			    struct verr *e)
+{
+	const struct reg_db *o = state_db_any(&r->st, d->name);
+
+	if (host && o && !o->host) {
+		verr_add(e, d->source ? d->source : d->name, "host",
+			 "database '%s' is defined on every host; a definition on host '%s' "
+			 "would meet it (delete one first)",
+			 d->name, host);
+		return -EEXIST;
+	}
+	if (!host && o && o->host) {
+		verr_add(e, d->source ? d->source : d->name, "name",
+			 "database '%s' is defined on host '%s'; a definition on every host "
+			 "would meet it (delete it there first: caelumctl db delete %s host %s)",
+			 d->name, o->host, d->name, o->host);
+		return -EEXIST;
+	}
+	return 0;
 }
 
 static int db_apply(struct registry *r, const struct db_spec *d, enum reg_origin origin,
-		    const struct reg_async *as, struct reg_commit **out, struct verr *e)
+		    const char *host, const struct reg_async *as, struct reg_commit **out,
+		    struct verr *e)
 {
-	const struct reg_db *cur = registry_db(r, d->name);
+	const struct reg_db *cur;
 	struct reg_state new;
 	struct db_spec copy;
 	int err;
 
+	if (host && !host_name_valid(host)) {
+		verr_add(e, d->source ? d->source : d->name, "host", "invalid host name '%s'",
+			 host);
+		return -EINVAL;
+	}
+	err = db_kind_conflict(r, d, host, e);
+	if (err)
+		return err;
+	cur = state_db_at(&r->st, d->name, host);
 	if (cur && cur->origin != origin) {
 		verr_add(e, d->source ? d->source : d->name, "name",
 			 "database '%s' is managed by %s; change it there", d->name,
@@ -2081,7 +2215,7 @@ static int db_apply(struct registry *r, const struct db_spec *d, enum reg_origin
 	if (!err)
 		err = dbspec_copy(&copy, d);
 	if (!err)
-		err = state_put_db(&new, &copy, origin);
+		err = state_put_db(&new, &copy, origin, host);
 	if (err) {
 		state_free(&new);
 		return err;
@@ -2089,20 +2223,35 @@ static int db_apply(struct registry *r, const struct db_spec *d, enum reg_origin
 	return commit(r, &new, as, out, e);
 }
 
-static int db_delete(struct registry *r, const char *name, const struct reg_async *as,
-		     struct reg_commit **out, struct verr *e)
+static int db_delete(struct registry *r, const char *name, const char *host,
+		     const struct reg_async *as, struct reg_commit **out, struct verr *e)
 {
-	const struct reg_db *cur = registry_db(r, name);
+	const struct reg_db *cur, *first;
 	struct reg_state new;
 	int err = 0;
 
+	if (host && !host_name_valid(host)) {
+		verr_add(e, name, "host", "invalid host name '%s'", host);
+		return -EINVAL;
+	}
+	cur = state_db_at(&r->st, name, host);
 	if (!cur) {
-		char msg[SERVICE_NAME_MAX + 32];
+		char msg[SERVICE_NAME_MAX + 300];
 
-		snprintf(msg, sizeof(msg), "database '%s' not found", name);
+		if (host)
+			snprintf(msg, sizeof(msg), "database '%s' not found on host '%s'", name,
+				 host);
+		else
+			snprintf(msg, sizeof(msg), "database '%s' not found", name);
 		verr_add_raw(e, msg);
 		return -ENOENT;
 	}
+	/* Another host's definition of the name is left: the services that declare it keep
+	 * a database there. */
+	first = state_db_any(&r->st, name);
+	if (host && (first != cur ||
+		     (cur + 1 < r->st.dbs + r->st.n_dbs && !strcmp(cur[1].spec.name, name))))
+		goto commit;
 	if (cur->origin == ORIGIN_FILE) {
 		verr_add(e, name, NULL, "database is defined by %s; remove the file and reload",
 			 cur->spec.source);
@@ -2117,10 +2266,11 @@ static int db_delete(struct registry *r, const char *name, const struct reg_asyn
 			}
 	if (err)
 		return err;
+commit:
 	err = state_copy(&new, &r->st);
 	if (err)
 		return err;
-	state_del_db(&new, name);
+	state_del_db(&new, name, host);
 	return commit(r, &new, as, out, e);
 }
 
@@ -2381,26 +2531,27 @@ int registry_sync_all(struct registry *r, const struct service_spec *specs, size
 }
 
 int registry_db_apply(struct registry *r, const struct db_spec *d, enum reg_origin origin,
-		      struct verr *e)
+		      const char *host, struct verr *e)
 {
-	SYNC_CALL(db_apply(r, d, origin, &as, &c, e));
+	SYNC_CALL(db_apply(r, d, origin, host, &as, &c, e));
 }
 
 int registry_db_apply_async(struct registry *r, const struct db_spec *d, enum reg_origin origin,
-			    const struct reg_async *as, struct reg_commit **out, struct verr *e)
+			    const char *host, const struct reg_async *as, struct reg_commit **out,
+			    struct verr *e)
 {
-	return db_apply(r, d, origin, as, out, e);
+	return db_apply(r, d, origin, host, as, out, e);
 }
 
-int registry_db_delete(struct registry *r, const char *name, struct verr *e)
+int registry_db_delete(struct registry *r, const char *name, const char *host, struct verr *e)
 {
-	SYNC_CALL(db_delete(r, name, &as, &c, e));
+	SYNC_CALL(db_delete(r, name, host, &as, &c, e));
 }
 
-int registry_db_delete_async(struct registry *r, const char *name, const struct reg_async *as,
-			     struct reg_commit **out, struct verr *e)
+int registry_db_delete_async(struct registry *r, const char *name, const char *host,
+			     const struct reg_async *as, struct reg_commit **out, struct verr *e)
 {
-	return db_delete(r, name, as, out, e);
+	return db_delete(r, name, host, as, out, e);
 }
 
 int registry_reserve(struct registry *r, uint16_t port, uint8_t proto, const char *host,

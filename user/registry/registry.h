@@ -10,6 +10,9 @@
  *                              (port, proto) writes (see registry_reserve)
  *   gpus/<id>                  {"service"}: which service a GPU is assigned to
  *   databases/<name>           {"name", "kind", "address", "unmanaged", "origin", "source"}
+ *   hostdatabases/<host>/<name> the same, on <host> only. A name is defined cluster-wide or
+ *                              host-only (on any number of hosts), never both; a service's
+ *                              "databases" name resolves to this host's definition
  *   A service's ports come from its spec; runtime reservations (caelumctl port reserve,
  *   later the API and MCP) are separate keys so that a reload of services_dir never loses
  *   them. A (port, proto) has at most one owner on a host: a spec or a cluster-wide
@@ -182,6 +185,7 @@ struct reg_gpu {
 
 struct reg_db {
 	struct db_spec spec;
+	const char *host;	/* pooled; NULL: on every host (databases/...) */
 	enum reg_origin origin; /* ORIGIN_FILE or ORIGIN_API */
 	uint64_t mod_rev;
 };
@@ -347,10 +351,19 @@ int registry_sync_files(struct registry *r, const struct service_spec *specs, si
 /* Replace every ORIGIN_FILE service and database (a reload), atomically. */
 int registry_sync_all(struct registry *r, const struct service_spec *specs, size_t n,
 		      const struct db_spec *dbs, size_t n_dbs, struct verr *e);
+/* The definition of name in force on this host: this host's host-only one, else the
+ * cluster-wide one (a name has never both), or NULL. */
 const struct reg_db *registry_db(const struct registry *r, const char *name);
+/* The definition of name on host exactly (NULL: the cluster-wide one), or NULL. */
+const struct reg_db *registry_db_at(const struct reg_state *st, const char *name, const char *host);
+/* d applies on this host (cluster-wide or this host's): only those reach the kernel. */
+bool registry_db_here(const struct reg_state *st, const struct reg_db *d);
+/* Define d on every host (host NULL) or on host only. -EINVAL: host not a valid host name;
+ * -EEXIST: the name is defined with the other kind (both named in e), or by another origin. */
 int registry_db_apply(struct registry *r, const struct db_spec *d, enum reg_origin origin,
-		      struct verr *e);
-int registry_db_delete(struct registry *r, const char *name, struct verr *e);
+		      const char *host, struct verr *e);
+/* Delete the cluster-wide (host NULL) or host's definition of name. */
+int registry_db_delete(struct registry *r, const char *name, const char *host, struct verr *e);
 /*
  * Reserve (port, proto) for service on every host (host NULL) or on host only. Refused
  * (-EEXIST, the owner named in e) when another service owns it by spec or cluster-wide, or
@@ -374,9 +387,10 @@ int registry_service_apply_async(struct registry *r, const struct service_spec *
 int registry_service_delete_async(struct registry *r, const char *name, const struct reg_async *as,
 				  struct reg_commit **out, struct verr *e);
 int registry_db_apply_async(struct registry *r, const struct db_spec *d, enum reg_origin origin,
-			    const struct reg_async *as, struct reg_commit **out, struct verr *e);
-int registry_db_delete_async(struct registry *r, const char *name, const struct reg_async *as,
-			     struct reg_commit **out, struct verr *e);
+			    const char *host, const struct reg_async *as, struct reg_commit **out,
+			    struct verr *e);
+int registry_db_delete_async(struct registry *r, const char *name, const char *host,
+			     const struct reg_async *as, struct reg_commit **out, struct verr *e);
 int registry_reserve_async(struct registry *r, uint16_t port, uint8_t proto, const char *host,
 			   const char *service, const struct reg_async *as, struct reg_commit **out,
 			   struct verr *e);

@@ -510,8 +510,14 @@ static void route_collection(struct api *a, const struct http_request *r, const 
 				 !strcmp(base, "/api/v1/services") ? "service" : "db");
 			call_reply(a, r, m, NULL, 200);
 		} else if (is(r, "POST") && !no_query(a, r) && !body_object(a, r, &p)) {
-			struct json_object *params = json_object_new_object();
+			struct json_object *params = json_object_new_object(), *host;
+			bool db = !strcmp(base, "/api/v1/databases");
 
+			/* a database's "host" (on that host only) is beside the spec, not in it */
+			if (db && json_object_object_get_ex(p, "host", &host)) {
+				json_object_object_add(params, "host", json_object_get(host));
+				json_object_object_del(p, "host");
+			}
 			json_object_object_add(params, "spec", p);
 			snprintf(m, sizeof(m), "%s.apply",
 				 !strcmp(base, "/api/v1/services") ? "service" : "db");
@@ -527,6 +533,14 @@ static void route_collection(struct api *a, const struct http_request *r, const 
 		return;
 	if (!name || strchr(name, '/')) {
 		reply_fmt(a, r->conn, 404, "no such resource: %s", r->path);
+		return;
+	}
+	/* DELETE /api/v1/databases/NAME?host=H: that host's definition */
+	if (!strcmp(base, "/api/v1/databases") && is(r, "DELETE")) {
+		if (query_params(a, r, (const char *const[]){ "host", NULL }, NULL, &p))
+			return;
+		json_object_object_add(p, "name", json_object_new_string(name));
+		call_reply(a, r, "db.delete", p, 200);
 		return;
 	}
 	if (no_query(a, r))
