@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "cgroup.h"
@@ -660,13 +661,23 @@ static uint16_t alloc_next(struct hcall *c, uint32_t from, uint8_t proto)
  */
 static int alloc_retry(struct hcall *c, int err, uint64_t rev)
 {
+	unsigned int r;
 	uint16_t port;
 	struct verr e = {};
 	int rc;
 
 	if (!(err == -EEXIST || (!err && !rev)))
 		return 0;
-	port = alloc_next(c, c->port, c->proto);
+	/* Everyone who lost the same race would try the same next port: skip a random few
+	 * of the free ones (more the more often this call lost), then take the next. */
+	port = c->port;
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+		r = (unsigned int)c->retries * 2654435761U; /* no entropy yet: still spread */
+	for (unsigned int skip = r % (2 + 2 * (unsigned int)c->retries); port && skip; skip--)
+		port = alloc_next(c, port, c->proto);
+	port = port ? alloc_next(c, port, c->proto) : 0;
+	if (!port) /* the skip ran past the last free port: from the start */
+		port = alloc_next(c, 0, c->proto);
 	if (!port || ++c->retries > HC_RETRIES)
 		return hc_fail(
 			c, EXIT_CONFIG,

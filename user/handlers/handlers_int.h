@@ -44,7 +44,7 @@ struct hcall {
 	struct herr own_err;
 };
 typedef int (*handler_fn)(struct hcall *c);
-#define HC_RETRIES 16
+#define HC_RETRIES 64
 
 struct handler_entry {
 	const char *name;
