@@ -577,23 +577,29 @@ static int svc_spec_parse(struct json_object *obj, const char *label, void *out,
 
 /* databases/<name> (host NULL) or hostdatabases/<host>/<name>: the name and the host (into
  * host_buf, NULL for a cluster-wide key); 0 or -EINVAL. */
+/* "<prefix><host>/<rest>": the host (a valid host name) into host_buf, and <rest>; NULL when
+ * the key has no such host segment. */
+static const char *host_segment(const char *key, const char *prefix, char host_buf[256])
+{
+	const char *h = key + strlen(prefix), *slash = strchr(h, '/');
+	size_t len = slash ? (size_t)(slash - h) : 0;
+
+	if (!len || len > 255)
+		return NULL;
+	memcpy(host_buf, h, len);
+	host_buf[len] = '\0';
+	return host_name_valid(host_buf) ? slash + 1 : NULL;
+}
+
 static int db_key_parse(const char *key, const char **name, const char **host, char host_buf[256],
 			struct verr *e)
 {
 	*host = NULL;
 	*name = key + strlen(DB_PREFIX);
 	if (has_prefix(key, HDB_PREFIX)) {
-		const char *h = key + strlen(HDB_PREFIX), *slash = strchr(h, '/');
-		size_t len = slash ? (size_t)(slash - h) : 0;
-
-		if (!len || len > 255)
-			goto bad;
-		memcpy(host_buf, h, len);
-		host_buf[len] = '\0';
-		if (!host_name_valid(host_buf))
+		if (!(*name = host_segment(key, HDB_PREFIX, host_buf)))
 			goto bad;
 		*host = host_buf;
-		*name = slash + 1;
 	}
 	if (**name && strlen(*name) <= DB_NAME_MAX)
 		return 0;
@@ -710,17 +716,9 @@ static int resv_key_parse(const char *key, struct reg_resv *out, char host_buf[2
 
 	out->host = NULL;
 	if (has_prefix(key, HRESV_PREFIX)) {
-		const char *h = key + strlen(HRESV_PREFIX), *slash = strchr(h, '/');
-		size_t len = slash ? (size_t)(slash - h) : 0;
-
-		if (!len || len > 255)
-			goto bad;
-		memcpy(host_buf, h, len);
-		host_buf[len] = '\0';
-		if (!host_name_valid(host_buf))
+		if (!(tail = host_segment(key, HRESV_PREFIX, host_buf)))
 			goto bad;
 		out->host = host_buf;
-		tail = slash + 1;
 	}
 	if (port_proto_parse(tail, &out->port, &out->proto))
 		return 0;
