@@ -1333,6 +1333,8 @@ struct reg_commit {
 	char host[256]; /* "" for every host */
 	char service[SERVICE_NAME_MAX + 1];
 	uint64_t guard;	       /* the guard's revision it compared */
+	/* a reload of the files (sync_all): built again from the model when its compare lost */
+	struct files_sync *files;
 	unsigned int attempts; /* submitted again after a lost compare */
 	bool answered, fired;
 	int err;
@@ -1363,6 +1365,7 @@ static void commit_answered(void *arg, int err, uint64_t rev, size_t failed)
 }
 
 static int resv_recheck(struct registry *r, struct reg_commit *c, struct verr *e);
+static int files_recheck(struct registry *r, struct reg_commit *c, struct verr *e);
 
 /* The outcome of an answered commit (e filled on failure), or 1: not ready to tell yet. */
 static int commit_outcome(struct registry *r, struct reg_commit *c, uint64_t now, struct verr *e)
@@ -1376,6 +1379,8 @@ static int commit_outcome(struct registry *r, struct reg_commit *c, uint64_t now
 			return 1;
 		if (c->resv)
 			return resv_recheck(r, c, e);
+		if (c->files)
+			return files_recheck(r, c, e);
 		verr_add(e, "registry", c->failed_key,
 			 "changed concurrently by another writer; try again");
 		return -ECANCELED;
@@ -1404,8 +1409,11 @@ static int commit_outcome(struct registry *r, struct reg_commit *c, uint64_t now
 	return 0;
 }
 
+static void files_sync_free(struct files_sync *f);
+
 static void commit_free(struct reg_commit *c)
 {
+	files_sync_free(c->files);
 	for (size_t i = 0; i < c->n_keys; i++)
 		free(c->keys[i]);
 	free(c->keys);
@@ -1587,30 +1595,48 @@ static int commit_wait(struct registry *r, int rc, struct reg_commit *c, struct 
 	return w->err;
 }
 
-/* Validate new, submit the difference from the current state. Consumes new; the model
- * changes only through the watch. 0: nothing to change; REG_PENDING: submitted. */
-static int commit(struct registry *r, struct reg_state *new, const struct reg_async *as,
-		  struct reg_commit **out, struct verr *e)
+/* Validate new (admission against cap, NULL: the registry's), build the difference from the
+ * current state into l. Consumes new. */
+static int commit_ops(struct registry *r, const struct capacity *cap, struct reg_state *new,
+		      struct op_list *l, struct verr *e)
 {
-	struct op_list l = {};
 	int err;
 
+	if (!cap)
+		cap = r->cap;
 	err = state_validate(new, e);
-	if (!err && r->cap)
-		err = registry_admit(r->cap, r->placed ? &r->placement : NULL, &r->st, new, e);
+	if (!err && cap)
+		err = registry_admit(cap, r->placed ? &r->placement : NULL, &r->st, new, e);
 	if (!err)
-		err = diff_services(&r->st, new, &l);
+		err = diff_services(&r->st, new, l);
 	if (!err)
-		err = diff_resv(&r->st, new, &l);
+		err = diff_resv(&r->st, new, l);
 	if (!err)
-		err = diff_gpus(&r->st, new, &l);
+		err = diff_gpus(&r->st, new, l);
 	if (!err)
-		err = diff_dbs(&r->st, new, &l);
+		err = diff_dbs(&r->st, new, l);
 	state_free(new);
+	return err;
+}
+
+/* Validate new, submit the difference from the current state. Consumes new; the model
+ * changes only through the watch. 0: nothing to change; REG_PENDING: submitted. */
+static int commit_cap(struct registry *r, const struct capacity *cap, struct reg_state *new,
+		      const struct reg_async *as, struct reg_commit **out, struct verr *e)
+{
+	struct op_list l = {};
+	int err = commit_ops(r, cap, new, &l, e);
+
 	if (!err && l.n)
 		err = txn_submit(r, &l, as, out);
 	ops_free(&l);
 	return err;
+}
+
+static int commit(struct registry *r, struct reg_state *new, const struct reg_async *as,
+		  struct reg_commit **out, struct verr *e)
+{
+	return commit_cap(r, NULL, new, as, out, e);
 }
 
 static void notify_watchers(struct registry *r, struct reg_delta *d)
@@ -2113,9 +2139,53 @@ static int files_state(const struct registry *r, const struct service_spec *spec
 	return err;
 }
 
-static int sync_all(struct registry *r, const struct service_spec *specs, size_t n,
-		    const struct db_spec *dbs, size_t n_dbs, const struct reg_async *as,
-		    struct reg_commit **out, struct verr *e)
+/* What a reload commits, kept for a check against the model after a lost compare. */
+struct files_sync {
+	struct service_spec *specs;
+	size_t n;
+	struct db_spec *dbs;
+	size_t n_dbs;
+	const struct capacity *cap; /* borrowed (NULL: the registry's) */
+};
+
+static void files_sync_free(struct files_sync *f)
+{
+	if (!f)
+		return;
+	specs_free(f->specs, f->n);
+	dbspecs_free(f->dbs, f->n_dbs);
+	free(f);
+}
+
+static struct files_sync *files_sync_new(const struct service_spec *specs, size_t n,
+					 const struct db_spec *dbs, size_t n_dbs,
+					 const struct capacity *cap)
+{
+	struct files_sync *f = calloc(1, sizeof(*f));
+	int err = 0;
+
+	if (!f)
+		return NULL;
+	f->cap = cap;
+	f->specs = calloc(n + 1, sizeof(*f->specs));
+	f->dbs = calloc(n_dbs + 1, sizeof(*f->dbs));
+	if (!f->specs || !f->dbs)
+		err = -ENOMEM;
+	for (; !err && f->n < n; f->n++)
+		err = spec_copy(&f->specs[f->n], &specs[f->n]);
+	for (; !err && f->n_dbs < n_dbs; f->n_dbs++)
+		err = dbspec_copy(&f->dbs[f->n_dbs], &dbs[f->n_dbs]);
+	if (err) {
+		files_sync_free(f);
+		return NULL;
+	}
+	return f;
+}
+
+/* The ops that make the model's file objects equal specs and dbs (l empty: they are). */
+static int files_ops(struct registry *r, const struct service_spec *specs, size_t n,
+		     const struct db_spec *dbs, size_t n_dbs, const struct capacity *cap,
+		     struct op_list *l, struct verr *e)
 {
 	struct reg_state new = {};
 	int err;
@@ -2128,7 +2198,58 @@ static int sync_all(struct registry *r, const struct service_spec *specs, size_t
 		state_free(&new);
 		return err;
 	}
-	return commit(r, &new, as, out, e);
+	return commit_ops(r, cap, &new, l, e);
+}
+
+static int sync_all(struct registry *r, const struct service_spec *specs, size_t n,
+		    const struct db_spec *dbs, size_t n_dbs, const struct capacity *cap,
+		    const struct reg_async *as, struct reg_commit **out, struct verr *e)
+{
+	struct op_list l = {};
+	struct files_sync *keep = NULL;
+	int err = files_ops(r, specs, n, dbs, n_dbs, cap, &l, e);
+
+	if (!err && l.n) {
+		keep = files_sync_new(specs, n, dbs, n_dbs, cap);
+		err = keep ? txn_submit(r, &l, as, out) : -ENOMEM;
+	}
+	ops_free(&l);
+	if (err == REG_PENDING)
+		(*out)->files = keep;
+	else
+		files_sync_free(keep);
+	return err;
+}
+
+/*
+ * A reload's compare was lost: another writer changed a key it compared (a file service
+ * or database, a GPU assignment, a reservation it would drop) since the model saw it, and
+ * the model has caught up with the store's revision at the refusal. The same files are
+ * checked against it as at first: refused now (the reasons in e), nothing left to change
+ * (0: the other writer wrote what we meant to), or submitted anew (1), at most
+ * RESV_RETRIES times.
+ */
+static int files_recheck(struct registry *r, struct reg_commit *c, struct verr *e)
+{
+	struct files_sync *f = c->files;
+	struct op_list l = {};
+	int err;
+
+	if (c->attempts++ == RESV_RETRIES) {
+		verr_add(e, "registry", c->failed_key,
+			 "changed concurrently by another writer; try again");
+		return -ECANCELED;
+	}
+	err = files_ops(r, f->specs, f->n, f->dbs, f->n_dbs, f->cap, &l, e);
+	if (!err && l.n) {
+		err = txn_resubmit(r, c, &l);
+		if (err)
+			verr_add(e, "registry", NULL, "write failed: %s", strerror(-err));
+		else
+			err = 1;
+	}
+	ops_free(&l);
+	return err;
 }
 
 int registry_sync_files(struct registry *r, const struct service_spec *specs, size_t n,
@@ -2525,7 +2646,19 @@ int registry_service_delete_async(struct registry *r, const char *name, const st
 int registry_sync_all(struct registry *r, const struct service_spec *specs, size_t n,
 		      const struct db_spec *dbs, size_t n_dbs, struct verr *e)
 {
-	SYNC_CALL(sync_all(r, specs, n, dbs, n_dbs, &as, &c, e));
+	SYNC_CALL(sync_all(r, specs, n, dbs, n_dbs, NULL, &as, &c, e));
+}
+
+int registry_sync_all_async(struct registry *r, const struct service_spec *specs, size_t n,
+			    const struct db_spec *dbs, size_t n_dbs, const struct capacity *cap,
+			    const struct reg_async *as, struct reg_commit **out, struct verr *e)
+{
+	return sync_all(r, specs, n, dbs, n_dbs, cap, as, out, e);
+}
+
+uint64_t registry_commit_rev(const struct reg_commit *c)
+{
+	return c && c->answered && !c->err ? c->rev : 0;
 }
 
 int registry_db_apply(struct registry *r, const struct db_spec *d, enum reg_origin origin,

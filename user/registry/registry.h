@@ -351,6 +351,23 @@ int registry_sync_files(struct registry *r, const struct service_spec *specs, si
 /* Replace every ORIGIN_FILE service and database (a reload), atomically. */
 int registry_sync_all(struct registry *r, const struct service_spec *specs, size_t n,
 		      const struct db_spec *dbs, size_t n_dbs, struct verr *e);
+/*
+ * The same without waiting (caelumd's reload and its commit of services_dir): specs and dbs
+ * validated against the model (ownership, conflicts, admission against cap: borrowed until
+ * the continuation ran or was cancelled; NULL: the registry's capacity) and the difference
+ * submitted at once; they are copied, the caller frees its own. 0: nothing to change;
+ * -errno: refused now (reasons in e); REG_PENDING: as->fn runs later. A lost compare (another
+ * writer changed a key it compared) is validated again against the model caught up to the
+ * store, and submitted anew (or refused with the new reasons, or 0 with rev 0 when nothing
+ * is left to change), at most 8 times; then -ECANCELED.
+ */
+int registry_sync_all_async(struct registry *r, const struct service_spec *specs, size_t n,
+			    const struct db_spec *dbs, size_t n_dbs, const struct capacity *cap,
+			    const struct reg_async *as, struct reg_commit **out, struct verr *e);
+/* The revision the backend answered for pending commit c (valid until its continuation ran
+ * or it was cancelled), 0 while it has not answered or answered with an error. The model
+ * reaches it with the watch, possibly before the continuation runs. */
+uint64_t registry_commit_rev(const struct reg_commit *c);
 /* The definition of name in force on this host: this host's host-only one, else the
  * cluster-wide one (a name has never both), or NULL. */
 const struct reg_db *registry_db(const struct registry *r, const char *name);
