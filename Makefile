@@ -59,7 +59,7 @@ SKELS := $(BPF_PROGS:%=$(GEN)/%.skel.h)
 
 COMMON := log jsonv names portrange config config_registry netns reserved_ports capacity cgroup fsutil spec bpfinfo \
 	  rpc_client dbprobe spec_ext dbspec probe loop fingerprint
-DAEMON := caelumd apply loop services components comp_bpf ports port_tables agg devices tasks cpu connect \
+DAEMON := caelumd apply reload loop services components comp_bpf ports port_tables agg devices tasks cpu connect \
 	  bandwidth databases dbresolve \
 	  hostaddr credentials health \
 	  verify api http http_auth connlimit metrics token assets assets_data handlers_view mcp mcp_era \

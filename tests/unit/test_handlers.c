@@ -173,9 +173,10 @@ static void test_unknown_and_unavailable(void **state)
 
 static int reloads;
 
-static int fake_reload(void *owner, struct verr *e, size_t *port_entries)
+static int fake_reload(void *owner, struct hreload *w, struct verr *e, size_t *port_entries)
 {
 	(void)owner;
+	(void)w;
 	reloads++;
 	if (reloads > 1) {
 		verr_add(e, "caelum.json", "http.listen", "changed: this needs a restart");

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * caelumd's core, between the registry and the components: apply the model to the kernel
- * (all of it, or the slots a delta names), reload config and services_dir, the one change
- * path (daemon_on_registry_change, the registry's watcher), and the kernel's loss counters
- * turned into events. Called by the composition root (caelumd.c) and the registry's watch;
+ * (all of it, or the slots a delta names), the one change path (daemon_on_registry_change,
+ * the registry's watcher; a reload's own revision goes to reload.c), and the kernel's loss
+ * counters turned into events. Called by the composition root (caelumd.c) and the registry's watch;
  * it calls down only (components, resources, databases, verify, policyguard, status).
  */
 #include <errno.h>
@@ -138,112 +138,6 @@ static int apply_slots(struct daemon *d, const struct reg_state *st, const struc
 	return 0;
 }
 
-/* What a reload cannot change: where things live. */
-static void check_immutable(const struct config *old, const struct config *nc, struct verr *e)
-{
-	static const struct {
-		const char *key;
-		size_t off;
-	} fields[] = {
-		{ "bpffs", offsetof(struct config, bpffs) },
-		{ "state_dir", offsetof(struct config, state_dir) },
-		{ "runtime_dir", offsetof(struct config, runtime_dir) },
-		{ "cgroup_root", offsetof(struct config, cgroup_root) },
-		{ "http.listen", offsetof(struct config, http.spec) },
-		{ "http.cert", offsetof(struct config, http.cert) },
-		{ "http.key", offsetof(struct config, http.key) },
-		{ "mcp.listen", offsetof(struct config, mcp.spec) },
-		{ "mcp.cert", offsetof(struct config, mcp.cert) },
-		{ "mcp.key", offsetof(struct config, mcp.key) },
-	};
-
-	if (memcmp(old->http.origins, nc->http.origins, sizeof(old->http.origins)))
-		verr_add(e, nc->path, "http.origins", "changed: this needs a restart of caelumd");
-	if (memcmp(old->mcp.origins, nc->mcp.origins, sizeof(old->mcp.origins)) ||
-	    old->mcp_auth_none != nc->mcp_auth_none)
-		verr_add(e, nc->path, "mcp",
-			 "origins or auth changed: this needs a restart of caelumd");
-	if (old->n_peers != nc->n_peers || memcmp(old->peers, nc->peers, sizeof(old->peers)))
-		verr_add(e, nc->path, "mcp.peers", "changed: this needs a restart of caelumd");
-
-	if (old->ringbuf_bytes != nc->ringbuf_bytes)
-		verr_add(e, nc->path, "ringbuf_bytes",
-			 "changed from %u to %u: this needs 'caelumctl teardown' and a restart",
-			 old->ringbuf_bytes, nc->ringbuf_bytes);
-	if (memcmp(&old->registry, &nc->registry, sizeof(old->registry)))
-		verr_add(e, nc->path, "registry", "changed: this needs a restart of caelumd");
-
-	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-		const char *a = (const char *)old + fields[i].off;
-		const char *b = (const char *)nc + fields[i].off;
-
-		if (strcmp(a, b))
-			verr_add(e, nc->path, fields[i].key,
-				 "changed from \"%s\" to \"%s\": this needs a restart of caelumd",
-				 a, b);
-	}
-}
-
-/* A reload (or a deferred commit of services_dir) refused: the event, with every reason. */
-void daemon_reload_rejected(struct daemon *d, const struct verr *e)
-{
-	struct json_object *ev = event_new(d->ev, "reload_rejected", "refused");
-
-	json_object_object_add(ev, "errors", verr_to_json(e));
-	events_emit(d->ev, ev);
-}
-
-/* Re-read config and services_dir, validate all, apply atomically or change nothing. */
-int daemon_reload(struct daemon *d, struct verr *e)
-{
-	struct config *nc = calloc(1, sizeof(*nc)), *old = calloc(1, sizeof(*old));
-	struct service_spec *specs = NULL;
-	struct db_spec *dbs = NULL;
-	size_t n = 0, n_dbs = 0;
-	int err;
-
-	if (!nc || !old) {
-		free(nc);
-		free(old);
-		return -ENOMEM;
-	}
-	err = config_load(d->cfg.path, nc, e);
-	if (!err)
-		err = config_resolve(nc, e);
-	if (!err) {
-		check_immutable(&d->cfg, nc, e);
-		err = e->n ? -EINVAL : 0;
-	}
-	if (!err)
-		err = spec_load_dir(nc->services_dir, &specs, &n, e);
-	if (!err)
-		err = dbspec_load_dir(nc->databases_dir, &dbs, &n_dbs, e);
-	if (!err) {
-		/* Registry and config change together: apply once, after both. */
-		*old = d->cfg;
-		d->cfg = *nc;
-		d->defer_apply = true;
-		err = registry_sync_all(d->reg, specs, n, dbs, n_dbs, e);
-		d->defer_apply = false;
-		if (err)
-			d->cfg = *old;
-	}
-	specs_free(specs, n);
-	dbspecs_free(dbs, n_dbs);
-	free(nc);
-	free(old);
-	if (err) {
-		daemon_reload_rejected(d, e);
-		p_warn("reload rejected; the previous policy stays in force");
-		return err;
-	}
-	err = daemon_apply(d, "reload");
-	apply_log_record(&d->applied, registry_state(d->reg)->rev, err);
-	if (err)
-		verr_add(e, d->cfg.path, NULL, "kernel policy update failed: %s", strerror(-err));
-	return err;
-}
-
 /*
  * The one change path: the registry applied a batch of watch events (whoever committed
  * them: a handler, a reload, later another host) and tells what changed. Reservations
@@ -255,7 +149,7 @@ void daemon_on_registry_change(void *ctx, const struct reg_state *st, const stru
 	struct daemon *d = ctx;
 	int err;
 
-	if (d->defer_apply)
+	if (daemon_reload_on_change(d, dl))
 		return;
 	if (dl->services || dl->dbs || dl->gpus)
 		err = apply_all(d, "registry change", dl);

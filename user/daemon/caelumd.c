@@ -115,20 +115,10 @@ static void on_signal(void *ctx, uint32_t events)
 	while (read(d->sig_fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
 			struct verr e = {};
-			char *msg;
 
+			/* the outcome is logged and notified by the reload itself */
 			p_info("SIGHUP: reloading %s", d->cfg.path);
-			notify_reloading();
-			if (daemon_reload(d, &e)) {
-				msg = verr_join(&e);
-				p_err("reload rejected:\n%s", msg ? msg : "unknown error");
-				free(msg);
-			}
-			notify_ready(d->policy.registry_rev, registry_state(d->reg)->n_svcs);
-			if (e.n)
-				notify_status("reload rejected (%s); revision %llu stays in force",
-					      e.msgs[0],
-					      (unsigned long long)d->policy.registry_rev);
+			daemon_reload(d, NULL, &e);
 			verr_free(&e);
 		} else {
 			p_info("signal %d: stopping (enforcement stays in place)", si.ssi_signo);
@@ -178,48 +168,17 @@ static void registry_report(struct daemon *d, struct json_object *st)
 	d->registry_seen = st;
 }
 
-/* services_dir and databases_dir read and committed to the registry as they are now.
- * 0 or -errno with every reason in e. */
-static int commit_dirs(struct daemon *d, struct verr *e)
-{
-	struct service_spec *specs = NULL;
-	struct db_spec *dbs = NULL;
-	size_t n = 0, n_dbs = 0;
-	int err = spec_load_dir(d->cfg.services_dir, &specs, &n, e);
-
-	if (!err)
-		err = dbspec_load_dir(d->cfg.databases_dir, &dbs, &n_dbs, e);
-	if (!err)
-		err = registry_sync_all(d->reg, specs, n, dbs, n_dbs, e);
-	specs_free(specs, n);
-	dbspecs_free(dbs, n_dbs);
-	return err;
-}
-
 /* Once a second: the backend's periodic work, recoveries reported, a pending commit of
- * services_dir retried. */
+ * services_dir retried (submitted: the loop does not wait for it). */
 static void registry_tick_daemon(struct daemon *d, uint64_t now)
 {
-	struct verr e = {};
-	int err;
-
 	if (now - d->last_registry_check_ns < 1000000000ULL)
 		return;
 	d->last_registry_check_ns = now;
 	registry_tick(d->reg);
 	registry_report(d, registry_status_json(d->reg));
 	hosts_tick(d, now);
-	if (!d->resync_pending)
-		return;
-	err = commit_dirs(d, &e);
-	if (!registry_err_unavailable(err)) {
-		d->resync_pending = false;
-		if (err)
-			daemon_reload_rejected(d, &e);
-		else
-			p_info("services_dir and databases_dir committed to the registry");
-	}
-	verr_free(&e);
+	daemon_resync(d);
 }
 
 /* Registry entries released since the last trim worth giving the heap back for. */
@@ -348,7 +307,9 @@ static int setup_registry(struct daemon *d)
 	if (registry_etcd_client(registry_backend_of(d->reg)))
 		registry_set_placement(d->reg,
 				       &(struct reg_placement){ .runs_here = runs_here, .ctx = d });
-	err = commit_dirs(d, &e);
+	/* Before the loop serves anyone: READY=1 comes with the files in force (bounded by the
+	 * backend's budget); an unavailable registry is retried from the tick without waiting. */
+	err = daemon_commit_dirs(d, &e);
 	if (registry_err_unavailable(err)) {
 		/* The shared registry is away: enforce what we have, commit the files later. */
 		p_warn("services_dir and databases_dir not committed yet: the %s registry is "
@@ -534,13 +495,18 @@ static void warn_modes(const struct config *cfg)
 
 /* ---- what the handlers may ask of the daemon (handlers.h) ---- */
 
-static int op_reload(void *owner, struct verr *e, size_t *port_entries)
+static int op_reload(void *owner, struct hreload *w, struct verr *e, size_t *port_entries)
 {
 	struct daemon *d = owner;
-	int err = daemon_reload(d, e);
+	int rc = daemon_reload(d, w, e);
 
 	*port_entries = d->policy.entries;
-	return err;
+	return rc;
+}
+
+static void op_reload_cancel(void *owner, struct hreload *w)
+{
+	daemon_reload_cancel(owner, w);
 }
 
 static int op_status(void *owner, struct json_object **out)
@@ -607,6 +573,7 @@ static struct json_object *op_service_where(void *owner, const char *service)
 
 static const struct handler_ops daemon_handler_ops = {
 	.reload = op_reload,
+	.reload_cancel = op_reload_cancel,
 	.status = op_status,
 	.verify = op_verify,
 	.resources = op_resources,
@@ -641,6 +608,7 @@ static void daemon_close(struct daemon *d)
 {
 	if (d->transports)
 		transports_stop(d->transports);
+	daemon_reload_abort(d); /* before the registry, events and maps go */
 	ring_buffer__free(d->rb);
 	if (d->sig_fd > 0)
 		close(d->sig_fd);

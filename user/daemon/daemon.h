@@ -34,6 +34,24 @@ struct ring_buffer;
 struct tasks;
 struct transports;
 
+/*
+ * The reload in progress (reload.c): its new config waits here until the registry revision
+ * it committed is in the model, then both are put in force together. Reloads asked
+ * meanwhile are queued into one follow-up (again); their callers wait in next_waiters.
+ */
+#define RELOAD_PENDING 1
+struct hreload;
+struct reload_state {
+	bool running;		   /* from its start to its callers' answers */
+	bool again;		   /* asked again meanwhile: one more reload after this one */
+	bool installed;		   /* its config is in force (d->cfg) */
+	int apply_err;		   /* the apply that installed it */
+	struct config *cfg;	   /* the new config while its commit is pending, else NULL */
+	struct reg_commit *commit; /* that commit, NULL when none is pending */
+	struct hreload *waiters, *next_waiters;
+	uint64_t started_ns;
+};
+
 struct policy_info {
 	uint64_t registry_rev; /* revision last pushed to the kernel */
 	size_t entries, reserved, managed;
@@ -80,15 +98,16 @@ struct daemon {
 	struct policy_guard guard; /* what the last apply left in the kernel (policyguard.c) */
 	/* Registry changes reach the kernel through the registry's watch (on_registry_change):
 	 * whoever made them, the handlers included; the outcome per revision is in applied.
-	 * A reload defers it to apply once, after the config changed too. */
+	 * A reload's own revision is applied once, with its config (reload.c). */
 	struct apply_log applied;
-	bool defer_apply;
+	struct reload_state reload;
 	/* daemon_apply, set by main: the integrity repair (policyguard.c) applies through it
 	 * instead of calling up into caelumd.c. */
 	int (*apply)(struct daemon *d, const char *why);
 	/* services_dir/databases_dir could not be committed (the shared registry was away):
-	 * retried from the tick until it is. */
+	 * retried from the tick until it is, one commit in flight at a time (resync_commit). */
 	bool resync_pending;
+	struct reg_commit *resync_commit;
 	uint64_t last_registry_check_ns;
 	struct json_object *registry_seen; /* backend counters already turned into events */
 	struct hosts *hosts;		   /* machine registry (etcd backend only; hosts.c) */
@@ -135,11 +154,29 @@ static inline struct connect *daemon_connect(const struct daemon *d)
 
 /* Push registry + config to the kernel (cgroups, cm_services, port table, modes). */
 int daemon_apply(struct daemon *d, const char *why);
-/* Re-read config and services_dir, validate all, apply atomically or change nothing;
- * every reason in e. 0 or -errno. */
-int daemon_reload(struct daemon *d, struct verr *e);
-/* The reload_rejected event with every reason in e (apply.c). */
+/*
+ * Reload (reload.c): re-read config, services_dir and databases_dir, validate all, apply
+ * all or change nothing. w: who waits for the outcome (NULL: nobody, a SIGHUP). 0 or -errno:
+ * ended now (every reason in e; w is not called); RELOAD_PENDING: w->done runs later on the
+ * loop, exactly once unless daemon_reload_cancel(d, w) first. A reload asked while one runs
+ * is queued (the next one reads the files once the running one ended).
+ */
+int daemon_reload(struct daemon *d, struct hreload *w, struct verr *e);
+/* w's caller went away: it is not called (the reload itself goes on). */
+void daemon_reload_cancel(struct daemon *d, struct hreload *w);
+/* caelumd stops: the pending reload's continuation will not run, its callers not answered. */
+void daemon_reload_abort(struct daemon *d);
+/* From the registry's watcher: true when dl brings the pending reload's revision and its
+ * config was put in force with it (the whole apply done and recorded). */
+bool daemon_reload_on_change(struct daemon *d, const struct reg_delta *dl);
+/* The reload_rejected event with every reason in e. */
 void daemon_reload_rejected(struct daemon *d, const struct verr *e);
+/* services_dir and databases_dir committed as they are now, waiting for the outcome
+ * (startup, before the loop serves anyone). 0 or -errno with every reason in e. */
+int daemon_commit_dirs(struct daemon *d, struct verr *e);
+/* From the tick while resync_pending: that commit, submitted without waiting (at most one
+ * in flight, none while a reload runs); an unavailable registry leaves it pending. */
+void daemon_resync(struct daemon *d);
 /* The registry's watcher (ctx: the daemon): apply what the delta changed, record the
  * outcome for its revision in d->applied. */
 void daemon_on_registry_change(void *ctx, const struct reg_state *st, const struct reg_delta *dl);

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -836,17 +838,23 @@ static int h_events_follow(struct hcall *c)
 	return 0;
 }
 
-static int h_reload(struct hcall *c)
+/* A reload's outcome as the call's: exit 69 when the registry could not be reached (nothing
+ * changed), 78 when it was refused. e is shared with the reload's other callers: copied. */
+static int reload_result(struct hcall *c, int err, struct verr *e, size_t entries)
 {
-	struct verr e = {};
-	size_t entries = 0;
+	struct verr mine = {};
 
-	if (hc_params_check(c, (const char *const[]){ NULL }))
-		return -1;
-	if (!c->x->ops || !c->x->ops->reload)
-		return hc_unavailable(c, "reload");
-	if (c->x->ops->reload(c->x->owner, &e, &entries))
-		return hc_fail_verr(c, EXIT_CONFIG, &e);
+	if (err) {
+		for (size_t i = 0; i < e->n; i++)
+			verr_add_raw(&mine, e->msgs[i]);
+		if (!mine.n)
+			verr_add_raw(&mine, strerror(-err));
+		return hc_fail_verr(c,
+				    registry_err_unavailable(err) || err == -ESHUTDOWN
+					    ? EXIT_UNAVAILABLE
+					    : EXIT_CONFIG,
+				    &mine);
+	}
 	c->result = json_object_new_object();
 	json_object_object_add(c->result, "registry_revision",
 			       json_object_new_uint64(registry_state(c->x->reg)->rev));
@@ -854,6 +862,35 @@ static int h_reload(struct hcall *c)
 			       json_object_new_int64((int64_t)registry_state(c->x->reg)->n_svcs));
 	json_object_object_add(c->result, "port_entries", json_object_new_int64((int64_t)entries));
 	return 0;
+}
+
+static void reloaded(struct hreload *w, int err, struct verr *e, size_t entries)
+{
+	struct hcall *c = (struct hcall *)((char *)w - offsetof(struct hcall, reload));
+
+	c->reloading = false;
+	call_finish(c, reload_result(c, err, e, entries));
+}
+
+static int h_reload(struct hcall *c)
+{
+	struct verr e = {};
+	size_t entries = 0;
+	int rc;
+
+	if (hc_params_check(c, (const char *const[]){ NULL }))
+		return -1;
+	if (!c->x->ops || !c->x->ops->reload)
+		return hc_unavailable(c, "reload");
+	c->reload.done = reloaded;
+	rc = c->x->ops->reload(c->x->owner, &c->reload, &e, &entries);
+	if (rc == 1) {
+		c->reloading = true;
+		return HC_PENDING;
+	}
+	rc = reload_result(c, rc, &e, entries);
+	verr_free(&e);
+	return rc;
 }
 
 static int h_verify(struct hcall *c)
@@ -952,6 +989,26 @@ static handler_fn method_find(const char *name)
 	return NULL;
 }
 
+/*
+ * A pending call's caller cannot answer later (handlers_call): its own commit is waited for
+ * (registry_wait); a call waiting for something else (a reload) runs the registry as the
+ * loop would until it is answered (every commit's deadline bounds it).
+ */
+static void call_wait(struct hcall *c)
+{
+	struct pollfd pfd = { .fd = registry_watch_fd(c->x->reg), .events = POLLIN };
+
+	if (c->commit) {
+		registry_wait(c->x->reg, c->commit, &c->done);
+		return;
+	}
+	while (!c->done) {
+		poll(&pfd, 1, 100);
+		registry_poll(c->x->reg);
+		registry_tick(c->x->reg);
+	}
+}
+
 int handlers_call_async(const struct handler_ctx *x, const char *method, struct json_object *params,
 			const struct caller *who, struct json_object **result, struct herr *err,
 			struct hstream *stream, const struct hreply *reply, struct hcall **pending)
@@ -990,7 +1047,7 @@ int handlers_call_async(const struct handler_ctx *x, const char *method, struct 
 	}
 	if (rc == HC_PENDING) {
 		c->sync = true;
-		registry_wait(x->reg, c->commit, &c->done);
+		call_wait(c);
 		rc = c->rc;
 	} else {
 		c->sync = true;
@@ -1015,5 +1072,7 @@ void handlers_cancel(struct hcall *c)
 	if (!c)
 		return;
 	registry_commit_cancel(c->commit);
+	if (c->reloading && c->x->ops->reload_cancel)
+		c->x->ops->reload_cancel(c->x->owner, &c->reload);
 	call_free(c);
 }

@@ -67,14 +67,25 @@ struct caller {
 	const char *transport; /* "socket", ... */
 };
 
+/* A caller waiting for a reload (a pending `reload` call): owned by the caller, linked by
+ * the daemon until done runs. done: err 0 or -errno with every reason in e (borrowed for the
+ * call: several callers may share it); port_entries: policy entries after it. */
+struct hreload {
+	void (*done)(struct hreload *w, int err, struct verr *e, size_t port_entries);
+	struct hreload *next; /* the daemon's */
+};
+
 /*
  * What handlers ask of the daemon, each called with handler_ctx.owner. A NULL op makes the
  * methods that need it answer EXIT_UNAVAILABLE ("... is not available here").
  */
 struct handler_ops {
 	/* Re-read config, services_dir and databases_dir; apply all or change nothing. 0, or
-	 * -errno with every reason in e. *port_entries: policy entries after it. */
-	int (*reload)(void *owner, struct verr *e, size_t *port_entries);
+	 * -errno with every reason in e, answered now (*port_entries: policy entries after
+	 * it); or 1 (pending: the registry commits, or another reload runs first): w->done runs
+	 * later on the loop's thread, exactly once unless reload_cancel(owner, w) first. */
+	int (*reload)(void *owner, struct hreload *w, struct verr *e, size_t *port_entries);
+	void (*reload_cancel)(void *owner, struct hreload *w);
 	/* The status document (caelumctl status, /api/v1/status, get_status). 0 or -errno. */
 	int (*status)(void *owner, struct json_object **out);
 	/* Run the self-verification now; its report (new reference). */

@@ -38,6 +38,8 @@ struct hcall {
 	char host[256]; /* a host-only reservation's host, "" for every host */
 	uint16_t port;
 	uint8_t proto;
+	struct hreload reload; /* a reload's caller, linked by the daemon while reloading */
+	bool reloading;
 	struct hreply reply; /* pending for a transport */
 	bool sync, done;     /* pending for handlers_call, which waits */
 	int rc;
