@@ -94,6 +94,18 @@ class Reload(CaelumTest):
         evs = e.wait_event(lambda ev: ev["reason"] == "reload", type="policy_applied")
         self.assertTrue(evs)
 
+    def test_reload_applies_config_and_services_together_once(self):
+        """The revision a reload commits reaches the kernel in one apply, with the reload's
+        config: never the new services under the old config first."""
+        e = self.env("together", services={"alpha": ["8100/tcp"]})
+        e.write_service("gamma", ["8150/tcp"])
+        e.write_config(dict(e.config, mode="audit"))
+        rev = e.ok("reload")["registry_revision"]
+        evs = e.events(type="policy_applied")
+        self.assertEqual([(ev["reason"], ev["mode"]) for ev in evs
+                          if ev["registry_revision"] == rev], [("reload", "audit")], evs)
+        self.assertAllowed(e, e.cgroup("other"), 8150)  # audit: reported, not denied
+
     def test_sighup_reloads(self):
         e = self.env("hup", services={"alpha": ["8100/tcp"]})
         e.remove_service("alpha")

@@ -1578,6 +1578,7 @@ void registry_wait(struct registry *r, struct reg_commit *c, const bool *done)
 	while (!*done) {
 		if (poll(&pfd, 1, 100) < 0 && errno != EINTR)
 			p_warn("registry: poll: %s", strerror(errno));
+		r->b->ops->txn_reap(r->b);
 		watch_apply(r);
 		r->b->ops->txn_reap(r->b);
 		/* Only c: the others go on from the next registry_poll, once the caller (a
@@ -1738,9 +1739,12 @@ int registry_poll(struct registry *r)
 {
 	int err;
 
+	/* The answers before the events, so that the watchers know which pending commit a
+	 * batch brings (registry_commit_rev: a reload puts its config in force with it), and
+	 * after them: both share the watch fd, and an answer that comes after watch_read
+	 * consumed its wake-up is taken there (or leaves it readable). */
+	r->b->ops->txn_reap(r->b);
 	err = watch_apply(r);
-	/* The answers after the events: both share the watch fd, and an answer that comes
-	 * after watch_read consumed its wake-up is taken here (or leaves it readable). */
 	r->b->ops->txn_reap(r->b);
 	commits_fire(r, NULL);
 	return err;
