@@ -489,6 +489,73 @@ static void test_cancelled_call_lands_silently(void **state)
 	answer_free(&b);
 }
 
+/* A reload the daemon cannot end at once (its commit waits for the registry, or another
+ * reload runs first): the daemon holds the callers and answers them later. */
+static struct hreload *held[2];
+static int held_n, cancelled;
+
+static int pending_reload(void *owner, struct hreload *w, struct verr *e, size_t *port_entries)
+{
+	(void)owner;
+	(void)e;
+	(void)port_entries;
+	held[held_n++] = w;
+	return 1;
+}
+
+static void cancel_reload(void *owner, struct hreload *w)
+{
+	(void)owner;
+	for (int i = 0; i < held_n; i++)
+		if (held[i] == w) {
+			held[i] = NULL;
+			cancelled++;
+		}
+}
+
+/* Answered when the daemon says; a caller that left is taken back from the daemon; an
+ * unreachable registry is exit 69 for each caller (the reasons are shared: each its copy). */
+static void test_reload_pending(void **state)
+{
+	struct hxfix *f = *state;
+	struct answer a = {}, b = {};
+	struct hcall *pa, *pb;
+	struct verr e = {};
+
+	f->ops.reload = pending_reload;
+	f->ops.reload_cancel = cancel_reload;
+	held_n = cancelled = 0;
+	assert_int_equal(call_async(f, "reload", "{}", &a, &pa), HANDLERS_PENDING);
+	assert_int_equal(call_async(f, "reload", "{}", &b, &pb), HANDLERS_PENDING);
+	assert_int_equal(a.calls + b.calls, 0);
+	handlers_cancel(pb);
+	assert_int_equal(cancelled, 1);
+	assert_null(held[1]);
+	held[0]->done(held[0], 0, &e, 42);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(a.rc, 0);
+	assert_int_equal(hxfix_int(a.result, "port_entries"), 42);
+	assert_int_equal(b.calls, 0);
+	answer_free(&a);
+
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	held_n = 0;
+	assert_int_equal(call_async(f, "reload", "{}", &a, &pa), HANDLERS_PENDING);
+	assert_int_equal(call_async(f, "reload", "{}", &b, &pb), HANDLERS_PENDING);
+	verr_add(&e, "registry", NULL, "the etcd backend is unavailable");
+	held[0]->done(held[0], -ETIMEDOUT, &e, 0);
+	held[1]->done(held[1], -ETIMEDOUT, &e, 0);
+	verr_free(&e);
+	for (struct answer *x = &a; x; x = x == &a ? &b : NULL) {
+		assert_int_equal(x->calls, 1);
+		assert_int_equal(x->rc, -1);
+		assert_int_equal(x->err.exit, EXIT_UNAVAILABLE);
+		assert_string_equal(x->err.message, "registry: the etcd backend is unavailable");
+		answer_free(x);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -505,6 +572,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cancelled_call_lands_silently, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_reload_pending, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
