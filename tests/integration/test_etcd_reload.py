@@ -133,6 +133,20 @@ class EtcdReload(test_etcd.EtcdFixture):
         self.assertEqual(r.rc, 0, r)
         self.assertDenied(a, a.cgroup("other"), 20731)
 
+    def test_stop_during_pending_reload(self):
+        """SIGTERM while a reload waits for etcd: caelumd stops cleanly (exit 0), the
+        waiting caller hears that the daemon went away."""
+        a = self.host("node-a")
+        a.write_service("web", ["20734/tcp"])
+        self.lose_quorum()
+        pending = self.reload_proc(a)
+        time.sleep(0.5)
+        self.assertIsNone(pending.poll(), "the reload is waiting for etcd")
+        self.assertEqual(a.stop(), 0, a.log())
+        out, err = pending.communicate(timeout=10)
+        self.assertNotEqual(pending.returncode, 0, (out, err))
+        self.assertIn("stopping", a.log())
+
 
 class EtcdSighup(test_etcd.EtcdFixture):
     def setUp(self):
