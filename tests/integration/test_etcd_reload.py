@@ -189,6 +189,8 @@ class EtcdSighup(test_etcd.EtcdFixture):
         msgs = self.recv_until(lambda m: "RELOADING" in m, timeout=5)
         self.assertEqual(msgs[-1][1]["RELOADING"], "1")
         slowest = slowest_status(self, a, url, rounds=3)
+        print(f"\n[reload] slowest status during a pending SIGHUP reload: {slowest:.3f} s",
+              flush=True)
         self.assertLess(slowest, FAST_S, f"status waited for the SIGHUP reload: {slowest:.3f} s")
         # Two more SIGHUPs while it is pending: one follow-up reload, after the first.
         a.proc.send_signal(signal.SIGHUP)
@@ -233,6 +235,8 @@ class EtcdSighup(test_etcd.EtcdFixture):
         url = status_url(a)  # untimed: it asks the daemon for the API's port
         # retries run every second meanwhile; none may hold the loop
         slowest = slowest_status(self, a, url, rounds=10)
+        print(f"\n[reload] slowest status while services_dir's commit is retried: "
+              f"{slowest:.3f} s", flush=True)
         self.assertLess(slowest, FAST_S, f"status waited for the retried commit: {slowest:.3f} s")
         self.etcd.resume(0)
         self.etcd.resume(1)

@@ -234,8 +234,9 @@ static void test_lost_compare_resubmitted(void **state)
 	mkspec(&s[0], "alpha", "\"ports\": [\"8100\"]", SRC("alpha"));
 	assert_int_equal(registry_sync_all(f->r, s, 1, NULL, 0, &e), 0);
 	spec_free(&s[0]);
-	foreign_put(f, "services/alpha",
-		    "{\"name\":\"alpha\",\"ports\":[\"8101\"],\"origin\":\"file\",\"source\":null}");
+	foreign_put(
+		f, "services/alpha",
+		"{\"name\":\"alpha\",\"ports\":[\"8101\"],\"origin\":\"file\",\"source\":null}");
 	mkspec(&s[0], "alpha", "\"ports\": [\"8102\"]", SRC("alpha"));
 	mkspec(&s[1], "beta", "\"ports\": [\"8200\"]", SRC("beta"));
 	assert_int_equal(sync_async(f, s, 2, NULL, &o, &c, &e), REG_PENDING);

@@ -2,9 +2,10 @@
 /*
  * caelumd's core, between the registry and the components: apply the model to the kernel
  * (all of it, or the slots a delta names), the one change path (daemon_on_registry_change,
- * the registry's watcher; a reload's own revision goes to reload.c), and the kernel's loss
- * counters turned into events. Called by the composition root (caelumd.c) and the registry's watch;
- * it calls down only (components, resources, databases, verify, policyguard, status).
+ * the registry's watcher; the batch with a pending reload's revision puts its config in
+ * force, reload.c), and the kernel's loss counters turned into events. Called by the
+ * composition root (caelumd.c), reload.c and the registry's watch; it calls down only
+ * (components, resources, databases, verify, policyguard, status).
  */
 #include <errno.h>
 #include <limits.h>
@@ -121,6 +122,26 @@ int daemon_apply(struct daemon *d, const char *why)
 	return apply_all(d, why, NULL);
 }
 
+int daemon_apply_config(struct daemon *d, const struct config *nc)
+{
+	int err;
+
+	d->cfg = *nc;
+	d->reload.installed = true;
+	err = apply_all(d, "reload", NULL);
+	apply_log_record(&d->applied, registry_state(d->reg)->rev, err);
+	return err;
+}
+
+/* Does dl bring the revision a pending reload committed (its answer is in: the registry reaps
+ * answers before the events)? Then its config goes in force with it (reload.c). */
+static bool reload_batch(const struct daemon *d, const struct reg_delta *dl)
+{
+	uint64_t rev = registry_commit_rev(d->reload.commit);
+
+	return d->reload.cfg && !d->reload.installed && rev && dl->rev >= rev;
+}
+
 /* Only reservations changed: the components sync the slots they name, nothing else. */
 static int apply_slots(struct daemon *d, const struct reg_state *st, const struct reg_delta *dl)
 {
@@ -149,8 +170,10 @@ void daemon_on_registry_change(void *ctx, const struct reg_state *st, const stru
 	struct daemon *d = ctx;
 	int err;
 
-	if (daemon_reload_on_change(d, dl))
+	if (reload_batch(d, dl)) {
+		d->reload.apply_err = daemon_apply_config(d, d->reload.cfg);
 		return;
+	}
 	if (dl->services || dl->dbs || dl->gpus)
 		err = apply_all(d, "registry change", dl);
 	else

@@ -154,6 +154,10 @@ static inline struct connect *daemon_connect(const struct daemon *d)
 
 /* Push registry + config to the kernel (cgroups, cm_services, port table, modes). */
 int daemon_apply(struct daemon *d, const char *why);
+/* A reload's config nc put in force (copied into d->cfg, d->reload.installed set) and
+ * everything applied from the model, recorded for the model's revision: config and registry
+ * change together. 0 or -errno (the apply's). */
+int daemon_apply_config(struct daemon *d, const struct config *nc);
 /*
  * Reload (reload.c): re-read config, services_dir and databases_dir, validate all, apply
  * all or change nothing. w: who waits for the outcome (NULL: nobody, a SIGHUP). 0 or -errno:
@@ -166,9 +170,6 @@ int daemon_reload(struct daemon *d, struct hreload *w, struct verr *e);
 void daemon_reload_cancel(struct daemon *d, struct hreload *w);
 /* caelumd stops: the pending reload's continuation will not run, its callers not answered. */
 void daemon_reload_abort(struct daemon *d);
-/* From the registry's watcher: true when dl brings the pending reload's revision and its
- * config was put in force with it (the whole apply done and recorded). */
-bool daemon_reload_on_change(struct daemon *d, const struct reg_delta *dl);
 /* The reload_rejected event with every reason in e. */
 void daemon_reload_rejected(struct daemon *d, const struct verr *e);
 /* services_dir and databases_dir committed as they are now, waiting for the outcome

@@ -82,19 +82,6 @@ void daemon_reload_rejected(struct daemon *d, const struct verr *e)
 	events_emit(d->ev, ev);
 }
 
-/* The new config in force and everything applied from the model, recorded for its
- * revision: config and registry change together. */
-static int reload_install(struct daemon *d, const struct config *nc)
-{
-	int err;
-
-	d->cfg = *nc;
-	d->reload.installed = true;
-	err = daemon_apply(d, "reload");
-	apply_log_record(&d->applied, registry_state(d->reg)->rev, err);
-	return err;
-}
-
 static void reload_committed(void *arg, int err, uint64_t rev, struct verr *e);
 
 /*
@@ -134,7 +121,7 @@ static int reload_begin(struct daemon *d, struct verr *e)
 		return RELOAD_PENDING;
 	}
 	if (!err) /* the registry has it already: the config alone changes */
-		err = reload_install(d, nc);
+		err = daemon_apply_config(d, nc);
 	free(nc);
 	return err;
 }
@@ -223,19 +210,9 @@ static void reload_committed(void *arg, int err, uint64_t rev, struct verr *e)
 	d->reload.commit = NULL;
 	d->reload.cfg = NULL;
 	if (!err)
-		err = d->reload.installed ? d->reload.apply_err : reload_install(d, nc);
+		err = d->reload.installed ? d->reload.apply_err : daemon_apply_config(d, nc);
 	free(nc);
 	reload_finish(d, err, e);
-}
-
-bool daemon_reload_on_change(struct daemon *d, const struct reg_delta *dl)
-{
-	uint64_t rev = registry_commit_rev(d->reload.commit);
-
-	if (!d->reload.cfg || d->reload.installed || !rev || dl->rev < rev)
-		return false;
-	d->reload.apply_err = reload_install(d, d->reload.cfg);
-	return true;
 }
 
 int daemon_reload(struct daemon *d, struct hreload *w, struct verr *e)

@@ -1332,7 +1332,7 @@ struct reg_commit {
 	uint8_t proto;
 	char host[256]; /* "" for every host */
 	char service[SERVICE_NAME_MAX + 1];
-	uint64_t guard;	       /* the guard's revision it compared */
+	uint64_t guard; /* the guard's revision it compared */
 	/* a reload of the files (sync_all): built again from the model when its compare lost */
 	struct files_sync *files;
 	unsigned int attempts; /* submitted again after a lost compare */
