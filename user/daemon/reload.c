@@ -147,6 +147,8 @@ static void reload_answer(struct daemon *d, int err, struct verr *e)
 
 	d->reload.waiters = NULL;
 	d->reload.running = false;
+	if (d->reload.installed) /* the files are the registry's now */
+		d->resync_pending = false;
 	if (err && d->reload.installed) {
 		verr_add(e, d->cfg.path, NULL, "kernel policy update failed: %s", strerror(-err));
 		p_err("reload: the kernel policy update failed: %s", strerror(-err));
@@ -157,7 +159,6 @@ static void reload_answer(struct daemon *d, int err, struct verr *e)
 		      msg ? msg : strerror(-err));
 		free(msg);
 	} else {
-		d->resync_pending = false; /* the files are committed */
 		p_info("reload: registry revision %llu in force (%zu services)",
 		       (unsigned long long)registry_state(d->reg)->rev,
 		       registry_state(d->reg)->n_svcs);
