@@ -30,7 +30,7 @@ struct ports;
 /* After a successful apply: remember in g what the kernel holds now (ports' maps). */
 void policyguard_record(struct policy_guard *g, struct ports *ports);
 /*
- * Compare the kernel with the record in g; on a difference invalidate ports' mirror, call
+ * Compare the kernel with the record in g; on a difference invalidate ports' tables (the next install reads both back), call
  * apply(ctx, "repair") (the daemon's full apply: this module never calls up) and report
  * an integrity_repaired event to ev.
  */
