@@ -888,6 +888,8 @@ static void test_lock(void **state)
 	b2->ops->free(b2);
 }
 
+#define ENT(k) "{\"key\":\"" k "\",\"mod_revision\":1,\"value\":{\"v\":\"" k "\"}}"
+
 static void test_corrupt_file(void **state)
 {
 	static const char *const bad[] = {
@@ -900,6 +902,15 @@ static void test_corrupt_file(void **state)
 		"\"mod_revision\": 1}]}",
 		"[]",
 		"",
+		/* the one-entry-a-line layout snap_write makes, each fault of its own */
+		"{\"format\":1,\"revision\":1,\"entries\":[\n" ENT("a") "\n" ENT("b") "\n]}\n",
+		"{\"format\":1,\"revision\":1,\"entries\":[\n" ENT("a") ",\n]}\n",
+		"{\"format\":1,\"revision\":1,\"entries\":[\n" ENT("a") ",\n{\"key\":\"b\"}\n]}\n",
+		"{\"format\":1,\"revision\":1,\"entries\":[\n" ENT("a") "\n]}\n" ENT("b"),
+		"{\"format\":1,\"revision\":1,\"entries\":[\n{\"key\":\"a\",\"key\":\"b\","
+		"\"mod_revision\":1,\"value\":{}}\n]}\n",
+		"{\"format\":2,\"revision\":1,\"entries\":[\n" ENT("a") "\n]}\n",
+		"{\"format\":1,\"revision\":1,\"entries\":[\n" ENT("a") "\n]",
 	};
 	char *dir = *state;
 	struct registry_backend *b;
@@ -915,6 +926,40 @@ static void test_corrupt_file(void **state)
 	write_text(dir, "registry.json", "{\"format\": 1, \"revision\": 0, \"entries\": []}", NULL);
 	assert_int_equal(registry_file_open(dir, &b), 0);
 	b->ops->free(b);
+}
+
+/* A snapshot reads the same in the line layout snap_write makes (read a line at a time) and
+ * in any other JSON layout (read whole). */
+static void test_snapshot_layouts(void **state)
+{
+	static const char *const docs[] = {
+		"{\"format\":1,\"revision\":7,\"entries\":[\n" ENT("a") ",\n" ENT("b") "\n]}\n",
+		"{\"format\":1,\"revision\":7,\"entries\":[" ENT("a") "," ENT("b") "]}",
+		"{\n  \"format\": 1,\n  \"revision\": 7,\n  \"entries\": [\n    " ENT("b") ",\n"
+		"    " ENT("a") "\n  ]\n}\n",
+	};
+	char *dir = *state;
+
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		struct registry_backend *b = NULL;
+		struct kv *kvs = NULL;
+		size_t n = 0;
+		uint64_t rev = 0;
+
+		write_text(dir, "registry.json", docs[i], NULL);
+		if (registry_file_open(dir, &b))
+			fail_msg("layout %zu was refused", i);
+		assert_int_equal(b->ops->range(b, "", &kvs, &n, &rev), 0);
+		assert_int_equal(rev, 7);
+		assert_int_equal(n, 2);
+		assert_string_equal(kvs[0].key, "a");
+		assert_string_equal(kvs[0].value, "{\"v\":\"a\"}");
+		assert_string_equal(kvs[1].key, "b");
+		assert_string_equal(kvs[1].value, "{\"v\":\"b\"}");
+		assert_int_equal(kvs[1].mod_rev, 1);
+		kvs_free(kvs, n);
+		b->ops->free(b);
+	}
 }
 
 /* A well-formed file whose service value is not a valid spec: registry_open refuses it. */
@@ -1586,6 +1631,7 @@ int main(void)
 		D(test_concurrent_change_refused),
 		D(test_lock),
 		D(test_corrupt_file),
+		D(test_snapshot_layouts),
 		D(test_corrupt_value),
 		F(test_leftover_temp_file),
 		F(test_wal_torn_tail),
