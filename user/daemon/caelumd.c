@@ -153,7 +153,8 @@ static void flush_windows(struct daemon *d)
 		return;
 	}
 	if (res.flushed)
-		ringbuf_consumer_drain(d->ring, time_now_ns()); /* the follow-ups were just written */
+		ringbuf_consumer_drain(d->ring,
+				       time_now_ns()); /* the follow-ups were just written */
 }
 
 /* Backend recoveries (counters of registry_status_json) become one event each. */
@@ -733,6 +734,11 @@ int main(int argc, char **argv)
 	struct verr e = {};
 	int rc;
 
+	/* Allocations from 128 KiB up are mmap'd, always: glibc otherwise raises the threshold
+	 * to the largest block freed so far (the snapshot's text at startup, megabytes), and
+	 * later large arrays (tables, ranges) stay in the heap, resident after they are freed,
+	 * and a calloc'd table is resident whole instead of where it is written. */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	log_init("caelumd", false, false);
 	rc = parse_args(argc, argv, &cfg_path, &verbose);
 	if (rc)

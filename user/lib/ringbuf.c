@@ -29,7 +29,9 @@ int ringbuf_consumer_open(struct ringbuf_consumer **out, int map_fd, ring_buffer
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return -ENOMEM;
-	*c = (struct ringbuf_consumer){ .map_fd = map_fd, .fn = fn, .ctx = ctx, .idle_ns = idle_ns };
+	*c = (struct ringbuf_consumer){
+		.map_fd = map_fd, .fn = fn, .ctx = ctx, .idle_ns = idle_ns
+	};
 	*out = c;
 	return 0;
 }
