@@ -17,6 +17,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "log.h"
 #include "registry.h"
 #include "testutil.h"
 
@@ -1163,6 +1164,39 @@ static void test_wal_torn_tail(void **state)
 }
 
 /* A line in the middle that is not a transaction, or a revision out of order: corrupt. */
+static char logged[4096];
+
+static void log_keep(enum log_level lvl, const char *text)
+{
+	(void)lvl;
+	strncat(logged, text, sizeof(logged) - strlen(logged) - 1);
+}
+
+/* Damage in mid-log: refused (acknowledged transactions follow it), saying how far the
+ * registry is readable and how to go on from there. */
+static void test_wal_corrupt_hint(void **state)
+{
+	char *dir = *state, want[1024];
+	struct registry_backend *b = NULL;
+
+	write_text(dir, "registry.wal",
+		   "{\"rev\":1,\"ops\":[{\"put\":\"a\",\"value\":1}]}\n"
+		   "{\"rev\":2,\"ops\":[{\"put\":\"b\",\"value\":2}]}\nnot json\n"
+		   "{\"rev\":3,\"ops\":[]}\n",
+		   NULL);
+	logged[0] = '\0';
+	log_set_sink(log_keep);
+	assert_int_equal(registry_file_open(dir, &b), -EINVAL);
+	log_set_sink(NULL);
+	assert_null(b);
+	snprintf(want, sizeof(want), "registry log '%s/registry.wal' is corrupt at byte 80 of 108",
+		 dir);
+	assert_non_null(strstr(logged, want));
+	assert_non_null(strstr(logged, "make revision 2."));
+	snprintf(want, sizeof(want), "truncate -s 80 %s/registry.wal", dir);
+	assert_non_null(strstr(logged, want));
+}
+
 static void test_wal_corrupt(void **state)
 {
 	static const char *const bad[] = {
@@ -1725,6 +1759,7 @@ int main(void)
 		F(test_leftover_temp_file),
 		F(test_wal_torn_tail),
 		D(test_wal_corrupt),
+		D(test_wal_corrupt_hint),
 		F(test_wal_compaction),
 		F(test_wal_replay_after_snapshot),
 		F(test_reserve_retry_noop),

@@ -633,6 +633,23 @@ static int wal_line(struct file_backend *fb, const char *line, size_t len)
 	return 1;
 }
 
+/* A bad record before the last line: not a torn append but damage, so nothing is cut
+ * automatically (acknowledged transactions follow it). What is readable and how to go on. */
+static void wal_corrupt(const struct file_backend *fb, const char *path, size_t off, size_t len,
+			int err)
+{
+	if (err == -ENOMEM) {
+		p_err("failed to replay registry log '%s': %s", path, strerror(-err));
+		return;
+	}
+	p_err("registry log '%s' is corrupt at byte %zu of %zu: %s", path, off, len,
+	      err == -ERANGE ? "revision out of order" : "not a transaction record");
+	p_err("hint: the snapshot and the log before that byte make revision %llu. To start "
+	      "from it, losing the %zu bytes of transactions after it, keep a copy and cut the "
+	      "log: cp %s %s.corrupt && truncate -s %zu %s; or restore %s from a backup",
+	      (unsigned long long)fb->rev, len - off, path, path, off, path, fb->dir);
+}
+
 /* Replay the log; cut a torn last line (a write that was never acknowledged). */
 static int wal_replay(struct file_backend *fb, const char *path)
 {
@@ -665,8 +682,7 @@ static int wal_replay(struct file_backend *fb, const char *path)
 			break;
 		}
 		if (err < 0) {
-			p_err("registry log '%s' is corrupt at byte %zu: %s", path, off,
-			      err == -ERANGE ? "revision out of order" : strerror(-err));
+			wal_corrupt(fb, path, off, len, err);
 			free(text);
 			return err == -ERANGE ? -EINVAL : err;
 		}
