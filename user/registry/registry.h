@@ -340,8 +340,8 @@ void registry_set_answer_timeout(struct registry *r, unsigned int ms);
 
 /* Operations. 0, or -EINVAL (refused: reasons in e), -ENOENT, -EEXIST, -errno.
  * The plain forms wait for the outcome (polling the backend's watch): for startup (before
- * the loop serves anyone) and tests. The _async forms return 0 (nothing to commit), -errno (refused now) or
- * REG_PENDING (submitted: *out names it, as->fn runs later). */
+ * the loop serves anyone) and tests. The _async forms return 0 (nothing to commit), -errno (refused
+ * now) or REG_PENDING (submitted: *out names it, as->fn runs later). */
 int registry_service_apply(struct registry *r, const struct service_spec *s, enum reg_origin origin,
 			   struct verr *e);
 int registry_service_delete(struct registry *r, const char *name, struct verr *e);
