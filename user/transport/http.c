@@ -45,7 +45,8 @@ struct slot {
 	uint32_t gen;	 /* bumped for every request and at close: stale handles miss */
 	struct lws *wsi; /* server thread only */
 	int listener;
-	bool busy; /* a request is with the loop thread */
+	bool busy;	/* a request is with the loop thread */
+	bool head_only; /* the request is a HEAD: headers only (RFC 9110 section 9.3.2) */
 	/* Response, filled by either thread under mu, written by the server thread. */
 	bool hdr_pending;
 	int status;
@@ -196,7 +197,8 @@ static char *headers_pack(const struct http_header *hdrs, size_t n)
 	return buf;
 }
 
-/* Set a whole response on s. Under mu. */
+/* Set a whole response on s. Under mu. To a HEAD request, the same status and headers
+ * (Content-Length that of the body) and no body; a stream's headers, then the end. */
 static int respond_locked(struct http *h, struct slot *s, int status, const char *ctype,
 			  const struct http_header *hdrs, size_t n_hdrs, const void *body,
 			  size_t len, bool borrow, bool stream)
@@ -207,12 +209,12 @@ static int respond_locked(struct http *h, struct slot *s, int status, const char
 	s->content_len = stream ? -1 : (int64_t)len;
 	if (n_hdrs && !(s->hdrs = headers_pack(hdrs, n_hdrs)))
 		return -ENOMEM;
-	if (len && chunk_add(s, body, len, borrow))
+	if (len && !s->head_only && chunk_add(s, body, len, borrow))
 		return -ENOMEM;
 	s->hdr_pending = true;
-	s->end = !stream;
+	s->end = !stream || s->head_only;
 	s->busy = false;
-	if (stream) {
+	if (stream && !s->head_only) {
 		s->kind = SLOT_STREAM;
 		h->st.streams++;
 	}
@@ -264,6 +266,8 @@ int http_stream_begin(struct http *h, uint64_t conn, const struct http_header *h
 	if (s && s->kind == SLOT_HTTP && s->busy)
 		err = respond_locked(h, s, 200, "text/event-stream", hdrs, n_hdrs, NULL, 0, false,
 				     true);
+	if (!err && s->head_only)
+		err = 1; /* headers only: no stream follows */
 	pthread_mutex_unlock(&h->mu);
 	return err;
 }
@@ -340,6 +344,7 @@ static int slot_alloc(struct http *h, struct lws *wsi, enum slot_kind kind, int 
 		s->wsi = wsi;
 		s->listener = listener;
 		s->busy = false;
+		s->head_only = false;
 		s->ws_pending = 0;
 		s->wake = false;
 		h->st.connections++;
@@ -385,6 +390,7 @@ static void slot_release_why(struct http *h, int i, const char *why)
 	s->gen++;
 	s->wsi = NULL;
 	s->busy = false;
+	s->head_only = false;
 }
 
 static void slot_release(struct http *h, int i)
@@ -568,16 +574,20 @@ static struct json_object *error_json(int status, const char *reason)
 	return o;
 }
 
+/* A refusal of the access rules or of the request's framing: a 401 says how to
+ * authenticate, a 405 (a method lws does not know) which methods the listener has at all
+ * (RFC 9110 section 15.5.6: a 405 carries Allow). */
 static void refuse_locked(struct http *h, struct slot *s, int status, const char *reason)
 {
 	static const struct http_header www[] = { { "WWW-Authenticate",
 						    "Bearer realm=\"caelum\"" } };
+	static const struct http_header allow[] = { { "Allow", "GET, HEAD, POST, DELETE" } };
 	struct json_object *o = error_json(status, reason);
 	const char *txt;
 
 	txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-	respond_locked(h, s, status, "application/json", www, status == 401 ? 1 : 0, txt,
-		       strlen(txt), false, false);
+	respond_locked(h, s, status, "application/json", status == 405 ? allow : www,
+		       status == 401 || status == 405 ? 1 : 0, txt, strlen(txt), false, false);
 	json_object_put(o);
 }
 
@@ -590,8 +600,7 @@ static bool accepts_gzip(struct lws *wsi)
 }
 
 /* A page asset: answered here, from the embedded copy. Under mu. */
-static void serve_asset(struct http *h, struct lws *wsi, struct slot *s, const struct asset *a,
-			const char *method)
+static void serve_asset(struct http *h, struct lws *wsi, struct slot *s, const struct asset *a)
 {
 	struct http_header hd[3] = {
 		{ "ETag", a->etag },
@@ -600,7 +609,6 @@ static void serve_asset(struct http *h, struct lws *wsi, struct slot *s, const s
 	};
 	bool gz = a->gz && accepts_gzip(wsi);
 	char inm[64];
-	bool head = !strcmp(method, "HEAD");
 
 	hdr_copy(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, inm, sizeof(inm));
 	if (inm[0] && !strcmp(inm, a->etag)) {
@@ -608,7 +616,7 @@ static void serve_asset(struct http *h, struct lws *wsi, struct slot *s, const s
 		return;
 	}
 	respond_locked(h, s, 200, a->ctype, hd, gz ? 3 : 2, gz ? a->gz : a->data,
-		       head ? 0 : (gz ? a->gz_len : a->len), true, false);
+		       gz ? a->gz_len : a->len, true, false);
 }
 
 /* The connection of p is gone: its slot back to the pool. */
@@ -657,6 +665,11 @@ static int on_http(struct http *h, struct lws *wsi, struct pss *p)
 	s->gen++; /* a new transaction on this connection */
 	h->st.requests[listener]++;
 	status = request_read(h, wsi, listener, r, reason, sizeof(reason));
+	/* HEAD is GET without the content (RFC 9110 section 9.3.2): the loop answers it as
+	 * GET, respond_locked() leaves the body out. Every GET resource has it so. */
+	s->head_only = r->head = !strcmp(r->method, "HEAD");
+	if (r->head)
+		snprintf(r->method, sizeof(r->method), "GET");
 	if (r->authenticated)
 		connlimit_authenticated(&h->cl, wsi);
 	r->conn = handle_of(h, i);
@@ -684,10 +697,9 @@ static int on_http(struct http *h, struct lws *wsi, struct pss *p)
 		pthread_mutex_unlock(&h->mu);
 		return 0;
 	}
-	if (listener == HTTP_DASH && !http_path_is_api(r->path) &&
-	    (!strcmp(r->method, "GET") || !strcmp(r->method, "HEAD")) &&
+	if (listener == HTTP_DASH && !http_path_is_api(r->path) && !strcmp(r->method, "GET") &&
 	    (a = asset_find(r->path))) {
-		serve_asset(h, wsi, s, a, r->method);
+		serve_asset(h, wsi, s, a);
 		http_request_free(r);
 		pthread_mutex_unlock(&h->mu);
 		return 0;
@@ -766,11 +778,12 @@ static int write_headers(struct http *h, struct lws *wsi, struct slot *s)
 {
 	unsigned char *start = h->wbuf + LWS_PRE, *p = start, *end = h->wbuf + sizeof(h->wbuf);
 	unsigned long long clen;
-	bool stream;
+	bool stream, sse_headers;
 
 	pthread_mutex_lock(&h->mu);
-	stream = s->content_len < 0;
-	clen = stream ? LWS_ILLEGAL_HTTP_CONTENT_LEN : (unsigned long long)s->content_len;
+	sse_headers = s->content_len < 0; /* a stream, or a HEAD's answer of one */
+	stream = sse_headers && !s->head_only;
+	clen = sse_headers ? LWS_ILLEGAL_HTTP_CONTENT_LEN : (unsigned long long)s->content_len;
 	if (lws_add_http_common_headers(wsi, (unsigned int)s->status, s->ctype[0] ? s->ctype : NULL,
 					clen, &p, end))
 		goto fail;
@@ -785,8 +798,9 @@ static int write_headers(struct http *h, struct lws *wsi, struct slot *s)
 			goto fail;
 		hp = val + strlen(val) + 1;
 	}
-	if (stream && (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-						   (const unsigned char *)"no-store", 8, &p, end)))
+	if (sse_headers &&
+	    (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+					 (const unsigned char *)"no-store", 8, &p, end)))
 		goto fail;
 	s->hdr_pending = false;
 	pthread_mutex_unlock(&h->mu);
