@@ -544,6 +544,8 @@ static int h_port_list(struct hcall *c)
 	size_t n;
 	int err;
 
+	if (hc_params_check(c, (const char *const[]){ NULL }))
+		return -1;
 	err = registry_claims_all(registry_state(c->x->reg), &cl, &n);
 	if (err)
 		return hc_fail(c, EXIT_FAIL, "failed to list reservations: %s", strerror(-err));
