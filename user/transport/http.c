@@ -672,6 +672,8 @@ static int on_http(struct http *h, struct lws *wsi, struct pss *p)
 		snprintf(r->method, sizeof(r->method), "GET");
 	if (r->authenticated)
 		connlimit_authenticated(&h->cl, wsi);
+	/* Busy until its answer is out, except while its body is still to come. */
+	connlimit_busy(&h->cl, wsi, true);
 	r->conn = handle_of(h, i);
 	r->kind = HTTP_REQUEST;
 	if (!status) {
@@ -708,6 +710,7 @@ static int on_http(struct http *h, struct lws *wsi, struct pss *p)
 		/* The body must follow: lws re-arms this after every piece, on_body() bounds
 		 * the whole. A client that stalls is closed (slowloris). */
 		lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, HTTP_HEADER_TIMEOUT_S);
+		connlimit_busy(&h->cl, wsi, false);
 		s->body_deadline_ns = mono_ns() + HTTP_BODY_TIMEOUT_S * 1000000000ULL;
 		s->req = r; /* completed by the body callbacks */
 		s->body_cap = 0;
@@ -757,12 +760,13 @@ static int on_body(struct http *h, struct pss *p, const void *in, size_t len)
 	return rc;
 }
 
-static int on_body_done(struct http *h, struct pss *p)
+static int on_body_done(struct http *h, struct lws *wsi, struct pss *p)
 {
 	struct slot *s;
 
 	if (!p->slot)
 		return -1;
+	connlimit_busy(&h->cl, wsi, true);
 	pthread_mutex_lock(&h->mu);
 	s = &h->slots[p->slot - 1];
 	if (s->req) {
@@ -913,6 +917,7 @@ more:
 		pthread_mutex_lock(&h->mu);
 		s->end = false;
 		pthread_mutex_unlock(&h->mu);
+		connlimit_busy(&h->cl, wsi, false); /* between two requests */
 		return lws_http_transaction_completed(wsi) ? -1 : 0;
 	}
 	pthread_mutex_lock(&h->mu);
@@ -943,12 +948,23 @@ static void on_wake(struct http *h)
 
 static int confirm_upgrade(struct http *h, struct lws *wsi, const char *upgrade);
 
-/* A connection was accepted (nothing read yet): within the limits (connlimit.h)? */
+/* A connection was accepted (nothing read yet): within the limits (connlimit.h)? At a
+ * limit, the idle connection that made room for it is closed. */
 static int on_accept(struct http *h, void *user)
 {
 	const struct lws_filter_network_conn_args *f = user;
-	int rc = connlimit_admit(&h->cl, (const struct sockaddr *)&f->cli_addr, f->clilen);
+	const void *evict;
+	int rc = connlimit_admit(&h->cl, (const struct sockaddr *)&f->cli_addr, f->clilen, &evict);
 
+	if (evict) {
+		/* Closed at the next turn of the loop. A request of it read before then (its
+		 * bytes may be in already) is refused by evicted() and closes it. */
+		lws_set_timeout((struct lws *)evict, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		pthread_mutex_lock(&h->mu);
+		for (int i = 0; i < CL_REASONS; i++)
+			h->st.evicted[i] = h->cl.evicted[i];
+		pthread_mutex_unlock(&h->mu);
+	}
 	if (!rc)
 		return 0;
 	pthread_mutex_lock(&h->mu);
@@ -959,6 +975,13 @@ static int on_accept(struct http *h, void *user)
 		p_warn("http: refusing connections (%s limit reached; %llu so far)",
 		       connlimit_reason_name(-rc - 1), (unsigned long long)h->cl.refused[-rc - 1]);
 	return -1;
+}
+
+/* Was wsi closed to admit a newcomer (its close still to come)? Every connection of the
+ * listeners is admitted, and an evicted one is no longer known to connlimit. */
+static bool evicted(struct http *h, struct lws *wsi)
+{
+	return !connlimit_known(&h->cl, wsi);
 }
 
 static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -977,15 +1000,15 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
 		connlimit_release(&h->cl, wsi);
 		return 0;
 	case LWS_CALLBACK_HTTP:
-		return on_http(h, wsi, p);
+		return evicted(h, wsi) ? -1 : on_http(h, wsi, p);
 	case LWS_CALLBACK_HTTP_BODY:
-		return on_body(h, p, in, len);
+		return evicted(h, wsi) ? -1 : on_body(h, p, in, len);
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-		return on_body_done(h, p);
+		return evicted(h, wsi) ? -1 : on_body_done(h, wsi, p);
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return on_writable(h, wsi, p);
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-		return confirm_upgrade(h, wsi, in);
+		return evicted(h, wsi) ? -1 : confirm_upgrade(h, wsi, in);
 	case LWS_CALLBACK_CLOSED_HTTP:
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 		slot_drop(h, p);
@@ -1050,6 +1073,7 @@ static int confirm_upgrade(struct http *h, struct lws *wsi, const char *upgrade)
 	status = request_read(h, wsi, listener_of(h, wsi), &r, reason, sizeof(reason));
 	if (r.authenticated)
 		connlimit_authenticated(&h->cl, wsi);
+	connlimit_busy(&h->cl, wsi, true); /* a WebSocket, or the refusal being written */
 	if (!status && (r.listener != HTTP_MCP || strcmp(r.path, "/mcp"))) {
 		status = 404;
 		snprintf(reason, sizeof(reason), "no WebSocket endpoint at %s", r.path);

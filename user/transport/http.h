@@ -75,6 +75,7 @@ struct http_stats {
 	uint64_t stream_drops; /* messages not queued because a stream was too far behind */
 	uint64_t bytes_out;
 	uint64_t refused[3];	  /* connections closed at accept, by enum connlimit_reason */
+	uint64_t evicted[3];	  /* idle ones closed to admit a newcomer, by the same */
 	uint64_t body_incomplete; /* connections closed before a request's body was in (a
 				   * timeout, too slow a body, or the peer went away) */
 	unsigned int connections, streams, websockets;
