@@ -12,6 +12,7 @@ DESTDIR ?=
 CC ?= cc
 CLANG ?= clang
 BPFTOOL ?= bpftool
+LLVM_STRIP ?= llvm-strip
 PYTHON ?= python3
 CONFIG ?= deploy/caelum.json
 
@@ -50,6 +51,8 @@ LDFLAGS += $(SANFLAGS) -Wl,--as-needed
 LDLIBS := $(shell pkg-config --libs libbpf json-c zlib libcurl libwebsockets libcrypto libsystemd \
 		    2>/dev/null || echo -lbpf -lelf -lz -ljson-c -lcurl -lwebsockets -lcrypto -lsystemd) -lm
 
+# -g for BTF (CO-RE relocations, line info); the DWARF it also makes is stripped (llvm-strip -g keeps
+# .BTF and .BTF.ext): the objects are embedded in caelumd, and DWARF was 90% of them.
 BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_x86 -Wall -Werror \
 	      -Ivmlinux -Iinclude -Ibpf
 
@@ -66,7 +69,7 @@ DAEMON := caelumd apply loop services components comp_bpf ports port_tables agg 
 	  mcp_tools mcp_http schema peers \
 	  resources handlers handlers_run handlers_db status rpc transports registry registry_admit \
 	  registry_file registry_etcd etcd etcd_watch etcd_json hosts handlers_hosts journal applylog \
-	  sockets bpfpin events probe_http notify pinlock policyguard cgfollow $(COMMON)
+	  sockets ringbuf bpfpin events probe_http notify pinlock policyguard cgfollow $(COMMON)
 CTL := caelumctl ctl_hosts ctl_service ctl_port ctl_events ctl_status ctl_resources ctl_verify ctl_token ctl_run ctl_validate ctl_db ctl_bpf ctl_mcp events journal \
 	$(COMMON)
 
@@ -111,7 +114,7 @@ vmlinux:
 	mv vmlinux/vmlinux.h.tmp vmlinux/vmlinux.h
 
 $(GEN)/%.bpf.o: bpf/%.bpf.c bpf/*.bpf.h include/caelum/*.h vmlinux/vmlinux.h | $(GEN)
-	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp && $(LLVM_STRIP) -g $@.tmp -o $@ && rm $@.tmp
 
 $(GEN)/%.skel.h: $(GEN)/%.bpf.o
 	$(BPFTOOL) gen skeleton $< name $*_bpf > $@.tmp && mv $@.tmp $@
@@ -246,7 +249,7 @@ cluster-demo: deps
 BENCH_SKELS := $(GEN)/allow.skel.h
 
 $(GEN)/allow.bpf.o: bench/allow.bpf.c vmlinux/vmlinux.h | $(GEN)
-	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp && $(LLVM_STRIP) -g $@.tmp -o $@ && rm $@.tmp
 
 # Linked through $(BUILD)/libcaelum.a like the unit tests.
 $(BUILD)/bench/bind_bench: bench/bind_bench.c $(BUILD)/libcaelum.a $(BENCH_SKELS) $(USER_HDRS) bench/bench.h \

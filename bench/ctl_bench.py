@@ -52,7 +52,8 @@ def pct(v, p):
 
 def write_registry(state_dir, services, resv):
     """API services (names) and reservations (port, proto, service): a snapshot at
-    revision 1 in user/registry/registry_file.c's format."""
+    revision 1 in user/registry/registry_file.c's format, byte for byte as caelumd writes it
+    (compact JSON: caelumd leaves a value it finds in its canonical text in the file)."""
     os.makedirs(state_dir, mode=0o700, exist_ok=True)
     ents = [{"key": f"services/{s}", "mod_revision": 1,
              "value": {"name": s, "ports": [], "origin": "api", "source": None}}
@@ -61,7 +62,7 @@ def write_registry(state_dir, services, resv):
               "value": {"service": svc, "origin": "runtime"}} for port, proto, svc in resv]
     with open(os.path.join(state_dir, "registry.json"), "w") as f:
         f.write('{"format":1,"revision":1,"entries":[')
-        f.write(",".join("\n" + json.dumps(x) for x in ents))
+        f.write(",".join("\n" + json.dumps(x, separators=(",", ":")) for x in ents))
         f.write("\n]}\n")
 
 

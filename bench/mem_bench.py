@@ -5,7 +5,8 @@
 Figures, not a timed test (issue 9's targets in brackets):
   1. 10,000 services (API entries) and 65,535 reservations between them in the registry
      before caelumd starts: VmRSS [<= 32 MiB] and its parts RssAnon, RssFile, RssShmem, and
-     the largest mappings by Rss (/proc/PID/smaps) with --detail.
+     the largest mappings by Rss (/proc/PID/smaps) with --detail; just started, and at rest
+     (the event ring is mapped only while records flow: user/lib/ringbuf.h).
   2. One service, the in-memory event window filled first (it is bounded: 16,384 events,
      filled by reserve/release pairs), then 10,000 reservations on one control-socket
      connection: RSS and anonymous memory per reservation [<= 300 bytes], and after they are
@@ -80,6 +81,16 @@ def show_mappings(pid, top):
         print(f"      {rss:8d} KiB rss {anon:8d} KiB anon {size:9d} KiB size  {name}")
 
 
+def at_rest(env, timeout=10.0):
+    """/proc/PID/status once caelumd has unmapped its event ring (2 s without a record)."""
+    deadline = time.monotonic() + timeout
+    while env.ok("status")["events"]["ring_mapped"]:
+        if time.monotonic() > deadline:
+            raise SystemExit("the event ring stayed mapped")
+        time.sleep(0.2)
+    return status_kib(env.proc.pid)
+
+
 def pipelined(env, method, ports, service="svc", batch=200):
     """method ("port.reserve" or "port.release") for each (port, proto) on one connection;
     how many succeeded."""
@@ -111,7 +122,11 @@ def bench_scale(harness, n_svcs, n_resv, detail):
         e.start()
         st = e.ok("status")
         m = status_kib(e.proc.pid)
-        print(f"  {n_svcs} services, {st['policy']['reserved']} reservations: {fmt(m)}")
+        print(f"  {n_svcs} services, {st['policy']['reserved']} reservations, just started "
+              f"(event ring {'mapped' if st['events']['ring_mapped'] else 'not mapped'}): "
+              f"{fmt(m)}")
+        m = at_rest(e)
+        print(f"  the same at rest (event ring not mapped): {fmt(m)}")
         if detail:
             show_mappings(e.proc.pid, 14)
         return m

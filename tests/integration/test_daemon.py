@@ -236,6 +236,42 @@ class Restart(CaelumTest):
         self.assertDenied(e, os.path.join(newroot, "caelum", "alpha"), 8150)
 
 
+class RingBuffer(CaelumTest):
+    @staticmethod
+    def rss_kib(pid):
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+
+    def wait_unmapped(self, e, timeout=6.0):
+        deadline = time.time() + timeout
+        while e.ok("status")["events"]["ring_mapped"]:
+            self.assertLess(time.time(), deadline, "cm_events still mapped after 2 s idle")
+            time.sleep(0.2)
+
+    def test_ring_mapped_only_while_records_flow(self):
+        """cm_events is mapped when a record arrives, unmapped after 2 s without one, mapped
+        again by the next: no record lost or read twice across the remaps, and idle the ring
+        costs no resident memory (mapped, a 4 MiB ring is 8 MiB of RSS)."""
+        e = self.env("ringmap", services={"alpha": ["8100/tcp"]},
+                     extra={"verify": {"interval_s": 0}, "ringbuf_bytes": 4 << 20})
+        other = e.cgroup("other")
+        self.wait_unmapped(e)
+        maps = e.ok("status")["events"]["ring_maps"]
+        idle = self.rss_kib(e.proc.pid)
+        for n, port in enumerate((8101, 8102), 1):
+            self.assertDenied(e, other, port)
+            self.assertEqual(len(e.wait_event(lambda ev: ev["port"] == port,
+                                              type="bind_denied")), 1)
+            ev = e.ok("status")["events"]
+            self.assertTrue(ev["ring_mapped"])
+            self.assertEqual(ev["ring_maps"], maps + n)
+            self.assertGreater(self.rss_kib(e.proc.pid) - idle, 7 * 1024,
+                               "mapped: the ring's data pages, twice")
+            self.wait_unmapped(e)
+            self.assertLess(self.rss_kib(e.proc.pid) - idle, 1024)
+        self.assertEqual(e.ok("status")["events"]["lost"]["kernel_ringbuf_first"], 0)
+
+
 class Teardown(CaelumTest):
     def test_teardown_removes_links_and_pins(self):
         e = self.env("teardown", services={"alpha": ["8100/tcp"]})

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "log.h"
 #include "registry.h"
 #include "testutil.h"
 
@@ -888,6 +889,8 @@ static void test_lock(void **state)
 	b2->ops->free(b2);
 }
 
+#define ENT(k) "{\"key\":\"" k "\",\"mod_revision\":1,\"value\":{\"v\":\"" k "\"}}"
+
 static void test_corrupt_file(void **state)
 {
 	static const char *const bad[] = {
@@ -900,6 +903,15 @@ static void test_corrupt_file(void **state)
 		"\"mod_revision\": 1}]}",
 		"[]",
 		"",
+		/* the one-entry-a-line layout snap_write makes, each fault of its own */
+		"{\"format\":1,\"revision\":1,\"entries\":[\n" ENT("a") "\n" ENT("b") "\n]}\n",
+		"{\"format\":1,\"revision\":1,\"entries\":[\n" ENT("a") ",\n]}\n",
+		"{\"format\":1,\"revision\":1,\"entries\":[\n" ENT("a") ",\n{\"key\":\"b\"}\n]}\n",
+		"{\"format\":1,\"revision\":1,\"entries\":[\n" ENT("a") "\n]}\n" ENT("b"),
+		"{\"format\":1,\"revision\":1,\"entries\":[\n{\"key\":\"a\",\"key\":\"b\","
+		"\"mod_revision\":1,\"value\":{}}\n]}\n",
+		"{\"format\":2,\"revision\":1,\"entries\":[\n" ENT("a") "\n]}\n",
+		"{\"format\":1,\"revision\":1,\"entries\":[\n" ENT("a") "\n]",
 	};
 	char *dir = *state;
 	struct registry_backend *b;
@@ -914,6 +926,128 @@ static void test_corrupt_file(void **state)
 	/* the lock was released by every failed open */
 	write_text(dir, "registry.json", "{\"format\": 1, \"revision\": 0, \"entries\": []}", NULL);
 	assert_int_equal(registry_file_open(dir, &b), 0);
+	b->ops->free(b);
+}
+
+/* A snapshot reads the same in the line layout snap_write makes (read a line at a time) and
+ * in any other JSON layout (read whole). */
+static void test_snapshot_layouts(void **state)
+{
+	static const char *const docs[] = {
+		"{\"format\":1,\"revision\":7,\"entries\":[\n" ENT("a") ",\n" ENT("b") "\n]}\n",
+		"{\"format\":1,\"revision\":7,\"entries\":[" ENT("a") "," ENT("b") "]}",
+		"{\n  \"format\": 1,\n  \"revision\": 7,\n  \"entries\": [\n    " ENT(
+			"b") ",\n"
+			     "    " ENT("a") "\n  ]\n}\n",
+	};
+	char *dir = *state;
+
+	for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		struct registry_backend *b = NULL;
+		struct kv *kvs = NULL;
+		size_t n = 0;
+		uint64_t rev = 0;
+
+		write_text(dir, "registry.json", docs[i], NULL);
+		if (registry_file_open(dir, &b))
+			fail_msg("layout %zu was refused", i);
+		assert_int_equal(b->ops->range(b, "", &kvs, &n, &rev), 0);
+		assert_int_equal(rev, 7);
+		assert_int_equal(n, 2);
+		assert_string_equal(kvs[0].key, "a");
+		assert_string_equal(kvs[0].value, "{\"v\":\"a\"}");
+		assert_string_equal(kvs[1].key, "b");
+		assert_string_equal(kvs[1].value, "{\"v\":\"b\"}");
+		assert_int_equal(kvs[1].mod_rev, 1);
+		kvs_free(kvs, n);
+		b->ops->free(b);
+	}
+}
+
+static size_t file_size(const char *dir, const char *name);
+
+static void assert_range(struct registry_backend *b, const char *const *want, size_t n_want)
+{
+	struct kv *kvs = NULL;
+	size_t n = 0;
+	uint64_t rev;
+
+	assert_int_equal(b->ops->range(b, "", &kvs, &n, &rev), 0);
+	assert_int_equal(n, n_want);
+	for (size_t i = 0; i < n; i++) {
+		assert_string_equal(kvs[i].key, want[2 * i]);
+		assert_string_equal(kvs[i].value, want[2 * i + 1]);
+	}
+	kvs_free(kvs, n);
+}
+
+/*
+ * Values unchanged since the snapshot are read back from it (not held in memory): a range
+ * sees them, a put replaces one, a compaction rewrites the file they are read from, a
+ * reopen reads the same; a snapshot changed by hand under the backend is refused (-EIO),
+ * not read at stale offsets.
+ */
+static void test_snapshot_values_in_file(void **state)
+{
+	static const char *const want[] = {
+		"a", "{\"v\":\"a\"}", "b", "[1]", "c", "{\"v\":\"c\"}"
+	};
+	char *dir = *state;
+	struct registry_backend *b = NULL;
+	uint64_t rev;
+	size_t failed;
+
+	write_text(dir, "registry.json",
+		   "{\"format\":1,\"revision\":3,\"entries\":[\n" ENT("a") ",\n" ENT("b") ",\n" ENT(
+			   "c") "\n]}\n",
+		   NULL);
+	assert_int_equal(registry_file_open(dir, &b), 0);
+	{
+		struct kv_op ops[] = { { KV_PUT, "b", "[1]", KV_REV_ANY } };
+
+		assert_int_equal(be_txn(b, ops, 1, &rev, &failed), 0);
+	}
+	assert_range(b, want, 3);
+	registry_file_set_compaction(b, 1);
+	{
+		/* a value longer than the snapshot: the log outgrows it, a compaction follows */
+		char big[600];
+		struct kv_op ops[] = { { KV_PUT, "d", big, KV_REV_ANY } };
+
+		memset(big, 'x', sizeof(big) - 2);
+		big[0] = big[sizeof(big) - 3] = '"';
+		big[sizeof(big) - 2] = '\0';
+		assert_int_equal(be_txn(b, ops, 1, &rev, &failed), 0);
+	}
+	assert_int_equal(file_size(dir, "registry.wal"), 0);
+	{
+		struct kv_op ops[] = { { KV_DEL, "d", NULL, KV_REV_ANY } };
+
+		assert_int_equal(be_txn(b, ops, 1, &rev, &failed), 0);
+	}
+	assert_range(b, want, 3);
+	b->ops->free(b);
+	assert_int_equal(registry_file_open(dir, &b), 0);
+	assert_range(b, want, 3);
+	/* edited by hand while open: same length, other bytes */
+	{
+		char path[PATH_MAX], *text;
+
+		snprintf(path, sizeof(path), "%s/registry.json", dir);
+		text = read_text(path, NULL);
+		assert_non_null(text);
+		*strstr(text, "\"a\"}") = 'x';
+		usleep(10000);
+		write_text(dir, "registry.json", text, NULL);
+		free(text);
+	}
+	{
+		struct kv *kvs = NULL;
+		size_t n = 0;
+
+		assert_int_equal(b->ops->range(b, "", &kvs, &n, &rev), -EIO);
+		assert_null(kvs);
+	}
 	b->ops->free(b);
 }
 
@@ -1030,6 +1164,39 @@ static void test_wal_torn_tail(void **state)
 }
 
 /* A line in the middle that is not a transaction, or a revision out of order: corrupt. */
+static char logged[4096];
+
+static void log_keep(enum log_level lvl, const char *text)
+{
+	(void)lvl;
+	strncat(logged, text, sizeof(logged) - strlen(logged) - 1);
+}
+
+/* Damage in mid-log: refused (acknowledged transactions follow it), saying how far the
+ * registry is readable and how to go on from there. */
+static void test_wal_corrupt_hint(void **state)
+{
+	char *dir = *state, want[1024];
+	struct registry_backend *b = NULL;
+
+	write_text(dir, "registry.wal",
+		   "{\"rev\":1,\"ops\":[{\"put\":\"a\",\"value\":1}]}\n"
+		   "{\"rev\":2,\"ops\":[{\"put\":\"b\",\"value\":2}]}\nnot json\n"
+		   "{\"rev\":3,\"ops\":[]}\n",
+		   NULL);
+	logged[0] = '\0';
+	log_set_sink(log_keep);
+	assert_int_equal(registry_file_open(dir, &b), -EINVAL);
+	log_set_sink(NULL);
+	assert_null(b);
+	snprintf(want, sizeof(want), "registry log '%s/registry.wal' is corrupt at byte 80 of 108",
+		 dir);
+	assert_non_null(strstr(logged, want));
+	assert_non_null(strstr(logged, "make revision 2."));
+	snprintf(want, sizeof(want), "truncate -s 80 %s/registry.wal", dir);
+	assert_non_null(strstr(logged, want));
+}
+
 static void test_wal_corrupt(void **state)
 {
 	static const char *const bad[] = {
@@ -1586,10 +1753,13 @@ int main(void)
 		D(test_concurrent_change_refused),
 		D(test_lock),
 		D(test_corrupt_file),
+		D(test_snapshot_layouts),
+		D(test_snapshot_values_in_file),
 		D(test_corrupt_value),
 		F(test_leftover_temp_file),
 		F(test_wal_torn_tail),
 		D(test_wal_corrupt),
+		D(test_wal_corrupt_hint),
 		F(test_wal_compaction),
 		F(test_wal_replay_after_snapshot),
 		F(test_reserve_retry_noop),

@@ -41,12 +41,16 @@
 #include "notify.h"
 #include "netns_user.h"
 #include "pinlock.h"
+#include "ringbuf.h"
 #include "transports.h"
 #include "version.h"
 
 #define TICK_MS	      250 /* aggregation windows are flushed this often */
 #define LOSS_CHECK_NS 1000000000ULL
 #define CRED_CHECK_NS (5ULL * 1000000000ULL)
+/* cm_events is unmapped after this long without a record: mapped, a 4 MiB ring is 8 MiB of
+ * RSS (user/lib/ringbuf.h); mapping it again costs well under a millisecond. */
+#define RING_IDLE_NS (2ULL * 1000000000ULL)
 
 static void on_registry_watch(void *ctx, uint32_t events)
 {
@@ -67,7 +71,7 @@ static void on_ringbuf(void *ctx, uint32_t events)
 	struct daemon *d = ctx;
 
 	(void)events;
-	ring_buffer__consume(d->rb);
+	ringbuf_consumer_drain(d->ring, time_now_ns());
 }
 
 static void on_service_change(void *ctx, struct svc_rt *s, bool running)
@@ -149,7 +153,8 @@ static void flush_windows(struct daemon *d)
 		return;
 	}
 	if (res.flushed)
-		ring_buffer__consume(d->rb); /* the follow-ups were just written */
+		ringbuf_consumer_drain(d->ring,
+				       time_now_ns()); /* the follow-ups were just written */
 }
 
 /* Backend recoveries (counters of registry_status_json) become one event each. */
@@ -258,6 +263,7 @@ static void on_tick(void *ctx)
 		d->last_loss_check_ns = now;
 		daemon_report_losses(d);
 	}
+	ringbuf_consumer_tick(d->ring, now);
 	svcs_poll_followed(&d->svcs, on_service_change, d);
 	daemon_comp_env(d, &env);
 	components_tick(&d->comps, &env, now);
@@ -462,12 +468,12 @@ static int setup_loop(struct daemon *d)
 		p_err("failed to set up the event loop: %s", strerror(errno));
 		return EXIT_FAIL;
 	}
-	d->rb = ring_buffer__new(ports_map_fd(d->ports, "cm_events"), on_record, d->ev, NULL);
-	if (!d->rb) {
+	if (ringbuf_consumer_open(&d->ring, ports_map_fd(d->ports, "cm_events"), on_record, d->ev,
+				  RING_IDLE_NS)) {
 		p_err("failed to open ring buffer 'cm_events': %s", strerror(errno));
 		return EXIT_FAIL;
 	}
-	if (loop_add(d->loop, ring_buffer__epoll_fd(d->rb), EPOLLIN, on_ringbuf, d) ||
+	if (loop_add(d->loop, ringbuf_consumer_fd(d->ring), EPOLLIN, on_ringbuf, d) ||
 	    loop_add(d->loop, d->sig_fd, EPOLLIN, on_signal, d) ||
 	    loop_add(d->loop, d->svcs.inotify_fd, EPOLLIN, on_inotify, d) ||
 	    loop_add(d->loop, registry_watch_fd(d->reg), EPOLLIN, on_registry_watch, d))
@@ -641,7 +647,7 @@ static void daemon_close(struct daemon *d)
 {
 	if (d->transports)
 		transports_stop(d->transports);
-	ring_buffer__free(d->rb);
+	ringbuf_consumer_close(d->ring);
 	if (d->sig_fd > 0)
 		close(d->sig_fd);
 	if (d->stats_fd >= 0)
@@ -728,6 +734,11 @@ int main(int argc, char **argv)
 	struct verr e = {};
 	int rc;
 
+	/* Allocations from 128 KiB up are mmap'd, always: glibc otherwise raises the threshold
+	 * to the largest block freed so far (the snapshot's text at startup, megabytes), and
+	 * later large arrays (tables, ranges) stay in the heap, resident after they are freed,
+	 * and a calloc'd table is resident whole instead of where it is written. */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	log_init("caelumd", false, false);
 	rc = parse_args(argc, argv, &cfg_path, &verbose);
 	if (rc)

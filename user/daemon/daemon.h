@@ -30,7 +30,7 @@ struct connect;
 struct cpu;
 struct db_rt;
 struct devices;
-struct ring_buffer;
+struct ringbuf_consumer;
 struct tasks;
 struct transports;
 
@@ -67,7 +67,7 @@ struct daemon {
 	struct reg_claim canary; /* the self-test port's claim once verify_setup ran, else {0} */
 	struct svcs svcs;
 	struct events *ev;
-	struct ring_buffer *rb;
+	struct ringbuf_consumer *ring; /* cm_events, mapped while records flow */
 	/* Control socket, HTTP API, MCP, peers (transports.c); they see the handlers'
 	 * context (handlers.h), never this. */
 	struct transports *transports;

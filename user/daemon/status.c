@@ -8,6 +8,7 @@
 #include "bpfinfo.h"
 #include "daemon.h"
 #include "netns_user.h"
+#include "ringbuf.h"
 #include "databases.h"
 #include "transports.h"
 #include "version.h"
@@ -90,6 +91,10 @@ static struct json_object *events_json(struct daemon *d)
 	/* Not lost, but not folded either: the aggregation table was full. */
 	add_u64(o, "unaggregated", daemon_kstat(d, CAELUM_STAT_AGG_FULL));
 	add_u64(o, "flush_errors", d->flush_errors);
+	/* cm_events is mapped only while records flow (user/lib/ringbuf.h). */
+	json_object_object_add(o, "ring_mapped",
+			       json_object_new_boolean(ringbuf_consumer_mapped(d->ring)));
+	add_u64(o, "ring_maps", ringbuf_consumer_maps(d->ring));
 	add_u64(lost, "kernel_ringbuf_first", daemon_kstat(d, CAELUM_STAT_RB_LOST_FIRST));
 	add_u64(lost, "kernel_ringbuf_followup", daemon_kstat(d, CAELUM_STAT_RB_LOST_FOLLOWUP));
 	add_u64(lost, "journal", c.journal_errors);

@@ -90,7 +90,7 @@ void policyguard_check(struct policy_guard *g, struct ports *ports, struct event
 	}
 	if (err || !policyguard_diff(g, table_id, &cfg, problem, sizeof(problem)))
 		return;
-	/* The tables are not what the mirror says: read them back and rewrite, not a diff. */
+	/* The tables are not what was recorded: read them back and rewrite, not a diff. */
 	ports_invalidate(ports);
 	err = apply(ctx, "repair");
 	emit(ev, problem, err);

@@ -30,9 +30,9 @@ struct ports;
 /* After a successful apply: remember in g what the kernel holds now (ports' maps). */
 void policyguard_record(struct policy_guard *g, struct ports *ports);
 /*
- * Compare the kernel with the record in g; on a difference invalidate ports' mirror, call
- * apply(ctx, "repair") (the daemon's full apply: this module never calls up) and report
- * an integrity_repaired event to ev.
+ * Compare the kernel with the record in g; on a difference invalidate ports' tables (the next
+ * install reads both back), call apply(ctx, "repair") (the daemon's full apply: this module never
+ * calls up) and report an integrity_repaired event to ev.
  */
 void policyguard_check(struct policy_guard *g, struct ports *ports, struct events *ev,
 		       int (*apply)(void *ctx, const char *why), void *ctx);

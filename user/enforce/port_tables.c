@@ -5,8 +5,9 @@
  *
  * Both tables and cm_port_owners are BPF_F_MMAPABLE arrays: an entry is one aligned 8-byte
  * word written with one store, so a program's single load sees it before or after, never
- * torn. What both tables hold is mirrored here as rules (dense by slot); the owner indexes
- * are handed out per cgroup id, counted by the mirror entries that name them, written to
+ * torn. Both tables hold the same words between calls, so what they hold is read back from the
+ * one in slot 0 (no copy is kept here: it was 2 MiB); the owner indexes
+ * are handed out per cgroup id, counted by the entries that name them, written to
  * cm_port_owners before the first entry that names them, and reused only after a flip of
  * cm_port_outer[0] (an RCU grace period: kernel/bpf/syscall.c maybe_wait_bpf_programs()).
  */
@@ -30,10 +31,9 @@ struct port_tables {
 	uint64_t *table[2]; /* mmap'd entries (struct caelum_port_entry, one word each) */
 	uint64_t *owners;   /* mmap'd cm_port_owners: index -> cgroup id */
 	int active;	    /* the table in cm_port_outer[0], -1 none of ours */
-	struct caelum_port_rule *mirror; /* what both tables hold */
 	bool valid;
 	/* owner indexes */
-	uint32_t *refs; /* mirror entries naming each index */
+	uint32_t *refs; /* entries naming each index */
 	uint64_t *hkey; /* cgid -> index, open addressing; 0 = empty */
 	uint32_t *hval;
 	uint32_t *free_idx, *quarantine;
@@ -142,7 +142,7 @@ static bool names_owner(const struct caelum_port_rule *r)
 	return (r->flags & CAELUM_PORT_F_RESERVED) && r->owner_cgid != CAELUM_CGID_NONE;
 }
 
-/* A mirror entry stops naming its owner: the index goes to quarantine at zero. */
+/* An entry stops naming its owner: the index goes to quarantine at zero. */
 static void owner_put(struct port_tables *t, const struct caelum_port_rule *r)
 {
 	uint32_t idx;
@@ -203,19 +203,26 @@ static void tally(struct port_tables *t, const struct caelum_port_rule *r, int s
 	t->n_managed += (size_t)(sign * !!(r->flags & CAELUM_PORT_F_MANAGED));
 }
 
-/* The mirror takes rules[i] at slots[i]: counts and owner references follow. */
-static void mirror_set(struct port_tables *t, const uint32_t *slots,
-		       const struct caelum_port_rule *rules, size_t n)
+/* What the tables hold at slot (the one in slot 0 is read: both are equal between calls). */
+static void rule_at(const struct port_tables *t, uint32_t slot, struct caelum_port_rule *r)
+{
+	if (t->active < 0) {
+		memset(r, 0, sizeof(*r));
+		return;
+	}
+	entry_rule(t, __atomic_load_n(&t->table[t->active][slot], __ATOMIC_ACQUIRE), r);
+}
+
+/* old[i] became rules[i]: counts and owner references follow. */
+static void account(struct port_tables *t, const struct caelum_port_rule *old,
+		    const struct caelum_port_rule *rules, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		struct caelum_port_rule *m = &t->mirror[slots[i]];
-
 		if (names_owner(&rules[i]))
 			t->refs[owner_find(t, rules[i].owner_cgid)]++;
-		owner_put(t, m);
-		tally(t, m, -1);
-		*m = rules[i];
-		tally(t, m, 1);
+		owner_put(t, &old[i]);
+		tally(t, &old[i], -1);
+		tally(t, &rules[i], 1);
 	}
 	t->writes += n;
 }
@@ -223,6 +230,7 @@ static void mirror_set(struct port_tables *t, const uint32_t *slots,
 int port_tables_update(struct port_tables *t, const uint32_t *slots,
 		       const struct caelum_port_rule *rules, size_t n)
 {
+	struct caelum_port_rule *old;
 	uint64_t *words;
 	int standby, err = 0;
 
@@ -231,8 +239,14 @@ int port_tables_update(struct port_tables *t, const uint32_t *slots,
 	if (!n)
 		return 0;
 	words = calloc(n, sizeof(*words));
-	if (!words)
-		return -ENOMEM;
+	old = calloc(n, sizeof(*old));
+	if (!words || !old) {
+		err = -ENOMEM;
+		goto out;
+	}
+	/* Before any index is handed out or any word written: what the owners resolve to now. */
+	for (size_t i = 0; i < n; i++)
+		rule_at(t, slots[i], &old[i]);
 	for (size_t i = 0; i < n && !err; i++)
 		err = entry_of(t, &rules[i], &words[i]);
 	if (err)
@@ -250,8 +264,9 @@ int port_tables_update(struct port_tables *t, const uint32_t *slots,
 	}
 	for (size_t i = 0; i < n; i++)
 		store(t->table[n > 1 ? !t->active : t->active], slots[i], words[i]);
-	mirror_set(t, slots, rules, n);
+	account(t, old, rules, n);
 out:
+	free(old);
 	free(words);
 	return err;
 }
@@ -351,12 +366,10 @@ int port_tables_install(struct port_tables *t, const struct caelum_port_rule *wa
 		store(t->table[!t->active], slots[i], words[i]);
 	if (err)
 		goto out;
-	/* The mirror and the owner counts, from scratch. */
-	memset(t->mirror, 0, SLOTS * sizeof(*t->mirror));
+	/* The counts and owner references, from scratch. */
 	memset(t->refs, 0, OWNERS * sizeof(*t->refs));
 	t->n_entries = t->n_reserved = t->n_managed = 0;
 	for (uint32_t s = 0; s < SLOTS; s++) {
-		t->mirror[s] = want[s];
 		tally(t, &want[s], 1);
 		if (names_owner(&want[s]))
 			t->refs[owner_find(t, want[s].owner_cgid)]++;
@@ -398,7 +411,6 @@ int port_tables_open(struct port_tables **out, int outer_fd, const int table_fd[
 		t->table[i] = map_mmap(table_fd[i], SLOTS * sizeof(uint64_t));
 	}
 	t->owners = map_mmap(owners_fd, OWNERS * sizeof(uint64_t));
-	t->mirror = calloc(SLOTS, sizeof(*t->mirror));
 	t->refs = calloc(OWNERS, sizeof(*t->refs));
 	t->hkey = calloc(HASH_CAP, sizeof(*t->hkey));
 	t->hval = calloc(HASH_CAP, sizeof(*t->hval));
@@ -409,7 +421,7 @@ int port_tables_open(struct port_tables **out, int outer_fd, const int table_fd[
 		port_tables_close(t);
 		return -errno;
 	}
-	if (!t->mirror || !t->refs || !t->hkey || !t->hval || !t->free_idx || !t->quarantine) {
+	if (!t->refs || !t->hkey || !t->hval || !t->free_idx || !t->quarantine) {
 		port_tables_close(t);
 		return -ENOMEM;
 	}
@@ -426,7 +438,6 @@ void port_tables_close(struct port_tables *t)
 			munmap(t->table[i], SLOTS * sizeof(uint64_t));
 	if (t->owners)
 		munmap(t->owners, OWNERS * sizeof(uint64_t));
-	free(t->mirror);
 	free(t->refs);
 	free(t->hkey);
 	free(t->hval);
@@ -445,9 +456,9 @@ void port_tables_invalidate(struct port_tables *t)
 	t->valid = false;
 }
 
-const struct caelum_port_rule *port_tables_mirror(const struct port_tables *t)
+void port_tables_rule(const struct port_tables *t, uint32_t slot, struct caelum_port_rule *out)
 {
-	return t->mirror;
+	rule_at(t, slot, out);
 }
 
 void port_tables_stats(const struct port_tables *t, struct port_tables_stats *st)

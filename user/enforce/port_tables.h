@@ -29,15 +29,16 @@ void port_tables_close(struct port_tables *t);
 /* Both tables = want (PORT_SLOTS rules), whatever they held: read back, rewrite the standby,
  * flip if the live one differs, rewrite the other. */
 int port_tables_install(struct port_tables *t, const struct caelum_port_rule *want);
-/* slots[i] takes rules[i] (each slot once, each differing from the mirror): one word store
+/* slots[i] takes rules[i] (each slot once, each differing from the tables): one word store
  * per table for one entry, standby + flip + other for several. -ESTALE before an install. */
 int port_tables_update(struct port_tables *t, const uint32_t *slots,
 		       const struct caelum_port_rule *rules, size_t n);
 bool port_tables_valid(const struct port_tables *t);
 /* The next update is refused and the next install reads the tables back. */
 void port_tables_invalidate(struct port_tables *t);
-/* What both tables hold, by slot. */
-const struct caelum_port_rule *port_tables_mirror(const struct port_tables *t);
+/* What both tables hold at slot (< PORT_SLOTS), the owner index resolved to its cgroup id;
+ * flags 0 before the first install. Read from the mmap'd table in slot 0. */
+void port_tables_rule(const struct port_tables *t, uint32_t slot, struct caelum_port_rule *out);
 void port_tables_stats(const struct port_tables *t, struct port_tables_stats *st);
 
 #endif /* CAELUM_PORT_TABLES_H */

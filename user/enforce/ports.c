@@ -156,8 +156,7 @@ static bool rule_eq(const struct caelum_port_rule *a, const struct caelum_port_r
 
 int ports_install(struct ports *p, const struct port_policy *pol)
 {
-	const struct caelum_port_rule *mirror = port_tables_mirror(p->tables);
-	struct caelum_port_rule *want, *rules = NULL;
+	struct caelum_port_rule *want, *rules = NULL, cur;
 	uint32_t *slots = NULL;
 	size_t n = 0;
 	int err;
@@ -177,7 +176,8 @@ int ports_install(struct ports *p, const struct port_policy *pol)
 	rules = calloc(PORT_SLOTS, sizeof(*rules));
 	err = slots && rules ? 0 : -ENOMEM;
 	for (uint32_t i = 0; !err && i < PORT_SLOTS; i++) {
-		if (rule_eq(&mirror[i], &want[i]))
+		port_tables_rule(p->tables, i, &cur);
+		if (rule_eq(&cur, &want[i]))
 			continue;
 		slots[n] = i;
 		rules[n++] = want[i];
@@ -196,7 +196,7 @@ out:
 int ports_update(struct ports *p, const uint32_t *slots, const struct caelum_port_rule *rules,
 		 size_t n)
 {
-	const struct caelum_port_rule *mirror = port_tables_mirror(p->tables);
+	struct caelum_port_rule cur;
 	uint32_t *cs = calloc(n + 1, sizeof(*cs));
 	struct caelum_port_rule *cr = calloc(n + 1, sizeof(*cr));
 	size_t k = 0;
@@ -211,7 +211,8 @@ int ports_update(struct ports *p, const uint32_t *slots, const struct caelum_por
 	for (size_t i = n; i-- > 0;) {
 		bool seen = false;
 
-		if (rule_eq(&mirror[slots[i]], &rules[i]))
+		port_tables_rule(p->tables, slots[i], &cur);
+		if (rule_eq(&cur, &rules[i]))
 			continue;
 		for (size_t j = 0; j < k && !seen; j++)
 			seen = cs[j] == slots[i];

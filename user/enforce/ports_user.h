@@ -42,7 +42,7 @@ int ports_load(const struct bpf_env *env, struct ports **out);
 /*
  * Make the kernel's policy equal pol (a full sync: startup, reload). The first call reads
  * both pinned tables back from the kernel (a restart, a crash mid-update) and rewrites what
- * differs; later calls diff against the in-memory mirror and change only what differs, all
+ * differs; later calls diff against the table in slot 0 and change only what differs, all
  * seen by the programs at once (see port_tables_update in port_tables.c). 0 or -errno.
  */
 int ports_install(struct ports *p, const struct port_policy *pol);

@@ -766,14 +766,14 @@ static int guard_parse(const char *key, uint64_t mod_rev, struct reg_guard *out,
 	return 0;
 }
 
-/* Rebuild st->spec_owner from the services' specs. */
+/* Rebuild st->spec_owner from the services' specs. A fresh calloc, not a memset: the 512 KiB
+ * come as untouched zero pages, resident only where a spec declares ports. */
 static int owner_index(struct reg_state *st)
 {
-	if (!st->spec_owner)
-		st->spec_owner = malloc(REG_SLOTS * sizeof(*st->spec_owner));
+	free(st->spec_owner);
+	st->spec_owner = calloc(REG_SLOTS, sizeof(*st->spec_owner));
 	if (!st->spec_owner)
 		return -ENOMEM;
-	memset(st->spec_owner, 0, REG_SLOTS * sizeof(*st->spec_owner));
 	for (size_t i = 0; i < st->n_svcs; i++) {
 		const struct service_spec *s = &st->svcs[i].spec;
 

@@ -1457,6 +1457,14 @@ static int limits_init(struct http *h)
 	return connlimit_init(&h->cl, slots, unauth, h->st.conn_per_addr_max);
 }
 
+static bool tls_configured(const struct http *h)
+{
+	for (int i = 0; i < HTTP_LISTENERS; i++)
+		if (h->listen[i].enabled && h->listen[i].cert[0])
+			return true;
+	return false;
+}
+
 int http_start(struct http **out, struct loop *l, const struct http_opts *o)
 {
 	struct lws_context_creation_info ci = {};
@@ -1483,7 +1491,11 @@ int http_start(struct http **out, struct loop *l, const struct http_opts *o)
 	err = limits_init(h);
 	if (err)
 		goto fail;
-	ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS | LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	ci.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+	/* OpenSSL's global init costs ~1.7 MiB of resident libcrypto pages: only when a
+	 * listener serves TLS or peers may be reached (over wss). */
+	if (o->client || tls_configured(h))
+		ci.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	ci.user = h;
 	/* Listeners, peers and lws's own pipes come on top of the clients' connections. */
 	ci.fd_limit_per_thread = (unsigned int)h->cl.slots + 64;
