@@ -237,6 +237,13 @@ class McpHttp(CaelumTest):
         from httpc import SSE
         _, sid = self.init()
         port = self.e.ok("status")["http"]["mcp"]["port"]
+        # HEAD: the stream's headers, and nothing kept for it (RFC 9110 section 9.3.2)
+        r = request(self.url, "HEAD", token=self.tok,
+                    headers={"Accept": "text/event-stream", "Mcp-Session-Id": sid})
+        self.assertEqual((r.status, r.body, r.header("Content-Type")),
+                         (200, b"", "text/event-stream"), r)
+        self.assertEqual(r.header("Mcp-Session-Id"), sid)
+        self.assertEqual(self.e.ok("status")["http"]["mcp"]["links"], 0)
         sse = SSE(f"http://127.0.0.1:{port}/mcp",
                   headers={"Authorization": f"Bearer {self.tok}", "Mcp-Session-Id": sid})
         try:
