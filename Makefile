@@ -67,7 +67,7 @@ DAEMON := caelumd apply loop services components comp_bpf ports port_tables agg 
 	  hostaddr credentials health \
 	  verify api http http_auth connlimit metrics token assets assets_data handlers_view mcp mcp_era \
 	  mcp_tools mcp_http schema peers \
-	  resources handlers handlers_run handlers_db status rpc transports registry registry_admit \
+	  resources handlers handlers_run handlers_db status rpc transports registry registry_admit rejects \
 	  registry_file registry_etcd etcd etcd_watch etcd_json hosts handlers_hosts journal applylog \
 	  sockets ringbuf bpfpin events probe_http notify pinlock policyguard cgfollow $(COMMON)
 CTL := caelumctl ctl_hosts ctl_service ctl_port ctl_events ctl_status ctl_resources ctl_verify ctl_token ctl_run ctl_validate ctl_db ctl_bpf ctl_mcp events journal \

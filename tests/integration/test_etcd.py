@@ -126,6 +126,54 @@ class EtcdBackend(EtcdFixture):
         self.assertFalse(st["stale"])
         self.assertEqual(st["prefix"], self.prefix)
 
+    def test_entries_other_writers_leave_unreadable_are_rejected_not_fatal(self):
+        """What another writer puts straight into etcd and this caelumd cannot read (a newer
+        version's field, a value that is not an object, a key it cannot place) is not
+        applied and is reported (status, event); the rest is enforced, the last readable
+        value of a changed service stays in force, and a restart starts. Before: a value
+        that is not an object aborted every caelumd (a json-c assertion), and any unreadable
+        entry made every caelumd exit 78 at its next start."""
+        a = self.host("rj-a")
+        self.apply(a, "alpha")
+        a.ok("port", "reserve", "20520", "service", "alpha")
+        self.etcd.put(self.prefix + "services/alpha", json.dumps(
+            {"name": "alpha", "ports": [], "origin": "api", "source": None, "from_v3": 1}))
+        self.etcd.put(self.prefix + "services/beta", "[1]")
+        self.etcd.put(self.prefix + "reservations/70000/tcp",
+                      json.dumps({"service": "alpha", "origin": "runtime"}))
+
+        def reasons():
+            return {r["key"]: r["reason"] for r in a.ok("status")["registry"]["rejected"]}
+        self.wait_for(lambda: len(reasons()) == 3, what="three rejected entries")
+        why = reasons()
+        self.assertIn("from_v3: unknown key", why["services/alpha"])
+        self.assertIn("value is array, not an object", why["services/beta"])
+        self.assertIn("malformed reservation key", why["reservations/70000/tcp"])
+        self.assertEqual(a.proc.poll(), None)
+        # alpha as it was last readable stays in force, with its reservation
+        self.assertIn((20520, "alpha"), self.ports(a))
+        self.assertDenied(a, a.cgroup("other"), 20520)
+        self.assertAllowed(a, a.svc_cgroup("alpha"), 20520)
+        evs = a.wait_event(lambda e: True, type="registry_entry_rejected")
+        self.assertTrue(evs)
+        self.assertIn("services/alpha", [x["key"] for e in evs for x in e["entries"]])
+        text = a.ok("status", json_out=False)
+        self.assertIn("3 entries cannot be read and are not applied", text)
+        # a restart starts: alpha is unreadable now, so its reservation is inconsistent,
+        # reported and enforced as it stands (nobody may bind 20520)
+        a.stop()
+        a.start()
+        why = reasons()
+        self.assertEqual(set(why), {"services/alpha", "services/beta", "reservations/70000/tcp",
+                                    "(consistency)"})
+        self.assertIn("reserved for unknown service 'alpha'", why["(consistency)"])
+        self.assertDenied(a, a.cgroup("other"), 20520)
+        # the repair, from this host: the reservation released, alpha written anew
+        a.ok("port", "release", "20520")
+        self.apply(a, "alpha")
+        self.wait_for(lambda: set(reasons()) == {"services/beta", "reservations/70000/tcp"},
+                      what="alpha readable and the registry consistent again")
+
     def test_concurrent_reservations_of_one_port_have_one_winner(self):
         a, b = self.host("node-a"), self.host("node-b")
         names = [f"s{i}" for i in range(10)]

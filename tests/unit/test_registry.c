@@ -1051,39 +1051,144 @@ static void test_snapshot_values_in_file(void **state)
 	b->ops->free(b);
 }
 
-/* A well-formed file whose service value is not a valid spec: registry_open refuses it. */
+/* The rejected entries registry_status_json reports: "key=reason;" each. */
+static void rejected_text(struct registry *r, char *out, size_t len)
+{
+	struct json_object *st = registry_status_json(r), *rej;
+
+	out[0] = '\0';
+	assert_true(json_object_object_get_ex(st, "rejected", &rej));
+	for (size_t i = 0; i < json_object_array_length(rej); i++) {
+		struct json_object *o = json_object_array_get_idx(rej, i), *k, *why;
+
+		json_object_object_get_ex(o, "key", &k);
+		json_object_object_get_ex(o, "reason", &why);
+		snprintf(out + strlen(out), len - strlen(out), "%s=%s;", json_object_get_string(k),
+			 json_object_get_string(why));
+	}
+	json_object_put(st);
+}
+
+/*
+ * Entries this caelumd cannot read (a value that is not a valid spec, a key it cannot place,
+ * as another writer or a newer version may leave them) are left out and reported; the rest
+ * of the registry loads. Before, one such entry made every caelumd refuse to start.
+ */
 static void test_corrupt_value(void **state)
 {
-	char *dir = *state;
+	char *dir = *state, text[1024];
 	struct registry_backend *b;
 	struct registry *r = NULL;
 	struct verr e = {};
 
 	write_text(dir, "registry.json",
-		   "{\"format\": 1, \"revision\": 1, \"entries\": [{\"key\": \"services/bad\", "
+		   "{\"format\": 1, \"revision\": 3, \"entries\": [{\"key\": \"services/bad\", "
 		   "\"mod_revision\": 1, \"value\": {\"name\": \"Bad\", \"ports\": [], "
-		   "\"origin\": \"api\", \"source\": null}}]}",
+		   "\"origin\": \"api\", \"source\": null}}, {\"key\": \"services/good\", "
+		   "\"mod_revision\": 2, \"value\": {\"name\": \"good\", \"ports\": [\"8100\"], "
+		   "\"origin\": \"api\", \"source\": null}}, {\"key\": "
+		   "\"reservations/70000/tcp\", \"mod_revision\": 3, \"value\": {\"service\": "
+		   "\"good\", \"origin\": \"runtime\"}}]}",
 		   NULL);
 	assert_int_equal(registry_file_open(dir, &b), 0);
-	assert_int_equal(registry_open(b, &r, &e), -EINVAL);
-	assert_null(r);
-	assert_verr_one(&e,
-			"services/bad: name: invalid service name \"Bad\" (expected "
-			"[a-z0-9][a-z0-9-]{0,62})",
-			"bad value");
-	verr_free(&e);
-	b->ops->free(b);
+	assert_int_equal(registry_open(b, &r, &e), 0);
+	assert_int_equal(e.n, 0);
+	assert_int_equal(registry_state(r)->n_svcs, 1);
+	assert_string_equal(registry_state(r)->svcs[0].spec.name, "good");
+	assert_int_equal(registry_state(r)->n_resv, 0);
+	rejected_text(r, text, sizeof(text));
+	assert_string_equal(text, "reservations/70000/tcp=reservations/70000/tcp: malformed "
+				  "reservation key;services/bad=services/bad: name: invalid "
+				  "service name \"Bad\" (expected [a-z0-9][a-z0-9-]{0,62});");
+	registry_close(r);
+}
+
+/*
+ * On the watch: an unreadable value for a service the model holds leaves the last readable
+ * one in force (at the new revision: a change made here compares against what the registry
+ * holds); a readable one or a delete clears the rejection.
+ */
+static void test_unreadable_put_keeps_last_good(void **state)
+{
+	struct fx *f = *state;
+	struct kv_op bad = { KV_PUT, "services/alpha",
+			     "{\"name\":\"alpha\",\"ports\":[],"
+			     "\"origin\":\"api\",\"source\":null,"
+			     "\"from_v3\":1}",
+			     KV_REV_ANY };
+	struct kv_op del = { KV_DEL, "services/zeta", NULL, KV_REV_ANY };
+	struct kv_op zbad = { KV_PUT, "services/zeta", "[1]", KV_REV_ANY };
+	char text[1024];
+	uint64_t rev;
+	size_t failed;
+
+	apply_ok(f, "alpha", "[\"8100\"]");
+	assert_int_equal(be_txn(f->b, &bad, 1, &rev, &failed), 0);
+	assert_int_equal(be_txn(f->b, &zbad, 1, &rev, &failed), 0);
+	assert_int_equal(registry_poll(f->r), 0);
+	assert_int_equal(registry_state(f->r)->n_svcs, 1);
+	assert_int_equal(registry_state(f->r)->svcs[0].spec.n_ports, 1); /* the last good */
+	assert_int_equal(registry_state(f->r)->svcs[0].mod_rev, 2);
+	assert_int_equal(registry_state(f->r)->rev, 3);
+	rejected_text(f->r, text, sizeof(text));
+	assert_non_null(strstr(text, "services/alpha=services/alpha: from_v3: unknown key;"));
+	assert_non_null(strstr(text, "services/zeta="));
+	/* a change made here goes through: it compares against revision 2 */
+	apply_ok(f, "alpha", "[\"8101\"]");
+	assert_int_equal(be_txn(f->b, &del, 1, &rev, &failed), 0);
+	assert_int_equal(registry_poll(f->r), 0);
+	rejected_text(f->r, text, sizeof(text));
+	assert_string_equal(text, "");
+	/* and a reopen loads what it can read */
+	fx_reopen(f);
+	assert_int_equal(registry_state(f->r)->svcs[0].spec.ports[0].lo, 8101);
+}
+
+/*
+ * A registry that fails the checks a commit passes (here a reservation of a service nobody
+ * defines, as an etcdctl put or an unreadable service entry leaves it) opens, enforced as it
+ * stands and reported until a change repairs it. Before, it refused to open (every caelumd
+ * exited 78 at its next start).
+ */
+static void test_inconsistent_registry_opens(void **state)
+{
+	char *dir = *state, text[1024];
+	struct registry_backend *b;
+	struct registry *r = NULL;
+	struct verr e = {};
 
 	write_text(dir, "registry.json",
-		   "{\"format\": 1, \"revision\": 1, \"entries\": [{\"key\": "
-		   "\"reservations/70000/tcp\", \"mod_revision\": 1, \"value\": {\"service\": "
-		   "\"a\", \"origin\": \"runtime\"}}]}",
+		   "{\"format\":1,\"revision\":2,\"entries\":[\n"
+		   "{\"key\":\"reservations/7300/tcp\",\"mod_revision\":2,\"value\":{\"service\":"
+		   "\"ghost\",\"origin\":\"runtime\"}},\n"
+		   "{\"key\":\"services/alpha\",\"mod_revision\":1,\"value\":{\"name\":\"alpha\","
+		   "\"ports\":[],\"origin\":\"api\",\"source\":null}}\n]}\n",
 		   NULL);
 	assert_int_equal(registry_file_open(dir, &b), 0);
-	assert_int_equal(registry_open(b, &r, &e), -EINVAL);
-	assert_verr_one(&e, "reservations/70000/tcp: malformed reservation key", "bad key");
-	verr_free(&e);
-	b->ops->free(b);
+	assert_int_equal(registry_open(b, &r, &e), 0);
+	assert_int_equal(registry_state(r)->n_resv, 1);
+	rejected_text(r, text, sizeof(text));
+	assert_string_equal(text, "(consistency)=registry: reservations/7300/tcp: reserved for "
+				  "unknown service 'ghost';");
+	/* a change elsewhere is checked as usual; the inconsistency stays reported */
+	assert_int_equal(registry_reserve(r, 7301, IPPROTO_TCP, NULL, "alpha", &e), 0);
+	rejected_text(r, text, sizeof(text));
+	assert_non_null(strstr(text, "(consistency)="));
+	/* a change validated whole passes when it adds no inconsistency, fails when it does */
+	{
+		struct fx fx = { .r = r };
+
+		apply_ok(&fx, "beta", "[\"8100\"]");
+		assert_int_equal(apply_api(&fx, "gamma", "[\"8100\"]", &e), -EINVAL);
+		assert_int_equal(e.n, 1);
+		assert_non_null(strstr(e.msgs[0], "8100/tcp conflicts with service 'beta'"));
+		verr_free(&e);
+	}
+	/* the repair */
+	assert_int_equal(registry_release(r, 7300, IPPROTO_TCP, NULL, &e), 0);
+	rejected_text(r, text, sizeof(text));
+	assert_string_equal(text, "");
+	registry_close(r);
 }
 
 /* A temp file left by a crash mid-write is not the registry and does not stop a reopen. */
@@ -1756,6 +1861,8 @@ int main(void)
 		D(test_snapshot_layouts),
 		D(test_snapshot_values_in_file),
 		D(test_corrupt_value),
+		D(test_inconsistent_registry_opens),
+		F(test_unreadable_put_keeps_last_good),
 		F(test_leftover_temp_file),
 		F(test_wal_torn_tail),
 		D(test_wal_corrupt),

@@ -112,6 +112,18 @@ static void print_status(struct json_object *s)
 			       : "",
 		       (long long)jint(reg, "watch_restarts"), (long long)jint(reg, "compactions"),
 		       (long long)jint(reg, "leader_changes"));
+	if (jint(reg, "rejected_now")) {
+		struct json_object *rej = json_object_object_get(reg, "rejected");
+
+		printf("  %lld entries cannot be read and are not applied:\n",
+		       (long long)jint(reg, "rejected_now"));
+		for (size_t i = 0; i < json_object_array_length(rej); i++) {
+			struct json_object *o = json_object_array_get_idx(rej, i);
+
+			printf("    %s (revision %lld): %s\n", jstr(o, "key"),
+			       (long long)jint(o, "mod_revision"), jstr(o, "reason"));
+		}
+	}
 	json_object_object_get_ex(s, "resources", &reg);
 	printf("resources: cpus %s; memory_mb %s; tasks %s; gpus %s\n", jstr(reg, "cpus"),
 	       jstr(reg, "memory_mb"), jstr(reg, "tasks"), jstr(reg, "gpus"));

@@ -157,6 +157,21 @@ static void flush_windows(struct daemon *d)
 				       time_now_ns()); /* the follow-ups were just written */
 }
 
+/* New entries the registry cannot read (user/registry/rejects.h): one event naming them. */
+static void registry_rejects_report(struct daemon *d, struct json_object *st)
+{
+	struct json_object *now = NULL, *was = NULL, *rej = NULL, *ev;
+
+	json_object_object_get_ex(st, "rejections", &now);
+	json_object_object_get_ex(d->registry_seen, "rejections", &was);
+	if (!now || json_object_get_uint64(now) <= (was ? json_object_get_uint64(was) : 0))
+		return;
+	json_object_object_get_ex(st, "rejected", &rej);
+	ev = event_new(d->ev, "registry_entry_rejected", "refused");
+	json_object_object_add(ev, "entries", json_object_get(rej));
+	events_emit(d->ev, ev);
+}
+
 /* Backend recoveries (counters of registry_status_json) become one event each. */
 static void registry_report(struct daemon *d, struct json_object *st)
 {
@@ -179,6 +194,7 @@ static void registry_report(struct daemon *d, struct json_object *st)
 				       json_object_new_uint64(json_object_get_uint64(now)));
 		events_emit(d->ev, ev);
 	}
+	registry_rejects_report(d, st);
 	json_object_put(d->registry_seen);
 	d->registry_seen = st;
 }

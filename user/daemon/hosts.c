@@ -517,8 +517,10 @@ struct json_object *hosts_where_json(struct daemon *d, const char *service)
 		const char *host = kvs[i].key + strlen(prefix);
 		struct host_seen *s = seen_find(d->hosts, host);
 
-		if (!rec)
+		if (!rec || !json_object_is_type(rec, json_type_object)) {
+			json_object_put(rec); /* written by someone else: not an endpoint record */
 			continue;
+		}
 		o = json_object_new_object();
 		json_object_object_add(o, "host", json_object_new_string(host));
 		json_object_object_add(o, "state",

@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "registry.h"
+#include "rejects.h"
 #include "sorted.h"
 
 #define SVC_PREFIX   "services/"
@@ -46,6 +47,9 @@ struct registry {
 	char self[256];		    /* this host (registry_set_host), "" for none */
 	struct reg_placement placement; /* where services run (registry_set_placement) */
 	bool placed;
+	struct rejects rejects; /* entries this caelumd cannot read (rejects.h) */
+	bool inconsistent;	/* the model failed state_validate: checked again on changes */
+	struct verr known;	/* what state_validate says of the model then */
 };
 
 const char *origin_name(enum reg_origin o)
@@ -544,6 +548,13 @@ static int owned_parse(const struct kv *kv, spec_parse_fn parse, void *spec,
 	err = jv_parse_string(kv->key, kv->value, strlen(kv->value), &obj, e);
 	if (err)
 		return err;
+	/* Any writer may have put any JSON here: json-c asserts on an object op on others. */
+	if (!json_object_is_type(obj, json_type_object)) {
+		verr_add(e, kv->key, NULL, "value is %s, not an object",
+			 json_type_to_name(json_object_get_type(obj)));
+		json_object_put(obj);
+		return -EINVAL;
+	}
 	json_object_object_get_ex(obj, "origin", &origin);
 	json_object_object_get_ex(obj, "source", &source);
 	*origin_out = origin && !strcmp(json_object_get_string(origin), "file") ? ORIGIN_FILE
@@ -808,8 +819,12 @@ static int state_add_kv(struct reg_state *st, const struct kv *kv, struct verr *
 
 	switch (key_kind(kv->key)) {
 	case K_SVC:
-		if (!(err = service_parse(kv, &st->svcs[st->n_svcs], e)))
+		if (!(err = service_parse(kv, &st->svcs[st->n_svcs], e))) {
 			st->n_svcs++;
+		} else {
+			spec_free(&st->svcs[st->n_svcs].spec);
+			memset(&st->svcs[st->n_svcs], 0, sizeof(st->svcs[0]));
+		}
 		break;
 	case K_RESV:
 	case K_HRESV:
@@ -841,8 +856,24 @@ static int state_add_kv(struct reg_state *st, const struct kv *kv, struct verr *
 	return err;
 }
 
-/* The whole model from one range: every object at the same revision. */
-static int state_load(struct registry_backend *b, struct reg_state *st, struct verr *e)
+/* kv cannot be read (ke says why): recorded in rj, left out of the model. 0 or -ENOMEM. */
+static int reject_kv(struct rejects *rj, const char *key, uint64_t mod_rev, struct verr *ke)
+{
+	char *why = verr_join(ke);
+	int err;
+
+	p_warn("registry: '%s' (revision %llu) cannot be read and is not applied: %s", key,
+	       (unsigned long long)mod_rev, why ? why : "malformed");
+	err = rejects_put(rj, key, mod_rev, why ? why : "malformed");
+	free(why);
+	verr_free(ke);
+	return err;
+}
+
+/* The whole model from one range: every object at the same revision. An entry that cannot
+ * be read goes to rj instead (rejects.h); the rest loads. */
+static int state_load(struct registry_backend *b, struct reg_state *st, struct rejects *rj,
+		      struct verr *e)
 {
 	size_t n = 0, count[K_OTHER + 1] = {};
 	struct kv *kvs = NULL;
@@ -868,8 +899,18 @@ static int state_load(struct registry_backend *b, struct reg_state *st, struct v
 	st->cap_guards = count[K_GUARD] + 1;
 	if (!st->svcs || !st->resv || !st->gpus || !st->dbs || !st->guards)
 		err = -ENOMEM;
-	for (size_t i = 0; i < n && !err; i++)
-		err = state_add_kv(st, &kvs[i], e);
+	for (size_t i = 0; i < n && !err; i++) {
+		struct verr ke = {};
+
+		err = state_add_kv(st, &kvs[i], &ke);
+		if (err == -EINVAL) {
+			err = reject_kv(rj, kvs[i].key, kvs[i].mod_rev, &ke);
+			continue;
+		}
+		for (size_t j = 0; j < ke.n; j++)
+			verr_add_raw(e, ke.msgs[j]);
+		verr_free(&ke);
+	}
 	kvs_free(kvs, n);
 	if (err)
 		goto out;
@@ -1495,6 +1536,12 @@ static int txn_submit(struct registry *r, const struct op_list *l, const struct 
 		commit_free(c);
 		return -ENOMEM;
 	}
+	/* A key the model lacks because its value could not be read is not absent in the
+	 * backend: a put over it compares against the unreadable value's revision. */
+	for (size_t i = 0; i < l->n; i++)
+		if (l->ops[i].expect_rev == KV_REV_ABSENT &&
+		    rejects_rev(&r->rejects, l->ops[i].key))
+			l->ops[i].expect_rev = rejects_rev(&r->rejects, l->ops[i].key);
 	c->answer_by = now_ms() + r->answer_ms;
 	err = r->b->ops->txn_submit(r->b, l->ops, l->n, commit_answered, c);
 	if (err) {
@@ -1587,6 +1634,29 @@ static int commit_wait(struct registry *r, int rc, struct reg_commit *c, struct 
 	return w->err;
 }
 
+/* new passes the checks a commit must, or fails only those the model fails already (an
+ * inconsistency another writer left, consistency_check): a change may not add one. */
+static int validate_change(const struct registry *r, const struct reg_state *new, struct verr *e)
+{
+	struct verr ne = {};
+	int err = state_validate(new, &ne);
+	bool known = err == -EINVAL && r->inconsistent && !ne.dropped;
+
+	for (size_t i = 0; known && i < ne.n; i++) {
+		bool found = false;
+
+		for (size_t j = 0; j < r->known.n && !found; j++)
+			found = !strcmp(ne.msgs[i], r->known.msgs[j]);
+		known = found;
+	}
+	if (known)
+		err = 0;
+	for (size_t i = 0; err && i < ne.n; i++)
+		verr_add_raw(e, ne.msgs[i]);
+	verr_free(&ne);
+	return err;
+}
+
 /* Validate new, submit the difference from the current state. Consumes new; the model
  * changes only through the watch. 0: nothing to change; REG_PENDING: submitted. */
 static int commit(struct registry *r, struct reg_state *new, const struct reg_async *as,
@@ -1595,7 +1665,7 @@ static int commit(struct registry *r, struct reg_state *new, const struct reg_as
 	struct op_list l = {};
 	int err;
 
-	err = state_validate(new, e);
+	err = validate_change(r, new, e);
 	if (!err && r->cap)
 		err = registry_admit(r->cap, r->placed ? &r->placement : NULL, &r->st, new, e);
 	if (!err)
@@ -1611,6 +1681,97 @@ static int commit(struct registry *r, struct reg_state *new, const struct reg_as
 		err = txn_submit(r, &l, as, out);
 	ops_free(&l);
 	return err;
+}
+
+/* The record of the model's own consistency among the rejections. */
+#define CONSISTENCY_KEY "(consistency)"
+
+/*
+ * What the registry holds, checked as a commit is (state_validate): two services declaring
+ * one port, a reservation of an unknown or unreadable service, ... Another writer (etcdctl,
+ * a race documented in ARCHITECTURE, an entry that could not be read) can leave such a
+ * registry; it is reported as one rejection record and enforced as it stands, not a reason
+ * to stop: a caelumd that exits enforces nothing new and answers no repair. Changes made
+ * here are checked as usual (one that keeps a conflict is refused); the record goes once a
+ * change repairs it. 0 or -ENOMEM.
+ */
+static int consistency_check(struct registry *r)
+{
+	struct verr e = {};
+	char *why;
+	int err = state_validate(&r->st, &e);
+	bool same = r->inconsistent && err == -EINVAL && e.n == r->known.n;
+
+	for (size_t i = 0; same && i < e.n; i++)
+		same = !strcmp(e.msgs[i], r->known.msgs[i]);
+	r->inconsistent = err == -EINVAL;
+	verr_free(&r->known);
+	for (size_t i = 0; r->inconsistent && i < e.n; i++)
+		verr_add_raw(&r->known, e.msgs[i]);
+	if (same) {
+		err = 0; /* reported already, since the record's revision */
+	} else if (err == -EINVAL) {
+		why = verr_join(&e);
+		p_warn("registry: revision %llu is inconsistent, enforced as it stands: %s",
+		       (unsigned long long)r->st.rev, why ? why : "");
+		err = rejects_put(&r->rejects, CONSISTENCY_KEY, r->st.rev, why ? why : "");
+		free(why);
+	} else if (!err && rejects_drop(&r->rejects, CONSISTENCY_KEY)) {
+		p_info("registry: consistent again at revision %llu",
+		       (unsigned long long)r->st.rev);
+	}
+	verr_free(&e);
+	return err;
+}
+
+/* A put this caelumd cannot read: the entry it would replace (if any) stays in force, at the
+ * new revision, so that a change made here compares against what the registry holds. */
+static void keep_last_good(struct reg_state *st, const struct kv_event *ev)
+{
+	char host_buf[256];
+	const char *name, *host;
+	struct reg_resv k = {};
+	struct verr e = {};
+	uint64_t *rev = NULL;
+
+	switch (key_kind(ev->key)) {
+	case K_SVC: {
+		struct reg_service *s = state_service(st, ev->key + strlen(SVC_PREFIX));
+
+		rev = s ? &s->mod_rev : NULL;
+		break;
+	}
+	case K_RESV:
+	case K_HRESV: {
+		struct reg_resv *x = resv_key_parse(ev->key, &k, host_buf, &e)
+					     ? NULL
+					     : state_resv(st, k.port, k.proto, k.host);
+
+		rev = x ? &x->mod_rev : NULL;
+		break;
+	}
+	case K_DB:
+	case K_HDB: {
+		struct reg_db *x = db_key_parse(ev->key, &name, &host, host_buf, &e)
+					   ? NULL
+					   : state_db_at(st, name, host);
+
+		rev = x ? &x->mod_rev : NULL;
+		break;
+	}
+	case K_GPU: {
+		struct reg_gpu *g = state_gpu(st, ev->key + strlen(GPU_PREFIX));
+
+		rev = g ? &g->mod_rev : NULL;
+		break;
+	}
+	case K_GUARD:
+	case K_OTHER:
+		break;
+	}
+	if (rev)
+		*rev = ev->mod_rev;
+	verr_free(&e);
 }
 
 static void notify_watchers(struct registry *r, struct reg_delta *d)
@@ -1630,13 +1791,15 @@ static int relist(struct registry *r)
 {
 	struct reg_delta d = { .from_rev = r->st.rev, .services = true, .dbs = true, .gpus = true };
 	struct reg_state fresh;
+	struct rejects rj = {};
 	struct verr e = {};
 	int err;
 
 	r->relist_pending = true;
-	err = state_load(r->b, &fresh, &e);
+	err = state_load(r->b, &fresh, &rj, &e);
 	fresh.self = r->st.self;
 	if (err) {
+		rejects_clear(&rj);
 		char *msg = verr_join(&e);
 
 		p_warn("registry: listing again failed (%s); keeping revision %llu, retrying",
@@ -1648,6 +1811,8 @@ static int relist(struct registry *r)
 	verr_free(&e);
 	state_free(&r->st);
 	r->st = fresh;
+	rejects_replace(&r->rejects, &rj);
+	consistency_check(r);
 	err = r->b->ops->watch(r->b, r->st.rev);
 	if (err)
 		return err;
@@ -1676,12 +1841,28 @@ static int watch_apply(struct registry *r)
 		return err;
 	}
 	for (size_t i = 0; i < n && !err; i++) {
-		err = model_apply(&r->st, &ev[i], &d, &e);
+		struct verr ke = {};
+
+		err = model_apply(&r->st, &ev[i], &d, &ke);
+		if (err == -EINVAL && ev[i].type == KV_PUT) {
+			keep_last_good(&r->st, &ev[i]);
+			err = reject_kv(&r->rejects, ev[i].key, ev[i].mod_rev, &ke);
+		} else {
+			if (err == -EINVAL) /* a delete of a key that could never be read */
+				err = 0;
+			if (!err)
+				rejects_drop(&r->rejects, ev[i].key);
+			for (size_t j = 0; j < ke.n; j++)
+				verr_add_raw(&e, ke.msgs[j]);
+			verr_free(&ke);
+		}
 		if (!err && ev[i].mod_rev > r->st.rev)
 			r->st.rev = ev[i].mod_rev;
 	}
 	if (!err && d.services)
 		err = owner_index(&r->st);
+	if (!err && r->inconsistent)
+		err = consistency_check(r);
 	if (err) {
 		char *msg = verr_join(&e);
 		struct reg_state fresh;
@@ -1693,13 +1874,18 @@ static int watch_apply(struct registry *r)
 		verr_free(&e);
 		/* The model may be half changed: list it again at one revision (as a watcher
 		 * does after losing its watch) and let the watchers take everything. */
-		if (!state_load(r->b, &fresh, &e)) {
+		struct rejects rj = {};
+
+		if (!state_load(r->b, &fresh, &rj, &e)) {
 			fresh.self = r->st.self;
 			state_free(&r->st);
 			r->st = fresh;
+			rejects_replace(&r->rejects, &rj);
+			consistency_check(r);
 			d.services = d.dbs = d.gpus = true;
 			err = 0;
 		}
+		rejects_clear(&rj);
 	}
 	verr_free(&e);
 	kv_events_free(ev, n);
@@ -1738,6 +1924,10 @@ struct json_object *registry_status_json(const struct registry *r)
 	json_object_object_add(o, "backend", json_object_new_string(r->b->ops->name));
 	json_object_object_add(o, "model_revision", json_object_new_uint64(r->st.rev));
 	json_object_object_add(o, "relists", json_object_new_uint64(r->relists));
+	/* entries this caelumd cannot read (rejects.h): the first 32 of them, and a count */
+	json_object_object_add(o, "rejected", rejects_json(&r->rejects, 32));
+	json_object_object_add(o, "rejected_now", json_object_new_uint64(r->rejects.n));
+	json_object_object_add(o, "rejections", json_object_new_uint64(r->rejects.total));
 	return o;
 }
 
@@ -1798,9 +1988,9 @@ int registry_open(struct registry_backend *b, struct registry **out, struct verr
 		return -ENOMEM;
 	r->b = b;
 	r->answer_ms = ANSWER_WAIT_MS;
-	err = state_load(b, &r->st, e);
+	err = state_load(b, &r->st, &r->rejects, e);
 	if (!err)
-		err = state_validate(&r->st, e);
+		err = consistency_check(r);
 	if (!err) {
 		err = b->ops->watch(b, r->st.rev);
 		if (err)
@@ -1809,6 +1999,8 @@ int registry_open(struct registry_backend *b, struct registry **out, struct verr
 	}
 	if (err) {
 		state_free(&r->st);
+		rejects_clear(&r->rejects);
+		verr_free(&r->known);
 		free(r);
 		return err;
 	}
@@ -1841,6 +2033,8 @@ void registry_close(struct registry *r)
 		commit_free(c);
 	}
 	state_free(&r->st);
+	verr_free(&r->known);
+	rejects_clear(&r->rejects);
 	free(r);
 }
 
