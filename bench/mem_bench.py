@@ -44,7 +44,7 @@ def status_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             k, _, v = line.partition(":")
-            if k in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+            if k in ("VmRSS", "RssAnon", "RssFile", "RssShmem", "VmHWM"):
                 out[k] = int(v.split()[0])
     return out
 
@@ -126,7 +126,8 @@ def bench_scale(harness, n_svcs, n_resv, detail):
               f"(event ring {'mapped' if st['events']['ring_mapped'] else 'not mapped'}): "
               f"{fmt(m)}")
         m = at_rest(e)
-        print(f"  the same at rest (event ring not mapped): {fmt(m)}")
+        print(f"  the same at rest (event ring not mapped): {fmt(m)}; peak RSS since start "
+              f"(VmHWM) {m['VmHWM'] / 1024:.1f} MiB")
         if detail:
             show_mappings(e.proc.pid, 14)
         return m

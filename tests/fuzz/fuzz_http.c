@@ -81,10 +81,15 @@ static void admission(const uint8_t *ops, size_t n)
 
 		if (op == 0) {
 			sa.sin_addr.s_addr = htonl(0x7f000000u | (arg & 7));
-			if (!connlimit_admit(&cl, (struct sockaddr *)&sa, sizeof(sa)) && (arg & 8))
+			const void *evict;
+
+			if (!connlimit_admit(&cl, (struct sockaddr *)&sa, sizeof(sa), &evict) &&
+			    (arg & 8))
 				connlimit_bind(&cl, &keys[arg]);
 		} else if (op == 1) {
 			connlimit_bind(&cl, &keys[arg]);
+		} else if (op == 2 && arg & 32) {
+			connlimit_busy(&cl, &keys[arg], arg & 16);
 		} else if (op == 2) {
 			connlimit_authenticated(&cl, &keys[arg]);
 		} else {

@@ -172,3 +172,17 @@ def parse_prometheus(text):
 
 def metric(samples, name, **labels):
     return samples.get((name, frozenset(labels.items())))
+
+
+def mcp_tool(url, token, tool, args, timeout=30):
+    """One MCP tools/call over Streamable HTTP (a session of its own): the result object."""
+    hdrs = {"Accept": "application/json, text/event-stream"}
+    r = request(url, "POST", {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                              "params": {"protocolVersion": "2025-11-25", "capabilities": {},
+                                         "clientInfo": {"name": "t", "version": "1"}}},
+                headers=hdrs, token=token, timeout=timeout)
+    hdrs["Mcp-Session-Id"] = r.header("Mcp-Session-Id")
+    r = request(url, "POST", {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                              "params": {"name": tool, "arguments": args}},
+                headers=hdrs, token=token, timeout=timeout)
+    return r.json["result"]

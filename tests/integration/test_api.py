@@ -7,6 +7,7 @@ import os
 import subprocess
 import threading
 import time
+import urllib.parse
 
 from harness import CTL, CaelumTest
 from httpc import SSE, metric, parse_prometheus, request
@@ -380,6 +381,63 @@ class Api(CaelumTest):
         for path in ("/app.js", "/app.css", "/vendor/uPlot.iife.min.js"):
             self.assertEqual(request(self.url(path)).status, 200, path)
         self.assertIn("script-src 'self'", r.header("content-security-policy"))
+
+    def test_head_is_get_without_content(self):
+        """RFC 9110 section 9.3.2: every GET resource answers HEAD with the GET's status and
+        headers (Content-Length that of the GET body) and no content; a 405 says Allow."""
+        import http.client
+        u = urllib.parse.urlsplit(self.url(""))
+        stable = ("/api/v1/services", "/api/v1/services/web", "/api/v1/services/web/where",
+                  "/api/v1/ports", "/api/v1/ports/map", "/api/v1/databases", "/api/v1/hosts",
+                  "/", "/app.js", "/api/v1/services/nope", "/api/v1/events?limit=abc")
+        volatile = ("/api/v1/status", "/api/v1/resources", "/api/v1/events?limit=1",
+                    "/api/v1/events/timeline?minutes=2", "/metrics")
+        conn = http.client.HTTPConnection(u.hostname, u.port, timeout=10)
+        try:
+            for path in stable + volatile:
+                conn.request("GET", path)
+                g = conn.getresponse()
+                gbody = g.read()
+                # The same connection next: any byte after a HEAD's headers would be read
+                # as the start of the following response and break it.
+                conn.request("HEAD", path)
+                h = conn.getresponse()
+                self.assertEqual(h.read(), b"", path)
+                self.assertEqual(h.status, g.status, path)
+                self.assertEqual(h.getheader("Content-Type"), g.getheader("Content-Type"), path)
+                self.assertIsNotNone(h.getheader("Content-Length"), path)
+                if path in stable:
+                    self.assertEqual(int(h.getheader("Content-Length")), len(gbody), path)
+                else:
+                    self.assertGreater(int(h.getheader("Content-Length")), 0, path)
+            conn.request("GET", "/api/v1/ports")
+            self.assertEqual(conn.getresponse().status, 200)
+        finally:
+            conn.close()
+        # The events stream: its headers, no stream kept open for it.
+        r = request(self.url("/api/v1/events/stream"), "HEAD", timeout=5,
+                    headers={"Accept": "text/event-stream"})
+        self.assertEqual((r.status, r.body), (200, b""), r)
+        self.assertEqual(r.header("Content-Type"), "text/event-stream")
+        self.assertIsNone(r.header("Content-Length"))
+        self.assertEqual(request(self.url("/api/v1/status")).json["http"]["event_streams"], 0)
+        # 405 with Allow (RFC 9110 section 15.5.6), HEAD beside every GET
+        for method, path, allow in (("POST", "/api/v1/status", "GET, HEAD"),
+                                    ("PUT", "/api/v1/ports", "GET, HEAD, POST"),
+                                    ("POST", "/api/v1/ports/8100", "DELETE"),
+                                    ("PUT", "/api/v1/services/web", "GET, HEAD, DELETE"),
+                                    ("GET", "/api/v1/reload", "POST"),
+                                    ("HEAD", "/api/v1/verify", "POST"),
+                                    ("DELETE", "/metrics", "GET, HEAD")):
+            r = request(self.url(path), method, token=self.tok)
+            self.assertEqual(r.status, 405, (method, path, r))
+            self.assertEqual(r.header("Allow"), allow, (method, path))
+            if method != "HEAD":
+                self.assertIn(f"{method} is not allowed", r.json["error"]["message"])
+        mcp = self.e.api_url("/mcp", listener="mcp")
+        r = request(mcp, "PUT", b"{}", token=self.tok)
+        self.assertEqual(r.status, 405, r)
+        self.assertEqual(r.header("Allow"), "GET, HEAD, POST, DELETE")
 
     def test_concurrent_clients(self):
         errors = []

@@ -251,8 +251,10 @@ class Restart(CaelumTest):
 class RingBuffer(CaelumTest):
     @staticmethod
     def rss_kib(pid):
+        """RssFile: the ring's pages are the map's (file-backed); the heap moves with
+        allocations, more so under ASan's quarantine."""
         with open(f"/proc/{pid}/status") as f:
-            return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+            return next(int(l.split()[1]) for l in f if l.startswith("RssFile:"))
 
     def wait_unmapped(self, e, timeout=6.0):
         deadline = time.time() + timeout
@@ -282,6 +284,39 @@ class RingBuffer(CaelumTest):
             self.wait_unmapped(e)
             self.assertLess(self.rss_kib(e.proc.pid) - idle, 1024)
         self.assertEqual(e.ok("status")["events"]["lost"]["kernel_ringbuf_first"], 0)
+
+
+    def test_ring_that_cannot_be_mapped_does_not_spin(self):
+        """If mapping the ring fails (here: RLIMIT_AS leaves no room for its 8 MiB), caelumd
+        stops polling it until its next tick instead of spinning on a readable fd; the
+        records wait in the ring and arrive once it can be mapped."""
+        e = self.env("ringnomem", services={"alpha": ["8100/tcp"]},
+                     extra={"verify": {"interval_s": 0}, "ringbuf_bytes": 4 << 20})
+        self.wait_unmapped(e)
+        pid = e.proc.pid
+
+        def field(name):
+            with open(f"/proc/{pid}/status") as f:
+                return next(int(l.split()[1]) for l in f if l.startswith(name))
+
+        def cpu_s():
+            with open(f"/proc/{pid}/stat") as f:
+                v = f.read().rsplit(")", 1)[1].split()
+            return (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+        limit = (field("VmSize:") + 4096) * 1024
+        subprocess.run(["prlimit", f"--pid={pid}", f"--as={limit}:"], check=True)
+        try:
+            self.assertDenied(e, e.cgroup("other"), 8101)
+            time.sleep(0.3)
+            c0 = cpu_s()
+            time.sleep(1.0)
+            self.assertLess(cpu_s() - c0, 0.3, "caelumd spins on the ring it cannot map")
+            self.assertFalse(e.ok("status")["events"]["ring_mapped"])
+        finally:
+            subprocess.run(["prlimit", f"--pid={pid}", "--as=unlimited:"], check=True)
+        self.assertEqual(len(e.wait_event(lambda ev: ev["port"] == 8101, type="bind_denied")),
+                         1)
+        self.assertIn("failed to map the event ring buffer", e.log())
 
 
 class Teardown(CaelumTest):

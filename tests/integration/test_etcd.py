@@ -5,6 +5,7 @@ real and assert errno; failures are real (SIGSTOP, kill -9 of etcd members)."""
 import errno
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,7 +15,7 @@ import time
 
 from etcdcluster import BASE_PORT, EtcdCluster
 from harness import CTL, CaelumTest
-from httpc import request
+from httpc import mcp_tool, request
 import test_databases  # its connect_in (a module import: its tests are not collected here)
 
 _n = 0
@@ -359,6 +360,17 @@ class EtcdBackend(EtcdFixture):
         self.assertEqual(r.rc, 69, r)
         self.assertLess(took, 15.0)
         self.assertIn("unavailable", r.json["error"])
+        # the API and an MCP tool say the same (the reason in parentheses aside)
+        same = lambda m: re.sub(r"unavailable \([^)]*\)", "unavailable (...)", m)
+        r2 = request(a.api_url("/api/v1/ports"), "POST", {"port": 20701, "service": "web"},
+                     token=a.token(), timeout=30)
+        self.assertEqual(r2.status, 503, r2)
+        self.assertEqual(same(r2.json["error"]["message"]), same(r.json["error"]))
+        self.assertIn("not confirmed", r2.json["error"]["message"])
+        res = mcp_tool(a.api_url("/mcp", listener="mcp"), a.token(), "reserve_port",
+                       {"port": 20701, "service": "web"})
+        self.assertTrue(res["isError"], res)
+        self.assertEqual(same(res["content"][0]["text"]), same(r.json["error"]))
         # never applied locally
         self.assertNotIn((20701, "web"), self.ports(a))
         self.assertAllowed(a, a.cgroup("other"), 20701)

@@ -234,14 +234,15 @@ class Exhaustion(CaelumTest):
         self.assertLess(max(t_status), 2.0, t_status)
         fds = fd_count(pid)
         open_now = sum(not closed_by_peer(s) for s in socks)
-        # The flood from one address holds at most the per-address limit.
+        # The flood from one address holds at most the per-address limit: each newcomer
+        # beyond it took the place of that address's oldest idle connection.
         self.assertLessEqual(open_now, 128)
         self.assertLess(fds - fds0, 160, (fds0, fds))
         # Another address is still served, and the refusals are counted.
         r = request_from("127.0.0.2", port, "/metrics")
         self.assertEqual(r[0], 200)
         m = parse_prometheus(r[1])
-        self.assertGreaterEqual(metric(m, "caelum_http_connections_refused_total",
+        self.assertGreaterEqual(metric(m, "caelum_http_connections_evicted_total",
                                        limit="per_address"), 1100 - 128)
         print(f"\nflood: {len(socks)} connects, {open_now} held by caelumd, fds {fds0} -> {fds}"
               f", control socket max {max(t_status) * 1000:.0f} ms")
@@ -296,8 +297,42 @@ class Exhaustion(CaelumTest):
             s.close()
         time.sleep(0.3)
         m = metrics(e)
-        self.assertGreaterEqual(metric(m, "caelum_http_connections_refused_total",
-                                       limit="unauthenticated"), 1100 - 512)
+        self.assertGreaterEqual(metric(m, "caelum_http_connections_evicted_total",
+                                       limit="unauthenticated"), 1100 - 512 - 128)
+
+    def test_idle_connections_do_not_lock_out_token_holders(self):
+        """Connections that never send a byte, from the token holder's own address (the
+        per-address limit) and from many (the unauthenticated limit), give way to a newcomer:
+        a token holder gets in, and so does a reader without the token; a live event stream
+        is not closed for them."""
+        e = self.start_env("lockout")
+        port = e.ok("status")["http"]["dashboard"]["port"]
+        tok = e.token()
+        req = (f"GET /api/v1/status HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+               f"Authorization: Bearer {tok}\r\n\r\n").encode()
+        live = SSE(e.api_url("/api/v1/events/stream"))
+        self.assertEqual(live.status, 200)
+        for src, n in (("127.0.0.1", 140), (None, 600)):
+            idle = [raw(port, b"", src=src or f"127.0.5.{1 + i % 120}") for i in range(n)]
+            time.sleep(0.3)
+            s = raw(port, req)
+            self.assertEqual(response_of(s), 200, (src, n))
+            s.sendall(req)  # and it stays: it holds the token now
+            self.assertEqual(response_of(s), 200, (src, n))
+            self.assertEqual(request(e.api_url("/api/v1/ports")).status, 200)
+            held = sum(not closed_by_peer(x) for x in idle)
+            self.assertLessEqual(held, 128 if src else 512)
+            for x in idle + [s]:
+                x.close()
+        # The stream lived through both.
+        e.ok("port", "reserve", "8150/tcp", "service", "web")
+        _, ev = live.until(lambda ev: ev.get("port") == 8150, timeout=5)
+        live.close()
+        m = metrics(e)
+        self.assertGreaterEqual(metric(m, "caelum_http_connections_evicted_total",
+                                       limit="per_address"), 1)
+        self.assertGreaterEqual(metric(m, "caelum_http_connections_evicted_total",
+                                       limit="unauthenticated"), 1)
 
 
 def request_from(src, port, path, host="127.0.0.1", timeout=5):

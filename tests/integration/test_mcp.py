@@ -165,6 +165,57 @@ class McpHttp(CaelumTest):
         self.assertEqual(r.status, 406)
         self.assertEqual(request(self.url, "PUT", b"{}", token=self.tok).status, 405)
 
+    def test_same_words_as_cli_and_api(self):
+        """A failure reads the same through the control socket (caelumctl), the API and an
+        MCP tool: the handler's message, not a transport's rewording."""
+        _, sid = self.init()
+        api = self.e.api_url
+
+        def mcp(tool, args, id=[10]):
+            id[0] += 1
+            r = self.post({"jsonrpc": "2.0", "id": id[0], "method": "tools/call",
+                           "params": {"name": tool, "arguments": args}}, sid)
+            res = r.json["result"]
+            self.assertTrue(res["isError"], res)
+            return res["content"][0]["text"].split("\n")[0]
+
+        cases = (
+            # service not found
+            (("service", "show", "ghost"), ("GET", "/api/v1/services/ghost", None),
+             ("get_service", {"name": "ghost"}), "service 'ghost' not found"),
+            # port already reserved (by api's spec)
+            (("port", "reserve", "8110", "service", "web"),
+             ("POST", "/api/v1/ports", {"port": 8110, "service": "web"}),
+             ("reserve_port", {"port": 8110, "service": "web"}), None),
+            # unknown service
+            (("port", "reserve", "8150", "service", "ghost"),
+             ("POST", "/api/v1/ports", {"port": 8150, "service": "ghost"}),
+             ("reserve_port", {"port": 8150, "service": "ghost"}), None),
+            # invalid params, which the tool's inputSchema refuses too
+            (("port", "alloc", "service", "web", "proto", "icmp"),
+             ("POST", "/api/v1/ports", {"service": "web", "proto": "icmp"}),
+             ("allocate_port", {"service": "web", "proto": "icmp"}),
+             "params: proto: unknown protocol 'icmp' (expected tcp or udp)"),
+            (None, ("POST", "/api/v1/ports", {"port": 70000, "service": "web"}),
+             ("reserve_port", {"port": 70000, "service": "web"}),
+             "params: port: 70000 out of range 1-65535"),
+            (None, ("POST", "/api/v1/ports", {"port": 8150, "service": ""}),
+             ("reserve_port", {"port": 8150, "service": ""}), None),
+        )
+        before = self.e.ok("port", "list")
+        for cli, (method, path, body), (tool, args), want in cases:
+            r = request(api(path), method, body, token=self.tok)
+            self.assertGreaterEqual(r.status, 400, r)
+            words = r.json["error"]["message"]
+            if want:
+                self.assertEqual(words, want)
+            if cli:
+                c = self.e.ctl(*cli)
+                self.assertNotEqual(c.rc, 0, c)
+                self.assertEqual(c.json["error"], words, cli)
+            self.assertEqual(mcp(tool, args), words, tool)
+        self.assertEqual(self.e.ok("port", "list"), before)  # nothing changed
+
     def test_auth_none_only_on_loopback(self):
         e = self.env("mcpnone", extra={"mcp": {"listen": "127.0.0.1:0", "auth": "none"}})
         url = e.api_url("/mcp", listener="mcp")
@@ -186,6 +237,13 @@ class McpHttp(CaelumTest):
         from httpc import SSE
         _, sid = self.init()
         port = self.e.ok("status")["http"]["mcp"]["port"]
+        # HEAD: the stream's headers, and nothing kept for it (RFC 9110 section 9.3.2)
+        r = request(self.url, "HEAD", token=self.tok,
+                    headers={"Accept": "text/event-stream", "Mcp-Session-Id": sid})
+        self.assertEqual((r.status, r.body, r.header("Content-Type")),
+                         (200, b"", "text/event-stream"), r)
+        self.assertEqual(r.header("Mcp-Session-Id"), sid)
+        self.assertEqual(self.e.ok("status")["http"]["mcp"]["links"], 0)
         sse = SSE(f"http://127.0.0.1:{port}/mcp",
                   headers={"Authorization": f"Bearer {self.tok}", "Mcp-Session-Id": sid})
         try:

@@ -102,6 +102,10 @@ class Gpus(CaelumTest):
             json.dump(spec("more", gpus=["gpu0"]), f)
         r = e.ctl("service", "apply", path)
         self.assertEqual(r.rc, 78)
+        # which GPU could not be had is named
+        self.assertEqual(r.json["error"],
+                         "more: gpus: requested 1 (gpu0), free 0 of 2 (infer 1, train 1)")
+        self.assertNotIn("more", [s["name"] for s in e.ok("service", "list")])
 
     def test_devices_component_in_status(self):
         comps = {c["name"]: c for c in self.e.ok("status")["components"]}
@@ -119,10 +123,10 @@ class GpuConfig(CaelumTest):
         e.write_config(dict(e.config, capacity=cap))
         r = e.ctl("check")
         self.assertEqual(r.rc, 78)
-        self.assertIn('capacity.gpus[0].devices[0]: "/dev/nonexistent-gpu": No such file or directory',
-                      " | ".join(r.json["errors"]))
-        self.assertIn(f'capacity.gpus[1].devices[0]: "{regular}" is not a character device',
-                      " | ".join(r.json["errors"]))
+        self.assertIn('capacity.gpus[0].devices[0]: "/dev/nonexistent-gpu" of GPU "gpu0": No such '
+                      'file or directory', " | ".join(r.json["errors"]))
+        self.assertIn(f'capacity.gpus[1].devices[0]: "{regular}" of GPU "gpu1" is not a character '
+                      'device', " | ".join(r.json["errors"]))
         p = e.start(wait=False)
         self.assertEqual(p.wait(timeout=15), 78)
 

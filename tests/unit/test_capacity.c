@@ -500,27 +500,28 @@ static const struct bad_case cap_bad[] = {
 		  "gpu1", "[\"/dev/zero\"]") ", " GPU("gpu0", "[\"/dev/zero\"]") "]}",
 	  LABEL ": capacity.gpus[2]: GPU id \"gpu0\" is also gpus[0]" },
 	{ "{\"gpus\": [" GPU("gpu0", "[]") "]}",
-	  LABEL ": capacity.gpus[0].devices: 0 devices, expected 1-8" },
+	  LABEL ": capacity.gpus[0].devices: 0 devices of GPU \"gpu0\", expected 1-8" },
 	{ "{\"gpus\": [" GPU("gpu0", "[\"/dev/null\", \"/dev/null\", \"/dev/null\", \"/dev/null\", "
 				     "\"/dev/null\", \"/dev/null\", \"/dev/null\", \"/dev/null\", "
 				     "\"/dev/null\"]") "]}",
-	  LABEL ": capacity.gpus[0].devices: 9 devices, expected 1-8" },
+	  LABEL ": capacity.gpus[0].devices: 9 devices of GPU \"gpu0\", expected 1-8" },
 	{ "{\"gpus\": [" GPU("gpu0", "\"/dev/null\"") "]}",
 	  LABEL ": capacity.gpus[0].devices: expected array, got string \"/dev/null\"" },
 	{ "{\"gpus\": [" GPU("gpu0", "[\"/dev/null\", 7]") "]}",
 	  LABEL ": capacity.gpus[0].devices[1]: expected string, got integer 7" },
 	{ "{\"gpus\": [" GPU("gpu0", "[\"dev/nvidia0\"]") "]}",
-	  LABEL ": capacity.gpus[0].devices[0]: \"dev/nvidia0\" is not an absolute device path of "
-		"at most 255 bytes" },
-	{ "{\"gpus\": [" GPU("gpu0", "[\"\"]") "]}",
-	  LABEL ": capacity.gpus[0].devices[0]: \"\" is not an absolute device path of at most 255 "
-		"bytes" },
+	  LABEL ": capacity.gpus[0].devices[0]: \"dev/nvidia0\" of GPU \"gpu0\" is not an absolute "
+		"device path of at most 255 bytes" },
+	{ "{\"gpus\": [" GPU("gpu0", "[\"\"]") "]}", LABEL
+	  ": capacity.gpus[0].devices[0]: \"\" of GPU \"gpu0\" is not an absolute device path "
+	  "of at most 255 bytes" },
 	{ "{\"gpus\": [" GPU("gpu0", "[\"/dev/null\"]") ", " GPU(
 		  "gpu1", "[\"/nonexistent-caelum/nvidia1\"]") "]}",
-	  LABEL ": capacity.gpus[1].devices[0]: \"/nonexistent-caelum/nvidia1\": No such file or "
-		"directory" },
+	  LABEL
+	  ": capacity.gpus[1].devices[0]: \"/nonexistent-caelum/nvidia1\" of GPU \"gpu1\": No "
+	  "such file or directory" },
 	{ "{\"gpus\": [" GPU("gpu0", "[\"/dev/null\", \"/\"]") "]}",
-	  LABEL ": capacity.gpus[0].devices[1]: \"/\" is not a character device" },
+	  LABEL ": capacity.gpus[0].devices[1]: \"/\" of GPU \"gpu0\" is not a character device" },
 	/* unknown keys at every level */
 	{ "{\"cpu\": 4}", LABEL ": capacity.cpu: unknown key" },
 	{ "{\"reserved\": {\"gpus\": 1}}", LABEL ": capacity.reserved.gpus: unknown key" },
@@ -593,9 +594,13 @@ static void test_capacity_regular_file(void **state)
 		 "[\"%s\", \"%s/nvidia1\"]}]}",
 		 path, dir);
 	snprintf(msg[0], sizeof(msg[0]),
-		 LABEL ": capacity.gpus[0].devices[0]: \"%s\" is not a character device", path);
+		 LABEL
+		 ": capacity.gpus[0].devices[0]: \"%s\" of GPU \"gpu0\" is not a character device",
+		 path);
 	snprintf(msg[1], sizeof(msg[1]),
-		 LABEL ": capacity.gpus[0].devices[1]: \"%s/nvidia1\": No such file or directory",
+		 LABEL
+		 ": capacity.gpus[0].devices[1]: \"%s/nvidia1\" of GPU \"gpu0\": No such file or "
+		 "directory",
 		 dir);
 	assert_int_equal(cap_load(json, &c, &e), -EINVAL);
 	assert_verr_is(&e, want, "regular file");
@@ -1027,7 +1032,7 @@ static void test_gpu_unknown_id(void **state)
 	/* no GPUs configured at all: admission refuses first */
 	f->cap.n_gpus = 0;
 	assert_int_equal(gapply(f, "alpha", "{\"gpus\": [\"gpu0\"]}", &e), -ENOSPC);
-	assert_verr_one(&e, "alpha: gpus: requested 1, free 0 of 0", "no GPUs");
+	assert_verr_one(&e, "alpha: gpus: requested 1 (gpu0), free 0 of 0", "no GPUs");
 	verr_free(&e);
 	assert_int_equal(registry_state(f->r)->rev, 0);
 	assert_int_equal(registry_state(f->r)->n_gpus, 0);
@@ -1080,7 +1085,8 @@ static void test_gpu_over_asked(void **state)
 	assert_verr_one(&e, "alpha: gpus: requested 3, free 2 of 2", "grow past capacity");
 	verr_free(&e);
 	assert_int_equal(gapply(f, "beta", "{\"gpus\": [\"gpu0\"]}", &e), -ENOSPC);
-	assert_verr_one(&e, "beta: gpus: requested 1, free 0 of 2 (alpha 2)", "over by id");
+	/* the ids asked for are named: which GPU could not be had */
+	assert_verr_one(&e, "beta: gpus: requested 1 (gpu0), free 0 of 2 (alpha 2)", "over by id");
 	verr_free(&e);
 
 	assert_int_equal(registry_state(f->r)->rev, 1);

@@ -108,8 +108,8 @@ static const struct bad_case bad_cases[] = {
 	{ "{\"components\": {\"ports\": \"loud\"}}",
 	  LABEL ": components.ports: invalid mode \"loud\" (expected enforce, audit or off)" },
 	{ "{\"components\": {\"files\": \"audit\"}}", LABEL
-	  ": components.files: unknown component (known: ports, devices, tasks, cpu, databases, "
-	  "bandwidth)" },
+	  ": components.files: unknown component \"files\" (known: ports, devices, tasks, cpu, "
+	  "databases, bandwidth)" },
 	/* host names */
 	{ "{\"host\": \"-node\"}", LABEL ": host: invalid host name \"-node\"" },
 	{ "{\"host\": \"node-\"}", LABEL ": host: invalid host name \"node-\"" },
@@ -187,7 +187,8 @@ static const struct bad_case bad_cases[] = {
 	{ "{\"http\": {\"cert\": \"/nonexistent/c.pem\", \"key\": \"/etc/hostname\"}}",
 	  LABEL ": http.cert: \"/nonexistent/c.pem\": No such file or directory" },
 	{ "{\"http\": {\"cert\": \"/etc/hostname\"}}",
-	  LABEL ": http: \"cert\" and \"key\" go together: give both or neither" },
+	  LABEL ": http: \"cert\" and \"key\" go together: give both or neither (\"cert\" is given "
+		"without \"key\")" },
 	{ "{\"http\": {\"origins\": [\"evil.com\"]}}", LABEL
 	  ": http.origins[0]: \"evil.com\" is not an origin (scheme://host[:port], no path)" },
 	{ "{\"http\": {\"origins\": [\"https://a.example/x\"]}}",
@@ -244,7 +245,7 @@ static const struct bad_case bad_cases[] = {
 	{ "{\"registry\": {\"backend\": \"etcd\"}}",
 	  LABEL ": registry.endpoints: missing required key (backend \"etcd\")" },
 	{ "{\"registry\": {\"backend\": \"file\", \"prefix\": \"x/\"}}",
-	  LABEL ": registry.prefix: only with \"backend\": \"etcd\"" },
+	  LABEL ": registry.prefix: only with \"backend\": \"etcd\" (the backend is \"file\")" },
 	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": []}}",
 	  LABEL ": registry.endpoints: 0 endpoints, expected 1 to 8" },
 	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"10.0.0.1:2379\"]}}",
@@ -275,7 +276,8 @@ static const struct bad_case bad_cases[] = {
 	  LABEL ": registry.endpoints[0]: \"http://a:2379\": \"tls\" is set, expected https://" },
 	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"https://a:2379\"], \"tls\": "
 	  "{\"cert\": \"/c\"}}}",
-	  LABEL ": registry.tls: \"cert\" and \"key\" go together" },
+	  LABEL ": registry.tls: \"cert\" and \"key\" go together (\"cert\" is given without "
+		"\"key\")" },
 	{ "{\"registry\": {\"backend\": \"etcd\", \"endpoints\": [\"https://a:2379\"], \"tls\": "
 	  "{\"crt\": \"/c\"}}}",
 	  LABEL ": registry.tls.crt: unknown key" },
@@ -324,7 +326,11 @@ static void test_host_too_long(void **state)
 	host[300] = '\0';
 	snprintf(json, sizeof(json), "{\"host\": \"%s\"}", host);
 	assert_int_equal(parse_cfg(json, cfg, &e), -EINVAL);
-	assert_verr_one(&e, LABEL ": host: value too long (300 bytes, at most 255)", "long host");
+	assert_verr_one(&e,
+			LABEL
+			": host: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...\" is too long (300 bytes, "
+			"at most 255)",
+			"long host");
 	verr_free(&e);
 
 	/* 64-character label: one over the RFC 1123 limit */

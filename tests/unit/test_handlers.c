@@ -148,6 +148,47 @@ static void test_bad_argument_names_field(void **state)
 	}
 }
 
+/* ... and the value that was refused, whatever its type: the exact wording. */
+static void test_bad_argument_names_value(void **state)
+{
+	static const struct {
+		const char *method, *params, *message;
+	} cases[] = {
+		{ "port.reserve", "{\"port\":47013,\"service\":5}",
+		  "params: service: expected string, got integer 5" },
+		{ "port.reserve", "{\"port\":47013,\"service\":\"web\",\"proto\":[\"tcp\"]}",
+		  "params: proto: expected string, got array [...]" },
+		{ "run.started", "{\"name\":\"web\",\"pid\":7,\"command\":\"ls -l\"}",
+		  "params: command: expected a non-empty array of strings, got \"ls -l\"" },
+		{ "run.started", "{\"name\":\"web\",\"pid\":7,\"command\":[\"ls\",false]}",
+		  "params: command[1]: expected string, got boolean false" },
+		{ "events.ingest",
+		  "{\"host\":\"peer\",\"events\":[{\"type\":\"bind_denied\",\"action\":\"deny\","
+		  "\"time\":\"x12345678901234567890123456789012345678901234567890123456789012345\"}"
+		  "]}",
+		  "params: events[0].time: \"x1234567890123456789012345678901...\" is longer than "
+		  "64 "
+		  "characters (66)" },
+	};
+	struct hxfix *f = *state;
+
+	json_object_put(hxfix_ok(f, "service.apply", WEB));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct json_object *res = NULL;
+		struct herr err;
+		uint64_t before = registry_last_commit(f->reg);
+
+		assert_int_equal(
+			hxfix_call(f, cases[i].method, cases[i].params, "socket", &res, &err), -1);
+		if (err.exit != EXIT_USAGE || strcmp(err.message, cases[i].message))
+			fail_msg("%s %s: exit %d \"%s\", wanted exit %d \"%s\"", cases[i].method,
+				 cases[i].params, err.exit, err.message, EXIT_USAGE,
+				 cases[i].message);
+		assert_int_equal(registry_last_commit(f->reg), before); /* nothing committed */
+		json_object_put(err.errors);
+	}
+}
+
 static void test_unknown_and_unavailable(void **state)
 {
 	struct hxfix *f = *state;
@@ -561,6 +602,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_reserve_answers_revision, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_apply_failure_is_the_callers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_bad_argument_names_value, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bad_argument_names_field, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unknown_and_unavailable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reload_callback, setup, teardown),

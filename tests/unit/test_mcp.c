@@ -161,7 +161,7 @@ static void test_legacy(void **state)
 	res = result_of(r);
 	assert_true(json_object_get_boolean(json_object_object_get(res, "isError")));
 	v = json_object_array_get_idx(json_object_object_get(res, "content"), 0);
-	assert_non_null(strstr(hxfix_str(v, "text"), "invalid arguments"));
+	assert_string_equal(hxfix_str(v, "text"), "params: port: 0 out of range 1-65535");
 	json_object_put(r);
 	r = rpc(x, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"tools/call\",\"params\":{"
 		   "\"name\":\"release_port\",\"arguments\":{\"port\":47999}}}");
@@ -174,6 +174,99 @@ static void test_legacy(void **state)
 	json_object_put(r);
 	/* A notification has no response. */
 	assert_null(rpc(x, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}"));
+}
+
+/* A tool's refusal is the handler's, word for word: what caelumctl and the API say for the
+ * same call (they print err.message). Among the arguments, some that break the tool's
+ * inputSchema: the handler refuses each of them as well (so that inputSchema is never the
+ * only guard). */
+static void test_tool_errors_are_the_handlers(void **state)
+{
+	static const struct {
+		const char *tool, *method, *args;
+	} cases[] = {
+		{ "reserve_port", "port.reserve", "{\"port\":70000,\"service\":\"web\"}" },
+		{ "reserve_port", "port.reserve", "{\"port\":0,\"service\":\"web\"}" },
+		{ "reserve_port", "port.reserve", "{\"port\":\"80\",\"service\":\"web\"}" },
+		{ "reserve_port", "port.reserve", "{\"service\":\"web\"}" },
+		{ "reserve_port", "port.reserve", "{\"port\":47011}" },
+		{ "reserve_port", "port.reserve",
+		  "{\"port\":47011,\"proto\":\"sctp\",\"service\":\"web\"}" },
+		{ "reserve_port", "port.reserve", "{\"port\":47011,\"service\":\"web\",\"x\":1}" },
+		{ "reserve_port", "port.reserve", "{\"port\":47011,\"service\":\"\"}" },
+		{ "reserve_port", "port.reserve", "{\"port\":47011,\"service\":\"ghost\"}" },
+		{ "reserve_port", "port.reserve", "{\"port\":47010,\"service\":\"db\"}" },
+		{ "reserve_port", "port.reserve",
+		  "{\"port\":47011,\"service\":\"web\",\"host\":\"a_b\"}" },
+		{ "release_port", "port.release", "{\"port\":47999}" },
+		{ "release_port", "port.release", "{}" },
+		{ "allocate_port", "port.alloc", "{\"service\":\"ghost\"}" },
+		{ "allocate_port", "port.alloc", "{\"service\":\"web\",\"proto\":\"icmp\"}" },
+		{ "get_service", "service.show", "{\"name\":\"ghost\"}" },
+		{ "get_service", "service.show", "{\"name\":\"\"}" },
+		{ "get_service", "service.show", "{}" },
+		{ "get_service", "service.show", "{\"name\":5}" },
+		{ "list_services", "service.list", "{\"x\":1}" },
+		{ "list_ports", "port.list", "{\"x\":1}" },
+		{ "list_databases", "db.list", "{\"x\":1}" },
+		{ "get_status", "status", "{\"x\":1}" },
+		{ "get_resources", "resources", "{\"x\":1}" },
+		{ "verify_enforcement", "verify", "{\"x\":1}" },
+		{ "list_hosts", "host.list", "{}" },
+		{ "find_service", "service.where", "{\"name\":\"web\"}" },
+		{ "check_service", "run.check", "{\"name\":\"ghost\"}" },
+		{ "resolve_database", "db.resolve", "{\"name\":\"nope\"}" },
+		{ "recent_events", "events.list", "{\"limit\":0}" },
+		{ "recent_events", "events.list", "{\"limit\":20000}" },
+		{ "recent_events", "events.list", "{\"since\":-1}" },
+		{ "recent_events", "events.list", "{\"type\":\"Bind\"}" },
+		{ "recent_events", "events.list", "{\"service\":\"../x\"}" },
+		{ "ingest_events", "events.ingest", "{\"host\":\"unit-host\",\"events\":[]}" },
+		{ "ingest_events", "events.ingest", "{\"host\":\"peer\"}" },
+		{ "ingest_events", "events.ingest", "{\"host\":\"peer\",\"events\":[5]}" },
+	};
+	struct fx *x = *state;
+	struct json_object *r;
+	char in[1024];
+
+	json_object_put(hxfix_ok(x->f, "service.apply", "{\"spec\":{\"name\":\"db\"}}"));
+	json_object_put(rpc(x, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\","
+			       "\"params\":{\"protocolVersion\":\"2025-11-25\","
+			       "\"capabilities\":{}}}"));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct json_object *res, *text, *hres = NULL;
+		struct herr err;
+		const char *t;
+		size_t n;
+
+		if (hxfix_call(x->f, cases[i].method, cases[i].args, "socket", &hres, &err) != -1)
+			fail_msg("%s %s: the handler took it", cases[i].method, cases[i].args);
+		json_object_put(err.errors);
+		snprintf(in, sizeof(in),
+			 "{\"jsonrpc\":\"2.0\",\"id\":%zu,\"method\":\"tools/call\",\"params\":{"
+			 "\"name\":\"%s\",\"arguments\":%s}}",
+			 i + 10, cases[i].tool, cases[i].args);
+		r = rpc(x, in);
+		res = result_of(r);
+		assert_true(json_object_get_boolean(json_object_object_get(res, "isError")));
+		text = json_object_object_get(
+			json_object_array_get_idx(json_object_object_get(res, "content"), 0),
+			"text");
+		t = json_object_get_string(text);
+		n = strcspn(t, "\n"); /* further lines: the rest of err.errors */
+		if (strlen(err.message) != n || strncmp(t, err.message, n))
+			fail_msg("%s %s: MCP says \"%s\", the handler \"%s\"", cases[i].tool,
+				 cases[i].args, t, err.message);
+		json_object_put(r);
+	}
+	/* A resource the handler cannot give: its words in the protocol error. */
+	r = rpc(x, "{\"jsonrpc\":\"2.0\",\"id\":99,\"method\":\"resources/read\","
+		   "\"params\":{\"uri\":\"caelum://status\"}}");
+	assert_int_equal(error_code(r), -32603);
+	assert_string_equal(json_object_get_string(json_object_object_get(
+				    json_object_object_get(r, "error"), "message")),
+			    "status is not available here");
+	json_object_put(r);
 }
 
 static void test_legacy_subscription(void **state)
@@ -241,6 +334,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_legacy, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_tool_errors_are_the_handlers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_legacy_subscription, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_modern, setup, teardown),
 	};

@@ -50,7 +50,8 @@
 #define CRED_CHECK_NS (5ULL * 1000000000ULL)
 /* cm_events is unmapped after this long without a record: mapped, a 4 MiB ring is 8 MiB of
  * RSS (user/lib/ringbuf.h); mapping it again costs well under a millisecond. */
-#define RING_IDLE_NS (2ULL * 1000000000ULL)
+#define RING_IDLE_NS  (2ULL * 1000000000ULL)
+#define RING_RETRY_NS 1000000000ULL /* first wait after the ring could not be mapped */
 
 static void on_registry_watch(void *ctx, uint32_t events)
 {
@@ -71,7 +72,18 @@ static void on_ringbuf(void *ctx, uint32_t events)
 	struct daemon *d = ctx;
 
 	(void)events;
-	ringbuf_consumer_drain(d->ring, time_now_ns());
+	uint64_t now = time_now_ns();
+
+	/* Mapping failed (ENOMEM): the fd stays readable, so stop polling it for a while (1 s,
+	 * doubling up to 32 s) rather than spin. The records wait in the ring. */
+	if (ringbuf_consumer_drain(d->ring, now) >= 0) {
+		d->ring_backoff_ns = 0;
+	} else if (!loop_mod(d->loop, ringbuf_consumer_fd(d->ring), 0)) {
+		d->ring_backoff_ns = d->ring_backoff_ns ? d->ring_backoff_ns * 2 : RING_RETRY_NS;
+		if (d->ring_backoff_ns > 32 * RING_RETRY_NS)
+			d->ring_backoff_ns = 32 * RING_RETRY_NS;
+		d->ring_retry_at_ns = now + d->ring_backoff_ns;
+	}
 }
 
 static void on_service_change(void *ctx, struct svc_rt *s, bool running)
@@ -142,9 +154,9 @@ static void flush_windows(struct daemon *d)
 			p_warn("failed to flush aggregation windows: %s", strerror(-err));
 		return;
 	}
-	if (res.flushed)
-		ringbuf_consumer_drain(d->ring,
-				       time_now_ns()); /* the follow-ups were just written */
+	/* the follow-ups were just written (not while mapping the ring is backing off) */
+	if (res.flushed && !d->ring_retry_at_ns)
+		on_ringbuf(d, EPOLLIN);
 }
 
 /* New entries the registry cannot read (user/registry/rejects.h): one event naming them. */
@@ -239,6 +251,9 @@ static void on_tick(void *ctx)
 		daemon_report_losses(d);
 	}
 	ringbuf_consumer_tick(d->ring, now);
+	if (d->ring_retry_at_ns && now >= d->ring_retry_at_ns &&
+	    !loop_mod(d->loop, ringbuf_consumer_fd(d->ring), EPOLLIN))
+		d->ring_retry_at_ns = 0;
 	svcs_poll_followed(&d->svcs, on_service_change, d);
 	daemon_comp_env(d, &env);
 	components_tick(&d->comps, &env, now);

@@ -86,6 +86,8 @@ struct daemon {
 	struct svcs svcs;
 	struct events *ev;
 	struct ringbuf_consumer *ring; /* cm_events, mapped while records flow */
+	/* mapping it failed: not polled until ring_retry_at_ns (0: polled) */
+	uint64_t ring_retry_at_ns, ring_backoff_ns;
 	/* Control socket, HTTP API, MCP, peers (transports.c); they see the handlers'
 	 * context (handlers.h), never this. */
 	struct transports *transports;

@@ -93,9 +93,12 @@ int hc_param_str(struct hcall *c, const char *key, bool required, const char **o
 	if (!v)
 		return required ? hc_fail(c, EXIT_USAGE, "params: %s: missing required key", key)
 				: 0;
-	if (!json_object_is_type(v, json_type_string))
-		return hc_fail(c, EXIT_USAGE, "params: %s: expected string, got %s", key,
-			       jv_type_name(json_object_get_type(v)));
+	if (!json_object_is_type(v, json_type_string)) {
+		struct verr e = {};
+
+		jv_expect(v, json_type_string, P, key, &e); /* "expected string, got integer 5" */
+		return hc_fail_verr(c, EXIT_USAGE, &e);
+	}
 	*out = json_object_get_string(v);
 	return 0;
 }
@@ -543,6 +546,8 @@ static int h_port_list(struct hcall *c)
 	size_t n;
 	int err;
 
+	if (hc_params_check(c, (const char *const[]){ NULL }))
+		return -1;
 	err = registry_claims_all(registry_state(c->x->reg), &cl, &n);
 	if (err)
 		return hc_fail(c, EXIT_FAIL, "failed to list reservations: %s", strerror(-err));

@@ -145,19 +145,26 @@ static int param_command(struct hcall *c, char *comm, size_t clen, char *text, s
 {
 	struct json_object *v = hc_param(c, "command");
 	size_t off = 0;
+	char repr[64];
 
 	comm[0] = text[0] = '\0';
 	if (!v)
 		return 0;
 	if (!json_object_is_type(v, json_type_array) || !json_object_array_length(v))
 		return hc_fail(c, EXIT_USAGE,
-			       "params: command: expected a non-empty array of strings");
+			       "params: command: expected a non-empty array of strings, got %s",
+			       json_object_is_type(v, json_type_array)
+				       ? "[]"
+				       : jv_repr(v, repr, sizeof(repr)));
 	for (size_t i = 0; i < json_object_array_length(v); i++) {
 		struct json_object *a = json_object_array_get_idx(v, i);
 		const char *s = json_object_get_string(a);
 
 		if (!json_object_is_type(a, json_type_string))
-			return hc_fail(c, EXIT_USAGE, "params: command[%zu]: expected string", i);
+			return hc_fail(c, EXIT_USAGE,
+				       "params: command[%zu]: expected string, got %s %s", i,
+				       jv_type_name(json_object_get_type(a)),
+				       jv_repr(a, repr, sizeof(repr)));
 		if (i == 0) {
 			const char *base = strrchr(s, '/');
 

@@ -240,7 +240,8 @@ static int ingest_check(struct json_object *ev, size_t i, struct verr *e)
 		if (!jv_expect(v, json_type_string, P, kp, e))
 			return -1;
 		if (json_object_get_string_len(v) > 64) {
-			verr_add(e, P, kp, "longer than 64 characters");
+			verr_add(e, P, kp, "\"%.32s...\" is longer than 64 characters (%d)",
+				 json_object_get_string(v), json_object_get_string_len(v));
 			return -1;
 		}
 	}

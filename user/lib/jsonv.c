@@ -529,8 +529,8 @@ void jv_get_string(struct json_object *v, const char *file, const char *key, cha
 		return;
 	s = json_object_get_string(v);
 	if (strlen(s) >= len) {
-		verr_add(e, file, key, "value too long (%zu bytes, at most %zu)", strlen(s),
-			 len - 1);
+		verr_add(e, file, key, "\"%.32s...\" is too long (%zu bytes, at most %zu)", s,
+			 strlen(s), len - 1);
 		return;
 	}
 	strcpy(dst, s);

@@ -121,13 +121,16 @@ static bool is_auto(struct json_object *v)
 static void parse_gpu_devices(struct json_object *arr, const char *file, const char *path,
 			      struct gpu_cfg *g, struct verr *e)
 {
+	char of[GPU_ID_MAX + 16] = ""; /* " of GPU \"gpu0\"": which GPU, when its id is valid */
 	size_t n;
 
+	if (g->id[0])
+		snprintf(of, sizeof(of), " of GPU \"%s\"", g->id);
 	if (!jv_expect(arr, json_type_array, file, path, e))
 		return;
 	n = json_object_array_length(arr);
 	if (!n || n > GPU_MAX_DEVICES) {
-		verr_add(e, file, path, "%zu devices, expected 1-%d", n, GPU_MAX_DEVICES);
+		verr_add(e, file, path, "%zu devices%s, expected 1-%d", n, of, GPU_MAX_DEVICES);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -141,8 +144,8 @@ static void parse_gpu_devices(struct json_object *arr, const char *file, const c
 		s = json_object_get_string(d);
 		if (s[0] != '/' || strlen(s) > GPU_PATH_MAX) {
 			verr_add(e, file, p,
-				 "\"%.300s\" is not an absolute device path of at most %d bytes", s,
-				 GPU_PATH_MAX);
+				 "\"%.300s\"%s is not an absolute device path of at most %d bytes",
+				 s, of, GPU_PATH_MAX);
 			continue;
 		}
 		strcpy(g->dev[g->n_dev++].path, s);
@@ -331,11 +334,14 @@ static void resolve_devices(struct capacity *c, const char *file, struct verr *e
 
 			snprintf(p, sizeof(p), "capacity.gpus[%zu].devices[%zu]", i, j);
 			if (stat(d->path, &st)) {
-				verr_add(e, file, p, "\"%s\": %s", d->path, strerror(errno));
+				verr_add(e, file, p, "\"%s\" of GPU \"%s\": %s", d->path,
+					 c->gpus[i].id, strerror(errno));
 				continue;
 			}
 			if (!S_ISCHR(st.st_mode)) {
-				verr_add(e, file, p, "\"%s\" is not a character device", d->path);
+				verr_add(e, file, p,
+					 "\"%s\" of GPU \"%s\" is not a character device", d->path,
+					 c->gpus[i].id);
 				continue;
 			}
 			d->major = major(st.st_rdev);
@@ -593,7 +599,7 @@ static int holder_cmp(const void *a, const void *b)
 static void refuse(const struct admit_svc *s, enum dim d, int64_t used, int64_t total,
 		   struct holder *h, size_t nh, struct verr *e)
 {
-	char req[32], fr[32], tot[32], list[512] = "";
+	char req[32 + CAP_MAX_GPUS * (GPU_ID_MAX + 2)], fr[32], tot[32], list[512] = "";
 	size_t off = 0;
 
 	qsort(h, nh, sizeof(*h), holder_cmp);
@@ -609,6 +615,10 @@ static void refuse(const struct admit_svc *s, enum dim d, int64_t used, int64_t 
 	if (nh)
 		snprintf(list + off, sizeof(list) - off, ")");
 	amount_fmt(d, ask(s->res, d), req, sizeof(req));
+	/* GPUs asked for by id: which ones ("requested 2 (gpu0, gpu3)") */
+	for (size_t i = 0; d == DIM_GPUS && i < s->res->n_gpu_ids; i++)
+		snprintf(req + strlen(req), sizeof(req) - strlen(req), "%s%s%s", i ? ", " : " (",
+			 s->res->gpu_ids[i], i + 1 == s->res->n_gpu_ids ? ")" : "");
 	amount_fmt(d, total - used > 0 ? total - used : 0, fr, sizeof(fr));
 	amount_fmt(d, total, tot, sizeof(tot));
 	verr_add(e, s->name, NULL, "%s: requested %s, free %s of %s%s", dim_name[d], req, fr, tot,

@@ -139,8 +139,9 @@ static void parse_components(struct json_object *obj, const char *file, int *mod
 		jv_path_key(p, "components", key);
 		if (comp < 0) {
 			verr_add(e, file, p,
-				 "unknown component (known: ports, devices, tasks, cpu, databases, "
-				 "bandwidth)");
+				 "unknown component \"%s\" (known: ports, devices, tasks, cpu, "
+				 "databases, bandwidth)",
+				 key);
 			continue;
 		}
 		get_mode(val, file, p, true, &modes[comp], e);
@@ -383,7 +384,10 @@ void config_parse_listener(struct json_object *obj, const char *file, const char
 		get_file(v, file, path, l->key, e);
 	}
 	if (e->n == n0 && !l->cert[0] != !l->key[0])
-		verr_add(e, file, name, "\"cert\" and \"key\" go together: give both or neither");
+		verr_add(e, file, name,
+			 "\"cert\" and \"key\" go together: give both or neither (\"%s\" is "
+			 "given without \"%s\")",
+			 l->cert[0] ? "cert" : "key", l->cert[0] ? "key" : "cert");
 	if (json_object_object_get_ex(obj, "hosts", &v)) {
 		jv_path_key(path, name, "hosts");
 		parse_hosts(v, file, path, l, e);

@@ -116,7 +116,9 @@ static void parse_tls(struct json_object *v, const char *file, struct registry_c
 	if (json_object_object_get_ex(v, "key", &x))
 		jv_get_path(x, file, "registry.tls.key", r->key, e);
 	if (!r->cert[0] != !r->key[0])
-		verr_add(e, file, "registry.tls", "\"cert\" and \"key\" go together");
+		verr_add(e, file, "registry.tls",
+			 "\"cert\" and \"key\" go together (\"%s\" is given without \"%s\")",
+			 r->cert[0] ? "cert" : "key", r->cert[0] ? "key" : "cert");
 }
 
 static void parse_backend(struct json_object *v, const char *file, struct registry_cfg *r,
@@ -147,7 +149,9 @@ static void check_backend(struct json_object *v, const char *file, const struct 
 		for (size_t i = 0; etcd_only[i]; i++)
 			if (json_object_object_get_ex(v, etcd_only[i], NULL)) {
 				jv_path_key(path, "registry", etcd_only[i]);
-				verr_add(e, file, path, "only with \"backend\": \"etcd\"");
+				verr_add(e, file, path,
+					 "only with \"backend\": \"etcd\" (the backend is "
+					 "\"file\")");
 			}
 		return;
 	}

@@ -163,7 +163,10 @@ static void parse_cred_item(struct json_object *o, const char *file, const char 
 			return;
 		parse_cred_file(o, file, path, c, e);
 	} else {
-		verr_add(e, file, path, "expected {\"env\": NAME} or {\"file\": PATH, ...}");
+		verr_add(e, file, path,
+			 "expected {\"env\": NAME} or {\"file\": PATH, ...}, got %.120s",
+			 json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+								   JSON_C_TO_STRING_NOSLASHESCAPE));
 		return;
 	}
 	if (e->n + e->dropped == n0)
@@ -264,7 +267,9 @@ static void parse_health_user(struct json_object *v, const char *file, struct sp
 		return;
 	}
 	if (h->kind != HEALTH_EXEC) {
-		verr_add(e, file, "health.user", "only an exec check runs as a user");
+		verr_add(e, file, "health.user",
+			 "%s: only an exec check runs as a user, not a %s check",
+			 jv_repr(v, buf, sizeof(buf)), h->kind == HEALTH_TCP ? "tcp" : "http");
 		return;
 	}
 	if (!(h->user = strdup(u)))
@@ -281,6 +286,19 @@ static void set_target(struct spec_health *h, const char *v, const char *file, c
 		verr_add(e, file, path, "%zu bytes long, at most %d", n, SPEC_HEALTH_TARGET_MAX);
 	else if (!(h->target = strdup(v)))
 		verr_add(e, file, path, "out of memory");
+}
+
+/* "tcp and exec", "none": the kinds of check a health object gives. */
+static const char *kinds_given(struct json_object *o, char *buf, size_t len)
+{
+	static const char *const kinds[] = { "tcp", "http", "exec" };
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		if (json_object_object_get_ex(o, kinds[i], NULL))
+			snprintf(buf + strlen(buf), len - strlen(buf), "%s%s",
+				 buf[0] ? " and " : "", kinds[i]);
+	return buf[0] ? buf : "none";
 }
 
 static void parse_health_target(struct json_object *o, const char *file, struct spec_health *h,
@@ -322,6 +340,7 @@ void spec_parse_health(struct json_object *o, const char *file, struct service_s
 					    NULL };
 	struct spec_health *h = &s->health;
 	struct json_object *v;
+	char buf[32];
 	int kinds;
 
 	h->interval_s = 10;
@@ -334,7 +353,8 @@ void spec_parse_health(struct json_object *o, const char *file, struct service_s
 		json_object_object_get_ex(o, "http", NULL) +
 		json_object_object_get_ex(o, "exec", NULL);
 	if (kinds != 1) {
-		verr_add(e, file, "health", "exactly one of tcp, http or exec is required");
+		verr_add(e, file, "health", "exactly one of tcp, http or exec is required, got %s",
+			 kinds_given(o, buf, sizeof(buf)));
 		return;
 	}
 	parse_health_target(o, file, h, e);

@@ -97,6 +97,34 @@ static void reply_fmt(struct api *a, uint64_t conn, int status, const char *fmt,
 	reply_error(a, conn, status, status == 404 ? EXIT_FAIL : EXIT_USAGE, msg, NULL);
 }
 
+/* 405 with the Allow header RFC 9110 section 15.5.6 requires: use is "GET", "GET or POST",
+ * ...; every GET resource has HEAD too (http.c answers it as GET without the body). */
+static void reply_not_allowed(struct api *a, const struct http_request *r, const char *use)
+{
+	struct json_object *o = json_object_new_object(), *e = json_object_new_object();
+	struct http_header hd[2] = { { "Cache-Control", "no-store" }, { "Allow", NULL } };
+	char list[64] = "", msg[600], word[16];
+	const char *p = use;
+	int n;
+
+	while (sscanf(p, "%15s%n", word, &n) == 1) {
+		p += n;
+		if (!strcmp(word, "or"))
+			continue;
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s%s",
+			 list[0] ? ", " : "", word, !strcmp(word, "GET") ? ", HEAD" : "");
+	}
+	hd[1].value = list;
+	snprintf(msg, sizeof(msg), "%s: %s is not allowed, use %s", r->path,
+		 r->head ? "HEAD" : r->method, use);
+	json_object_object_add(e, "status", json_object_new_int(405));
+	json_object_object_add(e, "code", json_object_new_int(EXIT_USAGE));
+	json_object_object_add(e, "message", json_object_new_string(msg));
+	json_object_object_add(o, "error", e);
+	http_reply_json(a->http, r->conn, 405, o, hd, 2);
+	json_object_put(o);
+}
+
 static void answer(struct api *a, uint64_t conn, int ok_status, int rc, struct json_object *res,
 		   struct herr *err)
 {
@@ -418,12 +446,12 @@ static void route_ports(struct api *a, const struct http_request *r)
 									      : "port.alloc",
 				   p, 201);
 		else if (!is(r, "GET") && !is(r, "POST"))
-			reply_fmt(a, r->conn, 405, "%s: use GET or POST", r->path);
+			reply_not_allowed(a, r, "GET or POST");
 		return;
 	}
 	if (!strcmp(r->path, "/api/v1/ports/map")) {
 		if (!is(r, "GET"))
-			reply_fmt(a, r->conn, 405, "%s: use GET", r->path);
+			reply_not_allowed(a, r, "GET");
 		else if (!no_query(a, r))
 			call_reply(a, r, "port.map", NULL, 200);
 		return;
@@ -443,7 +471,7 @@ static void route_ports(struct api *a, const struct http_request *r)
 			return;
 		}
 		if (!is(r, "DELETE")) {
-			reply_fmt(a, r->conn, 405, "%s: use DELETE", r->path);
+			reply_not_allowed(a, r, "DELETE");
 			return;
 		}
 		/* ?host=H: that host's reservation; without: the cluster-wide one */
@@ -467,7 +495,7 @@ static bool route_db_resolve(struct api *a, const struct http_request *r, const 
 	if (!slash || strcmp(slash, "/resolve") || (size_t)(slash - name) >= sizeof(db))
 		return false;
 	if (!is(r, "POST")) {
-		reply_fmt(a, r->conn, 405, "%s: use POST", r->path);
+		reply_not_allowed(a, r, "POST");
 		return true;
 	}
 	if (no_query(a, r))
@@ -486,7 +514,7 @@ static bool route_service_where(struct api *a, const struct http_request *r, con
 	if (!slash || strcmp(slash, "/where") || (size_t)(slash - name) >= sizeof(svc))
 		return false;
 	if (!is(r, "GET")) {
-		reply_fmt(a, r->conn, 405, "%s: use GET", r->path);
+		reply_not_allowed(a, r, "GET");
 		return true;
 	}
 	if (no_query(a, r))
@@ -523,7 +551,7 @@ static void route_collection(struct api *a, const struct http_request *r, const 
 				 !strcmp(base, "/api/v1/services") ? "service" : "db");
 			call_reply(a, r, m, params, 201);
 		} else if (!is(r, "GET") && !is(r, "POST")) {
-			reply_fmt(a, r->conn, 405, "%s: use GET or POST", r->path);
+			reply_not_allowed(a, r, "GET or POST");
 		}
 		return;
 	}
@@ -550,7 +578,7 @@ static void route_collection(struct api *a, const struct http_request *r, const 
 	if (is(r, "GET") || is(r, "DELETE"))
 		call_reply(a, r, m, name_param("name", name), 200);
 	else
-		reply_fmt(a, r->conn, 405, "%s: use GET or DELETE", r->path);
+		reply_not_allowed(a, r, "GET or DELETE");
 }
 
 /* The handler's result for metrics, or NULL (its error is dropped: the family is left out). */
@@ -577,7 +605,7 @@ static void route_metrics(struct api *a, const struct http_request *r)
 	int err;
 
 	if (!is(r, "GET")) {
-		reply_fmt(a, r->conn, 405, "%s: use GET", r->path);
+		reply_not_allowed(a, r, "GET");
 		return;
 	}
 	if (no_query(a, r))
@@ -620,7 +648,7 @@ static void route(struct api *a, const struct http_request *r)
 		if (strcmp(r->path, simple[i].path))
 			continue;
 		if (!is(r, simple[i].method))
-			reply_fmt(a, r->conn, 405, "%s: use %s", r->path, simple[i].method);
+			reply_not_allowed(a, r, simple[i].method);
 		else if (!no_query(a, r))
 			call_reply(a, r, simple[i].handler, NULL, 200);
 		return;
@@ -628,7 +656,7 @@ static void route(struct api *a, const struct http_request *r)
 	if (!strcmp(r->path, "/api/v1/events") || !strcmp(r->path, "/api/v1/events/stream") ||
 	    !strcmp(r->path, "/api/v1/events/timeline")) {
 		if (!is(r, "GET"))
-			reply_fmt(a, r->conn, 405, "%s: use GET", r->path);
+			reply_not_allowed(a, r, "GET");
 		else if (!strcmp(r->path, "/api/v1/events/stream"))
 			sse_open(a, r);
 		else if (!strcmp(r->path, "/api/v1/events/timeline")) {

@@ -52,30 +52,63 @@ static int refuse(struct connlimit *cl, enum connlimit_reason r)
 	return -(1 + (int)r);
 }
 
-int connlimit_admit(struct connlimit *cl, const struct sockaddr *sa, socklen_t len)
+/* The unauthenticated idle connection that has been idle the longest (of address a when a
+ * is not NULL), or -1. */
+static long oldest_idle(const struct connlimit *cl, const uint8_t *a)
+{
+	long best = -1;
+
+	for (size_t i = 0; i < cl->slots; i++) {
+		const struct cl_entry *x = &cl->e[i];
+
+		if (!x->used || x->authed || x->busy || !x->key || (a && memcmp(x->addr, a, 16)))
+			continue;
+		if (best < 0 || x->idle_seq < cl->e[best].idle_seq)
+			best = (long)i;
+	}
+	return best;
+}
+
+/* At limit r: make room by dropping the oldest idle connection (returned in *evict), or
+ * refuse. */
+static int make_room(struct connlimit *cl, enum connlimit_reason r, const uint8_t *a,
+		     const void **evict)
+{
+	long v = oldest_idle(cl, a);
+
+	if (v < 0)
+		return refuse(cl, r);
+	*evict = cl->e[v].key;
+	cl->evicted[r]++;
+	entry_drop(cl, (size_t)v);
+	return 0;
+}
+
+int connlimit_admit(struct connlimit *cl, const struct sockaddr *sa, socklen_t len,
+		    const void **evict)
 {
 	size_t same = 0, free_i = cl->slots;
 	uint8_t a[16];
+	int rc = 0;
 
+	*evict = NULL;
 	if (cl->pending >= 0)
 		entry_drop(cl, (size_t)cl->pending);
 	cl->pending = -1;
-	if (cl->used >= cl->slots)
-		return refuse(cl, CL_FULL);
-	if (cl->unauth >= cl->unauth_max)
-		return refuse(cl, CL_UNAUTH);
 	addr_key(sa, len, a);
-	for (size_t i = 0; i < cl->slots; i++) {
-		if (!cl->e[i].used) {
-			if (free_i == cl->slots)
-				free_i = i;
-			continue;
-		}
-		same += !cl->e[i].authed && !memcmp(cl->e[i].addr, a, 16);
-	}
+	for (size_t i = 0; i < cl->slots; i++)
+		same += cl->e[i].used && !cl->e[i].authed && !memcmp(cl->e[i].addr, a, 16);
 	if (same >= cl->per_addr_max)
-		return refuse(cl, CL_PER_ADDR);
-	cl->e[free_i] = (struct cl_entry){ .used = true };
+		rc = make_room(cl, CL_PER_ADDR, a, evict);
+	else if (cl->used >= cl->slots)
+		rc = make_room(cl, CL_FULL, NULL, evict);
+	else if (cl->unauth >= cl->unauth_max)
+		rc = make_room(cl, CL_UNAUTH, NULL, evict);
+	if (rc)
+		return rc;
+	for (free_i = 0; free_i < cl->slots && cl->e[free_i].used; free_i++)
+		;
+	cl->e[free_i] = (struct cl_entry){ .used = true, .idle_seq = ++cl->seq };
 	memcpy(cl->e[free_i].addr, a, 16);
 	cl->used++;
 	cl->unauth++;
@@ -97,6 +130,22 @@ static struct cl_entry *find(struct connlimit *cl, const void *key)
 		if (cl->e[i].used && cl->e[i].key == key)
 			return &cl->e[i];
 	return NULL;
+}
+
+bool connlimit_known(struct connlimit *cl, const void *key)
+{
+	return find(cl, key) != NULL;
+}
+
+void connlimit_busy(struct connlimit *cl, const void *key, bool busy)
+{
+	struct cl_entry *e = find(cl, key);
+
+	if (!e || e->busy == busy)
+		return;
+	e->busy = busy;
+	if (!busy)
+		e->idle_seq = ++cl->seq;
 }
 
 void connlimit_authenticated(struct connlimit *cl, const void *key)

@@ -45,7 +45,8 @@ struct slot {
 	uint32_t gen;	 /* bumped for every request and at close: stale handles miss */
 	struct lws *wsi; /* server thread only */
 	int listener;
-	bool busy; /* a request is with the loop thread */
+	bool busy;	/* a request is with the loop thread */
+	bool head_only; /* the request is a HEAD: headers only (RFC 9110 section 9.3.2) */
 	/* Response, filled by either thread under mu, written by the server thread. */
 	bool hdr_pending;
 	int status;
@@ -196,7 +197,8 @@ static char *headers_pack(const struct http_header *hdrs, size_t n)
 	return buf;
 }
 
-/* Set a whole response on s. Under mu. */
+/* Set a whole response on s. Under mu. To a HEAD request, the same status and headers
+ * (Content-Length that of the body) and no body; a stream's headers, then the end. */
 static int respond_locked(struct http *h, struct slot *s, int status, const char *ctype,
 			  const struct http_header *hdrs, size_t n_hdrs, const void *body,
 			  size_t len, bool borrow, bool stream)
@@ -207,12 +209,12 @@ static int respond_locked(struct http *h, struct slot *s, int status, const char
 	s->content_len = stream ? -1 : (int64_t)len;
 	if (n_hdrs && !(s->hdrs = headers_pack(hdrs, n_hdrs)))
 		return -ENOMEM;
-	if (len && chunk_add(s, body, len, borrow))
+	if (len && !s->head_only && chunk_add(s, body, len, borrow))
 		return -ENOMEM;
 	s->hdr_pending = true;
-	s->end = !stream;
+	s->end = !stream || s->head_only;
 	s->busy = false;
-	if (stream) {
+	if (stream && !s->head_only) {
 		s->kind = SLOT_STREAM;
 		h->st.streams++;
 	}
@@ -264,6 +266,8 @@ int http_stream_begin(struct http *h, uint64_t conn, const struct http_header *h
 	if (s && s->kind == SLOT_HTTP && s->busy)
 		err = respond_locked(h, s, 200, "text/event-stream", hdrs, n_hdrs, NULL, 0, false,
 				     true);
+	if (!err && s->head_only)
+		err = 1; /* headers only: no stream follows */
 	pthread_mutex_unlock(&h->mu);
 	return err;
 }
@@ -340,6 +344,7 @@ static int slot_alloc(struct http *h, struct lws *wsi, enum slot_kind kind, int 
 		s->wsi = wsi;
 		s->listener = listener;
 		s->busy = false;
+		s->head_only = false;
 		s->ws_pending = 0;
 		s->wake = false;
 		h->st.connections++;
@@ -385,6 +390,7 @@ static void slot_release_why(struct http *h, int i, const char *why)
 	s->gen++;
 	s->wsi = NULL;
 	s->busy = false;
+	s->head_only = false;
 }
 
 static void slot_release(struct http *h, int i)
@@ -568,16 +574,20 @@ static struct json_object *error_json(int status, const char *reason)
 	return o;
 }
 
+/* A refusal of the access rules or of the request's framing: a 401 says how to
+ * authenticate, a 405 (a method lws does not know) which methods the listener has at all
+ * (RFC 9110 section 15.5.6: a 405 carries Allow). */
 static void refuse_locked(struct http *h, struct slot *s, int status, const char *reason)
 {
 	static const struct http_header www[] = { { "WWW-Authenticate",
 						    "Bearer realm=\"caelum\"" } };
+	static const struct http_header allow[] = { { "Allow", "GET, HEAD, POST, DELETE" } };
 	struct json_object *o = error_json(status, reason);
 	const char *txt;
 
 	txt = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
-	respond_locked(h, s, status, "application/json", www, status == 401 ? 1 : 0, txt,
-		       strlen(txt), false, false);
+	respond_locked(h, s, status, "application/json", status == 405 ? allow : www,
+		       status == 401 || status == 405 ? 1 : 0, txt, strlen(txt), false, false);
 	json_object_put(o);
 }
 
@@ -590,8 +600,7 @@ static bool accepts_gzip(struct lws *wsi)
 }
 
 /* A page asset: answered here, from the embedded copy. Under mu. */
-static void serve_asset(struct http *h, struct lws *wsi, struct slot *s, const struct asset *a,
-			const char *method)
+static void serve_asset(struct http *h, struct lws *wsi, struct slot *s, const struct asset *a)
 {
 	struct http_header hd[3] = {
 		{ "ETag", a->etag },
@@ -600,7 +609,6 @@ static void serve_asset(struct http *h, struct lws *wsi, struct slot *s, const s
 	};
 	bool gz = a->gz && accepts_gzip(wsi);
 	char inm[64];
-	bool head = !strcmp(method, "HEAD");
 
 	hdr_copy(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, inm, sizeof(inm));
 	if (inm[0] && !strcmp(inm, a->etag)) {
@@ -608,7 +616,7 @@ static void serve_asset(struct http *h, struct lws *wsi, struct slot *s, const s
 		return;
 	}
 	respond_locked(h, s, 200, a->ctype, hd, gz ? 3 : 2, gz ? a->gz : a->data,
-		       head ? 0 : (gz ? a->gz_len : a->len), true, false);
+		       gz ? a->gz_len : a->len, true, false);
 }
 
 /* The connection of p is gone: its slot back to the pool. */
@@ -657,8 +665,15 @@ static int on_http(struct http *h, struct lws *wsi, struct pss *p)
 	s->gen++; /* a new transaction on this connection */
 	h->st.requests[listener]++;
 	status = request_read(h, wsi, listener, r, reason, sizeof(reason));
+	/* HEAD is GET without the content (RFC 9110 section 9.3.2): the loop answers it as
+	 * GET, respond_locked() leaves the body out. Every GET resource has it so. */
+	s->head_only = r->head = !strcmp(r->method, "HEAD");
+	if (r->head)
+		snprintf(r->method, sizeof(r->method), "GET");
 	if (r->authenticated)
 		connlimit_authenticated(&h->cl, wsi);
+	/* Busy until its answer is out, except while its body is still to come. */
+	connlimit_busy(&h->cl, wsi, true);
 	r->conn = handle_of(h, i);
 	r->kind = HTTP_REQUEST;
 	if (!status) {
@@ -684,10 +699,9 @@ static int on_http(struct http *h, struct lws *wsi, struct pss *p)
 		pthread_mutex_unlock(&h->mu);
 		return 0;
 	}
-	if (listener == HTTP_DASH && !http_path_is_api(r->path) &&
-	    (!strcmp(r->method, "GET") || !strcmp(r->method, "HEAD")) &&
+	if (listener == HTTP_DASH && !http_path_is_api(r->path) && !strcmp(r->method, "GET") &&
 	    (a = asset_find(r->path))) {
-		serve_asset(h, wsi, s, a, r->method);
+		serve_asset(h, wsi, s, a);
 		http_request_free(r);
 		pthread_mutex_unlock(&h->mu);
 		return 0;
@@ -696,6 +710,7 @@ static int on_http(struct http *h, struct lws *wsi, struct pss *p)
 		/* The body must follow: lws re-arms this after every piece, on_body() bounds
 		 * the whole. A client that stalls is closed (slowloris). */
 		lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, HTTP_HEADER_TIMEOUT_S);
+		connlimit_busy(&h->cl, wsi, false);
 		s->body_deadline_ns = mono_ns() + HTTP_BODY_TIMEOUT_S * 1000000000ULL;
 		s->req = r; /* completed by the body callbacks */
 		s->body_cap = 0;
@@ -745,12 +760,13 @@ static int on_body(struct http *h, struct pss *p, const void *in, size_t len)
 	return rc;
 }
 
-static int on_body_done(struct http *h, struct pss *p)
+static int on_body_done(struct http *h, struct lws *wsi, struct pss *p)
 {
 	struct slot *s;
 
 	if (!p->slot)
 		return -1;
+	connlimit_busy(&h->cl, wsi, true);
 	pthread_mutex_lock(&h->mu);
 	s = &h->slots[p->slot - 1];
 	if (s->req) {
@@ -766,11 +782,12 @@ static int write_headers(struct http *h, struct lws *wsi, struct slot *s)
 {
 	unsigned char *start = h->wbuf + LWS_PRE, *p = start, *end = h->wbuf + sizeof(h->wbuf);
 	unsigned long long clen;
-	bool stream;
+	bool stream, sse_headers;
 
 	pthread_mutex_lock(&h->mu);
-	stream = s->content_len < 0;
-	clen = stream ? LWS_ILLEGAL_HTTP_CONTENT_LEN : (unsigned long long)s->content_len;
+	sse_headers = s->content_len < 0; /* a stream, or a HEAD's answer of one */
+	stream = sse_headers && !s->head_only;
+	clen = sse_headers ? LWS_ILLEGAL_HTTP_CONTENT_LEN : (unsigned long long)s->content_len;
 	if (lws_add_http_common_headers(wsi, (unsigned int)s->status, s->ctype[0] ? s->ctype : NULL,
 					clen, &p, end))
 		goto fail;
@@ -785,8 +802,9 @@ static int write_headers(struct http *h, struct lws *wsi, struct slot *s)
 			goto fail;
 		hp = val + strlen(val) + 1;
 	}
-	if (stream && (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-						   (const unsigned char *)"no-store", 8, &p, end)))
+	if (sse_headers &&
+	    (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+					 (const unsigned char *)"no-store", 8, &p, end)))
 		goto fail;
 	s->hdr_pending = false;
 	pthread_mutex_unlock(&h->mu);
@@ -899,6 +917,7 @@ more:
 		pthread_mutex_lock(&h->mu);
 		s->end = false;
 		pthread_mutex_unlock(&h->mu);
+		connlimit_busy(&h->cl, wsi, false); /* between two requests */
 		return lws_http_transaction_completed(wsi) ? -1 : 0;
 	}
 	pthread_mutex_lock(&h->mu);
@@ -929,12 +948,23 @@ static void on_wake(struct http *h)
 
 static int confirm_upgrade(struct http *h, struct lws *wsi, const char *upgrade);
 
-/* A connection was accepted (nothing read yet): within the limits (connlimit.h)? */
+/* A connection was accepted (nothing read yet): within the limits (connlimit.h)? At a
+ * limit, the idle connection that made room for it is closed. */
 static int on_accept(struct http *h, void *user)
 {
 	const struct lws_filter_network_conn_args *f = user;
-	int rc = connlimit_admit(&h->cl, (const struct sockaddr *)&f->cli_addr, f->clilen);
+	const void *evict;
+	int rc = connlimit_admit(&h->cl, (const struct sockaddr *)&f->cli_addr, f->clilen, &evict);
 
+	if (evict) {
+		/* Closed at the next turn of the loop. A request of it read before then (its
+		 * bytes may be in already) is refused by evicted() and closes it. */
+		lws_set_timeout((struct lws *)evict, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		pthread_mutex_lock(&h->mu);
+		for (int i = 0; i < CL_REASONS; i++)
+			h->st.evicted[i] = h->cl.evicted[i];
+		pthread_mutex_unlock(&h->mu);
+	}
 	if (!rc)
 		return 0;
 	pthread_mutex_lock(&h->mu);
@@ -945,6 +975,13 @@ static int on_accept(struct http *h, void *user)
 		p_warn("http: refusing connections (%s limit reached; %llu so far)",
 		       connlimit_reason_name(-rc - 1), (unsigned long long)h->cl.refused[-rc - 1]);
 	return -1;
+}
+
+/* Was wsi closed to admit a newcomer (its close still to come)? Every connection of the
+ * listeners is admitted, and an evicted one is no longer known to connlimit. */
+static bool evicted(struct http *h, struct lws *wsi)
+{
+	return !connlimit_known(&h->cl, wsi);
 }
 
 static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -963,15 +1000,15 @@ static int cb_http(struct lws *wsi, enum lws_callback_reasons reason, void *user
 		connlimit_release(&h->cl, wsi);
 		return 0;
 	case LWS_CALLBACK_HTTP:
-		return on_http(h, wsi, p);
+		return evicted(h, wsi) ? -1 : on_http(h, wsi, p);
 	case LWS_CALLBACK_HTTP_BODY:
-		return on_body(h, p, in, len);
+		return evicted(h, wsi) ? -1 : on_body(h, p, in, len);
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-		return on_body_done(h, p);
+		return evicted(h, wsi) ? -1 : on_body_done(h, wsi, p);
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return on_writable(h, wsi, p);
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-		return confirm_upgrade(h, wsi, in);
+		return evicted(h, wsi) ? -1 : confirm_upgrade(h, wsi, in);
 	case LWS_CALLBACK_CLOSED_HTTP:
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 		slot_drop(h, p);
@@ -1036,6 +1073,7 @@ static int confirm_upgrade(struct http *h, struct lws *wsi, const char *upgrade)
 	status = request_read(h, wsi, listener_of(h, wsi), &r, reason, sizeof(reason));
 	if (r.authenticated)
 		connlimit_authenticated(&h->cl, wsi);
+	connlimit_busy(&h->cl, wsi, true); /* a WebSocket, or the refusal being written */
 	if (!status && (r.listener != HTTP_MCP || strcmp(r.path, "/mcp"))) {
 		status = 404;
 		snprintf(reason, sizeof(reason), "no WebSocket endpoint at %s", r.path);

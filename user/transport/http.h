@@ -34,8 +34,9 @@ enum http_kind { HTTP_REQUEST, HTTP_WS_OPEN, HTTP_WS_MESSAGE, HTTP_CLOSED };
 struct http_request {
 	enum http_kind kind;
 	uint64_t conn;
-	int listener; /* enum http_listener */
-	char method[8];
+	int listener;	  /* enum http_listener */
+	char method[8];	  /* a HEAD request arrives as "GET" with head set */
+	bool head;	  /* HEAD: answered as GET, http.c sends the headers only */
 	char path[512];	  /* without the query */
 	char query[1024]; /* raw, still percent-encoded */
 	char accept[256];
@@ -74,6 +75,7 @@ struct http_stats {
 	uint64_t stream_drops; /* messages not queued because a stream was too far behind */
 	uint64_t bytes_out;
 	uint64_t refused[3];	  /* connections closed at accept, by enum connlimit_reason */
+	uint64_t evicted[3];	  /* idle ones closed to admit a newcomer, by the same */
 	uint64_t body_incomplete; /* connections closed before a request's body was in (a
 				   * timeout, too slow a body, or the peer went away) */
 	unsigned int connections, streams, websockets;
@@ -92,14 +94,18 @@ void http_set_token(struct http *h, const char *token);
 void http_get_stats(struct http *h, struct http_stats *s);
 void http_request_free(struct http_request *r);
 
-/* A complete response; the connection then takes its next request. */
+/* A complete response; the connection then takes its next request. To a HEAD request
+ * (r->head) only the status and headers go, Content-Length the length of body (RFC 9110
+ * section 9.3.2: HEAD is GET without the content). */
 int http_reply(struct http *h, uint64_t conn, int status, const char *ctype,
 	       const struct http_header *hdrs, size_t n_hdrs, const void *body, size_t len);
 /* A JSON response: the object's text (o is not consumed). */
 struct json_object;
 int http_reply_json(struct http *h, uint64_t conn, int status, struct json_object *o,
 		    const struct http_header *hdrs, size_t n_hdrs);
-/* Start a streaming response (text/event-stream): headers now, data with http_send(). */
+/* Start a streaming response (text/event-stream): headers now, data with http_send().
+ * 0 on success, -ENOTCONN/-ENOMEM; 1 for a HEAD request: the stream's headers went and the
+ * response is complete, no stream follows (the caller keeps nothing for it). */
 int http_stream_begin(struct http *h, uint64_t conn, const struct http_header *hdrs, size_t n_hdrs);
 /* Queue bytes on a stream, or one text message on a WebSocket. -ENOBUFS when more than
  * HTTP_STREAM_QUEUE_MAX is already waiting (nothing queued, counted), -ENOTCONN when the

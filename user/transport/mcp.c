@@ -430,16 +430,17 @@ void mcp_cancel(struct mcp *m, const void *ctx)
 	}
 }
 
-static struct json_object *read_resource(struct mcp *m, int r)
+/* The resource's document, or NULL with the handler's refusal in err (its errors freed). */
+static struct json_object *read_resource(struct mcp *m, int r, struct herr *err)
 {
 	struct caller who = { .uid = (uid_t)-1, .transport = "mcp" };
 	struct json_object *params =
 		resources[r].params ? json_tokener_parse(resources[r].params) : NULL;
 	struct json_object *res = NULL;
-	struct herr err;
 
-	if (handlers_call(m->hx, resources[r].method, params, &who, &res, &err, NULL)) {
-		json_object_put(err.errors);
+	if (handlers_call(m->hx, resources[r].method, params, &who, &res, err, NULL)) {
+		json_object_put(err->errors);
+		err->errors = NULL;
 		res = NULL;
 	}
 	json_object_put(params);
@@ -490,14 +491,15 @@ static struct json_object *do_resources_read(struct mcp *m, struct json_object *
 	const char *uri = str_of(params, "uri");
 	int r = resource_index(uri);
 	struct json_object *doc, *res, *contents, *c;
+	struct herr err;
 
 	if (!uri)
 		return mcp_error(id, -32602, "resources/read: params.uri must be a string");
 	if (r < 0)
 		return unknown_resource(id, uri);
-	doc = read_resource(m, r);
-	if (!doc)
-		return mcp_error(id, -32603, "internal error: the resource could not be read");
+	doc = read_resource(m, r, &err);
+	if (!doc) /* the handler's words, as caelumctl and the API give them */
+		return mcp_error(id, -32603, err.message);
 	c = json_object_new_object();
 	json_object_object_add(c, "uri", json_object_new_string(uri));
 	json_object_object_add(c, "mimeType", json_object_new_string("application/json"));

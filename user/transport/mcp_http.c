@@ -451,7 +451,7 @@ void mcp_http_request(struct mcp_http *t, struct http_request *r)
 			on_delete(t, r);
 		} else {
 			static const struct http_header allow[] = { { "Allow",
-								      "GET, POST, DELETE" } };
+								      "GET, HEAD, POST, DELETE" } };
 			struct json_object *e = mcp_error(NULL, -32600, "Method Not Allowed");
 
 			http_reply_json(t->http, r->conn, 405, e, allow, 1);

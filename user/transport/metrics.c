@@ -393,6 +393,7 @@ static void http_metrics(struct out *o, struct json_object *http)
 	struct json_object *req = get(http, "requests_by_listener"), *resp = get(http, "responses");
 	struct json_object *refused = get(http, "refused"), *lim = get(http, "connection_limits");
 	struct json_object *conn_refused = get(http, "connections_refused");
+	struct json_object *conn_evicted = get(http, "connections_evicted");
 
 	if (!get(http, "enabled") || !json_object_get_boolean(get(http, "enabled")))
 		return;
@@ -415,6 +416,13 @@ static void http_metrics(struct out *o, struct json_object *http)
 	if (conn_refused && json_object_is_type(conn_refused, json_type_object)) {
 		json_object_object_foreach (conn_refused, limit, v)
 			sample(o, "caelum_http_connections_refused_total",
+			       json_object_get_double(v), "limit", limit, NULL);
+	}
+	family(o, "caelum_http_connections_evicted_total", "counter",
+	       "Idle unauthenticated connections closed to admit a new one, by the limit reached.");
+	if (conn_evicted && json_object_is_type(conn_evicted, json_type_object)) {
+		json_object_object_foreach (conn_evicted, limit, v)
+			sample(o, "caelum_http_connections_evicted_total",
 			       json_object_get_double(v), "limit", limit, NULL);
 	}
 	family(o, "caelum_http_body_incomplete_total", "counter",

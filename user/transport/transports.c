@@ -171,6 +171,11 @@ static void http_counters(struct json_object *o, const struct http_stats *st)
 		json_object_object_add(x, connlimit_reason_name(i),
 				       json_object_new_uint64(st->refused[i]));
 	json_object_object_add(o, "connections_refused", x);
+	x = json_object_new_object();
+	for (int i = 0; i < CL_REASONS; i++)
+		json_object_object_add(x, connlimit_reason_name(i),
+				       json_object_new_uint64(st->evicted[i]));
+	json_object_object_add(o, "connections_evicted", x);
 	json_object_object_add(o, "body_incomplete", json_object_new_uint64(st->body_incomplete));
 	x = json_object_new_object();
 	json_object_object_add(x, "connections", json_object_new_uint64(st->conn_slots));
