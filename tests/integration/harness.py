@@ -344,3 +344,22 @@ class CaelumTest(unittest.TestCase):
     def assertAllowed(self, env, cg, port, proto="tcp", family=4):
         self.assertEqual(env.bind_in(cg, port, proto, family), 0,
                          f"bind {port}/{proto} v{family} from {cg} should be allowed")
+
+
+def notify_recv_until(sock, pred, timeout, log=lambda: ""):
+    """sd_notify(3) datagrams read from sock (bound where $NOTIFY_SOCKET points), each a dict
+    of its KEY=VALUE lines, as (time, message) pairs until pred(message) holds: that one
+    last. AssertionError (with log()) if none does within timeout seconds."""
+    deadline = time.time() + timeout
+    out = []
+    while time.time() < deadline:
+        sock.settimeout(max(0.05, deadline - time.time()))
+        try:
+            data = sock.recv(4096).decode()
+        except socket.timeout:
+            break
+        msg = dict(line.split("=", 1) for line in data.split("\n") if line)
+        out.append((time.time(), msg))
+        if pred(msg):
+            return out
+    raise AssertionError(f"no matching message within {timeout}s; got {out}\n{log()}")

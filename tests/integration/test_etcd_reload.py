@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 
-from harness import CTL
+from harness import CTL, notify_recv_until
 from httpc import request
 import test_etcd  # its fixture (a module import: its tests are not collected here)
 
@@ -162,20 +162,7 @@ class EtcdSighup(test_etcd.EtcdFixture):
 
     def recv_until(self, pred, timeout=30.0):
         """(time, message) pairs until pred(message) holds; that one last."""
-        deadline = time.time() + timeout
-        out = []
-        while time.time() < deadline:
-            self.sock.settimeout(max(0.05, deadline - time.time()))
-            try:
-                data = self.sock.recv(4096).decode()
-            except socket.timeout:
-                break
-            msg = dict(line.split("=", 1) for line in data.split("\n") if line)
-            out.append((time.time(), msg))
-            if pred(msg):
-                return out
-        raise AssertionError(f"no matching message within {timeout}s; got {out}\n"
-                             f"{self.a.log()}")
+        return notify_recv_until(self.sock, pred, timeout, self.a.log)
 
     def test_sighup_pending_reload_ready_only_when_the_last_one_ended(self):
         a = self.a

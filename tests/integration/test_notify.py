@@ -7,7 +7,7 @@ import signal
 import socket
 import time
 
-from harness import DAEMON_WRAPPER, CaelumTest
+from harness import DAEMON_WRAPPER, CaelumTest, notify_recv_until
 
 
 def caps_of(pid):
@@ -34,19 +34,7 @@ class Notify(CaelumTest):
 
     def recv_until(self, pred, timeout=15.0):
         """Messages (dicts of the KEY=VALUE lines) until pred(msg) holds; that one last."""
-        deadline = time.time() + timeout
-        out = []
-        while time.time() < deadline:
-            self.sock.settimeout(max(0.05, deadline - time.time()))
-            try:
-                data = self.sock.recv(4096).decode()
-            except socket.timeout:
-                break
-            msg = dict(line.split("=", 1) for line in data.split("\n") if line)
-            out.append(msg)
-            if pred(msg):
-                return out
-        raise AssertionError(f"no matching message within {timeout}s; got {out}\n{self.e.log()}")
+        return [m for _, m in notify_recv_until(self.sock, pred, timeout, self.e.log)]
 
     def test_ready_only_once_enforcing_with_revision(self):
         self.start()

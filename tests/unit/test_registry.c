@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "registry.h"
+#include "outcome.h"
 #include "testutil.h"
 
 #define SRC(name) "/etc/caelum/services.d/" name ".json"
@@ -1399,23 +1400,6 @@ static void test_reserve_retry_noop(void **state)
 	reserve_ok(f, 8100, IPPROTO_TCP, "alpha"); /* declared by its spec */
 	assert_int_equal(registry_state(f->r)->rev, 2);
 	assert_int_equal(file_size(f->dir, "registry.wal"), log);
-}
-
-/* What a commit's continuation was told. */
-struct outcome {
-	int calls, err;
-	uint64_t rev;
-	char msg[256];
-};
-
-static void on_outcome(void *arg, int err, uint64_t rev, struct verr *e)
-{
-	struct outcome *o = arg;
-
-	o->calls++;
-	o->err = err;
-	o->rev = rev;
-	snprintf(o->msg, sizeof(o->msg), "%s", e->n ? e->msgs[0] : "");
 }
 
 /*

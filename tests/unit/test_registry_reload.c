@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "registry.h"
+#include "outcome.h"
 #include "testutil.h"
 
 #define SRC(name) "/etc/caelum/services.d/" name ".json"
@@ -29,23 +30,6 @@ struct fx {
 	struct reg_commit *watching; /* the pending commit the watcher asks about */
 	uint64_t batch_rev, commit_rev_in_batch;
 };
-
-/* What a commit's continuation was told. */
-struct outcome {
-	int calls, err;
-	uint64_t rev;
-	char msg[512];
-};
-
-static void on_outcome(void *arg, int err, uint64_t rev, struct verr *e)
-{
-	struct outcome *o = arg;
-
-	o->calls++;
-	o->err = err;
-	o->rev = rev;
-	snprintf(o->msg, sizeof(o->msg), "%s", e->n ? e->msgs[0] : "");
-}
 
 static void on_change(void *ctx, const struct reg_state *st, const struct reg_delta *d)
 {
